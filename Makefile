@@ -1,0 +1,55 @@
+# Sluice: the two commands are `make run` and `make test`.
+#   make run      install what is missing, build, start NATS and every service
+#                 with examples/ loaded (foreground; Ctrl-C stops all)
+#   make test     install, build, run every test, then again under ASan+UBSan
+# Other targets: build, asan, schemas, fuzz, bench, clean.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+GENERATOR  := -G Ninja
+JOBS       ?= 2
+FUZZ_SECONDS ?= 600
+
+.PHONY: all setup build run test test-fast asan schemas fuzz bench clean
+
+all: build
+
+setup:
+	@scripts/setup
+
+$(BUILD)/build.ninja:
+	@cmake -S . -B $(BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+
+build: setup $(BUILD)/build.ninja
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	@scripts/run
+
+# Every test (unit, integration, conformance), then unit and integration again
+# under AddressSanitizer + UndefinedBehaviorSanitizer (leaks fail).
+test: build
+	ctest --test-dir $(BUILD) -j $(JOBS) --output-on-failure
+	@$(MAKE) --no-print-directory asan
+
+asan: setup
+	@cmake -S . -B $(ASAN_BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	ctest --test-dir $(ASAN_BUILD) -j $(JOBS) -L 'unit|integration' --output-on-failure
+
+# Regenerate schemas/ from proto/sluice/v1 (a test fails when it is stale).
+schemas: build
+	$(BUILD)/tools/schemagen/sluice-schemagen schemas
+
+# libFuzzer targets, each run for FUZZ_SECONDS.
+fuzz: setup
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	scripts/fuzz $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+bench: build
+	@for b in bench/*/run; do [ -x "$$b" ] && "$$b" $(BUILD); done; true
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
