@@ -1,0 +1,197 @@
+/* sluice/service.h - what every Sluice process does the same way:
+ * common flags, logging set-up, signals, a dispatcher loop, readiness,
+ * metrics endpoint, the NATS connection, graceful drain and exit codes.
+ *
+ * A service's main():
+ *
+ *   static const sl_service_info info = {"sluice-translator", SLUICE_VERSION,
+ *                                        "Translates config into Envoy resources.", NULL};
+ *   int main(int argc, char **argv) {
+ *       sl_service_args args;  sl_service *svc = NULL;  sl_nats *nc;  sl_loop *loop = NULL;
+ *       int code = SL_EXIT_FAILURE;
+ *       sl_service_args_init(&args);
+ *       if (sl_service_args_parse(&args, &info, &argc, argv) != SL_OK) {
+ *           code = sl_service_usage_error(&info);
+ *           goto out;
+ *       }
+ *       if (args.exit_now) { code = args.exit_code; goto out; }
+ *       // argv now holds argv[0] and the service's own arguments.
+ *       if (sl_service_new(&svc, &info, &args) != SL_OK || sl_loop_new(&loop) != SL_OK ||
+ *           sl_service_connect(&nc, svc) != SL_OK)
+ *           goto out;
+ *       ... start KV watches delivering on loop ...
+ *       sl_service_set_ready(svc, true);
+ *       code = sl_service_run(svc, loop);   // until SIGINT/SIGTERM or request_stop
+ *       ... stop watches (no callbacks after that) ...
+ *   out:
+ *       sl_loop_free(loop);
+ *       sl_service_free(svc);              // drains NATS within --drain-timeout
+ *       sl_service_args_deinit(&args);
+ *       return code;
+ *   }
+ *
+ * Exit codes (documented in docs/common.md):
+ *   0  SL_EXIT_OK       clean stop (SIGINT/SIGTERM, or sl_service_request_stop(svc, 0))
+ *   1  SL_EXIT_FAILURE  runtime error: could not start, lost something it cannot
+ *                       live without, or the drain missed its deadline
+ *   2  SL_EXIT_USAGE    bad command line or configuration
+ */
+#ifndef SLUICE_SERVICE_H
+#define SLUICE_SERVICE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sluice/log.h"
+#include "sluice/metrics.h"
+#include "sluice/nats.h"
+#include "sluice/status.h"
+
+enum {
+    SL_EXIT_OK = 0,
+    SL_EXIT_FAILURE = 1,
+    SL_EXIT_USAGE = 2,
+};
+
+/* Parses a duration: a non-negative integer with a unit, "ms", "s", "m" or
+ * "h" ("500ms", "30s", "2m"), or "0". */
+sl_status sl_parse_duration_ms(int64_t *out, const char *s);
+
+/* ---- loop: callbacks serialised on one thread ------------------------ */
+
+/* A loop runs posted tasks one after another on the thread that calls
+ * sl_loop_run(). Watches and subscriptions deliver to a loop, so a service
+ * handles all of its events on one thread and its state needs no locks. */
+typedef struct sl_loop sl_loop;
+typedef void (*sl_loop_fn)(void *ud);
+
+sl_status sl_loop_new(sl_loop **out);
+
+/* Frees the loop; queued tasks are dropped (their drop function runs).
+ * The loop must not be running. NULL is a no-op. */
+void sl_loop_free(sl_loop *l);
+
+/* Queues run(ud) (any thread, never blocks). owner tags the task for
+ * sl_loop_cancel() and may be NULL. If the task never runs (cancelled, or
+ * the loop is freed), drop(ud) runs instead, when not NULL; exactly one of
+ * the two is called. SL_ERR_NOMEM only (and then neither is called). */
+sl_status sl_loop_post(sl_loop *l, const void *owner, sl_loop_fn run, sl_loop_fn drop, void *ud);
+
+/* Drops every queued task of owner (calling drop) and, when a task of
+ * owner is running on another thread, waits until it returns. Called from
+ * a task on the loop itself, it does not wait for that task. After it
+ * returns, no task of owner runs unless posted again. */
+void sl_loop_cancel(sl_loop *l, const void *owner);
+
+/* Runs tasks on the calling thread until sl_loop_stop(). Queued tasks that
+ * were not run stay queued. SL_ERR_INVALID if the loop already runs. */
+sl_status sl_loop_run(sl_loop *l);
+
+/* Makes sl_loop_run() return after the current task. Any thread. */
+void sl_loop_stop(sl_loop *l);
+
+/* True when called from the thread running the loop. */
+bool sl_loop_is_current(sl_loop *l);
+
+/* ---- common flags ------------------------------------------------------ */
+
+typedef struct sl_service_info {
+    const char *name;    /* "sluice-translator": logs' svc=, NATS connection name */
+    const char *version; /* printed by --version */
+    const char *summary; /* one line for --help */
+    const char *usage;   /* help text for the service's own flags, or NULL */
+} sl_service_info;
+
+/* Owned by the caller; strings are heap copies freed by deinit. */
+typedef struct sl_service_args {
+    sl_log_level log_level; /* --log-level; applies when log_level_set */
+    bool log_level_set;
+    char *metrics_addr;       /* --metrics-addr host:port; NULL = no endpoint */
+    int64_t drain_timeout_ms; /* --drain-timeout; default 10s */
+    sl_nats_settings nats;    /* --nats-* and NATS_* env */
+    bool exit_now;            /* --help or --version was handled */
+    int exit_code;            /* the code to exit with when exit_now */
+} sl_service_args;
+
+/* Defaults, then the NATS_* environment and SLUICE_METRICS_ADDR. */
+void sl_service_args_init(sl_service_args *a);
+void sl_service_args_deinit(sl_service_args *a);
+
+/* Takes the common flags out of argv (--log-level, --metrics-addr,
+ * --drain-timeout, --nats-*, --help/-h, --version; "--flag value" or
+ * "--flag=value") and leaves argv[0] and everything else, in order, for the
+ * service's own parsing (*argc updated, argv[*argc] = NULL). "--" ends the
+ * common flags and stays in argv. --help and --version print to stdout and
+ * set exit_now. SL_ERR_INVALID on a bad value (see sl_error_msg()). */
+sl_status sl_service_args_parse(sl_service_args *a, const sl_service_info *info, int *argc,
+                                char **argv);
+
+/* Prints --help text to f. */
+void sl_service_print_help(FILE *f, const sl_service_info *info);
+
+/* Prints "<name>: <sl_error_msg()>" and a hint to stderr; returns
+ * SL_EXIT_USAGE. */
+int sl_service_usage_error(const sl_service_info *info);
+
+/* ---- the service ------------------------------------------------------- */
+
+typedef struct sl_service sl_service;
+
+/* Called on SIGHUP, on the loop given to sl_service_run() (or on the
+ * service's signal thread when there is none). */
+typedef void (*sl_service_reload_fn)(sl_service *svc, void *ud);
+
+/* Sets up logging (svc=info->name, SLUICE_LOG_LEVEL then --log-level),
+ * installs the SIGINT/SIGTERM/SIGHUP handlers (SIGPIPE is ignored), and
+ * starts the metrics endpoint when args->metrics_addr is set. info and
+ * args are copied. One service per process: SL_ERR_EXISTS otherwise. */
+sl_status sl_service_new(sl_service **out, const sl_service_info *info, const sl_service_args *args);
+
+/* Closes the NATS connection (draining it within the drain timeout), stops
+ * the metrics endpoint, frees the registry and restores the signal
+ * handlers. Everything made from the connection must be freed before.
+ * NULL is a no-op. */
+void sl_service_free(sl_service *svc);
+
+/* Connects to NATS with the service's settings (connection name defaults
+ * to the service name). The connection belongs to the service: valid until
+ * sl_service_free(). Calling it again returns the same connection. */
+sl_status sl_service_connect(sl_nats **out, sl_service *svc);
+
+/* The service's metrics registry (always present; served when
+ * --metrics-addr is set). Valid until sl_service_free(). */
+sl_metrics *sl_service_metrics(sl_service *svc);
+
+/* The metrics endpoint's port, or 0 when there is none. */
+int sl_service_metrics_port(sl_service *svc);
+
+/* Marks the service ready (/readyz answers 200) or not. Any thread. */
+void sl_service_set_ready(sl_service *svc, bool ready);
+bool sl_service_is_ready(sl_service *svc);
+
+/* Sets the SIGHUP hook (NULL removes it). */
+void sl_service_on_reload(sl_service *svc, sl_service_reload_fn fn, void *ud);
+
+/* Asks the service to stop with this exit code (the first request's code
+ * wins). Any thread, not from a signal handler. */
+void sl_service_request_stop(sl_service *svc, int exit_code);
+
+/* True once a stop was requested (signal or sl_service_request_stop()). */
+bool sl_service_stopping(sl_service *svc);
+
+/* Blocks until a stop is requested, then returns the exit code. From then
+ * on the drain deadline runs: if the process has not finished
+ * sl_service_free() within --drain-timeout (plus 2 s), or a second
+ * SIGINT/SIGTERM arrives, it logs and exits with SL_EXIT_FAILURE. */
+int sl_service_wait_stop(sl_service *svc);
+
+/* Runs loop on the calling thread until a stop is requested (SIGHUP hooks
+ * run on it too), then returns the exit code as sl_service_wait_stop()
+ * does. */
+int sl_service_run(sl_service *svc, sl_loop *loop);
+
+/* The exit code so far (SL_EXIT_OK until a stop asks for another). */
+int sl_service_exit_code(sl_service *svc);
+
+#endif

@@ -1,0 +1,783 @@
+#include "sluice/service.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- durations -------------------------------------------------------- */
+
+sl_status sl_parse_duration_ms(int64_t *out, const char *s)
+{
+    static const struct {
+        const char *unit;
+        int64_t ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+    int64_t v = 0;
+    const char *p = s;
+
+    if (s == NULL || *s == '\0')
+        return sl_error_set(SL_ERR_INVALID, "duration: empty");
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (INT64_MAX - 9) / 10)
+            return sl_error_set(SL_ERR_INVALID, "duration '%s': too large", s);
+        v = v * 10 + (*p - '0');
+    }
+    if (p == s)
+        return sl_error_set(SL_ERR_INVALID, "duration '%s': expected a number and a unit", s);
+    if (*p == '\0') {
+        if (v != 0)
+            return sl_error_set(SL_ERR_INVALID, "duration '%s': missing unit (ms, s, m, h)", s);
+        *out = 0;
+        return SL_OK;
+    }
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(p, units[i].unit) == 0) {
+            if (v > INT64_MAX / units[i].ms)
+                return sl_error_set(SL_ERR_INVALID, "duration '%s': too large", s);
+            *out = v * units[i].ms;
+            return SL_OK;
+        }
+    }
+    return sl_error_set(SL_ERR_INVALID, "duration '%s': unknown unit (ms, s, m, h)", s);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- loop ------------------------------------------------------------- */
+
+struct task {
+    struct task *next;
+    const void *owner;
+    sl_loop_fn run;
+    sl_loop_fn drop;
+    void *ud;
+};
+
+struct sl_loop {
+    pthread_mutex_t lock;
+    pthread_cond_t wake; /* a task was queued, or stop */
+    pthread_cond_t idle; /* the running task returned */
+    struct task *head;
+    struct task **tail;
+    bool running;
+    bool stop;
+    pthread_t thread;
+    bool in_task;
+    const void *cur_owner;
+};
+
+sl_status sl_loop_new(sl_loop **out)
+{
+    sl_loop *l = calloc(1, sizeof(*l));
+
+    if (l == NULL)
+        return sl_error_set(SL_ERR_NOMEM, "loop");
+    pthread_mutex_init(&l->lock, NULL);
+    pthread_cond_init(&l->wake, NULL);
+    pthread_cond_init(&l->idle, NULL);
+    l->tail = &l->head;
+    *out = l;
+    return SL_OK;
+}
+
+static void drop_list(struct task *t)
+{
+    while (t != NULL) {
+        struct task *next = t->next;
+        if (t->drop != NULL)
+            t->drop(t->ud);
+        free(t);
+        t = next;
+    }
+}
+
+void sl_loop_free(sl_loop *l)
+{
+    if (l == NULL)
+        return;
+    drop_list(l->head);
+    pthread_cond_destroy(&l->idle);
+    pthread_cond_destroy(&l->wake);
+    pthread_mutex_destroy(&l->lock);
+    free(l);
+}
+
+sl_status sl_loop_post(sl_loop *l, const void *owner, sl_loop_fn run, sl_loop_fn drop, void *ud)
+{
+    struct task *t = malloc(sizeof(*t));
+
+    if (t == NULL)
+        return sl_error_set(SL_ERR_NOMEM, "loop task");
+    t->next = NULL;
+    t->owner = owner;
+    t->run = run;
+    t->drop = drop;
+    t->ud = ud;
+    pthread_mutex_lock(&l->lock);
+    *l->tail = t;
+    l->tail = &t->next;
+    pthread_cond_signal(&l->wake);
+    pthread_mutex_unlock(&l->lock);
+    return SL_OK;
+}
+
+void sl_loop_cancel(sl_loop *l, const void *owner)
+{
+    struct task *dropped = NULL, **dtail = &dropped;
+    struct task **pp;
+
+    pthread_mutex_lock(&l->lock);
+    pp = &l->head;
+    while (*pp != NULL) {
+        struct task *t = *pp;
+        if (t->owner == owner) {
+            *pp = t->next;
+            t->next = NULL;
+            *dtail = t;
+            dtail = &t->next;
+        } else {
+            pp = &t->next;
+        }
+    }
+    l->tail = pp;
+    if (!(l->running && pthread_equal(l->thread, pthread_self()))) {
+        while (l->in_task && l->cur_owner == owner)
+            pthread_cond_wait(&l->idle, &l->lock);
+    }
+    pthread_mutex_unlock(&l->lock);
+    /* Outside the lock: a drop function may post or cancel. */
+    drop_list(dropped);
+}
+
+sl_status sl_loop_run(sl_loop *l)
+{
+    sl_status st = SL_OK;
+
+    pthread_mutex_lock(&l->lock);
+    if (l->running) {
+        st = sl_error_set(SL_ERR_INVALID, "loop already running");
+        goto out;
+    }
+    l->running = true;
+    l->thread = pthread_self();
+    while (!l->stop) {
+        struct task *t = l->head;
+        if (t == NULL) {
+            pthread_cond_wait(&l->wake, &l->lock);
+            continue;
+        }
+        l->head = t->next;
+        if (l->head == NULL)
+            l->tail = &l->head;
+        l->in_task = true;
+        l->cur_owner = t->owner;
+        pthread_mutex_unlock(&l->lock);
+        t->run(t->ud);
+        free(t);
+        pthread_mutex_lock(&l->lock);
+        l->in_task = false;
+        l->cur_owner = NULL;
+        pthread_cond_broadcast(&l->idle);
+    }
+    /* A stop requested before run() started still counts: it is cleared
+     * only here. */
+    l->stop = false;
+    l->running = false;
+out:
+    pthread_mutex_unlock(&l->lock);
+    return st;
+}
+
+void sl_loop_stop(sl_loop *l)
+{
+    pthread_mutex_lock(&l->lock);
+    l->stop = true;
+    pthread_cond_broadcast(&l->wake);
+    pthread_mutex_unlock(&l->lock);
+}
+
+bool sl_loop_is_current(sl_loop *l)
+{
+    bool cur;
+
+    pthread_mutex_lock(&l->lock);
+    cur = l->running && pthread_equal(l->thread, pthread_self());
+    pthread_mutex_unlock(&l->lock);
+    return cur;
+}
+
+/* ---- common flags ------------------------------------------------------ */
+
+void sl_service_args_init(sl_service_args *a)
+{
+    const char *m = getenv("SLUICE_METRICS_ADDR");
+
+    memset(a, 0, sizeof(*a));
+    a->log_level = SL_LOG_INFO;
+    a->drain_timeout_ms = 10000;
+    sl_nats_settings_init(&a->nats);
+    /* Only allocation can fail here; a missing value is then simply
+     * unset, and sl_service_new() reports nothing worse than defaults. */
+    (void)sl_nats_settings_from_env(&a->nats);
+    if (m != NULL && m[0] != '\0')
+        a->metrics_addr = strdup(m);
+}
+
+void sl_service_args_deinit(sl_service_args *a)
+{
+    free(a->metrics_addr);
+    a->metrics_addr = NULL;
+    sl_nats_settings_deinit(&a->nats);
+}
+
+void sl_service_print_help(FILE *f, const sl_service_info *info)
+{
+    fprintf(f, "Usage: %s [flags]%s\n", info->name, info->usage != NULL ? " [arguments]" : "");
+    if (info->summary != NULL)
+        fprintf(f, "%s\n", info->summary);
+    if (info->usage != NULL)
+        fprintf(f, "\n%s flags:\n%s", info->name, info->usage);
+    fprintf(f, "\nCommon flags:\n"
+               "  --log-level LEVEL           error, warn, info, debug or trace "
+               "(env SLUICE_LOG_LEVEL; default info)\n"
+               "  --metrics-addr HOST:PORT    serve /metrics, /healthz, /readyz "
+               "(env SLUICE_METRICS_ADDR; default off; port 0 picks one)\n"
+               "  --drain-timeout DUR         graceful stop deadline, e.g. 10s (default 10s)\n"
+               "%s"
+               "  -h, --help                  show this help\n"
+               "  --version                   print the version\n"
+               "\nExit status: 0 stopped cleanly, 1 runtime error, 2 usage or configuration "
+               "error.\n",
+            sl_nats_settings_usage());
+}
+
+int sl_service_usage_error(const sl_service_info *info)
+{
+    fprintf(stderr, "%s: %s\nTry '%s --help'.\n", info->name, sl_error_msg(), info->name);
+    return SL_EXIT_USAGE;
+}
+
+/* One common flag: returns SL_ERR_NOT_FOUND when arg is none of ours. */
+static sl_status parse_common(sl_service_args *a, const sl_service_info *info, int argc,
+                              char **argv, int *i)
+{
+    static const char *const with_value[] = {"--log-level", "--metrics-addr", "--drain-timeout"};
+    const char *arg = argv[*i], *value = NULL;
+    size_t k, n = 0;
+    bool matched;
+    sl_status st;
+
+    if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+        sl_service_print_help(stdout, info);
+        a->exit_now = true;
+        a->exit_code = SL_EXIT_OK;
+        (*i)++;
+        return SL_OK;
+    }
+    if (strcmp(arg, "--version") == 0) {
+        printf("%s %s\n", info->name, info->version != NULL ? info->version : "unknown");
+        a->exit_now = true;
+        a->exit_code = SL_EXIT_OK;
+        (*i)++;
+        return SL_OK;
+    }
+    st = sl_nats_settings_parse_arg(&matched, &a->nats, argc, argv, i);
+    if (st != SL_OK || matched)
+        return st;
+
+    for (k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++) {
+        n = strlen(with_value[k]);
+        if (strncmp(arg, with_value[k], n) == 0 && (arg[n] == '\0' || arg[n] == '='))
+            break;
+    }
+    if (k == sizeof(with_value) / sizeof(with_value[0]))
+        return SL_ERR_NOT_FOUND;
+    if (arg[n] == '=') {
+        value = arg + n + 1;
+        (*i)++;
+    } else if (*i + 1 < argc) {
+        value = argv[*i + 1];
+        *i += 2;
+    } else {
+        return sl_error_set(SL_ERR_INVALID, "%s: missing value", with_value[k]);
+    }
+
+    switch (k) {
+    case 0:
+        st = sl_log_level_parse(&a->log_level, value);
+        if (st == SL_OK)
+            a->log_level_set = true;
+        else
+            sl_error_set(st, "--log-level '%s': expected error, warn, info, debug or trace", value);
+        break;
+    case 1:
+        free(a->metrics_addr);
+        a->metrics_addr = strdup(value);
+        if (a->metrics_addr == NULL)
+            st = sl_error_set(SL_ERR_NOMEM, "--metrics-addr");
+        break;
+    case 2:
+        st = sl_parse_duration_ms(&a->drain_timeout_ms, value);
+        if (st != SL_OK)
+            sl_error_set(st, "--drain-timeout '%s': expected a duration such as 10s", value);
+        break;
+    }
+    return st;
+}
+
+sl_status sl_service_args_parse(sl_service_args *a, const sl_service_info *info, int *argc,
+                                char **argv)
+{
+    sl_status st = SL_OK;
+    int i = 1, j = 1;
+
+    while (i < *argc && !a->exit_now) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        st = parse_common(a, info, *argc, argv, &i);
+        if (st == SL_ERR_NOT_FOUND) {
+            argv[j++] = argv[i++];
+            st = SL_OK;
+        } else if (st != SL_OK) {
+            goto out;
+        }
+    }
+    while (i < *argc)
+        argv[j++] = argv[i++];
+    *argc = j;
+    argv[j] = NULL;
+out:
+    return st;
+}
+
+/* ---- the service ------------------------------------------------------- */
+
+/* The self-pipe is the signal flag: the handler writes the signal number,
+ * the service's signal thread reads it. Byte 0 stops that thread; byte 255
+ * makes it re-read the drain deadline. */
+#define SIGBYTE_QUIT 0
+#define SIGBYTE_WAKE 255
+
+static int sig_pipe[2] = {-1, -1};
+static atomic_bool service_exists;
+
+struct sl_service {
+    sl_service_info info;
+    char *name;
+    char *version;
+    sl_service_args args; /* copy; nats settings copied too */
+    sl_metrics *metrics;
+    sl_metrics_server *server;
+    atomic_bool ready;
+    sl_nats *nats;
+
+    pthread_t sig_thread;
+    struct sigaction old_int, old_term, old_hup, old_pipe;
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool stopping;
+    int exit_code;
+    int64_t deadline; /* drain deadline (monotonic ms), 0 = not armed */
+    sl_loop *loop;    /* set while sl_service_run() runs it */
+    sl_service_reload_fn reload;
+    void *reload_ud;
+};
+
+static void on_signal(int signo)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)signo;
+    ssize_t n = write(sig_pipe[1], &b, 1);
+
+    (void)n; /* a full pipe already holds a pending signal */
+    errno = saved;
+}
+
+static void wake_signal_thread(unsigned char b)
+{
+    ssize_t n;
+
+    do
+        n = write(sig_pipe[1], &b, 1);
+    while (n < 0 && errno == EINTR);
+}
+
+static void reload_task(void *ud)
+{
+    sl_service *svc = ud;
+    sl_service_reload_fn fn;
+    void *fud;
+
+    pthread_mutex_lock(&svc->lock);
+    fn = svc->reload;
+    fud = svc->reload_ud;
+    pthread_mutex_unlock(&svc->lock);
+    if (fn != NULL)
+        fn(svc, fud);
+}
+
+static void handle_signal(sl_service *svc, int signo)
+{
+    bool stopping;
+    sl_loop *loop;
+
+    pthread_mutex_lock(&svc->lock);
+    stopping = svc->stopping;
+    loop = svc->loop;
+    pthread_mutex_unlock(&svc->lock);
+
+    if (signo == SIGHUP) {
+        sl_log_info("service", "SIGHUP received");
+        /* On the loop the hook is serialised with the service's other
+         * callbacks; sl_service_run() cancels it with the loop. */
+        if (loop == NULL || sl_loop_post(loop, svc, reload_task, NULL, svc) != SL_OK)
+            reload_task(svc);
+        return;
+    }
+    if (stopping) {
+        sl_log_error("service", "second signal while stopping, exiting now", "signal=%s",
+                     sigabbrev_np(signo));
+        _exit(SL_EXIT_FAILURE);
+    }
+    sl_log_info("service", "stopping", "signal=%s", sigabbrev_np(signo));
+    sl_service_request_stop(svc, SL_EXIT_OK);
+}
+
+static void *signal_main(void *arg)
+{
+    sl_service *svc = arg;
+
+    for (;;) {
+        struct pollfd p = {.fd = sig_pipe[0], .events = POLLIN};
+        unsigned char buf[16];
+        int64_t deadline, timeout = -1;
+        ssize_t n;
+
+        pthread_mutex_lock(&svc->lock);
+        deadline = svc->deadline;
+        pthread_mutex_unlock(&svc->lock);
+        if (deadline != 0) {
+            timeout = deadline - mono_ms();
+            if (timeout <= 0) {
+                sl_log_error("service", "drain deadline passed, exiting", "drain_timeout_ms=%lld",
+                             (long long)svc->args.drain_timeout_ms);
+                _exit(SL_EXIT_FAILURE);
+            }
+        }
+        if (poll(&p, 1, timeout > INT32_MAX ? INT32_MAX : (int)timeout) <= 0)
+            continue;
+        n = read(sig_pipe[0], buf, sizeof(buf));
+        for (ssize_t i = 0; i < n; i++) {
+            if (buf[i] == SIGBYTE_QUIT)
+                return NULL;
+            if (buf[i] != SIGBYTE_WAKE)
+                handle_signal(svc, buf[i]);
+        }
+    }
+}
+
+static sl_status install_signals(sl_service *svc)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(SIGINT, &sa, &svc->old_int) != 0 || sigaction(SIGTERM, &sa, &svc->old_term) != 0 ||
+        sigaction(SIGHUP, &sa, &svc->old_hup) != 0)
+        return sl_error_set(SL_ERR_IO, "sigaction: %s", strerror(errno));
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, &svc->old_pipe) != 0)
+        return sl_error_set(SL_ERR_IO, "sigaction: %s", strerror(errno));
+    return SL_OK;
+}
+
+static void restore_signals(sl_service *svc)
+{
+    sigaction(SIGINT, &svc->old_int, NULL);
+    sigaction(SIGTERM, &svc->old_term, NULL);
+    sigaction(SIGHUP, &svc->old_hup, NULL);
+    sigaction(SIGPIPE, &svc->old_pipe, NULL);
+}
+
+sl_status sl_service_new(sl_service **out, const sl_service_info *info, const sl_service_args *args)
+{
+    sl_status st = SL_OK;
+    sl_service *svc = NULL;
+    bool expected = false;
+    bool signals = false;
+    int rc;
+
+    if (!atomic_compare_exchange_strong(&service_exists, &expected, true))
+        return sl_error_set(SL_ERR_EXISTS, "a service already exists in this process");
+    svc = calloc(1, sizeof(*svc));
+    if (svc == NULL) {
+        st = sl_error_set(SL_ERR_NOMEM, "service");
+        goto err;
+    }
+    pthread_mutex_init(&svc->lock, NULL);
+    pthread_cond_init(&svc->cond, NULL);
+    atomic_init(&svc->ready, false);
+    svc->name = strdup(info->name);
+    svc->version = strdup(info->version != NULL ? info->version : "unknown");
+    svc->args = *args;
+    svc->args.metrics_addr = args->metrics_addr != NULL ? strdup(args->metrics_addr) : NULL;
+    sl_nats_settings_init(&svc->args.nats);
+    if (svc->name == NULL || svc->version == NULL ||
+        (args->metrics_addr != NULL && svc->args.metrics_addr == NULL)) {
+        st = sl_error_set(SL_ERR_NOMEM, "service");
+        goto err;
+    }
+    /* Copy the NATS settings through the flag setter, which duplicates. */
+    svc->args.nats = args->nats;
+    svc->args.nats.urls = svc->args.nats.creds_file = svc->args.nats.tls_cert = NULL;
+    svc->args.nats.tls_key = svc->args.nats.tls_ca = svc->args.nats.name = NULL;
+    {
+        const struct {
+            const char *flag;
+            const char *value;
+        } strs[] = {{"nats-url", args->nats.urls},           {"nats-creds", args->nats.creds_file},
+                    {"nats-tls-cert", args->nats.tls_cert}, {"nats-tls-key", args->nats.tls_key},
+                    {"nats-tls-ca", args->nats.tls_ca},     {"nats-name", args->nats.name}};
+        for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+            if (strs[i].value == NULL)
+                continue;
+            st = sl_nats_settings_set(&svc->args.nats, strs[i].flag, strs[i].value);
+            if (st != SL_OK)
+                goto err;
+        }
+        if (svc->args.nats.name == NULL) {
+            st = sl_nats_settings_set(&svc->args.nats, "nats-name", svc->name);
+            if (st != SL_OK)
+                goto err;
+        }
+    }
+    svc->info = *info;
+    svc->info.name = svc->name;
+    svc->info.version = svc->version;
+    svc->info.summary = NULL;
+    svc->info.usage = NULL;
+
+    if (sl_log_init(svc->name) != SL_OK)
+        sl_log_warn("service", "ignoring SLUICE_LOG_LEVEL", "err=%s", sl_log_q(sl_error_msg()));
+    if (args->log_level_set)
+        sl_log_set_level(args->log_level);
+
+    st = sl_metrics_new(&svc->metrics);
+    if (st != SL_OK)
+        goto err;
+    if (svc->args.metrics_addr != NULL) {
+        st = sl_metrics_server_start(&svc->server, svc->metrics, svc->args.metrics_addr);
+        if (st != SL_OK)
+            goto err;
+    }
+    if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        st = sl_error_set(SL_ERR_IO, "pipe: %s", strerror(errno));
+        goto err;
+    }
+    /* The reading end blocks in poll() anyway; keep reads simple. */
+    fcntl(sig_pipe[0], F_SETFL, 0);
+    st = install_signals(svc);
+    signals = true;
+    if (st != SL_OK)
+        goto err;
+    rc = pthread_create(&svc->sig_thread, NULL, signal_main, svc);
+    if (rc != 0) {
+        st = sl_error_set(SL_ERR_IO, "signal thread: %s", strerror(rc));
+        goto err;
+    }
+    sl_log_info("service", "starting", "version=%s pid=%d", sl_log_q(svc->version), (int)getpid());
+    *out = svc;
+    goto out;
+
+err:
+    if (signals)
+        restore_signals(svc);
+    if (sig_pipe[0] >= 0) {
+        close(sig_pipe[0]);
+        close(sig_pipe[1]);
+        sig_pipe[0] = sig_pipe[1] = -1;
+    }
+    if (svc != NULL) {
+        sl_metrics_server_stop(svc->server);
+        sl_metrics_free(svc->metrics);
+        sl_nats_settings_deinit(&svc->args.nats);
+        free(svc->args.metrics_addr);
+        free(svc->name);
+        free(svc->version);
+        pthread_cond_destroy(&svc->cond);
+        pthread_mutex_destroy(&svc->lock);
+        free(svc);
+    }
+    atomic_store(&service_exists, false);
+out:
+    return st;
+}
+
+void sl_service_free(sl_service *svc)
+{
+    if (svc == NULL)
+        return;
+    if (svc->nats != NULL) {
+        sl_nats_close(svc->nats, svc->args.drain_timeout_ms);
+        svc->nats = NULL;
+    }
+    wake_signal_thread(SIGBYTE_QUIT);
+    pthread_join(svc->sig_thread, NULL);
+    restore_signals(svc);
+    close(sig_pipe[0]);
+    close(sig_pipe[1]);
+    sig_pipe[0] = sig_pipe[1] = -1;
+    sl_metrics_server_stop(svc->server);
+    sl_metrics_free(svc->metrics);
+    sl_log_info("service", "stopped", "exit_code=%d", svc->exit_code);
+    sl_nats_settings_deinit(&svc->args.nats);
+    free(svc->args.metrics_addr);
+    free(svc->name);
+    free(svc->version);
+    pthread_cond_destroy(&svc->cond);
+    pthread_mutex_destroy(&svc->lock);
+    free(svc);
+    atomic_store(&service_exists, false);
+}
+
+sl_status sl_service_connect(sl_nats **out, sl_service *svc)
+{
+    sl_status st = SL_OK;
+
+    if (svc->nats == NULL)
+        st = sl_nats_connect(&svc->nats, &svc->args.nats);
+    if (st == SL_OK)
+        *out = svc->nats;
+    return st;
+}
+
+sl_metrics *sl_service_metrics(sl_service *svc)
+{
+    return svc->metrics;
+}
+
+int sl_service_metrics_port(sl_service *svc)
+{
+    return svc->server != NULL ? sl_metrics_server_port(svc->server) : 0;
+}
+
+void sl_service_set_ready(sl_service *svc, bool ready)
+{
+    bool was = atomic_exchange(&svc->ready, ready);
+
+    if (svc->server != NULL)
+        sl_metrics_server_set_ready(svc->server, ready);
+    if (was != ready)
+        sl_log_info("service", ready ? "ready" : "not ready");
+}
+
+bool sl_service_is_ready(sl_service *svc)
+{
+    return atomic_load(&svc->ready);
+}
+
+void sl_service_on_reload(sl_service *svc, sl_service_reload_fn fn, void *ud)
+{
+    pthread_mutex_lock(&svc->lock);
+    svc->reload = fn;
+    svc->reload_ud = ud;
+    pthread_mutex_unlock(&svc->lock);
+}
+
+void sl_service_request_stop(sl_service *svc, int exit_code)
+{
+    pthread_mutex_lock(&svc->lock);
+    if (!svc->stopping) {
+        svc->stopping = true;
+        svc->exit_code = exit_code;
+        if (svc->loop != NULL)
+            sl_loop_stop(svc->loop);
+        pthread_cond_broadcast(&svc->cond);
+    }
+    pthread_mutex_unlock(&svc->lock);
+}
+
+bool sl_service_stopping(sl_service *svc)
+{
+    bool s;
+
+    pthread_mutex_lock(&svc->lock);
+    s = svc->stopping;
+    pthread_mutex_unlock(&svc->lock);
+    return s;
+}
+
+/* Starts the drain deadline (once) and returns the exit code. Lock held. */
+static int arm_deadline_locked(sl_service *svc)
+{
+    if (svc->deadline == 0) {
+        svc->deadline = mono_ms() + svc->args.drain_timeout_ms + 2000;
+        wake_signal_thread(SIGBYTE_WAKE);
+    }
+    return svc->exit_code;
+}
+
+int sl_service_wait_stop(sl_service *svc)
+{
+    int code;
+
+    pthread_mutex_lock(&svc->lock);
+    while (!svc->stopping)
+        pthread_cond_wait(&svc->cond, &svc->lock);
+    code = arm_deadline_locked(svc);
+    pthread_mutex_unlock(&svc->lock);
+    return code;
+}
+
+int sl_service_run(sl_service *svc, sl_loop *loop)
+{
+    int code;
+    bool stopping;
+
+    pthread_mutex_lock(&svc->lock);
+    svc->loop = loop;
+    stopping = svc->stopping;
+    pthread_mutex_unlock(&svc->lock);
+
+    if (!stopping && sl_loop_run(loop) != SL_OK)
+        sl_service_request_stop(svc, SL_EXIT_FAILURE);
+
+    pthread_mutex_lock(&svc->lock);
+    svc->loop = NULL;
+    /* The loop stopped for another reason than a stop request: that ends
+     * the service all the same. */
+    if (!svc->stopping) {
+        svc->stopping = true;
+        pthread_cond_broadcast(&svc->cond);
+    }
+    code = arm_deadline_locked(svc);
+    pthread_mutex_unlock(&svc->lock);
+    /* A SIGHUP queued but not run must not run later. */
+    sl_loop_cancel(loop, svc);
+    return code;
+}
+
+int sl_service_exit_code(sl_service *svc)
+{
+    int code;
+
+    pthread_mutex_lock(&svc->lock);
+    code = svc->exit_code;
+    pthread_mutex_unlock(&svc->lock);
+    return code;
+}
