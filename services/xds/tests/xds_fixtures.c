@@ -1,0 +1,237 @@
+/* xds_fixtures.c - see xds_fixtures.h. */
+#include "xds_fixtures.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "envoy/config/cluster/v3/cluster.pb-c.h"
+#include "envoy/config/endpoint/v3/endpoint.pb-c.h"
+#include "envoy/config/listener/v3/listener.pb-c.h"
+#include "envoy/config/route/v3/route.pb-c.h"
+#include "envoy/extensions/filters/http/router/v3/router.pb-c.h"
+#include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb-c.h"
+#include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
+
+static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *b = malloc(n ? n : 1);
+    if (b)
+        protobuf_c_message_pack(m, b);
+    *len = n;
+    return b;
+}
+
+/* Packs m into a (caller-freed) Any value. */
+static int any_of(Google__Protobuf__Any *any, const ProtobufCMessage *m, char *url, size_t urlcap)
+{
+    size_t n;
+    uint8_t *b = pack(m, &n);
+    if (!b)
+        return -1;
+    snprintf(url, urlcap, "type.googleapis.com/%s", m->descriptor->name);
+    any->type_url = url;
+    any->value.data = b;
+    any->value.len = n;
+    return 0;
+}
+
+uint8_t *fx_cluster(size_t *len, const char *name, const char *eds_service)
+{
+    Envoy__Config__Cluster__V3__Cluster c = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__INIT;
+    Envoy__Config__Cluster__V3__Cluster__EdsClusterConfig eds = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__EDS_CLUSTER_CONFIG__INIT;
+    Envoy__Config__Core__V3__ConfigSource cs = ENVOY__CONFIG__CORE__V3__CONFIG_SOURCE__INIT;
+    Envoy__Config__Core__V3__AggregatedConfigSource ads = ENVOY__CONFIG__CORE__V3__AGGREGATED_CONFIG_SOURCE__INIT;
+    Google__Protobuf__Duration to = GOOGLE__PROTOBUF__DURATION__INIT;
+    c.name = (char *)name;
+    c.cluster_discovery_type_case = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__CLUSTER_DISCOVERY_TYPE_TYPE;
+    c.type = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__EDS;
+    c.lb_policy = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__ROUND_ROBIN;
+    to.seconds = 5;
+    c.connect_timeout = &to;
+    cs.config_source_specifier_case = ENVOY__CONFIG__CORE__V3__CONFIG_SOURCE__CONFIG_SOURCE_SPECIFIER_ADS;
+    cs.ads = &ads;
+    cs.resource_api_version = ENVOY__CONFIG__CORE__V3__API_VERSION__V3;
+    eds.eds_config = &cs;
+    if (eds_service)
+        eds.service_name = (char *)eds_service;
+    c.eds_cluster_config = &eds;
+    return pack(&c.base, len);
+}
+
+uint8_t *fx_cla(size_t *len, const char *name, int n, const char *const *addrs, const unsigned *ports)
+{
+    Envoy__Config__Endpoint__V3__ClusterLoadAssignment cla = ENVOY__CONFIG__ENDPOINT__V3__CLUSTER_LOAD_ASSIGNMENT__INIT;
+    Envoy__Config__Endpoint__V3__LocalityLbEndpoints loc = ENVOY__CONFIG__ENDPOINT__V3__LOCALITY_LB_ENDPOINTS__INIT;
+    Envoy__Config__Endpoint__V3__LocalityLbEndpoints *locs[1] = {&loc};
+    Envoy__Config__Core__V3__Locality locality = ENVOY__CONFIG__CORE__V3__LOCALITY__INIT;
+    Google__Protobuf__UInt32Value w = GOOGLE__PROTOBUF__UINT32_VALUE__INIT;
+    Envoy__Config__Endpoint__V3__LbEndpoint lbe[16];
+    Envoy__Config__Endpoint__V3__LbEndpoint *lbep[16];
+    Envoy__Config__Endpoint__V3__Endpoint ep[16];
+    Envoy__Config__Core__V3__Address ad[16];
+    Envoy__Config__Core__V3__SocketAddress sa[16];
+    if (n > 16)
+        n = 16;
+    cla.cluster_name = (char *)name;
+    locality.region = "local";
+    loc.locality = &locality;
+    w.value = 1;
+    loc.load_balancing_weight = &w;
+    for (int i = 0; i < n; i++) {
+        envoy__config__endpoint__v3__lb_endpoint__init(&lbe[i]);
+        envoy__config__endpoint__v3__endpoint__init(&ep[i]);
+        envoy__config__core__v3__address__init(&ad[i]);
+        envoy__config__core__v3__socket_address__init(&sa[i]);
+        sa[i].address = (char *)addrs[i];
+        sa[i].port_specifier_case = ENVOY__CONFIG__CORE__V3__SOCKET_ADDRESS__PORT_SPECIFIER_PORT_VALUE;
+        sa[i].port_value = ports[i];
+        ad[i].address_case = ENVOY__CONFIG__CORE__V3__ADDRESS__ADDRESS_SOCKET_ADDRESS;
+        ad[i].socket_address = &sa[i];
+        ep[i].address = &ad[i];
+        lbe[i].host_identifier_case = ENVOY__CONFIG__ENDPOINT__V3__LB_ENDPOINT__HOST_IDENTIFIER_ENDPOINT;
+        lbe[i].endpoint = &ep[i];
+        lbep[i] = &lbe[i];
+    }
+    loc.n_lb_endpoints = (size_t)n;
+    loc.lb_endpoints = lbep;
+    cla.n_endpoints = 1;
+    cla.endpoints = locs;
+    return pack(&cla.base, len);
+}
+
+uint8_t *fx_listener(size_t *len, const char *name, const char *rds_name)
+{
+    Envoy__Config__Listener__V3__Listener l = ENVOY__CONFIG__LISTENER__V3__LISTENER__INIT;
+    Envoy__Config__Listener__V3__ApiListener al = ENVOY__CONFIG__LISTENER__V3__API_LISTENER__INIT;
+    Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager hcm =
+        ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__INIT;
+    Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__Rds rds =
+        ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__RDS__INIT;
+    Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpFilter f =
+        ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_FILTER__INIT;
+    Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpFilter *fs[1] = {&f};
+    Envoy__Extensions__Filters__Http__Router__V3__Router router = ENVOY__EXTENSIONS__FILTERS__HTTP__ROUTER__V3__ROUTER__INIT;
+    Envoy__Config__Core__V3__ConfigSource cs = ENVOY__CONFIG__CORE__V3__CONFIG_SOURCE__INIT;
+    Envoy__Config__Core__V3__AggregatedConfigSource ads = ENVOY__CONFIG__CORE__V3__AGGREGATED_CONFIG_SOURCE__INIT;
+    Google__Protobuf__Any rany = GOOGLE__PROTOBUF__ANY__INIT, hany = GOOGLE__PROTOBUF__ANY__INIT;
+    char u1[128], u2[128];
+    uint8_t *out = NULL;
+
+    if (any_of(&rany, &router.base, u1, sizeof u1))
+        return NULL;
+    f.name = "envoy.filters.http.router";
+    f.config_type_case = ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_FILTER__CONFIG_TYPE_TYPED_CONFIG;
+    f.typed_config = &rany;
+    cs.config_source_specifier_case = ENVOY__CONFIG__CORE__V3__CONFIG_SOURCE__CONFIG_SOURCE_SPECIFIER_ADS;
+    cs.ads = &ads;
+    cs.resource_api_version = ENVOY__CONFIG__CORE__V3__API_VERSION__V3;
+    rds.config_source = &cs;
+    rds.route_config_name = (char *)rds_name;
+    hcm.stat_prefix = "sluice";
+    hcm.route_specifier_case = ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__ROUTE_SPECIFIER_RDS;
+    hcm.rds = &rds;
+    hcm.n_http_filters = 1;
+    hcm.http_filters = fs;
+    if (any_of(&hany, &hcm.base, u2, sizeof u2))
+        goto out;
+    al.api_listener = &hany;
+    l.name = (char *)name;
+    l.api_listener = &al;
+    out = pack(&l.base, len);
+out:
+    free(rany.value.data);
+    free(hany.value.data);
+    return out;
+}
+
+uint8_t *fx_route(size_t *len, const char *name, int n, const char *const *clusters, const unsigned *weights)
+{
+    Envoy__Config__Route__V3__RouteConfiguration rc = ENVOY__CONFIG__ROUTE__V3__ROUTE_CONFIGURATION__INIT;
+    Envoy__Config__Route__V3__VirtualHost vh = ENVOY__CONFIG__ROUTE__V3__VIRTUAL_HOST__INIT;
+    Envoy__Config__Route__V3__VirtualHost *vhs[1] = {&vh};
+    Envoy__Config__Route__V3__Route r = ENVOY__CONFIG__ROUTE__V3__ROUTE__INIT;
+    Envoy__Config__Route__V3__Route *rs[1] = {&r};
+    Envoy__Config__Route__V3__RouteMatch m = ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__INIT;
+    Envoy__Config__Route__V3__RouteAction a = ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__INIT;
+    Envoy__Config__Route__V3__WeightedCluster wc = ENVOY__CONFIG__ROUTE__V3__WEIGHTED_CLUSTER__INIT;
+    Envoy__Config__Route__V3__WeightedCluster__ClusterWeight cw[8];
+    Envoy__Config__Route__V3__WeightedCluster__ClusterWeight *cwp[8];
+    Google__Protobuf__UInt32Value wv[8];
+    char *domains[1] = {"*"};
+    if (n > 8)
+        n = 8;
+    rc.name = (char *)name;
+    vh.name = "sluice_vh";
+    vh.n_domains = 1;
+    vh.domains = domains;
+    m.path_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_PREFIX;
+    m.prefix = "";
+    r.match = &m;
+    r.action_case = ENVOY__CONFIG__ROUTE__V3__ROUTE__ACTION_ROUTE;
+    r.route = &a;
+    if (n == 1) {
+        a.cluster_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__CLUSTER_SPECIFIER_CLUSTER;
+        a.cluster = (char *)clusters[0];
+    } else {
+        for (int i = 0; i < n; i++) {
+            envoy__config__route__v3__weighted_cluster__cluster_weight__init(&cw[i]);
+            google__protobuf__uint32_value__init(&wv[i]);
+            wv[i].value = weights ? weights[i] : 1;
+            cw[i].name = (char *)clusters[i];
+            cw[i].weight = &wv[i];
+            cwp[i] = &cw[i];
+        }
+        wc.n_clusters = (size_t)n;
+        wc.clusters = cwp;
+        a.cluster_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__CLUSTER_SPECIFIER_WEIGHTED_CLUSTERS;
+        a.weighted_clusters = &wc;
+    }
+    vh.n_routes = 1;
+    vh.routes = rs;
+    rc.n_virtual_hosts = 1;
+    rc.virtual_hosts = vhs;
+    return pack(&rc.base, len);
+}
+
+uint8_t *fx_secret(size_t *len, const char *name)
+{
+    Envoy__Extensions__TransportSockets__Tls__V3__Secret s = ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__SECRET__INIT;
+    s.name = (char *)name;
+    return pack(&s.base, len);
+}
+
+sl_xds_res *fx_res(sl_xds_type t, const char *name, const char *ver, const char *arg)
+{
+    size_t len = 0;
+    uint8_t *b = NULL;
+    char buf[256];
+    sl_xds_res *r = NULL;
+    switch (t) {
+    case SL_XDS_CLUSTER: b = fx_cluster(&len, name, arg); break;
+    case SL_XDS_ENDPOINT: {
+        const char *a[1] = {"127.0.0.1"};
+        unsigned p[1] = {arg ? (unsigned)atoi(arg) : 8080};
+        b = fx_cla(&len, name, 1, a, p);
+        break;
+    }
+    case SL_XDS_LISTENER:
+        snprintf(buf, sizeof buf, "%s-routes", name);
+        b = fx_listener(&len, name, arg ? arg : buf);
+        break;
+    case SL_XDS_ROUTE: {
+        const char *c[1] = {arg ? arg : "c1"};
+        b = fx_route(&len, name, 1, c, NULL);
+        break;
+    }
+    case SL_XDS_SECRET: b = fx_secret(&len, name); break;
+    default: break;
+    }
+    if (!b || sl_xds_res_new(&r, t, name, ver, b, len) != SL_OK) {
+        fprintf(stderr, "fx_res: cannot build %s %s\n", sl_xds_type_token(t), name);
+        abort();
+    }
+    free(b);
+    return r;
+}
