@@ -1,0 +1,656 @@
+#include "sluice/kv.h"
+
+#include <ctype.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sluice/log.h"
+
+/* How long a watch thread blocks in one kvWatcher_Next(); kvWatcher_Stop()
+ * wakes it early, so this only bounds an idle loop. */
+#define WATCH_POLL_MS 60000
+
+struct sl_kv {
+    sl_nats *nc;
+    kvStore *store;
+    char *bucket;
+    char *stream; /* KV_<bucket> */
+    char *prefix; /* $KV.<bucket>. */
+};
+
+void sl_kv_entry_deinit(sl_kv_entry *e)
+{
+    kvEntry_Destroy(e->impl_);
+    memset(e, 0, sizeof(*e));
+}
+
+void sl_kv_config_init(sl_kv_config *c, const char *bucket)
+{
+    memset(c, 0, sizeof(*c));
+    c->bucket = bucket;
+    c->history = 1;
+    c->storage = SL_KV_FILE;
+    c->replicas = 1;
+}
+
+static bool bucket_valid(const char *b)
+{
+    if (b == NULL || *b == '\0')
+        return false;
+    for (; *b; b++)
+        if (!isalnum((unsigned char)*b) && *b != '_' && *b != '-')
+            return false;
+    return true;
+}
+
+bool sl_kv_key_valid(const char *key)
+{
+    size_t n;
+
+    if (key == NULL || *key == '\0')
+        return false;
+    n = strlen(key);
+    if (key[0] == '.' || key[n - 1] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)key[i];
+        if (c == '.' && key[i + 1] == '.')
+            return false;
+        if (!isalnum(c) && c != '.' && c != '_' && c != '-' && c != '/' && c != '\\' && c != '=')
+            return false;
+    }
+    return true;
+}
+
+static sl_status kv_alloc(sl_kv **out, sl_nats *nc, const char *bucket)
+{
+    sl_kv *kv = calloc(1, sizeof(*kv));
+    size_t n = strlen(bucket);
+
+    if (kv == NULL)
+        goto nomem;
+    kv->nc = nc;
+    kv->bucket = strdup(bucket);
+    kv->stream = malloc(n + sizeof("KV_"));
+    kv->prefix = malloc(n + sizeof("$KV.."));
+    if (kv->bucket == NULL || kv->stream == NULL || kv->prefix == NULL)
+        goto nomem;
+    snprintf(kv->stream, n + sizeof("KV_"), "KV_%s", bucket);
+    snprintf(kv->prefix, n + sizeof("$KV.."), "$KV.%s.", bucket);
+    *out = kv;
+    return SL_OK;
+nomem:
+    sl_kv_free(kv);
+    return sl_error_set(SL_ERR_NOMEM, "kv %s", bucket);
+}
+
+void sl_kv_free(sl_kv *kv)
+{
+    if (kv == NULL)
+        return;
+    kvStore_Destroy(kv->store);
+    free(kv->bucket);
+    free(kv->stream);
+    free(kv->prefix);
+    free(kv);
+}
+
+sl_status sl_kv_bind(sl_kv **out, sl_nats *nc, const char *bucket)
+{
+    sl_status st;
+    sl_kv *kv = NULL;
+    natsStatus s;
+
+    if (!bucket_valid(bucket))
+        return sl_error_set(SL_ERR_INVALID, "kv bucket name '%s': use A-Z a-z 0-9 _ -",
+                            bucket != NULL ? bucket : "(null)");
+    st = kv_alloc(&kv, nc, bucket);
+    if (st != SL_OK)
+        goto out;
+    s = js_KeyValue(&kv->store, sl_nats_js(nc), bucket);
+    if (s != NATS_OK) {
+        st = sl_nats_error(s, "kv bind %s", bucket);
+        sl_kv_free(kv);
+        goto out;
+    }
+    *out = kv;
+out:
+    return st;
+}
+
+/* Logs where an existing bucket differs from what the caller asked for. */
+static void check_config(sl_kv *kv, const sl_kv_config *cfg)
+{
+    kvStatus *ks = NULL;
+    int64_t want_ttl_ns = cfg->ttl_ms * 1000000;
+    int64_t want_history = cfg->history > 0 ? cfg->history : 1;
+    int64_t want_replicas = cfg->replicas > 0 ? cfg->replicas : 1;
+
+    if (kvStore_Status(&ks, kv->store) != NATS_OK)
+        return;
+    if (kvStatus_History(ks) != want_history || kvStatus_TTL(ks) != want_ttl_ns ||
+        kvStatus_Replicas(ks) != want_replicas)
+        sl_log_warn("kv", "existing bucket has another configuration; keeping it",
+                    "bucket=%s history=%lld/%lld ttl_ns=%lld/%lld replicas=%lld/%lld", kv->bucket,
+                    (long long)kvStatus_History(ks), (long long)want_history,
+                    (long long)kvStatus_TTL(ks), (long long)want_ttl_ns,
+                    (long long)kvStatus_Replicas(ks), (long long)want_replicas);
+    kvStatus_Destroy(ks);
+}
+
+sl_status sl_kv_open(sl_kv **out, sl_nats *nc, const sl_kv_config *cfg)
+{
+    sl_status st;
+    sl_kv *kv = NULL;
+    kvConfig kc;
+    jsRePublish rp;
+    char *rp_src = NULL;
+    natsStatus s;
+
+    if (cfg->history > 64)
+        return sl_error_set(SL_ERR_INVALID, "kv %s: history %u, at most 64", cfg->bucket,
+                            cfg->history);
+    if ((cfg->republish_keys == NULL) != (cfg->republish_subject == NULL))
+        return sl_error_set(SL_ERR_INVALID, "kv %s: republish needs both keys and subject",
+                            cfg->bucket);
+    st = sl_kv_bind(&kv, nc, cfg->bucket);
+    if (st == SL_OK) {
+        check_config(kv, cfg);
+        goto done;
+    }
+    if (st != SL_ERR_NOT_FOUND)
+        goto out;
+
+    st = kv_alloc(&kv, nc, cfg->bucket);
+    if (st != SL_OK)
+        goto out;
+    kvConfig_Init(&kc);
+    kc.Bucket = cfg->bucket;
+    kc.Description = cfg->description;
+    kc.History = cfg->history > 0 ? cfg->history : 1;
+    kc.MaxValueSize = cfg->max_value_size;
+    kc.MaxBytes = cfg->max_bytes;
+    kc.TTL = cfg->ttl_ms * 1000000; /* the stream's max_age, in ns */
+    kc.StorageType = cfg->storage == SL_KV_MEMORY ? js_MemoryStorage : js_FileStorage;
+    kc.Replicas = cfg->replicas > 0 ? cfg->replicas : 1;
+    if (cfg->republish_keys != NULL) {
+        if (asprintf(&rp_src, "$KV.%s.%s", cfg->bucket, cfg->republish_keys) < 0) {
+            rp_src = NULL;
+            st = sl_error_set(SL_ERR_NOMEM, "kv %s", cfg->bucket);
+            goto err;
+        }
+        memset(&rp, 0, sizeof(rp));
+        rp.Source = rp_src;
+        rp.Destination = cfg->republish_subject;
+        rp.HeadersOnly = cfg->republish_headers_only;
+        kc.RePublish = &rp;
+    }
+    s = js_CreateKeyValue(&kv->store, sl_nats_js(nc), &kc);
+    if (s != NATS_OK) {
+        /* Another replica may have created it in between: bind to that. */
+        sl_kv_free(kv);
+        kv = NULL;
+        st = sl_kv_bind(&kv, nc, cfg->bucket);
+        if (st != SL_OK) {
+            st = sl_nats_error(s, "kv create %s", cfg->bucket);
+            goto out;
+        }
+        check_config(kv, cfg);
+        goto done;
+    }
+    sl_log_info("kv", "bucket created", "bucket=%s history=%u storage=%s", cfg->bucket,
+                (unsigned)kc.History, cfg->storage == SL_KV_MEMORY ? "memory" : "file");
+done:
+    *out = kv;
+    goto out;
+err:
+    sl_kv_free(kv);
+out:
+    free(rp_src);
+    return st;
+}
+
+sl_status sl_kv_delete_bucket(sl_nats *nc, const char *bucket)
+{
+    natsStatus s;
+
+    if (!bucket_valid(bucket))
+        return sl_error_set(SL_ERR_INVALID, "kv bucket name '%s'", bucket != NULL ? bucket : "(null)");
+    s = js_DeleteKeyValue(sl_nats_js(nc), bucket);
+    return s == NATS_OK ? SL_OK : sl_nats_error(s, "kv delete bucket %s", bucket);
+}
+
+const char *sl_kv_bucket(sl_kv *kv)
+{
+    return kv->bucket;
+}
+
+static sl_kv_op map_op(kvOperation op)
+{
+    switch (op) {
+    case kvOp_Delete:
+        return SL_KV_DELETE;
+    case kvOp_Purge:
+        return SL_KV_PURGE;
+    default:
+        return SL_KV_PUT;
+    }
+}
+
+/* Takes ownership of ne. */
+static void fill_entry(sl_kv_entry *e, kvEntry *ne)
+{
+    int len = kvEntry_ValueLen(ne);
+
+    e->key = kvEntry_Key(ne);
+    e->len = len > 0 ? (size_t)len : 0;
+    e->value = e->len > 0 ? kvEntry_Value(ne) : NULL;
+    e->revision = kvEntry_Revision(ne);
+    e->delta = kvEntry_Delta(ne);
+    e->created_ns = kvEntry_Created(ne);
+    e->op = map_op(kvEntry_Operation(ne));
+    e->impl_ = ne;
+}
+
+sl_status sl_kv_get(sl_kv_entry *e, sl_kv *kv, const char *key)
+{
+    kvEntry *ne = NULL;
+    natsStatus s;
+
+    memset(e, 0, sizeof(*e));
+    if (!sl_kv_key_valid(key))
+        return sl_error_set(SL_ERR_INVALID, "kv key '%s'", key != NULL ? key : "(null)");
+    s = kvStore_Get(&ne, kv->store, key);
+    if (s != NATS_OK)
+        return sl_nats_error(s, "kv get %s/%s", kv->bucket, key);
+    fill_entry(e, ne);
+    return SL_OK;
+}
+
+/* Every write is a JetStream publish on $KV.<bucket>.<key>, as nats.c
+ * does it, but here the JetStream error code is kept, so that a revision
+ * conflict is told apart from other failures. */
+static sl_status kv_write(uint64_t *rev, sl_kv *kv, const char *key, const void *value, size_t len,
+                          const char *op, uint64_t last, bool expect_none)
+{
+    sl_status st = SL_OK;
+    natsMsg *msg = NULL;
+    jsPubAck *ack = NULL;
+    jsPubOptions o;
+    jsErrCode jerr = 0;
+    natsStatus s;
+    char *subject = NULL;
+
+    if (!sl_kv_key_valid(key)) {
+        st = sl_error_set(SL_ERR_INVALID, "kv key '%s': use tokens of A-Z a-z 0-9 _ - / \\ = "
+                                          "separated by single dots",
+                          key != NULL ? key : "(null)");
+        goto out;
+    }
+    if (len > INT_MAX) {
+        st = sl_error_set(SL_ERR_INVALID, "kv %s/%s: value of %zu bytes is too large", kv->bucket,
+                          key, len);
+        goto out;
+    }
+    if (asprintf(&subject, "%s%s", kv->prefix, key) < 0) {
+        subject = NULL;
+        st = sl_error_set(SL_ERR_NOMEM, "kv %s/%s", kv->bucket, key);
+        goto out;
+    }
+    s = natsMsg_Create(&msg, subject, NULL, value, (int)len);
+    if (s == NATS_OK && op != NULL)
+        s = natsMsgHeader_Set(msg, "KV-Operation", op);
+    if (s == NATS_OK && op != NULL && strcmp(op, "PURGE") == 0)
+        s = natsMsgHeader_Set(msg, "Nats-Rollup", "sub");
+    if (s != NATS_OK) {
+        st = sl_nats_error(s, "kv %s/%s", kv->bucket, key);
+        goto out;
+    }
+    jsPubOptions_Init(&o);
+    o.ExpectLastSubjectSeq = last;
+    o.ExpectNoMessage = expect_none;
+    s = js_PublishMsg(&ack, sl_nats_js(kv->nc), msg, &o, &jerr);
+    if (s != NATS_OK) {
+        if (jerr == JSStreamWrongLastSequenceErr) {
+            st = sl_error_set(SL_ERR_CONFLICT, "kv %s/%s: revision is not %llu", kv->bucket, key,
+                              (unsigned long long)last);
+        } else {
+            st = sl_nats_error(s, "kv write %s/%s", kv->bucket, key);
+            if (jerr != 0)
+                st = sl_error_set(st, "kv write %s/%s: %s (jetstream error %d)", kv->bucket, key,
+                                  sl_error_msg(), (int)jerr);
+        }
+        goto out;
+    }
+    if (rev != NULL)
+        *rev = ack->Sequence;
+out:
+    jsPubAck_Destroy(ack);
+    natsMsg_Destroy(msg);
+    free(subject);
+    return st;
+}
+
+sl_status sl_kv_put(uint64_t *rev, sl_kv *kv, const char *key, const void *value, size_t len)
+{
+    return kv_write(rev, kv, key, value, len, NULL, 0, false);
+}
+
+/* The revision and operation of key's last message, deleted or not. */
+static sl_status last_raw(uint64_t *seq, bool *live, sl_kv *kv, const char *key)
+{
+    sl_status st = SL_OK;
+    natsMsg *msg = NULL;
+    jsErrCode jerr = 0;
+    const char *op = NULL;
+    char *subject = NULL;
+    natsStatus s;
+
+    if (asprintf(&subject, "%s%s", kv->prefix, key) < 0)
+        return sl_error_set(SL_ERR_NOMEM, "kv %s/%s", kv->bucket, key);
+    s = js_GetLastMsg(&msg, sl_nats_js(kv->nc), kv->stream, subject, NULL, &jerr);
+    if (s != NATS_OK) {
+        st = sl_nats_error(s, "kv %s/%s", kv->bucket, key);
+        goto out;
+    }
+    *seq = natsMsg_GetSequence(msg);
+    *live = natsMsgHeader_Get(msg, "KV-Operation", &op) != NATS_OK ||
+            (strcmp(op, "DEL") != 0 && strcmp(op, "PURGE") != 0);
+out:
+    natsMsg_Destroy(msg);
+    free(subject);
+    return st;
+}
+
+sl_status sl_kv_create(uint64_t *rev, sl_kv *kv, const char *key, const void *value, size_t len)
+{
+    sl_status st;
+    uint64_t seq = 0;
+    bool live = true;
+
+    st = kv_write(rev, kv, key, value, len, NULL, 0, true);
+    if (st != SL_ERR_CONFLICT)
+        goto out;
+    /* A delete or purge marker is "no value": write over that revision. */
+    st = last_raw(&seq, &live, kv, key);
+    if (st == SL_OK && !live)
+        st = kv_write(rev, kv, key, value, len, NULL, seq, false);
+    else if (st == SL_OK || st == SL_ERR_NOT_FOUND)
+        st = SL_ERR_CONFLICT;
+    if (st == SL_ERR_CONFLICT)
+        st = sl_error_set(SL_ERR_EXISTS, "kv %s/%s already exists", kv->bucket, key);
+out:
+    return st;
+}
+
+sl_status sl_kv_update(uint64_t *rev, sl_kv *kv, const char *key, const void *value, size_t len,
+                       uint64_t last)
+{
+    if (last == 0)
+        return sl_error_set(SL_ERR_INVALID, "kv update %s/%s: revision 0", kv->bucket, key);
+    return kv_write(rev, kv, key, value, len, NULL, last, false);
+}
+
+sl_status sl_kv_delete(uint64_t *rev, sl_kv *kv, const char *key, uint64_t last)
+{
+    return kv_write(rev, kv, key, NULL, 0, "DEL", last, false);
+}
+
+sl_status sl_kv_purge(uint64_t *rev, sl_kv *kv, const char *key, uint64_t last)
+{
+    return kv_write(rev, kv, key, NULL, 0, "PURGE", last, false);
+}
+
+void sl_kv_keys_free(char **keys, size_t count)
+{
+    for (size_t i = 0; keys != NULL && i < count; i++)
+        free(keys[i]);
+    free(keys);
+}
+
+sl_status sl_kv_keys(char ***keys, size_t *count, sl_kv *kv, int64_t timeout_ms)
+{
+    sl_status st = SL_OK;
+    kvKeysList list = {0};
+    kvWatchOptions o;
+    char **out = NULL;
+    natsStatus s;
+
+    kvWatchOptions_Init(&o);
+    o.Timeout = timeout_ms;
+    s = kvStore_Keys(&list, kv->store, &o);
+    if (s == NATS_NOT_FOUND) {
+        /* nats.c reports an empty bucket as "not found". */
+        *keys = NULL;
+        *count = 0;
+        goto out;
+    }
+    if (s != NATS_OK) {
+        st = sl_nats_error(s, "kv keys %s", kv->bucket);
+        goto out;
+    }
+    if (list.Count > 0) {
+        out = calloc((size_t)list.Count, sizeof(char *));
+        if (out == NULL) {
+            st = sl_error_set(SL_ERR_NOMEM, "kv keys %s", kv->bucket);
+            goto out;
+        }
+        /* Take the strings over from the list. */
+        for (int i = 0; i < list.Count; i++) {
+            out[i] = list.Keys[i];
+            list.Keys[i] = NULL;
+        }
+    }
+    *keys = out;
+    *count = (size_t)list.Count;
+out:
+    kvKeysList_Destroy(&list);
+    return st;
+}
+
+/* ---- watches ---------------------------------------------------------- */
+
+struct sl_kv_watch {
+    sl_kv *kv;
+    kvWatcher *nw;
+    atomic_bool stopped;
+    /* push mode */
+    sl_loop *loop;
+    sl_kv_watch_handlers h;
+    void *ud;
+    pthread_t thread;
+    bool has_thread;
+};
+
+enum ev_type { EV_ENTRY, EV_INITIAL_DONE, EV_FAILED };
+
+struct watch_event {
+    sl_kv_watch *w;
+    enum ev_type type;
+    sl_kv_entry entry;
+    sl_status st;
+    char msg[256];
+};
+
+sl_status sl_kv_watch_new(sl_kv_watch **out, sl_kv *kv, const sl_kv_watch_opts *opts)
+{
+    sl_status st = SL_OK;
+    sl_kv_watch *w = calloc(1, sizeof(*w));
+    const char *keys = opts != NULL && opts->keys != NULL ? opts->keys : ">";
+    kvWatchOptions o;
+    natsStatus s;
+
+    if (w == NULL) {
+        st = sl_error_set(SL_ERR_NOMEM, "kv watch %s", kv->bucket);
+        goto out;
+    }
+    w->kv = kv;
+    atomic_init(&w->stopped, false);
+    kvWatchOptions_Init(&o);
+    o.IgnoreDeletes = opts != NULL && opts->ignore_deletes;
+    s = kvStore_Watch(&w->nw, kv->store, keys, &o);
+    if (s != NATS_OK) {
+        st = sl_nats_error(s, "kv watch %s/%s", kv->bucket, keys);
+        free(w);
+        goto out;
+    }
+    *out = w;
+out:
+    return st;
+}
+
+sl_status sl_kv_watch_next(sl_kv_entry *e, bool *initial_done, sl_kv_watch *w, int64_t timeout_ms)
+{
+    kvEntry *ne = NULL;
+    natsStatus s;
+
+    memset(e, 0, sizeof(*e));
+    *initial_done = false;
+    if (atomic_load(&w->stopped))
+        return SL_ERR_CLOSED;
+    if (timeout_ms <= 0)
+        return sl_error_set(SL_ERR_INVALID, "kv watch: timeout must be > 0");
+    s = kvWatcher_Next(&ne, w->nw, timeout_ms);
+    if (s == NATS_OK && ne == NULL) {
+        *initial_done = true;
+        return SL_OK;
+    }
+    if (s == NATS_OK) {
+        fill_entry(e, ne);
+        return SL_OK;
+    }
+    if (atomic_load(&w->stopped))
+        return SL_ERR_CLOSED;
+    if (s == NATS_TIMEOUT)
+        return SL_ERR_TIMEOUT;
+    return sl_nats_error(s, "kv watch %s", w->kv->bucket);
+}
+
+void sl_kv_watch_stop(sl_kv_watch *w)
+{
+    if (!atomic_exchange(&w->stopped, true))
+        kvWatcher_Stop(w->nw);
+}
+
+static void event_free(void *ud)
+{
+    struct watch_event *ev = ud;
+
+    sl_kv_entry_deinit(&ev->entry);
+    free(ev);
+}
+
+/* Runs on the loop. A stopped watch delivers nothing; the handler may free
+ * the watch, so w is not touched after the call. */
+static void event_deliver(void *ud)
+{
+    struct watch_event *ev = ud;
+    sl_kv_watch *w = ev->w;
+
+    if (!atomic_load(&w->stopped)) {
+        switch (ev->type) {
+        case EV_ENTRY:
+            w->h.entry(w, &ev->entry, w->ud);
+            break;
+        case EV_INITIAL_DONE:
+            if (w->h.initial_done != NULL)
+                w->h.initial_done(w, w->ud);
+            break;
+        case EV_FAILED:
+            if (w->h.failed != NULL)
+                w->h.failed(w, ev->st, ev->msg, w->ud);
+            break;
+        }
+    }
+    event_free(ev);
+}
+
+static void *watch_main(void *arg)
+{
+    sl_kv_watch *w = arg;
+
+    for (;;) {
+        struct watch_event *ev = calloc(1, sizeof(*ev));
+        bool init = false;
+        sl_status st;
+
+        if (ev == NULL) {
+            sl_log_error("kv", "watch out of memory, stopping", "bucket=%s", w->kv->bucket);
+            break;
+        }
+        ev->w = w;
+        st = sl_kv_watch_next(&ev->entry, &init, w, WATCH_POLL_MS);
+        if (st == SL_ERR_TIMEOUT) {
+            free(ev);
+            continue;
+        }
+        if (st == SL_ERR_CLOSED) {
+            free(ev);
+            break;
+        }
+        if (st != SL_OK) {
+            ev->type = EV_FAILED;
+            ev->st = st;
+            snprintf(ev->msg, sizeof(ev->msg), "%s", sl_error_msg());
+            sl_log_error("kv", "watch failed", "bucket=%s err=%s", w->kv->bucket,
+                         sl_log_q(ev->msg));
+        } else {
+            ev->type = init ? EV_INITIAL_DONE : EV_ENTRY;
+        }
+        if (sl_loop_post(w->loop, w, event_deliver, event_free, ev) != SL_OK) {
+            event_free(ev);
+            sl_log_error("kv", "watch cannot queue an event, stopping", "bucket=%s",
+                         w->kv->bucket);
+            break;
+        }
+        if (st != SL_OK)
+            break;
+    }
+    return NULL;
+}
+
+sl_status sl_kv_watch_start(sl_kv_watch **out, sl_kv *kv, const sl_kv_watch_opts *opts,
+                            sl_loop *loop, const sl_kv_watch_handlers *handlers, void *ud)
+{
+    sl_status st;
+    sl_kv_watch *w = NULL;
+    int rc;
+
+    if (loop == NULL || handlers == NULL || handlers->entry == NULL)
+        return sl_error_set(SL_ERR_INVALID, "kv watch: loop and entry handler required");
+    st = sl_kv_watch_new(&w, kv, opts);
+    if (st != SL_OK)
+        goto out;
+    w->loop = loop;
+    w->h = *handlers;
+    w->ud = ud;
+    rc = pthread_create(&w->thread, NULL, watch_main, w);
+    if (rc != 0) {
+        st = sl_error_set(SL_ERR_IO, "kv watch thread: %s", strerror(rc));
+        sl_kv_watch_free(w);
+        goto out;
+    }
+    w->has_thread = true;
+    *out = w;
+out:
+    return st;
+}
+
+void sl_kv_watch_free(sl_kv_watch *w)
+{
+    if (w == NULL)
+        return;
+    sl_kv_watch_stop(w);
+    if (w->has_thread)
+        pthread_join(w->thread, NULL);
+    /* Drops queued events and waits for one being delivered on another
+     * thread; after this no handler of w runs. */
+    if (w->loop != NULL)
+        sl_loop_cancel(w->loop, w);
+    kvWatcher_Destroy(w->nw);
+    free(w);
+}
