@@ -1,0 +1,242 @@
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+struct harness_nats {
+    pid_t pid; /* 0 when not running */
+    int port;
+    char url[64];
+    char dir[256];
+    char store[300];
+    char log[300];
+    const char *server;
+};
+
+int64_t harness_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A port the kernel just handed out, released again for the server. */
+static int free_port(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+    if (fd < 0)
+        return -1;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+/* True once the server has sent its INFO line on a fresh connection. */
+static int server_answers(int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    struct pollfd p;
+    char buf[5] = {0};
+    int fd = socket(AF_INET, SOCK_STREAM, 0), ok = 0;
+
+    if (fd < 0)
+        return 0;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+        p = (struct pollfd){.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 1000) == 1 && read(fd, buf, 4) == 4 && memcmp(buf, "INFO", 4) == 0)
+            ok = 1;
+    }
+    close(fd);
+    return ok;
+}
+
+static int spawn(harness_nats *h)
+{
+    char port[16];
+    pid_t parent = getpid(), pid;
+
+    snprintf(port, sizeof(port), "%d", h->port);
+    pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "harness: fork: %s\n", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        int fd;
+        /* Die with the test, even if it is killed. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        fd = open(h->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execlp(h->server, h->server, "-js", "-a", "127.0.0.1", "-p", port, "-sd", h->store,
+               (char *)NULL);
+        _exit(127);
+    }
+    h->pid = pid;
+    return 0;
+}
+
+static int wait_ready(harness_nats *h)
+{
+    int64_t deadline = harness_now_ms() + 15000;
+    int status;
+
+    while (harness_now_ms() < deadline) {
+        if (waitpid(h->pid, &status, WNOHANG) == h->pid) {
+            fprintf(stderr, "harness: nats-server exited early (status %d); see %s\n", status,
+                    h->log);
+            h->pid = 0;
+            return -1;
+        }
+        if (server_answers(h->port))
+            return 0;
+        usleep(20000);
+    }
+    fprintf(stderr, "harness: nats-server not ready on port %d; see %s\n", h->port, h->log);
+    return -1;
+}
+
+int harness_nats_start_again(harness_nats *h)
+{
+    if (h->pid != 0)
+        return 0;
+    if (spawn(h) != 0)
+        return -1;
+    return wait_ready(h);
+}
+
+int harness_nats_start(harness_nats **out)
+{
+    harness_nats *h = calloc(1, sizeof(*h));
+    const char *server = getenv("SLUICE_NATS_SERVER");
+
+    if (h == NULL)
+        return -1;
+    h->server = server != NULL && server[0] != '\0' ? server : "nats-server";
+    snprintf(h->dir, sizeof(h->dir), "/tmp/sluice-test-XXXXXX");
+    if (mkdtemp(h->dir) == NULL) {
+        fprintf(stderr, "harness: mkdtemp: %s\n", strerror(errno));
+        free(h);
+        return -1;
+    }
+    snprintf(h->store, sizeof(h->store), "%s/js", h->dir);
+    snprintf(h->log, sizeof(h->log), "%s/nats.log", h->dir);
+    /* Another process may grab the port between free_port() and the
+     * server's bind; try a few. */
+    for (int attempt = 0; attempt < 5; attempt++) {
+        h->port = free_port();
+        snprintf(h->url, sizeof(h->url), "nats://127.0.0.1:%d", h->port);
+        if (h->port > 0 && harness_nats_start_again(h) == 0) {
+            *out = h;
+            return 0;
+        }
+        harness_nats_stop(h);
+    }
+    harness_nats_free(h);
+    return -1;
+}
+
+int harness_nats_stop(harness_nats *h)
+{
+    int64_t deadline;
+    int status;
+
+    if (h->pid == 0)
+        return 0;
+    kill(h->pid, SIGTERM);
+    deadline = harness_now_ms() + 5000;
+    while (harness_now_ms() < deadline) {
+        if (waitpid(h->pid, &status, WNOHANG) == h->pid) {
+            h->pid = 0;
+            return 0;
+        }
+        usleep(10000);
+    }
+    kill(h->pid, SIGKILL);
+    waitpid(h->pid, &status, 0);
+    h->pid = 0;
+    return 0;
+}
+
+int harness_nats_restart(harness_nats *h)
+{
+    if (harness_nats_stop(h) != 0)
+        return -1;
+    return harness_nats_start_again(h);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+void harness_nats_free(harness_nats *h)
+{
+    if (h == NULL)
+        return;
+    harness_nats_stop(h);
+    if (getenv("SLUICE_KEEP_TEST_DIRS") == NULL)
+        nftw(h->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(h);
+}
+
+const char *harness_nats_url(const harness_nats *h)
+{
+    return h->url;
+}
+
+int harness_nats_port(const harness_nats *h)
+{
+    return h->port;
+}
+
+const char *harness_nats_dir(const harness_nats *h)
+{
+    return h->dir;
+}
+
+sl_status harness_connect(sl_nats **out, const harness_nats *h)
+{
+    sl_nats_settings s;
+    sl_status st;
+
+    sl_nats_settings_init(&s);
+    st = sl_nats_settings_set(&s, "nats-url", h->url);
+    if (st == SL_OK)
+        st = sl_nats_settings_set(&s, "nats-name", "sluice-test");
+    s.startup_deadline_ms = 5000;
+    s.reconnect_min_ms = 50;
+    s.reconnect_max_ms = 250;
+    if (st == SL_OK)
+        st = sl_nats_connect(out, &s);
+    sl_nats_settings_deinit(&s);
+    return st;
+}
