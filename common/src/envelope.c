@@ -159,6 +159,9 @@ static sl_status parse_content_type(sl_envelope *env, const char *v)
                 vlen--;
         }
         if ((size_t)(eq - name) == 5 && strncasecmp(name, "proto", 5) == 0) {
+            if (env->content_type != SL_CT_PROTOBUF)
+                return sl_error_set(SL_ERR_INVALID,
+                                    "Content-Type '%s': proto= only goes with protobuf", v);
             if (vlen > SL_PROTO_NAME_MAX)
                 return sl_error_set(SL_ERR_INVALID, "Content-Type: proto name longer than %d",
                                     SL_PROTO_NAME_MAX);
@@ -170,9 +173,6 @@ static sl_status parse_content_type(sl_envelope *env, const char *v)
         }
         /* Other parameters (charset=...) are ignored. */
     }
-    if (env->proto[0] != '\0' && env->content_type != SL_CT_PROTOBUF)
-        return sl_error_set(SL_ERR_INVALID, "Content-Type '%s': proto= only goes with protobuf",
-                            v);
     return SL_OK;
 }
 
@@ -260,7 +260,11 @@ sl_status sl_envelope_msg_new(natsMsg **out, const char *subject, sl_content_typ
         return sl_error_set(SL_ERR_INVALID, "publish %s: source longer than %d bytes", subject,
                             SL_SOURCE_MAX);
 
-    s = natsMsg_Create(&msg, subject, opts->reply, data, (int)len);
+    /* Messages can be built before any connection exists; nats.c's
+     * message code needs the library open (idempotent). */
+    s = nats_Open(-1);
+    if (s == NATS_OK)
+        s = natsMsg_Create(&msg, subject, opts->reply, data, (int)len);
     if (s != NATS_OK) {
         st = sl_nats_error(s, "message on '%s'", subject != NULL ? subject : "(null)");
         goto out;

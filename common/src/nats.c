@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,8 @@ struct sl_nats {
     unsigned seed;      /* jitter; used by nats.c's reconnect thread only */
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    bool closed; /* the closed callback ran */
+    bool closed;  /* the closed callback ran */
+    atomic_bool closing; /* sl_nats_close() started: disconnects are expected */
 };
 
 void sl_nats_settings_init(sl_nats_settings *s)
@@ -227,7 +229,10 @@ static void on_disconnected(natsConnection *c, void *closure)
     const char *err = NULL;
 
     natsConnection_GetLastError(c, &err);
-    sl_log_warn("nats", "disconnected", "err=%s", sl_log_q(err != NULL && err[0] ? err : "-"));
+    if (atomic_load(&nc->closing))
+        sl_log_debug("nats", "disconnected (closing)");
+    else
+        sl_log_warn("nats", "disconnected", "err=%s", sl_log_q(err != NULL && err[0] ? err : "-"));
     if (nc->s.on_event != NULL)
         nc->s.on_event(nc, SL_NATS_DISCONNECTED, nc->s.on_event_ud);
 }
@@ -487,6 +492,7 @@ void sl_nats_close(sl_nats *nc, int64_t drain_timeout_ms)
 
     if (nc == NULL)
         return;
+    atomic_store(&nc->closing, true);
     jsCtx_Destroy(nc->js);
     nc->js = NULL;
     if (drain_timeout_ms > 0 && natsConnection_Status(nc->conn) == NATS_CONN_STATUS_CONNECTED)
