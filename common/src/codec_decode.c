@@ -167,12 +167,11 @@ static const char *scalar_noun(ProtobufCType t, bool plural)
     case PROTOBUF_C_TYPE_INT64:
     case PROTOBUF_C_TYPE_SINT64:
     case PROTOBUF_C_TYPE_SFIXED64:
-        return plural ? "integers" : "an integer";
-    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_UINT32: /* the sign is checked with the range */
     case PROTOBUF_C_TYPE_FIXED32:
     case PROTOBUF_C_TYPE_UINT64:
     case PROTOBUF_C_TYPE_FIXED64:
-        return plural ? "non-negative integers" : "a non-negative integer";
+        return plural ? "integers" : "an integer";
     case PROTOBUF_C_TYPE_FLOAT:
     case PROTOBUF_C_TYPE_DOUBLE:
         return plural ? "numbers" : "a number";

@@ -303,9 +303,19 @@ static bool yw_text(yaml_writer *w, const char *text, bool quote)
     return ok;
 }
 
+/* Quoting is also clearer than YAML's folded forms for control characters
+ * (a newline in single quotes is a blank line). */
+static bool has_control(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return true;
+    return false;
+}
+
 static bool yw_key(writer *base, const char *key)
 {
-    return yw_text((yaml_writer *)base, key, needs_quotes(key));
+    return yw_text((yaml_writer *)base, key, needs_quotes(key) || has_control(key));
 }
 
 static bool yw_scalar(writer *base, skind kind, const char *text)
@@ -316,7 +326,7 @@ static bool yw_scalar(writer *base, skind kind, const char *text)
 
     switch (kind) {
     case SK_STRING:
-        return yw_text(w, text, needs_quotes(text));
+        return yw_text(w, text, needs_quotes(text) || has_control(text));
     case SK_NULL:
         plain = "null";
         break;
