@@ -1,0 +1,429 @@
+/* Common flags come out of argv; the loop serialises and cancels tasks;
+ * signals stop the service (SIGHUP runs the hook on the loop); readiness
+ * shows on /readyz; a missed drain deadline or a second signal exits 1. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "sluice/service.h"
+
+static const sl_service_info info = {"sluice-test", "1.2.3", "A test service.",
+                                     "  --own X   a flag of the service\n"};
+
+static void durations(void **state)
+{
+    int64_t ms = -1;
+    assert_int_equal(sl_parse_duration_ms(&ms, "500ms"), SL_OK);
+    assert_int_equal(ms, 500);
+    assert_int_equal(sl_parse_duration_ms(&ms, "30s"), SL_OK);
+    assert_int_equal(ms, 30000);
+    assert_int_equal(sl_parse_duration_ms(&ms, "2m"), SL_OK);
+    assert_int_equal(ms, 120000);
+    assert_int_equal(sl_parse_duration_ms(&ms, "1h"), SL_OK);
+    assert_int_equal(ms, 3600000);
+    assert_int_equal(sl_parse_duration_ms(&ms, "0"), SL_OK);
+    assert_int_equal(ms, 0);
+    assert_int_equal(sl_parse_duration_ms(&ms, "10"), SL_ERR_INVALID);
+    assert_int_equal(sl_parse_duration_ms(&ms, "-1s"), SL_ERR_INVALID);
+    assert_int_equal(sl_parse_duration_ms(&ms, "1d"), SL_ERR_INVALID);
+    assert_int_equal(sl_parse_duration_ms(&ms, ""), SL_ERR_INVALID);
+    assert_int_equal(sl_parse_duration_ms(&ms, "99999999999999999999s"), SL_ERR_INVALID);
+}
+
+static void common_flags_leave_the_rest(void **state)
+{
+    char *argv[] = {"prog", "--own", "x", "--log-level=debug", "--nats-url", "nats://a:1,nats://b:2",
+                    "pos1", "--metrics-addr", ":0", "--nats-creds=/c", "--drain-timeout", "3s",
+                    "--nats-connect-timeout", "5s", "--", "--log-level", "trace", NULL};
+    int argc = (int)(sizeof(argv) / sizeof(argv[0])) - 1;
+    sl_service_args a;
+
+    unsetenv("NATS_URL");
+    setenv("NATS_TLS_CA", "/env/ca.pem", 1);
+    setenv("NATS_CREDS", "/env/creds", 1);
+    sl_service_args_init(&a);
+    assert_string_equal(a.nats.tls_ca, "/env/ca.pem");
+    assert_int_equal(sl_service_args_parse(&a, &info, &argc, argv), SL_OK);
+    assert_false(a.exit_now);
+    assert_true(a.log_level_set);
+    assert_int_equal(a.log_level, SL_LOG_DEBUG);
+    assert_string_equal(a.metrics_addr, ":0");
+    assert_int_equal(a.drain_timeout_ms, 3000);
+    assert_string_equal(a.nats.urls, "nats://a:1,nats://b:2");
+    assert_string_equal(a.nats.creds_file, "/c"); /* flag beats env */
+    assert_string_equal(a.nats.tls_ca, "/env/ca.pem");
+    assert_int_equal(a.nats.startup_deadline_ms, 5000);
+    /* what is left, in order; "--" and what follows stay */
+    assert_int_equal(argc, 7);
+    assert_string_equal(argv[0], "prog");
+    assert_string_equal(argv[1], "--own");
+    assert_string_equal(argv[2], "x");
+    assert_string_equal(argv[3], "pos1");
+    assert_string_equal(argv[4], "--");
+    assert_string_equal(argv[5], "--log-level");
+    assert_string_equal(argv[6], "trace");
+    assert_null(argv[7]);
+    sl_service_args_deinit(&a);
+    unsetenv("NATS_TLS_CA");
+    unsetenv("NATS_CREDS");
+}
+
+static void bad_flags_are_usage_errors(void **state)
+{
+    static const char *const bad[][3] = {
+        {"prog", "--log-level", "loud"},
+        {"prog", "--drain-timeout", "soon"},
+        {"prog", "--nats-connect-timeout", "5"},
+        {"prog", "--nats-url", NULL},
+        {"prog", "--metrics-addr", NULL},
+    };
+    sl_service_args a;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *argv[4] = {(char *)bad[i][0], (char *)bad[i][1], (char *)bad[i][2], NULL};
+        int argc = bad[i][2] != NULL ? 3 : 2;
+        sl_service_args_init(&a);
+        assert_int_equal(sl_service_args_parse(&a, &info, &argc, argv), SL_ERR_INVALID);
+        assert_non_null(strstr(sl_error_msg(), bad[i][1]));
+        sl_service_args_deinit(&a);
+    }
+    /* unknown --nats-* flags are the service's business */
+    {
+        char *argv[] = {"prog", "--nats-bogus", "1", NULL};
+        int argc = 3;
+        sl_service_args_init(&a);
+        assert_int_equal(sl_service_args_parse(&a, &info, &argc, argv), SL_OK);
+        assert_int_equal(argc, 3);
+        sl_service_args_deinit(&a);
+    }
+}
+
+static void help_and_version_exit_zero(void **state)
+{
+    char *argv[] = {"prog", "--version", NULL};
+    int argc = 2;
+    sl_service_args a;
+
+    sl_service_args_init(&a);
+    assert_int_equal(sl_service_args_parse(&a, &info, &argc, argv), SL_OK);
+    assert_true(a.exit_now);
+    assert_int_equal(a.exit_code, SL_EXIT_OK);
+    sl_service_args_deinit(&a);
+
+    {
+        char *hargv[] = {"prog", "-h", NULL};
+        argc = 2;
+        sl_service_args_init(&a);
+        assert_int_equal(sl_service_args_parse(&a, &info, &argc, hargv), SL_OK);
+        assert_true(a.exit_now);
+        sl_service_args_deinit(&a);
+    }
+    {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        sl_service_print_help(f, &info);
+        fclose(f);
+        assert_non_null(strstr(buf, "Usage: sluice-test"));
+        assert_non_null(strstr(buf, "--own X"));
+        assert_non_null(strstr(buf, "--nats-tls-cert"));
+        assert_non_null(strstr(buf, "--metrics-addr"));
+        assert_non_null(strstr(buf, "Exit status: 0"));
+        free(buf);
+    }
+}
+
+/* ---- loop ---- */
+
+struct counter {
+    pthread_mutex_t lock;
+    char order[64];
+    int dropped;
+};
+
+static struct counter ctr = {PTHREAD_MUTEX_INITIALIZER, "", 0};
+
+static void append_task(void *ud)
+{
+    pthread_mutex_lock(&ctr.lock);
+    strncat(ctr.order, ud, sizeof(ctr.order) - strlen(ctr.order) - 1);
+    pthread_mutex_unlock(&ctr.lock);
+}
+
+static void drop_task(void *ud)
+{
+    pthread_mutex_lock(&ctr.lock);
+    ctr.dropped++;
+    pthread_mutex_unlock(&ctr.lock);
+}
+
+static void stop_task(void *ud)
+{
+    sl_loop_stop(ud);
+}
+
+static void loop_runs_in_order_and_cancels(void **state)
+{
+    sl_loop *l;
+    int owner_a, owner_b;
+
+    ctr.order[0] = '\0';
+    ctr.dropped = 0;
+    assert_int_equal(sl_loop_new(&l), SL_OK);
+    assert_false(sl_loop_is_current(l));
+    assert_int_equal(sl_loop_post(l, &owner_a, append_task, drop_task, "1"), SL_OK);
+    assert_int_equal(sl_loop_post(l, &owner_b, append_task, drop_task, "2"), SL_OK);
+    assert_int_equal(sl_loop_post(l, &owner_a, append_task, drop_task, "3"), SL_OK);
+    assert_int_equal(sl_loop_post(l, NULL, append_task, drop_task, "4"), SL_OK);
+    sl_loop_cancel(l, &owner_a);
+    assert_int_equal(ctr.dropped, 2);
+    assert_int_equal(sl_loop_post(l, NULL, stop_task, NULL, l), SL_OK);
+    assert_int_equal(sl_loop_post(l, NULL, append_task, drop_task, "5"), SL_OK);
+    assert_int_equal(sl_loop_run(l), SL_OK);
+    assert_string_equal(ctr.order, "24");
+    /* a stop before run still returns at once; queued tasks stay */
+    sl_loop_stop(l);
+    assert_int_equal(sl_loop_run(l), SL_OK);
+    assert_string_equal(ctr.order, "24");
+    /* freeing drops what is left */
+    sl_loop_free(l);
+    assert_int_equal(ctr.dropped, 3);
+}
+
+struct slow {
+    sl_loop *loop;
+    atomic_bool started;
+    atomic_bool finished;
+};
+
+static void slow_task(void *ud)
+{
+    struct slow *s = ud;
+    atomic_store(&s->started, true);
+    usleep(300000);
+    atomic_store(&s->finished, true);
+}
+
+static void *loop_thread(void *arg)
+{
+    sl_loop_run(arg);
+    return NULL;
+}
+
+static void cancel_waits_for_a_running_task(void **state)
+{
+    struct slow s = {0};
+    pthread_t t;
+
+    assert_int_equal(sl_loop_new(&s.loop), SL_OK);
+    pthread_create(&t, NULL, loop_thread, s.loop);
+    assert_int_equal(sl_loop_post(s.loop, &s, slow_task, NULL, &s), SL_OK);
+    while (!atomic_load(&s.started))
+        usleep(1000);
+    sl_loop_cancel(s.loop, &s);
+    assert_true(atomic_load(&s.finished));
+    sl_loop_stop(s.loop);
+    pthread_join(t, NULL);
+    sl_loop_free(s.loop);
+}
+
+/* ---- the service ---- */
+
+static int http_status(int port, const char *path)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    char req[128], buf[256] = {0};
+    int fd = socket(AF_INET, SOCK_STREAM, 0), code = -1;
+
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+        if (write(fd, req, strlen(req)) > 0 && read(fd, buf, sizeof(buf) - 1) > 12)
+            code = atoi(buf + 9);
+    }
+    close(fd);
+    return code;
+}
+
+struct hup {
+    sl_loop *loop;
+    atomic_int calls;
+    atomic_bool on_loop;
+};
+
+static void on_reload(sl_service *svc, void *ud)
+{
+    struct hup *h = ud;
+    atomic_fetch_add(&h->calls, 1);
+    atomic_store(&h->on_loop, sl_loop_is_current(h->loop));
+}
+
+struct raiser {
+    sl_service *svc;
+    struct hup *hup;
+};
+
+static void *raise_main(void *arg)
+{
+    struct raiser *r = arg;
+    usleep(100000);
+    kill(getpid(), SIGHUP);
+    for (int i = 0; i < 200 && atomic_load(&r->hup->calls) == 0; i++)
+        usleep(10000);
+    kill(getpid(), SIGTERM);
+    return NULL;
+}
+
+static void signals_readiness_and_exit_codes(void **state)
+{
+    sl_service_args a;
+    sl_service *svc = NULL, *second = NULL;
+    struct hup h = {0};
+    struct raiser r;
+    pthread_t t;
+    int port;
+
+    sl_service_args_init(&a);
+    free(a.metrics_addr);
+    a.metrics_addr = strdup("127.0.0.1:0");
+    assert_int_equal(sl_service_new(&svc, &info, &a), SL_OK);
+    assert_int_equal(sl_service_new(&second, &info, &a), SL_ERR_EXISTS);
+    assert_non_null(sl_service_metrics(svc));
+    port = sl_service_metrics_port(svc);
+    assert_true(port > 0);
+
+    assert_int_equal(http_status(port, "/healthz"), 200);
+    assert_int_equal(http_status(port, "/readyz"), 503);
+    sl_service_set_ready(svc, true);
+    assert_true(sl_service_is_ready(svc));
+    assert_int_equal(http_status(port, "/readyz"), 200);
+    assert_int_equal(http_status(port, "/metrics"), 200);
+
+    assert_int_equal(sl_loop_new(&h.loop), SL_OK);
+    sl_service_on_reload(svc, on_reload, &h);
+    r.svc = svc;
+    r.hup = &h;
+    pthread_create(&t, NULL, raise_main, &r);
+    assert_int_equal(sl_service_run(svc, h.loop), SL_EXIT_OK);
+    pthread_join(t, NULL);
+    assert_int_equal(atomic_load(&h.calls), 1);
+    assert_true(atomic_load(&h.on_loop));
+    assert_true(sl_service_stopping(svc));
+    /* a later request does not change the first code */
+    sl_service_request_stop(svc, SL_EXIT_FAILURE);
+    assert_int_equal(sl_service_exit_code(svc), SL_EXIT_OK);
+    assert_int_equal(sl_service_wait_stop(svc), SL_EXIT_OK);
+    sl_service_free(svc);
+    sl_loop_free(h.loop);
+
+    /* request_stop from another thread ends wait_stop with that code */
+    a.drain_timeout_ms = 5000;
+    free(a.metrics_addr);
+    a.metrics_addr = NULL;
+    assert_int_equal(sl_service_new(&svc, &info, &a), SL_OK);
+    assert_int_equal(sl_service_metrics_port(svc), 0);
+    assert_false(sl_service_stopping(svc));
+    sl_service_request_stop(svc, SL_EXIT_FAILURE);
+    assert_int_equal(sl_service_wait_stop(svc), SL_EXIT_FAILURE);
+    sl_service_free(svc);
+    sl_service_args_deinit(&a);
+
+    /* a bad metrics address fails cleanly and allows another try */
+    sl_service_args_init(&a);
+    free(a.metrics_addr);
+    a.metrics_addr = strdup("nowhere");
+    assert_int_equal(sl_service_new(&svc, &info, &a), SL_ERR_INVALID);
+    free(a.metrics_addr);
+    a.metrics_addr = NULL;
+    assert_int_equal(sl_service_new(&svc, &info, &a), SL_OK);
+    sl_service_free(svc);
+    sl_service_args_deinit(&a);
+}
+
+/* Runs fn in a child process and returns its exit status and how long it
+ * took. */
+static int in_child(void (*fn)(void), int64_t *took_ms)
+{
+    struct timespec t0, t1;
+    int status = -1;
+    pid_t pid;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pid = fork();
+    if (pid == 0) {
+        fn();
+        _exit(99);
+    }
+    waitpid(pid, &status, 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    *took_ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void child_hangs_while_draining(void)
+{
+    sl_service_args a;
+    sl_service *svc;
+
+    sl_service_args_init(&a);
+    a.drain_timeout_ms = 100;
+    if (sl_service_new(&svc, &info, &a) != SL_OK)
+        _exit(98);
+    kill(getpid(), SIGTERM);
+    sl_service_wait_stop(svc);
+    sleep(20); /* a drain that never ends */
+}
+
+static void child_gets_two_signals(void)
+{
+    sl_service_args a;
+    sl_service *svc;
+
+    sl_service_args_init(&a);
+    a.drain_timeout_ms = 60000;
+    if (sl_service_new(&svc, &info, &a) != SL_OK)
+        _exit(98);
+    kill(getpid(), SIGINT);
+    sl_service_wait_stop(svc);
+    kill(getpid(), SIGTERM);
+    sleep(20);
+}
+
+static void drain_deadline_and_second_signal_exit_1(void **state)
+{
+    int64_t took;
+
+    assert_int_equal(in_child(child_hangs_while_draining, &took), SL_EXIT_FAILURE);
+    assert_true(took >= 2000 && took < 10000); /* drain timeout + 2 s grace */
+    assert_int_equal(in_child(child_gets_two_signals, &took), SL_EXIT_FAILURE);
+    assert_true(took < 5000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(durations),
+        cmocka_unit_test(common_flags_leave_the_rest),
+        cmocka_unit_test(bad_flags_are_usage_errors),
+        cmocka_unit_test(help_and_version_exit_zero),
+        cmocka_unit_test(loop_runs_in_order_and_cancels),
+        cmocka_unit_test(cancel_waits_for_a_running_task),
+        cmocka_unit_test(signals_readiness_and_exit_codes),
+        cmocka_unit_test(drain_deadline_and_second_signal_exit_1),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
