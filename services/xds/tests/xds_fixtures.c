@@ -101,7 +101,7 @@ uint8_t *fx_cla(size_t *len, const char *name, int n, const char *const *addrs, 
     return pack(&cla.base, len);
 }
 
-uint8_t *fx_listener(size_t *len, const char *name, const char *rds_name)
+static uint8_t *listener(size_t *len, const char *name, const char *rds_name, int valid)
 {
     Envoy__Config__Listener__V3__Listener l = ENVOY__CONFIG__LISTENER__V3__LISTENER__INIT;
     Envoy__Config__Listener__V3__ApiListener al = ENVOY__CONFIG__LISTENER__V3__API_LISTENER__INIT;
@@ -134,6 +134,8 @@ uint8_t *fx_listener(size_t *len, const char *name, const char *rds_name)
     hcm.rds = &rds;
     hcm.n_http_filters = 1;
     hcm.http_filters = fs;
+    if (!valid) /* RDS config source neither ads nor self */
+        cs.config_source_specifier_case = ENVOY__CONFIG__CORE__V3__CONFIG_SOURCE__CONFIG_SOURCE_SPECIFIER__NOT_SET;
     if (any_of(&hany, &hcm.base, u2, sizeof u2))
         goto out;
     al.api_listener = &hany;
@@ -144,6 +146,16 @@ out:
     free(rany.value.data);
     free(hany.value.data);
     return out;
+}
+
+uint8_t *fx_listener(size_t *len, const char *name, const char *rds_name)
+{
+    return listener(len, name, rds_name, 1);
+}
+
+uint8_t *fx_listener_bad(size_t *len, const char *name, const char *rds_name)
+{
+    return listener(len, name, rds_name, 0);
 }
 
 uint8_t *fx_route(size_t *len, const char *name, int n, const char *const *clusters, const unsigned *weights)

@@ -16,6 +16,9 @@ uint8_t *fx_cla(size_t *len, const char *name, int n, const char *const *addrs, 
 /* Listener with an api_listener HttpConnectionManager taking its routes
  * from rds_name over ADS; http_filters = [router]. */
 uint8_t *fx_listener(size_t *len, const char *name, const char *rds_name);
+/* The same with an RDS config source that is neither ads nor self: valid
+ * protobuf, but gRPC clients NACK it (and Envoy's validation fails). */
+uint8_t *fx_listener_bad(size_t *len, const char *name, const char *rds_name);
 /* RouteConfiguration: one virtual host "*" with prefix "" routed to the
  * clusters, weighted when n > 1 (weights may be NULL for n == 1). */
 uint8_t *fx_route(size_t *len, const char *name, int n, const char *const *clusters, const unsigned *weights);

@@ -1,0 +1,197 @@
+/* sluice-xds: the Envoy v3 xDS gRPC server, fed from the sluice_xds KV.
+ * See docs/xds.md. */
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server.h"
+#include "sluice/kv.h"
+#include "sluice/log.h"
+#include "sluice/resource.h"
+#include "sluice/service.h"
+#include "sluice/v1/events.pb-c.h"
+#include "source.h"
+
+static const char usage[] =
+    "  --listen ADDR          gRPC address (default 0.0.0.0:9977)\n"
+    "  --default-proxy NAME   proxy of nodes without metadata.role (default gateway-proxy)\n"
+    "  --bucket NAME          KV bucket to serve (default sluice_xds)\n"
+    "  --workers N            gRPC completion-queue threads (default 2)\n"
+    "  --tls-cert FILE        server certificate (PEM); with --tls-key enables TLS\n"
+    "  --tls-key FILE         server key (PEM)\n"
+    "  --tls-client-ca FILE   require client certificates signed by this CA (mutual TLS)\n";
+
+static const sl_service_info info = {"sluice-xds", "0.1.0",
+                                     "Envoy v3 xDS server (ADS, SotW and incremental) fed from NATS KV.", usage};
+
+static _Atomic(sl_xds_server *) g_server;
+static sl_nats *g_nc;
+static sl_service *g_svc;
+static char g_reporter[128];
+
+static void on_commit(void *ud, const char *proxy)
+{
+    (void)ud;
+    sl_xds_server *s = atomic_load(&g_server);
+    if (s)
+        sl_xds_server_notify(s, proxy);
+}
+
+static void on_ready(void *ud)
+{
+    (void)ud;
+    sl_service_set_ready(g_svc, true);
+}
+
+/* Every NACK becomes a sluice.v1.Report on
+ * sluice.report.xds-server.Proxy.<namespace>.<proxy>. */
+static void on_nack(void *ud, const sl_xds_nack *n)
+{
+    (void)ud;
+    char ns[128] = "default", name[256], subject[512];
+    const char *tilde = strchr(n->proxy, '~');
+    if (tilde) {
+        snprintf(ns, sizeof ns, "%.*s", (int)(tilde - n->proxy), n->proxy);
+        snprintf(name, sizeof name, "%s", tilde + 1);
+    } else {
+        snprintf(name, sizeof name, "%s", n->proxy);
+    }
+    if (sl_resource_subject(subject, sizeof subject, "sluice.report.xds-server", "Proxy", ns, name) != SL_OK)
+        snprintf(subject, sizeof subject, "sluice.report.xds-server.Proxy.invalid.invalid");
+
+    Sluice__V1__Report r = SLUICE__V1__REPORT__INIT;
+    Sluice__V1__ObjectRef ref = SLUICE__V1__OBJECT_REF__INIT;
+    Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    ts.seconds = now.tv_sec;
+    ts.nanos = (int32_t)now.tv_nsec;
+    ref.kind = "Proxy";
+    ref.namespace_ = ns;
+    ref.name = name;
+    r.resource = &ref;
+    r.source = "xds-server";
+    r.state = SLUICE__V1__STATUS__STATE__Rejected;
+    r.reason = (char *)n->error;
+    r.proxy = (char *)n->proxy;
+    r.xds_version = (char *)n->version;
+    r.type_url = (char *)sl_xds_type_url(n->type);
+    r.node_id = (char *)n->node_id;
+    r.time = &ts;
+    r.reporter_id = g_reporter;
+    size_t len = sluice__v1__report__get_packed_size(&r);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return;
+    sluice__v1__report__pack(&r, buf);
+    natsStatus st = natsConnection_Publish(sl_nats_conn(g_nc), subject, buf, (int)len);
+    if (st != NATS_OK)
+        sl_log_warn("report", "publish failed", "subject=%s err=%s", subject, natsStatus_GetText(st));
+    free(buf);
+}
+
+int main(int argc, char **argv)
+{
+    sl_service_args args;
+    sl_loop *loop = NULL;
+    sl_xds_cache *cache = NULL;
+    sl_xds_watch *watch = NULL;
+    sl_xds_server *server = NULL;
+    int code = SL_EXIT_FAILURE;
+    const char *listen = "0.0.0.0:9977", *def = "gateway-proxy", *bucket = "sluice_xds";
+    const char *cert = NULL, *key = NULL, *ca = NULL;
+    int workers = 2;
+
+    sl_service_args_init(&args);
+    if (sl_service_args_parse(&args, &info, &argc, argv) != SL_OK) {
+        code = sl_service_usage_error(&info);
+        goto out;
+    }
+    if (args.exit_now) {
+        code = args.exit_code;
+        goto out;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char **dst = NULL;
+        if (!strcmp(a, "--listen"))
+            dst = &listen;
+        else if (!strcmp(a, "--default-proxy"))
+            dst = &def;
+        else if (!strcmp(a, "--bucket"))
+            dst = &bucket;
+        else if (!strcmp(a, "--tls-cert"))
+            dst = &cert;
+        else if (!strcmp(a, "--tls-key"))
+            dst = &key;
+        else if (!strcmp(a, "--tls-client-ca"))
+            dst = &ca;
+        else if (!strcmp(a, "--workers") && v) {
+            workers = atoi(v);
+            i++;
+            if (workers < 1 || workers > 64) {
+                sl_error_set(SL_ERR_INVALID, "--workers must be 1..64");
+                code = sl_service_usage_error(&info);
+                goto out;
+            }
+            continue;
+        }
+        if (!dst || !v) {
+            sl_error_set(SL_ERR_INVALID, "unknown flag or missing value: %s", a);
+            code = sl_service_usage_error(&info);
+            goto out;
+        }
+        *dst = v;
+        i++;
+    }
+    if ((cert == NULL) != (key == NULL) || (ca && !cert)) {
+        sl_error_set(SL_ERR_INVALID, "--tls-cert and --tls-key go together; --tls-client-ca needs them");
+        code = sl_service_usage_error(&info);
+        goto out;
+    }
+    char host[64] = "";
+    gethostname(host, sizeof host - 1);
+    snprintf(g_reporter, sizeof g_reporter, "%s:%d", host, (int)getpid());
+
+    if (sl_service_new(&g_svc, &info, &args) != SL_OK || sl_loop_new(&loop) != SL_OK ||
+        sl_service_connect(&g_nc, g_svc) != SL_OK || sl_xds_cache_new(&cache, on_commit, NULL) != SL_OK) {
+        sl_log_error("main", "start failed", "err=%s", sl_log_q(sl_error_msg()));
+        goto out;
+    }
+    sl_xds_server_opts so = {.listen = listen,
+                             .default_proxy = def,
+                             .workers = workers,
+                             .tls_cert = cert,
+                             .tls_key = key,
+                             .tls_client_ca = ca,
+                             .cache = cache,
+                             .metrics = sl_service_metrics(g_svc),
+                             .on_nack = on_nack};
+    if (sl_xds_server_start(&server, &so) != SL_OK) {
+        sl_log_error("main", "cannot start the gRPC server", "err=%s", sl_log_q(sl_error_msg()));
+        goto out;
+    }
+    atomic_store(&g_server, server);
+    if (sl_xds_watch_start(&watch, g_nc, loop, bucket, cache, on_ready, NULL) != SL_OK) {
+        sl_log_error("main", "cannot watch the xds bucket", "bucket=%s err=%s", bucket, sl_log_q(sl_error_msg()));
+        goto out;
+    }
+    /* For tests and scripts: the bound port on stdout. */
+    printf("sluice-xds listening on port %d metrics port %d\n", sl_xds_server_port(server),
+           sl_service_metrics_port(g_svc));
+    fflush(stdout);
+    code = sl_service_run(g_svc, loop);
+out:
+    sl_xds_watch_free(watch);
+    atomic_store(&g_server, NULL);
+    sl_xds_server_stop(server);
+    sl_xds_cache_free(cache);
+    sl_loop_free(loop);
+    sl_service_free(g_svc);
+    sl_service_args_deinit(&args);
+    return code;
+}

@@ -1,0 +1,702 @@
+/* server.c - gRPC core plumbing for sluice-xds (see server.h).
+ *
+ * Every call is an `xstream`. Its completion-queue tags are embedded in it;
+ * `pending` counts the batches in flight (a stream is freed when the call
+ * has closed and nothing is pending). The registry (a list under a mutex)
+ * lets sl_xds_server_notify() find the streams of a proxy; it only ever
+ * starts a zero-op batch on them, which posts the stream's wake tag to the
+ * stream's own queue, so all protocol work happens on the stream's worker.
+ */
+#include "server.h"
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/slice.h>
+#include <grpc/support/alloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sluice/log.h"
+
+#define ACCEPTS_PER_WORKER 16
+
+static const struct method {
+    const char *path;
+    int delta, ads;
+    sl_xds_type type;
+    const char *label;
+} methods[] = {
+    {"/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources", 0, 1, 0, "ads"},
+    {"/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources", 1, 1, 0, "ads"},
+    {"/envoy.service.listener.v3.ListenerDiscoveryService/StreamListeners", 0, 0, SL_XDS_LISTENER, "lds"},
+    {"/envoy.service.listener.v3.ListenerDiscoveryService/DeltaListeners", 1, 0, SL_XDS_LISTENER, "lds"},
+    {"/envoy.service.route.v3.RouteDiscoveryService/StreamRoutes", 0, 0, SL_XDS_ROUTE, "rds"},
+    {"/envoy.service.route.v3.RouteDiscoveryService/DeltaRoutes", 1, 0, SL_XDS_ROUTE, "rds"},
+    {"/envoy.service.cluster.v3.ClusterDiscoveryService/StreamClusters", 0, 0, SL_XDS_CLUSTER, "cds"},
+    {"/envoy.service.cluster.v3.ClusterDiscoveryService/DeltaClusters", 1, 0, SL_XDS_CLUSTER, "cds"},
+    {"/envoy.service.endpoint.v3.EndpointDiscoveryService/StreamEndpoints", 0, 0, SL_XDS_ENDPOINT, "eds"},
+    {"/envoy.service.endpoint.v3.EndpointDiscoveryService/DeltaEndpoints", 1, 0, SL_XDS_ENDPOINT, "eds"},
+    {"/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets", 0, 0, SL_XDS_SECRET, "sds"},
+    {"/envoy.service.secret.v3.SecretDiscoveryService/DeltaSecrets", 1, 0, SL_XDS_SECRET, "sds"},
+};
+#define NMETHODS (sizeof methods / sizeof methods[0])
+
+typedef enum tag_kind { TAG_ACCEPT, TAG_META, TAG_RECV, TAG_SEND, TAG_CLOSE, TAG_WAKE, TAG_STATUS } tag_kind;
+
+struct xstream;
+struct worker;
+
+typedef struct tag {
+    tag_kind kind;
+    void *owner;
+} tag;
+
+typedef struct acceptor {
+    tag t;
+    struct worker *w;
+    grpc_call *call;
+    grpc_call_details details;
+    grpc_metadata_array md;
+} acceptor;
+
+typedef struct worker {
+    struct sl_xds_server *srv;
+    grpc_completion_queue *cq;
+    pthread_t thread;
+    acceptor acc[ACCEPTS_PER_WORKER];
+} worker;
+
+typedef struct xstream {
+    tag t_meta, t_recv, t_send, t_close, t_wake, t_status;
+    struct sl_xds_server *srv;
+    worker *w;
+    grpc_call *call;
+    const struct method *m; /* NULL: unknown method, only a status is sent */
+    sl_xds_stream *sm;
+    grpc_byte_buffer *recv_buf;
+    grpc_byte_buffer *send_buf;
+    int cancelled; /* from RECV_CLOSE_ON_SERVER */
+    int send_inflight, closed, finishing, status_started;
+    grpc_status_code code;
+    char msg[256];
+    atomic_int pending;
+    atomic_int wake_pending;
+    int registered;
+    char proxy[256]; /* set under the registry lock once known */
+    struct xstream *prev, *next;
+} xstream;
+
+struct sl_xds_server {
+    sl_xds_server_opts o;
+    char *listen, *default_proxy;
+    grpc_server *server;
+    int port;
+    int nworkers;
+    worker *workers;
+    pthread_mutex_t mu; /* the registry */
+    xstream *head;
+    int stopping;
+    atomic_int live;
+    /* metrics (NULL without a registry) */
+    sl_gauge *g_streams[NMETHODS];
+    sl_counter *c_push[SL_XDS_TYPE_COUNT], *c_ack[SL_XDS_TYPE_COUNT], *c_nack[SL_XDS_TYPE_COUNT];
+    sl_counter *c_push_bytes[SL_XDS_TYPE_COUNT], *c_bad;
+    sl_histogram *h_latency[SL_XDS_TYPE_COUNT];
+};
+
+static void stream_event(xstream *x, tag_kind k, int ok);
+
+/* ---- registry ---- */
+
+static void reg_add(xstream *x)
+{
+    sl_xds_server *s = x->srv;
+    pthread_mutex_lock(&s->mu);
+    x->next = s->head;
+    if (s->head)
+        s->head->prev = x;
+    s->head = x;
+    x->registered = 1;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void reg_del(xstream *x)
+{
+    sl_xds_server *s = x->srv;
+    pthread_mutex_lock(&s->mu);
+    if (x->registered) {
+        if (x->prev)
+            x->prev->next = x->next;
+        else
+            s->head = x->next;
+        if (x->next)
+            x->next->prev = x->prev;
+        x->registered = 0;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+void sl_xds_server_notify(sl_xds_server *s, const char *proxy)
+{
+    pthread_mutex_lock(&s->mu);
+    if (!s->stopping)
+        for (xstream *x = s->head; x; x = x->next) {
+            if (!x->proxy[0] || (proxy && strcmp(x->proxy, proxy) != 0))
+                continue;
+            int expect = 0;
+            if (!atomic_compare_exchange_strong(&x->wake_pending, &expect, 1))
+                continue; /* a wake is already queued */
+            atomic_fetch_add(&x->pending, 1);
+            if (grpc_call_start_batch(x->call, NULL, 0, &x->t_wake, NULL) != GRPC_CALL_OK) {
+                atomic_fetch_sub(&x->pending, 1);
+                atomic_store(&x->wake_pending, 0);
+            }
+        }
+    pthread_mutex_unlock(&s->mu);
+}
+
+int sl_xds_server_streams(sl_xds_server *s) { return atomic_load(&s->live); }
+
+/* ---- streams ---- */
+
+static int start(xstream *x, const grpc_op *ops, size_t n, tag *t)
+{
+    atomic_fetch_add(&x->pending, 1);
+    grpc_call_error e = grpc_call_start_batch(x->call, ops, n, t, NULL);
+    if (e != GRPC_CALL_OK) {
+        atomic_fetch_sub(&x->pending, 1);
+        sl_log_warn("xds", "start batch failed", "err=%d proxy=%s", (int)e, sl_log_q(x->proxy));
+        return -1;
+    }
+    return 0;
+}
+
+static void finish(xstream *x, grpc_status_code code, const char *msg)
+{
+    if (x->finishing)
+        return;
+    x->finishing = 1;
+    x->code = code;
+    snprintf(x->msg, sizeof x->msg, "%s", msg ? msg : "");
+}
+
+static void stream_free(xstream *x)
+{
+    sl_xds_server *s = x->srv;
+    reg_del(x);
+    if (x->m && s->g_streams[x->m - methods])
+        sl_gauge_add(s->g_streams[x->m - methods], -1);
+    if (x->recv_buf)
+        grpc_byte_buffer_destroy(x->recv_buf);
+    if (x->send_buf)
+        grpc_byte_buffer_destroy(x->send_buf);
+    sl_xds_stream_free(x->sm);
+    grpc_call_unref(x->call);
+    free(x);
+    atomic_fetch_sub(&s->live, 1);
+}
+
+static void post_recv(xstream *x)
+{
+    grpc_op op = {0};
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &x->recv_buf;
+    if (start(x, &op, 1, &x->t_recv))
+        finish(x, GRPC_STATUS_INTERNAL, "cannot receive");
+}
+
+static void unref_res(void *p) { sl_xds_res_unref(p); }
+
+static void try_send(xstream *x)
+{
+    sl_xds_server *s = x->srv;
+    sl_xds_response *r;
+    if (x->finishing || x->send_inflight || !x->sm)
+        return;
+    if (sl_xds_stream_next(x->sm, &r) != SL_OK) {
+        finish(x, GRPC_STATUS_RESOURCE_EXHAUSTED, sl_error_msg());
+        return;
+    }
+    if (!r)
+        return;
+    /* The head is copied; each resource's bytes are shared with the cache
+     * (and every other stream) by a slice holding a reference. */
+    grpc_slice stack[64], *sl = r->nres + 1 <= 64 ? stack : malloc((r->nres + 1) * sizeof *sl);
+    if (!sl) {
+        sl_xds_response_free(r);
+        finish(x, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    sl[0] = grpc_slice_from_copied_buffer((const char *)r->head, r->head_len);
+    for (size_t i = 0; i < r->nres; i++) {
+        size_t len;
+        const uint8_t *e = sl_xds_response_elem(r, i, &len);
+        sl[i + 1] = grpc_slice_new_with_user_data((void *)e, len, unref_res, sl_xds_res_ref(r->res[i]));
+    }
+    x->send_buf = grpc_raw_byte_buffer_create(sl, r->nres + 1);
+    for (size_t i = 0; i < r->nres + 1; i++)
+        grpc_slice_unref(sl[i]);
+    if (sl != stack)
+        free(sl);
+    size_t bytes = sl_xds_response_size(r);
+    sl_xds_type t = r->type;
+    sl_log_debug("xds", "push", "proxy=%s type=%s version=%s nonce=%s resources=%zu removed=%zu bytes=%zu",
+                 sl_log_q(x->proxy), sl_xds_type_short(t), r->version, r->nonce, r->nres, r->nremoved, bytes);
+    sl_xds_response_free(r);
+
+    grpc_op op = {0};
+    op.op = GRPC_OP_SEND_MESSAGE;
+    op.data.send_message.send_message = x->send_buf;
+    if (start(x, &op, 1, &x->t_send)) {
+        finish(x, GRPC_STATUS_INTERNAL, "cannot send");
+        return;
+    }
+    x->send_inflight = 1;
+    if (s->c_push[t]) {
+        sl_counter_inc(s->c_push[t]);
+        sl_counter_add(s->c_push_bytes[t], bytes);
+    }
+}
+
+static void on_request(xstream *x)
+{
+    sl_xds_server *s = x->srv;
+    grpc_byte_buffer_reader rd;
+    grpc_slice data;
+    sl_xds_req_info info;
+    sl_status rc;
+    ProtobufCMessage *msg = NULL;
+
+    if (!grpc_byte_buffer_reader_init(&rd, x->recv_buf)) {
+        finish(x, GRPC_STATUS_INTERNAL, "cannot read message");
+        return;
+    }
+    data = grpc_byte_buffer_reader_readall(&rd);
+    grpc_byte_buffer_reader_destroy(&rd);
+    grpc_byte_buffer_destroy(x->recv_buf);
+    x->recv_buf = NULL;
+    const uint8_t *p = GRPC_SLICE_START_PTR(data);
+    size_t n = GRPC_SLICE_LENGTH(data);
+    if (x->m->delta)
+        msg = (ProtobufCMessage *)envoy__service__discovery__v3__delta_discovery_request__unpack(NULL, n, p);
+    else
+        msg = (ProtobufCMessage *)envoy__service__discovery__v3__discovery_request__unpack(NULL, n, p);
+    grpc_slice_unref(data);
+    if (!msg) {
+        if (s->c_bad)
+            sl_counter_inc(s->c_bad);
+        sl_log_warn("xds", "malformed request", "proxy=%s bytes=%zu", sl_log_q(x->proxy), n);
+        finish(x, GRPC_STATUS_INVALID_ARGUMENT,
+               x->m->delta ? "malformed DeltaDiscoveryRequest" : "malformed DiscoveryRequest");
+        return;
+    }
+    if (x->m->delta)
+        rc = sl_xds_stream_on_delta(x->sm, (void *)msg, &info);
+    else
+        rc = sl_xds_stream_on_sotw(x->sm, (void *)msg, &info);
+    if (rc != SL_OK) {
+        if (s->c_bad)
+            sl_counter_inc(s->c_bad);
+        sl_log_warn("xds", "bad request", "proxy=%s err=%s", sl_log_q(x->proxy), sl_log_q(sl_error_msg()));
+        finish(x, rc == SL_ERR_UNSUPPORTED ? GRPC_STATUS_UNIMPLEMENTED
+                  : rc == SL_ERR_NOMEM     ? GRPC_STATUS_RESOURCE_EXHAUSTED
+                                           : GRPC_STATUS_INVALID_ARGUMENT,
+               sl_error_msg());
+        goto out;
+    }
+    if (info.first_on_stream) {
+        pthread_mutex_lock(&s->mu);
+        snprintf(x->proxy, sizeof x->proxy, "%s", sl_xds_stream_proxy(x->sm));
+        pthread_mutex_unlock(&s->mu);
+        sl_log_info("xds", "stream opened", "method=%s delta=%d node=%s proxy=%s", x->m->label, x->m->delta,
+                    sl_log_q(sl_xds_stream_node_id(x->sm)), sl_log_q(x->proxy));
+    }
+    if (info.kind == SL_XDS_REQ_ACK || info.kind == SL_XDS_REQ_NACK) {
+        double lat = info.sent_ns ? (double)(sl_xds_now_ns() - info.sent_ns) / 1e9 : 0;
+        if (info.kind == SL_XDS_REQ_ACK) {
+            if (s->c_ack[info.type]) {
+                sl_counter_inc(s->c_ack[info.type]);
+                sl_histogram_observe(s->h_latency[info.type], lat);
+            }
+        } else {
+            if (s->c_nack[info.type])
+                sl_counter_inc(s->c_nack[info.type]);
+            sl_log_warn("xds", "NACK", "node=%s proxy=%s type=%s version=%s error=%s",
+                        sl_log_q(sl_xds_stream_node_id(x->sm)), sl_log_q(x->proxy), sl_xds_type_short(info.type),
+                        sl_log_q(info.version), sl_log_q(info.error));
+            if (s->o.on_nack) {
+                sl_xds_nack nk = {sl_xds_stream_node_id(x->sm), x->proxy, info.type, info.version,
+                                  info.nonce,                   info.error, info.error_code};
+                s->o.on_nack(s->o.ud, &nk);
+            }
+        }
+    }
+    post_recv(x);
+    try_send(x);
+out:
+    protobuf_c_message_free_unpacked(msg, NULL);
+}
+
+/* Sends the final status once nothing else is being sent. */
+static void maybe_status(xstream *x)
+{
+    if (!x->finishing || x->status_started || x->send_inflight || x->closed)
+        return;
+    grpc_op ops[2];
+    memset(ops, 0, sizeof ops);
+    size_t n = 0;
+    grpc_slice details = grpc_slice_from_copied_string(x->msg);
+    if (!x->m) { /* unknown method: initial metadata was never sent */
+        ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+        n++;
+    }
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = x->code;
+    ops[n].data.send_status_from_server.status_details = &details;
+    n++;
+    x->status_started = 1;
+    start(x, ops, n, &x->t_status);
+    grpc_slice_unref(details);
+}
+
+static void stream_event(xstream *x, tag_kind k, int ok)
+{
+    switch (k) {
+    case TAG_META:
+        break;
+    case TAG_RECV:
+        if (!ok || !x->recv_buf)
+            finish(x, GRPC_STATUS_OK, ""); /* client half-closed or went away */
+        else
+            on_request(x);
+        break;
+    case TAG_SEND:
+        x->send_inflight = 0;
+        grpc_byte_buffer_destroy(x->send_buf);
+        x->send_buf = NULL;
+        if (!ok)
+            finish(x, GRPC_STATUS_UNAVAILABLE, "send failed");
+        else
+            try_send(x);
+        break;
+    case TAG_WAKE:
+        atomic_store(&x->wake_pending, 0);
+        try_send(x);
+        break;
+    case TAG_CLOSE:
+        x->closed = 1;
+        finish(x, GRPC_STATUS_CANCELLED, "");
+        reg_del(x);
+        break;
+    case TAG_STATUS:
+    case TAG_ACCEPT:
+        break;
+    }
+    maybe_status(x);
+    if (atomic_fetch_sub(&x->pending, 1) == 1 && x->closed)
+        stream_free(x);
+}
+
+static void request_call(acceptor *a);
+
+static void on_accept(acceptor *a, int ok)
+{
+    worker *w = a->w;
+    sl_xds_server *s = w->srv;
+    if (!ok) { /* shutting down */
+        grpc_call_details_destroy(&a->details);
+        grpc_metadata_array_destroy(&a->md);
+        a->call = NULL;
+        return;
+    }
+    xstream *x = calloc(1, sizeof *x);
+    grpc_call *call = a->call;
+    const struct method *m = NULL;
+    for (size_t i = 0; i < NMETHODS; i++)
+        if (grpc_slice_str_cmp(a->details.method, methods[i].path) == 0)
+            m = &methods[i];
+    char *path = grpc_slice_to_c_string(a->details.method);
+    grpc_call_details_destroy(&a->details);
+    grpc_metadata_array_destroy(&a->md);
+    request_call(a);
+    if (!x) {
+        grpc_call_cancel_with_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        grpc_call_unref(call);
+        gpr_free(path);
+        return;
+    }
+    x->t_meta = (tag){TAG_META, x};
+    x->t_recv = (tag){TAG_RECV, x};
+    x->t_send = (tag){TAG_SEND, x};
+    x->t_close = (tag){TAG_CLOSE, x};
+    x->t_wake = (tag){TAG_WAKE, x};
+    x->t_status = (tag){TAG_STATUS, x};
+    x->srv = s;
+    x->w = w;
+    x->call = call;
+    x->m = m;
+    atomic_fetch_add(&s->live, 1);
+    atomic_init(&x->pending, 1); /* held until setup is done */
+
+    grpc_op op = {0};
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = &x->cancelled;
+    if (start(x, &op, 1, &x->t_close)) {
+        /* cannot happen on a fresh call; leak nothing */
+        grpc_call_cancel(call, NULL);
+        x->closed = 1;
+    } else if (!m) {
+        sl_log_warn("xds", "unknown method", "method=%s", sl_log_q(path));
+        char msg[300];
+        snprintf(msg, sizeof msg, "unknown method %.250s", path);
+        finish(x, GRPC_STATUS_UNIMPLEMENTED, msg);
+    } else {
+        sl_xds_stream_opts so = {m->delta, m->ads, m->type, s->default_proxy};
+        if (sl_xds_stream_new(&x->sm, s->o.cache, &so) != SL_OK) {
+            finish(x, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        } else {
+            memset(&op, 0, sizeof op);
+            op.op = GRPC_OP_SEND_INITIAL_METADATA;
+            start(x, &op, 1, &x->t_meta);
+            reg_add(x);
+            if (s->g_streams[m - methods])
+                sl_gauge_add(s->g_streams[m - methods], 1);
+            post_recv(x);
+        }
+    }
+    gpr_free(path);
+    maybe_status(x);
+    if (atomic_fetch_sub(&x->pending, 1) == 1 && x->closed)
+        stream_free(x);
+}
+
+static void request_call(acceptor *a)
+{
+    sl_xds_server *s = a->w->srv;
+    grpc_call_details_init(&a->details);
+    grpc_metadata_array_init(&a->md);
+    a->call = NULL;
+    if (grpc_server_request_call(s->server, &a->call, &a->details, &a->md, a->w->cq, a->w->cq, &a->t) !=
+        GRPC_CALL_OK) {
+        grpc_call_details_destroy(&a->details);
+        grpc_metadata_array_destroy(&a->md);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            break;
+        if (ev.type != GRPC_OP_COMPLETE)
+            continue;
+        tag *t = ev.tag;
+        if (t->kind == TAG_ACCEPT)
+            on_accept(t->owner, ev.success);
+        else
+            stream_event(t->owner, t->kind, ev.success);
+    }
+    return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    if (b)
+        b[n] = 0;
+    fclose(f);
+    return b;
+}
+
+static sl_status make_creds(grpc_server_credentials **out, const sl_xds_server_opts *o)
+{
+    if (!o->tls_cert && !o->tls_key) {
+        *out = grpc_insecure_server_credentials_create();
+        return SL_OK;
+    }
+    if (!o->tls_cert || !o->tls_key)
+        return sl_error_set(SL_ERR_INVALID, "TLS needs both a certificate and a key");
+    sl_status rc = SL_OK;
+    char *cert = slurp(o->tls_cert), *key = slurp(o->tls_key), *ca = NULL;
+    if (!cert || !key) {
+        rc = sl_error_set(SL_ERR_IO, "cannot read %s", !cert ? o->tls_cert : o->tls_key);
+        goto out;
+    }
+    if (o->tls_client_ca && !(ca = slurp(o->tls_client_ca))) {
+        rc = sl_error_set(SL_ERR_IO, "cannot read %s", o->tls_client_ca);
+        goto out;
+    }
+    grpc_ssl_pem_key_cert_pair pair = {key, cert};
+    *out = grpc_ssl_server_credentials_create_ex(
+        ca, &pair, 1, ca ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+        NULL);
+    if (!*out)
+        rc = sl_error_set(SL_ERR_INVALID, "unusable TLS certificate or key");
+out:
+    free(cert);
+    free(key);
+    free(ca);
+    return rc;
+}
+
+static void init_metrics(sl_xds_server *s)
+{
+    sl_metrics *reg = s->o.metrics;
+    sl_metric_family *f;
+    if (!reg)
+        return;
+    static const double lat_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+    if (sl_metrics_family_new(&f, reg, SL_METRIC_GAUGE, "sluice_xds_streams", "Open xDS streams.",
+                              (const char *[]){"service", "protocol"}, 2, NULL, 0) == SL_OK)
+        for (size_t i = 0; i < NMETHODS; i++)
+            sl_metric_family_gauge(&s->g_streams[i], f,
+                                   (const char *[]){methods[i].label, methods[i].delta ? "delta" : "sotw"});
+    struct {
+        const char *name, *help;
+        sl_counter **v;
+    } cs[] = {
+        {"sluice_xds_pushes_total", "xDS responses sent.", s->c_push},
+        {"sluice_xds_push_bytes_total", "Bytes of xDS responses sent.", s->c_push_bytes},
+        {"sluice_xds_acks_total", "xDS ACKs received.", s->c_ack},
+        {"sluice_xds_nacks_total", "xDS NACKs received.", s->c_nack},
+    };
+    for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++)
+        if (sl_metrics_family_new(&f, reg, SL_METRIC_COUNTER, cs[k].name, cs[k].help, (const char *[]){"type"}, 1,
+                                  NULL, 0) == SL_OK)
+            for (int t = 0; t < SL_XDS_TYPE_COUNT; t++)
+                sl_metric_family_counter(&cs[k].v[t], f, (const char *[]){sl_xds_type_short((sl_xds_type)t)});
+    if (sl_metrics_family_new(&f, reg, SL_METRIC_HISTOGRAM, "sluice_xds_push_latency_seconds",
+                              "Time from sending an xDS response to its ACK.", (const char *[]){"type"}, 1,
+                              lat_bounds, sizeof lat_bounds / sizeof lat_bounds[0]) == SL_OK)
+        for (int t = 0; t < SL_XDS_TYPE_COUNT; t++)
+            sl_metric_family_histogram(&s->h_latency[t], f, (const char *[]){sl_xds_type_short((sl_xds_type)t)});
+    sl_metrics_counter(&s->c_bad, reg, "sluice_xds_bad_requests_total",
+                       "xDS requests refused (malformed, unknown type, protocol error).");
+}
+
+sl_status sl_xds_server_start(sl_xds_server **out, const sl_xds_server_opts *o)
+{
+    sl_status rc;
+    grpc_server_credentials *creds = NULL;
+    sl_xds_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return sl_error_set(SL_ERR_NOMEM, "out of memory");
+    s->o = *o;
+    s->listen = strdup(o->listen ? o->listen : "0.0.0.0:9977");
+    s->default_proxy = strdup(o->default_proxy ? o->default_proxy : "gateway-proxy");
+    s->o.tls_cert = s->o.tls_key = s->o.tls_client_ca = NULL;
+    s->nworkers = o->workers > 0 ? o->workers : 2;
+    pthread_mutex_init(&s->mu, NULL);
+    init_metrics(s);
+    grpc_init();
+    if ((rc = make_creds(&creds, o)) != SL_OK)
+        goto err;
+    s->server = grpc_server_create(NULL, NULL);
+    s->workers = calloc((size_t)s->nworkers, sizeof *s->workers);
+    if (!s->workers || !s->listen || !s->default_proxy) {
+        rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
+        goto err;
+    }
+    for (int i = 0; i < s->nworkers; i++) {
+        s->workers[i].srv = s;
+        s->workers[i].cq = grpc_completion_queue_create_for_next(NULL);
+        grpc_server_register_completion_queue(s->server, s->workers[i].cq, NULL);
+    }
+    s->port = grpc_server_add_http2_port(s->server, s->listen, creds);
+    grpc_server_credentials_release(creds);
+    creds = NULL;
+    if (!s->port) {
+        rc = sl_error_set(SL_ERR_IO, "cannot listen on %s", s->listen);
+        goto err;
+    }
+    grpc_server_start(s->server);
+    for (int i = 0; i < s->nworkers; i++) {
+        worker *w = &s->workers[i];
+        for (int k = 0; k < ACCEPTS_PER_WORKER; k++) {
+            w->acc[k].t = (tag){TAG_ACCEPT, &w->acc[k]};
+            w->acc[k].w = w;
+            request_call(&w->acc[k]);
+        }
+        pthread_create(&w->thread, NULL, worker_main, w);
+    }
+    sl_log_info("xds", "listening", "addr=%s port=%d tls=%d mtls=%d workers=%d", s->listen, s->port,
+                o->tls_cert != NULL, o->tls_client_ca != NULL, s->nworkers);
+    *out = s;
+    return SL_OK;
+err:
+    if (creds)
+        grpc_server_credentials_release(creds);
+    if (s->server) {
+        grpc_server_destroy(s->server); /* never started */
+        for (int i = 0; s->workers && i < s->nworkers; i++) {
+            grpc_completion_queue_shutdown(s->workers[i].cq);
+            while (grpc_completion_queue_next(s->workers[i].cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+                   GRPC_QUEUE_SHUTDOWN)
+                ;
+            grpc_completion_queue_destroy(s->workers[i].cq);
+        }
+    }
+    free(s->workers);
+    free(s->listen);
+    free(s->default_proxy);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+    grpc_shutdown();
+    return rc;
+}
+
+int sl_xds_server_port(const sl_xds_server *s) { return s->port; }
+
+void sl_xds_server_stop(sl_xds_server *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pthread_mutex_unlock(&s->mu);
+    grpc_completion_queue *scq = grpc_completion_queue_create_for_pluck(NULL);
+    int done_tag;
+    grpc_server_shutdown_and_notify(s->server, scq, &done_tag);
+    grpc_server_cancel_all_calls(s->server);
+    grpc_completion_queue_pluck(scq, &done_tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    /* Workers finish the cancelled streams; wait until all are freed. */
+    for (int i = 0; i < 500 && atomic_load(&s->live) > 0; i++)
+        usleep(10000);
+    if (atomic_load(&s->live) > 0)
+        sl_log_warn("xds", "streams still open at shutdown", "n=%d", atomic_load(&s->live));
+    for (int i = 0; i < s->nworkers; i++)
+        grpc_completion_queue_shutdown(s->workers[i].cq);
+    for (int i = 0; i < s->nworkers; i++)
+        pthread_join(s->workers[i].thread, NULL);
+    grpc_server_destroy(s->server);
+    for (int i = 0; i < s->nworkers; i++)
+        grpc_completion_queue_destroy(s->workers[i].cq);
+    grpc_completion_queue_shutdown(scq);
+    grpc_completion_queue_destroy(scq);
+    free(s->workers);
+    free(s->listen);
+    free(s->default_proxy);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+    grpc_shutdown();
+}

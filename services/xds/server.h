@@ -1,0 +1,59 @@
+/* server.h - the gRPC transport of sluice-xds (gRPC core C API).
+ *
+ * Serves ADS (SotW and delta) and the per-type SotW/delta services of
+ * Listener, Route, Cluster, Endpoint and Secret, each stream driven by an
+ * sl_xds_stream. Worker threads each own a completion queue; a stream lives
+ * on one worker, so its state needs no lock. A commit wakes the streams of
+ * the proxy by a zero-op batch on their call (it completes at once on the
+ * stream's own queue); the stream then pulls its next response. At most one
+ * message is being sent per stream; what to send is computed when the
+ * previous send completes, so a slow stream coalesces to the latest state
+ * and never holds up the others.
+ */
+#ifndef SLUICE_XDS_SERVER_H
+#define SLUICE_XDS_SERVER_H
+
+#include "cache.h"
+#include "sluice/metrics.h"
+#include "stream.h"
+
+typedef struct sl_xds_server sl_xds_server;
+
+/* A NACK, for reports. All strings valid during the callback only. */
+typedef struct sl_xds_nack {
+    const char *node_id;
+    const char *proxy;
+    sl_xds_type type;
+    const char *version; /* the rejected version */
+    const char *nonce;
+    const char *error;
+    int code;
+} sl_xds_nack;
+
+typedef struct sl_xds_server_opts {
+    const char *listen;        /* "0.0.0.0:9977" */
+    const char *default_proxy; /* "gateway-proxy" */
+    int workers;               /* completion-queue threads; 0 = 2 */
+    const char *tls_cert;      /* PEM files; cert+key enable TLS */
+    const char *tls_key;
+    const char *tls_client_ca; /* with TLS: require and verify client certs */
+    sl_xds_cache *cache;       /* required; must outlive the server */
+    sl_metrics *metrics;       /* optional */
+    /* Called on a worker thread for every NACK; must not block long. */
+    void (*on_nack)(void *ud, const sl_xds_nack *n);
+    void *ud;
+} sl_xds_server_opts;
+
+/* Binds, starts the workers and serves. opts strings are copied. */
+sl_status sl_xds_server_start(sl_xds_server **out, const sl_xds_server_opts *opts);
+/* The bound port. */
+int sl_xds_server_port(const sl_xds_server *s);
+/* Wakes every stream of proxy (a commit happened). Any thread; never blocks
+ * on a stream. Use as the cache's commit callback. */
+void sl_xds_server_notify(sl_xds_server *s, const char *proxy);
+/* Number of open streams. */
+int sl_xds_server_streams(sl_xds_server *s);
+/* Cancels every stream, stops the workers and frees the server. */
+void sl_xds_server_stop(sl_xds_server *s);
+
+#endif

@@ -1,0 +1,104 @@
+// Shared set-up of the xDS conformance tests: a real nats-server with
+// JetStream, the real sluice-xds, xds-kvtool to write resources, and gRPC
+// back-ends on loopback. Every process is killed on exit.
+'use strict';
+const { spawn, execFileSync } = require('child_process');
+const net = require('net');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const http = require('http');
+
+const BIN = process.env.SLUICE_BINARY_DIR || path.resolve(__dirname, '../../build');
+const SRC = process.env.SLUICE_SOURCE_DIR || path.resolve(__dirname, '../..');
+const NATS = process.env.SLUICE_NATS_SERVER || 'nats-server';
+const children = [];
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+    s.on('error', reject);
+  });
+}
+
+function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+
+function cleanup() {
+  for (const c of children) { try { c.kill('SIGKILL'); } catch (e) { /* gone */ } }
+}
+process.on('exit', cleanup);
+process.on('SIGINT', () => { cleanup(); process.exit(130); });
+
+async function startNats(dir) {
+  const port = await freePort();
+  const c = spawn(NATS, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', path.join(dir, 'js')],
+                  { stdio: ['ignore', 'ignore', 'pipe'] });
+  children.push(c);
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise((r) => {
+      const s = net.connect(port, '127.0.0.1', () => { s.end(); r(true); });
+      s.on('error', () => r(false));
+    });
+    if (ok) return `nats://127.0.0.1:${port}`;
+    await sleep(50);
+  }
+  throw new Error('nats-server did not start');
+}
+
+async function startXds(natsUrl, extra = []) {
+  const bin = path.join(BIN, 'services/xds/sluice-xds');
+  const c = spawn(bin, ['--nats-url', natsUrl, '--listen', '127.0.0.1:0', '--metrics-addr', '127.0.0.1:0', ...extra],
+                  { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(c);
+  let log = '';
+  c.stderr.on('data', (d) => { log += d; if (process.env.XDS_VERBOSE) process.stderr.write(d); });
+  const line = await new Promise((resolve, reject) => {
+    let out = '';
+    c.stdout.on('data', (d) => {
+      out += d;
+      const m = /listening on port (\d+) metrics port (\d+)/.exec(out);
+      if (m) resolve(m);
+    });
+    c.on('exit', (code) => reject(new Error(`sluice-xds exited ${code}: ${log}`)));
+  });
+  return { proc: c, port: Number(line[1]), metricsPort: Number(line[2]), log: () => log };
+}
+
+function apply(natsUrl, specs, proxy) {
+  const args = ['--nats-url', natsUrl];
+  if (proxy) args.push('--proxy', proxy);
+  return execFileSync(path.join(BIN, 'services/xds/xds-kvtool'), [...args, 'apply', ...specs]).toString();
+}
+
+function metrics(port) {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
+      let b = '';
+      res.on('data', (d) => { b += d; });
+      res.on('end', () => resolve(b));
+    }).on('error', reject);
+  });
+}
+
+function metric(text, name, labels) {
+  const re = new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, 'm');
+  const m = re.exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+function bootstrap(dir, xdsPort, role) {
+  const f = path.join(dir, 'bootstrap.json');
+  const node = { id: `conformance-${process.pid}`, locality: { zone: 'local' } };
+  if (role) node.metadata = { role };
+  fs.writeFileSync(f, JSON.stringify({
+    xds_servers: [{ server_uri: `127.0.0.1:${xdsPort}`, channel_creds: [{ type: 'insecure' }],
+                    server_features: ['xds_v3'] }],
+    node,
+  }));
+  return f;
+}
+
+function tmpdir() { return fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-xds-conf-')); }
+
+module.exports = { freePort, sleep, startNats, startXds, apply, metrics, metric, bootstrap, tmpdir, SRC, BIN };
