@@ -40,7 +40,7 @@ asan: setup
 
 # Regenerate schemas/ from proto/sluice/v1 (a test fails when it is stale).
 schemas: build
-	$(BUILD)/tools/schemagen/sluice-schemagen schemas
+	cmake --build $(BUILD) --target schemas
 
 # libFuzzer targets, each run for FUZZ_SECONDS.
 fuzz: setup
