@@ -551,8 +551,10 @@ static void dec_repeated(dec *d, const codec_node *n, const ProtobufCFieldDescri
         list_mismatch(d, n, f);
         return;
     }
-    if (n->n == 0 || !enter(d, n))
+    if (!enter(d, n))
         return;
+    if (n->n == 0)
+        goto out;
     arr = codec_alloc(d->alloc, n->n * esz);
     if (!arr) {
         out_of_memory(d);
@@ -622,8 +624,10 @@ static void dec_map(dec *d, const codec_node *n, const ProtobufCFieldDescriptor 
         mismatch(d, n, map_noun(d, false));
         return;
     }
-    if (n->n == 0 || !enter(d, n))
+    if (!enter(d, n))
         return;
+    if (n->n == 0)
+        goto out;
     arr = codec_alloc(d->alloc, n->n * sizeof(*arr));
     if (!arr) {
         out_of_memory(d);
@@ -1017,7 +1021,10 @@ static bool shape_ok(const codec_node *n, const ProtobufCMessageDescriptor *desc
 static void dec_into(dec *d, const codec_node *n, ProtobufCMessage *m)
 {
     codec_wkt wkt = codec_wkt_of(m->descriptor);
-    bool nested = n->kind != CODEC_SCALAR && wkt != CODEC_WKT_VALUE;
+    /* One level per mapping or list: a Value is not one, and a Struct's
+     * map and a ListValue's list count themselves. */
+    bool nested = n->kind != CODEC_SCALAR && wkt != CODEC_WKT_VALUE && wkt != CODEC_WKT_STRUCT &&
+                  wkt != CODEC_WKT_LIST;
 
     if (!shape_ok(n, m->descriptor)) {
         char what[64];

@@ -136,17 +136,20 @@ const sl_diag_item *sl_diag_get(const sl_diag *d, size_t i)
 
 size_t sl_diag_format(char *buf, size_t size, const sl_diag_item *item)
 {
-    char pos[64] = "";
+    char where[1024] = "";
     const char *sev = item->severity == SL_DIAG_ERROR ? "error" : "warning";
     const char *file = item->file ? item->file : "";
     int n;
 
+    /* "file:line:col: ", "file: ", "line:col: " or nothing. */
     if (item->line && item->column)
-        snprintf(pos, sizeof(pos), "%u:%u: ", item->line, item->column);
+        snprintf(where, sizeof(where), "%s%s%u:%u: ", file, *file ? ":" : "", item->line,
+                 item->column);
     else if (item->line)
-        snprintf(pos, sizeof(pos), "%u: ", item->line);
-    n = snprintf(buf, size, "%s%s%s%s: %s", file, *file ? ":" : "", pos, sev,
-                 item->message ? item->message : "");
+        snprintf(where, sizeof(where), "%s%s%u: ", file, *file ? ":" : "", item->line);
+    else if (*file)
+        snprintf(where, sizeof(where), "%s: ", file);
+    n = snprintf(buf, size, "%s%s: %s", where, sev, item->message ? item->message : "");
     return n < 0 ? 0 : (size_t)n;
 }
 
