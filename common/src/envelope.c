@@ -451,6 +451,7 @@ struct sl_subscription {
     atomic_bool closing;
     pthread_mutex_t lock;
     pthread_cond_t cond;
+    bool open;     /* sl_envelope_subscribe() succeeded */
     bool complete; /* nats.c will not call on_msg again */
 };
 
@@ -475,8 +476,18 @@ static void sub_msg_run(void *ud)
     sl_subscription *sub = m->sub;
     sl_envelope env;
     sl_status st;
+    bool open;
 
-    if (!atomic_load(&sub->closing)) {
+    /* A message can arrive before sl_envelope_subscribe() has returned;
+     * if that call then fails, the handler must never have run. Wait for
+     * its outcome (a matter of microseconds). */
+    pthread_mutex_lock(&sub->lock);
+    while (!sub->open && !atomic_load(&sub->closing))
+        pthread_cond_wait(&sub->cond, &sub->lock);
+    open = sub->open;
+    pthread_mutex_unlock(&sub->lock);
+
+    if (open && !atomic_load(&sub->closing)) {
         st = sl_envelope_parse(&env, m->msg);
         sub->fn(sub, st, &env, m->msg, sub->ud);
     }
@@ -569,6 +580,10 @@ sl_status sl_envelope_subscribe(sl_subscription **out, sl_nats *nc, const char *
         }
         goto out;
     }
+    pthread_mutex_lock(&sub->lock);
+    sub->open = true;
+    pthread_cond_broadcast(&sub->cond);
+    pthread_mutex_unlock(&sub->lock);
     *out = sub;
 out:
     return st;
@@ -581,7 +596,10 @@ void sl_subscription_free(sl_subscription *sub)
 
     if (sub == NULL)
         return;
+    pthread_mutex_lock(&sub->lock);
     atomic_store(&sub->closing, true);
+    pthread_cond_broadcast(&sub->cond); /* releases a sub_msg_run() waiting for open */
+    pthread_mutex_unlock(&sub->lock);
     /* Closing the subscription (or its connection having closed) makes
      * nats.c call on_complete after its last on_msg. Without it, on_msg
      * could still run and touch sub. */
