@@ -59,18 +59,18 @@ bool sl_trace_id_valid(const char *s)
 void sl_trace_id_new(char out[SL_TRACE_ID_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
-    static atomic_uint_fast64_t counter;
     unsigned char b[16];
 
     if (getrandom(b, sizeof(b), GRND_NONBLOCK) != (ssize_t)sizeof(b)) {
-        /* Early boot without entropy: unique enough for tracing. */
+        /* Early boot without entropy: time, process and thread are unique
+         * enough for tracing. */
         struct timespec ts;
-        uint64_t c = atomic_fetch_add(&counter, 1), t;
+        uint64_t t, id;
         clock_gettime(CLOCK_REALTIME, &ts);
         t = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        id = ((uint64_t)getpid() << 32) ^ (uint64_t)gettid();
         memcpy(b, &t, 8);
-        c ^= (uint64_t)getpid() << 40;
-        memcpy(b + 8, &c, 8);
+        memcpy(b + 8, &id, 8);
     }
     for (size_t i = 0; i < sizeof(b); i++) {
         out[2 * i] = hex[b[i] >> 4];

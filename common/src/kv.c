@@ -534,6 +534,11 @@ void sl_kv_watch_stop(sl_kv_watch *w)
 {
     if (!atomic_exchange(&w->stopped, true))
         kvWatcher_Stop(w->nw);
+    /* Push mode: drop what is queued and wait for a handler running on
+     * another thread. Whatever the watch thread still posts is dropped by
+     * event_deliver(), which sees the flag. */
+    if (w->loop != NULL)
+        sl_loop_cancel(w->loop, w);
 }
 
 static void event_free(void *ud)

@@ -177,8 +177,9 @@ sl_status sl_kv_watch_start(sl_kv_watch **out, sl_kv *kv, const sl_kv_watch_opts
                             sl_loop *loop, const sl_kv_watch_handlers *handlers, void *ud);
 
 /* Pull mode: wakes a sl_kv_watch_next() blocked on another thread (it
- * returns SL_ERR_CLOSED). Push mode: stops delivery. Any thread; the watch
- * must still be freed. */
+ * returns SL_ERR_CLOSED). Push mode: no handler runs after it returns
+ * (called from a handler, none runs after that handler). Any thread; the
+ * watch must still be freed. */
 void sl_kv_watch_stop(sl_kv_watch *w);
 
 /* Stops (if needed) and frees the watch. In push mode no handler runs
