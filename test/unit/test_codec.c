@@ -207,6 +207,36 @@ static void cluster_load_assignment_from_json(void **state)
     protobuf_c_message_free_unpacked(&cla->base, NULL);
 }
 
+static void route_configuration_round_trips(void **state)
+{
+    RouteConfiguration *rc = (void *)decode_file("envoy.config.route.v3.RouteConfiguration",
+                                                 "test/data/codec/route.yaml");
+    Envoy__Config__Route__V3__RouteAction *ra;
+    char *yaml;
+
+    assert_non_null(rc->validate_clusters);
+    assert_false(rc->validate_clusters->value);
+    ra = rc->virtual_hosts[0]->routes[0]->route;
+    assert_int_equal(ra->cluster_specifier_case,
+                     ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__CLUSTER_SPECIFIER_WEIGHTED_CLUSTERS);
+    assert_int_equal(ra->weighted_clusters->n_clusters, 2);
+    assert_int_equal(ra->weighted_clusters->clusters[0]->weight->value, 90);
+    assert_int_equal(ra->retry_policy->per_try_timeout->nanos, 500000000);
+    assert_int_equal(ra->retry_policy->retry_back_off->base_interval->nanos, 25000000);
+    assert_true(ra->hash_policy[0]->terminal);
+    assert_non_null(ra->idle_timeout); /* a zero duration that was written */
+    assert_int_equal(rc->virtual_hosts[0]->routes[1]->redirect->response_code,
+                     ENVOY__CONFIG__ROUTE__V3__REDIRECT_ACTION__REDIRECT_RESPONSE_CODE__PERMANENT_REDIRECT);
+    assert_int_equal(rc->virtual_hosts[0]->routes[1]->n_typed_per_filter_config, 1);
+    yaml = encode_yaml(&rc->base);
+    assert_non_null(strstr(yaml, "\nvalidateClusters: false\n"));
+    assert_non_null(strstr(yaml, "\n      idleTimeout: 0s\n"));
+    assert_non_null(strstr(yaml, "\n        allowCredentials: true\n"));
+    free(yaml);
+    assert_roundtrip(&rc->base);
+    protobuf_c_message_free_unpacked(&rc->base, NULL);
+}
+
 static void encodes_proto3_json(void **state)
 {
     ProtobufCMessage *m = decode_str("envoy.config.cluster.v3.Cluster",
@@ -685,6 +715,58 @@ static void multi_document_streams(void **state)
     sl_diag_deinit(&d);
 }
 
+/* The config layer's use: read each document's kind, decode it as that
+ * resource. */
+static void resources_by_kind(void **state)
+{
+    static const char *const ignore[] = {"apiVersion", "kind", NULL};
+    static const struct {
+        const char *kind;
+        unsigned line;
+        const char *name;
+    } want[] = {
+        {"Upstream", 3, "petstore"},
+        {"VirtualService", 18, "petstore"},
+        {NULL, 35, NULL},
+        {"Upstream", 37, "orders"},
+    };
+    size_t len, i = 0;
+    char *text = read_source("test/data/codec/resources.yaml", &len);
+    sl_codec_stream *s;
+    sl_codec_doc *doc;
+    sl_diag d;
+
+    sl_diag_init(&d);
+    assert_int_equal(sl_codec_stream_new(&s, text, len, "resources.yaml"), SL_OK);
+    free(text); /* the stream has its own copy */
+    while (sl_codec_stream_next(s, &doc, &d) == SL_OK && doc) {
+        const char *kind = sl_codec_doc_scalar(doc, "kind");
+        ProtobufCMessage *m = NULL;
+        char type[64];
+        sl_codec_options o = {.ignore_keys = ignore, .root_name = kind, .resolver = sl_types_find_url};
+
+        assert_true(i < 4);
+        assert_int_equal(sl_codec_doc_line(doc), want[i].line);
+        if (!want[i].kind) {
+            assert_true(sl_codec_doc_empty(doc));
+            assert_null(kind);
+        } else {
+            assert_string_equal(kind, want[i].kind);
+            assert_string_equal(sl_codec_doc_scalar(doc, "metadata.name"), want[i].name);
+            snprintf(type, sizeof(type), "sluice.v1.%s", kind);
+            assert_int_equal(sl_codec_decode_doc(&m, type_of(type), doc, &o, &d), SL_OK);
+            assert_roundtrip(m);
+            protobuf_c_message_free_unpacked(m, NULL);
+        }
+        sl_codec_doc_free(doc);
+        i++;
+    }
+    assert_int_equal(i, 4);
+    assert_int_equal(sl_diag_count(&d), 0);
+    sl_codec_stream_free(s);
+    sl_diag_deinit(&d);
+}
+
 static void stream_goes_on_after_a_broken_document(void **state)
 {
     static const char text[] = "name: a\n"
@@ -813,6 +895,7 @@ int main(void)
         cmocka_unit_test(listener_with_hcm_round_trips),
         cmocka_unit_test(cluster_round_trips),
         cmocka_unit_test(cluster_load_assignment_from_json),
+        cmocka_unit_test(route_configuration_round_trips),
         cmocka_unit_test(encodes_proto3_json),
         cmocka_unit_test(names_in_both_spellings),
         cmocka_unit_test(scalars_in_every_form),
@@ -825,6 +908,7 @@ int main(void)
         cmocka_unit_test(oneof_members_keep_zero_values),
         cmocka_unit_test(yaml_anchors_and_aliases),
         cmocka_unit_test(multi_document_streams),
+        cmocka_unit_test(resources_by_kind),
         cmocka_unit_test(stream_goes_on_after_a_broken_document),
         cmocka_unit_test(sluice_resources_with_ignored_keys),
         cmocka_unit_test(decodes_into_an_arena),
