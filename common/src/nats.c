@@ -296,14 +296,14 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static sl_status copy_settings(sl_nats_settings *dst, const sl_nats_settings *src)
+sl_status sl_nats_settings_copy(sl_nats_settings *dst, const sl_nats_settings *src)
 {
     sl_status st = SL_OK;
 
     *dst = *src;
     dst->urls = dst->creds_file = dst->tls_cert = dst->tls_key = dst->tls_ca = dst->name = NULL;
     if (st == SL_OK)
-        st = set_str(&dst->urls, src->urls != NULL ? src->urls : SL_NATS_DEFAULT_URL, "urls");
+        st = set_str(&dst->urls, src->urls, "urls");
     if (st == SL_OK)
         st = set_str(&dst->creds_file, src->creds_file, "creds");
     if (st == SL_OK)
@@ -314,6 +314,8 @@ static sl_status copy_settings(sl_nats_settings *dst, const sl_nats_settings *sr
         st = set_str(&dst->tls_ca, src->tls_ca, "tls ca");
     if (st == SL_OK)
         st = set_str(&dst->name, src->name, "name");
+    if (st != SL_OK)
+        sl_nats_settings_deinit(dst);
     return st;
 }
 
@@ -424,7 +426,9 @@ sl_status sl_nats_connect(sl_nats **out, const sl_nats_settings *settings)
     pthread_mutex_init(&nc->lock, NULL);
     pthread_cond_init(&nc->cond, NULL);
     nc->seed = (unsigned)mono_ms() ^ (unsigned)getpid();
-    st = copy_settings(&nc->s, settings);
+    st = sl_nats_settings_copy(&nc->s, settings);
+    if (st == SL_OK && nc->s.urls == NULL)
+        st = set_str(&nc->s.urls, SL_NATS_DEFAULT_URL, "urls");
     if (st == SL_OK)
         st = build_options(&opts, nc);
     if (st != SL_OK)

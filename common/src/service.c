@@ -542,30 +542,11 @@ sl_status sl_service_new(sl_service **out, const sl_service_info *info, const sl
         st = sl_error_set(SL_ERR_NOMEM, "service");
         goto err;
     }
-    /* Copy the NATS settings through the flag setter, which duplicates. */
-    svc->args.nats = args->nats;
-    svc->args.nats.urls = svc->args.nats.creds_file = svc->args.nats.tls_cert = NULL;
-    svc->args.nats.tls_key = svc->args.nats.tls_ca = svc->args.nats.name = NULL;
-    {
-        const struct {
-            const char *flag;
-            const char *value;
-        } strs[] = {{"nats-url", args->nats.urls},           {"nats-creds", args->nats.creds_file},
-                    {"nats-tls-cert", args->nats.tls_cert}, {"nats-tls-key", args->nats.tls_key},
-                    {"nats-tls-ca", args->nats.tls_ca},     {"nats-name", args->nats.name}};
-        for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
-            if (strs[i].value == NULL)
-                continue;
-            st = sl_nats_settings_set(&svc->args.nats, strs[i].flag, strs[i].value);
-            if (st != SL_OK)
-                goto err;
-        }
-        if (svc->args.nats.name == NULL) {
-            st = sl_nats_settings_set(&svc->args.nats, "nats-name", svc->name);
-            if (st != SL_OK)
-                goto err;
-        }
-    }
+    st = sl_nats_settings_copy(&svc->args.nats, &args->nats);
+    if (st == SL_OK && svc->args.nats.name == NULL)
+        st = sl_nats_settings_set(&svc->args.nats, "nats-name", svc->name);
+    if (st != SL_OK)
+        goto err;
     svc->info = *info;
     svc->info.name = svc->name;
     svc->info.version = svc->version;

@@ -342,6 +342,27 @@ static void payload_over_max_is_refused(void **state)
     free(big);
 }
 
+static void service_owns_and_drains_its_connection(void **state)
+{
+    static const sl_service_info info = {"sluice-test-svc", "0", NULL, NULL};
+    sl_service_args a;
+    sl_service *svc = NULL;
+    sl_nats *c1 = NULL, *c2 = NULL;
+
+    sl_service_args_init(&a);
+    assert_int_equal(sl_nats_settings_set(&a.nats, "nats-url", harness_nats_url(srv)), SL_OK);
+    a.drain_timeout_ms = 1000;
+    assert_int_equal(sl_service_new(&svc, &info, &a), SL_OK);
+    sl_service_args_deinit(&a); /* the service keeps its own copy */
+    assert_int_equal(sl_service_connect(&c1, svc), SL_OK);
+    assert_int_equal(sl_service_connect(&c2, svc), SL_OK);
+    assert_ptr_equal(c1, c2);
+    assert_int_equal(sl_envelope_publish(c1, "svc.hello", SL_CT_JSON, NULL, "{}", 2, NULL), SL_OK);
+    sl_service_request_stop(svc, SL_EXIT_OK);
+    assert_int_equal(sl_service_wait_stop(svc), SL_EXIT_OK);
+    sl_service_free(svc); /* drains and closes c1 */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -352,6 +373,7 @@ int main(void)
         cmocka_unit_test(request_reply_timeout_and_no_responders),
         cmocka_unit_test(free_stops_delivery),
         cmocka_unit_test(payload_over_max_is_refused),
+        cmocka_unit_test(service_owns_and_drains_its_connection),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

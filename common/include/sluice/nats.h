@@ -63,6 +63,10 @@ void sl_nats_settings_init(sl_nats_settings *s);
 /* Frees the strings and resets s to the defaults. */
 void sl_nats_settings_deinit(sl_nats_settings *s);
 
+/* Deep-copies src into dst (dst's previous contents are not freed). On
+ * error dst is left deinitialised. SL_ERR_NOMEM only. */
+sl_status sl_nats_settings_copy(sl_nats_settings *dst, const sl_nats_settings *src);
+
 /* Overrides s with the NATS_* environment variables that are set and not
  * empty. SL_ERR_NOMEM only. */
 sl_status sl_nats_settings_from_env(sl_nats_settings *s);
