@@ -180,6 +180,20 @@ static void append_raw(char *buf, size_t cap, size_t *len, const char *s)
         put_escaped(buf, cap, len, (unsigned char)*s, 0);
 }
 
+/* Appends s as a logfmt value, quoted when needed. Written straight into
+ * the line: the sl_log_q() ring may hold the caller's arguments. */
+static void append_value(char *buf, size_t cap, size_t *len, const char *s)
+{
+    int quote = needs_quote(s);
+
+    if (quote)
+        append_raw(buf, cap, len, "\"");
+    for (; *s && *len + 2 < cap; s++)
+        put_escaped(buf, cap - 1, len, (unsigned char)*s, quote);
+    if (quote)
+        append_raw(buf, cap, len, "\"");
+}
+
 void sl_log_write_(sl_log_level level, const char *comp, const char *msg, const char *fmt, ...)
 {
     char line[LOG_LINE_MAX];
@@ -205,11 +219,11 @@ void sl_log_write_(sl_log_level level, const char *comp, const char *msg, const 
     len = n > 0 ? (size_t)n : 0;
     if (svc[0] != '\0') {
         append_raw(line, cap, &len, " svc=");
-        append_raw(line, cap, &len, sl_log_q(svc));
+        append_value(line, cap, &len, svc);
     }
     if (comp != NULL && comp[0] != '\0') {
         append_raw(line, cap, &len, " comp=");
-        append_raw(line, cap, &len, sl_log_q(comp));
+        append_value(line, cap, &len, comp);
     }
     /* msg is always quoted so that readers find it at a fixed shape. */
     append_raw(line, cap, &len, " msg=\"");

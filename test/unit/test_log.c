@@ -124,6 +124,17 @@ static void quote_helper(void **state)
     assert_string_equal(sl_log_q("\x02"), "\"\\x02\"");
 }
 
+static void eight_quoted_values_survive_quoted_fields(void **state)
+{
+    sl_log_set_service("my svc");
+    sl_log_info("a comp", "m", "a=%s b=%s c=%s d=%s e=%s f=%s g=%s h=%s", sl_log_q("1 1"),
+                sl_log_q("2 2"), sl_log_q("3 3"), sl_log_q("4 4"), sl_log_q("5 5"), sl_log_q("6 6"),
+                sl_log_q("7 7"), sl_log_q("8 8"));
+    assert_non_null(strstr(drain(), "svc=\"my svc\" comp=\"a comp\" msg=\"m\" a=\"1 1\" b=\"2 2\" "
+                                    "c=\"3 3\" d=\"4 4\" e=\"5 5\" f=\"6 6\" g=\"7 7\" h=\"8 8\"\n"));
+    sl_log_set_service("test-svc");
+}
+
 static void long_records_are_truncated(void **state)
 {
     char big[6000];
@@ -172,6 +183,7 @@ int main(void)
         cmocka_unit_test(line_format),
         cmocka_unit_test(escapes_everything_that_breaks_a_line),
         cmocka_unit_test(quote_helper),
+        cmocka_unit_test(eight_quoted_values_survive_quoted_fields),
         cmocka_unit_test(long_records_are_truncated),
         cmocka_unit_test(parses_levels),
         cmocka_unit_test(init_reads_env),
