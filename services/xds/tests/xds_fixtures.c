@@ -170,7 +170,7 @@ uint8_t *fx_route(size_t *len, const char *name, int n, const char *const *clust
     Envoy__Config__Route__V3__WeightedCluster wc = ENVOY__CONFIG__ROUTE__V3__WEIGHTED_CLUSTER__INIT;
     Envoy__Config__Route__V3__WeightedCluster__ClusterWeight cw[8];
     Envoy__Config__Route__V3__WeightedCluster__ClusterWeight *cwp[8];
-    Google__Protobuf__UInt32Value wv[8];
+    Google__Protobuf__UInt32Value wv[8], tw = GOOGLE__PROTOBUF__UINT32_VALUE__INIT;
     char *domains[1] = {"*"};
     if (n > 8)
         n = 8;
@@ -195,6 +195,15 @@ uint8_t *fx_route(size_t *len, const char *name, int n, const char *const *clust
             cw[i].weight = &wv[i];
             cwp[i] = &cw[i];
         }
+        /* gRPC before 1.57 wants the deprecated total_weight (default 100). */
+        unsigned sum = 0;
+        for (int i = 0; i < n; i++)
+            sum += wv[i].value;
+        tw.value = sum;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+        wc.total_weight = &tw;
+#pragma GCC diagnostic pop
         wc.n_clusters = (size_t)n;
         wc.clusters = cwp;
         a.cluster_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__CLUSTER_SPECIFIER_WEIGHTED_CLUSTERS;

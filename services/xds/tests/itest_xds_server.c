@@ -1,0 +1,416 @@
+/* itest_xds_server.c - the real sluice-xds binary against a real
+ * nats-server, driven by the project's own gRPC protocol client: ADS and
+ * per-type streams, SotW and delta, NACK reports on NATS, bad input, a
+ * connect/disconnect storm, and a restart that rebuilds from KV. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <errno.h>
+#include <grpc/grpc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "envoy/service/discovery/v3/discovery.pb-c.h"
+#include "harness.h"
+#include "sluice/kv.h"
+#include "sluice/log.h"
+#include "sluice/v1/events.pb-c.h"
+#include "xds.h"
+#include "xds_apply.h"
+#include "xds_client.h"
+
+#define ADS "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
+#define DADS "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
+#define CDS_URL "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+#define EDS_URL "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+
+static harness_nats *srv;
+static sl_nats *nc;
+static sl_kv *kv;
+static pid_t xds_pid;
+static int xds_port;
+
+static void start_xds(void)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    xds_pid = fork();
+    assert_true(xds_pid >= 0);
+    if (xds_pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(fds[1], 1);
+        close(fds[0]);
+        char bin[1024];
+        snprintf(bin, sizeof bin, "%s/services/xds/sluice-xds", getenv("SLUICE_BINARY_DIR"));
+        execl(bin, bin, "--nats-url", harness_nats_url(srv), "--listen", "127.0.0.1:0", "--log-level", "warn",
+              (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *f = fdopen(fds[0], "r");
+    char line[256] = "";
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    assert_int_equal(sscanf(line, "sluice-xds listening on port %d", &xds_port), 1);
+}
+
+static void stop_xds(int sig)
+{
+    int st;
+    kill(xds_pid, sig);
+    waitpid(xds_pid, &st, 0);
+    if (sig == SIGTERM)
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    sl_log_set_level(SL_LOG_WARN);
+    if (harness_nats_start(&srv) != 0 || harness_connect(&nc, srv) != SL_OK)
+        return -1;
+    sl_kv_config cfg;
+    sl_kv_config_init(&cfg, "sluice_xds");
+    cfg.history = 5;
+    if (sl_kv_open(&kv, nc, &cfg) != SL_OK)
+        return -1;
+    grpc_init();
+    start_xds();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    stop_xds(SIGTERM);
+    grpc_shutdown();
+    sl_kv_free(kv);
+    sl_nats_close(nc, 1000);
+    harness_nats_free(srv);
+    sl_nats_shutdown(5000);
+    return 0;
+}
+
+static void apply(const char *proxy, ...)
+{
+    char *specs[32];
+    int n = 0;
+    va_list ap;
+    va_start(ap, proxy);
+    for (char *s; n < 32 && (s = va_arg(ap, char *));)
+        specs[n++] = s;
+    va_end(ap);
+    uint64_t rev;
+    if (fx_apply(&rev, kv, proxy, n, specs) != SL_OK)
+        fail_msg("apply: %s", sl_error_msg());
+}
+
+static void send_sotw(xc *c, const char *type_url, const char *nonce, const char *error, const char *role,
+                      int n, char **names)
+{
+    Envoy__Service__Discovery__V3__DiscoveryRequest r = ENVOY__SERVICE__DISCOVERY__V3__DISCOVERY_REQUEST__INIT;
+    Envoy__Config__Core__V3__Node node = ENVOY__CONFIG__CORE__V3__NODE__INIT;
+    Google__Protobuf__Struct md = GOOGLE__PROTOBUF__STRUCT__INIT;
+    Google__Protobuf__Struct__FieldsEntry e = GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT, *ep = &e;
+    Google__Protobuf__Value v = GOOGLE__PROTOBUF__VALUE__INIT;
+    Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
+    node.id = "itest-node";
+    if (role) {
+        v.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
+        v.string_value = (char *)role;
+        e.key = "role";
+        e.value = &v;
+        md.n_fields = 1;
+        md.fields = &ep;
+        node.metadata = &md;
+    }
+    r.node = &node;
+    r.type_url = (char *)type_url;
+    r.response_nonce = (char *)(nonce ? nonce : "");
+    if (error) {
+        st.code = 3;
+        st.message = (char *)error;
+        r.error_detail = &st;
+    }
+    r.n_resource_names = (size_t)n;
+    r.resource_names = names;
+    uint8_t buf[4096];
+    size_t len = envoy__service__discovery__v3__discovery_request__pack(&r, buf);
+    assert_int_equal(xc_send(c, buf, len), 0);
+}
+
+static Envoy__Service__Discovery__V3__DiscoveryResponse *recv_sotw(xc *c, int ms)
+{
+    size_t len;
+    int ended;
+    uint8_t *b = xc_recv(c, ms, &len, &ended);
+    if (!b)
+        return NULL;
+    Envoy__Service__Discovery__V3__DiscoveryResponse *r =
+        envoy__service__discovery__v3__discovery_response__unpack(NULL, len, b);
+    free(b);
+    assert_non_null(r);
+    for (size_t i = 0; i < r->n_resources; i++)
+        assert_string_equal(r->resources[i]->type_url, r->type_url);
+    return r;
+}
+
+static void free_sotw(Envoy__Service__Discovery__V3__DiscoveryResponse *r)
+{
+    envoy__service__discovery__v3__discovery_response__free_unpacked(r, NULL);
+}
+
+/* SotW ADS: wildcard CDS, named EDS, ACKs, then only what changed moves. */
+static void test_sotw_ads(void **state)
+{
+    (void)state;
+    apply("gateway-proxy", "cluster:a", "cluster:b", "endpoint:a:127.0.0.1:1001", "endpoint:b:127.0.0.1:1002",
+          "listener:l:r", "route:r:a", NULL);
+    xc *c = xc_open(xds_port, ADS);
+    assert_non_null(c);
+    send_sotw(c, CDS_URL, NULL, NULL, NULL, 0, NULL);
+    Envoy__Service__Discovery__V3__DiscoveryResponse *r = recv_sotw(c, 5000);
+    assert_non_null(r);
+    assert_string_equal(r->type_url, CDS_URL);
+    assert_int_equal(r->n_resources, 2);
+    char nonce[64], ver[64];
+    snprintf(nonce, sizeof nonce, "%s", r->nonce);
+    snprintf(ver, sizeof ver, "%s", r->version_info);
+    free_sotw(r);
+    send_sotw(c, CDS_URL, nonce, NULL, NULL, 0, NULL); /* ACK */
+    char *names[] = {"a", "b"};
+    send_sotw(c, EDS_URL, NULL, NULL, NULL, 2, names);
+    r = recv_sotw(c, 5000);
+    assert_non_null(r);
+    assert_string_equal(r->type_url, EDS_URL);
+    assert_int_equal(r->n_resources, 2);
+    snprintf(nonce, sizeof nonce, "%s", r->nonce);
+    free_sotw(r);
+    send_sotw(c, EDS_URL, nonce, NULL, NULL, 2, names);
+    assert_null(recv_sotw(c, 300)); /* nothing after ACKs */
+    /* Only endpoint b changes. */
+    apply("gateway-proxy", "cluster:a", "cluster:b", "endpoint:a:127.0.0.1:1001", "endpoint:b:127.0.0.1:2002",
+          "listener:l:r", "route:r:a", NULL);
+    r = recv_sotw(c, 5000);
+    assert_non_null(r);
+    assert_string_equal(r->type_url, EDS_URL);
+    assert_int_equal(r->n_resources, 1);
+    snprintf(nonce, sizeof nonce, "%s", r->nonce);
+    free_sotw(r);
+    send_sotw(c, EDS_URL, nonce, NULL, NULL, 2, names);
+    assert_null(recv_sotw(c, 300));
+    xc_close(c);
+}
+
+/* A NACK becomes a sluice.v1.Report on NATS; the version is not re-sent. */
+static void test_nack_report(void **state)
+{
+    (void)state;
+    natsSubscription *sub = NULL;
+    assert_int_equal(natsConnection_SubscribeSync(&sub, sl_nats_conn(nc), "sluice.report.xds-server.>"), NATS_OK);
+    natsConnection_Flush(sl_nats_conn(nc));
+    /* The proxy is the whole role: a commit for "edge" is not served to
+     * "gloo-system~edge". */
+    apply("edge", "cluster:x", NULL);
+    xc *c = xc_open(xds_port, ADS);
+    send_sotw(c, CDS_URL, NULL, NULL, "gloo-system~edge", 0, NULL);
+    Envoy__Service__Discovery__V3__DiscoveryResponse *r = recv_sotw(c, 500);
+    assert_null(r);
+    xc_close(c);
+    char nonce[64], ver[64];
+
+    apply("gloo-system~edge", "cluster:x", NULL);
+    c = xc_open(xds_port, ADS);
+    send_sotw(c, CDS_URL, NULL, NULL, "gloo-system~edge", 0, NULL);
+    r = recv_sotw(c, 5000);
+    assert_non_null(r);
+    snprintf(nonce, sizeof nonce, "%s", r->nonce);
+    snprintf(ver, sizeof ver, "%s", r->version_info);
+    free_sotw(r);
+    send_sotw(c, CDS_URL, nonce, "cluster x: unsupported lb_policy", NULL, 0, NULL);
+    natsMsg *m = NULL;
+    assert_int_equal(natsSubscription_NextMsg(&m, sub, 5000), NATS_OK);
+    assert_string_equal(natsMsg_GetSubject(m), "sluice.report.xds-server.Proxy.gloo-system.edge");
+    Sluice__V1__Report *rep = sluice__v1__report__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
+                                                          (const uint8_t *)natsMsg_GetData(m));
+    assert_non_null(rep);
+    assert_int_equal(rep->state, SLUICE__V1__STATUS__STATE__Rejected);
+    assert_string_equal(rep->reason, "cluster x: unsupported lb_policy");
+    assert_string_equal(rep->type_url, CDS_URL);
+    assert_string_equal(rep->xds_version, ver);
+    assert_string_equal(rep->node_id, "itest-node");
+    assert_string_equal(rep->proxy, "gloo-system~edge");
+    sluice__v1__report__free_unpacked(rep, NULL);
+    natsMsg_Destroy(m);
+    assert_null(recv_sotw(c, 500)); /* no re-push of the NACKed version */
+    xc_close(c);
+    natsSubscription_Destroy(sub);
+}
+
+/* Delta ADS: versions per resource, removals, reconnect with versions. */
+static void test_delta_ads(void **state)
+{
+    (void)state;
+    apply("delta-proxy", "cluster:d1", "cluster:d2", NULL);
+    xc *c = xc_open(xds_port, DADS);
+    Envoy__Service__Discovery__V3__DeltaDiscoveryRequest q = ENVOY__SERVICE__DISCOVERY__V3__DELTA_DISCOVERY_REQUEST__INIT;
+    Envoy__Config__Core__V3__Node node = ENVOY__CONFIG__CORE__V3__NODE__INIT;
+    Google__Protobuf__Struct md = GOOGLE__PROTOBUF__STRUCT__INIT;
+    Google__Protobuf__Struct__FieldsEntry e = GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT, *ep = &e;
+    Google__Protobuf__Value v = GOOGLE__PROTOBUF__VALUE__INIT;
+    v.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
+    v.string_value = "delta-proxy";
+    e.key = "role";
+    e.value = &v;
+    md.n_fields = 1;
+    md.fields = &ep;
+    node.id = "delta-node";
+    node.metadata = &md;
+    char *star[] = {"*"};
+    q.node = &node;
+    q.type_url = CDS_URL;
+    q.n_resource_names_subscribe = 1;
+    q.resource_names_subscribe = star;
+    uint8_t buf[4096];
+    size_t len = envoy__service__discovery__v3__delta_discovery_request__pack(&q, buf);
+    assert_int_equal(xc_send(c, buf, len), 0);
+    int ended;
+    uint8_t *b = xc_recv(c, 5000, &len, &ended);
+    assert_non_null(b);
+    Envoy__Service__Discovery__V3__DeltaDiscoveryResponse *r =
+        envoy__service__discovery__v3__delta_discovery_response__unpack(NULL, len, b);
+    free(b);
+    assert_int_equal(r->n_resources, 2);
+    assert_string_equal(r->resources[0]->name, "d1");
+    char v1[32];
+    snprintf(v1, sizeof v1, "%s", r->resources[0]->version);
+    envoy__service__discovery__v3__delta_discovery_response__free_unpacked(r, NULL);
+    apply("delta-proxy", "cluster:d1", NULL);
+    b = xc_recv(c, 5000, &len, &ended);
+    assert_non_null(b);
+    r = envoy__service__discovery__v3__delta_discovery_response__unpack(NULL, len, b);
+    free(b);
+    assert_int_equal(r->n_resources, 0);
+    assert_int_equal(r->n_removed_resources, 1);
+    assert_string_equal(r->removed_resources[0], "d2");
+    envoy__service__discovery__v3__delta_discovery_response__free_unpacked(r, NULL);
+    xc_close(c);
+
+    /* Reconnect saying it has d1 at v1 and a stale d9: only d9's removal. */
+    c = xc_open(xds_port, DADS);
+    Envoy__Service__Discovery__V3__DeltaDiscoveryRequest__InitialResourceVersionsEntry i1 =
+        ENVOY__SERVICE__DISCOVERY__V3__DELTA_DISCOVERY_REQUEST__INITIAL_RESOURCE_VERSIONS_ENTRY__INIT, i2 = i1;
+    Envoy__Service__Discovery__V3__DeltaDiscoveryRequest__InitialResourceVersionsEntry *iv[] = {&i1, &i2};
+    i1.key = "d1";
+    i1.value = v1;
+    i2.key = "d9";
+    i2.value = "1";
+    q.n_initial_resource_versions = 2;
+    q.initial_resource_versions = iv;
+    len = envoy__service__discovery__v3__delta_discovery_request__pack(&q, buf);
+    assert_int_equal(xc_send(c, buf, len), 0);
+    b = xc_recv(c, 5000, &len, &ended);
+    assert_non_null(b);
+    r = envoy__service__discovery__v3__delta_discovery_response__unpack(NULL, len, b);
+    free(b);
+    assert_int_equal(r->n_resources, 0);
+    assert_int_equal(r->n_removed_resources, 1);
+    assert_string_equal(r->removed_resources[0], "d9");
+    envoy__service__discovery__v3__delta_discovery_response__free_unpacked(r, NULL);
+    xc_close(c);
+}
+
+/* Per-type services: StreamClusters answers clusters; another type is refused. */
+static void test_per_type(void **state)
+{
+    (void)state;
+    apply("gateway-proxy", "cluster:a", "endpoint:a:127.0.0.1:1001", NULL);
+    xc *c = xc_open(xds_port, "/envoy.service.cluster.v3.ClusterDiscoveryService/StreamClusters");
+    send_sotw(c, "", NULL, NULL, NULL, 0, NULL);
+    Envoy__Service__Discovery__V3__DiscoveryResponse *r = recv_sotw(c, 5000);
+    assert_non_null(r);
+    assert_string_equal(r->type_url, CDS_URL);
+    free_sotw(r);
+    send_sotw(c, EDS_URL, NULL, NULL, NULL, 0, NULL);
+    char msg[256];
+    assert_int_equal(xc_status(c, msg, sizeof msg, 5000), GRPC_STATUS_INVALID_ARGUMENT);
+    xc_close(c);
+    c = xc_open(xds_port, "/envoy.service.endpoint.v3.EndpointDiscoveryService/StreamEndpoints");
+    char *names[] = {"a"};
+    send_sotw(c, EDS_URL, NULL, NULL, NULL, 1, names);
+    r = recv_sotw(c, 5000);
+    assert_non_null(r);
+    assert_int_equal(r->n_resources, 1);
+    free_sotw(r);
+    xc_close(c);
+}
+
+/* Bad input gets proper status codes; the server stays up. */
+static void test_bad_input(void **state)
+{
+    (void)state;
+    char msg[256];
+    xc *c = xc_open(xds_port, ADS);
+    send_sotw(c, "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig", NULL, NULL, NULL, 0, NULL);
+    assert_int_equal(xc_status(c, msg, sizeof msg, 5000), GRPC_STATUS_UNIMPLEMENTED);
+    assert_non_null(strstr(msg, "TypedExtensionConfig"));
+    xc_close(c);
+    c = xc_open(xds_port, ADS);
+    send_sotw(c, "", NULL, NULL, NULL, 0, NULL);
+    assert_int_equal(xc_status(c, msg, sizeof msg, 5000), GRPC_STATUS_INVALID_ARGUMENT);
+    xc_close(c);
+    c = xc_open(xds_port, ADS);
+    assert_int_equal(xc_send(c, "\xff\xff\xff\xff", 4), 0);
+    assert_int_equal(xc_status(c, msg, sizeof msg, 5000), GRPC_STATUS_INVALID_ARGUMENT);
+    xc_close(c);
+    c = xc_open(xds_port, "/envoy.service.discovery.v3.Nope/Stream");
+    assert_int_equal(xc_status(c, msg, sizeof msg, 5000), GRPC_STATUS_UNIMPLEMENTED);
+    xc_close(c);
+    /* A storm of connects and disconnects, some mid-push. */
+    for (int i = 0; i < 300; i++) {
+        c = xc_open(xds_port, ADS);
+        assert_non_null(c);
+        if (i % 2)
+            send_sotw(c, CDS_URL, NULL, NULL, NULL, 0, NULL);
+        xc_close(c);
+    }
+    c = xc_open(xds_port, ADS);
+    send_sotw(c, CDS_URL, NULL, NULL, NULL, 0, NULL);
+    Envoy__Service__Discovery__V3__DiscoveryResponse *r = recv_sotw(c, 5000);
+    assert_non_null(r);
+    free_sotw(r);
+    xc_close(c);
+}
+
+/* kill -9 and start again: everything is rebuilt from KV. */
+static void test_restart_rebuilds(void **state)
+{
+    (void)state;
+    apply("gateway-proxy", "cluster:after-restart", NULL);
+    stop_xds(SIGKILL);
+    start_xds();
+    xc *c = xc_open(xds_port, ADS);
+    send_sotw(c, CDS_URL, NULL, NULL, NULL, 0, NULL);
+    Envoy__Service__Discovery__V3__DiscoveryResponse *r = recv_sotw(c, 5000);
+    assert_non_null(r);
+    assert_int_equal(r->n_resources, 1);
+    free_sotw(r);
+    xc_close(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sotw_ads), cmocka_unit_test(test_nack_report), cmocka_unit_test(test_delta_ads),
+        cmocka_unit_test(test_per_type), cmocka_unit_test(test_bad_input), cmocka_unit_test(test_restart_rebuilds),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

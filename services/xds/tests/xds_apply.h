@@ -1,0 +1,27 @@
+/* xds_apply.h - writes a proxy's complete revision (resources + commit) to
+ * the sluice_xds bucket, the way the translator does; for tests and
+ * xds-kvtool. Unchanged resources keep their KV revision.
+ *
+ * SPEC:
+ *   listener:NAME:ROUTE          api_listener, HCM with RDS over ADS, router
+ *   badlistener:NAME:ROUTE       RDS config source unset (gRPC NACKs it)
+ *   route:NAME:C1[=W1][+C2=W2]   one virtual host "*", prefix "" -> cluster(s)
+ *   cluster:NAME                 EDS cluster over ADS
+ *   endpoint:NAME:H:P[+H:P]      ClusterLoadAssignment, one locality
+ *   secret:NAME
+ */
+#ifndef SLUICE_XDS_APPLY_H
+#define SLUICE_XDS_APPLY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/kv.h"
+#include "xds.h"
+
+/* The packed resource of one spec (malloc'd), its type and name. */
+uint8_t *fx_build(const char *spec, sl_xds_type *t, char *name, size_t *len);
+/* Writes every spec, then the commit naming exactly them. */
+sl_status fx_apply(uint64_t *commit_rev, sl_kv *kv, const char *proxy, int n, char *const *specs);
+
+#endif

@@ -1,0 +1,26 @@
+/* xds_client.h - a small synchronous xDS protocol client on gRPC core, for
+ * the integration tests: open a stream on any discovery method, send
+ * (Delta)DiscoveryRequests, receive responses with a timeout, read the
+ * final status. One thread. */
+#ifndef SLUICE_XDS_CLIENT_H
+#define SLUICE_XDS_CLIENT_H
+
+#include <grpc/grpc.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct xc xc;
+
+/* Opens a stream on method ("/envoy.service.discovery.v3.Aggregated...")
+ * of 127.0.0.1:port. NULL on failure. */
+xc *xc_open(int port, const char *method);
+/* Sends raw message bytes. 0 on success. */
+int xc_send(xc *c, const void *data, size_t len);
+/* Receives one message (malloc'd, *len set): NULL on timeout (*ended 0) or
+ * when the stream ended (*ended 1). */
+uint8_t *xc_recv(xc *c, int timeout_ms, size_t *len, int *ended);
+/* Half-closes and returns the final status (details copied to msg). */
+grpc_status_code xc_status(xc *c, char *msg, size_t cap, int timeout_ms);
+void xc_close(xc *c);
+
+#endif

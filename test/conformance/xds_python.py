@@ -1,0 +1,161 @@
+#!/usr/bin/python3
+"""Conformance: Debian's python3-grpcio (gRPC core 1.51) as a proxyless xDS
+client, making real RPCs to real back-ends on loopback through resources
+served by sluice-xds from the sluice_xds KV. Traffic must follow changes in
+KV, and a listener the client NACKs must be counted while the last good
+config keeps serving. Run with /usr/bin/python3 (Debian's grpcio)."""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent import futures
+
+import grpc
+
+BIN = os.environ.get("SLUICE_BINARY_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
+NATS = os.environ.get("SLUICE_NATS_SERVER", "nats-server")
+procs = []
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def cleanup():
+    for p in procs:
+        try:
+            p.kill()
+            p.wait(5)
+        except Exception:
+            pass
+
+
+def start_nats(d):
+    port = free_port()
+    procs.append(subprocess.Popen([NATS, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", os.path.join(d, "js")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return "nats://127.0.0.1:%d" % port
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("nats-server did not start")
+
+
+def start_xds(nats_url, d):
+    log = open(os.path.join(d, "xds.log"), "w")
+    p = subprocess.Popen([os.path.join(BIN, "services/xds/sluice-xds"), "--nats-url", nats_url, "--listen",
+                          "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=log)
+    procs.append(p)
+    m = re.search(rb"listening on port (\d+) metrics port (\d+)", p.stdout.readline())
+    return int(m.group(1)), int(m.group(2)), os.path.join(d, "xds.log")
+
+
+def apply(nats_url, *specs):
+    subprocess.run([os.path.join(BIN, "services/xds/xds-kvtool"), "--nats-url", nats_url, "apply", *specs],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+def metric(port, name, labels):
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5).read().decode()
+    m = re.search(r"^%s\{%s\} (\S+)$" % (re.escape(name), re.escape(labels)), text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def backend(name):
+    """A gRPC server answering /sluice.test.Echo/Who with WhoReply{backend=name}."""
+    reply = bytes([0x0A, len(name)]) + name.encode()
+    handler = grpc.method_handlers_generic_handler("sluice.test.Echo", {
+        "Who": grpc.unary_unary_rpc_method_handler(lambda req, ctx: reply)})
+    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    srv.add_generic_rpc_handlers((handler,))
+    port = srv.add_insecure_port("127.0.0.1:0")
+    srv.start()
+    return srv, port
+
+
+def main():
+    d = tempfile.mkdtemp(prefix="sluice-xds-py-")
+    nats_url = start_nats(d)
+    xds_port, metrics_port, log = start_xds(nats_url, d)
+    boot = os.path.join(d, "bootstrap.json")
+    with open(boot, "w") as f:
+        json.dump({"xds_servers": [{"server_uri": "127.0.0.1:%d" % xds_port,
+                                    "channel_creds": [{"type": "insecure"}], "server_features": ["xds_v3"]}],
+                   "node": {"id": "python-%d" % os.getpid(), "locality": {"zone": "local"}}}, f)
+    os.environ["GRPC_XDS_BOOTSTRAP"] = boot
+
+    servers = {n: backend(n) for n in ("alpha", "beta")}
+    ep = {n: "127.0.0.1:%d" % servers[n][1] for n in servers}
+    base = ["cluster:c-alpha", "cluster:c-beta", "endpoint:c-alpha:" + ep["alpha"], "endpoint:c-beta:" + ep["beta"]]
+    apply(nats_url, "listener:echo:echo-routes", "route:echo-routes:c-alpha", *base)
+
+    channel = grpc.insecure_channel("xds:///echo")
+    who = channel.unary_unary("/sluice.test.Echo/Who")
+
+    def call():
+        r = who(b"", timeout=3)
+        return r[2:2 + r[1]].decode()
+
+    def until(pred, what, secs=20):
+        end, last = time.time() + secs, None
+        while time.time() < end:
+            try:
+                last = call()
+                if pred(last):
+                    return last
+            except grpc.RpcError as e:
+                last = e.details()
+            time.sleep(0.1)
+        raise AssertionError("timed out waiting for %s; last: %s\n%s" % (what, last, open(log).read()))
+
+    until(lambda b: b == "alpha", "first RPC to alpha")
+    print("ok 1 - python routed to alpha")
+    apply(nats_url, "listener:echo:echo-routes", "route:echo-routes:c-beta", *base)
+    until(lambda b: b == "beta", "route switched")
+    assert all(call() == "beta" for _ in range(20))
+    print("ok 2 - route switch moves traffic to beta")
+    apply(nats_url, "listener:echo:echo-routes", "route:echo-routes:c-alpha=1+c-beta=1", *base)
+    seen, end = set(), time.time() + 20
+    while len(seen) < 2 and time.time() < end:
+        seen.add(call())
+    assert seen == {"alpha", "beta"}, seen
+    print("ok 3 - weighted clusters split traffic")
+    n0 = metric(metrics_port, "sluice_xds_nacks_total", 'type="lds"')
+    apply(nats_url, "badlistener:echo:echo-routes", "route:echo-routes:c-alpha", *base)
+    for _ in range(100):
+        if metric(metrics_port, "sluice_xds_nacks_total", 'type="lds"') > n0:
+            break
+        time.sleep(0.1)
+    n1 = metric(metrics_port, "sluice_xds_nacks_total", 'type="lds"')
+    assert n1 > n0, "NACK not counted"
+    for _ in range(10):
+        call()  # the last good listener keeps serving
+    time.sleep(1)
+    assert metric(metrics_port, "sluice_xds_nacks_total", 'type="lds"') == n1, "NACK loop"
+    print("ok 4 - NACK counted, no loop, last good config serves")
+    apply(nats_url, "listener:echo:echo-routes", "route:echo-routes:c-alpha", *base)
+    until(lambda b: b == "alpha", "recovery")
+    print("ok 5 - fixed config accepted")
+    channel.close()
+    for s, _ in servers.values():
+        s.stop(0)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *a: (cleanup(), sys.exit(1)))
+    try:
+        main()
+    finally:
+        cleanup()
