@@ -1,0 +1,113 @@
+/* core.h - private to the translator core (store.c, ctx.c, translate.c). */
+#ifndef SLUICE_TR_CORE_H
+#define SLUICE_TR_CORE_H
+
+#include <setjmp.h>
+
+#include "plugin.h"
+#include "sluice/arena.h"
+#include "translator.h"
+
+/* ---- store ---- */
+
+typedef struct tr_entry {
+    char *ns;
+    char *name;
+    ProtobufCMessage *msg;  /* current version */
+    ProtobufCMessage *good; /* last accepted version (may equal msg), or NULL */
+    uint64_t rev;
+} tr_entry;
+
+typedef struct tr_bucket {
+    tr_entry *v; /* sorted by (ns, name) */
+    size_t n, cap;
+} tr_bucket;
+
+#define TR_MAX_KINDS 16
+
+struct sl_tr_store {
+    tr_bucket b[TR_MAX_KINDS]; /* indexed like sl_kind_at() */
+};
+
+/* Index of kind k in the store (sl_kind_at order), or -1. */
+int tr_kind_index(const sl_kind *k);
+/* Position of ns/name in bucket, or -1. */
+long tr_bucket_find(const tr_bucket *b, const char *ns, const char *name);
+
+/* ---- string map (arena backed) ---- */
+
+typedef struct tr_map {
+    char **keys;
+    void **vals;
+    size_t cap, n;
+} tr_map;
+
+void *tr_map_get(const tr_map *m, const char *key);
+void tr_map_put(tr_ctx *tx, tr_map *m, const char *key, void *val);
+
+/* ---- translation context ---- */
+
+/* The resource tr_error()/tr_warn() report about. */
+typedef struct tr_cur {
+    const sl_kind *kind;
+    const char *ns;
+    const char *name;
+    int errors;
+} tr_cur;
+
+/* Accumulated report of one resource. */
+typedef struct tr_rep {
+    const sl_kind *kind;
+    const char *ns, *name;
+    char **errors;
+    size_t n_errors;
+    char **warnings;
+    size_t n_warnings;
+    int used_good; /* rejected; the last good version was used */
+} tr_rep;
+
+/* A packed output resource in the arena. */
+typedef struct tr_out {
+    const char *name;
+    const ProtobufCMessage *msg;
+} tr_out;
+
+struct tr_filters {
+    struct tr_filter_item {
+        int stage;
+        Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpFilter *f;
+    } *v;
+    size_t n, cap;
+};
+
+/* Per-entry flags of this translation, parallel to the store's buckets. */
+enum { TR_SEEN = 1, TR_REJECTED = 2, TR_USED_GOOD = 4, TR_CHECKED = 8 };
+
+struct tr_ctx {
+    sl_arena arena;
+    jmp_buf oom;
+    sl_tr_store *store;
+    sl_tr_options opts;
+    const Sluice__V1__SettingsSpec *settings;
+    tr_cur *cur;
+    tr_map reports;   /* "Kind/ns/name" -> tr_rep* */
+    tr_map supported; /* "RouteOptions.retries" -> plugin, from every plugin's fields */
+    uint8_t *flags[TR_MAX_KINDS];
+    /* The proxy being built. */
+    tr_map out_names[SL_XDS_TYPE_COUNT];
+    tr_out **out[SL_XDS_TYPE_COUNT];
+    size_t n_out[SL_XDS_TYPE_COUNT];
+    /* The HTTP listener being built: plugins marked used. */
+    const sl_tr_plugin *used[64];
+    size_t n_used;
+};
+
+/* Adds an Envoy resource to the proxy being built; false (and nothing
+ * added) when one of the same type and name is there already. */
+bool tr_out_add(tr_ctx *tx, sl_xds_type t, const char *name, const ProtobufCMessage *m);
+
+/* The report accumulator of a resource (created on first use). */
+tr_rep *tr_rep_get(tr_ctx *tx, const sl_kind *k, const char *ns, const char *name);
+void tr_rep_add(tr_ctx *tx, tr_rep *r, bool error, const char *msg);
+
+#endif

@@ -1,0 +1,432 @@
+/* ctx.c - the helpers plugins and the core build Envoy messages with. All
+ * memory comes from the translation's arena; an allocation failure jumps
+ * back to sl_tr_translate(), which fails with SL_ERR_NOMEM. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+#include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
+#include "google/protobuf/any.pb-c.h"
+
+#define TYPE_PREFIX "type.googleapis.com/"
+
+void *tr_alloc(tr_ctx *tx, size_t n)
+{
+    void *p = sl_arena_alloc(&tx->arena, n);
+    if (!p)
+        longjmp(tx->oom, 1);
+    return p;
+}
+
+void *tr_new(tr_ctx *tx, const ProtobufCMessageDescriptor *desc)
+{
+    void *m = tr_alloc(tx, desc->sizeof_message);
+    protobuf_c_message_init(desc, m);
+    return m;
+}
+
+char *tr_strdup(tr_ctx *tx, const char *s)
+{
+    size_t n = strlen(s ? s : "") + 1;
+    char *p = tr_alloc(tx, n);
+    memcpy(p, s ? s : "", n);
+    return p;
+}
+
+char *tr_printf(tr_ctx *tx, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+    char *p;
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    p = tr_alloc(tx, (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+/* Capacity is implied by n: the array grows to the next power of two (at
+ * least 4) when n reaches one, so no capacity field is needed. */
+void tr_push_(tr_ctx *tx, void ***arr, size_t *n, void *item)
+{
+    size_t cur = *n;
+    if (cur == 0 || (cur >= 4 && (cur & (cur - 1)) == 0)) {
+        size_t cap = cur ? cur * 2 : 4;
+        void **v = tr_alloc(tx, cap * sizeof *v);
+        if (cur)
+            memcpy(v, *arr, cur * sizeof *v);
+        *arr = v;
+    }
+    (*arr)[cur] = item;
+    *n = cur + 1;
+}
+
+Google__Protobuf__UInt32Value *tr_u32(tr_ctx *tx, uint32_t v)
+{
+    Google__Protobuf__UInt32Value *w = TR_NEW(tx, google__protobuf__uint32_value);
+    w->value = v;
+    return w;
+}
+
+Google__Protobuf__BoolValue *tr_bool(tr_ctx *tx, bool v)
+{
+    Google__Protobuf__BoolValue *w = TR_NEW(tx, google__protobuf__bool_value);
+    w->value = v;
+    return w;
+}
+
+Google__Protobuf__Duration *tr_dur(tr_ctx *tx, const Google__Protobuf__Duration *d)
+{
+    Google__Protobuf__Duration *w = TR_NEW(tx, google__protobuf__duration);
+    if (d) {
+        w->seconds = d->seconds;
+        w->nanos = d->nanos;
+    }
+    return w;
+}
+
+Google__Protobuf__Duration *tr_dur_ms(tr_ctx *tx, int64_t ms)
+{
+    Google__Protobuf__Duration *w = TR_NEW(tx, google__protobuf__duration);
+    w->seconds = ms / 1000;
+    w->nanos = (int32_t)(ms % 1000) * 1000000;
+    return w;
+}
+
+int64_t tr_dur_to_ms(const Google__Protobuf__Duration *d)
+{
+    if (!d)
+        return -1;
+    return d->seconds * 1000 + d->nanos / 1000000;
+}
+
+Google__Protobuf__Any *tr_any(tr_ctx *tx, const ProtobufCMessage *m)
+{
+    Google__Protobuf__Any *a = TR_NEW(tx, google__protobuf__any);
+    size_t len = protobuf_c_message_get_packed_size(m);
+    a->type_url = tr_printf(tx, TYPE_PREFIX "%s", m->descriptor->name);
+    a->value.data = tr_alloc(tx, len ? len : 1);
+    a->value.len = protobuf_c_message_pack(m, a->value.data);
+    return a;
+}
+
+Envoy__Config__Core__V3__ConfigSource *tr_ads(tr_ctx *tx)
+{
+    Envoy__Config__Core__V3__ConfigSource *cs = TR_NEW(tx, envoy__config__core__v3__config_source);
+    cs->resource_api_version = ENVOY__CONFIG__CORE__V3__API_VERSION__V3;
+    cs->config_source_specifier_case = ENVOY__CONFIG__CORE__V3__CONFIG_SOURCE__CONFIG_SOURCE_SPECIFIER_ADS;
+    cs->ads = TR_NEW(tx, envoy__config__core__v3__aggregated_config_source);
+    return cs;
+}
+
+Envoy__Type__Matcher__V3__RegexMatcher *tr_regex(tr_ctx *tx, const char *re)
+{
+    Envoy__Type__Matcher__V3__RegexMatcher *m = TR_NEW(tx, envoy__type__matcher__v3__regex_matcher);
+    m->regex = tr_strdup(tx, re);
+    return m;
+}
+
+void tr_route_filter_config(tr_ctx *tx, tr_route_t *r, const char *filter, const ProtobufCMessage *m)
+{
+    Envoy__Config__Route__V3__Route__TypedPerFilterConfigEntry *e =
+        TR_NEW(tx, envoy__config__route__v3__route__typed_per_filter_config_entry);
+    e->key = tr_strdup(tx, filter);
+    e->value = tr_any(tx, m);
+    TR_PUSH(tx, r, typed_per_filter_config, e);
+}
+
+void tr_vhost_filter_config(tr_ctx *tx, tr_vhost_t *vh, const char *filter, const ProtobufCMessage *m)
+{
+    Envoy__Config__Route__V3__VirtualHost__TypedPerFilterConfigEntry *e =
+        TR_NEW(tx, envoy__config__route__v3__virtual_host__typed_per_filter_config_entry);
+    e->key = tr_strdup(tx, filter);
+    e->value = tr_any(tx, m);
+    TR_PUSH(tx, vh, typed_per_filter_config, e);
+}
+
+void tr_add_filter(tr_ctx *tx, tr_filters *f, int stage, const char *name, const ProtobufCMessage *config)
+{
+    Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpFilter *hf;
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(f->v[i].f->name, name) == 0)
+            return;
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 8;
+        struct tr_filter_item *v = tr_alloc(tx, cap * sizeof *v);
+        if (f->n)
+            memcpy(v, f->v, f->n * sizeof *v);
+        f->v = v;
+        f->cap = cap;
+    }
+    hf = TR_NEW(tx, envoy__extensions__filters__network__http_connection_manager__v3__http_filter);
+    hf->name = tr_strdup(tx, name);
+    hf->config_type_case =
+        ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_FILTER__CONFIG_TYPE_TYPED_CONFIG;
+    hf->typed_config = tr_any(tx, config);
+    f->v[f->n].stage = stage;
+    f->v[f->n].f = hf;
+    f->n++;
+}
+
+void tr_use(tr_ctx *tx, const sl_tr_plugin *p)
+{
+    if (tr_used(tx, p) || tx->n_used == sizeof tx->used / sizeof tx->used[0])
+        return;
+    tx->used[tx->n_used++] = p;
+}
+
+bool tr_used(tr_ctx *tx, const sl_tr_plugin *p)
+{
+    for (size_t i = 0; i < tx->n_used; i++)
+        if (tx->used[i] == p)
+            return true;
+    return false;
+}
+
+/* ---- string map: open addressing, FNV-1a ---- */
+
+static size_t hash(const char *s)
+{
+    size_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+void *tr_map_get(const tr_map *m, const char *key)
+{
+    if (!m->cap)
+        return NULL;
+    for (size_t i = hash(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        if (!m->keys[i])
+            return NULL;
+        if (strcmp(m->keys[i], key) == 0)
+            return m->vals[i];
+    }
+}
+
+void tr_map_put(tr_ctx *tx, tr_map *m, const char *key, void *val)
+{
+    if ((m->n + 1) * 2 > m->cap) {
+        tr_map old = *m;
+        m->cap = old.cap ? old.cap * 2 : 64;
+        m->keys = tr_alloc(tx, m->cap * sizeof *m->keys);
+        m->vals = tr_alloc(tx, m->cap * sizeof *m->vals);
+        memset(m->keys, 0, m->cap * sizeof *m->keys);
+        m->n = 0;
+        for (size_t i = 0; i < old.cap; i++)
+            if (old.keys[i])
+                tr_map_put(tx, m, old.keys[i], old.vals[i]);
+    }
+    for (size_t i = hash(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        if (!m->keys[i]) {
+            m->keys[i] = tr_strdup(tx, key);
+            m->vals[i] = val;
+            m->n++;
+            return;
+        }
+        if (strcmp(m->keys[i], key) == 0) {
+            m->vals[i] = val;
+            return;
+        }
+    }
+}
+
+/* ---- reports ---- */
+
+tr_rep *tr_rep_get(tr_ctx *tx, const sl_kind *k, const char *ns, const char *name)
+{
+    char *key = tr_printf(tx, "%s/%s/%s", k->kind, ns, name);
+    tr_rep *r = tr_map_get(&tx->reports, key);
+    if (!r) {
+        r = tr_alloc(tx, sizeof *r);
+        memset(r, 0, sizeof *r);
+        r->kind = k;
+        r->ns = tr_strdup(tx, ns);
+        r->name = tr_strdup(tx, name);
+        tr_map_put(tx, &tx->reports, key, r);
+    }
+    return r;
+}
+
+void tr_rep_add(tr_ctx *tx, tr_rep *r, bool error, const char *msg)
+{
+    char ***v = error ? &r->errors : &r->warnings;
+    size_t *n = error ? &r->n_errors : &r->n_warnings;
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*v)[i], msg) == 0)
+            return;
+    tr_push_(tx, (void ***)(void *)v, n, tr_strdup(tx, msg));
+}
+
+static void report(tr_ctx *tx, bool error, const char *fmt, va_list ap)
+{
+    char buf[2048];
+    if (!tx->cur)
+        return;
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    if (error)
+        tx->cur->errors++;
+    tr_rep_add(tx, tr_rep_get(tx, tx->cur->kind, tx->cur->ns, tx->cur->name), error, buf);
+}
+
+void tr_error(tr_ctx *tx, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    report(tx, true, fmt, ap);
+    va_end(ap);
+}
+
+void tr_warn(tr_ctx *tx, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    report(tx, false, fmt, ap);
+    va_end(ap);
+}
+
+const Sluice__V1__SettingsSpec *tr_settings(tr_ctx *tx) { return tx->settings; }
+
+/* ---- lookups ---- */
+
+static const ProtobufCMessage *find_eff(tr_ctx *tx, const char *kind, const char *ns, const char *name)
+{
+    const sl_kind *k = sl_kind_by_name(kind);
+    int ki = tr_kind_index(k);
+    long pos;
+    const tr_entry *e;
+    if (ki < 0 || !name || !name[0])
+        return NULL;
+    pos = tr_bucket_find(&tx->store->b[ki], ns, name);
+    if (pos < 0)
+        return NULL;
+    e = &tx->store->b[ki].v[pos];
+    if (tx->flags[ki] && (tx->flags[ki][pos] & TR_REJECTED))
+        return (tx->flags[ki][pos] & TR_USED_GOOD) ? e->good : NULL;
+    return e->msg;
+}
+
+static const char *ref_ns(const Sluice__V1__ResourceRef *ref, const char *def_ns)
+{
+    return ref->namespace_ && ref->namespace_[0] ? ref->namespace_ : def_ns;
+}
+
+const Sluice__V1__Upstream *tr_find_upstream(tr_ctx *tx, const Sluice__V1__ResourceRef *ref, const char *def_ns)
+{
+    if (!ref)
+        return NULL;
+    return (const Sluice__V1__Upstream *)find_eff(tx, "Upstream", ref_ns(ref, def_ns), ref->name);
+}
+
+const Sluice__V1__Secret *tr_find_secret(tr_ctx *tx, const Sluice__V1__ResourceRef *ref, const char *def_ns)
+{
+    if (!ref)
+        return NULL;
+    return (const Sluice__V1__Secret *)find_eff(tx, "Secret", ref_ns(ref, def_ns), ref->name);
+}
+
+char *tr_cluster_name(tr_ctx *tx, const char *name, const char *ns) { return tr_printf(tx, "%s_%s", name, ns); }
+
+/* ---- output ---- */
+
+bool tr_out_add(tr_ctx *tx, sl_xds_type t, const char *name, const ProtobufCMessage *m)
+{
+    tr_out *o;
+    if (tr_map_get(&tx->out_names[t], name))
+        return false;
+    o = tr_alloc(tx, sizeof *o);
+    o->name = tr_strdup(tx, name);
+    o->msg = m;
+    tr_map_put(tx, &tx->out_names[t], name, o);
+    tr_push_(tx, (void ***)(void *)&tx->out[t], &tx->n_out[t], o);
+    return true;
+}
+
+static Envoy__Config__Core__V3__DataSource *inline_string(tr_ctx *tx, const char *s)
+{
+    Envoy__Config__Core__V3__DataSource *d = TR_NEW(tx, envoy__config__core__v3__data_source);
+    d->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_STRING;
+    d->inline_string = tr_strdup(tx, s);
+    return d;
+}
+
+Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *tr_sds_secret(tr_ctx *tx, const Sluice__V1__Secret *sec,
+                                                                            bool validation)
+{
+    const Sluice__V1__TlsSecret *tls;
+    Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *sds;
+    Envoy__Extensions__TransportSockets__Tls__V3__Secret *s;
+    const char *name;
+
+    if (!sec || !sec->spec || sec->spec->kind_case != SLUICE__V1__SECRET_SPEC__KIND_TLS)
+        return NULL;
+    tls = sec->spec->tls;
+    if (validation && (!tls->root_ca || !tls->root_ca[0]))
+        return NULL;
+    name = tr_printf(tx, "%s_%s%s", sec->metadata->name, sec->metadata->namespace_, validation ? "-ca" : "");
+    if (!tr_map_get(&tx->out_names[SL_XDS_SECRET], name)) {
+        s = TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__secret);
+        s->name = tr_strdup(tx, name);
+        if (validation) {
+            s->type_case = ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__SECRET__TYPE_VALIDATION_CONTEXT;
+            s->validation_context = TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__certificate_validation_context);
+            s->validation_context->trusted_ca = inline_string(tx, tls->root_ca);
+        } else {
+            s->type_case = ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__SECRET__TYPE_TLS_CERTIFICATE;
+            s->tls_certificate = TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__tls_certificate);
+            s->tls_certificate->certificate_chain = inline_string(tx, tls->cert_chain);
+            s->tls_certificate->private_key = inline_string(tx, tls->private_key);
+            if (tls->ocsp_staple.len) {
+                Envoy__Config__Core__V3__DataSource *d = TR_NEW(tx, envoy__config__core__v3__data_source);
+                d->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_BYTES;
+                d->inline_bytes = tls->ocsp_staple;
+                s->tls_certificate->ocsp_staple = d;
+            }
+        }
+        tr_out_add(tx, SL_XDS_SECRET, name, &s->base);
+    }
+    sds = TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__sds_secret_config);
+    sds->name = tr_strdup(tx, name);
+    sds->sds_config = tr_ads(tx);
+    return sds;
+}
+
+Envoy__Config__Core__V3__HeaderValueOption *tr_header_option(tr_ctx *tx, const Sluice__V1__HeaderValueOption *h)
+{
+    Envoy__Config__Core__V3__HeaderValueOption *o = TR_NEW(tx, envoy__config__core__v3__header_value_option);
+    o->header = TR_NEW(tx, envoy__config__core__v3__header_value);
+    o->header->key = tr_strdup(tx, h->header ? h->header->key : "");
+    o->header->value = tr_strdup(tx, h->header ? h->header->value : "");
+    o->append_action = (h->append && !h->append->value)
+                           ? ENVOY__CONFIG__CORE__V3__HEADER_VALUE_OPTION__HEADER_APPEND_ACTION__OVERWRITE_IF_EXISTS_OR_ADD
+                           : ENVOY__CONFIG__CORE__V3__HEADER_VALUE_OPTION__HEADER_APPEND_ACTION__APPEND_IF_EXISTS_OR_ADD;
+    return o;
+}
+
+const char *tr_check_header_name(const char *name, bool allow_pseudo)
+{
+    const char *p = name;
+    if (!name || !name[0])
+        return "a header name is required";
+    if (*p == ':') {
+        if (!allow_pseudo)
+            return "pseudo-headers (':...') cannot be set here";
+        p++;
+        if (!*p)
+            return "':' is not a header name";
+    }
+    for (; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c <= 32 || c >= 127 || strchr("\"(),/;<=>?@[\\]{}:", c))
+            return "a header name is a token: letters, digits and !#$%&'*+-.^_`|~";
+    }
+    return NULL;
+}

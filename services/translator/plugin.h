@@ -1,0 +1,226 @@
+/* plugin.h - the translator's plugin interface and the helpers plugins use.
+ *
+ * A plugin is one file under plugins/ defining one `const sl_tr_plugin`
+ * and one line in plugins/table.c. Each hook is optional; the core calls
+ * the hooks of every plugin, in table order, at these points:
+ *
+ *   listener      after the core built a Gateway's Listener (address, filter
+ *                 chains with the HttpConnectionManager, TLS).
+ *   http_filters  once per HTTP listener, after its virtual hosts and routes
+ *                 were translated: add HTTP filters to the chain (the core
+ *                 sorts them by stage and ends the chain with the router)
+ *                 and set HttpConnectionManager fields. Add a filter only
+ *                 when needed: a plugin marks itself used from its route and
+ *                 virtual_host hooks with tr_use(), and checks tr_used() here.
+ *   virtual_host  after the core built a VirtualHost (name, domains,
+ *                 routes) from a VirtualService.
+ *   route         for every Envoy route, after the core set match and
+ *                 action (route, redirect or direct response). in->options
+ *                 are the route's options merged with what it inherits from
+ *                 delegating routes.
+ *   cluster       after the core built a Cluster from an Upstream (name,
+ *                 discovery type, endpoints or EDS config).
+ *   endpoints     for every ClusterLoadAssignment (EDS, and the inline
+ *                 load_assignment of STATIC and STRICT_DNS clusters).
+ *
+ * Every Envoy message a hook creates comes from the translation's arena
+ * (TR_NEW, tr_strdup, tr_any, ...): nothing is freed by hand. Problems are
+ * reported with tr_error() (the resource is rejected) or tr_warn(); both
+ * name the resource being translated, and the message should name the
+ * field: tr_error(tx, "%s.retries.retryBackOff: maxInterval is less than
+ * baseInterval", in->path).
+ *
+ * fields lists the option fields a plugin implements, as
+ * "<Message>.<proto field>" ("RouteOptions.retries"). An option that is set
+ * but that no plugin lists is reported as unsupported (the resource is
+ * rejected), so no option is ever silently dropped.
+ */
+#ifndef SLUICE_TR_PLUGIN_H
+#define SLUICE_TR_PLUGIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "envoy/config/cluster/v3/cluster.pb-c.h"
+#include "envoy/config/endpoint/v3/endpoint.pb-c.h"
+#include "envoy/config/listener/v3/listener.pb-c.h"
+#include "envoy/config/route/v3/route.pb-c.h"
+#include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb-c.h"
+#include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
+#include "envoy/extensions/transport_sockets/tls/v3/tls.pb-c.h"
+#include "sluice/v1/endpoints.pb-c.h"
+#include "sluice/v1/gateway.pb-c.h"
+#include "sluice/v1/secret.pb-c.h"
+#include "sluice/v1/settings.pb-c.h"
+#include "sluice/v1/upstream.pb-c.h"
+#include "sluice/v1/virtual_service.pb-c.h"
+
+typedef struct tr_ctx tr_ctx;
+
+typedef Envoy__Config__Listener__V3__Listener tr_listener_t;
+typedef Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager tr_hcm_t;
+typedef Envoy__Config__Route__V3__VirtualHost tr_vhost_t;
+typedef Envoy__Config__Route__V3__Route tr_route_t;
+typedef Envoy__Config__Cluster__V3__Cluster tr_cluster_t;
+typedef Envoy__Config__Endpoint__V3__ClusterLoadAssignment tr_cla_t;
+
+/* A Gateway being translated for one proxy. */
+typedef struct tr_gateway {
+    const Sluice__V1__Gateway *gw;
+    const char *proxy;         /* "<ns>~<name>" */
+    const char *listener_name; /* "listener-::-8080" */
+    bool proxyless;            /* also an api_listener per domain (gRPC) */
+} tr_gateway;
+
+/* A VirtualService becoming a virtual host of a gateway. */
+typedef struct tr_vhost_in {
+    const tr_gateway *gw;
+    const Sluice__V1__VirtualService *vs;
+    const Sluice__V1__VirtualHostOptions *options; /* may be NULL */
+    const char *path; /* "spec.virtualHost.options" */
+} tr_vhost_in;
+
+/* One Envoy route. */
+typedef struct tr_route_in {
+    const tr_gateway *gw;
+    const Sluice__V1__VirtualService *vs;
+    const Sluice__V1__Route *route;          /* the (innermost) route */
+    const Sluice__V1__RouteOptions *options; /* merged with inherited; may be NULL */
+    const Sluice__V1__Matcher *matcher;      /* the matcher this Envoy route is made of */
+    /* For a single destination: the upstream (NULL when missing or not a
+     * single destination) and the destination spec (may be NULL). */
+    const Sluice__V1__Upstream *upstream;
+    const Sluice__V1__DestinationSpec *dest_spec;
+    const char *path; /* "spec.virtualHost.routes[2].options", or inside a RouteTable */
+} tr_route_in;
+
+/* An Upstream becoming a cluster. */
+typedef struct tr_upstream_in {
+    const Sluice__V1__Upstream *up;
+    const Sluice__V1__EndpointSet *eps; /* from the endpoints bucket; may be NULL */
+    const char *cluster_name;
+    bool proxyless; /* EDS only, as gRPC clients require */
+} tr_upstream_in;
+
+/* Order of HTTP filters in the chain (ascending; the router is last). */
+enum tr_stage {
+    TR_STAGE_FAULT = 100,
+    TR_STAGE_CORS = 200,
+    TR_STAGE_HEALTH = 250,
+    TR_STAGE_AUTHN = 300, /* jwt */
+    TR_STAGE_AUTHZ = 400, /* ext_authz */
+    TR_STAGE_RATELIMIT = 500,
+    TR_STAGE_TRANSFORM = 600, /* transcoder */
+    TR_STAGE_UPSTREAM = 700,  /* aws_lambda */
+};
+
+typedef struct tr_filters tr_filters;
+
+typedef struct sl_tr_plugin {
+    const char *name;
+    const char *const *fields; /* NULL-terminated; may be NULL */
+    void (*listener)(tr_ctx *tx, const tr_gateway *gw, tr_listener_t *l);
+    void (*http_filters)(tr_ctx *tx, const tr_gateway *gw, tr_hcm_t *hcm, tr_filters *f);
+    void (*virtual_host)(tr_ctx *tx, const tr_vhost_in *in, tr_vhost_t *vh);
+    void (*route)(tr_ctx *tx, const tr_route_in *in, tr_route_t *r);
+    void (*cluster)(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c);
+    void (*endpoints)(tr_ctx *tx, const tr_upstream_in *in, tr_cla_t *cla);
+} sl_tr_plugin;
+
+/* plugins/table.c */
+extern const sl_tr_plugin *const sl_tr_plugins[];
+extern const size_t sl_tr_plugin_count;
+
+/* ---- helpers (ctx.c) ---------------------------------------------------- */
+
+/* A new message of type desc, initialised, in the arena (never NULL: an
+ * allocation failure aborts the translation with SL_ERR_NOMEM). */
+void *tr_new(tr_ctx *tx, const ProtobufCMessageDescriptor *desc);
+#define TR_NEW(tx, lower) tr_new((tx), &lower##__descriptor)
+
+void *tr_alloc(tr_ctx *tx, size_t n);
+char *tr_strdup(tr_ctx *tx, const char *s);
+char *tr_printf(tr_ctx *tx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Appends item to the repeated field (obj)->field, growing it in the arena. */
+void tr_push_(tr_ctx *tx, void ***arr, size_t *n, void *item);
+#define TR_PUSH(tx, obj, field, item) \
+    tr_push_((tx), (void ***)(void *)&(obj)->field, &(obj)->n_##field, (void *)(item))
+
+/* Well-known types in the arena. */
+Google__Protobuf__UInt32Value *tr_u32(tr_ctx *tx, uint32_t v);
+Google__Protobuf__BoolValue *tr_bool(tr_ctx *tx, bool v);
+Google__Protobuf__Duration *tr_dur(tr_ctx *tx, const Google__Protobuf__Duration *d);
+Google__Protobuf__Duration *tr_dur_ms(tr_ctx *tx, int64_t ms);
+/* d in milliseconds (d may be NULL: -1). */
+int64_t tr_dur_to_ms(const Google__Protobuf__Duration *d);
+
+/* m packed into a google.protobuf.Any (type URL from its descriptor). */
+Google__Protobuf__Any *tr_any(tr_ctx *tx, const ProtobufCMessage *m);
+
+/* A config source "ads: {}" with resource_api_version V3. */
+Envoy__Config__Core__V3__ConfigSource *tr_ads(tr_ctx *tx);
+
+/* A RegexMatcher / StringMatcher for an RE2 regex (validated by the caller). */
+Envoy__Type__Matcher__V3__RegexMatcher *tr_regex(tr_ctx *tx, const char *re);
+
+/* Sets the per-filter config of a route / virtual host / weighted cluster. */
+void tr_route_filter_config(tr_ctx *tx, tr_route_t *r, const char *filter, const ProtobufCMessage *m);
+void tr_vhost_filter_config(tr_ctx *tx, tr_vhost_t *vh, const char *filter, const ProtobufCMessage *m);
+
+/* Adds an HTTP filter to the chain at stage (see enum tr_stage); a filter
+ * already added under the same name is not added twice. */
+void tr_add_filter(tr_ctx *tx, tr_filters *f, int stage, const char *name, const ProtobufCMessage *config);
+
+/* Marks plugin p used on the HTTP listener being translated. */
+void tr_use(tr_ctx *tx, const sl_tr_plugin *p);
+bool tr_used(tr_ctx *tx, const sl_tr_plugin *p);
+
+/* Reports about the resource being translated (tr_cur_* below). */
+void tr_error(tr_ctx *tx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void tr_warn(tr_ctx *tx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The translation's settings (never NULL; defaults when none stored). */
+const Sluice__V1__SettingsSpec *tr_settings(tr_ctx *tx);
+
+/* Lookups in the store: the accepted version to use (current, or last good
+ * when the current one was rejected), or NULL. ns NULL or "" is the
+ * referrer's namespace given in def_ns. */
+const Sluice__V1__Upstream *tr_find_upstream(tr_ctx *tx, const Sluice__V1__ResourceRef *ref,
+                                             const char *def_ns);
+const Sluice__V1__Secret *tr_find_secret(tr_ctx *tx, const Sluice__V1__ResourceRef *ref,
+                                         const char *def_ns);
+
+/* "<name>_<namespace>": the cluster of an upstream, the Envoy secret name. */
+char *tr_cluster_name(tr_ctx *tx, const char *name, const char *ns);
+
+/* Adds the Envoy Secret for a Sluice TLS secret to the proxy being
+ * translated and returns its SDS config ("<name>_<ns>" over ADS). With
+ * validation true it adds the root CA as a validation context secret
+ * "<name>_<ns>-ca" instead (NULL when the secret has no rootCa). */
+Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *
+tr_sds_secret(tr_ctx *tx, const Sluice__V1__Secret *sec, bool validation);
+
+/* Converts a Sluice header list to Envoy's. */
+Envoy__Config__Core__V3__HeaderValueOption *tr_header_option(tr_ctx *tx,
+                                                             const Sluice__V1__HeaderValueOption *h);
+
+/* Checks a header name (RFC 7230 token, lowercase recommended; pseudo
+ * headers allowed when allow_pseudo). Returns an error text or NULL. */
+const char *tr_check_header_name(const char *name, bool allow_pseudo);
+
+/* re2check.c: NULL when re is valid RE2 syntax, else why not (static text
+ * or arena string). *groups receives the number of capture groups. */
+const char *tr_re2_check(tr_ctx *tx, const char *re, int *groups);
+
+/* Estimated size of the RE2 program of a valid expression (Envoy refuses
+ * programs above Settings gloo.regexMaxProgramSize, default 100). */
+long tr_re2_program_size(const char *re);
+
+/* Checks a regex for use in Envoy: RE2 syntax, program size. Reports an
+ * error (naming what) and returns false when it is unusable; warns when the
+ * program may be too large. groups may be NULL. */
+bool tr_check_regex(tr_ctx *tx, const char *what, const char *re, int *groups);
+
+#endif

@@ -1,0 +1,26 @@
+/* table.c - every plugin, in the order their hooks run. Adding a plugin:
+ * write plugins/<name>.c defining `const sl_tr_plugin sl_tr_plugin_<name>`,
+ * and add it to both lists below. */
+#include "../plugin.h"
+
+/* Fields the core itself implements (translate.c). */
+static const char *const core_fields[] = {
+    "UpstreamSpec.static", "UpstreamSpec.dns", "UpstreamSpec.discovery_metadata", NULL,
+};
+static const sl_tr_plugin core = {.name = "core", .fields = core_fields};
+
+extern const sl_tr_plugin sl_tr_plugin_route_basic;
+extern const sl_tr_plugin sl_tr_plugin_headers;
+extern const sl_tr_plugin sl_tr_plugin_cors;
+extern const sl_tr_plugin sl_tr_plugin_faults;
+extern const sl_tr_plugin sl_tr_plugin_traffic;
+
+const sl_tr_plugin *const sl_tr_plugins[] = {
+    &core,
+    &sl_tr_plugin_route_basic,
+    &sl_tr_plugin_headers,
+    &sl_tr_plugin_cors,
+    &sl_tr_plugin_faults,
+    &sl_tr_plugin_traffic,
+};
+const size_t sl_tr_plugin_count = sizeof sl_tr_plugins / sizeof sl_tr_plugins[0];

@@ -1,0 +1,224 @@
+/* store.c - the translator's input: sluice.v1 resources by kind, kept
+ * sorted by (namespace, name) so lookups are binary searches and
+ * translation order is deterministic. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+#include "sluice/codec.h"
+#include "sluice/resource.h"
+#include "sluice/types.h"
+
+int tr_kind_index(const sl_kind *k)
+{
+    for (size_t i = 0; i < sl_kind_count() && i < TR_MAX_KINDS; i++)
+        if (sl_kind_at(i) == k)
+            return (int)i;
+    return -1;
+}
+
+static int cmp_key(const char *ns1, const char *n1, const char *ns2, const char *n2)
+{
+    int c = strcmp(ns1, ns2);
+    return c ? c : strcmp(n1, n2);
+}
+
+/* Position of ns/name, or -(insertion point) - 1. */
+static long bsearch_pos(const tr_bucket *b, const char *ns, const char *name)
+{
+    size_t lo = 0, hi = b->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = cmp_key(b->v[mid].ns, b->v[mid].name, ns, name);
+        if (c == 0)
+            return (long)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -(long)lo - 1;
+}
+
+long tr_bucket_find(const tr_bucket *b, const char *ns, const char *name)
+{
+    long p = bsearch_pos(b, ns, name);
+    return p >= 0 ? p : -1;
+}
+
+sl_status sl_tr_store_new(sl_tr_store **out)
+{
+    *out = calloc(1, sizeof **out);
+    return *out ? SL_OK : SL_ERR_NOMEM;
+}
+
+static void entry_free(tr_entry *e)
+{
+    if (e->good && e->good != e->msg)
+        protobuf_c_message_free_unpacked(e->good, NULL);
+    if (e->msg)
+        protobuf_c_message_free_unpacked(e->msg, NULL);
+    free(e->ns);
+    free(e->name);
+}
+
+void sl_tr_store_free(sl_tr_store *s)
+{
+    if (!s)
+        return;
+    for (int k = 0; k < TR_MAX_KINDS; k++) {
+        for (size_t i = 0; i < s->b[k].n; i++)
+            entry_free(&s->b[k].v[i]);
+        free(s->b[k].v);
+    }
+    free(s);
+}
+
+sl_status sl_tr_store_put(sl_tr_store *s, const sl_kind *k, ProtobufCMessage *msg, uint64_t revision)
+{
+    sl_status rc = SL_OK;
+    int ki = k ? tr_kind_index(k) : -1;
+    const Sluice__V1__Metadata *md = msg ? sl_kind_metadata(msg) : NULL;
+    tr_bucket *b;
+    const char *ns;
+    long pos;
+
+    if (ki < 0 || !md || !md->name) {
+        rc = sl_error_set(SL_ERR_INVALID, "resource without kind or metadata");
+        goto err;
+    }
+    ns = md->namespace_ && md->namespace_[0] ? md->namespace_ : SL_RESOURCE_DEFAULT_NAMESPACE;
+    if ((rc = sl_resource_check_name(md->name)) != SL_OK ||
+        (rc = sl_resource_check_namespace(ns)) != SL_OK)
+        goto err;
+    b = &s->b[ki];
+    pos = bsearch_pos(b, ns, md->name);
+    if (pos >= 0) {
+        tr_entry *e = &b->v[pos];
+        if (e->msg && e->msg != e->good)
+            protobuf_c_message_free_unpacked(e->msg, NULL);
+        e->msg = msg;
+        e->rev = revision;
+        return SL_OK;
+    }
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 16;
+        tr_entry *v = realloc(b->v, cap * sizeof *v);
+        if (!v) {
+            rc = SL_ERR_NOMEM;
+            goto err;
+        }
+        b->v = v;
+        b->cap = cap;
+    }
+    pos = -pos - 1;
+    {
+        tr_entry e = {0};
+        if (!(e.ns = strdup(ns)) || !(e.name = strdup(md->name))) {
+            free(e.ns);
+            free(e.name);
+            rc = SL_ERR_NOMEM;
+            goto err;
+        }
+        e.msg = msg;
+        e.rev = revision;
+        memmove(&b->v[pos + 1], &b->v[pos], (b->n - (size_t)pos) * sizeof *b->v);
+        b->v[pos] = e;
+        b->n++;
+    }
+    return SL_OK;
+err:
+    if (msg)
+        protobuf_c_message_free_unpacked(msg, NULL);
+    return rc;
+}
+
+sl_status sl_tr_store_put_packed(sl_tr_store *s, const sl_kind *k, const void *data, size_t len,
+                                 uint64_t revision)
+{
+    ProtobufCMessage *m;
+    if (!k)
+        return sl_error_set(SL_ERR_INVALID, "no kind");
+    m = protobuf_c_message_unpack(k->descriptor, NULL, len, data);
+    if (!m)
+        return sl_error_set(SL_ERR_PARSE, "bytes are not a valid %s", k->descriptor->name);
+    return sl_tr_store_put(s, k, m, revision);
+}
+
+bool sl_tr_store_remove(sl_tr_store *s, const sl_kind *k, const char *ns, const char *name)
+{
+    int ki = k ? tr_kind_index(k) : -1;
+    tr_bucket *b;
+    long pos;
+    if (ki < 0)
+        return false;
+    b = &s->b[ki];
+    if ((pos = tr_bucket_find(b, ns, name)) < 0)
+        return false;
+    entry_free(&b->v[pos]);
+    memmove(&b->v[pos], &b->v[pos + 1], (b->n - (size_t)pos - 1) * sizeof *b->v);
+    b->n--;
+    return true;
+}
+
+size_t sl_tr_store_count(const sl_tr_store *s, const sl_kind *k)
+{
+    int ki = k ? tr_kind_index(k) : -1;
+    return ki < 0 ? 0 : s->b[ki].n;
+}
+
+sl_status sl_tr_store_load_yaml(sl_tr_store *s, const char *text, size_t len, const char *filename,
+                                sl_diag *diag)
+{
+    static const char *const skip[] = {"apiVersion", "kind", NULL};
+    sl_codec_options opts = {0};
+    sl_codec_stream *st = NULL;
+    sl_codec_doc *doc = NULL;
+    sl_status rc = SL_OK, r;
+    int failures = 0;
+
+    opts.resolver = sl_types_find_url;
+    opts.ignore_keys = skip;
+    if ((r = sl_codec_stream_new(&st, text, len, filename)) != SL_OK)
+        return r;
+    for (;;) {
+        const sl_kind *k = NULL;
+        ProtobufCMessage *msg = NULL;
+
+        r = sl_codec_stream_next(st, &doc, diag);
+        if (r != SL_OK) {
+            rc = SL_ERR_PARSE;
+            if (++failures > SL_CODEC_MAX_ERRORS)
+                break;
+            continue;
+        }
+        if (!doc)
+            break;
+        if (sl_codec_doc_empty(doc))
+            goto next;
+        if (sl_kind_resolve(&k, sl_codec_doc_scalar(doc, "apiVersion"), sl_codec_doc_scalar(doc, "kind")) !=
+            SL_OK) {
+            if (diag)
+                sl_diag_add(diag, SL_DIAG_ERROR, filename, sl_codec_doc_line(doc), 0, NULL, "%s",
+                            sl_error_msg());
+            rc = SL_ERR_PARSE;
+            goto next;
+        }
+        opts.root_name = k->kind;
+        if (sl_codec_decode_doc(&msg, k->descriptor, doc, &opts, diag) != SL_OK) {
+            rc = SL_ERR_PARSE;
+            goto next;
+        }
+        if (sl_tr_store_put(s, k, msg, 0) != SL_OK) {
+            if (diag)
+                sl_diag_add(diag, SL_DIAG_ERROR, filename, sl_codec_doc_line(doc), 0, NULL, "%s",
+                            sl_error_msg());
+            rc = SL_ERR_PARSE;
+        }
+    next:
+        sl_codec_doc_free(doc);
+        doc = NULL;
+    }
+    sl_codec_stream_free(st);
+    return rc;
+}

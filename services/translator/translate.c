@@ -1,0 +1,2179 @@
+/* translate.c - the translation core: Gateways -> Listeners and
+ * RouteConfigurations, VirtualServices and RouteTables -> virtual hosts and
+ * routes, Upstreams -> Clusters and ClusterLoadAssignments, with the
+ * plugins' hooks at each step, validation, reports and the last good
+ * version of every rejected resource. docs/translator.md is the map. */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+#include "envoy/extensions/filters/http/router/v3/router.pb-c.h"
+#include "envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.pb-c.h"
+#include "envoy/extensions/transport_sockets/tls/v3/tls.pb-c.h"
+#include "sluice/codec.h"
+
+#define DEFAULT_SETTINGS_NS "gloo-system"
+#define DEFAULT_PROXY "gateway-proxy"
+#define INVALID_ROUTE_BODY \
+    "Gloo Gateway has invalid configuration. Administrators should run `glooctl check` to find and fix config errors."
+
+static const sl_kind *K_GATEWAY, *K_VS, *K_RT, *K_UPSTREAM, *K_UG, *K_SECRET, *K_SETTINGS, *K_EPS;
+
+/* ------------------------------------------------------------------------ */
+/* small helpers                                                            */
+
+static int kidx(const sl_kind *k) { return tr_kind_index(k); }
+
+static tr_bucket *bucket(tr_ctx *tx, const sl_kind *k) { return &tx->store->b[kidx(k)]; }
+
+static uint8_t *flag(tr_ctx *tx, const sl_kind *k, size_t i) { return &tx->flags[kidx(k)][i]; }
+
+static const char *md_ns(const Sluice__V1__Metadata *md)
+{
+    return md && md->namespace_ && md->namespace_[0] ? md->namespace_ : "default";
+}
+
+static const char *label(const Sluice__V1__Metadata *md, const char *key)
+{
+    if (!md)
+        return NULL;
+    for (size_t i = 0; i < md->n_labels; i++)
+        if (strcmp(md->labels[i]->key, key) == 0)
+            return md->labels[i]->value;
+    return NULL;
+}
+
+static const char *annotation(const Sluice__V1__Metadata *md, const char *key)
+{
+    if (!md)
+        return NULL;
+    for (size_t i = 0; i < md->n_annotations; i++)
+        if (strcmp(md->annotations[i]->key, key) == 0)
+            return md->annotations[i]->value;
+    return NULL;
+}
+
+static bool expressions_match(const Sluice__V1__Metadata *md, Sluice__V1__LabelExpression *const *ex, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *v = label(md, ex[i]->key);
+        const char *want = ex[i]->n_values ? ex[i]->values[0] : "";
+        bool in = false;
+        for (size_t j = 0; v && j < ex[i]->n_values; j++)
+            if (strcmp(v, ex[i]->values[j]) == 0)
+                in = true;
+        switch (ex[i]->operator_) {
+        case SLUICE__V1__LABEL_EXPRESSION__OPERATOR__Equals:
+        case SLUICE__V1__LABEL_EXPRESSION__OPERATOR__DoubleEquals:
+            if (!v || strcmp(v, want) != 0)
+                return false;
+            break;
+        case SLUICE__V1__LABEL_EXPRESSION__OPERATOR__NotEquals:
+            if (v && strcmp(v, want) == 0)
+                return false;
+            break;
+        case SLUICE__V1__LABEL_EXPRESSION__OPERATOR__In:
+            if (!in)
+                return false;
+            break;
+        case SLUICE__V1__LABEL_EXPRESSION__OPERATOR__NotIn:
+            if (in)
+                return false;
+            break;
+        case SLUICE__V1__LABEL_EXPRESSION__OPERATOR__Exists:
+            if (!v)
+                return false;
+            break;
+        case SLUICE__V1__LABEL_EXPRESSION__OPERATOR__DoesNotExist:
+            if (v)
+                return false;
+            break;
+        case SLUICE__V1__LABEL_EXPRESSION__OPERATOR__GreaterThan:
+            if (!v || atol(v) <= atol(want))
+                return false;
+            break;
+        case SLUICE__V1__LABEL_EXPRESSION__OPERATOR__LessThan:
+            if (!v || atol(v) >= atol(want))
+                return false;
+            break;
+        default:
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool labels_match(const Sluice__V1__Metadata *md, size_t n, void *const *entries)
+{
+    /* entries are map entries {key, value} of the same layout for every
+     * map<string,string> field protobuf-c generates. */
+    typedef struct {
+        ProtobufCMessage base;
+        char *key;
+        char *value;
+    } kv;
+    for (size_t i = 0; i < n; i++) {
+        const kv *e = entries[i];
+        const char *v = label(md, e->key);
+        if (!v || strcmp(v, e->value) != 0)
+            return false;
+    }
+    return true;
+}
+
+static bool ns_selected(const char *ns, char *const *nss, size_t n, const char *def)
+{
+    if (n == 0)
+        return def == NULL || strcmp(ns, def) == 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(nss[i], "*") == 0 || strcmp(nss[i], ns) == 0)
+            return true;
+    return false;
+}
+
+bool tr_check_regex(tr_ctx *tx, const char *what, const char *re, int *groups)
+{
+    const char *err = tr_re2_check(tx, re, groups);
+    long size, max = 100;
+    if (err) {
+        tr_error(tx, "%s: invalid regex \"%s\": %s", what, re, err);
+        return false;
+    }
+    if (tx->settings->gloo && tx->settings->gloo->regex_max_program_size)
+        max = tx->settings->gloo->regex_max_program_size->value;
+    size = tr_re2_program_size(re);
+    if (size > max)
+        tr_warn(tx, "%s: regex \"%s\" may compile to a program larger than %ld (estimated %ld); Envoy refuses those",
+                what, re, max, size);
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* unsupported fields                                                       */
+
+static bool field_is_set(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
+{
+    const char *base = (const char *)m;
+    if (f->label == PROTOBUF_C_LABEL_REPEATED)
+        return *(const size_t *)(base + f->quantifier_offset) != 0;
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+        return *(const uint32_t *)(base + f->quantifier_offset) == f->id;
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return *(void *const *)(base + f->offset) != NULL;
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *s = *(char *const *)(base + f->offset);
+        return s && s[0];
+    }
+    case PROTOBUF_C_TYPE_BYTES:
+        return ((const ProtobufCBinaryData *)(base + f->offset))->len != 0;
+    case PROTOBUF_C_TYPE_BOOL:
+        return *(const protobuf_c_boolean *)(base + f->offset) != 0;
+    case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_UINT64: case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_FIXED64: case PROTOBUF_C_TYPE_SFIXED64: case PROTOBUF_C_TYPE_DOUBLE:
+        return *(const uint64_t *)(base + f->offset) != 0;
+    default:
+        return *(const uint32_t *)(base + f->offset) != 0;
+    }
+}
+
+/* Reports every set field of m that no plugin implements. */
+static void check_fields(tr_ctx *tx, tr_map *supported, const ProtobufCMessage *m, const char *path)
+{
+    const ProtobufCMessageDescriptor *d;
+    if (!m)
+        return;
+    d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        char key[256], json[128];
+        if (!field_is_set(m, f))
+            continue;
+        snprintf(key, sizeof key, "%s.%s", d->short_name, f->name);
+        if (tr_map_get(supported, key))
+            continue;
+        sl_codec_json_name(json, sizeof json, f->name);
+        tr_error(tx, "%s.%s: not supported by Sluice (no plugin implements %s)", path, json, key);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* option inheritance: child fields win, unset ones come from the parent    */
+
+static const ProtobufCMessage *merge_options(tr_ctx *tx, const ProtobufCMessage *parent,
+                                             const ProtobufCMessage *child)
+{
+    const ProtobufCMessageDescriptor *d;
+    char *out;
+    if (!parent)
+        return child;
+    if (!child)
+        return parent;
+    d = child->descriptor;
+    out = tr_alloc(tx, d->sizeof_message);
+    memcpy(out, child, d->sizeof_message);
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+            uint32_t *cc = (uint32_t *)(out + f->quantifier_offset);
+            const uint32_t *pc = (const uint32_t *)((const char *)parent + f->quantifier_offset);
+            if (*cc == 0 && *pc == f->id) {
+                *cc = *pc;
+                memcpy(out + f->offset, (const char *)parent + f->offset, sizeof(void *) > 8 ? 16 : 8);
+            }
+            continue;
+        }
+        if (field_is_set(child, f) || !field_is_set(parent, f))
+            continue;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            memcpy(out + f->quantifier_offset, (const char *)parent + f->quantifier_offset, sizeof(size_t));
+            memcpy(out + f->offset, (const char *)parent + f->offset, sizeof(void *));
+        } else {
+            size_t sz = f->type == PROTOBUF_C_TYPE_MESSAGE || f->type == PROTOBUF_C_TYPE_STRING ? sizeof(void *)
+                        : f->type == PROTOBUF_C_TYPE_BYTES                                       ? sizeof(ProtobufCBinaryData)
+                        : (f->type == PROTOBUF_C_TYPE_INT64 || f->type == PROTOBUF_C_TYPE_UINT64 ||
+                           f->type == PROTOBUF_C_TYPE_DOUBLE || f->type == PROTOBUF_C_TYPE_SINT64 ||
+                           f->type == PROTOBUF_C_TYPE_FIXED64 || f->type == PROTOBUF_C_TYPE_SFIXED64)
+                            ? 8
+                            : 4;
+            memcpy(out + f->offset, (const char *)parent + f->offset, sz);
+        }
+    }
+    return (const ProtobufCMessage *)out;
+}
+
+/* ------------------------------------------------------------------------ */
+/* matchers                                                                 */
+
+static Envoy__Type__Matcher__V3__StringMatcher *string_matcher(tr_ctx *tx, const char *value, bool regex)
+{
+    Envoy__Type__Matcher__V3__StringMatcher *sm = TR_NEW(tx, envoy__type__matcher__v3__string_matcher);
+    if (regex) {
+        sm->match_pattern_case = ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_SAFE_REGEX;
+        sm->safe_regex = tr_regex(tx, value);
+    } else {
+        sm->match_pattern_case = ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_EXACT;
+        sm->exact = tr_strdup(tx, value);
+    }
+    return sm;
+}
+
+static void add_header_matchers(tr_ctx *tx, Envoy__Config__Route__V3__RouteMatch *rm, const Sluice__V1__Matcher *m,
+                                const char *path)
+{
+    for (size_t i = 0; i < m->n_headers; i++) {
+        const Sluice__V1__HeaderMatcher *h = m->headers[i];
+        Envoy__Config__Route__V3__HeaderMatcher *hm = TR_NEW(tx, envoy__config__route__v3__header_matcher);
+        const char *err = tr_check_header_name(h->name, true);
+        if (err) {
+            tr_error(tx, "%s.headers[%zu].name: %s", path, i, err);
+            continue;
+        }
+        hm->name = tr_strdup(tx, h->name);
+        hm->invert_match = h->invert_match;
+        if (!h->value || !h->value[0]) {
+            if (h->regex)
+                tr_error(tx, "%s.headers[%zu]: regex needs a value", path, i);
+            hm->header_match_specifier_case = ENVOY__CONFIG__ROUTE__V3__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_PRESENT_MATCH;
+            hm->present_match = 1;
+        } else {
+            if (h->regex &&
+                !tr_check_regex(tx, tr_printf(tx, "%s.headers[%zu].value", path, i), h->value, NULL))
+                continue;
+            hm->header_match_specifier_case = ENVOY__CONFIG__ROUTE__V3__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_STRING_MATCH;
+            hm->string_match = string_matcher(tx, h->value, h->regex);
+        }
+        TR_PUSH(tx, rm, headers, hm);
+    }
+    for (size_t i = 0; i < m->n_query_parameters; i++) {
+        const Sluice__V1__QueryParameterMatcher *q = m->query_parameters[i];
+        Envoy__Config__Route__V3__QueryParameterMatcher *qm = TR_NEW(tx, envoy__config__route__v3__query_parameter_matcher);
+        if (!q->name || !q->name[0]) {
+            tr_error(tx, "%s.queryParameters[%zu].name: required", path, i);
+            continue;
+        }
+        qm->name = tr_strdup(tx, q->name);
+        if (!q->value || !q->value[0]) {
+            qm->query_parameter_match_specifier_case =
+                ENVOY__CONFIG__ROUTE__V3__QUERY_PARAMETER_MATCHER__QUERY_PARAMETER_MATCH_SPECIFIER_PRESENT_MATCH;
+            qm->present_match = 1;
+        } else {
+            if (q->regex &&
+                !tr_check_regex(tx, tr_printf(tx, "%s.queryParameters[%zu].value", path, i), q->value, NULL))
+                continue;
+            qm->query_parameter_match_specifier_case =
+                ENVOY__CONFIG__ROUTE__V3__QUERY_PARAMETER_MATCHER__QUERY_PARAMETER_MATCH_SPECIFIER_STRING_MATCH;
+            qm->string_match = string_matcher(tx, q->value, q->regex);
+        }
+        TR_PUSH(tx, rm, query_parameters, qm);
+    }
+    if (m->n_methods) {
+        Envoy__Config__Route__V3__HeaderMatcher *hm = TR_NEW(tx, envoy__config__route__v3__header_matcher);
+        char *re = tr_strdup(tx, "");
+        for (size_t i = 0; i < m->n_methods; i++) {
+            const char *meth = m->methods[i];
+            for (const char *c = meth; *c; c++)
+                if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || *c == '-' || *c == '_')) {
+                    tr_error(tx, "%s.methods[%zu]: \"%s\" is not an HTTP method", path, i, meth);
+                    return;
+                }
+            if (!meth[0]) {
+                tr_error(tx, "%s.methods[%zu]: empty", path, i);
+                return;
+            }
+            re = tr_printf(tx, "%s%s%s", re, i ? "|" : "", meth);
+        }
+        hm->name = tr_strdup(tx, ":method");
+        hm->header_match_specifier_case = ENVOY__CONFIG__ROUTE__V3__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_STRING_MATCH;
+        hm->string_match = string_matcher(tx, m->n_methods == 1 ? m->methods[0] : re, m->n_methods > 1);
+        TR_PUSH(tx, rm, headers, hm);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* route actions                                                            */
+
+typedef struct route_ctx {
+    const tr_gateway *gw;
+    const Sluice__V1__VirtualService *vs;
+    tr_vhost_t *vh;
+    const char *prefix;                       /* parent prefix (delegated routes) */
+    const Sluice__V1__Matcher *parent_matcher; /* for inheritable matchers */
+    bool inherit_matchers, inherit_path;
+    const Sluice__V1__RouteOptions *options; /* inherited */
+    const char *owner_ns;
+    const char *path;
+    const tr_entry *visited[32];
+    int depth;
+} route_ctx;
+
+static void invalid_route(tr_ctx *tx, tr_route_t *r)
+{
+    const Sluice__V1__GlooOptions__InvalidConfigPolicy *p =
+        tx->settings->gloo ? tx->settings->gloo->invalid_config_policy : NULL;
+    Envoy__Config__Route__V3__DirectResponseAction *d = TR_NEW(tx, envoy__config__route__v3__direct_response_action);
+    d->status = p && p->invalid_route_response_code ? p->invalid_route_response_code : 404;
+    d->body = TR_NEW(tx, envoy__config__core__v3__data_source);
+    d->body->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_STRING;
+    d->body->inline_string =
+        tr_strdup(tx, p && p->invalid_route_response_body && p->invalid_route_response_body[0]
+                          ? p->invalid_route_response_body
+                          : INVALID_ROUTE_BODY);
+    r->action_case = ENVOY__CONFIG__ROUTE__V3__ROUTE__ACTION_DIRECT_RESPONSE;
+    r->direct_response = d;
+}
+
+/* Resolves a destination's upstream; warns and returns NULL when missing. */
+static const Sluice__V1__Upstream *dest_upstream(tr_ctx *tx, const Sluice__V1__Destination *d, const char *def_ns,
+                                                 const char *path)
+{
+    const Sluice__V1__Upstream *up;
+    if (!d || d->destination_type_case != SLUICE__V1__DESTINATION__DESTINATION_TYPE_UPSTREAM || !d->upstream ||
+        !d->upstream->name || !d->upstream->name[0]) {
+        tr_error(tx, "%s: a destination needs upstream.name", path);
+        return NULL;
+    }
+    if (d->subset)
+        tr_error(tx, "%s.subset: not supported by Sluice (no plugin implements Destination.subset)", path);
+    up = tr_find_upstream(tx, d->upstream, def_ns);
+    if (!up)
+        tr_warn(tx, "Route Warning: InvalidDestinationWarning. Reason: Upstream %s.%s not found",
+                d->upstream->namespace_ && d->upstream->namespace_[0] ? d->upstream->namespace_ : def_ns,
+                d->upstream->name);
+    return up;
+}
+
+static Envoy__Config__Route__V3__WeightedCluster *weighted(tr_ctx *tx, Sluice__V1__WeightedDestination *const *ds,
+                                                          size_t n, const char *def_ns, const char *path, bool *missing)
+{
+    Envoy__Config__Route__V3__WeightedCluster *wc = TR_NEW(tx, envoy__config__route__v3__weighted_cluster);
+    uint64_t total = 0;
+    if (n == 0) {
+        tr_error(tx, "%s: at least one destination is required", path);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *p = tr_printf(tx, "%s[%zu].destination", path, i);
+        const Sluice__V1__Upstream *up = dest_upstream(tx, ds[i]->destination, def_ns, p);
+        Envoy__Config__Route__V3__WeightedCluster__ClusterWeight *cw =
+            TR_NEW(tx, envoy__config__route__v3__weighted_cluster__cluster_weight);
+        uint32_t w = ds[i]->weight ? ds[i]->weight->value : 0;
+        if (!up) {
+            *missing = true;
+            continue;
+        }
+        if (ds[i]->destination && ds[i]->destination->destination_spec)
+            tr_error(tx, "%s.destinationSpec: functions on weighted destinations are not supported by Sluice", p);
+        cw->name = tr_cluster_name(tx, up->metadata->name, md_ns(up->metadata));
+        cw->weight = tr_u32(tx, w);
+        total += w;
+        if (ds[i]->options) {
+            const Sluice__V1__WeightedDestinationOptions *o = ds[i]->options;
+            if (o->header_manipulation) {
+                const Sluice__V1__HeaderManipulation *h = o->header_manipulation;
+                for (size_t j = 0; j < h->n_request_headers_to_add; j++)
+                    TR_PUSH(tx, cw, request_headers_to_add, tr_header_option(tx, h->request_headers_to_add[j]));
+                for (size_t j = 0; j < h->n_request_headers_to_remove; j++)
+                    TR_PUSH(tx, cw, request_headers_to_remove, tr_strdup(tx, h->request_headers_to_remove[j]));
+                for (size_t j = 0; j < h->n_response_headers_to_add; j++)
+                    TR_PUSH(tx, cw, response_headers_to_add, tr_header_option(tx, h->response_headers_to_add[j]));
+                for (size_t j = 0; j < h->n_response_headers_to_remove; j++)
+                    TR_PUSH(tx, cw, response_headers_to_remove, tr_strdup(tx, h->response_headers_to_remove[j]));
+            }
+            if (o->extauth)
+                tr_error(tx, "%s[%zu].options.extauth: not supported by Sluice on weighted destinations", path, i);
+        }
+        TR_PUSH(tx, wc, clusters, cw);
+    }
+    if (!*missing && total == 0) {
+        tr_error(tx, "%s: at least one destination needs a weight above zero", path);
+        return NULL;
+    }
+    if (total > 0xffffffffULL) {
+        tr_error(tx, "%s: the weights add up to more than 4294967295", path);
+        return NULL;
+    }
+    return wc;
+}
+
+/* Sets r's action from a Sluice route action; returns the single
+ * destination's upstream for the plugins. *invalid: replaced by the
+ * invalid-route response. */
+static const Sluice__V1__Upstream *route_action(tr_ctx *tx, const route_ctx *rc, const Sluice__V1__RouteAction *a,
+                                                tr_route_t *r, const char *path, bool *invalid)
+{
+    Envoy__Config__Route__V3__RouteAction *ra = TR_NEW(tx, envoy__config__route__v3__route_action);
+    const Sluice__V1__Upstream *single = NULL;
+    bool missing = false;
+    switch (a->destination_case) {
+    case SLUICE__V1__ROUTE_ACTION__DESTINATION_SINGLE:
+        single = dest_upstream(tx, a->single, rc->owner_ns, tr_printf(tx, "%s.routeAction.single", path));
+        if (!single) {
+            missing = true;
+            break;
+        }
+        ra->cluster_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__CLUSTER_SPECIFIER_CLUSTER;
+        ra->cluster = tr_cluster_name(tx, single->metadata->name, md_ns(single->metadata));
+        break;
+    case SLUICE__V1__ROUTE_ACTION__DESTINATION_MULTI:
+        ra->weighted_clusters = weighted(tx, a->multi ? a->multi->destinations : NULL, a->multi ? a->multi->n_destinations : 0,
+                                         rc->owner_ns, tr_printf(tx, "%s.routeAction.multi.destinations", path), &missing);
+        ra->cluster_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__CLUSTER_SPECIFIER_WEIGHTED_CLUSTERS;
+        if (!ra->weighted_clusters)
+            missing = true;
+        break;
+    case SLUICE__V1__ROUTE_ACTION__DESTINATION_UPSTREAM_GROUP: {
+        const Sluice__V1__ResourceRef *ref = a->upstream_group;
+        const char *ns = ref->namespace_ && ref->namespace_[0] ? ref->namespace_ : rc->owner_ns;
+        long pos = tr_bucket_find(bucket(tx, K_UG), ns, ref->name ? ref->name : "");
+        const Sluice__V1__UpstreamGroup *ug;
+        if (pos < 0) {
+            tr_warn(tx, "Route Warning: InvalidDestinationWarning. Reason: UpstreamGroup %s.%s not found", ns,
+                    ref->name ? ref->name : "");
+            missing = true;
+            break;
+        }
+        ug = (const Sluice__V1__UpstreamGroup *)bucket(tx, K_UG)->v[pos].msg;
+        ra->weighted_clusters =
+            weighted(tx, ug->spec ? ug->spec->destinations : NULL, ug->spec ? ug->spec->n_destinations : 0, ns,
+                     tr_printf(tx, "%s.routeAction.upstreamGroup(%s.%s).destinations", path, ns, ref->name), &missing);
+        ra->cluster_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__CLUSTER_SPECIFIER_WEIGHTED_CLUSTERS;
+        if (!ra->weighted_clusters)
+            missing = true;
+        break;
+    }
+    case SLUICE__V1__ROUTE_ACTION__DESTINATION_CLUSTER_HEADER: {
+        const char *err = tr_check_header_name(a->cluster_header, false);
+        if (err) {
+            tr_error(tx, "%s.routeAction.clusterHeader: %s", path, err);
+            missing = true;
+            break;
+        }
+        ra->cluster_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__CLUSTER_SPECIFIER_CLUSTER_HEADER;
+        ra->cluster_header = tr_strdup(tx, a->cluster_header);
+        break;
+    }
+    default:
+        tr_error(tx, "%s.routeAction: a destination (single, multi, upstreamGroup or clusterHeader) is required", path);
+        missing = true;
+    }
+    if (missing) {
+        invalid_route(tx, r);
+        *invalid = true;
+        return NULL;
+    }
+    r->action_case = ENVOY__CONFIG__ROUTE__V3__ROUTE__ACTION_ROUTE;
+    r->route = ra;
+    return single;
+}
+
+static void redirect_action(tr_ctx *tx, const Sluice__V1__RedirectAction *a, tr_route_t *r, const char *path)
+{
+    Envoy__Config__Route__V3__RedirectAction *ra = TR_NEW(tx, envoy__config__route__v3__redirect_action);
+    ra->host_redirect = tr_strdup(tx, a->host_redirect);
+    ra->response_code = (Envoy__Config__Route__V3__RedirectAction__RedirectResponseCode)a->response_code;
+    ra->strip_query = a->strip_query;
+    if (a->https_redirect) {
+        ra->scheme_rewrite_specifier_case = ENVOY__CONFIG__ROUTE__V3__REDIRECT_ACTION__SCHEME_REWRITE_SPECIFIER_HTTPS_REDIRECT;
+        ra->https_redirect = 1;
+    }
+    if (a->port_redirect) {
+        if (a->port_redirect->value > 65535)
+            tr_error(tx, "%s.redirectAction.portRedirect: %u is not a port", path, a->port_redirect->value);
+        ra->port_redirect = a->port_redirect->value;
+    }
+    switch (a->path_rewrite_specifier_case) {
+    case SLUICE__V1__REDIRECT_ACTION__PATH_REWRITE_SPECIFIER_PATH_REDIRECT:
+        ra->path_rewrite_specifier_case = ENVOY__CONFIG__ROUTE__V3__REDIRECT_ACTION__PATH_REWRITE_SPECIFIER_PATH_REDIRECT;
+        ra->path_redirect = tr_strdup(tx, a->path_redirect);
+        break;
+    case SLUICE__V1__REDIRECT_ACTION__PATH_REWRITE_SPECIFIER_PREFIX_REWRITE:
+        ra->path_rewrite_specifier_case = ENVOY__CONFIG__ROUTE__V3__REDIRECT_ACTION__PATH_REWRITE_SPECIFIER_PREFIX_REWRITE;
+        ra->prefix_rewrite = tr_strdup(tx, a->prefix_rewrite);
+        break;
+    case SLUICE__V1__REDIRECT_ACTION__PATH_REWRITE_SPECIFIER_REGEX_REWRITE: {
+        const Sluice__V1__RegexMatchAndSubstitute *rr = a->regex_rewrite;
+        if (!rr->pattern || !rr->pattern->regex ||
+            !tr_check_regex(tx, tr_printf(tx, "%s.redirectAction.regexRewrite.pattern", path), rr->pattern->regex, NULL))
+            break;
+        ra->path_rewrite_specifier_case = ENVOY__CONFIG__ROUTE__V3__REDIRECT_ACTION__PATH_REWRITE_SPECIFIER_REGEX_REWRITE;
+        ra->regex_rewrite = TR_NEW(tx, envoy__type__matcher__v3__regex_match_and_substitute);
+        ra->regex_rewrite->pattern = tr_regex(tx, rr->pattern->regex);
+        ra->regex_rewrite->substitution = tr_strdup(tx, rr->substitution);
+        break;
+    }
+    default:
+        break;
+    }
+    for (const char *c = a->host_redirect; c && *c; c++)
+        if (*c == '/' || *c == ' ') {
+            tr_error(tx, "%s.redirectAction.hostRedirect: \"%s\" is not a host", path, a->host_redirect);
+            break;
+        }
+    r->action_case = ENVOY__CONFIG__ROUTE__V3__ROUTE__ACTION_REDIRECT;
+    r->redirect = ra;
+}
+
+static void direct_action(tr_ctx *tx, const Sluice__V1__DirectResponseAction *a, tr_route_t *r, const char *path)
+{
+    Envoy__Config__Route__V3__DirectResponseAction *d = TR_NEW(tx, envoy__config__route__v3__direct_response_action);
+    if (a->status < 200 || a->status > 599)
+        tr_error(tx, "%s.directResponseAction.status: %u is not an HTTP status Envoy can answer with (200-599)", path,
+                 a->status);
+    d->status = a->status;
+    if (a->body && a->body[0]) {
+        d->body = TR_NEW(tx, envoy__config__core__v3__data_source);
+        d->body->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_STRING;
+        d->body->inline_string = tr_strdup(tx, a->body);
+    }
+    r->action_case = ENVOY__CONFIG__ROUTE__V3__ROUTE__ACTION_DIRECT_RESPONSE;
+    r->direct_response = d;
+}
+
+/* ------------------------------------------------------------------------ */
+/* routes and delegation                                                    */
+
+static void translate_routes(tr_ctx *tx, route_ctx *rc, Sluice__V1__Route *const *routes, size_t n);
+
+static bool starts_with(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
+
+static void delegate(tr_ctx *tx, route_ctx *rc, const Sluice__V1__Route *route, const char *path,
+                     const Sluice__V1__RouteOptions *opts)
+{
+    const Sluice__V1__DelegateAction *da = route->delegate_action;
+    Sluice__V1__Matcher def = SLUICE__V1__MATCHER__INIT;
+    const Sluice__V1__Matcher *const *ms;
+    size_t nm;
+    const tr_entry *tables[256];
+    size_t nt = 0;
+    tr_bucket *b = bucket(tx, K_RT);
+    const Sluice__V1__Matcher *defp = &def;
+
+    def.path_specifier_case = SLUICE__V1__MATCHER__PATH_SPECIFIER_PREFIX;
+    def.prefix = (char *)(rc->prefix ? rc->prefix : "/");
+    ms = route->n_matchers ? (const Sluice__V1__Matcher *const *)route->matchers : &defp;
+    nm = route->n_matchers ? route->n_matchers : 1;
+
+    /* Which route tables. */
+    if (da->delegation_type_case == SLUICE__V1__DELEGATE_ACTION__DELEGATION_TYPE_SELECTOR) {
+        const Sluice__V1__RouteTableSelector *sel = da->selector;
+        for (size_t i = 0; i < b->n && nt < 256; i++) {
+            const Sluice__V1__RouteTable *rt = (const Sluice__V1__RouteTable *)b->v[i].msg;
+            if (!ns_selected(b->v[i].ns, sel->namespaces, sel->n_namespaces, rc->owner_ns) ||
+                !labels_match(rt->metadata, sel->n_labels, (void *const *)sel->labels) ||
+                !expressions_match(rt->metadata, sel->expressions, sel->n_expressions))
+                continue;
+            tables[nt++] = &b->v[i];
+        }
+        /* by weight, then namespace and name (the bucket order) */
+        for (size_t i = 1; i < nt; i++)
+            for (size_t j = i; j > 0; j--) {
+                const Sluice__V1__RouteTable *x = (const Sluice__V1__RouteTable *)tables[j - 1]->msg;
+                const Sluice__V1__RouteTable *y = (const Sluice__V1__RouteTable *)tables[j]->msg;
+                int wx = x->spec && x->spec->weight ? x->spec->weight->value : 0;
+                int wy = y->spec && y->spec->weight ? y->spec->weight->value : 0;
+                if (wx <= wy)
+                    break;
+                const tr_entry *t = tables[j - 1];
+                tables[j - 1] = tables[j];
+                tables[j] = t;
+            }
+        if (nt == 0)
+            tr_warn(tx, "Route Warning: InvalidDelegationWarning. Reason: %s.delegateAction.selector matches no RouteTable",
+                    path);
+    } else {
+        const char *name = NULL, *ns = NULL;
+        long pos;
+        if (da->delegation_type_case == SLUICE__V1__DELEGATE_ACTION__DELEGATION_TYPE_REF && da->ref) {
+            name = da->ref->name;
+            ns = da->ref->namespace_;
+        } else {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+            name = da->name;
+            ns = da->namespace_;
+#pragma GCC diagnostic pop
+        }
+        if (!ns || !ns[0])
+            ns = rc->owner_ns;
+        if (!name || !name[0]) {
+            tr_error(tx, "%s.delegateAction: ref.name or selector is required", path);
+        } else if ((pos = tr_bucket_find(b, ns, name)) < 0) {
+            tr_warn(tx, "Route Warning: InvalidDelegationWarning. Reason: RouteTable %s.%s not found", ns, name);
+        } else {
+            tables[nt++] = &b->v[pos];
+        }
+    }
+
+    for (size_t j = 0; j < nm; j++) {
+        const Sluice__V1__Matcher *m = ms[j];
+        const char *mpath = tr_printf(tx, "%s.matchers[%zu]", path, j);
+        if (m->path_specifier_case != SLUICE__V1__MATCHER__PATH_SPECIFIER_PREFIX &&
+            m->path_specifier_case != SLUICE__V1__MATCHER__PATH_SPECIFIER__NOT_SET) {
+            tr_error(tx, "%s: a delegating route may use only prefix matchers", mpath);
+            continue;
+        }
+        const char *prefix = m->path_specifier_case == SLUICE__V1__MATCHER__PATH_SPECIFIER_PREFIX ? m->prefix : "/";
+        if (rc->prefix && !starts_with(prefix, rc->prefix)) {
+            tr_error(tx, "%s.prefix: \"%s\" does not start with the delegating route's prefix \"%s\"", mpath, prefix,
+                     rc->prefix);
+            continue;
+        }
+        if (nt == 0) {
+            /* Nothing to delegate to: the invalid-route response, so that
+             * the prefix does not fall through to later routes. */
+            tr_route_t *r = TR_NEW(tx, envoy__config__route__v3__route);
+            r->match = TR_NEW(tx, envoy__config__route__v3__route_match);
+            r->match->path_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_PREFIX;
+            r->match->prefix = tr_strdup(tx, prefix);
+            r->name = tr_printf(tx, "%s-route-%zu", rc->vh->name, rc->vh->n_routes);
+            invalid_route(tx, r);
+            TR_PUSH(tx, rc->vh, routes, r);
+        }
+        for (size_t t = 0; t < nt; t++) {
+            const tr_entry *e = tables[t];
+            uint8_t *fl = flag(tx, K_RT, (size_t)(e - b->v));
+            bool cycle = false;
+            for (int d = 0; d < rc->depth; d++)
+                if (rc->visited[d] == e)
+                    cycle = true;
+            if (cycle || rc->depth >= 31) {
+                char chain[1024] = "";
+                size_t off = 0;
+                for (int d = 0; d < rc->depth && off < sizeof chain; d++)
+                    off += (size_t)snprintf(chain + off, sizeof chain - off, "%s.%s -> ", rc->visited[d]->ns,
+                                            rc->visited[d]->name);
+                tr_error(tx, "%s.delegateAction: delegation cycle: %s%s.%s", path, chain, e->ns, e->name);
+                continue;
+            }
+            route_ctx child = *rc;
+            tr_cur cur = {K_RT, e->ns, e->name, 0};
+            tr_cur *saved = tx->cur;
+            size_t before = rc->vh->n_routes;
+            const Sluice__V1__RouteTable *rt = (const Sluice__V1__RouteTable *)e->msg;
+
+            child.prefix = prefix;
+            child.parent_matcher = m;
+            child.inherit_matchers = route->inheritable_matchers ? route->inheritable_matchers->value : rc->inherit_matchers;
+            child.inherit_path =
+                route->inheritable_path_matchers ? route->inheritable_path_matchers->value : rc->inherit_path;
+            child.options = opts;
+            child.owner_ns = e->ns;
+            child.path = "spec.routes";
+            child.visited[child.depth++] = e;
+            *fl |= TR_SEEN;
+            if (*fl & TR_REJECTED) {
+                /* Already found bad on this translation: use its last good
+                 * version quietly, or leave it out. */
+                rt = (*fl & TR_USED_GOOD) ? (const Sluice__V1__RouteTable *)e->good : NULL;
+                tx->cur = NULL;
+            } else {
+                tx->cur = &cur;
+            }
+            if (rt && rt->spec)
+                translate_routes(tx, &child, rt->spec->routes, rt->spec->n_routes);
+            if (tx->cur == &cur && cur.errors) {
+                rc->vh->n_routes = before;
+                *fl |= TR_REJECTED;
+                if (e->good && e->good != e->msg) {
+                    *fl |= TR_USED_GOOD;
+                    tx->cur = NULL;
+                    rt = (const Sluice__V1__RouteTable *)e->good;
+                    cur.errors = 0;
+                    translate_routes(tx, &child, rt->spec->routes, rt->spec->n_routes);
+                }
+            }
+            tx->cur = saved;
+            if (*fl & TR_REJECTED)
+                tr_warn(tx, "Route Warning: InvalidDelegationWarning. Reason: RouteTable %s.%s is rejected; %s", e->ns,
+                        e->name, (*fl & TR_USED_GOOD) ? "its last accepted version is served" : "its routes are left out");
+        }
+    }
+}
+
+static void translate_route(tr_ctx *tx, route_ctx *rc, const Sluice__V1__Route *route, size_t idx)
+{
+    const char *path = tr_printf(tx, "%s[%zu]", rc->path, idx);
+    const Sluice__V1__RouteOptions *opts =
+        (const Sluice__V1__RouteOptions *)merge_options(tx, (const ProtobufCMessage *)rc->options,
+                                                        (const ProtobufCMessage *)route->options);
+    Sluice__V1__Matcher def = SLUICE__V1__MATCHER__INIT;
+    const Sluice__V1__Matcher *defp = &def;
+    const Sluice__V1__Matcher *const *ms;
+    size_t nm;
+
+    if (route->options)
+        check_fields(tx, &tx->supported, &route->options->base, tr_printf(tx, "%s.options", path));
+    if (route->action_case == SLUICE__V1__ROUTE__ACTION_DELEGATE_ACTION) {
+        delegate(tx, rc, route, path, opts);
+        return;
+    }
+    def.path_specifier_case = SLUICE__V1__MATCHER__PATH_SPECIFIER_PREFIX;
+    def.prefix = "/";
+    if (!route->n_matchers && rc->parent_matcher)
+        defp = rc->parent_matcher; /* a delegated route without matchers takes its parent's */
+    ms = route->n_matchers ? (const Sluice__V1__Matcher *const *)route->matchers : &defp;
+    nm = route->n_matchers ? route->n_matchers : 1;
+    if (route->action_case == SLUICE__V1__ROUTE__ACTION__NOT_SET) {
+        tr_error(tx, "%s: an action (routeAction, redirectAction, directResponseAction or delegateAction) is required",
+                 path);
+        return;
+    }
+    for (size_t j = 0; j < nm; j++) {
+        const Sluice__V1__Matcher *m = ms[j];
+        const char *mpath = tr_printf(tx, "%s.matchers[%zu]", path, j);
+        tr_route_t *r = TR_NEW(tx, envoy__config__route__v3__route);
+        Envoy__Config__Route__V3__RouteMatch *rm = TR_NEW(tx, envoy__config__route__v3__route_match);
+        const Sluice__V1__Upstream *up = NULL;
+        bool invalid = false;
+        int errors_before = tx->cur ? tx->cur->errors : 0;
+
+        r->match = rm;
+        switch (m->path_specifier_case) {
+        case SLUICE__V1__MATCHER__PATH_SPECIFIER_EXACT:
+            if (!m->exact[0] || m->exact[0] != '/')
+                tr_error(tx, "%s.exact: \"%s\" must start with '/'", mpath, m->exact);
+            rm->path_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_PATH;
+            rm->path = tr_strdup(tx, m->exact);
+            break;
+        case SLUICE__V1__MATCHER__PATH_SPECIFIER_REGEX:
+            if (!tr_check_regex(tx, tr_printf(tx, "%s.regex", mpath), m->regex, NULL))
+                continue;
+            rm->path_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_SAFE_REGEX;
+            rm->safe_regex = tr_regex(tx, m->regex);
+            break;
+        case SLUICE__V1__MATCHER__PATH_SPECIFIER_PREFIX:
+            if (m->prefix[0] && m->prefix[0] != '/')
+                tr_error(tx, "%s.prefix: \"%s\" must start with '/'", mpath, m->prefix);
+            /* fallthrough */
+        default:
+            rm->path_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_PREFIX;
+            rm->prefix = tr_strdup(tx, m->path_specifier_case == SLUICE__V1__MATCHER__PATH_SPECIFIER_PREFIX && m->prefix[0]
+                                           ? m->prefix
+                                           : "/");
+            break;
+        }
+        if (rc->prefix) {
+            const char *p = rm->path_specifier_case == ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_SAFE_REGEX
+                                ? rm->safe_regex->regex
+                                : rm->prefix;
+            if (rm->path_specifier_case == ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_PATH)
+                p = rm->path;
+            if (!starts_with(p, rc->prefix))
+                tr_error(tx, "%s: the path \"%s\" does not start with the delegating route's prefix \"%s\"", mpath, p,
+                         rc->prefix);
+        }
+        if (m->case_sensitive)
+            rm->case_sensitive = tr_bool(tx, m->case_sensitive->value);
+        add_header_matchers(tx, rm, m, mpath);
+        if (rc->inherit_matchers && rc->parent_matcher && rc->parent_matcher != m)
+            add_header_matchers(tx, rm, rc->parent_matcher, tr_printf(tx, "%s (inherited)", mpath));
+
+        switch (route->action_case) {
+        case SLUICE__V1__ROUTE__ACTION_ROUTE_ACTION:
+            up = route_action(tx, rc, route->route_action, r, path, &invalid);
+            break;
+        case SLUICE__V1__ROUTE__ACTION_REDIRECT_ACTION:
+            redirect_action(tx, route->redirect_action, r, path);
+            break;
+        case SLUICE__V1__ROUTE__ACTION_DIRECT_RESPONSE_ACTION:
+            direct_action(tx, route->direct_response_action, r, path);
+            break;
+        default:
+            break;
+        }
+        if (route->name && route->name[0])
+            r->name = nm > 1 ? tr_printf(tx, "%s-%zu", route->name, j) : tr_strdup(tx, route->name);
+        else
+            r->name = tr_printf(tx, "%s-route-%zu", rc->vh->name, rc->vh->n_routes);
+        if (!invalid) {
+            tr_route_in in = {0};
+            in.gw = rc->gw;
+            in.vs = rc->vs;
+            in.route = route;
+            in.options = opts;
+            in.matcher = m;
+            in.upstream = up;
+            in.dest_spec = route->action_case == SLUICE__V1__ROUTE__ACTION_ROUTE_ACTION &&
+                                   route->route_action->destination_case == SLUICE__V1__ROUTE_ACTION__DESTINATION_SINGLE
+                               ? route->route_action->single->destination_spec
+                               : NULL;
+            in.path = tr_printf(tx, "%s.options", path);
+            if (in.dest_spec && j == 0)
+                check_fields(tx, &tx->supported, &in.dest_spec->base,
+                             tr_printf(tx, "%s.routeAction.single.destinationSpec", path));
+            for (size_t p = 0; p < sl_tr_plugin_count; p++)
+                if (sl_tr_plugins[p]->route)
+                    sl_tr_plugins[p]->route(tx, &in, r);
+        }
+        if (tx->cur && tx->cur->errors > errors_before)
+            continue;
+        TR_PUSH(tx, rc->vh, routes, r);
+    }
+}
+
+static void translate_routes(tr_ctx *tx, route_ctx *rc, Sluice__V1__Route *const *routes, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        translate_route(tx, rc, routes[i], i);
+}
+
+/* ------------------------------------------------------------------------ */
+/* virtual services                                                         */
+
+static bool domain_ok(const char *d)
+{
+    if (!d || !d[0])
+        return false;
+    for (const char *c = d; *c; c++)
+        if ((unsigned char)*c <= 32 || *c == '/' || (unsigned char)*c >= 127)
+            return false;
+    /* a wildcard is '*' alone, or at the start or end */
+    for (const char *c = d + 1; c[0] && c[1]; c++)
+        if (*c == '*')
+            return false;
+    return true;
+}
+
+static tr_vhost_t *translate_vs(tr_ctx *tx, const tr_gateway *gw, const Sluice__V1__VirtualService *vs)
+{
+    tr_vhost_t *vh = TR_NEW(tx, envoy__config__route__v3__virtual_host);
+    const Sluice__V1__VirtualHost *in = vs->spec ? vs->spec->virtual_host : NULL;
+    route_ctx rc;
+    const char *ns = md_ns(vs->metadata);
+
+    vh->name = tr_printf(tx, "%s_%s", ns, vs->metadata->name);
+    for (char *c = vh->name; *c; c++)
+        if (*c == '.')
+            *c = '_';
+    if (!in) {
+        tr_error(tx, "spec.virtualHost: required");
+        return vh;
+    }
+    if (in->n_domains == 0)
+        TR_PUSH(tx, vh, domains, tr_strdup(tx, "*"));
+    for (size_t i = 0; i < in->n_domains; i++) {
+        bool dup = false;
+        if (!domain_ok(in->domains[i])) {
+            tr_error(tx, "spec.virtualHost.domains[%zu]: \"%s\" is not a domain (a host name, optionally with a port; "
+                     "'*' only as a whole label at the start or end)", i, in->domains[i]);
+            continue;
+        }
+        for (size_t j = 0; j < vh->n_domains; j++)
+            if (strcmp(vh->domains[j], in->domains[i]) == 0)
+                dup = true;
+        if (dup) {
+            tr_error(tx, "spec.virtualHost.domains[%zu]: \"%s\" is listed twice", i, in->domains[i]);
+            continue;
+        }
+        TR_PUSH(tx, vh, domains, tr_strdup(tx, in->domains[i]));
+    }
+    memset(&rc, 0, sizeof rc);
+    rc.gw = gw;
+    rc.vs = vs;
+    rc.vh = vh;
+    rc.owner_ns = ns;
+    rc.path = "spec.virtualHost.routes";
+    translate_routes(tx, &rc, in->routes, in->n_routes);
+    if (in->options)
+        check_fields(tx, &tx->supported, &in->options->base, "spec.virtualHost.options");
+    {
+        tr_vhost_in vin = {gw, vs, in->options, "spec.virtualHost.options"};
+        for (size_t p = 0; p < sl_tr_plugin_count; p++)
+            if (sl_tr_plugins[p]->virtual_host)
+                sl_tr_plugins[p]->virtual_host(tx, &vin, vh);
+    }
+    return vh;
+}
+
+/* ------------------------------------------------------------------------ */
+/* gateways                                                                 */
+
+typedef struct gw_item {
+    const Sluice__V1__Gateway *gw;
+    const char *ns;
+    const char *name;
+    long idx; /* in the Gateway bucket; -1 for a default gateway */
+    uint64_t rev;
+} gw_item;
+
+typedef struct vs_item {
+    long idx;
+    const Sluice__V1__VirtualService *vs; /* the version used */
+    tr_vhost_t *vh;
+    bool dropped;
+} vs_item;
+
+static bool vs_selected(const Sluice__V1__HttpGateway *hg, const char *gw_ns, const tr_entry *e)
+{
+    const Sluice__V1__VirtualService *vs = (const Sluice__V1__VirtualService *)e->msg;
+    if (!hg)
+        return true;
+    if (hg->n_virtual_services) {
+        for (size_t i = 0; i < hg->n_virtual_services; i++) {
+            const Sluice__V1__ResourceRef *r = hg->virtual_services[i];
+            const char *ns = r->namespace_ && r->namespace_[0] ? r->namespace_ : gw_ns;
+            if (strcmp(ns, e->ns) == 0 && strcmp(r->name, e->name) == 0)
+                return true;
+        }
+        return false;
+    }
+    if (!ns_selected(e->ns, hg->virtual_service_namespaces, hg->n_virtual_service_namespaces, NULL))
+        return false;
+    if (hg->n_virtual_service_selector &&
+        !labels_match(vs->metadata, hg->n_virtual_service_selector, (void *const *)hg->virtual_service_selector))
+        return false;
+    if (hg->virtual_service_expressions &&
+        !expressions_match(vs->metadata, hg->virtual_service_expressions->expressions,
+                           hg->virtual_service_expressions->n_expressions))
+        return false;
+    return true;
+}
+
+static tr_cur cur_of(const sl_kind *k, const tr_entry *e)
+{
+    tr_cur c = {k, e->ns, e->name, 0};
+    return c;
+}
+
+static int cmp_strp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The SNI set of an ssl virtual service, sorted and joined: the key of its
+ * filter chain. */
+static const char *sni_key(tr_ctx *tx, const Sluice__V1__SslConfig *ssl)
+{
+    char **v = tr_alloc(tx, (ssl->n_sni_domains + 1) * sizeof *v);
+    char *key = tr_strdup(tx, "");
+    memcpy(v, ssl->sni_domains, ssl->n_sni_domains * sizeof *v);
+    qsort(v, ssl->n_sni_domains, sizeof *v, cmp_strp);
+    for (size_t i = 0; i < ssl->n_sni_domains; i++)
+        key = tr_printf(tx, "%s%s%s", key, i ? "," : "", v[i]);
+    return key;
+}
+
+static const char *ssl_identity(tr_ctx *tx, const Sluice__V1__SslConfig *ssl)
+{
+    uint8_t *buf;
+    size_t len = protobuf_c_message_get_packed_size(&ssl->base);
+    char *hex;
+    /* two configs are the same when they pack to the same bytes */
+    buf = tr_alloc(tx, len + 1);
+    protobuf_c_message_pack(&ssl->base, buf);
+    hex = tr_alloc(tx, len * 2 + 1);
+    for (size_t i = 0; i < len; i++)
+        sprintf(hex + 2 * i, "%02x", buf[i]);
+    hex[len * 2] = '\0';
+    return hex;
+}
+
+static Envoy__Config__Core__V3__TransportSocket *downstream_tls(tr_ctx *tx, const Sluice__V1__SslConfig *ssl,
+                                                                const char *def_ns)
+{
+    Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext *dc =
+        TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__downstream_tls_context);
+    Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *cc =
+        TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__common_tls_context);
+    Envoy__Config__Core__V3__TransportSocket *ts = TR_NEW(tx, envoy__config__core__v3__transport_socket);
+    dc->common_tls_context = cc;
+    switch (ssl->ssl_secrets_case) {
+    case SLUICE__V1__SSL_CONFIG__SSL_SECRETS_SECRET_REF: {
+        const Sluice__V1__Secret *sec = tr_find_secret(tx, ssl->secret_ref, def_ns);
+        const char *sns = ssl->secret_ref->namespace_ && ssl->secret_ref->namespace_[0] ? ssl->secret_ref->namespace_ : def_ns;
+        bool warn = tx->settings->gateway && tx->settings->gateway->validation &&
+                    tx->settings->gateway->validation->warn_missing_tls_secret &&
+                    tx->settings->gateway->validation->warn_missing_tls_secret->value;
+        if (!sec) {
+            if (warn)
+                tr_warn(tx, "spec.sslConfig.secretRef: Secret %s.%s not found", sns, ssl->secret_ref->name);
+            else
+                tr_error(tx, "spec.sslConfig.secretRef: Secret %s.%s not found", sns, ssl->secret_ref->name);
+            return NULL;
+        }
+        if (sec->spec->kind_case != SLUICE__V1__SECRET_SPEC__KIND_TLS || !sec->spec->tls->cert_chain[0] ||
+            !sec->spec->tls->private_key[0]) {
+            tr_error(tx, "spec.sslConfig.secretRef: Secret %s.%s is not a TLS secret with certChain and privateKey", sns,
+                     ssl->secret_ref->name);
+            return NULL;
+        }
+        TR_PUSH(tx, cc, tls_certificate_sds_secret_configs, tr_sds_secret(tx, sec, false));
+        if (sec->spec->tls->root_ca[0]) {
+            cc->validation_context_type_case =
+                ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT_SDS_SECRET_CONFIG;
+            cc->validation_context_sds_secret_config = tr_sds_secret(tx, sec, true);
+            if (!(ssl->one_way_tls && ssl->one_way_tls->value))
+                dc->require_client_certificate = tr_bool(tx, true);
+        }
+        break;
+    }
+    case SLUICE__V1__SSL_CONFIG__SSL_SECRETS_SSL_FILES: {
+        Envoy__Extensions__TransportSockets__Tls__V3__TlsCertificate *c =
+            TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__tls_certificate);
+        const Sluice__V1__SslFiles *f = ssl->ssl_files;
+        if (!f->tls_cert[0] || !f->tls_key[0]) {
+            tr_error(tx, "spec.sslConfig.sslFiles: tlsCert and tlsKey are required");
+            return NULL;
+        }
+        c->certificate_chain = TR_NEW(tx, envoy__config__core__v3__data_source);
+        c->certificate_chain->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_FILENAME;
+        c->certificate_chain->filename = tr_strdup(tx, f->tls_cert);
+        c->private_key = TR_NEW(tx, envoy__config__core__v3__data_source);
+        c->private_key->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_FILENAME;
+        c->private_key->filename = tr_strdup(tx, f->tls_key);
+        TR_PUSH(tx, cc, tls_certificates, c);
+        if (f->root_ca[0]) {
+            Envoy__Extensions__TransportSockets__Tls__V3__CertificateValidationContext *vc =
+                TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__certificate_validation_context);
+            vc->trusted_ca = TR_NEW(tx, envoy__config__core__v3__data_source);
+            vc->trusted_ca->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_FILENAME;
+            vc->trusted_ca->filename = tr_strdup(tx, f->root_ca);
+            cc->validation_context_type_case =
+                ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT;
+            cc->validation_context = vc;
+            if (!(ssl->one_way_tls && ssl->one_way_tls->value))
+                dc->require_client_certificate = tr_bool(tx, true);
+        }
+        break;
+    }
+    case SLUICE__V1__SSL_CONFIG__SSL_SECRETS_SDS:
+        tr_error(tx, "spec.sslConfig.sds: not supported by Sluice (use secretRef: Sluice serves the secret over SDS)");
+        return NULL;
+    default:
+        tr_error(tx, "spec.sslConfig: secretRef or sslFiles is required");
+        return NULL;
+    }
+    if (ssl->n_verify_subject_alt_name)
+        tr_error(tx, "spec.sslConfig.verifySubjectAltName: not supported by Sluice yet");
+    if (ssl->transport_socket_connect_timeout)
+        tr_error(tx, "spec.sslConfig.transportSocketConnectTimeout: not supported by Sluice yet");
+    if (ssl->parameters) {
+        Envoy__Extensions__TransportSockets__Tls__V3__TlsParameters *tp =
+            TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__tls_parameters);
+        tp->tls_minimum_protocol_version = (Envoy__Extensions__TransportSockets__Tls__V3__TlsParameters__TlsProtocol)
+                                               ssl->parameters->minimum_protocol_version;
+        tp->tls_maximum_protocol_version = (Envoy__Extensions__TransportSockets__Tls__V3__TlsParameters__TlsProtocol)
+                                               ssl->parameters->maximum_protocol_version;
+        for (size_t i = 0; i < ssl->parameters->n_cipher_suites; i++)
+            TR_PUSH(tx, tp, cipher_suites, tr_strdup(tx, ssl->parameters->cipher_suites[i]));
+        for (size_t i = 0; i < ssl->parameters->n_ecdh_curves; i++)
+            TR_PUSH(tx, tp, ecdh_curves, tr_strdup(tx, ssl->parameters->ecdh_curves[i]));
+        cc->tls_params = tp;
+    }
+    if (ssl->n_alpn_protocols) {
+        for (size_t i = 0; i < ssl->n_alpn_protocols; i++)
+            TR_PUSH(tx, cc, alpn_protocols, tr_strdup(tx, ssl->alpn_protocols[i]));
+    } else {
+        TR_PUSH(tx, cc, alpn_protocols, tr_strdup(tx, "h2"));
+        TR_PUSH(tx, cc, alpn_protocols, tr_strdup(tx, "http/1.1"));
+    }
+    if (ssl->disable_tls_session_resumption && ssl->disable_tls_session_resumption->value) {
+        dc->session_ticket_keys_type_case =
+            ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__DOWNSTREAM_TLS_CONTEXT__SESSION_TICKET_KEYS_TYPE_DISABLE_STATELESS_SESSION_RESUMPTION;
+        dc->disable_stateless_session_resumption = 1;
+    }
+    dc->ocsp_staple_policy = (Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext__OcspStaplePolicy)
+                                 ssl->ocsp_staple_policy;
+    ts->name = tr_strdup(tx, "envoy.transport_sockets.tls");
+    ts->config_type_case = ENVOY__CONFIG__CORE__V3__TRANSPORT_SOCKET__CONFIG_TYPE_TYPED_CONFIG;
+    ts->typed_config = tr_any(tx, &dc->base);
+    return ts;
+}
+
+static Envoy__Config__Listener__V3__Filter *hcm_filter(tr_ctx *tx, tr_hcm_t *hcm)
+{
+    Envoy__Config__Listener__V3__Filter *f = TR_NEW(tx, envoy__config__listener__v3__filter);
+    f->name = tr_strdup(tx, "envoy.filters.network.http_connection_manager");
+    f->config_type_case = ENVOY__CONFIG__LISTENER__V3__FILTER__CONFIG_TYPE_TYPED_CONFIG;
+    f->typed_config = tr_any(tx, &hcm->base);
+    return f;
+}
+
+static tr_hcm_t *new_hcm(tr_ctx *tx, const char *stat_prefix, const char *route_name)
+{
+    tr_hcm_t *hcm = TR_NEW(tx, envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager);
+    hcm->stat_prefix = tr_strdup(tx, stat_prefix);
+    hcm->route_specifier_case =
+        ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__ROUTE_SPECIFIER_RDS;
+    hcm->rds = TR_NEW(tx, envoy__extensions__filters__network__http_connection_manager__v3__rds);
+    hcm->rds->config_source = tr_ads(tx);
+    hcm->rds->route_config_name = tr_strdup(tx, route_name);
+    return hcm;
+}
+
+static void add_router(tr_ctx *tx, tr_hcm_t *hcm)
+{
+    Envoy__Extensions__Filters__Http__Router__V3__Router *router = TR_NEW(tx, envoy__extensions__filters__http__router__v3__router);
+    Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpFilter *hf =
+        TR_NEW(tx, envoy__extensions__filters__network__http_connection_manager__v3__http_filter);
+    hf->name = tr_strdup(tx, "envoy.filters.http.router");
+    hf->config_type_case =
+        ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_FILTER__CONFIG_TYPE_TYPED_CONFIG;
+    hf->typed_config = tr_any(tx, &router->base);
+    TR_PUSH(tx, hcm, http_filters, hf);
+}
+
+static int cmp_vhost(const void *a, const void *b)
+{
+    const vs_item *x = a, *y = b;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, tr_map *ports)
+{
+    const Sluice__V1__GatewaySpec *spec = g->gw->spec;
+    tr_gateway gw = {0};
+    tr_cur gcur = {K_GATEWAY, g->ns, g->name, 0};
+    tr_cur *saved = tx->cur;
+    const char *bind = spec->bind_address && spec->bind_address[0] ? spec->bind_address : "::";
+    const char *lname = tr_printf(tx, "listener-%s-%u", bind, spec->bind_port);
+    const char *rname = tr_printf(tx, "%s-routes", lname);
+    const char *grpc = annotation(g->gw->metadata, SL_TR_ANNOTATION_GRPC);
+    tr_bucket *vb = bucket(tx, K_VS);
+    vs_item *items = tr_alloc(tx, (vb->n + 1) * sizeof *items);
+    size_t n_items = 0;
+    tr_map domains = {0};
+    Envoy__Config__Route__V3__RouteConfiguration *rcfg;
+    tr_listener_t *l;
+    tr_hcm_t *hcm;
+    tr_filters filters = {0};
+    unsigned char addr[16];
+
+    tx->cur = g->idx >= 0 ? &gcur : NULL;
+    gw.gw = g->gw;
+    gw.proxy = proxy;
+    gw.listener_name = lname;
+    gw.proxyless = grpc && strcmp(grpc, "true") == 0;
+
+    if (spec->bind_port == 0 || spec->bind_port > 65535) {
+        tr_error(tx, "spec.bindPort: %u is not a port (1-65535)", spec->bind_port);
+        goto out;
+    }
+    if (inet_pton(AF_INET6, bind, addr) != 1 && inet_pton(AF_INET, bind, addr) != 1) {
+        tr_error(tx, "spec.bindAddress: \"%s\" is not an IP address", bind);
+        goto out;
+    }
+    if (spec->gateway_type_case != SLUICE__V1__GATEWAY_SPEC__GATEWAY_TYPE_HTTP_GATEWAY) {
+        tr_error(tx, "spec.httpGateway: required (the only gateway type Sluice supports)");
+        goto out;
+    }
+    {
+        const char *port_key = tr_printf(tx, "%u", spec->bind_port);
+        const gw_item *other = tr_map_get(ports, port_key);
+        if (other) {
+            tr_error(tx, "spec.bindPort: port %u of proxy %s is already used by Gateway %s.%s", spec->bind_port, proxy,
+                     other->ns, other->name);
+            goto out;
+        }
+        tr_map_put(tx, ports, port_key, (void *)g);
+    }
+    if (spec->use_proxy_proto && spec->use_proxy_proto->value)
+        tr_error(tx, "spec.useProxyProto: not supported by Sluice yet");
+    if (spec->options)
+        check_fields(tx, &tx->supported, &spec->options->base, "spec.options");
+    if (spec->http_gateway->options)
+        check_fields(tx, &tx->supported, &spec->http_gateway->options->base, "spec.httpGateway.options");
+    {
+        const Sluice__V1__HttpGateway *hg = spec->http_gateway;
+        int ways = (hg->n_virtual_services > 0) + (hg->n_virtual_service_selector > 0) +
+                   (hg->virtual_service_expressions != NULL);
+        if (ways > 1)
+            tr_error(tx, "spec.httpGateway: use at most one of virtualServices, virtualServiceSelector and "
+                         "virtualServiceExpressions");
+        for (size_t i = 0; i < hg->n_virtual_services; i++) {
+            const Sluice__V1__ResourceRef *r = hg->virtual_services[i];
+            const char *ns = r->namespace_ && r->namespace_[0] ? r->namespace_ : g->ns;
+            if (tr_bucket_find(vb, ns, r->name) < 0)
+                tr_warn(tx, "spec.httpGateway.virtualServices[%zu]: VirtualService %s.%s not found", i, ns, r->name);
+        }
+    }
+    if (gcur.errors)
+        goto out;
+
+    /* Virtual services -> virtual hosts. */
+    tx->n_used = 0;
+    for (size_t i = 0; i < vb->n; i++) {
+        const tr_entry *e = &vb->v[i];
+        const Sluice__V1__VirtualService *vs = (const Sluice__V1__VirtualService *)e->msg;
+        uint8_t *fl = flag(tx, K_VS, i);
+        tr_cur vcur = cur_of(K_VS, e);
+        tr_vhost_t *vh;
+        bool has_ssl = vs->spec && vs->spec->ssl_config;
+        if (!vs_selected(spec->http_gateway, g->ns, e))
+            continue;
+        if (has_ssl != (bool)spec->ssl)
+            continue;
+        *fl |= TR_SEEN;
+        if (*fl & TR_REJECTED) {
+            if (!(*fl & TR_USED_GOOD))
+                continue;
+            vs = (const Sluice__V1__VirtualService *)e->good;
+            tx->cur = NULL;
+            vh = translate_vs(tx, &gw, vs);
+        } else {
+            tx->cur = &vcur;
+            vh = translate_vs(tx, &gw, vs);
+            if (vcur.errors) {
+                *fl |= TR_REJECTED;
+                vh = NULL;
+                if (e->good && e->good != e->msg) {
+                    *fl |= TR_USED_GOOD;
+                    vs = (const Sluice__V1__VirtualService *)e->good;
+                    tx->cur = NULL; /* its problems were reported when it was current */
+                    vh = translate_vs(tx, &gw, vs);
+                }
+            }
+        }
+        if (!vh)
+            continue;
+        items[n_items].idx = (long)i;
+        items[n_items].vs = vs;
+        items[n_items].vh = vh;
+        items[n_items].dropped = false;
+        n_items++;
+    }
+    tx->cur = NULL;
+
+    /* Domains are unique per gateway: the older virtual service keeps a
+     * contested domain, the newer one is rejected. */
+    {
+        size_t *order = tr_alloc(tx, (n_items + 1) * sizeof *order);
+        for (size_t i = 0; i < n_items; i++)
+            order[i] = i;
+        for (size_t i = 1; i < n_items; i++)
+            for (size_t j = i; j > 0; j--) {
+                const tr_entry *a = &vb->v[items[order[j - 1]].idx], *b = &vb->v[items[order[j]].idx];
+                if (a->rev < b->rev || (a->rev == b->rev && items[order[j - 1]].idx < items[order[j]].idx))
+                    break;
+                size_t t = order[j - 1];
+                order[j - 1] = order[j];
+                order[j] = t;
+            }
+        for (size_t k = 0; k < n_items; k++) {
+            vs_item *it = &items[order[k]];
+            const tr_entry *e = &vb->v[it->idx];
+            const char *conflict = NULL, *with = NULL;
+            for (size_t d = 0; d < it->vh->n_domains && !conflict; d++) {
+                const vs_item *o = tr_map_get(&domains, it->vh->domains[d]);
+                if (o) {
+                    conflict = it->vh->domains[d];
+                    with = tr_printf(tx, "%s.%s", vb->v[o->idx].ns, vb->v[o->idx].name);
+                }
+            }
+            if (conflict) {
+                tr_cur vcur = cur_of(K_VS, e);
+                tx->cur = &vcur;
+                tr_error(tx, "domain conflict: the domain \"%s\" is present in other virtual services that belong to "
+                             "the same Gateway as this one (%s.%s): [%s]",
+                         conflict, g->ns, g->name, with);
+                tx->cur = NULL;
+                *flag(tx, K_VS, (size_t)it->idx) |= TR_REJECTED;
+                it->dropped = true;
+                continue;
+            }
+            for (size_t d = 0; d < it->vh->n_domains; d++)
+                tr_map_put(tx, &domains, it->vh->domains[d], it);
+        }
+    }
+
+    /* TLS: one filter chain per SNI set; the same set with another
+     * certificate is a conflict (the older virtual service keeps it). */
+    typedef struct chain_item {
+        const char *sni;
+        const char *identity;
+        const vs_item *owner;
+        Envoy__Config__Listener__V3__FilterChain *fc;
+    } chain_item;
+    tr_map chains = {0};
+    chain_item **chain_list = tr_alloc(tx, (n_items + 1) * sizeof *chain_list);
+    size_t n_chains = 0;
+    if (spec->ssl) {
+        for (size_t k = 0; k < n_items; k++) {
+            vs_item *it = &items[k];
+            const Sluice__V1__SslConfig *ssl = it->vs->spec->ssl_config;
+            const char *key, *id;
+            chain_item *ci;
+            tr_cur vcur = cur_of(K_VS, &vb->v[it->idx]);
+            if (it->dropped)
+                continue;
+            key = sni_key(tx, ssl);
+            id = ssl_identity(tx, ssl);
+            ci = tr_map_get(&chains, key);
+            tx->cur = (*flag(tx, K_VS, (size_t)it->idx) & TR_REJECTED) ? NULL : &vcur;
+            if (ci) {
+                if (strcmp(ci->identity, id) != 0) {
+                    const tr_entry *o = &vb->v[ci->owner->idx];
+                    tr_error(tx, "spec.sslConfig: the SNI domains [%s] of Gateway %s.%s are already served with another "
+                                 "TLS configuration by VirtualService %s.%s",
+                             key, g->ns, g->name, o->ns, o->name);
+                    *flag(tx, K_VS, (size_t)it->idx) |= TR_REJECTED;
+                    it->dropped = true;
+                }
+                tx->cur = NULL;
+                continue;
+            }
+            ci = tr_alloc(tx, sizeof *ci);
+            ci->sni = key;
+            ci->identity = id;
+            ci->owner = it;
+            ci->fc = TR_NEW(tx, envoy__config__listener__v3__filter_chain);
+            {
+                int before = vcur.errors;
+                ci->fc->transport_socket = downstream_tls(tx, ssl, md_ns(it->vs->metadata));
+                if (!ci->fc->transport_socket) {
+                    if (tx->cur && vcur.errors > before)
+                        *flag(tx, K_VS, (size_t)it->idx) |= TR_REJECTED;
+                    it->dropped = true;
+                    tx->cur = NULL;
+                    continue;
+                }
+            }
+            if (ssl->n_sni_domains) {
+                ci->fc->filter_chain_match = TR_NEW(tx, envoy__config__listener__v3__filter_chain_match);
+                for (size_t d = 0; d < ssl->n_sni_domains; d++)
+                    TR_PUSH(tx, ci->fc->filter_chain_match, server_names, tr_strdup(tx, ssl->sni_domains[d]));
+            }
+            ci->fc->name = tr_printf(tx, "%s-%zu", lname, n_chains);
+            tr_map_put(tx, &chains, key, ci);
+            chain_list[n_chains++] = ci;
+            tx->cur = NULL;
+        }
+    }
+
+    /* The route configuration. */
+    rcfg = TR_NEW(tx, envoy__config__route__v3__route_configuration);
+    rcfg->name = tr_strdup(tx, rname);
+    qsort(items, n_items, sizeof *items, cmp_vhost);
+    for (size_t k = 0; k < n_items; k++)
+        if (!items[k].dropped)
+            TR_PUSH(tx, rcfg, virtual_hosts, items[k].vh);
+    if (rcfg->n_virtual_hosts == 0 &&
+        !(tx->settings->gateway && tx->settings->gateway->translate_empty_gateways &&
+          tx->settings->gateway->translate_empty_gateways->value))
+        goto out; /* as Gloo: no virtual service, no listener */
+    if (spec->ssl && n_chains == 0)
+        goto out;
+    tr_out_add(tx, SL_XDS_ROUTE, rname, &rcfg->base);
+
+    /* The HTTP connection manager and its filters. */
+    tx->cur = g->idx >= 0 ? &gcur : NULL;
+    hcm = new_hcm(tx, "http", rname);
+    {
+        for (size_t p = 0; p < sl_tr_plugin_count; p++)
+            if (sl_tr_plugins[p]->http_filters)
+                sl_tr_plugins[p]->http_filters(tx, &gw, hcm, &filters);
+        for (size_t i = 1; i < filters.n; i++) /* stable insertion sort by stage */
+            for (size_t j = i; j > 0 && filters.v[j - 1].stage > filters.v[j].stage; j--) {
+                struct tr_filter_item t = filters.v[j - 1];
+                filters.v[j - 1] = filters.v[j];
+                filters.v[j] = t;
+            }
+        for (size_t i = 0; i < filters.n; i++)
+            TR_PUSH(tx, hcm, http_filters, filters.v[i].f);
+    }
+    add_router(tx, hcm);
+
+    /* The listener. */
+    l = TR_NEW(tx, envoy__config__listener__v3__listener);
+    l->name = tr_strdup(tx, lname);
+    l->address = TR_NEW(tx, envoy__config__core__v3__address);
+    l->address->address_case = ENVOY__CONFIG__CORE__V3__ADDRESS__ADDRESS_SOCKET_ADDRESS;
+    l->address->socket_address = TR_NEW(tx, envoy__config__core__v3__socket_address);
+    l->address->socket_address->address = tr_strdup(tx, bind);
+    l->address->socket_address->port_specifier_case = ENVOY__CONFIG__CORE__V3__SOCKET_ADDRESS__PORT_SPECIFIER_PORT_VALUE;
+    l->address->socket_address->port_value = spec->bind_port;
+    if (strcmp(bind, "::") == 0)
+        l->address->socket_address->ipv4_compat = 1;
+    if (spec->ssl) {
+        Envoy__Config__Listener__V3__ListenerFilter *lf = TR_NEW(tx, envoy__config__listener__v3__listener_filter);
+        Envoy__Extensions__Filters__Listener__TlsInspector__V3__TlsInspector *ti =
+            TR_NEW(tx, envoy__extensions__filters__listener__tls_inspector__v3__tls_inspector);
+        Envoy__Config__Listener__V3__Filter *f = hcm_filter(tx, hcm);
+        lf->name = tr_strdup(tx, "envoy.filters.listener.tls_inspector");
+        lf->config_type_case = ENVOY__CONFIG__LISTENER__V3__LISTENER_FILTER__CONFIG_TYPE_TYPED_CONFIG;
+        lf->typed_config = tr_any(tx, &ti->base);
+        TR_PUSH(tx, l, listener_filters, lf);
+        for (size_t c = 0; c < n_chains; c++) {
+            TR_PUSH(tx, chain_list[c]->fc, filters, f);
+            TR_PUSH(tx, l, filter_chains, chain_list[c]->fc);
+        }
+    } else {
+        Envoy__Config__Listener__V3__FilterChain *fc = TR_NEW(tx, envoy__config__listener__v3__filter_chain);
+        TR_PUSH(tx, fc, filters, hcm_filter(tx, hcm));
+        TR_PUSH(tx, l, filter_chains, fc);
+    }
+    for (size_t p = 0; p < sl_tr_plugin_count; p++)
+        if (sl_tr_plugins[p]->listener)
+            sl_tr_plugins[p]->listener(tx, &gw, l);
+    if (!tr_out_add(tx, SL_XDS_LISTENER, lname, &l->base))
+        tr_error(tx, "listener %s of proxy %s is defined twice", lname, proxy);
+
+    /* gRPC proxyless clients: a listener named as each domain, holding an
+     * api_listener HTTP connection manager with only the router. */
+    if (gw.proxyless) {
+        tr_hcm_t *ah = new_hcm(tx, tr_printf(tx, "grpc-%s", lname), rname);
+        add_router(tx, ah);
+        for (size_t k = 0; k < n_items; k++) {
+            if (items[k].dropped)
+                continue;
+            for (size_t d = 0; d < items[k].vh->n_domains; d++) {
+                const char *dom = items[k].vh->domains[d];
+                tr_listener_t *al;
+                if (strchr(dom, '*'))
+                    continue;
+                al = TR_NEW(tx, envoy__config__listener__v3__listener);
+                al->name = tr_strdup(tx, dom);
+                al->api_listener = TR_NEW(tx, envoy__config__listener__v3__api_listener);
+                al->api_listener->api_listener = tr_any(tx, &ah->base);
+                if (!tr_out_add(tx, SL_XDS_LISTENER, dom, &al->base))
+                    tr_warn(tx, "gRPC listener %s is defined by more than one gateway of proxy %s; the first is served",
+                            dom, proxy);
+            }
+        }
+    }
+out:
+    tx->cur = saved;
+}
+
+/* ------------------------------------------------------------------------ */
+/* upstreams                                                                */
+
+static bool is_ip(const char *s, bool *v6)
+{
+    unsigned char buf[16];
+    *v6 = false;
+    if (inet_pton(AF_INET, s, buf) == 1)
+        return true;
+    if (inet_pton(AF_INET6, s, buf) == 1) {
+        *v6 = true;
+        return true;
+    }
+    return false;
+}
+
+static Envoy__Config__Endpoint__V3__LbEndpoint *lb_endpoint(tr_ctx *tx, const char *addr, uint32_t port,
+                                                            const char *hostname, uint32_t weight)
+{
+    Envoy__Config__Endpoint__V3__LbEndpoint *le = TR_NEW(tx, envoy__config__endpoint__v3__lb_endpoint);
+    Envoy__Config__Endpoint__V3__Endpoint *ep = TR_NEW(tx, envoy__config__endpoint__v3__endpoint);
+    ep->address = TR_NEW(tx, envoy__config__core__v3__address);
+    ep->address->address_case = ENVOY__CONFIG__CORE__V3__ADDRESS__ADDRESS_SOCKET_ADDRESS;
+    ep->address->socket_address = TR_NEW(tx, envoy__config__core__v3__socket_address);
+    ep->address->socket_address->address = tr_strdup(tx, addr);
+    ep->address->socket_address->port_specifier_case = ENVOY__CONFIG__CORE__V3__SOCKET_ADDRESS__PORT_SPECIFIER_PORT_VALUE;
+    ep->address->socket_address->port_value = port;
+    if (hostname && hostname[0])
+        ep->hostname = tr_strdup(tx, hostname);
+    le->host_identifier_case = ENVOY__CONFIG__ENDPOINT__V3__LB_ENDPOINT__HOST_IDENTIFIER_ENDPOINT;
+    le->endpoint = ep;
+    if (weight)
+        le->load_balancing_weight = tr_u32(tx, weight);
+    return le;
+}
+
+/* The locality group of a CLA (created on first use). */
+static Envoy__Config__Endpoint__V3__LocalityLbEndpoints *locality(tr_ctx *tx, tr_cla_t *cla,
+                                                                  const Sluice__V1__Locality *loc, uint32_t priority)
+{
+    const char *r = loc ? loc->region : "", *z = loc ? loc->zone : "", *s = loc ? loc->sub_zone : "";
+    Envoy__Config__Endpoint__V3__LocalityLbEndpoints *lle;
+    for (size_t i = 0; i < cla->n_endpoints; i++) {
+        lle = cla->endpoints[i];
+        if (lle->priority == priority && strcmp(lle->locality ? lle->locality->region : "", r) == 0 &&
+            strcmp(lle->locality ? lle->locality->zone : "", z) == 0 &&
+            strcmp(lle->locality ? lle->locality->sub_zone : "", s) == 0)
+            return lle;
+    }
+    lle = TR_NEW(tx, envoy__config__endpoint__v3__locality_lb_endpoints);
+    lle->priority = priority;
+    lle->load_balancing_weight = tr_u32(tx, 1);
+    if (r[0] || z[0] || s[0]) {
+        lle->locality = TR_NEW(tx, envoy__config__core__v3__locality);
+        lle->locality->region = tr_strdup(tx, r);
+        lle->locality->zone = tr_strdup(tx, z);
+        lle->locality->sub_zone = tr_strdup(tx, s);
+    }
+    TR_PUSH(tx, cla, endpoints, lle);
+    return lle;
+}
+
+static bool cla_has(const tr_cla_t *cla, const char *addr, uint32_t port)
+{
+    for (size_t i = 0; i < cla->n_endpoints; i++)
+        for (size_t j = 0; j < cla->endpoints[i]->n_lb_endpoints; j++) {
+            const Envoy__Config__Core__V3__SocketAddress *sa =
+                cla->endpoints[i]->lb_endpoints[j]->endpoint->address->socket_address;
+            if (sa->port_value == port && strcmp(sa->address, addr) == 0)
+                return true;
+        }
+    return false;
+}
+
+typedef struct up_out {
+    tr_cluster_t *cluster;
+    tr_cla_t *cla; /* EDS only */
+} up_out;
+
+/* Builds the cluster (and its CLA when EDS) of an upstream. */
+static up_out build_upstream(tr_ctx *tx, const Sluice__V1__Upstream *up, const Sluice__V1__EndpointSet *eps,
+                             bool proxyless)
+{
+    up_out o = {0};
+    const Sluice__V1__UpstreamSpec *spec = up->spec;
+    const char *ns = md_ns(up->metadata);
+    tr_cluster_t *c = TR_NEW(tx, envoy__config__cluster__v3__cluster);
+    tr_cla_t *cla = TR_NEW(tx, envoy__config__endpoint__v3__cluster_load_assignment);
+    tr_upstream_in in = {0};
+    bool eds = false;
+
+    c->name = tr_cluster_name(tx, up->metadata->name, ns);
+    c->connect_timeout = tr_dur_ms(tx, 5000);
+    c->cluster_discovery_type_case = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__CLUSTER_DISCOVERY_TYPE_TYPE;
+    c->type = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__STATIC;
+    cla->cluster_name = tr_strdup(tx, c->name);
+    in.up = up;
+    in.eps = eps;
+    in.cluster_name = c->name;
+    in.proxyless = proxyless;
+    if (!spec) {
+        tr_error(tx, "spec: required");
+        return o;
+    }
+    check_fields(tx, &tx->supported, &spec->base, "spec");
+
+    if (eps || spec->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_DNS) {
+        eds = true;
+        for (size_t i = 0; eps && eps->spec && i < eps->spec->n_endpoints; i++) {
+            const Sluice__V1__Endpoint *e = eps->spec->endpoints[i];
+            bool v6;
+            Envoy__Config__Endpoint__V3__LbEndpoint *le;
+            if (!is_ip(e->address, &v6) || e->port == 0 || e->port > 65535) {
+                tr_warn(tx, "EndpointSet %s.%s: endpoint %s:%u is not an IP address and port; left out", ns,
+                        up->metadata->name, e->address, e->port);
+                continue;
+            }
+            if (cla_has(cla, e->address, e->port))
+                continue;
+            le = lb_endpoint(tx, e->address, e->port, e->hostname, e->weight ? (e->weight->value ? e->weight->value : 1) : 0);
+            switch (e->health_status) {
+            case SLUICE__V1__ENDPOINT__HEALTH_STATUS__HEALTHY:
+                le->health_status = ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__HEALTHY;
+                break;
+            case SLUICE__V1__ENDPOINT__HEALTH_STATUS__UNHEALTHY:
+                le->health_status = ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__UNHEALTHY;
+                break;
+            case SLUICE__V1__ENDPOINT__HEALTH_STATUS__DRAINING:
+                le->health_status = ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__DRAINING;
+                break;
+            default:
+                break;
+            }
+            TR_PUSH(tx, locality(tx, cla, e->locality, e->priority), lb_endpoints, le);
+        }
+    } else if (spec->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_STATIC) {
+        const Sluice__V1__StaticUpstreamSpec *st = spec->static_;
+        bool dns = false;
+        if (st->n_hosts == 0)
+            tr_error(tx, "spec.static.hosts: at least one host is required");
+        for (size_t i = 0; i < st->n_hosts; i++) {
+            const Sluice__V1__Host *h = st->hosts[i];
+            bool v6;
+            if (!h->addr[0] || h->port == 0 || h->port > 65535) {
+                tr_error(tx, "spec.static.hosts[%zu]: addr and a port (1-65535) are required", i);
+                continue;
+            }
+            if (h->health_check_config)
+                tr_error(tx, "spec.static.hosts[%zu].healthCheckConfig: not supported by Sluice yet", i);
+            if (!is_ip(h->addr, &v6)) {
+                for (const char *p = h->addr; *p; p++)
+                    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                          *p == '-' || *p == '.'))
+                        tr_error(tx, "spec.static.hosts[%zu].addr: \"%s\" is neither an IP address nor a host name", i,
+                                 h->addr);
+                dns = true;
+            }
+            if (cla_has(cla, h->addr, h->port)) {
+                tr_warn(tx, "spec.static.hosts[%zu]: %s:%u is listed twice", i, h->addr, h->port);
+                continue;
+            }
+            TR_PUSH(tx, locality(tx, cla, NULL, 0), lb_endpoints,
+                    lb_endpoint(tx, h->addr, h->port, NULL,
+                                h->load_balancing_weight ? (h->load_balancing_weight->value ? h->load_balancing_weight->value : 1) : 0));
+        }
+        if (proxyless) {
+            if (dns) {
+                tr_warn(tx, "spec.static.hosts: host names cannot be sent to gRPC proxyless clients (EDS needs IP "
+                            "addresses); the cluster has no endpoints for them");
+                for (size_t i = 0; i < cla->n_endpoints; i++) {
+                    size_t k = 0;
+                    for (size_t j = 0; j < cla->endpoints[i]->n_lb_endpoints; j++) {
+                        bool v6;
+                        Envoy__Config__Endpoint__V3__LbEndpoint *le = cla->endpoints[i]->lb_endpoints[j];
+                        if (is_ip(le->endpoint->address->socket_address->address, &v6))
+                            cla->endpoints[i]->lb_endpoints[k++] = le;
+                    }
+                    cla->endpoints[i]->n_lb_endpoints = k;
+                }
+            }
+            eds = true;
+        } else {
+            c->type = dns ? ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__STRICT_DNS
+                          : ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__STATIC;
+            c->load_assignment = cla;
+        }
+    } else if (spec->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE__NOT_SET) {
+        tr_error(tx, "spec: one of static, dns or aws is required");
+    }
+    /* aws: the aws plugin sets the cluster up */
+    if (eds) {
+        c->type = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__EDS;
+        c->eds_cluster_config = TR_NEW(tx, envoy__config__cluster__v3__cluster__eds_cluster_config);
+        c->eds_cluster_config->eds_config = tr_ads(tx);
+        c->load_assignment = NULL;
+        /* drop empty locality groups */
+        {
+            size_t k = 0;
+            for (size_t i = 0; i < cla->n_endpoints; i++)
+                if (cla->endpoints[i]->n_lb_endpoints)
+                    cla->endpoints[k++] = cla->endpoints[i];
+            cla->n_endpoints = k;
+        }
+        o.cla = cla;
+    }
+    for (size_t p = 0; p < sl_tr_plugin_count; p++)
+        if (sl_tr_plugins[p]->cluster)
+            sl_tr_plugins[p]->cluster(tx, &in, c);
+    for (size_t p = 0; p < sl_tr_plugin_count; p++)
+        if (sl_tr_plugins[p]->endpoints && (o.cla || c->load_assignment))
+            sl_tr_plugins[p]->endpoints(tx, &in, o.cla ? o.cla : c->load_assignment);
+    if (proxyless && c->type != ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__EDS &&
+        c->type != ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__LOGICAL_DNS)
+        tr_warn(tx, "the cluster cannot be served to gRPC proxyless clients (they accept EDS and LOGICAL_DNS only)");
+    o.cluster = c;
+    return o;
+}
+
+static const Sluice__V1__EndpointSet *endpoint_set(tr_ctx *tx, const char *ns, const char *name)
+{
+    long pos = tr_bucket_find(bucket(tx, K_EPS), ns, name);
+    return pos < 0 ? NULL : (const Sluice__V1__EndpointSet *)bucket(tx, K_EPS)->v[pos].msg;
+}
+
+/* ------------------------------------------------------------------------ */
+/* the translation                                                          */
+
+static int cmp_out(const void *a, const void *b)
+{
+    return strcmp((*(tr_out *const *)a)->name, (*(tr_out *const *)b)->name);
+}
+
+static int cmp_proxy(const void *a, const void *b)
+{
+    return strcmp(((const sl_tr_proxy *)a)->name, ((const sl_tr_proxy *)b)->name);
+}
+
+static sl_status pack_proxy(tr_ctx *tx, sl_tr_proxy *p)
+{
+    for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
+        size_t n = tx->n_out[t];
+        qsort(tx->out[t], n, sizeof *tx->out[t], cmp_out);
+        p->res[t] = calloc(n ? n : 1, sizeof *p->res[t]);
+        if (!p->res[t])
+            return SL_ERR_NOMEM;
+        for (size_t i = 0; i < n; i++) {
+            sl_tr_resource *r = &p->res[t][i];
+            size_t len = protobuf_c_message_get_packed_size(tx->out[t][i]->msg);
+            r->name = strdup(tx->out[t][i]->name);
+            r->data = malloc(len ? len : 1);
+            if (!r->name || !r->data)
+                return SL_ERR_NOMEM;
+            r->len = protobuf_c_message_pack(tx->out[t][i]->msg, r->data);
+            p->n[t] = i + 1;
+        }
+    }
+    return SL_OK;
+}
+
+static void reset_out(tr_ctx *tx)
+{
+    memset(tx->out_names, 0, sizeof tx->out_names);
+    memset(tx->out, 0, sizeof tx->out);
+    memset(tx->n_out, 0, sizeof tx->n_out);
+}
+
+static void init_kinds(void)
+{
+    if (K_GATEWAY)
+        return;
+    K_VS = sl_kind_by_name("VirtualService");
+    K_RT = sl_kind_by_name("RouteTable");
+    K_UPSTREAM = sl_kind_by_name("Upstream");
+    K_UG = sl_kind_by_name("UpstreamGroup");
+    K_SECRET = sl_kind_by_name("Secret");
+    K_SETTINGS = sl_kind_by_name("Settings");
+    K_EPS = sl_kind_by_name("EndpointSet");
+    K_GATEWAY = sl_kind_by_name("Gateway");
+}
+
+static sl_status finish_reports(tr_ctx *tx, sl_tr_result *res)
+{
+    const sl_kind *kinds[] = {K_GATEWAY, K_VS, K_RT, K_UPSTREAM, K_UG, K_SETTINGS};
+    size_t total = 0;
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++)
+        total += bucket(tx, kinds[k])->n;
+    res->reports = calloc(total ? total : 1, sizeof *res->reports);
+    if (!res->reports)
+        return SL_ERR_NOMEM;
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+        tr_bucket *b = bucket(tx, kinds[k]);
+        for (size_t i = 0; i < b->n; i++) {
+            const tr_entry *e = &b->v[i];
+            const Sluice__V1__Metadata *md = sl_kind_metadata(e->msg);
+            tr_rep *r = tr_rep_get(tx, kinds[k], e->ns, e->name);
+            sl_tr_report *out = &res->reports[res->n_reports++];
+            uint8_t fl = *flag(tx, kinds[k], i);
+            size_t len = 1;
+            out->kind = kinds[k];
+            out->ns = strdup(e->ns);
+            out->name = strdup(e->name);
+            out->revision = e->rev;
+            out->resource_version = strdup(md && md->resource_version ? md->resource_version : "");
+            out->generation = md ? md->generation : 0;
+            for (size_t j = 0; j < r->n_errors; j++)
+                len += strlen(r->errors[j]) + 2;
+            out->reason = malloc(len);
+            out->warnings = calloc(r->n_warnings + 1, sizeof *out->warnings);
+            if (!out->ns || !out->name || !out->resource_version || !out->reason || !out->warnings)
+                return SL_ERR_NOMEM;
+            out->reason[0] = '\0';
+            for (size_t j = 0; j < r->n_errors; j++) {
+                if (j)
+                    strcat(out->reason, "; ");
+                strcat(out->reason, r->errors[j]);
+            }
+            for (size_t j = 0; j < r->n_warnings; j++) {
+                if (!(out->warnings[j] = strdup(r->warnings[j])))
+                    return SL_ERR_NOMEM;
+                out->n_warnings = j + 1;
+            }
+            if (r->n_errors || (fl & TR_REJECTED)) {
+                out->state = SLUICE__V1__STATUS__STATE__Rejected;
+                out->serving_last_good = (fl & TR_USED_GOOD) != 0;
+            } else if (r->n_warnings) {
+                out->state = SLUICE__V1__STATUS__STATE__Warning;
+            } else {
+                out->state = SLUICE__V1__STATUS__STATE__Accepted;
+            }
+        }
+    }
+    return SL_OK;
+}
+
+/* Translates, for validation only, the virtual services and route tables
+ * no gateway selected, so that their problems are reported too. */
+static void validate_unselected(tr_ctx *tx)
+{
+    Sluice__V1__Gateway g = SLUICE__V1__GATEWAY__INIT;
+    Sluice__V1__GatewaySpec gs = SLUICE__V1__GATEWAY_SPEC__INIT;
+    tr_gateway gw = {&g, "", "validation", false};
+    tr_bucket *b = bucket(tx, K_VS);
+    g.spec = &gs;
+    reset_out(tx);
+    for (size_t i = 0; i < b->n; i++) {
+        uint8_t *fl = flag(tx, K_VS, i);
+        tr_cur cur = cur_of(K_VS, &b->v[i]);
+        if (*fl & TR_SEEN)
+            continue;
+        tx->cur = &cur;
+        translate_vs(tx, &gw, (const Sluice__V1__VirtualService *)b->v[i].msg);
+        if (cur.errors)
+            *fl |= TR_REJECTED;
+        if (b->v[i].msg->descriptor && ((const Sluice__V1__VirtualService *)b->v[i].msg)->spec &&
+            ((const Sluice__V1__VirtualService *)b->v[i].msg)->spec->ssl_config) {
+            int before = cur.errors;
+            downstream_tls(tx, ((const Sluice__V1__VirtualService *)b->v[i].msg)->spec->ssl_config, b->v[i].ns);
+            if (cur.errors > before)
+                *fl |= TR_REJECTED;
+        }
+    }
+    b = bucket(tx, K_RT);
+    for (size_t i = 0; i < b->n; i++) {
+        uint8_t *fl = flag(tx, K_RT, i);
+        tr_cur cur = cur_of(K_RT, &b->v[i]);
+        const Sluice__V1__RouteTable *rt = (const Sluice__V1__RouteTable *)b->v[i].msg;
+        tr_vhost_t *vh = TR_NEW(tx, envoy__config__route__v3__virtual_host);
+        route_ctx rc;
+        if (*fl & TR_SEEN)
+            continue;
+        vh->name = "validation";
+        memset(&rc, 0, sizeof rc);
+        rc.gw = &gw;
+        rc.vh = vh;
+        rc.owner_ns = b->v[i].ns;
+        rc.path = "spec.routes";
+        rc.visited[rc.depth++] = &b->v[i];
+        tx->cur = &cur;
+        if (rt->spec)
+            translate_routes(tx, &rc, rt->spec->routes, rt->spec->n_routes);
+        if (cur.errors)
+            *fl |= TR_REJECTED;
+    }
+    tx->cur = NULL;
+}
+
+sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_options *opts)
+{
+    tr_ctx *tx = calloc(1, sizeof *tx);
+    sl_tr_result *res = calloc(1, sizeof *res);
+    volatile sl_status rc = SL_OK;
+    static const Sluice__V1__SettingsSpec default_settings = SLUICE__V1__SETTINGS_SPEC__INIT;
+
+    *out = NULL;
+    if (!tx || !res) {
+        free(tx);
+        free(res);
+        return SL_ERR_NOMEM;
+    }
+    init_kinds();
+    sl_arena_init(&tx->arena, 64 * 1024);
+    if (setjmp(tx->oom)) {
+        rc = sl_error_set(SL_ERR_NOMEM, "out of memory translating");
+        goto out;
+    }
+    tx->store = s;
+    if (opts)
+        tx->opts = *opts;
+    if (!tx->opts.settings_namespace)
+        tx->opts.settings_namespace = DEFAULT_SETTINGS_NS;
+    for (size_t k = 0; k < sl_kind_count() && k < TR_MAX_KINDS; k++) {
+        tx->flags[k] = tr_alloc(tx, s->b[k].n + 1);
+        memset(tx->flags[k], 0, s->b[k].n + 1);
+    }
+    for (size_t p = 0; p < sl_tr_plugin_count; p++)
+        for (const char *const *f = sl_tr_plugins[p]->fields; f && *f; f++)
+            tr_map_put(tx, &tx->supported, *f, (void *)sl_tr_plugins[p]);
+    {
+        long pos = tr_bucket_find(bucket(tx, K_SETTINGS), tx->opts.settings_namespace, "default");
+        const Sluice__V1__Settings *st = pos >= 0 ? (const Sluice__V1__Settings *)bucket(tx, K_SETTINGS)->v[pos].msg : NULL;
+        tx->settings = st && st->spec ? st->spec : &default_settings;
+        if (pos >= 0)
+            *flag(tx, K_SETTINGS, (size_t)pos) |= TR_SEEN;
+    }
+
+    /* Upstreams first: routes need to know which ones are usable. */
+    {
+        tr_bucket *b = bucket(tx, K_UPSTREAM);
+        for (size_t i = 0; i < b->n; i++) {
+            const tr_entry *e = &b->v[i];
+            tr_cur cur = cur_of(K_UPSTREAM, e);
+            uint8_t *fl = flag(tx, K_UPSTREAM, i);
+            tx->cur = &cur;
+            build_upstream(tx, (const Sluice__V1__Upstream *)e->msg, endpoint_set(tx, e->ns, e->name), false);
+            *fl |= TR_SEEN;
+            if (cur.errors) {
+                *fl |= TR_REJECTED;
+                if (e->good && e->good != e->msg)
+                    *fl |= TR_USED_GOOD;
+            }
+        }
+        tx->cur = NULL;
+        reset_out(tx);
+    }
+    /* Upstream groups: their destinations must exist. */
+    {
+        tr_bucket *b = bucket(tx, K_UG);
+        for (size_t i = 0; i < b->n; i++) {
+            const Sluice__V1__UpstreamGroup *ug = (const Sluice__V1__UpstreamGroup *)b->v[i].msg;
+            tr_cur cur = cur_of(K_UG, &b->v[i]);
+            bool missing = false;
+            tx->cur = &cur;
+            weighted(tx, ug->spec ? ug->spec->destinations : NULL, ug->spec ? ug->spec->n_destinations : 0, b->v[i].ns,
+                     "spec.destinations", &missing);
+            *flag(tx, K_UG, i) |= TR_SEEN | (cur.errors ? TR_REJECTED : 0);
+        }
+        tx->cur = NULL;
+    }
+
+    /* Gateways, grouped by proxy. */
+    {
+        tr_bucket *b = bucket(tx, K_GATEWAY);
+        gw_item *gws;
+        size_t n_gws = 0;
+        tr_map proxies = {0};
+        char **pnames;
+        size_t n_p = 0;
+        static Sluice__V1__GatewaySpec dspec[2];
+        static Sluice__V1__HttpGateway dhttp[2];
+        static Sluice__V1__Metadata dmd[2];
+        static Sluice__V1__Gateway dgw[2];
+
+        gws = tr_alloc(tx, (b->n + 2) * sizeof *gws);
+        for (size_t i = 0; i < b->n; i++) {
+            gws[n_gws].gw = (const Sluice__V1__Gateway *)b->v[i].msg;
+            gws[n_gws].ns = b->v[i].ns;
+            gws[n_gws].name = b->v[i].name;
+            gws[n_gws].idx = (long)i;
+            gws[n_gws].rev = b->v[i].rev;
+            *flag(tx, K_GATEWAY, i) |= TR_SEEN;
+            if (!gws[n_gws].gw->spec) {
+                tr_cur cur = cur_of(K_GATEWAY, &b->v[i]);
+                tx->cur = &cur;
+                tr_error(tx, "spec: required");
+                tx->cur = NULL;
+                *flag(tx, K_GATEWAY, i) |= TR_REJECTED;
+                continue;
+            }
+            n_gws++;
+        }
+        if (b->n == 0) {
+            /* Gloo's default gateways. */
+            for (int d = 0; d < 2; d++) {
+                Sluice__V1__GatewaySpec sp = SLUICE__V1__GATEWAY_SPEC__INIT;
+                Sluice__V1__HttpGateway hg = SLUICE__V1__HTTP_GATEWAY__INIT;
+                Sluice__V1__Metadata md = SLUICE__V1__METADATA__INIT;
+                Sluice__V1__Gateway g = SLUICE__V1__GATEWAY__INIT;
+                dspec[d] = sp;
+                dhttp[d] = hg;
+                dmd[d] = md;
+                dgw[d] = g;
+                dmd[d].name = d ? "gateway-proxy-ssl" : "gateway-proxy";
+                dmd[d].namespace_ = (char *)tx->opts.settings_namespace;
+                dspec[d].bind_address = "::";
+                dspec[d].bind_port = d ? 8443 : 8080;
+                dspec[d].ssl = d == 1;
+                dspec[d].gateway_type_case = SLUICE__V1__GATEWAY_SPEC__GATEWAY_TYPE_HTTP_GATEWAY;
+                dspec[d].http_gateway = &dhttp[d];
+                dgw[d].metadata = &dmd[d];
+                dgw[d].spec = &dspec[d];
+                gws[n_gws].gw = &dgw[d];
+                gws[n_gws].ns = tx->opts.settings_namespace;
+                gws[n_gws].name = dmd[d].name;
+                gws[n_gws].idx = -1;
+                gws[n_gws].rev = 0;
+                n_gws++;
+            }
+        }
+        pnames = tr_alloc(tx, (n_gws * 8 + 1) * sizeof *pnames);
+        for (size_t i = 0; i < n_gws; i++) {
+            const Sluice__V1__GatewaySpec *sp = gws[i].gw->spec;
+            size_t np = sp->n_proxy_names ? sp->n_proxy_names : 1;
+            for (size_t j = 0; j < np; j++) {
+                const char *pn = sp->n_proxy_names ? sp->proxy_names[j] : DEFAULT_PROXY;
+                char *key = tr_printf(tx, "%s~%s", gws[i].ns, pn);
+                if (!tr_map_get(&proxies, key)) {
+                    tr_map_put(tx, &proxies, key, key);
+                    if (n_p < n_gws * 8)
+                        pnames[n_p++] = key;
+                }
+            }
+        }
+        res->proxies = calloc(n_p ? n_p : 1, sizeof *res->proxies);
+        if (!res->proxies) {
+            rc = SL_ERR_NOMEM;
+            goto out;
+        }
+        for (size_t p = 0; p < n_p; p++) {
+            const char *proxy = pnames[p];
+            tr_map ports = {0};
+            bool proxyless = false;
+            sl_tr_proxy *op = &res->proxies[res->n_proxies++];
+            reset_out(tx);
+            if (!(op->name = strdup(proxy))) {
+                rc = SL_ERR_NOMEM;
+                goto out;
+            }
+            for (size_t i = 0; i < n_gws; i++) {
+                const Sluice__V1__GatewaySpec *sp = gws[i].gw->spec;
+                size_t np = sp->n_proxy_names ? sp->n_proxy_names : 1;
+                bool mine = false;
+                for (size_t j = 0; j < np; j++) {
+                    const char *pn = sp->n_proxy_names ? sp->proxy_names[j] : DEFAULT_PROXY;
+                    if (strlen(proxy) == strlen(gws[i].ns) + 1 + strlen(pn) && strncmp(proxy, gws[i].ns, strlen(gws[i].ns)) == 0 &&
+                        proxy[strlen(gws[i].ns)] == '~' && strcmp(proxy + strlen(gws[i].ns) + 1, pn) == 0)
+                        mine = true;
+                }
+                if (!mine)
+                    continue;
+                {
+                    const char *a = annotation(gws[i].gw->metadata, SL_TR_ANNOTATION_GRPC);
+                    if (a && strcmp(a, "true") == 0)
+                        proxyless = true;
+                }
+                translate_gateway(tx, &gws[i], proxy, &ports);
+                if (gws[i].idx >= 0 && tr_rep_get(tx, K_GATEWAY, gws[i].ns, gws[i].name)->n_errors)
+                    *flag(tx, K_GATEWAY, (size_t)gws[i].idx) |= TR_REJECTED;
+            }
+            /* Every usable upstream becomes a cluster of the proxy. */
+            {
+                tr_bucket *ub = bucket(tx, K_UPSTREAM);
+                tr_cur *saved = tx->cur;
+                for (size_t i = 0; i < ub->n; i++) {
+                    uint8_t fl = *flag(tx, K_UPSTREAM, i);
+                    const Sluice__V1__Upstream *up = (const Sluice__V1__Upstream *)ub->v[i].msg;
+                    tr_cur cur = cur_of(K_UPSTREAM, &ub->v[i]);
+                    up_out uo;
+                    if (fl & TR_REJECTED) {
+                        if (!(fl & TR_USED_GOOD))
+                            continue;
+                        up = (const Sluice__V1__Upstream *)ub->v[i].good;
+                    }
+                    /* reports of the proxyless build only (the plain one was reported above) */
+                    tx->cur = proxyless && !(fl & TR_REJECTED) ? &cur : NULL;
+                    uo = build_upstream(tx, up, endpoint_set(tx, ub->v[i].ns, ub->v[i].name), proxyless);
+                    if (proxyless && cur.errors)
+                        continue;
+                    if (uo.cluster)
+                        tr_out_add(tx, SL_XDS_CLUSTER, uo.cluster->name, &uo.cluster->base);
+                    if (uo.cla)
+                        tr_out_add(tx, SL_XDS_ENDPOINT, uo.cla->cluster_name, &uo.cla->base);
+                }
+                tx->cur = saved;
+            }
+            if ((rc = pack_proxy(tx, op)) != SL_OK)
+                goto out;
+        }
+        qsort(res->proxies, res->n_proxies, sizeof *res->proxies, cmp_proxy);
+    }
+    validate_unselected(tx);
+    if ((rc = finish_reports(tx, res)) != SL_OK)
+        goto out;
+
+    /* Accepted resources become the last good versions. */
+    if (!tx->opts.dry_run) {
+        const sl_kind *kinds[] = {K_GATEWAY, K_VS, K_RT, K_UPSTREAM, K_UG};
+        for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+            tr_bucket *b = bucket(tx, kinds[k]);
+            for (size_t i = 0; i < b->n; i++) {
+                tr_entry *e = &b->v[i];
+                uint8_t fl = *flag(tx, kinds[k], i);
+                if ((fl & TR_REJECTED) || e->good == e->msg)
+                    continue;
+                if (e->good)
+                    protobuf_c_message_free_unpacked(e->good, NULL);
+                e->good = e->msg;
+            }
+        }
+    }
+out:
+    sl_arena_deinit(&tx->arena);
+    free(tx);
+    if (rc != SL_OK) {
+        sl_tr_result_free(res);
+        return rc;
+    }
+    *out = res;
+    return SL_OK;
+}
+
+void sl_tr_result_free(sl_tr_result *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n_proxies; i++) {
+        sl_tr_proxy *p = &r->proxies[i];
+        for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
+            for (size_t j = 0; j < p->n[t]; j++) {
+                free(p->res[t][j].name);
+                free(p->res[t][j].data);
+            }
+            free(p->res[t]);
+        }
+        free(p->name);
+    }
+    free(r->proxies);
+    for (size_t i = 0; i < r->n_reports; i++) {
+        sl_tr_report *rp = &r->reports[i];
+        free(rp->ns);
+        free(rp->name);
+        free(rp->reason);
+        free(rp->resource_version);
+        for (size_t j = 0; j < rp->n_warnings; j++)
+            free(rp->warnings[j]);
+        free(rp->warnings);
+    }
+    free(r->reports);
+    free(r);
+}
+
+const sl_tr_proxy *sl_tr_result_proxy(const sl_tr_result *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_proxies; i++)
+        if (strcmp(r->proxies[i].name, name) == 0)
+            return &r->proxies[i];
+    return NULL;
+}
+
+const sl_tr_resource *sl_tr_proxy_find(const sl_tr_proxy *p, sl_xds_type t, const char *name)
+{
+    for (size_t i = 0; p && i < p->n[t]; i++)
+        if (strcmp(p->res[t][i].name, name) == 0)
+            return &p->res[t][i];
+    return NULL;
+}
+
+const sl_tr_report *sl_tr_result_report(const sl_tr_result *r, const char *kind, const char *ns, const char *name)
+{
+    for (size_t i = 0; i < r->n_reports; i++)
+        if (strcmp(r->reports[i].kind->kind, kind) == 0 && strcmp(r->reports[i].ns, ns) == 0 &&
+            strcmp(r->reports[i].name, name) == 0)
+            return &r->reports[i];
+    return NULL;
+}
+
+const ProtobufCMessageDescriptor *sl_tr_type_descriptor(sl_xds_type t)
+{
+    switch (t) {
+    case SL_XDS_SECRET:
+        return &envoy__extensions__transport_sockets__tls__v3__secret__descriptor;
+    case SL_XDS_CLUSTER:
+        return &envoy__config__cluster__v3__cluster__descriptor;
+    case SL_XDS_ENDPOINT:
+        return &envoy__config__endpoint__v3__cluster_load_assignment__descriptor;
+    case SL_XDS_LISTENER:
+        return &envoy__config__listener__v3__listener__descriptor;
+    case SL_XDS_ROUTE:
+        return &envoy__config__route__v3__route_configuration__descriptor;
+    default:
+        return NULL;
+    }
+}

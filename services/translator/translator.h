@@ -1,0 +1,149 @@
+/* translator.h - Sluice's Gloo-compatible configuration -> Envoy v3
+ * resources per proxy, with reports. No NATS here: the service
+ * (main.c, service.c) feeds a store from the KV buckets and writes the
+ * result; tests and a dry-run of the apply API call the same functions.
+ *
+ *   sl_tr_store *st;  sl_tr_result *res;
+ *   sl_tr_store_new(&st);
+ *   sl_tr_store_load_yaml(st, text, len, "petstore.yaml", &diag);  (or _put)
+ *   sl_tr_translate(&res, st, NULL);
+ *   for each res->proxies[i]: packed Listeners, RouteConfigurations,
+ *                             Clusters, ClusterLoadAssignments, Secrets
+ *   for each res->reports[i]: Accepted / Warning / Rejected and reasons
+ *   sl_tr_result_free(res);  sl_tr_store_free(st);
+ *
+ * The store remembers, per resource, the last version a translation
+ * accepted ("last good"). When a resource is rejected, its last good version
+ * is translated in its place (or, when it never was accepted, it is left
+ * out), so one bad resource never takes down what others declared. A
+ * dry run (options.dry_run) leaves the last good versions alone.
+ *
+ * Naming (as Gloo): proxy "<gateway namespace>~<proxyName>" (Envoy's
+ * node.metadata.role), listener "listener-<bindAddress>-<port>", route
+ * configuration "<listener>-routes", virtual host "<namespace>_<vs>",
+ * cluster "<upstream>_<namespace>", secret "<secret>_<namespace>".
+ * docs/translator.md describes every mapping and the plugins.
+ *
+ * Nothing here is thread safe: one store per thread, or a lock around it.
+ */
+#ifndef SLUICE_TRANSLATOR_H
+#define SLUICE_TRANSLATOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "sluice/diag.h"
+#include "sluice/kinds.h"
+#include "sluice/status.h"
+#include "xds.h"
+
+/* ---- the input: a store of sluice.v1 resources ------------------------- */
+
+typedef struct sl_tr_store sl_tr_store;
+
+sl_status sl_tr_store_new(sl_tr_store **out);
+
+/* Frees the store and every message in it. NULL is a no-op. */
+void sl_tr_store_free(sl_tr_store *s);
+
+/* Adds or replaces the resource of kind k named by msg's metadata (namespace
+ * "default" when empty). Takes ownership of msg, which must have been
+ * allocated with protobuf-c's default allocator (unpack(NULL, ...) or the
+ * codec without an arena); it is freed on error too. revision is the KV
+ * revision (0 when unknown): among resources in conflict, the older one
+ * wins. SL_ERR_INVALID when msg has no metadata or an invalid name. */
+sl_status sl_tr_store_put(sl_tr_store *s, const sl_kind *k, ProtobufCMessage *msg,
+                          uint64_t revision);
+
+/* The same from packed bytes (a KV value). SL_ERR_PARSE for bad bytes. */
+sl_status sl_tr_store_put_packed(sl_tr_store *s, const sl_kind *k, const void *data, size_t len,
+                                 uint64_t revision);
+
+/* Removes a resource (and its last good version). False when absent. */
+bool sl_tr_store_remove(sl_tr_store *s, const sl_kind *k, const char *ns, const char *name);
+
+/* Decodes a multi-document YAML stream of Gloo-style resources (apiVersion,
+ * kind, metadata, spec) into the store. Every problem goes to diag (may be
+ * NULL); documents that decode are stored even when others do not.
+ * SL_ERR_PARSE when any document failed. */
+sl_status sl_tr_store_load_yaml(sl_tr_store *s, const char *text, size_t len,
+                                const char *filename, sl_diag *diag);
+
+/* Number of resources of kind k in the store. */
+size_t sl_tr_store_count(const sl_tr_store *s, const sl_kind *k);
+
+/* ---- the output -------------------------------------------------------- */
+
+/* One packed Envoy resource. */
+typedef struct sl_tr_resource {
+    char *name;    /* the Envoy resource name */
+    uint8_t *data; /* packed bytes of the resource message */
+    size_t len;
+} sl_tr_resource;
+
+/* Everything one proxy serves, by type (sl_xds_type order), each list
+ * sorted by name. */
+typedef struct sl_tr_proxy {
+    char *name; /* "<namespace>~<proxy>" */
+    sl_tr_resource *res[SL_XDS_TYPE_COUNT];
+    size_t n[SL_XDS_TYPE_COUNT];
+} sl_tr_proxy;
+
+/* What the translation found about one input resource. */
+typedef struct sl_tr_report {
+    const sl_kind *kind;
+    char *ns;
+    char *name;
+    int state;        /* Sluice__V1__Status__State: Accepted, Warning, Rejected */
+    char *reason;     /* errors, "; "-joined ("" when Accepted) */
+    char **warnings;  /* each warning once */
+    size_t n_warnings;
+    char *resource_version; /* metadata.resourceVersion of the input */
+    int64_t generation;
+    uint64_t revision; /* KV revision of the input */
+    bool serving_last_good; /* rejected, and its last good version is served */
+} sl_tr_report;
+
+typedef struct sl_tr_result {
+    sl_tr_proxy *proxies; /* sorted by name */
+    size_t n_proxies;
+    sl_tr_report *reports; /* sorted by kind, namespace, name */
+    size_t n_reports;
+} sl_tr_result;
+
+typedef struct sl_tr_options {
+    /* Namespace of the Settings named "default" and of the default gateways
+     * (used when no Gateway exists). NULL: "gloo-system". */
+    const char *settings_namespace;
+    /* Validate only: do not record accepted resources as last good. */
+    bool dry_run;
+} sl_tr_options;
+
+/* Translates the store. opts may be NULL. On SL_OK free *out with
+ * sl_tr_result_free(); SL_ERR_NOMEM or SL_ERR_INTERNAL otherwise (problems
+ * of the configuration are reports, never a failed call). */
+sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_options *opts);
+
+void sl_tr_result_free(sl_tr_result *r);
+
+/* The proxy named name in r, or NULL. */
+const sl_tr_proxy *sl_tr_result_proxy(const sl_tr_result *r, const char *name);
+
+/* The resource of type t named name in p, or NULL. */
+const sl_tr_resource *sl_tr_proxy_find(const sl_tr_proxy *p, sl_xds_type t, const char *name);
+
+/* The report about kind/ns/name in r, or NULL. */
+const sl_tr_report *sl_tr_result_report(const sl_tr_result *r, const char *kind, const char *ns,
+                                        const char *name);
+
+/* The Envoy message descriptor of type t (Listener, Cluster, ...). */
+const ProtobufCMessageDescriptor *sl_tr_type_descriptor(sl_xds_type t);
+
+/* Annotation on a Gateway that also serves gRPC proxyless clients (see
+ * docs/translator.md): value "true". */
+#define SL_TR_ANNOTATION_GRPC "sluice.io/grpc-api-listeners"
+
+#endif
