@@ -14,6 +14,9 @@ extern const sl_tr_plugin sl_tr_plugin_headers;
 extern const sl_tr_plugin sl_tr_plugin_cors;
 extern const sl_tr_plugin sl_tr_plugin_faults;
 extern const sl_tr_plugin sl_tr_plugin_traffic;
+extern const sl_tr_plugin sl_tr_plugin_upstream;
+extern const sl_tr_plugin sl_tr_plugin_upstream_ssl;
+extern const sl_tr_plugin sl_tr_plugin_listener;
 
 const sl_tr_plugin *const sl_tr_plugins[] = {
     &core,
@@ -22,5 +25,8 @@ const sl_tr_plugin *const sl_tr_plugins[] = {
     &sl_tr_plugin_cors,
     &sl_tr_plugin_faults,
     &sl_tr_plugin_traffic,
+    &sl_tr_plugin_upstream,
+    &sl_tr_plugin_upstream_ssl,
+    &sl_tr_plugin_listener,
 };
 const size_t sl_tr_plugin_count = sizeof sl_tr_plugins / sizeof sl_tr_plugins[0];

@@ -1,0 +1,227 @@
+/* listener: Gateway options of the listener and its HTTP connection
+ * manager: httpConnectionManagerSettings, healthCheck (the health_check
+ * filter answering on a path), accessLoggingService (file access logs),
+ * perConnectionBufferLimitBytes, tracing (zipkin) with route decorators. */
+#include <string.h>
+
+#include "../plugin.h"
+#include "envoy/config/trace/v3/zipkin.pb-c.h"
+#include "envoy/extensions/access_loggers/file/v3/file.pb-c.h"
+#include "envoy/extensions/filters/http/health_check/v3/health_check.pb-c.h"
+
+static const char *const fields[] = {
+    "ListenerOptions.access_logging_service", "ListenerOptions.per_connection_buffer_limit_bytes",
+    "HttpListenerOptions.http_connection_manager_settings", "HttpListenerOptions.health_check",
+    "RouteOptions.tracing", NULL,
+};
+
+static const Sluice__V1__HttpConnectionManagerSettings *hcm_settings(const tr_gateway *gw)
+{
+    const Sluice__V1__HttpGateway *hg = gw->gw->spec->http_gateway;
+    return hg && hg->options ? hg->options->http_connection_manager_settings : NULL;
+}
+
+static Envoy__Type__V3__Percent *pct(tr_ctx *tx, const Google__Protobuf__FloatValue *v, const char *what)
+{
+    Envoy__Type__V3__Percent *p;
+    if (!v)
+        return NULL;
+    if (v->value < 0 || v->value > 100)
+        tr_error(tx, "%s: %g is not between 0 and 100", what, v->value);
+    p = TR_NEW(tx, envoy__type__v3__percent);
+    p->value = v->value;
+    return p;
+}
+
+static void tracing(tr_ctx *tx, const tr_gateway *gw, const Sluice__V1__ListenerTracingSettings *t, tr_hcm_t *hcm)
+{
+    Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager__Tracing *o =
+        TR_NEW(tx, envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__tracing);
+    const char *p = "spec.httpGateway.options.httpConnectionManagerSettings.tracing";
+    o->verbose = t->verbose;
+    if (t->n_request_headers_for_tags)
+        tr_error(tx, "%s.requestHeadersForTags: not supported by Sluice yet", p);
+    if (t->trace_percentages) {
+        o->client_sampling = pct(tx, t->trace_percentages->client_sample_percentage, p);
+        o->random_sampling = pct(tx, t->trace_percentages->random_sample_percentage, p);
+        o->overall_sampling = pct(tx, t->trace_percentages->overall_sample_percentage, p);
+    }
+    if (t->provider_config_case == SLUICE__V1__LISTENER_TRACING_SETTINGS__PROVIDER_CONFIG_ZIPKIN_CONFIG) {
+        const Sluice__V1__ZipkinConfig *z = t->zipkin_config;
+        Envoy__Config__Trace__V3__ZipkinConfig *zc = TR_NEW(tx, envoy__config__trace__v3__zipkin_config);
+        if (z->collector_cluster_case == SLUICE__V1__ZIPKIN_CONFIG__COLLECTOR_CLUSTER_COLLECTOR_UPSTREAM_REF) {
+            const char *ns = gw->gw->metadata && gw->gw->metadata->namespace_[0] ? gw->gw->metadata->namespace_ : "default";
+            const Sluice__V1__Upstream *up = tr_find_upstream(tx, z->collector_upstream_ref, ns);
+            if (!up) {
+                tr_error(tx, "%s.zipkinConfig.collectorUpstreamRef: Upstream %s.%s not found", p,
+                         z->collector_upstream_ref->namespace_[0] ? z->collector_upstream_ref->namespace_ : ns,
+                         z->collector_upstream_ref->name);
+                return;
+            }
+            zc->collector_cluster = tr_cluster_name(tx, up->metadata->name, up->metadata->namespace_);
+        } else if (z->collector_cluster_case == SLUICE__V1__ZIPKIN_CONFIG__COLLECTOR_CLUSTER_CLUSTER_NAME) {
+            zc->collector_cluster = tr_strdup(tx, z->cluster_name);
+        }
+        if (!zc->collector_cluster[0] || !z->collector_endpoint[0]) {
+            tr_error(tx, "%s.zipkinConfig: collectorUpstreamRef (or clusterName) and collectorEndpoint are required", p);
+            return;
+        }
+        zc->collector_endpoint = tr_strdup(tx, z->collector_endpoint);
+        if (z->trace_id_128bit)
+            zc->trace_id_128bit = z->trace_id_128bit->value;
+        if (z->shared_span_context)
+            zc->shared_span_context = tr_bool(tx, z->shared_span_context->value);
+        zc->collector_endpoint_version = z->collector_endpoint_version == SLUICE__V1__ZIPKIN_CONFIG__COLLECTOR_ENDPOINT_VERSION__HTTP_PROTO
+                                             ? ENVOY__CONFIG__TRACE__V3__ZIPKIN_CONFIG__COLLECTOR_ENDPOINT_VERSION__HTTP_PROTO
+                                             : ENVOY__CONFIG__TRACE__V3__ZIPKIN_CONFIG__COLLECTOR_ENDPOINT_VERSION__HTTP_JSON;
+        o->provider = TR_NEW(tx, envoy__config__trace__v3__tracing__http);
+        o->provider->name = tr_strdup(tx, "envoy.tracers.zipkin");
+        o->provider->config_type_case = ENVOY__CONFIG__TRACE__V3__TRACING__HTTP__CONFIG_TYPE_TYPED_CONFIG;
+        o->provider->typed_config = tr_any(tx, &zc->base);
+    }
+    hcm->tracing = o;
+}
+
+static void http_filters(tr_ctx *tx, const tr_gateway *gw, tr_hcm_t *hcm, tr_filters *f)
+{
+    const Sluice__V1__HttpConnectionManagerSettings *s = hcm_settings(gw);
+    const Sluice__V1__HttpGateway *hg = gw->gw->spec->http_gateway;
+    const Sluice__V1__ListenerOptions *lo = gw->gw->spec->options;
+    const char *p = "spec.httpGateway.options.httpConnectionManagerSettings";
+    if (s) {
+        hcm->skip_xff_append = s->skip_xff_append;
+        hcm->via = tr_strdup(tx, s->via);
+        hcm->xff_num_trusted_hops = s->xff_num_trusted_hops;
+        if (s->use_remote_address)
+            hcm->use_remote_address = tr_bool(tx, s->use_remote_address->value);
+        if (s->generate_request_id)
+            hcm->generate_request_id = tr_bool(tx, s->generate_request_id->value);
+        hcm->proxy_100_continue = s->proxy_100_continue;
+        if (s->stream_idle_timeout)
+            hcm->stream_idle_timeout = tr_dur(tx, s->stream_idle_timeout);
+        if (s->max_request_headers_kb) {
+            if (s->max_request_headers_kb->value < 1 || s->max_request_headers_kb->value > 8192)
+                tr_error(tx, "%s.maxRequestHeadersKb: %u is not between 1 and 8192", p, s->max_request_headers_kb->value);
+            hcm->max_request_headers_kb = tr_u32(tx, s->max_request_headers_kb->value);
+        }
+        if (s->request_timeout)
+            hcm->request_timeout = tr_dur(tx, s->request_timeout);
+        if (s->drain_timeout)
+            hcm->drain_timeout = tr_dur(tx, s->drain_timeout);
+        hcm->server_name = tr_strdup(tx, s->server_name);
+        hcm->server_header_transformation =
+            (Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager__ServerHeaderTransformation)
+                s->server_header_transformation;
+        if (s->idle_timeout || s->max_connection_duration) {
+            hcm->common_http_protocol_options = TR_NEW(tx, envoy__config__core__v3__http_protocol_options);
+            if (s->idle_timeout)
+                hcm->common_http_protocol_options->idle_timeout = tr_dur(tx, s->idle_timeout);
+            if (s->max_connection_duration)
+                hcm->common_http_protocol_options->max_connection_duration = tr_dur(tx, s->max_connection_duration);
+        }
+        if (s->accept_http_10 || s->default_host_for_http_10[0]) {
+            hcm->http_protocol_options = TR_NEW(tx, envoy__config__core__v3__http1_protocol_options);
+            hcm->http_protocol_options->accept_http_10 = s->accept_http_10;
+            hcm->http_protocol_options->default_host_for_http_10 = tr_strdup(tx, s->default_host_for_http_10);
+        }
+        if (s->normalize_path)
+            hcm->normalize_path = tr_bool(tx, s->normalize_path->value);
+        if (s->merge_slashes)
+            hcm->merge_slashes = s->merge_slashes->value;
+        for (size_t i = 0; i < s->n_upgrades; i++) {
+            Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager__UpgradeConfig *u =
+                TR_NEW(tx, envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__upgrade_config);
+            if (s->upgrades[i]->upgrade_type_case != SLUICE__V1__PROTOCOL_UPGRADE_CONFIG__UPGRADE_TYPE_WEBSOCKET) {
+                tr_error(tx, "%s.upgrades[%zu]: websocket is required", p, i);
+                continue;
+            }
+            u->upgrade_type = tr_strdup(tx, "websocket");
+            if (s->upgrades[i]->websocket->enabled)
+                u->enabled = tr_bool(tx, s->upgrades[i]->websocket->enabled->value);
+            TR_PUSH(tx, hcm, upgrade_configs, u);
+        }
+        if (s->tracing)
+            tracing(tx, gw, s->tracing, hcm);
+    }
+    if (hg && hg->options && hg->options->health_check) {
+        Envoy__Extensions__Filters__Http__HealthCheck__V3__HealthCheck *hc =
+            TR_NEW(tx, envoy__extensions__filters__http__health_check__v3__health_check);
+        Envoy__Config__Route__V3__HeaderMatcher *hm = TR_NEW(tx, envoy__config__route__v3__header_matcher);
+        const char *path = hg->options->health_check->path;
+        if (!path[0] || path[0] != '/')
+            tr_error(tx, "spec.httpGateway.options.healthCheck.path: a path starting with '/' is required");
+        hc->pass_through_mode = tr_bool(tx, false);
+        hm->name = tr_strdup(tx, ":path");
+        hm->header_match_specifier_case = ENVOY__CONFIG__ROUTE__V3__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_STRING_MATCH;
+        hm->string_match = TR_NEW(tx, envoy__type__matcher__v3__string_matcher);
+        hm->string_match->match_pattern_case = ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_EXACT;
+        hm->string_match->exact = tr_strdup(tx, path);
+        TR_PUSH(tx, hc, headers, hm);
+        tr_add_filter(tx, f, TR_STAGE_HEALTH, "envoy.filters.http.health_check", &hc->base);
+    }
+    if (lo && lo->access_logging_service) {
+        for (size_t i = 0; i < lo->access_logging_service->n_access_log; i++) {
+            const Sluice__V1__AccessLog *al = lo->access_logging_service->access_log[i];
+            Envoy__Extensions__AccessLoggers__File__V3__FileAccessLog *fl;
+            Envoy__Config__Accesslog__V3__AccessLog *o;
+            if (al->output_destination_case != SLUICE__V1__ACCESS_LOG__OUTPUT_DESTINATION_FILE_SINK) {
+                tr_error(tx, "spec.options.accessLoggingService.accessLog[%zu]: fileSink is required", i);
+                continue;
+            }
+            if (!al->file_sink->path[0]) {
+                tr_error(tx, "spec.options.accessLoggingService.accessLog[%zu].fileSink.path: required", i);
+                continue;
+            }
+            fl = TR_NEW(tx, envoy__extensions__access_loggers__file__v3__file_access_log);
+            fl->path = tr_strdup(tx, al->file_sink->path);
+            if (al->file_sink->output_format_case == SLUICE__V1__FILE_SINK__OUTPUT_FORMAT_STRING_FORMAT) {
+                fl->access_log_format_case = ENVOY__EXTENSIONS__ACCESS_LOGGERS__FILE__V3__FILE_ACCESS_LOG__ACCESS_LOG_FORMAT_LOG_FORMAT;
+                fl->log_format = TR_NEW(tx, envoy__config__core__v3__substitution_format_string);
+                fl->log_format->format_case = ENVOY__CONFIG__CORE__V3__SUBSTITUTION_FORMAT_STRING__FORMAT_TEXT_FORMAT_SOURCE;
+                fl->log_format->text_format_source = TR_NEW(tx, envoy__config__core__v3__data_source);
+                fl->log_format->text_format_source->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_STRING;
+                fl->log_format->text_format_source->inline_string = tr_strdup(tx, al->file_sink->string_format);
+            } else if (al->file_sink->output_format_case == SLUICE__V1__FILE_SINK__OUTPUT_FORMAT_JSON_FORMAT) {
+                fl->access_log_format_case = ENVOY__EXTENSIONS__ACCESS_LOGGERS__FILE__V3__FILE_ACCESS_LOG__ACCESS_LOG_FORMAT_LOG_FORMAT;
+                fl->log_format = TR_NEW(tx, envoy__config__core__v3__substitution_format_string);
+                fl->log_format->format_case = ENVOY__CONFIG__CORE__V3__SUBSTITUTION_FORMAT_STRING__FORMAT_JSON_FORMAT;
+                fl->log_format->json_format = al->file_sink->json_format;
+            }
+            o = TR_NEW(tx, envoy__config__accesslog__v3__access_log);
+            o->name = tr_strdup(tx, "envoy.access_loggers.file");
+            o->config_type_case = ENVOY__CONFIG__ACCESSLOG__V3__ACCESS_LOG__CONFIG_TYPE_TYPED_CONFIG;
+            o->typed_config = tr_any(tx, &fl->base);
+            TR_PUSH(tx, hcm, access_log, o);
+        }
+    }
+}
+
+static void listener(tr_ctx *tx, const tr_gateway *gw, tr_listener_t *l)
+{
+    const Sluice__V1__ListenerOptions *lo = gw->gw->spec->options;
+    if (lo && lo->per_connection_buffer_limit_bytes)
+        l->per_connection_buffer_limit_bytes = tr_u32(tx, lo->per_connection_buffer_limit_bytes->value);
+}
+
+static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
+{
+    const Sluice__V1__RouteTracingSettings *t = in->options ? in->options->tracing : NULL;
+    if (!t)
+        return;
+    if (t->trace_percentages)
+        tr_error(tx, "%s.tracing.tracePercentages: not supported by Sluice yet", in->path);
+    if (t->route_descriptor[0] || t->propagate) {
+        r->decorator = TR_NEW(tx, envoy__config__route__v3__decorator);
+        r->decorator->operation = tr_strdup(tx, t->route_descriptor[0] ? t->route_descriptor : r->name);
+        if (t->propagate)
+            r->decorator->propagate = tr_bool(tx, t->propagate->value);
+    }
+}
+
+const sl_tr_plugin sl_tr_plugin_listener = {
+    .name = "listener",
+    .fields = fields,
+    .listener = listener,
+    .http_filters = http_filters,
+    .route = route,
+};

@@ -1,0 +1,155 @@
+/* upstream_ssl: TLS to upstreams. sslConfig (client certificate and root CA
+ * from a Secret over SDS, or files; SNI, SANs, ALPN, parameters), and TLS
+ * implied by static.useTls (default on when a host's port is 443) or
+ * dns.useTls, with SNI from sslConfig.sni, else the first host's sniAddr,
+ * else its addr when autoSniRewrite is on (the default). */
+#include <string.h>
+
+#include "../plugin.h"
+
+static const char *const fields[] = {"UpstreamSpec.ssl_config", NULL};
+
+static void cluster(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c)
+{
+    const Sluice__V1__UpstreamSpec *s = in->up->spec;
+    const Sluice__V1__UpstreamSslConfig *ssl = s->ssl_config;
+    const Sluice__V1__StaticUpstreamSpec *st =
+        s->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_STATIC ? s->static_ : NULL;
+    bool tls = ssl != NULL;
+    const char *sni = NULL;
+    const char *ns = in->up->metadata->namespace_[0] ? in->up->metadata->namespace_ : "default";
+    Envoy__Extensions__TransportSockets__Tls__V3__UpstreamTlsContext *uc;
+    Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *cc;
+
+    if (st) {
+        bool port443 = false;
+        for (size_t i = 0; i < st->n_hosts; i++)
+            if (st->hosts[i]->port == 443)
+                port443 = true;
+        if (st->use_tls ? st->use_tls->value : port443)
+            tls = true;
+        if (st->n_hosts && (!st->auto_sni_rewrite || st->auto_sni_rewrite->value))
+            sni = st->hosts[0]->sni_addr[0] ? st->hosts[0]->sni_addr : st->hosts[0]->addr;
+        else if (st->n_hosts && st->hosts[0]->sni_addr[0])
+            sni = st->hosts[0]->sni_addr;
+    } else if (s->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_DNS && s->dns->use_tls &&
+               s->dns->use_tls->value) {
+        tls = true;
+        if (!s->dns->srv)
+            sni = s->dns->name;
+    }
+    if (!tls || s->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_AWS)
+        return;
+    if (in->proxyless) {
+        tr_warn(tx, "spec.sslConfig: gRPC proxyless clients take TLS only from certificate providers in their "
+                    "bootstrap; the cluster is sent without TLS");
+        return;
+    }
+    uc = TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__upstream_tls_context);
+    cc = TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__common_tls_context);
+    uc->common_tls_context = cc;
+    if (ssl && ssl->sni[0])
+        sni = ssl->sni;
+    if (sni) {
+        if (strlen(sni) > 255)
+            tr_error(tx, "spec.sslConfig.sni: longer than 255 bytes");
+        uc->sni = tr_strdup(tx, sni);
+    }
+    if (ssl) {
+        Envoy__Extensions__TransportSockets__Tls__V3__CertificateValidationContext *vc = NULL;
+        switch (ssl->ssl_secrets_case) {
+        case SLUICE__V1__UPSTREAM_SSL_CONFIG__SSL_SECRETS_SECRET_REF: {
+            const Sluice__V1__Secret *sec = tr_find_secret(tx, ssl->secret_ref, ns);
+            if (!sec || sec->spec->kind_case != SLUICE__V1__SECRET_SPEC__KIND_TLS) {
+                tr_error(tx, "spec.sslConfig.secretRef: TLS Secret %s.%s not found",
+                         ssl->secret_ref->namespace_[0] ? ssl->secret_ref->namespace_ : ns, ssl->secret_ref->name);
+                return;
+            }
+            if (sec->spec->tls->cert_chain[0] && sec->spec->tls->private_key[0])
+                TR_PUSH(tx, cc, tls_certificate_sds_secret_configs, tr_sds_secret(tx, sec, false));
+            if (sec->spec->tls->root_ca[0]) {
+                if (ssl->n_verify_subject_alt_name) {
+                    tr_error(tx, "spec.sslConfig.verifySubjectAltName: not supported with a secretRef yet (use sslFiles)");
+                }
+                cc->validation_context_type_case =
+                    ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT_SDS_SECRET_CONFIG;
+                cc->validation_context_sds_secret_config = tr_sds_secret(tx, sec, true);
+            }
+            break;
+        }
+        case SLUICE__V1__UPSTREAM_SSL_CONFIG__SSL_SECRETS_SSL_FILES: {
+            const Sluice__V1__SslFiles *f = ssl->ssl_files;
+            if (f->tls_cert[0] || f->tls_key[0]) {
+                Envoy__Extensions__TransportSockets__Tls__V3__TlsCertificate *tc =
+                    TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__tls_certificate);
+                if (!f->tls_cert[0] || !f->tls_key[0])
+                    tr_error(tx, "spec.sslConfig.sslFiles: tlsCert and tlsKey go together");
+                tc->certificate_chain = TR_NEW(tx, envoy__config__core__v3__data_source);
+                tc->certificate_chain->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_FILENAME;
+                tc->certificate_chain->filename = tr_strdup(tx, f->tls_cert);
+                tc->private_key = TR_NEW(tx, envoy__config__core__v3__data_source);
+                tc->private_key->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_FILENAME;
+                tc->private_key->filename = tr_strdup(tx, f->tls_key);
+                TR_PUSH(tx, cc, tls_certificates, tc);
+            }
+            if (f->root_ca[0]) {
+                vc = TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__certificate_validation_context);
+                vc->trusted_ca = TR_NEW(tx, envoy__config__core__v3__data_source);
+                vc->trusted_ca->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_FILENAME;
+                vc->trusted_ca->filename = tr_strdup(tx, f->root_ca);
+            }
+            break;
+        }
+        case SLUICE__V1__UPSTREAM_SSL_CONFIG__SSL_SECRETS_SDS:
+            tr_error(tx, "spec.sslConfig.sds: not supported by Sluice (use secretRef)");
+            return;
+        default:
+            break;
+        }
+        if (ssl->n_verify_subject_alt_name && vc) {
+            for (size_t i = 0; i < ssl->n_verify_subject_alt_name; i++) {
+                Envoy__Extensions__TransportSockets__Tls__V3__SubjectAltNameMatcher *m =
+                    TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__subject_alt_name_matcher);
+                m->san_type = ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__SUBJECT_ALT_NAME_MATCHER__SAN_TYPE__DNS;
+                m->matcher = TR_NEW(tx, envoy__type__matcher__v3__string_matcher);
+                m->matcher->match_pattern_case = ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_EXACT;
+                m->matcher->exact = tr_strdup(tx, ssl->verify_subject_alt_name[i]);
+                TR_PUSH(tx, vc, match_typed_subject_alt_names, m);
+            }
+        } else if (ssl->n_verify_subject_alt_name && ssl->ssl_secrets_case != SLUICE__V1__UPSTREAM_SSL_CONFIG__SSL_SECRETS_SECRET_REF) {
+            tr_error(tx, "spec.sslConfig.verifySubjectAltName: needs a root CA to verify against");
+        }
+        if (vc) {
+            cc->validation_context_type_case =
+                ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT;
+            cc->validation_context = vc;
+        }
+        for (size_t i = 0; i < ssl->n_alpn_protocols; i++)
+            TR_PUSH(tx, cc, alpn_protocols, tr_strdup(tx, ssl->alpn_protocols[i]));
+        if (ssl->parameters) {
+            Envoy__Extensions__TransportSockets__Tls__V3__TlsParameters *tp =
+                TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__tls_parameters);
+            tp->tls_minimum_protocol_version = (Envoy__Extensions__TransportSockets__Tls__V3__TlsParameters__TlsProtocol)
+                                                   ssl->parameters->minimum_protocol_version;
+            tp->tls_maximum_protocol_version = (Envoy__Extensions__TransportSockets__Tls__V3__TlsParameters__TlsProtocol)
+                                                   ssl->parameters->maximum_protocol_version;
+            for (size_t i = 0; i < ssl->parameters->n_cipher_suites; i++)
+                TR_PUSH(tx, tp, cipher_suites, tr_strdup(tx, ssl->parameters->cipher_suites[i]));
+            for (size_t i = 0; i < ssl->parameters->n_ecdh_curves; i++)
+                TR_PUSH(tx, tp, ecdh_curves, tr_strdup(tx, ssl->parameters->ecdh_curves[i]));
+            cc->tls_params = tp;
+        }
+        if (ssl->allow_renegotiation)
+            uc->allow_renegotiation = ssl->allow_renegotiation->value;
+    }
+    c->transport_socket = TR_NEW(tx, envoy__config__core__v3__transport_socket);
+    c->transport_socket->name = tr_strdup(tx, "envoy.transport_sockets.tls");
+    c->transport_socket->config_type_case = ENVOY__CONFIG__CORE__V3__TRANSPORT_SOCKET__CONFIG_TYPE_TYPED_CONFIG;
+    c->transport_socket->typed_config = tr_any(tx, &uc->base);
+}
+
+const sl_tr_plugin sl_tr_plugin_upstream_ssl = {
+    .name = "upstream_ssl",
+    .fields = fields,
+    .cluster = cluster,
+};
