@@ -24,6 +24,7 @@ $(BUILD)/build.ninja:
 build: setup $(BUILD)/build.ninja
 	@cmake --build $(BUILD) -j $(JOBS)
 
+# sluicectl run --config-dir examples (scripts/run sets the build and state dirs).
 run: build
 	@scripts/run
 

@@ -1,0 +1,81 @@
+/* watcher.h - the state and operations of sluice-config-watcher.
+ *
+ * All of it runs on the service's loop thread: the KV watch, the apply API
+ * subscriptions and directory syncs (posted by the inotify thread) are
+ * serialised there, so the cache needs no lock. The cache mirrors the
+ * sluice_config bucket (rebuilt from the watch on start: the service keeps
+ * no state of its own).
+ */
+#ifndef SLUICE_CW_WATCHER_H
+#define SLUICE_CW_WATCHER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "sluice/arena.h"
+#include "sluice/envelope.h"
+#include "sluice/kv.h"
+#include "sluice/metrics.h"
+#include "sluice/service.h"
+
+#define CW_REPORT_SOURCE "config-watcher"
+#define CW_FILE_REPORT_SUBJECT "sluice.report.config-watcher.file"
+/* Optional request headers of the apply API with YAML/JSON bodies. */
+#define CW_HDR_FILENAME "Sluice-Filename" /* file name used in diagnostics */
+#define CW_HDR_DRY_RUN "Sluice-Dry-Run"   /* "true": validate only */
+/* Reply header of sluice.api.apply: indices of the results that created a
+ * resource, comma-separated (absent: none). */
+#define CW_HDR_CREATED "Sluice-Created"
+
+typedef struct cw_entry cw_entry;
+typedef struct cw cw;
+
+/* The dry-run translation of the apply API: given the stored configuration
+ * (the cache) and the proposed resources of set (checked, error-free ones
+ * have r->msg), add errors and warnings to each item's diag. NULL until the
+ * translator library can be linked (see docs/config-watcher.md). */
+typedef void (*cw_dry_run_fn)(cw *w, sl_cfg_set *set, void *ud);
+
+typedef struct cw_dir {
+    char *path; /* absolute */
+    int wd;
+    int64_t last_event_ms; /* inotify thread only */
+    bool dirty;            /* inotify thread only */
+    cw *w;
+} cw_dir;
+
+struct cw {
+    sl_service *svc;
+    sl_nats *nc;
+    sl_loop *loop;
+    sl_kv *kv;
+    sl_arena arena;
+    cw_entry **tab;
+    size_t nbuckets, live;
+    cw_dir *dirs;
+    size_t ndirs;
+    struct cw_file *files;
+    size_t nfiles, capfiles;
+    bool initial_done;
+    cw_dry_run_fn dry_run;
+    void *dry_run_ud;
+    sl_counter *m_written, *m_unchanged, *m_deleted, *m_rejected, *m_api, *m_syncs, *m_kv_invalid;
+    sl_gauge *m_resources;
+};
+
+sl_status cw_init(cw *w, sl_service *svc, sl_nats *nc, sl_loop *loop, sl_kv *kv);
+void cw_deinit(cw *w);
+
+/* KV watch handlers (push mode). */
+void cw_on_kv_entry(sl_kv_watch *wt, const sl_kv_entry *e, void *ud);
+
+/* Syncs one directory with the KV (loop thread). */
+void cw_sync_dir(cw *w, cw_dir *d);
+
+/* Apply API handlers (sluice.api.apply / sluice.api.delete). */
+void cw_on_apply(sl_subscription *sub, sl_status st, const sl_envelope *env, natsMsg *msg, void *ud);
+void cw_on_delete(sl_subscription *sub, sl_status st, const sl_envelope *env, natsMsg *msg, void *ud);
+
+#endif
