@@ -1,0 +1,428 @@
+/* sluice-secret-watcher: directories of PEM files and secret YAML -> the
+ * sluice_secrets KV. Never logs secret material. See docs/secrets.md. */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "secrets.h"
+#include "sluice/envelope.h"
+#include "sluice/kinds.h"
+#include "sluice/kv.h"
+#include "sluice/log.h"
+#include "sluice/resource.h"
+#include "sluice/service.h"
+#include "sluice/v1/events.pb-c.h"
+#include "sluice/v1/secret.pb-c.h"
+#include "svcconf.h"
+
+static const char usage[] =
+    "  --config FILE          settings file, one 'flag = value' per line (env SLUICE_SECRET_WATCHER_CONFIG)\n"
+    "  --dir DIR              directory of PEM files and secret YAML; repeatable (env SLUICE_SECRETS_DIR)\n"
+    "  --namespace NS         namespace of secrets from PEM files and of YAML without one\n"
+    "                         (default default; env SLUICE_SECRETS_NAMESPACE)\n"
+    "  --bucket NAME          secrets KV bucket (default sluice_secrets)\n"
+    "  --debounce DUR         wait this long after the last file event before syncing (default 250ms)\n"
+    "  --resync DUR           full rescan period even without events, 0 = never (default 60s)\n";
+
+static const sl_service_info info = {"sluice-secret-watcher", "0.1.0",
+                                     "Watches PEM files and secret YAML; stores them in the secrets KV.", usage};
+
+typedef struct stored {
+    char key[400];
+    uint8_t *value;
+    size_t len;
+    int reported; /* last reported state + 1 (0: none) */
+    char *reason;
+} stored;
+
+typedef struct watcher {
+    sl_service *svc;
+    sl_nats *nc;
+    sl_kv *kv;
+    const char **dirs;
+    size_t n_dirs;
+    const char *ns;
+    stored *st;
+    size_t n_st, cap_st;
+    sl_counter *c_writes, *c_deletes, *c_invalid, *c_syncs;
+    sl_gauge *g_secrets;
+} watcher;
+
+static stored *find_stored(watcher *w, const char *key, bool create)
+{
+    for (size_t i = 0; i < w->n_st; i++)
+        if (!strcmp(w->st[i].key, key))
+            return &w->st[i];
+    if (!create)
+        return NULL;
+    if (w->n_st == w->cap_st) {
+        size_t nc = w->cap_st ? w->cap_st * 2 : 16;
+        stored *ns = realloc(w->st, nc * sizeof *ns);
+        if (!ns)
+            return NULL;
+        w->st = ns;
+        w->cap_st = nc;
+    }
+    stored *s = &w->st[w->n_st++];
+    memset(s, 0, sizeof *s);
+    snprintf(s->key, sizeof s->key, "%s", key);
+    return s;
+}
+
+static void stored_set(stored *s, const uint8_t *v, size_t len)
+{
+    if (s->value) {
+        sec_wipe(s->value, s->len);
+        free(s->value);
+    }
+    s->value = NULL;
+    s->len = 0;
+    if (v && (s->value = malloc(len ? len : 1))) {
+        memcpy(s->value, v, len);
+        s->len = len;
+    }
+}
+
+static void drop_stored(watcher *w, stored *s)
+{
+    stored_set(s, NULL, 0);
+    free(s->reason);
+    *s = w->st[--w->n_st];
+}
+
+/* Reports a secret's state (never its material) when it changed. */
+static void report(watcher *w, const char *key, Sluice__V1__Status__State state, const char *reason)
+{
+    sl_resource_id id;
+    if (!key[0] || sl_resource_key_parse(&id, key, 1) != SL_OK)
+        return;
+    stored *s = find_stored(w, key, true);
+    if (!s)
+        return;
+    if (s->reported == (int)state + 1 && !strcmp(s->reason ? s->reason : "", reason ? reason : ""))
+        return;
+    s->reported = (int)state + 1;
+    free(s->reason);
+    s->reason = reason ? strdup(reason) : NULL;
+
+    Sluice__V1__Report r = SLUICE__V1__REPORT__INIT;
+    Sluice__V1__ObjectRef ref = SLUICE__V1__OBJECT_REF__INIT;
+    Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    ts.seconds = now.tv_sec;
+    ts.nanos = (int32_t)now.tv_nsec;
+    ref.kind = "Secret";
+    ref.namespace_ = id.ns;
+    ref.name = id.name;
+    r.resource = &ref;
+    r.source = "secret-watcher";
+    r.state = state;
+    r.reason = (char *)(reason ? reason : "");
+    r.time = &ts;
+    char subject[SL_RESOURCE_KEY_MAX + 64];
+    sl_envelope_opts o = {.source = info.name};
+    if (sl_resource_subject(subject, sizeof subject, "sluice.report.secret-watcher", "Secret", id.ns, id.name) !=
+            SL_OK ||
+        sl_envelope_publish_pb(w->nc, subject, &r.base, &o) != SL_OK)
+        sl_log_warn("report", "publish failed", "key=%s err=%s", key, sl_log_q(sl_error_msg()));
+}
+
+static bool our_dir(watcher *w, const char *dir)
+{
+    for (size_t i = 0; i < w->n_dirs; i++)
+        if (!strcmp(w->dirs[i], dir))
+            return true;
+    return false;
+}
+
+/* The secrets this watcher wrote before (annotated with one of its dirs). */
+static sl_status load_stored(watcher *w)
+{
+    char **keys = NULL;
+    size_t n = 0;
+    sl_status rc = sl_kv_keys(&keys, &n, w->kv, 5000);
+    if (rc != SL_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        sl_kv_entry e = {0};
+        if (strncmp(keys[i], "Secret.", 7) || sl_kv_get(&e, w->kv, keys[i]) != SL_OK)
+            continue;
+        Sluice__V1__Secret *s = sluice__v1__secret__unpack(NULL, e.len, e.value);
+        bool ours = false;
+        for (size_t j = 0; s && s->metadata && j < s->metadata->n_annotations; j++)
+            if (!strcmp(s->metadata->annotations[j]->key, SEC_DIR_ANNOTATION))
+                ours = our_dir(w, s->metadata->annotations[j]->value);
+        if (ours) {
+            stored *st = find_stored(w, keys[i], true);
+            if (st)
+                stored_set(st, e.value, e.len);
+        }
+        if (s) {
+            if (s->spec && s->spec->kind_case == SLUICE__V1__SECRET_SPEC__KIND_TLS)
+                sec_wipe(s->spec->tls->private_key, strlen(s->spec->tls->private_key));
+            sluice__v1__secret__free_unpacked(s, NULL);
+        }
+        if (e.value)
+            sec_wipe((void *)e.value, e.len);
+        sl_kv_entry_deinit(&e);
+    }
+    sl_kv_keys_free(keys, n);
+    return SL_OK;
+}
+
+static void sync_all(watcher *w)
+{
+    sec_set want;
+    sec_set_init(&want);
+    sl_counter_inc(w->c_syncs);
+    bool scan_failed = false;
+    for (size_t i = 0; i < w->n_dirs; i++)
+        if (sec_scan_dir(&want, w->dirs[i], w->ns) != SL_OK) {
+            sl_log_warn("scan", "cannot read directory", "dir=%s err=%s", sl_log_q(w->dirs[i]),
+                        sl_log_q(sl_error_msg()));
+            scan_failed = true;
+        }
+    /* Problems first: those keys keep what is stored. */
+    for (size_t i = 0; i < want.n; i++) {
+        sec_item *it = &want.items[i];
+        if (!it->error)
+            continue;
+        sl_counter_inc(w->c_invalid);
+        sl_log_warn("scan", "invalid secret; the stored one stays", "key=%s file=%s reason=%s",
+                    it->key[0] ? it->key : "-", sl_log_q(it->file), sl_log_q(it->error));
+        report(w, it->key, SLUICE__V1__STATUS__STATE__Rejected, it->error);
+    }
+    for (size_t i = 0; i < want.n; i++) {
+        sec_item *it = &want.items[i];
+        if (it->error || !it->value)
+            continue;
+        bool bad_elsewhere = false;
+        for (size_t j = 0; j < want.n; j++)
+            if (want.items[j].error && !strcmp(want.items[j].key, it->key))
+                bad_elsewhere = true;
+        if (bad_elsewhere)
+            continue;
+        stored *s = find_stored(w, it->key, true);
+        if (!s)
+            continue;
+        if (s->value && s->len == it->len && !memcmp(s->value, it->value, it->len)) {
+            report(w, it->key, SLUICE__V1__STATUS__STATE__Accepted, "");
+            continue; /* unchanged: no write */
+        }
+        uint64_t rev = 0;
+        if (sl_kv_put(&rev, w->kv, it->key, it->value, it->len) != SL_OK) {
+            sl_log_warn("kv", "put failed", "key=%s err=%s", it->key, sl_log_q(sl_error_msg()));
+            continue;
+        }
+        stored_set(s, it->value, it->len);
+        sl_counter_inc(w->c_writes);
+        sl_log_info("kv", "secret stored", "key=%s file=%s rev=%" PRIu64 " bytes=%zu", it->key, sl_log_q(it->file),
+                    rev, it->len);
+        report(w, it->key, SLUICE__V1__STATUS__STATE__Accepted, "");
+    }
+    /* Gone from disk: delete (not when a directory could not be read). */
+    for (size_t i = 0; !scan_failed && i < w->n_st;) {
+        stored *s = &w->st[i];
+        if (sec_set_find(&want, s->key)) {
+            i++;
+            continue;
+        }
+        if (s->value) {
+            if (sl_kv_delete(NULL, w->kv, s->key, 0) != SL_OK) {
+                sl_log_warn("kv", "delete failed", "key=%s err=%s", s->key, sl_log_q(sl_error_msg()));
+                i++;
+                continue;
+            }
+            sl_counter_inc(w->c_deletes);
+            sl_log_info("kv", "secret deleted", "key=%s", s->key);
+        }
+        drop_stored(w, s);
+    }
+    size_t live = 0;
+    for (size_t i = 0; i < w->n_st; i++)
+        live += w->st[i].value != NULL;
+    sl_gauge_set(w->g_secrets, (double)live);
+    sec_set_deinit(&want);
+}
+
+static void add_watches(int ifd, watcher *w)
+{
+    const uint32_t mask = IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO |
+                          IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
+    for (size_t i = 0; i < w->n_dirs; i++) {
+        if (inotify_add_watch(ifd, w->dirs[i], mask) < 0)
+            sl_log_warn("watch", "cannot watch directory", "dir=%s err=%s", sl_log_q(w->dirs[i]),
+                        sl_log_q(strerror(errno)));
+    }
+}
+
+/* <name>/ secret directories (Kubernetes mounts swap a ..data symlink). */
+static void add_subdir_watches(int ifd, const char *dir)
+{
+    const uint32_t mask = IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO |
+                          IN_ATTRIB;
+    char path[1200];
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    if (!d)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        struct stat sb;
+        if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+            inotify_add_watch(ifd, path, mask);
+    }
+    closedir(d);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int main(int argc0, char **argv0)
+{
+    sl_service_args args;
+    watcher w = {0};
+    int code = SL_EXIT_FAILURE, argc = 0, ifd = -1;
+    char **argv = NULL;
+    const char *bucket = SL_BUCKET_SECRETS;
+    int64_t debounce_ms = 250, resync_ms = 60000;
+    w.ns = getenv("SLUICE_SECRETS_NAMESPACE") && *getenv("SLUICE_SECRETS_NAMESPACE")
+               ? getenv("SLUICE_SECRETS_NAMESPACE")
+               : SL_RESOURCE_DEFAULT_NAMESPACE;
+
+    sl_service_args_init(&args);
+    if (svcconf_load(&argc, &argv, argc0, argv0, "SLUICE_SECRET_WATCHER_CONFIG") != SL_OK ||
+        sl_service_args_parse(&args, &info, &argc, argv) != SL_OK) {
+        code = sl_service_usage_error(&info);
+        goto out;
+    }
+    if (args.exit_now) {
+        code = args.exit_code;
+        goto out;
+    }
+    if (!(w.dirs = calloc((size_t)argc + 1, sizeof *w.dirs)))
+        goto out;
+    for (int i = 1; i < argc; i++) {
+        int miss = 0;
+        const char *v;
+        if ((v = svcconf_flag(argc, argv, &i, "dir", &miss)))
+            w.dirs[w.n_dirs++] = v;
+        else if (!miss && (v = svcconf_flag(argc, argv, &i, "namespace", &miss)))
+            w.ns = v;
+        else if (!miss && (v = svcconf_flag(argc, argv, &i, "bucket", &miss)))
+            bucket = v;
+        else if (!miss && (v = svcconf_flag(argc, argv, &i, "debounce", &miss))) {
+            if (sl_parse_duration_ms(&debounce_ms, v) != SL_OK) {
+                code = sl_service_usage_error(&info);
+                goto out;
+            }
+        } else if (!miss && (v = svcconf_flag(argc, argv, &i, "resync", &miss))) {
+            if (sl_parse_duration_ms(&resync_ms, v) != SL_OK) {
+                code = sl_service_usage_error(&info);
+                goto out;
+            }
+        } else {
+            sl_error_set(SL_ERR_INVALID, miss ? "%s needs a value" : "unknown flag %s", argv[i]);
+            code = sl_service_usage_error(&info);
+            goto out;
+        }
+    }
+    if (!w.n_dirs && getenv("SLUICE_SECRETS_DIR") && *getenv("SLUICE_SECRETS_DIR"))
+        w.dirs[w.n_dirs++] = getenv("SLUICE_SECRETS_DIR");
+    if (!w.n_dirs) {
+        sl_error_set(SL_ERR_INVALID, "no --dir given");
+        code = sl_service_usage_error(&info);
+        goto out;
+    }
+    if (sl_resource_check_namespace(w.ns) != SL_OK) {
+        code = sl_service_usage_error(&info);
+        goto out;
+    }
+
+    if (sl_service_new(&w.svc, &info, &args) != SL_OK || sl_service_connect(&w.nc, w.svc) != SL_OK) {
+        sl_log_error("main", "start failed", "err=%s", sl_log_q(sl_error_msg()));
+        goto out;
+    }
+    sl_metrics *reg = sl_service_metrics(w.svc);
+    if (sl_metrics_counter(&w.c_writes, reg, "sluice_secret_watcher_writes_total", "Secrets written to the KV.") !=
+            SL_OK ||
+        sl_metrics_counter(&w.c_deletes, reg, "sluice_secret_watcher_deletes_total",
+                           "Secrets deleted from the KV.") != SL_OK ||
+        sl_metrics_counter(&w.c_invalid, reg, "sluice_secret_watcher_invalid_total",
+                           "Invalid secret files seen (the stored secret stays).") != SL_OK ||
+        sl_metrics_counter(&w.c_syncs, reg, "sluice_secret_watcher_syncs_total", "Directory scans.") != SL_OK ||
+        sl_metrics_gauge(&w.g_secrets, reg, "sluice_secret_watcher_secrets", "Secrets this watcher stores.") !=
+            SL_OK)
+        goto out;
+    sl_kv_config kc;
+    sl_kv_config_init(&kc, bucket);
+    kc.description = "Sluice: secrets (written by sluice-secret-watcher, read by the translator)";
+    if (sl_kv_open(&w.kv, w.nc, &kc) != SL_OK || load_stored(&w) != SL_OK) {
+        sl_log_error("main", "secrets bucket", "bucket=%s err=%s", bucket, sl_log_q(sl_error_msg()));
+        goto out;
+    }
+    if ((ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0) {
+        sl_log_error("main", "inotify", "err=%s", sl_log_q(strerror(errno)));
+        goto out;
+    }
+    add_watches(ifd, &w);
+    for (size_t i = 0; i < w.n_dirs; i++)
+        add_subdir_watches(ifd, w.dirs[i]);
+    sync_all(&w);
+    sl_service_set_ready(w.svc, true);
+    sl_log_info("main", "watching", "dirs=%zu namespace=%s debounce_ms=%" PRId64, w.n_dirs, w.ns, debounce_ms);
+
+    int64_t due = -1, next_resync = resync_ms > 0 ? mono_ms() + resync_ms : -1;
+    while (!sl_service_stopping(w.svc)) {
+        struct pollfd p = {.fd = ifd, .events = POLLIN};
+        int r = poll(&p, 1, 100);
+        if (r > 0 && (p.revents & POLLIN)) {
+            char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+            while (read(ifd, buf, sizeof buf) > 0) {
+            }
+            due = mono_ms() + debounce_ms; /* rotation writes several files: wait for quiet */
+        }
+        int64_t now = mono_ms();
+        if ((due >= 0 && now >= due) || (next_resync >= 0 && now >= next_resync)) {
+            due = -1;
+            if (resync_ms > 0)
+                next_resync = now + resync_ms;
+            add_watches(ifd, &w); /* a directory may have been re-created */
+            for (size_t i = 0; i < w.n_dirs; i++)
+                add_subdir_watches(ifd, w.dirs[i]);
+            sync_all(&w);
+        }
+    }
+    code = sl_service_wait_stop(w.svc);
+    sl_service_set_ready(w.svc, false);
+
+out:
+    if (ifd >= 0)
+        close(ifd);
+    for (size_t i = 0; i < w.n_st; i++) {
+        stored_set(&w.st[i], NULL, 0);
+        free(w.st[i].reason);
+    }
+    free(w.st);
+    free(w.dirs);
+    sl_kv_free(w.kv);
+    sl_service_free(w.svc);
+    sl_service_args_deinit(&args);
+    svcconf_free(argc, argv);
+    return code;
+}
