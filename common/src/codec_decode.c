@@ -1146,12 +1146,11 @@ static sl_status decode_doc(ProtobufCMessage **out, const ProtobufCMessageDescri
     m = new_message(&d, desc);
     if (!m)
         goto out;
-    if (json && (!root || root->kind != CODEC_MAP)) {
-        if (root)
-            mismatch(&d, root, "an object");
-        else
-            report(&d, SL_DIAG_ERROR, NULL, codec_sb_str(&d.path),
-                   "%s: expected an object, got an empty document", codec_sb_str(&d.path));
+    if (json && !root) {
+        char what[64];
+        message_noun(&d, desc, false, what, sizeof(what));
+        report(&d, SL_DIAG_ERROR, NULL, codec_sb_str(&d.path), "%s: expected %s, got an empty document",
+               codec_sb_str(&d.path), what);
     } else if (root) {
         d.root_map = root->kind == CODEC_MAP ? root : NULL;
         dec_into(&d, root, m);

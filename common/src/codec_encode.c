@@ -86,6 +86,25 @@ static void utf8_clean(codec_sb *out, const char *s)
     }
 }
 
+/* The code point of the valid UTF-8 sequence at s (n bytes). */
+static unsigned utf8_decode(const unsigned char *s, size_t n)
+{
+    unsigned cp = n == 1 ? s[0] : n == 2 ? s[0] & 0x1fu : n == 3 ? s[0] & 0x0fu : s[0] & 0x07u;
+
+    for (size_t i = 1; i < n; i++)
+        cp = (cp << 6) | (s[i] & 0x3fu);
+    return cp;
+}
+
+/* Characters YAML does not take raw inside a quoted scalar: C0 and C1
+ * controls, DEL, the Unicode line breaks (folded like newlines) and the
+ * non-characters and BOM its reader refuses. They must be escaped. */
+static bool must_escape(unsigned cp)
+{
+    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 ||
+           cp == 0xfeff || cp == 0xfffe || cp == 0xffff;
+}
+
 /* --- JSON writer ------------------------------------------------------------ */
 
 typedef struct json_writer {
@@ -124,34 +143,29 @@ static void jw_prefix(json_writer *w)
 static void jw_string(json_writer *w, const char *s)
 {
     codec_sb clean;
+    const unsigned char *p;
 
     codec_sb_init(&clean);
     utf8_clean(&clean, s);
     codec_sb_putc(&w->sb, '"');
-    for (const char *p = codec_sb_str(&clean); *p; p++) {
-        unsigned char c = (unsigned char)*p;
-        switch (c) {
-        case '"':
+    for (p = (const unsigned char *)codec_sb_str(&clean); *p;) {
+        size_t n = utf8_seq(p);
+        unsigned cp = utf8_decode(p, n);
+        if (cp == '"')
             codec_sb_puts(&w->sb, "\\\"");
-            break;
-        case '\\':
+        else if (cp == '\\')
             codec_sb_puts(&w->sb, "\\\\");
-            break;
-        case '\n':
+        else if (cp == '\n')
             codec_sb_puts(&w->sb, "\\n");
-            break;
-        case '\r':
+        else if (cp == '\r')
             codec_sb_puts(&w->sb, "\\r");
-            break;
-        case '\t':
+        else if (cp == '\t')
             codec_sb_puts(&w->sb, "\\t");
-            break;
-        default:
-            if (c < 0x20)
-                codec_sb_printf(&w->sb, "\\u%04x", c);
-            else
-                codec_sb_putc(&w->sb, (char)c);
-        }
+        else if (must_escape(cp))
+            codec_sb_printf(&w->sb, "\\u%04x", cp);
+        else
+            codec_sb_putn(&w->sb, (const char *)p, n);
+        p += n;
     }
     codec_sb_putc(&w->sb, '"');
     if (clean.oom)
@@ -303,13 +317,18 @@ static bool yw_text(yaml_writer *w, const char *text, bool quote)
     return ok;
 }
 
-/* Quoting is also clearer than YAML's folded forms for control characters
- * (a newline in single quotes is a blank line). */
+/* Strings with characters that need escapes go in double quotes, where
+ * libyaml escapes them (other styles would fold or refuse them). */
 static bool has_control(const char *s)
 {
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+    const unsigned char *p = (const unsigned char *)s;
+
+    while (*p) {
+        size_t n = utf8_seq(p);
+        if (!n || must_escape(utf8_decode(p, n)))
             return true;
+        p += n;
+    }
     return false;
 }
 

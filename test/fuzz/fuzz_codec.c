@@ -17,7 +17,7 @@
 #include "sluice/types.h"
 
 /* Inputs past this size only slow the fuzzer down. */
-#define MAX_INPUT (64 * 1024)
+#define FUZZ_MAX_INPUT (64 * 1024)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -48,9 +48,9 @@ static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
 }
 
 /* encode(m) as JSON or YAML, decode it again, compare the packed bytes. */
-static void round_trip(const ProtobufCMessage *m, bool yaml)
+static void round_trip(const ProtobufCMessage *m, bool yaml, unsigned flags)
 {
-    sl_codec_options o = {.resolver = sl_types_find_url};
+    sl_codec_options o = {.resolver = sl_types_find_url, .flags = flags};
     ProtobufCMessage *copy = NULL;
     uint8_t *a, *b;
     size_t la, lb, len;
@@ -106,8 +106,8 @@ static void decode_as(const char *type, const char *text, size_t size, bool json
         sl_diag_format(line, sizeof(line), sl_diag_get(&d, i));
     }
     if (m) {
-        round_trip(m, false);
-        round_trip(m, true);
+        round_trip(m, false, size % 2 ? SL_CODEC_JSON_COMPACT : 0);
+        round_trip(m, true, 0);
         if (!arena)
             protobuf_c_message_free_unpacked(m, NULL);
     }
@@ -154,7 +154,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sl_arena arena;
     size_t i = 0;
 
-    if (size > MAX_INPUT)
+    if (size > FUZZ_MAX_INPUT)
         return 0;
     sl_arena_init(&arena, 0);
     for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++)

@@ -434,6 +434,26 @@ static void strings_are_quoted_only_when_needed(void **state)
     }
 }
 
+static void characters_yaml_will_not_take_raw_are_escaped(void **state)
+{
+    /* C1 controls, DEL, Unicode line breaks and the BOM: YAML folds or
+     * refuses them raw, so JSON output escapes them and YAML output puts
+     * them in double quotes. */
+    Google__Protobuf__Value *v = (void *)decode_str(
+        "google.protobuf.Value", "\"a\\x80b\\x7f\\N\\L\\P\\ufeff\\x01\\ue000\"");
+    char *json, *yaml;
+
+    assert_string_equal(v->string_value, "a\xc2\x80" "b\x7f\xc2\x85\xe2\x80\xa8\xe2\x80\xa9\xef\xbb\xbf\x01\xee\x80\x80");
+    json = encode_json(&v->base, 0);
+    assert_string_equal(json, "\"a\\u0080b\\u007f\\u0085\\u2028\\u2029\\ufeff\\u0001\xee\x80\x80\"\n");
+    free(json);
+    yaml = encode_yaml(&v->base);
+    assert_string_equal(yaml, "\"a\\x80b\\x7F\\N\\L\\P\\uFEFF\\x01\xee\x80\x80\"\n");
+    free(yaml);
+    assert_roundtrip(&v->base);
+    protobuf_c_message_free_unpacked(&v->base, NULL);
+}
+
 static void wrappers_as_bare_scalars(void **state)
 {
     Cluster *c = (Cluster *)decode_str("envoy.config.cluster.v3.Cluster",
@@ -900,6 +920,7 @@ int main(void)
         cmocka_unit_test(names_in_both_spellings),
         cmocka_unit_test(scalars_in_every_form),
         cmocka_unit_test(strings_are_quoted_only_when_needed),
+        cmocka_unit_test(characters_yaml_will_not_take_raw_are_escaped),
         cmocka_unit_test(wrappers_as_bare_scalars),
         cmocka_unit_test(durations_and_timestamps),
         cmocka_unit_test(struct_value_and_list_value),

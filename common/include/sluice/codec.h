@@ -101,8 +101,8 @@ sl_status sl_codec_decode_yaml(ProtobufCMessage **out, const ProtobufCMessageDes
                                const char *data, size_t len, const sl_codec_options *opts,
                                sl_diag *diag);
 
-/* The same for JSON text: the top-level value must be an object, and
- * messages name JSON's types ("expected an object, got an array"). */
+/* The same for JSON text: an empty text is an error, and messages name
+ * JSON's types ("expected an object, got an array"). */
 sl_status sl_codec_decode_json(ProtobufCMessage **out, const ProtobufCMessageDescriptor *desc,
                                const char *data, size_t len, const sl_codec_options *opts,
                                sl_diag *diag);
