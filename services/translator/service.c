@@ -1,0 +1,683 @@
+/* service.c - see service.h. */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "service.h"
+#include "sluice/envelope.h"
+#include "sluice/kinds.h"
+#include "sluice/log.h"
+#include "sluice/resource.h"
+#include "sluice/v1/events.pb-c.h"
+#include "translator.h"
+#include "xds.h"
+
+#define COMP "translator"
+
+/* ---- what we wrote to the xds bucket: key -> bytes, revision ---- */
+
+typedef struct written {
+    char *key;
+    uint8_t *data;
+    size_t len;
+    uint64_t rev;
+    int live; /* named by this translation */
+    struct written *next;
+} written;
+
+typedef struct wmap {
+    written **b;
+    size_t cap, n;
+} wmap;
+
+static size_t hstr(const char *s)
+{
+    size_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static written *wmap_get(wmap *m, const char *key)
+{
+    if (!m->cap)
+        return NULL;
+    for (written *w = m->b[hstr(key) % m->cap]; w; w = w->next)
+        if (strcmp(w->key, key) == 0)
+            return w;
+    return NULL;
+}
+
+static written *wmap_put(wmap *m, const char *key)
+{
+    written *w = wmap_get(m, key);
+    if (w)
+        return w;
+    if (m->n + 1 > m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 1024;
+        written **b = calloc(cap, sizeof *b);
+        if (!b)
+            return NULL;
+        for (size_t i = 0; i < m->cap; i++)
+            for (written *x = m->b[i], *nx; x; x = nx) {
+                nx = x->next;
+                x->next = b[hstr(x->key) % cap];
+                b[hstr(x->key) % cap] = x;
+            }
+        free(m->b);
+        m->b = b;
+        m->cap = cap;
+    }
+    if (!(w = calloc(1, sizeof *w)) || !(w->key = strdup(key))) {
+        free(w);
+        return NULL;
+    }
+    w->next = m->b[hstr(key) % m->cap];
+    m->b[hstr(key) % m->cap] = w;
+    m->n++;
+    return w;
+}
+
+static void wmap_del(wmap *m, const char *key)
+{
+    written **pp;
+    if (!m->cap)
+        return;
+    for (pp = &m->b[hstr(key) % m->cap]; *pp; pp = &(*pp)->next)
+        if (strcmp((*pp)->key, key) == 0) {
+            written *w = *pp;
+            *pp = w->next;
+            free(w->key);
+            free(w->data);
+            free(w);
+            m->n--;
+            return;
+        }
+}
+
+static void wmap_free(wmap *m)
+{
+    for (size_t i = 0; i < m->cap; i++)
+        for (written *w = m->b[i], *nx; w; w = nx) {
+            nx = w->next;
+            free(w->key);
+            free(w->data);
+            free(w);
+        }
+    free(m->b);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- the service ---- */
+
+struct tr_service {
+    sl_service *svc;
+    sl_nats *nc;
+    sl_loop *loop;
+    tr_service_opts o;
+    sl_kv *kv_config, *kv_secrets, *kv_endpoints, *kv_xds;
+    sl_kv_watch *w_config, *w_secrets, *w_endpoints;
+    int initial_pending; /* watches that have not delivered their initial values */
+    sl_tr_store *store;
+    wmap xds;      /* <proxy>.<type>.<name> and <proxy>.commit as written */
+    wmap reports;  /* Kind.ns.name -> last published report bytes */
+    char **proxies; /* proxies of the last translation */
+    size_t n_proxies;
+    /* debounce */
+    pthread_t timer;
+    int timer_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;
+    int dirty;
+    int posted;
+    int64_t first_change_ms, last_change_ms;
+    char reporter_id[64];
+    /* metrics */
+    sl_counter *m_translations, *m_writes, *m_deletes, *m_reports, *m_bad_input, *m_errors;
+    sl_histogram *m_duration;
+    sl_gauge *m_resources;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void translate_task(void *ud);
+
+/* The timer thread: posts one translation when the changes have been quiet
+ * for debounce_ms, or waited max_delay_ms. */
+static void *timer_main(void *ud)
+{
+    tr_service *s = ud;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stop) {
+        int64_t now = now_ms(), due;
+        if (!s->dirty || s->posted) {
+            pthread_cond_wait(&s->cv, &s->mu);
+            continue;
+        }
+        due = s->last_change_ms + s->o.debounce_ms;
+        if (s->first_change_ms + s->o.max_delay_ms < due)
+            due = s->first_change_ms + s->o.max_delay_ms;
+        if (now >= due) {
+            s->posted = 1;
+            s->dirty = 0;
+            pthread_mutex_unlock(&s->mu);
+            if (sl_loop_post(s->loop, s, translate_task, NULL, s) != SL_OK) {
+                pthread_mutex_lock(&s->mu);
+                s->posted = 0;
+                s->dirty = 1;
+                continue;
+            }
+            pthread_mutex_lock(&s->mu);
+            continue;
+        }
+        {
+            struct timespec ts;
+            int64_t wait = due - now;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += wait / 1000;
+            ts.tv_nsec += (wait % 1000) * 1000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+static void mark_dirty(tr_service *s)
+{
+    int64_t now = now_ms();
+    if (s->initial_pending > 0)
+        return; /* the first translation runs when every initial value is in */
+    pthread_mutex_lock(&s->mu);
+    if (!s->dirty)
+        s->first_change_ms = now;
+    s->dirty = 1;
+    s->last_change_ms = now;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- input ---- */
+
+static void on_entry(sl_kv_watch *w, const sl_kv_entry *e, void *ud)
+{
+    tr_service *s = ud;
+    sl_resource_id id;
+    const sl_kind *k;
+    bool endpoints = w == s->w_endpoints;
+
+    if (sl_resource_key_parse(&id, e->key, !endpoints) != SL_OK) {
+        sl_log_warn(COMP, "ignoring a key that is not a resource key", "key=%s err=%s", sl_log_q(e->key),
+                    sl_log_q(sl_error_msg()));
+        sl_counter_inc(s->m_bad_input);
+        return;
+    }
+    k = endpoints ? sl_kind_by_name("EndpointSet") : sl_kind_by_name(id.kind);
+    if (!k || (!endpoints && strcmp(k->bucket, w == s->w_config ? SL_BUCKET_CONFIG : SL_BUCKET_SECRETS) != 0)) {
+        sl_log_warn(COMP, "ignoring a key of an unknown kind", "key=%s", sl_log_q(e->key));
+        sl_counter_inc(s->m_bad_input);
+        return;
+    }
+    if (e->op == SL_KV_PUT) {
+        if (sl_tr_store_put_packed(s->store, k, e->value, e->len, e->revision) != SL_OK) {
+            /* Bad bytes: keep the previous version (if any) serving. */
+            sl_log_warn(COMP, "ignoring a value that does not decode; the previous version stays", "key=%s err=%s",
+                        sl_log_q(e->key), sl_log_q(sl_error_msg()));
+            sl_counter_inc(s->m_bad_input);
+            return;
+        }
+    } else {
+        sl_tr_store_remove(s->store, k, id.ns, id.name);
+    }
+    mark_dirty(s);
+}
+
+static void on_initial_done(sl_kv_watch *w, void *ud)
+{
+    tr_service *s = ud;
+    (void)w;
+    if (--s->initial_pending == 0) {
+        sl_log_info(COMP, "initial values loaded; translating");
+        mark_dirty(s);
+    }
+}
+
+static void on_failed(sl_kv_watch *w, sl_status st, const char *msg, void *ud)
+{
+    tr_service *s = ud;
+    (void)w;
+    sl_log_error(COMP, "watch failed; stopping", "status=%s err=%s", sl_status_str(st), sl_log_q(msg));
+    sl_service_request_stop(s->svc, SL_EXIT_FAILURE);
+}
+
+/* ---- output ---- */
+
+static sl_status put_resource(tr_service *s, const char *key, const uint8_t *data, size_t len, uint64_t *rev)
+{
+    written *w = wmap_get(&s->xds, key);
+    sl_status rc;
+    if (w && w->len == len && memcmp(w->data, data, len) == 0) {
+        *rev = w->rev;
+        w->live = 1;
+        return SL_OK;
+    }
+    if ((rc = sl_kv_put(rev, s->kv_xds, key, data, len)) != SL_OK)
+        return rc;
+    sl_counter_inc(s->m_writes);
+    if (!(w = wmap_put(&s->xds, key)))
+        return SL_ERR_NOMEM;
+    free(w->data);
+    w->data = malloc(len ? len : 1);
+    if (!w->data)
+        return SL_ERR_NOMEM;
+    memcpy(w->data, data, len);
+    w->len = len;
+    w->rev = *rev;
+    w->live = 1;
+    return SL_OK;
+}
+
+/* The next commit revision of a proxy: one more than the last commit. */
+static uint64_t next_commit_revision(tr_service *s, const char *commit_key)
+{
+    written *w = wmap_get(&s->xds, commit_key);
+    uint64_t r = 0;
+    if (w && w->data) {
+        json_error_t err;
+        json_t *j = json_loadb((const char *)w->data, w->len, 0, &err);
+        if (j && json_is_integer(json_object_get(j, "revision")))
+            r = (uint64_t)json_integer_value(json_object_get(j, "revision"));
+        json_decref(j);
+    }
+    return r + 1;
+}
+
+static sl_status write_proxy(tr_service *s, const sl_tr_proxy *p, size_t *n_res)
+{
+    char ptok[512], ntok[1024], key[1600], commit_key[600];
+    json_t *commit = json_object(), *res = json_object();
+    sl_status rc = SL_OK;
+    char *text = NULL;
+    uint64_t rev;
+
+    if (!commit || !res) {
+        rc = SL_ERR_NOMEM;
+        goto out;
+    }
+    if ((rc = sl_xds_key_escape(ptok, sizeof ptok, p->name)) != SL_OK)
+        goto out;
+    snprintf(commit_key, sizeof commit_key, "%s.commit", ptok);
+    for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
+        json_t *names = json_object();
+        if (!names) {
+            rc = SL_ERR_NOMEM;
+            goto out;
+        }
+        json_object_set_new(res, sl_xds_type_token((sl_xds_type)t), names);
+        for (size_t i = 0; i < p->n[t]; i++) {
+            const sl_tr_resource *r = &p->res[t][i];
+            if ((rc = sl_xds_key_escape(ntok, sizeof ntok, r->name)) != SL_OK)
+                goto out;
+            snprintf(key, sizeof key, "%s.%s.%s", ptok, sl_xds_type_token((sl_xds_type)t), ntok);
+            if ((rc = put_resource(s, key, r->data, r->len, &rev)) != SL_OK)
+                goto out;
+            json_object_set_new(names, r->name, json_integer((json_int_t)rev));
+            (*n_res)++;
+        }
+    }
+    json_object_set_new(commit, "revision", json_integer((json_int_t)next_commit_revision(s, commit_key)));
+    json_object_set(commit, "resources", res);
+    /* Compare without the revision: an unchanged set is not committed again. */
+    {
+        written *w = wmap_get(&s->xds, commit_key);
+        char *now = json_dumps(res, JSON_COMPACT | JSON_SORT_KEYS);
+        bool same = false;
+        if (w && w->data && now) {
+            json_error_t err;
+            json_t *old = json_loadb((const char *)w->data, w->len, 0, &err);
+            char *oldres = old ? json_dumps(json_object_get(old, "resources"), JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+            same = oldres && strcmp(oldres, now) == 0;
+            free(oldres);
+            json_decref(old);
+        }
+        free(now);
+        if (same) {
+            w->live = 1;
+            goto out;
+        }
+    }
+    if (!(text = json_dumps(commit, JSON_COMPACT | JSON_SORT_KEYS))) {
+        rc = SL_ERR_NOMEM;
+        goto out;
+    }
+    if ((rc = put_resource(s, commit_key, (const uint8_t *)text, strlen(text), &rev)) != SL_OK)
+        goto out;
+    sl_log_info(COMP, "committed", "proxy=%s revision=%" PRIu64 " kv_revision=%" PRIu64, sl_log_q(p->name),
+                next_commit_revision(s, commit_key) - 1, rev);
+out:
+    free(text);
+    json_decref(res);
+    json_decref(commit);
+    return rc;
+}
+
+/* Proxies that had resources before and have none now get an empty commit. */
+static void write_gone_proxies(tr_service *s, const sl_tr_result *r)
+{
+    for (size_t i = 0; i < s->n_proxies; i++) {
+        sl_tr_proxy empty;
+        size_t n = 0;
+        if (sl_tr_result_proxy(r, s->proxies[i]))
+            continue;
+        memset(&empty, 0, sizeof empty);
+        empty.name = s->proxies[i];
+        if (write_proxy(s, &empty, &n) != SL_OK)
+            sl_log_warn(COMP, "could not write the empty commit of a removed proxy", "proxy=%s err=%s",
+                        sl_log_q(s->proxies[i]), sl_log_q(sl_error_msg()));
+    }
+    for (size_t i = 0; i < s->n_proxies; i++)
+        free(s->proxies[i]);
+    free(s->proxies);
+    s->proxies = calloc(r->n_proxies + 1, sizeof *s->proxies);
+    s->n_proxies = 0;
+    for (size_t i = 0; s->proxies && i < r->n_proxies; i++)
+        if ((s->proxies[s->n_proxies] = strdup(r->proxies[i].name)))
+            s->n_proxies++;
+}
+
+/* Deletes the resource keys no commit names any more (after the commits). */
+static void delete_stale(tr_service *s)
+{
+    char **stale = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; i < s->xds.cap; i++)
+        for (written *w = s->xds.b[i]; w; w = w->next) {
+            size_t kl = strlen(w->key);
+            if (w->live || (kl > 7 && strcmp(w->key + kl - 7, ".commit") == 0))
+                continue;
+            if (n == cap) {
+                char **v = realloc(stale, (cap = cap ? cap * 2 : 64) * sizeof *v);
+                if (!v)
+                    break;
+                stale = v;
+            }
+            stale[n++] = w->key;
+        }
+    for (size_t i = 0; i < n; i++) {
+        char *key = strdup(stale[i]);
+        if (!key)
+            continue;
+        if (sl_kv_delete(NULL, s->kv_xds, key, 0) == SL_OK) {
+            sl_counter_inc(s->m_deletes);
+            wmap_del(&s->xds, key);
+        } else {
+            sl_log_warn(COMP, "could not delete a stale resource", "key=%s err=%s", sl_log_q(key),
+                        sl_log_q(sl_error_msg()));
+        }
+        free(key);
+    }
+    free(stale);
+}
+
+static void publish_reports(tr_service *s, const sl_tr_result *r)
+{
+    for (size_t i = 0; i < r->n_reports; i++) {
+        const sl_tr_report *rp = &r->reports[i];
+        Sluice__V1__Report m = SLUICE__V1__REPORT__INIT;
+        Sluice__V1__ObjectRef ref = SLUICE__V1__OBJECT_REF__INIT;
+        Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+        char subject[512], key[512], rv[32];
+        uint8_t *buf;
+        size_t len;
+        written *w;
+        struct timespec now;
+
+        ref.kind = (char *)rp->kind->kind;
+        ref.namespace_ = rp->ns;
+        ref.name = rp->name;
+        m.resource = &ref;
+        m.source = "translator";
+        m.state = (Sluice__V1__Status__State)rp->state;
+        m.reason = rp->reason;
+        m.warnings = rp->warnings;
+        m.n_warnings = rp->n_warnings;
+        m.resource_version = rp->resource_version[0] ? rp->resource_version : rv;
+        snprintf(rv, sizeof rv, "%" PRIu64, rp->revision);
+        m.generation = rp->generation;
+        m.reporter_id = s->reporter_id;
+        /* Unchanged reports are not sent again (no time in the comparison). */
+        len = protobuf_c_message_get_packed_size(&m.base);
+        if (!(buf = malloc(len ? len : 1)))
+            continue;
+        protobuf_c_message_pack(&m.base, buf);
+        snprintf(key, sizeof key, "%s.%s.%s", rp->kind->kind, rp->ns, rp->name);
+        w = wmap_get(&s->reports, key);
+        if (w && w->len == len && memcmp(w->data, buf, len) == 0) {
+            w->live = 1;
+            free(buf);
+            continue;
+        }
+        clock_gettime(CLOCK_REALTIME, &now);
+        ts.seconds = now.tv_sec;
+        ts.nanos = (int32_t)now.tv_nsec;
+        m.time = &ts;
+        if (sl_resource_subject(subject, sizeof subject, "sluice.report.translator", rp->kind->kind, rp->ns,
+                                rp->name) != SL_OK ||
+            sl_envelope_publish_pb(s->nc, subject, &m.base, NULL) != SL_OK) {
+            sl_log_warn(COMP, "could not publish a report", "resource=%s err=%s", sl_log_q(key),
+                        sl_log_q(sl_error_msg()));
+            free(buf);
+            continue;
+        }
+        sl_counter_inc(s->m_reports);
+        if ((w = wmap_put(&s->reports, key))) {
+            free(w->data);
+            w->data = buf;
+            w->len = len;
+            w->live = 1;
+        } else {
+            free(buf);
+        }
+    }
+}
+
+static void translate_task(void *ud)
+{
+    tr_service *s = ud;
+    sl_tr_result *r = NULL;
+    sl_tr_options to = {0};
+    int64_t t0 = now_ms();
+    size_t n_res = 0;
+    bool failed = false;
+
+    pthread_mutex_lock(&s->mu);
+    s->posted = 0;
+    pthread_mutex_unlock(&s->mu);
+    to.settings_namespace = s->o.settings_namespace;
+    if (sl_tr_translate(&r, s->store, &to) != SL_OK) {
+        sl_log_error(COMP, "translation failed", "err=%s", sl_log_q(sl_error_msg()));
+        sl_counter_inc(s->m_errors);
+        mark_dirty(s);
+        return;
+    }
+    for (size_t i = 0; i < s->xds.cap; i++)
+        for (written *w = s->xds.b[i]; w; w = w->next)
+            w->live = 0;
+    for (size_t i = 0; i < r->n_proxies; i++)
+        if (write_proxy(s, &r->proxies[i], &n_res) != SL_OK) {
+            sl_log_error(COMP, "writing the xds bucket failed; retrying", "proxy=%s err=%s",
+                         sl_log_q(r->proxies[i].name), sl_log_q(sl_error_msg()));
+            failed = true;
+        }
+    write_gone_proxies(s, r);
+    if (!failed)
+        delete_stale(s);
+    publish_reports(s, r);
+    sl_counter_inc(s->m_translations);
+    sl_histogram_observe(s->m_duration, (double)(now_ms() - t0) / 1000.0);
+    sl_gauge_set(s->m_resources, (double)n_res);
+    sl_log_debug(COMP, "translated", "proxies=%zu resources=%zu ms=%" PRId64, r->n_proxies, n_res, now_ms() - t0);
+    sl_tr_result_free(r);
+    if (failed) {
+        sl_counter_inc(s->m_errors);
+        mark_dirty(s);
+    }
+}
+
+/* Reads what the xds bucket holds so an unchanged resource is not
+ * rewritten after a restart. */
+static sl_status load_xds(tr_service *s)
+{
+    sl_kv_watch *w = NULL;
+    sl_status rc;
+    if ((rc = sl_kv_watch_new(&w, s->kv_xds, NULL)) != SL_OK)
+        return rc;
+    for (;;) {
+        sl_kv_entry e = {0};
+        bool done = false;
+        rc = sl_kv_watch_next(&e, &done, w, 10000);
+        if (rc != SL_OK || done)
+            break;
+        if (e.op == SL_KV_PUT) {
+            written *x = wmap_put(&s->xds, e.key);
+            if (x) {
+                free(x->data);
+                x->data = malloc(e.len ? e.len : 1);
+                if (x->data)
+                    memcpy(x->data, e.value, e.len);
+                x->len = x->data ? e.len : 0;
+                x->rev = e.revision;
+                /* A proxy with a commit is one we may have to empty later. */
+                if (e.len && strlen(e.key) > 7 && strcmp(e.key + strlen(e.key) - 7, ".commit") == 0) {
+                    char tok[512], name[512];
+                    snprintf(tok, sizeof tok, "%.*s", (int)(strlen(e.key) - 7), e.key);
+                    if (sl_xds_key_unescape(name, sizeof name, tok) == SL_OK) {
+                        char **v = realloc(s->proxies, (s->n_proxies + 1) * sizeof *v);
+                        if (v) {
+                            s->proxies = v;
+                            if ((v[s->n_proxies] = strdup(name)))
+                                s->n_proxies++;
+                        }
+                    }
+                }
+            }
+        }
+        sl_kv_entry_deinit(&e);
+    }
+    sl_kv_watch_free(w);
+    return rc == SL_ERR_TIMEOUT ? sl_error_set(SL_ERR_TIMEOUT, "reading the xds bucket timed out") : rc;
+}
+
+sl_status tr_service_start(tr_service **out, sl_service *svc, sl_nats *nc, sl_loop *loop, const tr_service_opts *opts)
+{
+    tr_service *s = calloc(1, sizeof *s);
+    sl_kv_config cfg;
+    sl_kv_watch_handlers h = {on_entry, on_initial_done, on_failed};
+    sl_metrics *reg = sl_service_metrics(svc);
+    static const double bounds[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
+    sl_status rc;
+
+    *out = NULL;
+    if (!s)
+        return SL_ERR_NOMEM;
+    s->svc = svc;
+    s->nc = nc;
+    s->loop = loop;
+    s->o = *opts;
+    if (s->o.debounce_ms <= 0)
+        s->o.debounce_ms = 100;
+    if (s->o.max_delay_ms < s->o.debounce_ms)
+        s->o.max_delay_ms = s->o.debounce_ms * 10;
+    if (!s->o.xds_bucket)
+        s->o.xds_bucket = "sluice_xds";
+    snprintf(s->reporter_id, sizeof s->reporter_id, "sluice-translator-%ld", (long)getpid());
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    if ((rc = sl_tr_store_new(&s->store)) != SL_OK)
+        goto err;
+    sl_metrics_counter(&s->m_translations, reg, "sluice_translator_translations_total", "Translations run.");
+    sl_metrics_counter(&s->m_writes, reg, "sluice_translator_xds_writes_total", "Resources and commits written.");
+    sl_metrics_counter(&s->m_deletes, reg, "sluice_translator_xds_deletes_total", "Stale resources deleted.");
+    sl_metrics_counter(&s->m_reports, reg, "sluice_translator_reports_total", "Reports published.");
+    sl_metrics_counter(&s->m_bad_input, reg, "sluice_translator_bad_input_total", "KV entries ignored as invalid.");
+    sl_metrics_counter(&s->m_errors, reg, "sluice_translator_errors_total", "Translations or writes that failed.");
+    sl_metrics_histogram(&s->m_duration, reg, "sluice_translator_duration_seconds", "Time to translate and write.",
+                         bounds, sizeof bounds / sizeof *bounds);
+    sl_metrics_gauge(&s->m_resources, reg, "sluice_translator_resources", "Envoy resources of the last translation.");
+
+    sl_kv_config_init(&cfg, s->o.xds_bucket);
+    cfg.history = 5; /* the xds server may fetch a revision a commit names */
+    cfg.description = "Envoy resources per proxy, with a commit per proxy (sluice-translator)";
+    if ((rc = sl_kv_open(&s->kv_xds, nc, &cfg)) != SL_OK || (rc = load_xds(s)) != SL_OK)
+        goto err;
+    sl_kv_config_init(&cfg, SL_BUCKET_CONFIG);
+    if ((rc = sl_kv_open(&s->kv_config, nc, &cfg)) != SL_OK)
+        goto err;
+    sl_kv_config_init(&cfg, SL_BUCKET_SECRETS);
+    if ((rc = sl_kv_open(&s->kv_secrets, nc, &cfg)) != SL_OK)
+        goto err;
+    sl_kv_config_init(&cfg, SL_BUCKET_ENDPOINTS);
+    if ((rc = sl_kv_open(&s->kv_endpoints, nc, &cfg)) != SL_OK)
+        goto err;
+    if (pthread_create(&s->timer, NULL, timer_main, s) != 0) {
+        rc = sl_error_set(SL_ERR_INTERNAL, "cannot start the debounce thread");
+        goto err;
+    }
+    s->timer_started = 1;
+    s->initial_pending = 3;
+    if ((rc = sl_kv_watch_start(&s->w_config, s->kv_config, NULL, loop, &h, s)) != SL_OK ||
+        (rc = sl_kv_watch_start(&s->w_secrets, s->kv_secrets, NULL, loop, &h, s)) != SL_OK ||
+        (rc = sl_kv_watch_start(&s->w_endpoints, s->kv_endpoints, NULL, loop, &h, s)) != SL_OK)
+        goto err;
+    *out = s;
+    return SL_OK;
+err:
+    tr_service_free(s);
+    return rc;
+}
+
+void tr_service_free(tr_service *s)
+{
+    if (!s)
+        return;
+    sl_kv_watch_free(s->w_config);
+    sl_kv_watch_free(s->w_secrets);
+    sl_kv_watch_free(s->w_endpoints);
+    if (s->timer_started) {
+        pthread_mutex_lock(&s->mu);
+        s->stop = 1;
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->timer, NULL);
+    }
+    sl_loop_cancel(s->loop, s);
+    sl_kv_free(s->kv_config);
+    sl_kv_free(s->kv_secrets);
+    sl_kv_free(s->kv_endpoints);
+    sl_kv_free(s->kv_xds);
+    sl_tr_store_free(s->store);
+    wmap_free(&s->xds);
+    wmap_free(&s->reports);
+    for (size_t i = 0; i < s->n_proxies; i++)
+        free(s->proxies[i]);
+    free(s->proxies);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}

@@ -1,0 +1,300 @@
+/* A real nats-server and the real sluice-translator binary: resources put
+ * into the config KV become Envoy resources and a commit in sluice_xds,
+ * changes move only what changed, removals are deleted after the commit
+ * that stops naming them, and reports arrive on
+ * sluice.report.translator.<Kind>.<ns>.<name>. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <pthread.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+
+#include "harness.h"
+#include "sluice/codec.h"
+#include "sluice/envelope.h"
+#include "sluice/kinds.h"
+#include "sluice/kv.h"
+#include "sluice/types.h"
+#include "sluice/v1/events.pb-c.h"
+
+#define PROXY_TOKEN "gloo-system=7Egateway-proxy"
+
+static harness_nats *g_h;
+static sl_nats *g_nc;
+static sl_kv *g_config, *g_xds;
+static pid_t g_pid;
+
+static void put_yaml(const char *kind, const char *ns, const char *name, const char *yaml)
+{
+    const sl_kind *k = sl_kind_by_name(kind);
+    static const char *const skip[] = {"apiVersion", "kind", NULL};
+    sl_codec_options o = {0};
+    ProtobufCMessage *m = NULL;
+    char key[512];
+    uint8_t *buf;
+    size_t len;
+    o.resolver = sl_types_find_url;
+    o.ignore_keys = skip;
+    o.root_name = kind;
+    assert_non_null(k);
+    if (sl_codec_decode_yaml(&m, k->descriptor, yaml, strlen(yaml), &o, NULL) != SL_OK)
+        fail_msg("decode %s: %s", kind, sl_error_msg());
+    len = protobuf_c_message_get_packed_size(m);
+    buf = malloc(len + 1);
+    protobuf_c_message_pack(m, buf);
+    snprintf(key, sizeof key, "%s.%s.%s", kind, ns, name);
+    assert_int_equal(sl_kv_put(NULL, g_config, key, buf, len), SL_OK);
+    free(buf);
+    protobuf_c_message_free_unpacked(m, NULL);
+}
+
+/* Waits until the proxy's commit satisfies pred; returns it (decref). */
+static json_t *wait_commit(int (*pred)(json_t *), int64_t timeout_ms)
+{
+    int64_t end = harness_now_ms() + timeout_ms;
+    while (harness_now_ms() < end) {
+        sl_kv_entry e = {0};
+        if (sl_kv_get(&e, g_xds, PROXY_TOKEN ".commit") == SL_OK) {
+            json_error_t err;
+            json_t *j = json_loadb((const char *)e.value, e.len, 0, &err);
+            sl_kv_entry_deinit(&e);
+            if (j && pred(j))
+                return j;
+            json_decref(j);
+        }
+        usleep(50 * 1000);
+    }
+    fail_msg("no matching commit within %lld ms", (long long)timeout_ms);
+    return NULL;
+}
+
+static json_t *res_of(json_t *c, const char *type) { return json_object_get(json_object_get(c, "resources"), type); }
+
+static int has_cluster(json_t *c) { return json_object_get(res_of(c, "cluster"), "petstore_default") != NULL; }
+static int has_two_clusters(json_t *c) { return json_object_size(res_of(c, "cluster")) == 2; }
+static int has_no_other(json_t *c)
+{
+    return json_object_size(res_of(c, "cluster")) == 1 && json_object_get(res_of(c, "cluster"), "petstore_default");
+}
+
+/* Every resource the commit names is in the KV at exactly that revision. */
+static void check_commit_consistent(json_t *c)
+{
+    const char *type;
+    json_t *names;
+    json_object_foreach(json_object_get(c, "resources"), type, names) {
+        const char *name;
+        json_t *rev;
+        json_object_foreach(names, name, rev) {
+            char esc[512], key[1024];
+            sl_kv_entry e = {0};
+            const char *p = name;
+            size_t o = 0;
+            for (; *p && o + 4 < sizeof esc; p++) {
+                if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+                    *p == '_')
+                    esc[o++] = *p;
+                else
+                    o += (size_t)snprintf(esc + o, sizeof esc - o, "=%02X", (unsigned char)*p);
+            }
+            esc[o] = '\0';
+            snprintf(key, sizeof key, PROXY_TOKEN ".%s.%s", type, esc);
+            if (sl_kv_get(&e, g_xds, key) != SL_OK)
+                fail_msg("commit names %s, which is not in the bucket", key);
+            assert_int_equal(e.revision, (uint64_t)json_integer_value(rev));
+            sl_kv_entry_deinit(&e);
+        }
+    }
+}
+
+static const char *UPSTREAM =
+    "metadata: {name: petstore, namespace: default}\n"
+    "spec: {static: {hosts: [{addr: 10.0.0.5, port: 8080}]}}\n";
+static const char *UPSTREAM2 =
+    "metadata: {name: other, namespace: default}\n"
+    "spec: {static: {hosts: [{addr: 10.0.0.6, port: 8080}]}}\n";
+static const char *VS =
+    "metadata: {name: petstore, namespace: default}\n"
+    "spec:\n"
+    "  virtualHost:\n"
+    "    domains: ['*']\n"
+    "    routes:\n"
+    "    - matchers: [{prefix: /}]\n"
+    "      routeAction: {single: {upstream: {name: petstore}}}\n";
+static const char *VS2 =
+    "metadata: {name: petstore, namespace: default}\n"
+    "spec:\n"
+    "  virtualHost:\n"
+    "    domains: ['*']\n"
+    "    routes:\n"
+    "    - matchers: [{prefix: /api}]\n"
+    "      routeAction: {single: {upstream: {name: petstore}}}\n"
+    "      options: {timeout: 3s}\n";
+
+static void start_translator(void)
+{
+    const char *bin = getenv("SLUICE_BINARY_DIR");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/services/translator/sluice-translator", bin ? bin : "build");
+    g_pid = fork();
+    assert_true(g_pid >= 0);
+    if (g_pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        execl(path, path, "--nats-url", harness_nats_url(g_h), "--debounce", "50ms", "--log-level", "warn",
+              (char *)NULL);
+        _exit(127);
+    }
+}
+
+static void stop_translator(void)
+{
+    int st = 0;
+    kill(g_pid, SIGTERM);
+    waitpid(g_pid, &st, 0);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+typedef struct {
+    int n;
+    char last_subject[256];
+    int last_state;
+} report_sink;
+
+static void on_report(sl_subscription *sub, sl_status st, const sl_envelope *env, natsMsg *msg, void *ud)
+{
+    report_sink *r = ud;
+    Sluice__V1__Report *rep;
+    (void)sub;
+    (void)msg;
+    if (st != SL_OK)
+        return;
+    rep = sluice__v1__report__unpack(NULL, env->len, env->data);
+    if (!rep)
+        return;
+    if (strcmp(rep->resource->kind, "VirtualService") == 0) {
+        snprintf(r->last_subject, sizeof r->last_subject, "%s", env->subject);
+        r->last_state = rep->state;
+        r->n++;
+    }
+    sluice__v1__report__free_unpacked(rep, NULL);
+}
+
+static void *loop_main(void *ud)
+{
+    sl_loop_run(ud);
+    return NULL;
+}
+
+static void end_to_end(void **state)
+{
+    sl_kv_config cfg;
+    json_t *c;
+    uint64_t route_rev, listener_rev;
+    sl_loop *loop = NULL;
+    sl_subscription *sub = NULL;
+    report_sink sink = {0};
+    pthread_t th;
+    (void)state;
+
+    assert_int_equal(harness_nats_start(&g_h), 0);
+    assert_int_equal(harness_connect(&g_nc, g_h), SL_OK);
+    sl_kv_config_init(&cfg, SL_BUCKET_CONFIG);
+    assert_int_equal(sl_kv_open(&g_config, g_nc, &cfg), SL_OK);
+    sl_kv_config_init(&cfg, "sluice_xds");
+    cfg.history = 5;
+    assert_int_equal(sl_kv_open(&g_xds, g_nc, &cfg), SL_OK);
+    assert_int_equal(sl_loop_new(&loop), SL_OK);
+    assert_int_equal(sl_envelope_subscribe(&sub, g_nc, "sluice.report.translator.>", NULL, loop, on_report, &sink), SL_OK);
+    assert_int_equal(pthread_create(&th, NULL, loop_main, loop), 0);
+
+    /* Initial values first, then the translator starts. */
+    put_yaml("Upstream", "default", "petstore", UPSTREAM);
+    put_yaml("VirtualService", "default", "petstore", VS);
+    start_translator();
+    c = wait_commit(has_cluster, 20000);
+    check_commit_consistent(c);
+    assert_non_null(json_object_get(res_of(c, "listener"), "listener-::-8080"));
+    assert_non_null(json_object_get(res_of(c, "route"), "listener-::-8080-routes"));
+    route_rev = (uint64_t)json_integer_value(json_object_get(res_of(c, "route"), "listener-::-8080-routes"));
+    listener_rev = (uint64_t)json_integer_value(json_object_get(res_of(c, "listener"), "listener-::-8080"));
+    json_decref(c);
+
+    /* A changed VirtualService moves the route configuration only. */
+    put_yaml("VirtualService", "default", "petstore", VS2);
+    put_yaml("Upstream", "default", "other", UPSTREAM2);
+    c = wait_commit(has_two_clusters, 10000);
+    check_commit_consistent(c);
+    assert_true((uint64_t)json_integer_value(json_object_get(res_of(c, "route"), "listener-::-8080-routes")) > route_rev);
+    assert_int_equal((uint64_t)json_integer_value(json_object_get(res_of(c, "listener"), "listener-::-8080")),
+                     listener_rev);
+    json_decref(c);
+
+    /* A removed upstream leaves the commit, then its key is deleted. */
+    assert_int_equal(sl_kv_delete(NULL, g_config, "Upstream.default.other", 0), SL_OK);
+    c = wait_commit(has_no_other, 10000);
+    check_commit_consistent(c);
+    json_decref(c);
+    {
+        int64_t end = harness_now_ms() + 5000;
+        sl_kv_entry e = {0};
+        while (sl_kv_get(&e, g_xds, PROXY_TOKEN ".cluster.other_default") == SL_OK && harness_now_ms() < end) {
+            sl_kv_entry_deinit(&e);
+            usleep(50 * 1000);
+        }
+        assert_int_not_equal(sl_kv_get(&e, g_xds, PROXY_TOKEN ".cluster.other_default"), SL_OK);
+    }
+
+    /* Reports arrived for the VirtualService. */
+    {
+        int64_t end = harness_now_ms() + 5000;
+        while (__atomic_load_n(&sink.n, __ATOMIC_SEQ_CST) == 0 && harness_now_ms() < end)
+            usleep(50 * 1000);
+        assert_true(sink.n > 0);
+        assert_string_equal(sink.last_subject, "sluice.report.translator.VirtualService.default.petstore");
+        assert_int_equal(sink.last_state, SLUICE__V1__STATUS__STATE__Accepted);
+    }
+
+    /* Restart: nothing changed, so no resource is rewritten. */
+    stop_translator();
+    {
+        sl_kv_entry e = {0};
+        uint64_t before, after;
+        assert_int_equal(sl_kv_get(&e, g_xds, PROXY_TOKEN ".commit"), SL_OK);
+        before = e.revision;
+        sl_kv_entry_deinit(&e);
+        start_translator();
+        sleep(2);
+        assert_int_equal(sl_kv_get(&e, g_xds, PROXY_TOKEN ".commit"), SL_OK);
+        after = e.revision;
+        sl_kv_entry_deinit(&e);
+        assert_int_equal(before, after);
+        stop_translator();
+    }
+
+    sl_loop_stop(loop);
+    pthread_join(th, NULL);
+    sl_subscription_free(sub);
+    sl_loop_free(loop);
+    sl_kv_free(g_config);
+    sl_kv_free(g_xds);
+    sl_nats_close(g_nc, 1000);
+    harness_nats_free(g_h);
+    sl_nats_shutdown(2000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(end_to_end)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
