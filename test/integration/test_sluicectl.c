@@ -1,0 +1,304 @@
+/* sluicectl against a real nats-server and a real sluice-config-watcher:
+ * apply (created/unchanged/configured, rejected with file:line:col, dry
+ * run), get -o yaml round trip, delete, xds dump of a KV we populate, and
+ * `sluicectl run` starting and stopping everything. */
+#include <dirent.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "harness.h"
+#include "sluice/codec.h"
+#include "sluice/kinds.h"
+#include "sluice/kv.h"
+#include "sluice/types.h"
+#include "test_config_watcher_util.h"
+
+static harness_nats *srv;
+static sl_nats *nc;
+static sl_kv *kv;
+static char ctl[512], cwexe[512], tmp[300], empty_dir[400], log_path[400];
+static pid_t cw;
+static const char *src;
+
+static int group_setup(void **state)
+{
+    (void)state;
+    if (harness_nats_start(&srv) != 0 || harness_connect(&nc, srv) != SL_OK)
+        return -1;
+    src = getenv("SLUICE_SOURCE_DIR") ? getenv("SLUICE_SOURCE_DIR") : ".";
+    snprintf(tmp, sizeof(tmp), "%s", harness_nats_dir(srv));
+    snprintf(empty_dir, sizeof(empty_dir), "%s/empty", tmp);
+    snprintf(log_path, sizeof(log_path), "%s/config-watcher.log", tmp);
+    mkdir(empty_dir, 0755);
+    bin_path(ctl, sizeof(ctl), "sluicectl", "sluicectl");
+    bin_path(cwexe, sizeof(cwexe), "config-watcher", "sluice-config-watcher");
+    const char *args[] = {"--dir", empty_dir, NULL};
+    cw = start_proc(cwexe, args, harness_nats_url(srv), log_path);
+    kv = open_bucket(nc, SL_BUCKET_CONFIG);
+    setenv("NATS_URL", harness_nats_url(srv), 1);
+    /* Wait for the apply API. */
+    for (int i = 0; i < 100; i++) {
+        char *out = NULL;
+        int rc = run_cmd(&out, "%s check", ctl);
+        bool up = out && strstr(out, "OK    apply API");
+        free(out);
+        (void)rc;
+        if (up)
+            return kv ? 0 : -1;
+        usleep(100000);
+    }
+    return -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    stop_proc(cw);
+    sl_kv_free(kv);
+    sl_nats_close(nc, 1000);
+    harness_nats_free(srv);
+    sl_nats_shutdown(5000);
+    return 0;
+}
+
+static void apply_examples(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    assert_int_equal(run_cmd(&out, "%s apply -f %s/examples", ctl, src), 0);
+    assert_non_null(strstr(out, "upstream.gloo.solo.io/default/petstore created"));
+    assert_non_null(strstr(out, "virtualservice.gateway.solo.io/default/petstore created"));
+    assert_non_null(strstr(out, "gateway.gateway.solo.io/default/gateway-proxy created"));
+    free(out);
+    assert_true(wait_key(kv, "Upstream.default.echo-grpc", true, 0, 1000) > 0);
+    assert_int_equal(run_cmd(&out, "%s apply -f %s/examples/gateway.yaml", ctl, src), 0);
+    assert_non_null(strstr(out, "gateway.gateway.solo.io/default/gateway-proxy unchanged"));
+    free(out);
+    assert_int_equal(run_cmd(&out, "%s get vs", ctl), 0);
+    assert_non_null(strstr(out, "VIRTUAL SERVICE"));
+    assert_non_null(strstr(out, "petstore.example.com"));
+    free(out);
+    assert_int_equal(run_cmd(&out, "%s get upstreams -A", ctl), 0);
+    assert_non_null(strstr(out, "hosts: 127.0.0.1:8081,127.0.0.1:8082"));
+    free(out);
+}
+
+static void apply_rejected_and_dry_run(void **state)
+{
+    (void)state;
+    char path[500], *out = NULL;
+    snprintf(path, sizeof(path), "%s/bad.yaml", tmp);
+    write_file(path, "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n"
+                     "  name: bad\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n"
+                     "    - matchers:\n      - prefix: /\n      options:\n        retris: 3\n");
+    assert_int_equal(run_cmd(&out, "%s apply -f %s", ctl, path), 1);
+    assert_non_null(strstr(out, "virtualservice.gateway.solo.io/default/bad is invalid"));
+    assert_non_null(strstr(out, "bad.yaml:12:9: unknown field 'retris'"));
+    assert_non_null(strstr(out, "did you mean 'retries'?"));
+    free(out);
+    assert_int_equal(wait_key(kv, "VirtualService.default.bad", false, 0, 100), 1);
+
+    snprintf(path, sizeof(path), "%s/dry.yaml", tmp);
+    write_file(path, "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n"
+                     "  name: dry\nspec:\n  virtualHost:\n    domains: [dry]\n");
+    assert_int_equal(run_cmd(&out, "%s apply --dry-run -f %s", ctl, path), 0);
+    assert_non_null(strstr(out, "virtualservice.gateway.solo.io/default/dry created (server dry run)"));
+    free(out);
+    usleep(200000);
+    assert_int_equal(wait_key(kv, "VirtualService.default.dry", false, 0, 100), 1);
+    /* From stdin too. */
+    assert_int_equal(run_cmd(&out, "cat %s | %s apply -f -", path, ctl), 0);
+    assert_non_null(strstr(out, "default/dry created"));
+    free(out);
+}
+
+static void get_yaml_round_trip(void **state)
+{
+    (void)state;
+    char path[500], *out = NULL;
+    snprintf(path, sizeof(path), "%s/petstore-out.yaml", tmp);
+    assert_int_equal(run_cmd(&out, "%s get vs petstore -o yaml > %s", ctl, path), 0);
+    free(out);
+    assert_int_equal(run_cmd(&out, "cat %s", path), 0);
+    assert_non_null(strstr(out, "apiVersion: gateway.solo.io/v1\nkind: VirtualService\n"));
+    assert_non_null(strstr(out, "resourceVersion:"));
+    assert_non_null(strstr(out, "functionName: findPetById"));
+    free(out);
+    assert_int_equal(run_cmd(&out, "%s apply -f %s", ctl, path), 0);
+    assert_non_null(strstr(out, "virtualservice.gateway.solo.io/default/petstore unchanged"));
+    free(out);
+    /* A change to what was read: configured, generation 2. */
+    assert_int_equal(run_cmd(&out, "sed -i 's/displayName: Pet store/displayName: Pets/' %s && "
+                                   "sed -i '/resourceVersion/d' %s && %s apply -f %s",
+                             path, path, ctl, path),
+                     0);
+    assert_non_null(strstr(out, "default/petstore configured"));
+    free(out);
+    assert_int_equal(run_cmd(&out, "%s get vs petstore -o json", ctl), 0);
+    assert_non_null(strstr(out, "\"displayName\": \"Pets\""));
+    assert_non_null(strstr(out, "\"generation\": \"2\""));
+    free(out);
+    assert_int_equal(run_cmd(&out, "%s get vs nosuch", ctl), 1);
+    assert_non_null(strstr(out, "NotFound"));
+    free(out);
+    assert_int_equal(run_cmd(&out, "%s get nosuchkind", ctl), 1);
+    free(out);
+}
+
+static void delete_resources(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    assert_int_equal(run_cmd(&out, "%s delete us static-web", ctl), 1);
+    assert_non_null(strstr(out, "still referenced by VirtualService default/web"));
+    free(out);
+    assert_int_equal(run_cmd(&out, "%s delete vs web", ctl), 0);
+    assert_non_null(strstr(out, "virtualservice.gateway.solo.io/default/web deleted"));
+    free(out);
+    assert_int_equal(wait_key(kv, "VirtualService.default.web", false, 0, 1000), 1);
+    assert_int_equal(run_cmd(&out, "%s delete vs web", ctl), 1);
+    assert_non_null(strstr(out, "not found"));
+    free(out);
+    assert_int_equal(run_cmd(&out, "%s delete -f %s/examples/gateway.yaml", ctl, src), 0);
+    assert_non_null(strstr(out, "gateway.gateway.solo.io/default/gateway-proxy deleted"));
+    free(out);
+    assert_int_equal(run_cmd(&out, "%s delete", ctl), 1);
+    free(out);
+}
+
+static void xds_dump(void **state)
+{
+    (void)state;
+    sl_kv *xkv = open_bucket(nc, "sluice_xds");
+    assert_non_null(xkv);
+    const ProtobufCMessageDescriptor *d = sl_types_find("envoy.config.cluster.v3.Cluster");
+    assert_non_null(d);
+    static const char yaml[] = "name: petstore_default\nconnectTimeout: 2s\ntype: STATIC\n";
+    ProtobufCMessage *m = NULL;
+    sl_codec_options o = {0};
+    o.resolver = sl_types_find_url;
+    assert_int_equal(sl_codec_decode_yaml(&m, d, yaml, strlen(yaml), &o, NULL), SL_OK);
+    size_t len = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = malloc(len);
+    protobuf_c_message_pack(m, buf);
+    assert_int_equal(sl_kv_put(NULL, xkv, "default=7Egateway-proxy.cluster.petstore_default", buf,
+                               len),
+                     SL_OK);
+    assert_int_equal(sl_kv_put(NULL, xkv, "default=7Eother.cluster.x", buf, len), SL_OK);
+    free(buf);
+    protobuf_c_message_free_unpacked(m, NULL);
+    char *out = NULL;
+    assert_int_equal(run_cmd(&out, "%s xds dump --proxy default~gateway-proxy -o yaml", ctl), 0);
+    assert_non_null(strstr(out, "name: petstore_default"));
+    assert_non_null(strstr(out, "connectTimeout: 2s"));
+    assert_non_null(strstr(out, "type.googleapis.com/envoy.config.cluster.v3.Cluster"));
+    assert_null(strstr(out, "cluster x"));
+    free(out);
+    assert_int_equal(run_cmd(&out, "%s xds dump --proxy gateway-proxy --type lds", ctl), 0);
+    assert_non_null(strstr(out, "No xDS resources"));
+    free(out);
+    assert_int_equal(run_cmd(&out, "%s xds dump --proxy gateway-proxy --type cds -o json", ctl), 0);
+    assert_non_null(strstr(out, "\"name\": \"petstore_default\""));
+    free(out);
+    sl_kv_free(xkv);
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+    struct sockaddr_in a = {0};
+    socklen_t l = sizeof(a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &l) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+/* Children of pid, from /proc. */
+static int children_of(pid_t pid, pid_t *out, int max)
+{
+    int n = 0;
+    DIR *d = opendir("/proc");
+    for (struct dirent *de; d && (de = readdir(d)) && n < max;) {
+        char path[300], line[256];
+        int p = atoi(de->d_name);
+        if (p <= 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/status", p);
+        FILE *f = fopen(path, "r");
+        while (f && fgets(line, sizeof(line), f))
+            if (strncmp(line, "PPid:", 5) == 0 && atoi(line + 5) == pid)
+                out[n++] = p;
+        if (f)
+            fclose(f);
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static void run_starts_and_stops(void **state)
+{
+    (void)state;
+    char conf[500], sd[500], port_s[16], url[64], examples[500], bins[600], *out = NULL;
+    int port = free_port();
+    snprintf(conf, sizeof(conf), "%s/run.conf", tmp);
+    snprintf(sd, sizeof(sd), "%s/run-state", tmp);
+    snprintf(port_s, sizeof(port_s), "%d", port);
+    snprintf(url, sizeof(url), "nats://127.0.0.1:%d", port);
+    snprintf(examples, sizeof(examples), "%s/examples", src);
+    snprintf(bins, sizeof(bins), "%s/services", bin_dir());
+    write_file(conf, "max_payload: 8MB\njetstream {\n  max_memory_store: 64MB\n"
+                     "  max_file_store: 256MB\n}\n");
+    const char *args[] = {"run", "--config-dir", examples, "--state-dir", sd, "--nats-port",
+                          port_s, "--nats-conf", conf, "--metrics-base-port", "0",
+                          "--only", "config-watcher", "--bin-dir", bins, NULL};
+    char runlog[500];
+    snprintf(runlog, sizeof(runlog), "%s/run.log", tmp);
+    pid_t run = start_proc(ctl, args, NULL, runlog);
+    bool up = false;
+    for (int i = 0; i < 100 && !up; i++) {
+        usleep(100000);
+        if (run_cmd(&out, "%s --nats-url %s get vs petstore", ctl, url) == 0)
+            up = strstr(out, "petstore.example.com") != NULL;
+        free(out);
+    }
+    assert_true(up);
+    pid_t kids[16];
+    int n = children_of(run, kids, 16);
+    assert_true(n >= 2); /* nats-server and sluice-config-watcher */
+    /* It said so in its log. */
+    assert_int_equal(run_cmd(&out, "grep -c 'started sluice-config-watcher' %s", runlog), 0);
+    free(out);
+    assert_int_equal(stop_proc(run), 0);
+    for (int i = 0; i < n; i++)
+        assert_true(kill(kids[i], 0) != 0);
+    assert_int_equal(run_cmd(&out, "cat %s", runlog), 0);
+    assert_non_null(strstr(out, "run: stopped"));
+    free(out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(apply_examples),
+        cmocka_unit_test(apply_rejected_and_dry_run),
+        cmocka_unit_test(get_yaml_round_trip),
+        cmocka_unit_test(delete_resources),
+        cmocka_unit_test(xds_dump),
+        cmocka_unit_test(run_starts_and_stops),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
