@@ -24,6 +24,14 @@ typedef struct frame {
     char *anchor; /* registered when the collection ends */
 } frame;
 
+/* A JSON surrogate pair escape (\ud83d\ude00, 12 characters) rewritten for
+ * libyaml as \U0001F600 (10): columns after `col` on `line` of the
+ * rewritten text are 2 further right in the user's text. */
+typedef struct fixup {
+    unsigned line;
+    unsigned col;
+} fixup;
+
 typedef struct anchor {
     struct anchor *next;
     char *name;
@@ -36,6 +44,8 @@ struct sl_codec_stream {
     size_t len;
     char *filename;
     bool json;
+    fixup *fixups; /* sorted by line, then column */
+    size_t n_fixups;
     bool done; /* the stream ended, or libyaml failed */
     bool nomem;
     /* the document being built */
@@ -69,6 +79,31 @@ static void add_error(sl_codec_stream *s, sl_diag *diag, unsigned line, unsigned
     va_start(ap, fmt);
     sl_diag_addv(diag, SL_DIAG_ERROR, s->filename, line, col, "", fmt, ap);
     va_end(ap);
+}
+
+/* Fixups before (line, col). */
+static size_t rank(const sl_codec_stream *s, unsigned line, unsigned col)
+{
+    size_t lo = 0, hi = s->n_fixups;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const fixup *f = &s->fixups[mid];
+        if (f->line < line || (f->line == line && f->col < col))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The 1-based position of a mark in the user's text. */
+static void where(const sl_codec_stream *s, const yaml_mark_t *m, unsigned *line, unsigned *col)
+{
+    *line = (unsigned)m->line + 1;
+    *col = (unsigned)m->column + 1;
+    if (s->n_fixups)
+        *col += 2 * (unsigned)(rank(s, *line, *col + 1) - rank(s, *line, 0));
 }
 
 /* --- Building one document ------------------------------------------------ */
@@ -130,8 +165,7 @@ static codec_node *new_node(sl_codec_stream *s, codec_kind kind, const yaml_mark
     }
     memset(n, 0, sizeof(*n));
     n->kind = kind;
-    n->line = (unsigned)mark->line + 1;
-    n->col = (unsigned)mark->column + 1;
+    where(s, mark, &n->line, &n->col);
     n->weight = 1;
     return n;
 }
@@ -228,11 +262,12 @@ static bool on_start(sl_codec_stream *s, const yaml_event_t *ev, codec_kind kind
 {
     const yaml_char_t *anchor_name = kind == CODEC_MAP ? ev->data.mapping_start.anchor
                                                        : ev->data.sequence_start.anchor;
+    unsigned line, col;
     frame *f;
 
     if (s->depth >= SL_CODEC_MAX_DEPTH) {
-        add_error(s, diag, (unsigned)ev->start_mark.line + 1, (unsigned)ev->start_mark.column + 1,
-                  "nesting deeper than %d levels", SL_CODEC_MAX_DEPTH);
+        where(s, &ev->start_mark, &line, &col);
+        add_error(s, diag, line, col, "nesting deeper than %d levels", SL_CODEC_MAX_DEPTH);
         fail_doc(s);
         return true;
     }
@@ -354,8 +389,9 @@ static bool on_alias(sl_codec_stream *s, const yaml_event_t *ev, sl_diag *diag)
 {
     const char *name = (const char *)ev->data.alias.anchor;
     codec_node *target = find_anchor(s, name);
-    unsigned line = (unsigned)ev->start_mark.line + 1, col = (unsigned)ev->start_mark.column + 1;
+    unsigned line, col;
 
+    where(s, &ev->start_mark, &line, &col);
     if (!target) {
         add_error(s, diag, line, col, "unknown alias '*%s'", name);
         fail_doc(s);
@@ -396,37 +432,114 @@ static void report_yaml_error(sl_codec_stream *s, sl_diag *diag)
                       (unsigned)p->problem_value & 0xffu);
         else
             add_error(s, diag, line, col, "invalid input: %s", problem);
-    } else if (p->context) {
-        add_error(s, diag, (unsigned)p->problem_mark.line + 1,
-                  (unsigned)p->problem_mark.column + 1, "syntax error: %s (%s at %u:%u)", problem,
-                  p->context, (unsigned)p->context_mark.line + 1,
-                  (unsigned)p->context_mark.column + 1);
     } else {
-        add_error(s, diag, (unsigned)p->problem_mark.line + 1,
-                  (unsigned)p->problem_mark.column + 1, "syntax error: %s", problem);
+        unsigned line, col, cline, ccol;
+        where(s, &p->problem_mark, &line, &col);
+        where(s, &p->context_mark, &cline, &ccol);
+        if (p->context)
+            add_error(s, diag, line, col, "syntax error: %s (%s at %u:%u)", problem, p->context,
+                      cline, ccol);
+        else
+            add_error(s, diag, line, col, "syntax error: %s", problem);
     }
 }
 
 /* --- Streams ---------------------------------------------------------------- */
 
-/* JSON allows tabs between tokens; YAML does not where it expects
- * indentation. Tabs outside strings become spaces: columns stay right. */
-static void json_untab(char *p, size_t len)
+/* Four hex digits at p (n bytes available). */
+static bool hex4(const char *p, size_t n, unsigned *v)
 {
+    *v = 0;
+    if (n < 4)
+        return false;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
+                                            : 16u;
+        if (d > 15)
+            return false;
+        *v = *v * 16 + d;
+    }
+    return true;
+}
+
+/* Bytes of the line break at p as libyaml counts them (CRLF, CR, LF, NEL,
+ * LS, PS), or 0. */
+static size_t line_break(const char *p, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)p;
+
+    if (u[0] == '\r')
+        return n > 1 && u[1] == '\n' ? 2 : 1;
+    if (u[0] == '\n')
+        return 1;
+    if (n > 1 && u[0] == 0xc2 && u[1] == 0x85)
+        return 2;
+    if (n > 2 && u[0] == 0xe2 && u[1] == 0x80 && (u[2] == 0xa8 || u[2] == 0xa9))
+        return 3;
+    return 0;
+}
+
+/* Makes JSON text readable by libyaml, in place, keeping positions:
+ * tabs between tokens (JSON allows them, YAML not where it expects
+ * indentation) become spaces, and surrogate pair escapes, which YAML lacks,
+ * become \U escapes, remembered as fixups for the columns after them. */
+static bool json_prepare(sl_codec_stream *s)
+{
+    char *p = s->data;
+    size_t r = 0, w = 0, len = s->len, cap = 0;
+    unsigned line = 1, col = 1;
     bool in_string = false;
 
-    for (size_t i = 0; i < len; i++) {
-        if (in_string) {
-            if (p[i] == '\\')
-                i++;
-            else if (p[i] == '"')
-                in_string = false;
-        } else if (p[i] == '"') {
-            in_string = true;
-        } else if (p[i] == '\t') {
-            p[i] = ' ';
+    while (r < len) {
+        size_t br = line_break(p + r, len - r);
+        unsigned hi, lo;
+        if (br) {
+            memmove(p + w, p + r, br);
+            w += br;
+            r += br;
+            line++;
+            col = 1;
+            continue;
         }
+        if (in_string && p[r] == '\\' && r + 1 < len && p[r + 1] == 'u' &&
+            hex4(p + r + 2, len - r - 2, &hi) && hi >= 0xd800 && hi <= 0xdbff && r + 12 <= len &&
+            p[r + 6] == '\\' && p[r + 7] == 'u' && hex4(p + r + 8, len - r - 8, &lo) &&
+            lo >= 0xdc00 && lo <= 0xdfff) {
+            char esc[11];
+            snprintf(esc, sizeof(esc), "\\U%08X", 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00));
+            memcpy(p + w, esc, 10);
+            w += 10;
+            r += 12;
+            col += 10;
+            if (s->n_fixups == cap) {
+                size_t ncap = cap ? cap * 2 : 8;
+                fixup *f = realloc(s->fixups, ncap * sizeof(*f));
+                if (!f)
+                    return false;
+                s->fixups = f;
+                cap = ncap;
+            }
+            s->fixups[s->n_fixups++] = (fixup){line, col};
+            continue;
+        }
+        if (in_string && p[r] == '\\' && r + 1 < len && !line_break(p + r + 1, len - r - 1)) {
+            p[w++] = p[r++]; /* the escaped character cannot end the string */
+            col++;
+        } else if (p[r] == '"') {
+            in_string = !in_string;
+        } else if (p[r] == '\t' && !in_string) {
+            p[r] = ' ';
+        }
+        if (((unsigned char)p[r] & 0xc0) != 0x80)
+            col++;
+        p[w++] = p[r++];
     }
+    s->len = w;
+    p[w] = '\0';
+    return true;
 }
 
 static sl_status stream_open(sl_codec_stream **out, const char *data, size_t len,
@@ -450,17 +563,18 @@ static sl_status stream_open(sl_codec_stream **out, const char *data, size_t len
     s->data[len] = '\0';
     s->len = len;
     s->json = json;
-    if (json)
-        json_untab(s->data, len);
+    if (json && !json_prepare(s))
+        goto nomem;
     if (!yaml_parser_initialize(&s->parser))
         goto nomem;
-    yaml_parser_set_input_string(&s->parser, (const unsigned char *)s->data, len);
+    yaml_parser_set_input_string(&s->parser, (const unsigned char *)s->data, s->len);
     *out = s;
     goto out;
 nomem:
     if (s) {
         free(s->data);
         free(s->filename);
+        free(s->fixups);
         free(s);
     }
     st = sl_error_set(SL_ERR_NOMEM, "codec: out of memory opening a stream");
@@ -483,6 +597,7 @@ void sl_codec_stream_free(sl_codec_stream *s)
     yaml_parser_delete(&s->parser);
     free(s->data);
     free(s->filename);
+    free(s->fixups);
     free(s);
 }
 

@@ -237,6 +237,15 @@ static void route_configuration_round_trips(void **state)
     protobuf_c_message_free_unpacked(&rc->base, NULL);
 }
 
+static void json_surrogate_pairs(void **state)
+{
+    const char *json = "{\"name\": \"smile \\ud83d\\ude00 \\u00e9\\t\\\"\\\\\\/\"}";
+    Cluster *c = (Cluster *)decode_ok("envoy.config.cluster.v3.Cluster", json, strlen(json), true, NULL);
+
+    assert_string_equal(c->name, "smile \xf0\x9f\x98\x80 \xc3\xa9\t\"\\/");
+    protobuf_c_message_free_unpacked(&c->base, NULL);
+}
+
 static void encodes_proto3_json(void **state)
 {
     ProtobufCMessage *m = decode_str("envoy.config.cluster.v3.Cluster",
@@ -916,6 +925,7 @@ int main(void)
         cmocka_unit_test(cluster_round_trips),
         cmocka_unit_test(cluster_load_assignment_from_json),
         cmocka_unit_test(route_configuration_round_trips),
+        cmocka_unit_test(json_surrogate_pairs),
         cmocka_unit_test(encodes_proto3_json),
         cmocka_unit_test(names_in_both_spellings),
         cmocka_unit_test(scalars_in_every_form),

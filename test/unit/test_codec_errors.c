@@ -379,6 +379,26 @@ static void json_errors(void **state)
                       "}\n",
                       &o, false, want);
     expect_diags_opts(CLUSTER, true, "[]", &o, false, top);
+    /* Columns stay those of the user's text after a surrogate pair escape,
+     * which libyaml reads rewritten as a shorter \U escape. */
+    {
+        const char *const after_pair[] = {
+            "c.json:1:38: error: Cluster.lbPolicy: expected a value of enum "
+            "envoy.config.cluster.v3.Cluster.LbPolicy, got an array",
+            NULL,
+        };
+        const char *const syntax_after_pairs[] = {
+            "c.json:2:57: error: syntax error: did not find expected ',' or '}' (while parsing a "
+            "flow mapping at 1:1)",
+            NULL,
+        };
+        expect_diags_opts(CLUSTER, true, "{\"name\": \"\\ud83d\\ude00\", \"lbPolicy\": []}", &o,
+                          false, after_pair);
+        expect_diags_opts(CLUSTER, true,
+                          "{\"name\": \"\\ud83d\\ude00\",\n"
+                          " \"altStatName\": \"\\uD83D\\uDE00 \\ud83d\\ude01\\ud83d\\ude02\" \"x\": 1}",
+                          &o, false, syntax_after_pairs);
+    }
     expect_diags_opts(CLUSTER, true, "  \n", &o, false, empty);
     expect_diags_opts(CLUSTER, true, "{\"a\": 1 \"b\": 2}", &o, false, syntax);
 }

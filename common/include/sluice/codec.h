@@ -20,9 +20,11 @@
  * In YAML, a plain scalar is accepted for a string field as its text
  * (`name: 8080` is the string "8080"); a quoted scalar is always a string.
  * JSON is read through the same YAML 1.1 parser (JSON is valid flow YAML),
- * which keeps a line:column for every node. One limitation follows: JSON
- * escapes of UTF-16 surrogate pairs (\ud83d\ude00) are rejected; write the
- * character itself.
+ * which keeps a line:column for every node; tabs between tokens and UTF-16
+ * surrogate pair escapes (\ud83d\ude00), which YAML lacks, are rewritten
+ * first without moving reported positions. Limits that follow from YAML: an
+ * object key longer than 1024 characters is a syntax error, and the parser
+ * is lenient about some non-JSON (unquoted strings).
  *
  * Decoding reports every problem of a document in one pass into an sl_diag
  * list, each item with file:line:column, the field path as the user wrote it
