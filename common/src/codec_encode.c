@@ -284,7 +284,7 @@ static bool needs_quotes(const char *s)
 {
     static const char *const words[] = {"~", "null", "Null", "NULL", "y", "Y", "yes", "Yes",
                                         "YES", "n", "N", "no", "No", "NO", "on", "On", "ON",
-                                        "off", "Off", "OFF", NULL};
+                                        "off", "Off", "OFF", "<<", "=", NULL};
     double v;
     bool b, special;
 

@@ -356,12 +356,173 @@ out:
     return ok;
 }
 
-static bool on_end(sl_codec_stream *s)
+/* YAML's merge key: a plain "<<" whose value is a mapping or a list of
+ * mappings. */
+static bool is_merge_key(const codec_node *k)
+{
+    return k->kind == CODEC_SCALAR && !k->quoted && strcmp(k->text, "<<") == 0;
+}
+
+typedef struct merge_ref {
+    const codec_node *key;
+    const codec_node *value;
+    size_t prio; /* 0: the mapping's own key; then merged sources in order */
+    size_t seq;  /* position in the merged result */
+    bool keep;
+} merge_ref;
+
+static bool same_key(const merge_ref *x, const merge_ref *y)
+{
+    return x->key->kind == CODEC_SCALAR && y->key->kind == CODEC_SCALAR && x->key->n == y->key->n &&
+           memcmp(x->key->text, y->key->text, x->key->n) == 0;
+}
+
+/* Scalar keys by text, then precedence; other keys last. */
+static int cmp_merge(const void *a, const void *b)
+{
+    const merge_ref *x = a, *y = b;
+    bool xs = x->key->kind == CODEC_SCALAR, ys = y->key->kind == CODEC_SCALAR;
+
+    if (xs != ys)
+        return xs ? -1 : 1;
+    if (xs) {
+        size_t n = x->key->n < y->key->n ? x->key->n : y->key->n;
+        int c = memcmp(x->key->text, y->key->text, n);
+        if (c)
+            return c;
+        if (x->key->n != y->key->n)
+            return x->key->n < y->key->n ? -1 : 1;
+        if (x->prio != y->prio)
+            return x->prio < y->prio ? -1 : 1;
+    }
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int cmp_seq(const void *a, const void *b)
+{
+    const merge_ref *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Appends the pairs of merged mapping m (its first occurrence of each key). */
+static void merge_source(merge_ref *refs, size_t *k, const codec_node *m, size_t prio)
+{
+    for (size_t j = 0; j < m->n; j++) {
+        if ((m->dups && m->dups[j]) || is_merge_key(m->items[2 * j]))
+            continue;
+        refs[*k] = (merge_ref){m->items[2 * j], m->items[2 * j + 1], prio, *k, true};
+        (*k)++;
+    }
+}
+
+/* Is v a mapping or a non-empty list of mappings? Adds their pairs to
+ * *pairs; *bad is the node to blame when not. */
+static bool merge_value_ok(const codec_node *v, size_t *pairs, const codec_node **bad)
+{
+    *bad = v;
+    if (v->kind == CODEC_MAP) {
+        *pairs += v->n;
+        return true;
+    }
+    if (v->kind != CODEC_SEQ || v->n == 0)
+        return false;
+    for (size_t j = 0; j < v->n; j++) {
+        if (v->items[j]->kind != CODEC_MAP) {
+            *bad = v->items[j];
+            return false;
+        }
+        *pairs += v->items[j]->n;
+    }
+    return true;
+}
+
+/* Applies merge keys to the pairs of the mapping being closed: the pairs
+ * of merged mappings whose keys the mapping lacks are added after its own
+ * (earlier sources win). Keys that repeat among the mapping's own pairs
+ * are kept, so that they are still reported as duplicates. A bad merge
+ * value fails the document. */
+static bool merge_keys(sl_codec_stream *s, frame *f, sl_diag *diag)
+{
+    size_t pairs = f->n / 2, total = 0, k = 0, prio = 0, out = 0, i;
+    merge_ref *refs = NULL;
+    codec_node **items = NULL;
+    bool ok = true, any = false;
+
+    for (i = 0; i < pairs; i++) {
+        const codec_node *bad;
+        if (!is_merge_key(f->items[2 * i]))
+            continue;
+        any = true;
+        if (!merge_value_ok(f->items[2 * i + 1], &total, &bad)) {
+            add_error(s, diag, bad->line, bad->col,
+                      "the merge key '<<' takes a mapping or a list of mappings");
+            fail_doc(s);
+            goto out;
+        }
+    }
+    if (!any)
+        goto out;
+    refs = malloc((pairs + total + 1) * sizeof(*refs));
+    items = malloc(2 * (pairs + total + 1) * sizeof(*items));
+    if (!refs || !items)
+        goto nomem;
+    for (i = 0; i < pairs; i++) {
+        if (is_merge_key(f->items[2 * i]))
+            continue;
+        refs[k] = (merge_ref){f->items[2 * i], f->items[2 * i + 1], 0, k, true};
+        k++;
+    }
+    for (i = 0; i < pairs; i++) {
+        const codec_node *v = f->items[2 * i + 1];
+        if (!is_merge_key(f->items[2 * i]))
+            continue;
+        if (v->kind == CODEC_MAP)
+            merge_source(refs, &k, v, ++prio);
+        else
+            for (size_t j = 0; j < v->n; j++)
+                merge_source(refs, &k, v->items[j], ++prio);
+    }
+    /* Sorted by key, then precedence: in each run of equal scalar keys, a
+     * merged pair survives only if it comes first (no own pair and no
+     * earlier source has the key). */
+    qsort(refs, k, sizeof(*refs), cmp_merge);
+    for (i = 1; i < k; i++)
+        if (refs[i].prio > 0 && same_key(&refs[i - 1], &refs[i]))
+            refs[i].keep = false;
+    qsort(refs, k, sizeof(*refs), cmp_seq);
+    for (i = 0; i < k; i++) {
+        if (!refs[i].keep)
+            continue;
+        items[out++] = (codec_node *)refs[i].key;
+        items[out++] = (codec_node *)refs[i].value;
+    }
+    free(f->items);
+    f->items = items;
+    f->n = f->cap = out;
+    items = NULL;
+    f->node->weight = 1;
+    for (i = 0; i < out; i++)
+        f->node->weight = add_weight(f->node->weight, f->items[i]->weight);
+    goto out;
+nomem:
+    s->nomem = true;
+    ok = false;
+out:
+    free(refs);
+    free(items);
+    return ok;
+}
+
+static bool on_end(sl_codec_stream *s, sl_diag *diag)
 {
     frame *f = &s->frames[s->depth - 1];
     codec_node *n = f->node;
     bool ok = false;
 
+    if (n->kind == CODEC_MAP && !merge_keys(s, f, diag))
+        goto out;
+    if (s->failed) /* a bad merge key: the frames are gone */
+        return true;
     if (f->n) {
         n->items = sl_arena_alloc(&s->doc->arena, f->n * sizeof(*n->items));
         if (!n->items) {
@@ -624,7 +785,7 @@ static bool on_event(sl_codec_stream *s, const yaml_event_t *ev, sl_diag *diag, 
         return !building || on_start(s, ev, CODEC_MAP, diag);
     case YAML_SEQUENCE_END_EVENT:
     case YAML_MAPPING_END_EVENT:
-        return !building || on_end(s);
+        return !building || on_end(s, diag);
     case YAML_ALIAS_EVENT:
         return !building || on_alias(s, ev, diag);
     default:

@@ -688,6 +688,46 @@ static void yaml_anchors_and_aliases(void **state)
     protobuf_c_message_free_unpacked(&rc->base, NULL);
 }
 
+static void yaml_merge_keys(void **state)
+{
+    RouteConfiguration *rc = (void *)decode_str(
+        "envoy.config.route.v3.RouteConfiguration",
+        "virtual_hosts:\n"
+        "  - &vh\n"
+        "    name: a\n"
+        "    domains: [a.example.com]\n"
+        "    routes: [{match: {prefix: /}, route: {cluster: c}}]\n"
+        "  - <<: *vh\n"
+        "    name: b\n"
+        "    domains: [b.example.com]\n"
+        "  - <<: [*vh, {name: z, include_request_attempt_count: true, <<: {name: y}}]\n"
+        "    name: c\n"
+        "  - {<<: {name: d}}\n");
+    char *yaml;
+
+    assert_int_equal(rc->n_virtual_hosts, 4);
+    assert_string_equal(rc->virtual_hosts[1]->name, "b");
+    assert_string_equal(rc->virtual_hosts[1]->domains[0], "b.example.com");
+    assert_int_equal(rc->virtual_hosts[1]->n_routes, 1);
+    assert_string_equal(rc->virtual_hosts[1]->routes[0]->route->cluster, "c");
+    assert_string_equal(rc->virtual_hosts[2]->name, "c");
+    assert_string_equal(rc->virtual_hosts[2]->domains[0], "a.example.com");
+    assert_true(rc->virtual_hosts[2]->include_request_attempt_count);
+    assert_string_equal(rc->virtual_hosts[3]->name, "d");
+    assert_roundtrip(&rc->base);
+    protobuf_c_message_free_unpacked(&rc->base, NULL);
+
+    /* A key that is "<<" as data is quoted on the way out. */
+    rc = (void *)decode_str("envoy.config.route.v3.RouteConfiguration",
+                            "virtual_hosts: [{typed_per_filter_config: {'<<': {}}}]\n");
+    assert_string_equal(rc->virtual_hosts[0]->typed_per_filter_config[0]->key, "<<");
+    yaml = encode_yaml(&rc->base);
+    assert_non_null(strstr(yaml, "\"<<\": {}"));
+    free(yaml);
+    assert_roundtrip(&rc->base);
+    protobuf_c_message_free_unpacked(&rc->base, NULL);
+}
+
 static void multi_document_streams(void **state)
 {
     static const char text[] = "# leading comment\n"
@@ -938,6 +978,7 @@ int main(void)
         cmocka_unit_test(null_means_unset),
         cmocka_unit_test(oneof_members_keep_zero_values),
         cmocka_unit_test(yaml_anchors_and_aliases),
+        cmocka_unit_test(yaml_merge_keys),
         cmocka_unit_test(multi_document_streams),
         cmocka_unit_test(resources_by_kind),
         cmocka_unit_test(stream_goes_on_after_a_broken_document),

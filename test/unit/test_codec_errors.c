@@ -348,6 +348,13 @@ static void yaml_syntax_errors(void **state)
     expect_error(CLUSTER, "name: a\n---\nname: b\n",
                  "t.yaml:2:1: error: expected one document, found another at line 2");
     expect_error(CLUSTER, "name: *x\n", "t.yaml:1:7: error: unknown alias '*x'");
+    expect_error(CLUSTER, "<<: 5\n",
+                 "t.yaml:1:5: error: the merge key '<<' takes a mapping or a list of mappings");
+    expect_error(CLUSTER, "<<: [{name: a}, [b]]\n",
+                 "t.yaml:1:17: error: the merge key '<<' takes a mapping or a list of mappings");
+    expect_error(CLUSTER, "'<<': {name: a}\n", "t.yaml:1:1: error: unknown field '<<' in Cluster");
+    expect_error(CLUSTER, "name: a\n<<: {name: b}\nname: c\n",
+                 "t.yaml:3:1: error: duplicate key 'name' in Cluster (first at 1:1)");
     expect_error(CLUSTER, "name: &x [*x]\n", "t.yaml:1:11: error: unknown alias '*x'");
 }
 
