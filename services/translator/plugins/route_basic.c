@@ -75,8 +75,9 @@ static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
     if (!o)
         return;
     if (r->action_case != ENVOY__CONFIG__ROUTE__V3__ROUTE__ACTION_ROUTE) {
-        if (o->timeout || o->idle_timeout || o->prefix_rewrite || o->regex_rewrite || o->retries ||
-            o->host_rewrite_type_case)
+        o = in->route->options; /* warn about the route's own options, not inherited ones */
+        if (o && (o->timeout || o->idle_timeout || o->prefix_rewrite || o->regex_rewrite || o->retries ||
+            o->host_rewrite_type_case))
             tr_warn(tx, "%s: timeout, retries and rewrites apply only to routes with a routeAction", in->path);
         return;
     }

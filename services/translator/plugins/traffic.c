@@ -13,7 +13,9 @@ static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
     if (!o || (!o->shadowing && !o->lb_hash && !o->n_upgrades))
         return;
     if (r->action_case != ENVOY__CONFIG__ROUTE__V3__ROUTE__ACTION_ROUTE) {
-        tr_warn(tx, "%s: shadowing, lbHash and upgrades apply only to routes with a routeAction", in->path);
+        if (in->route->options && (in->route->options->shadowing || in->route->options->lb_hash ||
+                                   in->route->options->n_upgrades))
+            tr_warn(tx, "%s: shadowing, lbHash and upgrades apply only to routes with a routeAction", in->path);
         return;
     }
     ra = r->route;
