@@ -5,7 +5,7 @@
 set -eu
 kvtool=$1
 validate=$2
-"$kvtool" dump listener:echo:echo-routes listener:listener-::-8080:listener-::-8080-routes \
+"$kvtool" dump listener:echo:echo-routes listener:listener-=3A=3A-8080:listener-=3A=3A-8080-routes \
     route:echo-routes:c-alpha route:echo-routes-w:c-alpha=1+c-beta=3 \
     cluster:c-alpha cluster:c-beta endpoint:c-alpha:127.0.0.1:5001 \
     endpoint:c-beta:127.0.0.1:5002+127.0.0.1:5003 secret:s1 | "$validate"

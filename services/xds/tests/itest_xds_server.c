@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "envoy/config/listener/v3/listener.pb-c.h"
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
 #include "harness.h"
 #include "sluice/kv.h"
@@ -377,6 +378,22 @@ static void test_delta_ads(void **state)
 static void test_per_type(void **state)
 {
     (void)state;
+    /* A name with ':' (escaped in its key) arrives intact. */
+    apply("gateway-proxy", "listener:listener-=3A=3A-8080:listener-=3A=3A-8080-routes", NULL);
+    xc *l = xc_open(xds_port, "/envoy.service.listener.v3.ListenerDiscoveryService/StreamListeners");
+    char *ln[] = {"listener-::-8080"};
+    send_sotw(l, "", NULL, NULL, NULL, 1, ln);
+    Envoy__Service__Discovery__V3__DiscoveryResponse *lr = recv_sotw(l, 5000);
+    assert_non_null(lr);
+    assert_int_equal(lr->n_resources, 1);
+    Envoy__Config__Listener__V3__Listener *lis = envoy__config__listener__v3__listener__unpack(
+        NULL, lr->resources[0]->value.len, lr->resources[0]->value.data);
+    assert_non_null(lis);
+    assert_string_equal(lis->name, "listener-::-8080");
+    envoy__config__listener__v3__listener__free_unpacked(lis, NULL);
+    free_sotw(lr);
+    xc_close(l);
+
     apply("gateway-proxy", "cluster:a", "endpoint:a:127.0.0.1:1001", NULL);
     xc *c = xc_open(xds_port, "/envoy.service.cluster.v3.ClusterDiscoveryService/StreamClusters");
     send_sotw(c, "", NULL, NULL, NULL, 0, NULL);

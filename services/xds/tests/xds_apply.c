@@ -18,6 +18,15 @@ uint8_t *fx_build(const char *spec, sl_xds_type *t, char *name, size_t *len)
     arg = rest;
     if (!nm || !*nm)
         return NULL;
+    /* Names may be given escaped ("listener-=3A=3A-8080") to hold ':'. */
+    char un[512];
+    if (strchr(nm, '=') && sl_xds_key_unescape(un, sizeof un, nm) == SL_OK)
+        nm = un;
+    if (arg && strchr(arg, '=') && !strchr(arg, '+') && strncmp(type, "route", 5) != 0) {
+        static char ua[512];
+        if (sl_xds_key_unescape(ua, sizeof ua, arg) == SL_OK)
+            arg = ua;
+    }
     snprintf(name, 512, "%s", nm);
     if (!strcmp(type, "listener") || !strcmp(type, "badlistener")) {
         *t = SL_XDS_LISTENER;
@@ -38,6 +47,11 @@ uint8_t *fx_build(const char *spec, sl_xds_type *t, char *name, size_t *len)
             cl[n++] = it;
         }
         return n ? fx_route(len, nm, n, cl, w) : NULL;
+    }
+    if (!strcmp(type, "bigroute")) { /* bigroute:NAME:NROUTES:NCLUSTERS */
+        *t = SL_XDS_ROUTE;
+        char *nc = arg ? strchr(arg, ':') : NULL;
+        return fx_route_many(len, nm, arg ? atoi(arg) : 1000, nc ? atoi(nc + 1) : 100);
     }
     if (!strcmp(type, "cluster")) {
         *t = SL_XDS_CLUSTER;

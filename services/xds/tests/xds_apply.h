@@ -2,10 +2,13 @@
  * the sluice_xds bucket, the way the translator does; for tests and
  * xds-kvtool. Unchanged resources keep their KV revision.
  *
+ * NAME (and a listener's ROUTE) may be escaped as in KV keys to hold ':'
+ * ("listener-=3A=3A-8080").
  * SPEC:
  *   listener:NAME:ROUTE          api_listener, HCM with RDS over ADS, router
  *   badlistener:NAME:ROUTE       RDS config source unset (gRPC NACKs it)
  *   route:NAME:C1[=W1][+C2=W2]   one virtual host "*", prefix "" -> cluster(s)
+ *   bigroute:NAME:N:C            N prefix routes "/r<i>/" -> cluster "c<i % C>"
  *   cluster:NAME                 EDS cluster over ADS
  *   endpoint:NAME:H:P[+H:P]      ClusterLoadAssignment, one locality
  *   secret:NAME

@@ -216,6 +216,54 @@ uint8_t *fx_route(size_t *len, const char *name, int n, const char *const *clust
     return pack(&rc.base, len);
 }
 
+uint8_t *fx_route_many(size_t *len, const char *name, int nroutes, int nclusters)
+{
+    Envoy__Config__Route__V3__RouteConfiguration rc = ENVOY__CONFIG__ROUTE__V3__ROUTE_CONFIGURATION__INIT;
+    Envoy__Config__Route__V3__VirtualHost vh = ENVOY__CONFIG__ROUTE__V3__VIRTUAL_HOST__INIT;
+    Envoy__Config__Route__V3__VirtualHost *vhs[1] = {&vh};
+    char *domains[1] = {"*"};
+    Envoy__Config__Route__V3__Route *r = calloc((size_t)nroutes, sizeof *r);
+    Envoy__Config__Route__V3__Route **rp = calloc((size_t)nroutes, sizeof *rp);
+    Envoy__Config__Route__V3__RouteMatch *m = calloc((size_t)nroutes, sizeof *m);
+    Envoy__Config__Route__V3__RouteAction *a = calloc((size_t)nroutes, sizeof *a);
+    char (*pfx)[32] = calloc((size_t)nroutes, sizeof *pfx), (*cl)[32] = calloc((size_t)nroutes, sizeof *cl);
+    uint8_t *out = NULL;
+    if (!r || !rp || !m || !a || !pfx || !cl)
+        goto out;
+    for (int i = 0; i < nroutes; i++) {
+        envoy__config__route__v3__route__init(&r[i]);
+        envoy__config__route__v3__route_match__init(&m[i]);
+        envoy__config__route__v3__route_action__init(&a[i]);
+        snprintf(pfx[i], sizeof pfx[i], "/r%d/", i);
+        snprintf(cl[i], sizeof cl[i], "c%d", nclusters > 0 ? i % nclusters : 0);
+        m[i].path_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_PREFIX;
+        m[i].prefix = pfx[i];
+        a[i].cluster_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__CLUSTER_SPECIFIER_CLUSTER;
+        a[i].cluster = cl[i];
+        r[i].match = &m[i];
+        r[i].action_case = ENVOY__CONFIG__ROUTE__V3__ROUTE__ACTION_ROUTE;
+        r[i].route = &a[i];
+        rp[i] = &r[i];
+    }
+    rc.name = (char *)name;
+    vh.name = "sluice_vh";
+    vh.n_domains = 1;
+    vh.domains = domains;
+    vh.n_routes = (size_t)nroutes;
+    vh.routes = rp;
+    rc.n_virtual_hosts = 1;
+    rc.virtual_hosts = vhs;
+    out = pack(&rc.base, len);
+out:
+    free(r);
+    free(rp);
+    free(m);
+    free(a);
+    free(pfx);
+    free(cl);
+    return out;
+}
+
 uint8_t *fx_secret(size_t *len, const char *name)
 {
     Envoy__Extensions__TransportSockets__Tls__V3__Secret s = ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__SECRET__INIT;

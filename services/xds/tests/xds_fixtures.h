@@ -22,6 +22,9 @@ uint8_t *fx_listener_bad(size_t *len, const char *name, const char *rds_name);
 /* RouteConfiguration: one virtual host "*" with prefix "" routed to the
  * clusters, weighted when n > 1 (weights may be NULL for n == 1). */
 uint8_t *fx_route(size_t *len, const char *name, int n, const char *const *clusters, const unsigned *weights);
+/* RouteConfiguration with nroutes prefix routes "/r<i>/" -> cluster
+ * "c<i % nclusters>" in one virtual host "*". */
+uint8_t *fx_route_many(size_t *len, const char *name, int nroutes, int nclusters);
 /* A secret with a (fake) PEM certificate chain inline. */
 uint8_t *fx_secret(size_t *len, const char *name);
 
