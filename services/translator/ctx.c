@@ -175,6 +175,13 @@ void tr_add_filter(tr_ctx *tx, tr_filters *f, int stage, const char *name, const
     f->n++;
 }
 
+void tr_disable_filter(tr_filters *f, const char *name)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(f->v[i].f->name, name) == 0)
+            f->v[i].f->disabled = 1;
+}
+
 void tr_use(tr_ctx *tx, const sl_tr_plugin *p)
 {
     if (tr_used(tx, p) || tx->n_used == sizeof tx->used / sizeof tx->used[0])

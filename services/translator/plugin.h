@@ -92,7 +92,8 @@ typedef struct tr_route_in {
      * single destination) and the destination spec (may be NULL). */
     const Sluice__V1__Upstream *upstream;
     const Sluice__V1__DestinationSpec *dest_spec;
-    const char *path; /* "spec.virtualHost.routes[2].options", or inside a RouteTable */
+    const char *path;       /* "spec.virtualHost.routes[2].options", or inside a RouteTable */
+    const char *route_path; /* "spec.virtualHost.routes[2]" */
 } tr_route_in;
 
 /* An Upstream becoming a cluster. */
@@ -172,6 +173,10 @@ void tr_vhost_filter_config(tr_ctx *tx, tr_vhost_t *vh, const char *filter, cons
 /* Adds an HTTP filter to the chain at stage (see enum tr_stage); a filter
  * already added under the same name is not added twice. */
 void tr_add_filter(tr_ctx *tx, tr_filters *f, int stage, const char *name, const ProtobufCMessage *config);
+
+/* Marks the filter named name in the chain disabled by default (routes
+ * enable it with a FilterConfig in their typed_per_filter_config). */
+void tr_disable_filter(tr_filters *f, const char *name);
 
 /* Marks plugin p used on the HTTP listener being translated. */
 void tr_use(tr_ctx *tx, const sl_tr_plugin *p);

@@ -841,6 +841,7 @@ static void translate_route(tr_ctx *tx, route_ctx *rc, const Sluice__V1__Route *
                                ? route->route_action->single->destination_spec
                                : NULL;
             in.path = tr_printf(tx, "%s.options", path);
+            in.route_path = path;
             if (in.dest_spec && j == 0)
                 check_fields(tx, &tx->supported, &in.dest_spec->base,
                              tr_printf(tx, "%s.routeAction.single.destinationSpec", path));

@@ -17,6 +17,8 @@ extern const sl_tr_plugin sl_tr_plugin_traffic;
 extern const sl_tr_plugin sl_tr_plugin_upstream;
 extern const sl_tr_plugin sl_tr_plugin_upstream_ssl;
 extern const sl_tr_plugin sl_tr_plugin_listener;
+extern const sl_tr_plugin sl_tr_plugin_ratelimit;
+extern const sl_tr_plugin sl_tr_plugin_aws_lambda;
 
 const sl_tr_plugin *const sl_tr_plugins[] = {
     &core,
@@ -28,5 +30,7 @@ const sl_tr_plugin *const sl_tr_plugins[] = {
     &sl_tr_plugin_upstream,
     &sl_tr_plugin_upstream_ssl,
     &sl_tr_plugin_listener,
+    &sl_tr_plugin_ratelimit,
+    &sl_tr_plugin_aws_lambda,
 };
 const size_t sl_tr_plugin_count = sizeof sl_tr_plugins / sizeof sl_tr_plugins[0];
