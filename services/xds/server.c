@@ -183,7 +183,7 @@ static void finish(xstream *x, grpc_status_code code, const char *msg)
         return;
     x->finishing = 1;
     x->code = code;
-    snprintf(x->msg, sizeof x->msg, "%s", msg ? msg : "");
+    snprintf(x->msg, sizeof x->msg, "%.*s", (int)sizeof x->msg - 1, msg ? msg : "");
 }
 
 static void stream_free(xstream *x)
