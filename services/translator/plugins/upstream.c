@@ -295,7 +295,8 @@ static void cluster(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c)
     const Sluice__V1__ConnectionConfig *cc = s->connection_config;
     bool http2 = (s->use_http2 && s->use_http2->value) ||
                  (s->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_STATIC && s->static_->service_spec &&
-                  s->static_->service_spec->plugin_type_case == SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_GRPC);
+                  (s->static_->service_spec->plugin_type_case == SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_GRPC ||
+                   s->static_->service_spec->plugin_type_case == SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_GRPC_JSON_TRANSCODER));
     Envoy__Config__Core__V3__HttpProtocolOptions *common = NULL;
 
     if (s->circuit_breakers)
