@@ -356,7 +356,7 @@ int main(int argc, char **argv)
         if (eds)
             snprintf(specs[2 * (k % NCL) + 1], sizeof specs[0], "endpoint:c%d:127.0.0.1:%d", k % NCL, 20000 + k);
         else
-            snprintf(specs[n - 1], sizeof specs[0], "bigroute:%s:%d:%d", rds_name, 1000 - (k % 2), NCL);
+            snprintf(specs[n - 1], sizeof specs[0], "bigroute:%s:%d:%d", rds_name, 999 - (k % 2), NCL);
         int64_t start = harness_now_ms();
         if (fx_apply(&rev, kv, "gateway-proxy", n, sp) != SL_OK)
             return 1;
