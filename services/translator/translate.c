@@ -987,8 +987,10 @@ static const char *sni_key(tr_ctx *tx, const Sluice__V1__SslConfig *ssl)
 {
     char **v = tr_alloc(tx, (ssl->n_sni_domains + 1) * sizeof *v);
     char *key = tr_strdup(tx, "");
-    memcpy(v, ssl->sni_domains, ssl->n_sni_domains * sizeof *v);
-    qsort(v, ssl->n_sni_domains, sizeof *v, cmp_strp);
+    if (ssl->n_sni_domains) {
+        memcpy(v, ssl->sni_domains, ssl->n_sni_domains * sizeof *v);
+        qsort(v, ssl->n_sni_domains, sizeof *v, cmp_strp);
+    }
     for (size_t i = 0; i < ssl->n_sni_domains; i++)
         key = tr_printf(tx, "%s%s%s", key, i ? "," : "", v[i]);
     return key;
@@ -1384,7 +1386,8 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
     /* The route configuration. */
     rcfg = TR_NEW(tx, envoy__config__route__v3__route_configuration);
     rcfg->name = tr_strdup(tx, rname);
-    qsort(items, n_items, sizeof *items, cmp_vhost);
+    if (n_items > 1)
+        qsort(items, n_items, sizeof *items, cmp_vhost);
     for (size_t k = 0; k < n_items; k++)
         if (!items[k].dropped)
             TR_PUSH(tx, rcfg, virtual_hosts, items[k].vh);
@@ -1717,7 +1720,8 @@ static sl_status pack_proxy(tr_ctx *tx, sl_tr_proxy *p)
 {
     for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
         size_t n = tx->n_out[t];
-        qsort(tx->out[t], n, sizeof *tx->out[t], cmp_out);
+        if (n > 1)
+            qsort(tx->out[t], n, sizeof *tx->out[t], cmp_out);
         p->res[t] = calloc(n ? n : 1, sizeof *p->res[t]);
         if (!p->res[t])
             return SL_ERR_NOMEM;
@@ -1868,6 +1872,7 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
     sl_tr_result *res = calloc(1, sizeof *res);
     volatile sl_status rc = SL_OK;
     static const Sluice__V1__SettingsSpec default_settings = SLUICE__V1__SETTINGS_SPEC__INIT;
+    up_out *volatile built = NULL;
 
     *out = NULL;
     if (!tx || !res) {
@@ -1901,7 +1906,9 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
             *flag(tx, K_SETTINGS, (size_t)pos) |= TR_SEEN;
     }
 
-    /* Upstreams first: routes need to know which ones are usable. */
+    /* Upstreams first: routes need to know which ones are usable. Their
+     * clusters are kept for every proxy that is not proxyless. */
+    built = tr_alloc(tx, (bucket(tx, K_UPSTREAM)->n + 1) * sizeof *built);
     {
         tr_bucket *b = bucket(tx, K_UPSTREAM);
         for (size_t i = 0; i < b->n; i++) {
@@ -1909,7 +1916,7 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
             tr_cur cur = cur_of(K_UPSTREAM, e);
             uint8_t *fl = flag(tx, K_UPSTREAM, i);
             tx->cur = &cur;
-            build_upstream(tx, (const Sluice__V1__Upstream *)e->msg, endpoint_set(tx, e->ns, e->name), false);
+            built[i] = build_upstream(tx, (const Sluice__V1__Upstream *)e->msg, endpoint_set(tx, e->ns, e->name), false);
             *fl |= TR_SEEN;
             if (cur.errors) {
                 *fl |= TR_REJECTED;
@@ -2060,7 +2067,10 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
                     }
                     /* reports of the proxyless build only (the plain one was reported above) */
                     tx->cur = proxyless && !(fl & TR_REJECTED) ? &cur : NULL;
-                    uo = build_upstream(tx, up, endpoint_set(tx, ub->v[i].ns, ub->v[i].name), proxyless);
+                    if (!proxyless && !(fl & TR_REJECTED))
+                        uo = built[i];
+                    else
+                        uo = build_upstream(tx, up, endpoint_set(tx, ub->v[i].ns, ub->v[i].name), proxyless);
                     if (proxyless && cur.errors)
                         continue;
                     if (uo.cluster)
