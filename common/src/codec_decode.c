@@ -407,7 +407,9 @@ static vres dec_floating(dec *d, const codec_node *n, const ProtobufCFieldDescri
         break;
     }
     if (f->type == PROTOBUF_C_TYPE_FLOAT) {
-        if (!special && fabs(v) > FLT_MAX)
+        /* Values up to half a unit in the last place past FLT_MAX still
+         * round to it ("3.40282347e+38", as FLT_MAX prints, is one). */
+        if (!special && fabs(v) >= (double)FLT_MAX + 0x1p103)
             return out_of_range(d, n, f->type);
         *(float *)dst = (float)v;
     } else {

@@ -643,23 +643,33 @@ static bool enc_time(enc *e, const ProtobufCMessage *m, codec_wkt wkt)
     return scalar(e, SK_STRING, buf);
 }
 
-static bool enc_struct_value(enc *e, const ProtobufCMessage *m)
+/* The member of a google.protobuf.Value's kind oneof that is set, or NULL. */
+static const ProtobufCFieldDescriptor *value_kind(const ProtobufCMessage *m)
 {
     const ProtobufCMessageDescriptor *desc = m->descriptor;
 
     for (unsigned i = 0; i < desc->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &desc->fields[i];
-        const void *p = codec_member(m, f->offset);
-        if (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ||
-            *(const uint32_t *)codec_member(m, f->quantifier_offset) != f->id)
-            continue;
-        if (f->type == PROTOBUF_C_TYPE_ENUM)
-            return scalar(e, SK_NULL, "null");
-        if (f->type == PROTOBUF_C_TYPE_DOUBLE && !isfinite(*(const double *)p))
-            return fail(e, SL_ERR_INVALID, "google.protobuf.Value cannot hold a non-finite number");
-        return enc_value(e, f, p);
+        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            *(const uint32_t *)codec_member(m, f->quantifier_offset) == f->id)
+            return f;
     }
-    return fail(e, SL_ERR_INVALID, "google.protobuf.Value has no kind set");
+    return NULL;
+}
+
+static bool enc_struct_value(enc *e, const ProtobufCMessage *m)
+{
+    const ProtobufCFieldDescriptor *f = value_kind(m);
+    const void *p;
+
+    if (!f)
+        return fail(e, SL_ERR_INVALID, "google.protobuf.Value has no kind set");
+    p = codec_member(m, f->offset);
+    if (f->type == PROTOBUF_C_TYPE_ENUM)
+        return scalar(e, SK_NULL, "null");
+    if (f->type == PROTOBUF_C_TYPE_DOUBLE && !isfinite(*(const double *)p))
+        return fail(e, SL_ERR_INVALID, "google.protobuf.Value cannot hold a non-finite number");
+    return enc_value(e, f, p);
 }
 
 static bool enc_any(enc *e, const ProtobufCMessage *m)
@@ -691,13 +701,15 @@ static bool enc_any(enc *e, const ProtobufCMessage *m)
         return fail(e, SL_ERR_PARSE, "the value of google.protobuf.Any is not a valid %s", idesc->name);
     if (!begin(e, true) || !key(e, "@type") || !scalar(e, SK_STRING, url))
         goto out;
-    if (codec_wkt_of(idesc) != CODEC_WKT_NONE) {
+    if (codec_wkt_of(idesc) == CODEC_WKT_NONE) {
+        ok = enc_fields(e, inner);
+    } else if (codec_wkt_of(idesc) == CODEC_WKT_VALUE && value_kind(inner) == NULL) {
+        ok = true; /* an empty Value has no JSON form: leave "value" out */
+    } else {
         size_t mark = e->path.len;
         codec_sb_puts(&e->path, ".value");
         ok = key(e, "value") && enc_message(e, inner);
         codec_sb_truncate(&e->path, mark);
-    } else {
-        ok = enc_fields(e, inner);
     }
     ok = ok && end(e, true);
 out:

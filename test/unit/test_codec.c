@@ -2,6 +2,7 @@
  * messages by descriptor, and encodes them back: proto3 JSON names and
  * forms, well-known types, maps, oneofs, Any, null, multi-document streams,
  * and round trips that pack to the same bytes. */
+#include <float.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -357,6 +358,17 @@ static void scalars_in_every_form(void **state)
     assert_string_equal(json, "0.1\n");
     free(json);
     protobuf_c_message_free_unpacked(&fv->base, NULL);
+    /* FLT_MAX prints as a number slightly above it, which reads back. */
+    fv = (void *)decode_str("google.protobuf.FloatValue", "-3.4028235e38");
+    assert_true(fv->value == -FLT_MAX);
+    json = encode_json(&fv->base, 0);
+    assert_string_equal(json, "-3.4028235e+38\n");
+    free(json);
+    assert_roundtrip(&fv->base);
+    protobuf_c_message_free_unpacked(&fv->base, NULL);
+    fv = (void *)decode_str("google.protobuf.FloatValue", "1e-46");
+    assert_true(fv->value == 0);
+    protobuf_c_message_free_unpacked(&fv->base, NULL);
 
     bv = (void *)decode_str("google.protobuf.BytesValue", "/+8=");
     assert_int_equal(bv->value.len, 2);
@@ -589,12 +601,17 @@ static void any_of_well_known_types_uses_value(void **state)
                        "    value:\n"
                        "      '@type': type.googleapis.com/envoy.config.core.v3.Locality\n"
                        "      region: r1\n"
-                       "  empty: {}\n";
+                       "  empty: {}\n"
+                       "  no_value:\n"
+                       "    '@type': type.googleapis.com/google.protobuf.Value\n"
+                       "  zero:\n"
+                       "    '@type': type.googleapis.com/google.protobuf.Timestamp\n"
+                       "    value: null\n";
     Envoy__Config__Core__V3__Metadata *m = (void *)decode_str("envoy.config.core.v3.Metadata", yaml);
     Google__Protobuf__Duration *d;
     char *json;
 
-    assert_int_equal(m->n_typed_filter_metadata, 5);
+    assert_int_equal(m->n_typed_filter_metadata, 7);
     assert_string_equal(m->typed_filter_metadata[0]->value->type_url,
                         "type.googleapis.com/google.protobuf.Duration");
     d = google__protobuf__duration__unpack(NULL, m->typed_filter_metadata[0]->value->value.len,
@@ -611,7 +628,10 @@ static void any_of_well_known_types_uses_value(void **state)
                         "\"w\":{\"@type\":\"type.googleapis.com/google.protobuf.UInt32Value\",\"value\":9},"
                         "\"nested\":{\"@type\":\"type.googleapis.com/google.protobuf.Any\",\"value\":{"
                         "\"@type\":\"type.googleapis.com/envoy.config.core.v3.Locality\",\"region\":\"r1\"}},"
-                        "\"empty\":{}}}");
+                        "\"empty\":{},"
+                        "\"no_value\":{\"@type\":\"type.googleapis.com/google.protobuf.Value\"},"
+                        "\"zero\":{\"@type\":\"type.googleapis.com/google.protobuf.Timestamp\","
+                        "\"value\":\"1970-01-01T00:00:00Z\"}}}");
     free(json);
     assert_roundtrip(&m->base);
     protobuf_c_message_free_unpacked(&m->base, NULL);
