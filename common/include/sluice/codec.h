@@ -19,6 +19,10 @@
  *
  * In YAML, a plain scalar is accepted for a string field as its text
  * (`name: 8080` is the string "8080"); a quoted scalar is always a string.
+ * Anchors and aliases work (an alias is not copied; the nodes aliases add
+ * are capped at a million per document), and so do merge keys
+ * (`<<: *defaults`, or a list of sources: the mapping's own keys win, then
+ * earlier sources). Tags are ignored except !!str, which makes a string.
  * JSON is read through the same YAML 1.1 parser (JSON is valid flow YAML),
  * which keeps a line:column for every node; tabs between tokens and UTF-16
  * surrogate pair escapes (\ud83d\ude00), which YAML lacks, are rewritten
@@ -47,8 +51,9 @@
 #include "sluice/diag.h"
 #include "sluice/status.h"
 
-/* Deepest nesting of mappings and lists a document (or an encoded message)
- * may have; deeper input is an error, not a stack overflow. */
+/* Deepest nesting of mappings and lists (the top-level mapping is level 1)
+ * a document or an encoded message may have; deeper input is an error, not
+ * a stack overflow. */
 #define SL_CODEC_MAX_DEPTH 100
 
 /* Most errors one decode reports; past that it stops with "too many errors". */
