@@ -99,6 +99,7 @@ struct tr_ctx {
     size_t n_out[SL_XDS_TYPE_COUNT];
     /* The HTTP listener being built: plugins marked used. */
     const sl_tr_plugin *used[64];
+    void *state[64]; /* per plugin in used[], reset with it */
     size_t n_used;
 };
 

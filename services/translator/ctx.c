@@ -186,7 +186,24 @@ void tr_use(tr_ctx *tx, const sl_tr_plugin *p)
 {
     if (tr_used(tx, p) || tx->n_used == sizeof tx->used / sizeof tx->used[0])
         return;
+    tx->state[tx->n_used] = NULL;
     tx->used[tx->n_used++] = p;
+}
+
+void *tr_state(tr_ctx *tx, const sl_tr_plugin *p)
+{
+    for (size_t i = 0; i < tx->n_used; i++)
+        if (tx->used[i] == p)
+            return tx->state[i];
+    return NULL;
+}
+
+void tr_set_state(tr_ctx *tx, const sl_tr_plugin *p, void *state)
+{
+    tr_use(tx, p);
+    for (size_t i = 0; i < tx->n_used; i++)
+        if (tx->used[i] == p)
+            tx->state[i] = state;
 }
 
 bool tr_used(tr_ctx *tx, const sl_tr_plugin *p)

@@ -182,6 +182,11 @@ void tr_disable_filter(tr_filters *f, const char *name);
 void tr_use(tr_ctx *tx, const sl_tr_plugin *p);
 bool tr_used(tr_ctx *tx, const sl_tr_plugin *p);
 
+/* State a plugin keeps for the HTTP listener being translated (NULL until
+ * set; setting it marks the plugin used). Allocate it with tr_alloc(). */
+void *tr_state(tr_ctx *tx, const sl_tr_plugin *p);
+void tr_set_state(tr_ctx *tx, const sl_tr_plugin *p, void *state);
+
 /* Reports about the resource being translated (tr_cur_* below). */
 void tr_error(tr_ctx *tx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void tr_warn(tr_ctx *tx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -20,6 +20,7 @@ extern const sl_tr_plugin sl_tr_plugin_listener;
 extern const sl_tr_plugin sl_tr_plugin_ratelimit;
 extern const sl_tr_plugin sl_tr_plugin_aws_lambda;
 extern const sl_tr_plugin sl_tr_plugin_transcoder;
+extern const sl_tr_plugin sl_tr_plugin_jwt;
 
 const sl_tr_plugin *const sl_tr_plugins[] = {
     &core,
@@ -34,5 +35,6 @@ const sl_tr_plugin *const sl_tr_plugins[] = {
     &sl_tr_plugin_ratelimit,
     &sl_tr_plugin_aws_lambda,
     &sl_tr_plugin_transcoder,
+    &sl_tr_plugin_jwt,
 };
 const size_t sl_tr_plugin_count = sizeof sl_tr_plugins / sizeof sl_tr_plugins[0];
