@@ -177,7 +177,7 @@ static void check_report(const sl_tr_result *res, const char *line, const char *
 
 static void run_case(const char *dir)
 {
-    char in[1100], ex[1100];
+    char in[2300], ex[2300];
     size_t len = 0;
     char *expected, *line, *next;
     sl_tr_store *st;
@@ -208,7 +208,7 @@ static void run_case(const char *dir)
         } else if (strncmp(line, "#! report ", 10) == 0) {
             check_report(res, line, ex);
         } else if (strncmp(line, "# proxy ", 8) == 0) {
-            char proxy[256], type[32], name[512], where[2400];
+            char proxy[256], type[32], name[512], where[3200];
             sl_xds_type t;
             const sl_tr_resource *r;
             char *body = next, *end = next, *want, *got;
@@ -280,7 +280,7 @@ static void table_cases(void **state)
     closedir(d);
     assert_true(n > 0);
     for (size_t i = 0; i < n; i++) {
-        char dir[1024];
+        char dir[2200];
         snprintf(dir, sizeof dir, "%s/%s", data_dir(), names[i]);
         print_message("case %s\n", names[i]);
         run_case(dir);
