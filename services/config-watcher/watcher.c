@@ -770,27 +770,6 @@ static void respond(cw *w, const sl_envelope *env, const ProtobufCMessage *m)
         sl_log_warn("api", "reply failed", "err=%s", sl_log_q(sl_error_msg()));
 }
 
-/* The reply with a Sluice-Created header listing the indices of results
- * that created a resource (ResourceResult cannot say it). */
-static void respond_created(cw *w, const sl_envelope *env, const ProtobufCMessage *m,
-                            const char *created)
-{
-    natsMsg *msg = NULL;
-    sl_envelope_opts eo = {env->trace_id, "sluice-config-watcher", NULL};
-    if (!env->reply)
-        return;
-    if (sl_envelope_msg_new_pb(&msg, env->reply, m, &eo) != SL_OK) {
-        sl_log_warn("api", "reply failed", "err=%s", sl_log_q(sl_error_msg()));
-        return;
-    }
-    if (created[0])
-        natsMsgHeader_Set(msg, CW_HDR_CREATED, created);
-    natsStatus s = natsConnection_PublishMsg(sl_nats_conn(w->nc), msg);
-    if (s != NATS_OK)
-        sl_log_warn("api", "reply failed", "err=%s", natsStatus_GetText(s));
-    natsMsg_Destroy(msg);
-}
-
 static Sluice__V1__ObjectRef *obj_ref(sl_arena *a, const char *kind, const char *ns,
                                       const char *name)
 {
@@ -845,7 +824,7 @@ void cw_on_apply(sl_subscription *sub, sl_status st, const sl_envelope *env, nat
     cw *w = ud;
     Sluice__V1__ApplyResponse resp = SLUICE__V1__APPLY_RESPONSE__INIT;
     sl_cfg_set set;
-    char source[600], why[1200] = "", created[1024] = "";
+    char source[600], why[1200] = "";
     bool dry_run = false;
     (void)sub;
 
@@ -898,20 +877,16 @@ void cw_on_apply(sl_subscription *sub, sl_status st, const sl_envelope *env, nat
             snprintf(v, sizeof(v), "%" PRIu64, res.rev);
             rr->resource_version = sl_arena_strdup(&w->arena, v);
         }
-        if (res.created && !res.unchanged) {
-            size_t cl = strlen(created);
-            snprintf(created + cl, sizeof(created) - cl, "%s%zu", cl ? "," : "", i);
-        }
+        rr->created = res.created && !res.unchanged;
     }
 reply:
     if (why[0]) {
         resp.accepted = false;
         resp.error = why;
         resp.n_results = 0;
-        created[0] = '\0';
         sl_log_warn("api", "apply failed", "reason=%s", sl_log_q(why));
     }
-    respond_created(w, env, &resp.base, created);
+    respond(w, env, &resp.base);
     sl_cfg_set_deinit(&set);
     sl_arena_reset(&w->arena);
 }

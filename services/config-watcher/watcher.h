@@ -27,7 +27,6 @@
 #define CW_HDR_DRY_RUN "Sluice-Dry-Run"   /* "true": validate only */
 /* Reply header of sluice.api.apply: indices of the results that created a
  * resource, comma-separated (absent: none). */
-#define CW_HDR_CREATED "Sluice-Created"
 
 typedef struct cw_entry cw_entry;
 typedef struct cw cw;

@@ -124,24 +124,8 @@ static natsMsg *api_request(ctl *c, sl_nats *nc, const char *subject, sl_content
     return reply;
 }
 
-static bool in_list(const char *list, size_t i)
-{
-    for (const char *p = list; p && *p;) {
-        char *end;
-        unsigned long v = strtoul(p, &end, 10);
-        if (end == p)
-            break;
-        if (v == i)
-            return true;
-        p = *end == ',' ? end + 1 : end;
-    }
-    return false;
-}
-
-/* Prints kubectl-style lines for the results; returns the number rejected.
- * created: the Sluice-Created reply header (indices), or NULL. */
-static int print_results(Sluice__V1__ResourceResult **rs, size_t n, bool dry_run, bool deleting,
-                         const char *created)
+/* Prints kubectl-style lines for the results; returns the number rejected. */
+static int print_results(Sluice__V1__ResourceResult **rs, size_t n, bool dry_run, bool deleting)
 {
     int bad = 0;
     for (size_t i = 0; i < n; i++) {
@@ -160,10 +144,10 @@ static int print_results(Sluice__V1__ResourceResult **rs, size_t n, bool dry_run
                 fprintf(stderr, "  %s\n", r->errors[j]);
             continue;
         }
-        const char *verb = deleting           ? "deleted"
-                           : r->unchanged     ? "unchanged"
-                           : in_list(created, i) ? "created"
-                                                 : "configured";
+        const char *verb = deleting       ? "deleted"
+                           : r->unchanged ? "unchanged"
+                           : r->created   ? "created"
+                                          : "configured";
         printf("%s/%s/%s %s%s\n", kref, ns, name, verb, dry_run ? " (server dry run)" : "");
     }
     return bad;
@@ -229,10 +213,6 @@ int ctl_cmd_apply(ctl *c, int argc, char **argv)
         }
         Sluice__V1__ApplyResponse *resp = sluice__v1__apply_response__unpack(
             NULL, (size_t)natsMsg_GetDataLength(reply), (const uint8_t *)natsMsg_GetData(reply));
-        const char *hc = NULL;
-        char created[1024] = "";
-        if (natsMsgHeader_Get(reply, "Sluice-Created", &hc) == NATS_OK && hc)
-            snprintf(created, sizeof(created), "%s", hc);
         natsMsg_Destroy(reply);
         if (!resp) {
             fprintf(stderr, "error: %s: the reply is not an ApplyResponse\n", fname);
@@ -243,7 +223,7 @@ int ctl_cmd_apply(ctl *c, int argc, char **argv)
             fprintf(stderr, "error: %s\n", resp->error);
             code = 1;
         }
-        if (print_results(resp->results, resp->n_results, dry_run, false, created))
+        if (print_results(resp->results, resp->n_results, dry_run, false))
             code = 1;
         sluice__v1__apply_response__free_unpacked(resp, NULL);
     }
@@ -267,7 +247,7 @@ static int delete_reply(natsMsg *reply, bool dry_run)
         fprintf(stderr, "error: %s\n", resp->error);
         code = 1;
     }
-    if (print_results(resp->results, resp->n_results, dry_run, true, NULL))
+    if (print_results(resp->results, resp->n_results, dry_run, true))
         code = 1;
     sluice__v1__delete_response__free_unpacked(resp, NULL);
     return code;
