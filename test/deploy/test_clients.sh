@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# The example clients (examples/clients/{python,go,node}) against real
+# processes: a nats-server with JetStream on a free port, sluice-config-watcher
+# and sluice-reporter (and sluice-translator when built). Each client applies
+# its VirtualService through sluice.api.apply and must see it accepted and a
+# status event on sluice.status.VirtualService.default.<name>:
+#   phase 1 (config-watcher + reporter): the reporter's Pending
+#           ("waiting for the translator") is the event;
+#   phase 2 (+ translator, --settled): Accepted by the translator;
+#   phase 3: applying the same again is "unchanged" (no event): the client
+#           reads the stored status from the sluice_status KV.
+# Also checks /healthz and /readyz of each service (what the k8s probes use).
+#
+# usage: test_clients.sh SOURCE_DIR BINARY_DIR   (env SLUICE_NATS_SERVER, GO, NODE)
+set -uo pipefail
+src=$1 bin=$2
+nats_server=${SLUICE_NATS_SERVER:-nats-server}
+go=${GO:-go}
+node=${NODE:-node}
+py=$src/.venv/bin/python
+svc=$bin/services
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+fails=0 passes=0
+ok() { passes=$((passes + 1)); echo "ok: $*"; }
+fail() { fails=$((fails + 1)); echo "FAIL: $*"; }
+die() { echo "FAIL: $*"; for f in "$tmp"/*.log; do echo "--- $f"; tail -20 "$f"; done; exit 1; }
+
+[ -x "$py" ] || die "$py missing: run scripts/setup (it creates .venv/ from examples/clients/python/requirements.txt)"
+free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+port=$(free_port)
+"$nats_server" -js -a 127.0.0.1 -p "$port" -sd "$tmp/js" >"$tmp/nats.log" 2>&1 &
+pids+=($!)
+export NATS_URL=nats://127.0.0.1:$port
+for _ in $(seq 100); do grep -q "Server is ready" "$tmp/nats.log" && break; sleep 0.1; done
+grep -q "Server is ready" "$tmp/nats.log" || die "nats-server did not start"
+
+# start NAME BINARY [flags]: waits for its "ready" log line and checks the probes.
+start() {
+  local name=$1 exe=$2
+  shift 2
+  [ -x "$exe" ] || die "$exe not built"
+  "$exe" --metrics-addr 127.0.0.1:0 --nats-connect-timeout 20s "$@" >"$tmp/$name.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 200); do
+    grep -q 'msg="ready"' "$tmp/$name.log" && break
+    kill -0 "${pids[-1]}" 2>/dev/null || die "$name exited"
+    sleep 0.1
+  done
+  grep -q 'msg="ready"' "$tmp/$name.log" || die "$name not ready within 20s"
+  local mport
+  mport=$(sed -n 's/.*comp=metrics msg="listening".* port=\([0-9]*\).*/\1/p' "$tmp/$name.log" | head -1)
+  for probe in healthz readyz; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$mport/$probe")
+    [ "$code" = 200 ] && ok "$name /$probe 200" || fail "$name /$probe answered $code"
+  done
+}
+
+start config-watcher "$svc/config-watcher/sluice-config-watcher"
+start reporter "$svc/reporter/sluice-reporter"
+
+gobin=$tmp/hello-go
+(cd "$src/examples/clients/go" && "$go" build -o "$gobin" .) >"$tmp/go-build.log" 2>&1 || die "go build examples/clients/go"
+
+# run_client LANG NAME [flags]: output in $tmp/out
+run_client() {
+  local lang=$1 name=$2
+  shift 2
+  case $lang in
+    python) "$py" "$src/examples/clients/python/hello.py" --name "$name" --timeout 15 "$@" ;;
+    go) (cd "$src/examples/clients/go" && "$gobin" -name "$name" -timeout 15s "$@") ;;
+    node) NODE_PATH=$src/node_modules "$node" "$src/examples/clients/node/hello.js" --name "$name" --timeout 15 "$@" ;;
+  esac >"$tmp/out" 2>&1
+}
+
+# expect LABEL PATTERN...: every pattern is in $tmp/out
+expect() {
+  local label=$1 p
+  shift
+  for p in "$@"; do
+    if ! grep -Eq -- "$p" "$tmp/out"; then
+      fail "$label: no line matching '$p' in:"
+      sed 's/^/    /' "$tmp/out"
+      return
+    fi
+  done
+  ok "$label"
+}
+
+for lang in python go node; do
+  name=hello-$lang
+  run_client "$lang" "$name" && rc=0 || rc=$?
+  [ "$rc" = 0 ] || fail "$lang client exited $rc"
+  expect "$lang: applied and got the reporter's Pending" \
+    '^apply: accepted=(True|true)$' \
+    "^  Upstream default/$name-backend: Accepted resourceVersion=[0-9]+$" \
+    "^  VirtualService default/$name: Accepted resourceVersion=[0-9]+$" \
+    "^status event on sluice\.status\.VirtualService\.default\.$name$" \
+    '^status: Pending reportedBy=reporter reason=.waiting for the translator.$'
+done
+
+if [ -x "$svc/translator/sluice-translator" ]; then
+  start translator "$svc/translator/sluice-translator"
+  for lang in python go node; do
+    name=settled-$lang
+    flag=--settled
+    [ "$lang" = go ] && flag=-settled
+    run_client "$lang" "$name" "$flag" && rc=0 || rc=$?
+    [ "$rc" = 0 ] || fail "$lang client --settled exited $rc"
+    expect "$lang: Accepted by the translator" \
+      "^status event on sluice\.status\.VirtualService\.default\.$name$" \
+      '^status: Accepted reportedBy=translator$'
+  done
+else
+  echo "note: sluice-translator not built; phase 2 (Accepted) skipped"
+fi
+
+for lang in python go node; do
+  run_client "$lang" "hello-$lang" && rc=0 || rc=$?
+  [ "$rc" = 0 ] || fail "$lang client (unchanged) exited $rc"
+  expect "$lang: unchanged apply reads the stored status" \
+    "^  VirtualService default/hello-$lang: Accepted unchanged$" \
+    "^stored status of VirtualService default/hello-$lang$" \
+    '^status: (Pending|Accepted) reportedBy='
+done
+
+echo "$passes passed, $fails failed"
+[ "$fails" = 0 ]
