@@ -2,7 +2,7 @@
 #   make run      install what is missing, build, start NATS and every service
 #                 with examples/ loaded (foreground; Ctrl-C stops all)
 #   make test     install, build, run every test, then again under ASan+UBSan
-# Other targets: build, asan, schemas, fuzz, bench, clean.
+# Other targets: build, asan, schemas, fuzz, bench (bench-xds), clean.
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -11,7 +11,7 @@ GENERATOR  := -G Ninja
 JOBS       ?= 2
 FUZZ_SECONDS ?= 600
 
-.PHONY: all setup build run test test-fast asan schemas fuzz bench clean
+.PHONY: all setup build run test test-fast asan schemas fuzz bench bench-xds clean
 
 all: build
 
@@ -49,8 +49,13 @@ fuzz: setup
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	scripts/fuzz $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
+# Every bench/<name>/run (each prints RESULT lines last); bench-<name> runs one.
 bench: build
 	@for b in bench/*/run; do [ -x "$$b" ] && "$$b" $(BUILD); done; true
+
+# sluice-xds vs go-control-plane, 1,000 and 10,000 ADS streams (docs/benchmarks.md).
+bench-xds: setup
+	@bench/xds/run $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

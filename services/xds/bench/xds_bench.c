@@ -1,45 +1,69 @@
-/* xds-bench - load generator for sluice-xds (issue 3's benchmark, own server
- * only for now; the go-control-plane peer is not written yet).
+/* xds-bench - load generator for sluice-xds and the go-control-plane peer
+ * (issue 3's benchmark; bench/xds/run drives it, docs/benchmarks.md).
  *
- *   xds-bench [--streams N] [--changes K] [--workers W]
+ *   xds-bench [--streams N] [--changes K] [--server sluice|peer|both]
+ *             [--workers W] [--threads T] [--per-conn P]
+ *             [--sluice-bin PATH] [--peer-bin PATH]
  *
- * Starts a nats-server (test harness) and the sluice-xds next to this
- * binary, writes a gateway-like snapshot (100 EDS clusters, 100 endpoint
- * sets, 1 listener, 1 route configuration of 1,000 routes), opens N ADS
- * streams subscribed like an Envoy gateway (CDS and LDS wildcard, EDS of the
- * 100 clusters, RDS of the route) that ACK every response, then K times
- * changes one endpoint set and K times one route, measuring per change the
- * time until every stream has received the new version and sent its ACK.
- * Last line:
- *   RESULT streams=N p50_ms=.. p99_ms=.. max_ms=.. cpu_s=.. rss_per_stream_kb=..
+ * Starts a nats-server (test harness) and creates the sluice_xds bucket.
+ * Then, for each server under test in turn (a forked child per server, so
+ * every phase starts from a fresh gRPC state): writes a gateway-like
+ * snapshot (100 EDS clusters, 100 endpoint sets, 1 listener, 1 route
+ * configuration of 1,000 routes) and its commit, starts the server (which
+ * loads it from the bucket), opens N ADS streams (P per HTTP/2 connection)
+ * subscribed like an Envoy gateway (CDS and LDS wildcard, EDS of the 100
+ * clusters, RDS of the route) that ACK every response, waits until every
+ * stream holds all four types, then K times changes one endpoint set and K
+ * times the route configuration, timing each change from the first KV put
+ * until every stream has received the new version and its ACK has been
+ * written to the connection. Both servers get each change the same way:
+ * from the bucket.
+ *
+ * The generator does not decode resources: it scans each response for its
+ * version, type URL and nonce only, and writes ACKs from pre-encoded parts,
+ * so that it costs far less CPU than the servers it drives. Streams are
+ * spread over T threads, each with its own completion queue.
+ *
+ * Per server it prints
+ *   RUN server=S streams=N p50_ms=.. p99_ms=.. max_ms=.. cpu_s=.. rss_per_stream_kb=.. sync_ms=.. gen_cpu_s=..
+ * cpu_s is the server's user+system CPU over the 2K changes
+ * (/proc/<pid>/stat); rss_per_stream_kb is (RSS with N synced streams -
+ * RSS before any stream) / N.
  */
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "envoy/service/discovery/v3/discovery.pb-c.h"
 #include "harness.h"
 #include "sluice/kv.h"
 #include "sluice/log.h"
+#include "wire.h"
 #include "xds.h"
 #include "xds_apply.h"
 
 #define ADS "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
 #define NCL 100
 #define QMAX 8
+#define PROXY "gateway-proxy"
+#define RDS_NAME "listener-8080-routes"
+#define WANT_TYPES (1u << SL_XDS_CLUSTER | 1u << SL_XDS_ENDPOINT | 1u << SL_XDS_LISTENER | 1u << SL_XDS_ROUTE)
 
 typedef struct bstream bstream;
 typedef struct btag {
-    int kind; /* 0 recv, 1 send, 2 meta, 3 status */
+    int kind; /* 0 recv, 1 send, 2 meta */
     bstream *s;
 } btag;
 
@@ -48,34 +72,76 @@ struct bstream {
     btag t_recv, t_send, t_meta;
     grpc_byte_buffer *rbuf, *sbuf;
     grpc_metadata_array md;
-    int sending;
+    int sending, qn, node_sent, synced;
     grpc_slice q[QMAX];
-    int qn;
-    int got[SL_XDS_TYPE_COUNT];
-    char eds_ver[40], rds_ver[40];
-    int acked_change; /* the current change reached this stream and its ACK went out */
+    unsigned got; /* types received */
+    char ver[SL_XDS_TYPE_COUNT][48];
+    int seen_epoch;    /* the change of this epoch reached the stream */
+    int counted_epoch; /* ... and its ACK was written */
 };
 
-static grpc_completion_queue *cq;
-static char *eds_names[NCL];
-static int nstreams, changing_type = -1, pending_acks;
-static char want_ver[40];
+/* ---- the change being timed (written by main between changes) ---- */
+static atomic_int epoch;
+static int changing_type = -1;
+static char want_old[48];
+static atomic_int pending;
+static atomic_int nsynced;
+static pthread_mutex_t done_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t done_cv = PTHREAD_COND_INITIALIZER;
+static atomic_int stop_threads; /* the run is over: streams may now fail */
 
-static grpc_slice request(const char *type_url, const char *nonce, const char *version, int n, char **names)
+/* Pre-encoded request parts: resource_names (field 3) per type. */
+static uint8_t *names_blob[SL_XDS_TYPE_COUNT];
+static size_t names_len[SL_XDS_TYPE_COUNT];
+
+static void die(const char *what)
 {
-    Envoy__Service__Discovery__V3__DiscoveryRequest r = ENVOY__SERVICE__DISCOVERY__V3__DISCOVERY_REQUEST__INIT;
-    Envoy__Config__Core__V3__Node node = ENVOY__CONFIG__CORE__V3__NODE__INIT;
-    node.id = "bench";
-    r.node = &node;
-    r.type_url = (char *)type_url;
-    r.response_nonce = (char *)nonce;
-    r.version_info = (char *)version;
-    r.n_resource_names = (size_t)n;
-    r.resource_names = names;
-    size_t len = envoy__service__discovery__v3__discovery_request__get_packed_size(&r);
-    grpc_slice s = grpc_slice_malloc(len);
-    envoy__service__discovery__v3__discovery_request__pack(&r, GRPC_SLICE_START_PTR(s));
-    return s;
+    fprintf(stderr, "xds-bench: %s\n", what);
+    exit(1);
+}
+
+static void build_names(void)
+{
+    static char eds[NCL][16];
+    for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
+        size_t len = 0;
+        int n = t == SL_XDS_ENDPOINT ? NCL : t == SL_XDS_ROUTE ? 1 : 0;
+        for (int i = 0; i < n; i++) {
+            if (t == SL_XDS_ENDPOINT)
+                snprintf(eds[i], sizeof eds[i], "c%d", i);
+            len += wire_ld_len(strlen(t == SL_XDS_ENDPOINT ? eds[i] : RDS_NAME));
+        }
+        uint8_t *b = malloc(len + 1), *w = b;
+        for (int i = 0; i < n; i++) {
+            const char *nm = t == SL_XDS_ENDPOINT ? eds[i] : RDS_NAME;
+            w = wire_ld(w, 3, nm, strlen(nm));
+        }
+        names_blob[t] = b;
+        names_len[t] = len;
+    }
+}
+
+/* DiscoveryRequest{version_info=1, node=2, resource_names=3, type_url=4, response_nonce=5}. */
+static grpc_slice request(bstream *s, sl_xds_type t, const char *ver, const char *nonce)
+{
+    static const uint8_t node[] = {0x0a, 5, 'b', 'e', 'n', 'c', 'h'}; /* Node{id="bench"} */
+    const char *url = sl_xds_type_url(t);
+    size_t vl = strlen(ver), nl = strlen(nonce), ul = strlen(url);
+    size_t len = (vl ? wire_ld_len(vl) : 0) + (s->node_sent ? 0 : wire_ld_len(sizeof node)) + names_len[t] +
+                 wire_ld_len(ul) + (nl ? wire_ld_len(nl) : 0);
+    grpc_slice sl = grpc_slice_malloc(len);
+    uint8_t *w = GRPC_SLICE_START_PTR(sl);
+    if (vl)
+        w = wire_ld(w, 1, ver, vl);
+    if (!s->node_sent)
+        w = wire_ld(w, 2, node, sizeof node);
+    s->node_sent = 1;
+    memcpy(w, names_blob[t], names_len[t]);
+    w += names_len[t];
+    w = wire_ld(w, 4, url, ul);
+    if (nl)
+        w = wire_ld(w, 5, nonce, nl);
+    return sl;
 }
 
 static void pump(bstream *s)
@@ -90,15 +156,14 @@ static void pump(bstream *s)
     op.op = GRPC_OP_SEND_MESSAGE;
     op.data.send_message.send_message = s->sbuf;
     s->sending = 1;
-    grpc_call_start_batch(s->call, &op, 1, &s->t_send, NULL);
+    if (grpc_call_start_batch(s->call, &op, 1, &s->t_send, NULL) != GRPC_CALL_OK)
+        die("cannot send");
 }
 
 static void enqueue(bstream *s, grpc_slice m)
 {
-    if (s->qn == QMAX) {
-        fprintf(stderr, "send queue full\n");
-        exit(1);
-    }
+    if (s->qn == QMAX)
+        die("send queue full");
     s->q[s->qn++] = m;
     pump(s);
 }
@@ -108,81 +173,195 @@ static void post_recv(bstream *s)
     grpc_op op = {0};
     op.op = GRPC_OP_RECV_MESSAGE;
     op.data.recv_message.recv_message = &s->rbuf;
-    grpc_call_start_batch(s->call, &op, 1, &s->t_recv, NULL);
+    if (grpc_call_start_batch(s->call, &op, 1, &s->t_recv, NULL) != GRPC_CALL_OK)
+        die("cannot receive");
 }
 
-static char rds_name[] = "listener-8080-routes";
+/* ---- a cursor over the slices of a received message ---- */
+typedef struct cursor {
+    const uint8_t **p;
+    size_t *len;
+    size_t n, i, off;
+} cursor;
 
-static void on_response(bstream *s)
+static int cur_byte(cursor *c, uint8_t *b)
 {
-    grpc_byte_buffer_reader rd;
-    grpc_byte_buffer_reader_init(&rd, s->rbuf);
-    grpc_slice d = grpc_byte_buffer_reader_readall(&rd);
-    grpc_byte_buffer_reader_destroy(&rd);
-    grpc_byte_buffer_destroy(s->rbuf);
-    s->rbuf = NULL;
-    Envoy__Service__Discovery__V3__DiscoveryResponse *r =
-        envoy__service__discovery__v3__discovery_response__unpack(NULL, GRPC_SLICE_LENGTH(d), GRPC_SLICE_START_PTR(d));
-    grpc_slice_unref(d);
-    if (!r) {
-        fprintf(stderr, "bad response\n");
-        exit(1);
+    while (c->i < c->n && c->off == c->len[c->i]) {
+        c->i++;
+        c->off = 0;
     }
-    sl_xds_type t;
-    if (sl_xds_type_from_url(&t, r->type_url) != SL_OK)
-        exit(1);
-    s->got[t]++;
-    char *rn[1] = {rds_name};
-    switch (t) {
-    case SL_XDS_CLUSTER: enqueue(s, request(r->type_url, r->nonce, r->version_info, 0, NULL)); break;
-    case SL_XDS_LISTENER: enqueue(s, request(r->type_url, r->nonce, r->version_info, 0, NULL)); break;
-    case SL_XDS_ENDPOINT:
-        snprintf(s->eds_ver, sizeof s->eds_ver, "%s", r->version_info);
-        enqueue(s, request(r->type_url, r->nonce, r->version_info, NCL, eds_names));
-        break;
-    case SL_XDS_ROUTE:
-        snprintf(s->rds_ver, sizeof s->rds_ver, "%s", r->version_info);
-        enqueue(s, request(r->type_url, r->nonce, r->version_info, 1, rn));
-        break;
-    default: break;
-    }
-    if ((int)t == changing_type && !s->acked_change && strcmp(r->version_info, want_ver) != 0)
-        s->acked_change = 1; /* counted when the ACK's send completes */
-    envoy__service__discovery__v3__discovery_response__free_unpacked(r, NULL);
-    post_recv(s);
-}
-
-static int step(int ms)
-{
-    grpc_event ev = grpc_completion_queue_next(
-        cq, gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(ms, GPR_TIMESPAN)), NULL);
-    if (ev.type != GRPC_OP_COMPLETE)
+    if (c->i == c->n)
         return 0;
-    btag *t = ev.tag;
-    bstream *s = t->s;
-    if (!ev.success && t->kind != 2) {
-        fprintf(stderr, "stream failed (kind %d)\n", t->kind);
-        exit(1);
-    }
-    if (t->kind == 0) {
-        if (!s->rbuf) {
-            fprintf(stderr, "stream ended\n");
-            exit(1);
-        }
-        on_response(s);
-    } else if (t->kind == 1) {
-        grpc_byte_buffer_destroy(s->sbuf);
-        s->sbuf = NULL;
-        s->sending = 0;
-        if (s->acked_change == 1 && !s->qn) {
-            s->acked_change = 2;
-            pending_acks--;
-        }
-        pump(s);
-    }
+    *b = c->p[c->i][c->off++];
     return 1;
 }
 
+static int cur_varint(cursor *c, uint64_t *v)
+{
+    uint8_t b;
+    *v = 0;
+    for (int sh = 0; sh < 64; sh += 7) {
+        if (!cur_byte(c, &b))
+            return 0;
+        *v |= (uint64_t)(b & 0x7f) << sh;
+        if (!(b & 0x80))
+            return 1;
+    }
+    return 0;
+}
+
+/* Copies (up to cap-1 bytes, NUL-terminated) or skips (dst NULL) n bytes. */
+static int cur_take(cursor *c, char *dst, size_t cap, uint64_t n)
+{
+    size_t k = 0;
+    while (n > 0) {
+        while (c->i < c->n && c->off == c->len[c->i]) {
+            c->i++;
+            c->off = 0;
+        }
+        if (c->i == c->n)
+            return 0;
+        size_t a = c->len[c->i] - c->off;
+        if (a > n)
+            a = (size_t)n;
+        if (dst && k + 1 < cap) {
+            size_t m = a < cap - 1 - k ? a : cap - 1 - k;
+            memcpy(dst + k, c->p[c->i] + c->off, m);
+            k += m;
+        }
+        c->off += a;
+        n -= a;
+    }
+    if (dst)
+        dst[k] = 0;
+    return 1;
+}
+
+/* Scans a DiscoveryResponse for version_info (1), type_url (4), nonce (5). */
+static int scan_response(grpc_byte_buffer *bb, char *ver, char *url, char *nonce)
+{
+    grpc_byte_buffer_reader rd;
+    const uint8_t *pv[256];
+    size_t lv[256];
+    cursor c = {pv, lv, 0, 0, 0};
+    grpc_slice *sl;
+    int ok = 1;
+    ver[0] = url[0] = nonce[0] = 0;
+    if (!grpc_byte_buffer_reader_init(&rd, bb))
+        return 0;
+    const uint8_t **hp = pv;
+    size_t *hl = lv, cap = 256;
+    while (grpc_byte_buffer_reader_peek(&rd, &sl)) {
+        if (c.n == cap) {
+            cap *= 2;
+            const uint8_t **np = malloc(cap * sizeof *np);
+            size_t *nl = malloc(cap * sizeof *nl);
+            memcpy(np, c.p, c.n * sizeof *np);
+            memcpy(nl, c.len, c.n * sizeof *nl);
+            if (c.p != pv) {
+                free(c.p);
+                free(c.len);
+            }
+            c.p = np;
+            c.len = nl;
+            hp = np;
+            hl = nl;
+        }
+        hp[c.n] = GRPC_SLICE_START_PTR(*sl);
+        hl[c.n] = GRPC_SLICE_LENGTH(*sl);
+        c.n++;
+    }
+    uint64_t key, len;
+    while (cur_varint(&c, &key)) {
+        if ((key & 7) == 0) {
+            if (!cur_varint(&c, &len))
+                ok = 0;
+            continue;
+        }
+        if ((key & 7) != 2 || !cur_varint(&c, &len)) {
+            ok = 0;
+            break;
+        }
+        unsigned f = (unsigned)(key >> 3);
+        char *dst = f == 1 ? ver : f == 4 ? url : f == 5 ? nonce : NULL;
+        if (!cur_take(&c, dst, f == 4 ? 128 : 48, len)) {
+            ok = 0;
+            break;
+        }
+    }
+    if (c.p != pv) {
+        free(c.p);
+        free(c.len);
+    }
+    grpc_byte_buffer_reader_destroy(&rd);
+    return ok && url[0];
+}
+
+static void on_response(bstream *s)
+{
+    char ver[48], url[128], nonce[48];
+    if (!scan_response(s->rbuf, ver, url, nonce))
+        die("bad response");
+    grpc_byte_buffer_destroy(s->rbuf);
+    s->rbuf = NULL;
+    sl_xds_type t;
+    if (sl_xds_type_from_url(&t, url) != SL_OK)
+        die("unknown type in response");
+    s->got |= 1u << t;
+    snprintf(s->ver[t], sizeof s->ver[t], "%s", ver);
+    int e = atomic_load_explicit(&epoch, memory_order_acquire);
+    if ((int)t == changing_type && s->seen_epoch < e && strcmp(ver, want_old) != 0)
+        s->seen_epoch = e; /* counted when its ACK has been written */
+    enqueue(s, request(s, t, ver, nonce));
+    post_recv(s);
+}
+
+static void on_sent(bstream *s)
+{
+    grpc_byte_buffer_destroy(s->sbuf);
+    s->sbuf = NULL;
+    s->sending = 0;
+    pump(s);
+    if (s->sending)
+        return;
+    if (!s->synced && (s->got & WANT_TYPES) == WANT_TYPES) {
+        s->synced = 1;
+        atomic_fetch_add(&nsynced, 1);
+    }
+    if (s->seen_epoch > s->counted_epoch) {
+        s->counted_epoch = s->seen_epoch;
+        if (atomic_fetch_sub(&pending, 1) == 1) {
+            pthread_mutex_lock(&done_mu);
+            pthread_cond_signal(&done_cv);
+            pthread_mutex_unlock(&done_mu);
+        }
+    }
+}
+
+static void *poller(void *arg)
+{
+    grpc_completion_queue *cq = arg;
+    while (!atomic_load(&stop_threads)) {
+        grpc_event ev = grpc_completion_queue_next(
+            cq, gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(100, GPR_TIMESPAN)), NULL);
+        if (ev.type != GRPC_OP_COMPLETE || atomic_load(&stop_threads))
+            continue;
+        btag *t = ev.tag;
+        bstream *s = t->s;
+        if (!ev.success && t->kind != 2)
+            die(t->kind == 0 ? "stream failed (recv)" : "stream failed (send)");
+        if (t->kind == 0) {
+            if (!s->rbuf)
+                die("stream ended");
+            on_response(s);
+        } else if (t->kind == 1) {
+            on_sent(s);
+        }
+    }
+    return NULL;
+}
+
+/* ---- server process stats ---- */
 static long proc_val(pid_t pid, const char *what)
 {
     char path[64], line[512];
@@ -211,103 +390,162 @@ static int cmp_d(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-int main(int argc, char **argv)
+static double gen_cpu(void)
 {
-    int changes = 20;
-    const char *workers = "2";
-    nstreams = 1000;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--streams"))
-            nstreams = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--changes"))
-            changes = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--workers"))
-            workers = argv[i + 1];
-    }
-    sl_log_set_level(SL_LOG_WARN);
-    harness_nats *h;
-    sl_nats *nc;
-    sl_kv *kv;
-    sl_kv_config cfg;
-    if (harness_nats_start(&h) || harness_connect(&nc, h) != SL_OK)
-        return 1;
-    sl_kv_config_init(&cfg, "sluice_xds");
-    cfg.history = 5;
-    if (sl_kv_open(&kv, nc, &cfg) != SL_OK)
-        return 1;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+           ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+}
 
-    /* The snapshot. */
-    static char specs[2 * NCL + 2][96];
-    char *sp[2 * NCL + 2];
+/* ---- the snapshot in the bucket ---- */
+#define NRES (2 * NCL + 2)
+static char specs[NRES][96];
+static uint64_t revs[NRES];
+static sl_xds_type rtype[NRES];
+static char rname[NRES][64];
+
+static sl_status put_spec(sl_kv *kv, int i)
+{
+    char esc[256], key[512];
+    size_t len;
+    uint8_t *b = fx_build(specs[i], &rtype[i], rname[i], &len);
+    if (!b)
+        return sl_error_set(SL_ERR_INVALID, "bad spec %s", specs[i]);
+    sl_xds_key_escape(esc, sizeof esc, rname[i]);
+    snprintf(key, sizeof key, "%s.%s.%s", PROXY, sl_xds_type_token(rtype[i]), esc);
+    sl_status rc = sl_kv_put(&revs[i], kv, key, b, len);
+    free(b);
+    return rc;
+}
+
+static sl_status put_commit(sl_kv *kv)
+{
+    static char commit[65536];
+    size_t cl = (size_t)snprintf(commit, sizeof commit, "{\"resources\": {");
+    int first = 1;
+    for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
+        int any = 0;
+        for (int i = 0; i < NRES; i++) {
+            if ((int)rtype[i] != t)
+                continue;
+            if (!any)
+                cl += (size_t)snprintf(commit + cl, sizeof commit - cl, "%s\"%s\": {", first ? "" : ", ",
+                                       sl_xds_type_token((sl_xds_type)t));
+            cl += (size_t)snprintf(commit + cl, sizeof commit - cl, "%s\"%s\": %llu", any ? ", " : "", rname[i],
+                                   (unsigned long long)revs[i]);
+            any = 1;
+            first = 0;
+        }
+        if (any)
+            cl += (size_t)snprintf(commit + cl, sizeof commit - cl, "}");
+    }
+    cl += (size_t)snprintf(commit + cl, sizeof commit - cl, "}}");
+    uint64_t rev;
+    return sl_kv_put(&rev, kv, PROXY ".commit", commit, cl);
+}
+
+static void init_specs(void)
+{
     int n = 0;
     for (int i = 0; i < NCL; i++) {
-        snprintf(specs[n], sizeof specs[n], "cluster:c%d", i);
-        sp[n] = specs[n];
-        n++;
-        snprintf(specs[n], sizeof specs[n], "endpoint:c%d:127.0.0.1:%d", i, 10000 + i);
-        sp[n] = specs[n];
-        n++;
-        eds_names[i] = strdup(specs[n - 2] + 8);
+        snprintf(specs[n++], sizeof specs[0], "cluster:c%d", i);
+        snprintf(specs[n++], sizeof specs[0], "endpoint:c%d:127.0.0.1:%d", i, 10000 + i);
     }
-    snprintf(specs[n], sizeof specs[n], "listener:listener-8080:%s", rds_name);
-    sp[n] = specs[n];
-    n++;
-    snprintf(specs[n], sizeof specs[n], "bigroute:%s:1000:%d", rds_name, NCL);
-    sp[n] = specs[n];
-    n++;
-    uint64_t rev;
-    if (fx_apply(&rev, kv, "gateway-proxy", n, sp) != SL_OK)
-        return 1;
+    snprintf(specs[n++], sizeof specs[0], "listener:listener-8080:%s", RDS_NAME);
+    snprintf(specs[n++], sizeof specs[0], "bigroute:%s:1000:%d", RDS_NAME, NCL);
+}
 
-    /* The server. */
+static pid_t spawn_server(const char *bin, int peer, const char *nats_url, const char *workers, int *port)
+{
     int fds[2];
     if (pipe(fds))
-        return 1;
+        return -1;
     pid_t pid = fork();
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(fds[1], 1);
-        char bin[4096];
-        ssize_t l = readlink("/proc/self/exe", bin, sizeof bin - 32);
-        bin[l > 0 ? l : 0] = 0;
-        strcpy(strrchr(bin, '/') + 1, "sluice-xds");
-        execl(bin, bin, "--nats-url", harness_nats_url(h), "--listen", "127.0.0.1:0", "--workers", workers,
-              "--log-level", "warn", (char *)NULL);
+        close(fds[0]);
+        if (peer)
+            execl(bin, bin, "--nats-url", nats_url, "--listen", "127.0.0.1:0", (char *)NULL);
+        else
+            execl(bin, bin, "--nats-url", nats_url, "--listen", "127.0.0.1:0", "--workers", workers, "--log-level",
+                  "warn", (char *)NULL);
         _exit(127);
     }
     close(fds[1]);
     FILE *pf = fdopen(fds[0], "r");
     char line[256];
-    int port = 0;
-    if (!fgets(line, sizeof line, pf) || sscanf(line, "sluice-xds listening on port %d", &port) != 1)
+    const char *p;
+    if (!fgets(line, sizeof line, pf) || !(p = strstr(line, "port ")) || sscanf(p, "port %d", port) != 1) {
+        fprintf(stderr, "xds-bench: %s did not start\n", bin);
+        kill(pid, SIGKILL);
+        return -1;
+    }
+    return pid; /* the pipe stays open: the server may print more */
+}
+
+typedef struct opts {
+    int streams, changes, threads, per_conn;
+    const char *workers, *bin;
+    harness_nats *h;
+    int peer;
+} opts;
+
+/* One server: fresh snapshot, server, streams, changes. Runs in a child. */
+static int phase(const opts *o)
+{
+    sl_nats *nc;
+    sl_kv *kv;
+    sl_kv_config cfg;
+    sl_kv_config_init(&cfg, "sluice_xds");
+    cfg.history = 5;
+    if (harness_connect(&nc, o->h) != SL_OK || sl_kv_open(&kv, nc, &cfg) != SL_OK)
+        die("cannot reach the bucket");
+    for (int i = 0; i < NRES; i++)
+        if (put_spec(kv, i) != SL_OK)
+            die("cannot write the snapshot");
+    if (put_commit(kv) != SL_OK)
+        die("cannot write the commit");
+
+    int port;
+    pid_t pid = spawn_server(o->bin, o->peer, harness_nats_url(o->h), o->workers, &port);
+    if (pid < 0)
         return 1;
-    if (getenv("XDS_BENCH_DEBUG"))
-        fprintf(stderr, "server on port %d\n", port);
-    usleep(300000);
+    usleep(500000); /* let it load the bucket */
     long rss0 = proc_val(pid, "status");
 
     grpc_init();
-    cq = grpc_completion_queue_create_for_next(NULL);
-    int nch = (nstreams + 99) / 100;
+    int nth = o->threads;
+    grpc_completion_queue **cqs = calloc((size_t)nth, sizeof *cqs);
+    pthread_t *th = calloc((size_t)nth, sizeof *th);
+    for (int i = 0; i < nth; i++)
+        cqs[i] = grpc_completion_queue_create_for_next(NULL);
+    int nch = (o->streams + o->per_conn - 1) / o->per_conn;
     grpc_channel **ch = calloc((size_t)nch, sizeof *ch);
     char target[64];
     snprintf(target, sizeof target, "127.0.0.1:%d", port);
     for (int i = 0; i < nch; i++) {
-        grpc_arg a = {.type = GRPC_ARG_INTEGER, .key = "sluice.bench.channel", .value.integer = i};
-        grpc_channel_args args = {1, &a};
+        /* a distinct arg per channel: each gets its own connection */
+        grpc_arg a[2] = {{.type = GRPC_ARG_INTEGER, .key = "sluice.bench.channel", .value.integer = i},
+                         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = -1}};
+        grpc_channel_args args = {2, a};
         grpc_channel_credentials *cr = grpc_insecure_credentials_create();
         ch[i] = grpc_channel_create(target, cr, &args);
         grpc_channel_credentials_release(cr);
     }
-    bstream *ss = calloc((size_t)nstreams, sizeof *ss);
+    bstream *ss = calloc((size_t)o->streams, sizeof *ss);
     grpc_slice method = grpc_slice_from_static_string(ADS);
-    char *rn[1] = {rds_name};
-    for (int i = 0; i < nstreams; i++) {
+    int64_t t0 = harness_now_ms();
+    /* Streams are set up before the pollers run, so no stream is touched by
+     * two threads; each stream's events come to its thread's queue. */
+    for (int i = 0; i < o->streams; i++) {
         bstream *s = &ss[i];
+        int c = i / o->per_conn;
         s->t_recv = (btag){0, s};
         s->t_send = (btag){1, s};
         s->t_meta = (btag){2, s};
-        s->call = grpc_channel_create_call(ch[i / 100], NULL, GRPC_PROPAGATE_DEFAULTS, cq, method, NULL,
+        s->call = grpc_channel_create_call(ch[c], NULL, GRPC_PROPAGATE_DEFAULTS, cqs[c % nth], method, NULL,
                                            gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         grpc_metadata_array_init(&s->md);
         grpc_op ops[2];
@@ -317,70 +555,138 @@ int main(int argc, char **argv)
         ops[1].data.recv_initial_metadata.recv_initial_metadata = &s->md;
         grpc_call_start_batch(s->call, ops, 2, &s->t_meta, NULL);
         post_recv(s);
-        enqueue(s, request(sl_xds_type_url(SL_XDS_CLUSTER), "", "", 0, NULL));
-        enqueue(s, request(sl_xds_type_url(SL_XDS_ENDPOINT), "", "", NCL, eds_names));
-        enqueue(s, request(sl_xds_type_url(SL_XDS_LISTENER), "", "", 0, NULL));
-        enqueue(s, request(sl_xds_type_url(SL_XDS_ROUTE), "", "", 1, rn));
+        /* As an Envoy does: CDS and LDS first (wildcard), EDS and RDS names. */
+        enqueue(s, request(s, SL_XDS_CLUSTER, "", ""));
+        enqueue(s, request(s, SL_XDS_ENDPOINT, "", ""));
+        enqueue(s, request(s, SL_XDS_LISTENER, "", ""));
+        enqueue(s, request(s, SL_XDS_ROUTE, "", ""));
     }
-    /* Initial sync. */
-    int64_t t0 = harness_now_ms();
-    for (;;) {
-        int done = 0;
-        for (int i = 0; i < nstreams; i++)
-            done += ss[i].got[SL_XDS_CLUSTER] && ss[i].got[SL_XDS_ENDPOINT] && ss[i].got[SL_XDS_LISTENER] &&
-                    ss[i].got[SL_XDS_ROUTE] && !ss[i].qn && !ss[i].sending;
-        if (done == nstreams)
-            break;
-        if (getenv("XDS_BENCH_DEBUG"))
-            fprintf(stderr, "sync %d/%d s0: got %d %d %d %d %d qn=%d sending=%d\n", done, nstreams, ss[0].got[0],
-                    ss[0].got[1], ss[0].got[2], ss[0].got[3], ss[0].got[4], ss[0].qn, ss[0].sending);
-        if (harness_now_ms() - t0 > 300000) {
-            fprintf(stderr, "initial sync timed out (%d/%d)\n", done, nstreams);
+    for (int i = 0; i < nth; i++)
+        pthread_create(&th[i], NULL, poller, cqs[i]);
+    while (atomic_load(&nsynced) < o->streams) {
+        if (harness_now_ms() - t0 > 240000) {
+            fprintf(stderr, "xds-bench: initial sync timed out (%d/%d)\n", atomic_load(&nsynced), o->streams);
+            kill(pid, SIGKILL);
             return 1;
         }
-        while (step(5))
-            ;
+        usleep(5000);
     }
     int64_t sync_ms = harness_now_ms() - t0;
+    usleep(500000); /* settle: the server finishes its post-ACK work */
     long rss1 = proc_val(pid, "status");
     long cpu0 = proc_val(pid, "stat");
+    double g0 = gen_cpu();
 
-    double *lat = calloc((size_t)(2 * changes), sizeof *lat);
-    for (int k = 0; k < 2 * changes; k++) {
-        int eds = k < changes;
+    int nch_total = 2 * o->changes;
+    double *lat = calloc((size_t)nch_total, sizeof *lat);
+    for (int k = 0; k < nch_total; k++) {
+        int eds = k < o->changes, idx;
         changing_type = eds ? SL_XDS_ENDPOINT : SL_XDS_ROUTE;
-        snprintf(want_ver, sizeof want_ver, "%s", eds ? ss[0].eds_ver : ss[0].rds_ver);
-        for (int i = 0; i < nstreams; i++)
-            ss[i].acked_change = 0;
-        pending_acks = nstreams;
-        if (eds)
-            snprintf(specs[2 * (k % NCL) + 1], sizeof specs[0], "endpoint:c%d:127.0.0.1:%d", k % NCL, 20000 + k);
-        else
-            snprintf(specs[n - 1], sizeof specs[0], "bigroute:%s:%d:%d", rds_name, 999 - (k % 2), NCL);
+        snprintf(want_old, sizeof want_old, "%s", ss[0].ver[changing_type]);
+        atomic_store(&pending, o->streams);
+        atomic_fetch_add_explicit(&epoch, 1, memory_order_release);
+        if (eds) {
+            idx = 2 * (k % NCL) + 1;
+            snprintf(specs[idx], sizeof specs[0], "endpoint:c%d:127.0.0.1:%d", k % NCL, 20000 + k);
+        } else {
+            idx = NRES - 1;
+            snprintf(specs[idx], sizeof specs[0], "bigroute:%s:%d:%d", RDS_NAME, 999 - (k % 2), NCL);
+        }
         int64_t start = harness_now_ms();
-        if (fx_apply(&rev, kv, "gateway-proxy", n, sp) != SL_OK)
-            return 1;
-        while (pending_acks > 0) {
-            step(50);
-            if (harness_now_ms() - start > 60000) {
-                fprintf(stderr, "change %d timed out: %d streams pending\n", k, pending_acks);
+        if (put_spec(kv, idx) != SL_OK || put_commit(kv) != SL_OK)
+            die("cannot write a change");
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_sec += 60;
+        pthread_mutex_lock(&done_mu);
+        while (atomic_load(&pending) > 0)
+            if (pthread_cond_timedwait(&done_cv, &done_mu, &dl) != 0 && atomic_load(&pending) > 0) {
+                fprintf(stderr, "xds-bench: change %d timed out: %d streams pending\n", k, atomic_load(&pending));
+                kill(pid, SIGKILL);
                 return 1;
             }
-        }
+        pthread_mutex_unlock(&done_mu);
         lat[k] = (double)(harness_now_ms() - start);
-        while (step(1))
-            ;
+        usleep(20000);
     }
     long cpu1 = proc_val(pid, "stat");
-    qsort(lat, (size_t)(2 * changes), sizeof *lat, cmp_d);
-    double p50 = lat[changes], p99 = lat[(int)(0.99 * (2 * changes - 1))], mx = lat[2 * changes - 1];
+    double g1 = gen_cpu();
+    qsort(lat, (size_t)nch_total, sizeof *lat, cmp_d);
+    double p50 = lat[nch_total / 2], p99 = lat[(int)(0.99 * (nch_total - 1) + 0.5)], mx = lat[nch_total - 1];
     double cpu_s = (double)(cpu1 - cpu0) / (double)sysconf(_SC_CLK_TCK);
-    printf("initial sync of %d streams: %lld ms; server RSS %ld kB -> %ld kB\n", nstreams, (long long)sync_ms,
-           rss0, rss1);
-    printf("RESULT streams=%d p50_ms=%.0f p99_ms=%.0f max_ms=%.0f cpu_s=%.2f rss_per_stream_kb=%.1f\n", nstreams,
-           p50, p99, mx, cpu_s, (double)(rss1 - rss0) / nstreams);
+    printf("RUN server=%s streams=%d p50_ms=%.0f p99_ms=%.0f max_ms=%.0f cpu_s=%.2f rss_per_stream_kb=%.1f "
+           "sync_ms=%lld gen_cpu_s=%.2f rss0_kb=%ld rss1_kb=%ld\n",
+           o->peer ? "peer" : "sluice", o->streams, p50, p99, mx, cpu_s, (double)(rss1 - rss0) / o->streams,
+           (long long)sync_ms, g1 - g0, rss0, rss1);
     fflush(stdout);
+    atomic_store(&stop_threads, 1);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
-    _exit(0); /* skip the orderly teardown of thousands of calls */
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    opts o = {.streams = 1000, .changes = 20, .threads = 1, .per_conn = 100, .workers = "2"};
+    const char *which = "both", *sluice_bin = NULL, *peer_bin = NULL;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--streams"))
+            o.streams = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--changes"))
+            o.changes = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--workers"))
+            o.workers = argv[i + 1];
+        else if (!strcmp(argv[i], "--threads"))
+            o.threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--per-conn"))
+            o.per_conn = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--server"))
+            which = argv[i + 1];
+        else if (!strcmp(argv[i], "--sluice-bin"))
+            sluice_bin = argv[i + 1];
+        else if (!strcmp(argv[i], "--peer-bin"))
+            peer_bin = argv[i + 1];
+        else {
+            fprintf(stderr, "usage: xds-bench [--streams N] [--changes K] [--server sluice|peer|both] "
+                            "[--workers W] [--threads T] [--per-conn P] [--sluice-bin F] [--peer-bin F]\n");
+            return 2;
+        }
+    }
+    if (o.streams < 1 || o.changes < 1 || o.threads < 1 || o.per_conn < 1)
+        die("bad arguments");
+    char self[4096], def_sluice[4200];
+    ssize_t l = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[l > 0 ? l : 0] = 0;
+    snprintf(def_sluice, sizeof def_sluice, "%.*s/sluice-xds", (int)(strrchr(self, '/') - self), self);
+    if (!sluice_bin)
+        sluice_bin = def_sluice;
+
+    /* No NATS or gRPC client in this process: each phase is a fork. */
+    sl_log_set_level(SL_LOG_WARN);
+    harness_nats *h;
+    if (harness_nats_start(&h))
+        return 1;
+    build_names();
+    init_specs();
+    o.h = h;
+
+    int rc = 0;
+    for (int p = 0; p < 2; p++) {
+        if ((p == 0 && !strcmp(which, "peer")) || (p == 1 && !strcmp(which, "sluice")))
+            continue;
+        o.peer = p;
+        o.bin = p ? peer_bin : sluice_bin;
+        if (!o.bin)
+            die("--peer-bin is required to run the peer");
+        fflush(stdout);
+        pid_t c = fork();
+        if (c == 0)
+            _exit(phase(&o)); /* skips the teardown of thousands of calls */
+        int st;
+        waitpid(c, &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            rc = 1;
+    }
+    harness_nats_free(h);
+    return rc;
 }
