@@ -454,3 +454,11 @@ const char *tr_check_header_name(const char *name, bool allow_pseudo)
     }
     return NULL;
 }
+
+ProtobufCMessage *tr_unpack(tr_ctx *tx, const ProtobufCMessageDescriptor *desc, const void *data, size_t len)
+{
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, &tx->arena.allocator, len, data);
+    if (!m && tx->arena.oom)
+        longjmp(tx->oom, 1);
+    return m;
+}

@@ -149,6 +149,10 @@ void tr_push_(tr_ctx *tx, void ***arr, size_t *n, void *item);
 #define TR_PUSH(tx, obj, field, item) \
     tr_push_((tx), (void ***)(void *)&(obj)->field, &(obj)->n_##field, (void *)(item))
 
+/* data unpacked as a desc message into the arena; NULL when the bytes are
+ * not a valid desc. */
+ProtobufCMessage *tr_unpack(tr_ctx *tx, const ProtobufCMessageDescriptor *desc, const void *data, size_t len);
+
 /* Well-known types in the arena. */
 Google__Protobuf__UInt32Value *tr_u32(tr_ctx *tx, uint32_t v);
 Google__Protobuf__BoolValue *tr_bool(tr_ctx *tx, bool v);

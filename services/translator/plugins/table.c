@@ -21,6 +21,7 @@ extern const sl_tr_plugin sl_tr_plugin_ratelimit;
 extern const sl_tr_plugin sl_tr_plugin_aws_lambda;
 extern const sl_tr_plugin sl_tr_plugin_transcoder;
 extern const sl_tr_plugin sl_tr_plugin_jwt;
+extern const sl_tr_plugin sl_tr_plugin_functions;
 
 const sl_tr_plugin *const sl_tr_plugins[] = {
     &core,
@@ -36,5 +37,6 @@ const sl_tr_plugin *const sl_tr_plugins[] = {
     &sl_tr_plugin_aws_lambda,
     &sl_tr_plugin_transcoder,
     &sl_tr_plugin_jwt,
+    &sl_tr_plugin_functions,
 };
 const size_t sl_tr_plugin_count = sizeof sl_tr_plugins / sizeof sl_tr_plugins[0];

@@ -1,0 +1,644 @@
+/* functions: routes that call a REST or gRPC function of an upstream
+ * (destinationSpec.rest, destinationSpec.grpc), with stock Envoy only.
+ *
+ * REST (serviceSpec.rest.transformations[functionName], Gloo's request
+ * templates): the template's ":path" becomes a regex_rewrite of the path,
+ * its other headers request_headers_to_add, ":authority"/"host" a literal
+ * host rewrite. Path parameters (parameters.path, or parameters.headers
+ * ":path", e.g. "/pets/{id}") turn the route's prefix into a safe_regex
+ * matcher whose groups feed the rewrite ("/api/pets/{{ id }}" -> "\1");
+ * header parameters ("x-user-id: {userId}") feed headers as %REQ(x-user-id)%.
+ * Stock Envoy cannot rewrite ":method" (route headers_to_add and the
+ * header_mutation filter both refuse ':'-prefixed headers at load time), so a
+ * function's method restricts the route to requests already using it (a
+ * ":method" header matcher) and the route gets a Warning saying so. Body
+ * templates cannot be rendered by stock Envoy: a Warning, the body passes.
+ *
+ * gRPC (serviceSpec.grpc descriptors + destinationSpec.grpc {package,
+ * service, function}): Envoy's grpc_json_transcoder, enabled on the route
+ * with the upstream's descriptor set in which the called method gets a
+ * google.api.http binding for the route's path (the parameters' path
+ * template, else the exact path, else the prefix and everything under it)
+ * and method (POST unless the matcher names one), so HTTP/JSON clients call
+ * the gRPC method; match_incoming_request_route keeps the route Envoy chose. */
+#include <ctype.h>
+#include <string.h>
+
+#include "../plugin.h"
+#include "envoy/extensions/filters/http/grpc_json_transcoder/v3/transcoder.pb-c.h"
+#include "google/api/http.pb-c.h"
+#include "google/protobuf/descriptor.pb-c.h"
+
+#define TRANSCODER "envoy.filters.http.grpc_json_transcoder"
+#define HTTP_RULE_EXTENSION 72295728u /* google.api.http on MethodOptions */
+#define MAX_VARS 9                    /* RE2 substitutions name groups \1..\9 */
+
+static const char *const fields[] = {"DestinationSpec.rest", "DestinationSpec.grpc", NULL};
+extern const sl_tr_plugin sl_tr_plugin_transcoder;
+
+static const Sluice__V1__ServiceSpec *service_spec(const Sluice__V1__Upstream *up)
+{
+    if (!up || !up->spec)
+        return NULL;
+    if (up->spec->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_STATIC)
+        return up->spec->static_->service_spec;
+    if (up->spec->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_DNS)
+        return up->spec->dns->service_spec;
+    return NULL;
+}
+
+/* ---- parameters --------------------------------------------------------- */
+
+typedef struct params {
+    const char *path;   /* the path pattern ("/pets/{id}"), or NULL */
+    const char *regex;  /* the pattern as RE2 (a group per variable) */
+    const char *vars[MAX_VARS];
+    size_t n_vars;
+    struct {
+        const char *var, *header;
+    } hdr[16];
+    size_t n_hdr;
+} params;
+
+static bool ident_char(char c, bool first)
+{
+    return isalpha((unsigned char)c) || c == '_' || (!first && (isdigit((unsigned char)c) || c == '.' || c == '-'));
+}
+
+/* Reads "{name}" at *s; returns the name (arena) and advances, or NULL. */
+static const char *brace_var(tr_ctx *tx, const char **s)
+{
+    const char *p = *s + 1, *start = p;
+    char *name;
+    while (*p && ident_char(*p, p == start))
+        p++;
+    if (*p != '}' || p == start)
+        return NULL;
+    name = tr_alloc(tx, (size_t)(p - start) + 1);
+    memcpy(name, start, (size_t)(p - start));
+    name[p - start] = '\0';
+    *s = p + 1;
+    return name;
+}
+
+static bool parse_path_pattern(tr_ctx *tx, params *pp, const char *pat, const char *where)
+{
+    char *re = tr_alloc(tx, strlen(pat) * 2 + 16 * MAX_VARS + 1), *o = re;
+    if (pat[0] != '/') {
+        tr_error(tx, "%s: \"%s\" must start with '/'", where, pat);
+        return false;
+    }
+    for (const char *s = pat; *s;) {
+        if (*s == '{') {
+            const char *v = brace_var(tx, &s);
+            if (!v) {
+                tr_error(tx, "%s: \"%s\": a parameter is {name} (letters, digits, '_', '.', '-')", where, pat);
+                return false;
+            }
+            if (pp->n_vars == MAX_VARS) {
+                tr_error(tx, "%s: \"%s\": at most %d path parameters", where, pat, MAX_VARS);
+                return false;
+            }
+            for (size_t i = 0; i < pp->n_vars; i++)
+                if (strcmp(pp->vars[i], v) == 0) {
+                    tr_error(tx, "%s: \"%s\": parameter {%s} appears twice", where, pat, v);
+                    return false;
+                }
+            pp->vars[pp->n_vars++] = v;
+            memcpy(o, "([^/]+)", 7);
+            o += 7;
+            continue;
+        }
+        if ((unsigned char)*s <= 32 || *s == '}' || *s == '?' || *s == '#' || (unsigned char)*s == 127) {
+            tr_error(tx, "%s: \"%s\": '%c' is not allowed in a path pattern", where, pat, *s > 32 ? *s : '?');
+            return false;
+        }
+        if (!isalnum((unsigned char)*s) && *s != '/' && (unsigned char)*s < 128)
+            *o++ = '\\';
+        *o++ = *s++;
+    }
+    *o = '\0';
+    pp->path = pat;
+    pp->regex = re;
+    return true;
+}
+
+static bool parse_params(tr_ctx *tx, params *pp, const Sluice__V1__Parameters *p, const char *where)
+{
+    memset(pp, 0, sizeof *pp);
+    if (!p)
+        return true;
+    if (p->path && !parse_path_pattern(tx, pp, p->path->value, tr_printf(tx, "%s.path", where)))
+        return false;
+    for (size_t i = 0; i < p->n_headers; i++) {
+        const char *k = p->headers[i]->key, *v = p->headers[i]->value;
+        const char *hw = tr_printf(tx, "%s.headers[%s]", where, k);
+        const char *s = v, *var;
+        if (strcmp(k, ":path") == 0) {
+            if (pp->path) {
+                tr_error(tx, "%s: the path pattern is given twice (also in parameters.path)", hw);
+                return false;
+            }
+            if (!parse_path_pattern(tx, pp, v, hw))
+                return false;
+            continue;
+        }
+        if (tr_check_header_name(k, false)) {
+            tr_error(tx, "%s: %s", hw, tr_check_header_name(k, false));
+            return false;
+        }
+        if (*s != '{' || !(var = brace_var(tx, &s)) || *s) {
+            tr_error(tx, "%s: \"%s\": stock Envoy can take only a whole header value as a parameter (\"{name}\")",
+                     hw, v);
+            return false;
+        }
+        if (pp->n_hdr == sizeof pp->hdr / sizeof pp->hdr[0]) {
+            tr_error(tx, "%s: at most 16 header parameters", hw);
+            return false;
+        }
+        pp->hdr[pp->n_hdr].var = var;
+        pp->hdr[pp->n_hdr].header = k;
+        pp->n_hdr++;
+    }
+    return true;
+}
+
+/* ---- templates ---------------------------------------------------------- */
+
+enum render_mode { RENDER_PATH, RENDER_HEADER };
+
+/* The variable an Inja expression names: "id", "default(id, \"\")". */
+static const char *expr_var(tr_ctx *tx, const char *e, size_t n)
+{
+    char *s = tr_alloc(tx, n + 1), *end;
+    memcpy(s, e, n);
+    s[n] = '\0';
+    while (isspace((unsigned char)*s))
+        s++;
+    end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    if (strncmp(s, "default(", 8) == 0 && end > s && end[-1] == ')') {
+        char *comma = strchr(s, ',');
+        s += 8;
+        if (comma)
+            *comma = '\0';
+        else
+            end[-1] = '\0';
+        while (isspace((unsigned char)*s))
+            s++;
+        end = s + strlen(s);
+        while (end > s && isspace((unsigned char)end[-1]))
+            *--end = '\0';
+    }
+    for (const char *c = s; *c; c++)
+        if (!ident_char(*c, c == s))
+            return NULL;
+    return s[0] ? s : NULL;
+}
+
+/* Renders an Inja template as an RE2 substitution (path) or an Envoy header
+ * formatter string; NULL (reported) when stock Envoy cannot. */
+static const char *render(tr_ctx *tx, const char *text, const params *pp, enum render_mode mode, const char *where)
+{
+    size_t cap = strlen(text) * 2 + 64, n = 0;
+    char *out = tr_alloc(tx, cap);
+    for (const char *s = text; *s;) {
+        if (s[0] == '{' && (s[1] == '%' || s[1] == '#')) {
+            tr_error(tx, "%s: \"%s\": Inja statements and comments are not supported by Sluice (stock Envoy has "
+                         "no templates; only {{ parameter }} is)", where, text);
+            return NULL;
+        }
+        if (s[0] == '{' && s[1] == '{') {
+            const char *close = strstr(s + 2, "}}");
+            const char *var, *piece = NULL;
+            if (!close || !(var = expr_var(tx, s + 2, (size_t)(close - s - 2)))) {
+                tr_error(tx, "%s: \"%s\": only {{ name }} and {{ default(name, ...) }} are supported by Sluice", where,
+                         text);
+                return NULL;
+            }
+            for (size_t i = 0; i < pp->n_vars && !piece; i++)
+                if (strcmp(pp->vars[i], var) == 0) {
+                    if (mode == RENDER_HEADER) {
+                        tr_error(tx, "%s: path parameter {%s}: stock Envoy cannot put path parameters into headers",
+                                 where, var);
+                        return NULL;
+                    }
+                    piece = tr_printf(tx, "\\%zu", i + 1);
+                }
+            for (size_t i = 0; i < pp->n_hdr && !piece; i++)
+                if (strcmp(pp->hdr[i].var, var) == 0) {
+                    if (mode == RENDER_PATH) {
+                        tr_error(tx, "%s: header parameter {%s}: stock Envoy cannot put header values into the path",
+                                 where, var);
+                        return NULL;
+                    }
+                    piece = tr_printf(tx, "%%REQ(%s)%%", pp->hdr[i].header);
+                }
+            if (!piece) {
+                tr_error(tx, "%s: \"%s\": {{ %s }} is not a parameter of the route (destinationSpec parameters)", where,
+                         text, var);
+                return NULL;
+            }
+            if (n + strlen(piece) + 2 >= cap) {
+                char *bigger = tr_alloc(tx, cap = cap * 2 + strlen(piece));
+                memcpy(bigger, out, n);
+                out = bigger;
+            }
+            memcpy(out + n, piece, strlen(piece));
+            n += strlen(piece);
+            s = close + 2;
+            continue;
+        }
+        if (n + 4 >= cap) {
+            char *bigger = tr_alloc(tx, cap *= 2);
+            memcpy(bigger, out, n);
+            out = bigger;
+        }
+        if ((mode == RENDER_PATH && *s == '\\') || (mode == RENDER_HEADER && *s == '%'))
+            out[n++] = *s;
+        out[n++] = *s++;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+static bool literal(const char *s) { return !strstr(s, "{{") && !strstr(s, "{%"); }
+
+/* ---- REST --------------------------------------------------------------- */
+
+static void add_method_matcher(tr_ctx *tx, tr_route_t *r, const char *method)
+{
+    Envoy__Config__Route__V3__HeaderMatcher *hm = TR_NEW(tx, envoy__config__route__v3__header_matcher);
+    hm->name = tr_strdup(tx, ":method");
+    hm->header_match_specifier_case = ENVOY__CONFIG__ROUTE__V3__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_STRING_MATCH;
+    hm->string_match = TR_NEW(tx, envoy__type__matcher__v3__string_matcher);
+    hm->string_match->match_pattern_case = ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_EXACT;
+    hm->string_match->exact = tr_strdup(tx, method);
+    TR_PUSH(tx, r->match, headers, hm);
+}
+
+static void rest(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
+{
+    const Sluice__V1__RestDestinationSpec *d = in->dest_spec->rest;
+    const Sluice__V1__ServiceSpec *ss = service_spec(in->upstream);
+    const Sluice__V1__TransformationTemplate *t = NULL;
+    const Sluice__V1__Upstream *up = in->upstream;
+    const char *path = tr_printf(tx, "%s.routeAction.single.destinationSpec.rest", in->route_path);
+    const char *fpath, *subst = NULL, *method = NULL;
+    Envoy__Config__Route__V3__RouteAction *ra = r->route;
+    params pp;
+    int errors = 0;
+
+    if (!ss || ss->plugin_type_case != SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_REST) {
+        tr_error(tx, "%s: upstream %s.%s has no REST functions (spec.static.serviceSpec.rest or "
+                     "spec.dns.serviceSpec.rest)", path, up->metadata->namespace_, up->metadata->name);
+        return;
+    }
+    for (size_t i = 0; i < ss->rest->n_transformations; i++)
+        if (strcmp(ss->rest->transformations[i]->key, d->function_name) == 0)
+            t = ss->rest->transformations[i]->value;
+    if (!t) {
+        tr_error(tx, "%s.functionName: upstream %s.%s has no REST function \"%s\"", path, up->metadata->namespace_,
+                 up->metadata->name, d->function_name);
+        return;
+    }
+    fpath = tr_printf(tx, "%s: Upstream %s.%s serviceSpec.rest.transformations[%s]", path, up->metadata->namespace_,
+                      up->metadata->name, d->function_name);
+    if (d->response_transformation)
+        tr_error(tx, "%s.responseTransformation: not supported by Sluice (stock Envoy has no response templates)",
+                 path);
+    if (!parse_params(tx, &pp, d->parameters, tr_printf(tx, "%s.parameters", path)))
+        return;
+    if (t->n_extractors)
+        tr_error(tx, "%s.extractors: not supported by Sluice (stock Envoy has no extractors)", fpath);
+    if (t->body_transformation_case == SLUICE__V1__TRANSFORMATION_TEMPLATE__BODY_TRANSFORMATION_MERGE_EXTRACTORS_TO_BODY)
+        tr_error(tx, "%s.mergeExtractorsToBody: not supported by Sluice (stock Envoy has no body templates)", fpath);
+    else if (t->body_transformation_case == SLUICE__V1__TRANSFORMATION_TEMPLATE__BODY_TRANSFORMATION_BODY && t->body &&
+             t->body->text[0])
+        tr_warn(tx, "%s.body: not applied (stock Envoy cannot render body templates); the request body is sent as "
+                    "the client sent it", fpath);
+
+    for (size_t i = 0; i < t->n_headers; i++) {
+        const char *k = t->headers[i]->key;
+        const char *v = t->headers[i]->value ? t->headers[i]->value->text : "";
+        const char *hw = tr_printf(tx, "%s.headers[%s]", fpath, k);
+        if (strcmp(k, ":path") == 0) {
+            subst = render(tx, v, &pp, RENDER_PATH, hw);
+            if (subst && (subst[0] != '/' || strchr(subst, '?'))) {
+                tr_error(tx, "%s: \"%s\" must start with '/' and have no query string", hw, v);
+                subst = NULL;
+            }
+            if (!subst)
+                errors++;
+        } else if (strcmp(k, ":method") == 0) {
+            bool ok = literal(v) && v[0];
+            for (const char *c = v; ok && *c; c++)
+                ok = isupper((unsigned char)*c) || *c == '-' || *c == '_';
+            if (!ok) {
+                tr_error(tx, "%s: \"%s\" is not an HTTP method (a literal such as GET or POST)", hw, v);
+                errors++;
+            }
+            method = v;
+        } else if (strcmp(k, ":authority") == 0 || strcasecmp(k, "host") == 0) {
+            if (!literal(v) || !v[0]) {
+                tr_error(tx, "%s: stock Envoy can only rewrite the host to a literal", hw);
+                errors++;
+                continue;
+            }
+            ra->host_rewrite_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__HOST_REWRITE_SPECIFIER_HOST_REWRITE_LITERAL;
+            ra->host_rewrite_literal = tr_strdup(tx, v);
+        } else if (k[0] == ':') {
+            tr_error(tx, "%s: stock Envoy cannot set the %s pseudo-header", hw, k);
+            errors++;
+        } else if (tr_check_header_name(k, false)) {
+            tr_error(tx, "%s: %s", hw, tr_check_header_name(k, false));
+            errors++;
+        } else if (!v[0]) {
+            TR_PUSH(tx, r, request_headers_to_remove, tr_strdup(tx, k));
+        } else {
+            const char *val = render(tx, v, &pp, RENDER_HEADER, hw);
+            Envoy__Config__Core__V3__HeaderValueOption *o;
+            if (!val) {
+                errors++;
+                continue;
+            }
+            o = TR_NEW(tx, envoy__config__core__v3__header_value_option);
+            o->header = TR_NEW(tx, envoy__config__core__v3__header_value);
+            o->header->key = tr_strdup(tx, k);
+            o->header->value = tr_strdup(tx, val);
+            o->append_action = ENVOY__CONFIG__CORE__V3__HEADER_VALUE_OPTION__HEADER_APPEND_ACTION__OVERWRITE_IF_EXISTS_OR_ADD;
+            TR_PUSH(tx, r, request_headers_to_add, o);
+        }
+    }
+    if (errors)
+        return;
+
+    /* the path: parameters make the matcher a regex whose groups feed the rewrite */
+    if ((subst || pp.path) && (ra->prefix_rewrite && ra->prefix_rewrite[0]))
+        tr_error(tx, "%s: the function sets the path; options.prefixRewrite cannot be used with it", path);
+    else if ((subst || pp.path) && ra->regex_rewrite)
+        tr_error(tx, "%s: the function sets the path; options.regexRewrite cannot be used with it", path);
+    else if (pp.path) {
+        Envoy__Config__Route__V3__RouteMatch *rm = r->match;
+        if (rm->path_specifier_case == ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_PREFIX &&
+            strncmp(pp.path, rm->prefix, strlen(rm->prefix)) == 0) {
+            if (tr_check_regex(tx, tr_printf(tx, "%s.parameters.path", path), pp.regex, NULL)) {
+                rm->path_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_SAFE_REGEX;
+                rm->safe_regex = tr_regex(tx, pp.regex);
+            }
+        } else if (rm->path_specifier_case == ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_PATH &&
+                   pp.n_vars == 0 && strcmp(rm->path, pp.path) == 0) {
+            /* the exact path is the pattern */
+        } else {
+            tr_error(tx, "%s.parameters: the path pattern \"%s\" must lie under the route's prefix matcher (\"%s\")",
+                     path, pp.path,
+                     rm->path_specifier_case == ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_PREFIX
+                         ? rm->prefix
+                         : "not a prefix");
+            return;
+        }
+    }
+    if (subst) {
+        ra->regex_rewrite = TR_NEW(tx, envoy__type__matcher__v3__regex_match_and_substitute);
+        ra->regex_rewrite->pattern = tr_regex(tx, pp.path ? tr_printf(tx, "^%s$", pp.regex) : "^.*$");
+        ra->regex_rewrite->substitution = tr_strdup(tx, subst);
+    }
+
+    /* the method: restrict the route to it */
+    if (method) {
+        const Sluice__V1__Matcher *m = in->matcher;
+        bool listed = false;
+        for (size_t i = 0; m && i < m->n_methods; i++)
+            listed |= strcmp(m->methods[i], method) == 0;
+        if (m && m->n_methods && !listed) {
+            tr_error(tx, "%s: function %s is called with %s, which the route's methods do not include (stock Envoy "
+                         "cannot rewrite :method)", path, d->function_name, method);
+            return;
+        }
+        if (!(m && m->n_methods == 1)) {
+            add_method_matcher(tx, r, method);
+            tr_warn(tx, "Route Warning: FunctionMethodWarning. Reason: function %s of upstream %s.%s is called with "
+                        "%s; stock Envoy cannot rewrite :method, so %s matches only %s requests",
+                    d->function_name, up->metadata->namespace_, up->metadata->name, method, in->route_path, method);
+        }
+    }
+    if (in->gw->proxyless)
+        tr_warn(tx, "%s: gRPC proxyless clients do not apply REST functions", path);
+}
+
+/* ---- gRPC --------------------------------------------------------------- */
+
+static Google__Protobuf__MethodDescriptorProto *find_method(Google__Protobuf__FileDescriptorSet *set, const char *pkg,
+                                                            const char *svc, const char *fn)
+{
+    for (size_t i = 0; i < set->n_file; i++) {
+        Google__Protobuf__FileDescriptorProto *f = set->file[i];
+        if (strcmp(f->package ? f->package : "", pkg) != 0)
+            continue;
+        for (size_t j = 0; j < f->n_service; j++) {
+            if (strcmp(f->service[j]->name ? f->service[j]->name : "", svc) != 0)
+                continue;
+            for (size_t k = 0; k < f->service[j]->n_method; k++)
+                if (strcmp(f->service[j]->method[k]->name ? f->service[j]->method[k]->name : "", fn) == 0)
+                    return f->service[j]->method[k];
+        }
+    }
+    return NULL;
+}
+
+static void set_pattern(tr_ctx *tx, Google__Api__HttpRule *rule, const char *verb, const char *p)
+{
+    char *s = tr_strdup(tx, p);
+    if (strcmp(verb, "GET") == 0) {
+        rule->pattern_case = GOOGLE__API__HTTP_RULE__PATTERN_GET;
+        rule->get = s;
+    } else if (strcmp(verb, "PUT") == 0) {
+        rule->pattern_case = GOOGLE__API__HTTP_RULE__PATTERN_PUT;
+        rule->put = s;
+    } else if (strcmp(verb, "DELETE") == 0) {
+        rule->pattern_case = GOOGLE__API__HTTP_RULE__PATTERN_DELETE;
+        rule->delete_ = s;
+    } else if (strcmp(verb, "PATCH") == 0) {
+        rule->pattern_case = GOOGLE__API__HTTP_RULE__PATTERN_PATCH;
+        rule->patch = s;
+    } else if (strcmp(verb, "POST") == 0) {
+        rule->pattern_case = GOOGLE__API__HTTP_RULE__PATTERN_POST;
+        rule->post = s;
+    } else {
+        rule->pattern_case = GOOGLE__API__HTTP_RULE__PATTERN_CUSTOM;
+        rule->custom = TR_NEW(tx, google__api__custom_http_pattern);
+        rule->custom->kind = tr_strdup(tx, verb);
+        rule->custom->path = s;
+    }
+    rule->body = tr_strdup(tx, strcmp(verb, "GET") == 0 ? "" : "*");
+}
+
+/* Sets the method's google.api.http option (an extension, which protobuf-c
+ * keeps as an unknown field) to rule, dropping any binding it had. */
+static void set_http_option(tr_ctx *tx, Google__Protobuf__MethodDescriptorProto *md, const Google__Api__HttpRule *rule)
+{
+    Google__Protobuf__MethodOptions *o = md->options;
+    ProtobufCMessageUnknownField *uf;
+    size_t n = 0, len = protobuf_c_message_get_packed_size(&rule->base), pre = 0;
+    uint8_t *data = tr_alloc(tx, len + 10);
+    /* protobuf-c keeps the bytes after the tag: the length, then the value */
+    for (size_t v = len; ; v >>= 7) {
+        data[pre++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+        if (v < 0x80)
+            break;
+    }
+    protobuf_c_message_pack(&rule->base, data + pre);
+    len += pre;
+    if (!o)
+        o = md->options = TR_NEW(tx, google__protobuf__method_options);
+    uf = tr_alloc(tx, (o->base.n_unknown_fields + 1) * sizeof *uf);
+    for (unsigned i = 0; i < o->base.n_unknown_fields; i++)
+        if (o->base.unknown_fields[i].tag != HTTP_RULE_EXTENSION)
+            uf[n++] = o->base.unknown_fields[i];
+    uf[n].tag = HTTP_RULE_EXTENSION;
+    uf[n].wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+    uf[n].len = len;
+    uf[n].data = data;
+    o->base.unknown_fields = uf;
+    o->base.n_unknown_fields = (unsigned)n + 1;
+}
+
+static void grpc(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
+{
+    const Sluice__V1__GrpcDestinationSpec *d = in->dest_spec->grpc;
+    const Sluice__V1__ServiceSpec *ss = service_spec(in->upstream);
+    const Sluice__V1__Upstream *up = in->upstream;
+    const Sluice__V1__Matcher *m = in->matcher;
+    const char *path = tr_printf(tx, "%s.routeAction.single.destinationSpec.grpc", in->route_path);
+    const char *svc, *verb = "POST", *http_path = NULL, *more = NULL;
+    Google__Protobuf__FileDescriptorSet *set;
+    Google__Protobuf__MethodDescriptorProto *md;
+    Google__Api__HttpRule *rule;
+    Envoy__Extensions__Filters__Http__GrpcJsonTranscoder__V3__GrpcJsonTranscoder *tc;
+    Envoy__Config__Route__V3__FilterConfig *fc;
+    params pp;
+
+    if (!ss || ss->plugin_type_case != SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_GRPC) {
+        tr_error(tx, "%s: upstream %s.%s has no gRPC functions (serviceSpec.grpc)", path, up->metadata->namespace_,
+                 up->metadata->name);
+        return;
+    }
+    if (!d->service[0] || !d->function[0]) {
+        tr_error(tx, "%s: service and function are required", path);
+        return;
+    }
+    svc = d->package[0] ? tr_printf(tx, "%s.%s", d->package, d->service) : d->service;
+    if (ss->grpc->n_grpc_services) {
+        const Sluice__V1__GrpcServiceSpec__GrpcService *gs = NULL;
+        bool fn_ok = false;
+        for (size_t i = 0; i < ss->grpc->n_grpc_services && !gs; i++)
+            if (strcmp(ss->grpc->grpc_services[i]->package_name, d->package) == 0 &&
+                strcmp(ss->grpc->grpc_services[i]->service_name, d->service) == 0)
+                gs = ss->grpc->grpc_services[i];
+        for (size_t i = 0; gs && i < gs->n_function_names; i++)
+            fn_ok |= strcmp(gs->function_names[i], d->function) == 0;
+        if (!gs || (gs->n_function_names && !fn_ok)) {
+            tr_error(tx, "%s: upstream %s.%s has no gRPC function %s/%s (serviceSpec.grpc.grpcServices)", path,
+                     up->metadata->namespace_, up->metadata->name, svc, d->function);
+            return;
+        }
+    }
+    if (!ss->grpc->descriptors.len) {
+        tr_error(tx, "%s: upstream %s.%s needs serviceSpec.grpc.descriptors (a FileDescriptorSet) for HTTP/JSON "
+                     "clients to call its functions", path, up->metadata->namespace_, up->metadata->name);
+        return;
+    }
+    set = (Google__Protobuf__FileDescriptorSet *)tr_unpack(tx, &google__protobuf__file_descriptor_set__descriptor,
+                                                           ss->grpc->descriptors.data, ss->grpc->descriptors.len);
+    if (!set) {
+        tr_error(tx, "Upstream %s.%s serviceSpec.grpc.descriptors: not a serialized google.protobuf.FileDescriptorSet",
+                 up->metadata->namespace_, up->metadata->name);
+        return;
+    }
+    md = find_method(set, d->package, d->service, d->function);
+    if (!md) {
+        tr_error(tx, "%s: the descriptors of upstream %s.%s have no method %s/%s", path, up->metadata->namespace_,
+                 up->metadata->name, svc, d->function);
+        return;
+    }
+    if (!parse_params(tx, &pp, d->parameters, tr_printf(tx, "%s.parameters", path)))
+        return;
+    if (pp.n_hdr) {
+        tr_error(tx, "%s.parameters.headers: the transcoder takes request fields from the path, query and body only",
+                 path);
+        return;
+    }
+    if (m && m->n_methods > 1) {
+        tr_error(tx, "%s: a route calling a gRPC function matches one method at most (methods)", path);
+        return;
+    }
+    if (m && m->n_methods == 1)
+        verb = m->methods[0];
+    if (pp.path) {
+        if (r->match->path_specifier_case == ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_PREFIX &&
+            strncmp(pp.path, r->match->prefix, strlen(r->match->prefix)) != 0) {
+            tr_error(tx, "%s.parameters: the path pattern \"%s\" must lie under the route's prefix matcher (\"%s\")",
+                     path, pp.path, r->match->prefix);
+            return;
+        }
+        http_path = pp.path; /* {field} bindings are the transcoder's own syntax */
+    }
+    else if (r->match->path_specifier_case == ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_PATH)
+        http_path = r->match->path;
+    else if (r->match->path_specifier_case == ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_PREFIX) {
+        size_t n = strlen(r->match->prefix);
+        char *p = tr_strdup(tx, r->match->prefix);
+        if (n > 1 && p[n - 1] == '/')
+            p[n - 1] = '\0';
+        for (const char *c = p; *c; c++)
+            if (*c == '{' || *c == '}' || *c == '*' || *c == ':' || (unsigned char)*c <= 32) {
+                tr_error(tx, "%s: the prefix \"%s\" cannot be an HTTP binding; give parameters.path", path, p);
+                return;
+            }
+        http_path = strcmp(p, "/") == 0 ? "/**" : p;
+        more = strcmp(p, "/") == 0 ? NULL : tr_printf(tx, "%s/**", p);
+    } else {
+        tr_error(tx, "%s: a regex matcher needs parameters.path (the HTTP binding of the function)", path);
+        return;
+    }
+    rule = TR_NEW(tx, google__api__http_rule);
+    set_pattern(tx, rule, verb, http_path);
+    if (more) {
+        Google__Api__HttpRule *b = TR_NEW(tx, google__api__http_rule);
+        set_pattern(tx, b, verb, more);
+        TR_PUSH(tx, rule, additional_bindings, b);
+    }
+    set_http_option(tx, md, rule);
+
+    tc = TR_NEW(tx, envoy__extensions__filters__http__grpc_json_transcoder__v3__grpc_json_transcoder);
+    tc->descriptor_set_case =
+        ENVOY__EXTENSIONS__FILTERS__HTTP__GRPC_JSON_TRANSCODER__V3__GRPC_JSON_TRANSCODER__DESCRIPTOR_SET_PROTO_DESCRIPTOR_BIN;
+    tc->proto_descriptor_bin.len = protobuf_c_message_get_packed_size(&set->base);
+    tc->proto_descriptor_bin.data = tr_alloc(tx, tc->proto_descriptor_bin.len + 1);
+    protobuf_c_message_pack(&set->base, tc->proto_descriptor_bin.data);
+    TR_PUSH(tx, tc, services, tr_strdup(tx, svc));
+    tc->match_incoming_request_route = 1;
+    fc = TR_NEW(tx, envoy__config__route__v3__filter_config);
+    fc->config = tr_any(tx, &tc->base);
+    tr_route_filter_config(tx, r, TRANSCODER, &fc->base);
+    tr_use(tx, &sl_tr_plugin_transcoder);
+    if (in->gw->proxyless)
+        tr_warn(tx, "%s: gRPC proxyless clients call the gRPC method directly; the HTTP binding does not apply", path);
+}
+
+static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
+{
+    if (!in->dest_spec || !in->upstream || r->action_case != ENVOY__CONFIG__ROUTE__V3__ROUTE__ACTION_ROUTE)
+        return;
+    if (in->dest_spec->destination_type_case == SLUICE__V1__DESTINATION_SPEC__DESTINATION_TYPE_REST)
+        rest(tx, in, r);
+    else if (in->dest_spec->destination_type_case == SLUICE__V1__DESTINATION_SPEC__DESTINATION_TYPE_GRPC)
+        grpc(tx, in, r);
+}
+
+const sl_tr_plugin sl_tr_plugin_functions = {
+    .name = "functions",
+    .fields = fields,
+    .route = route,
+};
