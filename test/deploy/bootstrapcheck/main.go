@@ -1,0 +1,143 @@
+// bootstrapcheck checks Envoy bootstrap files against Envoy's own rules and
+// against what Sluice needs from them.
+//
+// Input: file arguments, each the JSON form of one bootstrap (the test script
+// converts the YAML in deploy/ with python3-yaml). Each is decoded strictly
+// (protojson: unknown fields are errors) as envoy.config.bootstrap.v3.Bootstrap
+// and checked with go-control-plane's generated validators (ValidateAll,
+// Envoy's protoc-gen-validate annotations), descending into every
+// google.protobuf.Any. Then Sluice's expectations: ADS over gRPC to a static
+// cluster, LDS and CDS through ADS, node.metadata.role "<ns>~<proxy>", and the
+// admin address. Output: "<file>: ok ..." or "<file>: <error>" lines; exit
+// status 1 if any file fails.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	bootstrap "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+)
+
+type validator interface{ ValidateAll() error }
+
+// validate runs ValidateAll on m and on every message packed in an Any below it.
+func validate(m protoreflect.Message, path string) error {
+	var errs []error
+	if v, ok := m.Interface().(validator); ok {
+		if err := v.ValidateAll(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", path, err))
+		}
+	}
+	if a, ok := m.Interface().(*anypb.Any); ok {
+		inner, err := a.UnmarshalNew()
+		if err != nil {
+			return fmt.Errorf("%s: %s: %w", path, a.GetTypeUrl(), err)
+		}
+		return validate(inner.ProtoReflect(), path+"("+a.GetTypeUrl()+")")
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		p := path + "." + string(fd.Name())
+		switch {
+		case fd.IsList() && fd.Message() != nil:
+			for i := 0; i < v.List().Len(); i++ {
+				errs = append(errs, validate(v.List().Get(i).Message(), fmt.Sprintf("%s[%d]", p, i)))
+			}
+		case fd.IsMap() && fd.MapValue().Message() != nil:
+			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+				errs = append(errs, validate(mv.Message(), fmt.Sprintf("%s[%s]", p, k.String())))
+				return true
+			})
+		case !fd.IsList() && !fd.IsMap() && fd.Message() != nil:
+			errs = append(errs, validate(v.Message(), p))
+		}
+		return true
+	})
+	return errors.Join(errs...)
+}
+
+// sluiceRules: what a bootstrap for Sluice must say.
+func sluiceRules(b *bootstrap.Bootstrap) (string, error) {
+	role := b.GetNode().GetMetadata().GetFields()["role"].GetStringValue()
+	if ns, proxy, ok := strings.Cut(role, "~"); !ok || ns == "" || proxy == "" {
+		return "", fmt.Errorf("node.metadata.role %q is not \"<namespace>~<proxy>\"", role)
+	}
+	dr := b.GetDynamicResources()
+	ads := dr.GetAdsConfig()
+	if ads.GetApiType() != core.ApiConfigSource_GRPC || ads.GetTransportApiVersion() != core.ApiVersion_V3 {
+		return "", errors.New("dynamic_resources.ads_config must be api_type GRPC, transport_api_version V3")
+	}
+	if len(ads.GetGrpcServices()) != 1 || ads.GetGrpcServices()[0].GetEnvoyGrpc() == nil {
+		return "", errors.New("ads_config needs exactly one envoy_grpc service")
+	}
+	cluster := ads.GetGrpcServices()[0].GetEnvoyGrpc().GetClusterName()
+	for what, cs := range map[string]*core.ConfigSource{"lds_config": dr.GetLdsConfig(), "cds_config": dr.GetCdsConfig()} {
+		if cs.GetAds() == nil || cs.GetResourceApiVersion() != core.ApiVersion_V3 {
+			return "", fmt.Errorf("dynamic_resources.%s must be ads with resource_api_version V3", what)
+		}
+	}
+	var xds string
+	for _, c := range b.GetStaticResources().GetClusters() {
+		if c.GetName() != cluster {
+			continue
+		}
+		if _, ok := c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]; !ok {
+			return "", fmt.Errorf("cluster %s: gRPC needs HTTP/2 (typed_extension_protocol_options HttpProtocolOptions)", cluster)
+		}
+		for _, e := range c.GetLoadAssignment().GetEndpoints() {
+			for _, lb := range e.GetLbEndpoints() {
+				sa := lb.GetEndpoint().GetAddress().GetSocketAddress()
+				xds = fmt.Sprintf("%s:%d", sa.GetAddress(), sa.GetPortValue())
+			}
+		}
+	}
+	if xds == "" {
+		return "", fmt.Errorf("no static cluster %q with an endpoint for ADS", cluster)
+	}
+	admin := b.GetAdmin().GetAddress().GetSocketAddress()
+	return fmt.Sprintf("role=%s xds=%s admin=%s:%d", role, xds, admin.GetAddress(), admin.GetPortValue()), nil
+}
+
+func check(file string) (string, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	var b bootstrap.Bootstrap
+	if err := (protojson.UnmarshalOptions{}).Unmarshal(data, &b); err != nil {
+		return "", fmt.Errorf("does not decode as envoy.config.bootstrap.v3.Bootstrap: %w", err)
+	}
+	if err := validate(proto.Message(&b).ProtoReflect(), "Bootstrap"); err != nil {
+		return "", err
+	}
+	return sluiceRules(&b)
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: bootstrapcheck FILE.json...")
+		os.Exit(2)
+	}
+	failed := false
+	for _, f := range os.Args[1:] {
+		if what, err := check(f); err != nil {
+			fmt.Printf("%s: %v\n", f, err)
+			failed = true
+		} else {
+			fmt.Printf("%s: ok %s\n", f, what)
+		}
+	}
+	if failed {
+		os.Exit(1)
+	}
+}
