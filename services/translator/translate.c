@@ -1162,6 +1162,12 @@ static int cmp_vhost(const void *a, const void *b)
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
+/* spec.grpcApiListeners: the gateway also serves gRPC proxyless clients. */
+static bool gw_proxyless(const Sluice__V1__Gateway *g)
+{
+    return g->spec && g->spec->grpc_api_listeners && g->spec->grpc_api_listeners->value;
+}
+
 static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, tr_map *ports)
 {
     const Sluice__V1__GatewaySpec *spec = g->gw->spec;
@@ -1171,7 +1177,7 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
     const char *bind = spec->bind_address && spec->bind_address[0] ? spec->bind_address : "::";
     const char *lname = tr_printf(tx, "listener-%s-%u", bind, spec->bind_port);
     const char *rname = tr_printf(tx, "%s-routes", lname);
-    const char *grpc = annotation(g->gw->metadata, SL_TR_ANNOTATION_GRPC);
+    bool grpc = gw_proxyless(g->gw);
     tr_bucket *vb = bucket(tx, K_VS);
     vs_item *items = tr_alloc(tx, (vb->n + 1) * sizeof *items);
     size_t n_items = 0;
@@ -1186,7 +1192,9 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
     gw.gw = g->gw;
     gw.proxy = proxy;
     gw.listener_name = lname;
-    gw.proxyless = grpc && strcmp(grpc, "true") == 0;
+    gw.proxyless = grpc;
+    if (annotation(g->gw->metadata, "sluice.io/grpc-api-listeners"))
+        tr_warn(tx, "metadata.annotations[sluice.io/grpc-api-listeners]: ignored; set spec.grpcApiListeners: true");
 
     if (spec->bind_port == 0 || spec->bind_port > 65535) {
         tr_error(tx, "spec.bindPort: %u is not a port (1-65535)", spec->bind_port);
@@ -2042,11 +2050,8 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
                 }
                 if (!mine)
                     continue;
-                {
-                    const char *a = annotation(gws[i].gw->metadata, SL_TR_ANNOTATION_GRPC);
-                    if (a && strcmp(a, "true") == 0)
-                        proxyless = true;
-                }
+                if (gw_proxyless(gws[i].gw))
+                    proxyless = true;
                 translate_gateway(tx, &gws[i], proxy, &ports);
                 if (gws[i].idx >= 0 && tr_rep_get(tx, K_GATEWAY, gws[i].ns, gws[i].name)->n_errors)
                     *flag(tx, K_GATEWAY, (size_t)gws[i].idx) |= TR_REJECTED;

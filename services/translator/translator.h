@@ -142,8 +142,4 @@ const sl_tr_report *sl_tr_result_report(const sl_tr_result *r, const char *kind,
 /* The Envoy message descriptor of type t (Listener, Cluster, ...). */
 const ProtobufCMessageDescriptor *sl_tr_type_descriptor(sl_xds_type t);
 
-/* Annotation on a Gateway that also serves gRPC proxyless clients (see
- * docs/translator.md): value "true". */
-#define SL_TR_ANNOTATION_GRPC "sluice.io/grpc-api-listeners"
-
 #endif
