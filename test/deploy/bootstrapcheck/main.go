@@ -31,7 +31,9 @@ import (
 
 type validator interface{ ValidateAll() error }
 
-// validate runs ValidateAll on m and on every message packed in an Any below it.
+// validate runs ValidateAll on m (which descends into embedded messages but
+// not into the contents of an Any) and then on every message packed in an
+// Any below it.
 func validate(m protoreflect.Message, path string) error {
 	var errs []error
 	if v, ok := m.Interface().(validator); ok {
@@ -39,6 +41,12 @@ func validate(m protoreflect.Message, path string) error {
 			errs = append(errs, fmt.Errorf("%s: %w", path, err))
 		}
 	}
+	errs = append(errs, anys(m, path))
+	return errors.Join(errs...)
+}
+
+// anys validates the message in every Any reachable from m.
+func anys(m protoreflect.Message, path string) error {
 	if a, ok := m.Interface().(*anypb.Any); ok {
 		inner, err := a.UnmarshalNew()
 		if err != nil {
@@ -46,20 +54,21 @@ func validate(m protoreflect.Message, path string) error {
 		}
 		return validate(inner.ProtoReflect(), path+"("+a.GetTypeUrl()+")")
 	}
+	var errs []error
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
 		p := path + "." + string(fd.Name())
 		switch {
 		case fd.IsList() && fd.Message() != nil:
 			for i := 0; i < v.List().Len(); i++ {
-				errs = append(errs, validate(v.List().Get(i).Message(), fmt.Sprintf("%s[%d]", p, i)))
+				errs = append(errs, anys(v.List().Get(i).Message(), fmt.Sprintf("%s[%d]", p, i)))
 			}
 		case fd.IsMap() && fd.MapValue().Message() != nil:
 			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
-				errs = append(errs, validate(mv.Message(), fmt.Sprintf("%s[%s]", p, k.String())))
+				errs = append(errs, anys(mv.Message(), fmt.Sprintf("%s[%s]", p, k.String())))
 				return true
 			})
 		case !fd.IsList() && !fd.IsMap() && fd.Message() != nil:
-			errs = append(errs, validate(v.Message(), p))
+			errs = append(errs, anys(v.Message(), p))
 		}
 		return true
 	})

@@ -1,0 +1,317 @@
+#!/usr/bin/python3
+"""Checks that deploy/ matches the binaries it runs.
+
+usage: check_deploy.py SOURCE_DIR BINARY_DIR [--bootstrap-json OUT_DIR]
+
+Every command line of a Sluice binary (sluice-*, sluicectl) and of
+nats-server in deploy/ -- systemd ExecStart (with the $VARS of its
+EnvironmentFile expanded), compose command/entrypoint, Kubernetes
+command/args -- is taken apart, and every flag it uses must appear in that
+binary's --help (sluicectl: in the help of its subcommand). Every environment
+variable given to a Sluice service (systemd env files, compose environment,
+Kubernetes env and the ConfigMaps of envFrom) must appear in its --help or in
+docs/*.md (not operations.md, which describes deploy/ itself). Then consistency: one systemd unit, compose service and Kubernetes
+Deployment per service; metrics ports and probes (/healthz, /readyz) agree
+with --metrics-addr; the NATS config and Envoy bootstrap copies match their
+sources; units restart always and carry the hardening options;
+systemd-analyze verify (when present) finds nothing but the missing
+binaries. With --bootstrap-json, every Envoy bootstrap found (file or
+ConfigMap) is also written there as JSON for test/deploy/bootstrapcheck.
+
+Runs with Debian's python3 and python3-yaml. Prints one line per check and
+"N passed, N failed" last; exit status 1 on any failure.
+"""
+import copy
+import glob
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+
+import yaml
+
+SERVICES = ["config-watcher", "secret-watcher", "translator", "reporter", "xds"]
+HARDENING = ["NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
+             "PrivateDevices=yes", "CapabilityBoundingSet=", "RestrictAddressFamilies=AF_",
+             "SystemCallFilter=@system-service", "MemoryDenyWriteExecute=yes", "RestrictNamespaces=yes"]
+
+
+class Checker:
+    def __init__(self, src, bindir):
+        self.src, self.bindir = src, bindir
+        self.passed = self.failed = 0
+        self.helps = {}
+        # docs/operations.md describes deploy/ itself: it does not count as proof
+        self.docs = "".join(open(p).read() for p in sorted(glob.glob(os.path.join(src, "docs", "*.md")))
+                            if os.path.basename(p) != "operations.md")
+        self.bootstraps = {}  # label -> dict
+
+    def ok(self, cond, what, detail=""):
+        if cond:
+            self.passed += 1
+            print(f"ok: {what}")
+        else:
+            self.failed += 1
+            print(f"FAIL: {what}" + (f": {detail}" if detail else ""))
+        return cond
+
+    def rel(self, p):
+        return os.path.relpath(p, self.src)
+
+    # ---- binaries ---------------------------------------------------------
+    def binary(self, name):
+        if name == "nats-server":
+            return shutil.which("nats-server") or shutil.which("nats-server", path="/usr/sbin:/usr/bin")
+        hits = glob.glob(os.path.join(self.bindir, "services", "*", name))
+        return hits[0] if hits else None
+
+    def help(self, name, sub=None):
+        key = (name, sub)
+        if key not in self.helps:
+            exe = self.binary(name)
+            if not exe:
+                self.helps[key] = None
+            else:
+                argv = [exe] + ([sub] if sub else []) + ["--help"]
+                p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+                self.helps[key] = p.stdout + p.stderr
+        return self.helps[key]
+
+    # ---- one command line ---------------------------------------------------
+    def check_command(self, where, argv, env):
+        """argv: the command line; env: names of environment variables given."""
+        prog = os.path.basename(argv[0])
+        if not (prog.startswith("sluice-") or prog in ("sluicectl", "nats-server")):
+            return None
+        text = self.help(prog)
+        if not self.ok(text is not None, f"{where}: {prog} is built", f"no {prog} under {self.bindir}/services"):
+            return None
+        args = argv[1:]
+        if prog == "sluicectl" and args and not args[0].startswith("-"):
+            sub = self.help(prog, args[0]) or ""
+            self.ok(args[0] in text, f"{where}: sluicectl has the command {args[0]}")
+            text += sub
+        flags = []
+        for a in args:
+            if re.match(r"^--?[A-Za-z]", a):
+                flags.append(a.split("=", 1)[0])
+        for f in flags:
+            pat = r"(?<![\w-])" + re.escape(f) + r"(?![\w-])"
+            self.ok(re.search(pat, text) is not None, f"{where}: {prog} {f} is in --help")
+        if prog != "nats-server":
+            for name in sorted(env):
+                self.ok(name in text or name in self.docs,
+                        f"{where}: {prog} environment {name} is in --help or docs/")
+        return prog, args
+
+    # ---- systemd ------------------------------------------------------------
+    def systemd(self):
+        d = os.path.join(self.src, "deploy", "systemd")
+        units = {}
+        for path in sorted(glob.glob(os.path.join(d, "*.service"))):
+            kv = {}
+            for line in open(path):
+                line = line.strip()
+                if line and not line.startswith(("#", "[")) and "=" in line:
+                    k, v = line.split("=", 1)
+                    kv.setdefault(k, []).append(v)
+            name = os.path.basename(path)[: -len(".service")]
+            units[name] = kv
+            where = self.rel(path)
+            self.ok(kv.get("Restart") == ["always"], f"{where}: Restart=always")
+            for h in HARDENING:
+                k, v = h.split("=", 1)
+                self.ok(any(x.startswith(v) if v else x == "" for x in kv.get(k, [])), f"{where}: {h}")
+            envfiles = kv.get("EnvironmentFile", [])
+            short = name[len("sluice-"):]
+            self.ok(envfiles == [f"/etc/sluice/{short}.env"], f"{where}: EnvironmentFile=/etc/sluice/{short}.env",
+                    str(envfiles))
+            local = os.path.join(d, "env", f"{short}.env")
+            if not self.ok(os.path.exists(local), f"{where}: example {self.rel(local)} exists"):
+                continue
+            envvars, mentioned = {}, set()
+            for line in open(local):
+                m = re.match(r"^\s*(#)?\s*([A-Z][A-Z0-9_]*)=(.*)$", line)
+                if m:
+                    mentioned.add(m.group(2))
+                    if not m.group(1):
+                        envvars[m.group(2)] = m.group(3)
+            execs = kv.get("ExecStart", [])
+            self.ok(len(execs) == 1, f"{where}: one ExecStart")
+            for ex in execs:
+                used = set(re.findall(r"\$\{?([A-Z_][A-Z0-9_]*)\}?", ex))
+                for u in sorted(used):
+                    self.ok(u in envvars, f"{where}: ${u} is set in {self.rel(local)}")
+                line = re.sub(r"\$\{?([A-Z_][A-Z0-9_]*)\}?", lambda m: envvars.get(m.group(1), ""), ex)
+                argv = shlex.split(line)
+                # variables only expanded into the command line are not the service's environment
+                self.check_command(where, argv, mentioned - used)
+                if argv and os.path.basename(argv[0]).startswith("sluice-"):
+                    self.metrics_port(where, argv, envvars.get("SLUICE_METRICS_ADDR"))
+        for s in SERVICES:
+            self.ok(f"sluice-{s}" in units, f"systemd: a unit for sluice-{s}")
+        self.ok("sluice-nats" in units, "systemd: a unit for nats-server")
+        target = open(os.path.join(d, "sluice.target")).read()
+        for u in units:
+            self.ok(f"{u}.service" in target, f"systemd: sluice.target wants {u}.service")
+        analyze = shutil.which("systemd-analyze")
+        if analyze:
+            for path in sorted(glob.glob(os.path.join(d, "*.service")) + [os.path.join(d, "sluice.target")]):
+                p = subprocess.run([analyze, "verify", path], capture_output=True, text=True, cwd="/", timeout=60)
+                bad = [l for l in (p.stdout + p.stderr).splitlines()
+                       if l.strip() and "is not executable" not in l and "/usr/local/bin/" not in l]
+                self.ok(not bad, f"{self.rel(path)}: systemd-analyze verify", "; ".join(bad))
+        else:
+            print("note: systemd-analyze not found; unit syntax not verified")
+
+    def metrics_port(self, where, argv, env_addr):
+        addr = env_addr
+        for i, a in enumerate(argv):
+            if a == "--metrics-addr" and i + 1 < len(argv):
+                addr = argv[i + 1]
+            elif a.startswith("--metrics-addr="):
+                addr = a.split("=", 1)[1]
+        self.ok(addr is not None and re.search(r":\d+$", addr or ""), f"{where}: has a metrics address", str(addr))
+        return int(addr.rsplit(":", 1)[1]) if addr and re.search(r":\d+$", addr) else None
+
+    # ---- compose --------------------------------------------------------------
+    def compose(self):
+        path = os.path.join(self.src, "deploy", "compose", "docker-compose.yaml")
+        where0 = self.rel(path)
+        doc = yaml.safe_load(open(path))
+        seen = set()
+        for name, svc in doc.get("services", {}).items():
+            argv = list(svc.get("entrypoint") or []) + list(svc.get("command") or [])
+            if isinstance(svc.get("command"), str):
+                argv = list(svc.get("entrypoint") or []) + shlex.split(svc["command"])
+            env = svc.get("environment") or {}
+            env = set(env) if isinstance(env, dict) else {e.split("=", 1)[0] for e in env}
+            where = f"{where0}: {name}"
+            r = self.check_command(where, argv, env)
+            if not r:
+                continue
+            prog, args = r
+            if prog.startswith("sluice-"):
+                seen.add(prog)
+                port = self.metrics_port(where, argv, None)
+                hc = " ".join(svc.get("healthcheck", {}).get("test", []))
+                self.ok(f"127.0.0.1:{port}/readyz" in hc, f"{where}: healthcheck on /readyz of port {port}", hc)
+                self.ok(any(str(p).endswith(f":{port}") for p in svc.get("ports", [])),
+                        f"{where}: metrics port {port} published")
+            if prog == "nats-server":
+                self.ok(any(v.endswith(":/etc/nats/sluice.conf:ro") and v.startswith("../nats/sluice.conf")
+                            for v in svc.get("volumes", [])), f"{where}: mounts the shipped deploy/nats/sluice.conf")
+        for s in SERVICES:
+            self.ok(f"sluice-{s}" in seen, f"{where0}: runs sluice-{s}")
+        bpath = os.path.join(self.src, "deploy", "compose", "envoy-bootstrap.yaml")
+        self.bootstraps["compose"] = yaml.safe_load(open(bpath))
+        envoy = [s for s in doc["services"].values() if "envoy" in str(s.get("image", ""))]
+        self.ok(envoy and any(v.startswith("./envoy-bootstrap.yaml:") for v in envoy[0].get("volumes", [])),
+                f"{where0}: Envoy mounts envoy-bootstrap.yaml")
+
+    # ---- kubernetes -----------------------------------------------------------
+    def k8s(self):
+        docs = []
+        for path in sorted(glob.glob(os.path.join(self.src, "deploy", "k8s", "*.yaml"))):
+            for d in yaml.safe_load_all(open(path)):
+                if d:
+                    docs.append((self.rel(path), d))
+        cms = {d["metadata"]["name"]: d for _, d in docs if d.get("kind") == "ConfigMap"}
+        seen = set()
+        for where0, d in docs:
+            if d.get("kind") not in ("Deployment", "StatefulSet"):
+                continue
+            pod = d["spec"]["template"]["spec"]
+            for c in pod.get("containers", []):
+                where = f"{where0}: {d['kind']} {d['metadata']['name']}"
+                env = {e["name"] for e in c.get("env", [])}
+                for ef in c.get("envFrom", []):
+                    ref = ef.get("configMapRef", {}).get("name")
+                    self.ok(ref in cms, f"{where}: envFrom ConfigMap {ref} exists")
+                    env |= set((cms.get(ref) or {}).get("data", {}))
+                argv = list(c.get("command") or []) + [str(a) for a in c.get("args") or []]
+                # $(VAR) in args is Kubernetes' own expansion: not the program's environment
+                kexp = set(re.findall(r"\$\(([A-Z_][A-Z0-9_]*)\)", " ".join(argv)))
+                for v in kexp:
+                    self.ok(v in env, f"{where}: $({v}) is defined in env")
+                r = self.check_command(where, argv, env - kexp)
+                if not r:
+                    continue
+                prog, args = r
+                if not prog.startswith("sluice-"):
+                    continue
+                seen.add(prog)
+                port = self.metrics_port(where, argv, None)
+                cport = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+                self.ok(cport.get("metrics") == port, f"{where}: containerPort metrics is {port}", str(cport))
+                for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"),
+                                    ("startupProbe", "/healthz")):
+                    g = c.get(probe, {}).get("httpGet", {})
+                    self.ok(g.get("path") == path and g.get("port") in ("metrics", port),
+                            f"{where}: {probe} on {path} of the metrics port", str(g))
+        for s in SERVICES:
+            self.ok(f"sluice-{s}" in seen, f"deploy/k8s: a Deployment runs sluice-{s}")
+        conf = open(os.path.join(self.src, "deploy", "nats", "sluice.conf")).read()
+        self.ok(cms.get("nats-config", {}).get("data", {}).get("sluice.conf") == conf,
+                "deploy/k8s: ConfigMap nats-config holds deploy/nats/sluice.conf verbatim")
+        gw = open(os.path.join(self.src, "examples", "gateway.yaml")).read()
+        self.ok(cms.get("sluice-config", {}).get("data", {}).get("gateway.yaml") == gw,
+                "deploy/k8s: ConfigMap sluice-config holds examples/gateway.yaml verbatim")
+        b = cms.get("envoy-bootstrap", {}).get("data", {}).get("bootstrap.yaml")
+        if self.ok(b is not None, "deploy/k8s: ConfigMap envoy-bootstrap has bootstrap.yaml"):
+            self.bootstraps["k8s"] = yaml.safe_load(b)
+        kust = yaml.safe_load(open(os.path.join(self.src, "deploy", "k8s", "kustomization.yaml")))
+        files = {os.path.basename(p) for p in glob.glob(os.path.join(self.src, "deploy", "k8s", "*.yaml"))}
+        self.ok(set(kust.get("resources", [])) == files - {"kustomization.yaml"},
+                "deploy/k8s: kustomization.yaml lists every manifest")
+
+    # ---- Envoy bootstraps -------------------------------------------------------
+    def bootstrap_copies(self):
+        main = yaml.safe_load(open(os.path.join(self.src, "deploy", "envoy", "bootstrap.yaml")))
+        self.bootstraps = {"envoy": main, **self.bootstraps}
+
+        def strip(b):
+            b = copy.deepcopy(b)
+            sa = b["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
+            sa["endpoint"]["address"]["socket_address"]["address"] = "XDS"
+            b["admin"]["address"]["socket_address"]["address"] = "ADMIN"
+            return b
+        for label, b in self.bootstraps.items():
+            if label == "envoy":
+                continue
+            try:
+                same = strip(b) == strip(main)
+            except (KeyError, IndexError, TypeError) as e:
+                same, e2 = False, e
+            self.ok(same, f"{label} bootstrap equals deploy/envoy/bootstrap.yaml but for the xDS and admin addresses")
+
+
+def main():
+    args = sys.argv[1:]
+    out = None
+    if "--bootstrap-json" in args:
+        i = args.index("--bootstrap-json")
+        out = args[i + 1]
+        del args[i:i + 2]
+    if len(args) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    c = Checker(os.path.abspath(args[0]), os.path.abspath(args[1]))
+    c.systemd()
+    c.compose()
+    c.k8s()
+    c.bootstrap_copies()
+    if out:
+        os.makedirs(out, exist_ok=True)
+        for label, b in c.bootstraps.items():
+            with open(os.path.join(out, f"{label}-bootstrap.json"), "w") as f:
+                json.dump(b, f)
+    print(f"{c.passed} passed, {c.failed} failed")
+    return 1 if c.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

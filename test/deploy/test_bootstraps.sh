@@ -1,0 +1,26 @@
+#!/bin/sh
+# Every Envoy bootstrap in deploy/ (deploy/envoy/bootstrap.yaml, the compose
+# copy, the Kubernetes ConfigMap) decoded as envoy.config.bootstrap.v3.Bootstrap
+# and checked with Envoy's own validation rules (go-control-plane's
+# ValidateAll) by test/deploy/bootstrapcheck, plus Sluice's needs (ADS over
+# gRPC, LDS/CDS through ADS, node.metadata.role "<ns>~<proxy>").
+# A bad bootstrap must fail too.
+# usage: test_bootstraps.sh SOURCE_DIR BINARY_DIR BOOTSTRAPCHECK
+set -u
+src=$1 bin=$2 tool=$3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+/usr/bin/python3 "$src/test/deploy/check_deploy.py" "$src" "$bin" --bootstrap-json "$tmp" >/dev/null
+n=$(ls "$tmp"/*.json | wc -l)
+[ "$n" -ge 3 ] || { echo "FAIL: expected 3 bootstraps, found $n"; exit 1; }
+"$tool" "$tmp"/*.json || exit 1
+# negative: a field Envoy does not have, a rule violation (empty cluster
+# name), and one inside an Any (HTTP/2 max_concurrent_streams 0)
+echo '{"node": {"idd": "x"}}' >"$tmp/bad1.json"
+sed 's/"cluster_name": "sluice-xds"/"cluster_name": ""/' "$tmp/envoy-bootstrap.json" >"$tmp/bad2.json"
+sed 's/"http2_protocol_options": {/"http2_protocol_options": {"max_concurrent_streams": 0, /' "$tmp/envoy-bootstrap.json" >"$tmp/bad3.json"
+for b in bad1 bad2 bad3; do
+  if "$tool" "$tmp/$b.json" >"$tmp/$b.out"; then echo "FAIL: $b.json passed"; exit 1; fi
+  echo "ok: $b.json rejected: $(cat "$tmp/$b.out")"
+done
+echo "$((n + 3)) passed, 0 failed"
