@@ -10,9 +10,10 @@
 
 #include "sluice/log.h"
 
-/* How long a watch thread blocks in one kvWatcher_Next(); kvWatcher_Stop()
- * wakes it early, so this only bounds an idle loop. */
+/* How long a push-mode watch thread asks for at a time, and how long one
+ * kvWatcher_Next() call may block before the stop flag is looked at. */
 #define WATCH_POLL_MS 60000
+#define WATCH_SLICE_MS 100
 
 struct sl_kv {
     sl_nats *nc;
@@ -302,10 +303,12 @@ static sl_status kv_write(uint64_t *rev, sl_kv *kv, const char *key, const void 
         goto out;
     }
     s = natsMsg_Create(&msg, subject, NULL, value, (int)len);
+    /* A purge is a marker only, without "Nats-Rollup: sub": nats-server
+     * before 2.9.15 moves every consumer of the stream past its
+     * undelivered messages when one subject is rolled up (nats-server
+     * PR #3838), so a watch would silently lose updates of other keys. */
     if (s == NATS_OK && op != NULL)
         s = natsMsgHeader_Set(msg, "KV-Operation", op);
-    if (s == NATS_OK && op != NULL && strcmp(op, "PURGE") == 0)
-        s = natsMsgHeader_Set(msg, "Nats-Rollup", "sub");
     if (s != NATS_OK) {
         st = sl_nats_error(s, "kv %s/%s", kv->bucket, key);
         goto out;
@@ -505,35 +508,49 @@ out:
 
 sl_status sl_kv_watch_next(sl_kv_entry *e, bool *initial_done, sl_kv_watch *w, int64_t timeout_ms)
 {
+    sl_status st = SL_OK;
     kvEntry *ne = NULL;
     natsStatus s;
+    int64_t deadline;
 
     memset(e, 0, sizeof(*e));
     *initial_done = false;
-    if (atomic_load(&w->stopped))
-        return SL_ERR_CLOSED;
-    if (timeout_ms <= 0)
-        return sl_error_set(SL_ERR_INVALID, "kv watch: timeout must be > 0");
-    s = kvWatcher_Next(&ne, w->nw, timeout_ms);
-    if (s == NATS_OK && ne == NULL) {
+    if (timeout_ms <= 0) {
+        st = sl_error_set(SL_ERR_INVALID, "kv watch: timeout must be > 0");
+        goto out;
+    }
+    deadline = nats_Now() + timeout_ms;
+    /* Wait in short slices and look at the stop flag in between, rather
+     * than waking the reader with kvWatcher_Stop(): nats.c 3.4.1 leaks a
+     * message that arrives while kvWatcher_Next() is being stopped. */
+    for (;;) {
+        int64_t left = deadline - nats_Now();
+        if (atomic_load(&w->stopped)) {
+            st = SL_ERR_CLOSED;
+            goto out;
+        }
+        if (left <= 0) {
+            st = SL_ERR_TIMEOUT;
+            goto out;
+        }
+        s = kvWatcher_Next(&ne, w->nw, left < WATCH_SLICE_MS ? left : WATCH_SLICE_MS);
+        if (s != NATS_TIMEOUT)
+            break;
+    }
+    if (s == NATS_OK && ne == NULL)
         *initial_done = true;
-        return SL_OK;
-    }
-    if (s == NATS_OK) {
+    else if (s == NATS_OK)
         fill_entry(e, ne);
-        return SL_OK;
-    }
-    if (atomic_load(&w->stopped))
-        return SL_ERR_CLOSED;
-    if (s == NATS_TIMEOUT)
-        return SL_ERR_TIMEOUT;
-    return sl_nats_error(s, "kv watch %s", w->kv->bucket);
+    else
+        st = sl_nats_error(s, "kv watch %s", w->kv->bucket);
+out:
+    return st;
 }
 
 void sl_kv_watch_stop(sl_kv_watch *w)
 {
-    if (!atomic_exchange(&w->stopped, true))
-        kvWatcher_Stop(w->nw);
+    /* The reader notices within WATCH_SLICE_MS (see sl_kv_watch_next()). */
+    atomic_store(&w->stopped, true);
     /* Push mode: drop what is queued and wait for a handler running on
      * another thread. Whatever the watch thread still posts is dropped by
      * event_deliver(), which sees the flag. */
@@ -653,7 +670,8 @@ void sl_kv_watch_free(sl_kv_watch *w)
     if (w->has_thread)
         pthread_join(w->thread, NULL);
     /* Drops queued events and waits for one being delivered on another
-     * thread; after this no handler of w runs. */
+     * thread; after this no handler of w runs. No thread is inside
+     * kvWatcher_Next() any more, so destroying (and stopping) is safe. */
     if (w->loop != NULL)
         sl_loop_cancel(w->loop, w);
     kvWatcher_Destroy(w->nw);

@@ -317,6 +317,47 @@ static void watch_delivers_initial_values_marker_then_updates(void **state)
     sl_kv_free(kv);
 }
 
+/* Every write reaches the watch, in revision order, even with purges in
+ * between (a server-side rollup would make nats-server 2.9.10 skip
+ * undelivered updates of other keys). */
+static void watch_sees_every_write_around_purges(void **state)
+{
+    sl_kv *kv = open_bucket("kv_purge_race");
+    sl_kv_watch *w = NULL;
+    sl_kv_entry e;
+    char key[32];
+    uint64_t last = 0;
+    int writes = 0, seen = 0;
+
+    assert_int_equal(sl_kv_put(NULL, kv, "seed", "s", 1), SL_OK);
+    assert_int_equal(sl_kv_watch_new(&w, kv, NULL), SL_OK);
+    assert_false(next(w, &e));
+    sl_kv_entry_deinit(&e);
+    assert_true(next(w, &e));
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof(key), "k.%d", i);
+        assert_int_equal(sl_kv_put(NULL, kv, key, "v", 1), SL_OK);
+        snprintf(key, sizeof(key), "p.%d", i);
+        assert_int_equal(sl_kv_put(NULL, kv, key, "v", 1), SL_OK);
+        assert_int_equal(sl_kv_purge(NULL, kv, key, 0), SL_OK);
+        if (i > 0) {
+            snprintf(key, sizeof(key), "k.%d", i - 1);
+            assert_int_equal(sl_kv_delete(NULL, kv, key, 0), SL_OK);
+            writes++;
+        }
+        writes += 3;
+    }
+    while (seen < writes) {
+        assert_false(next(w, &e));
+        assert_true(e.revision > last);
+        last = e.revision;
+        seen++;
+        sl_kv_entry_deinit(&e);
+    }
+    sl_kv_watch_free(w);
+    sl_kv_free(kv);
+}
+
 struct blocked {
     sl_kv_watch *w;
     sl_status st;
@@ -536,6 +577,7 @@ int main(void)
         cmocka_unit_test(ttl_expires_values),
         cmocka_unit_test(republishes_changes),
         cmocka_unit_test(watch_delivers_initial_values_marker_then_updates),
+        cmocka_unit_test(watch_sees_every_write_around_purges),
         cmocka_unit_test(watch_stop_wakes_a_blocked_reader),
         cmocka_unit_test(push_watch_runs_handlers_on_the_loop),
         cmocka_unit_test(watch_survives_a_server_restart),

@@ -125,7 +125,12 @@ sl_status sl_kv_update(uint64_t *rev, sl_kv *kv, const char *key, const void *va
  * rev receives the marker's revision; may be NULL. */
 sl_status sl_kv_delete(uint64_t *rev, sl_kv *kv, const char *key, uint64_t last);
 
-/* Like sl_kv_delete() but also removes the key's history. */
+/* Places a purge marker: readers and watches see the key as gone
+ * (SL_KV_PURGE), like a delete. Unlike nats.c's purge it does not roll up
+ * the key's history on the server (older values go with the bucket's
+ * history limit): on nats-server before 2.9.15 a rollup moves every watch
+ * on the bucket past updates it has not delivered yet (nats-server
+ * PR #3838). */
 sl_status sl_kv_purge(uint64_t *rev, sl_kv *kv, const char *key, uint64_t last);
 
 /* Every key with a live value, waiting at most timeout_ms. *keys is a
@@ -176,8 +181,8 @@ typedef struct sl_kv_watch_handlers {
 sl_status sl_kv_watch_start(sl_kv_watch **out, sl_kv *kv, const sl_kv_watch_opts *opts,
                             sl_loop *loop, const sl_kv_watch_handlers *handlers, void *ud);
 
-/* Pull mode: wakes a sl_kv_watch_next() blocked on another thread (it
- * returns SL_ERR_CLOSED). Push mode: no handler runs after it returns
+/* Pull mode: a sl_kv_watch_next() blocked on another thread returns
+ * SL_ERR_CLOSED within 100 ms. Push mode: no handler runs after it returns
  * (called from a handler, none runs after that handler). Any thread; the
  * watch must still be freed. */
 void sl_kv_watch_stop(sl_kv_watch *w);
