@@ -138,6 +138,11 @@ struct tr_service {
     int dirty;
     int posted;
     int64_t first_change_ms, last_change_ms;
+    /* incremental: the last full result, and what changed since */
+    sl_tr_result *last;
+    int full_needed;          /* a change other than an endpoint set */
+    char **eps_ns, **eps_name; /* endpoint sets changed since the last translation */
+    size_t n_eps, cap_eps;
     char reporter_id[64];
     /* metrics */
     sl_counter *m_translations, *m_writes, *m_deletes, *m_reports, *m_bad_input, *m_errors;
@@ -215,6 +220,53 @@ static void mark_dirty(tr_service *s)
 
 /* ---- input ---- */
 
+/* Remembers what changed since the last translation: an endpoint set
+ * (id), or anything else (NULL), which needs a full translation. */
+static void note_change(tr_service *s, const sl_resource_id *id)
+{
+    pthread_mutex_lock(&s->mu);
+    if (!id || s->full_needed) {
+        s->full_needed = 1;
+    } else {
+        if (s->n_eps == s->cap_eps) {
+            size_t cap = s->cap_eps ? s->cap_eps * 2 : 16;
+            char **a = realloc(s->eps_ns, cap * sizeof *a), **b;
+            if (a)
+                s->eps_ns = a;
+            b = realloc(s->eps_name, cap * sizeof *b);
+            if (b)
+                s->eps_name = b;
+            if (!a || !b) {
+                s->full_needed = 1;
+                goto out;
+            }
+            s->cap_eps = cap;
+        }
+        s->eps_ns[s->n_eps] = strdup(id->ns);
+        s->eps_name[s->n_eps] = strdup(id->name);
+        if (!s->eps_ns[s->n_eps] || !s->eps_name[s->n_eps]) {
+            free(s->eps_ns[s->n_eps]);
+            free(s->eps_name[s->n_eps]);
+            s->full_needed = 1;
+            goto out;
+        }
+        s->n_eps++;
+    }
+out:
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Forgets the noted changes (caller holds s->mu). */
+static void clear_changes(tr_service *s)
+{
+    for (size_t i = 0; i < s->n_eps; i++) {
+        free(s->eps_ns[i]);
+        free(s->eps_name[i]);
+    }
+    s->n_eps = 0;
+    s->full_needed = 0;
+}
+
 static void on_entry(sl_kv_watch *w, const sl_kv_entry *e, void *ud)
 {
     tr_service *s = ud;
@@ -245,6 +297,7 @@ static void on_entry(sl_kv_watch *w, const sl_kv_entry *e, void *ud)
     } else {
         sl_tr_store_remove(s->store, k, id.ns, id.name);
     }
+    note_change(s, endpoints ? &id : NULL);
     mark_dirty(s);
 }
 
@@ -506,13 +559,30 @@ static void translate_task(void *ud)
     size_t n_res = 0;
     bool failed = false;
 
+    bool incremental = false;
+
+    to.settings_namespace = s->o.settings_namespace;
     pthread_mutex_lock(&s->mu);
     s->posted = 0;
+    /* Only endpoint sets changed: rebuild their ClusterLoadAssignments in
+     * the last result, leaving listeners, routes and clusters alone. */
+    if (s->last && !s->full_needed && s->n_eps > 0) {
+        bool done = false;
+        if (sl_tr_translate_endpoints(s->last, s->store, (const char *const *)s->eps_ns,
+                                      (const char *const *)s->eps_name, s->n_eps, &to, &done, NULL) == SL_OK &&
+            done)
+            incremental = true;
+    }
+    clear_changes(s);
     pthread_mutex_unlock(&s->mu);
-    to.settings_namespace = s->o.settings_namespace;
-    if (sl_tr_translate(&r, s->store, &to) != SL_OK) {
+    if (incremental) {
+        r = s->last;
+    } else if (sl_tr_translate(&r, s->store, &to) != SL_OK) {
         sl_log_error(COMP, "translation failed", "err=%s", sl_log_q(sl_error_msg()));
         sl_counter_inc(s->m_errors);
+        pthread_mutex_lock(&s->mu);
+        s->full_needed = 1;
+        pthread_mutex_unlock(&s->mu);
         mark_dirty(s);
         return;
     }
@@ -528,13 +598,21 @@ static void translate_task(void *ud)
     write_gone_proxies(s, r);
     if (!failed)
         delete_stale(s);
-    publish_reports(s, r);
+    if (!incremental)
+        publish_reports(s, r); /* an endpoint set changes no report */
     sl_counter_inc(s->m_translations);
     sl_histogram_observe(s->m_duration, (double)(now_ms() - t0) / 1000.0);
     sl_gauge_set(s->m_resources, (double)n_res);
-    sl_log_debug(COMP, "translated", "proxies=%zu resources=%zu ms=%" PRId64, r->n_proxies, n_res, now_ms() - t0);
-    sl_tr_result_free(r);
+    sl_log_debug(COMP, "translated", "proxies=%zu resources=%zu incremental=%d ms=%" PRId64, r->n_proxies, n_res,
+                 incremental, now_ms() - t0);
+    if (!incremental) {
+        sl_tr_result_free(s->last);
+        s->last = r;
+    }
     if (failed) {
+        pthread_mutex_lock(&s->mu);
+        s->full_needed = 1;
+        pthread_mutex_unlock(&s->mu);
         sl_counter_inc(s->m_errors);
         mark_dirty(s);
     }
@@ -672,6 +750,10 @@ void tr_service_free(tr_service *s)
     sl_kv_free(s->kv_endpoints);
     sl_kv_free(s->kv_xds);
     sl_tr_store_free(s->store);
+    sl_tr_result_free(s->last);
+    clear_changes(s);
+    free(s->eps_ns);
+    free(s->eps_name);
     wmap_free(&s->xds);
     wmap_free(&s->reports);
     for (size_t i = 0; i < s->n_proxies; i++)

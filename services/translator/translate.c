@@ -1724,7 +1724,53 @@ static int cmp_proxy(const void *a, const void *b)
     return strcmp(((const sl_tr_proxy *)a)->name, ((const sl_tr_proxy *)b)->name);
 }
 
-static sl_status pack_proxy(tr_ctx *tx, sl_tr_proxy *p)
+/* Packed bytes by message, within one translation: every proxy shares the
+ * clusters and endpoints built once per upstream, so each is packed once. */
+typedef struct pack_memo {
+    const ProtobufCMessage **keys;
+    const uint8_t **data;
+    size_t *len;
+    size_t cap, n;
+} pack_memo;
+
+static size_t memo_slot(const pack_memo *m, const ProtobufCMessage *k)
+{
+    size_t h = ((uintptr_t)k >> 4) * 0x9E3779B97F4A7C15ull;
+    size_t i = h & (m->cap - 1);
+    while (m->keys[i] && m->keys[i] != k)
+        i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+static void memo_put(tr_ctx *tx, pack_memo *m, const ProtobufCMessage *k, const uint8_t *d, size_t len)
+{
+    size_t i;
+    if ((m->n + 1) * 2 > m->cap) {
+        pack_memo bigger = {0};
+        bigger.cap = m->cap ? m->cap * 2 : 1024;
+        bigger.keys = tr_alloc(tx, bigger.cap * sizeof *bigger.keys);
+        bigger.data = tr_alloc(tx, bigger.cap * sizeof *bigger.data);
+        bigger.len = tr_alloc(tx, bigger.cap * sizeof *bigger.len);
+        memset(bigger.keys, 0, bigger.cap * sizeof *bigger.keys);
+        for (size_t j = 0; j < m->cap; j++)
+            if (m->keys[j]) {
+                size_t s = memo_slot(&bigger, m->keys[j]);
+                bigger.keys[s] = m->keys[j];
+                bigger.data[s] = m->data[j];
+                bigger.len[s] = m->len[j];
+                bigger.n++;
+            }
+        *m = bigger;
+    }
+    i = memo_slot(m, k);
+    if (!m->keys[i])
+        m->n++;
+    m->keys[i] = k;
+    m->data[i] = d;
+    m->len[i] = len;
+}
+
+static sl_status pack_proxy(tr_ctx *tx, sl_tr_proxy *p, pack_memo *memo)
 {
     for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
         size_t n = tx->n_out[t];
@@ -1735,12 +1781,22 @@ static sl_status pack_proxy(tr_ctx *tx, sl_tr_proxy *p)
             return SL_ERR_NOMEM;
         for (size_t i = 0; i < n; i++) {
             sl_tr_resource *r = &p->res[t][i];
-            size_t len = protobuf_c_message_get_packed_size(tx->out[t][i]->msg);
+            const ProtobufCMessage *m = tx->out[t][i]->msg;
+            size_t slot = memo->cap ? memo_slot(memo, m) : 0;
+            bool known = memo->cap && memo->keys[slot] == m;
+            size_t len = known ? memo->len[slot] : protobuf_c_message_get_packed_size(m);
             r->name = strdup(tx->out[t][i]->name);
             r->data = malloc(len ? len : 1);
             if (!r->name || !r->data)
                 return SL_ERR_NOMEM;
-            r->len = protobuf_c_message_pack(tx->out[t][i]->msg, r->data);
+            if (known) {
+                memcpy(r->data, memo->data[slot], len);
+                r->len = len;
+            } else {
+                r->len = protobuf_c_message_pack(m, r->data);
+                if (t == SL_XDS_CLUSTER || t == SL_XDS_ENDPOINT)
+                    memo_put(tx, memo, m, r->data, r->len);
+            }
             p->n[t] = i + 1;
         }
     }
@@ -1956,6 +2012,7 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
         gw_item *gws;
         size_t n_gws = 0;
         tr_map proxies = {0};
+        pack_memo memo = {0};
         char **pnames;
         size_t n_p = 0;
         static Sluice__V1__GatewaySpec dspec[2];
@@ -2085,7 +2142,8 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
                 }
                 tx->cur = saved;
             }
-            if ((rc = pack_proxy(tx, op)) != SL_OK)
+            op->proxyless = proxyless;
+            if ((rc = pack_proxy(tx, op, &memo)) != SL_OK)
                 goto out;
         }
         qsort(res->proxies, res->n_proxies, sizeof *res->proxies, cmp_proxy);
@@ -2119,6 +2177,163 @@ out:
     }
     *out = res;
     return SL_OK;
+}
+
+static sl_tr_resource *proxy_find_mut(sl_tr_proxy *p, sl_xds_type t, const char *name)
+{
+    size_t lo = 0, hi = p->n[t];
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(p->res[t][mid].name, name);
+        if (c == 0)
+            return &p->res[t][mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* Packs m into a malloc'ed buffer (the arena holds m). */
+static uint8_t *pack_heap(const ProtobufCMessage *m, size_t *len)
+{
+    uint8_t *d;
+    *len = protobuf_c_message_get_packed_size(m);
+    d = malloc(*len ? *len : 1);
+    if (d)
+        *len = protobuf_c_message_pack(m, d);
+    return d;
+}
+
+sl_status sl_tr_translate_endpoints(sl_tr_result *res, sl_tr_store *s, const char *const *ns,
+                                    const char *const *names, size_t n, const sl_tr_options *opts, bool *done,
+                                    size_t *changed)
+{
+    static const Sluice__V1__SettingsSpec default_settings = SLUICE__V1__SETTINGS_SPEC__INIT;
+    tr_ctx *tx = calloc(1, sizeof *tx);
+    volatile sl_status rc = SL_OK;
+    /* new CLA bytes per (change, proxy), applied only when all are possible */
+    uint8_t **volatile data = NULL;
+    size_t *volatile lens = NULL;
+    size_t np = res->n_proxies;
+    volatile size_t n_changed = 0;
+
+    *done = false;
+    if (changed)
+        *changed = 0;
+    if (!tx)
+        return SL_ERR_NOMEM;
+    data = calloc(n * np + 1, sizeof *data);
+    lens = calloc(n * np + 1, sizeof *lens);
+    if (!data || !lens) {
+        rc = SL_ERR_NOMEM;
+        goto out;
+    }
+    init_kinds();
+    sl_arena_init(&tx->arena, 16 * 1024);
+    if (setjmp(tx->oom)) {
+        rc = sl_error_set(SL_ERR_NOMEM, "out of memory translating endpoints");
+        goto out;
+    }
+    tx->store = s;
+    if (opts)
+        tx->opts = *opts;
+    if (!tx->opts.settings_namespace)
+        tx->opts.settings_namespace = DEFAULT_SETTINGS_NS;
+    for (size_t k = 0; k < sl_kind_count() && k < TR_MAX_KINDS; k++) {
+        tx->flags[k] = tr_alloc(tx, s->b[k].n + 1);
+        memset(tx->flags[k], 0, s->b[k].n + 1);
+    }
+    for (size_t p = 0; p < sl_tr_plugin_count; p++)
+        for (const char *const *f = sl_tr_plugins[p]->fields; f && *f; f++)
+            tr_map_put(tx, &tx->supported, *f, (void *)sl_tr_plugins[p]);
+    {
+        long pos = tr_bucket_find(bucket(tx, K_SETTINGS), tx->opts.settings_namespace, "default");
+        const Sluice__V1__Settings *st = pos >= 0 ? (const Sluice__V1__Settings *)bucket(tx, K_SETTINGS)->v[pos].msg : NULL;
+        tx->settings = st && st->spec ? st->spec : &default_settings;
+    }
+    for (size_t i = 0; i < n; i++) {
+        long pos = tr_bucket_find(bucket(tx, K_UPSTREAM), ns[i], names[i]);
+        const tr_entry *e;
+        const Sluice__V1__EndpointSet *eps = endpoint_set(tx, ns[i], names[i]);
+        const char *cname;
+        if (pos < 0 || !eps)
+            goto out; /* an upstream or endpoint set that does not exist: full */
+        e = &bucket(tx, K_UPSTREAM)->v[pos];
+        if (e->good != e->msg)
+            goto out; /* rejected or never translated: full */
+        cname = tr_cluster_name(tx, e->name, e->ns);
+        for (int proxyless = 0; proxyless < 2; proxyless++) {
+            tr_cur cur = cur_of(K_UPSTREAM, e);
+            up_out uo = {0};
+            bool built = false;
+            for (size_t p = 0; p < np; p++) {
+                sl_tr_proxy *pr = &res->proxies[p];
+                sl_tr_resource *c, *cla;
+                size_t clen;
+                uint8_t *cb;
+                if (pr->proxyless != (bool)proxyless)
+                    continue;
+                c = proxy_find_mut(pr, SL_XDS_CLUSTER, cname);
+                cla = proxy_find_mut(pr, SL_XDS_ENDPOINT, cname);
+                if (!c && !cla)
+                    continue; /* not served by this proxy */
+                if (!c || !cla)
+                    goto out;
+                if (!built) {
+                    reset_out(tx);
+                    tx->cur = &cur;
+                    uo = build_upstream(tx, (const Sluice__V1__Upstream *)e->msg, eps, proxyless);
+                    tx->cur = NULL;
+                    built = true;
+                    if (cur.errors || !uo.cluster || !uo.cla)
+                        goto out;
+                }
+                /* the cluster must be the same, byte for byte */
+                if (!(cb = pack_heap(&uo.cluster->base, &clen))) {
+                    rc = SL_ERR_NOMEM;
+                    goto out;
+                }
+                if (clen != c->len || memcmp(cb, c->data, clen) != 0) {
+                    free(cb);
+                    goto out;
+                }
+                free(cb);
+                if (!(data[i * np + p] = pack_heap(&uo.cla->base, (size_t *)&lens[i * np + p]))) {
+                    rc = SL_ERR_NOMEM;
+                    goto out;
+                }
+            }
+        }
+    }
+    /* every change is possible: apply */
+    for (size_t i = 0; i < n; i++)
+        for (size_t p = 0; p < np; p++) {
+            uint8_t *d = data[i * np + p];
+            sl_tr_resource *cla;
+            if (!d)
+                continue;
+            cla = proxy_find_mut(&res->proxies[p], SL_XDS_ENDPOINT, tr_cluster_name(tx, names[i], ns[i]));
+            if (cla->len != lens[i * np + p] || memcmp(cla->data, d, cla->len) != 0)
+                n_changed++;
+            free(cla->data);
+            cla->data = d;
+            cla->len = lens[i * np + p];
+            data[i * np + p] = NULL;
+        }
+    *done = true;
+    if (changed)
+        *changed = n_changed;
+out:
+    if (data)
+        for (size_t i = 0; i < n * np; i++)
+            free(data[i]);
+    free(data);
+    free(lens);
+    sl_arena_deinit(&tx->arena);
+    free(tx);
+    return rc;
 }
 
 void sl_tr_result_free(sl_tr_result *r)

@@ -88,6 +88,7 @@ typedef struct sl_tr_resource {
  * sorted by name. */
 typedef struct sl_tr_proxy {
     char *name; /* "<namespace>~<proxy>" */
+    bool proxyless; /* serves gRPC proxyless clients (Gateway grpcApiListeners) */
     sl_tr_resource *res[SL_XDS_TYPE_COUNT];
     size_t n[SL_XDS_TYPE_COUNT];
 } sl_tr_proxy;
@@ -128,6 +129,19 @@ typedef struct sl_tr_options {
 sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_options *opts);
 
 void sl_tr_result_free(sl_tr_result *r);
+
+/* Incremental re-translation after only endpoint sets changed (ns[i]/names[i],
+ * already put in or removed from s): rebuilds the ClusterLoadAssignment of
+ * each such upstream and replaces its bytes in every proxy of res that serves
+ * it, without translating listeners, routes or other clusters. *done is false
+ * (and res untouched) when that would not equal a full translation: the
+ * upstream is missing, rejected or not served from that endpoint set over
+ * EDS, or its Cluster itself changed (an endpoint set appeared or went away);
+ * then call sl_tr_translate(). *changed (may be NULL) counts the resources
+ * whose bytes changed. Reports do not change. */
+sl_status sl_tr_translate_endpoints(sl_tr_result *res, sl_tr_store *s, const char *const *ns,
+                                    const char *const *names, size_t n, const sl_tr_options *opts, bool *done,
+                                    size_t *changed);
 
 /* The proxy named name in r, or NULL. */
 const sl_tr_proxy *sl_tr_result_proxy(const sl_tr_result *r, const char *name);

@@ -87,7 +87,7 @@ static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
     Envoy__Extensions__Filters__Http__AwsLambda__V3__PerRouteConfig *pr;
     Envoy__Extensions__Filters__Http__AwsLambda__V3__Config *cfg;
     Envoy__Config__Route__V3__FilterConfig *fc;
-    const char *path = tr_printf(tx, "%s.routeAction.single.destinationSpec.aws", in->route_path);
+    const char *path;
     bool is_aws = in->upstream && in->upstream->spec &&
                   in->upstream->spec->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_AWS;
 
@@ -96,6 +96,7 @@ static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
             tr_error(tx, "%s.routeAction.single: a route to an AWS upstream needs destinationSpec.aws", in->route_path);
         return;
     }
+    path = tr_printf(tx, "%s.routeAction.single.destinationSpec.aws", in->route_path);
     if (!is_aws) {
         tr_error(tx, "%s: needs an AWS upstream", path);
         return;

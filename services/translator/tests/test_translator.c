@@ -404,6 +404,59 @@ static void store_replace_and_remove(void **state)
     sl_tr_store_free(st);
 }
 
+/* An endpoint set change through the incremental path gives the same bytes
+ * as a full translation; a new endpoint set (the cluster becomes EDS) falls
+ * back. */
+#define EDS_BASE                                                                                    \
+    "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: d, namespace: default}\n"         \
+    "spec: {dns: {name: d.internal, port: 8080}}\n---\n"                                               \
+    "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: e, namespace: default}\n"         \
+    "spec: {dns: {name: e.internal, port: 8080}}\n---\n"                                               \
+    "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: a, namespace: default}\n" \
+    "spec: {virtualHost: {routes: [{routeAction: {single: {upstream: {name: d}}}}]}}\n---\n"
+#define EPS(addr)                                                                                   \
+    "apiVersion: sluice.io/v1\nkind: EndpointSet\nmetadata: {name: d, namespace: default}\n"         \
+    "spec: {endpoints: [{address: " addr ", port: 8080}]}\n"
+
+static void endpoints_incremental(void **state)
+{
+    sl_tr_store *st;
+    sl_tr_result *inc, *full;
+    const char *ns = "default", *name = "d", *name_e = "e";
+    bool done = true;
+    size_t changed = 0;
+    (void)state;
+    assert_int_equal(sl_tr_store_new(&st), SL_OK);
+    load(st, EDS_BASE EPS("10.0.0.1"));
+    assert_int_equal(sl_tr_translate(&inc, st, NULL), SL_OK);
+    load(st, EPS("10.0.0.2"));
+    assert_int_equal(sl_tr_translate_endpoints(inc, st, &ns, &name, 1, NULL, &done, &changed), SL_OK);
+    assert_true(done);
+    assert_true(changed >= 1);
+    assert_int_equal(sl_tr_translate(&full, st, NULL), SL_OK);
+    assert_int_equal(inc->n_proxies, full->n_proxies);
+    for (size_t p = 0; p < full->n_proxies; p++)
+        for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
+            assert_int_equal(inc->proxies[p].n[t], full->proxies[p].n[t]);
+            for (size_t i = 0; i < full->proxies[p].n[t]; i++) {
+                assert_string_equal(inc->proxies[p].res[t][i].name, full->proxies[p].res[t][i].name);
+                assert_int_equal(inc->proxies[p].res[t][i].len, full->proxies[p].res[t][i].len);
+                assert_memory_equal(inc->proxies[p].res[t][i].data, full->proxies[p].res[t][i].data,
+                                    full->proxies[p].res[t][i].len);
+            }
+        }
+    sl_tr_result_free(full);
+    /* e has no endpoint set: not incremental */
+    assert_int_equal(sl_tr_translate_endpoints(inc, st, &ns, &name_e, 1, NULL, &done, NULL), SL_OK);
+    assert_false(done);
+    /* d's endpoint set goes away: the cluster changes, not incremental */
+    assert_true(sl_tr_store_remove(st, sl_kind_by_name("EndpointSet"), "default", "d"));
+    assert_int_equal(sl_tr_translate_endpoints(inc, st, &ns, &name, 1, NULL, &done, NULL), SL_OK);
+    assert_false(done);
+    sl_tr_result_free(inc);
+    sl_tr_store_free(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -411,6 +464,7 @@ int main(void)
         cmocka_unit_test(rejected_resource_keeps_last_good),
         cmocka_unit_test(dry_run_records_nothing),
         cmocka_unit_test(store_replace_and_remove),
+        cmocka_unit_test(endpoints_incremental),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
