@@ -16,6 +16,7 @@
 #include "sluice/kv.h"
 #include "sluice/log.h"
 #include "sluice/service.h"
+#include "dryrun.h"
 #include "watcher.h"
 
 static const char usage[] =
@@ -414,6 +415,7 @@ int main(int argc, char **argv)
         size_t nd = a.w.ndirs;
         if (cw_init(&a.w, svc, nc, loop, kv) != SL_OK)
             goto out;
+        a.w.dry_run = cw_translator_dry_run; /* the apply API judges by a dry-run translation */
         a.w.dirs = dirs;
         a.w.ndirs = nd;
         for (size_t i = 0; i < nd; i++)

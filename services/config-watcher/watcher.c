@@ -281,6 +281,15 @@ static void ref_exists(void *ud, const sl_kind *kind, const char *ns, const char
                     path, kind->kind, ns, name);
 }
 
+void cw_cache_foreach(cw *w, void (*fn)(const char *key, const uint8_t *val, size_t len, uint64_t rev, void *ud),
+                      void *ud)
+{
+    for (size_t b = 0; b < w->nbuckets; b++)
+        for (cw_entry *e = w->tab[b]; e; e = e->next)
+            if (e->val)
+                fn(e->key, e->val, e->len, e->rev, ud);
+}
+
 /* Checks every item of set: shape, references, then the dry-run hook. */
 static void validate_set(cw *w, sl_cfg_set *set)
 {

@@ -33,8 +33,8 @@ typedef struct cw cw;
 
 /* The dry-run translation of the apply API: given the stored configuration
  * (the cache) and the proposed resources of set (checked, error-free ones
- * have r->msg), add errors and warnings to each item's diag. NULL until the
- * translator library can be linked (see docs/config-watcher.md). */
+ * have r->msg), add errors and warnings to each item's diag. sluice-config-
+ * watcher sets cw_translator_dry_run (dryrun.h); NULL skips the dry run. */
 typedef void (*cw_dry_run_fn)(cw *w, sl_cfg_set *set, void *ud);
 
 typedef struct cw_dir {
@@ -66,6 +66,11 @@ struct cw {
 
 sl_status cw_init(cw *w, sl_service *svc, sl_nats *nc, sl_loop *loop, sl_kv *kv);
 void cw_deinit(cw *w);
+
+/* Calls fn for every stored (not deleted) key of the cache, with its value
+ * and KV revision (loop thread). */
+void cw_cache_foreach(cw *w, void (*fn)(const char *key, const uint8_t *val, size_t len, uint64_t rev, void *ud),
+                      void *ud);
 
 /* KV watch handlers (push mode). */
 void cw_on_kv_entry(sl_kv_watch *wt, const sl_kv_entry *e, void *ud);

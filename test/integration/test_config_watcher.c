@@ -312,6 +312,43 @@ static void apply_api(void **state)
     sluice__v1__apply_response__free_unpacked(r, NULL);
 }
 
+/* The apply API judges by a dry-run translation with what is stored: a
+ * VirtualService claiming a domain another one holds, or with a regex RE2
+ * refuses, is Rejected with the translator's reason; nothing is written. */
+static void apply_dry_run_translation(void **state)
+{
+    (void)state;
+    Sluice__V1__ApplyResponse *r = apply_yaml(
+        "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n  name: owner\nspec:\n"
+        "  virtualHost:\n    domains: [shared.example.com]\n",
+        false);
+    assert_true(r->accepted);
+    sluice__v1__apply_response__free_unpacked(r, NULL);
+    assert_true(wait_key(kv, "VirtualService.default.owner", true, 0, 100) > 0);
+
+    r = apply_yaml("apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n  name: thief\nspec:\n"
+                   "  virtualHost:\n    domains: [shared.example.com]\n---\n"
+                   "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n  name: badre\nspec:\n"
+                   "  virtualHost:\n    domains: [re.example.com]\n    routes:\n"
+                   "    - matchers: [{regex: '/(?<=x)'}]\n      directResponseAction: {status: 200}\n---\n"
+                   "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n  name: fine\nspec:\n"
+                   "  virtualHost:\n    domains: [fine.example.com]\n",
+                   false);
+    assert_false(r->accepted);
+    assert_int_equal(r->n_results, 3);
+    assert_int_equal(r->results[0]->state, SLUICE__V1__STATUS__STATE__Rejected);
+    assert_true(r->results[0]->n_errors > 0);
+    assert_non_null(strstr(r->results[0]->errors[0], "domain conflict"));
+    assert_non_null(strstr(r->results[0]->errors[0], "shared.example.com"));
+    assert_int_equal(r->results[1]->state, SLUICE__V1__STATUS__STATE__Rejected);
+    assert_non_null(strstr(r->results[1]->errors[0], "regex"));
+    assert_int_equal(r->results[2]->state, SLUICE__V1__STATUS__STATE__Accepted);
+    sluice__v1__apply_response__free_unpacked(r, NULL);
+    assert_int_equal(wait_key(kv, "VirtualService.default.thief", false, 0, 100), 1);
+    assert_int_equal(wait_key(kv, "VirtualService.default.badre", false, 0, 100), 1);
+    assert_true(wait_key(kv, "VirtualService.default.fine", true, 0, 100) > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,6 +357,7 @@ int main(void)
         cmocka_unit_test(restart_stateless),
         cmocka_unit_test(direct_kv_write_validated),
         cmocka_unit_test(apply_api),
+        cmocka_unit_test(apply_dry_run_translation),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
