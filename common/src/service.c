@@ -11,6 +11,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+#include "sluice/kv.h"
+
 /* ---- durations -------------------------------------------------------- */
 
 sl_status sl_parse_duration_ms(int64_t *out, const char *s)
@@ -394,6 +398,18 @@ struct sl_service {
     sl_loop *loop;    /* set while sl_service_run() runs it */
     sl_service_reload_fn reload;
     void *reload_ud;
+
+    /* Heartbeat (started by sl_service_connect()): its own lock, so a put
+     * blocked on NATS never holds up signals or readiness. */
+    pthread_mutex_t hb_lock;
+    pthread_cond_t hb_cond; /* CLOCK_MONOTONIC */
+    pthread_t hb_thread;
+    bool hb_running;
+    bool hb_stop;
+    bool hb_kick; /* readiness changed: put now */
+    int64_t hb_interval_ms;
+    int64_t started_s; /* wall clock */
+    char hb_key[128];
 };
 
 static void on_signal(int signo)
@@ -514,6 +530,131 @@ static void restore_signals(sl_service *svc)
     sigaction(SIGPIPE, &svc->old_pipe, NULL);
 }
 
+/* ---- heartbeat -------------------------------------------------------- */
+
+static void hb_init(sl_service *svc)
+{
+    pthread_condattr_t ca;
+    const char *env = getenv("SLUICE_HEARTBEAT_INTERVAL");
+    int64_t iv = SL_SERVICE_HEARTBEAT_MS;
+
+    pthread_mutex_init(&svc->hb_lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&svc->hb_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (env != NULL && *env != '\0' && (sl_parse_duration_ms(&iv, env) != SL_OK || iv < 100)) {
+        sl_log_warn("service", "ignoring SLUICE_HEARTBEAT_INTERVAL", "value=%s", sl_log_q(env));
+        iv = SL_SERVICE_HEARTBEAT_MS;
+    }
+    svc->hb_interval_ms = iv;
+    svc->started_s = (int64_t)time(NULL);
+}
+
+/* The value: a small JSON object (documented in service.h). NULL on OOM. */
+static char *hb_value(sl_service *svc)
+{
+    char host[256] = "", started[32] = "", now[32] = "";
+    time_t t0 = (time_t)svc->started_s, t1 = time(NULL);
+    struct tm tm;
+    json_t *o;
+    char *text;
+
+    gethostname(host, sizeof(host) - 1);
+    strftime(started, sizeof(started), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t0, &tm));
+    strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t1, &tm));
+    o = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:b, s:i, s:I}", "service", svc->name,
+                  "instance", strchr(svc->hb_key, '.') + 1, "version", svc->version, "pid",
+                  (int)getpid(), "host", host, "startedAt", started, "updatedAt", now, "ready",
+                  (int)sl_service_is_ready(svc), "metricsPort", sl_service_metrics_port(svc),
+                  "intervalMs", (json_int_t)svc->hb_interval_ms);
+    text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return text;
+}
+
+static void *hb_main(void *arg)
+{
+    sl_service *svc = arg;
+    sl_kv *kv = NULL;
+    bool failing = false;
+
+    pthread_mutex_lock(&svc->hb_lock);
+    while (!svc->hb_stop) {
+        struct timespec ts;
+        sl_status st = SL_OK;
+        char *v;
+
+        svc->hb_kick = false;
+        pthread_mutex_unlock(&svc->hb_lock);
+        if (kv == NULL) {
+            sl_kv_config cfg;
+            sl_kv_config_init(&cfg, SL_SERVICES_BUCKET);
+            cfg.description = "Sluice service heartbeats: <service>.<instance>";
+            cfg.ttl_ms = 3 * svc->hb_interval_ms;
+            st = sl_kv_open(&kv, svc->nats, &cfg);
+        }
+        if (st == SL_OK && (v = hb_value(svc)) != NULL) {
+            st = sl_kv_put(NULL, kv, svc->hb_key, v, strlen(v));
+            free(v);
+        }
+        if (st != SL_OK && !failing)
+            sl_log_warn("service", "heartbeat failed", "bucket=%s err=%s", SL_SERVICES_BUCKET,
+                        sl_log_q(sl_error_msg()));
+        else if (st == SL_OK && failing)
+            sl_log_info("service", "heartbeat ok again", "bucket=%s", SL_SERVICES_BUCKET);
+        failing = st != SL_OK;
+
+        pthread_mutex_lock(&svc->hb_lock);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += svc->hb_interval_ms / 1000;
+        ts.tv_nsec += (svc->hb_interval_ms % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        while (!svc->hb_stop && !svc->hb_kick &&
+               pthread_cond_timedwait(&svc->hb_cond, &svc->hb_lock, &ts) != ETIMEDOUT)
+            ;
+    }
+    pthread_mutex_unlock(&svc->hb_lock);
+    /* Graceful stop: the entry goes now rather than when its TTL ends. */
+    if (kv != NULL && sl_kv_delete(NULL, kv, svc->hb_key, 0) != SL_OK)
+        sl_log_debug("service", "heartbeat delete failed", "err=%s", sl_log_q(sl_error_msg()));
+    sl_kv_free(kv);
+    return NULL;
+}
+
+static void hb_start(sl_service *svc)
+{
+    unsigned rnd = 0;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    int rc;
+
+    if (fd < 0 || read(fd, &rnd, sizeof(rnd)) != (ssize_t)sizeof(rnd))
+        rnd = (unsigned)mono_ms() ^ (unsigned)getpid() << 16;
+    if (fd >= 0)
+        close(fd);
+    /* Service names are [a-z-]; an instance is <pid>-<random>. */
+    snprintf(svc->hb_key, sizeof(svc->hb_key), "%.80s.%d-%08x", svc->name, (int)getpid(), rnd);
+    rc = pthread_create(&svc->hb_thread, NULL, hb_main, svc);
+    if (rc != 0)
+        sl_log_warn("service", "no heartbeat thread", "err=%s", sl_log_q(strerror(rc)));
+    svc->hb_running = rc == 0;
+}
+
+static void hb_stop(sl_service *svc)
+{
+    if (!svc->hb_running)
+        return;
+    pthread_mutex_lock(&svc->hb_lock);
+    svc->hb_stop = true;
+    pthread_cond_signal(&svc->hb_cond);
+    pthread_mutex_unlock(&svc->hb_lock);
+    pthread_join(svc->hb_thread, NULL);
+    svc->hb_running = false;
+}
+
 sl_status sl_service_new(sl_service **out, const sl_service_info *info, const sl_service_args *args)
 {
     sl_status st = SL_OK;
@@ -531,6 +672,7 @@ sl_status sl_service_new(sl_service **out, const sl_service_info *info, const sl
     }
     pthread_mutex_init(&svc->lock, NULL);
     pthread_cond_init(&svc->cond, NULL);
+    hb_init(svc);
     atomic_init(&svc->ready, false);
     svc->name = strdup(info->name);
     svc->version = strdup(info->version != NULL ? info->version : "unknown");
@@ -600,6 +742,8 @@ err:
         free(svc->args.metrics_addr);
         free(svc->name);
         free(svc->version);
+        pthread_cond_destroy(&svc->hb_cond);
+        pthread_mutex_destroy(&svc->hb_lock);
         pthread_cond_destroy(&svc->cond);
         pthread_mutex_destroy(&svc->lock);
         free(svc);
@@ -613,6 +757,7 @@ void sl_service_free(sl_service *svc)
 {
     if (svc == NULL)
         return;
+    hb_stop(svc);
     if (svc->nats != NULL) {
         sl_nats_close(svc->nats, svc->args.drain_timeout_ms);
         svc->nats = NULL;
@@ -630,6 +775,8 @@ void sl_service_free(sl_service *svc)
     free(svc->args.metrics_addr);
     free(svc->name);
     free(svc->version);
+    pthread_cond_destroy(&svc->hb_cond);
+    pthread_mutex_destroy(&svc->hb_lock);
     pthread_cond_destroy(&svc->cond);
     pthread_mutex_destroy(&svc->lock);
     free(svc);
@@ -640,8 +787,11 @@ sl_status sl_service_connect(sl_nats **out, sl_service *svc)
 {
     sl_status st = SL_OK;
 
-    if (svc->nats == NULL)
+    if (svc->nats == NULL) {
         st = sl_nats_connect(&svc->nats, &svc->args.nats);
+        if (st == SL_OK)
+            hb_start(svc);
+    }
     if (st == SL_OK)
         *out = svc->nats;
     return st;
@@ -663,8 +813,13 @@ void sl_service_set_ready(sl_service *svc, bool ready)
 
     if (svc->server != NULL)
         sl_metrics_server_set_ready(svc->server, ready);
-    if (was != ready)
+    if (was != ready) {
         sl_log_info("service", ready ? "ready" : "not ready");
+        pthread_mutex_lock(&svc->hb_lock);
+        svc->hb_kick = true;
+        pthread_cond_signal(&svc->hb_cond);
+        pthread_mutex_unlock(&svc->hb_lock);
+    }
 }
 
 bool sl_service_is_ready(sl_service *svc)

@@ -138,6 +138,10 @@ int sl_service_usage_error(const sl_service_info *info);
 
 typedef struct sl_service sl_service;
 
+/* Liveness: where services announce themselves (see sl_service_connect()). */
+#define SL_SERVICES_BUCKET "sluice_services"
+#define SL_SERVICE_HEARTBEAT_MS 5000
+
 /* Called on SIGHUP, on the loop given to sl_service_run() (or on the
  * service's signal thread when there is none). */
 typedef void (*sl_service_reload_fn)(sl_service *svc, void *ud);
@@ -156,7 +160,16 @@ void sl_service_free(sl_service *svc);
 
 /* Connects to NATS with the service's settings (connection name defaults
  * to the service name). The connection belongs to the service: valid until
- * sl_service_free(). Calling it again returns the same connection. */
+ * sl_service_free(). Calling it again returns the same connection.
+ *
+ * The first successful connect also starts the service's heartbeat: a
+ * thread that puts key "<service>.<pid>-<random>" in the KV bucket
+ * SL_SERVICES_BUCKET (created if missing, TTL 3 intervals) every
+ * SL_SERVICE_HEARTBEAT_MS (SLUICE_HEARTBEAT_INTERVAL overrides, e.g.
+ * "1s") and at once when readiness changes. The value is JSON:
+ * {"service","instance","version","pid","host","startedAt","updatedAt",
+ * "ready","metricsPort","intervalMs"}. sl_service_free() deletes the key;
+ * after a crash it expires with its TTL. Failures are logged, never fatal. */
 sl_status sl_service_connect(sl_nats **out, sl_service *svc);
 
 /* The service's metrics registry (always present; served when
