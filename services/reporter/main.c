@@ -20,6 +20,7 @@
 #include "sluice/types.h"
 #include "sluice/v1/core.pb-c.h"
 #include "sluice/v1/events.pb-c.h"
+#include "stream.h"
 #include "svcconf.h"
 
 static const char usage[] =
@@ -29,7 +30,11 @@ static const char usage[] =
     "                         env SLUICE_CONFIG_BUCKET; \"\" = do not watch, publish every status)\n"
     "  --reports SUBJECT      report subjects (default sluice.report.>)\n"
     "  --status-prefix P      status subject prefix (default sluice.status)\n"
-    "  --queue NAME           queue group of the report subscription (default sluice-reporter)\n"
+    "  --queue NAME           queue group of the report subscription, also the durable consumer's\n"
+    "                         name (default sluice-reporter)\n"
+    "  --reports-stream NAME  JetStream stream keeping the latest report per subject while no\n"
+    "                         reporter runs (default SLUICE_REPORTS; \"\" = core NATS, lost when down)\n"
+    "  --reports-max-age DUR  how long the stream keeps a report (default 24h)\n"
     "  --republish MODE       auto | on | off: store and publish in one write through the\n"
     "                         bucket's RePublish (auto: when the bucket has it), else put + publish\n";
 
@@ -46,6 +51,8 @@ typedef struct reporter {
     rep_model *model;
     sl_arena arena;
     const char *reports_subject, *status_prefix, *queue, *config_bucket;
+    const char *reports_stream; /* "" = core subscription */
+    int64_t reports_max_age_ms;
     bool republish;     /* the bucket republishes: one write */
     bool status_loaded; /* status watch delivered its initial values */
     bool config_loaded;
@@ -190,7 +197,6 @@ static void on_report(sl_subscription *sub, sl_status st, const sl_envelope *env
 {
     reporter *r = ud;
     (void)sub;
-    (void)msg;
     const char *prefix = "sluice.report.";
     char src[128] = "", key[SL_RESOURCE_KEY_MAX] = "";
     const char *subj = env->subject ? env->subject : "";
@@ -243,6 +249,13 @@ static void on_report(sl_subscription *sub, sl_status st, const sl_envelope *env
     }
     sl_arena_reset(&r->arena);
     flush(r);
+    /* From the durable consumer: acknowledge once folded (invalid ones too,
+     * or they would come back every ack wait). The status is written by
+     * then; a crash before this line redelivers, and the model drops the
+     * duplicate. */
+    const char *reply = natsMsg_GetReply(msg);
+    if (reply && !strncmp(reply, "$JS.ACK.", 8))
+        natsConnection_Publish(sl_nats_conn(r->nc), reply, NULL, 0);
 }
 
 /* ---- config and status watches ------------------------------------------ */
@@ -258,16 +271,32 @@ static bool config_kind_key(const char *key)
 
 static void start_reports(reporter *r)
 {
+    char deliver[256];
+    const char *subject = r->reports_subject, *durable = r->queue[0] ? r->queue : "sluice-reporter";
+
     if (r->sub)
         return;
-    if (sl_envelope_subscribe(&r->sub, r->nc, r->reports_subject, r->queue[0] ? r->queue : NULL, r->loop,
-                              on_report, r) != SL_OK) {
-        sl_log_error("report", "subscribe failed", "subject=%s err=%s", r->reports_subject,
-                     sl_log_q(sl_error_msg()));
+    if (r->reports_stream[0]) {
+        /* Durable: the stream keeps reports published while no reporter
+         * runs; the push consumer delivers them to a queue group. */
+        snprintf(deliver, sizeof(deliver), "_SLUICE.reports.%s", durable);
+        if (rep_stream_ensure(r->nc, r->reports_stream, r->reports_subject, r->reports_max_age_ms) != SL_OK ||
+            rep_consumer_ensure(r->nc, r->reports_stream, durable, deliver, r->queue) != SL_OK) {
+            sl_log_error("report", "report stream failed", "stream=%s err=%s", r->reports_stream,
+                         sl_log_q(sl_error_msg()));
+            sl_service_request_stop(r->svc, SL_EXIT_FAILURE);
+            return;
+        }
+        subject = deliver;
+    }
+    if (sl_envelope_subscribe(&r->sub, r->nc, subject, r->queue[0] ? r->queue : NULL, r->loop, on_report,
+                              r) != SL_OK) {
+        sl_log_error("report", "subscribe failed", "subject=%s err=%s", subject, sl_log_q(sl_error_msg()));
         sl_service_request_stop(r->svc, SL_EXIT_FAILURE);
         return;
     }
-    sl_log_info("report", "subscribed", "subject=%s queue=%s", r->reports_subject, r->queue);
+    sl_log_info("report", "subscribed", "subject=%s queue=%s stream=%s", subject, r->queue,
+                r->reports_stream[0] ? r->reports_stream : "(none)");
     sl_service_set_ready(r->svc, true);
 }
 
@@ -421,6 +450,8 @@ int main(int argc0, char **argv0)
     r.reports_subject = "sluice.report.>";
     r.status_prefix = "sluice.status";
     r.queue = "sluice-reporter";
+    r.reports_stream = REP_STREAM_DEFAULT;
+    r.reports_max_age_ms = REP_STREAM_MAX_AGE_MS;
     sl_arena_init(&r.arena, 0);
 
     sl_service_args_init(&args);
@@ -451,7 +482,15 @@ int main(int argc0, char **argv0)
             r.queue = v;
         else if (!miss && (v = svcconf_flag(argc, argv, &i, "republish", &miss)))
             republish = v;
-        else {
+        else if (!miss && (v = svcconf_flag(argc, argv, &i, "reports-stream", &miss)))
+            r.reports_stream = v;
+        else if (!miss && (v = svcconf_flag(argc, argv, &i, "reports-max-age", &miss))) {
+            if (sl_parse_duration_ms(&r.reports_max_age_ms, v) != SL_OK || r.reports_max_age_ms <= 0) {
+                sl_error_set(SL_ERR_INVALID, "--reports-max-age: bad duration %s", v);
+                code = sl_service_usage_error(&info);
+                goto out;
+            }
+        } else {
             sl_error_set(SL_ERR_INVALID, miss ? "%s needs a value" : "unknown flag %s", argv[i]);
             code = sl_service_usage_error(&info);
             goto out;

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+
+#include <jansson.h>
 
 #include "config.h"
 #include "ctl.h"
@@ -15,6 +18,7 @@
 #include "sluice/kinds.h"
 #include "sluice/kv.h"
 #include "sluice/resource.h"
+#include "sluice/service.h"
 #include "sluice/types.h"
 #include "sluice/v1/events.pb-c.h"
 #include "sluice/v1/gateway.pb-c.h"
@@ -979,6 +983,70 @@ out:
 
 /* ---- check ------------------------------------------------------------------ */
 
+/* Services sluicectl check expects alive and ready (--expect overrides). */
+static const char default_expected[] =
+    "sluice-config-watcher,sluice-secret-watcher,sluice-reporter,sluice-translator,sluice-xds";
+
+/* Liveness from the heartbeats in SL_SERVICES_BUCKET (sluice/service.h).
+ * An entry older than 3 of its intervals is stale (a bucket made without
+ * TTL keeps entries of crashed instances). Returns the number of failures. */
+static int check_services(sl_nats *nc, const char *expect)
+{
+    sl_kv *kv = NULL;
+    char **keys = NULL, *list = strdup(expect), *save = NULL;
+    size_t nkeys = 0;
+    int fails = 0;
+    struct timespec now;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (sl_kv_bind(&kv, nc, SL_SERVICES_BUCKET) != SL_OK ||
+        sl_kv_keys(&keys, &nkeys, kv, 3000) != SL_OK) {
+        printf("FAIL  services: no heartbeats (bucket %s: %s): is any service running?\n",
+               SL_SERVICES_BUCKET, sl_error_msg());
+        fails++;
+        goto out;
+    }
+    for (char *svc = list ? strtok_r(list, ",", &save) : NULL; svc; svc = strtok_r(NULL, ",", &save)) {
+        int alive = 0, ready = 0;
+        char info[512] = "";
+        size_t sl = strlen(svc);
+        for (size_t i = 0; i < nkeys; i++) {
+            sl_kv_entry e = {0};
+            if (strncmp(keys[i], svc, sl) != 0 || keys[i][sl] != '.' || sl_kv_get(&e, kv, keys[i]) != SL_OK)
+                continue;
+            json_t *o = json_loadb((const char *)e.value, e.len, 0, NULL);
+            json_int_t iv = o ? json_integer_value(json_object_get(o, "intervalMs")) : 0;
+            int64_t age_ms = ((int64_t)now.tv_sec * 1000000000 + now.tv_nsec - e.created_ns) / 1000000;
+            if (o && (iv <= 0 || age_ms <= 3 * iv)) {
+                bool r = json_is_true(json_object_get(o, "ready"));
+                alive++;
+                ready += r;
+                size_t used = strlen(info);
+                snprintf(info + used, sizeof(info) - used, "%spid %d on %s%s, started %s", used ? "; " : "",
+                         (int)json_integer_value(json_object_get(o, "pid")),
+                         json_string_value(json_object_get(o, "host")) ?: "?", r ? "" : " (not ready)",
+                         json_string_value(json_object_get(o, "startedAt")) ?: "?");
+            }
+            json_decref(o);
+            sl_kv_entry_deinit(&e);
+        }
+        if (alive == 0) {
+            printf("FAIL  service %s: no heartbeat (not running, or not connected to this NATS)\n", svc);
+            fails++;
+        } else if (ready == 0) {
+            printf("FAIL  service %s: alive, not ready (%s)\n", svc, info);
+            fails++;
+        } else {
+            printf("OK    service %s: %d alive, %d ready (%s)\n", svc, alive, ready, info);
+        }
+    }
+out:
+    free(list);
+    sl_kv_keys_free(keys, nkeys);
+    sl_kv_free(kv);
+    return fails;
+}
+
 int ctl_cmd_check(ctl *c, int argc, char **argv)
 {
     int fails = 0;
@@ -988,12 +1056,22 @@ int ctl_cmd_check(ctl *c, int argc, char **argv)
     static const char *const buckets[] = {SL_BUCKET_CONFIG, SL_BUCKET_STATUS, "sluice_xds",
                                           SL_BUCKET_SECRETS, SL_BUCKET_ENDPOINTS};
 
+    const char *expect = default_expected;
+
     for (int i = 1; i < argc; i++) {
+        const char *v = NULL;
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            printf("Usage: sluicectl check\n"
-                   "Checks that NATS answers, the buckets exist, the apply API answers and every\n"
-                   "resource is Accepted. Exit status 1 when something is wrong.\n");
+            printf("Usage: sluicectl check [--expect SVC,SVC...]\n"
+                   "Checks that NATS answers, the buckets exist, every expected service is alive\n"
+                   "and ready (heartbeats in KV %s), the apply API answers and every resource\n"
+                   "is Accepted. Exit status 1 when something is wrong.\n"
+                   "  --expect LIST   services that must run (default %s)\n",
+                   SL_SERVICES_BUCKET, default_expected);
             return 0;
+        }
+        if (ctl_opt(argc, argv, &i, NULL, "--expect", &v) && v) {
+            expect = v;
+            continue;
         }
         return ctl_usage_error("check", "unknown argument \"%s\"", argv[i]);
     }
@@ -1017,6 +1095,7 @@ int ctl_cmd_check(ctl *c, int argc, char **argv)
             fails += required;
         }
     }
+    fails += check_services(nc, expect);
     {
         Sluice__V1__ApplyRequest req = SLUICE__V1__APPLY_REQUEST__INIT;
         natsMsg *reply = NULL;
@@ -1048,8 +1127,6 @@ int ctl_cmd_check(ctl *c, int argc, char **argv)
             printf("WARN  %zu of %zu resources have no status yet (Pending)\n", pending, n);
         fails += bad != 0;
     }
-    printf("SKIP  service liveness of translator, xds and reporter: they publish no heartbeat "
-           "yet\n");
     printf("SKIP  proxies on the latest revision: the xDS server publishes no per-proxy state "
            "yet\n");
     items_free(items, n);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "stream.h"
 
 #ifndef SLUICE_SOURCE_DIR
 #define SLUICE_SOURCE_DIR "."
@@ -91,13 +92,28 @@ static void child_free(child *c)
     c->argc = 0;
 }
 
-/* Adds every sluice-* executable of dir (not already found). */
+/* The services run starts: other sluice-* binaries in the build tree are
+ * tools (sluice-translate) that would exit and be restarted forever. */
+static const char *const known_services[] = {
+    "sluice-config-watcher", "sluice-secret-watcher", "sluice-reporter", "sluice-translator",
+    "sluice-xds", "sluice-endpoint-discovery", "sluice-upstream-discovery", "sluice-function-discovery",
+};
+
+static bool known_service(const char *name)
+{
+    for (size_t i = 0; i < sizeof(known_services) / sizeof(known_services[0]); i++)
+        if (strcmp(name, known_services[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Adds every known sluice-* service executable of dir (not already found). */
 static void scan_dir(child *kids, int *n, const char *dir)
 {
     DIR *d = opendir(dir);
     for (struct dirent *de; d && (de = readdir(d));) {
         char p[PATH_MAX];
-        if (strncmp(de->d_name, "sluice-", 7) != 0 || *n >= MAX_CHILDREN)
+        if (!known_service(de->d_name) || *n >= MAX_CHILDREN)
             continue;
         snprintf(p, sizeof(p), "%s/%.200s", dir, de->d_name);
         if (!executable(p))
@@ -179,11 +195,15 @@ static const char run_usage[] =
     "  --no-nats               use the NATS at --nats-url / NATS_URL instead of starting one\n"
     "  --bin-dir DIR           where the sluice-* binaries are (repeatable)\n"
     "  --metrics-base-port N   give service i --metrics-addr 127.0.0.1:N+i (default 9190, 0 = off)\n"
+    "  --secrets-dir DIR       directory for sluice-secret-watcher (default <state-dir>/secrets)\n"
+    "  --xds-listen ADDR       sluice-xds --listen address (default: sluice-xds's, 0.0.0.0:9977)\n"
     "  --only NAME             start only this service (repeatable)\n";
 
 int ctl_cmd_run(ctl *c, int argc, char **argv)
 {
     const char *config_dir = NULL, *state = ".state", *conf = NULL, *nats_bin = "nats-server";
+    const char *xds_listen = NULL, *secrets_dir = NULL;
+    char secrets_buf[PATH_MAX];
     const char *bin_dirs[8], *only[16];
     int nbin = 0, nonly = 0, port = 4222, metrics_base = 9190;
     bool no_nats = false;
@@ -215,6 +235,10 @@ int ctl_cmd_run(ctl *c, int argc, char **argv)
             only[nonly++] = v;
         else if (ctl_opt(argc, argv, &i, NULL, "--metrics-base-port", &v) && v)
             metrics_base = atoi(v);
+        else if (ctl_opt(argc, argv, &i, NULL, "--secrets-dir", &v) && v)
+            secrets_dir = v;
+        else if (ctl_opt(argc, argv, &i, NULL, "--xds-listen", &v) && v)
+            xds_listen = v;
         else if (strcmp(argv[i], "--no-nats") == 0)
             no_nats = true;
         else {
@@ -350,7 +374,24 @@ int ctl_cmd_run(ctl *c, int argc, char **argv)
             return 1;
         }
         snprintf(url, sizeof(url), "nats://127.0.0.1:%d", port);
-        say("nats-server with JetStream on %s (store %s, log %s)", url, jsdir, log);
+        say("nats-server with JetStream on %s (pid %d, store %s, log %s)", url, (int)nats.pid, jsdir, log);
+    }
+    {
+        /* The report stream before any service: reports published before
+         * sluice-reporter is up are kept for it (it creates the stream too;
+         * whoever comes first). */
+        sl_nats_settings ns;
+        sl_nats *nc = NULL;
+        sl_nats_settings_init(&ns);
+        sl_nats_settings_set(&ns, "nats-url", url);
+        sl_nats_settings_set(&ns, "nats-name", "sluicectl-run");
+        ns.startup_deadline_ms = 5000;
+        if (sl_nats_connect(&nc, &ns) != SL_OK ||
+            rep_stream_ensure(nc, REP_STREAM_DEFAULT, "sluice.report.>", REP_STREAM_MAX_AGE_MS) != SL_OK)
+            say("warning: report stream %s not created (%s); sluice-reporter will create it",
+                REP_STREAM_DEFAULT, sl_error_msg());
+        sl_nats_close(nc, 1000);
+        sl_nats_settings_deinit(&ns);
     }
 
     for (int i = 0; i < n; i++) {
@@ -359,6 +400,20 @@ int ctl_cmd_run(ctl *c, int argc, char **argv)
         if (strcmp(k->name, "sluice-config-watcher") == 0) {
             child_arg(k, "--dir");
             child_arg(k, config_dir);
+        }
+        if (strcmp(k->name, "sluice-secret-watcher") == 0) {
+            if (!secrets_dir) {
+                snprintf(secrets_buf, sizeof(secrets_buf), "%s/secrets", state);
+                mkdir(state, 0755);
+                mkdir(secrets_buf, 0700);
+                secrets_dir = secrets_buf;
+            }
+            child_arg(k, "--dir");
+            child_arg(k, secrets_dir);
+        }
+        if (xds_listen && strcmp(k->name, "sluice-xds") == 0) {
+            child_arg(k, "--listen");
+            child_arg(k, xds_listen);
         }
         if (metrics_base > 0) {
             char m[64];
@@ -386,6 +441,14 @@ int ctl_cmd_run(ctl *c, int argc, char **argv)
             if (!k)
                 continue;
             k->pid = 0;
+            if (k != &nats && WIFEXITED(st) && WEXITSTATUS(st) == 2) {
+                /* A usage or configuration error: restarting cannot help (as
+                 * systemd's RestartPreventExitStatus=2 in deploy/). */
+                say("%s exited with status 2 (bad flags or configuration); not restarting it",
+                    k->name);
+                k->restart_at_ms = 0;
+                continue;
+            }
             if (t - k->started_ms > 30000)
                 k->backoff_ms = 1000; /* it ran fine for a while */
             k->restart_at_ms = t + k->backoff_ms;

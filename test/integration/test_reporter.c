@@ -5,7 +5,9 @@
  * translator Accepted -> xds NACK -> Rejected with the NACK's reason; a
  * stale report is ignored; the same report twice gives one event; a
  * resource deleted from the config loses its status; kill -9 and restart
- * keep every status and publish nothing new; SIGTERM stops it cleanly. */
+ * keep every status and publish nothing new; reports published while it is
+ * down are applied when it starts (durable stream); SIGTERM stops it
+ * cleanly. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -365,6 +367,47 @@ static void reporter_end_to_end(void **state)
     assert_int_equal(sl_kv_delete(NULL, config_kv, "VirtualService.default.vs1", 0), SL_OK);
     start_reporter();
     assert_null(stored("VirtualService.default.vs1"));
+
+    /* Durable reports: reports published while no reporter runs are kept
+     * by the SLUICE_REPORTS stream (created by the first start above) and
+     * applied when it starts; only the latest per subject counts. */
+    stop_reporter(SIGKILL);
+    put_config("VirtualService.default.vs3");
+    translator_report("vs3", "default~gateway-proxy", SLUICE__V1__STATUS__STATE__Rejected, 1, "20", 2000,
+                      "superseded");
+    translator_report("vs3", "default~gateway-proxy", SLUICE__V1__STATUS__STATE__Accepted, 2, "21", 2001, "");
+    start_reporter();
+    {
+        int64_t end = harness_now_ms() + 10000;
+        int state3 = -1;
+        while (harness_now_ms() < end && state3 != SLUICE__V1__STATUS__STATE__Accepted) {
+            st = stored("VirtualService.default.vs3");
+            state3 = st ? (int)st->state : -1;
+            if (st)
+                sluice__v1__status__free_unpacked(st, NULL);
+            if (state3 != SLUICE__V1__STATUS__STATE__Accepted)
+                usleep(50 * 1000);
+        }
+        assert_int_equal(state3, SLUICE__V1__STATUS__STATE__Accepted);
+    }
+    st = stored("VirtualService.default.vs3");
+    assert_non_null(st);
+    assert_int_equal(st->observed_generation, 2);
+    assert_string_equal(st->reported_by, "translator");
+    sluice__v1__status__free_unpacked(st, NULL);
+    /* one message per subject: the stream holds vs3's latest report only */
+    {
+        jsStreamInfo *si = NULL;
+        assert_int_equal(js_GetStreamInfo(&si, sl_nats_js(nc), "SLUICE_REPORTS", NULL, NULL), NATS_OK);
+        assert_int_equal(si->Config->MaxMsgsPerSubject, 1);
+        assert_true(si->Config->MaxAge > 0);
+        jsConsumerInfo *ci = NULL;
+        assert_int_equal(js_GetConsumerInfo(&ci, sl_nats_js(nc), "SLUICE_REPORTS", "sluice-reporter", NULL, NULL),
+                         NATS_OK);
+        assert_string_equal(ci->Config->DeliverGroup, "sluice-reporter");
+        jsConsumerInfo_Destroy(ci);
+        jsStreamInfo_Destroy(si);
+    }
 
     /* SIGTERM: clean exit */
     int ws = stop_reporter(SIGTERM);
