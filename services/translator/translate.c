@@ -1539,12 +1539,13 @@ static Envoy__Config__Endpoint__V3__LocalityLbEndpoints *locality(tr_ctx *tx, tr
     lle = TR_NEW(tx, envoy__config__endpoint__v3__locality_lb_endpoints);
     lle->priority = priority;
     lle->load_balancing_weight = tr_u32(tx, 1);
-    if (r[0] || z[0] || s[0]) {
-        lle->locality = TR_NEW(tx, envoy__config__core__v3__locality);
-        lle->locality->region = tr_strdup(tx, r);
-        lle->locality->zone = tr_strdup(tx, z);
-        lle->locality->sub_zone = tr_strdup(tx, s);
-    }
+    /* Always present, empty when unknown: gRPC's xDS clients (python3-grpcio
+     * 1.51) NACK an EDS locality group without one ("endpoints[0].locality
+     * field not present"); Envoy takes an empty Locality as none. */
+    lle->locality = TR_NEW(tx, envoy__config__core__v3__locality);
+    lle->locality->region = tr_strdup(tx, r);
+    lle->locality->zone = tr_strdup(tx, z);
+    lle->locality->sub_zone = tr_strdup(tx, s);
     TR_PUSH(tx, cla, endpoints, lle);
     return lle;
 }
