@@ -213,6 +213,54 @@ static void post_recv(xstream *x)
 
 static void unref_res(void *p) { sl_xds_res_unref(p); }
 
+/* Requests are decoded into a per-thread arena, reset after each request:
+ * an Envoy ACK carries every subscribed name (100 EDS names for a gateway),
+ * which would otherwise be as many mallocs and frees per ACK. */
+#define ARENA_SIZE 65536
+
+typedef struct arena {
+    uint8_t *buf;
+    size_t used;
+    void *big; /* overflow blocks, a list through their first word */
+} arena;
+
+static _Thread_local arena tl_arena;
+
+static void *arena_alloc(void *ud, size_t n)
+{
+    arena *a = ud;
+    n = (n + 15) & ~(size_t)15;
+    if (!a->buf)
+        a->buf = malloc(ARENA_SIZE);
+    if (a->buf && a->used + n <= ARENA_SIZE) {
+        void *p = a->buf + a->used;
+        a->used += n;
+        return p;
+    }
+    void **b = malloc(16 + n);
+    if (!b)
+        return NULL;
+    b[0] = a->big;
+    a->big = b;
+    return (uint8_t *)b + 16;
+}
+
+static void arena_free(void *ud, void *p)
+{
+    (void)ud;
+    (void)p; /* everything goes at arena_reset */
+}
+
+static void arena_reset(arena *a)
+{
+    while (a->big) {
+        void **b = a->big;
+        a->big = b[0];
+        free(b);
+    }
+    a->used = 0;
+}
+
 static void try_send(xstream *x)
 {
     sl_xds_server *s = x->srv;
@@ -283,12 +331,14 @@ static void on_request(xstream *x)
     x->recv_buf = NULL;
     const uint8_t *p = GRPC_SLICE_START_PTR(data);
     size_t n = GRPC_SLICE_LENGTH(data);
+    ProtobufCAllocator al = {arena_alloc, arena_free, &tl_arena};
     if (x->m->delta)
-        msg = (ProtobufCMessage *)envoy__service__discovery__v3__delta_discovery_request__unpack(NULL, n, p);
+        msg = (ProtobufCMessage *)envoy__service__discovery__v3__delta_discovery_request__unpack(&al, n, p);
     else
-        msg = (ProtobufCMessage *)envoy__service__discovery__v3__discovery_request__unpack(NULL, n, p);
+        msg = (ProtobufCMessage *)envoy__service__discovery__v3__discovery_request__unpack(&al, n, p);
     grpc_slice_unref(data);
     if (!msg) {
+        arena_reset(&tl_arena);
         if (s->c_bad)
             sl_counter_inc(s->c_bad);
         sl_log_warn("xds", "malformed request", "proxy=%s bytes=%zu", sl_log_q(x->proxy), n);
@@ -340,7 +390,7 @@ static void on_request(xstream *x)
     post_recv(x);
     try_send(x);
 out:
-    protobuf_c_message_free_unpacked(msg, NULL);
+    arena_reset(&tl_arena);
 }
 
 /* Sends the final status once nothing else is being sent. */
@@ -504,6 +554,9 @@ static void *worker_main(void *arg)
         else
             stream_event(t->owner, t->kind, ev.success);
     }
+    arena_reset(&tl_arena);
+    free(tl_arena.buf);
+    tl_arena.buf = NULL;
     return NULL;
 }
 

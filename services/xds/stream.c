@@ -40,6 +40,7 @@ typedef struct tstate {
     int legacy;   /* wildcard by an empty first request (stays while names stay empty) */
     int responded;
     int dirty;
+    int moved;    /* SotW: a stale request changed the names */
     int shrunk;   /* SotW LDS/CDS: interest shrank, the client gets the new full set */
     nameset subs, force;
     resset have;
@@ -318,12 +319,56 @@ static sl_status resolve_type(sl_xds_stream *s, const char *url, sl_xds_type *t)
 
 /* ---- requests ---- */
 
-/* SotW: the request's resource_names replace the subscription. */
-static sl_status sotw_names(tstate *st, sl_xds_type t, char **names, size_t n)
+/* True when the request's resource_names leave the subscription as it is
+ * (the common case: an ACK repeating the names). No allocation: every
+ * name is looked up in the sorted `subs`, a bitmap rules out duplicates. */
+static int sotw_same(const tstate *st, char **names, size_t n)
+{
+    uint64_t stackbits[8], *seen = stackbits;
+    size_t m = 0, words = (st->subs.n + 63) / 64;
+    int star = 0, same = 0;
+    if (!st->active)
+        return 0;
+    if (words > 8 && !(seen = calloc(words, sizeof *seen)))
+        return 0;
+    if (seen == stackbits)
+        memset(stackbits, 0, sizeof stackbits);
+    for (size_t i = 0; i < n; i++) {
+        if (!names[i] || !names[i][0])
+            continue;
+        if (names[i][0] == '*' && !names[i][1]) {
+            star = 1;
+            continue;
+        }
+        int f;
+        size_t k = ns_lower(&st->subs, names[i], &f);
+        if (!f || (seen[k / 64] >> (k % 64) & 1))
+            goto out; /* a new name, or a duplicate (let the slow path judge) */
+        seen[k / 64] |= 1ull << (k % 64);
+        m++;
+    }
+    if (m != st->subs.n)
+        goto out;
+    int legacy = n > 0 ? 0 : st->legacy;
+    int wildcard = star || (legacy && n == 0);
+    same = legacy == st->legacy && wildcard == st->wildcard;
+out:
+    if (seen != stackbits)
+        free(seen);
+    return same;
+}
+
+/* SotW: the request's resource_names replace the subscription. *changed
+ * tells whether the subscription moved. */
+static sl_status sotw_names(tstate *st, sl_xds_type t, char **names, size_t n, int *changed)
 {
     sl_status rc = SL_OK;
     nameset next = {0};
     int star = 0, first = !st->active;
+
+    *changed = !sotw_same(st, names, n);
+    if (!*changed)
+        return SL_OK;
 
     for (size_t i = 0; i < n; i++) {
         if (!names[i] || !names[i][0])
@@ -357,6 +402,7 @@ sl_status sl_xds_stream_on_sotw(sl_xds_stream *s, const Envoy__Service__Discover
 {
     sl_status rc;
     sl_xds_type t;
+    int changed;
 
     memset(info, 0, sizeof *info);
     if (s->o.delta)
@@ -372,7 +418,9 @@ sl_status sl_xds_stream_on_sotw(sl_xds_stream *s, const Envoy__Service__Discover
     if (nonce[0] && st->active && strcmp(nonce, st->nonce) != 0) {
         /* Stale: no response, but the subscription change still counts. */
         info->kind = SL_XDS_REQ_STALE;
-        return sotw_names(st, t, req->resource_names, req->n_resource_names);
+        rc = sotw_names(st, t, req->resource_names, req->n_resource_names, &changed);
+        st->moved |= changed; /* looked at on the next current request */
+        return rc;
     }
     if (nonce[0] && st->active) {
         info->sent_ns = st->sent_ns;
@@ -387,8 +435,12 @@ sl_status sl_xds_stream_on_sotw(sl_xds_stream *s, const Envoy__Service__Discover
     } else {
         info->kind = SL_XDS_REQ_INITIAL;
     }
-    rc = sotw_names(st, t, req->resource_names, req->n_resource_names);
-    st->dirty = 1;
+    rc = sotw_names(st, t, req->resource_names, req->n_resource_names, &changed);
+    /* An ACK or NACK that keeps the names needs no re-evaluation: a newer
+     * snapshot is noticed by its version (clean_version) anyway. */
+    if (changed || st->moved || info->kind == SL_XDS_REQ_INITIAL)
+        st->dirty = 1;
+    st->moved = 0;
     return rc;
 }
 
@@ -457,7 +509,9 @@ sl_status sl_xds_stream_on_delta(sl_xds_stream *s,
             ns_del(&st->force, n);
         }
     }
-    prune(st);
+    int moved = first || req->n_resource_names_subscribe || req->n_resource_names_unsubscribe;
+    if (moved)
+        prune(st);
     if (nonce[0] && !first) {
         info->sent_ns = st->sent_ns;
         if (req->error_detail) {
@@ -471,7 +525,9 @@ sl_status sl_xds_stream_on_delta(sl_xds_stream *s,
     } else {
         info->kind = SL_XDS_REQ_INITIAL;
     }
-    st->dirty = 1;
+    /* A plain ACK/NACK needs no re-evaluation (see on_sotw). */
+    if (moved || info->kind == SL_XDS_REQ_INITIAL)
+        st->dirty = 1;
     return SL_OK;
 }
 
@@ -510,24 +566,49 @@ static sl_status plan_type(sl_xds_stream *s, const sl_xds_snapshot *snap, sl_xds
         plan_free(p);
         return sl_error_set(SL_ERR_NOMEM, "out of memory");
     }
+    /* subs, the snapshot's resources and `have` are all sorted by name
+     * (strcmp): one merge walk each, and a resource the client holds by the
+     * very pointer the snapshot has is unchanged without a comparison. */
     if (st->wildcard) {
         for (size_t i = 0; i < ts->n; i++)
             p->desired[p->ndesired++] = ts->v[i];
     } else {
-        for (size_t i = 0; i < st->subs.n; i++) {
-            sl_xds_res *r = sl_xds_snapshot_find(snap, t, st->subs.v[i]);
-            if (r)
-                p->desired[p->ndesired++] = r;
+        for (size_t i = 0, j = 0; i < st->subs.n && j < ts->n;) {
+            int c = strcmp(st->subs.v[i], ts->v[j]->name);
+            if (c == 0)
+                p->desired[p->ndesired++] = ts->v[j++];
+            if (c <= 0)
+                i++;
+            else
+                j++;
         }
     }
-    for (size_t i = 0; i < p->ndesired; i++) {
-        sl_xds_res *r = p->desired[i], *h = rs_find(&st->have, r->name);
-        if (!h || strcmp(h->version, r->version) != 0 || ns_has(&st->force, r->name))
+    for (size_t i = 0, j = 0; i < p->ndesired; i++) {
+        sl_xds_res *r = p->desired[i], *h = NULL;
+        if (j < st->have.n && st->have.v[j] == r) {
+            h = r;
+        } else {
+            int c = -1;
+            while (j < st->have.n && (c = strcmp(st->have.v[j]->name, r->name)) < 0)
+                j++;
+            if (j < st->have.n && c == 0)
+                h = st->have.v[j];
+        }
+        if (!h || (h != r && strcmp(h->version, r->version) != 0) || (st->force.n && ns_has(&st->force, r->name)))
             p->up[p->nup++] = r;
+        if (h)
+            j++;
     }
-    for (size_t i = 0; i < st->have.n; i++)
-        if (!sl_xds_snapshot_find(snap, t, st->have.v[i]->name))
-            p->rm[p->nrm++] = st->have.v[i]->name;
+    for (size_t i = 0, j = 0; i < st->have.n; i++) {
+        const sl_xds_res *h = st->have.v[i];
+        int c = -1;
+        while (j < ts->n && ts->v[j] != h && (c = strcmp(ts->v[j]->name, h->name)) < 0)
+            j++;
+        if (j < ts->n && (ts->v[j] == h || c == 0))
+            j++;
+        else
+            p->rm[p->nrm++] = h->name;
+    }
     if (s->o.delta) {
         /* A subscribed name that does not exist is reported as removed. */
         for (size_t i = 0; i < st->force.n; i++)
