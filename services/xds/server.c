@@ -65,11 +65,29 @@ typedef struct acceptor {
     grpc_metadata_array md;
 } acceptor;
 
+/* The resources of a response, concatenated: streams that get the same
+ * resources (every gateway of a proxy, after a change) share one body
+ * slice instead of one slice per resource each. Holding references to the
+ * resources keeps their addresses from being reused while the entry lives,
+ * so comparing pointers is enough to find a body. */
+#define BODY_CACHE 8
+
+typedef struct body {
+    sl_xds_res **res; /* NULL: free slot */
+    size_t n;
+    int delta;
+    uint64_t hash;
+    unsigned long used;
+    grpc_slice s;
+} body;
+
 typedef struct worker {
     struct sl_xds_server *srv;
     grpc_completion_queue *cq;
     pthread_t thread;
     acceptor acc[ACCEPTS_PER_WORKER];
+    body bodies[BODY_CACHE]; /* touched by this worker's thread only */
+    unsigned long tick;
 } worker;
 
 typedef struct xstream {
@@ -261,6 +279,58 @@ static void arena_reset(arena *a)
     a->used = 0;
 }
 
+static void body_clear(body *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        sl_xds_res_unref(b->res[i]);
+    free(b->res);
+    if (b->res)
+        grpc_slice_unref(b->s);
+    memset(b, 0, sizeof *b);
+}
+
+/* The body of r (a new slice reference), from the worker's cache or built
+ * and cached. 0 when out of memory. */
+static int body_get(worker *w, const sl_xds_response *r, grpc_slice *out)
+{
+    uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)r->delta;
+    for (size_t i = 0; i < r->nres; i++)
+        h = (h ^ (uint64_t)(uintptr_t)r->res[i]) * 0x100000001b3ULL;
+    body *victim = &w->bodies[0];
+    w->tick++;
+    for (int i = 0; i < BODY_CACHE; i++) {
+        body *b = &w->bodies[i];
+        if (b->res && b->hash == h && b->n == r->nres && b->delta == r->delta &&
+            memcmp(b->res, r->res, r->nres * sizeof *r->res) == 0) {
+            b->used = w->tick;
+            *out = grpc_slice_ref(b->s);
+            return 1;
+        }
+        if (!b->res || (victim->res && b->used < victim->used))
+            victim = b;
+    }
+    size_t len = 0, l;
+    for (size_t i = 0; i < r->nres; i++) {
+        sl_xds_response_elem(r, i, &l);
+        len += l;
+    }
+    sl_xds_res **res = malloc(r->nres * sizeof *res);
+    if (!res)
+        return 0;
+    grpc_slice s = grpc_slice_malloc(len);
+    uint8_t *p = GRPC_SLICE_START_PTR(s);
+    for (size_t i = 0; i < r->nres; i++) {
+        const uint8_t *e = sl_xds_response_elem(r, i, &l);
+        memcpy(p, e, l);
+        p += l;
+        res[i] = sl_xds_res_ref(r->res[i]);
+    }
+    body_clear(victim);
+    *victim = (body){res, r->nres, r->delta, h, w->tick, s};
+    *out = grpc_slice_ref(s);
+    return 1;
+}
+
 static void try_send(xstream *x)
 {
     sl_xds_server *s = x->srv;
@@ -273,25 +343,29 @@ static void try_send(xstream *x)
     }
     if (!r)
         return;
-    /* The head is copied; each resource's bytes are shared with the cache
-     * (and every other stream) by a slice holding a reference. */
-    grpc_slice stack[64], *sl = r->nres + 1 <= 64 ? stack : malloc((r->nres + 1) * sizeof *sl);
-    if (!sl) {
-        sl_xds_response_free(r);
-        finish(x, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-        return;
-    }
+    /* The head is copied. One resource is sent from the cache's bytes by a
+     * slice holding a reference; several go as one body slice shared by
+     * every stream of this worker that gets the same resources (a slice per
+     * resource would cost each stream's HTTP/2 buffers room for as many). */
+    grpc_slice sl[2];
+    size_t nsl = 1;
     sl[0] = grpc_slice_from_copied_buffer((const char *)r->head, r->head_len);
-    for (size_t i = 0; i < r->nres; i++) {
+    if (r->nres == 1) {
         size_t len;
-        const uint8_t *e = sl_xds_response_elem(r, i, &len);
-        sl[i + 1] = grpc_slice_new_with_user_data((void *)e, len, unref_res, sl_xds_res_ref(r->res[i]));
+        const uint8_t *e = sl_xds_response_elem(r, 0, &len);
+        sl[nsl++] = grpc_slice_new_with_user_data((void *)e, len, unref_res, sl_xds_res_ref(r->res[0]));
+    } else if (r->nres > 1) {
+        if (!body_get(x->w, r, &sl[nsl])) {
+            grpc_slice_unref(sl[0]);
+            sl_xds_response_free(r);
+            finish(x, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+            return;
+        }
+        nsl++;
     }
-    x->send_buf = grpc_raw_byte_buffer_create(sl, r->nres + 1);
-    for (size_t i = 0; i < r->nres + 1; i++)
+    x->send_buf = grpc_raw_byte_buffer_create(sl, nsl);
+    for (size_t i = 0; i < nsl; i++)
         grpc_slice_unref(sl[i]);
-    if (sl != stack)
-        free(sl);
     size_t bytes = sl_xds_response_size(r);
     sl_xds_type t = r->type;
     sl_log_debug("xds", "push", "proxy=%s type=%s version=%s nonce=%s resources=%zu removed=%zu bytes=%zu",
@@ -557,6 +631,8 @@ static void *worker_main(void *arg)
     arena_reset(&tl_arena);
     free(tl_arena.buf);
     tl_arena.buf = NULL;
+    for (int i = 0; i < BODY_CACHE; i++)
+        body_clear(&w->bodies[i]);
     return NULL;
 }
 

@@ -784,6 +784,8 @@ static sl_status build(sl_xds_stream *s, const sl_xds_snapshot *snap, sl_xds_typ
         ns_del(&st->force, r->res[i]->name);
     for (size_t i = 0; i < r->nremoved; i++)
         ns_del(&st->force, r->removed[i]);
+    if (!st->force.n)
+        ns_clear(&st->force); /* usually empty: keep no room for it per stream */
     st->responded = 1;
     st->shrunk = 0;
     if (hold && p->nrm) {
