@@ -66,32 +66,39 @@ static int add_dir(opts *o, const char *d)
 
 /* ---- config file: flags from a file, placed before the command line ---- */
 
+/* v is handed to the flag parsers, which may remove what they consume (n
+ * shrinks); own keeps every string pushed so all of them are freed. */
 typedef struct argvec {
-    char **v;
-    int n, cap;
+    char **v, **own;
+    int n, cap, n_own;
 } argvec;
 
 static int argvec_push(argvec *a, const char *s)
 {
-    if (a->n + 2 > a->cap) {
+    if (a->n_own + 2 > a->cap) {
         int cap = a->cap ? a->cap * 2 : 16;
-        char **p = realloc(a->v, (size_t)cap * sizeof(*p));
+        char **p = realloc(a->v, (size_t)cap * sizeof(*p)), **q;
         if (!p)
             return -1;
         a->v = p;
+        if (!(q = realloc(a->own, (size_t)cap * sizeof(*q))))
+            return -1;
+        a->own = q;
         a->cap = cap;
     }
     a->v[a->n] = strdup(s);
     if (!a->v[a->n])
         return -1;
+    a->own[a->n_own++] = a->v[a->n];
     a->v[++a->n] = NULL;
     return 0;
 }
 
 static void argvec_free(argvec *a)
 {
-    for (int i = 0; i < a->n; i++)
-        free(a->v[i]);
+    for (int i = 0; i < a->n_own; i++)
+        free(a->own[i]);
+    free(a->own);
     free(a->v);
 }
 
