@@ -569,6 +569,7 @@ out:
 #define HTTP_MAX_HEAD 8192
 #define HTTP_READ_TIMEOUT_MS 5000
 #define HTTP_WRITE_TIMEOUT_MS 10000
+#define HTTP_LINGER_MS 2000
 
 struct http_conn {
     int fd; /* -1: free slot */
@@ -578,6 +579,7 @@ struct http_conn {
     char *resp; /* malloc'd head + body while writing */
     size_t resp_len;
     size_t resp_off;
+    int lingering; /* answer sent, write side shut: reading to EOF */
 };
 
 struct sl_metrics_server {
@@ -604,6 +606,7 @@ static void conn_close(struct http_conn *c)
     free(c->resp);
     c->resp = NULL;
     c->resp_len = c->resp_off = c->rlen = 0;
+    c->lingering = 0;
 }
 
 /* Builds the whole answer (head and, unless HEAD, body) into c->resp. */
@@ -710,7 +713,27 @@ static void conn_write(struct http_conn *c)
         return;
     }
     c->resp_off += (size_t)n;
-    if (c->resp_off == c->resp_len)
+    if (c->resp_off == c->resp_len) {
+        /* Closing with unread input (an oversized or pipelined request)
+         * makes the kernel send a reset, which can destroy the answer
+         * before the client reads it. Shut the write side and read until
+         * the client closes (or a short deadline) instead. */
+        free(c->resp);
+        c->resp = NULL;
+        c->lingering = 1;
+        c->deadline = now_ms() + HTTP_LINGER_MS;
+        shutdown(c->fd, SHUT_WR);
+    }
+}
+
+static void conn_linger(struct http_conn *c)
+{
+    char scratch[4096];
+    ssize_t n = recv(c->fd, scratch, sizeof(scratch), 0);
+
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0)
         conn_close(c);
 }
 
@@ -755,7 +778,7 @@ static void *server_main(void *arg)
             if (c->fd < 0)
                 continue;
             if (c->deadline <= now) {
-                conn_close(c); /* too slow */
+                conn_close(c); /* too slow, or done lingering */
                 continue;
             }
             if (c->deadline < next)
@@ -776,7 +799,9 @@ static void *server_main(void *arg)
             struct http_conn *c = who[i];
             if (pfd[i].revents == 0 || c->fd < 0)
                 continue;
-            if (c->resp != NULL)
+            if (c->lingering)
+                conn_linger(c);
+            else if (c->resp != NULL)
                 conn_write(c);
             else
                 conn_read(srv, c);
