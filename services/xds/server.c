@@ -102,11 +102,11 @@ typedef struct xstream {
     int cancelled; /* from RECV_CLOSE_ON_SERVER */
     int send_inflight, closed, finishing, status_started;
     grpc_status_code code;
-    char msg[256];
+    char *msg; /* the final status message (malloc'd) */
     atomic_int pending;
     atomic_int wake_pending;
     int registered;
-    char proxy[256]; /* set under the registry lock once known */
+    const char *proxy; /* the stream state's (interned) proxy; set under the registry lock once known */
     struct xstream *prev, *next;
 } xstream;
 
@@ -129,6 +129,8 @@ struct sl_xds_server {
 };
 
 static void stream_event(xstream *x, tag_kind k, int ok);
+
+static inline const char *xproxy(const xstream *x) { return x->proxy ? x->proxy : ""; }
 
 /* ---- registry ---- */
 
@@ -165,7 +167,7 @@ void sl_xds_server_notify(sl_xds_server *s, const char *proxy)
     pthread_mutex_lock(&s->mu);
     if (!s->stopping)
         for (xstream *x = s->head; x; x = x->next) {
-            if (!x->proxy[0] || (proxy && strcmp(x->proxy, proxy) != 0))
+            if (!x->proxy || (proxy && strcmp(x->proxy, proxy) != 0))
                 continue;
             int expect = 0;
             if (!atomic_compare_exchange_strong(&x->wake_pending, &expect, 1))
@@ -189,7 +191,7 @@ static int start(xstream *x, const grpc_op *ops, size_t n, tag *t)
     grpc_call_error e = grpc_call_start_batch(x->call, ops, n, t, NULL);
     if (e != GRPC_CALL_OK) {
         atomic_fetch_sub(&x->pending, 1);
-        sl_log_warn("xds", "start batch failed", "err=%d proxy=%s", (int)e, sl_log_q(x->proxy));
+        sl_log_warn("xds", "start batch failed", "err=%d proxy=%s", (int)e, sl_log_q(xproxy(x)));
         return -1;
     }
     return 0;
@@ -201,7 +203,7 @@ static void finish(xstream *x, grpc_status_code code, const char *msg)
         return;
     x->finishing = 1;
     x->code = code;
-    snprintf(x->msg, sizeof x->msg, "%.*s", (int)sizeof x->msg - 1, msg ? msg : "");
+    x->msg = strndup(msg ? msg : "", 255); /* NULL (no message) when out of memory */
 }
 
 static void stream_free(xstream *x)
@@ -216,6 +218,7 @@ static void stream_free(xstream *x)
         grpc_byte_buffer_destroy(x->send_buf);
     sl_xds_stream_free(x->sm);
     grpc_call_unref(x->call);
+    free(x->msg);
     free(x);
     atomic_fetch_sub(&s->live, 1);
 }
@@ -369,7 +372,7 @@ static void try_send(xstream *x)
     size_t bytes = sl_xds_response_size(r);
     sl_xds_type t = r->type;
     sl_log_debug("xds", "push", "proxy=%s type=%s version=%s nonce=%s resources=%zu removed=%zu bytes=%zu",
-                 sl_log_q(x->proxy), sl_xds_type_short(t), r->version, r->nonce, r->nres, r->nremoved, bytes);
+                 sl_log_q(xproxy(x)), sl_xds_type_short(t), r->version, r->nonce, r->nres, r->nremoved, bytes);
     sl_xds_response_free(r);
 
     grpc_op op = {0};
@@ -415,7 +418,7 @@ static void on_request(xstream *x)
         arena_reset(&tl_arena);
         if (s->c_bad)
             sl_counter_inc(s->c_bad);
-        sl_log_warn("xds", "malformed request", "proxy=%s bytes=%zu", sl_log_q(x->proxy), n);
+        sl_log_warn("xds", "malformed request", "proxy=%s bytes=%zu", sl_log_q(xproxy(x)), n);
         finish(x, GRPC_STATUS_INVALID_ARGUMENT,
                x->m->delta ? "malformed DeltaDiscoveryRequest" : "malformed DiscoveryRequest");
         return;
@@ -427,7 +430,7 @@ static void on_request(xstream *x)
     if (rc != SL_OK) {
         if (s->c_bad)
             sl_counter_inc(s->c_bad);
-        sl_log_warn("xds", "bad request", "proxy=%s err=%s", sl_log_q(x->proxy), sl_log_q(sl_error_msg()));
+        sl_log_warn("xds", "bad request", "proxy=%s err=%s", sl_log_q(xproxy(x)), sl_log_q(sl_error_msg()));
         finish(x, rc == SL_ERR_UNSUPPORTED ? GRPC_STATUS_UNIMPLEMENTED
                   : rc == SL_ERR_NOMEM     ? GRPC_STATUS_RESOURCE_EXHAUSTED
                                            : GRPC_STATUS_INVALID_ARGUMENT,
@@ -436,10 +439,10 @@ static void on_request(xstream *x)
     }
     if (info.first_on_stream) {
         pthread_mutex_lock(&s->mu);
-        snprintf(x->proxy, sizeof x->proxy, "%s", sl_xds_stream_proxy(x->sm));
+        x->proxy = sl_xds_stream_proxy(x->sm);
         pthread_mutex_unlock(&s->mu);
         sl_log_info("xds", "stream opened", "method=%s delta=%d node=%s proxy=%s", x->m->label, x->m->delta,
-                    sl_log_q(sl_xds_stream_node_id(x->sm)), sl_log_q(x->proxy));
+                    sl_log_q(sl_xds_stream_node_id(x->sm)), sl_log_q(xproxy(x)));
     }
     if (info.kind == SL_XDS_REQ_ACK || info.kind == SL_XDS_REQ_NACK) {
         double lat = info.sent_ns ? (double)(sl_xds_now_ns() - info.sent_ns) / 1e9 : 0;
@@ -452,10 +455,10 @@ static void on_request(xstream *x)
             if (s->c_nack[info.type])
                 sl_counter_inc(s->c_nack[info.type]);
             sl_log_warn("xds", "NACK", "node=%s proxy=%s type=%s version=%s error=%s",
-                        sl_log_q(sl_xds_stream_node_id(x->sm)), sl_log_q(x->proxy), sl_xds_type_short(info.type),
+                        sl_log_q(sl_xds_stream_node_id(x->sm)), sl_log_q(xproxy(x)), sl_xds_type_short(info.type),
                         sl_log_q(info.version), sl_log_q(info.error));
             if (s->o.on_nack) {
-                sl_xds_nack nk = {sl_xds_stream_node_id(x->sm), x->proxy, info.type, info.version,
+                sl_xds_nack nk = {sl_xds_stream_node_id(x->sm), xproxy(x), info.type, info.version,
                                   info.nonce,                   info.error, info.error_code};
                 s->o.on_nack(s->o.ud, &nk);
             }
@@ -475,7 +478,7 @@ static void maybe_status(xstream *x)
     grpc_op ops[2];
     memset(ops, 0, sizeof ops);
     size_t n = 0;
-    grpc_slice details = grpc_slice_from_copied_string(x->msg);
+    grpc_slice details = grpc_slice_from_copied_string(x->msg ? x->msg : "");
     if (!x->m) { /* unknown method: initial metadata was never sent */
         ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
         n++;

@@ -17,6 +17,8 @@
 #include "stream.h"
 
 #include <inttypes.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,8 +55,8 @@ typedef struct tstate {
 struct sl_xds_stream {
     sl_xds_cache *cache;
     sl_xds_stream_opts o;
-    char proxy[256];
-    char node_id[256];
+    char *proxy;   /* interned; NULL before the first request */
+    char *node_id; /* NULL before the first request */
     int have_node;
     uint64_t seq;
     tstate t[SL_XDS_TYPE_COUNT];
@@ -65,6 +67,66 @@ uint64_t sl_xds_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- interned names ----
+ * Subscribed names are interned: every gateway of a proxy subscribes to the
+ * same names (100 EDS names each), so each stream holds pointers to one
+ * shared, reference-counted copy instead of its own strings. The table is
+ * only touched when a subscription changes, never on a plain ACK. */
+#define INTERN_BUCKETS 4096
+
+typedef struct iname {
+    struct iname *next;
+    size_t refs;
+    uint32_t hash;
+    char s[];
+} iname;
+
+static pthread_mutex_t intern_mu = PTHREAD_MUTEX_INITIALIZER;
+static iname *intern_tab[INTERN_BUCKETS];
+
+static uint32_t name_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static char *intern_get(const char *name)
+{
+    uint32_t h = name_hash(name);
+    iname **b = &intern_tab[h % INTERN_BUCKETS], *n;
+    pthread_mutex_lock(&intern_mu);
+    for (n = *b; n; n = n->next)
+        if (n->hash == h && strcmp(n->s, name) == 0)
+            break;
+    if (n) {
+        n->refs++;
+    } else if ((n = malloc(sizeof *n + strlen(name) + 1))) {
+        n->refs = 1;
+        n->hash = h;
+        strcpy(n->s, name);
+        n->next = *b;
+        *b = n;
+    }
+    pthread_mutex_unlock(&intern_mu);
+    return n ? n->s : NULL;
+}
+
+static void intern_put(char *s)
+{
+    iname *n = (iname *)(void *)(s - offsetof(iname, s));
+    pthread_mutex_lock(&intern_mu);
+    if (--n->refs == 0) {
+        iname **p = &intern_tab[n->hash % INTERN_BUCKETS];
+        while (*p != n)
+            p = &(*p)->next;
+        *p = n->next;
+        free(n);
+    }
+    pthread_mutex_unlock(&intern_mu);
 }
 
 /* ---- sorted sets ---- */
@@ -109,7 +171,7 @@ static sl_status ns_add(nameset *s, const char *name)
         s->v = v;
         s->cap = cap;
     }
-    char *d = strdup(name);
+    char *d = intern_get(name);
     if (!d)
         return sl_error_set(SL_ERR_NOMEM, "out of memory");
     memmove(s->v + i + 1, s->v + i, (s->n - i) * sizeof *s->v);
@@ -124,7 +186,7 @@ static void ns_del(nameset *s, const char *name)
     size_t i = ns_lower(s, name, &f);
     if (!f)
         return;
-    free(s->v[i]);
+    intern_put(s->v[i]);
     memmove(s->v + i, s->v + i + 1, (s->n - i - 1) * sizeof *s->v);
     s->n--;
 }
@@ -132,7 +194,7 @@ static void ns_del(nameset *s, const char *name)
 static void ns_clear(nameset *s)
 {
     for (size_t i = 0; i < s->n; i++)
-        free(s->v[i]);
+        intern_put(s->v[i]);
     free(s->v);
     memset(s, 0, sizeof *s);
 }
@@ -199,6 +261,18 @@ static void rs_del(resset *s, const char *name)
     s->n--;
 }
 
+/* Drops unused room (a stream holds its sets for its whole life). */
+static void rs_fit(resset *s)
+{
+    if (s->n && s->cap > s->n + s->n / 8) {
+        sl_xds_res **v = realloc(s->v, s->n * sizeof *v);
+        if (v) {
+            s->v = v;
+            s->cap = s->n;
+        }
+    }
+}
+
 static void rs_clear(resset *s)
 {
     for (size_t i = 0; i < s->n; i++)
@@ -230,7 +304,7 @@ static void prune(tstate *st)
         if (interested(st, st->force.v[i]))
             st->force.v[j++] = st->force.v[i];
         else
-            free(st->force.v[i]);
+            intern_put(st->force.v[i]);
     }
     st->force.n = j;
 }
@@ -259,11 +333,14 @@ void sl_xds_stream_free(sl_xds_stream *s)
         ns_clear(&s->t[t].force);
         rs_clear(&s->t[t].have);
     }
+    if (s->proxy)
+        intern_put(s->proxy);
+    free(s->node_id);
     free(s);
 }
 
-const char *sl_xds_stream_proxy(const sl_xds_stream *s) { return s->proxy; }
-const char *sl_xds_stream_node_id(const sl_xds_stream *s) { return s->node_id; }
+const char *sl_xds_stream_proxy(const sl_xds_stream *s) { return s->proxy ? s->proxy : ""; }
+const char *sl_xds_stream_node_id(const sl_xds_stream *s) { return s->node_id ? s->node_id : ""; }
 
 unsigned sl_xds_stream_types(const sl_xds_stream *s)
 {
@@ -292,10 +369,11 @@ static sl_status set_node(sl_xds_stream *s, const Envoy__Config__Core__V3__Node 
     if (s->have_node)
         return SL_OK;
     const char *proxy = sl_xds_node_proxy(node, s->o.default_proxy);
-    if (strlen(proxy) >= sizeof s->proxy)
+    if (strlen(proxy) >= 256)
         return sl_error_set(SL_ERR_INVALID, "node.metadata.role is too long (%zu bytes)", strlen(proxy));
-    snprintf(s->proxy, sizeof s->proxy, "%s", proxy);
-    snprintf(s->node_id, sizeof s->node_id, "%s", node && node->id ? node->id : "");
+    const char *id = node && node->id ? node->id : "";
+    if (!(s->proxy = intern_get(proxy)) || !(s->node_id = strndup(id, 255)))
+        return sl_error_set(SL_ERR_NOMEM, "out of memory");
     s->have_node = 1;
     info->first_on_stream = 1;
     return SL_OK;
@@ -387,6 +465,13 @@ static sl_status sotw_names(tstate *st, sl_xds_type t, char **names, size_t n, i
     for (size_t i = 0; i < next.n; i++)
         if (!ns_has(&st->subs, next.v[i]) && (rc = ns_add(&st->force, next.v[i])) != SL_OK)
             goto out;
+    if (next.n && next.cap > next.n) { /* exact size: held for the stream's life */
+        char **v = realloc(next.v, next.n * sizeof *v);
+        if (v) {
+            next.v = v;
+            next.cap = next.n;
+        }
+    }
     ns_clear(&st->subs);
     st->subs = next;
     memset(&next, 0, sizeof next);
@@ -764,10 +849,12 @@ static sl_status build(sl_xds_stream *s, const sl_xds_snapshot *snap, sl_xds_typ
             }
         rs_clear(&st->have);
         st->have = next;
+        rs_fit(&st->have);
     } else {
         for (size_t i = 0; i < r->nres; i++)
             if ((rc = rs_put(&st->have, r->res[i])) != SL_OK)
                 goto err;
+        rs_fit(&st->have);
         if (!s->o.delta || !hold)
             for (size_t i = 0; i < p->nrm; i++)
                 rs_del(&st->have, p->rm[i]);
