@@ -103,6 +103,10 @@ struct tr_ctx {
     size_t n_used;
 };
 
+/* pack.c: m packed exactly as protobuf_c_message_pack() does, with each
+ * nested message sized once; malloc'ed, NULL when out of memory. */
+uint8_t *tr_pack_heap(const ProtobufCMessage *m, size_t *len);
+
 /* Adds an Envoy resource to the proxy being built; false (and nothing
  * added) when one of the same type and name is there already. */
 bool tr_out_add(tr_ctx *tx, sl_xds_type t, const char *name, const ProtobufCMessage *m);

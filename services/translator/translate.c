@@ -1785,19 +1785,18 @@ static sl_status pack_proxy(tr_ctx *tx, sl_tr_proxy *p, pack_memo *memo)
             const ProtobufCMessage *m = tx->out[t][i]->msg;
             size_t slot = memo->cap ? memo_slot(memo, m) : 0;
             bool known = memo->cap && memo->keys[slot] == m;
-            size_t len = known ? memo->len[slot] : protobuf_c_message_get_packed_size(m);
             r->name = strdup(tx->out[t][i]->name);
-            r->data = malloc(len ? len : 1);
-            if (!r->name || !r->data)
-                return SL_ERR_NOMEM;
             if (known) {
-                memcpy(r->data, memo->data[slot], len);
-                r->len = len;
+                r->len = memo->len[slot];
+                if ((r->data = malloc(r->len ? r->len : 1)) != NULL)
+                    memcpy(r->data, memo->data[slot], r->len);
             } else {
-                r->len = protobuf_c_message_pack(m, r->data);
-                if (t == SL_XDS_CLUSTER || t == SL_XDS_ENDPOINT)
+                r->data = tr_pack_heap(m, &r->len);
+                if (r->data && (t == SL_XDS_CLUSTER || t == SL_XDS_ENDPOINT))
                     memo_put(tx, memo, m, r->data, r->len);
             }
+            if (!r->name || !r->data)
+                return SL_ERR_NOMEM;
             p->n[t] = i + 1;
         }
     }
@@ -2197,15 +2196,7 @@ static sl_tr_resource *proxy_find_mut(sl_tr_proxy *p, sl_xds_type t, const char 
 }
 
 /* Packs m into a malloc'ed buffer (the arena holds m). */
-static uint8_t *pack_heap(const ProtobufCMessage *m, size_t *len)
-{
-    uint8_t *d;
-    *len = protobuf_c_message_get_packed_size(m);
-    d = malloc(*len ? *len : 1);
-    if (d)
-        *len = protobuf_c_message_pack(m, d);
-    return d;
-}
+static uint8_t *pack_heap(const ProtobufCMessage *m, size_t *len) { return tr_pack_heap(m, len); }
 
 sl_status sl_tr_translate_endpoints(sl_tr_result *res, sl_tr_store *s, const char *const *ns,
                                     const char *const *names, size_t n, const sl_tr_options *opts, bool *done,

@@ -116,6 +116,31 @@ static char *normalize(sl_xds_type t, const char *text, const char *where)
     return y;
 }
 
+/* The translator packs with its own packer (pack.c): every resource must be
+ * the bytes protobuf-c itself produces for the same message. */
+static void check_packing(const sl_tr_result *res, const char *where)
+{
+    for (size_t p = 0; p < res->n_proxies; p++)
+        for (int t = 0; t < SL_XDS_TYPE_COUNT; t++)
+            for (size_t i = 0; i < res->proxies[p].n[t]; i++) {
+                const sl_tr_resource *r = &res->proxies[p].res[t][i];
+                ProtobufCMessage *m = protobuf_c_message_unpack(sl_tr_type_descriptor((sl_xds_type)t), NULL, r->len,
+                                                                r->data);
+                uint8_t *b;
+                size_t n;
+                if (!m)
+                    fail_msg("%s: %s does not unpack", where, r->name);
+                n = protobuf_c_message_get_packed_size(m);
+                b = malloc(n ? n : 1);
+                assert_non_null(b);
+                protobuf_c_message_pack(m, b);
+                if (n != r->len || memcmp(b, r->data, n) != 0)
+                    fail_msg("%s: %s: the translator's bytes differ from protobuf-c's", where, r->name);
+                free(b);
+                protobuf_c_message_free_unpacked(m, NULL);
+            }
+}
+
 static void update_golden(const char *path, const char *old, const sl_tr_result *res)
 {
     FILE *f = fopen(path, "w");
@@ -190,6 +215,7 @@ static void run_case(const char *dir)
     snprintf(ex, sizeof ex, "%s/expected.yaml", dir);
     assert_int_equal(sl_tr_store_new(&st), SL_OK);
     res = translate_file(st, in);
+    check_packing(res, in);
     expected = slurp(ex, &len);
     if (!expected)
         fail_msg("cannot read %s", ex);

@@ -1,0 +1,320 @@
+/* pack.c - protobuf packing with each nested message's size computed once.
+ *
+ * protobuf_c_message_pack() asks every sub-message for its size before
+ * packing it, and that size walks the whole sub-tree again: a message at
+ * depth d is sized d times. A RouteConfiguration of 50,000 routes spent more
+ * time in those sizes than in anything else. Here one pre-order pass sizes
+ * every message into an array of slots, and the packing pass, visiting the
+ * messages in the same order, reads each size from its slot. The bytes are
+ * protobuf-c's own (same field order, same zero-skipping rules, unknown
+ * fields last); unit_test_translator compares them for every golden
+ * resource. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+typedef struct sizes {
+    size_t *v;
+    size_t n, cap;
+    bool oom;
+} sizes;
+
+static size_t varint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint8_t *put_varint(uint8_t *o, uint64_t v)
+{
+    while (v >= 0x80) {
+        *o++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *o++ = (uint8_t)v;
+    return o;
+}
+
+static uint8_t *put_fixed(uint8_t *o, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++)
+        *o++ = (uint8_t)(v >> (8 * i));
+    return o;
+}
+
+static int wire_type(ProtobufCType t)
+{
+    switch (t) {
+    case PROTOBUF_C_TYPE_FIXED64: case PROTOBUF_C_TYPE_SFIXED64: case PROTOBUF_C_TYPE_DOUBLE:
+        return PROTOBUF_C_WIRE_TYPE_64BIT;
+    case PROTOBUF_C_TYPE_FIXED32: case PROTOBUF_C_TYPE_SFIXED32: case PROTOBUF_C_TYPE_FLOAT:
+        return PROTOBUF_C_WIRE_TYPE_32BIT;
+    case PROTOBUF_C_TYPE_STRING: case PROTOBUF_C_TYPE_BYTES: case PROTOBUF_C_TYPE_MESSAGE:
+        return PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+    default:
+        return PROTOBUF_C_WIRE_TYPE_VARINT;
+    }
+}
+
+/* A scalar's value as the varint or fixed-width integer it is sent as. */
+static uint64_t scalar_bits(ProtobufCType t, const void *p)
+{
+    switch (t) {
+    case PROTOBUF_C_TYPE_INT32: case PROTOBUF_C_TYPE_ENUM:
+        return (uint64_t)(int64_t) * (const int32_t *)p; /* negative: 10 bytes */
+    case PROTOBUF_C_TYPE_SINT32: {
+        int32_t v = *(const int32_t *)p;
+        return (uint32_t)(((uint32_t)v << 1) ^ (uint32_t)(v >> 31));
+    }
+    case PROTOBUF_C_TYPE_UINT32: case PROTOBUF_C_TYPE_FIXED32: case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_FLOAT:
+        return *(const uint32_t *)p;
+    case PROTOBUF_C_TYPE_SINT64: {
+        int64_t v = *(const int64_t *)p;
+        return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    }
+    case PROTOBUF_C_TYPE_BOOL:
+        return *(const protobuf_c_boolean *)p ? 1 : 0;
+    default: /* INT64, UINT64, FIXED64, SFIXED64, DOUBLE */
+        return *(const uint64_t *)p;
+    }
+}
+
+static size_t scalar_size(ProtobufCType t, const void *p)
+{
+    int w = wire_type(t);
+    if (w == PROTOBUF_C_WIRE_TYPE_64BIT)
+        return 8;
+    if (w == PROTOBUF_C_WIRE_TYPE_32BIT)
+        return 4;
+    return varint_size(scalar_bits(t, p));
+}
+
+static size_t elem_bytes(ProtobufCType t)
+{
+    switch (t) {
+    case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_UINT64: case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_FIXED64: case PROTOBUF_C_TYPE_SFIXED64: case PROTOBUF_C_TYPE_DOUBLE:
+        return 8;
+    case PROTOBUF_C_TYPE_BOOL:
+        return sizeof(protobuf_c_boolean);
+    case PROTOBUF_C_TYPE_STRING: case PROTOBUF_C_TYPE_MESSAGE:
+        return sizeof(void *);
+    case PROTOBUF_C_TYPE_BYTES:
+        return sizeof(ProtobufCBinaryData);
+    default:
+        return 4;
+    }
+}
+
+/* Whether a non-repeated field is sent, as protobuf-c decides. */
+static bool present(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
+{
+    const char *base = (const char *)m;
+    const void *member = base + f->offset;
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+        if (*(const uint32_t *)(base + f->quantifier_offset) != f->id)
+            return false;
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE || f->type == PROTOBUF_C_TYPE_STRING) {
+            const void *ptr = *(const void *const *)member;
+            return ptr && ptr != f->default_value;
+        }
+        return true;
+    }
+    if (f->label == PROTOBUF_C_LABEL_REQUIRED)
+        return true;
+    if (f->label == PROTOBUF_C_LABEL_OPTIONAL) {
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE || f->type == PROTOBUF_C_TYPE_STRING) {
+            const void *ptr = *(const void *const *)member;
+            return ptr && ptr != f->default_value;
+        }
+        return *(const protobuf_c_boolean *)(base + f->quantifier_offset);
+    }
+    /* proto3: zero values are not sent */
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return *(const void *const *)member != NULL;
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *s = *(const char *const *)member;
+        return s && s[0];
+    }
+    case PROTOBUF_C_TYPE_BYTES:
+        return ((const ProtobufCBinaryData *)member)->len != 0;
+    case PROTOBUF_C_TYPE_BOOL:
+        return *(const protobuf_c_boolean *)member != 0;
+    default:
+        return elem_bytes(f->type) == 8 ? *(const uint64_t *)member != 0 : *(const uint32_t *)member != 0;
+    }
+}
+
+static size_t msg_size(sizes *S, const ProtobufCMessage *m);
+
+/* Size of one value (no tag) of field type t at p. */
+static size_t value_size(sizes *S, ProtobufCType t, const void *p)
+{
+    switch (t) {
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *s = *(const char *const *)p;
+        size_t n = s ? strlen(s) : 0;
+        return varint_size(n) + n;
+    }
+    case PROTOBUF_C_TYPE_BYTES: {
+        size_t n = ((const ProtobufCBinaryData *)p)->len;
+        return varint_size(n) + n;
+    }
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)p;
+        size_t n = sub ? msg_size(S, sub) : 0;
+        return varint_size(n) + n;
+    }
+    default:
+        return scalar_size(t, p);
+    }
+}
+
+static size_t msg_size(sizes *S, const ProtobufCMessage *m)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    size_t slot = S->n, total = 0;
+    if (S->n == S->cap) {
+        size_t cap = S->cap ? S->cap * 2 : 256;
+        size_t *v = realloc(S->v, cap * sizeof *v);
+        if (!v) {
+            S->oom = true;
+            return 0;
+        }
+        S->v = v;
+        S->cap = cap;
+    }
+    S->n++;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        const char *member = (const char *)m + f->offset;
+        size_t tag = varint_size((uint64_t)f->id << 3);
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)((const char *)m + f->quantifier_offset);
+            const char *arr = *(const char *const *)member;
+            size_t eb = elem_bytes(f->type);
+            if (!n)
+                continue;
+            if (f->flags & PROTOBUF_C_FIELD_FLAG_PACKED) {
+                size_t payload = 0;
+                for (size_t j = 0; j < n; j++)
+                    payload += scalar_size(f->type, arr + j * eb);
+                total += tag + varint_size(payload) + payload;
+            } else {
+                for (size_t j = 0; j < n; j++)
+                    total += tag + value_size(S, f->type, arr + j * eb);
+            }
+        } else if (present(m, f)) {
+            total += tag + value_size(S, f->type, member);
+        }
+    }
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        total += varint_size((uint64_t)m->unknown_fields[i].tag << 3) + m->unknown_fields[i].len;
+    if (!S->oom)
+        S->v[slot] = total;
+    return total;
+}
+
+static uint8_t *msg_pack(const sizes *S, size_t *idx, const ProtobufCMessage *m, uint8_t *o);
+
+static uint8_t *value_pack(const sizes *S, size_t *idx, ProtobufCType t, const void *p, uint8_t *o)
+{
+    switch (t) {
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *s = *(const char *const *)p;
+        size_t n = s ? strlen(s) : 0;
+        o = put_varint(o, n);
+        memcpy(o, s ? s : "", n);
+        return o + n;
+    }
+    case PROTOBUF_C_TYPE_BYTES: {
+        const ProtobufCBinaryData *b = p;
+        o = put_varint(o, b->len);
+        if (b->len)
+            memcpy(o, b->data, b->len);
+        return o + b->len;
+    }
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)p;
+        if (!sub)
+            return put_varint(o, 0);
+        o = put_varint(o, S->v[*idx]); /* the next slot is sub's */
+        return msg_pack(S, idx, sub, o);
+    }
+    default: {
+        int w = wire_type(t);
+        uint64_t bits = scalar_bits(t, p);
+        if (w == PROTOBUF_C_WIRE_TYPE_64BIT)
+            return put_fixed(o, bits, 8);
+        if (w == PROTOBUF_C_WIRE_TYPE_32BIT)
+            return put_fixed(o, bits, 4);
+        return put_varint(o, bits);
+    }
+    }
+}
+
+static uint8_t *msg_pack(const sizes *S, size_t *idx, const ProtobufCMessage *m, uint8_t *o)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    (*idx)++; /* this message's slot (its size was written by the parent) */
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        const char *member = (const char *)m + f->offset;
+        uint64_t tag = (uint64_t)f->id << 3;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)((const char *)m + f->quantifier_offset);
+            const char *arr = *(const char *const *)member;
+            size_t eb = elem_bytes(f->type);
+            if (!n)
+                continue;
+            if (f->flags & PROTOBUF_C_FIELD_FLAG_PACKED) {
+                size_t payload = 0;
+                for (size_t j = 0; j < n; j++)
+                    payload += scalar_size(f->type, arr + j * eb);
+                o = put_varint(o, tag | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED);
+                o = put_varint(o, payload);
+                for (size_t j = 0; j < n; j++)
+                    o = value_pack(S, idx, f->type, arr + j * eb, o);
+            } else {
+                for (size_t j = 0; j < n; j++) {
+                    o = put_varint(o, tag | (uint64_t)wire_type(f->type));
+                    o = value_pack(S, idx, f->type, arr + j * eb, o);
+                }
+            }
+        } else if (present(m, f)) {
+            o = put_varint(o, tag | (uint64_t)wire_type(f->type));
+            o = value_pack(S, idx, f->type, member, o);
+        }
+    }
+    for (unsigned i = 0; i < m->n_unknown_fields; i++) {
+        const ProtobufCMessageUnknownField *u = &m->unknown_fields[i];
+        o = put_varint(o, ((uint64_t)u->tag << 3) | (uint64_t)u->wire_type);
+        memcpy(o, u->data, u->len);
+        o += u->len;
+    }
+    return o;
+}
+
+uint8_t *tr_pack_heap(const ProtobufCMessage *m, size_t *len)
+{
+    sizes S = {0};
+    size_t idx = 0, n = msg_size(&S, m);
+    uint8_t *out = NULL, *end;
+    if (S.oom)
+        goto out;
+    out = malloc(n ? n : 1);
+    if (!out)
+        goto out;
+    end = msg_pack(&S, &idx, m, out);
+    *len = (size_t)(end - out);
+out:
+    free(S.v);
+    return out;
+}
