@@ -371,8 +371,11 @@ static void items_free(item *it, size_t n)
 
 /* Loads the config resources of kind k (NULL: all), namespace ns (NULL:
  * all), name (NULL: all), with their statuses. */
+/* keep_bad: also list values that do not decode as their kind (msg NULL),
+ * for status and check: any client may write the KV, and the status of
+ * such a value (Rejected, by the config-watcher) must show. */
 static int load_items(item **out, size_t *nout, sl_nats *nc, const sl_kind *k, const char *ns,
-                      const char *name)
+                      const char *name, bool keep_bad)
 {
     sl_kv *kv = NULL, *skv = NULL;
     char **keys = NULL;
@@ -409,7 +412,7 @@ static int load_items(item **out, size_t *nout, sl_nats *nc, const sl_kind *k, c
         it->msg = protobuf_c_message_unpack(it->kind->descriptor, NULL, e.len, e.value);
         it->rev = e.revision;
         sl_kv_entry_deinit(&e);
-        if (!it->msg)
+        if (!it->msg && !keep_bad)
             continue;
         it->key = strdup(keys[i]);
         if (skv && sl_kv_get(&e, skv, keys[i]) == SL_OK) {
@@ -615,7 +618,7 @@ int ctl_cmd_get(ctl *c, int argc, char **argv)
     }
     if (!(nc = ctl_connect(c)))
         return 1;
-    if (load_items(&items, &n, nc, k, all ? NULL : ns, pos[1]) != 0)
+    if (load_items(&items, &n, nc, k, all ? NULL : ns, pos[1], false) != 0)
         goto out;
     code = 0;
     if (pos[1] && n == 0) {
@@ -722,7 +725,7 @@ int ctl_cmd_status(ctl *c, int argc, char **argv)
         ns = SL_RESOURCE_DEFAULT_NAMESPACE;
     if (!(nc = ctl_connect(c)))
         return 1;
-    if (load_items(&items, &n, nc, k, ns, pos[1]) != 0)
+    if (load_items(&items, &n, nc, k, ns, pos[1], true) != 0)
         goto out;
     if (pos[1] && n == 0) {
         fprintf(stderr, "Error from server (NotFound): %s \"%s\" not found\n", k->plural, pos[1]);
@@ -1109,7 +1112,7 @@ int ctl_cmd_check(ctl *c, int argc, char **argv)
             fails++;
         }
     }
-    if (load_items(&items, &n, nc, NULL, NULL, NULL) == 0) {
+    if (load_items(&items, &n, nc, NULL, NULL, NULL, true) == 0) {
         size_t bad = 0, pending = 0;
         for (size_t i = 0; i < n; i++) {
             const Sluice__V1__Status *s = items[i].status;

@@ -1,0 +1,241 @@
+"""The whole of Sluice on loopback, for the end-to-end test and bench/e2e:
+`sluicectl run` (nats-server with JetStream + every service, supervised) on
+free ports in a temporary state directory, real gRPC back-ends, and a real
+proxyless gRPC xDS client (Debian's python3-grpcio 1.51; run with
+/usr/bin/python3). Back-ends and free ports come from the xDS conformance
+test (test/conformance/xds_python.py)."""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # the client's own error lines; failures say enough
+import grpc  # noqa: E402
+
+SRC = os.environ.get("SLUICE_SOURCE_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "../.."))
+BIN = os.environ.get("SLUICE_BINARY_DIR", os.path.join(SRC, "build"))
+sys.path.insert(0, os.path.join(SRC, "test/conformance"))
+from xds_python import backend, free_port  # noqa: E402  (reused, not copied)
+
+SERVICES = ["sluice-config-watcher", "sluice-secret-watcher", "sluice-reporter", "sluice-translator", "sluice-xds"]
+PROXY_ROLE = "default~grpc-clients"
+
+
+def until(pred, what, secs=20.0, every=0.05):
+    """Polls pred() until it returns something truthy; fails after secs."""
+    end, last = time.time() + secs, None
+    while time.time() < end:
+        try:
+            last = pred()
+            if last:
+                return last
+        except Exception as e:  # noqa: BLE001 - the last error goes in the message
+            last = e
+        time.sleep(every)
+    raise AssertionError("timed out after %.0fs waiting for %s; last: %r" % (secs, what, last))
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+class System:
+    """sluicectl run on free ports. ctl() runs sluicectl against it."""
+
+    def __init__(self, name="e2e"):
+        self.dir = tempfile.mkdtemp(prefix="sluice-%s-" % name)
+        self.config_dir = os.path.join(self.dir, "config")
+        os.mkdir(self.config_dir)
+        self.nats_port = free_port()
+        self.xds_port = free_port()
+        self.url = "nats://127.0.0.1:%d" % self.nats_port
+        self.log = os.path.join(self.dir, "run.log")
+        self.sluicectl = os.path.join(BIN, "services/sluicectl/sluicectl")
+        self.run = None
+        self.backends = {}
+
+    def start(self):
+        # Metrics endpoints off (port 0 base): readiness comes from the
+        # heartbeats (sluicectl check), so parallel tests share no port.
+        self.run = subprocess.Popen(
+            [self.sluicectl, "run", "--state-dir", os.path.join(self.dir, "state"), "--config-dir", self.config_dir,
+             "--nats-port", str(self.nats_port), "--metrics-base-port", "0",
+             "--xds-listen", "127.0.0.1:%d" % self.xds_port, "--bin-dir", os.path.join(BIN, "services"),
+             "--nats-conf", os.path.join(SRC, "deploy/nats/sluice.conf")] +
+            (["--nats-server", os.environ["SLUICE_NATS_SERVER"]] if os.environ.get("SLUICE_NATS_SERVER") else []),
+            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, cwd=self.dir)
+        self.wait_services()
+
+    def stop(self):
+        if self.run and self.run.poll() is None:
+            self.run.send_signal(signal.SIGTERM)
+            try:
+                self.run.wait(30)
+            except subprocess.TimeoutExpired:
+                self.run.kill()
+                self.run.wait()
+        for srv, _ in self.backends.values():
+            srv.stop(0)
+
+    def tail(self, n=60):
+        try:
+            return "".join(open(self.log, errors="replace").readlines()[-n:])
+        except OSError:
+            return ""
+
+    def ctl(self, *args, stdin=None):
+        """(exit status, stdout + stderr) of sluicectl against this system."""
+        env = dict(os.environ, NATS_URL=self.url)
+        p = subprocess.run([self.sluicectl, *args], input=stdin, capture_output=True, env=env, timeout=60)
+        return p.returncode, (p.stdout + p.stderr).decode(errors="replace")
+
+    def services(self):
+        """{service: (pid, ready)} from `sluicectl check` (the heartbeats)."""
+        _, out = self.ctl("check", "--expect", ",".join(SERVICES))
+        found = {}
+        for m in re.finditer(r"^(OK|FAIL)\s+service (\S+): (.*)$", out, re.M):
+            # A killed instance's heartbeat lives until its TTL: keep the
+            # pids of live processes only (they are all ours).
+            pids = [int(p) for p in re.findall(r"pid (\d+)", m.group(3)) if alive(int(p))]
+            found[m.group(2)] = (pids[-1] if pids else 0, m.group(1) == "OK" and bool(pids))
+        return found
+
+    def wait_services(self, not_pids=(), secs=30):
+        """Waits until every service is alive and ready, with a pid not in
+        not_pids (a restarted one); returns {service: pid}."""
+        def ok():
+            s = self.services()
+            if all(n in s and s[n][1] and s[n][0] not in not_pids for n in SERVICES):
+                return {n: s[n][0] for n in SERVICES}
+            return None
+        try:
+            return until(ok, "every service alive and ready", secs, 0.1)
+        except AssertionError as e:
+            raise AssertionError("%s\n%s" % (e, self.tail())) from None
+
+    def nats_pid(self):
+        pids = re.findall(r"nats-server with JetStream on \S+ \(pid (\d+)", open(self.log).read())
+        restarted = re.findall(r"restarted nats-server \(pid (\d+)", open(self.log).read())
+        return int((restarted or pids)[-1])
+
+    def apply(self, text, name="config.yaml", expect_ok=True):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        rc, out = self.ctl("apply", "-f", path)
+        if expect_ok and rc != 0:
+            raise AssertionError("sluicectl apply failed (%d): %s" % (rc, out))
+        return rc, out
+
+    def nats_publish(self, subject, payload):
+        """A plain NATS publish (any client in any language can write the
+        KV this way: JetStream stores $KV.<bucket>.<key>). Waits for the
+        server's PONG so the message is in before returning."""
+        s = socket.create_connection(("127.0.0.1", self.nats_port), 5)
+        f = s.makefile("rb")
+        f.readline()  # INFO
+        s.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\nPUB %s %d\r\n%s\r\nPING\r\n'
+                  % (subject.encode(), len(payload), payload))
+        line = f.readline()
+        s.close()
+        assert line.startswith(b"PONG"), line
+
+    def add_backends(self, *names):
+        for n in names:
+            self.backends[n] = backend(n)
+        return {n: self.backends[n][1] for n in names}
+
+    def client(self, node_id="e2e"):
+        """A gRPC xDS client (bootstrap pointing at sluice-xds with the
+        proxy's role); returns call(domain) -> back-end name."""
+        boot = os.path.join(self.dir, "bootstrap-%s.json" % node_id)
+        with open(boot, "w") as f:
+            json.dump({"xds_servers": [{"server_uri": "127.0.0.1:%d" % self.xds_port,
+                                        "channel_creds": [{"type": "insecure"}], "server_features": ["xds_v3"]}],
+                       "node": {"id": "%s-%d" % (node_id, os.getpid()), "locality": {"zone": "local"},
+                                "metadata": {"role": PROXY_ROLE}}}, f)
+        os.environ["GRPC_XDS_BOOTSTRAP"] = boot
+        return Client()
+
+
+class Client:
+    def __init__(self):
+        self.channels = {}
+
+    def call(self, domain, timeout=3):
+        if domain not in self.channels:
+            ch = grpc.insecure_channel("xds:///" + domain)
+            self.channels[domain] = (ch, ch.unary_unary("/sluice.test.Echo/Who"))
+        r = self.channels[domain][1](b"", timeout=timeout)
+        return r[2:2 + r[1]].decode()
+
+    def try_call(self, domain, timeout=3):
+        try:
+            return self.call(domain, timeout)
+        except grpc.RpcError as e:
+            return "error: %s" % e.details()
+
+    def wait_for(self, domain, want, secs=20):
+        return until(lambda: self.try_call(domain) == want and want, "%s -> %s" % (domain, want), secs, 0.02)
+
+    def close(self):
+        for ch, _ in self.channels.values():
+            ch.close()
+
+
+# ---- config ---------------------------------------------------------------
+
+GATEWAY = """apiVersion: gateway.solo.io/v1
+kind: Gateway
+metadata: {name: grpc, namespace: default}
+spec:
+  grpcApiListeners: true
+  bindAddress: 127.0.0.1
+  bindPort: 10000
+  proxyNames: [grpc-clients]
+  httpGateway: {}
+"""
+
+
+def upstream(name, port):
+    return """---
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {name: %s, namespace: default}
+spec:
+  useHttp2: true
+  static:
+    hosts:
+    - {addr: 127.0.0.1, port: %d}
+""" % (name, port)
+
+
+def vs(name, domain, *routes):
+    """routes: (prefix, upstream) or (prefix, {upstream: weight, ...})."""
+    out = """---
+apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {name: %s, namespace: default}
+spec:
+  virtualHost:
+    domains: [%s]
+    routes:
+""" % (name, domain)
+    for prefix, dest in routes:
+        out += "    - matchers: [{prefix: '%s'}]\n      routeAction:\n" % prefix
+        if isinstance(dest, dict):
+            out += "        multi:\n          destinations:\n"
+            for up, w in dest.items():
+                out += "          - {weight: %d, destination: {upstream: {name: %s}}}\n" % (w, up)
+        else:
+            out += "        single: {upstream: {name: %s}}\n" % dest
+    return out
