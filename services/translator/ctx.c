@@ -384,6 +384,8 @@ void tr_warn(tr_ctx *tx, const char *fmt, ...)
 
 const Sluice__V1__SettingsSpec *tr_settings(tr_ctx *tx) { return tx->settings; }
 
+const char *tr_settings_namespace(tr_ctx *tx) { return tx->opts.settings_namespace; }
+
 /* ---- lookups ---- */
 
 static const ProtobufCMessage *find_eff(tr_ctx *tx, const char *kind, const char *ns, const char *name)

@@ -197,6 +197,8 @@ void tr_warn(tr_ctx *tx, const char *fmt, ...) __attribute__((format(printf, 2, 
 
 /* The translation's settings (never NULL; defaults when none stored). */
 const Sluice__V1__SettingsSpec *tr_settings(tr_ctx *tx);
+/* The namespace of the Settings ("gloo-system" unless configured). */
+const char *tr_settings_namespace(tr_ctx *tx);
 
 /* Lookups in the store: the accepted version to use (current, or last good
  * when the current one was rejected), or NULL. ns NULL or "" is the
