@@ -9,6 +9,7 @@
 #include "core.h"
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
 #include "google/protobuf/any.pb-c.h"
+#include "google/protobuf/struct.pb-c.h"
 
 #define TYPE_PREFIX "type.googleapis.com/"
 
@@ -528,4 +529,30 @@ ProtobufCMessage *tr_unpack(tr_ctx *tx, const ProtobufCMessageDescriptor *desc, 
     if (!m && tx->arena.oom)
         longjmp(tx->oom, 1);
     return m;
+}
+
+Envoy__Config__Core__V3__Metadata *tr_lb_metadata(tr_ctx *tx, size_t n, const char *const *keys,
+                                                  const char *const *values)
+{
+    Envoy__Config__Core__V3__Metadata *md = TR_NEW(tx, envoy__config__core__v3__metadata);
+    Envoy__Config__Core__V3__Metadata__FilterMetadataEntry *fe =
+        TR_NEW(tx, envoy__config__core__v3__metadata__filter_metadata_entry);
+    fe->key = tr_strdup(tx, "envoy.lb");
+    fe->value = TR_NEW(tx, google__protobuf__struct);
+    for (size_t i = 0; i < n; i++) {
+        Google__Protobuf__Struct__FieldsEntry *e = TR_NEW(tx, google__protobuf__struct__fields_entry);
+        size_t at;
+        e->key = tr_strdup(tx, keys[i]);
+        e->value = TR_NEW(tx, google__protobuf__value);
+        e->value->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
+        e->value->string_value = tr_strdup(tx, values[i]);
+        TR_PUSH(tx, fe->value, fields, e);
+        /* sorted by key: the same labels give the same bytes whatever the
+         * order of the map in the input */
+        for (at = fe->value->n_fields - 1; at > 0 && strcmp(fe->value->fields[at - 1]->key, e->key) > 0; at--)
+            fe->value->fields[at] = fe->value->fields[at - 1];
+        fe->value->fields[at] = e;
+    }
+    TR_PUSH(tx, md, filter_metadata, fe);
+    return md;
 }

@@ -218,6 +218,11 @@ char *tr_cluster_name(tr_ctx *tx, const char *name, const char *ns);
 Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *
 tr_sds_secret(tr_ctx *tx, const Sluice__V1__Secret *sec, bool validation);
 
+/* Metadata {filter_metadata: {"envoy.lb": {keys[i]: values[i]}}}: endpoint
+ * labels and route metadata_match of subset load balancing. */
+Envoy__Config__Core__V3__Metadata *tr_lb_metadata(tr_ctx *tx, size_t n, const char *const *keys,
+                                                  const char *const *values);
+
 /* Converts a Sluice header list to Envoy's. */
 Envoy__Config__Core__V3__HeaderValueOption *tr_header_option(tr_ctx *tx,
                                                              const Sluice__V1__HeaderValueOption *h);

@@ -375,14 +375,60 @@ static const Sluice__V1__Upstream *dest_upstream(tr_ctx *tx, const Sluice__V1__D
         tr_error(tx, "%s: a destination needs upstream.name", path);
         return NULL;
     }
-    if (d->subset)
-        tr_error(tx, "%s.subset: not supported by Sluice (no plugin implements Destination.subset)", path);
     up = tr_find_upstream(tx, d->upstream, def_ns);
     if (!up)
         tr_warn(tx, "Route Warning: InvalidDestinationWarning. Reason: Upstream %s.%s not found",
                 d->upstream->namespace_ && d->upstream->namespace_[0] ? d->upstream->namespace_ : def_ns,
                 d->upstream->name);
     return up;
+}
+
+static int cmp_cstr(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* The metadata_match of a destination's subset (NULL without one): the
+ * endpoints whose labels have these values, among the upstream's
+ * subsetSpec selectors. */
+static Envoy__Config__Core__V3__Metadata *subset_match(tr_ctx *tx, const Sluice__V1__Destination *d,
+                                                       const Sluice__V1__Upstream *up, const char *path)
+{
+    const Sluice__V1__Subset *sub = d ? d->subset : NULL;
+    const Sluice__V1__SubsetSpec *spec = up && up->spec ? up->spec->subset_spec : NULL;
+    const char **keys, **vals;
+    bool matches = false;
+    if (!sub)
+        return NULL;
+    if (!sub->n_values) {
+        tr_error(tx, "%s.subset.values: at least one label is required", path);
+        return NULL;
+    }
+    keys = tr_alloc(tx, sub->n_values * sizeof *keys);
+    vals = tr_alloc(tx, sub->n_values * sizeof *vals);
+    for (size_t i = 0; i < sub->n_values; i++) {
+        keys[i] = sub->values[i]->key;
+        vals[i] = sub->values[i]->value;
+    }
+    if (!spec) {
+        tr_warn(tx, "%s.subset: upstream %s.%s has no subsetSpec; Envoy sends to any endpoint", path,
+                md_ns(up->metadata), up->metadata->name);
+    } else {
+        /* a selector with exactly these keys */
+        const char **sorted = tr_alloc(tx, sub->n_values * sizeof *sorted);
+        memcpy(sorted, keys, sub->n_values * sizeof *sorted);
+        qsort(sorted, sub->n_values, sizeof *sorted, cmp_cstr);
+        for (size_t i = 0; i < spec->n_selectors && !matches; i++) {
+            const Sluice__V1__SubsetSpec__Selector *sel = spec->selectors[i];
+            size_t found = 0;
+            if (sel->n_keys != sub->n_values)
+                continue;
+            for (size_t k = 0; k < sel->n_keys; k++)
+                found += bsearch(&sel->keys[k], sorted, sub->n_values, sizeof *sorted, cmp_cstr) != NULL;
+            matches = found == sel->n_keys;
+        }
+        if (!matches)
+            tr_warn(tx, "%s.subset.values: no selector of upstream %s.%s subsetSpec has exactly these keys; Envoy "
+                        "sends to any endpoint", path, md_ns(up->metadata), up->metadata->name);
+    }
+    return tr_lb_metadata(tx, sub->n_values, keys, vals);
 }
 
 static Envoy__Config__Route__V3__WeightedCluster *weighted(tr_ctx *tx, Sluice__V1__WeightedDestination *const *ds,
@@ -408,6 +454,7 @@ static Envoy__Config__Route__V3__WeightedCluster *weighted(tr_ctx *tx, Sluice__V
             tr_error(tx, "%s.destinationSpec: functions on weighted destinations are not supported by Sluice", p);
         cw->name = tr_cluster_name(tx, up->metadata->name, md_ns(up->metadata));
         cw->weight = tr_u32(tx, w);
+        cw->metadata_match = subset_match(tx, ds[i]->destination, up, p);
         total += w;
         if (ds[i]->options) {
             const Sluice__V1__WeightedDestinationOptions *o = ds[i]->options;
@@ -456,6 +503,7 @@ static const Sluice__V1__Upstream *route_action(tr_ctx *tx, const route_ctx *rc,
         }
         ra->cluster_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__CLUSTER_SPECIFIER_CLUSTER;
         ra->cluster = tr_cluster_name(tx, single->metadata->name, md_ns(single->metadata));
+        ra->metadata_match = subset_match(tx, a->single, single, tr_printf(tx, "%s.routeAction.single", path));
         break;
     case SLUICE__V1__ROUTE_ACTION__DESTINATION_MULTI:
         ra->weighted_clusters = weighted(tx, a->multi ? a->multi->destinations : NULL, a->multi ? a->multi->n_destinations : 0,
@@ -1608,6 +1656,14 @@ static up_out build_upstream(tr_ctx *tx, const Sluice__V1__Upstream *up, const S
             if (cla_has(cla, e->address, e->port))
                 continue;
             le = lb_endpoint(tx, e->address, e->port, e->hostname, e->weight ? (e->weight->value ? e->weight->value : 1) : 0);
+            if (spec->subset_spec && e->n_labels) {
+                const char **k = tr_alloc(tx, e->n_labels * sizeof *k), **v = tr_alloc(tx, e->n_labels * sizeof *v);
+                for (size_t j = 0; j < e->n_labels; j++) {
+                    k[j] = e->labels[j]->key;
+                    v[j] = e->labels[j]->value;
+                }
+                le->metadata = tr_lb_metadata(tx, e->n_labels, k, v);
+            }
             switch (e->health_status) {
             case SLUICE__V1__ENDPOINT__HEALTH_STATUS__HEALTHY:
                 le->health_status = ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__HEALTHY;

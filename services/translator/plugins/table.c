@@ -23,6 +23,7 @@ extern const sl_tr_plugin sl_tr_plugin_transcoder;
 extern const sl_tr_plugin sl_tr_plugin_jwt;
 extern const sl_tr_plugin sl_tr_plugin_functions;
 extern const sl_tr_plugin sl_tr_plugin_extauth;
+extern const sl_tr_plugin sl_tr_plugin_subset;
 
 const sl_tr_plugin *const sl_tr_plugins[] = {
     &core,
@@ -40,5 +41,6 @@ const sl_tr_plugin *const sl_tr_plugins[] = {
     &sl_tr_plugin_jwt,
     &sl_tr_plugin_functions,
     &sl_tr_plugin_extauth,
+    &sl_tr_plugin_subset,
 };
 const size_t sl_tr_plugin_count = sizeof sl_tr_plugins / sizeof sl_tr_plugins[0];
