@@ -995,6 +995,20 @@ typedef struct vs_item {
     bool dropped;
 } vs_item;
 
+typedef struct rev_order {
+    uint64_t rev;
+    long idx;
+    size_t item;
+} rev_order;
+
+static int cmp_rev_order(const void *a, const void *b)
+{
+    const rev_order *x = a, *y = b;
+    if (x->rev != y->rev)
+        return x->rev < y->rev ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
 static bool vs_selected(const Sluice__V1__HttpGateway *hg, const char *gw_ns, const tr_entry *e)
 {
     const Sluice__V1__VirtualService *vs = (const Sluice__V1__VirtualService *)e->msg;
@@ -1336,20 +1350,16 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
     /* Domains are unique per gateway: the older virtual service keeps a
      * contested domain, the newer one is rejected. */
     {
-        size_t *order = tr_alloc(tx, (n_items + 1) * sizeof *order);
-        for (size_t i = 0; i < n_items; i++)
-            order[i] = i;
-        for (size_t i = 1; i < n_items; i++)
-            for (size_t j = i; j > 0; j--) {
-                const tr_entry *a = &vb->v[items[order[j - 1]].idx], *b = &vb->v[items[order[j]].idx];
-                if (a->rev < b->rev || (a->rev == b->rev && items[order[j - 1]].idx < items[order[j]].idx))
-                    break;
-                size_t t = order[j - 1];
-                order[j - 1] = order[j];
-                order[j] = t;
-            }
+        /* oldest first: (KV revision, position) */
+        rev_order *order = tr_alloc(tx, (n_items + 1) * sizeof *order);
+        for (size_t i = 0; i < n_items; i++) {
+            order[i].rev = vb->v[items[i].idx].rev;
+            order[i].idx = items[i].idx;
+            order[i].item = i;
+        }
+        qsort(order, n_items, sizeof *order, cmp_rev_order);
         for (size_t k = 0; k < n_items; k++) {
-            vs_item *it = &items[order[k]];
+            vs_item *it = &items[order[k].item];
             const tr_entry *e = &vb->v[it->idx];
             const char *conflict = NULL, *with = NULL;
             for (size_t d = 0; d < it->vh->n_domains && !conflict; d++) {
