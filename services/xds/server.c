@@ -47,7 +47,7 @@ static const struct method {
 };
 #define NMETHODS (sizeof methods / sizeof methods[0])
 
-typedef enum tag_kind { TAG_ACCEPT, TAG_META, TAG_RECV, TAG_SEND, TAG_CLOSE, TAG_WAKE, TAG_STATUS } tag_kind;
+typedef enum tag_kind { TAG_ACCEPT, TAG_META, TAG_RECV, TAG_SEND, TAG_WAKE, TAG_STATUS } tag_kind;
 
 struct xstream;
 struct worker;
@@ -91,7 +91,7 @@ typedef struct worker {
 } worker;
 
 typedef struct xstream {
-    tag t_meta, t_recv, t_send, t_close, t_wake, t_status;
+    tag t_meta, t_recv, t_send, t_wake, t_status;
     struct sl_xds_server *srv;
     worker *w;
     grpc_call *call;
@@ -99,7 +99,7 @@ typedef struct xstream {
     sl_xds_stream *sm;
     grpc_byte_buffer *recv_buf;
     grpc_byte_buffer *send_buf;
-    int cancelled; /* from RECV_CLOSE_ON_SERVER */
+    int cancelled; /* from RECV_CLOSE_ON_SERVER (started with the status) */
     int send_inflight, closed, finishing, status_started;
     grpc_status_code code;
     char *msg; /* the final status message (malloc'd) */
@@ -470,12 +470,17 @@ out:
     arena_reset(&tl_arena);
 }
 
-/* Sends the final status once nothing else is being sent. */
+/* Sends the final status once nothing else is being sent, with
+ * RECV_CLOSE_ON_SERVER: its completion closes the stream. That op is not
+ * kept pending for the stream's whole life: a client that goes away fails
+ * the RECV_MESSAGE that is always pending, which finishes the stream. (Each
+ * pending op is an entry in its completion queue's list of outstanding tags,
+ * which Debian's libgrpc scans linearly at every completion.) */
 static void maybe_status(xstream *x)
 {
     if (!x->finishing || x->status_started || x->send_inflight || x->closed)
         return;
-    grpc_op ops[2];
+    grpc_op ops[3];
     memset(ops, 0, sizeof ops);
     size_t n = 0;
     grpc_slice details = grpc_slice_from_copied_string(x->msg ? x->msg : "");
@@ -487,8 +492,15 @@ static void maybe_status(xstream *x)
     ops[n].data.send_status_from_server.status = x->code;
     ops[n].data.send_status_from_server.status_details = &details;
     n++;
+    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[n].data.recv_close_on_server.cancelled = &x->cancelled;
+    n++;
     x->status_started = 1;
-    start(x, ops, n, &x->t_status);
+    if (start(x, ops, n, &x->t_status)) {
+        grpc_call_cancel(x->call, NULL);
+        x->closed = 1; /* nothing more can complete on this call */
+        reg_del(x);
+    }
     grpc_slice_unref(details);
 }
 
@@ -516,12 +528,10 @@ static void stream_event(xstream *x, tag_kind k, int ok)
         atomic_store(&x->wake_pending, 0);
         try_send(x);
         break;
-    case TAG_CLOSE:
+    case TAG_STATUS:
         x->closed = 1;
-        finish(x, GRPC_STATUS_CANCELLED, "");
         reg_del(x);
         break;
-    case TAG_STATUS:
     case TAG_ACCEPT:
         break;
     }
@@ -561,7 +571,6 @@ static void on_accept(acceptor *a, int ok)
     x->t_meta = (tag){TAG_META, x};
     x->t_recv = (tag){TAG_RECV, x};
     x->t_send = (tag){TAG_SEND, x};
-    x->t_close = (tag){TAG_CLOSE, x};
     x->t_wake = (tag){TAG_WAKE, x};
     x->t_status = (tag){TAG_STATUS, x};
     x->srv = s;
@@ -572,13 +581,7 @@ static void on_accept(acceptor *a, int ok)
     atomic_init(&x->pending, 1); /* held until setup is done */
 
     grpc_op op = {0};
-    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    op.data.recv_close_on_server.cancelled = &x->cancelled;
-    if (start(x, &op, 1, &x->t_close)) {
-        /* cannot happen on a fresh call; leak nothing */
-        grpc_call_cancel(call, NULL);
-        x->closed = 1;
-    } else if (!m) {
+    if (!m) {
         sl_log_warn("xds", "unknown method", "method=%s", sl_log_q(path));
         char msg[300];
         snprintf(msg, sizeof msg, "unknown method %.250s", path);
