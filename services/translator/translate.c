@@ -1623,6 +1623,10 @@ static bool cla_has(const tr_cla_t *cla, const char *addr, uint32_t port)
 typedef struct up_out {
     tr_cluster_t *cluster;
     tr_cla_t *cla; /* EDS only */
+    /* Secrets the cluster refers to over SDS (upstream TLS), to add to
+     * every proxy the cluster is part of. */
+    tr_out **secrets;
+    size_t n_secrets;
 } up_out;
 
 /* Builds the cluster (and its CLA when EDS) of an upstream. */
@@ -2046,7 +2050,10 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
             tr_cur cur = cur_of(K_UPSTREAM, e);
             uint8_t *fl = flag(tx, K_UPSTREAM, i);
             tx->cur = &cur;
+            reset_out(tx);
             built[i] = build_upstream(tx, (const Sluice__V1__Upstream *)e->msg, endpoint_set(tx, e->ns, e->name), false);
+            built[i].secrets = tx->out[SL_XDS_SECRET];
+            built[i].n_secrets = tx->n_out[SL_XDS_SECRET];
             *fl |= TR_SEEN;
             if (cur.errors) {
                 *fl |= TR_REJECTED;
@@ -2203,6 +2210,8 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
                         continue;
                     if (uo.cluster)
                         tr_out_add(tx, SL_XDS_CLUSTER, uo.cluster->name, &uo.cluster->base);
+                    for (size_t k = 0; uo.cluster && k < uo.n_secrets; k++)
+                        tr_out_add(tx, SL_XDS_SECRET, uo.secrets[k]->name, uo.secrets[k]->msg);
                     if (uo.cla)
                         tr_out_add(tx, SL_XDS_ENDPOINT, uo.cla->cluster_name, &uo.cla->base);
                 }
