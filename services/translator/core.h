@@ -10,12 +10,26 @@
 
 /* ---- store ---- */
 
+/* What a translation built from an Upstream, kept for the next one: the
+ * packed Cluster and ClusterLoadAssignment, valid while the upstream, its
+ * endpoint set, the Settings and the secrets are the versions it was built
+ * from (store stamps). Only clean builds are kept: no errors, no warnings,
+ * no secrets referred to. */
+typedef struct tr_up_cache {
+    uint64_t up_stamp, eps_stamp, settings_stamp, secret_gen;
+    char *settings_ns;
+    uint8_t *cluster, *cla; /* cla NULL when not EDS */
+    size_t cluster_len, cla_len;
+} tr_up_cache;
+
 typedef struct tr_entry {
     char *ns;
     char *name;
     ProtobufCMessage *msg;  /* current version */
     ProtobufCMessage *good; /* last accepted version (may equal msg), or NULL */
     uint64_t rev;
+    uint64_t stamp;     /* store sequence number of msg: changes on every put */
+    tr_up_cache *cache; /* Upstreams only; NULL when none */
 } tr_entry;
 
 typedef struct tr_bucket {
@@ -27,7 +41,11 @@ typedef struct tr_bucket {
 
 struct sl_tr_store {
     tr_bucket b[TR_MAX_KINDS]; /* indexed like sl_kind_at() */
+    uint64_t seq;        /* last stamp given */
+    uint64_t secret_gen; /* stamp of the last change to any Secret */
 };
+
+void tr_up_cache_free(tr_up_cache *c);
 
 /* Index of kind k in the store (sl_kind_at order), or -1. */
 int tr_kind_index(const sl_kind *k);
@@ -69,7 +87,9 @@ typedef struct tr_rep {
 /* A packed output resource in the arena. */
 typedef struct tr_out {
     const char *name;
-    const ProtobufCMessage *msg;
+    const ProtobufCMessage *msg; /* NULL when bytes are given */
+    const uint8_t *bytes;        /* already packed (cached), or NULL */
+    size_t len;
 } tr_out;
 
 struct tr_filters {
@@ -110,6 +130,9 @@ uint8_t *tr_pack_heap(const ProtobufCMessage *m, size_t *len);
 /* Adds an Envoy resource to the proxy being built; false (and nothing
  * added) when one of the same type and name is there already. */
 bool tr_out_add(tr_ctx *tx, sl_xds_type t, const char *name, const ProtobufCMessage *m);
+
+/* The same with bytes already packed (valid until the proxy is packed). */
+bool tr_out_add_bytes(tr_ctx *tx, sl_xds_type t, const char *name, const uint8_t *bytes, size_t len);
 
 /* The report accumulator of a resource (created on first use). */
 tr_rep *tr_rep_get(tr_ctx *tx, const sl_kind *k, const char *ns, const char *name);

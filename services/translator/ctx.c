@@ -435,8 +435,24 @@ bool tr_out_add(tr_ctx *tx, sl_xds_type t, const char *name, const ProtobufCMess
     if (tr_map_get(&tx->out_names[t], name))
         return false;
     o = tr_alloc(tx, sizeof *o);
+    memset(o, 0, sizeof *o);
     o->name = tr_strdup(tx, name);
     o->msg = m;
+    tr_map_put(tx, &tx->out_names[t], name, o);
+    tr_push_(tx, (void ***)(void *)&tx->out[t], &tx->n_out[t], o);
+    return true;
+}
+
+bool tr_out_add_bytes(tr_ctx *tx, sl_xds_type t, const char *name, const uint8_t *bytes, size_t len)
+{
+    tr_out *o;
+    if (tr_map_get(&tx->out_names[t], name))
+        return false;
+    o = tr_alloc(tx, sizeof *o);
+    memset(o, 0, sizeof *o);
+    o->name = tr_strdup(tx, name);
+    o->bytes = bytes;
+    o->len = len;
     tr_map_put(tx, &tx->out_names[t], name, o);
     tr_push_(tx, (void ***)(void *)&tx->out[t], &tx->n_out[t], o);
     return true;

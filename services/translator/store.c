@@ -52,8 +52,19 @@ sl_status sl_tr_store_new(sl_tr_store **out)
     return *out ? SL_OK : SL_ERR_NOMEM;
 }
 
+void tr_up_cache_free(tr_up_cache *c)
+{
+    if (!c)
+        return;
+    free(c->settings_ns);
+    free(c->cluster);
+    free(c->cla);
+    free(c);
+}
+
 static void entry_free(tr_entry *e)
 {
+    tr_up_cache_free(e->cache);
     if (e->good && e->good != e->msg)
         protobuf_c_message_free_unpacked(e->good, NULL);
     if (e->msg)
@@ -99,6 +110,11 @@ sl_status sl_tr_store_put(sl_tr_store *s, const sl_kind *k, ProtobufCMessage *ms
             protobuf_c_message_free_unpacked(e->msg, NULL);
         e->msg = msg;
         e->rev = revision;
+        e->stamp = ++s->seq;
+        tr_up_cache_free(e->cache);
+        e->cache = NULL;
+        if (strcmp(k->kind, "Secret") == 0)
+            s->secret_gen = s->seq;
         return SL_OK;
     }
     if (b->n == b->cap) {
@@ -122,6 +138,9 @@ sl_status sl_tr_store_put(sl_tr_store *s, const sl_kind *k, ProtobufCMessage *ms
         }
         e.msg = msg;
         e.rev = revision;
+        e.stamp = ++s->seq;
+        if (strcmp(k->kind, "Secret") == 0)
+            s->secret_gen = s->seq;
         memmove(&b->v[pos + 1], &b->v[pos], (b->n - (size_t)pos) * sizeof *b->v);
         b->v[pos] = e;
         b->n++;
@@ -158,6 +177,11 @@ bool sl_tr_store_remove(sl_tr_store *s, const sl_kind *k, const char *ns, const 
     entry_free(&b->v[pos]);
     memmove(&b->v[pos], &b->v[pos + 1], (b->n - (size_t)pos - 1) * sizeof *b->v);
     b->n--;
+    /* whatever was built with it (an endpoint set, Settings) is rebuilt:
+     * stamps of what remains cannot tell its absence apart */
+    ++s->seq;
+    if (strcmp(k->kind, "Secret") == 0)
+        s->secret_gen = s->seq;
     return true;
 }
 

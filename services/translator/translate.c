@@ -1627,6 +1627,9 @@ typedef struct up_out {
      * every proxy the cluster is part of. */
     tr_out **secrets;
     size_t n_secrets;
+    /* Or the packed bytes kept from an earlier translation (cluster NULL). */
+    const tr_up_cache *cached;
+    const char *cluster_name;
 } up_out;
 
 /* Builds the cluster (and its CLA when EDS) of an upstream. */
@@ -1785,6 +1788,55 @@ static const Sluice__V1__EndpointSet *endpoint_set(tr_ctx *tx, const char *ns, c
 /* ------------------------------------------------------------------------ */
 /* the translation                                                          */
 
+/* ---- upstreams built by earlier translations ---- */
+
+static uint64_t entry_stamp(tr_ctx *tx, const sl_kind *k, const char *ns, const char *name)
+{
+    long pos = tr_bucket_find(bucket(tx, k), ns, name);
+    return pos < 0 ? 0 : bucket(tx, k)->v[pos].stamp;
+}
+
+static bool cache_valid(tr_ctx *tx, const tr_entry *e, const tr_up_cache *c)
+{
+    return c && c->up_stamp == e->stamp && c->eps_stamp == entry_stamp(tx, K_EPS, e->ns, e->name) &&
+           c->settings_stamp == entry_stamp(tx, K_SETTINGS, tx->opts.settings_namespace, "default") &&
+           c->secret_gen == tx->store->secret_gen && strcmp(c->settings_ns, tx->opts.settings_namespace) == 0;
+}
+
+/* The upstream's cluster from an earlier translation, when nothing it was
+ * built from changed: its packed bytes are used as they are. */
+static bool upstream_cached(tr_ctx *tx, tr_entry *e, up_out *o)
+{
+    if (!cache_valid(tx, e, e->cache))
+        return false;
+    memset(o, 0, sizeof *o);
+    o->cached = e->cache;
+    o->cluster_name = tr_cluster_name(tx, e->name, e->ns);
+    return true;
+}
+
+/* Keeps a clean build of the upstream for the next translation, and uses
+ * its packed bytes in this one. */
+static sl_status upstream_cache_put(tr_ctx *tx, tr_entry *e, up_out *o)
+{
+    tr_up_cache *c = calloc(1, sizeof *c);
+    if (!c || !(c->settings_ns = strdup(tx->opts.settings_namespace)) ||
+        !(c->cluster = tr_pack_heap(&o->cluster->base, &c->cluster_len)) ||
+        (o->cla && !(c->cla = tr_pack_heap(&o->cla->base, &c->cla_len)))) {
+        tr_up_cache_free(c);
+        return SL_ERR_NOMEM;
+    }
+    c->up_stamp = e->stamp;
+    c->eps_stamp = entry_stamp(tx, K_EPS, e->ns, e->name);
+    c->settings_stamp = entry_stamp(tx, K_SETTINGS, tx->opts.settings_namespace, "default");
+    c->secret_gen = tx->store->secret_gen;
+    tr_up_cache_free(e->cache);
+    e->cache = c;
+    o->cached = c;
+    o->cluster_name = o->cluster->name;
+    return SL_OK;
+}
+
 static int cmp_out(const void *a, const void *b)
 {
     return strcmp((*(tr_out *const *)a)->name, (*(tr_out *const *)b)->name);
@@ -1853,10 +1905,14 @@ static sl_status pack_proxy(tr_ctx *tx, sl_tr_proxy *p, pack_memo *memo)
         for (size_t i = 0; i < n; i++) {
             sl_tr_resource *r = &p->res[t][i];
             const ProtobufCMessage *m = tx->out[t][i]->msg;
-            size_t slot = memo->cap ? memo_slot(memo, m) : 0;
-            bool known = memo->cap && memo->keys[slot] == m;
+            size_t slot = m && memo->cap ? memo_slot(memo, m) : 0;
+            bool known = m && memo->cap && memo->keys[slot] == m;
             r->name = strdup(tx->out[t][i]->name);
-            if (known) {
+            if (!m) { /* packed already (cached from an earlier translation) */
+                r->len = tx->out[t][i]->len;
+                if ((r->data = malloc(r->len ? r->len : 1)) != NULL)
+                    memcpy(r->data, tx->out[t][i]->bytes, r->len);
+            } else if (known) {
                 r->len = memo->len[slot];
                 if ((r->data = malloc(r->len ? r->len : 1)) != NULL)
                     memcpy(r->data, memo->data[slot], r->len);
@@ -2050,11 +2106,18 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
             tr_cur cur = cur_of(K_UPSTREAM, e);
             uint8_t *fl = flag(tx, K_UPSTREAM, i);
             tx->cur = &cur;
+            *fl |= TR_SEEN;
+            if (upstream_cached(tx, (tr_entry *)e, &built[i]))
+                continue;
             reset_out(tx);
             built[i] = build_upstream(tx, (const Sluice__V1__Upstream *)e->msg, endpoint_set(tx, e->ns, e->name), false);
             built[i].secrets = tx->out[SL_XDS_SECRET];
             built[i].n_secrets = tx->n_out[SL_XDS_SECRET];
-            *fl |= TR_SEEN;
+            if (!cur.errors && !tr_rep_get(tx, K_UPSTREAM, e->ns, e->name)->n_warnings && !built[i].n_secrets &&
+                built[i].cluster && upstream_cache_put(tx, (tr_entry *)e, &built[i]) != SL_OK) {
+                rc = SL_ERR_NOMEM;
+                goto out;
+            }
             if (cur.errors) {
                 *fl |= TR_REJECTED;
                 if (e->good && e->good != e->msg)
@@ -2208,6 +2271,12 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
                         uo = build_upstream(tx, up, endpoint_set(tx, ub->v[i].ns, ub->v[i].name), proxyless);
                     if (proxyless && cur.errors)
                         continue;
+                    if (uo.cached) {
+                        tr_out_add_bytes(tx, SL_XDS_CLUSTER, uo.cluster_name, uo.cached->cluster, uo.cached->cluster_len);
+                        if (uo.cached->cla)
+                            tr_out_add_bytes(tx, SL_XDS_ENDPOINT, uo.cluster_name, uo.cached->cla, uo.cached->cla_len);
+                        continue;
+                    }
                     if (uo.cluster)
                         tr_out_add(tx, SL_XDS_CLUSTER, uo.cluster->name, &uo.cluster->base);
                     for (size_t k = 0; uo.cluster && k < uo.n_secrets; k++)

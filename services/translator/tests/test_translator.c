@@ -141,6 +141,24 @@ static void check_packing(const sl_tr_result *res, const char *where)
             }
 }
 
+/* Both results hold the same proxies and resources, byte for byte. */
+static void assert_same_result(const sl_tr_result *a, const sl_tr_result *b, const char *where)
+{
+    if (a->n_proxies != b->n_proxies)
+        fail_msg("%s: %zu proxies, then %zu", where, a->n_proxies, b->n_proxies);
+    for (size_t p = 0; p < a->n_proxies; p++)
+        for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
+            if (a->proxies[p].n[t] != b->proxies[p].n[t])
+                fail_msg("%s: proxy %s: %zu then %zu resources of a type", where, a->proxies[p].name,
+                         a->proxies[p].n[t], b->proxies[p].n[t]);
+            for (size_t i = 0; i < a->proxies[p].n[t]; i++) {
+                const sl_tr_resource *x = &a->proxies[p].res[t][i], *y = &b->proxies[p].res[t][i];
+                if (strcmp(x->name, y->name) != 0 || x->len != y->len || memcmp(x->data, y->data, x->len) != 0)
+                    fail_msg("%s: proxy %s: %s differs", where, a->proxies[p].name, x->name);
+            }
+        }
+}
+
 static void update_golden(const char *path, const char *old, const sl_tr_result *res)
 {
     FILE *f = fopen(path, "w");
@@ -216,6 +234,14 @@ static void run_case(const char *dir)
     assert_int_equal(sl_tr_store_new(&st), SL_OK);
     res = translate_file(st, in);
     check_packing(res, in);
+    {
+        /* again, from what the first translation kept (clusters of
+         * unchanged upstreams): the same bytes */
+        sl_tr_result *again = NULL;
+        assert_int_equal(sl_tr_translate(&again, st, NULL), SL_OK);
+        assert_same_result(res, again, in);
+        sl_tr_result_free(again);
+    }
     expected = slurp(ex, &len);
     if (!expected)
         fail_msg("cannot read %s", ex);
@@ -483,6 +509,64 @@ static void endpoints_incremental(void **state)
     sl_tr_store_free(st);
 }
 
+/* What a translation keeps of each upstream (packed clusters) follows
+ * every change it was built from: the upstream, its endpoint set, the
+ * Settings, the secrets. After each change, the result equals a
+ * translation of a fresh store holding the same resources. */
+#define KEEP_UP                                                                                     \
+    "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: d, namespace: default}\n"         \
+    "spec: {dns: {name: d.internal, port: 8080}}\n---\n"                                               \
+    "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: s, namespace: default}\n"         \
+    "spec: {static: {hosts: [{addr: 10.0.0.7, port: 443}]}, sslConfig: {sni: s.internal}}\n---\n"
+#define KEEP_VS                                                                                     \
+    "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: a, namespace: default}\n" \
+    "spec: {virtualHost: {routes: [{routeAction: {single: {upstream: {name: d}}}}]}}\n---\n"
+#define KEEP_SETTINGS(n)                                                                            \
+    "---\napiVersion: gloo.solo.io/v1\nkind: Settings\nmetadata: {name: default, namespace: gloo-system}\n" \
+    "spec: {gloo: {circuitBreakers: {maxConnections: " n "}}}\n---\n"
+
+static void check_against_fresh(sl_tr_store *st, const char *all, const char *what)
+{
+    sl_tr_store *fresh;
+    sl_tr_result *a, *b;
+    assert_int_equal(sl_tr_translate(&a, st, NULL), SL_OK);
+    assert_int_equal(sl_tr_store_new(&fresh), SL_OK);
+    load(fresh, all);
+    assert_int_equal(sl_tr_translate(&b, fresh, NULL), SL_OK);
+    assert_same_result(b, a, what);
+    sl_tr_result_free(a);
+    sl_tr_result_free(b);
+    sl_tr_store_free(fresh);
+}
+
+static void kept_clusters_follow_changes(void **state)
+{
+    sl_tr_store *st;
+    (void)state;
+    assert_int_equal(sl_tr_store_new(&st), SL_OK);
+    load(st, KEEP_UP KEEP_VS EPS("10.0.0.1"));
+    check_against_fresh(st, KEEP_UP KEEP_VS EPS("10.0.0.1"), "initial");
+    load(st, EPS("10.0.0.2"));
+    check_against_fresh(st, KEEP_UP KEEP_VS EPS("10.0.0.2"), "endpoint set changed");
+    load(st, KEEP_SETTINGS("7"));
+    check_against_fresh(st, KEEP_UP KEEP_VS EPS("10.0.0.2") KEEP_SETTINGS("7"), "settings added");
+    load(st, KEEP_SETTINGS("9"));
+    check_against_fresh(st, KEEP_UP KEEP_VS EPS("10.0.0.2") KEEP_SETTINGS("9"), "settings changed");
+    assert_true(sl_tr_store_remove(st, sl_kind_by_name("EndpointSet"), "default", "d"));
+    check_against_fresh(st, KEEP_UP KEEP_VS KEEP_SETTINGS("9"), "endpoint set removed");
+    assert_true(sl_tr_store_remove(st, sl_kind_by_name("Settings"), "gloo-system", "default"));
+    check_against_fresh(st, KEEP_UP KEEP_VS, "settings removed");
+    load(st, "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: s, namespace: default}\n"
+             "spec: {static: {hosts: [{addr: 10.0.0.8, port: 443}]}}\n");
+    check_against_fresh(st,
+                        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: d, namespace: default}\n"
+                        "spec: {dns: {name: d.internal, port: 8080}}\n---\n"
+                        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: s, namespace: default}\n"
+                        "spec: {static: {hosts: [{addr: 10.0.0.8, port: 443}]}}\n---\n" KEEP_VS,
+                        "upstream changed");
+    sl_tr_store_free(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -491,6 +575,7 @@ int main(void)
         cmocka_unit_test(dry_run_records_nothing),
         cmocka_unit_test(store_replace_and_remove),
         cmocka_unit_test(endpoints_incremental),
+        cmocka_unit_test(kept_clusters_follow_changes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
