@@ -22,14 +22,47 @@ typedef struct tr_up_cache {
     size_t cluster_len, cla_len;
 } tr_up_cache;
 
+/* A VirtualService's virtual host as one gateway of one proxy got it,
+ * kept for the next translation: valid while the VirtualService and
+ * everything but VirtualServices (the store's world stamp) are unchanged.
+ * Replaying it gives what translating it again would: the packed
+ * VirtualHost, its name and domains (for conflicts), the plugins it used,
+ * the reports it made (about itself and the route tables it delegates to)
+ * and the route table flags it set. Only accepted virtual hosts whose
+ * plugins keep no per-listener state are kept. */
+typedef struct tr_vh_rep {
+    int kind; /* index in the store */
+    char *ns, *name, *msg;
+    bool error;
+} tr_vh_rep;
+
+typedef struct tr_vh_cache {
+    struct tr_vh_cache *next;
+    uint64_t vs_stamp, world;
+    char *settings_ns, *proxy, *listener;
+    uint8_t *bytes; /* packed VirtualHost */
+    size_t len;
+    char *name;
+    char **domains;
+    size_t n_domains;
+    const struct sl_tr_plugin **used;
+    size_t n_used;
+    tr_vh_rep *reps;
+    size_t n_reps;
+    long *rt_idx; /* route tables touched, and the flags set on them */
+    uint8_t *rt_flags;
+    size_t n_rt;
+} tr_vh_cache;
+
 typedef struct tr_entry {
     char *ns;
     char *name;
     ProtobufCMessage *msg;  /* current version */
     ProtobufCMessage *good; /* last accepted version (may equal msg), or NULL */
     uint64_t rev;
-    uint64_t stamp;     /* store sequence number of msg: changes on every put */
-    tr_up_cache *cache; /* Upstreams only; NULL when none */
+    uint64_t stamp;      /* store sequence number of msg: changes on every put */
+    tr_up_cache *cache;  /* Upstreams only; NULL when none */
+    tr_vh_cache *vcache; /* VirtualServices only; NULL when none */
 } tr_entry;
 
 typedef struct tr_bucket {
@@ -43,9 +76,11 @@ struct sl_tr_store {
     tr_bucket b[TR_MAX_KINDS]; /* indexed like sl_kind_at() */
     uint64_t seq;        /* last stamp given */
     uint64_t secret_gen; /* stamp of the last change to any Secret */
+    uint64_t world;      /* stamp of the last change to anything but a VirtualService */
 };
 
 void tr_up_cache_free(tr_up_cache *c);
+void tr_vh_cache_free(tr_vh_cache *c); /* the whole list */
 
 /* Index of kind k in the store (sl_kind_at order), or -1. */
 int tr_kind_index(const sl_kind *k);
@@ -103,6 +138,26 @@ struct tr_filters {
 /* Per-entry flags of this translation, parallel to the store's buckets. */
 enum { TR_SEEN = 1, TR_REJECTED = 2, TR_USED_GOOD = 4, TR_CHECKED = 8 };
 
+/* What translating one virtual host did, recorded for tr_vh_cache. */
+typedef struct tr_rec {
+    tr_vh_rep *reps;
+    size_t n_reps, cap_reps;
+    long *rt_idx;
+    uint8_t *rt_flags;
+    size_t n_rt, cap_rt;
+    const struct sl_tr_plugin *used[64];
+    size_t n_used;
+    bool stateful; /* a plugin used per-listener state: not kept */
+} tr_rec;
+
+/* Packed bytes by message (pointer), within one translation. */
+typedef struct tr_bytes_map {
+    const void **keys;
+    const uint8_t **data;
+    size_t *len;
+    size_t cap, n;
+} tr_bytes_map;
+
 struct tr_ctx {
     sl_arena arena;
     jmp_buf oom;
@@ -121,7 +176,14 @@ struct tr_ctx {
     const sl_tr_plugin *used[64];
     void *state[64]; /* per plugin in used[], reset with it */
     size_t n_used;
+    /* Recording a virtual host for the cache (NULL when not). */
+    tr_rec *rec;
+    /* Packed VirtualHosts (kept or fresh) to splice into route configurations. */
+    tr_bytes_map vh_bytes;
 };
+
+/* ctx.c: the recorder hooks. */
+void tr_rec_rt(tr_ctx *tx, long idx, uint8_t flags);
 
 /* pack.c: m packed exactly as protobuf_c_message_pack() does, with each
  * nested message sized once; malloc'ed, NULL when out of memory. */

@@ -248,8 +248,49 @@ void tr_disable_filter(tr_filters *f, const char *name)
             f->v[i].f->disabled = 1;
 }
 
+void tr_rec_rt(tr_ctx *tx, long idx, uint8_t flags)
+{
+    tr_rec *r = tx->rec;
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n_rt; i++)
+        if (r->rt_idx[i] == idx) {
+            r->rt_flags[i] |= flags;
+            return;
+        }
+    if (r->n_rt == r->cap_rt) {
+        size_t cap = r->cap_rt ? r->cap_rt * 2 : 8;
+        long *a = tr_alloc(tx, cap * sizeof *a);
+        uint8_t *b = tr_alloc(tx, cap);
+        if (r->n_rt) {
+            memcpy(a, r->rt_idx, r->n_rt * sizeof *a);
+            memcpy(b, r->rt_flags, r->n_rt);
+        }
+        r->rt_idx = a;
+        r->rt_flags = b;
+        r->cap_rt = cap;
+    }
+    r->rt_idx[r->n_rt] = idx;
+    r->rt_flags[r->n_rt++] = flags;
+}
+
+static void rec_use(tr_ctx *tx, const sl_tr_plugin *p)
+{
+    tr_rec *r = tx->rec;
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n_used; i++)
+        if (r->used[i] == p)
+            return;
+    if (r->n_used < sizeof r->used / sizeof r->used[0])
+        r->used[r->n_used++] = p;
+    else
+        r->stateful = true; /* cannot replay it: do not keep */
+}
+
 void tr_use(tr_ctx *tx, const sl_tr_plugin *p)
 {
+    rec_use(tx, p);
     if (tr_used(tx, p) || tx->n_used == sizeof tx->used / sizeof tx->used[0])
         return;
     tx->state[tx->n_used] = NULL;
@@ -258,6 +299,8 @@ void tr_use(tr_ctx *tx, const sl_tr_plugin *p)
 
 void *tr_state(tr_ctx *tx, const sl_tr_plugin *p)
 {
+    if (tx->rec)
+        tx->rec->stateful = true;
     for (size_t i = 0; i < tx->n_used; i++)
         if (tx->used[i] == p)
             return tx->state[i];
@@ -266,6 +309,8 @@ void *tr_state(tr_ctx *tx, const sl_tr_plugin *p)
 
 void tr_set_state(tr_ctx *tx, const sl_tr_plugin *p, void *state)
 {
+    if (tx->rec)
+        tx->rec->stateful = true;
     tr_use(tx, p);
     for (size_t i = 0; i < tx->n_used; i++)
         if (tx->used[i] == p)
@@ -365,6 +410,23 @@ static void report(tr_ctx *tx, bool error, const char *fmt, va_list ap)
     if (error)
         tx->cur->errors++;
     tr_rep_add(tx, tr_rep_get(tx, tx->cur->kind, tx->cur->ns, tx->cur->name), error, buf);
+    if (tx->rec) {
+        tr_rec *r = tx->rec;
+        if (r->n_reps == r->cap_reps) {
+            size_t cap = r->cap_reps ? r->cap_reps * 2 : 8;
+            tr_vh_rep *v = tr_alloc(tx, cap * sizeof *v);
+            if (r->n_reps)
+                memcpy(v, r->reps, r->n_reps * sizeof *v);
+            r->reps = v;
+            r->cap_reps = cap;
+        }
+        r->reps[r->n_reps].kind = tr_kind_index(tx->cur->kind);
+        r->reps[r->n_reps].ns = (char *)tx->cur->ns;
+        r->reps[r->n_reps].name = (char *)tx->cur->name;
+        r->reps[r->n_reps].msg = tr_strdup(tx, buf);
+        r->reps[r->n_reps].error = error;
+        r->n_reps++;
+    }
 }
 
 void tr_error(tr_ctx *tx, const char *fmt, ...)

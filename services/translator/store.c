@@ -62,9 +62,36 @@ void tr_up_cache_free(tr_up_cache *c)
     free(c);
 }
 
+void tr_vh_cache_free(tr_vh_cache *c)
+{
+    while (c) {
+        tr_vh_cache *next = c->next;
+        free(c->settings_ns);
+        free(c->proxy);
+        free(c->listener);
+        free(c->bytes);
+        free(c->name);
+        for (size_t i = 0; i < c->n_domains; i++)
+            free(c->domains[i]);
+        free(c->domains);
+        free(c->used);
+        for (size_t i = 0; i < c->n_reps; i++) {
+            free(c->reps[i].ns);
+            free(c->reps[i].name);
+            free(c->reps[i].msg);
+        }
+        free(c->reps);
+        free(c->rt_idx);
+        free(c->rt_flags);
+        free(c);
+        c = next;
+    }
+}
+
 static void entry_free(tr_entry *e)
 {
     tr_up_cache_free(e->cache);
+    tr_vh_cache_free(e->vcache);
     if (e->good && e->good != e->msg)
         protobuf_c_message_free_unpacked(e->good, NULL);
     if (e->msg)
@@ -113,8 +140,12 @@ sl_status sl_tr_store_put(sl_tr_store *s, const sl_kind *k, ProtobufCMessage *ms
         e->stamp = ++s->seq;
         tr_up_cache_free(e->cache);
         e->cache = NULL;
+        tr_vh_cache_free(e->vcache);
+        e->vcache = NULL;
         if (strcmp(k->kind, "Secret") == 0)
             s->secret_gen = s->seq;
+        if (strcmp(k->kind, "VirtualService") != 0)
+            s->world = s->seq;
         return SL_OK;
     }
     if (b->n == b->cap) {
@@ -141,6 +172,8 @@ sl_status sl_tr_store_put(sl_tr_store *s, const sl_kind *k, ProtobufCMessage *ms
         e.stamp = ++s->seq;
         if (strcmp(k->kind, "Secret") == 0)
             s->secret_gen = s->seq;
+        if (strcmp(k->kind, "VirtualService") != 0)
+            s->world = s->seq;
         memmove(&b->v[pos + 1], &b->v[pos], (b->n - (size_t)pos) * sizeof *b->v);
         b->v[pos] = e;
         b->n++;
@@ -182,6 +215,8 @@ bool sl_tr_store_remove(sl_tr_store *s, const sl_kind *k, const char *ns, const 
     ++s->seq;
     if (strcmp(k->kind, "Secret") == 0)
         s->secret_gen = s->seq;
+    if (strcmp(k->kind, "VirtualService") != 0)
+        s->world = s->seq;
     return true;
 }
 

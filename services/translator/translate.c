@@ -774,6 +774,7 @@ static void delegate(tr_ctx *tx, route_ctx *rc, const Sluice__V1__Route *route, 
                 }
             }
             tx->cur = saved;
+            tr_rec_rt(tx, (long)(e - b->v), *fl);
             if (*fl & TR_REJECTED)
                 tr_warn(tx, "Route Warning: InvalidDelegationWarning. Reason: RouteTable %s.%s is rejected; %s", e->ns,
                         e->name, (*fl & TR_USED_GOOD) ? "its last accepted version is served" : "its routes are left out");
@@ -994,6 +995,228 @@ typedef struct vs_item {
     tr_vhost_t *vh;
     bool dropped;
 } vs_item;
+
+/* ---- virtual hosts kept between translations (tr_vh_cache) ---- */
+
+static size_t bytes_slot(const tr_bytes_map *m, const void *k)
+{
+    size_t i = (((uintptr_t)k >> 4) * 0x9E3779B97F4A7C15ull) & (m->cap - 1);
+    while (m->keys[i] && m->keys[i] != k)
+        i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+static void bytes_put(tr_ctx *tx, tr_bytes_map *m, const void *k, const uint8_t *d, size_t len)
+{
+    size_t i;
+    if ((m->n + 1) * 2 > m->cap) {
+        tr_bytes_map bigger = {0};
+        bigger.cap = m->cap ? m->cap * 2 : 256;
+        bigger.keys = tr_alloc(tx, bigger.cap * sizeof *bigger.keys);
+        bigger.data = tr_alloc(tx, bigger.cap * sizeof *bigger.data);
+        bigger.len = tr_alloc(tx, bigger.cap * sizeof *bigger.len);
+        memset(bigger.keys, 0, bigger.cap * sizeof *bigger.keys);
+        for (size_t j = 0; j < m->cap; j++)
+            if (m->keys[j]) {
+                size_t s = bytes_slot(&bigger, m->keys[j]);
+                bigger.keys[s] = m->keys[j];
+                bigger.data[s] = m->data[j];
+                bigger.len[s] = m->len[j];
+                bigger.n++;
+            }
+        *m = bigger;
+    }
+    i = bytes_slot(m, k);
+    if (!m->keys[i])
+        m->n++;
+    m->keys[i] = k;
+    m->data[i] = d;
+    m->len[i] = len;
+}
+
+static const uint8_t *bytes_get(const tr_bytes_map *m, const void *k, size_t *len)
+{
+    size_t i;
+    if (!m->cap)
+        return NULL;
+    i = bytes_slot(m, k);
+    if (!m->keys[i])
+        return NULL;
+    *len = m->len[i];
+    return m->data[i];
+}
+
+static bool vh_cache_matches(const tr_ctx *tx, const tr_entry *e, const tr_gateway *gw, const tr_vh_cache *c)
+{
+    return c->vs_stamp == e->stamp && c->world == tx->store->world &&
+           strcmp(c->settings_ns, tx->opts.settings_namespace) == 0 && strcmp(c->proxy, gw->proxy) == 0 &&
+           strcmp(c->listener, gw->listener_name) == 0;
+}
+
+/* The virtual host of e for gw from an earlier translation, replayed (its
+ * reports, plugins and route table flags), or NULL. The VirtualHost
+ * returned holds only the name and domains; its packed bytes are spliced
+ * into the route configuration. */
+static tr_vhost_t *vh_cached(tr_ctx *tx, const tr_entry *e, const tr_gateway *gw)
+{
+    const tr_vh_cache *c = e->vcache;
+    tr_vhost_t *vh;
+    while (c && !vh_cache_matches(tx, e, gw, c))
+        c = c->next;
+    if (!c)
+        return NULL;
+    vh = TR_NEW(tx, envoy__config__route__v3__virtual_host);
+    vh->name = tr_strdup(tx, c->name);
+    for (size_t i = 0; i < c->n_domains; i++)
+        TR_PUSH(tx, vh, domains, tr_strdup(tx, c->domains[i]));
+    for (size_t i = 0; i < c->n_used; i++)
+        tr_use(tx, c->used[i]);
+    for (size_t i = 0; i < c->n_reps; i++) {
+        const tr_vh_rep *r = &c->reps[i];
+        tr_rep_add(tx, tr_rep_get(tx, sl_kind_at((size_t)r->kind), r->ns, r->name), r->error, r->msg);
+    }
+    for (size_t i = 0; i < c->n_rt; i++)
+        if (c->rt_idx[i] >= 0 && (size_t)c->rt_idx[i] < bucket(tx, K_RT)->n)
+            *flag(tx, K_RT, (size_t)c->rt_idx[i]) |= c->rt_flags[i];
+    bytes_put(tx, &tx->vh_bytes, vh, c->bytes, c->len);
+    return vh;
+}
+
+static char *xstrdup(tr_ctx *tx, const char *s)
+{
+    char *p = strdup(s ? s : "");
+    if (!p)
+        longjmp(tx->oom, 1);
+    return p;
+}
+
+static void *xcalloc(tr_ctx *tx, size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p)
+        longjmp(tx->oom, 1);
+    return p;
+}
+
+/* Keeps what translating e for gw gave (vh, and what rec recorded) for the
+ * next translation, replacing what was kept for the same proxy and
+ * listener, and registers vh's packed bytes for this one. */
+static void vh_keep(tr_ctx *tx, tr_entry *e, const tr_gateway *gw, const tr_vhost_t *vh, const tr_rec *rec)
+{
+    tr_vh_cache *c = xcalloc(tx, 1, sizeof *c), **pp;
+    /* linked first, so a failure below frees it with the entry; its stamps
+     * stay 0 (never matching) until it is complete */
+    c->next = e->vcache;
+    e->vcache = c;
+    c->settings_ns = xstrdup(tx, tx->opts.settings_namespace);
+    c->proxy = xstrdup(tx, gw->proxy);
+    c->listener = xstrdup(tx, gw->listener_name);
+    c->name = xstrdup(tx, vh->name);
+    c->domains = xcalloc(tx, vh->n_domains, sizeof *c->domains);
+    for (; c->n_domains < vh->n_domains; c->n_domains++)
+        c->domains[c->n_domains] = xstrdup(tx, vh->domains[c->n_domains]);
+    c->used = xcalloc(tx, rec->n_used, sizeof *c->used);
+    for (; c->n_used < rec->n_used; c->n_used++)
+        c->used[c->n_used] = rec->used[c->n_used];
+    c->reps = xcalloc(tx, rec->n_reps, sizeof *c->reps);
+    for (; c->n_reps < rec->n_reps; c->n_reps++) {
+        tr_vh_rep *r = &c->reps[c->n_reps];
+        r->kind = rec->reps[c->n_reps].kind;
+        r->error = rec->reps[c->n_reps].error;
+        r->ns = xstrdup(tx, rec->reps[c->n_reps].ns);
+        r->name = xstrdup(tx, rec->reps[c->n_reps].name);
+        r->msg = xstrdup(tx, rec->reps[c->n_reps].msg);
+    }
+    c->rt_idx = xcalloc(tx, rec->n_rt, sizeof *c->rt_idx);
+    c->rt_flags = xcalloc(tx, rec->n_rt, sizeof *c->rt_flags);
+    for (; c->n_rt < rec->n_rt; c->n_rt++) {
+        c->rt_idx[c->n_rt] = rec->rt_idx[c->n_rt];
+        c->rt_flags[c->n_rt] = rec->rt_flags[c->n_rt];
+    }
+    if (!(c->bytes = tr_pack_heap(&vh->base, &c->len)))
+        longjmp(tx->oom, 1);
+    c->vs_stamp = e->stamp;
+    c->world = tx->store->world;
+    /* drop what was kept for the same proxy and listener (and stale ones) */
+    for (pp = &c->next; *pp;) {
+        tr_vh_cache *o = *pp;
+        if (o->vs_stamp != c->vs_stamp || o->world != c->world ||
+            (strcmp(o->proxy, c->proxy) == 0 && strcmp(o->listener, c->listener) == 0)) {
+            *pp = o->next;
+            o->next = NULL;
+            tr_vh_cache_free(o);
+        } else {
+            pp = &o->next;
+        }
+    }
+    bytes_put(tx, &tx->vh_bytes, vh, c->bytes, c->len);
+}
+
+/* A RouteConfiguration packed with its virtual hosts' bytes spliced in
+ * (kept or packed now): the same bytes as packing it whole, as field 2
+ * (virtual_hosts) comes right after the name. malloc'ed; NULL: no memory. */
+static uint8_t *pack_route_config(tr_ctx *tx, const Envoy__Config__Route__V3__RouteConfiguration *rc, size_t *len)
+{
+    Envoy__Config__Route__V3__RouteConfiguration copy = *rc;
+    size_t rest_len, head = 0, total, n = rc->n_virtual_hosts, o;
+    const uint8_t **vb = calloc(n ? n : 1, sizeof *vb);
+    size_t *vl = calloc(n ? n : 1, sizeof *vl);
+    uint8_t **fresh = calloc(n ? n : 1, sizeof *fresh);
+    uint8_t *rest = NULL, *out = NULL;
+    if (!vb || !vl || !fresh)
+        goto done;
+    copy.n_virtual_hosts = 0;
+    copy.virtual_hosts = NULL;
+    if (!(rest = tr_pack_heap(&copy.base, &rest_len)))
+        goto done;
+    total = rest_len;
+    for (size_t i = 0; i < n; i++) {
+        if (!(vb[i] = bytes_get(&tx->vh_bytes, rc->virtual_hosts[i], &vl[i]))) {
+            if (!(fresh[i] = tr_pack_heap(&rc->virtual_hosts[i]->base, &vl[i])))
+                goto done;
+            vb[i] = fresh[i];
+        }
+        total += 1 + 10 + vl[i];
+    }
+    /* field 1 (name), when set, is first: tag 0x0a, length, bytes */
+    if (rest_len && rest[0] == 0x0a) {
+        size_t l = 0;
+        int shift = 0;
+        head = 1;
+        while (head < rest_len && (rest[head] & 0x80)) {
+            l |= (size_t)(rest[head++] & 0x7f) << shift;
+            shift += 7;
+        }
+        if (head < rest_len)
+            l |= (size_t)rest[head++] << shift;
+        head += l;
+    }
+    if (!(out = malloc(total ? total : 1)))
+        goto done;
+    memcpy(out, rest, head);
+    o = head;
+    for (size_t i = 0; i < n; i++) {
+        size_t v = vl[i];
+        out[o++] = 0x12; /* field 2, length-delimited */
+        while (v >= 0x80) {
+            out[o++] = (uint8_t)(v | 0x80);
+            v >>= 7;
+        }
+        out[o++] = (uint8_t)v;
+        memcpy(out + o, vb[i], vl[i]);
+        o += vl[i];
+    }
+    memcpy(out + o, rest + head, rest_len - head);
+    *len = o + rest_len - head;
+done:
+    for (size_t i = 0; fresh && i < n; i++)
+        free(fresh[i]);
+    free(fresh);
+    free(vb);
+    free(vl);
+    free(rest);
+    return out;
+}
 
 typedef struct rev_order {
     uint64_t rev;
@@ -1323,9 +1546,17 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
             vs = (const Sluice__V1__VirtualService *)e->good;
             tx->cur = NULL;
             vh = translate_vs(tx, &gw, vs);
+        } else if ((vh = vh_cached(tx, e, &gw)) != NULL) {
+            /* unchanged since an earlier translation: replayed */
         } else {
+            tr_rec rec;
+            memset(&rec, 0, sizeof rec);
             tx->cur = &vcur;
+            tx->rec = &rec;
             vh = translate_vs(tx, &gw, vs);
+            tx->rec = NULL;
+            if (!vcur.errors && !rec.stateful)
+                vh_keep(tx, (tr_entry *)e, &gw, vh, &rec);
             if (vcur.errors) {
                 *fl |= TR_REJECTED;
                 vh = NULL;
@@ -1912,6 +2143,8 @@ static sl_status pack_proxy(tr_ctx *tx, sl_tr_proxy *p, pack_memo *memo)
                 r->len = tx->out[t][i]->len;
                 if ((r->data = malloc(r->len ? r->len : 1)) != NULL)
                     memcpy(r->data, tx->out[t][i]->bytes, r->len);
+            } else if (t == SL_XDS_ROUTE) {
+                r->data = pack_route_config(tx, (const Envoy__Config__Route__V3__RouteConfiguration *)m, &r->len);
             } else if (known) {
                 r->len = memo->len[slot];
                 if ((r->data = malloc(r->len ? r->len : 1)) != NULL)
