@@ -18,7 +18,7 @@
 
 static const char usage[] =
     "  --listen ADDR          gRPC address (default 0.0.0.0:9977)\n"
-    "  --default-proxy NAME   proxy of nodes without metadata.role (default gateway-proxy)\n"
+    "  --default-proxy NAME   proxy of nodes without metadata.role (default " SL_XDS_DEFAULT_PROXY ")\n"
     "  --bucket NAME          KV bucket to serve (default sluice_xds)\n"
     "  --workers N            gRPC completion-queue threads (default 2)\n"
     "  --tls-cert FILE        server certificate (PEM); with --tls-key enables TLS\n"
@@ -102,7 +102,7 @@ int main(int argc, char **argv)
     sl_xds_watch *watch = NULL;
     sl_xds_server *server = NULL;
     int code = SL_EXIT_FAILURE;
-    const char *listen = "0.0.0.0:9977", *def = "gateway-proxy", *bucket = "sluice_xds";
+    const char *listen = "0.0.0.0:9977", *def = SL_XDS_DEFAULT_PROXY, *bucket = "sluice_xds";
     const char *cert = NULL, *key = NULL, *ca = NULL;
     int workers = 2;
 

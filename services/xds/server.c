@@ -738,7 +738,7 @@ sl_status sl_xds_server_start(sl_xds_server **out, const sl_xds_server_opts *o)
         return sl_error_set(SL_ERR_NOMEM, "out of memory");
     s->o = *o;
     s->listen = strdup(o->listen ? o->listen : "0.0.0.0:9977");
-    s->default_proxy = strdup(o->default_proxy ? o->default_proxy : "gateway-proxy");
+    s->default_proxy = strdup(o->default_proxy ? o->default_proxy : SL_XDS_DEFAULT_PROXY);
     s->o.tls_cert = s->o.tls_key = s->o.tls_client_ca = NULL;
     s->nworkers = o->workers > 0 ? o->workers : 2;
     pthread_mutex_init(&s->mu, NULL);

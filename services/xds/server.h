@@ -32,7 +32,7 @@ typedef struct sl_xds_nack {
 
 typedef struct sl_xds_server_opts {
     const char *listen;        /* "0.0.0.0:9977" */
-    const char *default_proxy; /* "gateway-proxy" */
+    const char *default_proxy; /* NULL: SL_XDS_DEFAULT_PROXY */
     int workers;               /* completion-queue threads; 0 = 2 */
     const char *tls_cert;      /* PEM files; cert+key enable TLS */
     const char *tls_key;

@@ -319,7 +319,7 @@ sl_status sl_xds_stream_new(sl_xds_stream **out, sl_xds_cache *cache, const sl_x
     s->cache = cache;
     s->o = *opts;
     if (!s->o.default_proxy)
-        s->o.default_proxy = "gateway-proxy";
+        s->o.default_proxy = SL_XDS_DEFAULT_PROXY;
     *out = s;
     return SL_OK;
 }

@@ -22,6 +22,10 @@ typedef enum sl_xds_type {
 
 #define SL_XDS_TYPE_PREFIX "type.googleapis.com/"
 
+/* The proxy of nodes without node.metadata.role: the translator's default
+ * Gateway (Gloo's gateway-proxy in gloo-system) when none is configured. */
+#define SL_XDS_DEFAULT_PROXY "gloo-system~gateway-proxy"
+
 /* "type.googleapis.com/envoy.config.cluster.v3.Cluster". Static. */
 const char *sl_xds_type_url(sl_xds_type t);
 

@@ -470,7 +470,7 @@ static pid_t spawn_server(const char *bin, int peer, const char *nats_url, const
             execl(bin, bin, "--nats-url", nats_url, "--listen", "127.0.0.1:0", (char *)NULL);
         else
             execl(bin, bin, "--nats-url", nats_url, "--listen", "127.0.0.1:0", "--workers", workers, "--log-level",
-                  "warn", (char *)NULL);
+                  "warn", "--default-proxy", PROXY, (char *)NULL);
         _exit(127);
     }
     close(fds[1]);

@@ -54,7 +54,7 @@ static void start_xds(void)
         close(fds[0]);
         char bin[1024];
         snprintf(bin, sizeof bin, "%s/services/xds/sluice-xds", getenv("SLUICE_BINARY_DIR"));
-        execl(bin, bin, "--nats-url", harness_nats_url(srv), "--listen", "127.0.0.1:0", "--metrics-addr",
+        execl(bin, bin, "--nats-url", harness_nats_url(srv), "--default-proxy", "gateway-proxy", "--listen", "127.0.0.1:0", "--metrics-addr",
               "127.0.0.1:0", "--log-level", "warn",
               (char *)NULL);
         _exit(127);

@@ -45,7 +45,7 @@ int main(int argc, char **argv)
     sl_nats_settings ns;
     sl_nats *nc = NULL;
     sl_kv *kv = NULL;
-    const char *bucket = "sluice_xds", *proxy = "gateway-proxy";
+    const char *bucket = "sluice_xds", *proxy = SL_XDS_DEFAULT_PROXY;
     int i = 1, rc = 1;
     sl_log_set_level(SL_LOG_WARN);
     sl_nats_settings_init(&ns);
