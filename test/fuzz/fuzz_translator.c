@@ -45,6 +45,34 @@ static void check(const sl_tr_result *r)
             abort();
 }
 
+/* Two translations of unchanged input (the second replays what the first
+ * kept) must give the same bytes and report states. */
+static void same(const sl_tr_result *a, const sl_tr_result *b)
+{
+    if (a->n_proxies != b->n_proxies || a->n_reports != b->n_reports)
+        abort();
+    for (size_t p = 0; p < a->n_proxies; p++)
+        for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
+            if (a->proxies[p].n[t] != b->proxies[p].n[t])
+                abort();
+            for (size_t i = 0; i < a->proxies[p].n[t]; i++) {
+                const sl_tr_resource *x = &a->proxies[p].res[t][i], *y = &b->proxies[p].res[t][i];
+                if (strcmp(x->name, y->name) != 0 || x->len != y->len || memcmp(x->data, y->data, x->len) != 0) {
+                    fprintf(stderr, "proxy %s: %s differs between two translations of the same input\n",
+                            a->proxies[p].name, x->name);
+                    abort();
+                }
+            }
+        }
+    for (size_t i = 0; i < a->n_reports; i++)
+        if (a->reports[i].state != b->reports[i].state || strcmp(a->reports[i].reason, b->reports[i].reason) != 0 ||
+            a->reports[i].n_warnings != b->reports[i].n_warnings) {
+            fprintf(stderr, "report %s.%s differs between two translations of the same input\n", a->reports[i].ns,
+                    a->reports[i].name);
+            abort();
+        }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     sl_tr_store *st;
@@ -56,11 +84,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sl_tr_store_load_yaml(st, (const char *)data, size, "fuzz.yaml", NULL);
     dry.dry_run = true;
     for (int pass = 0; pass < 3; pass++) {
-        sl_tr_result_free(r);
+        sl_tr_result *prev = r;
         r = NULL;
-        if (sl_tr_translate(&r, st, pass == 0 ? &dry : NULL) != SL_OK)
+        if (sl_tr_translate(&r, st, pass == 0 ? &dry : NULL) != SL_OK) {
+            sl_tr_result_free(prev);
             goto out;
+        }
         check(r);
+        if (pass == 2)
+            same(prev, r); /* passes 1 and 2: nothing changed in between */
+        sl_tr_result_free(prev);
     }
     /* the incremental path over every upstream name the reports mention */
     for (size_t i = 0; i < r->n_reports && ke; i++) {
