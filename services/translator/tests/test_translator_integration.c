@@ -31,10 +31,27 @@
 
 static harness_nats *g_h;
 static sl_nats *g_nc;
-static sl_kv *g_config, *g_xds;
+static sl_kv *g_config, *g_xds, *g_eps;
 static pid_t g_pid;
 
+static void put_yaml_to(sl_kv *kv, const char *key_override, const char *kind, const char *ns, const char *name,
+                        const char *yaml);
+
 static void put_yaml(const char *kind, const char *ns, const char *name, const char *yaml)
+{
+    put_yaml_to(g_config, NULL, kind, ns, name, yaml);
+}
+
+/* An EndpointSet in the endpoints bucket (key <ns>.<upstream>). */
+static void put_endpoints(const char *ns, const char *name, const char *yaml)
+{
+    char key[512];
+    snprintf(key, sizeof key, "%s.%s", ns, name);
+    put_yaml_to(g_eps, key, "EndpointSet", ns, name, yaml);
+}
+
+static void put_yaml_to(sl_kv *kv, const char *key_override, const char *kind, const char *ns, const char *name,
+                        const char *yaml)
 {
     const sl_kind *k = sl_kind_by_name(kind);
     static const char *const skip[] = {"apiVersion", "kind", NULL};
@@ -52,8 +69,11 @@ static void put_yaml(const char *kind, const char *ns, const char *name, const c
     len = protobuf_c_message_get_packed_size(m);
     buf = malloc(len + 1);
     protobuf_c_message_pack(m, buf);
-    snprintf(key, sizeof key, "%s.%s.%s", kind, ns, name);
-    assert_int_equal(sl_kv_put(NULL, g_config, key, buf, len), SL_OK);
+    if (key_override)
+        snprintf(key, sizeof key, "%s", key_override);
+    else
+        snprintf(key, sizeof key, "%s.%s.%s", kind, ns, name);
+    assert_int_equal(sl_kv_put(NULL, kv, key, buf, len), SL_OK);
     free(buf);
     protobuf_c_message_free_unpacked(m, NULL);
 }
@@ -79,6 +99,14 @@ static json_t *wait_commit(int (*pred)(json_t *), int64_t timeout_ms)
 }
 
 static json_t *res_of(json_t *c, const char *type) { return json_object_get(json_object_get(c, "resources"), type); }
+
+static uint64_t rev_in(json_t *c, const char *type, const char *name)
+{
+    return (uint64_t)json_integer_value(json_object_get(res_of(c, type), name));
+}
+
+static uint64_t g_eds_rev; /* the endpoint revision the next commit must exceed */
+static int has_eds(json_t *c) { return rev_in(c, "endpoint", "petstore_default") > g_eds_rev; }
 
 static int has_cluster(json_t *c) { return json_object_get(res_of(c, "cluster"), "petstore_default") != NULL; }
 static int has_two_clusters(json_t *c) { return json_object_size(res_of(c, "cluster")) == 2; }
@@ -211,6 +239,8 @@ static void end_to_end(void **state)
     assert_int_equal(harness_connect(&g_nc, g_h), SL_OK);
     sl_kv_config_init(&cfg, SL_BUCKET_CONFIG);
     assert_int_equal(sl_kv_open(&g_config, g_nc, &cfg), SL_OK);
+    sl_kv_config_init(&cfg, SL_BUCKET_ENDPOINTS);
+    assert_int_equal(sl_kv_open(&g_eps, g_nc, &cfg), SL_OK);
     sl_kv_config_init(&cfg, "sluice_xds");
     cfg.history = 5;
     assert_int_equal(sl_kv_open(&g_xds, g_nc, &cfg), SL_OK);
@@ -239,6 +269,29 @@ static void end_to_end(void **state)
     assert_int_equal((uint64_t)json_integer_value(json_object_get(res_of(c, "listener"), "listener-::-8080")),
                      listener_rev);
     json_decref(c);
+
+    /* Endpoints: the first endpoint set makes the cluster EDS (a full
+     * translation); a change of endpoints then moves only the
+     * ClusterLoadAssignment (the incremental path). */
+    put_endpoints("default", "petstore", "metadata: {name: petstore, namespace: default}\n"
+                                         "spec: {endpoints: [{address: 10.1.0.1, port: 8080}]}\n");
+    g_eds_rev = 0;
+    c = wait_commit(has_eds, 10000);
+    check_commit_consistent(c);
+    {
+        uint64_t cluster_rev = rev_in(c, "cluster", "petstore_default");
+        route_rev = rev_in(c, "route", "listener-::-8080-routes");
+        g_eds_rev = rev_in(c, "endpoint", "petstore_default");
+        json_decref(c);
+        put_endpoints("default", "petstore", "metadata: {name: petstore, namespace: default}\n"
+                                             "spec: {endpoints: [{address: 10.1.0.2, port: 8080}]}\n");
+        c = wait_commit(has_eds, 10000);
+        check_commit_consistent(c);
+        assert_int_equal(rev_in(c, "cluster", "petstore_default"), cluster_rev);
+        assert_int_equal(rev_in(c, "route", "listener-::-8080-routes"), route_rev);
+        assert_int_equal(rev_in(c, "listener", "listener-::-8080"), listener_rev);
+        json_decref(c);
+    }
 
     /* A removed upstream leaves the commit, then its key is deleted. */
     assert_int_equal(sl_kv_delete(NULL, g_config, "Upstream.default.other", 0), SL_OK);
@@ -287,6 +340,7 @@ static void end_to_end(void **state)
     sl_subscription_free(sub);
     sl_loop_free(loop);
     sl_kv_free(g_config);
+    sl_kv_free(g_eps);
     sl_kv_free(g_xds);
     sl_nats_close(g_nc, 1000);
     harness_nats_free(g_h);
