@@ -16,7 +16,7 @@
 #include "sluice/resource.h"
 #include "sluice/v1/events.pb-c.h"
 #include "translator.h"
-#include "xds.h"
+#include "sluice/xds.h"
 
 #define COMP "translator"
 

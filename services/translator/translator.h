@@ -38,7 +38,7 @@
 #include "sluice/diag.h"
 #include "sluice/kinds.h"
 #include "sluice/status.h"
-#include "xds.h"
+#include "sluice/xds.h"
 
 /* ---- the input: a store of sluice.v1 resources ------------------------- */
 

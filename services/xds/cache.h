@@ -25,7 +25,7 @@
 #include <stdint.h>
 
 #include "sluice/status.h"
-#include "xds.h"
+#include "sluice/xds.h"
 
 typedef struct sl_xds_res {
     atomic_uint refs;

@@ -51,7 +51,7 @@
 #include "sluice/kv.h"
 #include "sluice/log.h"
 #include "wire.h"
-#include "xds.h"
+#include "sluice/xds.h"
 #include "xds_apply.h"
 
 #define ADS "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"

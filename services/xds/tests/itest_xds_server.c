@@ -27,7 +27,7 @@
 #include "sluice/kv.h"
 #include "sluice/log.h"
 #include "sluice/v1/events.pb-c.h"
-#include "xds.h"
+#include "sluice/xds.h"
 #include "xds_apply.h"
 #include "xds_client.h"
 

@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #include "sluice/kv.h"
-#include "xds.h"
+#include "sluice/xds.h"
 
 /* The packed resource of one spec (malloc'd), its type and name. */
 uint8_t *fx_build(const char *spec, sl_xds_type *t, char *name, size_t *len);

@@ -1,8 +1,10 @@
-/* xds.h - resource types of the xDS server and the KV key escaping.
+/* sluice/xds.h - the xDS resource types and the sluice_xds key escaping,
+ * shared by the translator (which writes the sluice_xds KV) and the xDS
+ * server (which reads it); layout in docs/xds.md.
  *
  * The enum order is the ADS push order (make-before-break): secrets, then
  * clusters, endpoints, listeners, routes. Removals of the first three are
- * held back until every later type has been sent (see stream.c).
+ * held back until every later type has been sent (services/xds/stream.c).
  */
 #ifndef SLUICE_XDS_H
 #define SLUICE_XDS_H

@@ -1,5 +1,5 @@
-/* xds.c - type table and key escaping (see xds.h). */
-#include "xds.h"
+/* xds.c - xDS resource types and the sluice_xds key escaping (see sluice/xds.h). */
+#include "sluice/xds.h"
 
 #include <string.h>
 
