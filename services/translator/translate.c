@@ -482,6 +482,13 @@ static Envoy__Config__Route__V3__WeightedCluster *weighted(tr_ctx *tx, Sluice__V
         tr_error(tx, "%s: the weights add up to more than 4294967295", path);
         return NULL;
     }
+    /* Deprecated in Envoy (which derives the sum) but read by gRPC 1.51's
+     * xDS client, which otherwise expects the weights to add up to 100. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    if (total > 0)
+        wc->total_weight = tr_u32(tx, (uint32_t)total);
+#pragma GCC diagnostic pop
     return wc;
 }
 
