@@ -24,6 +24,7 @@
 #include "sluice/v1/gateway.pb-c.h"
 #include "sluice/v1/upstream.pb-c.h"
 #include "sluice/v1/virtual_service.pb-c.h"
+#include "sluice/xds.h"
 
 #define HDR_FILENAME "Sluice-Filename"
 #define HDR_DRY_RUN "Sluice-Dry-Run"
@@ -1050,6 +1051,108 @@ out:
     return fails;
 }
 
+/* The revision of proxy's latest commit in sluice_xds ("revision" in the
+ * JSON, else the key's KV revision, as sluice-xds reads it); 0 when none. */
+static uint64_t latest_commit(sl_kv *xds, const char *proxy)
+{
+    char esc[768], key[800];
+    sl_kv_entry e = {0};
+    uint64_t rev = 0;
+    if (!xds || sl_xds_key_escape(esc, sizeof esc, proxy) != SL_OK)
+        return 0;
+    snprintf(key, sizeof key, "%s.commit", esc);
+    if (sl_kv_get(&e, xds, key) != SL_OK)
+        return 0;
+    json_t *o = json_loadb((const char *)e.value, e.len, 0, NULL);
+    json_t *r = json_object_get(o, "revision");
+    rev = json_is_integer(r) ? (uint64_t)json_integer_value(r) : e.revision;
+    json_decref(o);
+    sl_kv_entry_deinit(&e);
+    return rev;
+}
+
+/* Every connected proxy on the latest revision: the per-proxy state each
+ * sluice-xds publishes in KV sluice_proxies (services/xds/proxies.h)
+ * against the latest commit in sluice_xds. A NACK fails, a stream behind
+ * warns (it may be catching up). Returns the number of failures. */
+static int check_proxies(sl_nats *nc)
+{
+    sl_kv *kv = NULL, *xds = NULL;
+    char **keys = NULL;
+    size_t nkeys = 0, shown = 0;
+    int fails = 0;
+
+    if (sl_kv_bind(&kv, nc, "sluice_proxies") != SL_OK) {
+        printf("OK    proxies: no proxies connected (no sluice-xds has published state: bucket "
+               "sluice_proxies missing)\n");
+        goto out;
+    }
+    if (sl_kv_keys(&keys, &nkeys, kv, 3000) != SL_OK) {
+        printf("FAIL  proxies: cannot list sluice_proxies: %s\n", sl_error_msg());
+        fails++;
+        goto out;
+    }
+    if (sl_kv_bind(&xds, nc, "sluice_xds") != SL_OK)
+        xds = NULL;
+    for (size_t i = 0; i < nkeys; i++) {
+        sl_kv_entry e = {0};
+        if (sl_kv_get(&e, kv, keys[i]) != SL_OK)
+            continue; /* gone since listed */
+        json_t *o = json_loadb((const char *)e.value, e.len, 0, NULL);
+        const char *proxy = json_string_value(json_object_get(o, "proxy"));
+        const char *inst = json_string_value(json_object_get(o, "instance"));
+        json_t *streams = json_object_get(o, "streams"), *st;
+        size_t k;
+        if (!proxy || !json_is_array(streams)) {
+            printf("WARN  proxies: %s: value does not decode\n", keys[i]);
+            json_decref(o);
+            sl_kv_entry_deinit(&e);
+            continue;
+        }
+        uint64_t latest = latest_commit(xds, proxy);
+        uint64_t served = (uint64_t)json_integer_value(json_object_get(o, "commit_revision_served"));
+        char behind[1024] = "", nacks[1024] = "";
+        size_t nbehind = 0, nnack = 0, n = json_array_size(streams);
+        json_array_foreach(streams, k, st)
+        {
+            const char *node = json_string_value(json_object_get(st, "node_id"));
+            uint64_t acked = (uint64_t)json_integer_value(json_object_get(st, "acked_revision"));
+            node = node && node[0] ? node : "(no node id)";
+            if (json_is_true(json_object_get(st, "nacked"))) {
+                size_t u = strlen(nacks);
+                snprintf(nacks + u, sizeof nacks - u, "%s%s NACKed: %s (on revision %" PRIu64 ")", nnack ? "; " : "",
+                         node, json_string_value(json_object_get(st, "last_error")) ?: "", acked);
+                nnack++;
+            } else if (acked != latest) {
+                size_t u = strlen(behind);
+                snprintf(behind + u, sizeof behind - u, "%s%s on revision %" PRIu64, nbehind ? ", " : "", node,
+                         acked);
+                nbehind++;
+            }
+        }
+        if (nnack) {
+            printf("FAIL  proxy %s (xds %s): %s; latest revision %" PRIu64 "\n", proxy, inst ?: "?", nacks, latest);
+            fails++;
+        } else if (nbehind) {
+            printf("WARN  proxy %s (xds %s): %zu of %zu streams behind the latest revision %" PRIu64
+                   " (served %" PRIu64 "): %s\n", proxy, inst ?: "?", nbehind, n, latest, served, behind);
+        } else {
+            printf("OK    proxy %s (xds %s): %zu stream%s on the latest revision %" PRIu64 "\n", proxy,
+                   inst ?: "?", n, n == 1 ? "" : "s", latest);
+        }
+        shown++;
+        json_decref(o);
+        sl_kv_entry_deinit(&e);
+    }
+    if (!shown)
+        printf("OK    proxies: no proxies connected\n");
+out:
+    sl_kv_keys_free(keys, nkeys);
+    sl_kv_free(xds);
+    sl_kv_free(kv);
+    return fails;
+}
+
 int ctl_cmd_check(ctl *c, int argc, char **argv)
 {
     int fails = 0;
@@ -1066,8 +1169,9 @@ int ctl_cmd_check(ctl *c, int argc, char **argv)
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             printf("Usage: sluicectl check [--expect SVC,SVC...]\n"
                    "Checks that NATS answers, the buckets exist, every expected service is alive\n"
-                   "and ready (heartbeats in KV %s), the apply API answers and every resource\n"
-                   "is Accepted. Exit status 1 when something is wrong.\n"
+                   "and ready (heartbeats in KV %s), the apply API answers, every resource\n"
+                   "is Accepted and every connected proxy is on the latest revision (KV\n"
+                   "sluice_proxies). Exit status 1 when something is wrong.\n"
                    "  --expect LIST   services that must run (default %s)\n",
                    SL_SERVICES_BUCKET, default_expected);
             return 0;
@@ -1130,8 +1234,7 @@ int ctl_cmd_check(ctl *c, int argc, char **argv)
             printf("WARN  %zu of %zu resources have no status yet (Pending)\n", pending, n);
         fails += bad != 0;
     }
-    printf("SKIP  proxies on the latest revision: the xDS server publishes no per-proxy state "
-           "yet\n");
+    fails += check_proxies(nc);
     items_free(items, n);
     sl_nats_close(nc, 1000);
     return fails ? 1 : 0;

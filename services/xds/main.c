@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proxies.h"
 #include "server.h"
 #include "sluice/kv.h"
 #include "sluice/log.h"
@@ -101,6 +102,7 @@ int main(int argc, char **argv)
     sl_xds_cache *cache = NULL;
     sl_xds_watch *watch = NULL;
     sl_xds_server *server = NULL;
+    sl_xds_proxies *proxies = NULL;
     int code = SL_EXIT_FAILURE;
     const char *listen = "0.0.0.0:9977", *def = SL_XDS_DEFAULT_PROXY, *bucket = "sluice_xds";
     const char *cert = NULL, *key = NULL, *ca = NULL;
@@ -176,6 +178,13 @@ int main(int argc, char **argv)
         goto out;
     }
     atomic_store(&g_server, server);
+    /* Per-proxy state for `sluicectl check`; instance = host-pid (the
+     * reporter id). Not fatal: serving matters more than reporting. */
+    char instance[128];
+    snprintf(instance, sizeof instance, "%s-%d", host, (int)getpid());
+    if (sl_xds_proxies_start(&proxies, g_nc, server, cache, instance, 5000) != SL_OK)
+        sl_log_warn("main", "no per-proxy state", "bucket=" SL_XDS_PROXIES_BUCKET " err=%s",
+                    sl_log_q(sl_error_msg()));
     if (sl_xds_watch_start(&watch, g_nc, loop, bucket, cache, on_ready, NULL) != SL_OK) {
         sl_log_error("main", "cannot watch the xds bucket", "bucket=%s err=%s", bucket, sl_log_q(sl_error_msg()));
         goto out;
@@ -186,6 +195,7 @@ int main(int argc, char **argv)
     fflush(stdout);
     code = sl_service_run(g_svc, loop);
 out:
+    sl_xds_proxies_stop(proxies); /* deletes this instance's keys */
     sl_xds_watch_free(watch);
     atomic_store(&g_server, NULL);
     sl_xds_server_stop(server);

@@ -107,6 +107,13 @@ typedef struct xstream {
     atomic_int wake_pending;
     int registered;
     const char *proxy; /* the stream state's (interned) proxy; set under the registry lock once known */
+    const char *node_id; /* the stream state's node id; set with proxy */
+    /* Published per-proxy state (sl_xds_server_each): written by the
+     * stream's worker, read by the publisher. err under the registry lock
+     * (written on a NACK only). */
+    _Atomic uint64_t synced;
+    atomic_int nacked;
+    char err[256];
     struct xstream *prev, *next;
 } xstream;
 
@@ -121,6 +128,7 @@ struct sl_xds_server {
     xstream *head;
     int stopping;
     atomic_int live;
+    atomic_uint gen; /* bumped whenever something sl_xds_server_each reports changes */
     /* metrics (NULL without a registry) */
     sl_gauge *g_streams[NMETHODS];
     sl_counter *c_push[SL_XDS_TYPE_COUNT], *c_ack[SL_XDS_TYPE_COUNT], *c_nack[SL_XDS_TYPE_COUNT];
@@ -158,12 +166,14 @@ static void reg_del(xstream *x)
         if (x->next)
             x->next->prev = x->prev;
         x->registered = 0;
+        atomic_fetch_add_explicit(&s->gen, 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&s->mu);
 }
 
 void sl_xds_server_notify(sl_xds_server *s, const char *proxy)
 {
+    atomic_fetch_add_explicit(&s->gen, 1, memory_order_relaxed); /* the served revision moved */
     pthread_mutex_lock(&s->mu);
     if (!s->stopping)
         for (xstream *x = s->head; x; x = x->next) {
@@ -182,6 +192,36 @@ void sl_xds_server_notify(sl_xds_server *s, const char *proxy)
 }
 
 int sl_xds_server_streams(sl_xds_server *s) { return atomic_load(&s->live); }
+
+unsigned sl_xds_server_state_gen(sl_xds_server *s) { return atomic_load_explicit(&s->gen, memory_order_relaxed); }
+
+void sl_xds_server_each(sl_xds_server *s, void (*fn)(void *ud, const sl_xds_stream_state *st), void *ud)
+{
+    pthread_mutex_lock(&s->mu);
+    for (xstream *x = s->head; x; x = x->next) {
+        if (!x->proxy)
+            continue;
+        int nacked = atomic_load_explicit(&x->nacked, memory_order_relaxed);
+        sl_xds_stream_state st = {x->proxy, x->node_id, atomic_load_explicit(&x->synced, memory_order_relaxed),
+                                  nacked, nacked ? x->err : ""};
+        fn(ud, &st);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Mirrors the stream's confirmed revision into the atomics the publisher
+ * reads: a few loads, and a store and a counter bump only on a change. */
+static void note_synced(xstream *x)
+{
+    int nacked;
+    uint64_t rev = sl_xds_stream_synced(x->sm, &nacked);
+    if (rev != atomic_load_explicit(&x->synced, memory_order_relaxed) ||
+        nacked != atomic_load_explicit(&x->nacked, memory_order_relaxed)) {
+        atomic_store_explicit(&x->synced, rev, memory_order_relaxed);
+        atomic_store_explicit(&x->nacked, nacked, memory_order_relaxed);
+        atomic_fetch_add_explicit(&x->srv->gen, 1, memory_order_relaxed);
+    }
+}
 
 /* ---- streams ---- */
 
@@ -344,6 +384,7 @@ static void try_send(xstream *x)
         finish(x, GRPC_STATUS_RESOURCE_EXHAUSTED, sl_error_msg());
         return;
     }
+    note_synced(x); /* types found up to date move to the snapshot's revision */
     if (!r)
         return;
     /* The head is copied. One resource is sent from the cache's bytes by a
@@ -440,7 +481,9 @@ static void on_request(xstream *x)
     if (info.first_on_stream) {
         pthread_mutex_lock(&s->mu);
         x->proxy = sl_xds_stream_proxy(x->sm);
+        x->node_id = sl_xds_stream_node_id(x->sm);
         pthread_mutex_unlock(&s->mu);
+        atomic_fetch_add_explicit(&s->gen, 1, memory_order_relaxed);
         sl_log_info("xds", "stream opened", "method=%s delta=%d node=%s proxy=%s", x->m->label, x->m->delta,
                     sl_log_q(sl_xds_stream_node_id(x->sm)), sl_log_q(xproxy(x)));
     }
@@ -454,6 +497,9 @@ static void on_request(xstream *x)
         } else {
             if (s->c_nack[info.type])
                 sl_counter_inc(s->c_nack[info.type]);
+            pthread_mutex_lock(&s->mu);
+            snprintf(x->err, sizeof x->err, "%s: %s", sl_xds_type_short(info.type), info.error ? info.error : "");
+            pthread_mutex_unlock(&s->mu);
             sl_log_warn("xds", "NACK", "node=%s proxy=%s type=%s version=%s error=%s",
                         sl_log_q(sl_xds_stream_node_id(x->sm)), sl_log_q(xproxy(x)), sl_xds_type_short(info.type),
                         sl_log_q(info.version), sl_log_q(info.error));
@@ -464,6 +510,7 @@ static void on_request(xstream *x)
             }
         }
     }
+    note_synced(x);
     post_recv(x);
     try_send(x);
 out:

@@ -53,6 +53,23 @@ int sl_xds_server_port(const sl_xds_server *s);
 void sl_xds_server_notify(sl_xds_server *s, const char *proxy);
 /* Number of open streams. */
 int sl_xds_server_streams(sl_xds_server *s);
+
+/* What one stream reports for the per-proxy state (sluice_proxies). All
+ * strings valid during the callback only. */
+typedef struct sl_xds_stream_state {
+    const char *proxy;
+    const char *node_id;
+    uint64_t synced;   /* sl_xds_stream_synced(): the commit revision the client is on; 0 = none yet */
+    int nacked;        /* its last answer for some type was a NACK */
+    const char *error; /* "<type>: <message>" of the last NACK when nacked, else "" */
+} sl_xds_stream_state;
+
+/* Calls fn for every stream whose proxy is known, under the registry lock:
+ * fn must be quick and must not block (no I/O). Any thread. */
+void sl_xds_server_each(sl_xds_server *s, void (*fn)(void *ud, const sl_xds_stream_state *st), void *ud);
+/* A counter that changes whenever what _each reports (or a proxy's served
+ * revision) may have changed. */
+unsigned sl_xds_server_state_gen(sl_xds_server *s);
 /* Cancels every stream, stops the workers and frees the server. */
 void sl_xds_server_stop(sl_xds_server *s);
 

@@ -50,6 +50,13 @@ typedef struct tstate {
     char version[40]; /* last version sent */
     uint64_t sent_ns;
     char clean_version[17]; /* snapshot type version when last found up to date */
+    /* Revision tracking (sl_xds_stream_synced): sent_rev is the commit
+     * revision of the last response (0 while make-before-break removals are
+     * still to follow), synced_rev the revision the client has confirmed for
+     * this type: by an ACK, or by being up to date with nothing outstanding. */
+    uint64_t sent_rev, synced_rev;
+    int outstanding; /* a response was sent and not yet ACKed or NACKed */
+    int nacked;      /* the last answer was a NACK */
 } tstate;
 
 struct sl_xds_stream {
@@ -397,6 +404,40 @@ static sl_status resolve_type(sl_xds_stream *s, const char *url, sl_xds_type *t)
 
 /* ---- requests ---- */
 
+/* The client answered the last response of a type. */
+static void answered(tstate *st, int nack)
+{
+    st->outstanding = 0;
+    st->nacked = nack;
+    if (!nack && st->sent_rev)
+        st->synced_rev = st->sent_rev;
+}
+
+/* The type was found up to date with snap: unless a response is still
+ * unanswered or the client rejected what it has, it is on snap's revision. */
+static void settled(tstate *st, const sl_xds_snapshot *snap)
+{
+    if (!st->outstanding && !st->nacked)
+        st->synced_rev = snap->revision;
+}
+
+uint64_t sl_xds_stream_synced(const sl_xds_stream *s, int *nacked)
+{
+    uint64_t rev = 0;
+    int any = 0;
+    *nacked = 0;
+    for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
+        const tstate *st = &s->t[t];
+        if (!st->active)
+            continue;
+        *nacked |= st->nacked;
+        if (!any || st->synced_rev < rev)
+            rev = st->synced_rev;
+        any = 1;
+    }
+    return rev;
+}
+
 /* True when the request's resource_names leave the subscription as it is
  * (the common case: an ACK repeating the names). No allocation: every
  * name is looked up in the sorted `subs`, a bitmap rules out duplicates. */
@@ -517,6 +558,7 @@ sl_status sl_xds_stream_on_sotw(sl_xds_stream *s, const Envoy__Service__Discover
         } else {
             info->kind = SL_XDS_REQ_ACK;
         }
+        answered(st, info->kind == SL_XDS_REQ_NACK);
     } else {
         info->kind = SL_XDS_REQ_INITIAL;
     }
@@ -607,6 +649,7 @@ sl_status sl_xds_stream_on_delta(sl_xds_stream *s,
         } else {
             info->kind = SL_XDS_REQ_ACK;
         }
+        answered(st, info->kind == SL_XDS_REQ_NACK);
     } else {
         info->kind = SL_XDS_REQ_INITIAL;
     }
@@ -884,6 +927,8 @@ static sl_status build(sl_xds_stream *s, const sl_xds_snapshot *snap, sl_xds_typ
     snprintf(st->nonce, sizeof st->nonce, "%s", r->nonce);
     snprintf(st->version, sizeof st->version, "%s", r->version);
     st->sent_ns = sl_xds_now_ns();
+    st->sent_rev = hold && p->nrm ? 0 : snap->revision;
+    st->outstanding = 1;
     *out = r;
     return SL_OK;
 nomem:
@@ -906,14 +951,19 @@ sl_status sl_xds_stream_next(sl_xds_stream *s, sl_xds_response **out)
         return SL_OK; /* nothing committed for this proxy yet: wait */
     for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
         tstate *st = &s->t[t];
-        if (!st->active || (!st->dirty && strcmp(st->clean_version, snap->types[t].version) == 0))
+        if (!st->active)
             continue;
+        if (!st->dirty && strcmp(st->clean_version, snap->types[t].version) == 0) {
+            settled(st, snap);
+            continue;
+        }
         if ((rc = plan_type(s, snap, (sl_xds_type)t, &p[t])) != SL_OK)
             goto out;
         planned[t] = 1;
         if (!p[t].send && !p[t].removes) {
             st->dirty = 0;
             memcpy(st->clean_version, snap->types[t].version, sizeof st->clean_version);
+            settled(st, snap);
         }
     }
     /* Make-before-break: additions and changes in type order; removals of

@@ -88,6 +88,12 @@ const char *sl_xds_stream_proxy(const sl_xds_stream *s);
 const char *sl_xds_stream_node_id(const sl_xds_stream *s);
 /* Bit t set when the client has requested type t. */
 unsigned sl_xds_stream_types(const sl_xds_stream *s);
+/* The commit revision the client is on: the lowest, over the types it
+ * requested, of the revision it ACKed or was found up to date with (a type
+ * unchanged by a commit counts as on it once nothing is unanswered). 0 when
+ * nothing is confirmed yet. *nacked is set when the client's last answer
+ * for some type was a NACK (that type then stays on its older revision). */
+uint64_t sl_xds_stream_synced(const sl_xds_stream *s, int *nacked);
 
 void sl_xds_response_free(sl_xds_response *r);
 /* Total encoded size of the response message. */

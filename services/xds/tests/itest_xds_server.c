@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <grpc/grpc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -302,6 +303,84 @@ static void test_nack_report(void **state)
 }
 
 /* Delta ADS: versions per resource, removals, reconnect with versions. */
+/* The per-proxy state in KV sluice_proxies (services/xds/proxies.h) of
+ * proxy, polled until it contains want (or, with want NULL, until it is
+ * gone). The value is compact JSON, so substrings are exact enough. */
+static int proxy_state_has(const char *proxy, const char *want)
+{
+    sl_kv *pk = NULL;
+    char esc[256], suffix[300];
+    int ok = 0;
+    assert_int_equal(sl_xds_key_escape(esc, sizeof esc, proxy), SL_OK);
+    snprintf(suffix, sizeof suffix, ".%s", esc);
+    for (int i = 0; i < 100 && !ok; i++) {
+        char **keys = NULL;
+        size_t n = 0;
+        int found = 0;
+        if (!pk && sl_kv_bind(&pk, nc, "sluice_proxies") != SL_OK)
+            pk = NULL;
+        if (pk && sl_kv_keys(&keys, &n, pk, 1000) == SL_OK)
+            for (size_t k = 0; k < n; k++) {
+                size_t kl = strlen(keys[k]), sl = strlen(suffix);
+                sl_kv_entry e = {0};
+                if (kl <= sl || strcmp(keys[k] + kl - sl, suffix) != 0 || sl_kv_get(&e, pk, keys[k]) != SL_OK)
+                    continue;
+                found = 1;
+                char *v = strndup((const char *)e.value, e.len);
+                if (want && v && strstr(v, want))
+                    ok = 1;
+                free(v);
+                sl_kv_entry_deinit(&e);
+            }
+        sl_kv_keys_free(keys, n);
+        if (!want && pk && !found)
+            ok = 1;
+        if (!ok)
+            usleep(100000);
+    }
+    sl_kv_free(pk);
+    return ok;
+}
+
+/* sluice_proxies: after an ACK the stream is on the latest commit
+ * revision; after a NACK of the next one it shows the NACK (and stays on
+ * the revision it ACKed); when the stream goes, so does the key. */
+static void test_proxy_state(void **state)
+{
+    (void)state;
+    char want[512], nonce[64];
+    uint64_t rev1, rev2;
+    char *s1[] = {"cluster:p1"}, *s2[] = {"cluster:p1", "cluster:p2"};
+    assert_int_equal(fx_apply(&rev1, kv, "ns~state-proxy", 1, s1), SL_OK);
+    xc *c = xc_open(xds_port, ADS);
+    assert_non_null(c);
+    send_sotw(c, CDS_URL, NULL, NULL, "ns~state-proxy", 0, NULL);
+    Envoy__Service__Discovery__V3__DiscoveryResponse *r = recv_sotw(c, 5000);
+    assert_non_null(r);
+    snprintf(nonce, sizeof nonce, "%s", r->nonce);
+    free_sotw(r);
+    send_sotw(c, CDS_URL, nonce, NULL, NULL, 0, NULL); /* ACK */
+    snprintf(want, sizeof want,
+             "\"commit_revision_served\":%" PRIu64 ",\"streams\":[{\"node_id\":\"itest-node\",\"acked_revision\":%" PRIu64
+             ",\"nacked\":false,\"last_error\":\"\"}]}", rev1, rev1);
+    assert_true(proxy_state_has("ns~state-proxy", want));
+
+    assert_int_equal(fx_apply(&rev2, kv, "ns~state-proxy", 2, s2), SL_OK);
+    r = recv_sotw(c, 5000);
+    assert_non_null(r);
+    assert_int_equal(r->n_resources, 2);
+    snprintf(nonce, sizeof nonce, "%s", r->nonce);
+    free_sotw(r);
+    send_sotw(c, CDS_URL, nonce, "cluster p2: bad", NULL, 0, NULL); /* NACK */
+    snprintf(want, sizeof want,
+             "\"commit_revision_served\":%" PRIu64 ",\"streams\":[{\"node_id\":\"itest-node\",\"acked_revision\":%" PRIu64
+             ",\"nacked\":true,\"last_error\":\"cds: cluster p2: bad\"}]}", rev2, rev1);
+    assert_true(proxy_state_has("ns~state-proxy", want));
+
+    xc_close(c);
+    assert_true(proxy_state_has("ns~state-proxy", NULL));
+}
+
 static void test_delta_ads(void **state)
 {
     (void)state;
@@ -484,7 +563,8 @@ static void test_restart_rebuilds(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sotw_ads), cmocka_unit_test(test_nack_report), cmocka_unit_test(test_delta_ads),
+        cmocka_unit_test(test_sotw_ads), cmocka_unit_test(test_nack_report), cmocka_unit_test(test_proxy_state),
+        cmocka_unit_test(test_delta_ads),
         cmocka_unit_test(test_per_type), cmocka_unit_test(test_bad_input), cmocka_unit_test(test_restart_rebuilds),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
