@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sluice/conffile.h"
 #include "sluice/envelope.h"
 #include "sluice/kv.h"
 #include "sluice/log.h"
@@ -62,125 +63,6 @@ static int add_dir(opts *o, const char *d)
     o->dirs = p;
     o->dirs[o->ndirs] = strdup(d);
     return o->dirs[o->ndirs++] ? 0 : -1;
-}
-
-/* ---- config file: flags from a file, placed before the command line ---- */
-
-/* v is handed to the flag parsers, which may remove what they consume (n
- * shrinks); own keeps every string pushed so all of them are freed. */
-typedef struct argvec {
-    char **v, **own;
-    int n, cap, n_own;
-} argvec;
-
-static int argvec_push(argvec *a, const char *s)
-{
-    if (a->n_own + 2 > a->cap) {
-        int cap = a->cap ? a->cap * 2 : 16;
-        char **p = realloc(a->v, (size_t)cap * sizeof(*p)), **q;
-        if (!p)
-            return -1;
-        a->v = p;
-        if (!(q = realloc(a->own, (size_t)cap * sizeof(*q))))
-            return -1;
-        a->own = q;
-        a->cap = cap;
-    }
-    a->v[a->n] = strdup(s);
-    if (!a->v[a->n])
-        return -1;
-    a->own[a->n_own++] = a->v[a->n];
-    a->v[++a->n] = NULL;
-    return 0;
-}
-
-static void argvec_free(argvec *a)
-{
-    for (int i = 0; i < a->n_own; i++)
-        free(a->own[i]);
-    free(a->own);
-    free(a->v);
-}
-
-static char *trim(char *s)
-{
-    while (*s == ' ' || *s == '\t')
-        s++;
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
-        s[--n] = '\0';
-    if (n >= 2 && ((s[0] == '"' && s[n - 1] == '"') || (s[0] == '\'' && s[n - 1] == '\''))) {
-        s[n - 1] = '\0';
-        s++;
-    }
-    return s;
-}
-
-static int read_config_file(argvec *a, const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char line[4096];
-    int ln = 0;
-    if (!f) {
-        fprintf(stderr, "%s: --config %s: %s\n", info.name, path, strerror(errno));
-        return -1;
-    }
-    while (fgets(line, sizeof(line), f)) {
-        ln++;
-        char *s = trim(line);
-        if (!*s || *s == '#')
-            continue;
-        if (s[0] == '-' && s[1] == '-')
-            s += 2;
-        size_t k = strcspn(s, " \t=:");
-        char *val = s[k] ? s + k + 1 : s + k;
-        s[k] = '\0';
-        val = trim(val);
-        if (*val == '=' || *val == ':')
-            val = trim(val + 1);
-        char flag[300];
-        snprintf(flag, sizeof(flag), "--%s", s);
-        if (strcmp(s, "config") == 0) {
-            fprintf(stderr, "%s:%d: config files do not nest\n", path, ln);
-            fclose(f);
-            return -1;
-        }
-        if (argvec_push(a, flag) != 0 || (*val && argvec_push(a, val) != 0)) {
-            fclose(f);
-            return -1;
-        }
-    }
-    fclose(f);
-    return 0;
-}
-
-/* argv with the --config file's flags spliced in after argv[0]. */
-static int expand_config(argvec *out, int argc, char **argv)
-{
-    const char *cfg = getenv("SLUICE_CONFIG_WATCHER_CONFIG");
-    if (argvec_push(out, argv[0]) != 0)
-        return -1;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0)
-            break;
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-            cfg = argv[i + 1];
-        else if (strncmp(argv[i], "--config=", 9) == 0)
-            cfg = argv[i] + 9;
-    }
-    if (cfg && cfg[0] && read_config_file(out, cfg) != 0)
-        return -1;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-            i++;
-            continue;
-        }
-        if (strncmp(argv[i], "--config=", 9) == 0)
-            continue;
-        if (argvec_push(out, argv[i]) != 0)
-            return -1;
-    }
-    return 0;
 }
 
 static int parse_own(opts *o, int argc, char **argv)
@@ -341,7 +223,7 @@ int main(int argc, char **argv)
     sl_loop *loop = NULL;
     sl_kv *kv = NULL;
     sl_kv_watch *watch = NULL;
-    argvec av = {0};
+    sl_conffile conf = {0};
     int code = SL_EXIT_FAILURE;
     bool thread_started = false;
 
@@ -351,11 +233,11 @@ int main(int argc, char **argv)
     a.o.queue = "sluice-config-watcher";
     a.n.fd = -1;
     sl_service_args_init(&args);
-    if (expand_config(&av, argc, argv) != 0) {
-        code = SL_EXIT_USAGE;
+    if (sl_conffile_load(&conf, argc, argv, "SLUICE_CONFIG_WATCHER_CONFIG") != SL_OK) {
+        code = sl_service_usage_error(&info);
         goto out;
     }
-    if (sl_service_args_parse(&args, &info, &av.n, av.v) != SL_OK) {
+    if (sl_service_args_parse(&args, &info, &conf.argc, conf.argv) != SL_OK) {
         code = sl_service_usage_error(&info);
         goto out;
     }
@@ -363,7 +245,7 @@ int main(int argc, char **argv)
         code = args.exit_code;
         goto out;
     }
-    if (parse_own(&a.o, av.n, av.v) != 0) {
+    if (parse_own(&a.o, conf.argc, conf.argv) != 0) {
         code = sl_service_usage_error(&info);
         goto out;
     }
@@ -462,6 +344,6 @@ out:
     sl_loop_free(loop);
     sl_service_free(svc);
     sl_service_args_deinit(&args);
-    argvec_free(&av);
+    sl_conffile_deinit(&conf);
     return code;
 }

@@ -21,7 +21,7 @@
 #include "sluice/v1/core.pb-c.h"
 #include "sluice/v1/events.pb-c.h"
 #include "stream.h"
-#include "svcconf.h"
+#include "sluice/conffile.h"
 
 static const char usage[] =
     "  --config FILE          settings file, one 'flag = value' per line (env SLUICE_REPORTER_CONFIG)\n"
@@ -442,6 +442,7 @@ int main(int argc0, char **argv0)
 {
     sl_service_args args;
     reporter r = {0};
+    sl_conffile conf = {0};
     int code = SL_EXIT_FAILURE, argc = 0;
     char **argv = NULL;
     const char *status_bucket = env_or("SLUICE_STATUS_BUCKET", SL_BUCKET_STATUS);
@@ -455,10 +456,12 @@ int main(int argc0, char **argv0)
     sl_arena_init(&r.arena, 0);
 
     sl_service_args_init(&args);
-    if (svcconf_load(&argc, &argv, argc0, argv0, "SLUICE_REPORTER_CONFIG") != SL_OK) {
+    if (sl_conffile_load(&conf, argc0, argv0, "SLUICE_REPORTER_CONFIG") != SL_OK) {
         code = sl_service_usage_error(&info);
         goto out;
     }
+    argc = conf.argc;
+    argv = conf.argv;
     if (sl_service_args_parse(&args, &info, &argc, argv) != SL_OK) {
         code = sl_service_usage_error(&info);
         goto out;
@@ -470,21 +473,21 @@ int main(int argc0, char **argv0)
     for (int i = 1; i < argc; i++) {
         int miss = 0;
         const char *v;
-        if ((v = svcconf_flag(argc, argv, &i, "status-bucket", &miss)))
+        if ((v = sl_conffile_flag(argc, argv, &i, "status-bucket", &miss)))
             status_bucket = v;
-        else if (!miss && (v = svcconf_flag(argc, argv, &i, "config-bucket", &miss)))
+        else if (!miss && (v = sl_conffile_flag(argc, argv, &i, "config-bucket", &miss)))
             r.config_bucket = v;
-        else if (!miss && (v = svcconf_flag(argc, argv, &i, "reports", &miss)))
+        else if (!miss && (v = sl_conffile_flag(argc, argv, &i, "reports", &miss)))
             r.reports_subject = v;
-        else if (!miss && (v = svcconf_flag(argc, argv, &i, "status-prefix", &miss)))
+        else if (!miss && (v = sl_conffile_flag(argc, argv, &i, "status-prefix", &miss)))
             r.status_prefix = v;
-        else if (!miss && (v = svcconf_flag(argc, argv, &i, "queue", &miss)))
+        else if (!miss && (v = sl_conffile_flag(argc, argv, &i, "queue", &miss)))
             r.queue = v;
-        else if (!miss && (v = svcconf_flag(argc, argv, &i, "republish", &miss)))
+        else if (!miss && (v = sl_conffile_flag(argc, argv, &i, "republish", &miss)))
             republish = v;
-        else if (!miss && (v = svcconf_flag(argc, argv, &i, "reports-stream", &miss)))
+        else if (!miss && (v = sl_conffile_flag(argc, argv, &i, "reports-stream", &miss)))
             r.reports_stream = v;
-        else if (!miss && (v = svcconf_flag(argc, argv, &i, "reports-max-age", &miss))) {
+        else if (!miss && (v = sl_conffile_flag(argc, argv, &i, "reports-max-age", &miss))) {
             if (sl_parse_duration_ms(&r.reports_max_age_ms, v) != SL_OK || r.reports_max_age_ms <= 0) {
                 sl_error_set(SL_ERR_INVALID, "--reports-max-age: bad duration %s", v);
                 code = sl_service_usage_error(&info);
@@ -589,6 +592,6 @@ out:
     sl_service_free(r.svc);
     sl_service_args_deinit(&args);
     sl_arena_deinit(&r.arena);
-    svcconf_free(argc, argv);
+    sl_conffile_deinit(&conf);
     return code;
 }

@@ -21,7 +21,7 @@
 #include "sluice/service.h"
 #include "sluice/v1/events.pb-c.h"
 #include "sluice/v1/secret.pb-c.h"
-#include "svcconf.h"
+#include "sluice/conffile.h"
 
 static const char usage[] =
     "  --config FILE          settings file, one 'flag = value' per line (env SLUICE_SECRET_WATCHER_CONFIG)\n"
@@ -297,6 +297,7 @@ int main(int argc0, char **argv0)
 {
     sl_service_args args;
     watcher w = {0};
+    sl_conffile conf = {0};
     int code = SL_EXIT_FAILURE, argc = 0, ifd = -1;
     char **argv = NULL;
     const char *bucket = SL_BUCKET_SECRETS;
@@ -306,8 +307,11 @@ int main(int argc0, char **argv0)
                : SL_RESOURCE_DEFAULT_NAMESPACE;
 
     sl_service_args_init(&args);
-    if (svcconf_load(&argc, &argv, argc0, argv0, "SLUICE_SECRET_WATCHER_CONFIG") != SL_OK ||
-        sl_service_args_parse(&args, &info, &argc, argv) != SL_OK) {
+    if (sl_conffile_load(&conf, argc0, argv0, "SLUICE_SECRET_WATCHER_CONFIG") == SL_OK) {
+        argc = conf.argc;
+        argv = conf.argv;
+    }
+    if (!argv || sl_service_args_parse(&args, &info, &argc, argv) != SL_OK) {
         code = sl_service_usage_error(&info);
         goto out;
     }
@@ -320,18 +324,18 @@ int main(int argc0, char **argv0)
     for (int i = 1; i < argc; i++) {
         int miss = 0;
         const char *v;
-        if ((v = svcconf_flag(argc, argv, &i, "dir", &miss)))
+        if ((v = sl_conffile_flag(argc, argv, &i, "dir", &miss)))
             w.dirs[w.n_dirs++] = v;
-        else if (!miss && (v = svcconf_flag(argc, argv, &i, "namespace", &miss)))
+        else if (!miss && (v = sl_conffile_flag(argc, argv, &i, "namespace", &miss)))
             w.ns = v;
-        else if (!miss && (v = svcconf_flag(argc, argv, &i, "bucket", &miss)))
+        else if (!miss && (v = sl_conffile_flag(argc, argv, &i, "bucket", &miss)))
             bucket = v;
-        else if (!miss && (v = svcconf_flag(argc, argv, &i, "debounce", &miss))) {
+        else if (!miss && (v = sl_conffile_flag(argc, argv, &i, "debounce", &miss))) {
             if (sl_parse_duration_ms(&debounce_ms, v) != SL_OK) {
                 code = sl_service_usage_error(&info);
                 goto out;
             }
-        } else if (!miss && (v = svcconf_flag(argc, argv, &i, "resync", &miss))) {
+        } else if (!miss && (v = sl_conffile_flag(argc, argv, &i, "resync", &miss))) {
             if (sl_parse_duration_ms(&resync_ms, v) != SL_OK) {
                 code = sl_service_usage_error(&info);
                 goto out;
@@ -423,6 +427,6 @@ out:
     sl_kv_free(w.kv);
     sl_service_free(w.svc);
     sl_service_args_deinit(&args);
-    svcconf_free(argc, argv);
+    sl_conffile_deinit(&conf);
     return code;
 }

@@ -1,5 +1,5 @@
-/* svcconf.c - see svcconf.h. */
-#include "svcconf.h"
+/* conffile.c - see sluice/conffile.h. */
+#include "sluice/conffile.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -7,16 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-void svcconf_free(int argc, char **argv)
+void sl_conffile_deinit(sl_conffile *c)
 {
-    if (!argv)
-        return;
-    for (int i = 0; i < argc; i++)
-        free(argv[i]);
-    free(argv);
+    for (int i = 0; i < c->n_own_; i++)
+        free(c->own_[i]);
+    free(c->own_);
+    free(c->argv);
+    memset(c, 0, sizeof(*c));
 }
 
-const char *svcconf_flag(int argc, char **argv, int *i, const char *name, int *missing)
+const char *sl_conffile_flag(int argc, char **argv, int *i, const char *name, int *missing)
 {
     const char *a = argv[*i];
     size_t n = strlen(name);
@@ -36,25 +36,30 @@ const char *svcconf_flag(int argc, char **argv, int *i, const char *name, int *m
     return argv[*i];
 }
 
-static sl_status push(char ***v, int *n, int *cap, const char *s, size_t len)
+static sl_status push(sl_conffile *c, const char *s, size_t len)
 {
-    if (*n + 2 > *cap) {
-        int nc = *cap ? *cap * 2 : 16;
-        char **nv = realloc(*v, (size_t)nc * sizeof *nv);
+    if (c->argc + 2 > c->cap_) {
+        int nc = c->cap_ ? c->cap_ * 2 : 16;
+        char **nv = realloc(c->argv, (size_t)nc * sizeof *nv);
         if (!nv)
             return SL_ERR_NOMEM;
-        *v = nv;
-        *cap = nc;
+        c->argv = nv;
+        char **no = realloc(c->own_, (size_t)nc * sizeof *no);
+        if (!no)
+            return SL_ERR_NOMEM;
+        c->own_ = no;
+        c->cap_ = nc;
     }
-    char *c = strndup(s, len);
-    if (!c)
+    char *d = strndup(s, len);
+    if (!d)
         return SL_ERR_NOMEM;
-    (*v)[(*n)++] = c;
-    (*v)[*n] = NULL;
+    c->own_[c->n_own_++] = d;
+    c->argv[c->argc++] = d;
+    c->argv[c->argc] = NULL;
     return SL_OK;
 }
 
-static sl_status read_file(char ***v, int *n, int *cap, const char *path)
+static sl_status read_file(sl_conffile *c, const char *path)
 {
     FILE *f = fopen(path, "r");
     if (!f)
@@ -102,48 +107,42 @@ static sl_status read_file(char ***v, int *n, int *cap, const char *path)
             val++;
             vl -= 2;
         }
-        if ((rc = push(v, n, cap, flag, strlen(flag))) == SL_OK && (*val || p[k] == '='))
-            rc = push(v, n, cap, val, vl);
+        if ((rc = push(c, flag, strlen(flag))) == SL_OK && (*val || p[k] == '='))
+            rc = push(c, val, vl);
     }
     fclose(f);
     return rc;
 }
 
-sl_status svcconf_load(int *out_argc, char ***out_argv, int argc, char **argv, const char *env)
+sl_status sl_conffile_load(sl_conffile *c, int argc, char **argv, const char *env)
 {
     const char *file = env ? getenv(env) : NULL;
-    char **v = NULL;
-    int n = 0, cap = 0;
     sl_status rc;
+    memset(c, 0, sizeof(*c));
     if (file && !*file)
         file = NULL;
     for (int i = 1; i < argc; i++) {
         int missing;
         if (!strcmp(argv[i], "--"))
             break;
-        const char *f = svcconf_flag(argc, argv, &i, "config", &missing);
+        const char *f = sl_conffile_flag(argc, argv, &i, "config", &missing);
         if (missing)
             return sl_error_set(SL_ERR_INVALID, "--config needs a file");
         if (f)
             file = f;
     }
-    if ((rc = push(&v, &n, &cap, argv[0], strlen(argv[0]))) != SL_OK)
-        goto err;
-    if (file && (rc = read_file(&v, &n, &cap, file)) != SL_OK)
-        goto err;
+    if ((rc = push(c, argv[0], strlen(argv[0]))) != SL_OK)
+        return rc;
+    if (file && (rc = read_file(c, file)) != SL_OK)
+        return rc;
     for (int i = 1; i < argc; i++) {
         int j = i, missing;
-        if (strcmp(argv[i], "--") && svcconf_flag(argc, argv, &j, "config", &missing)) {
+        if (strcmp(argv[i], "--") && sl_conffile_flag(argc, argv, &j, "config", &missing)) {
             i = j;
             continue;
         }
-        if ((rc = push(&v, &n, &cap, argv[i], strlen(argv[i]))) != SL_OK)
-            goto err;
+        if ((rc = push(c, argv[i], strlen(argv[i]))) != SL_OK)
+            return rc;
     }
-    *out_argc = n;
-    *out_argv = v;
     return SL_OK;
-err:
-    svcconf_free(n, v);
-    return rc;
 }
