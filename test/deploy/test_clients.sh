@@ -107,21 +107,18 @@ for lang in python go node; do
     '^status: Pending reportedBy=reporter reason=.waiting for the translator.$'
 done
 
-if [ -x "$svc/translator/sluice-translator" ]; then
-  start translator "$svc/translator/sluice-translator"
-  for lang in python go node; do
-    name=settled-$lang
-    flag=--settled
-    [ "$lang" = go ] && flag=-settled
-    run_client "$lang" "$name" "$flag" && rc=0 || rc=$?
-    [ "$rc" = 0 ] || fail "$lang client --settled exited $rc"
-    expect "$lang: Accepted by the translator" \
-      "^status event on sluice\.status\.VirtualService\.default\.$name$" \
-      '^status: Accepted reportedBy=translator$'
-  done
-else
-  echo "note: sluice-translator not built; phase 2 (Accepted) skipped"
-fi
+[ -x "$svc/translator/sluice-translator" ] || fail "sluice-translator is not built"
+start translator "$svc/translator/sluice-translator"
+for lang in python go node; do
+  name=settled-$lang
+  flag=--settled
+  [ "$lang" = go ] && flag=-settled
+  run_client "$lang" "$name" "$flag" && rc=0 || rc=$?
+  [ "$rc" = 0 ] || fail "$lang client --settled exited $rc"
+  expect "$lang: Accepted by the translator" \
+    "^status event on sluice\.status\.VirtualService\.default\.$name$" \
+    '^status: Accepted reportedBy=translator$'
+done
 
 for lang in python go node; do
   run_client "$lang" "hello-$lang" && rc=0 || rc=$?
