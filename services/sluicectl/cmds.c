@@ -235,7 +235,7 @@ int ctl_cmd_apply(ctl *c, int argc, char **argv)
 out:
     free_paths(paths, npaths);
     free(files);
-    sl_nats_close(nc, 1000);
+    ctl_close(nc);
     return code;
 }
 
@@ -334,7 +334,7 @@ int ctl_cmd_delete(ctl *c, int argc, char **argv)
         code = delete_reply(reply, dry_run);
 out:
     natsMsg_Destroy(reply);
-    sl_nats_close(nc, 1000);
+    ctl_close(nc);
     return code;
 }
 
@@ -663,7 +663,7 @@ int ctl_cmd_get(ctl *c, int argc, char **argv)
     }
 out:
     items_free(items, n);
-    sl_nats_close(nc, 1000);
+    ctl_close(nc);
     return code;
 }
 
@@ -796,7 +796,7 @@ int ctl_cmd_status(ctl *c, int argc, char **argv)
     }
 out:
     items_free(items, n);
-    sl_nats_close(nc, 1000);
+    ctl_close(nc);
     return code;
 }
 
@@ -981,7 +981,7 @@ int ctl_cmd_xds(ctl *c, int argc, char **argv)
 out:
     sl_kv_keys_free(keys, nkeys);
     sl_kv_free(kv);
-    sl_nats_close(nc, 1000);
+    ctl_close(nc);
     return code;
 }
 
@@ -1236,6 +1236,6 @@ int ctl_cmd_check(ctl *c, int argc, char **argv)
     }
     fails += check_proxies(nc);
     items_free(items, n);
-    sl_nats_close(nc, 1000);
+    ctl_close(nc);
     return fails ? 1 : 0;
 }

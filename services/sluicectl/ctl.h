@@ -18,6 +18,8 @@ typedef struct ctl {
 
 /* Connects with c->nats, or prints an error and returns NULL. */
 sl_nats *ctl_connect(ctl *c);
+/* Closes what ctl_connect() opened, without a drain. NULL is fine. */
+void ctl_close(sl_nats *nc);
 
 /* Reads a file ("-" = stdin) into a NUL-terminated malloc'd buffer. */
 char *ctl_slurp(const char *path, size_t *len);

@@ -78,6 +78,14 @@ sl_nats *ctl_connect(ctl *c)
     return nc;
 }
 
+void ctl_close(sl_nats *nc)
+{
+    /* Every command's NATS work is synchronous (requests, JetStream
+     * publishes with acks, KV reads) and done by now: nothing to drain, and
+     * nats.c's drain polls every 100 ms, which would be most of an apply. */
+    sl_nats_close(nc, 0);
+}
+
 char *ctl_slurp(const char *path, size_t *len)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
