@@ -14,7 +14,7 @@
 static const sl_service_info info = {
     "sluice-translator", SLUICE_VERSION,
     "Translates Gateways, VirtualServices, RouteTables, Upstreams and Secrets into Envoy resources per proxy.",
-    "  --debounce DURATION        quiet time after a change before translating (default 100ms)\n"
+    "  --debounce DURATION        quiet time after a change before translating (default 10ms)\n"
     "  --max-delay DURATION       longest a change waits while changes keep coming (default 1s)\n"
     "  --settings-namespace NS    namespace of the Settings \"default\" and the default gateways (default gloo-system)\n"
     "  --xds-bucket NAME          KV bucket to write (default sluice_xds)\n"};
@@ -64,7 +64,7 @@ int main(int argc, char **argv)
     sl_nats *nc = NULL;
     sl_loop *loop = NULL;
     tr_service *tr = NULL;
-    tr_service_opts o = {100, 1000, "gloo-system", "sluice_xds"};
+    tr_service_opts o = {0, 0, "gloo-system", "sluice_xds"}; /* 0: the service's defaults */
     int code = SL_EXIT_FAILURE;
 
     sl_service_args_init(&args);
@@ -82,8 +82,7 @@ int main(int argc, char **argv)
     if (tr_service_start(&tr, svc, nc, loop, &o) != SL_OK)
         goto fail;
     sl_service_set_ready(svc, true);
-    sl_log_info("translator", "started", "debounce_ms=%lld settings_namespace=%s", (long long)o.debounce_ms,
-                o.settings_namespace);
+    sl_log_info("translator", "started", "settings_namespace=%s", o.settings_namespace);
     code = sl_service_run(svc, loop);
     goto out;
 fail:

@@ -15,8 +15,8 @@
 #include "sluice/service.h"
 
 typedef struct tr_service_opts {
-    int64_t debounce_ms;  /* quiet time after a change before translating (default 100) */
-    int64_t max_delay_ms; /* longest a change waits under a constant stream (default 1000) */
+    int64_t debounce_ms;  /* quiet time after a change before translating (0: 10) */
+    int64_t max_delay_ms; /* longest a change waits under a constant stream (0: 1000) */
     const char *settings_namespace; /* default "gloo-system" */
     const char *xds_bucket;         /* default "sluice_xds" */
 } tr_service_opts;
