@@ -10,6 +10,11 @@
  *             for a delta reconnect, phantoms built from
  *             initial_resource_versions. A NACKed resource stays in `have`,
  *             so the same version is never pushed again (no NACK loop).
+ *             When the client is in sync, `have` is the snapshot's own
+ *             sorted array of the type, shared by every such stream
+ *             (copied on write), not a per-stream copy.
+ * A type's state is allocated on its first request: a gateway on ADS never
+ * pays for SDS.
  * Invariant: every name in `have` and `force` is of interest (wildcard or
  * in subs). A response is computed by comparing `have` with the proxy's
  * current snapshot only when the transport asks for one.
@@ -31,9 +36,15 @@ typedef struct nameset {
     size_t n, cap;
 } nameset;
 
+/* A sorted set of resources. While `snap` is set, v is the snapshot's own
+ * array of that type (borrowed, cap 0): a client in sync holds exactly a
+ * snapshot's resources, and every stream of the proxy then shares that one
+ * array instead of copying it (one reference on the snapshot instead of one
+ * per resource). Any change first makes a private copy (rs_own). */
 typedef struct resset {
     sl_xds_res **v;
     size_t n, cap;
+    sl_xds_snapshot *snap;
 } resset;
 
 typedef struct tstate {
@@ -66,7 +77,7 @@ struct sl_xds_stream {
     char *node_id; /* NULL before the first request */
     int have_node;
     uint64_t seq;
-    tstate t[SL_XDS_TYPE_COUNT];
+    tstate *t[SL_XDS_TYPE_COUNT]; /* allocated on the type's first request (NULL: never requested) */
 };
 
 uint64_t sl_xds_now_ns(void)
@@ -232,10 +243,30 @@ static sl_xds_res *rs_find(const resset *s, const char *name)
     return f ? s->v[i] : NULL;
 }
 
+/* Copy on write: makes a shared set private. */
+static sl_status rs_own(resset *s)
+{
+    if (!s->snap)
+        return SL_OK;
+    sl_xds_res **v = malloc((s->n ? s->n : 1) * sizeof *v);
+    if (!v)
+        return sl_error_set(SL_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < s->n; i++)
+        v[i] = sl_xds_res_ref(s->v[i]);
+    sl_xds_snapshot_unref(s->snap);
+    s->snap = NULL;
+    s->v = v;
+    s->cap = s->n;
+    return SL_OK;
+}
+
 /* Inserts or replaces; takes a new reference to r. */
 static sl_status rs_put(resset *s, sl_xds_res *r)
 {
     int f;
+    sl_status rc = rs_own(s);
+    if (rc != SL_OK)
+        return rc;
     size_t i = rs_lower(s, r->name, &f);
     if (f) {
         sl_xds_res *old = s->v[i];
@@ -261,7 +292,7 @@ static void rs_del(resset *s, const char *name)
 {
     int f;
     size_t i = rs_lower(s, name, &f);
-    if (!f)
+    if (!f || rs_own(s) != SL_OK) /* on NOMEM the client keeps an extra name: harmless */
         return;
     sl_xds_res_unref(s->v[i]);
     memmove(s->v + i, s->v + i + 1, (s->n - i - 1) * sizeof *s->v);
@@ -271,7 +302,7 @@ static void rs_del(resset *s, const char *name)
 /* Drops unused room (a stream holds its sets for its whole life). */
 static void rs_fit(resset *s)
 {
-    if (s->n && s->cap > s->n + s->n / 8) {
+    if (!s->snap && s->n && s->cap > s->n + s->n / 8) {
         sl_xds_res **v = realloc(s->v, s->n * sizeof *v);
         if (v) {
             s->v = v;
@@ -282,10 +313,49 @@ static void rs_fit(resset *s)
 
 static void rs_clear(resset *s)
 {
-    for (size_t i = 0; i < s->n; i++)
-        sl_xds_res_unref(s->v[i]);
-    free(s->v);
+    if (s->snap) {
+        sl_xds_snapshot_unref(s->snap);
+    } else {
+        for (size_t i = 0; i < s->n; i++)
+            sl_xds_res_unref(s->v[i]);
+        free(s->v);
+    }
     memset(s, 0, sizeof *s);
+}
+
+/* Makes the set hold exactly v[0..n) (sorted, of snap's type t). When that
+ * is the snapshot's whole set of the type, shares its array. */
+static sl_status rs_assign(resset *s, sl_xds_snapshot *snap, sl_xds_type t, sl_xds_res *const *v, size_t n)
+{
+    const sl_xds_typeset *ts = &snap->types[t];
+    resset next = {0};
+    if (n && n == ts->n) {
+        next.snap = sl_xds_snapshot_ref(snap);
+        next.v = ts->v;
+        next.n = ts->n;
+    } else if (n) {
+        if (!(next.v = malloc(n * sizeof *next.v)))
+            return sl_error_set(SL_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++)
+            next.v[i] = sl_xds_res_ref(v[i]);
+        next.n = next.cap = n;
+    }
+    rs_clear(s);
+    *s = next;
+    return SL_OK;
+}
+
+/* A type found up to date: when the client's set is a shared array of an
+ * older snapshot with the very same resources, move it to snap's (so old
+ * snapshots are not kept alive by idle streams). */
+static void rs_follow(resset *s, sl_xds_snapshot *snap, sl_xds_type t)
+{
+    const sl_xds_typeset *ts = &snap->types[t];
+    if (s->snap && s->snap != snap && s->n == ts->n && (!s->n || memcmp(s->v, ts->v, s->n * sizeof *s->v) == 0)) {
+        sl_xds_snapshot_unref(s->snap);
+        s->snap = sl_xds_snapshot_ref(snap);
+        s->v = ts->v;
+    }
 }
 
 static int interested(const tstate *st, const char *name)
@@ -294,18 +364,28 @@ static int interested(const tstate *st, const char *name)
 }
 
 /* Keeps `have` and `force` within the names of interest. */
-static void prune(tstate *st)
+static sl_status prune(tstate *st)
 {
     size_t j = 0;
     for (size_t i = 0; i < st->have.n; i++) {
-        if (interested(st, st->have.v[i]->name))
-            st->have.v[j++] = st->have.v[i];
-        else
-            sl_xds_res_unref(st->have.v[i]);
+        if (!interested(st, st->have.v[i]->name)) {
+            sl_status rc = rs_own(&st->have); /* a shared array is never written */
+            if (rc != SL_OK)
+                return rc;
+            break;
+        }
     }
-    if (j < st->have.n)
-        st->shrunk = 1;
-    st->have.n = j;
+    if (!st->have.snap) {
+        for (size_t i = 0; i < st->have.n; i++) {
+            if (interested(st, st->have.v[i]->name))
+                st->have.v[j++] = st->have.v[i];
+            else
+                sl_xds_res_unref(st->have.v[i]);
+        }
+        if (j < st->have.n)
+            st->shrunk = 1;
+        st->have.n = j;
+    }
     j = 0;
     for (size_t i = 0; i < st->force.n; i++) {
         if (interested(st, st->force.v[i]))
@@ -314,6 +394,7 @@ static void prune(tstate *st)
             intern_put(st->force.v[i]);
     }
     st->force.n = j;
+    return SL_OK;
 }
 
 /* ---- lifecycle ---- */
@@ -336,9 +417,12 @@ void sl_xds_stream_free(sl_xds_stream *s)
     if (!s)
         return;
     for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
-        ns_clear(&s->t[t].subs);
-        ns_clear(&s->t[t].force);
-        rs_clear(&s->t[t].have);
+        if (!s->t[t])
+            continue;
+        ns_clear(&s->t[t]->subs);
+        ns_clear(&s->t[t]->force);
+        rs_clear(&s->t[t]->have);
+        free(s->t[t]);
     }
     if (s->proxy)
         intern_put(s->proxy);
@@ -353,7 +437,7 @@ unsigned sl_xds_stream_types(const sl_xds_stream *s)
 {
     unsigned m = 0;
     for (int t = 0; t < SL_XDS_TYPE_COUNT; t++)
-        if (s->t[t].active)
+        if (s->t[t] && s->t[t]->active)
             m |= 1u << t;
     return m;
 }
@@ -427,8 +511,8 @@ uint64_t sl_xds_stream_synced(const sl_xds_stream *s, int *nacked)
     int any = 0;
     *nacked = 0;
     for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
-        const tstate *st = &s->t[t];
-        if (!st->active)
+        const tstate *st = s->t[t];
+        if (!st || !st->active)
             continue;
         *nacked |= st->nacked;
         if (!any || st->synced_rev < rev)
@@ -517,7 +601,7 @@ static sl_status sotw_names(tstate *st, sl_xds_type t, char **names, size_t n, i
     st->subs = next;
     memset(&next, 0, sizeof next);
     st->wildcard = star || (st->legacy && n == 0);
-    prune(st);
+    rc = prune(st);
 out:
     ns_clear(&next);
     return rc;
@@ -537,7 +621,9 @@ sl_status sl_xds_stream_on_sotw(sl_xds_stream *s, const Envoy__Service__Discover
         return rc;
     if ((rc = set_node(s, req->node, info)) != SL_OK)
         return rc;
-    tstate *st = &s->t[t];
+    if (!s->t[t] && !(s->t[t] = calloc(1, sizeof *s->t[t])))
+        return sl_error_set(SL_ERR_NOMEM, "out of memory");
+    tstate *st = s->t[t];
     const char *nonce = req->response_nonce ? req->response_nonce : "";
     info->type = t;
     info->nonce = nonce;
@@ -585,7 +671,9 @@ sl_status sl_xds_stream_on_delta(sl_xds_stream *s,
         return rc;
     if ((rc = set_node(s, req->node, info)) != SL_OK)
         return rc;
-    tstate *st = &s->t[t];
+    if (!s->t[t] && !(s->t[t] = calloc(1, sizeof *s->t[t])))
+        return sl_error_set(SL_ERR_NOMEM, "out of memory");
+    tstate *st = s->t[t];
     int first = !st->active;
     const char *nonce = req->response_nonce ? req->response_nonce : "";
     info->type = t;
@@ -637,8 +725,8 @@ sl_status sl_xds_stream_on_delta(sl_xds_stream *s,
         }
     }
     int moved = first || req->n_resource_names_subscribe || req->n_resource_names_unsubscribe;
-    if (moved)
-        prune(st);
+    if (moved && (rc = prune(st)) != SL_OK)
+        return rc;
     if (nonce[0] && !first) {
         info->sent_ns = st->sent_ns;
         if (req->error_detail) {
@@ -682,7 +770,7 @@ static void plan_free(plan *p)
 
 static sl_status plan_type(sl_xds_stream *s, const sl_xds_snapshot *snap, sl_xds_type t, plan *p)
 {
-    tstate *st = &s->t[t];
+    tstate *st = s->t[t];
     const sl_xds_typeset *ts = &snap->types[t];
     size_t cap = (st->wildcard ? ts->n : st->subs.n) + 1;
 
@@ -820,10 +908,10 @@ static int cmp_res_name(const void *a, const void *b)
 
 /* Builds the response of type t from its plan and records it as sent.
  * With hold, removals are left for later (make-before-break). */
-static sl_status build(sl_xds_stream *s, const sl_xds_snapshot *snap, sl_xds_type t, const plan *p, int hold,
+static sl_status build(sl_xds_stream *s, sl_xds_snapshot *snap, sl_xds_type t, const plan *p, int hold,
                        sl_xds_response **out)
 {
-    tstate *st = &s->t[t];
+    tstate *st = s->t[t];
     int full = !s->o.delta && sl_xds_type_full_state(t);
     sl_xds_response *r = calloc(1, sizeof *r);
     sl_status rc = SL_ERR_NOMEM;
@@ -871,8 +959,8 @@ static sl_status build(sl_xds_stream *s, const sl_xds_snapshot *snap, sl_xds_typ
 
     /* After a cluster changes, Envoy warms it until its endpoints arrive:
      * send its ClusterLoadAssignment again even if unchanged. */
-    if (t == SL_XDS_CLUSTER && s->t[SL_XDS_ENDPOINT].active) {
-        tstate *eds = &s->t[SL_XDS_ENDPOINT];
+    if (t == SL_XDS_CLUSTER && s->t[SL_XDS_ENDPOINT] && s->t[SL_XDS_ENDPOINT]->active) {
+        tstate *eds = s->t[SL_XDS_ENDPOINT];
         for (size_t i = 0; i < p->nup; i++) {
             const char *en = p->up[i]->eds_name;
             if (en && interested(eds, en) && sl_xds_snapshot_find(snap, SL_XDS_ENDPOINT, en)) {
@@ -882,8 +970,15 @@ static sl_status build(sl_xds_stream *s, const sl_xds_snapshot *snap, sl_xds_typ
             }
         }
     }
-    /* Record what the client now has. */
-    if (full) {
+    /* Record what the client now has. Unless removals are held back, that
+     * is exactly the plan's desired set: every desired resource the client
+     * lacked or had at another version is in this response, the rest it has
+     * at the same version, and whatever else it had is removed (or, SotW
+     * RDS/EDS/SDS, forgotten). Usually that is the snapshot's whole set. */
+    if (!(hold && p->nrm)) {
+        if ((rc = rs_assign(&st->have, snap, t, p->desired, p->ndesired)) != SL_OK)
+            goto err;
+    } else if (full) {
         resset next = {0};
         for (size_t i = 0; i < r->nres; i++)
             if ((rc = rs_put(&next, r->res[i])) != SL_OK) {
@@ -950,10 +1045,11 @@ sl_status sl_xds_stream_next(sl_xds_stream *s, sl_xds_response **out)
     if (!s->have_node || !(snap = sl_xds_cache_get(s->cache, s->proxy)))
         return SL_OK; /* nothing committed for this proxy yet: wait */
     for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
-        tstate *st = &s->t[t];
-        if (!st->active)
+        tstate *st = s->t[t];
+        if (!st || !st->active)
             continue;
         if (!st->dirty && strcmp(st->clean_version, snap->types[t].version) == 0) {
+            rs_follow(&st->have, snap, (sl_xds_type)t);
             settled(st, snap);
             continue;
         }
@@ -961,6 +1057,11 @@ sl_status sl_xds_stream_next(sl_xds_stream *s, sl_xds_response **out)
             goto out;
         planned[t] = 1;
         if (!p[t].send && !p[t].removes) {
+            /* Up to date: the client has every desired resource at its
+             * version; with nothing else, share the snapshot's array. */
+            if (!st->have.snap && p[t].ndesired == snap->types[t].n && st->have.n == p[t].ndesired &&
+                (rc = rs_assign(&st->have, snap, (sl_xds_type)t, p[t].desired, p[t].ndesired)) != SL_OK)
+                goto out;
             st->dirty = 0;
             memcpy(st->clean_version, snap->types[t].version, sizeof st->clean_version);
             settled(st, snap);
