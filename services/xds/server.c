@@ -15,6 +15,10 @@
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
 #include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -666,15 +670,41 @@ static void request_call(acceptor *a)
     }
 }
 
+/* A burst of work (an initial sync of thousands of streams, a fan-out)
+ * leaves freed heap behind: the responses, plans and request buffers of the
+ * burst, interleaved with the streams' long-lived state, which glibc keeps
+ * rather than returning to the system (~1.2 kB per stream after a sync of
+ * 1,000). Once a worker has been idle this long after some work it hands
+ * the free pages back. An idle worker that has trimmed waits without a
+ * deadline. */
+#define IDLE_TRIM_MS 100
+
+static void release_free_heap(void)
+{
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
+    int busy = 0;
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        gpr_timespec deadline = busy ? gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                                    gpr_time_from_millis(IDLE_TRIM_MS, GPR_TIMESPAN))
+                                     : gpr_inf_future(GPR_CLOCK_MONOTONIC);
+        grpc_event ev = grpc_completion_queue_next(w->cq, deadline, NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             break;
+        if (ev.type == GRPC_QUEUE_TIMEOUT) {
+            release_free_heap();
+            busy = 0;
+            continue;
+        }
         if (ev.type != GRPC_OP_COMPLETE)
             continue;
+        busy = 1;
         tag *t = ev.tag;
         if (t->kind == TAG_ACCEPT)
             on_accept(t->owner, ev.success);
