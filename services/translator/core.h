@@ -10,6 +10,27 @@
 
 /* ---- store ---- */
 
+/* Packed bytes shared by reference: kept in the store (tr_up_cache) and
+ * lent to every result that serves them (sl_tr_resource.shared), so a
+ * translation that keeps an upstream's cluster copies no bytes. Reference
+ * counted without atomics: like everything here, a store and the results
+ * translated from it belong to one thread. Freed with the last reference,
+ * whichever goes first, the store's entry or a result. */
+typedef struct tr_blob {
+    size_t refs;
+    size_t len;
+    char *name; /* the resource's name, after the bytes */
+    uint8_t data[];
+} tr_blob;
+
+/* m packed (as tr_pack_heap) into a new blob named name, with one
+ * reference; NULL when out of memory. */
+tr_blob *tr_blob_pack(const ProtobufCMessage *m, const char *name);
+/* One more reference to b; returns b. */
+tr_blob *tr_blob_ref(tr_blob *b);
+/* Drops a reference; frees b with the last one. NULL is a no-op. */
+void tr_blob_unref(tr_blob *b);
+
 /* What a translation built from an Upstream, kept for the next one: the
  * packed Cluster and ClusterLoadAssignment, valid while the upstream, its
  * endpoint set, the Settings and the secrets are the versions it was built
@@ -17,9 +38,9 @@
  * no secrets referred to. */
 typedef struct tr_up_cache {
     uint64_t up_stamp, eps_stamp, settings_stamp, secret_gen;
+    uint64_t eps_gen; /* the store's eps_gen when eps_stamp was last checked */
     char *settings_ns;
-    uint8_t *cluster, *cla; /* cla NULL when not EDS */
-    size_t cluster_len, cla_len;
+    tr_blob *cluster, *cla; /* one reference each; cla NULL when not EDS */
 } tr_up_cache;
 
 /* A VirtualService's virtual host as one gateway of one proxy got it,
@@ -54,6 +75,22 @@ typedef struct tr_vh_cache {
     size_t n_rt;
 } tr_vh_cache;
 
+/* A report kept for the next translation and shared with results
+ * (sl_tr_report.shared): an Accepted one, all in one allocation, valid
+ * while the entry's stamp is the same. Reference counted like tr_blob. */
+typedef struct tr_rblob {
+    size_t refs;
+    uint64_t stamp;
+    sl_tr_report rep;
+    char *no_warnings[1];
+    char strings[];
+} tr_rblob;
+
+/* One more reference to b; returns b. */
+tr_rblob *tr_rblob_ref(tr_rblob *b);
+/* Drops a reference; frees b with the last one. NULL is a no-op. */
+void tr_rblob_unref(tr_rblob *b);
+
 typedef struct tr_entry {
     char *ns;
     char *name;
@@ -63,6 +100,7 @@ typedef struct tr_entry {
     uint64_t stamp;      /* store sequence number of msg: changes on every put */
     tr_up_cache *cache;  /* Upstreams only; NULL when none */
     tr_vh_cache *vcache; /* VirtualServices only; NULL when none */
+    tr_rblob *rcache;    /* the last Accepted report about it, or NULL */
 } tr_entry;
 
 typedef struct tr_bucket {
@@ -76,6 +114,7 @@ struct sl_tr_store {
     tr_bucket b[TR_MAX_KINDS]; /* indexed like sl_kind_at() */
     uint64_t seq;        /* last stamp given */
     uint64_t secret_gen; /* stamp of the last change to any Secret */
+    uint64_t eps_gen;    /* stamp of the last change to any EndpointSet */
     uint64_t world;      /* stamp of the last change to anything but a VirtualService */
 };
 
@@ -125,6 +164,7 @@ typedef struct tr_out {
     const ProtobufCMessage *msg; /* NULL when bytes are given */
     const uint8_t *bytes;        /* already packed (cached), or NULL */
     size_t len;
+    tr_blob *blob; /* bytes are blob's, shared with the result: or NULL */
 } tr_out;
 
 struct tr_filters {
@@ -136,7 +176,7 @@ struct tr_filters {
 };
 
 /* Per-entry flags of this translation, parallel to the store's buckets. */
-enum { TR_SEEN = 1, TR_REJECTED = 2, TR_USED_GOOD = 4, TR_CHECKED = 8 };
+enum { TR_SEEN = 1, TR_REJECTED = 2, TR_USED_GOOD = 4, TR_CHECKED = 8, TR_REPORTED = 16 };
 
 /* What translating one virtual host did, recorded for tr_vh_cache. */
 typedef struct tr_rec {
@@ -196,8 +236,14 @@ bool tr_out_add(tr_ctx *tx, sl_xds_type t, const char *name, const ProtobufCMess
 /* The same with bytes already packed (valid until the proxy is packed). */
 bool tr_out_add_bytes(tr_ctx *tx, sl_xds_type t, const char *name, const uint8_t *bytes, size_t len);
 
+/* The same with a blob, which the proxy's result shares (a reference each). */
+bool tr_out_add_blob(tr_ctx *tx, sl_xds_type t, const char *name, tr_blob *b);
+
 /* The report accumulator of a resource (created on first use). */
 tr_rep *tr_rep_get(tr_ctx *tx, const sl_kind *k, const char *ns, const char *name);
 void tr_rep_add(tr_ctx *tx, tr_rep *r, bool error, const char *msg);
+/* The report accumulator of a resource, or NULL when nothing was reported
+ * about it (and nothing is created). */
+const tr_rep *tr_rep_find(tr_ctx *tx, const sl_kind *k, const char *ns, const char *name);
 
 #endif

@@ -391,6 +391,21 @@ tr_rep *tr_rep_get(tr_ctx *tx, const sl_kind *k, const char *ns, const char *nam
     return r;
 }
 
+const tr_rep *tr_rep_find(tr_ctx *tx, const sl_kind *k, const char *ns, const char *name)
+{
+    char buf[512];
+    size_t lk = strlen(k->kind), ln = strlen(ns), lm = strlen(name);
+    char *key = buf;
+    if (lk + ln + lm + 3 > sizeof buf)
+        return tr_map_get(&tx->reports, tr_printf(tx, "%s/%s/%s", k->kind, ns, name));
+    memcpy(key, k->kind, lk);
+    key[lk] = '/';
+    memcpy(key + lk + 1, ns, ln);
+    key[lk + 1 + ln] = '/';
+    memcpy(key + lk + 2 + ln, name, lm + 1);
+    return tr_map_get(&tx->reports, key);
+}
+
 void tr_rep_add(tr_ctx *tx, tr_rep *r, bool error, const char *msg)
 {
     char ***v = error ? &r->errors : &r->warnings;
@@ -517,6 +532,14 @@ bool tr_out_add_bytes(tr_ctx *tx, sl_xds_type t, const char *name, const uint8_t
     o->len = len;
     tr_map_put(tx, &tx->out_names[t], name, o);
     tr_push_(tx, (void ***)(void *)&tx->out[t], &tx->n_out[t], o);
+    return true;
+}
+
+bool tr_out_add_blob(tr_ctx *tx, sl_xds_type t, const char *name, tr_blob *b)
+{
+    if (!tr_out_add_bytes(tx, t, name, b->data, b->len))
+        return false;
+    tx->out[t][tx->n_out[t] - 1]->blob = b;
     return true;
 }
 

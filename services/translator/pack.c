@@ -302,19 +302,47 @@ static uint8_t *msg_pack(const sizes *S, size_t *idx, const ProtobufCMessage *m,
     return o;
 }
 
-uint8_t *tr_pack_heap(const ProtobufCMessage *m, size_t *len)
+/* m packed after head bytes of a malloc'ed buffer with tail bytes more. */
+static uint8_t *pack_after(const ProtobufCMessage *m, size_t head, size_t tail, size_t *len)
 {
     sizes S = {0};
     size_t idx = 0, n = msg_size(&S, m);
     uint8_t *out = NULL, *end;
     if (S.oom)
         goto out;
-    out = malloc(n ? n : 1);
+    out = malloc(head + (n ? n : 1) + tail);
     if (!out)
         goto out;
-    end = msg_pack(&S, &idx, m, out);
-    *len = (size_t)(end - out);
+    end = msg_pack(&S, &idx, m, out + head);
+    *len = (size_t)(end - (out + head));
 out:
     free(S.v);
     return out;
+}
+
+uint8_t *tr_pack_heap(const ProtobufCMessage *m, size_t *len) { return pack_after(m, 0, 0, len); }
+
+tr_blob *tr_blob_pack(const ProtobufCMessage *m, const char *name)
+{
+    size_t len = 0, nlen = strlen(name) + 1;
+    tr_blob *b = (tr_blob *)pack_after(m, offsetof(tr_blob, data), nlen, &len);
+    if (b) {
+        b->refs = 1;
+        b->len = len;
+        b->name = (char *)b->data + len;
+        memcpy(b->name, name, nlen);
+    }
+    return b;
+}
+
+tr_blob *tr_blob_ref(tr_blob *b)
+{
+    b->refs++;
+    return b;
+}
+
+void tr_blob_unref(tr_blob *b)
+{
+    if (b && --b->refs == 0)
+        free(b);
 }

@@ -57,8 +57,8 @@ void tr_up_cache_free(tr_up_cache *c)
     if (!c)
         return;
     free(c->settings_ns);
-    free(c->cluster);
-    free(c->cla);
+    tr_blob_unref(c->cluster);
+    tr_blob_unref(c->cla);
     free(c);
 }
 
@@ -88,8 +88,21 @@ void tr_vh_cache_free(tr_vh_cache *c)
     }
 }
 
+tr_rblob *tr_rblob_ref(tr_rblob *b)
+{
+    b->refs++;
+    return b;
+}
+
+void tr_rblob_unref(tr_rblob *b)
+{
+    if (b && --b->refs == 0)
+        free(b);
+}
+
 static void entry_free(tr_entry *e)
 {
+    tr_rblob_unref(e->rcache);
     tr_up_cache_free(e->cache);
     tr_vh_cache_free(e->vcache);
     if (e->good && e->good != e->msg)
@@ -144,6 +157,8 @@ sl_status sl_tr_store_put(sl_tr_store *s, const sl_kind *k, ProtobufCMessage *ms
         e->vcache = NULL;
         if (strcmp(k->kind, "Secret") == 0)
             s->secret_gen = s->seq;
+        if (strcmp(k->kind, "EndpointSet") == 0)
+            s->eps_gen = s->seq;
         if (strcmp(k->kind, "VirtualService") != 0)
             s->world = s->seq;
         return SL_OK;
@@ -172,6 +187,8 @@ sl_status sl_tr_store_put(sl_tr_store *s, const sl_kind *k, ProtobufCMessage *ms
         e.stamp = ++s->seq;
         if (strcmp(k->kind, "Secret") == 0)
             s->secret_gen = s->seq;
+        if (strcmp(k->kind, "EndpointSet") == 0)
+            s->eps_gen = s->seq;
         if (strcmp(k->kind, "VirtualService") != 0)
             s->world = s->seq;
         memmove(&b->v[pos + 1], &b->v[pos], (b->n - (size_t)pos) * sizeof *b->v);
@@ -215,6 +232,8 @@ bool sl_tr_store_remove(sl_tr_store *s, const sl_kind *k, const char *ns, const 
     ++s->seq;
     if (strcmp(k->kind, "Secret") == 0)
         s->secret_gen = s->seq;
+    if (strcmp(k->kind, "EndpointSet") == 0)
+        s->eps_gen = s->seq;
     if (strcmp(k->kind, "VirtualService") != 0)
         s->world = s->seq;
     return true;

@@ -2034,39 +2034,76 @@ static uint64_t entry_stamp(tr_ctx *tx, const sl_kind *k, const char *ns, const 
     return pos < 0 ? 0 : bucket(tx, k)->v[pos].stamp;
 }
 
-static bool cache_valid(tr_ctx *tx, const tr_entry *e, const tr_up_cache *c)
+/* The stamps an upstream's kept build depends on, besides its own: its
+ * endpoint set's (0 when none) and the Settings' (once per translation).
+ * Both buckets are sorted by (namespace, name), so walking the upstreams
+ * in order finds each endpoint set by advancing a cursor, not by a search
+ * (called for upstreams in order, not necessarily for each). */
+typedef struct up_stamps {
+    uint64_t settings;
+    size_t eps_pos; /* cursor in the endpoint sets */
+} up_stamps;
+
+static uint64_t eps_stamp_next(tr_ctx *tx, up_stamps *st, const tr_entry *e)
 {
-    return c && c->up_stamp == e->stamp && c->eps_stamp == entry_stamp(tx, K_EPS, e->ns, e->name) &&
-           c->settings_stamp == entry_stamp(tx, K_SETTINGS, tx->opts.settings_namespace, "default") &&
-           c->secret_gen == tx->store->secret_gen && strcmp(c->settings_ns, tx->opts.settings_namespace) == 0;
+    const tr_bucket *b = bucket(tx, K_EPS);
+    while (st->eps_pos < b->n) {
+        const tr_entry *x = &b->v[st->eps_pos];
+        int c = strcmp(x->ns, e->ns);
+        if (!c)
+            c = strcmp(x->name, e->name);
+        if (c > 0)
+            return 0;
+        if (!c)
+            return x->stamp;
+        st->eps_pos++;
+    }
+    return 0;
+}
+
+/* Whether the kept build c of upstream e is still what building it would
+ * give. Its endpoint set is looked up only when some endpoint set changed
+ * since c was last checked (the store's eps_gen): usually none did. */
+static bool cache_valid(tr_ctx *tx, const tr_entry *e, tr_up_cache *c, up_stamps *st)
+{
+    if (!c || c->up_stamp != e->stamp || c->settings_stamp != st->settings ||
+        c->secret_gen != tx->store->secret_gen || strcmp(c->settings_ns, tx->opts.settings_namespace) != 0)
+        return false;
+    if (c->eps_gen != tx->store->eps_gen) {
+        if (c->eps_stamp != eps_stamp_next(tx, st, e))
+            return false;
+        c->eps_gen = tx->store->eps_gen;
+    }
+    return true;
 }
 
 /* The upstream's cluster from an earlier translation, when nothing it was
  * built from changed: its packed bytes are used as they are. */
-static bool upstream_cached(tr_ctx *tx, tr_entry *e, up_out *o)
+static bool upstream_cached(tr_ctx *tx, tr_entry *e, up_out *o, up_stamps *st)
 {
-    if (!cache_valid(tx, e, e->cache))
+    if (!cache_valid(tx, e, e->cache, st))
         return false;
     memset(o, 0, sizeof *o);
     o->cached = e->cache;
-    o->cluster_name = tr_cluster_name(tx, e->name, e->ns);
+    o->cluster_name = e->cache->cluster->name;
     return true;
 }
 
 /* Keeps a clean build of the upstream for the next translation, and uses
  * its packed bytes in this one. */
-static sl_status upstream_cache_put(tr_ctx *tx, tr_entry *e, up_out *o)
+static sl_status upstream_cache_put(tr_ctx *tx, tr_entry *e, up_out *o, up_stamps *st)
 {
     tr_up_cache *c = calloc(1, sizeof *c);
     if (!c || !(c->settings_ns = strdup(tx->opts.settings_namespace)) ||
-        !(c->cluster = tr_pack_heap(&o->cluster->base, &c->cluster_len)) ||
-        (o->cla && !(c->cla = tr_pack_heap(&o->cla->base, &c->cla_len)))) {
+        !(c->cluster = tr_blob_pack(&o->cluster->base, o->cluster->name)) ||
+        (o->cla && !(c->cla = tr_blob_pack(&o->cla->base, o->cla->cluster_name)))) {
         tr_up_cache_free(c);
         return SL_ERR_NOMEM;
     }
     c->up_stamp = e->stamp;
-    c->eps_stamp = entry_stamp(tx, K_EPS, e->ns, e->name);
-    c->settings_stamp = entry_stamp(tx, K_SETTINGS, tx->opts.settings_namespace, "default");
+    c->eps_stamp = eps_stamp_next(tx, st, e);
+    c->eps_gen = tx->store->eps_gen;
+    c->settings_stamp = st->settings;
     c->secret_gen = tx->store->secret_gen;
     tr_up_cache_free(e->cache);
     e->cache = c;
@@ -2145,8 +2182,14 @@ static sl_status pack_proxy(tr_ctx *tx, sl_tr_proxy *p, pack_memo *memo)
             const ProtobufCMessage *m = tx->out[t][i]->msg;
             size_t slot = m && memo->cap ? memo_slot(memo, m) : 0;
             bool known = m && memo->cap && memo->keys[slot] == m;
-            r->name = strdup(tx->out[t][i]->name);
-            if (!m) { /* packed already (cached from an earlier translation) */
+            if (!m && tx->out[t][i]->blob) { /* kept in the store: shared, not copied */
+                r->shared = tr_blob_ref(tx->out[t][i]->blob);
+                r->data = r->shared->data;
+                r->len = r->shared->len;
+                r->name = r->shared->name;
+            } else if (!(r->name = strdup(tx->out[t][i]->name))) {
+                /* out of memory: below */
+            } else if (!m) { /* packed already (a kept virtual host's bytes) */
                 r->len = tx->out[t][i]->len;
                 if ((r->data = malloc(r->len ? r->len : 1)) != NULL)
                     memcpy(r->data, tx->out[t][i]->bytes, r->len);
@@ -2161,9 +2204,9 @@ static sl_status pack_proxy(tr_ctx *tx, sl_tr_proxy *p, pack_memo *memo)
                 if (r->data && (t == SL_XDS_CLUSTER || t == SL_XDS_ENDPOINT))
                     memo_put(tx, memo, m, r->data, r->len);
             }
+            p->n[t] = i + 1; /* freed with the result, even when incomplete */
             if (!r->name || !r->data)
                 return SL_ERR_NOMEM;
-            p->n[t] = i + 1;
         }
     }
     return SL_OK;
@@ -2190,24 +2233,76 @@ static void init_kinds(void)
     K_GATEWAY = sl_kind_by_name("Gateway");
 }
 
+/* An Accepted report about e, alone in one allocation, with one reference. */
+static tr_rblob *accepted_report(const sl_kind *k, const tr_entry *e)
+{
+    const Sluice__V1__Metadata *md = sl_kind_metadata(e->msg);
+    const char *rv = md && md->resource_version ? md->resource_version : "";
+    size_t lns = strlen(e->ns) + 1, lname = strlen(e->name) + 1, lrv = strlen(rv) + 1;
+    tr_rblob *b = malloc(sizeof *b + lns + lname + lrv + 1);
+    char *p;
+    if (!b)
+        return NULL;
+    memset(b, 0, sizeof *b);
+    b->refs = 1;
+    b->stamp = e->stamp;
+    p = b->strings;
+    b->rep.kind = k;
+    b->rep.ns = memcpy(p, e->ns, lns);
+    b->rep.name = memcpy(p += lns, e->name, lname);
+    b->rep.resource_version = memcpy(p += lname, rv, lrv);
+    b->rep.reason = p += lrv;
+    *p = '\0';
+    b->rep.warnings = b->no_warnings;
+    b->rep.generation = md ? md->generation : 0;
+    b->rep.revision = e->rev;
+    b->rep.state = SLUICE__V1__STATUS__STATE__Accepted;
+    return b;
+}
+
 static sl_status finish_reports(tr_ctx *tx, sl_tr_result *res)
 {
     const sl_kind *kinds[] = {K_GATEWAY, K_VS, K_RT, K_UPSTREAM, K_UG, K_SETTINGS};
     size_t total = 0;
     for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++)
         total += bucket(tx, kinds[k])->n;
+    /* Flag the few resources something was reported about; the others
+     * need no look-up. */
+    for (size_t i = 0; i < tx->reports.cap; i++) {
+        const tr_rep *r = tx->reports.keys[i] ? tx->reports.vals[i] : NULL;
+        int ki = r ? kidx(r->kind) : -1;
+        long pos = ki >= 0 ? tr_bucket_find(&tx->store->b[ki], r->ns, r->name) : -1;
+        if (pos >= 0)
+            tx->flags[ki][pos] |= TR_REPORTED;
+    }
     res->reports = calloc(total ? total : 1, sizeof *res->reports);
     if (!res->reports)
         return SL_ERR_NOMEM;
     for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
         tr_bucket *b = bucket(tx, kinds[k]);
         for (size_t i = 0; i < b->n; i++) {
-            const tr_entry *e = &b->v[i];
-            const Sluice__V1__Metadata *md = sl_kind_metadata(e->msg);
-            tr_rep *r = tr_rep_get(tx, kinds[k], e->ns, e->name);
-            sl_tr_report *out = &res->reports[res->n_reports++];
+            tr_entry *e = &b->v[i];
+            const Sluice__V1__Metadata *md;
+            static const tr_rep none;
             uint8_t fl = *flag(tx, kinds[k], i);
+            const tr_rep *r = (fl & TR_REPORTED) ? tr_rep_find(tx, kinds[k], e->ns, e->name) : NULL;
+            sl_tr_report *out = &res->reports[res->n_reports++];
             size_t len = 1;
+            if ((!r || (!r->n_errors && !r->n_warnings)) && !(fl & TR_REJECTED)) {
+                /* Accepted with nothing to say: the same report as last
+                 * time while the resource is the same version, shared */
+                if (!e->rcache || e->rcache->stamp != e->stamp) {
+                    tr_rblob_unref(e->rcache);
+                    if (!(e->rcache = accepted_report(kinds[k], e)))
+                        return SL_ERR_NOMEM;
+                }
+                *out = e->rcache->rep;
+                out->shared = tr_rblob_ref(e->rcache);
+                continue;
+            }
+            if (!r)
+                r = &none;
+            md = sl_kind_metadata(e->msg);
             out->kind = kinds[k];
             out->ns = strdup(e->ns);
             out->name = strdup(e->name);
@@ -2341,20 +2436,22 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
     built = tr_alloc(tx, (bucket(tx, K_UPSTREAM)->n + 1) * sizeof *built);
     {
         tr_bucket *b = bucket(tx, K_UPSTREAM);
+        up_stamps stamps = {entry_stamp(tx, K_SETTINGS, tx->opts.settings_namespace, "default"), 0};
         for (size_t i = 0; i < b->n; i++) {
             const tr_entry *e = &b->v[i];
             tr_cur cur = cur_of(K_UPSTREAM, e);
             uint8_t *fl = flag(tx, K_UPSTREAM, i);
             tx->cur = &cur;
             *fl |= TR_SEEN;
-            if (upstream_cached(tx, (tr_entry *)e, &built[i]))
+            if (upstream_cached(tx, (tr_entry *)e, &built[i], &stamps))
                 continue;
             reset_out(tx);
             built[i] = build_upstream(tx, (const Sluice__V1__Upstream *)e->msg, endpoint_set(tx, e->ns, e->name), false);
             built[i].secrets = tx->out[SL_XDS_SECRET];
             built[i].n_secrets = tx->n_out[SL_XDS_SECRET];
             if (!cur.errors && !tr_rep_get(tx, K_UPSTREAM, e->ns, e->name)->n_warnings && !built[i].n_secrets &&
-                built[i].cluster && upstream_cache_put(tx, (tr_entry *)e, &built[i]) != SL_OK) {
+                built[i].cluster &&
+                upstream_cache_put(tx, (tr_entry *)e, &built[i], &stamps) != SL_OK) {
                 rc = SL_ERR_NOMEM;
                 goto out;
             }
@@ -2512,9 +2609,9 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
                     if (proxyless && cur.errors)
                         continue;
                     if (uo.cached) {
-                        tr_out_add_bytes(tx, SL_XDS_CLUSTER, uo.cluster_name, uo.cached->cluster, uo.cached->cluster_len);
+                        tr_out_add_blob(tx, SL_XDS_CLUSTER, uo.cluster_name, uo.cached->cluster);
                         if (uo.cached->cla)
-                            tr_out_add_bytes(tx, SL_XDS_ENDPOINT, uo.cluster_name, uo.cached->cla, uo.cached->cla_len);
+                            tr_out_add_blob(tx, SL_XDS_ENDPOINT, uo.cluster_name, uo.cached->cla);
                         continue;
                     }
                     if (uo.cluster)
@@ -2577,6 +2674,24 @@ static sl_tr_resource *proxy_find_mut(sl_tr_proxy *p, sl_xds_type t, const char 
             hi = mid;
     }
     return NULL;
+}
+
+/* Frees (or, when shared, lets go of) a resource's name and bytes. A
+ * shared resource's name is the blob's, and so are its bytes unless
+ * sl_tr_translate_endpoints() replaced them. */
+static void resource_data_free(sl_tr_resource *r)
+{
+    if (r->shared) {
+        if (r->data != r->shared->data)
+            free(r->data);
+        tr_blob_unref(r->shared);
+    } else {
+        free(r->name);
+        free(r->data);
+    }
+    r->shared = NULL;
+    r->name = NULL;
+    r->data = NULL;
 }
 
 /* Packs m into a malloc'ed buffer (the arena holds m). */
@@ -2693,7 +2808,8 @@ sl_status sl_tr_translate_endpoints(sl_tr_result *res, sl_tr_store *s, const cha
             cla = proxy_find_mut(&res->proxies[p], SL_XDS_ENDPOINT, tr_cluster_name(tx, names[i], ns[i]));
             if (cla->len != lens[i * np + p] || memcmp(cla->data, d, cla->len) != 0)
                 n_changed++;
-            free(cla->data);
+            if (!cla->shared || cla->data != cla->shared->data)
+                free(cla->data); /* else the blob keeps it, and the name */
             cla->data = d;
             cla->len = lens[i * np + p];
             data[i * np + p] = NULL;
@@ -2719,10 +2835,8 @@ void sl_tr_result_free(sl_tr_result *r)
     for (size_t i = 0; i < r->n_proxies; i++) {
         sl_tr_proxy *p = &r->proxies[i];
         for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
-            for (size_t j = 0; j < p->n[t]; j++) {
-                free(p->res[t][j].name);
-                free(p->res[t][j].data);
-            }
+            for (size_t j = 0; j < p->n[t]; j++)
+                resource_data_free(&p->res[t][j]);
             free(p->res[t]);
         }
         free(p->name);
@@ -2730,6 +2844,10 @@ void sl_tr_result_free(sl_tr_result *r)
     free(r->proxies);
     for (size_t i = 0; i < r->n_reports; i++) {
         sl_tr_report *rp = &r->reports[i];
+        if (rp->shared) {
+            tr_rblob_unref(rp->shared);
+            continue;
+        }
         free(rp->ns);
         free(rp->name);
         free(rp->reason);

@@ -77,11 +77,15 @@ size_t sl_tr_store_count(const sl_tr_store *s, const sl_kind *k);
 
 /* ---- the output -------------------------------------------------------- */
 
-/* One packed Envoy resource. */
+/* One packed Envoy resource. Its bytes belong to the result (valid until
+ * sl_tr_result_free()); they may be shared with the store and other
+ * results, so they are read only. */
+struct tr_blob;
 typedef struct sl_tr_resource {
     char *name;    /* the Envoy resource name */
     uint8_t *data; /* packed bytes of the resource message */
     size_t len;
+    struct tr_blob *shared; /* private: data's reference-counted owner, or NULL */
 } sl_tr_resource;
 
 /* Everything one proxy serves, by type (sl_xds_type order), each list
@@ -93,7 +97,9 @@ typedef struct sl_tr_proxy {
     size_t n[SL_XDS_TYPE_COUNT];
 } sl_tr_proxy;
 
-/* What the translation found about one input resource. */
+/* What the translation found about one input resource. Its strings belong
+ * to the result (valid until sl_tr_result_free()), and may be shared with
+ * the store and other results: read only. */
 typedef struct sl_tr_report {
     const sl_kind *kind;
     char *ns;
@@ -106,6 +112,7 @@ typedef struct sl_tr_report {
     int64_t generation;
     uint64_t revision; /* KV revision of the input */
     bool serving_last_good; /* rejected, and its last good version is served */
+    struct tr_rblob *shared; /* private: owner of the strings when shared, or NULL */
 } sl_tr_report;
 
 typedef struct sl_tr_result {
