@@ -91,6 +91,24 @@ tr_rblob *tr_rblob_ref(tr_rblob *b);
 /* Drops a reference; frees b with the last one. NULL is a no-op. */
 void tr_rblob_unref(tr_rblob *b);
 
+/* The name order of a proxy's kept clusters (or endpoints) from the last
+ * translation: when the next one adds the same blobs in the same order,
+ * perm (positions in that order, duplicates left out) is their name order.
+ * in[] holds a reference to each blob, so a pointer compared is never one
+ * freed and given again. */
+typedef struct tr_sort_cache {
+    struct tr_sort_cache *next;
+    char *proxy;
+    int type; /* sl_xds_type */
+    tr_blob **in;
+    size_t n_in;
+    size_t *perm;
+    size_t n_perm;
+} tr_sort_cache;
+
+/* Empties c (its references, arrays), leaving proxy, type and next. */
+void tr_sort_cache_clear(tr_sort_cache *c);
+
 typedef struct tr_entry {
     char *ns;
     char *name;
@@ -116,6 +134,7 @@ struct sl_tr_store {
     uint64_t secret_gen; /* stamp of the last change to any Secret */
     uint64_t eps_gen;    /* stamp of the last change to any EndpointSet */
     uint64_t world;      /* stamp of the last change to anything but a VirtualService */
+    tr_sort_cache *sorted; /* per proxy and type, of every proxy translated */
 };
 
 void tr_up_cache_free(tr_up_cache *c);
@@ -165,6 +184,7 @@ typedef struct tr_out {
     const uint8_t *bytes;        /* already packed (cached), or NULL */
     size_t len;
     tr_blob *blob; /* bytes are blob's, shared with the result: or NULL */
+    size_t seq;    /* order added, among resources of its type */
 } tr_out;
 
 struct tr_filters {
@@ -236,8 +256,11 @@ bool tr_out_add(tr_ctx *tx, sl_xds_type t, const char *name, const ProtobufCMess
 /* The same with bytes already packed (valid until the proxy is packed). */
 bool tr_out_add_bytes(tr_ctx *tx, sl_xds_type t, const char *name, const uint8_t *bytes, size_t len);
 
-/* The same with a blob, which the proxy's result shares (a reference each). */
-bool tr_out_add_blob(tr_ctx *tx, sl_xds_type t, const char *name, tr_blob *b);
+/* The same with a blob named b->name, which the proxy's result shares (a
+ * reference each). Not looked up: when the name is there already, or comes
+ * again, the first one added is kept (when the proxy is packed). Only for
+ * clusters and endpoints. */
+void tr_out_add_blob(tr_ctx *tx, sl_xds_type t, tr_blob *b);
 
 /* The report accumulator of a resource (created on first use). */
 tr_rep *tr_rep_get(tr_ctx *tx, const sl_kind *k, const char *ns, const char *name);

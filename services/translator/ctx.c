@@ -515,6 +515,7 @@ bool tr_out_add(tr_ctx *tx, sl_xds_type t, const char *name, const ProtobufCMess
     memset(o, 0, sizeof *o);
     o->name = tr_strdup(tx, name);
     o->msg = m;
+    o->seq = tx->n_out[t];
     tr_map_put(tx, &tx->out_names[t], name, o);
     tr_push_(tx, (void ***)(void *)&tx->out[t], &tx->n_out[t], o);
     return true;
@@ -528,6 +529,7 @@ bool tr_out_add_bytes(tr_ctx *tx, sl_xds_type t, const char *name, const uint8_t
     o = tr_alloc(tx, sizeof *o);
     memset(o, 0, sizeof *o);
     o->name = tr_strdup(tx, name);
+    o->seq = tx->n_out[t];
     o->bytes = bytes;
     o->len = len;
     tr_map_put(tx, &tx->out_names[t], name, o);
@@ -535,12 +537,16 @@ bool tr_out_add_bytes(tr_ctx *tx, sl_xds_type t, const char *name, const uint8_t
     return true;
 }
 
-bool tr_out_add_blob(tr_ctx *tx, sl_xds_type t, const char *name, tr_blob *b)
+void tr_out_add_blob(tr_ctx *tx, sl_xds_type t, tr_blob *b)
 {
-    if (!tr_out_add_bytes(tx, t, name, b->data, b->len))
-        return false;
-    tx->out[t][tx->n_out[t] - 1]->blob = b;
-    return true;
+    tr_out *o = tr_alloc(tx, sizeof *o);
+    memset(o, 0, sizeof *o);
+    o->name = b->name;
+    o->bytes = b->data;
+    o->len = b->len;
+    o->blob = b;
+    o->seq = tx->n_out[t];
+    tr_push_(tx, (void ***)(void *)&tx->out[t], &tx->n_out[t], o);
 }
 
 static Envoy__Config__Core__V3__DataSource *inline_string(tr_ctx *tx, const char *s)

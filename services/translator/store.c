@@ -113,10 +113,28 @@ static void entry_free(tr_entry *e)
     free(e->name);
 }
 
+void tr_sort_cache_clear(tr_sort_cache *c)
+{
+    for (size_t i = 0; i < c->n_in; i++)
+        tr_blob_unref(c->in[i]);
+    free(c->in);
+    free(c->perm);
+    c->in = NULL;
+    c->perm = NULL;
+    c->n_in = c->n_perm = 0;
+}
+
 void sl_tr_store_free(sl_tr_store *s)
 {
     if (!s)
         return;
+    while (s->sorted) {
+        tr_sort_cache *next = s->sorted->next;
+        tr_sort_cache_clear(s->sorted);
+        free(s->sorted->proxy);
+        free(s->sorted);
+        s->sorted = next;
+    }
     for (int k = 0; k < TR_MAX_KINDS; k++) {
         for (size_t i = 0; i < s->b[k].n; i++)
             entry_free(&s->b[k].v[i]);

@@ -2168,31 +2168,114 @@ static void memo_put(tr_ctx *tx, pack_memo *m, const ProtobufCMessage *k, const 
     m->len[i] = len;
 }
 
+/* Kept clusters and endpoints are added without a look-up by name
+ * (tr_out_add_blob): a name given twice keeps the first one added, here,
+ * after sorting by name and then by order added. */
+static int cmp_out_seq(const void *a, const void *b)
+{
+    const tr_out *x = *(tr_out *const *)a, *y = *(tr_out *const *)b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* The proxy's resources of type t in name order, duplicates left out:
+ * *n_out of them in v. When every one is kept in the store and they are
+ * the ones of the last translation in the same order (the same blobs),
+ * the order is the one kept with them (tr_sort_cache), not sorted again. */
+static tr_out **sorted_out(tr_ctx *tx, const char *proxy, sl_xds_type t, size_t *n_out)
+{
+    size_t n = tx->n_out[t], k = 0;
+    tr_out **in = tx->out[t], **v;
+    tr_sort_cache *sc;
+    bool all_kept = true;
+
+    if (t != SL_XDS_CLUSTER && t != SL_XDS_ENDPOINT) { /* unique names (tr_out_add) */
+        if (n > 1)
+            qsort(in, n, sizeof *in, cmp_out);
+        *n_out = n;
+        return in;
+    }
+    for (sc = tx->store->sorted; sc; sc = sc->next)
+        if (sc->type == (int)t && strcmp(sc->proxy, proxy) == 0)
+            break;
+    for (size_t i = 0; i < n && all_kept; i++)
+        all_kept = in[i]->blob != NULL;
+    if (sc && all_kept && sc->n_in == n) {
+        size_t i = 0;
+        while (i < n && sc->in[i] == in[i]->blob)
+            i++;
+        if (i == n) {
+            v = tr_alloc(tx, (sc->n_perm + 1) * sizeof *v);
+            for (size_t j = 0; j < sc->n_perm; j++)
+                v[j] = in[sc->perm[j]];
+            *n_out = sc->n_perm;
+            return v;
+        }
+    }
+    v = tr_alloc(tx, (n + 1) * sizeof *v);
+    if (n)
+        memcpy(v, in, n * sizeof *v);
+    if (n > 1)
+        qsort(v, n, sizeof *v, cmp_out_seq);
+    for (size_t i = 0; i < n; i++)
+        if (!k || strcmp(v[k - 1]->name, v[i]->name) != 0)
+            v[k++] = v[i];
+    *n_out = k;
+    /* keep the order for the next translation (only an order of kept
+     * blobs: their references keep the comparison by pointer sound) */
+    if (sc) {
+        tr_sort_cache_clear(sc);
+    } else if (all_kept && n && (sc = calloc(1, sizeof *sc)) != NULL) {
+        if (!(sc->proxy = strdup(proxy))) {
+            free(sc);
+            return v;
+        }
+        sc->type = (int)t;
+        sc->next = tx->store->sorted;
+        tx->store->sorted = sc;
+    }
+    if (sc && all_kept && n) {
+        sc->in = malloc(n * sizeof *sc->in);
+        sc->perm = malloc(k * sizeof *sc->perm);
+        if (!sc->in || !sc->perm) {
+            tr_sort_cache_clear(sc);
+            return v;
+        }
+        for (size_t i = 0; i < n; i++)
+            sc->in[i] = tr_blob_ref(in[i]->blob);
+        for (size_t i = 0; i < k; i++)
+            sc->perm[i] = v[i]->seq;
+        sc->n_in = n;
+        sc->n_perm = k;
+    }
+    return v;
+}
+
 static sl_status pack_proxy(tr_ctx *tx, sl_tr_proxy *p, pack_memo *memo)
 {
     for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
-        size_t n = tx->n_out[t];
-        if (n > 1)
-            qsort(tx->out[t], n, sizeof *tx->out[t], cmp_out);
+        size_t n;
+        tr_out **outs = sorted_out(tx, p->name, (sl_xds_type)t, &n);
         p->res[t] = calloc(n ? n : 1, sizeof *p->res[t]);
         if (!p->res[t])
             return SL_ERR_NOMEM;
         for (size_t i = 0; i < n; i++) {
             sl_tr_resource *r = &p->res[t][i];
-            const ProtobufCMessage *m = tx->out[t][i]->msg;
+            const tr_out *o = outs[i];
+            const ProtobufCMessage *m = o->msg;
             size_t slot = m && memo->cap ? memo_slot(memo, m) : 0;
             bool known = m && memo->cap && memo->keys[slot] == m;
-            if (!m && tx->out[t][i]->blob) { /* kept in the store: shared, not copied */
-                r->shared = tr_blob_ref(tx->out[t][i]->blob);
+            if (!m && o->blob) { /* kept in the store: shared, not copied */
+                r->shared = tr_blob_ref(o->blob);
                 r->data = r->shared->data;
                 r->len = r->shared->len;
                 r->name = r->shared->name;
-            } else if (!(r->name = strdup(tx->out[t][i]->name))) {
+            } else if (!(r->name = strdup(o->name))) {
                 /* out of memory: below */
             } else if (!m) { /* packed already (a kept virtual host's bytes) */
-                r->len = tx->out[t][i]->len;
+                r->len = o->len;
                 if ((r->data = malloc(r->len ? r->len : 1)) != NULL)
-                    memcpy(r->data, tx->out[t][i]->bytes, r->len);
+                    memcpy(r->data, o->bytes, r->len);
             } else if (t == SL_XDS_ROUTE) {
                 r->data = pack_route_config(tx, (const Envoy__Config__Route__V3__RouteConfiguration *)m, &r->len);
             } else if (known) {
@@ -2609,9 +2692,9 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
                     if (proxyless && cur.errors)
                         continue;
                     if (uo.cached) {
-                        tr_out_add_blob(tx, SL_XDS_CLUSTER, uo.cluster_name, uo.cached->cluster);
+                        tr_out_add_blob(tx, SL_XDS_CLUSTER, uo.cached->cluster);
                         if (uo.cached->cla)
-                            tr_out_add_blob(tx, SL_XDS_ENDPOINT, uo.cluster_name, uo.cached->cla);
+                            tr_out_add_blob(tx, SL_XDS_ENDPOINT, uo.cached->cla);
                         continue;
                     }
                     if (uo.cluster)
