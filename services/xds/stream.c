@@ -31,9 +31,14 @@
 
 #include "wire.h"
 
+typedef struct sharedns sharedns;
+
+/* A sorted set of interned names. While `sh` is set, v is a shared,
+ * read-only array (cap 0), copied on write (ns_own). */
 typedef struct nameset {
     char **v;
     size_t n, cap;
+    sharedns *sh;
 } nameset;
 
 /* A sorted set of resources. While `snap` is set, v is the snapshot's own
@@ -133,6 +138,15 @@ static char *intern_get(const char *name)
     return n ? n->s : NULL;
 }
 
+/* Another reference to an interned name. */
+static void intern_ref(char *s)
+{
+    iname *n = (iname *)(void *)(s - offsetof(iname, s));
+    pthread_mutex_lock(&intern_mu);
+    n->refs++;
+    pthread_mutex_unlock(&intern_mu);
+}
+
 static void intern_put(char *s)
 {
     iname *n = (iname *)(void *)(s - offsetof(iname, s));
@@ -145,6 +159,52 @@ static void intern_put(char *s)
         free(n);
     }
     pthread_mutex_unlock(&intern_mu);
+}
+
+/* ---- shared subscriptions ----
+ * Every gateway of a proxy subscribes to the same EDS names: a SotW
+ * subscription of SHARE_MIN names or more is interned as a whole, so those
+ * streams hold one reference-counted array of name pointers instead of one
+ * each. Looked up only when a subscription changes. */
+#define SHARE_MIN 8
+#define SHARED_BUCKETS 256
+
+struct sharedns {
+    sharedns *next;
+    size_t refs;
+    uint64_t hash;
+    size_t n;
+    char *v[]; /* owns a reference to each interned name */
+};
+
+static sharedns *shared_tab[SHARED_BUCKETS];
+
+static uint64_t names_hash(char *const *v, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint64_t)(uintptr_t)v[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+/* Drops a reference to a shared array (under no lock). */
+static void shared_put(sharedns *sh)
+{
+    int last = 0;
+    pthread_mutex_lock(&intern_mu);
+    if (--sh->refs == 0) {
+        sharedns **p = &shared_tab[sh->hash % SHARED_BUCKETS];
+        while (*p != sh)
+            p = &(*p)->next;
+        *p = sh->next;
+        last = 1;
+    }
+    pthread_mutex_unlock(&intern_mu);
+    if (last) {
+        for (size_t i = 0; i < sh->n; i++)
+            intern_put(sh->v[i]);
+        free(sh);
+    }
 }
 
 /* ---- sorted sets ---- */
@@ -175,12 +235,73 @@ static int ns_has(const nameset *s, const char *name)
     return f;
 }
 
+static void ns_clear(nameset *s);
+
+/* Copy on write: makes a shared set private. */
+static sl_status ns_own(nameset *s)
+{
+    if (!s->sh)
+        return SL_OK;
+    char **v = malloc((s->n ? s->n : 1) * sizeof *v);
+    if (!v)
+        return sl_error_set(SL_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < s->n; i++) {
+        intern_ref(s->v[i]);
+        v[i] = s->v[i];
+    }
+    shared_put(s->sh);
+    s->sh = NULL;
+    s->v = v;
+    s->cap = s->n;
+    return SL_OK;
+}
+
+/* Replaces a private set of SHARE_MIN names or more by the shared array
+ * with the same names (creating it when there is none). On NOMEM the set
+ * stays private. */
+static void ns_share(nameset *s)
+{
+    if (s->sh || s->n < SHARE_MIN)
+        return;
+    uint64_t h = names_hash(s->v, s->n);
+    sharedns **b = &shared_tab[h % SHARED_BUCKETS], *sh, *fresh = NULL;
+    pthread_mutex_lock(&intern_mu);
+    for (sh = *b; sh; sh = sh->next)
+        if (sh->hash == h && sh->n == s->n && memcmp(sh->v, s->v, s->n * sizeof *s->v) == 0)
+            break;
+    if (sh) {
+        sh->refs++;
+    } else if ((fresh = malloc(sizeof *fresh + s->n * sizeof *s->v))) {
+        fresh->refs = 1;
+        fresh->hash = h;
+        fresh->n = s->n;
+        memcpy(fresh->v, s->v, s->n * sizeof *s->v); /* takes over the names' references */
+        fresh->next = *b;
+        *b = fresh;
+        sh = fresh;
+    }
+    pthread_mutex_unlock(&intern_mu);
+    if (!sh)
+        return;
+    if (fresh)
+        free(s->v);
+    else
+        ns_clear(s);
+    s->v = sh->v;
+    s->n = sh->n;
+    s->cap = 0;
+    s->sh = sh;
+}
+
 static sl_status ns_add(nameset *s, const char *name)
 {
     int f;
     size_t i = ns_lower(s, name, &f);
     if (f)
         return SL_OK;
+    sl_status rc = ns_own(s);
+    if (rc != SL_OK)
+        return rc;
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 4;
         char **v = realloc(s->v, cap * sizeof *v);
@@ -202,7 +323,7 @@ static void ns_del(nameset *s, const char *name)
 {
     int f;
     size_t i = ns_lower(s, name, &f);
-    if (!f)
+    if (!f || ns_own(s) != SL_OK) /* on NOMEM the name stays: the stream keeps a stale interest */
         return;
     intern_put(s->v[i]);
     memmove(s->v + i, s->v + i + 1, (s->n - i - 1) * sizeof *s->v);
@@ -211,9 +332,13 @@ static void ns_del(nameset *s, const char *name)
 
 static void ns_clear(nameset *s)
 {
-    for (size_t i = 0; i < s->n; i++)
-        intern_put(s->v[i]);
-    free(s->v);
+    if (s->sh) {
+        shared_put(s->sh);
+    } else {
+        for (size_t i = 0; i < s->n; i++)
+            intern_put(s->v[i]);
+        free(s->v);
+    }
     memset(s, 0, sizeof *s);
 }
 
@@ -597,6 +722,7 @@ static sl_status sotw_names(tstate *st, sl_xds_type t, char **names, size_t n, i
             next.cap = next.n;
         }
     }
+    ns_share(&next);
     ns_clear(&st->subs);
     st->subs = next;
     memset(&next, 0, sizeof next);

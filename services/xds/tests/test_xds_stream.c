@@ -241,6 +241,54 @@ static void test_resubscribe_resends(void **state)
     assert_string_equal(tpull(c), "eds b");
 }
 
+/* Streams in sync share the snapshot's arrays and identical subscriptions
+ * (copied on write): one stream's changes must not leak into another's. */
+#define NINE "a", "b", "c", "d", "e", "f", "g", "h", "i"
+static void test_shared_state_copy_on_write(void **state)
+{
+    tctx *c = *state, c2;
+    memset(&c2, 0, sizeof c2);
+    c2.cache = c->cache;
+    c2.proxy = c->proxy;
+    sl_xds_stream_opts o = {.ads = 1, .default_proxy = "gateway-proxy"};
+    assert_int_equal(sl_xds_stream_new(&c2.s, c2.cache, &o), SL_OK);
+    tcommit(c, 1, "endpoint:a:1", "endpoint:b:1", "endpoint:c:1", "endpoint:d:1", "endpoint:e:1", "endpoint:f:1",
+            "endpoint:g:1", "endpoint:h:1", "endpoint:i:1", "cluster:a:1", "cluster:b:1", NULL);
+    tsotw(c, NULL, EDS, NULL, NULL, NINE, NULL);
+    tsotw(&c2, NULL, EDS, NULL, NULL, NINE, NULL);
+    tsotw(c, NULL, CDS, NULL, NULL, NULL);
+    tsotw(&c2, NULL, CDS, NULL, NULL, NULL);
+    assert_string_equal(tpull(c), "cds a b");
+    assert_string_equal(tpull(c), "eds a b c d e f g h i");
+    assert_string_equal(tpull(&c2), "cds a b");
+    assert_string_equal(tpull(&c2), "eds a b c d e f g h i");
+    tsotw(c, NULL, CDS, T_ACK, NULL, NULL);
+    tsotw(&c2, NULL, CDS, T_ACK, NULL, NULL);
+    tsotw(c, NULL, EDS, T_ACK, NULL, NINE, NULL);
+    tsotw(&c2, NULL, EDS, T_ACK, NULL, NINE, NULL);
+    assert_string_equal(tpull(c), "");
+    assert_string_equal(tpull(&c2), "");
+    /* One endpoint set and one cluster change: only those move. */
+    tcommit(c, 2, "endpoint:a:1", "endpoint:b:1", "endpoint:c:2", "endpoint:d:1", "endpoint:e:1", "endpoint:f:1",
+            "endpoint:g:1", "endpoint:h:1", "endpoint:i:1", "cluster:a:1", "cluster:b:1", "cluster:z:1", NULL);
+    assert_string_equal(tpull(c), "cds a b z");
+    assert_string_equal(tpull(c), "eds c");
+    tsotw(c, NULL, CDS, T_ACK, NULL, NULL);
+    tsotw(c, NULL, EDS, T_ACK, NULL, NINE, NULL);
+    assert_string_equal(tpull(c), "");
+    /* The second stream drops a name and takes it back: it alone gets it. */
+    tsotw(&c2, NULL, EDS, NULL, NULL, "a", "b", "c", "d", "e", "f", "g", "h", NULL);
+    tsotw(&c2, NULL, EDS, NULL, NULL, NINE, NULL);
+    assert_string_equal(tpull(&c2), "cds a b z");
+    assert_string_equal(tpull(&c2), "eds c i");
+    assert_string_equal(tpull(c), "");
+    /* Nothing changes for the first after the second moved on. */
+    tcommit(c, 3, "endpoint:a:1", "endpoint:b:1", "endpoint:c:2", "endpoint:d:1", "endpoint:e:1", "endpoint:f:1",
+            "endpoint:g:1", "endpoint:h:1", "endpoint:i:1", "cluster:a:1", "cluster:b:1", "cluster:z:1", NULL);
+    assert_string_equal(tpull(c), "");
+    sl_xds_stream_free(c2.s);
+}
+
 /* 11: wildcard "*", legacy wildcard, and empty names meaning nothing. */
 static void test_wildcards(void **state)
 {
@@ -467,6 +515,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_respond_only_on_change, setup_ads, teardown),
         cmocka_unit_test_setup_teardown(test_remember_missing, setup_ads, teardown),
         cmocka_unit_test_setup_teardown(test_resubscribe_resends, setup_ads, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_state_copy_on_write, setup_ads, teardown),
         cmocka_unit_test_setup_teardown(test_wildcards, setup_ads, teardown),
         cmocka_unit_test_setup_teardown(test_full_state, setup_ads, teardown),
         cmocka_unit_test_setup_teardown(test_make_before_break, setup_ads, teardown),
