@@ -24,7 +24,20 @@ static const sl_kind *K_GATEWAY, *K_VS, *K_RT, *K_UPSTREAM, *K_UG, *K_SECRET, *K
 /* ------------------------------------------------------------------------ */
 /* small helpers                                                            */
 
-static int kidx(const sl_kind *k) { return tr_kind_index(k); }
+/* Store indices of the kinds above, filled by init_kinds(): kidx() is in
+ * every flag() and bucket(), so it compares pointers, not names. */
+static struct {
+    const sl_kind *k;
+    int idx;
+} kind_idx[8];
+
+static int kidx(const sl_kind *k)
+{
+    for (size_t i = 0; i < sizeof kind_idx / sizeof *kind_idx; i++)
+        if (kind_idx[i].k == k)
+            return kind_idx[i].idx;
+    return tr_kind_index(k);
+}
 
 static tr_bucket *bucket(tr_ctx *tx, const sl_kind *k) { return &tx->store->b[kidx(k)]; }
 
@@ -1690,8 +1703,13 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
     /* The route configuration. */
     rcfg = TR_NEW(tx, envoy__config__route__v3__route_configuration);
     rcfg->name = tr_strdup(tx, rname);
-    if (n_items > 1)
-        qsort(items, n_items, sizeof *items, cmp_vhost);
+    {
+        size_t k = 1;
+        while (k < n_items && cmp_vhost(&items[k - 1], &items[k]) <= 0)
+            k++;
+        if (k < n_items) /* usually in order already */
+            qsort(items, n_items, sizeof *items, cmp_vhost);
+    }
     for (size_t k = 0; k < n_items; k++)
         if (!items[k].dropped)
             TR_PUSH(tx, rcfg, virtual_hosts, items[k].vh);
@@ -2313,7 +2331,15 @@ static void init_kinds(void)
     K_SECRET = sl_kind_by_name("Secret");
     K_SETTINGS = sl_kind_by_name("Settings");
     K_EPS = sl_kind_by_name("EndpointSet");
-    K_GATEWAY = sl_kind_by_name("Gateway");
+    {
+        const sl_kind *ks[] = {K_VS, K_RT, K_UPSTREAM, K_UG, K_SECRET, K_SETTINGS, K_EPS,
+                               sl_kind_by_name("Gateway")};
+        for (size_t i = 0; i < sizeof ks / sizeof *ks; i++) {
+            kind_idx[i].k = ks[i];
+            kind_idx[i].idx = tr_kind_index(ks[i]);
+        }
+    }
+    K_GATEWAY = sl_kind_by_name("Gateway"); /* last: init_kinds() is done */
 }
 
 /* An Accepted report about e, alone in one allocation, with one reference. */
