@@ -10,6 +10,7 @@
 
 #include "proxies.h"
 #include "server.h"
+#include "sluice/envelope.h"
 #include "sluice/kv.h"
 #include "sluice/log.h"
 #include "sluice/resource.h"
@@ -84,15 +85,9 @@ static void on_nack(void *ud, const sl_xds_nack *n)
     r.node_id = (char *)n->node_id;
     r.time = &ts;
     r.reporter_id = g_reporter;
-    size_t len = sluice__v1__report__get_packed_size(&r);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
-        return;
-    sluice__v1__report__pack(&r, buf);
-    natsStatus st = natsConnection_Publish(sl_nats_conn(g_nc), subject, buf, (int)len);
-    if (st != NATS_OK)
-        sl_log_warn("report", "publish failed", "subject=%s err=%s", subject, natsStatus_GetText(st));
-    free(buf);
+    sl_envelope_opts eo = {NULL, "sluice-xds", NULL};
+    if (sl_envelope_publish_pb(g_nc, subject, &r.base, &eo) != SL_OK)
+        sl_log_warn("report", "publish failed", "subject=%s err=%s", subject, sl_log_q(sl_error_msg()));
 }
 
 int main(int argc, char **argv)
