@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "sluice/file.h"
 #include "sluice/log.h"
 #include "sluice/types.h"
 #include "sluice/v1/events.pb-c.h"
@@ -511,48 +512,18 @@ static bool config_file_name(const char *n)
            (l > 5 && strcmp(n + l - 5, ".json") == 0);
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-    if (!f)
-        return NULL;
-    for (;;) {
-        if (n + 65536 > cap) {
-            cap = cap ? cap * 2 : 65536;
-            char *p = realloc(buf, cap + 1);
-            if (!p) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = p;
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0)
-            break;
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 /* Applies one file: every valid document is stored; resources the file
  * owned and no longer declares are deleted (unless a syntax error hid part
  * of the file). */
 static void sync_file(cw *w, cw_file *f)
 {
     size_t len;
-    char *text = slurp(f->path, &len);
+    char *text;
     char source[4200 + 300];
     sl_cfg_set set;
 
-    if (!text) {
-        sl_log_warn("files", "cannot read", "path=%s err=%s", sl_log_q(f->path),
-                    sl_log_q(strerror(errno)));
+    if (sl_file_read(&text, &len, f->path) != SL_OK) {
+        sl_log_warn("files", "cannot read", "path=%s err=%s", sl_log_q(f->path), sl_log_q(sl_error_msg()));
         return;
     }
     uint64_t h = fnv1a(text, len);

@@ -15,6 +15,7 @@
 #include "ctl.h"
 #include "sluice/codec.h"
 #include "sluice/envelope.h"
+#include "sluice/file.h"
 #include "sluice/kinds.h"
 #include "sluice/kv.h"
 #include "sluice/resource.h"
@@ -200,9 +201,9 @@ int ctl_cmd_apply(ctl *c, int argc, char **argv)
     code = 0;
     for (size_t i = 0; i < npaths; i++) {
         size_t len;
-        char *text = ctl_slurp(paths[i], &len);
-        if (!text) {
-            fprintf(stderr, "error: %s: %s\n", paths[i], strerror(errno));
+        char *text;
+        if (sl_file_read(&text, &len, paths[i]) != SL_OK) {
+            fprintf(stderr, "error: %s\n", sl_error_msg());
             code = 1;
             continue;
         }
@@ -302,9 +303,9 @@ int ctl_cmd_delete(ctl *c, int argc, char **argv)
         return 1;
     if (file) {
         size_t len;
-        char *text = ctl_slurp(file, &len);
-        if (!text) {
-            fprintf(stderr, "error: %s: %s\n", file, strerror(errno));
+        char *text;
+        if (sl_file_read(&text, &len, file) != SL_OK) {
+            fprintf(stderr, "error: %s\n", sl_error_msg());
             goto out;
         }
         size_t fl = strlen(file);

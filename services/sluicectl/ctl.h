@@ -21,9 +21,6 @@ sl_nats *ctl_connect(ctl *c);
 /* Closes what ctl_connect() opened, without a drain. NULL is fine. */
 void ctl_close(sl_nats *nc);
 
-/* Reads a file ("-" = stdin) into a NUL-terminated malloc'd buffer. */
-char *ctl_slurp(const char *path, size_t *len);
-
 /* "virtualservice.gateway.solo.io" for a kind. */
 void ctl_kind_ref(char *buf, size_t n, const char *kind);
 

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sluice/file.h"
 #include "sluice/log.h"
 
 #define ACCEPTS_PER_WORKER 16
@@ -721,25 +722,6 @@ static void *worker_main(void *arg)
 
 /* ---- lifecycle ---- */
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    if (b)
-        b[n] = 0;
-    fclose(f);
-    return b;
-}
-
 static sl_status make_creds(grpc_server_credentials **out, const sl_xds_server_opts *o)
 {
     if (!o->tls_cert && !o->tls_key) {
@@ -749,15 +731,11 @@ static sl_status make_creds(grpc_server_credentials **out, const sl_xds_server_o
     if (!o->tls_cert || !o->tls_key)
         return sl_error_set(SL_ERR_INVALID, "TLS needs both a certificate and a key");
     sl_status rc = SL_OK;
-    char *cert = slurp(o->tls_cert), *key = slurp(o->tls_key), *ca = NULL;
-    if (!cert || !key) {
-        rc = sl_error_set(SL_ERR_IO, "cannot read %s", !cert ? o->tls_cert : o->tls_key);
+    char *cert = NULL, *key = NULL, *ca = NULL;
+    if ((rc = sl_file_read(&cert, NULL, o->tls_cert)) != SL_OK || (rc = sl_file_read(&key, NULL, o->tls_key)) != SL_OK)
         goto out;
-    }
-    if (o->tls_client_ca && !(ca = slurp(o->tls_client_ca))) {
-        rc = sl_error_set(SL_ERR_IO, "cannot read %s", o->tls_client_ca);
+    if (o->tls_client_ca && (rc = sl_file_read(&ca, NULL, o->tls_client_ca)) != SL_OK)
         goto out;
-    }
     grpc_ssl_pem_key_cert_pair pair = {key, cert};
     *out = grpc_ssl_server_credentials_create_ex(
         ca, &pair, 1, ca ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,

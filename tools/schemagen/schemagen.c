@@ -35,6 +35,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "google/protobuf/descriptor.pb-c.h"
+#include "sluice/file.h"
 #include "sluice/kinds.h"
 #include "sluice/resource.h"
 
@@ -231,31 +232,14 @@ static void record_oneofs(docs *d, const char *prefix, const Google__Protobuf__D
 
 static void load_docs(docs *d, const char *path)
 {
-    FILE *fp = fopen(path, "rb");
-    uint8_t *buf = NULL;
-    size_t len = 0, cap = 0;
+    char *buf = NULL;
+    size_t len = 0;
     Google__Protobuf__FileDescriptorSet *set_msg;
     char name[512];
 
-    if (!fp)
-        die("%s: %s (build the schemagen target, or pass --descriptor-set)", path, strerror(errno));
-    for (;;) {
-        size_t r;
-        if (len == cap) {
-            cap = cap ? cap * 2 : 65536;
-            buf = realloc(buf, cap);
-            if (!buf)
-                die("out of memory");
-        }
-        r = fread(buf + len, 1, cap - len, fp);
-        len += r;
-        if (r == 0)
-            break;
-    }
-    if (ferror(fp))
-        die("%s: read error", path);
-    fclose(fp);
-    set_msg = google__protobuf__file_descriptor_set__unpack(NULL, len, buf);
+    if (sl_file_read(&buf, &len, path) != SL_OK)
+        die("%s (build the schemagen target, or pass --descriptor-set)", sl_error_msg());
+    set_msg = google__protobuf__file_descriptor_set__unpack(NULL, len, (const uint8_t *)buf);
     free(buf);
     if (!set_msg)
         die("%s: not a FileDescriptorSet", path);
@@ -1127,27 +1111,6 @@ static void reference(outputs *out, const docs *d)
 
 /* --- writing and checking --------------------------------------------- */
 
-static char *read_file(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    char *p = NULL;
-    long n;
-
-    if (!fp)
-        return NULL;
-    if (fseek(fp, 0, SEEK_END) == 0 && (n = ftell(fp)) >= 0 && fseek(fp, 0, SEEK_SET) == 0) {
-        p = xmalloc((size_t)n + 1);
-        if (fread(p, 1, (size_t)n, fp) != (size_t)n) {
-            free(p);
-            p = NULL;
-        } else {
-            p[n] = '\0';
-        }
-    }
-    fclose(fp);
-    return p;
-}
-
 /* The first line where two texts differ (1-based). */
 static size_t first_diff_line(const char *a, const char *b)
 {
@@ -1176,8 +1139,7 @@ static int check(const outputs *o, const char *dir)
     for (size_t i = 0; i < o->n; i++) {
         char *have;
         snprintf(path, sizeof(path), "%s/%s", dir, o->items[i].name);
-        have = read_file(path);
-        if (!have) {
+        if (sl_file_read(&have, NULL, path) != SL_OK) {
             fprintf(stderr, "%s: missing\n", path);
             stale = 1;
         } else if (strcmp(have, o->items[i].text) != 0) {

@@ -11,23 +11,15 @@
 #include <string.h>
 
 #include "sluice/codec.h"
+#include "sluice/file.h"
 #include "sluice/types.h"
 #include "translator.h"
 
+/* The file's text, or NULL (the reason is in sl_error_msg()). */
 static char *slurp(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    char *p = NULL;
-    long n;
-    if (!f)
-        return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-        (p = malloc((size_t)n + 1)) != NULL) {
-        *len = fread(p, 1, (size_t)n, f);
-        p[*len] = '\0';
-    }
-    fclose(f);
-    return p;
+    char *text = NULL;
+    return sl_file_read(&text, len, path) == SL_OK ? text : NULL;
 }
 
 static void put_varint(uint64_t v)
