@@ -28,8 +28,8 @@ static const char usage[] =
     "  --bucket NAME          config KV bucket (default sluice_config)\n"
     "  --queue NAME           queue group of the apply API (default sluice-config-watcher)\n"
     "  --no-api               do not serve sluice.api.apply / sluice.api.delete\n"
-    "  --config FILE          read flags from FILE: one \"flag value\" (or flag=value,\n"
-    "                         flag: value) per line, '#' comments; command-line flags win\n"
+    "  --config FILE          read flags from FILE: one \"flag value\" (or flag = value)\n"
+    "                         per line, '#' comments; command-line flags win\n"
     "                         (env SLUICE_CONFIG_WATCHER_CONFIG)\n";
 
 static const sl_service_info info = {
