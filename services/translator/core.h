@@ -210,7 +210,8 @@ typedef struct tr_rec {
     bool stateful; /* a plugin used per-listener state: not kept */
 } tr_rec;
 
-/* Packed bytes by message (pointer), within one translation. */
+/* Packed bytes by message (pointer), within one translation: kept virtual
+ * hosts' bytes, and each cluster and endpoint packed once for all proxies. */
 typedef struct tr_bytes_map {
     const void **keys;
     const uint8_t **data;

@@ -2140,52 +2140,6 @@ static int cmp_proxy(const void *a, const void *b)
     return strcmp(((const sl_tr_proxy *)a)->name, ((const sl_tr_proxy *)b)->name);
 }
 
-/* Packed bytes by message, within one translation: every proxy shares the
- * clusters and endpoints built once per upstream, so each is packed once. */
-typedef struct pack_memo {
-    const ProtobufCMessage **keys;
-    const uint8_t **data;
-    size_t *len;
-    size_t cap, n;
-} pack_memo;
-
-static size_t memo_slot(const pack_memo *m, const ProtobufCMessage *k)
-{
-    size_t h = ((uintptr_t)k >> 4) * 0x9E3779B97F4A7C15ull;
-    size_t i = h & (m->cap - 1);
-    while (m->keys[i] && m->keys[i] != k)
-        i = (i + 1) & (m->cap - 1);
-    return i;
-}
-
-static void memo_put(tr_ctx *tx, pack_memo *m, const ProtobufCMessage *k, const uint8_t *d, size_t len)
-{
-    size_t i;
-    if ((m->n + 1) * 2 > m->cap) {
-        pack_memo bigger = {0};
-        bigger.cap = m->cap ? m->cap * 2 : 1024;
-        bigger.keys = tr_alloc(tx, bigger.cap * sizeof *bigger.keys);
-        bigger.data = tr_alloc(tx, bigger.cap * sizeof *bigger.data);
-        bigger.len = tr_alloc(tx, bigger.cap * sizeof *bigger.len);
-        memset(bigger.keys, 0, bigger.cap * sizeof *bigger.keys);
-        for (size_t j = 0; j < m->cap; j++)
-            if (m->keys[j]) {
-                size_t s = memo_slot(&bigger, m->keys[j]);
-                bigger.keys[s] = m->keys[j];
-                bigger.data[s] = m->data[j];
-                bigger.len[s] = m->len[j];
-                bigger.n++;
-            }
-        *m = bigger;
-    }
-    i = memo_slot(m, k);
-    if (!m->keys[i])
-        m->n++;
-    m->keys[i] = k;
-    m->data[i] = d;
-    m->len[i] = len;
-}
-
 /* Kept clusters and endpoints are added without a look-up by name
  * (tr_out_add_blob): a name given twice keeps the first one added, here,
  * after sorting by name and then by order added. */
@@ -2269,7 +2223,9 @@ static tr_out **sorted_out(tr_ctx *tx, const char *proxy, sl_xds_type t, size_t 
     return v;
 }
 
-static sl_status pack_proxy(tr_ctx *tx, sl_tr_proxy *p, pack_memo *memo)
+/* memo: packed bytes by message, within one translation: every proxy shares
+ * the clusters and endpoints built once per upstream, so each is packed once. */
+static sl_status pack_proxy(tr_ctx *tx, sl_tr_proxy *p, tr_bytes_map *memo)
 {
     for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
         size_t n;
@@ -2281,8 +2237,8 @@ static sl_status pack_proxy(tr_ctx *tx, sl_tr_proxy *p, pack_memo *memo)
             sl_tr_resource *r = &p->res[t][i];
             const tr_out *o = outs[i];
             const ProtobufCMessage *m = o->msg;
-            size_t slot = m && memo->cap ? memo_slot(memo, m) : 0;
-            bool known = m && memo->cap && memo->keys[slot] == m;
+            size_t known_len = 0;
+            const uint8_t *known = m ? bytes_get(memo, m, &known_len) : NULL;
             if (!m && o->blob) { /* kept in the store: shared, not copied */
                 r->shared = tr_blob_ref(o->blob);
                 r->data = r->shared->data;
@@ -2297,13 +2253,13 @@ static sl_status pack_proxy(tr_ctx *tx, sl_tr_proxy *p, pack_memo *memo)
             } else if (t == SL_XDS_ROUTE) {
                 r->data = pack_route_config(tx, (const Envoy__Config__Route__V3__RouteConfiguration *)m, &r->len);
             } else if (known) {
-                r->len = memo->len[slot];
+                r->len = known_len;
                 if ((r->data = malloc(r->len ? r->len : 1)) != NULL)
-                    memcpy(r->data, memo->data[slot], r->len);
+                    memcpy(r->data, known, r->len);
             } else {
                 r->data = tr_pack_heap(m, &r->len);
                 if (r->data && (t == SL_XDS_CLUSTER || t == SL_XDS_ENDPOINT))
-                    memo_put(tx, memo, m, r->data, r->len);
+                    bytes_put(tx, memo, m, r->data, r->len);
             }
             p->n[t] = i + 1; /* freed with the result, even when incomplete */
             if (!r->name || !r->data)
@@ -2594,7 +2550,7 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
         gw_item *gws;
         size_t n_gws = 0;
         tr_map proxies = {0};
-        pack_memo memo = {0};
+        tr_bytes_map memo = {0};
         char **pnames;
         size_t n_p = 0;
         static Sluice__V1__GatewaySpec dspec[2];
