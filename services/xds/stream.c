@@ -622,6 +622,22 @@ static void answered(tstate *st, int nack)
         st->synced_rev = st->sent_rev;
 }
 
+/* A request answering the last response (SotW or delta, same rules): a
+ * NACK when error_detail is set, an ACK otherwise (XDS-NOTES rule 5). */
+static void answer(tstate *st, sl_xds_req_info *info, const Google__Rpc__Status *error_detail)
+{
+    info->sent_ns = st->sent_ns;
+    if (error_detail) {
+        info->kind = SL_XDS_REQ_NACK;
+        info->version = st->version;
+        info->error = error_detail->message ? error_detail->message : "";
+        info->error_code = error_detail->code;
+    } else {
+        info->kind = SL_XDS_REQ_ACK;
+    }
+    answered(st, info->kind == SL_XDS_REQ_NACK);
+}
+
 /* The type was found up to date with snap: unless a response is still
  * unanswered or the client rejected what it has, it is on snap's revision. */
 static void settled(tstate *st, const sl_xds_snapshot *snap)
@@ -761,16 +777,7 @@ sl_status sl_xds_stream_on_sotw(sl_xds_stream *s, const Envoy__Service__Discover
         return rc;
     }
     if (nonce[0] && st->active) {
-        info->sent_ns = st->sent_ns;
-        if (req->error_detail) {
-            info->kind = SL_XDS_REQ_NACK;
-            info->version = st->version;
-            info->error = req->error_detail->message ? req->error_detail->message : "";
-            info->error_code = req->error_detail->code;
-        } else {
-            info->kind = SL_XDS_REQ_ACK;
-        }
-        answered(st, info->kind == SL_XDS_REQ_NACK);
+        answer(st, info, req->error_detail);
     } else {
         info->kind = SL_XDS_REQ_INITIAL;
     }
@@ -854,16 +861,7 @@ sl_status sl_xds_stream_on_delta(sl_xds_stream *s,
     if (moved && (rc = prune(st)) != SL_OK)
         return rc;
     if (nonce[0] && !first) {
-        info->sent_ns = st->sent_ns;
-        if (req->error_detail) {
-            info->kind = SL_XDS_REQ_NACK;
-            info->version = st->version;
-            info->error = req->error_detail->message ? req->error_detail->message : "";
-            info->error_code = req->error_detail->code;
-        } else {
-            info->kind = SL_XDS_REQ_ACK;
-        }
-        answered(st, info->kind == SL_XDS_REQ_NACK);
+        answer(st, info, req->error_detail);
     } else {
         info->kind = SL_XDS_REQ_INITIAL;
     }
