@@ -111,8 +111,10 @@ enum tr_stage {
     TR_STAGE_HEALTH = 250,
     TR_STAGE_AUTHN = 300, /* jwt */
     TR_STAGE_AUTHZ = 400, /* ext_authz */
+    TR_STAGE_GRPC_WEB = 450, /* grpc_web: after authz, as Gloo */
     TR_STAGE_RATELIMIT = 500,
     TR_STAGE_TRANSFORM = 600, /* transcoder */
+    TR_STAGE_LUA = 650,       /* lua (REST functions' method rewrite) */
     TR_STAGE_UPSTREAM = 700,  /* aws_lambda */
 };
 
@@ -217,6 +219,17 @@ char *tr_cluster_name(tr_ctx *tx, const char *name, const char *ns);
  * "<name>_<ns>-ca" instead (NULL when the secret has no rootCa). */
 Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *
 tr_sds_secret(tr_ctx *tx, const Sluice__V1__Secret *sec, bool validation);
+
+/* plugins/upstream_ssl.c: the SDS secrets of a Gloo SdsConfig (path names
+ * it in reports, e.g. "spec.sslConfig.sds") set in cc: the certificate
+ * (certificatesSecretName) and the validation context
+ * (validationContextName; with SANs, a combined validation context
+ * matching them). The SDS server is cluster clusterName (default
+ * "gateway_proxy_sds") over Envoy gRPC, or targetUri over Google gRPC
+ * with callCredentials. Returns false (reported) when sds cannot be used. */
+bool tr_sds_config(tr_ctx *tx, const Sluice__V1__SdsConfig *sds, const char *path, size_t n_san,
+                   char *const *san,
+                   Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *cc);
 
 /* Metadata {filter_metadata: {"envoy.lb": {keys[i]: values[i]}}}: endpoint
  * labels and route metadata_match of subset load balancing. */

@@ -1384,15 +1384,23 @@ static Envoy__Config__Core__V3__TransportSocket *downstream_tls(tr_ctx *tx, cons
         }
         break;
     }
-    case SLUICE__V1__SSL_CONFIG__SSL_SECRETS_SDS:
-        tr_error(tx, "spec.sslConfig.sds: not supported by Sluice (use secretRef: Sluice serves the secret over SDS)");
-        return NULL;
+    case SLUICE__V1__SSL_CONFIG__SSL_SECRETS_SDS: /* plugins/upstream_ssl.c */
+        if (!ssl->sds->certificates_secret_name[0]) {
+            tr_error(tx, "spec.sslConfig.sds.certificatesSecretName: required (the listener's certificate)");
+            return NULL;
+        }
+        if (!tr_sds_config(tx, ssl->sds, "spec.sslConfig.sds", ssl->n_verify_subject_alt_name,
+                           ssl->verify_subject_alt_name, cc))
+            return NULL;
+        if (ssl->sds->validation_context_name[0] && !(ssl->one_way_tls && ssl->one_way_tls->value))
+            dc->require_client_certificate = tr_bool(tx, true);
+        break;
     default:
         tr_error(tx, "spec.sslConfig: secretRef or sslFiles is required");
         return NULL;
     }
-    if (ssl->n_verify_subject_alt_name)
-        tr_error(tx, "spec.sslConfig.verifySubjectAltName: not supported by Sluice yet");
+    if (ssl->n_verify_subject_alt_name && ssl->ssl_secrets_case != SLUICE__V1__SSL_CONFIG__SSL_SECRETS_SDS)
+        tr_error(tx, "spec.sslConfig.verifySubjectAltName: not supported by Sluice yet (only with sds)");
     if (ssl->transport_socket_connect_timeout)
         tr_error(tx, "spec.sslConfig.transportSocketConnectTimeout: not supported by Sluice yet");
     if (ssl->parameters) {
@@ -1523,8 +1531,7 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
         }
         tr_map_put(tx, ports, port_key, (void *)g);
     }
-    if (spec->use_proxy_proto && spec->use_proxy_proto->value)
-        tr_error(tx, "spec.useProxyProto: not supported by Sluice yet");
+    /* spec.useProxyProto: plugins/listener.c */
     if (spec->options)
         check_fields(tx, &tx->supported, &spec->options->base, "spec.options");
     if (spec->http_gateway->options)

@@ -46,6 +46,10 @@ static void cluster(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c)
         tr_error(tx, "spec.aws.secretRef: required");
     if (aws->role_arn[0])
         tr_error(tx, "spec.aws.roleArn: not supported by Sluice yet");
+    if (aws->disable_role_chaining)
+        tr_error(tx, "spec.aws.disableRoleChaining: not supported by Sluice yet");
+    if (aws->destination_overrides)
+        tr_error(tx, "spec.aws.destinationOverrides: not supported by Sluice yet");
     for (size_t i = 0; i < aws->n_lambda_functions; i++)
         if (!aws->lambda_functions[i]->lambda_function_name[0])
             tr_error(tx, "spec.aws.lambdaFunctions[%zu].lambdaFunctionName: required", i);

@@ -1,13 +1,15 @@
 /* listener: Gateway options of the listener and its HTTP connection
  * manager: httpConnectionManagerSettings, healthCheck (the health_check
  * filter answering on a path), accessLoggingService (file access logs),
- * perConnectionBufferLimitBytes, tracing (zipkin) with route decorators. */
+ * perConnectionBufferLimitBytes, tracing (zipkin) with route decorators,
+ * useProxyProto (the proxy_protocol listener filter, first). */
 #include <string.h>
 
 #include "../plugin.h"
 #include "envoy/config/trace/v3/zipkin.pb-c.h"
 #include "envoy/extensions/access_loggers/file/v3/file.pb-c.h"
 #include "envoy/extensions/filters/http/health_check/v3/health_check.pb-c.h"
+#include "envoy/extensions/filters/listener/proxy_protocol/v3/proxy_protocol.pb-c.h"
 
 static const char *const fields[] = {
     "ListenerOptions.access_logging_service", "ListenerOptions.per_connection_buffer_limit_bytes",
@@ -201,6 +203,20 @@ static void listener(tr_ctx *tx, const tr_gateway *gw, tr_listener_t *l)
     const Sluice__V1__ListenerOptions *lo = gw->gw->spec->options;
     if (lo && lo->per_connection_buffer_limit_bytes)
         l->per_connection_buffer_limit_bytes = tr_u32(tx, lo->per_connection_buffer_limit_bytes->value);
+    if (gw->gw->spec->use_proxy_proto && gw->gw->spec->use_proxy_proto->value) {
+        /* The PROXY header comes before anything else on the connection,
+         * TLS included: the filter goes first, before tls_inspector. */
+        Envoy__Config__Listener__V3__ListenerFilter *lf = TR_NEW(tx, envoy__config__listener__v3__listener_filter);
+        Envoy__Extensions__Filters__Listener__ProxyProtocol__V3__ProxyProtocol *pp =
+            TR_NEW(tx, envoy__extensions__filters__listener__proxy_protocol__v3__proxy_protocol);
+        lf->name = tr_strdup(tx, "envoy.filters.listener.proxy_protocol");
+        lf->config_type_case = ENVOY__CONFIG__LISTENER__V3__LISTENER_FILTER__CONFIG_TYPE_TYPED_CONFIG;
+        lf->typed_config = tr_any(tx, &pp->base);
+        TR_PUSH(tx, l, listener_filters, lf);
+        for (size_t i = l->n_listener_filters - 1; i > 0; i--)
+            l->listener_filters[i] = l->listener_filters[i - 1];
+        l->listener_filters[0] = lf;
+    }
 }
 
 static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)

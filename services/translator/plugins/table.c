@@ -24,6 +24,7 @@ extern const sl_tr_plugin sl_tr_plugin_jwt;
 extern const sl_tr_plugin sl_tr_plugin_functions;
 extern const sl_tr_plugin sl_tr_plugin_extauth;
 extern const sl_tr_plugin sl_tr_plugin_subset;
+extern const sl_tr_plugin sl_tr_plugin_grpc_web;
 
 const sl_tr_plugin *const sl_tr_plugins[] = {
     &core,
@@ -42,5 +43,6 @@ const sl_tr_plugin *const sl_tr_plugins[] = {
     &sl_tr_plugin_functions,
     &sl_tr_plugin_extauth,
     &sl_tr_plugin_subset,
+    &sl_tr_plugin_grpc_web,
 };
 const size_t sl_tr_plugin_count = sizeof sl_tr_plugins / sizeof sl_tr_plugins[0];

@@ -6,8 +6,133 @@
 #include <string.h>
 
 #include "../plugin.h"
+#include "envoy/config/grpc_credential/v3/file_based_metadata.pb-c.h"
+
+#define SDS_DEFAULT_CLUSTER "gateway_proxy_sds" /* Gloo's */
+#define FILE_METADATA_PLUGIN "envoy.grpc_credentials.file_based_metadata"
 
 static const char *const fields[] = {"UpstreamSpec.ssl_config", NULL};
+
+/* An SdsSecretConfig named name, fetched from the SDS server sds names. */
+static Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *sds_secret(tr_ctx *tx, const char *name,
+                                                                                const Sluice__V1__SdsConfig *sds)
+{
+    Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *sc =
+        TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__sds_secret_config);
+    Envoy__Config__Core__V3__ConfigSource *cs = TR_NEW(tx, envoy__config__core__v3__config_source);
+    Envoy__Config__Core__V3__ApiConfigSource *api = TR_NEW(tx, envoy__config__core__v3__api_config_source);
+    Envoy__Config__Core__V3__GrpcService *gs = TR_NEW(tx, envoy__config__core__v3__grpc_service);
+    sc->name = tr_strdup(tx, name);
+    sc->sds_config = cs;
+    cs->resource_api_version = ENVOY__CONFIG__CORE__V3__API_VERSION__V3;
+    cs->config_source_specifier_case = ENVOY__CONFIG__CORE__V3__CONFIG_SOURCE__CONFIG_SOURCE_SPECIFIER_API_CONFIG_SOURCE;
+    cs->api_config_source = api;
+    api->api_type = ENVOY__CONFIG__CORE__V3__API_CONFIG_SOURCE__API_TYPE__GRPC;
+    api->transport_api_version = ENVOY__CONFIG__CORE__V3__API_VERSION__V3;
+    TR_PUSH(tx, api, grpc_services, gs);
+    if (sds->call_credentials) {
+        /* Google gRPC to target_uri, local channel credentials, the token
+         * file's contents in a header of every call (Gloo's "deprecated" SDS) */
+        const Sluice__V1__CallCredentials__FileCredentialSource *fs = sds->call_credentials->file_credential_source;
+        Envoy__Config__Core__V3__GrpcService__GoogleGrpc *gg =
+            TR_NEW(tx, envoy__config__core__v3__grpc_service__google_grpc);
+        Envoy__Config__GrpcCredential__V3__FileBasedMetadataConfig *fm =
+            TR_NEW(tx, envoy__config__grpc_credential__v3__file_based_metadata_config);
+        Envoy__Config__Core__V3__GrpcService__GoogleGrpc__CallCredentials *cc =
+            TR_NEW(tx, envoy__config__core__v3__grpc_service__google_grpc__call_credentials);
+        Envoy__Config__Core__V3__GrpcService__GoogleGrpc__CallCredentials__MetadataCredentialsFromPlugin *fp =
+            TR_NEW(tx, envoy__config__core__v3__grpc_service__google_grpc__call_credentials__metadata_credentials_from_plugin);
+        gs->target_specifier_case = ENVOY__CONFIG__CORE__V3__GRPC_SERVICE__TARGET_SPECIFIER_GOOGLE_GRPC;
+        gs->google_grpc = gg;
+        gg->target_uri = tr_strdup(tx, sds->target_uri);
+        gg->stat_prefix = tr_strdup(tx, "sds");
+        gg->channel_credentials = TR_NEW(tx, envoy__config__core__v3__grpc_service__google_grpc__channel_credentials);
+        gg->channel_credentials->credential_specifier_case =
+            ENVOY__CONFIG__CORE__V3__GRPC_SERVICE__GOOGLE_GRPC__CHANNEL_CREDENTIALS__CREDENTIAL_SPECIFIER_LOCAL_CREDENTIALS;
+        gg->channel_credentials->local_credentials =
+            TR_NEW(tx, envoy__config__core__v3__grpc_service__google_grpc__google_local_credentials);
+        gg->credentials_factory_name = tr_strdup(tx, FILE_METADATA_PLUGIN);
+        fm->secret_data = TR_NEW(tx, envoy__config__core__v3__data_source);
+        fm->secret_data->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_FILENAME;
+        fm->secret_data->filename = tr_strdup(tx, fs ? fs->token_file_name : "");
+        fm->header_key = tr_strdup(tx, fs ? fs->header : "");
+        fp->name = tr_strdup(tx, FILE_METADATA_PLUGIN);
+        fp->config_type_case =
+            ENVOY__CONFIG__CORE__V3__GRPC_SERVICE__GOOGLE_GRPC__CALL_CREDENTIALS__METADATA_CREDENTIALS_FROM_PLUGIN__CONFIG_TYPE_TYPED_CONFIG;
+        fp->typed_config = tr_any(tx, &fm->base);
+        cc->credential_specifier_case =
+            ENVOY__CONFIG__CORE__V3__GRPC_SERVICE__GOOGLE_GRPC__CALL_CREDENTIALS__CREDENTIAL_SPECIFIER_FROM_PLUGIN;
+        cc->from_plugin = fp;
+        TR_PUSH(tx, gg, call_credentials, cc);
+    } else {
+        gs->target_specifier_case = ENVOY__CONFIG__CORE__V3__GRPC_SERVICE__TARGET_SPECIFIER_ENVOY_GRPC;
+        gs->envoy_grpc = TR_NEW(tx, envoy__config__core__v3__grpc_service__envoy_grpc);
+        gs->envoy_grpc->cluster_name = tr_strdup(tx, sds->cluster_name[0] ? sds->cluster_name : SDS_DEFAULT_CLUSTER);
+    }
+    return sc;
+}
+
+bool tr_sds_config(tr_ctx *tx, const Sluice__V1__SdsConfig *sds, const char *path, size_t n_san, char *const *san,
+                   Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *cc)
+{
+    bool ok = true;
+    if (!sds->certificates_secret_name[0] && !sds->validation_context_name[0]) {
+        tr_error(tx, "%s: certificatesSecretName or validationContextName is required", path);
+        return false;
+    }
+    if (n_san && !sds->validation_context_name[0]) {
+        tr_error(tx, "%s.validationContextName: required to verify subject alternative names (verifySubjectAltName)",
+                 path);
+        ok = false;
+    }
+    if (sds->call_credentials) {
+        const Sluice__V1__CallCredentials__FileCredentialSource *fs = sds->call_credentials->file_credential_source;
+        if (sds->cluster_name[0]) {
+            tr_error(tx, "%s: clusterName and callCredentials exclude each other (Envoy gRPC to a cluster, or Google "
+                         "gRPC to targetUri)", path);
+            ok = false;
+        }
+        if (!sds->target_uri[0]) {
+            tr_error(tx, "%s.targetUri: required with callCredentials", path);
+            ok = false;
+        }
+        if (!fs || !fs->token_file_name[0]) {
+            tr_error(tx, "%s.callCredentials.fileCredentialSource.tokenFileName: required", path);
+            ok = false;
+        }
+    } else if (sds->target_uri[0]) {
+        tr_warn(tx, "%s.targetUri: not used without callCredentials (as Gloo): the proxy reaches the SDS server "
+                    "through its cluster %s", path, sds->cluster_name[0] ? sds->cluster_name : SDS_DEFAULT_CLUSTER);
+    }
+    if (!ok)
+        return false;
+    if (sds->certificates_secret_name[0])
+        TR_PUSH(tx, cc, tls_certificate_sds_secret_configs, sds_secret(tx, sds->certificates_secret_name, sds));
+    if (sds->validation_context_name[0] && !n_san) {
+        cc->validation_context_type_case =
+            ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT_SDS_SECRET_CONFIG;
+        cc->validation_context_sds_secret_config = sds_secret(tx, sds->validation_context_name, sds);
+    } else if (sds->validation_context_name[0]) {
+        Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext__CombinedCertificateValidationContext *cv =
+            TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__common_tls_context__combined_certificate_validation_context);
+        cv->default_validation_context =
+            TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__certificate_validation_context);
+        for (size_t i = 0; i < n_san; i++) {
+            Envoy__Extensions__TransportSockets__Tls__V3__SubjectAltNameMatcher *m =
+                TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__subject_alt_name_matcher);
+            m->san_type = ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__SUBJECT_ALT_NAME_MATCHER__SAN_TYPE__DNS;
+            m->matcher = TR_NEW(tx, envoy__type__matcher__v3__string_matcher);
+            m->matcher->match_pattern_case = ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_EXACT;
+            m->matcher->exact = tr_strdup(tx, san[i]);
+            TR_PUSH(tx, cv->default_validation_context, match_typed_subject_alt_names, m);
+        }
+        cv->validation_context_sds_secret_config = sds_secret(tx, sds->validation_context_name, sds);
+        cc->validation_context_type_case =
+            ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_COMBINED_VALIDATION_CONTEXT;
+        cc->combined_validation_context = cv;
+    }
+    return true;
+}
 
 static void cluster(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c)
 {
@@ -101,8 +226,10 @@ static void cluster(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c)
             break;
         }
         case SLUICE__V1__UPSTREAM_SSL_CONFIG__SSL_SECRETS_SDS:
-            tr_error(tx, "spec.sslConfig.sds: not supported by Sluice (use secretRef)");
-            return;
+            if (!tr_sds_config(tx, ssl->sds, "spec.sslConfig.sds", ssl->n_verify_subject_alt_name,
+                               ssl->verify_subject_alt_name, cc))
+                return;
+            break;
         default:
             break;
         }
@@ -116,7 +243,8 @@ static void cluster(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c)
                 m->matcher->exact = tr_strdup(tx, ssl->verify_subject_alt_name[i]);
                 TR_PUSH(tx, vc, match_typed_subject_alt_names, m);
             }
-        } else if (ssl->n_verify_subject_alt_name && ssl->ssl_secrets_case != SLUICE__V1__UPSTREAM_SSL_CONFIG__SSL_SECRETS_SECRET_REF) {
+        } else if (ssl->n_verify_subject_alt_name && ssl->ssl_secrets_case != SLUICE__V1__UPSTREAM_SSL_CONFIG__SSL_SECRETS_SECRET_REF &&
+                   ssl->ssl_secrets_case != SLUICE__V1__UPSTREAM_SSL_CONFIG__SSL_SECRETS_SDS) {
             tr_error(tx, "spec.sslConfig.verifySubjectAltName: needs a root CA to verify against");
         }
         if (vc) {
