@@ -231,6 +231,11 @@ bool tr_sds_config(tr_ctx *tx, const Sluice__V1__SdsConfig *sds, const char *pat
                    char *const *san,
                    Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *cc);
 
+/* plugins/lua.c: enables Envoy's Lua filter on route r with the Lua source
+ * code (an envoy_on_request handler); the filter is added to the listener,
+ * disabled by default. Not for routes served to gRPC proxyless clients. */
+void tr_lua_route(tr_ctx *tx, tr_route_t *r, const char *code);
+
 /* Metadata {filter_metadata: {"envoy.lb": {keys[i]: values[i]}}}: endpoint
  * labels and route metadata_match of subset load balancing. */
 Envoy__Config__Core__V3__Metadata *tr_lb_metadata(tr_ctx *tx, size_t n, const char *const *keys,

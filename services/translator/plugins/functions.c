@@ -8,10 +8,12 @@
  * ":path", e.g. "/pets/{id}") turn the route's prefix into a safe_regex
  * matcher whose groups feed the rewrite ("/api/pets/{{ id }}" -> "\1");
  * header parameters ("x-user-id: {userId}") feed headers as %REQ(x-user-id)%.
- * Stock Envoy cannot rewrite ":method" (route headers_to_add and the
- * header_mutation filter both refuse ':'-prefixed headers at load time), so a
- * function's method restricts the route to requests already using it (a
- * ":method" header matcher) and the route gets a Warning saying so. Body
+ * Route headers_to_add and the header_mutation filter both refuse
+ * ':'-prefixed headers at load time, so a function's ":method" is set by
+ * Envoy's Lua filter (plugins/lua.c), enabled on the route with a script
+ * replacing :method. gRPC proxyless clients run no filters: there the
+ * route is restricted to requests already using the method (a ":method"
+ * header matcher) with a Warning saying so. Body
  * templates cannot be rendered by stock Envoy: a Warning, the body passes.
  *
  * gRPC (serviceSpec.grpc descriptors + destinationSpec.grpc {package,
@@ -405,8 +407,20 @@ static void rest(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
         ra->regex_rewrite->substitution = tr_strdup(tx, subst);
     }
 
-    /* the method: restrict the route to it */
-    if (method) {
+    /* the method: Envoy's Lua filter replaces it on the route; gRPC
+     * proxyless clients run no filters, so there the route is restricted
+     * to requests already using it */
+    if (method && !in->gw->proxyless) {
+        const Sluice__V1__Matcher *m = in->matcher;
+        if (!(m && m->n_methods == 1 && strcmp(m->methods[0], method) == 0))
+            tr_lua_route(tx, r,
+                         tr_printf(tx,
+                                   "-- Sluice: function %s of upstream %s.%s is called with %s\n"
+                                   "function envoy_on_request(request_handle)\n"
+                                   "  request_handle:headers():replace(\":method\", \"%s\")\n"
+                                   "end\n",
+                                   d->function_name, up->metadata->namespace_, up->metadata->name, method, method));
+    } else if (method) {
         const Sluice__V1__Matcher *m = in->matcher;
         bool listed = false;
         for (size_t i = 0; m && i < m->n_methods; i++)
@@ -419,7 +433,8 @@ static void rest(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
         if (!(m && m->n_methods == 1)) {
             add_method_matcher(tx, r, method);
             tr_warn(tx, "Route Warning: FunctionMethodWarning. Reason: function %s of upstream %s.%s is called with "
-                        "%s; stock Envoy cannot rewrite :method, so %s matches only %s requests",
+                        "%s; gRPC proxyless clients run no filter that could rewrite :method, so %s matches only %s "
+                        "requests",
                     d->function_name, up->metadata->namespace_, up->metadata->name, method, in->route_path, method);
         }
     }

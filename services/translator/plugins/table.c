@@ -25,6 +25,7 @@ extern const sl_tr_plugin sl_tr_plugin_functions;
 extern const sl_tr_plugin sl_tr_plugin_extauth;
 extern const sl_tr_plugin sl_tr_plugin_subset;
 extern const sl_tr_plugin sl_tr_plugin_grpc_web;
+extern const sl_tr_plugin sl_tr_plugin_lua;
 
 const sl_tr_plugin *const sl_tr_plugins[] = {
     &core,
@@ -44,5 +45,6 @@ const sl_tr_plugin *const sl_tr_plugins[] = {
     &sl_tr_plugin_extauth,
     &sl_tr_plugin_subset,
     &sl_tr_plugin_grpc_web,
+    &sl_tr_plugin_lua,
 };
 const size_t sl_tr_plugin_count = sizeof sl_tr_plugins / sizeof sl_tr_plugins[0];
