@@ -5,7 +5,15 @@
  * spec is aws calls one of the upstream's lambdaFunctions: Envoy's stock
  * aws_lambda filter, added to the chain disabled and enabled per route
  * (FilterConfig) with the function's ARN, the invocation mode and the
- * credentials of the upstream's secret (request signing). */
+ * credentials of the upstream's secret (request signing). Without a
+ * secretRef the filter has no credentials and Envoy signs with its own
+ * credential chain (environment, profile, web identity with AWS_ROLE_ARN,
+ * container/instance metadata), which stands in for Gloo's service
+ * account (STS) credentials. Stock Envoy cannot assume a role per upstream
+ * (roleArn: a Warning), nor wrap or unwrap payloads in Gloo's formats
+ * (requestTransformation, unwrapAsAlb, ...: errors naming the field; the
+ * function gets the request body as is: payload_passthrough). */
+#include <stddef.h>
 #include <string.h>
 
 #include "../plugin.h"
@@ -26,6 +34,18 @@ static bool region_ok(const char *r)
     return true;
 }
 
+/* arn:<partition>:iam::<12 digits>:role/<path and name> */
+static bool role_arn_ok(const char *a)
+{
+    const char *p;
+    int digits = 0;
+    if (strncmp(a, "arn:", 4) != 0 || !(p = strchr(a + 4, ':')) || p == a + 4 || strncmp(p, ":iam::", 6) != 0)
+        return false;
+    for (p += 6; *p >= '0' && *p <= '9'; p++)
+        digits++;
+    return digits == 12 && strncmp(p, ":role/", 6) == 0 && p[6];
+}
+
 static void cluster(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c)
 {
     const Sluice__V1__UpstreamSpec *s = in->up->spec;
@@ -42,14 +62,19 @@ static void cluster(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c)
         tr_error(tx, "spec.aws.region: \"%s\" is not an AWS region", aws->region);
         return;
     }
-    if (!aws->secret_ref || !aws->secret_ref->name[0])
-        tr_error(tx, "spec.aws.secretRef: required");
-    if (aws->role_arn[0])
-        tr_error(tx, "spec.aws.roleArn: not supported by Sluice yet");
-    if (aws->disable_role_chaining)
-        tr_error(tx, "spec.aws.disableRoleChaining: not supported by Sluice yet");
-    if (aws->destination_overrides)
-        tr_error(tx, "spec.aws.destinationOverrides: not supported by Sluice yet");
+    if (aws->role_arn[0]) {
+        if (!role_arn_ok(aws->role_arn))
+            tr_error(tx, "spec.aws.roleArn: \"%s\" is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)",
+                     aws->role_arn);
+        else if (aws->secret_ref && aws->secret_ref->name[0])
+            tr_warn(tx, "spec.aws.roleArn: not used with secretRef (as Gloo, the role is assumed only with the "
+                        "proxy's own credentials); requests are signed with the secret's credentials");
+        else
+            tr_warn(tx, "spec.aws.roleArn: stock Envoy's aws_lambda filter cannot assume a role per upstream; "
+                        "requests are signed with the proxy's own credential chain, which assumes the role in the "
+                        "proxy's AWS_ROLE_ARN environment (web identity): set AWS_ROLE_ARN=%s there",
+                    aws->role_arn);
+    }
     for (size_t i = 0; i < aws->n_lambda_functions; i++)
         if (!aws->lambda_functions[i]->lambda_function_name[0])
             tr_error(tx, "spec.aws.lambdaFunctions[%zu].lambdaFunctionName: required", i);
@@ -82,6 +107,28 @@ static void cluster(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c)
     c->transport_socket->typed_config = tr_any(tx, &tls->base);
 }
 
+/* The route's destination spec with the upstream's destinationOverrides:
+ * what is set (non-empty, non-zero, true) there wins, as in Gloo. */
+static const Sluice__V1__AwsDestinationSpec *with_overrides(tr_ctx *tx, const Sluice__V1__AwsDestinationSpec *d,
+                                                            const Sluice__V1__AwsDestinationSpec *o)
+{
+    Sluice__V1__AwsDestinationSpec *m;
+    if (!o)
+        return d;
+    m = tr_alloc(tx, sizeof *m);
+    *m = *d;
+    if (o->logical_name[0])
+        m->logical_name = o->logical_name;
+    if (o->invocation_style)
+        m->invocation_style = o->invocation_style;
+    m->response_transformation |= o->response_transformation;
+    m->unwrap_as_alb |= o->unwrap_as_alb;
+    m->unwrap_as_api_gateway |= o->unwrap_as_api_gateway;
+    m->wrap_as_api_gateway |= o->wrap_as_api_gateway;
+    m->request_transformation |= o->request_transformation;
+    return m;
+}
+
 static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
 {
     const Sluice__V1__AwsDestinationSpec *d;
@@ -105,8 +152,8 @@ static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
         tr_error(tx, "%s: needs an AWS upstream", path);
         return;
     }
-    d = in->dest_spec->aws;
     aws = in->upstream->spec->aws;
+    d = with_overrides(tx, in->dest_spec->aws, aws->destination_overrides);
     for (size_t i = 0; i < aws->n_lambda_functions; i++) {
         const Sluice__V1__LambdaFunctionSpec *f = aws->lambda_functions[i];
         const char *logical = f->logical_name[0] ? f->logical_name : f->lambda_function_name;
@@ -121,18 +168,47 @@ static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
         tr_error(tx, "%s: the upstream needs spec.aws.awsAccountId to build the function ARN", path);
         return;
     }
-    if (d->response_transformation || d->unwrap_as_alb || d->unwrap_as_api_gateway || d->wrap_as_api_gateway ||
-        d->request_transformation)
-        tr_error(tx, "%s: request/response transformations (unwrapAsAlb, wrapAsApiGateway, ...) are not supported "
-                     "by Envoy's aws_lambda filter",
-                 path);
-    sec = tr_find_secret(tx, aws->secret_ref, in->upstream->metadata->namespace_);
-    if (!sec || sec->spec->kind_case != SLUICE__V1__SECRET_SPEC__KIND_AWS) {
-        tr_error(tx, "%s: AWS Secret %s.%s of the upstream not found", path,
-                 aws->secret_ref && aws->secret_ref->namespace_[0] ? aws->secret_ref->namespace_
-                                                                   : in->upstream->metadata->namespace_,
-                 aws->secret_ref ? aws->secret_ref->name : "");
-        return;
+    {
+        /* Envoy's only other payload mode (payload_passthrough: false) wraps
+         * the request in its own JSON (raw_path, method, headers,
+         * query_string_parameters, body, is_base64_encoded) and requires the
+         * function to answer {status_code, headers, cookies, body,
+         * is_base64_encoded}: neither Gloo's request event nor ALB's or API
+         * Gateway's response shape, and never one without the other. */
+        static const struct {
+            size_t off;
+            const char *json, *why;
+        } unsupported[] = {
+            {offsetof(Sluice__V1__AwsDestinationSpec, request_transformation), "requestTransformation",
+             "Envoy's aws_lambda filter cannot send headers, query and path in Gloo's event format"},
+            {offsetof(Sluice__V1__AwsDestinationSpec, wrap_as_api_gateway), "wrapAsApiGateway",
+             "Envoy's aws_lambda filter cannot send API Gateway proxy events"},
+            {offsetof(Sluice__V1__AwsDestinationSpec, unwrap_as_alb), "unwrapAsAlb",
+             "Envoy's aws_lambda filter cannot read ALB target responses"},
+            {offsetof(Sluice__V1__AwsDestinationSpec, unwrap_as_api_gateway), "unwrapAsApiGateway",
+             "Envoy's aws_lambda filter cannot read API Gateway proxy responses"},
+            {offsetof(Sluice__V1__AwsDestinationSpec, response_transformation), "responseTransformation",
+             "Envoy's aws_lambda filter cannot parse a JSON response into the body"},
+        };
+        for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++)
+            if (*(const protobuf_c_boolean *)((const char *)d + unsupported[i].off))
+                tr_error(tx, "%s.%s: not supported by Sluice: %s (the function gets the request body as sent and "
+                             "its response is returned as is)", path, unsupported[i].json, unsupported[i].why);
+    }
+    sec = NULL;
+    if (aws->secret_ref && aws->secret_ref->name[0]) {
+        sec = tr_find_secret(tx, aws->secret_ref, in->upstream->metadata->namespace_);
+        if (!sec || sec->spec->kind_case != SLUICE__V1__SECRET_SPEC__KIND_AWS) {
+            tr_error(tx, "%s: AWS Secret %s.%s of the upstream not found", path,
+                     aws->secret_ref->namespace_[0] ? aws->secret_ref->namespace_ : in->upstream->metadata->namespace_,
+                     aws->secret_ref->name);
+            return;
+        }
+        if (!sec->spec->aws->access_key[0] || !sec->spec->aws->secret_key[0]) {
+            tr_error(tx, "%s: AWS Secret %s.%s of the upstream needs accessKey and secretKey", path,
+                     sec->metadata->namespace_, sec->metadata->name);
+            return;
+        }
     }
     cfg = TR_NEW(tx, envoy__extensions__filters__http__aws_lambda__v3__config);
     cfg->arn = tr_printf(tx, "arn:aws:lambda:%s:%s:function:%s%s%s", aws->region, aws->aws_account_id,
@@ -141,10 +217,12 @@ static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
                                ? ENVOY__EXTENSIONS__FILTERS__HTTP__AWS_LAMBDA__V3__CONFIG__INVOCATION_MODE__ASYNCHRONOUS
                                : ENVOY__EXTENSIONS__FILTERS__HTTP__AWS_LAMBDA__V3__CONFIG__INVOCATION_MODE__SYNCHRONOUS;
     cfg->payload_passthrough = 1;
-    cfg->credentials = TR_NEW(tx, envoy__extensions__filters__http__aws_lambda__v3__credentials);
-    cfg->credentials->access_key_id = tr_strdup(tx, sec->spec->aws->access_key);
-    cfg->credentials->secret_access_key = tr_strdup(tx, sec->spec->aws->secret_key);
-    cfg->credentials->session_token = tr_strdup(tx, sec->spec->aws->session_token);
+    if (sec) {
+        cfg->credentials = TR_NEW(tx, envoy__extensions__filters__http__aws_lambda__v3__credentials);
+        cfg->credentials->access_key_id = tr_strdup(tx, sec->spec->aws->access_key);
+        cfg->credentials->secret_access_key = tr_strdup(tx, sec->spec->aws->secret_key);
+        cfg->credentials->session_token = tr_strdup(tx, sec->spec->aws->session_token);
+    }
     pr = TR_NEW(tx, envoy__extensions__filters__http__aws_lambda__v3__per_route_config);
     pr->invoke_config = cfg;
     fc = TR_NEW(tx, envoy__config__route__v3__filter_config);
