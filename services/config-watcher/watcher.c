@@ -30,6 +30,8 @@ typedef struct cw_file {
     char *path;
     uint64_t hash;
     bool seen;
+    char **rejected; /* keys of its documents last rejected */
+    size_t n_rejected;
 } cw_file;
 
 /* ---- cache ----------------------------------------------------------- */
@@ -158,6 +160,14 @@ sl_status cw_init(cw *w, sl_service *svc, sl_nats *nc, sl_loop *loop, sl_kv *kv)
     return SL_OK;
 }
 
+static void file_free(cw_file *f)
+{
+    for (size_t i = 0; i < f->n_rejected; i++)
+        free(f->rejected[i]);
+    free(f->rejected);
+    free(f->path);
+}
+
 void cw_deinit(cw *w)
 {
     for (size_t i = 0; w->tab && i < w->nbuckets; i++) {
@@ -171,7 +181,7 @@ void cw_deinit(cw *w)
     }
     free(w->tab);
     for (size_t i = 0; i < w->nfiles; i++)
-        free(w->files[i].path);
+        file_free(&w->files[i]);
     free(w->files);
     sl_arena_deinit(&w->arena);
     w->tab = NULL;
@@ -179,10 +189,12 @@ void cw_deinit(cw *w)
 
 /* ---- reports ------------------------------------------------------------ */
 
-static void publish_report(cw *w, const char *kind, const char *ns, const char *name, int state,
-                           const char *reason, char **warnings, size_t nwarn)
+static void withdraw_rejected(cw *w, cw_file *f, const sl_cfg_set *set);
+
+/* Publishes r about kind/ns/name (or, without a name, about a file) on
+ * sluice.report.config-watcher.<kind>.<ns>.<name>, stamped with the time. */
+static void send_report(cw *w, Sluice__V1__Report *r, const char *kind, const char *ns, const char *name)
 {
-    Sluice__V1__Report r = SLUICE__V1__REPORT__INIT;
     Sluice__V1__ObjectRef ref = SLUICE__V1__OBJECT_REF__INIT;
     Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
     struct timespec now;
@@ -191,25 +203,98 @@ static void publish_report(cw *w, const char *kind, const char *ns, const char *
     clock_gettime(CLOCK_REALTIME, &now);
     ts.seconds = now.tv_sec;
     ts.nanos = (int32_t)now.tv_nsec;
-    r.source = CW_REPORT_SOURCE;
-    r.state = state;
-    r.reason = (char *)(reason ? reason : "");
-    r.warnings = warnings;
-    r.n_warnings = nwarn;
-    r.time = &ts;
+    r->source = CW_REPORT_SOURCE;
+    r->time = &ts;
     if (kind && ns && name && name[0] &&
         sl_resource_subject(subject, sizeof(subject), "sluice.report." CW_REPORT_SOURCE, kind, ns,
                             name) == SL_OK) {
         ref.kind = (char *)kind;
         ref.namespace_ = (char *)ns;
         ref.name = (char *)name;
-        r.resource = &ref;
+        r->resource = &ref;
     } else {
         snprintf(subject, sizeof(subject), "%s", CW_FILE_REPORT_SUBJECT);
     }
-    if (sl_envelope_publish_pb(w->nc, subject, &r.base, NULL) != SL_OK)
+    if (sl_envelope_publish_pb(w->nc, subject, &r->base, NULL) != SL_OK)
         sl_log_warn("report", "publish failed", "subject=%s err=%s", subject,
                     sl_log_q(sl_error_msg()));
+}
+
+/* A report about the stored revision config_rev of a resource, or about a
+ * proposal that failed to replace it (0: nothing stored). */
+static void publish_report(cw *w, const char *kind, const char *ns, const char *name, int state,
+                           const char *reason, char **warnings, size_t nwarn, uint64_t config_rev)
+{
+    Sluice__V1__Report r = SLUICE__V1__REPORT__INIT;
+    char rv[24];
+
+    snprintf(rv, sizeof(rv), "%" PRIu64, config_rev);
+    r.state = state;
+    r.reason = (char *)(reason ? reason : "");
+    r.warnings = warnings;
+    r.n_warnings = nwarn;
+    r.resource_version = rv;
+    send_report(w, &r, kind, ns, name);
+}
+
+/* Takes back what this service reported on a resource: a rejected
+ * proposal is void once the resource is deleted or its stored version is
+ * applied again. */
+static void withdraw_report(cw *w, const char *kind, const char *ns, const char *name)
+{
+    Sluice__V1__Report r = SLUICE__V1__REPORT__INIT;
+    r.withdrawn = true;
+    send_report(w, &r, kind, ns, name);
+}
+
+/* The revision stored under key, 0 when none. */
+static uint64_t stored_rev(cw *w, const char *key)
+{
+    cw_entry *e = key && key[0] ? cache_live(w, key) : NULL;
+    return e ? e->rev : 0;
+}
+
+/* Reports a resource of r rejected: the reasons, and what keeps serving. */
+static void report_rejected(cw *w, const sl_cfg_res *r)
+{
+    uint64_t rev = stored_rev(w, r->key);
+    char *reason = sl_cfg_diag_join(&r->diag, SL_DIAG_ERROR, "; ");
+    char *full = NULL;
+    if (rev && reason && (full = malloc(strlen(reason) + 64)))
+        sprintf(full, "%s (not stored; revision %" PRIu64 " keeps serving)", reason, rev);
+    publish_report(w, r->kind ? r->kind->kind : NULL, r->ns, r->key[0] ? r->name : NULL,
+                   SLUICE__V1__STATUS__STATE__Rejected, full ? full : reason, NULL, 0, rev);
+    free(full);
+    free(reason);
+}
+
+/* Withdraws the rejections of f's documents that set (NULL: the file is
+ * gone) no longer rejects, and remembers those it does. */
+static void withdraw_rejected(cw *w, cw_file *f, const sl_cfg_set *set)
+{
+    char **now = NULL;
+    size_t n = 0;
+    for (size_t i = 0; set && i < set->n; i++) {
+        const sl_cfg_res *r = &set->items[i];
+        char **p;
+        if (!r->key[0] || !sl_diag_errors(&r->diag) || !(p = realloc(now, (n + 1) * sizeof(*p))))
+            continue;
+        now = p;
+        if ((now[n] = strdup(r->key)))
+            n++;
+    }
+    for (size_t i = 0; i < f->n_rejected; i++) {
+        bool still = false;
+        sl_resource_id id;
+        for (size_t j = 0; j < n && !still; j++)
+            still = strcmp(now[j], f->rejected[i]) == 0;
+        if (!still && kind_of_key(f->rejected[i], &id))
+            withdraw_report(w, id.kind, id.ns, id.name);
+        free(f->rejected[i]);
+    }
+    free(f->rejected);
+    f->rejected = now;
+    f->n_rejected = n;
 }
 
 /* Each item of d with severity sev as a string in the arena. */
@@ -441,6 +526,9 @@ static void write_res(cw *w, sl_cfg_res *r, const char *source, bool dry_run, cw
 nomem:
     sl_diag_add(&r->diag, SL_DIAG_ERROR, r->file, r->line, 0, "", "out of memory");
 out:
+    /* What is stored was applied again: a proposal rejected meanwhile is void. */
+    if (out->unchanged && !dry_run)
+        withdraw_report(w, r->kind->kind, r->ns, r->name);
     free(buf);
     free(spec_new);
     free(spec_old);
@@ -499,6 +587,8 @@ static cw_file *file_add(cw *w, const char *path)
         return NULL;
     f->hash = 0;
     f->seen = false;
+    f->rejected = NULL;
+    f->n_rejected = 0;
     w->nfiles++;
     return f;
 }
@@ -540,7 +630,7 @@ static void sync_file(cw *w, cw_file *f)
     if (sl_diag_count(&set.diag)) {
         log_diag(f->path, &set.diag);
         char *reason = sl_cfg_diag_join(&set.diag, SL_DIAG_ERROR, "; ");
-        publish_report(w, NULL, NULL, NULL, SLUICE__V1__STATUS__STATE__Rejected, reason, NULL, 0);
+        publish_report(w, NULL, NULL, NULL, SLUICE__V1__STATUS__STATE__Rejected, reason, NULL, 0, 0);
         free(reason);
     }
     for (size_t i = 0; i < set.n; i++) {
@@ -552,12 +642,11 @@ static void sync_file(cw *w, cw_file *f)
             log_diag(f->path, &r->diag);
         if (sl_diag_errors(&r->diag)) {
             sl_counter_inc(w->m_rejected);
-            char *reason = sl_cfg_diag_join(&r->diag, SL_DIAG_ERROR, "; ");
-            publish_report(w, r->kind ? r->kind->kind : NULL, r->ns, r->key[0] ? r->name : NULL,
-                           SLUICE__V1__STATUS__STATE__Rejected, reason, NULL, 0);
-            free(reason);
+            report_rejected(w, r);
         }
     }
+    if (!set.truncated) /* else some documents are not known: keep what was */
+        withdraw_rejected(w, f, &set);
     if (!set.truncated) {
         /* Keys of this file that no document claims any more. */
         char **gone = NULL;
@@ -652,7 +741,8 @@ void cw_sync_dir(cw *w, cw_dir *d)
     /* Forget files that are gone, so a file created again is read again. */
     for (size_t i = 0; i < w->nfiles;) {
         if (strncmp(w->files[i].path, prefix, plen) == 0 && !w->files[i].seen) {
-            free(w->files[i].path);
+            withdraw_rejected(w, &w->files[i], NULL);
+            file_free(&w->files[i]);
             w->files[i] = w->files[--w->nfiles];
         } else {
             i++;
@@ -709,7 +799,7 @@ void cw_on_kv_entry(sl_kv_watch *wt, const sl_kv_entry *e, void *ud)
         sl_log_warn("kv", "invalid value", "key=%s rev=%" PRIu64 " reason=%s", sl_log_q(e->key),
                     e->revision, sl_log_q(bad));
         publish_report(w, k ? id.kind : NULL, id.ns, k ? id.name : NULL,
-                       SLUICE__V1__STATUS__STATE__Rejected, bad, NULL, 0);
+                       SLUICE__V1__STATUS__STATE__Rejected, bad, NULL, 0, e->revision);
     } else if (set.n) {
         sl_cfg_res *r = &set.items[0];
         size_t nw = 0;
@@ -726,7 +816,7 @@ void cw_on_kv_entry(sl_kv_watch *wt, const sl_kv_entry *e, void *ud)
         /* While loading what was stored before we started, only problems
          * are worth a report. */
         if (w->initial_done || reason)
-            publish_report(w, id.kind, id.ns, id.name, state, reason, warn, nw);
+            publish_report(w, id.kind, id.ns, id.name, state, reason, warn, nw, e->revision);
         free(reason);
     }
     sl_cfg_set_deinit(&set);
@@ -846,6 +936,8 @@ void cw_on_apply(sl_subscription *sub, sl_status st, const sl_envelope *env, nat
             resp.accepted = false;
             sl_counter_inc(w->m_rejected);
             log_diag(source, &r->diag);
+            if (!dry_run && r->key[0])
+                report_rejected(w, r);
             continue;
         }
         rr->state = rr->n_warnings ? SLUICE__V1__STATUS__STATE__Warning
@@ -992,6 +1084,8 @@ void cw_on_delete(sl_subscription *sub, sl_status st, const sl_envelope *env, na
             snprintf(err, sizeof(err), "%s", sl_error_msg());
         } else if (!cache_live(w, key)) {
             snprintf(err, sizeof(err), "%s %s/%s not found", k->kind, ns, o->name);
+            if (!dry_run) /* a rejected proposal of it may have a status */
+                withdraw_report(w, k->kind, ns, o->name);
         } else {
             char *by = referrer(w, k->kind, ns, o->name, req);
             if (by) {

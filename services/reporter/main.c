@@ -120,8 +120,15 @@ static void delete_status(reporter *r, const char *key)
  * conflict the stored status is merged in and the write retried. */
 static void flush_key(reporter *r, const char *key)
 {
-    if (!rep_model_publishable(r->model, key))
+    if (!rep_model_publishable(r->model, key)) {
+        /* It had a status and has none now: a rejected proposal of a
+         * resource never stored was withdrawn. */
+        if (r->config_loaded && rep_model_revision(r->model, key)) {
+            delete_status(r, key);
+            rep_model_committed(r->model, key, 0);
+        }
         return;
+    }
     for (int attempt = 0; attempt < 4; attempt++) {
         uint8_t *buf;
         size_t len;
@@ -330,11 +337,11 @@ static void on_config_entry(sl_kv_watch *w, const sl_kv_entry *e, void *ud)
     if (!config_kind_key(e->key))
         return;
     if (e->op == SL_KV_PUT) {
-        if (rep_model_set_config(r->model, e->key, true) != SL_OK)
+        if (rep_model_set_config(r->model, e->key, true, e->revision) != SL_OK)
             sl_log_warn("config", "bad key", "key=%s err=%s", sl_log_q(e->key), sl_log_q(sl_error_msg()));
     } else {
         bool had = rep_model_revision(r->model, e->key) != 0;
-        rep_model_set_config(r->model, e->key, false);
+        rep_model_set_config(r->model, e->key, false, 0);
         if (had || r->config_loaded)
             delete_status(r, e->key);
     }

@@ -14,6 +14,7 @@
 #define SRC_TRANSLATOR "translator"
 #define SRC_XDS "xds-server"
 #define SRC_REPORTER "reporter"
+#define SRC_CONFIG "config-watcher"
 
 typedef struct slot {
     char *source;
@@ -25,6 +26,7 @@ typedef struct slot {
     int64_t generation;
     char *xds_version;
     int64_t time_ns;
+    uint64_t config_rev; /* config-watcher: the sluice_config revision reported on */
     uint8_t *parts; /* packed Status holding only subresource_statuses */
     size_t parts_len;
     /* NACK overlay (translator slots only) */
@@ -40,6 +42,7 @@ typedef struct entry {
     slot *slots;      /* sorted by label */
     size_t n_slots;
     bool in_config;
+    uint64_t config_rev; /* its sluice_config revision, when in_config */
     bool dirty;
     uint8_t *pub; /* last committed status, bookkeeping stripped */
     size_t pub_len;
@@ -657,10 +660,17 @@ static bool same_content(const slot *s, const Sluice__V1__Report *r, const uint8
     return true;
 }
 
+/* The sluice_config revision a config-watcher report is about. */
+static uint64_t report_config_rev(const Sluice__V1__Report *r)
+{
+    return strtoull(nz(r->resource_version), NULL, 10);
+}
+
 static sl_status slot_set_report(slot *s, const Sluice__V1__Report *r, int64_t t, uint8_t *parts, size_t parts_len)
 {
     slot_clear_report(s);
     s->state = r->state;
+    s->config_rev = strcmp(s->source, SRC_CONFIG) ? 0 : report_config_rev(r);
     s->generation = r->generation;
     s->time_ns = t;
     s->parts = parts;
@@ -680,10 +690,42 @@ static sl_status slot_set_report(slot *s, const Sluice__V1__Report *r, int64_t t
 }
 
 /* A report from the translator (or any source but the xds-server). */
+/* Drops source's slots made at or before t (a withdrawal). True when one
+ * was dropped. */
+static bool drop_withdrawn(entry *e, const char *source, int64_t t)
+{
+    bool dropped = false;
+    for (size_t i = e->n_slots; i-- > 0;)
+        if (!strcmp(e->slots[i].source, source) && e->slots[i].time_ns <= t) {
+            drop_slot(e, i);
+            dropped = true;
+        }
+    return dropped;
+}
+
+/* Drops the config-watcher slots about a sluice_config revision older than
+ * rev, the one stored now. */
+static void drop_obsolete_config(entry *e, uint64_t rev)
+{
+    for (size_t i = e->n_slots; i-- > 0;)
+        if (!strcmp(e->slots[i].source, SRC_CONFIG) && e->slots[i].config_rev < rev)
+            drop_slot(e, i);
+}
+
 static sl_status source_report(rep_model *m, rep_result *res, entry *e, const char *source,
                                const Sluice__V1__Report *r, int64_t t)
 {
     const char *px = nz(r->proxy);
+    if (r->withdrawn) {
+        *res = drop_withdrawn(e, source, t) ? REP_APPLIED : REP_IGNORED;
+        if (*res == REP_APPLIED)
+            mark_dirty(m, e);
+        return SL_OK;
+    }
+    if (!strcmp(source, SRC_CONFIG) && e->in_config && report_config_rev(r) < e->config_rev) {
+        *res = REP_STALE; /* about a revision a newer one replaced */
+        return SL_OK;
+    }
     if (r->generation < max_generation(e, source)) {
         *res = REP_STALE;
         return SL_OK;
@@ -776,8 +818,10 @@ sl_status rep_model_report(rep_model *m, rep_result *res, const Sluice__V1__Repo
     if (r->state < SLUICE__V1__STATUS__STATE__Pending || r->state > SLUICE__V1__STATUS__STATE__Warning)
         return sl_error_set(SL_ERR_INVALID, "report has unknown state %d", (int)r->state);
     int64_t t = report_time(r, recv_ns);
-    entry *e;
-    sl_status rc = get_entry(&e, m, key);
+    entry *e = NULL;
+    if (r->withdrawn && !(e = find(m, key)))
+        return SL_OK; /* nothing to take back */
+    sl_status rc = r->withdrawn ? SL_OK : get_entry(&e, m, key);
     if (rc != SL_OK)
         return rc == SL_ERR_INVALID ? sl_error_set(rc, "bad resource key %s", key) : rc;
 
@@ -929,6 +973,13 @@ static Sluice__V1__Status *render_slot(sl_arena *a, const slot *s, bool with_det
         kv_add(&d, "xdsVersion", s->xds_version);
         kv_add(&d, "sourceState", state_name(s->state));
         kv_add(&d, "sourceReason", s->reason);
+        if (!strcmp(s->source, SRC_CONFIG)) {
+            char *cr = sl_arena_alloc(a, 24);
+            if (!cr)
+                return NULL;
+            snprintf(cr, 24, "%" PRIu64, s->config_rev);
+            kv_add(&d, "configRevision", cr);
+        }
         if (s->nacked) {
             kv_add(&d, "nackError", s->nack_error);
             kv_add(&d, "nackType", s->nack_type);
@@ -1133,6 +1184,7 @@ static sl_status load_slot(rep_model *m, entry *e, const Sluice__V1__Status *st)
     r.reason = (char *)nz(struct_get(d, "sourceReason"));
     r.generation = st->observed_generation;
     r.xds_version = (char *)xv;
+    r.resource_version = (char *)nz(struct_get(d, "configRevision"));
     r.n_warnings = st->n_messages;
     r.warnings = st->messages;
     uint8_t *pb = NULL;
@@ -1228,7 +1280,7 @@ static void remove_entry(rep_model *m, const char *key)
     entry_free(e);
 }
 
-sl_status rep_model_set_config(rep_model *m, const char *key, bool present)
+sl_status rep_model_set_config(rep_model *m, const char *key, bool present, uint64_t rev)
 {
     if (!present) {
         remove_entry(m, key);
@@ -1238,8 +1290,10 @@ sl_status rep_model_set_config(rep_model *m, const char *key, bool present)
     sl_status rc = get_entry(&e, m, key);
     if (rc != SL_OK)
         return rc == SL_ERR_INVALID ? sl_error_set(rc, "bad config key %s", key) : rc;
-    if (!e->in_config) {
+    if (!e->in_config || e->config_rev != rev) {
         e->in_config = true;
+        e->config_rev = rev;
+        drop_obsolete_config(e, rev);
         mark_dirty(m, e);
     }
     return SL_OK;
@@ -1248,7 +1302,15 @@ sl_status rep_model_set_config(rep_model *m, const char *key, bool present)
 bool rep_model_publishable(rep_model *m, const char *key)
 {
     entry *e = find(m, key);
-    return e && (m->no_gate || !e->config_kind || e->in_config);
+    if (!e)
+        return false;
+    if (m->no_gate || !e->config_kind || e->in_config)
+        return true;
+    /* Not stored: a proposal the config-watcher rejected still has one. */
+    for (size_t i = 0; i < e->n_slots; i++)
+        if (!strcmp(e->slots[i].source, SRC_CONFIG))
+            return true;
+    return false;
 }
 
 void rep_model_set_gating(rep_model *m, bool on)

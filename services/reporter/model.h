@@ -64,17 +64,20 @@ sl_status rep_model_report(rep_model *m, rep_result *res, const Sluice__V1__Repo
 sl_status rep_model_load(rep_model *m, const char *key, const uint8_t *data, size_t len,
                          uint64_t rev);
 
-/* The resource exists in the config KV (true) or was deleted (false: its
- * entry is dropped). Only resources of kinds stored in sluice_config are
- * gated on this; others (Proxy, Secret) are published as reported. */
-sl_status rep_model_set_config(rep_model *m, const char *key, bool present);
+/* The resource exists in the config KV at revision rev (true) or was
+ * deleted (false: its entry is dropped). Only resources of kinds stored in
+ * sluice_config are gated on this; others (Proxy, Secret) are published as
+ * reported. A stored revision makes the config-watcher's reports about
+ * older revisions (rejected proposals) obsolete. */
+sl_status rep_model_set_config(rep_model *m, const char *key, bool present, uint64_t rev);
 
 /* With gating off (no config bucket watched), every known key is
  * publishable. Default on. */
 void rep_model_set_gating(rep_model *m, bool on);
 
 /* Whether key should have a status: it is known, and it is in the config
- * KV when its kind lives there. */
+ * KV when its kind lives there, or the config-watcher reported on it (a
+ * rejected proposal of a resource that was never stored). */
 bool rep_model_publishable(rep_model *m, const char *key);
 
 /* Drops a key entirely (status deleted elsewhere). */

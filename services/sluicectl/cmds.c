@@ -371,17 +371,34 @@ static void items_free(item *it, size_t n)
     free(it);
 }
 
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Whether key names a resource of kind k (NULL: any config kind) in
+ * namespace ns and named name (NULL: any); fills id and *kind. */
+static bool key_wanted(const char *key, sl_resource_id *id, const sl_kind **kind, const sl_kind *k,
+                       const char *ns, const char *name)
+{
+    if (sl_resource_key_parse(id, key, 1) != SL_OK || !(*kind = sl_kind_by_name(id->kind)))
+        return false;
+    return (!k || *kind == k) && (!ns || strcmp(ns, id->ns) == 0) && (!name || strcmp(name, id->name) == 0);
+}
+
 /* Loads the config resources of kind k (NULL: all), namespace ns (NULL:
- * all), name (NULL: all), with their statuses. */
-/* keep_bad: also list values that do not decode as their kind (msg NULL),
- * for status and check: any client may write the KV, and the status of
- * such a value (Rejected, by the config-watcher) must show. */
+ * all), name (NULL: all), with their statuses.
+ * keep_bad, for status and check: also list values that do not decode as
+ * their kind (msg NULL): any client may write the KV, and the status of
+ * such a value (Rejected, by the config-watcher) must show; and resources
+ * that have a status but were never stored (msg NULL): a proposal the
+ * apply API or a file rejected. */
 static int load_items(item **out, size_t *nout, sl_nats *nc, const sl_kind *k, const char *ns,
                       const char *name, bool keep_bad)
 {
     sl_kv *kv = NULL, *skv = NULL;
-    char **keys = NULL;
-    size_t nkeys = 0, n = 0;
+    char **keys = NULL, **skeys = NULL;
+    size_t nkeys = 0, nskeys = 0, n = 0;
     item *items = NULL;
 
     *out = NULL;
@@ -399,14 +416,14 @@ static int load_items(item **out, size_t *nout, sl_nats *nc, const sl_kind *k, c
             return -1;
         }
     }
-    items = calloc(nkeys ? nkeys : 1, sizeof(*items));
+    if (keep_bad && skv && sl_kv_keys(&skeys, &nskeys, skv, 5000) != SL_OK)
+        nskeys = 0;
+    if (nkeys)
+        qsort(keys, nkeys, sizeof(*keys), str_cmp);
+    items = calloc(nkeys + nskeys + 1, sizeof(*items));
     for (size_t i = 0; items && i < nkeys; i++) {
         item *it = &items[n];
-        if (sl_resource_key_parse(&it->id, keys[i], 1) != SL_OK)
-            continue;
-        it->kind = sl_kind_by_name(it->id.kind);
-        if (!it->kind || (k && it->kind != k) || (ns && strcmp(ns, it->id.ns) != 0) ||
-            (name && strcmp(name, it->id.name) != 0))
+        if (!key_wanted(keys[i], &it->id, &it->kind, k, ns, name))
             continue;
         sl_kv_entry e = {0};
         if (sl_kv_get(&e, kv, keys[i]) != SL_OK)
@@ -423,7 +440,23 @@ static int load_items(item **out, size_t *nout, sl_nats *nc, const sl_kind *k, c
         }
         n++;
     }
+    for (size_t i = 0; items && i < nskeys; i++) {
+        item *it = &items[n];
+        sl_kv_entry e = {0};
+        if (!key_wanted(skeys[i], &it->id, &it->kind, k, ns, name) ||
+            strcmp(it->kind->bucket, SL_BUCKET_CONFIG) != 0 ||
+            (nkeys && bsearch(&skeys[i], keys, nkeys, sizeof(*keys), str_cmp)) ||
+            sl_kv_get(&e, skv, skeys[i]) != SL_OK)
+            continue;
+        it->status = sluice__v1__status__unpack(NULL, e.len, e.value);
+        sl_kv_entry_deinit(&e);
+        if (!it->status)
+            continue;
+        it->key = strdup(skeys[i]);
+        n++;
+    }
     sl_kv_keys_free(keys, nkeys);
+    sl_kv_keys_free(skeys, nskeys);
     sl_kv_free(kv);
     sl_kv_free(skv);
     if (items)

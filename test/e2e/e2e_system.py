@@ -136,8 +136,29 @@ def run(sy):
     assert "regex" in out and "bad.yaml" in out, out
     assert stored(sy) == before
     assert c.call("echo.example.com") == "alpha" and c.call("other.example.com") == "beta"
-    ok("sluicectl apply of an invalid VirtualService: rejected with the reason (%s)" %
+    state, line = until(
+        lambda: (lambda s: s if s[0] == "Rejected" else None)(status_of(sy, "VirtualService", "bad")),
+        "VirtualService bad Rejected in sluicectl status", 20, 0.1)
+    assert "regex" in line, line
+    ok("sluicectl apply of an invalid VirtualService: rejected with the reason (%s), status Rejected" %
        out.strip().splitlines()[-1].strip()[:90])
+
+    # An invalid change to a VirtualService that serves: status Rejected
+    # naming the revision that keeps serving, traffic unchanged; applying
+    # the stored version again brings Accepted back.
+    good_other = vs("other", "other.example.com", ("/", "beta"))
+    rc, out = sy.apply(good_other.replace("prefix: '/'", "regex: '/(?<=x)'"), "other-bad.yaml", expect_ok=False)
+    assert rc == 1, out
+    state, line = until(
+        lambda: (lambda s: s if s[0] == "Rejected" else None)(status_of(sy, "VirtualService", "other")),
+        "VirtualService other Rejected in sluicectl status", 20, 0.1)
+    assert "keeps serving" in line, line
+    assert c.call("other.example.com") == "beta"
+    sy.apply(good_other, "other.yaml")
+    until(lambda: status_of(sy, "VirtualService", "other")[0] == "Accepted" or None,
+          "VirtualService other Accepted again", 20, 0.1)
+    ok("an invalid update of a serving VirtualService: Rejected (%s), traffic unchanged; "
+       "the stored version applied again: Accepted" % " ".join(line.split()[3:])[:80])
 
     # Config by file (config-watcher --dir); the same invalid file is
     # refused (nothing stored) while the good file serves.
@@ -147,7 +168,12 @@ def run(sy):
         f.write(bad)
     c.wait_for("file.example.com", "gamma")
     assert "VirtualService/default/bad" not in stored(sy)
-    ok("config by file (config-watcher --dir): file.example.com reaches gamma; the invalid file stores nothing")
+    assert status_of(sy, "VirtualService", "bad")[0] == "Rejected"
+    # The invalid file removed: its rejection goes with it.
+    os.unlink(os.path.join(sy.config_dir, "bad.yaml"))
+    until(lambda: status_of(sy, "VirtualService", "bad")[0] is None, "bad's status gone", 20, 0.1)
+    ok("config by file (config-watcher --dir): file.example.com reaches gamma; the invalid file stores "
+       "nothing, is Rejected while it is there and its status goes with it")
 
     # Any NATS client may write the config KV directly: a value that is not
     # a VirtualService is reported, `sluicectl status` shows Rejected with

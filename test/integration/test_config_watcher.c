@@ -148,6 +148,23 @@ static void directory_sync(void **state)
     assert_int_equal(wait_key(kv, "VirtualService.team.v2", false, 0, 5000), 1);
 }
 
+/* The next report on subject within 5 s (others skipped); NULL when none. */
+static Sluice__V1__Report *next_report(natsSubscription *sub, const char *subject)
+{
+    natsMsg *m = NULL;
+    int64_t end = harness_now_ms() + 5000;
+    while (harness_now_ms() < end && natsSubscription_NextMsg(&m, sub, 1000) == NATS_OK) {
+        Sluice__V1__Report *r = NULL;
+        if (strcmp(natsMsg_GetSubject(m), subject) == 0)
+            r = sluice__v1__report__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
+                                           (const uint8_t *)natsMsg_GetData(m));
+        natsMsg_Destroy(m);
+        if (r)
+            return r;
+    }
+    return NULL;
+}
+
 /* An invalid document is reported (file:line:col) and the rest applies;
  * a broken file keeps what it stored before. */
 static void invalid_file_reported(void **state)
@@ -189,9 +206,14 @@ static void invalid_file_reported(void **state)
     write_file(c, "apiVersion: [\n");
     usleep(600000);
     assert_int_equal(wait_key(kv, "VirtualService.default.fine", true, 0, 100), rev);
-    natsSubscription_Destroy(sub);
     unlink(c);
     assert_int_equal(wait_key(kv, "VirtualService.default.fine", false, 0, 5000), 1);
+    /* The file is gone: its rejection of "bad" is withdrawn. */
+    Sluice__V1__Report *r = next_report(sub, "sluice.report.config-watcher.VirtualService.default.bad");
+    assert_non_null(r);
+    assert_true(r->withdrawn);
+    sluice__v1__report__free_unpacked(r, NULL);
+    natsSubscription_Destroy(sub);
 }
 
 /* A file deleted while the service is down: its resources go on restart
@@ -349,6 +371,78 @@ static void apply_dry_run_translation(void **state)
     assert_true(wait_key(kv, "VirtualService.default.fine", true, 0, 100) > 0);
 }
 
+/* A proposal the apply API rejects is reported (the reporter shows it as
+ * the resource's status) with the stored revision it failed to replace;
+ * applying the stored version again, or deleting a resource never stored,
+ * withdraws it. */
+static void rejected_proposals_reported(void **state)
+{
+    (void)state;
+    const char *subj = "sluice.report.config-watcher.VirtualService.default.prop";
+    const char *good = "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n  name: prop\nspec:\n"
+                       "  virtualHost:\n    domains: [prop.example.com]\n";
+    const char *bad = "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n  name: prop\nspec:\n"
+                      "  virtualHost:\n    domains: [prop.example.com]\n    routes:\n"
+                      "    - matchers: [{regex: '/(?<=x)'}]\n      directResponseAction: {status: 200}\n";
+    natsSubscription *sub = NULL;
+    assert_int_equal(natsConnection_SubscribeSync(&sub, sl_nats_conn(nc), "sluice.report.config-watcher.>"),
+                     NATS_OK);
+
+    /* Never stored. */
+    Sluice__V1__ApplyResponse *a = apply_yaml(bad, false);
+    assert_false(a->accepted);
+    sluice__v1__apply_response__free_unpacked(a, NULL);
+    Sluice__V1__Report *r = next_report(sub, subj);
+    assert_non_null(r);
+    assert_int_equal(r->state, SLUICE__V1__STATUS__STATE__Rejected);
+    assert_string_equal(r->resource_version, "0");
+    assert_non_null(strstr(r->reason, "regex"));
+    assert_false(r->withdrawn);
+    sluice__v1__report__free_unpacked(r, NULL);
+
+    /* Stored, then an update rejected: it names the revision serving. */
+    a = apply_yaml(good, false);
+    assert_true(a->accepted);
+    char rv[32];
+    snprintf(rv, sizeof rv, "%s", a->results[0]->resource_version);
+    sluice__v1__apply_response__free_unpacked(a, NULL);
+    a = apply_yaml(bad, false);
+    assert_false(a->accepted);
+    sluice__v1__apply_response__free_unpacked(a, NULL);
+    r = next_report(sub, subj);
+    assert_non_null(r);
+    assert_int_equal(r->state, SLUICE__V1__STATUS__STATE__Rejected);
+    assert_string_equal(r->resource_version, rv);
+    assert_non_null(strstr(r->reason, "keeps serving"));
+    sluice__v1__report__free_unpacked(r, NULL);
+
+    /* The stored version applied again: withdrawn. A dry run reports nothing. */
+    a = apply_yaml(bad, true);
+    sluice__v1__apply_response__free_unpacked(a, NULL);
+    a = apply_yaml(good, false);
+    assert_true(a->accepted);
+    assert_true(a->results[0]->unchanged);
+    sluice__v1__apply_response__free_unpacked(a, NULL);
+    r = next_report(sub, subj);
+    assert_non_null(r);
+    assert_true(r->withdrawn);
+    sluice__v1__report__free_unpacked(r, NULL);
+
+    /* Deleting a resource that was never stored withdraws its rejection. */
+    natsMsg *req = NULL, *reply = NULL;
+    const char *del = "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n  name: ghost\n";
+    assert_int_equal(sl_envelope_msg_new(&req, "sluice.api.delete", SL_CT_YAML, NULL, del, strlen(del), NULL),
+                     SL_OK);
+    assert_int_equal(natsConnection_RequestMsg(&reply, sl_nats_conn(nc), req, 5000), NATS_OK);
+    natsMsg_Destroy(req);
+    natsMsg_Destroy(reply);
+    r = next_report(sub, "sluice.report.config-watcher.VirtualService.default.ghost");
+    assert_non_null(r);
+    assert_true(r->withdrawn);
+    sluice__v1__report__free_unpacked(r, NULL);
+    natsSubscription_Destroy(sub);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -358,6 +452,7 @@ int main(void)
         cmocka_unit_test(direct_kv_write_validated),
         cmocka_unit_test(apply_api),
         cmocka_unit_test(apply_dry_run_translation),
+        cmocka_unit_test(rejected_proposals_reported),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

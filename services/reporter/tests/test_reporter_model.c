@@ -91,7 +91,7 @@ static void test_accept_duplicate_stale(void **state)
     bool ch;
     const char *key = "VirtualService.default.vs1";
     assert_int_equal(rep_model_new(&m), SL_OK);
-    assert_int_equal(rep_model_set_config(m, key, true), SL_OK);
+    assert_int_equal(rep_model_set_config(m, key, true, 1), SL_OK);
     assert_int_equal(rep_model_report(m, &res, mk(&x, "translator", "VirtualService", "vs1", "default~gw", ACC, 2,
                                                   "5", 100, ""),
                                       NULL, NULL, 0),
@@ -268,13 +268,13 @@ static void test_gating_and_delete(void **state)
     assert_int_equal(rep_model_new(&m), SL_OK);
     rep_model_report(m, &res, mk(&x, "translator", "Upstream", "u", "", ACC, 1, "1", 1, ""), NULL, NULL, 0);
     assert_false(rep_model_publishable(m, "Upstream.default.u"));
-    rep_model_set_config(m, "Upstream.default.u", true);
+    rep_model_set_config(m, "Upstream.default.u", true, 1);
     assert_true(rep_model_publishable(m, "Upstream.default.u"));
     Sluice__V1__Status *st = render(m, "Upstream.default.u", &ch, 1, NULL, NULL);
     assert_int_equal(st->state, ACC);
     assert_int_equal(st->n_subresource_statuses, 0); /* one slot for every proxy: top level */
     sluice__v1__status__free_unpacked(st, NULL);
-    rep_model_set_config(m, "Upstream.default.u", false);
+    rep_model_set_config(m, "Upstream.default.u", false, 0);
     assert_false(rep_model_publishable(m, "Upstream.default.u"));
     assert_int_equal(rep_model_count(m), 0);
     /* Subject-derived key and source */
@@ -286,6 +286,112 @@ static void test_gating_and_delete(void **state)
     rep_model_free(m);
 }
 
+/* The config-watcher's report on a proposal it rejected: a status of its
+ * own while nothing is stored, over the stored one's while that keeps
+ * serving; obsolete once a newer revision is stored; withdrawn on delete. */
+static void test_rejected_proposal(void **state)
+{
+    (void)state;
+    rep_model *m;
+    rep x;
+    rep_result res;
+    bool ch;
+    const char *key = "VirtualService.default.bad";
+    assert_int_equal(rep_model_new(&m), SL_OK);
+
+    /* Never stored: the rejection alone is the status. */
+    Sluice__V1__Report *r = mk(&x, "config-watcher", "VirtualService", "bad", "", REJ, 0, "", 10, "regex: bad");
+    r->resource_version = "0";
+    assert_int_equal(rep_model_report(m, &res, r, NULL, NULL, 0), SL_OK);
+    assert_int_equal(res, REP_APPLIED);
+    assert_true(rep_model_publishable(m, key));
+    Sluice__V1__Status *st = render(m, key, &ch, 7, NULL, NULL);
+    assert_true(ch);
+    assert_int_equal(st->state, REJ);
+    assert_string_equal(st->reason, "regex: bad");
+    assert_string_equal(st->reported_by, "config-watcher");
+    sluice__v1__status__free_unpacked(st, NULL);
+
+    /* Stored at 20 (a good apply): the rejection about "0" is obsolete. */
+    rep_model_set_config(m, key, true, 20);
+    assert_int_equal(rep_model_report(m, &res, mk(&x, "translator", "VirtualService", "bad", "default~gw", ACC, 1,
+                                                  "3", 30, ""),
+                                      NULL, NULL, 0),
+                     SL_OK);
+    st = render(m, key, &ch, 8, NULL, NULL);
+    assert_int_equal(st->state, ACC);
+    sluice__v1__status__free_unpacked(st, NULL);
+    /* ... and when it arrives late, it is stale. */
+    r = mk(&x, "config-watcher", "VirtualService", "bad", "", REJ, 0, "", 10, "regex: bad");
+    r->resource_version = "0";
+    assert_int_equal(rep_model_report(m, &res, r, NULL, NULL, 0), SL_OK);
+    assert_int_equal(res, REP_STALE);
+
+    /* An update rejected while 20 keeps serving: Rejected over Accepted,
+     * persisted, and rebuilt from the stored status by another replica. */
+    r = mk(&x, "config-watcher", "VirtualService", "bad", "", REJ, 0, "", 40,
+           "regex: worse (not stored; revision 20 keeps serving)");
+    r->resource_version = "20";
+    assert_int_equal(rep_model_report(m, &res, r, NULL, NULL, 0), SL_OK);
+    assert_int_equal(res, REP_APPLIED);
+    uint8_t *raw;
+    size_t raw_len;
+    st = render(m, key, &ch, 9, &raw, &raw_len);
+    assert_true(ch);
+    assert_int_equal(st->state, REJ);
+    assert_string_equal(st->reason, "regex: worse (not stored; revision 20 keeps serving)");
+    sluice__v1__status__free_unpacked(st, NULL);
+    rep_model *m2;
+    assert_int_equal(rep_model_new(&m2), SL_OK);
+    assert_int_equal(rep_model_load(m2, key, raw, raw_len, 9), SL_OK);
+    free(raw);
+    rep_model_set_config(m2, key, true, 20);
+    st = render(m2, key, &ch, 0, NULL, NULL);
+    assert_false(ch);
+    assert_int_equal(st->state, REJ);
+    sluice__v1__status__free_unpacked(st, NULL);
+    /* The stored version applied again: the proposal is withdrawn. */
+    Sluice__V1__Report *wd = mk(&x, "config-watcher", "VirtualService", "bad", "", SLUICE__V1__STATUS__STATE__Pending,
+                                0, "", 50, "");
+    wd->withdrawn = true;
+    assert_int_equal(rep_model_report(m2, &res, wd, NULL, NULL, 0), SL_OK);
+    assert_int_equal(res, REP_APPLIED);
+    st = render(m2, key, &ch, 0, NULL, NULL);
+    assert_true(ch);
+    assert_int_equal(st->state, ACC);
+    sluice__v1__status__free_unpacked(st, NULL);
+    rep_model_free(m2);
+
+    /* Rejected again, then the resource is stored at 21: obsolete. */
+    r = mk(&x, "config-watcher", "VirtualService", "bad", "", REJ, 0, "", 60, "regex: again");
+    r->resource_version = "20";
+    rep_model_report(m, &res, r, NULL, NULL, 0);
+    rep_model_set_config(m, key, true, 21);
+    st = render(m, key, &ch, 10, NULL, NULL);
+    assert_int_equal(st->state, ACC);
+    sluice__v1__status__free_unpacked(st, NULL);
+
+    /* A never stored one, withdrawn (deleted): no status any more; a
+     * withdrawal about an unknown resource creates nothing. */
+    const char *k2 = "VirtualService.default.gone";
+    r = mk(&x, "config-watcher", "VirtualService", "gone", "", REJ, 0, "", 70, "bad");
+    r->resource_version = "0";
+    rep_model_report(m, &res, r, NULL, NULL, 0);
+    assert_true(rep_model_publishable(m, k2));
+    wd = mk(&x, "config-watcher", "VirtualService", "gone", "", SLUICE__V1__STATUS__STATE__Pending, 0, "", 80, "");
+    wd->withdrawn = true;
+    assert_int_equal(rep_model_report(m, &res, wd, NULL, NULL, 0), SL_OK);
+    assert_int_equal(res, REP_APPLIED);
+    assert_false(rep_model_publishable(m, k2));
+    size_t n = rep_model_count(m);
+    wd = mk(&x, "config-watcher", "VirtualService", "never", "", SLUICE__V1__STATUS__STATE__Pending, 0, "", 90, "");
+    wd->withdrawn = true;
+    assert_int_equal(rep_model_report(m, &res, wd, NULL, NULL, 0), SL_OK);
+    assert_int_equal(res, REP_IGNORED);
+    assert_int_equal(rep_model_count(m), n);
+    rep_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -294,6 +400,7 @@ int main(void)
         cmocka_unit_test(test_nack_overlay),
         cmocka_unit_test(test_nack_all_and_rebuild),
         cmocka_unit_test(test_gating_and_delete),
+        cmocka_unit_test(test_rejected_proposal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
