@@ -280,6 +280,16 @@ static void add_method_matcher(tr_ctx *tx, tr_route_t *r, const char *method)
     TR_PUSH(tx, r->match, headers, hm);
 }
 
+/* s with every character outside [A-Za-z0-9_.:/{}-] replaced by '?'. */
+static const char *lua_comment_safe(tr_ctx *tx, const char *s)
+{
+    char *o = tr_strdup(tx, s);
+    for (char *c = o; *c; c++)
+        if (!isalnum((unsigned char)*c) && !strchr("_.:/{}-", *c))
+            *c = '?';
+    return o;
+}
+
 static void rest(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
 {
     const Sluice__V1__RestDestinationSpec *d = in->dest_spec->rest;
@@ -412,6 +422,8 @@ static void rest(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
      * to requests already using it */
     if (method && !in->gw->proxyless) {
         const Sluice__V1__Matcher *m = in->matcher;
+        /* method is checked above (A-Z, '-', '_'); names go into a Lua
+         * comment only as safe characters, so no input becomes code */
         if (!(m && m->n_methods == 1 && strcmp(m->methods[0], method) == 0))
             tr_lua_route(tx, r,
                          tr_printf(tx,
@@ -419,7 +431,8 @@ static void rest(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
                                    "function envoy_on_request(request_handle)\n"
                                    "  request_handle:headers():replace(\":method\", \"%s\")\n"
                                    "end\n",
-                                   d->function_name, up->metadata->namespace_, up->metadata->name, method, method));
+                                   lua_comment_safe(tx, d->function_name), lua_comment_safe(tx, up->metadata->namespace_),
+                                   lua_comment_safe(tx, up->metadata->name), method, method));
     } else if (method) {
         const Sluice__V1__Matcher *m = in->matcher;
         bool listed = false;
