@@ -91,6 +91,24 @@ tr_rblob *tr_rblob_ref(tr_rblob *b);
 /* Drops a reference; frees b with the last one. NULL is a no-op. */
 void tr_rblob_unref(tr_rblob *b);
 
+/* A proxy's whole list of clusters (or endpoints), every one a kept blob,
+ * in name order: shared by reference between the store (tr_sort_cache)
+ * and every result that serves it (sl_tr_proxy.lists). It owns a
+ * reference to each resource's blob; a result that must change an entry
+ * (sl_tr_translate_endpoints) copies the array first. Reference counted
+ * like tr_blob. */
+typedef struct tr_rlist {
+    size_t refs;
+    size_t n;
+    sl_tr_resource v[];
+} tr_rlist;
+
+/* One more reference to l; returns l. */
+tr_rlist *tr_rlist_ref(tr_rlist *l);
+/* Drops a reference; frees l (and its blob references) with the last one.
+ * NULL is a no-op. */
+void tr_rlist_unref(tr_rlist *l);
+
 /* The name order of a proxy's kept clusters (or endpoints) from the last
  * translation: when the next one adds the same blobs in the same order,
  * perm (positions in that order, duplicates left out) is their name order.
@@ -104,9 +122,17 @@ typedef struct tr_sort_cache {
     size_t n_in;
     size_t *perm;
     size_t n_perm;
+    /* in[] is the proxy's whole list of this type as the translation at
+     * up_world (the store's) made it, for settings_ns and proxyless: while
+     * those are the same, the next translation takes the list as it is
+     * (no upstream visited). settings_ns NULL: not known whole. */
+    uint64_t up_world;
+    char *settings_ns;
+    bool proxyless;
+    tr_rlist *list; /* the whole list as resources, or NULL: one reference */
 } tr_sort_cache;
 
-/* Empties c (its references, arrays), leaving proxy, type and next. */
+/* Empties c (its references, arrays, settings_ns), leaving proxy, type and next. */
 void tr_sort_cache_clear(tr_sort_cache *c);
 
 typedef struct tr_entry {
@@ -134,6 +160,14 @@ struct sl_tr_store {
     uint64_t secret_gen; /* stamp of the last change to any Secret */
     uint64_t eps_gen;    /* stamp of the last change to any EndpointSet */
     uint64_t world;      /* stamp of the last change to anything but a VirtualService */
+    uint64_t up_world;   /* stamp of the last change to an Upstream, EndpointSet, Settings or Secret */
+    /* The last translation found every upstream's kept build valid (or
+     * kept a clean one), at up_world up_clean_world, for settings
+     * namespace up_clean_ns: while those hold, every upstream is accepted
+     * and kept, and the next translation need not check them one by one. */
+    bool up_clean;
+    uint64_t up_clean_world;
+    char *up_clean_ns;
     tr_sort_cache *sorted; /* per proxy and type, of every proxy translated */
 };
 

@@ -46,6 +46,21 @@ long tr_bucket_find(const tr_bucket *b, const char *ns, const char *name)
     return p >= 0 ? p : -1;
 }
 
+/* Records the change of a resource of kind k (stamped s->seq) in the
+ * store-wide stamps that tell translations what they may keep. */
+static void note_change(sl_tr_store *s, const sl_kind *k)
+{
+    bool secret = strcmp(k->kind, "Secret") == 0, eps = strcmp(k->kind, "EndpointSet") == 0;
+    if (secret)
+        s->secret_gen = s->seq;
+    if (eps)
+        s->eps_gen = s->seq;
+    if (strcmp(k->kind, "VirtualService") != 0)
+        s->world = s->seq;
+    if (secret || eps || strcmp(k->kind, "Upstream") == 0 || strcmp(k->kind, "Settings") == 0)
+        s->up_world = s->seq;
+}
+
 sl_status sl_tr_store_new(sl_tr_store **out)
 {
     *out = calloc(1, sizeof **out);
@@ -113,8 +128,27 @@ static void entry_free(tr_entry *e)
     free(e->name);
 }
 
+tr_rlist *tr_rlist_ref(tr_rlist *l)
+{
+    l->refs++;
+    return l;
+}
+
+void tr_rlist_unref(tr_rlist *l)
+{
+    if (!l || --l->refs)
+        return;
+    for (size_t i = 0; i < l->n; i++)
+        tr_blob_unref(l->v[i].shared);
+    free(l);
+}
+
 void tr_sort_cache_clear(tr_sort_cache *c)
 {
+    free(c->settings_ns);
+    c->settings_ns = NULL;
+    tr_rlist_unref(c->list);
+    c->list = NULL;
     for (size_t i = 0; i < c->n_in; i++)
         tr_blob_unref(c->in[i]);
     free(c->in);
@@ -124,10 +158,11 @@ void tr_sort_cache_clear(tr_sort_cache *c)
     c->n_in = c->n_perm = 0;
 }
 
-void sl_tr_store_free(sl_tr_store *s)
+void sl_tr_store_drop_kept(sl_tr_store *s)
 {
-    if (!s)
-        return;
+    free(s->up_clean_ns);
+    s->up_clean_ns = NULL;
+    s->up_clean = false;
     while (s->sorted) {
         tr_sort_cache *next = s->sorted->next;
         tr_sort_cache_clear(s->sorted);
@@ -135,6 +170,23 @@ void sl_tr_store_free(sl_tr_store *s)
         free(s->sorted);
         s->sorted = next;
     }
+    for (int k = 0; k < TR_MAX_KINDS; k++)
+        for (size_t i = 0; i < s->b[k].n; i++) {
+            tr_entry *e = &s->b[k].v[i];
+            tr_rblob_unref(e->rcache);
+            tr_up_cache_free(e->cache);
+            tr_vh_cache_free(e->vcache);
+            e->rcache = NULL;
+            e->cache = NULL;
+            e->vcache = NULL;
+        }
+}
+
+void sl_tr_store_free(sl_tr_store *s)
+{
+    if (!s)
+        return;
+    sl_tr_store_drop_kept(s);
     for (int k = 0; k < TR_MAX_KINDS; k++) {
         for (size_t i = 0; i < s->b[k].n; i++)
             entry_free(&s->b[k].v[i]);
@@ -173,12 +225,7 @@ sl_status sl_tr_store_put(sl_tr_store *s, const sl_kind *k, ProtobufCMessage *ms
         e->cache = NULL;
         tr_vh_cache_free(e->vcache);
         e->vcache = NULL;
-        if (strcmp(k->kind, "Secret") == 0)
-            s->secret_gen = s->seq;
-        if (strcmp(k->kind, "EndpointSet") == 0)
-            s->eps_gen = s->seq;
-        if (strcmp(k->kind, "VirtualService") != 0)
-            s->world = s->seq;
+        note_change(s, k);
         return SL_OK;
     }
     if (b->n == b->cap) {
@@ -203,12 +250,7 @@ sl_status sl_tr_store_put(sl_tr_store *s, const sl_kind *k, ProtobufCMessage *ms
         e.msg = msg;
         e.rev = revision;
         e.stamp = ++s->seq;
-        if (strcmp(k->kind, "Secret") == 0)
-            s->secret_gen = s->seq;
-        if (strcmp(k->kind, "EndpointSet") == 0)
-            s->eps_gen = s->seq;
-        if (strcmp(k->kind, "VirtualService") != 0)
-            s->world = s->seq;
+        note_change(s, k);
         memmove(&b->v[pos + 1], &b->v[pos], (b->n - (size_t)pos) * sizeof *b->v);
         b->v[pos] = e;
         b->n++;
@@ -248,12 +290,7 @@ bool sl_tr_store_remove(sl_tr_store *s, const sl_kind *k, const char *ns, const 
     /* whatever was built with it (an endpoint set, Settings) is rebuilt:
      * stamps of what remains cannot tell its absence apart */
     ++s->seq;
-    if (strcmp(k->kind, "Secret") == 0)
-        s->secret_gen = s->seq;
-    if (strcmp(k->kind, "EndpointSet") == 0)
-        s->eps_gen = s->seq;
-    if (strcmp(k->kind, "VirtualService") != 0)
-        s->world = s->seq;
+    note_change(s, k);
     return true;
 }
 

@@ -795,6 +795,11 @@ static void delegate(tr_ctx *tx, route_ctx *rc, const Sluice__V1__Route *route, 
             }
             tx->cur = saved;
             tr_rec_rt(tx, (long)(e - b->v), *fl);
+            /* A rejected table's errors are reported by the first route
+             * reaching it in this translation (the others use it quietly),
+             * and what it gives depends on that: not replayable. */
+            if ((*fl & TR_REJECTED) && tx->rec)
+                tx->rec->stateful = true;
             if (*fl & TR_REJECTED)
                 tr_warn(tx, "Route Warning: InvalidDelegationWarning. Reason: RouteTable %s.%s is rejected; %s", e->ns,
                         e->name, (*fl & TR_USED_GOOD) ? "its last accepted version is served" : "its routes are left out");
@@ -1085,6 +1090,13 @@ static tr_vhost_t *vh_cached(tr_ctx *tx, const tr_entry *e, const tr_gateway *gw
         c = c->next;
     if (!c)
         return NULL;
+    /* kept only when every route table it reached was accepted; one found
+     * rejected earlier in this translation would be used quietly (last good
+     * version or nothing) instead: translate it again */
+    for (size_t i = 0; i < c->n_rt; i++)
+        if (c->rt_idx[i] >= 0 && (size_t)c->rt_idx[i] < bucket(tx, K_RT)->n &&
+            (*flag(tx, K_RT, (size_t)c->rt_idx[i]) & TR_REJECTED))
+            return NULL;
     vh = TR_NEW(tx, envoy__config__route__v3__virtual_host);
     vh->name = tr_strdup(tx, c->name);
     for (size_t i = 0; i < c->n_domains; i++)
@@ -1571,6 +1583,8 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
             if (!(*fl & TR_USED_GOOD))
                 continue;
             vs = (const Sluice__V1__VirtualService *)e->good;
+            if ((vs->spec && vs->spec->ssl_config) != (bool)spec->ssl)
+                continue; /* the version served is not for this gateway */
             tx->cur = NULL;
             vh = translate_vs(tx, &gw, vs);
         } else if ((vh = vh_cached(tx, e, &gw)) != NULL) {
@@ -1591,7 +1605,8 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
                     *fl |= TR_USED_GOOD;
                     vs = (const Sluice__V1__VirtualService *)e->good;
                     tx->cur = NULL; /* its problems were reported when it was current */
-                    vh = translate_vs(tx, &gw, vs);
+                    if ((vs->spec && vs->spec->ssl_config) == (bool)spec->ssl)
+                        vh = translate_vs(tx, &gw, vs);
                 }
             }
         }
@@ -2157,11 +2172,51 @@ static int cmp_out_seq(const void *a, const void *b)
     return c ? c : (x->seq > y->seq) - (x->seq < y->seq);
 }
 
+/* Marks sc, just made (or found again) from every resource of its type of
+ * a proxy, as that proxy's whole list (whole_list()). Its list, when made
+ * already, still holds: it is made of in[] in the order perm, which were
+ * found the same. */
+static tr_sort_cache *keep_whole(tr_ctx *tx, tr_sort_cache *sc, bool proxyless)
+{
+    if (!sc->settings_ns || strcmp(sc->settings_ns, tx->opts.settings_namespace) != 0) {
+        free(sc->settings_ns);
+        sc->settings_ns = strdup(tx->opts.settings_namespace);
+    }
+    sc->up_world = tx->store->up_world;
+    sc->proxyless = proxyless;
+    return sc->settings_ns ? sc : NULL;
+}
+
+/* p's resources of type t are sc's whole list, shared (made on first use). */
+static sl_status use_list(tr_sort_cache *sc, sl_tr_proxy *p, int t)
+{
+    if (!sc->list) {
+        tr_rlist *l = malloc(sizeof *l + (sc->n_perm + 1) * sizeof l->v[0]);
+        if (!l)
+            return SL_ERR_NOMEM;
+        l->refs = 1;
+        l->n = sc->n_perm;
+        for (size_t i = 0; i < sc->n_perm; i++) {
+            sl_tr_resource *r = &l->v[i];
+            r->shared = tr_blob_ref(sc->in[sc->perm[i]]);
+            r->data = r->shared->data;
+            r->len = r->shared->len;
+            r->name = r->shared->name;
+        }
+        sc->list = l;
+    }
+    p->lists[t] = tr_rlist_ref(sc->list);
+    p->res[t] = sc->list->v;
+    p->n[t] = sc->list->n;
+    return SL_OK;
+}
+
 /* The proxy's resources of type t in name order, duplicates left out:
  * *n_out of them in v. When every one is kept in the store and they are
  * the ones of the last translation in the same order (the same blobs),
  * the order is the one kept with them (tr_sort_cache), not sorted again. */
-static tr_out **sorted_out(tr_ctx *tx, const char *proxy, sl_xds_type t, size_t *n_out)
+static tr_out **sorted_out(tr_ctx *tx, const char *proxy, bool proxyless, sl_xds_type t, size_t *n_out,
+                           tr_sort_cache **whole)
 {
     size_t n = tx->n_out[t], k = 0;
     tr_out **in = tx->out[t], **v;
@@ -2188,6 +2243,7 @@ static tr_out **sorted_out(tr_ctx *tx, const char *proxy, sl_xds_type t, size_t 
             for (size_t j = 0; j < sc->n_perm; j++)
                 v[j] = in[sc->perm[j]];
             *n_out = sc->n_perm;
+            *whole = keep_whole(tx, sc, proxyless);
             return v;
         }
     }
@@ -2204,7 +2260,7 @@ static tr_out **sorted_out(tr_ctx *tx, const char *proxy, sl_xds_type t, size_t 
      * blobs: their references keep the comparison by pointer sound) */
     if (sc) {
         tr_sort_cache_clear(sc);
-    } else if (all_kept && n && (sc = calloc(1, sizeof *sc)) != NULL) {
+    } else if (all_kept && (sc = calloc(1, sizeof *sc)) != NULL) {
         if (!(sc->proxy = strdup(proxy))) {
             free(sc);
             return v;
@@ -2213,9 +2269,9 @@ static tr_out **sorted_out(tr_ctx *tx, const char *proxy, sl_xds_type t, size_t 
         sc->next = tx->store->sorted;
         tx->store->sorted = sc;
     }
-    if (sc && all_kept && n) {
-        sc->in = malloc(n * sizeof *sc->in);
-        sc->perm = malloc(k * sizeof *sc->perm);
+    if (sc && all_kept) {
+        sc->in = malloc((n + 1) * sizeof *sc->in);
+        sc->perm = malloc((k + 1) * sizeof *sc->perm);
         if (!sc->in || !sc->perm) {
             tr_sort_cache_clear(sc);
             return v;
@@ -2226,17 +2282,47 @@ static tr_out **sorted_out(tr_ctx *tx, const char *proxy, sl_xds_type t, size_t 
             sc->perm[i] = v[i]->seq;
         sc->n_in = n;
         sc->n_perm = k;
+        *whole = keep_whole(tx, sc, proxyless);
     }
     return v;
 }
 
+/* The kept whole list of the proxy's resources of type t (clusters or
+ * endpoints), when the translation that made it saw what this one sees:
+ * no Upstream, EndpointSet, Settings or Secret changed since, the same
+ * settings namespace, and the proxy as proxyless as it was. Only the
+ * upstreams add clusters and endpoints, so that list is what visiting
+ * them again would give. */
+static tr_sort_cache *whole_list(tr_ctx *tx, const char *proxy, bool proxyless, sl_xds_type t)
+{
+    for (tr_sort_cache *sc = tx->store->sorted; sc; sc = sc->next)
+        if (sc->type == (int)t && strcmp(sc->proxy, proxy) == 0)
+            return sc->settings_ns && sc->up_world == tx->store->up_world && sc->proxyless == proxyless &&
+                           strcmp(sc->settings_ns, tx->opts.settings_namespace) == 0
+                       ? sc
+                       : NULL;
+    return NULL;
+}
+
 /* memo: packed bytes by message, within one translation: every proxy shares
  * the clusters and endpoints built once per upstream, so each is packed once. */
-static sl_status pack_proxy(tr_ctx *tx, sl_tr_proxy *p, tr_bytes_map *memo)
+static sl_status pack_proxy(tr_ctx *tx, sl_tr_proxy *p, tr_bytes_map *memo, tr_sort_cache *const *whole)
 {
     for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
         size_t n;
-        tr_out **outs = sorted_out(tx, p->name, (sl_xds_type)t, &n);
+        tr_out **outs;
+        tr_sort_cache *now = NULL;
+        if (whole[t]) { /* the kept whole list, shared as it is */
+            if (use_list(whole[t], p, t) != SL_OK)
+                return SL_ERR_NOMEM;
+            continue;
+        }
+        outs = sorted_out(tx, p->name, p->proxyless, (sl_xds_type)t, &n, &now);
+        if (now) { /* every one kept: share the list from now on */
+            if (use_list(now, p, t) != SL_OK)
+                return SL_ERR_NOMEM;
+            continue;
+        }
         p->res[t] = calloc(n ? n : 1, sizeof *p->res[t]);
         if (!p->res[t])
             return SL_ERR_NOMEM;
@@ -2470,6 +2556,7 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
     volatile sl_status rc = SL_OK;
     static const Sluice__V1__SettingsSpec default_settings = SLUICE__V1__SETTINGS_SPEC__INIT;
     up_out *volatile built = NULL;
+    volatile bool up_fast = false;
 
     *out = NULL;
     if (!tx || !res) {
@@ -2506,9 +2593,19 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
     /* Upstreams first: routes need to know which ones are usable. Their
      * clusters are kept for every proxy that is not proxyless. */
     built = tr_alloc(tx, (bucket(tx, K_UPSTREAM)->n + 1) * sizeof *built);
-    {
+    up_fast = s->up_clean && s->up_clean_world == s->up_world && s->up_clean_ns &&
+              strcmp(s->up_clean_ns, tx->opts.settings_namespace) == 0;
+    if (up_fast) {
+        /* nothing an upstream is built from changed since every one was
+         * found kept and clean: each is accepted, its kept build valid */
+        tr_bucket *b = bucket(tx, K_UPSTREAM);
+        for (size_t i = 0; i < b->n; i++)
+            *flag(tx, K_UPSTREAM, i) |= TR_SEEN;
+    } else {
         tr_bucket *b = bucket(tx, K_UPSTREAM);
         up_stamps stamps = {entry_stamp(tx, K_SETTINGS, tx->opts.settings_namespace, "default"), 0};
+        bool clean = true;
+        s->up_clean = false;
         for (size_t i = 0; i < b->n; i++) {
             const tr_entry *e = &b->v[i];
             tr_cur cur = cur_of(K_UPSTREAM, e);
@@ -2522,10 +2619,13 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
             built[i].secrets = tx->out[SL_XDS_SECRET];
             built[i].n_secrets = tx->n_out[SL_XDS_SECRET];
             if (!cur.errors && !tr_rep_get(tx, K_UPSTREAM, e->ns, e->name)->n_warnings && !built[i].n_secrets &&
-                built[i].cluster &&
-                upstream_cache_put(tx, (tr_entry *)e, &built[i], &stamps) != SL_OK) {
-                rc = SL_ERR_NOMEM;
-                goto out;
+                built[i].cluster) {
+                if (upstream_cache_put(tx, (tr_entry *)e, &built[i], &stamps) != SL_OK) {
+                    rc = SL_ERR_NOMEM;
+                    goto out;
+                }
+            } else {
+                clean = false; /* built again next time */
             }
             if (cur.errors) {
                 *fl |= TR_REJECTED;
@@ -2535,6 +2635,12 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
         }
         tx->cur = NULL;
         reset_out(tx);
+        if (clean && (!s->up_clean_ns || strcmp(s->up_clean_ns, tx->opts.settings_namespace) != 0)) {
+            free(s->up_clean_ns);
+            s->up_clean_ns = strdup(tx->opts.settings_namespace);
+        }
+        s->up_clean = clean && s->up_clean_ns;
+        s->up_clean_world = s->up_world;
     }
     /* Upstream groups: their destinations must exist. */
     {
@@ -2631,6 +2737,7 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
             goto out;
         }
         for (size_t p = 0; p < n_p; p++) {
+            tr_sort_cache *whole[SL_XDS_TYPE_COUNT];
             const char *proxy = pnames[p];
             tr_map ports = {0};
             bool proxyless = false;
@@ -2658,8 +2765,14 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
                 if (gws[i].idx >= 0 && tr_rep_get(tx, K_GATEWAY, gws[i].ns, gws[i].name)->n_errors)
                     *flag(tx, K_GATEWAY, (size_t)gws[i].idx) |= TR_REJECTED;
             }
-            /* Every usable upstream becomes a cluster of the proxy. */
-            {
+            /* Every usable upstream becomes a cluster of the proxy: the
+             * kept lists as they are when nothing they came from changed */
+            memset(whole, 0, sizeof whole);
+            if (!tx->n_out[SL_XDS_CLUSTER] && !tx->n_out[SL_XDS_ENDPOINT] &&
+                (whole[SL_XDS_CLUSTER] = whole_list(tx, proxy, proxyless, SL_XDS_CLUSTER)) != NULL &&
+                !(whole[SL_XDS_ENDPOINT] = whole_list(tx, proxy, proxyless, SL_XDS_ENDPOINT)))
+                whole[SL_XDS_CLUSTER] = NULL;
+            if (!whole[SL_XDS_CLUSTER]) {
                 tr_bucket *ub = bucket(tx, K_UPSTREAM);
                 tr_cur *saved = tx->cur;
                 for (size_t i = 0; i < ub->n; i++) {
@@ -2674,7 +2787,10 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
                     }
                     /* reports of the proxyless build only (the plain one was reported above) */
                     tx->cur = proxyless && !(fl & TR_REJECTED) ? &cur : NULL;
-                    if (!proxyless && !(fl & TR_REJECTED))
+                    if (!proxyless && up_fast) {
+                        memset(&uo, 0, sizeof uo);
+                        uo.cached = ub->v[i].cache;
+                    } else if (!proxyless && !(fl & TR_REJECTED))
                         uo = built[i];
                     else
                         uo = build_upstream(tx, up, endpoint_set(tx, ub->v[i].ns, ub->v[i].name), proxyless);
@@ -2696,7 +2812,7 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
                 tx->cur = saved;
             }
             op->proxyless = proxyless;
-            if ((rc = pack_proxy(tx, op, &memo)) != SL_OK)
+            if ((rc = pack_proxy(tx, op, &memo, whole)) != SL_OK)
                 goto out;
         }
         qsort(res->proxies, res->n_proxies, sizeof *res->proxies, cmp_proxy);
@@ -2870,14 +2986,33 @@ sl_status sl_tr_translate_endpoints(sl_tr_result *res, sl_tr_store *s, const cha
             }
         }
     }
-    /* every change is possible: apply */
+    /* every change is possible: a proxy's shared endpoint list is changed
+     * in a copy (its entries still the list's), made first */
+    for (size_t p = 0; p < np; p++) {
+        sl_tr_proxy *pr = &res->proxies[p];
+        bool touched = false;
+        for (size_t i = 0; i < n && !touched; i++)
+            touched = data[i * np + p] != NULL;
+        if (touched && pr->lists[SL_XDS_ENDPOINT] && pr->res[SL_XDS_ENDPOINT] == pr->lists[SL_XDS_ENDPOINT]->v) {
+            size_t ne = pr->n[SL_XDS_ENDPOINT];
+            sl_tr_resource *copy = malloc((ne + 1) * sizeof *copy);
+            if (!copy) {
+                rc = SL_ERR_NOMEM;
+                goto out;
+            }
+            memcpy(copy, pr->res[SL_XDS_ENDPOINT], ne * sizeof *copy);
+            pr->res[SL_XDS_ENDPOINT] = copy;
+        }
+    }
+    /* then apply */
     for (size_t i = 0; i < n; i++)
         for (size_t p = 0; p < np; p++) {
             uint8_t *d = data[i * np + p];
             sl_tr_resource *cla;
+            sl_tr_proxy *pr = &res->proxies[p];
             if (!d)
                 continue;
-            cla = proxy_find_mut(&res->proxies[p], SL_XDS_ENDPOINT, tr_cluster_name(tx, names[i], ns[i]));
+            cla = proxy_find_mut(pr, SL_XDS_ENDPOINT, tr_cluster_name(tx, names[i], ns[i]));
             if (cla->len != lens[i * np + p] || memcmp(cla->data, d, cla->len) != 0)
                 n_changed++;
             if (!cla->shared || cla->data != cla->shared->data)
@@ -2907,6 +3042,16 @@ void sl_tr_result_free(sl_tr_result *r)
     for (size_t i = 0; i < r->n_proxies; i++) {
         sl_tr_proxy *p = &r->proxies[i];
         for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
+            if (p->lists[t]) { /* the list owns the resources, bar bytes replaced in a copy */
+                if (p->res[t] != p->lists[t]->v) {
+                    for (size_t j = 0; j < p->n[t]; j++)
+                        if (p->res[t][j].data != p->res[t][j].shared->data)
+                            free(p->res[t][j].data);
+                    free(p->res[t]);
+                }
+                tr_rlist_unref(p->lists[t]);
+                continue;
+            }
             for (size_t j = 0; j < p->n[t]; j++)
                 resource_data_free(&p->res[t][j]);
             free(p->res[t]);

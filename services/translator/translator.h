@@ -72,6 +72,13 @@ bool sl_tr_store_remove(sl_tr_store *s, const sl_kind *k, const char *ns, const 
 sl_status sl_tr_store_load_yaml(sl_tr_store *s, const char *text, size_t len,
                                 const char *filename, sl_diag *diag);
 
+/* Drops everything translations kept in the store to reuse (packed
+ * clusters, virtual hosts, reports, proxies' lists), keeping the resources
+ * and their last good versions: the next translation builds everything
+ * again. For tests (an incremental translation must equal this) and to
+ * let go of memory. */
+void sl_tr_store_drop_kept(sl_tr_store *s);
+
 /* Number of resources of kind k in the store. */
 size_t sl_tr_store_count(const sl_tr_store *s, const sl_kind *k);
 
@@ -90,11 +97,15 @@ typedef struct sl_tr_resource {
 
 /* Everything one proxy serves, by type (sl_xds_type order), each list
  * sorted by name. */
+struct tr_rlist;
 typedef struct sl_tr_proxy {
     char *name; /* "<namespace>~<proxy>" */
     bool proxyless; /* serves gRPC proxyless clients (Gateway grpcApiListeners) */
     sl_tr_resource *res[SL_XDS_TYPE_COUNT];
     size_t n[SL_XDS_TYPE_COUNT];
+    /* private: when set, res[t] is (or was copied from) a whole list shared
+     * with the store and other results, which owns its resources */
+    struct tr_rlist *lists[SL_XDS_TYPE_COUNT];
 } sl_tr_proxy;
 
 /* What the translation found about one input resource. Its strings belong

@@ -178,6 +178,13 @@ int main(int argc, char **argv)
             if (r < RUNS - 1)
                 sl_tr_store_free(st);
         }
+        /* TRANSLATE_BENCH_PROFILE=N: N more VirtualService changes first
+         * (to profile that path: perf record bench_translate ...) */
+        for (int r = 0, extra = getenv("TRANSLATE_BENCH_PROFILE") ? atoi(getenv("TRANSLATE_BENCH_PROFILE")) : 0;
+             r < extra; r++) {
+            sl_tr_store_put(st, kv, vs(0, nu, r % 2 ? "/api" : "/v2"), 900000 + (uint64_t)r);
+            run(st, &last);
+        }
         for (int r = 0; r < RUNS; r++) {
             sl_tr_store_put(st, kv, vs(0, nu, r % 2 ? "/api" : "/v2"), 1000000 + (uint64_t)r);
             v[r] = run(st, &last);

@@ -611,6 +611,271 @@ static void kept_clusters_follow_changes(void **state)
     sl_tr_store_free(st);
 }
 
+/* --- incremental translation equals a full one --------------------------- */
+
+/* A small world of resources in slots, each absent (0) or at a variant;
+ * random changes to it go to two stores alike: one keeps what
+ * translations kept (the incremental paths), the other drops all of it
+ * before each translation (sl_tr_store_drop_kept: a full translation with
+ * the same history of last good versions). Both must give the same bytes
+ * for every resource of every proxy and the same reports. */
+enum { R_UP = 6, R_VS = 8, R_RT = 3, R_SEC = 2 };
+
+typedef struct rworld {
+    int up[R_UP], eps[R_UP], sec[R_SEC], vs[R_VS], rt[R_RT];
+    int gw_mode, settings;
+} rworld;
+
+static unsigned rnd_state = 12345;
+static unsigned rnd(unsigned n)
+{
+    rnd_state = rnd_state * 1103515245u + 12345u;
+    return (rnd_state >> 16) % n;
+}
+
+static const char *const DOMAINS[] = {"a.example.com", "b.example.com", "c.example.com",
+                                      "d.example.com", "e.example.com", "b.example.com"};
+
+static void rw_doc(char *buf, size_t cap, char kind, int slot, int v, int mode)
+{
+    switch (kind) {
+    case 'u':
+        if (slot % 3 == 0)
+            snprintf(buf, cap,
+                     "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: up-%d, namespace: default}\n"
+                     "spec: {static: {hosts: [{addr: 10.0.%d.%d, port: %d}]}}\n",
+                     slot, slot, v, v % 4 == 3 ? 0 : 80);
+        else if (slot % 3 == 1)
+            snprintf(buf, cap,
+                     "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: up-%d, namespace: default}\n"
+                     "spec: {dns: {name: d%d.internal, port: %d}}\n",
+                     slot, slot, 8000 + v);
+        else
+            snprintf(buf, cap,
+                     "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: up-%d, namespace: default}\n"
+                     "spec: {static: {hosts: [{addr: 10.1.%d.%d, port: 443}]}%s}\n",
+                     slot, slot, v, v % 2 ? ", sslConfig: {secretRef: {name: sec-1, namespace: default}}" : "");
+        break;
+    case 'e':
+        snprintf(buf, cap,
+                 "apiVersion: sluice.io/v1\nkind: EndpointSet\nmetadata: {name: up-%d, namespace: default}\n"
+                 "spec: {endpoints: [{address: 10.9.%d.%d, port: 8080}]}\n",
+                 slot, slot, v);
+        break;
+    case 's':
+        snprintf(buf, cap,
+                 "apiVersion: gloo.solo.io/v1\nkind: Secret\nmetadata: {name: sec-%d, namespace: default}\n"
+                 "spec: {tls: {certChain: \"cert-%d\", privateKey: \"key-%d\"}}\n",
+                 slot, v, v);
+        break;
+    case 'v': {
+        const char *dom = DOMAINS[(slot + v) % 6];
+        char ssl[256] = "";
+        if (v % 5 == 0)
+            snprintf(ssl, sizeof ssl, "  sslConfig: {secretRef: {name: sec-%d, namespace: default}, sniDomains: [%s]}\n",
+                     v % 2, dom);
+        snprintf(buf, cap,
+                 "apiVersion: gateway.solo.io/v1\nkind: VirtualService\n"
+                 "metadata: {name: vs-%d, namespace: default, labels: {team: %s}}\n"
+                 "spec:\n%s  virtualHost:\n    domains: [%s]\n    routes:\n"
+                 "    - matchers: [{%s: '/%d/%d'}]\n      routeAction: {single: {upstream: {name: up-%d}}}\n"
+                 "    - matchers: [{prefix: /rt}]\n      delegateAction: {ref: {name: rt-%d}}\n",
+                 slot, v % 2 ? "a" : "b", ssl, dom, v % 7 == 0 ? "regex" : "prefix", slot,
+                 v % 7 == 0 ? -1 : v, v % R_UP, v % R_RT);
+        if (v % 7 == 0) /* a lookahead: rejected */
+            snprintf(buf + strlen(buf) - 0, cap - strlen(buf), "    - matchers: [{regex: '/x(?=y)'}]\n"
+                                                               "      directResponseAction: {status: 200}\n");
+        break;
+    }
+    case 'r':
+        snprintf(buf, cap,
+                 "apiVersion: gateway.solo.io/v1\nkind: RouteTable\nmetadata: {name: rt-%d, namespace: default}\n"
+                 "spec: {routes: [{matchers: [{prefix: %s/%d/%d}], routeAction: {single: {upstream: {name: up-%d}}}}]}\n",
+                 slot, v % 6 == 0 ? "/elsewhere" : "/rt", slot, v, (v + 1) % R_UP);
+        break;
+    case 't':
+        snprintf(buf, cap,
+                 "apiVersion: gloo.solo.io/v1\nkind: Settings\nmetadata: {name: default, namespace: gloo-system}\n"
+                 "spec: {gloo: {circuitBreakers: {maxConnections: %d}}}\n",
+                 v);
+        break;
+    case 'g': /* gateway slot for a mode */
+        if (mode == 1 && slot == 0)
+            snprintf(buf, cap, "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: gw-a, namespace: default}\n"
+                               "spec: {bindPort: 8080, proxyNames: [proxy-a], httpGateway: {virtualServiceSelector: {team: a}}}\n");
+        else if (mode == 1 && slot == 1)
+            snprintf(buf, cap, "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: gw-b, namespace: default}\n"
+                               "spec: {bindPort: 8081, proxyNames: [proxy-b], httpGateway: {}}\n");
+        else if (mode == 1 && slot == 2)
+            snprintf(buf, cap, "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: gw-ssl, namespace: default}\n"
+                               "spec: {bindPort: 8443, ssl: true, proxyNames: [proxy-a], httpGateway: {}}\n");
+        else if (mode == 2 && slot == 0)
+            snprintf(buf, cap, "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: gw-a, namespace: default}\n"
+                               "spec: {bindPort: 8080, proxyNames: [proxy-a], httpGateway: {virtualServiceSelector: {team: b}}}\n");
+        else if (mode == 2 && slot == 1)
+            snprintf(buf, cap, "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: gw-b, namespace: default}\n"
+                               "spec: {bindPort: 8081, proxyNames: [proxy-b, proxy-a], httpGateway: {virtualServiceNamespaces: [default]}}\n");
+        else if (mode == 3 && slot == 0)
+            snprintf(buf, cap, "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: gw-a, namespace: default}\n"
+                               "spec: {bindPort: 8080, proxyNames: [proxy-a], httpGateway: {virtualServices: [{name: vs-0}, {name: vs-1}]}}\n");
+        else if (mode == 3 && slot == 1)
+            snprintf(buf, cap, "apiVersion: gateway.solo.io/v1\nkind: Gateway\nmetadata: {name: gw-b, namespace: default}\n"
+                               "spec: {bindPort: 8081, proxyNames: [proxy-g], grpcApiListeners: true, httpGateway: {}}\n");
+        else
+            buf[0] = '\0';
+        break;
+    }
+}
+
+static const char *rw_kind(char kind)
+{
+    switch (kind) {
+    case 'u': return "Upstream";
+    case 'e': return "EndpointSet";
+    case 's': return "Secret";
+    case 'v': return "VirtualService";
+    case 'r': return "RouteTable";
+    case 't': return "Settings";
+    default: return "Gateway";
+    }
+}
+
+/* Sets one slot in both stores: the document of variant v, or removal (v 0). */
+static void rw_set(sl_tr_store *const *st, char kind, int slot, int v, int mode)
+{
+    static const char *const gw_names[] = {"gw-a", "gw-b", "gw-ssl"};
+    char buf[2048], name[32];
+    const char *ns = kind == 't' ? "gloo-system" : "default";
+    if (kind == 'g') {
+        rw_doc(buf, sizeof buf, 'g', slot, 0, mode);
+        snprintf(name, sizeof name, "%s", gw_names[slot]);
+        v = buf[0] != '\0';
+    } else {
+        if (v)
+            rw_doc(buf, sizeof buf, kind, slot, v, 0);
+        snprintf(name, sizeof name, kind == 'u' || kind == 'e' ? "up-%d" : kind == 's' ? "sec-%d"
+                                    : kind == 'v'                  ? "vs-%d"
+                                    : kind == 'r'                  ? "rt-%d"
+                                                                   : "default",
+                 slot);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (v)
+            load(st[i], buf);
+        else
+            sl_tr_store_remove(st[i], sl_kind_by_name(rw_kind(kind)), ns, name);
+    }
+}
+
+static void assert_same_proxies(const sl_tr_result *a, const sl_tr_result *b, const char *where)
+{
+    assert_same_result(a, b, where);
+    for (size_t p = 0; p < a->n_proxies; p++)
+        if (strcmp(a->proxies[p].name, b->proxies[p].name) != 0 || a->proxies[p].proxyless != b->proxies[p].proxyless)
+            fail_msg("%s: proxy %s, then %s", where, a->proxies[p].name, b->proxies[p].name);
+    assert_same_reports(a, b, where);
+}
+
+static void incremental_equals_full(void **state)
+{
+    sl_tr_store *st[2];
+    sl_tr_result *last = NULL;
+    rworld w;
+    char where[128], name_buf[32];
+    (void)state;
+    if (getenv("SLUICE_TEST_SEED")) /* another series */
+        rnd_state = (unsigned)strtoul(getenv("SLUICE_TEST_SEED"), NULL, 10);
+    memset(&w, 0, sizeof w);
+    assert_int_equal(sl_tr_store_new(&st[0]), SL_OK);
+    assert_int_equal(sl_tr_store_new(&st[1]), SL_OK);
+    for (int i = 0; i < R_UP; i++) {
+        rw_set(st, 'u', i, w.up[i] = 1 + i, 0);
+        if (i % 3 == 1)
+            rw_set(st, 'e', i, w.eps[i] = 1, 0);
+    }
+    for (int i = 0; i < R_SEC; i++)
+        rw_set(st, 's', i, w.sec[i] = 1, 0);
+    for (int i = 0; i < R_RT; i++)
+        rw_set(st, 'r', i, w.rt[i] = 1 + i, 0);
+    for (int i = 0; i < R_VS; i++)
+        rw_set(st, 'v', i, w.vs[i] = 1 + i, 0);
+    for (int step = 0; step < 400; step++) {
+        unsigned op = rnd(100);
+        int eps_slot = -1;
+        bool dry = false, eps_done = false;
+        const char *what;
+        sl_tr_result *inc, *full;
+        sl_tr_options o = {0};
+        if (step == 0) {
+            what = "initial";
+        } else if (op < 35) { /* a VirtualService edited (rejected, fixed, moved between domains) */
+            int k = (int)rnd(R_VS);
+            rw_set(st, 'v', k, w.vs[k] = 1 + (int)rnd(40), 0);
+            what = "VirtualService edited";
+        } else if (op < 42) { /* a VirtualService added or removed */
+            int k = (int)rnd(R_VS);
+            rw_set(st, 'v', k, w.vs[k] = w.vs[k] ? 0 : 1 + (int)rnd(40), 0);
+            what = "VirtualService added or removed";
+        } else if (op < 52) {
+            int k = (int)rnd(R_RT);
+            rw_set(st, 'r', k, w.rt[k] = rnd(5) ? 1 + (int)rnd(20) : 0, 0);
+            what = "RouteTable edited";
+        } else if (op < 62) {
+            int k = (int)rnd(R_UP);
+            rw_set(st, 'u', k, w.up[k] = rnd(4) ? 1 + (int)rnd(20) : 0, 0);
+            what = "Upstream edited, added or removed";
+        } else if (op < 77) {
+            int k = 1 + 3 * (int)rnd(R_UP / 3);
+            rw_set(st, 'e', k, w.eps[k] = rnd(6) ? 1 + (int)rnd(50) : 0, 0);
+            eps_slot = k;
+            what = "EndpointSet changed";
+        } else if (op < 82) {
+            int k = (int)rnd(R_SEC);
+            rw_set(st, 's', k, w.sec[k] = rnd(4) ? 1 + (int)rnd(9) : 0, 0);
+            what = "Secret changed";
+        } else if (op < 90) {
+            w.gw_mode = (int)rnd(4);
+            for (int g = 0; g < 3; g++)
+                rw_set(st, 'g', g, 0, w.gw_mode);
+            what = "Gateways changed";
+        } else if (op < 95) {
+            rw_set(st, 't', 0, w.settings = rnd(3) ? 1 + (int)rnd(9) : 0, 0);
+            what = "Settings changed";
+        } else {
+            dry = true;
+            what = "dry run";
+        }
+        snprintf(where, sizeof where, "step %d: %s", step, what);
+        o.dry_run = dry;
+        /* the endpoint path on the last result, when it takes the change */
+        if (eps_slot >= 0 && last) {
+            const char *ns = "default", *nm = name_buf;
+            snprintf(name_buf, sizeof name_buf, "up-%d", eps_slot);
+            assert_int_equal(sl_tr_translate_endpoints(last, st[0], &ns, &nm, 1, NULL, &eps_done, NULL), SL_OK);
+        }
+        assert_int_equal(sl_tr_translate(&inc, st[0], &o), SL_OK);
+        sl_tr_store_drop_kept(st[1]);
+        assert_int_equal(sl_tr_translate(&full, st[1], &o), SL_OK);
+        assert_same_proxies(full, inc, where);
+        if (eps_done) {
+            char w2[160];
+            snprintf(w2, sizeof w2, "%s (sl_tr_translate_endpoints)", where);
+            assert_same_result(full, last, w2);
+        }
+        check_packing(inc, where);
+        sl_tr_result_free(full);
+        if (dry) {
+            sl_tr_result_free(inc);
+        } else {
+            sl_tr_result_free(last);
+            last = inc;
+        }
+    }
+    sl_tr_result_free(last);
+    sl_tr_store_free(st[0]);
+    sl_tr_store_free(st[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -620,6 +885,7 @@ int main(void)
         cmocka_unit_test(store_replace_and_remove),
         cmocka_unit_test(endpoints_incremental),
         cmocka_unit_test(kept_clusters_follow_changes),
+        cmocka_unit_test(incremental_equals_full),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
