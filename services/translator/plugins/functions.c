@@ -11,10 +11,13 @@
  * Route headers_to_add and the header_mutation filter both refuse
  * ':'-prefixed headers at load time, so a function's ":method" is set by
  * Envoy's Lua filter (plugins/lua.c), enabled on the route with a script
- * replacing :method. gRPC proxyless clients run no filters: there the
- * route is restricted to requests already using the method (a ":method"
- * header matcher) with a Warning saying so. Body
- * templates cannot be rendered by stock Envoy: a Warning, the body passes.
+ * replacing :method. A body template whose variables are all route
+ * parameters is rendered by the same script (path captures, header
+ * values); one that uses variables of the request's JSON body (which
+ * stock Envoy cannot parse) is not applied: a Warning, the body passes.
+ * gRPC proxyless clients run no filters: there the route is restricted to
+ * requests already using the method (a ":method" header matcher) with a
+ * Warning saying so.
  *
  * gRPC (serviceSpec.grpc descriptors + destinationSpec.grpc {package,
  * service, function}): Envoy's grpc_json_transcoder, enabled on the route
@@ -267,6 +270,101 @@ static const char *render(tr_ctx *tx, const char *text, const params *pp, enum r
 
 static bool literal(const char *s) { return !strstr(s, "{{") && !strstr(s, "{%"); }
 
+/* ---- Lua (plugins/lua.c runs it) ----------------------------------------- */
+
+/* s[0..n) as a Lua string literal: quotes, backslashes and anything but
+ * printable ASCII as a \ddd escape, so no input can end the literal. */
+static const char *lua_quote_n(tr_ctx *tx, const char *s, size_t n)
+{
+    char *o = tr_alloc(tx, n * 4 + 3), *p = o;
+    *p++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+            *p++ = (char)c;
+        else {
+            *p++ = '\\';
+            *p++ = (char)('0' + c / 100);
+            *p++ = (char)('0' + c / 10 % 10);
+            *p++ = (char)('0' + c % 10);
+        }
+    }
+    *p++ = '"';
+    *p = '\0';
+    return o;
+}
+
+static const char *lua_quote(tr_ctx *tx, const char *s) { return lua_quote_n(tx, s, strlen(s)); }
+
+/* The anchored Lua pattern of a path pattern ("/pets/{id}" ->
+ * "^/pets/([^/]+)$"): other characters are literal (%-escaped). */
+static const char *lua_path_pattern(tr_ctx *tx, const char *pat)
+{
+    char *o = tr_alloc(tx, strlen(pat) * 7 + 3), *p = o;
+    *p++ = '^';
+    for (const char *s = pat; *s;) {
+        if (*s == '{') {
+            s = strchr(s, '}') + 1; /* checked by parse_path_pattern() */
+            memcpy(p, "([^/]+)", 7);
+            p += 7;
+            continue;
+        }
+        if (!isalnum((unsigned char)*s) && *s != '/')
+            *p++ = '%';
+        *p++ = *s++;
+    }
+    *p++ = '$';
+    *p = '\0';
+    return o;
+}
+
+/* An Inja template as a Lua expression over the route's parameters: path
+ * parameters are the captures pv[i] of the path, header parameters the
+ * request's headers. NULL with *unknown set when a variable is not a
+ * parameter (nothing reported), NULL on other errors (reported). */
+static const char *render_lua(tr_ctx *tx, const char *text, const params *pp, bool *path_vars, const char **unknown,
+                              const char *where)
+{
+    const char *out = NULL;
+    for (const char *s = text; *s;) {
+        const char *piece = NULL;
+        if (s[0] == '{' && (s[1] == '%' || s[1] == '#')) {
+            tr_error(tx, "%s: \"%s\": Inja statements and comments are not supported by Sluice (only {{ parameter }} "
+                         "is)", where, text);
+            return NULL;
+        }
+        if (s[0] == '{' && s[1] == '{') {
+            const char *close = strstr(s + 2, "}}"), *var;
+            if (!close || !(var = expr_var(tx, s + 2, (size_t)(close - s - 2)))) {
+                tr_error(tx, "%s: \"%s\": only {{ name }} and {{ default(name, ...) }} are supported by Sluice", where,
+                         text);
+                return NULL;
+            }
+            for (size_t i = 0; i < pp->n_vars && !piece; i++)
+                if (strcmp(pp->vars[i], var) == 0) {
+                    piece = tr_printf(tx, "(pv[%zu] or \"\")", i + 1);
+                    *path_vars = true;
+                }
+            for (size_t i = 0; i < pp->n_hdr && !piece; i++)
+                if (strcmp(pp->hdr[i].var, var) == 0)
+                    piece = tr_printf(tx, "(headers:get(%s) or \"\")", lua_quote(tx, pp->hdr[i].header));
+            if (!piece) {
+                *unknown = var;
+                return NULL;
+            }
+            s = close + 2;
+        } else {
+            const char *e = s + 1;
+            while (*e && !(e[0] == '{' && (e[1] == '{' || e[1] == '%' || e[1] == '#')))
+                e++;
+            piece = lua_quote_n(tx, s, (size_t)(e - s));
+            s = e;
+        }
+        out = out ? tr_printf(tx, "%s .. %s", out, piece) : piece;
+    }
+    return out ? out : "\"\"";
+}
+
 /* ---- REST --------------------------------------------------------------- */
 
 static void add_method_matcher(tr_ctx *tx, tr_route_t *r, const char *method)
@@ -297,9 +395,10 @@ static void rest(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
     const Sluice__V1__TransformationTemplate *t = NULL;
     const Sluice__V1__Upstream *up = in->upstream;
     const char *path = tr_printf(tx, "%s.routeAction.single.destinationSpec.rest", in->route_path);
-    const char *fpath, *subst = NULL, *method = NULL;
+    const char *fpath, *subst = NULL, *method = NULL, *lua_body = NULL;
     Envoy__Config__Route__V3__RouteAction *ra = r->route;
     params pp;
+    bool lua_path_vars = false;
     int errors = 0;
 
     if (!ss || ss->plugin_type_case != SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_REST) {
@@ -327,9 +426,18 @@ static void rest(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
     if (t->body_transformation_case == SLUICE__V1__TRANSFORMATION_TEMPLATE__BODY_TRANSFORMATION_MERGE_EXTRACTORS_TO_BODY)
         tr_error(tx, "%s.mergeExtractorsToBody: not supported by Sluice (stock Envoy has no body templates)", fpath);
     else if (t->body_transformation_case == SLUICE__V1__TRANSFORMATION_TEMPLATE__BODY_TRANSFORMATION_BODY && t->body &&
-             t->body->text[0])
-        tr_warn(tx, "%s.body: not applied (stock Envoy cannot render body templates); the request body is sent as "
-                    "the client sent it", fpath);
+             t->body->text[0]) {
+        const char *bw = tr_printf(tx, "%s.body", fpath), *unknown = NULL;
+        if (in->gw->proxyless)
+            tr_warn(tx, "%s: not applied (gRPC proxyless clients run no filters); the request body is sent as the "
+                        "client sent it", bw);
+        else if (!(lua_body = render_lua(tx, t->body->text, &pp, &lua_path_vars, &unknown, bw)) && unknown)
+            tr_warn(tx, "%s: not applied: {{ %s }} is not a parameter of the route (Gloo takes it from the request's "
+                        "JSON body, which stock Envoy cannot parse); the request body is sent as the client sent it",
+                    bw, unknown);
+        else if (!lua_body)
+            errors++;
+    }
 
     for (size_t i = 0; i < t->n_headers; i++) {
         const char *k = t->headers[i]->key;
@@ -417,22 +525,34 @@ static void rest(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
         ra->regex_rewrite->substitution = tr_strdup(tx, subst);
     }
 
-    /* the method: Envoy's Lua filter replaces it on the route; gRPC
-     * proxyless clients run no filters, so there the route is restricted
-     * to requests already using it */
-    if (method && !in->gw->proxyless) {
+    /* the method and the body: Envoy's Lua filter sets them on the route;
+     * gRPC proxyless clients run no filters, so there the route is
+     * restricted to requests already using the method */
+    if (!in->gw->proxyless) {
         const Sluice__V1__Matcher *m = in->matcher;
-        /* method is checked above (A-Z, '-', '_'); names go into a Lua
-         * comment only as safe characters, so no input becomes code */
-        if (!(m && m->n_methods == 1 && strcmp(m->methods[0], method) == 0))
+        const char *code = "";
+        /* method is checked above (A-Z, '-', '_'), lua_body is made of
+         * quoted literals; names go into a Lua comment only as safe
+         * characters: no input becomes code */
+        if (method && !(m && m->n_methods == 1 && strcmp(m->methods[0], method) == 0))
+            code = tr_printf(tx, "  headers:replace(\":method\", \"%s\")\n", method);
+        if (lua_body && lua_path_vars)
+            code = tr_printf(tx,
+                             "%s  local path = string.match(headers:get(\":path\") or \"\", \"^[^?]*\")\n"
+                             "  local pv = {string.match(path, %s)}\n",
+                             code, lua_quote(tx, lua_path_pattern(tx, pp.path)));
+        if (lua_body)
+            code = tr_printf(tx, "%s  request_handle:body(true):setBytes(%s)\n", code, lua_body);
+        if (code[0])
             tr_lua_route(tx, r,
                          tr_printf(tx,
-                                   "-- Sluice: function %s of upstream %s.%s is called with %s\n"
+                                   "-- Sluice: function %s of upstream %s.%s\n"
                                    "function envoy_on_request(request_handle)\n"
-                                   "  request_handle:headers():replace(\":method\", \"%s\")\n"
+                                   "  local headers = request_handle:headers()\n"
+                                   "%s"
                                    "end\n",
                                    lua_comment_safe(tx, d->function_name), lua_comment_safe(tx, up->metadata->namespace_),
-                                   lua_comment_safe(tx, up->metadata->name), method, method));
+                                   lua_comment_safe(tx, up->metadata->name), code));
     } else if (method) {
         const Sluice__V1__Matcher *m = in->matcher;
         bool listed = false;
