@@ -1,9 +1,10 @@
 /* lua: Envoy's stock Lua filter, for what only code can do with stock
- * Envoy. Today: REST functions whose method differs from the request's
- * (plugins/functions.c sets a LuaPerRoute on the route that replaces
- * :method). The filter is added only to listeners where some route uses
- * it, disabled by default, with a default source that defines no
- * handler (a no-op); routes enable it with their own code. */
+ * Envoy. Today: REST functions (plugins/functions.c sets a LuaPerRoute on
+ * the route that replaces :method and renders a body template over the
+ * route's parameters). The filter is added only to listeners where some
+ * route uses it, disabled by default, with a default source that defines
+ * no handler (a no-op); routes enable it with their own code. Never on
+ * routes served to gRPC proxyless clients (they run no HTTP filters). */
 #include "../plugin.h"
 #include "envoy/extensions/filters/http/lua/v3/lua.pb-c.h"
 
