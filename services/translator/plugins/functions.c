@@ -318,6 +318,21 @@ static const char *lua_path_pattern(tr_ctx *tx, const char *pat)
     return o;
 }
 
+/* Whether template text names a path parameter ({{ id }}). */
+static bool uses_path_vars(tr_ctx *tx, const char *text, const params *pp)
+{
+    for (const char *s = strstr(text, "{{"); s; s = strstr(s + 2, "{{")) {
+        const char *close = strstr(s + 2, "}}"), *var;
+        if (!close)
+            return false;
+        if ((var = expr_var(tx, s + 2, (size_t)(close - s - 2))))
+            for (size_t i = 0; i < pp->n_vars; i++)
+                if (strcmp(pp->vars[i], var) == 0)
+                    return true;
+    }
+    return false;
+}
+
 /* An Inja template as a Lua expression over the route's parameters: path
  * parameters are the captures pv[i] of the path, header parameters the
  * request's headers. NULL with *unknown set when a variable is not a
@@ -395,7 +410,7 @@ static void rest(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
     const Sluice__V1__TransformationTemplate *t = NULL;
     const Sluice__V1__Upstream *up = in->upstream;
     const char *path = tr_printf(tx, "%s.routeAction.single.destinationSpec.rest", in->route_path);
-    const char *fpath, *subst = NULL, *method = NULL, *lua_body = NULL;
+    const char *fpath, *subst = NULL, *method = NULL, *lua_body = NULL, *lua_headers = "";
     Envoy__Config__Route__V3__RouteAction *ra = r->route;
     params pp;
     bool lua_path_vars = false;
@@ -476,6 +491,18 @@ static void rest(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
             errors++;
         } else if (!v[0]) {
             TR_PUSH(tx, r, request_headers_to_remove, tr_strdup(tx, k));
+        } else if (!in->gw->proxyless && uses_path_vars(tx, v, &pp)) {
+            /* Envoy's header formatters cannot reach path captures: the
+             * route's Lua script sets the header */
+            const char *unknown = NULL, *e = render_lua(tx, v, &pp, &lua_path_vars, &unknown, hw);
+            if (!e) {
+                if (unknown)
+                    tr_error(tx, "%s: \"%s\": {{ %s }} is not a parameter of the route (destinationSpec parameters)",
+                             hw, v, unknown);
+                errors++;
+                continue;
+            }
+            lua_headers = tr_printf(tx, "%s  headers:replace(%s, %s)\n", lua_headers, lua_quote(tx, k), e);
         } else {
             const char *val = render(tx, v, &pp, RENDER_HEADER, hw);
             Envoy__Config__Core__V3__HeaderValueOption *o;
@@ -536,11 +563,12 @@ static void rest(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
          * characters: no input becomes code */
         if (method && !(m && m->n_methods == 1 && strcmp(m->methods[0], method) == 0))
             code = tr_printf(tx, "  headers:replace(\":method\", \"%s\")\n", method);
-        if (lua_body && lua_path_vars)
+        if (lua_path_vars)
             code = tr_printf(tx,
                              "%s  local path = string.match(headers:get(\":path\") or \"\", \"^[^?]*\")\n"
                              "  local pv = {string.match(path, %s)}\n",
                              code, lua_quote(tx, lua_path_pattern(tx, pp.path)));
+        code = tr_printf(tx, "%s%s", code, lua_headers);
         if (lua_body)
             code = tr_printf(tx, "%s  request_handle:body(true):setBytes(%s)\n", code, lua_body);
         if (code[0])

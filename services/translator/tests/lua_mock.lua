@@ -2,7 +2,8 @@
 -- way Envoy's Lua filter would, against a mock request handle: the script
 -- must load, define envoy_on_request (unless it is a default no-op) and run.
 -- Usage: lua5.1 lua_mock.lua SCRIPT PATH [header=value ...]
--- Prints the request's :method and body afterwards ("<none>" when unset).
+-- Prints the request's :method, its body ("<none>" when unset) and its
+-- other headers ("name=value;..." sorted) afterwards.
 local script, path = arg[1], arg[2]
 local hdrs = {[":path"] = path, [":method"] = "GET"}
 for i = 3, #arg do
@@ -27,4 +28,8 @@ end
 local chunk = assert(loadfile(script))
 chunk()
 if envoy_on_request then envoy_on_request(handle) end
-io.write(hdrs[":method"], "\n", body or "<none>", "\n")
+local names = {}
+for k in pairs(hdrs) do if string.sub(k, 1, 1) ~= ":" then names[#names + 1] = k end end
+table.sort(names)
+for i, k in ipairs(names) do names[i] = k .. "=" .. hdrs[k] end
+io.write(hdrs[":method"], "\n", body or "<none>", "\n", table.concat(names, ";"), "\n")

@@ -3,7 +3,7 @@
 the lua filter's default source and each route's LuaPerRoute) runs in a real
 Lua 5.1 interpreter (Envoy's LuaJIT speaks 5.1) against a mock request handle
 (lua_mock.lua): it must load and run, and the scripts named in EXPECT must
-leave the request with that method and body.
+leave the request with that method, body and headers.
 
 Usage: lua_scripts.py LUA TESTDATA_DIR"""
 import os
@@ -14,12 +14,13 @@ import tempfile
 
 import yaml
 
-# function name -> (request path, headers, expected :method, expected body)
+# function name -> (request path, headers, expected :method, expected body,
+# expected headers afterwards)
 EXPECT = {
-    "findPetById": ("/petstore/findPet/7", {}, "GET", "<none>"),
-    "addPet": ("/petstore/addPet", {}, "POST", "<none>"),
+    "findPetById": ("/petstore/findPet/7", {}, "GET", "<none>", ""),
+    "addPet": ("/petstore/addPet", {}, "POST", "<none>", ""),
     "updatePet": ("/petstore/update/7?x=1", {"x-user": "bob"}, "PUT",
-                  '{"id": 7, "owner": "bob", "note": "50% \\"done\\""}'),
+                  '{"id": 7, "owner": "bob", "note": "50% \\"done\\""}', "x-pet-id=pet-7;x-user=bob"),
 }
 
 
@@ -51,7 +52,7 @@ def main():
             for code in scripts(doc):
                 m = re.match(r"-- Sluice: function (\S+) ", code)
                 fn = m.group(1) if m else None
-                req, hdrs, want_method, want_body = EXPECT.get(fn, ("/", {}, None, None))
+                req, hdrs, want_method, want_body, want_hdrs = EXPECT.get(fn, ("/", {}, None, None, None))
                 with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
                     f.write(code)
                 try:
@@ -65,14 +66,15 @@ def main():
                     print("FAIL %s: %s" % (where, r.stderr.strip()))
                     failed += 1
                     continue
-                method, body = r.stdout.split("\n")[:2]
+                method, body, got_hdrs = r.stdout.split("\n")[:3]
                 if not re.fullmatch(r"[A-Z_-]+", method):
                     print("FAIL %s: :method %r is not a method" % (where, method))
                     failed += 1
                 if want_method is not None:
                     seen.add(fn)
-                    if (method, body) != (want_method, want_body):
-                        print("FAIL %s: got %r %r, want %r %r" % (where, method, body, want_method, want_body))
+                    if (method, body, got_hdrs) != (want_method, want_body, want_hdrs):
+                        print("FAIL %s: got %r %r %r, want %r %r %r" %
+                              (where, method, body, got_hdrs, want_method, want_body, want_hdrs))
                         failed += 1
     for fn in EXPECT:
         if fn not in seen:
