@@ -317,6 +317,13 @@ void tr_set_state(tr_ctx *tx, const sl_tr_plugin *p, void *state)
             tx->state[i] = state;
 }
 
+void tr_forget_vhost(tr_ctx *tx, const char *vhost)
+{
+    for (size_t i = 0; i < tx->n_used; i++)
+        if (tx->used[i]->forget)
+            tx->used[i]->forget(tx, vhost);
+}
+
 bool tr_used(tr_ctx *tx, const sl_tr_plugin *p)
 {
     for (size_t i = 0; i < tx->n_used; i++)

@@ -129,6 +129,12 @@ typedef struct sl_tr_plugin {
     void (*route)(tr_ctx *tx, const tr_route_in *in, tr_route_t *r);
     void (*cluster)(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c);
     void (*endpoints)(tr_ctx *tx, const tr_upstream_in *in, tr_cla_t *cla);
+    /* Drops what the virtual host named vhost added to the plugin's state
+     * (tr_state) for the listener: the core calls it when that virtual host
+     * is left out after it was translated (rejected, or losing a domain or
+     * SNI conflict), so a rejected VirtualService never leaves config in
+     * the listener. Every plugin with listener state has it. */
+    void (*forget)(tr_ctx *tx, const char *vhost);
 } sl_tr_plugin;
 
 /* plugins/table.c */
@@ -192,6 +198,10 @@ bool tr_used(tr_ctx *tx, const sl_tr_plugin *p);
  * set; setting it marks the plugin used). Allocate it with tr_alloc(). */
 void *tr_state(tr_ctx *tx, const sl_tr_plugin *p);
 void tr_set_state(tr_ctx *tx, const sl_tr_plugin *p, void *state);
+
+/* The virtual host named vhost is left out of the listener: every used
+ * plugin forgets what it contributed (sl_tr_plugin.forget). */
+void tr_forget_vhost(tr_ctx *tx, const char *vhost);
 
 /* Reports about the resource being translated (tr_cur_* below). */
 void tr_error(tr_ctx *tx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

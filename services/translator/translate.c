@@ -1600,6 +1600,8 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
                 vh_keep(tx, (tr_entry *)e, &gw, vh, &rec);
             if (vcur.errors) {
                 *fl |= TR_REJECTED;
+                if (vh)
+                    tr_forget_vhost(tx, vh->name);
                 vh = NULL;
                 if (e->good && e->good != e->msg) {
                     *fl |= TR_USED_GOOD;
@@ -1651,6 +1653,7 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
                 tx->cur = NULL;
                 *flag(tx, K_VS, (size_t)it->idx) |= TR_REJECTED;
                 it->dropped = true;
+                tr_forget_vhost(tx, it->vh->name);
                 continue;
             }
             for (size_t d = 0; d < it->vh->n_domains; d++)
@@ -1690,6 +1693,7 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
                              key, g->ns, g->name, o->ns, o->name);
                     *flag(tx, K_VS, (size_t)it->idx) |= TR_REJECTED;
                     it->dropped = true;
+                    tr_forget_vhost(tx, it->vh->name);
                 }
                 tx->cur = NULL;
                 continue;
@@ -1706,6 +1710,7 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
                     if (tx->cur && vcur.errors > before)
                         *flag(tx, K_VS, (size_t)it->idx) |= TR_REJECTED;
                     it->dropped = true;
+                    tr_forget_vhost(tx, it->vh->name);
                     tx->cur = NULL;
                     continue;
                 }

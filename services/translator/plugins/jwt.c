@@ -167,6 +167,42 @@ static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
     tr_route_filter_config(tx, r, JWT_FILTER, &pr->base);
 }
 
+/* Whether the requirement r names the provider called name. */
+static bool requires_provider(const Envoy__Extensions__Filters__Http__JwtAuthn__V3__JwtRequirement *r,
+                              const char *name)
+{
+    if (r->requires_type_case == ENVOY__EXTENSIONS__FILTERS__HTTP__JWT_AUTHN__V3__JWT_REQUIREMENT__REQUIRES_TYPE_PROVIDER_NAME)
+        return strcmp(r->provider_name, name) == 0;
+    if (r->requires_type_case == ENVOY__EXTENSIONS__FILTERS__HTTP__JWT_AUTHN__V3__JWT_REQUIREMENT__REQUIRES_TYPE_REQUIRES_ANY)
+        for (size_t i = 0; i < r->requires_any->n_requirements; i++)
+            if (requires_provider(r->requires_any->requirements[i], name))
+                return true;
+    return false;
+}
+
+/* The virtual host's requirement and the providers it names go. */
+static void forget(tr_ctx *tx, const char *vhost)
+{
+    jwt_auth_t *a = tr_state(tx, &sl_tr_plugin_jwt);
+    size_t k = 0;
+    if (!a)
+        return;
+    for (size_t i = 0; i < a->n_requirement_map; i++) {
+        const Envoy__Extensions__Filters__Http__JwtAuthn__V3__JwtAuthentication__RequirementMapEntry *re =
+            a->requirement_map[i];
+        if (strcmp(re->key, vhost) != 0) {
+            a->requirement_map[k++] = a->requirement_map[i];
+            continue;
+        }
+        size_t n = 0;
+        for (size_t p = 0; p < a->n_providers; p++)
+            if (!requires_provider(re->value, a->providers[p]->key))
+                a->providers[n++] = a->providers[p];
+        a->n_providers = n;
+    }
+    a->n_requirement_map = k;
+}
+
 static void http_filters(tr_ctx *tx, const tr_gateway *gw, tr_hcm_t *hcm, tr_filters *f)
 {
     jwt_auth_t *a = tr_state(tx, &sl_tr_plugin_jwt);
@@ -182,4 +218,5 @@ const sl_tr_plugin sl_tr_plugin_jwt = {
     .http_filters = http_filters,
     .virtual_host = virtual_host,
     .route = route,
+    .forget = forget,
 };
