@@ -75,6 +75,40 @@ typedef struct tr_vh_cache {
     size_t n_rt;
 } tr_vh_cache;
 
+/* What the virtual services of one gateway (proxy and listener) gave in
+ * the last translation, when every one it serves came from a kept virtual
+ * host (tr_vh_cache) without reports, and no domain was contested: while
+ * only VirtualServices change (the store's world, and the bucket's
+ * layout, are the same), the next translation takes the unchanged ones
+ * from here, without visiting them, and translates only the changed ones;
+ * domain conflicts are looked for only around those. */
+typedef struct tr_gw_contrib {
+    uint32_t vs;                    /* index of the VirtualService */
+    long rt;                        /* a route table reached (flags), or -1: */
+    uint8_t flags;
+    const struct sl_tr_plugin *use; /* a plugin used */
+} tr_gw_contrib;
+
+typedef struct tr_gw_dom {
+    uint64_t h; /* hash of a domain of VirtualService vs; 0: free slot */
+    uint32_t vs;
+} tr_gw_dom;
+
+typedef struct tr_gw_memo {
+    struct tr_gw_memo *next;
+    char *proxy, *listener, *settings_ns;
+    uint64_t world, vs_layout;
+    size_t n;                  /* VirtualServices in the store */
+    uint64_t *stamps;          /* each one's stamp then */
+    const struct tr_vh_cache **c; /* each one's kept virtual host, or NULL: not served */
+    tr_gw_contrib *con;        /* what replaying them does besides */
+    size_t n_con, cap_con;
+    tr_gw_dom *dom;            /* the served domains, by hash (may hold stale entries) */
+    size_t n_dom, cap_dom;
+} tr_gw_memo;
+
+void tr_gw_memo_free(tr_gw_memo *m); /* the whole list */
+
 /* A report kept for the next translation and shared with results
  * (sl_tr_report.shared): an Accepted one, all in one allocation, valid
  * while the entry's stamp is the same. Reference counted like tr_blob. */
@@ -169,6 +203,8 @@ struct sl_tr_store {
     uint64_t up_clean_world;
     char *up_clean_ns;
     tr_sort_cache *sorted; /* per proxy and type, of every proxy translated */
+    uint64_t vs_layout;    /* stamp of the last VirtualService added or removed */
+    tr_gw_memo *memos;     /* per proxy and listener */
 };
 
 void tr_up_cache_free(tr_up_cache *c);

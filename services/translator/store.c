@@ -47,8 +47,9 @@ long tr_bucket_find(const tr_bucket *b, const char *ns, const char *name)
 }
 
 /* Records the change of a resource of kind k (stamped s->seq) in the
- * store-wide stamps that tell translations what they may keep. */
-static void note_change(sl_tr_store *s, const sl_kind *k)
+ * store-wide stamps that tell translations what they may keep; layout:
+ * it was added or removed (positions moved). */
+static void note_change(sl_tr_store *s, const sl_kind *k, bool layout)
 {
     bool secret = strcmp(k->kind, "Secret") == 0, eps = strcmp(k->kind, "EndpointSet") == 0;
     if (secret)
@@ -57,6 +58,8 @@ static void note_change(sl_tr_store *s, const sl_kind *k)
         s->eps_gen = s->seq;
     if (strcmp(k->kind, "VirtualService") != 0)
         s->world = s->seq;
+    else if (layout)
+        s->vs_layout = s->seq;
     if (secret || eps || strcmp(k->kind, "Upstream") == 0 || strcmp(k->kind, "Settings") == 0)
         s->up_world = s->seq;
 }
@@ -158,8 +161,26 @@ void tr_sort_cache_clear(tr_sort_cache *c)
     c->n_in = c->n_perm = 0;
 }
 
+void tr_gw_memo_free(tr_gw_memo *m)
+{
+    while (m) {
+        tr_gw_memo *next = m->next;
+        free(m->proxy);
+        free(m->listener);
+        free(m->settings_ns);
+        free(m->stamps);
+        free(m->c);
+        free(m->con);
+        free(m->dom);
+        free(m);
+        m = next;
+    }
+}
+
 void sl_tr_store_drop_kept(sl_tr_store *s)
 {
+    tr_gw_memo_free(s->memos);
+    s->memos = NULL;
     free(s->up_clean_ns);
     s->up_clean_ns = NULL;
     s->up_clean = false;
@@ -225,7 +246,7 @@ sl_status sl_tr_store_put(sl_tr_store *s, const sl_kind *k, ProtobufCMessage *ms
         e->cache = NULL;
         tr_vh_cache_free(e->vcache);
         e->vcache = NULL;
-        note_change(s, k);
+        note_change(s, k, false);
         return SL_OK;
     }
     if (b->n == b->cap) {
@@ -250,7 +271,7 @@ sl_status sl_tr_store_put(sl_tr_store *s, const sl_kind *k, ProtobufCMessage *ms
         e.msg = msg;
         e.rev = revision;
         e.stamp = ++s->seq;
-        note_change(s, k);
+        note_change(s, k, true);
         memmove(&b->v[pos + 1], &b->v[pos], (b->n - (size_t)pos) * sizeof *b->v);
         b->v[pos] = e;
         b->n++;
@@ -290,7 +311,7 @@ bool sl_tr_store_remove(sl_tr_store *s, const sl_kind *k, const char *ns, const 
     /* whatever was built with it (an endpoint set, Settings) is rebuilt:
      * stamps of what remains cannot tell its absence apart */
     ++s->seq;
-    note_change(s, k);
+    note_change(s, k, true);
     return true;
 }
 

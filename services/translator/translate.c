@@ -1082,7 +1082,7 @@ static bool vh_cache_matches(const tr_ctx *tx, const tr_entry *e, const tr_gatew
  * reports, plugins and route table flags), or NULL. The VirtualHost
  * returned holds only the name and domains; its packed bytes are spliced
  * into the route configuration. */
-static tr_vhost_t *vh_cached(tr_ctx *tx, const tr_entry *e, const tr_gateway *gw)
+static tr_vhost_t *vh_cached(tr_ctx *tx, const tr_entry *e, const tr_gateway *gw, const tr_vh_cache **used)
 {
     const tr_vh_cache *c = e->vcache;
     tr_vhost_t *vh;
@@ -1111,6 +1111,7 @@ static tr_vhost_t *vh_cached(tr_ctx *tx, const tr_entry *e, const tr_gateway *gw
         if (c->rt_idx[i] >= 0 && (size_t)c->rt_idx[i] < bucket(tx, K_RT)->n)
             *flag(tx, K_RT, (size_t)c->rt_idx[i]) |= c->rt_flags[i];
     bytes_put(tx, &tx->vh_bytes, vh, c->bytes, c->len);
+    *used = c;
     return vh;
 }
 
@@ -1133,7 +1134,8 @@ static void *xcalloc(tr_ctx *tx, size_t n, size_t size)
 /* Keeps what translating e for gw gave (vh, and what rec recorded) for the
  * next translation, replacing what was kept for the same proxy and
  * listener, and registers vh's packed bytes for this one. */
-static void vh_keep(tr_ctx *tx, tr_entry *e, const tr_gateway *gw, const tr_vhost_t *vh, const tr_rec *rec)
+static const tr_vh_cache *vh_keep(tr_ctx *tx, tr_entry *e, const tr_gateway *gw, const tr_vhost_t *vh,
+                                  const tr_rec *rec)
 {
     tr_vh_cache *c = xcalloc(tx, 1, sizeof *c), **pp;
     /* linked first, so a failure below frees it with the entry; its stamps
@@ -1182,6 +1184,7 @@ static void vh_keep(tr_ctx *tx, tr_entry *e, const tr_gateway *gw, const tr_vhos
         }
     }
     bytes_put(tx, &tx->vh_bytes, vh, c->bytes, c->len);
+    return c;
 }
 
 /* A RouteConfiguration packed with its virtual hosts' bytes spliced in
@@ -1493,6 +1496,230 @@ static bool gw_proxyless(const Sluice__V1__Gateway *g)
     return g->spec && g->spec->grpc_api_listeners && g->spec->grpc_api_listeners->value;
 }
 
+/* ---- a gateway's virtual services kept between translations (tr_gw_memo) ---- */
+
+static uint64_t dom_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h ? h : 1; /* 0 marks a free slot */
+}
+
+static tr_gw_memo *memo_find(tr_ctx *tx, const char *proxy, const char *listener)
+{
+    for (tr_gw_memo *m = tx->store->memos; m; m = m->next)
+        if (strcmp(m->proxy, proxy) == 0 && strcmp(m->listener, listener) == 0)
+            return m;
+    return NULL;
+}
+
+/* Forgets m (unlinks and frees it). */
+static void memo_drop(tr_ctx *tx, tr_gw_memo *m)
+{
+    for (tr_gw_memo **pp = &tx->store->memos; *pp; pp = &(*pp)->next)
+        if (*pp == m) {
+            *pp = m->next;
+            m->next = NULL;
+            tr_gw_memo_free(m);
+            return;
+        }
+}
+
+/* Whether m holds for this translation: only VirtualServices changed
+ * since (changed[i], filled here), none that m serves is rejected by now
+ * (another gateway found it bad), and no route table they reached is. */
+static bool memo_usable(tr_ctx *tx, const tr_gw_memo *m, bool *changed)
+{
+    const tr_bucket *vb = bucket(tx, K_VS);
+    if (m->world != tx->store->world || m->vs_layout != tx->store->vs_layout || m->n != vb->n ||
+        strcmp(m->settings_ns, tx->opts.settings_namespace) != 0)
+        return false;
+    for (size_t i = 0; i < vb->n; i++) {
+        changed[i] = m->stamps[i] != vb->v[i].stamp;
+        if (!changed[i] && m->c[i] && (*flag(tx, K_VS, i) & TR_REJECTED))
+            return false;
+    }
+    for (size_t k = 0; k < m->n_con; k++)
+        if (m->con[k].rt >= 0 && !changed[m->con[k].vs] &&
+            (*flag(tx, K_RT, (size_t)m->con[k].rt) & TR_REJECTED))
+            return false;
+    return true;
+}
+
+static bool dom_add(tr_gw_memo *m, const char *d, uint32_t vs)
+{
+    size_t i;
+    if ((m->n_dom + 1) * 2 > m->cap_dom) {
+        size_t cap = m->cap_dom ? m->cap_dom * 2 : 64;
+        tr_gw_dom *v = calloc(cap, sizeof *v);
+        if (!v)
+            return false;
+        for (size_t j = 0; j < m->cap_dom; j++)
+            if (m->dom[j].h) {
+                for (i = m->dom[j].h & (cap - 1); v[i].h; i = (i + 1) & (cap - 1))
+                    ;
+                v[i] = m->dom[j];
+            }
+        free(m->dom);
+        m->dom = v;
+        m->cap_dom = cap;
+    }
+    for (i = dom_hash(d) & (m->cap_dom - 1); m->dom[i].h; i = (i + 1) & (m->cap_dom - 1))
+        if (m->dom[i].h == dom_hash(d) && m->dom[i].vs == vs)
+            return true; /* there already */
+    m->dom[i].h = dom_hash(d);
+    m->dom[i].vs = vs;
+    m->n_dom++;
+    return true;
+}
+
+/* Records what VirtualService i's kept virtual host c does besides its
+ * bytes (plugins used, route table flags) and its domains. */
+static bool memo_add(tr_gw_memo *m, size_t i, const tr_vh_cache *c)
+{
+    size_t need = m->n_con + c->n_used + c->n_rt;
+    m->c[i] = c;
+    if (need > m->cap_con) {
+        size_t cap = m->cap_con ? m->cap_con : 16;
+        tr_gw_contrib *v;
+        while (cap < need)
+            cap *= 2;
+        if (!(v = realloc(m->con, cap * sizeof *v)))
+            return false;
+        m->con = v;
+        m->cap_con = cap;
+    }
+    for (size_t k = 0; k < c->n_used; k++) {
+        tr_gw_contrib x = {(uint32_t)i, -1, 0, c->used[k]};
+        m->con[m->n_con++] = x;
+    }
+    for (size_t k = 0; k < c->n_rt; k++) {
+        tr_gw_contrib x = {(uint32_t)i, c->rt_idx[k], c->rt_flags[k], NULL};
+        m->con[m->n_con++] = x;
+    }
+    for (size_t k = 0; k < c->n_domains; k++)
+        if (!dom_add(m, c->domains[k], (uint32_t)i))
+            return false;
+    return true;
+}
+
+/* Keeps (or brings up to date) the memo of the gateway being translated.
+ * got[i]: the kept virtual host VirtualService i was served from; served[i]:
+ * 1 served from got[i] without reports, 2 served otherwise (or left out
+ * when selected), 0 not selected. changed: the VirtualServices translated
+ * over the memo m, or NULL (m NULL: made anew). */
+static void memo_keep(tr_ctx *tx, tr_gw_memo *m, const tr_gateway *gw, const tr_vh_cache *const *got,
+                      const uint8_t *served, const bool *changed, bool dropped)
+{
+    const tr_bucket *vb = bucket(tx, K_VS);
+    bool ok = !dropped;
+    for (size_t i = 0; i < vb->n && ok; i++)
+        ok = (!changed || changed[i]) && served[i] == 2 ? false : ok;
+    if (!ok) {
+        if (m)
+            memo_drop(tx, m);
+        return;
+    }
+    if (m && changed) { /* the changed ones only */
+        size_t k = 0;
+        for (size_t j = 0; j < m->n_con; j++)
+            if (!changed[m->con[j].vs])
+                m->con[k++] = m->con[j];
+        m->n_con = k;
+        for (size_t i = 0; i < vb->n; i++) {
+            if (!changed[i])
+                continue;
+            m->stamps[i] = vb->v[i].stamp;
+            m->c[i] = NULL;
+            if (served[i] == 1 && !memo_add(m, i, got[i])) {
+                memo_drop(tx, m);
+                return;
+            }
+        }
+        /* stale domains (of versions gone) are skipped when looked up; let
+         * them not pile up */
+        if (m->n_dom > 4 * (vb->n + 16)) {
+            free(m->dom);
+            m->dom = NULL;
+            m->n_dom = m->cap_dom = 0;
+            for (size_t i = 0; i < vb->n; i++)
+                for (size_t d = 0; m->c[i] && d < m->c[i]->n_domains; d++)
+                    if (!dom_add(m, m->c[i]->domains[d], (uint32_t)i)) {
+                        memo_drop(tx, m);
+                        return;
+                    }
+        }
+        return;
+    }
+    if (m)
+        memo_drop(tx, m);
+    if (!(m = calloc(1, sizeof *m)))
+        return;
+    m->next = tx->store->memos;
+    tx->store->memos = m; /* linked first: freed with the store whatever happens */
+    if (!(m->proxy = strdup(gw->proxy)) || !(m->listener = strdup(gw->listener_name)) ||
+        !(m->settings_ns = strdup(tx->opts.settings_namespace)) ||
+        !(m->stamps = calloc(vb->n + 1, sizeof *m->stamps)) || !(m->c = calloc(vb->n + 1, sizeof *m->c))) {
+        memo_drop(tx, m);
+        return;
+    }
+    m->world = tx->store->world;
+    m->vs_layout = tx->store->vs_layout;
+    m->n = vb->n;
+    for (size_t i = 0; i < vb->n; i++) {
+        m->stamps[i] = vb->v[i].stamp;
+        if (served[i] == 1 && !memo_add(m, i, got[i])) {
+            memo_drop(tx, m);
+            return;
+        }
+    }
+}
+
+/* Whether a changed virtual service's domain may be contested: one of the
+ * unchanged ones m serves, or another changed one, has it. */
+static bool memo_contested(const tr_gw_memo *m, const bool *changed, const vs_item *items, size_t n_items)
+{
+    size_t n_changed = 0;
+    for (size_t k = 0; k < n_items; k++)
+        n_changed += changed[items[k].idx];
+    if (n_changed > 64)
+        return true; /* not worth it: look at all of them */
+    for (size_t k = 0; k < n_items; k++) {
+        const tr_vhost_t *vh = items[k].vh;
+        if (!changed[items[k].idx])
+            continue;
+        for (size_t d = 0; d < vh->n_domains; d++) {
+            uint64_t h = dom_hash(vh->domains[d]);
+            for (size_t i = h & (m->cap_dom - 1); m->cap_dom && m->dom[i].h; i = (i + 1) & (m->cap_dom - 1)) {
+                const tr_vh_cache *c = m->c[m->dom[i].vs];
+                if (m->dom[i].h != h || changed[m->dom[i].vs] || !c)
+                    continue;
+                for (size_t j = 0; j < c->n_domains; j++)
+                    if (strcmp(c->domains[j], vh->domains[d]) == 0)
+                        return true;
+            }
+            for (size_t o = 0; o < n_items; o++)
+                if (o != k && changed[items[o].idx])
+                    for (size_t j = 0; j < items[o].vh->n_domains; j++)
+                        if (strcmp(items[o].vh->domains[j], vh->domains[d]) == 0)
+                            return true;
+        }
+    }
+    return false;
+}
+
+/* The virtual host of a kept one the memo serves (its bytes are spliced). */
+static tr_vhost_t *vh_of_kept(tr_ctx *tx, const tr_vh_cache *c)
+{
+    tr_vhost_t *vh = TR_NEW(tx, envoy__config__route__v3__virtual_host);
+    vh->name = c->name;
+    vh->domains = c->domains; /* the kept strings: read only, valid through this translation */
+    vh->n_domains = c->n_domains;
+    bytes_put(tx, &tx->vh_bytes, vh, c->bytes, c->len);
+    return vh;
+}
+
 static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, tr_map *ports)
 {
     const Sluice__V1__GatewaySpec *spec = g->gw->spec;
@@ -1512,6 +1739,10 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
     tr_hcm_t *hcm;
     tr_filters filters = {0};
     unsigned char addr[16];
+    const tr_vh_cache **got;
+    uint8_t *served;
+    tr_gw_memo *memo;
+    bool *changed = NULL;
 
     tx->cur = g->idx >= 0 ? &gcur : NULL;
     gw.gw = g->gw;
@@ -1565,20 +1796,54 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
     if (gcur.errors)
         goto out;
 
-    /* Virtual services -> virtual hosts. */
+    /* Virtual services -> virtual hosts: the unchanged ones from the
+     * gateway's memo when only virtual services changed since. */
     tx->n_used = 0;
+    got = tr_alloc(tx, (vb->n + 1) * sizeof *got);
+    served = tr_alloc(tx, vb->n + 1);
+    memset(got, 0, (vb->n + 1) * sizeof *got);
+    memset(served, 0, vb->n + 1);
+    if ((memo = memo_find(tx, proxy, lname)) != NULL) {
+        changed = tr_alloc(tx, (vb->n + 1) * sizeof *changed);
+        if (!memo_usable(tx, memo, changed))
+            changed = NULL;
+    }
+    if (changed) /* what the unchanged ones do besides */
+        for (size_t k = 0; k < memo->n_con; k++) {
+            const tr_gw_contrib *x = &memo->con[k];
+            if (changed[x->vs])
+                continue;
+            if (x->use)
+                tr_use(tx, x->use);
+            else
+                *flag(tx, K_RT, (size_t)x->rt) |= x->flags;
+        }
     for (size_t i = 0; i < vb->n; i++) {
         const tr_entry *e = &vb->v[i];
         const Sluice__V1__VirtualService *vs = (const Sluice__V1__VirtualService *)e->msg;
         uint8_t *fl = flag(tx, K_VS, i);
         tr_cur vcur = cur_of(K_VS, e);
         tr_vhost_t *vh;
-        bool has_ssl = vs->spec && vs->spec->ssl_config;
+        bool has_ssl;
+        if (changed && !changed[i]) {
+            if (!(got[i] = memo->c[i]))
+                continue;
+            *fl |= TR_SEEN;
+            served[i] = 1;
+            items[n_items].idx = (long)i;
+            items[n_items].vs = vs;
+            items[n_items].vh = vh_of_kept(tx, got[i]);
+            items[n_items].dropped = false;
+            n_items++;
+            continue;
+        }
+        has_ssl = vs->spec && vs->spec->ssl_config;
         if (!vs_selected(spec->http_gateway, g->ns, e))
             continue;
         if (has_ssl != (bool)spec->ssl)
             continue;
         *fl |= TR_SEEN;
+        served[i] = 2;
         if (*fl & TR_REJECTED) {
             if (!(*fl & TR_USED_GOOD))
                 continue;
@@ -1587,8 +1852,9 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
                 continue; /* the version served is not for this gateway */
             tx->cur = NULL;
             vh = translate_vs(tx, &gw, vs);
-        } else if ((vh = vh_cached(tx, e, &gw)) != NULL) {
+        } else if ((vh = vh_cached(tx, e, &gw, &got[i])) != NULL) {
             /* unchanged since an earlier translation: replayed */
+            served[i] = got[i]->n_reps ? 2 : 1;
         } else {
             tr_rec rec;
             memset(&rec, 0, sizeof rec);
@@ -1596,8 +1862,10 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
             tx->rec = &rec;
             vh = translate_vs(tx, &gw, vs);
             tx->rec = NULL;
-            if (!vcur.errors && !rec.stateful)
-                vh_keep(tx, (tr_entry *)e, &gw, vh, &rec);
+            if (!vcur.errors && !rec.stateful) {
+                got[i] = vh_keep(tx, (tr_entry *)e, &gw, vh, &rec);
+                served[i] = rec.n_reps ? 2 : 1;
+            }
             if (vcur.errors) {
                 *fl |= TR_REJECTED;
                 if (vh)
@@ -1621,10 +1889,10 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
         n_items++;
     }
     tx->cur = NULL;
-
     /* Domains are unique per gateway: the older virtual service keeps a
-     * contested domain, the newer one is rejected. */
-    {
+     * contested domain, the newer one is rejected. None are contested when
+     * the memo's were not and no changed one's are. */
+    if (!changed || memo_contested(memo, changed, items, n_items)) {
         /* oldest first: (KV revision, position) */
         rev_order *order = tr_alloc(tx, (n_items + 1) * sizeof *order);
         for (size_t i = 0; i < n_items; i++) {
@@ -1659,6 +1927,12 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
             for (size_t d = 0; d < it->vh->n_domains; d++)
                 tr_map_put(tx, &domains, it->vh->domains[d], it);
         }
+    }
+    {
+        bool dropped = false;
+        for (size_t k = 0; k < n_items && !dropped; k++)
+            dropped = items[k].dropped;
+        memo_keep(tx, changed ? memo : memo_find(tx, proxy, lname), &gw, got, served, changed, dropped);
     }
 
     /* TLS: one filter chain per SNI set; the same set with another
@@ -2570,7 +2844,7 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
         return SL_ERR_NOMEM;
     }
     init_kinds();
-    sl_arena_init(&tx->arena, 64 * 1024);
+        sl_arena_init(&tx->arena, 64 * 1024);
     if (setjmp(tx->oom)) {
         rc = sl_error_set(SL_ERR_NOMEM, "out of memory translating");
         goto out;
