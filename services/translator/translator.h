@@ -12,6 +12,14 @@
  *   for each res->reports[i]: Accepted / Warning / Rejected and reasons
  *   sl_tr_result_free(res);  sl_tr_store_free(st);
  *
+ * Translations are incremental by themselves: the store keeps what each
+ * translation built (packed clusters, virtual hosts, a gateway's virtual
+ * services, a proxy's cluster list, reports) with the stamps of what it was
+ * built from, and the next sl_tr_translate() reuses what did not change
+ * since (no change set to pass). The result is the same, byte for byte, as
+ * translating everything again (sl_tr_store_drop_kept(); tested over series
+ * of random changes). docs/translator.md, "Incremental re-translation".
+ *
  * The store remembers, per resource, the last version a translation
  * accepted ("last good"). When a resource is rejected, its last good version
  * is translated in its place (or, when it never was accepted, it is left
