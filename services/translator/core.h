@@ -105,6 +105,10 @@ typedef struct tr_gw_memo {
     size_t n_con, cap_con;
     tr_gw_dom *dom;            /* the served domains, by hash (may hold stale entries) */
     size_t n_dom, cap_dom;
+    /* The gateway's packed RouteConfiguration, made of the virtual hosts
+     * the memo serves (one reference), or NULL: reused as it is while no
+     * changed VirtualService is served, or was. */
+    tr_blob *rcfg;
 } tr_gw_memo;
 
 void tr_gw_memo_free(tr_gw_memo *m); /* the whole list */
@@ -255,6 +259,7 @@ typedef struct tr_out {
     size_t len;
     tr_blob *blob; /* bytes are blob's, shared with the result: or NULL */
     size_t seq;    /* order added, among resources of its type */
+    struct tr_gw_memo *keep_in; /* a route configuration: its packed bytes go to this memo too */
 } tr_out;
 
 struct tr_filters {
@@ -326,6 +331,10 @@ bool tr_out_add(tr_ctx *tx, sl_xds_type t, const char *name, const ProtobufCMess
 
 /* The same with bytes already packed (valid until the proxy is packed). */
 bool tr_out_add_bytes(tr_ctx *tx, sl_xds_type t, const char *name, const uint8_t *bytes, size_t len);
+
+/* The same with a blob named b->name, shared with the proxy's result (a
+ * reference), looked up by name like tr_out_add(). */
+bool tr_out_add_shared(tr_ctx *tx, sl_xds_type t, tr_blob *b);
 
 /* The same with a blob named b->name, which the proxy's result shares (a
  * reference each). Not looked up: when the name is there already, or comes

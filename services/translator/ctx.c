@@ -544,6 +544,17 @@ bool tr_out_add_bytes(tr_ctx *tx, sl_xds_type t, const char *name, const uint8_t
     return true;
 }
 
+bool tr_out_add_shared(tr_ctx *tx, sl_xds_type t, tr_blob *b)
+{
+    tr_out *o;
+    if (!tr_out_add_bytes(tx, t, b->name, b->data, b->len))
+        return false;
+    o = tx->out[t][tx->n_out[t] - 1];
+    o->name = b->name;
+    o->blob = b;
+    return true;
+}
+
 void tr_out_add_blob(tr_ctx *tx, sl_xds_type t, tr_blob *b)
 {
     tr_out *o = tr_alloc(tx, sizeof *o);

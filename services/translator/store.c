@@ -172,6 +172,7 @@ void tr_gw_memo_free(tr_gw_memo *m)
         free(m->c);
         free(m->con);
         free(m->dom);
+        tr_blob_unref(m->rcfg);
         free(m);
         m = next;
     }

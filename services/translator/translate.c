@@ -4,6 +4,7 @@
  * plugins' hooks at each step, validation, reports and the last good
  * version of every rejected resource. docs/translator.md is the map. */
 #include <arpa/inet.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1189,9 +1190,13 @@ static const tr_vh_cache *vh_keep(tr_ctx *tx, tr_entry *e, const tr_gateway *gw,
 
 /* A RouteConfiguration packed with its virtual hosts' bytes spliced in
  * (kept or packed now): the same bytes as packing it whole, as field 2
- * (virtual_hosts) comes right after the name. malloc'ed; NULL: no memory. */
-static uint8_t *pack_route_config(tr_ctx *tx, const Envoy__Config__Route__V3__RouteConfiguration *rc, size_t *len)
+ * (virtual_hosts) comes right after the name. A new blob named name, with
+ * one reference; NULL: no memory. */
+static tr_blob *pack_route_config(tr_ctx *tx, const Envoy__Config__Route__V3__RouteConfiguration *rc,
+                                  const char *name)
 {
+    tr_blob *b = NULL;
+    size_t nlen = strlen(name) + 1;
     Envoy__Config__Route__V3__RouteConfiguration copy = *rc;
     size_t rest_len, head = 0, total, n = rc->n_virtual_hosts, o;
     const uint8_t **vb = calloc(n ? n : 1, sizeof *vb);
@@ -1226,8 +1231,9 @@ static uint8_t *pack_route_config(tr_ctx *tx, const Envoy__Config__Route__V3__Ro
             l |= (size_t)rest[head++] << shift;
         head += l;
     }
-    if (!(out = malloc(total ? total : 1)))
+    if (!(b = malloc(offsetof(tr_blob, data) + total + nlen)))
         goto done;
+    out = b->data;
     memcpy(out, rest, head);
     o = head;
     for (size_t i = 0; i < n; i++) {
@@ -1242,7 +1248,10 @@ static uint8_t *pack_route_config(tr_ctx *tx, const Envoy__Config__Route__V3__Ro
         o += vl[i];
     }
     memcpy(out + o, rest + head, rest_len - head);
-    *len = o + rest_len - head;
+    b->refs = 1;
+    b->len = o + rest_len - head;
+    b->name = (char *)b->data + total; /* after the bytes (total bounds them) */
+    memcpy(b->name, name, nlen);
 done:
     for (size_t i = 0; fresh && i < n; i++)
         free(fresh[i]);
@@ -1250,7 +1259,7 @@ done:
     free(vb);
     free(vl);
     free(rest);
-    return out;
+    return b;
 }
 
 typedef struct rev_order {
@@ -1623,6 +1632,11 @@ static void memo_keep(tr_ctx *tx, tr_gw_memo *m, const tr_gateway *gw, const tr_
     }
     if (m && changed) { /* the changed ones only */
         size_t k = 0;
+        for (size_t i = 0; i < vb->n && m->rcfg; i++)
+            if (changed[i] && (m->c[i] || served[i])) { /* other virtual hosts */
+                tr_blob_unref(m->rcfg);
+                m->rcfg = NULL;
+            }
         for (size_t j = 0; j < m->n_con; j++)
             if (!changed[m->con[j].vs])
                 m->con[k++] = m->con[j];
@@ -2020,7 +2034,14 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
         goto out; /* as Gloo: no virtual service, no listener */
     if (spec->ssl && n_chains == 0)
         goto out;
-    tr_out_add(tx, SL_XDS_ROUTE, rname, &rcfg->base);
+    /* the same virtual hosts as the memo's route configuration: its bytes */
+    memo = changed ? memo_find(tx, proxy, lname) : NULL;
+    if (memo && memo->rcfg && strcmp(memo->rcfg->name, rname) == 0) {
+        tr_out_add_shared(tx, SL_XDS_ROUTE, memo->rcfg);
+    } else if (tr_out_add(tx, SL_XDS_ROUTE, rname, &rcfg->base) &&
+               (memo = memo_find(tx, proxy, lname)) != NULL) {
+        tx->out[SL_XDS_ROUTE][tx->n_out[SL_XDS_ROUTE] - 1]->keep_in = memo;
+    }
 
     /* The HTTP connection manager and its filters. */
     tx->cur = g->idx >= 0 ? &gcur : NULL;
@@ -2622,8 +2643,19 @@ static sl_status pack_proxy(tr_ctx *tx, sl_tr_proxy *p, tr_bytes_map *memo, tr_s
                 r->len = o->len;
                 if ((r->data = malloc(r->len ? r->len : 1)) != NULL)
                     memcpy(r->data, o->bytes, r->len);
-            } else if (t == SL_XDS_ROUTE) {
-                r->data = pack_route_config(tx, (const Envoy__Config__Route__V3__RouteConfiguration *)m, &r->len);
+            } else if (t == SL_XDS_ROUTE) { /* a blob: the gateway's memo may keep it too */
+                tr_blob *b = pack_route_config(tx, (const Envoy__Config__Route__V3__RouteConfiguration *)m, o->name);
+                if (b) {
+                    free(r->name);
+                    r->shared = b;
+                    r->name = b->name;
+                    r->data = b->data;
+                    r->len = b->len;
+                    if (o->keep_in) {
+                        tr_blob_unref(o->keep_in->rcfg);
+                        o->keep_in->rcfg = tr_blob_ref(b);
+                    }
+                }
             } else if (known) {
                 r->len = known_len;
                 if ((r->data = malloc(r->len ? r->len : 1)) != NULL)
