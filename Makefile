@@ -2,7 +2,7 @@
 #   make run      install what is missing, build, start NATS and every service
 #                 with examples/ loaded (foreground; Ctrl-C stops all)
 #   make test     install, build, run every test, then again under ASan+UBSan
-# Other targets: build, asan, schemas, fuzz, bench (bench-xds, bench-translate, bench-e2e), clean.
+# Other targets: build, asan, schemas, fuzz, bench (bench-xds, bench-translate, bench-translate-write, bench-e2e), clean.
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -11,7 +11,7 @@ GENERATOR  := -G Ninja
 JOBS       ?= 2
 FUZZ_SECONDS ?= 600
 
-.PHONY: all setup build run test test-fast asan schemas fuzz bench bench-xds bench-translate bench-e2e clean
+.PHONY: all setup build run test test-fast asan schemas fuzz bench bench-xds bench-translate bench-translate-write bench-e2e clean
 
 all: build
 
@@ -60,6 +60,11 @@ bench-xds: setup
 # The translator at 1,000/1,000, 10,000/1,000 and 10,000/5,000 upstreams/virtual services (docs/benchmarks.md).
 bench-translate: setup
 	@bench/translate/run $(BUILD)
+
+# One VirtualService / endpoint set change: KV put -> commit written -> served on
+# an ADS stream, at 10,000 upstreams / 5,000 virtual services (docs/benchmarks.md).
+bench-translate-write: setup
+	@bench/translate-write/run $(BUILD)
 
 # sluicectl apply -> a gRPC xDS client on the new route, 100 applies through the
 # whole system (sluicectl run), p50/p99 (docs/benchmarks.md, "End to end").

@@ -17,14 +17,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
+	"hash"
 	"hash/fnv"
 	"log"
 	"net"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 
@@ -41,6 +40,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -88,9 +88,98 @@ func escape(s string) string {
 	return b.String()
 }
 
-type commit struct {
-	Revision  uint64                       `json:"revision"`
-	Resources map[string]map[string]uint64 `json:"resources"`
+// The commit and manifest chunks (proto/sluice/v1/xds.proto), decoded with
+// protowire: this module does not generate Sluice's own protos.
+type chunkRef struct {
+	typ, id string
+	rev     uint64
+}
+
+type entry struct {
+	name  string
+	rev   uint64
+	parts uint64
+}
+
+// fields calls fn for every top-level field of a protobuf message.
+func fields(b []byte, fn func(num protowire.Number, typ protowire.Type, v []byte, n uint64) error) error {
+	for len(b) > 0 {
+		num, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return protowire.ParseError(l)
+		}
+		b = b[l:]
+		var v []byte
+		var n uint64
+		switch typ {
+		case protowire.VarintType:
+			n, l = protowire.ConsumeVarint(b)
+		case protowire.BytesType:
+			v, l = protowire.ConsumeBytes(b)
+		default:
+			l = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if l < 0 {
+			return protowire.ParseError(l)
+		}
+		b = b[l:]
+		if err := fn(num, typ, v, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func parseCommit(b []byte) (rev uint64, refs []chunkRef, err error) {
+	err = fields(b, func(num protowire.Number, _ protowire.Type, v []byte, n uint64) error {
+		switch num {
+		case 1:
+			rev = n
+		case 2:
+			var r chunkRef
+			if err := fields(v, func(num protowire.Number, _ protowire.Type, v []byte, n uint64) error {
+				switch num {
+				case 1:
+					r.typ = string(v)
+				case 2:
+					r.id = string(v)
+				case 3:
+					r.rev = n
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			refs = append(refs, r)
+		}
+		return nil
+	})
+	return
+}
+
+func parseManifest(b []byte) (es []entry, err error) {
+	err = fields(b, func(num protowire.Number, _ protowire.Type, v []byte, _ uint64) error {
+		if num != 1 {
+			return nil
+		}
+		var e entry
+		if err := fields(v, func(num protowire.Number, _ protowire.Type, v []byte, n uint64) error {
+			switch num {
+			case 1:
+				e.name = string(v)
+			case 2:
+				e.rev = n
+			case 3:
+				e.parts = n
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		es = append(es, e)
+		return nil
+	})
+	return
 }
 
 type feeder struct {
@@ -102,46 +191,88 @@ type feeder struct {
 	entries map[string]nats.KeyValueEntry
 }
 
+// get is key's value at exactly rev: from the watch, or the bucket's history.
+func (f *feeder) get(key string, rev uint64) ([]byte, error) {
+	f.mu.Lock()
+	e := f.entries[key]
+	f.mu.Unlock()
+	if e == nil || e.Revision() != rev {
+		var err error
+		if e, err = f.kv.GetRevision(key, rev); err != nil {
+			return nil, fmt.Errorf("%s at revision %d: %w", key, rev, err)
+		}
+	}
+	return e.Value(), nil
+}
+
 // apply serves the commit: every resource at exactly its named revision,
 // or the commit is refused and the previous snapshot keeps serving.
 func (f *feeder) apply(raw []byte) error {
-	var c commit
-	if err := json.Unmarshal(raw, &c); err != nil {
+	_, refs, err := parseCommit(raw)
+	if err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	byType := map[resource.Type][]types.Resource{}
 	versions := map[resource.Type]string{}
-	for token, names := range c.Resources {
-		url, ok := typeURLs[token]
+	hashes := map[string]hash.Hash64{}
+	var rname string // a route stored in parts: its head and parts so far
+	var whole []byte
+	var want uint64
+	for _, ref := range refs {
+		url, ok := typeURLs[ref.typ]
 		if !ok {
-			return fmt.Errorf("commit: unknown type %q", token)
+			return fmt.Errorf("commit: unknown type %q", ref.typ)
 		}
-		keys := make([]string, 0, len(names))
-		for n := range names {
-			keys = append(keys, n)
+		mkey := f.ptok + ".manifest." + ref.typ + "." + ref.id
+		mv, err := f.get(mkey, ref.rev)
+		if err != nil {
+			return err
 		}
-		sort.Strings(keys)
-		h := fnv.New64a()
-		for _, name := range keys {
-			rev := names[name]
-			key := f.ptok + "." + token + "." + escape(name)
-			f.mu.Lock()
-			e := f.entries[key]
-			f.mu.Unlock()
-			if e == nil || e.Revision() != rev {
-				var err error
-				if e, err = f.kv.GetRevision(key, rev); err != nil {
-					return fmt.Errorf("%s at revision %d: %w", key, rev, err)
+		es, err := parseManifest(mv)
+		if err != nil {
+			return fmt.Errorf("%s: %w", mkey, err)
+		}
+		h := hashes[ref.typ]
+		if h == nil {
+			h = fnv.New64a()
+			hashes[ref.typ] = h
+		}
+		for _, e := range es {
+			var v []byte
+			if want > 0 {
+				if v, err = f.get(f.ptok+".vhost."+escape(rname)+"."+escape(e.name), e.rev); err != nil {
+					return err
+				}
+				whole = protowire.AppendTag(whole, 2, protowire.BytesType)
+				whole = protowire.AppendBytes(whole, v)
+				fmt.Fprintf(h, "%s\x00%d\x00", e.name, e.rev)
+				if want--; want > 0 {
+					continue
+				}
+				v = whole
+			} else {
+				key := f.ptok + "." + ref.typ + "." + escape(e.name)
+				if v, err = f.get(key, e.rev); err != nil {
+					return err
+				}
+				fmt.Fprintf(h, "%s\x00%d\x00", e.name, e.rev)
+				if e.parts > 0 {
+					rname, want, whole = e.name, e.parts, append([]byte(nil), v...)
+					continue
 				}
 			}
-			m := newMessage(token)
-			if err := proto.Unmarshal(e.Value(), m); err != nil {
-				return fmt.Errorf("%s: %w", key, err)
+			m := newMessage(ref.typ)
+			if err := proto.Unmarshal(v, m); err != nil {
+				return fmt.Errorf("%s %s: %w", ref.typ, e.name, err)
 			}
 			byType[url] = append(byType[url], m)
-			fmt.Fprintf(h, "%s\x00%d\x00", name, rev)
 		}
-		versions[url] = fmt.Sprintf("%016x", h.Sum64())
+	}
+	if want > 0 {
+		return fmt.Errorf("commit: route %s lacks %d parts", rname, want)
+	}
+	for token, h := range hashes {
+		versions[typeURLs[token]] = fmt.Sprintf("%016x", h.Sum64())
 	}
 	snap, err := cache.NewSnapshot("", byType)
 	if err != nil {

@@ -1,6 +1,9 @@
 /* xds.c - xDS resource types and the sluice_xds key escaping (see sluice/xds.h). */
 #include "sluice/xds.h"
 
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const struct {
@@ -104,3 +107,170 @@ sl_status sl_xds_key_unescape(char *out, size_t cap, const char *token)
     out[o] = 0;
     return SL_OK;
 }
+
+/* ---- store format: split route configurations, chunk ids ---- */
+
+static int rd_varint(uint64_t *v, const uint8_t *p, size_t len, size_t *pos)
+{
+    uint64_t x = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (*pos >= len)
+            return -1;
+        uint8_t b = p[(*pos)++];
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Skips one field's value of wire type wt at *pos. */
+static int skip_value(const uint8_t *p, size_t len, size_t *pos, unsigned wt)
+{
+    uint64_t v;
+    switch (wt) {
+    case 0: return rd_varint(&v, p, len, pos);
+    case 1: if (len - *pos < 8) return -1; *pos += 8; return 0;
+    case 5: if (len - *pos < 4) return -1; *pos += 4; return 0;
+    case 2:
+        if (rd_varint(&v, p, len, pos) != 0 || v > len - *pos)
+            return -1;
+        *pos += (size_t)v;
+        return 0;
+    default: return -1; /* groups (3, 4) are not in Envoy's API */
+    }
+}
+
+/* The name (field 1, a string) of a packed VirtualHost. */
+static int vhost_name(const uint8_t *p, size_t len, const char **name, size_t *nl)
+{
+    size_t pos = 0;
+    while (pos < len) {
+        uint64_t tag, l;
+        if (rd_varint(&tag, p, len, &pos) != 0)
+            return -1;
+        if (tag == (1 << 3 | 2)) {
+            if (rd_varint(&l, p, len, &pos) != 0 || l > len - pos)
+                return -1;
+            *name = (const char *)p + pos;
+            *nl = (size_t)l;
+            pos += (size_t)l; /* the last one wins, as protobuf merges */
+            continue;
+        }
+        if ((tag >> 3) == 0 || skip_value(p, len, &pos, (unsigned)(tag & 7)) != 0)
+            return -1;
+    }
+    return *name && *nl ? 0 : -1;
+}
+
+sl_status sl_xds_route_split(uint8_t **head, size_t *head_len, sl_xds_part **parts, size_t *n_parts,
+                             const uint8_t *data, size_t len)
+{
+    size_t pos = 0, hl = 0, n = 0, cap = 0;
+    uint8_t *h = malloc(len ? len : 1);
+    sl_xds_part *v = NULL;
+    if (!h)
+        return sl_error_set(SL_ERR_NOMEM, "out of memory");
+    while (pos < len) {
+        size_t start = pos;
+        uint64_t tag, l;
+        if (rd_varint(&tag, data, len, &pos) != 0 || (tag >> 3) == 0)
+            goto bad;
+        if (tag == (2 << 3 | 2)) {
+            if (rd_varint(&l, data, len, &pos) != 0 || l > len - pos)
+                goto bad;
+            if (n == cap) {
+                sl_xds_part *nv = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof *v);
+                if (!nv) {
+                    free(h);
+                    free(v);
+                    return sl_error_set(SL_ERR_NOMEM, "out of memory");
+                }
+                v = nv;
+            }
+            v[n].off = pos;
+            v[n].len = (size_t)l;
+            v[n].name = NULL;
+            v[n].name_len = 0;
+            if (vhost_name(data + pos, (size_t)l, &v[n].name, &v[n].name_len) != 0) {
+                pos = start;
+                goto bad;
+            }
+            n++;
+            pos += (size_t)l;
+            continue;
+        }
+        if (skip_value(data, len, &pos, (unsigned)(tag & 7)) != 0)
+            goto bad;
+        memcpy(h + hl, data + start, pos - start);
+        hl += pos - start;
+    }
+    *head = h;
+    *head_len = hl;
+    *parts = v;
+    *n_parts = n;
+    return SL_OK;
+bad:
+    free(h);
+    free(v);
+    return sl_error_set(SL_ERR_PARSE, "RouteConfiguration bytes are not well formed at offset %zu of %zu (or a "
+                        "virtual host has no name)", pos, len);
+}
+
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+sl_status sl_xds_route_join(uint8_t **out, size_t *len, const uint8_t *head, size_t head_len,
+                            const uint8_t *const *part, const size_t *part_len, size_t n_parts)
+{
+    size_t total = head_len;
+    for (size_t i = 0; i < n_parts; i++)
+        total += 1 + varint_len(part_len[i]) + part_len[i];
+    uint8_t *b = malloc(total ? total : 1), *w = b;
+    if (!b)
+        return sl_error_set(SL_ERR_NOMEM, "out of memory");
+    memcpy(w, head, head_len);
+    w += head_len;
+    for (size_t i = 0; i < n_parts; i++) {
+        uint64_t v = part_len[i];
+        *w++ = 2 << 3 | 2;
+        while (v >= 0x80) {
+            *w++ = (uint8_t)(v | 0x80);
+            v >>= 7;
+        }
+        *w++ = (uint8_t)v;
+        memcpy(w, part[i], part_len[i]);
+        w += part_len[i];
+    }
+    *out = b;
+    *len = total;
+    return SL_OK;
+}
+
+uint64_t sl_xds_entry_hash(const char *route, const char *name)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    if (route) {
+        for (const unsigned char *p = (const unsigned char *)route; *p; p++)
+            h = (h ^ *p) * 0x100000001b3ULL;
+        h = (h ^ 0xff) * 0x100000001b3ULL; /* a byte no name holds after "=XX" escaping */
+    }
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 0x100000001b3ULL;
+    /* FNV's low bits mix poorly: finish like splitmix64. */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
+
+void sl_xds_chunk_id(char *out, uint64_t h) { snprintf(out, 17, "%016" PRIx64, h); }

@@ -25,6 +25,7 @@
 #include "sluice/v1/gateway.pb-c.h"
 #include "sluice/v1/upstream.pb-c.h"
 #include "sluice/v1/virtual_service.pb-c.h"
+#include "sluice/v1/xds.pb-c.h"
 #include "sluice/xds.h"
 
 #define HDR_FILENAME "Sluice-Filename"
@@ -893,6 +894,166 @@ static void xds_unescape(char *out, size_t cap, const char *s)
     out[o] = '\0';
 }
 
+/* Prints one resource as `xds dump` shows it; 0, or 1 when it does not
+ * decode. */
+static int xds_print(int ti, const char *label, const char *name, uint64_t version, const uint8_t *data, size_t len,
+                     const char *out, size_t *shown)
+{
+    const ProtobufCMessageDescriptor *d = sl_types_find(xds_types[ti].message);
+    ProtobufCMessage *m = d ? protobuf_c_message_unpack(d, NULL, len, data) : NULL;
+    sl_codec_options o = {0};
+    char *text = NULL;
+    size_t tl;
+    int code = 0;
+    if (!m) {
+        fprintf(stderr, "error: %s: not a valid %s\n", label, xds_types[ti].message);
+        return 1;
+    }
+    o.resolver = sl_types_find_url;
+    if ((out[0] == 'j' ? sl_codec_encode_json(&text, &tl, m, &o) : sl_codec_encode_yaml(&text, &tl, m, &o)) != SL_OK) {
+        fprintf(stderr, "error: %s: %s\n", label, sl_error_msg());
+        code = 1;
+    } else {
+        if (out[0] == 'j')
+            printf("%s{\"@type\": \"type.googleapis.com/%s\", \"name\": \"%s\", \"version\": "
+                   "\"%" PRIu64 "\", \"resource\": %s}",
+                   *shown ? ",\n" : "[\n", xds_types[ti].message, name, version, text);
+        else
+            printf("%s# %s %s (version %" PRIu64 ")\n'@type': type.googleapis.com/%s\n%s", *shown ? "---\n" : "",
+                   xds_types[ti].token, name, version, xds_types[ti].message, text);
+        (*shown)++;
+    }
+    free(text);
+    protobuf_c_message_free_unpacked(m, NULL);
+    return code;
+}
+
+/* The value of key, which the commit names at rev; NULL (with a message)
+ * when it is gone. A newer value is shown with a warning. */
+static uint8_t *xds_get(sl_kv *kv, const char *key, uint64_t rev, size_t *len)
+{
+    sl_kv_entry e = {0};
+    uint8_t *v;
+    if (sl_kv_get(&e, kv, key) != SL_OK) {
+        fprintf(stderr, "error: %s (revision %" PRIu64 ") is gone\n", key, rev);
+        return NULL;
+    }
+    if (e.revision != rev)
+        fprintf(stderr, "warning: %s is at revision %" PRIu64 ", the commit names %" PRIu64 " (a newer commit is "
+                "coming)\n", key, e.revision, rev);
+    if ((v = malloc(e.len ? e.len : 1)))
+        memcpy(v, e.value, e.len);
+    *len = e.len;
+    sl_kv_entry_deinit(&e);
+    return v;
+}
+
+/* Dumps what the proxy's commit names (esc: the escaped proxy), assembling
+ * routes stored in parts. -1 when there is no commit that decodes. */
+static int xds_dump_commit(sl_kv *kv, const char *full, const char *esc, int tidx, const char *out, size_t *shown)
+{
+    char key[4200], rtok[1024], vtok[1024];
+    sl_kv_entry ce = {0};
+    Sluice__V1__XdsCommit *cm;
+    int code = 0;
+    snprintf(key, sizeof key, "%s.commit", esc);
+    if (sl_kv_get(&ce, kv, key) != SL_OK)
+        return -1;
+    if (!(cm = sluice__v1__xds_commit__unpack(NULL, ce.len, ce.value))) {
+        fprintf(stderr, "warning: %s is not a sluice.v1.XdsCommit; showing every key instead\n", key);
+        sl_kv_entry_deinit(&ce);
+        return -1;
+    }
+    fprintf(stderr, "# %s commit revision %" PRIu64 " (kv revision %" PRIu64 "): %zu manifest chunks\n", full,
+            cm->revision, ce.revision, cm->n_chunks);
+    sl_kv_entry_deinit(&ce);
+    /* A split route being assembled: its head and parts so far. */
+    uint8_t *head = NULL, **pv = NULL;
+    size_t head_len = 0, *pl = NULL, np = 0, want = 0;
+    uint64_t head_rev = 0;
+    char rname[1024] = "";
+    for (size_t i = 0; i < cm->n_chunks; i++) {
+        const Sluice__V1__XdsChunkRef *ref = cm->chunks[i];
+        int ti = xds_type_index(ref->type);
+        size_t len;
+        if (ti < 0)
+            continue;
+        snprintf(key, sizeof key, "%s.manifest.%s.%s", esc, ref->type, ref->id);
+        uint8_t *v = xds_get(kv, key, ref->revision, &len);
+        Sluice__V1__XdsManifest *m = v ? sluice__v1__xds_manifest__unpack(NULL, len, v) : NULL;
+        free(v);
+        if (!m) {
+            fprintf(stderr, "error: %s: not a sluice.v1.XdsManifest\n", key);
+            code = 1;
+            continue;
+        }
+        for (size_t k = 0; k < m->n_entries; k++) {
+            const Sluice__V1__XdsEntry *en = m->entries[k];
+            if (want) { /* a part of rname */
+                xds_escape(rtok, sizeof rtok, rname);
+                xds_escape(vtok, sizeof vtok, en->name);
+                snprintf(key, sizeof key, "%s.vhost.%s.%s", esc, rtok, vtok);
+                pv[np] = xds_get(kv, key, en->revision, &pl[np]);
+                if (!pv[np])
+                    code = 1;
+                np++;
+                if (np == want) {
+                    uint8_t *whole = NULL;
+                    size_t wl = 0;
+                    int ok = !code && head;
+                    for (size_t q = 0; q < np && ok; q++)
+                        ok = pv[q] != NULL;
+                    if (ok && sl_xds_route_join(&whole, &wl, head, head_len, (const uint8_t *const *)pv, pl, np) ==
+                                  SL_OK) {
+                        snprintf(key, sizeof key, "%s.route.%s (%zu parts)", esc, rtok, np);
+                        code |= xds_print(ti, key, rname, head_rev, whole, wl, out, shown);
+                    }
+                    free(whole);
+                    for (size_t q = 0; q < np; q++)
+                        free(pv[q]);
+                    free(pv);
+                    free(pl);
+                    free(head);
+                    pv = NULL;
+                    pl = NULL;
+                    head = NULL;
+                    np = want = 0;
+                }
+                continue;
+            }
+            if (tidx >= 0 && ti != tidx)
+                continue;
+            xds_escape(rtok, sizeof rtok, en->name);
+            snprintf(key, sizeof key, "%s.%s.%s", esc, ref->type, rtok);
+            v = xds_get(kv, key, en->revision, &len);
+            if (!v) {
+                code = 1;
+                continue;
+            }
+            if (en->parts) {
+                head = v;
+                head_len = len;
+                head_rev = en->revision;
+                want = en->parts;
+                snprintf(rname, sizeof rname, "%s", en->name);
+                pv = calloc(want, sizeof *pv);
+                pl = calloc(want, sizeof *pl);
+                if (!pv || !pl)
+                    return 1;
+                continue;
+            }
+            code |= xds_print(ti, key, en->name, en->revision, v, len, out, shown);
+            free(v);
+        }
+        sluice__v1__xds_manifest__free_unpacked(m, NULL);
+    }
+    free(head);
+    free(pv);
+    free(pl);
+    sluice__v1__xds_commit__free_unpacked(cm, NULL);
+    return code;
+}
+
 int ctl_cmd_xds(ctl *c, int argc, char **argv)
 {
     const char *proxy = NULL, *type = NULL, *out = "yaml", *bucket = "sluice_xds";
@@ -946,6 +1107,10 @@ int ctl_cmd_xds(ctl *c, int argc, char **argv)
         fprintf(stderr, "error: no %s bucket: has the translator run?\n", bucket);
         goto out;
     }
+    /* What the commit names (as sluice-xds serves it); without a commit,
+     * every resource key of the proxy. */
+    if ((code = xds_dump_commit(kv, full, esc, tidx, out, &shown)) >= 0)
+        goto done;
     sl_kv_keys(&keys, &nkeys, kv, 5000);
     qsort(keys, nkeys, sizeof(char *), cmp_str);
     code = 0;
@@ -954,19 +1119,9 @@ int ctl_cmd_xds(ctl *c, int argc, char **argv)
             continue;
         const char *rest = keys[i] + strlen(prefix);
         sl_kv_entry e = {0};
-        if (strcmp(rest, "commit") == 0) {
-            if (sl_kv_get(&e, kv, keys[i]) == SL_OK) {
-                char *commit = strndup((const char *)e.value, e.len);
-                fprintf(stderr, "# %s commit (kv revision %" PRIu64 "): %s\n", full, e.revision,
-                        commit ? commit : "");
-                free(commit);
-                sl_kv_entry_deinit(&e);
-            }
-            continue;
-        }
         const char *dot = strchr(rest, '.');
-        if (!dot)
-            continue;
+        if (!dot || strchr(dot + 1, '.'))
+            continue; /* the commit, manifest chunks, route parts */
         char tok[32];
         snprintf(tok, sizeof(tok), "%.*s", (int)(dot - rest), rest);
         int ti = xds_type_index(tok);
@@ -976,37 +1131,10 @@ int ctl_cmd_xds(ctl *c, int argc, char **argv)
         xds_unescape(name, sizeof(name), dot + 1);
         if (sl_kv_get(&e, kv, keys[i]) != SL_OK)
             continue;
-        const ProtobufCMessageDescriptor *d = sl_types_find(xds_types[ti].message);
-        ProtobufCMessage *m = d ? protobuf_c_message_unpack(d, NULL, e.len, e.value) : NULL;
-        if (!m) {
-            fprintf(stderr, "error: %s: not a valid %s\n", keys[i], xds_types[ti].message);
-            code = 1;
-            sl_kv_entry_deinit(&e);
-            continue;
-        }
-        sl_codec_options o = {0};
-        char *text = NULL;
-        size_t len;
-        o.resolver = sl_types_find_url;
-        if ((out[0] == 'j' ? sl_codec_encode_json(&text, &len, m, &o)
-                           : sl_codec_encode_yaml(&text, &len, m, &o)) != SL_OK) {
-            fprintf(stderr, "error: %s: %s\n", keys[i], sl_error_msg());
-            code = 1;
-        } else {
-            if (out[0] == 'j')
-                printf("%s{\"@type\": \"type.googleapis.com/%s\", \"name\": \"%s\", \"version\": "
-                       "\"%" PRIu64 "\", \"resource\": %s}",
-                       shown ? ",\n" : "[\n", xds_types[ti].message, name, e.revision, text);
-            else
-                printf("%s# %s %s (version %" PRIu64 ")\n'@type': type.googleapis.com/%s\n%s",
-                       shown ? "---\n" : "", xds_types[ti].token, name, e.revision,
-                       xds_types[ti].message, text);
-            shown++;
-        }
-        free(text);
-        protobuf_c_message_free_unpacked(m, NULL);
+        code |= xds_print(ti, keys[i], name, e.revision, e.value, e.len, out, &shown);
         sl_kv_entry_deinit(&e);
     }
+done:
     if (out[0] == 'j')
         printf("%s]\n", shown ? "\n" : "[");
     if (!shown)
@@ -1085,8 +1213,8 @@ out:
     return fails;
 }
 
-/* The revision of proxy's latest commit in sluice_xds ("revision" in the
- * JSON, else the key's KV revision, as sluice-xds reads it); 0 when none. */
+/* The revision of proxy's latest commit in sluice_xds (its "revision",
+ * else the key's KV revision, as sluice-xds reads it); 0 when none. */
 static uint64_t latest_commit(sl_kv *xds, const char *proxy)
 {
     char esc[768], key[800];
@@ -1097,10 +1225,9 @@ static uint64_t latest_commit(sl_kv *xds, const char *proxy)
     snprintf(key, sizeof key, "%s.commit", esc);
     if (sl_kv_get(&e, xds, key) != SL_OK)
         return 0;
-    json_t *o = json_loadb((const char *)e.value, e.len, 0, NULL);
-    json_t *r = json_object_get(o, "revision");
-    rev = json_is_integer(r) ? (uint64_t)json_integer_value(r) : e.revision;
-    json_decref(o);
+    Sluice__V1__XdsCommit *cm = sluice__v1__xds_commit__unpack(NULL, e.len, e.value);
+    rev = cm && cm->revision ? cm->revision : e.revision;
+    sluice__v1__xds_commit__free_unpacked(cm, NULL);
     sl_kv_entry_deinit(&e);
     return rev;
 }

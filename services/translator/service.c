@@ -7,14 +7,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "service.h"
 #include "sluice/envelope.h"
 #include "sluice/kinds.h"
 #include "sluice/log.h"
 #include "sluice/resource.h"
 #include "sluice/v1/events.pb-c.h"
+#include "sluice/v1/xds.pb-c.h"
 #include "translator.h"
 #include "sluice/xds.h"
 
@@ -28,6 +27,8 @@ typedef struct written {
     size_t len;
     uint64_t rev;
     int live; /* named by this translation */
+    uint64_t fp; /* manifest chunks: fingerprint of the entries packed (0: unknown) */
+    int commit;  /* a <proxy>.commit key: never stale */
     struct written *next;
 } written;
 
@@ -114,6 +115,85 @@ static void wmap_free(wmap *m)
     memset(m, 0, sizeof *m);
 }
 
+/* What write_proxy wrote for a proxy, in the order it wrote it, so the next
+ * write finds each resource's key without building it: per type the
+ * resources (sorted by name, as the result has them), and for a route in
+ * parts its virtual hosts in order. */
+typedef struct wc_list wc_list;
+typedef struct wc_item {
+    char *name;
+    written *w;     /* its key as written (a split route: the head) */
+    uint64_t hash;  /* sl_xds_entry_hash() */
+    wc_list *parts; /* a split route: its virtual hosts */
+    uint8_t *whole; /* a split route: the bytes it was split from (whole_len) */
+    size_t whole_len;
+} wc_item;
+struct wc_list {
+    wc_item *v;
+    size_t n;
+};
+
+typedef struct wcache {
+    struct wcache *next;
+    char *proxy;
+    wc_list types[SL_XDS_TYPE_COUNT];
+} wcache;
+
+static void wc_list_clear(wc_list *l)
+{
+    for (size_t i = 0; l && i < l->n; i++) {
+        free(l->v[i].name);
+        free(l->v[i].whole);
+        if (l->v[i].parts) {
+            wc_list_clear(l->v[i].parts);
+            free(l->v[i].parts);
+        }
+    }
+    if (l) {
+        free(l->v);
+        l->v = NULL;
+        l->n = 0;
+    }
+}
+
+/* What write_proxy builds: the manifest entries of one type, and the chunk
+ * references of the commit. Reused between calls (no per-call malloc). */
+typedef struct mf_entry {
+    const char *name; /* borrowed from the result; NULL for a part: names + name_off */
+    size_t name_off;
+    uint64_t rev, hash;
+    uint32_t parts;
+} mf_entry;
+
+typedef struct write_buf {
+    mf_entry *e;
+    size_t n, cap;
+    char *names; /* the parts' names, NUL separated */
+    size_t names_len, names_cap;
+    Sluice__V1__XdsChunkRef *refs;
+    Sluice__V1__XdsChunkRef **refp;
+    char (*ids)[17];
+    size_t n_refs, cap_refs;
+    Sluice__V1__XdsEntry *me;
+    Sluice__V1__XdsEntry **mep;
+    size_t cap_me;
+    uint8_t *buf;
+    size_t buf_cap;
+} write_buf;
+
+static void write_buf_free(write_buf *b)
+{
+    free(b->e);
+    free(b->names);
+    free(b->refs);
+    free(b->refp);
+    free(b->ids);
+    free(b->me);
+    free(b->mep);
+    free(b->buf);
+    memset(b, 0, sizeof *b);
+}
+
 /* ---- the service ---- */
 
 struct tr_service {
@@ -127,6 +207,9 @@ struct tr_service {
     sl_tr_store *store;
     wmap xds;      /* <proxy>.<type>.<name> and <proxy>.commit as written */
     wmap reports;  /* Kind.ns.name -> last published report bytes */
+    write_buf wb;  /* write_proxy's buffers, kept between calls */
+    wcache *wc;    /* per proxy: what the last write_proxy wrote */
+    size_t n_live; /* entries of xds marked live */
     char **proxies; /* proxies of the last translation */
     size_t n_proxies;
     /* debounce */
@@ -321,20 +404,38 @@ static void on_failed(sl_kv_watch *w, sl_status st, const char *msg, void *ud)
 
 /* ---- output ---- */
 
-static sl_status put_resource(tr_service *s, const char *key, const uint8_t *data, size_t len, uint64_t *rev)
+static void mark_live(tr_service *s, written *w)
 {
-    written *w = wmap_get(&s->xds, key);
+    if (!w->live) {
+        w->live = 1;
+        s->n_live++;
+    }
+}
+
+/* Puts data under key unless the bucket holds those bytes already; *rev is
+ * its KV revision, *wout (may be NULL) what the writer remembers of it.
+ * known: key's entry, when the caller has it (saves the lookup). */
+static sl_status put_resource_w(tr_service *s, written *known, const char *key, const uint8_t *data, size_t len,
+                                uint64_t *rev, written **wout)
+{
+    written *w = known ? known : wmap_get(&s->xds, key);
     sl_status rc;
     if (w && w->len == len && memcmp(w->data, data, len) == 0) {
         *rev = w->rev;
-        w->live = 1;
+        mark_live(s, w);
+        if (wout)
+            *wout = w;
         return SL_OK;
     }
     if ((rc = sl_kv_put(rev, s->kv_xds, key, data, len)) != SL_OK)
         return rc;
     sl_counter_inc(s->m_writes);
-    if (!(w = wmap_put(&s->xds, key)))
-        return SL_ERR_NOMEM;
+    if (!w) {
+        size_t kl = strlen(key);
+        if (!(w = wmap_put(&s->xds, key)))
+            return SL_ERR_NOMEM;
+        w->commit = kl > 7 && strcmp(key + kl - 7, ".commit") == 0;
+    }
     free(w->data);
     w->data = malloc(len ? len : 1);
     if (!w->data)
@@ -342,92 +443,390 @@ static sl_status put_resource(tr_service *s, const char *key, const uint8_t *dat
     memcpy(w->data, data, len);
     w->len = len;
     w->rev = *rev;
-    w->live = 1;
+    w->fp = 0;
+    mark_live(s, w);
+    if (wout)
+        *wout = w;
     return SL_OK;
 }
 
-/* The next commit revision of a proxy: one more than the last commit. */
-static uint64_t next_commit_revision(tr_service *s, const char *commit_key)
+static sl_status put_resource(tr_service *s, const char *key, const uint8_t *data, size_t len, uint64_t *rev)
+{
+    return put_resource_w(s, NULL, key, data, len, rev, NULL);
+}
+
+/* The revision of the commit stored under commit_key (0: none, or a value
+ * that does not decode, e.g. the JSON commit of an older version). */
+static uint64_t commit_revision(tr_service *s, const char *commit_key)
 {
     written *w = wmap_get(&s->xds, commit_key);
     uint64_t r = 0;
     if (w && w->data) {
-        json_error_t err;
-        json_t *j = json_loadb((const char *)w->data, w->len, 0, &err);
-        if (j && json_is_integer(json_object_get(j, "revision")))
-            r = (uint64_t)json_integer_value(json_object_get(j, "revision"));
-        json_decref(j);
+        Sluice__V1__XdsCommit *c = sluice__v1__xds_commit__unpack(NULL, w->len, w->data);
+        if (c)
+            r = c->revision;
+        sluice__v1__xds_commit__free_unpacked(c, NULL);
     }
-    return r + 1;
+    return r;
+}
+
+static sl_status wb_entry(write_buf *b, const char *name, size_t name_off, uint64_t rev, uint64_t hash,
+                          uint32_t parts)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 1024;
+        mf_entry *e = realloc(b->e, cap * sizeof *e);
+        if (!e)
+            return sl_error_set(SL_ERR_NOMEM, "out of memory");
+        b->e = e;
+        b->cap = cap;
+    }
+    b->e[b->n++] = (mf_entry){name, name_off, rev, hash, parts};
+    return SL_OK;
+}
+
+static sl_status wb_ref(write_buf *b, const char *type, uint64_t hash, uint64_t rev)
+{
+    if (b->n_refs == b->cap_refs) {
+        size_t cap = b->cap_refs ? b->cap_refs * 2 : 256;
+        Sluice__V1__XdsChunkRef *r = realloc(b->refs, cap * sizeof *r);
+        Sluice__V1__XdsChunkRef **rp = r ? realloc(b->refp, cap * sizeof *rp) : NULL;
+        char(*ids)[17] = rp ? realloc(b->ids, cap * sizeof *ids) : NULL;
+        if (r)
+            b->refs = r;
+        if (rp)
+            b->refp = rp;
+        if (!ids)
+            return sl_error_set(SL_ERR_NOMEM, "out of memory");
+        b->ids = ids;
+        b->cap_refs = cap;
+    }
+    size_t i = b->n_refs++;
+    sluice__v1__xds_chunk_ref__init(&b->refs[i]);
+    sl_xds_chunk_id(b->ids[i], hash);
+    b->refs[i].type = (char *)type;
+    b->refs[i].revision = rev;
+    return SL_OK;
+}
+
+/* Packs m into b->buf (grown as needed); its length, or SIZE_MAX. */
+static size_t wb_pack(write_buf *b, const ProtobufCMessage *m)
+{
+    size_t len = protobuf_c_message_get_packed_size(m);
+    if (len > b->buf_cap) {
+        uint8_t *nb = realloc(b->buf, len);
+        if (!nb)
+            return SIZE_MAX;
+        b->buf = nb;
+        b->buf_cap = len;
+    }
+    return protobuf_c_message_pack(m, b->buf);
+}
+
+/* The route configuration r stored in parts (docs/xds.md): its head under
+ * key, each virtual host under <proxy>.vhost.<route>.<vhost>; their
+ * manifest entries appended. prev: the parts written last time (matched by
+ * position, so an unchanged virtual host costs a comparison of its bytes);
+ * *now gets this time's. *done false (nothing written) when r is not worth
+ * splitting or does not split. */
+static sl_status put_route_parts(tr_service *s, const char *ptok, const char *ntok, const char *key,
+                                 const sl_tr_resource *r, written *known, const wc_list *prev, wc_list **now,
+                                 written **head_w, bool *done)
+{
+    write_buf *b = &s->wb;
+    uint8_t *head = NULL;
+    sl_xds_part *parts = NULL;
+    size_t hl, np, k = 0;
+    char vtok[1024], pkey[2600], vname[512];
+    uint64_t rev;
+    wc_list *l = NULL;
+    sl_status rc = SL_OK;
+
+    *done = false;
+    *now = NULL;
+    if (r->len < SL_XDS_SPLIT_MIN || sl_xds_route_split(&head, &hl, &parts, &np, r->data, r->len) != SL_OK)
+        return SL_OK;
+    if (np < 2)
+        goto out;
+    if (!(l = calloc(1, sizeof *l)) || !(l->v = calloc(np, sizeof *l->v))) {
+        rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = put_resource_w(s, known, key, head, hl, &rev, head_w)) != SL_OK ||
+        (rc = wb_entry(b, r->name, 0, rev, sl_xds_entry_hash(NULL, r->name), (uint32_t)np)) != SL_OK)
+        goto out;
+    for (size_t i = 0; i < np; i++) {
+        size_t nl;
+        const wc_item *pi = NULL;
+        wc_item *it = &l->v[l->n];
+        snprintf(vname, sizeof vname, "%.*s", (int)parts[i].name_len, parts[i].name);
+        nl = strlen(vname) + 1;
+        /* The same virtual host as last time at this place, or one further
+         * (one removed before it); else look its key up. */
+        for (size_t d = 0; d < 2 && prev && !pi; d++)
+            if (k + d < prev->n && strcmp(prev->v[k + d].name, vname) == 0) {
+                pi = &prev->v[k + d];
+                k += d + 1;
+            }
+        if (b->names_len + nl > b->names_cap) {
+            size_t cap = (b->names_cap ? b->names_cap * 2 : 65536) + nl;
+            char *nb = realloc(b->names, cap);
+            if (!nb) {
+                rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
+                goto out;
+            }
+            b->names = nb;
+            b->names_cap = cap;
+        }
+        if (pi) {
+            snprintf(pkey, sizeof pkey, "%s", pi->w->key);
+        } else {
+            if ((rc = sl_xds_key_escape(vtok, sizeof vtok, vname)) != SL_OK)
+                goto out;
+            snprintf(pkey, sizeof pkey, "%s.vhost.%s.%s", ptok, ntok, vtok);
+        }
+        if (!(it->name = strdup(vname))) {
+            rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        l->n++;
+        it->hash = pi ? pi->hash : sl_xds_entry_hash(r->name, vname);
+        if ((rc = put_resource_w(s, pi ? pi->w : NULL, pkey, r->data + parts[i].off, parts[i].len, &rev,
+                                 &it->w)) != SL_OK ||
+            (rc = wb_entry(b, NULL, b->names_len, rev, it->hash, 0)) != SL_OK)
+            goto out;
+        memcpy(b->names + b->names_len, vname, nl);
+        b->names_len += nl;
+    }
+    *done = true;
+    *now = l;
+    l = NULL;
+out:
+    wc_list_clear(l);
+    free(l);
+    free(head);
+    free(parts);
+    return rc;
+}
+
+static wcache *wcache_of(tr_service *s, const char *proxy)
+{
+    wcache *c;
+    for (c = s->wc; c; c = c->next)
+        if (strcmp(c->proxy, proxy) == 0)
+            return c;
+    if (!(c = calloc(1, sizeof *c)) || !(c->proxy = strdup(proxy))) {
+        free(c);
+        return NULL;
+    }
+    c->next = s->wc;
+    s->wc = c;
+    return c;
+}
+
+static void wcache_free_all(tr_service *s)
+{
+    for (wcache *c = s->wc, *nx; c; c = nx) {
+        nx = c->next;
+        for (int t = 0; t < SL_XDS_TYPE_COUNT; t++)
+            wc_list_clear(&c->types[t]);
+        free(c->proxy);
+        free(c);
+    }
+    s->wc = NULL;
 }
 
 static sl_status write_proxy(tr_service *s, const sl_tr_proxy *p, size_t *n_res)
 {
     char ptok[512], ntok[1024], key[1600], commit_key[600];
-    json_t *commit = json_object(), *res = json_object();
+    Sluice__V1__XdsCommit commit = SLUICE__V1__XDS_COMMIT__INIT;
     sl_status rc = SL_OK;
-    char *text = NULL;
-    uint64_t rev;
+    uint64_t rev, old_revision;
+    size_t len;
 
-    if (!commit || !res) {
-        rc = SL_ERR_NOMEM;
-        goto out;
-    }
     if ((rc = sl_xds_key_escape(ptok, sizeof ptok, p->name)) != SL_OK)
-        goto out;
+        return rc;
     snprintf(commit_key, sizeof commit_key, "%s.commit", ptok);
+    write_buf *b = &s->wb;
+    wcache *wc = wcache_of(s, p->name);
+    if (!wc)
+        return sl_error_set(SL_ERR_NOMEM, "out of memory");
+    b->n_refs = 0;
     for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
-        json_t *names = json_object();
-        if (!names) {
-            rc = SL_ERR_NOMEM;
-            goto out;
+        const char *tt = sl_xds_type_token((sl_xds_type)t);
+        wc_list *prev = &wc->types[t], now = {0};
+        size_t j = 0;
+        b->n = 0;
+        b->names_len = 0;
+        if (p->n[t] && !(now.v = calloc(p->n[t], sizeof *now.v))) {
+            rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
+            goto type_out;
         }
-        json_object_set_new(res, sl_xds_type_token((sl_xds_type)t), names);
+        /* The resources, each put when its bytes changed; their entries.
+         * Both lists are sorted by name: a merge finds what was written. */
         for (size_t i = 0; i < p->n[t]; i++) {
             const sl_tr_resource *r = &p->res[t][i];
-            if ((rc = sl_xds_key_escape(ntok, sizeof ntok, r->name)) != SL_OK)
-                goto out;
-            snprintf(key, sizeof key, "%s.%s.%s", ptok, sl_xds_type_token((sl_xds_type)t), ntok);
-            if ((rc = put_resource(s, key, r->data, r->len, &rev)) != SL_OK)
-                goto out;
-            json_object_set_new(names, r->name, json_integer((json_int_t)rev));
+            wc_item *pi = NULL, *it = &now.v[now.n];
+            wc_list *parts_now = NULL;
+            bool split = false;
+            int c = 1;
+            while (j < prev->n && (c = strcmp(prev->v[j].name, r->name)) < 0)
+                j++;
+            if (j < prev->n && c == 0)
+                pi = &prev->v[j++];
+            const char *k = key;
+            if (pi) {
+                k = pi->w->key;
+            } else {
+                if ((rc = sl_xds_key_escape(ntok, sizeof ntok, r->name)) != SL_OK)
+                    goto type_out;
+                snprintf(key, sizeof key, "%s.%s.%s", ptok, tt, ntok);
+            }
+            it->hash = pi ? pi->hash : sl_xds_entry_hash(NULL, r->name);
+            if (pi && pi->parts && pi->whole_len == r->len && memcmp(pi->whole, r->data, r->len) == 0) {
+                /* A split route as it was: its head and parts stay. */
+                mark_live(s, pi->w);
+                if ((rc = wb_entry(b, r->name, 0, pi->w->rev, it->hash, (uint32_t)pi->parts->n)) != SL_OK)
+                    goto type_out;
+                for (size_t q = 0; q < pi->parts->n; q++) {
+                    const wc_item *pq = &pi->parts->v[q];
+                    mark_live(s, pq->w);
+                    if ((rc = wb_entry(b, pq->name, 0, pq->w->rev, pq->hash, 0)) != SL_OK)
+                        goto type_out;
+                }
+                it->w = pi->w;
+                it->parts = pi->parts;
+                it->whole = pi->whole;
+                it->whole_len = pi->whole_len;
+                pi->parts = NULL;
+                pi->whole = NULL;
+                it->name = pi->name;
+                pi->name = NULL;
+                now.n++;
+                (*n_res)++;
+                continue;
+            }
+            if (t == SL_XDS_ROUTE && r->len >= SL_XDS_SPLIT_MIN) {
+                if ((rc = sl_xds_key_escape(ntok, sizeof ntok, r->name)) != SL_OK ||
+                    (rc = put_route_parts(s, ptok, ntok, k, r, pi ? pi->w : NULL, pi ? pi->parts : NULL,
+                                          &parts_now, &it->w, &split)) != SL_OK)
+                    goto type_out;
+            }
+            if (!split && ((rc = put_resource_w(s, pi ? pi->w : NULL, k, r->data, r->len, &rev, &it->w)) != SL_OK ||
+                           (rc = wb_entry(b, r->name, 0, rev, it->hash, 0)) != SL_OK))
+                goto type_out;
+            it->parts = parts_now;
+            if (parts_now && (it->whole = malloc(r->len)) != NULL) {
+                memcpy(it->whole, r->data, r->len);
+                it->whole_len = r->len;
+            }
+            if (pi) { /* the name moves over */
+                it->name = pi->name;
+                pi->name = NULL;
+            } else if (!(it->name = strdup(r->name))) {
+                wc_list_clear(parts_now);
+                free(parts_now);
+                rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
+                goto type_out;
+            }
+            now.n++;
             (*n_res)++;
         }
+    type_out:
+        /* Names moved over are NULL in prev: sorted order is kept for the
+         * merge only until here. On an error the cache is dropped. */
+        wc_list_clear(prev);
+        if (rc != SL_OK) {
+            wc_list_clear(&now);
+            for (int u = 0; u < SL_XDS_TYPE_COUNT; u++)
+                wc_list_clear(&wc->types[u]);
+            return rc;
+        }
+        *prev = now;
+        for (size_t i = 0; i < b->n; i++)
+            if (!b->e[i].name)
+                b->e[i].name = b->names + b->e[i].name_off; /* names is final now */
+        /* The manifest chunks: cut where the content says (so an added or
+         * removed entry moves one chunk), each put when its bytes changed. */
+        if (b->n > b->cap_me) {
+            Sluice__V1__XdsEntry *me = realloc(b->me, b->n * sizeof *me);
+            Sluice__V1__XdsEntry **mep = me ? realloc(b->mep, b->n * sizeof *mep) : NULL;
+            if (me)
+                b->me = me;
+            if (!mep)
+                return sl_error_set(SL_ERR_NOMEM, "out of memory");
+            b->mep = mep;
+            b->cap_me = b->n;
+        }
+        for (size_t i = 0; i < b->n; i++) {
+            sluice__v1__xds_entry__init(&b->me[i]);
+            b->me[i].name = (char *)b->e[i].name;
+            b->me[i].revision = b->e[i].rev;
+            b->me[i].parts = b->e[i].parts;
+            b->mep[i] = &b->me[i];
+        }
+        for (size_t i0 = 0, i = 0; i < b->n; i++) {
+            if (i + 1 < b->n && i + 1 - i0 < SL_XDS_CHUNK_MAX && !sl_xds_chunk_cut(b->e[i].hash))
+                continue;
+            Sluice__V1__XdsManifest m = SLUICE__V1__XDS_MANIFEST__INIT;
+            char id[17];
+            written *cw;
+            /* A chunk whose entries are as last time is not even packed. */
+            uint64_t fp = 0xcbf29ce484222325ULL;
+            for (size_t k = i0; k <= i; k++) {
+                fp = (fp ^ b->e[k].hash) * 0x100000001b3ULL;
+                fp = (fp ^ b->e[k].rev) * 0x100000001b3ULL;
+                fp = (fp ^ b->e[k].parts) * 0x100000001b3ULL;
+            }
+            fp |= 1; /* never 0 ("unknown") */
+            sl_xds_chunk_id(id, b->e[i0].hash);
+            snprintf(key, sizeof key, "%s.manifest.%s.%s", ptok, tt, id);
+            if ((cw = wmap_get(&s->xds, key)) && cw->fp == fp) {
+                mark_live(s, cw);
+                if ((rc = wb_ref(b, tt, b->e[i0].hash, cw->rev)) != SL_OK)
+                    return rc;
+                i0 = i + 1;
+                continue;
+            }
+            m.n_entries = i + 1 - i0;
+            m.entries = b->mep + i0;
+            if ((len = wb_pack(b, &m.base)) == SIZE_MAX)
+                return sl_error_set(SL_ERR_NOMEM, "out of memory");
+            sl_xds_chunk_id(id, b->e[i0].hash);
+            snprintf(key, sizeof key, "%s.manifest.%s.%s", ptok, tt, id);
+            if ((rc = put_resource_w(s, NULL, key, b->buf, len, &rev, &cw)) != SL_OK ||
+                (rc = wb_ref(b, tt, b->e[i0].hash, rev)))
+                return rc;
+            cw->fp = fp;
+            i0 = i + 1;
+        }
     }
-    json_object_set_new(commit, "revision", json_integer((json_int_t)next_commit_revision(s, commit_key)));
-    json_object_set(commit, "resources", res);
-    /* Compare without the revision: an unchanged set is not committed again. */
+    /* The commit: not written again when it names the same chunks. */
+    old_revision = commit_revision(s, commit_key);
+    commit.n_chunks = b->n_refs;
+    for (size_t i = 0; i < b->n_refs; i++) { /* the arrays are final now */
+        b->refs[i].id = b->ids[i];
+        b->refp[i] = &b->refs[i];
+    }
+    commit.chunks = b->refp;
+    commit.revision = old_revision;
+    if ((len = wb_pack(b, &commit.base)) == SIZE_MAX)
+        return sl_error_set(SL_ERR_NOMEM, "out of memory");
     {
         written *w = wmap_get(&s->xds, commit_key);
-        char *now = json_dumps(res, JSON_COMPACT | JSON_SORT_KEYS);
-        bool same = false;
-        if (w && w->data && now) {
-            json_error_t err;
-            json_t *old = json_loadb((const char *)w->data, w->len, 0, &err);
-            char *oldres = old ? json_dumps(json_object_get(old, "resources"), JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-            same = oldres && strcmp(oldres, now) == 0;
-            free(oldres);
-            json_decref(old);
-        }
-        free(now);
-        if (same) {
-            w->live = 1;
-            goto out;
+        if (w && w->len == len && memcmp(w->data, b->buf, len) == 0) {
+            mark_live(s, w);
+            return SL_OK;
         }
     }
-    if (!(text = json_dumps(commit, JSON_COMPACT | JSON_SORT_KEYS))) {
-        rc = SL_ERR_NOMEM;
-        goto out;
-    }
-    if ((rc = put_resource(s, commit_key, (const uint8_t *)text, strlen(text), &rev)) != SL_OK)
-        goto out;
-    sl_log_info(COMP, "committed", "proxy=%s revision=%" PRIu64 " kv_revision=%" PRIu64, sl_log_q(p->name),
-                next_commit_revision(s, commit_key) - 1, rev);
-out:
-    free(text);
-    json_decref(res);
-    json_decref(commit);
-    return rc;
+    commit.revision = old_revision + 1;
+    if ((len = wb_pack(b, &commit.base)) == SIZE_MAX)
+        return sl_error_set(SL_ERR_NOMEM, "out of memory");
+    if ((rc = put_resource(s, commit_key, b->buf, len, &rev)) != SL_OK)
+        return rc;
+    sl_log_info(COMP, "committed", "proxy=%s revision=%" PRIu64 " kv_revision=%" PRIu64 " chunks=%zu bytes=%zu",
+                sl_log_q(p->name), old_revision + 1, rev, b->n_refs, len);
+    return SL_OK;
 }
 
 /* Proxies that had resources before and have none now get an empty commit. */
@@ -459,10 +858,11 @@ static void delete_stale(tr_service *s)
 {
     char **stale = NULL;
     size_t n = 0, cap = 0;
+    if (s->n_live == s->xds.n)
+        return; /* every key was named (or is a commit): nothing to look for */
     for (size_t i = 0; i < s->xds.cap; i++)
         for (written *w = s->xds.b[i]; w; w = w->next) {
-            size_t kl = strlen(w->key);
-            if (w->live || (kl > 7 && strcmp(w->key + kl - 7, ".commit") == 0))
+            if (w->live || w->commit)
                 continue;
             if (n == cap) {
                 char **v = realloc(stale, (cap = cap ? cap * 2 : 64) * sizeof *v);
@@ -550,12 +950,20 @@ static void publish_reports(tr_service *s, const sl_tr_result *r)
     }
 }
 
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
 static void translate_task(void *ud)
 {
     tr_service *s = ud;
     sl_tr_result *r = NULL;
     sl_tr_options to = {0};
     int64_t t0 = now_ms();
+    double u0 = now_us(), u1, u2, u3;
     size_t n_res = 0;
     bool failed = false;
 
@@ -586,9 +994,11 @@ static void translate_task(void *ud)
         mark_dirty(s);
         return;
     }
+    u1 = now_us();
+    s->n_live = 0;
     for (size_t i = 0; i < s->xds.cap; i++)
         for (written *w = s->xds.b[i]; w; w = w->next)
-            w->live = 0;
+            s->n_live += (size_t)(w->live = w->commit);
     for (size_t i = 0; i < r->n_proxies; i++)
         if (write_proxy(s, &r->proxies[i], &n_res) != SL_OK) {
             sl_log_error(COMP, "writing the xds bucket failed; retrying", "proxy=%s err=%s",
@@ -596,15 +1006,18 @@ static void translate_task(void *ud)
             failed = true;
         }
     write_gone_proxies(s, r);
+    u2 = now_us();
     if (!failed)
         delete_stale(s);
+    u3 = now_us();
     if (!incremental)
         publish_reports(s, r); /* an endpoint set changes no report */
     sl_counter_inc(s->m_translations);
     sl_histogram_observe(s->m_duration, (double)(now_ms() - t0) / 1000.0);
     sl_gauge_set(s->m_resources, (double)n_res);
-    sl_log_debug(COMP, "translated", "proxies=%zu resources=%zu incremental=%d ms=%" PRId64, r->n_proxies, n_res,
-                 incremental, now_ms() - t0);
+    sl_log_debug(COMP, "translated", "proxies=%zu resources=%zu incremental=%d ms=%" PRId64 " translate_ms=%.2f "
+                 "write_ms=%.2f delete_ms=%.2f", r->n_proxies, n_res, incremental, now_ms() - t0, (u1 - u0) / 1e3,
+                 (u2 - u1) / 1e3, (u3 - u2) / 1e3);
     if (!incremental) {
         sl_tr_result_free(s->last);
         s->last = r;
@@ -641,8 +1054,9 @@ static sl_status load_xds(tr_service *s)
                     memcpy(x->data, e.value, e.len);
                 x->len = x->data ? e.len : 0;
                 x->rev = e.revision;
+                x->commit = strlen(e.key) > 7 && strcmp(e.key + strlen(e.key) - 7, ".commit") == 0;
                 /* A proxy with a commit is one we may have to empty later. */
-                if (e.len && strlen(e.key) > 7 && strcmp(e.key + strlen(e.key) - 7, ".commit") == 0) {
+                if (e.len && x->commit) {
                     char tok[512], name[512];
                     snprintf(tok, sizeof tok, "%.*s", (int)(strlen(e.key) - 7), e.key);
                     if (sl_xds_key_unescape(name, sizeof name, tok) == SL_OK) {
@@ -761,6 +1175,8 @@ void tr_service_free(tr_service *s)
     free(s->eps_name);
     wmap_free(&s->xds);
     wmap_free(&s->reports);
+    write_buf_free(&s->wb);
+    wcache_free_all(s);
     for (size_t i = 0; i < s->n_proxies; i++)
         free(s->proxies[i]);
     free(s->proxies);

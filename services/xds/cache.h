@@ -48,6 +48,12 @@ typedef struct sl_xds_res {
 sl_status sl_xds_res_new(sl_xds_res **out, sl_xds_type t, const char *name, const char *version,
                          const uint8_t *packed, size_t len);
 
+/* The same without parsing the bytes, for bytes assembled from parts that
+ * were each checked (a split RouteConfiguration). Clusters are always
+ * parsed (their EDS service name is needed). */
+sl_status sl_xds_res_new_trusted(sl_xds_res **out, sl_xds_type t, const char *name, const char *version,
+                                 const uint8_t *packed, size_t len);
+
 static inline sl_xds_res *sl_xds_res_ref(sl_xds_res *r)
 {
     atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);

@@ -92,8 +92,15 @@ static int spawn(harness_nats *h)
             dup2(fd, 1);
             dup2(fd, 2);
         }
-        execlp(h->server, h->server, "-js", "-a", "127.0.0.1", "-p", port, "-sd", h->store,
-               (char *)NULL);
+        /* $SLUICE_NATS_CONFIG: a config file for what has no flag
+         * (max_payload); the flags here win over it. */
+        const char *conf = getenv("SLUICE_NATS_CONFIG");
+        if (conf && conf[0])
+            execlp(h->server, h->server, "-c", conf, "-js", "-a", "127.0.0.1", "-p", port, "-sd", h->store,
+                   (char *)NULL);
+        else
+            execlp(h->server, h->server, "-js", "-a", "127.0.0.1", "-p", port, "-sd", h->store,
+                   (char *)NULL);
         _exit(127);
     }
     h->pid = pid;

@@ -7,7 +7,8 @@
  *   harness_nats_free(h);           // stop, remove the temp dir
  *
  * The server runs `nats-server -js -a 127.0.0.1 -p <free port> -sd <tmp>/js`
- * from $SLUICE_NATS_SERVER (else nats-server on PATH), logging to
+ * from $SLUICE_NATS_SERVER (else nats-server on PATH), with `-c
+ * $SLUICE_NATS_CONFIG` when that is set (e.g. max_payload), logging to
  * <tmp>/nats.log. It is killed if the test process dies
  * (PR_SET_PDEATHSIG; start it from the main thread, which outlives it).
  */

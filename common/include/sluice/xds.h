@@ -10,6 +10,7 @@
 #define SLUICE_XDS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "sluice/status.h"
 
@@ -55,5 +56,53 @@ sl_status sl_xds_key_escape(char *out, size_t cap, const char *name);
 /* The inverse of sl_xds_key_escape(). SL_ERR_INVALID on a malformed token
  * (a bad "=XX", an unescaped byte outside the set, or a NUL byte). */
 sl_status sl_xds_key_unescape(char *out, size_t cap, const char *token);
+
+/* ---- the sluice_xds store format (docs/xds.md, proto/sluice/v1/xds.proto) */
+
+/* RouteConfigurations whose packed size is at least this are stored in
+ * parts: a head without virtual hosts plus one part per virtual host. */
+#define SL_XDS_SPLIT_MIN (64 * 1024)
+
+/* A manifest chunk ends after an entry whose id hash is 0 modulo this, or
+ * after SL_XDS_CHUNK_MAX entries. */
+#define SL_XDS_CHUNK_MOD 64
+#define SL_XDS_CHUNK_MAX 256
+
+/* One virtual host of a packed RouteConfiguration: the VirtualHost's own
+ * bytes are data[off, off+len) of the buffer split; name (not NUL
+ * terminated, name_len bytes) points into it. */
+typedef struct sl_xds_part {
+    size_t off, len;
+    const char *name;
+    size_t name_len;
+} sl_xds_part;
+
+/* Splits a packed RouteConfiguration at the top level of its wire format:
+ * *head (malloc'd, *head_len bytes) gets every field but virtual_hosts (2),
+ * in order; *parts (malloc'd, *n_parts) the virtual hosts, in order.
+ * Nothing is decoded beyond the top level and each virtual host's name.
+ * SL_ERR_PARSE (naming the offset) when the bytes are not well formed or a
+ * virtual host has no name; nothing is allocated then. */
+sl_status sl_xds_route_split(uint8_t **head, size_t *head_len, sl_xds_part **parts, size_t *n_parts,
+                             const uint8_t *data, size_t len);
+
+/* The inverse: head followed by each part as field 2. The result, malloc'd
+ * (*len bytes), decodes as the RouteConfiguration that was split (the same
+ * fields and virtual hosts in the same order; only the position of
+ * virtual_hosts among the fields may differ). */
+sl_status sl_xds_route_join(uint8_t **out, size_t *len, const uint8_t *head, size_t head_len,
+                            const uint8_t *const *part, const size_t *part_len, size_t n_parts);
+
+/* The identity hash of a manifest entry: of name, or, for a part, of the
+ * route configuration's name and the virtual host's (route != NULL).
+ * Chunks are cut and named by it. */
+uint64_t sl_xds_entry_hash(const char *route, const char *name);
+
+/* Whether a chunk ends after an entry of this hash. */
+static inline int sl_xds_chunk_cut(uint64_t h) { return (h >> 17) % SL_XDS_CHUNK_MOD == 0; }
+
+/* The id of a chunk whose first entry has hash h: 16 lower-case hex digits
+ * (a key token). out holds at least 17 bytes. */
+void sl_xds_chunk_id(char *out, uint64_t h);
 
 #endif

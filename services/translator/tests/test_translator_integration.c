@@ -26,6 +26,7 @@
 #include "sluice/kv.h"
 #include "sluice/types.h"
 #include "sluice/v1/events.pb-c.h"
+#include "sluice/v1/xds.pb-c.h"
 
 #define PROXY_TOKEN "gloo-system=7Egateway-proxy"
 
@@ -78,6 +79,41 @@ static void put_yaml_to(sl_kv *kv, const char *key_override, const char *kind, c
     protobuf_c_message_free_unpacked(m, NULL);
 }
 
+/* The commit (a sluice.v1.XdsCommit) seen as JSON, {"revision": N,
+ * "resources": {type: {name: kv revision}}}, from the manifest chunks it
+ * names; NULL while a chunk has moved past the named revision. */
+static json_t *commit_view(const sl_kv_entry *ce)
+{
+    Sluice__V1__XdsCommit *c = sluice__v1__xds_commit__unpack(NULL, ce->len, ce->value);
+    json_t *j = NULL, *res;
+    if (!c)
+        fail_msg("the commit does not decode as a sluice.v1.XdsCommit");
+    j = json_pack("{s:I, s:{}}", "revision", (json_int_t)c->revision, "resources");
+    res = json_object_get(j, "resources");
+    for (size_t i = 0; i < c->n_chunks; i++) {
+        char key[600];
+        sl_kv_entry e = {0};
+        snprintf(key, sizeof key, PROXY_TOKEN ".manifest.%s.%s", c->chunks[i]->type, c->chunks[i]->id);
+        if (sl_kv_get(&e, g_xds, key) != SL_OK || e.revision != c->chunks[i]->revision) {
+            sl_kv_entry_deinit(&e);
+            json_decref(j);
+            j = NULL;
+            break;
+        }
+        Sluice__V1__XdsManifest *m = sluice__v1__xds_manifest__unpack(NULL, e.len, e.value);
+        assert_non_null(m);
+        json_t *names = json_object_get(res, c->chunks[i]->type);
+        if (!names)
+            json_object_set_new(res, c->chunks[i]->type, names = json_object());
+        for (size_t k = 0; k < m->n_entries; k++)
+            json_object_set_new(names, m->entries[k]->name, json_integer((json_int_t)m->entries[k]->revision));
+        sluice__v1__xds_manifest__free_unpacked(m, NULL);
+        sl_kv_entry_deinit(&e);
+    }
+    sluice__v1__xds_commit__free_unpacked(c, NULL);
+    return j;
+}
+
 /* Waits until the proxy's commit satisfies pred; returns it (decref). */
 static json_t *wait_commit(int (*pred)(json_t *), int64_t timeout_ms)
 {
@@ -85,8 +121,7 @@ static json_t *wait_commit(int (*pred)(json_t *), int64_t timeout_ms)
     while (harness_now_ms() < end) {
         sl_kv_entry e = {0};
         if (sl_kv_get(&e, g_xds, PROXY_TOKEN ".commit") == SL_OK) {
-            json_error_t err;
-            json_t *j = json_loadb((const char *)e.value, e.len, 0, &err);
+            json_t *j = commit_view(&e);
             sl_kv_entry_deinit(&e);
             if (j && pred(j))
                 return j;

@@ -421,28 +421,11 @@ static sl_status put_spec(sl_kv *kv, int i)
 
 static sl_status put_commit(sl_kv *kv)
 {
-    static char commit[65536];
-    size_t cl = (size_t)snprintf(commit, sizeof commit, "{\"resources\": {");
-    int first = 1;
-    for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
-        int any = 0;
-        for (int i = 0; i < NRES; i++) {
-            if ((int)rtype[i] != t)
-                continue;
-            if (!any)
-                cl += (size_t)snprintf(commit + cl, sizeof commit - cl, "%s\"%s\": {", first ? "" : ", ",
-                                       sl_xds_type_token((sl_xds_type)t));
-            cl += (size_t)snprintf(commit + cl, sizeof commit - cl, "%s\"%s\": %llu", any ? ", " : "", rname[i],
-                                   (unsigned long long)revs[i]);
-            any = 1;
-            first = 0;
-        }
-        if (any)
-            cl += (size_t)snprintf(commit + cl, sizeof commit - cl, "}");
-    }
-    cl += (size_t)snprintf(commit + cl, sizeof commit - cl, "}}");
+    const char *names[NRES];
     uint64_t rev;
-    return sl_kv_put(&rev, kv, PROXY ".commit", commit, cl);
+    for (int i = 0; i < NRES; i++)
+        names[i] = rname[i];
+    return fx_commit(&rev, kv, PROXY, NRES, rtype, names, revs);
 }
 
 static void init_specs(void)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sluice/v1/xds.pb-c.h"
 #include "xds_fixtures.h"
 
 uint8_t *fx_build(const char *spec, sl_xds_type *t, char *name, size_t *len)
@@ -79,26 +80,93 @@ uint8_t *fx_build(const char *spec, sl_xds_type *t, char *name, size_t *len)
     return NULL;
 }
 
+sl_status fx_commit(uint64_t *commit_rev, sl_kv *kv, const char *proxy, int n, const sl_xds_type *types,
+                    const char *const *names, const uint64_t *revs)
+{
+    char ptok[512], key[700], ids[SL_XDS_TYPE_COUNT][17];
+    Sluice__V1__XdsEntry *e = calloc((size_t)n + 1, sizeof *e), **ep = calloc((size_t)n + 1, sizeof *ep);
+    Sluice__V1__XdsChunkRef refs[SL_XDS_TYPE_COUNT], *refp[SL_XDS_TYPE_COUNT];
+    Sluice__V1__XdsCommit c = SLUICE__V1__XDS_COMMIT__INIT;
+    uint8_t *buf = NULL;
+    sl_status rc = SL_OK;
+
+    if (!e || !ep) {
+        rc = SL_ERR_NOMEM;
+        goto out;
+    }
+    if ((rc = sl_xds_key_escape(ptok, sizeof ptok, proxy)) != SL_OK)
+        goto out;
+    /* One manifest chunk per type, named after its first entry. */
+    for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
+        Sluice__V1__XdsManifest m = SLUICE__V1__XDS_MANIFEST__INIT;
+        m.entries = ep;
+        for (int i = 0; i < n; i++) {
+            if ((int)types[i] != t)
+                continue;
+            sluice__v1__xds_entry__init(&e[m.n_entries]);
+            e[m.n_entries].name = (char *)names[i];
+            e[m.n_entries].revision = revs[i];
+            ep[m.n_entries] = &e[m.n_entries];
+            m.n_entries++;
+        }
+        if (!m.n_entries)
+            continue;
+        sl_xds_chunk_id(ids[t], sl_xds_entry_hash(NULL, names[0]));
+        snprintf(key, sizeof key, "%s.manifest.%s.%s", ptok, sl_xds_type_token((sl_xds_type)t), ids[t]);
+        size_t len = sluice__v1__xds_manifest__get_packed_size(&m);
+        free(buf);
+        if (!(buf = malloc(len + 1))) {
+            rc = SL_ERR_NOMEM;
+            goto out;
+        }
+        sluice__v1__xds_manifest__pack(&m, buf);
+        sluice__v1__xds_chunk_ref__init(&refs[c.n_chunks]);
+        refs[c.n_chunks].type = (char *)sl_xds_type_token((sl_xds_type)t);
+        refs[c.n_chunks].id = ids[t];
+        if ((rc = sl_kv_put(&refs[c.n_chunks].revision, kv, key, buf, len)) != SL_OK)
+            goto out;
+        refp[c.n_chunks] = &refs[c.n_chunks];
+        c.n_chunks++;
+    }
+    c.chunks = refp;
+    {
+        size_t len = sluice__v1__xds_commit__get_packed_size(&c);
+        free(buf);
+        if (!(buf = malloc(len + 1))) {
+            rc = SL_ERR_NOMEM;
+            goto out;
+        }
+        sluice__v1__xds_commit__pack(&c, buf);
+        snprintf(key, sizeof key, "%s.commit", ptok);
+        rc = sl_kv_put(commit_rev, kv, key, buf, len);
+    }
+out:
+    free(buf);
+    free(e);
+    free(ep);
+    return rc;
+}
+
 sl_status fx_apply(uint64_t *commit_rev, sl_kv *kv, const char *proxy, int n, char *const *specs)
 {
     char ptok[512];
-    static char parts[SL_XDS_TYPE_COUNT][16384];
-    static char commit[65536];
-    int have[SL_XDS_TYPE_COUNT] = {0};
+    static char names[256][512];
+    const char *namep[256];
+    sl_xds_type types[256];
+    uint64_t revs[256];
     sl_status rc;
+    if (n > 256)
+        return sl_error_set(SL_ERR_INVALID, "too many specs");
     if ((rc = sl_xds_key_escape(ptok, sizeof ptok, proxy)) != SL_OK)
         return rc;
-    for (int t = 0; t < SL_XDS_TYPE_COUNT; t++)
-        parts[t][0] = 0;
     for (int i = 0; i < n; i++) {
-        sl_xds_type t;
-        char name[512], esc[1024], key[1600];
+        char esc[1024], key[1600];
         size_t len;
-        uint8_t *b = fx_build(specs[i], &t, name, &len);
+        uint8_t *b = fx_build(specs[i], &types[i], names[i], &len);
         if (!b)
             return sl_error_set(SL_ERR_INVALID, "bad spec %s", specs[i]);
-        sl_xds_key_escape(esc, sizeof esc, name);
-        snprintf(key, sizeof key, "%s.%s.%s", ptok, sl_xds_type_token(t), esc);
+        sl_xds_key_escape(esc, sizeof esc, names[i]);
+        snprintf(key, sizeof key, "%s.%s.%s", ptok, sl_xds_type_token(types[i]), esc);
         uint64_t rev = 0;
         sl_kv_entry e = {0};
         if (sl_kv_get(&e, kv, key) == SL_OK && e.len == len && memcmp(e.value, b, len) == 0)
@@ -109,21 +177,8 @@ sl_status fx_apply(uint64_t *commit_rev, sl_kv *kv, const char *proxy, int n, ch
             return rc;
         }
         free(b);
-        size_t pl = strlen(parts[t]);
-        snprintf(parts[t] + pl, sizeof parts[t] - pl, "%s\"%s\": %" PRIu64, have[t] ? ", " : "", name, rev);
-        have[t] = 1;
+        revs[i] = rev;
+        namep[i] = names[i];
     }
-    size_t cl = (size_t)snprintf(commit, sizeof commit, "{\"resources\": {");
-    int first = 1;
-    for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
-        if (!have[t])
-            continue;
-        cl += (size_t)snprintf(commit + cl, sizeof commit - cl, "%s\"%s\": {%s}", first ? "" : ", ",
-                               sl_xds_type_token((sl_xds_type)t), parts[t]);
-        first = 0;
-    }
-    cl += (size_t)snprintf(commit + cl, sizeof commit - cl, "}}");
-    char ckey[600];
-    snprintf(ckey, sizeof ckey, "%s.commit", ptok);
-    return sl_kv_put(commit_rev, kv, ckey, commit, cl);
+    return fx_commit(commit_rev, kv, proxy, n, types, namep, revs);
 }

@@ -24,6 +24,10 @@
 
 /* The packed resource of one spec (malloc'd), its type and name. */
 uint8_t *fx_build(const char *spec, sl_xds_type *t, char *name, size_t *len);
+/* Writes the manifest (one chunk per type) and the commit of a revision made
+ * of n resources already in kv: types[i]/names[i] at KV revision revs[i]. */
+sl_status fx_commit(uint64_t *commit_rev, sl_kv *kv, const char *proxy, int n, const sl_xds_type *types,
+                    const char *const *names, const uint64_t *revs);
 /* Writes every spec, then the commit naming exactly them. */
 sl_status fx_apply(uint64_t *commit_rev, sl_kv *kv, const char *proxy, int n, char *const *specs);
 

@@ -42,7 +42,10 @@ xc *xc_open(int port, const char *method)
     xc *c = calloc(1, sizeof *c);
     snprintf(target, sizeof target, "127.0.0.1:%d", port);
     grpc_channel_credentials *cr = grpc_insecure_credentials_create();
-    c->ch = grpc_channel_create(target, cr, NULL);
+    /* No receive limit: a RouteConfiguration of 50,000 routes is > 4 MB. */
+    grpc_arg arg = {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = -1};
+    grpc_channel_args args = {.num_args = 1, .args = &arg};
+    c->ch = grpc_channel_create(target, cr, &args);
     grpc_channel_credentials_release(cr);
     c->cq = grpc_completion_queue_create_for_pluck(NULL);
     grpc_slice m = grpc_slice_from_copied_string(method);
