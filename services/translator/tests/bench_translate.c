@@ -85,7 +85,7 @@ int main(int argc, char **argv)
          * (to profile that path: perf record bench_translate ...) */
         for (int r = 0, extra = getenv("TRANSLATE_BENCH_PROFILE") ? atoi(getenv("TRANSLATE_BENCH_PROFILE")) : 0;
              r < extra; r++) {
-            sl_tr_store_put(st, kv, vs(0, nu, r % 2 ? "/api" : "/v2"), 900000 + (uint64_t)r);
+            sl_tr_store_put(st, kv, bench_gen_vs(0, nu, r % 2 ? "/api" : "/v2"), 900000 + (uint64_t)r);
             run(st, &last);
         }
         for (int r = 0; r < RUNS; r++) {
