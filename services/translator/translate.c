@@ -1903,6 +1903,7 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
         n_items++;
     }
     tx->cur = NULL;
+
     /* Domains are unique per gateway: the older virtual service keeps a
      * contested domain, the newer one is rejected. None are contested when
      * the memo's were not and no changed one's are. */
@@ -2876,7 +2877,7 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
         return SL_ERR_NOMEM;
     }
     init_kinds();
-        sl_arena_init(&tx->arena, 64 * 1024);
+    sl_arena_init(&tx->arena, 64 * 1024);
     if (setjmp(tx->oom)) {
         rc = sl_error_set(SL_ERR_NOMEM, "out of memory translating");
         goto out;
