@@ -124,6 +124,26 @@ typedef struct tr_rblob {
     char strings[];
 } tr_rblob;
 
+/* The Accepted reports with nothing to say of a translation, by position
+ * (the result's order: kinds, then each bucket in order), shared by the
+ * store and results: while the store's layout (no resource added or
+ * removed) is the same, a translation takes entry i as it is when the
+ * resource there has the same stamp, and the result borrows it (its
+ * sl_tr_report.shared equals v[i].shared: the list holds the reference).
+ * Never changed once made; reference counted like tr_blob. */
+typedef struct tr_replist {
+    size_t refs;
+    size_t n;
+    uint64_t layout;  /* the store's layout stamp when made */
+    uint64_t *stamps; /* each entry's resource stamp (0: none) */
+    sl_tr_report v[]; /* v[i].shared: one reference, or NULL (not one) */
+} tr_replist;
+
+/* One more reference to l; returns l. */
+tr_replist *tr_replist_ref(tr_replist *l);
+/* Drops a reference; frees l with the last one. NULL is a no-op. */
+void tr_replist_unref(tr_replist *l);
+
 /* One more reference to b; returns b. */
 tr_rblob *tr_rblob_ref(tr_rblob *b);
 /* Drops a reference; frees b with the last one. NULL is a no-op. */
@@ -208,6 +228,8 @@ struct sl_tr_store {
     char *up_clean_ns;
     tr_sort_cache *sorted; /* per proxy and type, of every proxy translated */
     uint64_t vs_layout;    /* stamp of the last VirtualService added or removed */
+    uint64_t layout;       /* stamp of the last resource added or removed */
+    tr_replist *replist;   /* the last translation's shared reports (one reference) */
     tr_gw_memo *memos;     /* per proxy and listener */
 };
 

@@ -60,6 +60,8 @@ static void note_change(sl_tr_store *s, const sl_kind *k, bool layout)
         s->world = s->seq;
     else if (layout)
         s->vs_layout = s->seq;
+    if (layout)
+        s->layout = s->seq;
     if (secret || eps || strcmp(k->kind, "Upstream") == 0 || strcmp(k->kind, "Settings") == 0)
         s->up_world = s->seq;
 }
@@ -116,6 +118,22 @@ void tr_rblob_unref(tr_rblob *b)
 {
     if (b && --b->refs == 0)
         free(b);
+}
+
+tr_replist *tr_replist_ref(tr_replist *l)
+{
+    l->refs++;
+    return l;
+}
+
+void tr_replist_unref(tr_replist *l)
+{
+    if (!l || --l->refs)
+        return;
+    for (size_t i = 0; i < l->n; i++)
+        tr_rblob_unref(l->v[i].shared);
+    free(l->stamps);
+    free(l);
 }
 
 static void entry_free(tr_entry *e)
@@ -182,6 +200,8 @@ void sl_tr_store_drop_kept(sl_tr_store *s)
 {
     tr_gw_memo_free(s->memos);
     s->memos = NULL;
+    tr_replist_unref(s->replist);
+    s->replist = NULL;
     free(s->up_clean_ns);
     s->up_clean_ns = NULL;
     s->up_clean = false;

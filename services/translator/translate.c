@@ -2730,10 +2730,53 @@ static tr_rblob *accepted_report(const sl_kind *k, const tr_entry *e)
     return b;
 }
 
+/* Whether report i of r is borrowed from r's list (the list holds its
+ * reference), not r's own. */
+static bool report_borrowed(const sl_tr_result *r, size_t i)
+{
+    return r->replist && i < r->replist->n && r->reports[i].shared &&
+           r->replist->v[i].shared == r->reports[i].shared;
+}
+
+/* Makes res's shared reports the store's list of them (tr_replist): the
+ * ones res borrowed from its list get a reference from the new one, its
+ * own give theirs to it. Not being able to is no failure. */
+static void replist_make(tr_ctx *tx, sl_tr_result *res)
+{
+    size_t n = res->n_reports;
+    tr_replist *l = malloc(sizeof *l + (n + 1) * sizeof l->v[0]);
+    uint64_t *stamps = calloc(n + 1, sizeof *stamps);
+    if (!l || !stamps) {
+        free(l);
+        free(stamps);
+        return;
+    }
+    l->refs = 1;
+    l->n = n;
+    l->layout = tx->store->layout;
+    l->stamps = stamps;
+    for (size_t i = 0; i < n; i++) {
+        const sl_tr_report *r = &res->reports[i];
+        if (!r->shared) {
+            memset(&l->v[i], 0, sizeof l->v[i]);
+            continue;
+        }
+        l->v[i] = *r;
+        stamps[i] = r->shared->stamp;
+        if (report_borrowed(res, i))
+            tr_rblob_ref(r->shared);
+    }
+    tr_replist_unref(res->replist);
+    res->replist = tr_replist_ref(l);
+    tr_replist_unref(tx->store->replist);
+    tx->store->replist = l;
+}
+
 static sl_status finish_reports(tr_ctx *tx, sl_tr_result *res)
 {
     const sl_kind *kinds[] = {K_GATEWAY, K_VS, K_RT, K_UPSTREAM, K_UG, K_SETTINGS};
-    size_t total = 0;
+    size_t total = 0, borrowed = 0;
+    tr_replist *kept = tx->store->replist;
     for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++)
         total += bucket(tx, kinds[k])->n;
     /* Flag the few resources something was reported about; the others
@@ -2748,6 +2791,10 @@ static sl_status finish_reports(tr_ctx *tx, sl_tr_result *res)
     res->reports = calloc(total ? total : 1, sizeof *res->reports);
     if (!res->reports)
         return SL_ERR_NOMEM;
+    if (kept && (kept->layout != tx->store->layout || kept->n != total))
+        kept = NULL; /* positions moved */
+    if (kept)
+        res->replist = tr_replist_ref(kept);
     for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
         tr_bucket *b = bucket(tx, kinds[k]);
         for (size_t i = 0; i < b->n; i++) {
@@ -2759,6 +2806,12 @@ static sl_status finish_reports(tr_ctx *tx, sl_tr_result *res)
             sl_tr_report *out = &res->reports[res->n_reports++];
             size_t len = 1;
             if ((!r || (!r->n_errors && !r->n_warnings)) && !(fl & TR_REJECTED)) {
+                size_t p = res->n_reports - 1;
+                if (kept && kept->stamps[p] == e->stamp) { /* the last list's, borrowed */
+                    *out = kept->v[p];
+                    borrowed++;
+                    continue;
+                }
                 /* Accepted with nothing to say: the same report as last
                  * time while the resource is the same version, shared */
                 if (!e->rcache || e->rcache->stamp != e->stamp) {
@@ -2806,6 +2859,10 @@ static sl_status finish_reports(tr_ctx *tx, sl_tr_result *res)
             }
         }
     }
+    /* Many not borrowed (or no list): this result's shared reports become
+     * the list, which takes over their references. */
+    if (!kept || (res->n_reports - borrowed) * 8 > res->n_reports + 64)
+        replist_make(tx, res);
     return SL_OK;
 }
 
@@ -3374,7 +3431,8 @@ void sl_tr_result_free(sl_tr_result *r)
     for (size_t i = 0; i < r->n_reports; i++) {
         sl_tr_report *rp = &r->reports[i];
         if (rp->shared) {
-            tr_rblob_unref(rp->shared);
+            if (!report_borrowed(r, i))
+                tr_rblob_unref(rp->shared);
             continue;
         }
         free(rp->ns);
@@ -3386,6 +3444,7 @@ void sl_tr_result_free(sl_tr_result *r)
         free(rp->warnings);
     }
     free(r->reports);
+    tr_replist_unref(r->replist);
     free(r);
 }
 

@@ -134,11 +134,13 @@ typedef struct sl_tr_report {
     struct tr_rblob *shared; /* private: owner of the strings when shared, or NULL */
 } sl_tr_report;
 
+struct tr_replist;
 typedef struct sl_tr_result {
     sl_tr_proxy *proxies; /* sorted by name */
     size_t n_proxies;
     sl_tr_report *reports; /* sorted by kind, namespace, name */
     size_t n_reports;
+    struct tr_replist *replist; /* private: owner of the reports equal to its own */
 } sl_tr_result;
 
 typedef struct sl_tr_options {
