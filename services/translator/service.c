@@ -118,15 +118,27 @@ static void wmap_free(wmap *m)
 /* What write_proxy wrote for a proxy, in the order it wrote it, so the next
  * write finds each resource's key without building it: per type the
  * resources (sorted by name, as the result has them), and for a route in
- * parts its virtual hosts in order. */
+ * parts its virtual hosts in order.
+ *
+ * rname/rdata are the result's pointers at that write, compared as values
+ * only (never followed): the translator's resource bytes are read only and
+ * a resource that changes gets a new buffer while the previous result (or,
+ * on the endpoint path, the previous bytes) still lives, so the same
+ * (name, data, len) as last time means the same bytes. An unchanged
+ * resource then costs a few comparisons in two sequential arrays, not a
+ * look at its key or bytes. */
 typedef struct wc_list wc_list;
 typedef struct wc_item {
     char *name;
+    const void *rname, *rdata; /* the result's pointers last time (values only) */
+    size_t rlen;
+    uint64_t rev;   /* its KV revision (a split route: the head's) */
     written *w;     /* its key as written (a split route: the head) */
     uint64_t hash;  /* sl_xds_entry_hash() */
     wc_list *parts; /* a split route: its virtual hosts */
-    uint8_t *whole; /* a split route: the bytes it was split from (whole_len) */
-    size_t whole_len;
+    uint8_t *whole; /* a split route: the bytes it was split from (whole_len of whole_cap) */
+    size_t whole_len, whole_cap;
+    size_t off;     /* a part: where its bytes are in the route's whole */
 } wc_item;
 struct wc_list {
     wc_item *v;
@@ -137,6 +149,8 @@ typedef struct wcache {
     struct wcache *next;
     char *proxy;
     wc_list types[SL_XDS_TYPE_COUNT];
+    written **chunks; /* the manifest chunks named by the last write */
+    size_t n_chunks, cap_chunks;
 } wcache;
 
 static void wc_list_clear(wc_list *l)
@@ -209,7 +223,9 @@ struct tr_service {
     wmap reports;  /* Kind.ns.name -> last published report bytes */
     write_buf wb;  /* write_proxy's buffers, kept between calls */
     wcache *wc;    /* per proxy: what the last write_proxy wrote */
-    size_t n_live; /* entries of xds marked live */
+    size_t n_named;   /* keys of xds (not commits) named by this translation's writes */
+    size_t n_commits; /* commit keys in xds */
+    size_t n_same, n_compared; /* this translation's resources found unchanged by pointer, compared by bytes */
     char **proxies; /* proxies of the last translation */
     size_t n_proxies;
     /* debounce */
@@ -406,10 +422,8 @@ static void on_failed(sl_kv_watch *w, sl_status st, const char *msg, void *ud)
 
 static void mark_live(tr_service *s, written *w)
 {
-    if (!w->live) {
-        w->live = 1;
-        s->n_live++;
-    }
+    (void)s;
+    w->live = 1;
 }
 
 /* Puts data under key unless the bucket holds those bytes already; *rev is
@@ -435,6 +449,7 @@ static sl_status put_resource_w(tr_service *s, written *known, const char *key, 
         if (!(w = wmap_put(&s->xds, key)))
             return SL_ERR_NOMEM;
         w->commit = kl > 7 && strcmp(key + kl - 7, ".commit") == 0;
+        s->n_commits += (size_t)w->commit;
     }
     free(w->data);
     w->data = malloc(len ? len : 1);
@@ -530,16 +545,17 @@ static size_t wb_pack(write_buf *b, const ProtobufCMessage *m)
  * *now gets this time's. *done false (nothing written) when r is not worth
  * splitting or does not split. */
 static sl_status put_route_parts(tr_service *s, const char *ptok, const char *ntok, const char *key,
-                                 const sl_tr_resource *r, written *known, const wc_list *prev, wc_list **now,
-                                 written **head_w, bool *done)
+                                 const sl_tr_resource *r, written *known, wc_item *prev_route,
+                                 wc_list **now, written **head_w, uint64_t *head_rev, bool *done)
 {
     write_buf *b = &s->wb;
     uint8_t *head = NULL;
     sl_xds_part *parts = NULL;
     size_t hl, np, k = 0;
-    char vtok[1024], pkey[2600], vname[512];
+    char vtok[1024], pkey[2600];
     uint64_t rev;
     wc_list *l = NULL;
+    wc_list *prev = prev_route ? prev_route->parts : NULL;
     sl_status rc = SL_OK;
 
     *done = false;
@@ -555,48 +571,55 @@ static sl_status put_route_parts(tr_service *s, const char *ptok, const char *nt
     if ((rc = put_resource_w(s, known, key, head, hl, &rev, head_w)) != SL_OK ||
         (rc = wb_entry(b, r->name, 0, rev, sl_xds_entry_hash(NULL, r->name), (uint32_t)np)) != SL_OK)
         goto out;
+    *head_rev = rev;
+    s->n_named++;
     for (size_t i = 0; i < np; i++) {
-        size_t nl;
-        const wc_item *pi = NULL;
+        const char *pn = parts[i].name;
+        size_t pnl = parts[i].name_len;
+        wc_item *pi = NULL;
         wc_item *it = &l->v[l->n];
-        snprintf(vname, sizeof vname, "%.*s", (int)parts[i].name_len, parts[i].name);
-        nl = strlen(vname) + 1;
         /* The same virtual host as last time at this place, or one further
          * (one removed before it); else look its key up. */
         for (size_t d = 0; d < 2 && prev && !pi; d++)
-            if (k + d < prev->n && strcmp(prev->v[k + d].name, vname) == 0) {
+            if (k + d < prev->n && prev->v[k + d].name && strncmp(prev->v[k + d].name, pn, pnl) == 0 &&
+                !prev->v[k + d].name[pnl]) {
                 pi = &prev->v[k + d];
                 k += d + 1;
             }
-        if (b->names_len + nl > b->names_cap) {
-            size_t cap = (b->names_cap ? b->names_cap * 2 : 65536) + nl;
-            char *nb = realloc(b->names, cap);
-            if (!nb) {
-                rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
-                goto out;
-            }
-            b->names = nb;
-            b->names_cap = cap;
-        }
-        if (pi) {
-            snprintf(pkey, sizeof pkey, "%s", pi->w->key);
-        } else {
-            if ((rc = sl_xds_key_escape(vtok, sizeof vtok, vname)) != SL_OK)
-                goto out;
-            snprintf(pkey, sizeof pkey, "%s.vhost.%s.%s", ptok, ntok, vtok);
-        }
-        if (!(it->name = strdup(vname))) {
+        if (pi) { /* the name moves over */
+            it->name = pi->name;
+            pi->name = NULL;
+        } else if (!(it->name = strndup(pn, pnl))) {
             rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
             goto out;
         }
         l->n++;
-        it->hash = pi ? pi->hash : sl_xds_entry_hash(r->name, vname);
-        if ((rc = put_resource_w(s, pi ? pi->w : NULL, pkey, r->data + parts[i].off, parts[i].len, &rev,
-                                 &it->w)) != SL_OK ||
-            (rc = wb_entry(b, NULL, b->names_len, rev, it->hash, 0)) != SL_OK)
+        it->hash = pi ? pi->hash : sl_xds_entry_hash(r->name, it->name);
+        it->off = parts[i].off;
+        it->rlen = parts[i].len;
+        s->n_named++;
+        if (pi && pi->rlen == parts[i].len &&
+            memcmp(prev_route->whole + pi->off, r->data + parts[i].off, parts[i].len) == 0) {
+            /* as last time: compared in the route's previous bytes */
+            it->w = pi->w;
+            rev = pi->rev;
+        } else {
+            if (pi) {
+                snprintf(pkey, sizeof pkey, "%s", pi->w->key);
+            } else {
+                if ((rc = sl_xds_key_escape(vtok, sizeof vtok, it->name)) != SL_OK)
+                    goto out;
+                snprintf(pkey, sizeof pkey, "%s.vhost.%s.%s", ptok, ntok, vtok);
+            }
+            if ((rc = put_resource_w(s, pi ? pi->w : NULL, pkey, r->data + parts[i].off, parts[i].len, &rev,
+                                     &it->w)) != SL_OK)
+                goto out;
+        }
+        it->rev = rev;
+        /* it->name lives in the cache until the next write: the entry may
+         * point at it */
+        if ((rc = wb_entry(b, it->name, 0, rev, it->hash, 0)) != SL_OK)
             goto out;
-        memcpy(b->names + b->names_len, vname, nl);
-        b->names_len += nl;
     }
     *done = true;
     *now = l;
@@ -630,6 +653,7 @@ static void wcache_free_all(tr_service *s)
         nx = c->next;
         for (int t = 0; t < SL_XDS_TYPE_COUNT; t++)
             wc_list_clear(&c->types[t]);
+        free(c->chunks);
         free(c->proxy);
         free(c);
     }
@@ -652,6 +676,7 @@ static sl_status write_proxy(tr_service *s, const sl_tr_proxy *p, size_t *n_res)
     if (!wc)
         return sl_error_set(SL_ERR_NOMEM, "out of memory");
     b->n_refs = 0;
+    wc->n_chunks = 0;
     for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
         const char *tt = sl_xds_type_token((sl_xds_type)t);
         wc_list *prev = &wc->types[t], now = {0};
@@ -670,11 +695,41 @@ static sl_status write_proxy(tr_service *s, const sl_tr_proxy *p, size_t *n_res)
             wc_list *parts_now = NULL;
             bool split = false;
             int c = 1;
-            while (j < prev->n && (c = strcmp(prev->v[j].name, r->name)) < 0)
-                j++;
-            if (j < prev->n && c == 0)
-                pi = &prev->v[j++];
+            if (j < prev->n && prev->v[j].rname == (const void *)r->name) {
+                pi = &prev->v[j++]; /* the same name object: no need to compare */
+            } else {
+                while (j < prev->n && (c = strcmp(prev->v[j].name, r->name)) < 0)
+                    j++;
+                if (j < prev->n && c == 0)
+                    pi = &prev->v[j++];
+            }
+            if (pi && ((pi->rdata == (const void *)r->data && pi->rlen == r->len) ||
+                       (pi->parts && pi->whole_len == r->len && memcmp(pi->whole, r->data, r->len) == 0))) {
+                /* As it was (a split route: its head and parts stay): its
+                 * entries from the cache, nothing else looked at. */
+                if ((rc = wb_entry(b, r->name, 0, pi->rev, pi->hash, pi->parts ? (uint32_t)pi->parts->n : 0)) !=
+                    SL_OK)
+                    goto type_out;
+                s->n_named++;
+                for (size_t q = 0; pi->parts && q < pi->parts->n; q++) {
+                    const wc_item *pq = &pi->parts->v[q];
+                    if ((rc = wb_entry(b, pq->name, 0, pq->rev, pq->hash, 0)) != SL_OK)
+                        goto type_out;
+                    s->n_named++;
+                }
+                s->n_same++;
+                *it = *pi;
+                it->rname = r->name;
+                it->rdata = r->data;
+                pi->parts = NULL;
+                pi->whole = NULL;
+                pi->name = NULL;
+                now.n++;
+                (*n_res)++;
+                continue;
+            }
             const char *k = key;
+            s->n_compared++;
             if (pi) {
                 k = pi->w->key;
             } else {
@@ -683,42 +738,36 @@ static sl_status write_proxy(tr_service *s, const sl_tr_proxy *p, size_t *n_res)
                 snprintf(key, sizeof key, "%s.%s.%s", ptok, tt, ntok);
             }
             it->hash = pi ? pi->hash : sl_xds_entry_hash(NULL, r->name);
-            if (pi && pi->parts && pi->whole_len == r->len && memcmp(pi->whole, r->data, r->len) == 0) {
-                /* A split route as it was: its head and parts stay. */
-                mark_live(s, pi->w);
-                if ((rc = wb_entry(b, r->name, 0, pi->w->rev, it->hash, (uint32_t)pi->parts->n)) != SL_OK)
-                    goto type_out;
-                for (size_t q = 0; q < pi->parts->n; q++) {
-                    const wc_item *pq = &pi->parts->v[q];
-                    mark_live(s, pq->w);
-                    if ((rc = wb_entry(b, pq->name, 0, pq->w->rev, pq->hash, 0)) != SL_OK)
-                        goto type_out;
-                }
-                it->w = pi->w;
-                it->parts = pi->parts;
-                it->whole = pi->whole;
-                it->whole_len = pi->whole_len;
-                pi->parts = NULL;
-                pi->whole = NULL;
-                it->name = pi->name;
-                pi->name = NULL;
-                now.n++;
-                (*n_res)++;
-                continue;
-            }
             if (t == SL_XDS_ROUTE && r->len >= SL_XDS_SPLIT_MIN) {
                 if ((rc = sl_xds_key_escape(ntok, sizeof ntok, r->name)) != SL_OK ||
-                    (rc = put_route_parts(s, ptok, ntok, k, r, pi ? pi->w : NULL, pi ? pi->parts : NULL,
-                                          &parts_now, &it->w, &split)) != SL_OK)
+                    (rc = put_route_parts(s, ptok, ntok, k, r, pi ? pi->w : NULL,
+                                          pi && pi->parts && pi->whole ? pi : NULL, &parts_now, &it->w, &it->rev,
+                                          &split)) != SL_OK)
                     goto type_out;
             }
-            if (!split && ((rc = put_resource_w(s, pi ? pi->w : NULL, k, r->data, r->len, &rev, &it->w)) != SL_OK ||
-                           (rc = wb_entry(b, r->name, 0, rev, it->hash, 0)) != SL_OK))
-                goto type_out;
+            if (!split) {
+                if ((rc = put_resource_w(s, pi ? pi->w : NULL, k, r->data, r->len, &rev, &it->w)) != SL_OK ||
+                    (rc = wb_entry(b, r->name, 0, rev, it->hash, 0)) != SL_OK)
+                    goto type_out;
+                it->rev = rev;
+                s->n_named++;
+            }
+            it->rname = r->name;
+            it->rdata = r->data;
+            it->rlen = r->len;
             it->parts = parts_now;
-            if (parts_now && (it->whole = malloc(r->len)) != NULL) {
-                memcpy(it->whole, r->data, r->len);
-                it->whole_len = r->len;
+            if (parts_now) { /* the bytes to compare with next time, in last time's buffer if it fits */
+                if (pi && pi->whole && pi->whole_cap >= r->len) {
+                    it->whole = pi->whole;
+                    it->whole_cap = pi->whole_cap;
+                    pi->whole = NULL;
+                } else if ((it->whole = malloc(r->len)) != NULL) {
+                    it->whole_cap = r->len;
+                }
+                if (it->whole) {
+                    memcpy(it->whole, r->data, r->len);
+                    it->whole_len = r->len;
+                }
             }
             if (pi) { /* the name moves over */
                 it->name = pi->name;
@@ -740,6 +789,7 @@ static sl_status write_proxy(tr_service *s, const sl_tr_proxy *p, size_t *n_res)
             wc_list_clear(&now);
             for (int u = 0; u < SL_XDS_TYPE_COUNT; u++)
                 wc_list_clear(&wc->types[u]);
+            wc->n_chunks = 0;
             return rc;
         }
         *prev = now;
@@ -781,8 +831,17 @@ static sl_status write_proxy(tr_service *s, const sl_tr_proxy *p, size_t *n_res)
             fp |= 1; /* never 0 ("unknown") */
             sl_xds_chunk_id(id, b->e[i0].hash);
             snprintf(key, sizeof key, "%s.manifest.%s.%s", ptok, tt, id);
+            if (wc->n_chunks == wc->cap_chunks) {
+                size_t cap = wc->cap_chunks ? wc->cap_chunks * 2 : 64;
+                written **v = realloc(wc->chunks, cap * sizeof *v);
+                if (!v)
+                    return sl_error_set(SL_ERR_NOMEM, "out of memory");
+                wc->chunks = v;
+                wc->cap_chunks = cap;
+            }
+            s->n_named++;
             if ((cw = wmap_get(&s->xds, key)) && cw->fp == fp) {
-                mark_live(s, cw);
+                wc->chunks[wc->n_chunks++] = cw;
                 if ((rc = wb_ref(b, tt, b->e[i0].hash, cw->rev)) != SL_OK)
                     return rc;
                 i0 = i + 1;
@@ -798,6 +857,7 @@ static sl_status write_proxy(tr_service *s, const sl_tr_proxy *p, size_t *n_res)
                 (rc = wb_ref(b, tt, b->e[i0].hash, rev)))
                 return rc;
             cw->fp = fp;
+            wc->chunks[wc->n_chunks++] = cw;
             i0 = i + 1;
         }
     }
@@ -858,8 +918,23 @@ static void delete_stale(tr_service *s)
 {
     char **stale = NULL;
     size_t n = 0, cap = 0;
-    if (s->n_live == s->xds.n)
+    if (s->n_named + s->n_commits == s->xds.n)
         return; /* every key was named (or is a commit): nothing to look for */
+    /* Some key went unnamed: mark what the writes named, then look. */
+    for (size_t i = 0; i < s->xds.cap; i++)
+        for (written *w = s->xds.b[i]; w; w = w->next)
+            w->live = 0;
+    for (wcache *c = s->wc; c; c = c->next) {
+        for (int t = 0; t < SL_XDS_TYPE_COUNT; t++)
+            for (size_t k = 0; k < c->types[t].n; k++) {
+                const wc_item *it = &c->types[t].v[k];
+                it->w->live = 1;
+                for (size_t q = 0; it->parts && q < it->parts->n; q++)
+                    it->parts->v[q].w->live = 1;
+            }
+        for (size_t k = 0; k < c->n_chunks; k++)
+            c->chunks[k]->live = 1;
+    }
     for (size_t i = 0; i < s->xds.cap; i++)
         for (written *w = s->xds.b[i]; w; w = w->next) {
             if (w->live || w->commit)
@@ -995,10 +1070,8 @@ static void translate_task(void *ud)
         return;
     }
     u1 = now_us();
-    s->n_live = 0;
-    for (size_t i = 0; i < s->xds.cap; i++)
-        for (written *w = s->xds.b[i]; w; w = w->next)
-            s->n_live += (size_t)(w->live = w->commit);
+    s->n_named = 0;
+    s->n_same = s->n_compared = 0;
     for (size_t i = 0; i < r->n_proxies; i++)
         if (write_proxy(s, &r->proxies[i], &n_res) != SL_OK) {
             sl_log_error(COMP, "writing the xds bucket failed; retrying", "proxy=%s err=%s",
@@ -1016,8 +1089,8 @@ static void translate_task(void *ud)
     sl_histogram_observe(s->m_duration, (double)(now_ms() - t0) / 1000.0);
     sl_gauge_set(s->m_resources, (double)n_res);
     sl_log_debug(COMP, "translated", "proxies=%zu resources=%zu incremental=%d ms=%" PRId64 " translate_ms=%.2f "
-                 "write_ms=%.2f delete_ms=%.2f", r->n_proxies, n_res, incremental, now_ms() - t0, (u1 - u0) / 1e3,
-                 (u2 - u1) / 1e3, (u3 - u2) / 1e3);
+                 "write_ms=%.2f delete_ms=%.2f same=%zu compared=%zu", r->n_proxies, n_res, incremental, now_ms() - t0,
+                 (u1 - u0) / 1e3, (u2 - u1) / 1e3, (u3 - u2) / 1e3, s->n_same, s->n_compared);
     if (!incremental) {
         sl_tr_result_free(s->last);
         s->last = r;
@@ -1054,7 +1127,9 @@ static sl_status load_xds(tr_service *s)
                     memcpy(x->data, e.value, e.len);
                 x->len = x->data ? e.len : 0;
                 x->rev = e.revision;
-                x->commit = strlen(e.key) > 7 && strcmp(e.key + strlen(e.key) - 7, ".commit") == 0;
+                if (!x->commit && (x->commit = strlen(e.key) > 7 &&
+                                                strcmp(e.key + strlen(e.key) - 7, ".commit") == 0))
+                    s->n_commits++;
                 /* A proxy with a commit is one we may have to empty later. */
                 if (e.len && x->commit) {
                     char tok[512], name[512];

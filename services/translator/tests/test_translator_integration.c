@@ -150,6 +150,11 @@ static int has_no_other(json_t *c)
     return json_object_size(res_of(c, "cluster")) == 1 && json_object_get(res_of(c, "cluster"), "petstore_default");
 }
 
+static int has_parts(json_t *c) { return rev_in(c, "route", "default_big-149") > 0; }
+static uint64_t g_part_rev; /* big-7's part revision the next commit must exceed */
+static int part7_moved(json_t *c) { return rev_in(c, "route", "default_big-7") > g_part_rev; }
+static int part9_gone(json_t *c) { return has_parts(c) && !rev_in(c, "route", "default_big-9"); }
+
 /* Every resource the commit names is in the KV at exactly that revision. */
 static void check_commit_consistent(json_t *c)
 {
@@ -351,6 +356,59 @@ static void end_to_end(void **state)
         assert_true(sink.n > 0);
         assert_string_equal(sink.last_subject, "sluice.report.translator.VirtualService.default.petstore");
         assert_int_equal(sink.last_state, SLUICE__V1__STATUS__STATE__Accepted);
+    }
+
+    /* Many virtual services: the route configuration (over 64 kB) is
+     * stored in parts; a changed VirtualService moves its part only; a
+     * removed one's part key goes after the commit that drops it. */
+    {
+        static const char *PART7 = PROXY_TOKEN ".vhost.listener-=3A=3A-8080-routes.default_big-7";
+        static const char *PART9 = PROXY_TOKEN ".vhost.listener-=3A=3A-8080-routes.default_big-9";
+        char name[32], yaml[2048];
+        sl_kv_entry e = {0};
+        uint64_t rev7, rev8;
+        for (int i = 0; i < 150; i++) {
+            size_t o;
+            snprintf(name, sizeof name, "big-%d", i);
+            o = (size_t)snprintf(yaml, sizeof yaml,
+                                 "metadata: {name: %s, namespace: default}\n"
+                                 "spec:\n  virtualHost:\n    domains: [big-%d.example.com]\n    routes:\n",
+                                 name, i);
+            for (int r = 0; r < 10; r++)
+                o += (size_t)snprintf(yaml + o, sizeof yaml - o,
+                                      "    - matchers: [{prefix: /some/longer/api/path/%d/%d}]\n"
+                                      "      routeAction: {single: {upstream: {name: petstore}}}\n", i, r);
+            put_yaml("VirtualService", "default", name, yaml);
+        }
+        c = wait_commit(has_parts, 20000);
+        rev7 = rev_in(c, "route", "default_big-7");
+        rev8 = rev_in(c, "route", "default_big-8");
+        assert_true(rev7 > 0 && rev8 > 0);
+        json_decref(c);
+        assert_int_equal(sl_kv_get(&e, g_xds, PART7), SL_OK);
+        assert_int_equal(e.revision, rev7);
+        sl_kv_entry_deinit(&e);
+        snprintf(yaml, sizeof yaml,
+                 "metadata: {name: big-7, namespace: default}\n"
+                 "spec:\n  virtualHost:\n    domains: [big-7.example.com]\n    routes:\n"
+                 "    - matchers: [{prefix: /changed}]\n"
+                 "      routeAction: {single: {upstream: {name: petstore}}}\n");
+        put_yaml("VirtualService", "default", "big-7", yaml);
+        g_part_rev = rev7;
+        c = wait_commit(part7_moved, 10000);
+        assert_int_equal(rev_in(c, "route", "default_big-8"), rev8); /* not rewritten */
+        json_decref(c);
+        assert_int_equal(sl_kv_get(&e, g_xds, PART9), SL_OK);
+        sl_kv_entry_deinit(&e);
+        assert_int_equal(sl_kv_delete(NULL, g_config, "VirtualService.default.big-9", 0), SL_OK);
+        c = wait_commit(part9_gone, 10000);
+        json_decref(c);
+        int64_t end = harness_now_ms() + 5000;
+        while (sl_kv_get(&e, g_xds, PART9) == SL_OK && harness_now_ms() < end) {
+            sl_kv_entry_deinit(&e);
+            usleep(50 * 1000);
+        }
+        assert_int_not_equal(sl_kv_get(&e, g_xds, PART9), SL_OK);
     }
 
     /* Restart: nothing changed, so no resource is rewritten. */

@@ -174,8 +174,9 @@ static uint8_t *big_route(size_t *len, const char *name, int nv, int nr, const c
  * form, so equal results mean the same message. */
 static void assert_same_route(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 {
-    Envoy__Config__Route__V3__RouteConfiguration *x = envoy__config__route__v3__route_configuration__unpack(NULL, al, a);
-    Envoy__Config__Route__V3__RouteConfiguration *y = envoy__config__route__v3__route_configuration__unpack(NULL, bl, b);
+    Envoy__Config__Route__V3__RouteConfiguration *x, *y;
+    x = envoy__config__route__v3__route_configuration__unpack(NULL, al, a);
+    y = envoy__config__route__v3__route_configuration__unpack(NULL, bl, b);
     assert_non_null(x);
     assert_non_null(y);
     assert_int_equal(x->n_virtual_hosts, y->n_virtual_hosts);
