@@ -35,7 +35,7 @@ void sl_kv_config_init(sl_kv_config *c, const char *bucket)
     c->bucket = bucket;
     c->history = 1;
     c->storage = SL_KV_FILE;
-    c->replicas = 1;
+    c->replicas = 0; /* the connection's --kv-replicas, else 1 */
 }
 
 static bool bucket_valid(const char *b)
@@ -123,23 +123,106 @@ out:
     return st;
 }
 
-/* Logs where an existing bucket differs from what the caller asked for. */
+/* The replicas a bucket should have: the caller's config, else the
+ * connection's --kv-replicas, else 1. *explicit is false in the last case:
+ * then an existing bucket keeps whatever replicas it has. */
+static int64_t want_replicas(bool *explicit, sl_nats *nc, const sl_kv_config *cfg)
+{
+    int conn = sl_nats_kv_replicas(nc);
+
+    *explicit = cfg->replicas > 0 || conn > 0;
+    if (cfg->replicas > 0)
+        return cfg->replicas;
+    return conn > 0 ? conn : 1;
+}
+
+sl_status sl_kv_scale_stream(int64_t *had, sl_nats *nc, const char *stream, int64_t replicas)
+{
+    jsStreamInfo *si = NULL, *up = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s;
+    sl_status st = SL_OK;
+
+    *had = 0;
+    s = js_GetStreamInfo(&si, sl_nats_js(nc), stream, NULL, &jerr);
+    if (s != NATS_OK) {
+        st = sl_nats_error(s, "stream %s info (jetstream error %d)", stream, (int)jerr);
+        goto out;
+    }
+    *had = si->Config->Replicas;
+    if (*had == replicas)
+        goto out;
+    /* A single server takes the update and reports the new number, but
+     * has nowhere to put the copies: refuse instead. */
+    if (replicas > 1 && (si->Cluster == NULL || si->Cluster->Name == NULL)) {
+        st = sl_error_set(SL_ERR_INVALID,
+                          "stream %s: %lld replicas need a NATS cluster; this server is not "
+                          "clustered",
+                          stream, (long long)replicas);
+        goto out;
+    }
+    si->Config->Replicas = replicas;
+    jerr = 0;
+    s = js_UpdateStream(&up, sl_nats_js(nc), si->Config, NULL, &jerr);
+    if (s != NATS_OK)
+        st = sl_nats_error(s, "update stream %s to %lld replicas (jetstream error %d)", stream,
+                           (long long)replicas, (int)jerr);
+out:
+    jsStreamInfo_Destroy(up);
+    jsStreamInfo_Destroy(si);
+    return st;
+}
+
+/* Scales the bucket's stream, logging the outcome. */
+static void scale_bucket(sl_kv *kv, int64_t have, int64_t want)
+{
+    char hint[256];
+    int64_t had;
+
+    if (sl_kv_scale_stream(&had, kv->nc, kv->stream, want) == SL_OK) {
+        sl_log_info("kv", "bucket replicas changed", "bucket=%s stream=%s replicas=%lld/%lld",
+                    kv->bucket, kv->stream, (long long)want, (long long)had);
+        return;
+    }
+    snprintf(hint, sizeof(hint),
+             "replicas above 1 need a NATS cluster with at least as many JetStream servers; "
+             "or: nats stream edit %s --replicas %lld",
+             kv->stream, (long long)want);
+    sl_log_warn("kv", "could not change the bucket's replicas; keeping them",
+                "bucket=%s replicas=%lld/%lld err=%s hint=%s", kv->bucket, (long long)have,
+                (long long)want, sl_log_q(sl_error_msg()), sl_log_q(hint));
+}
+
+/* Logs where an existing bucket differs from what the caller asked for,
+ * and scales its replicas when they were asked for explicitly. */
 static void check_config(sl_kv *kv, const sl_kv_config *cfg)
 {
     kvStatus *ks = NULL;
     int64_t want_ttl_ns = cfg->ttl_ms * 1000000;
     int64_t want_history = cfg->history > 0 ? cfg->history : 1;
-    int64_t want_replicas = cfg->replicas > 0 ? cfg->replicas : 1;
+    bool explicit;
+    int64_t want_r = want_replicas(&explicit, kv->nc, cfg), have_r;
+    char hint[256];
 
     if (kvStore_Status(&ks, kv->store) != NATS_OK)
         return;
-    if (kvStatus_History(ks) != want_history || kvStatus_TTL(ks) != want_ttl_ns ||
-        kvStatus_Replicas(ks) != want_replicas)
+    have_r = kvStatus_Replicas(ks);
+    if (kvStatus_History(ks) != want_history || kvStatus_TTL(ks) != want_ttl_ns)
         sl_log_warn("kv", "existing bucket has another configuration; keeping it",
-                    "bucket=%s history=%lld/%lld ttl_ns=%lld/%lld replicas=%lld/%lld", kv->bucket,
+                    "bucket=%s history=%lld/%lld ttl_ns=%lld/%lld", kv->bucket,
                     (long long)kvStatus_History(ks), (long long)want_history,
-                    (long long)kvStatus_TTL(ks), (long long)want_ttl_ns,
-                    (long long)kvStatus_Replicas(ks), (long long)want_replicas);
+                    (long long)kvStatus_TTL(ks), (long long)want_ttl_ns);
+    if (have_r != want_r && explicit)
+        scale_bucket(kv, have_r, want_r);
+    else if (have_r != want_r) {
+        snprintf(hint, sizeof(hint),
+                 "to change them run a service with --kv-replicas N (SLUICE_KV_REPLICAS=N), "
+                 "or: nats stream edit %s --replicas N",
+                 kv->stream);
+        sl_log_warn("kv", "existing bucket has other replicas; keeping them",
+                    "bucket=%s replicas=%lld/%lld hint=%s", kv->bucket, (long long)have_r,
+                    (long long)want_r, sl_log_q(hint));
+    }
     kvStatus_Destroy(ks);
 }
 
@@ -151,6 +234,7 @@ sl_status sl_kv_open(sl_kv **out, sl_nats *nc, const sl_kv_config *cfg)
     jsRePublish rp;
     char *rp_src = NULL;
     natsStatus s;
+    bool explicit;
 
     if (cfg->history > 64)
         return sl_error_set(SL_ERR_INVALID, "kv %s: history %u, at most 64", cfg->bucket,
@@ -177,7 +261,7 @@ sl_status sl_kv_open(sl_kv **out, sl_nats *nc, const sl_kv_config *cfg)
     kc.MaxBytes = cfg->max_bytes;
     kc.TTL = cfg->ttl_ms * 1000000; /* the stream's max_age, in ns */
     kc.StorageType = cfg->storage == SL_KV_MEMORY ? js_MemoryStorage : js_FileStorage;
-    kc.Replicas = cfg->replicas > 0 ? cfg->replicas : 1;
+    kc.Replicas = want_replicas(&explicit, nc, cfg);
     if (cfg->republish_keys != NULL) {
         if (asprintf(&rp_src, "$KV.%s.%s", cfg->bucket, cfg->republish_keys) < 0) {
             rp_src = NULL;
@@ -192,19 +276,27 @@ sl_status sl_kv_open(sl_kv **out, sl_nats *nc, const sl_kv_config *cfg)
     }
     s = js_CreateKeyValue(&kv->store, sl_nats_js(nc), &kc);
     if (s != NATS_OK) {
-        /* Another replica may have created it in between: bind to that. */
+        /* Another replica may have created it in between: bind to that.
+         * Keep nats.c's text of the create error (the server's reason,
+         * e.g. "replicas > 1 not supported in non-clustered mode") before
+         * the bind replaces it. */
+        sl_status cst = sl_nats_error(s, "kv create %s (replicas %lld)", cfg->bucket,
+                                      (long long)kc.Replicas);
+        char why[512];
+        snprintf(why, sizeof(why), "%s", sl_error_msg());
         sl_kv_free(kv);
         kv = NULL;
         st = sl_kv_bind(&kv, nc, cfg->bucket);
         if (st != SL_OK) {
-            st = sl_nats_error(s, "kv create %s", cfg->bucket);
+            st = sl_error_set(cst, "%s", why);
             goto out;
         }
         check_config(kv, cfg);
         goto done;
     }
-    sl_log_info("kv", "bucket created", "bucket=%s history=%u storage=%s", cfg->bucket,
-                (unsigned)kc.History, cfg->storage == SL_KV_MEMORY ? "memory" : "file");
+    sl_log_info("kv", "bucket created", "bucket=%s history=%u storage=%s replicas=%lld",
+                cfg->bucket, (unsigned)kc.History,
+                cfg->storage == SL_KV_MEMORY ? "memory" : "file", (long long)kc.Replicas);
 done:
     *out = kv;
     goto out;

@@ -33,6 +33,20 @@ void sl_nats_settings_init(sl_nats_settings *s)
     s->reconnect_max_ms = 2000;
 }
 
+int sl_nats_kv_replicas(const sl_nats *nc)
+{
+    return nc->s.kv_replicas;
+}
+
+/* "1".."5" to a replica count; the caller names the flag or variable. */
+static bool parse_replicas(int *out, const char *v)
+{
+    if (v == NULL || v[0] < '1' || v[0] > '0' + SL_KV_REPLICAS_MAX || v[1] != '\0')
+        return false;
+    *out = v[0] - '0';
+    return true;
+}
+
 void sl_nats_settings_deinit(sl_nats_settings *s)
 {
     free(s->urls);
@@ -71,29 +85,37 @@ sl_status sl_nats_settings_from_env(sl_nats_settings *s)
         {"NATS_TLS_CA", offsetof(sl_nats_settings, tls_ca)},
     };
     sl_status st = SL_OK;
+    const char *r;
 
     for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]) && st == SL_OK; i++) {
         const char *v = getenv(vars[i].env);
         if (v != NULL && v[0] != '\0')
             st = set_str((char **)((char *)s + vars[i].off), v, vars[i].env);
     }
+    r = getenv("SLUICE_KV_REPLICAS");
+    if (st == SL_OK && r != NULL && r[0] != '\0' && !parse_replicas(&s->kv_replicas, r))
+        st = sl_error_set(SL_ERR_INVALID,
+                          "SLUICE_KV_REPLICAS: bad value '%s' (replicas of each bucket, 1 to %d)",
+                          r, SL_KV_REPLICAS_MAX);
     return st;
 }
 
-/* The flag table: name (without "--") to the field it sets: a string, or
- * a duration in milliseconds. */
+/* The flag table: name (without "--") to the field it sets: a string, a
+ * duration in milliseconds, or the replica count. */
 static const struct nats_flag {
     const char *name;
     ssize_t off_str; /* offset of a char * field, or -1 */
     ssize_t off_ms;  /* offset of an int64_t ms field, or -1 */
+    ssize_t off_replicas; /* offset of an int 1..SL_KV_REPLICAS_MAX field, or -1 */
 } nats_flags[] = {
-    {"nats-url", offsetof(sl_nats_settings, urls), -1},
-    {"nats-creds", offsetof(sl_nats_settings, creds_file), -1},
-    {"nats-tls-cert", offsetof(sl_nats_settings, tls_cert), -1},
-    {"nats-tls-key", offsetof(sl_nats_settings, tls_key), -1},
-    {"nats-tls-ca", offsetof(sl_nats_settings, tls_ca), -1},
-    {"nats-name", offsetof(sl_nats_settings, name), -1},
-    {"nats-connect-timeout", -1, offsetof(sl_nats_settings, startup_deadline_ms)},
+    {"nats-url", offsetof(sl_nats_settings, urls), -1, -1},
+    {"nats-creds", offsetof(sl_nats_settings, creds_file), -1, -1},
+    {"nats-tls-cert", offsetof(sl_nats_settings, tls_cert), -1, -1},
+    {"nats-tls-key", offsetof(sl_nats_settings, tls_key), -1, -1},
+    {"nats-tls-ca", offsetof(sl_nats_settings, tls_ca), -1, -1},
+    {"nats-name", offsetof(sl_nats_settings, name), -1, -1},
+    {"nats-connect-timeout", -1, offsetof(sl_nats_settings, startup_deadline_ms), -1},
+    {"kv-replicas", -1, -1, offsetof(sl_nats_settings, kv_replicas)},
 };
 
 const char *sl_nats_settings_usage(void)
@@ -106,7 +128,12 @@ const char *sl_nats_settings_usage(void)
            "  --nats-tls-ca FILE          CA bundle to verify the server, PEM (env NATS_TLS_CA)\n"
            "  --nats-name NAME            connection name (default: the service name)\n"
            "  --nats-connect-timeout DUR  keep trying to connect at start-up this long (default "
-           "30s)\n";
+           "30s)\n"
+           "  --kv-replicas N             replicas of the KV buckets and streams Sluice creates, "
+           "1 to 5;\n"
+           "                              existing ones are scaled to N (env SLUICE_KV_REPLICAS; "
+           "default 1,\n"
+           "                              existing ones left as they are)\n";
 }
 
 sl_status sl_nats_settings_set(sl_nats_settings *s, const char *name, const char *value)
@@ -119,6 +146,13 @@ sl_status sl_nats_settings_set(sl_nats_settings *s, const char *name, const char
             return sl_error_set(SL_ERR_INVALID, "--%s: missing value", name);
         if (f->off_str >= 0)
             return set_str((char **)((char *)s + f->off_str), value, name);
+        if (f->off_replicas >= 0) {
+            if (!parse_replicas((int *)((char *)s + f->off_replicas), value))
+                return sl_error_set(SL_ERR_INVALID,
+                                    "--%s: bad value '%s' (replicas of each bucket, 1 to %d)",
+                                    name, value, SL_KV_REPLICAS_MAX);
+            return SL_OK;
+        }
         {
             int64_t ms;
             if (sl_parse_duration_ms(&ms, value) != SL_OK)
@@ -141,7 +175,7 @@ sl_status sl_nats_settings_parse_arg(bool *matched, sl_nats_settings *s, int arg
     int used = 1;
 
     *matched = false;
-    if (strncmp(arg, "--nats-", 7) != 0)
+    if (strncmp(arg, "--nats-", 7) != 0 && strncmp(arg, "--kv-", 5) != 0)
         goto out;
     eq = strchr(arg, '=');
     nlen = eq != NULL ? (size_t)(eq - arg - 2) : strlen(arg + 2);

@@ -232,9 +232,12 @@ void sl_service_args_init(sl_service_args *a)
     a->log_level = SL_LOG_INFO;
     a->drain_timeout_ms = 10000;
     sl_nats_settings_init(&a->nats);
-    /* Only allocation can fail here; a missing value is then simply
-     * unset, and sl_service_new() reports nothing worse than defaults. */
-    (void)sl_nats_settings_from_env(&a->nats);
+    /* A bad value (SLUICE_KV_REPLICAS) is kept for sl_service_args_parse()
+     * to report as a usage error. Otherwise only allocation can fail; a
+     * missing value is then simply unset, and sl_service_new() reports
+     * nothing worse than defaults. */
+    if (sl_nats_settings_from_env(&a->nats) == SL_ERR_INVALID)
+        snprintf(a->env_error, sizeof(a->env_error), "%s", sl_error_msg());
     if (m != NULL && m[0] != '\0')
         a->metrics_addr = strdup(m);
 }
@@ -362,6 +365,9 @@ sl_status sl_service_args_parse(sl_service_args *a, const sl_service_info *info,
         argv[j++] = argv[i++];
     *argc = j;
     argv[j] = NULL;
+    /* After the flags, so that --help and --version still work. */
+    if (!a->exit_now && a->env_error[0] != '\0')
+        st = sl_error_set(SL_ERR_INVALID, "%s", a->env_error);
 out:
     return st;
 }

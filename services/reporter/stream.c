@@ -3,6 +3,7 @@
 #include <nats/nats.h>
 #include <string.h>
 
+#include "sluice/kv.h"
 #include "sluice/log.h"
 
 /* JetStream API error codes (nats-server's errors.json). */
@@ -18,16 +19,36 @@ sl_status rep_stream_ensure(sl_nats *nc, const char *stream, const char *subject
     natsStatus s;
     sl_status st = SL_OK;
     const char *subjects[1] = {subject};
+    /* --kv-replicas covers this stream too; unset: 1, and an existing
+     * stream keeps its replicas. */
+    int64_t replicas = sl_nats_kv_replicas(nc) > 0 ? sl_nats_kv_replicas(nc) : 1;
 
     s = js_GetStreamInfo(&si, js, stream, NULL, &jerr);
     if (s == NATS_OK) {
-        const jsStreamConfig *c = si->Config;
+        jsStreamConfig *c = si->Config;
         if (c->MaxMsgsPerSubject != 1 || c->MaxAge != max_age_ms * 1000000 || c->SubjectsLen != 1 ||
             strcmp(c->Subjects[0], subject) != 0)
             sl_log_warn("report", "stream exists with other settings; using it as it is",
                         "stream=%s subjects=%d max_msgs_per_subject=%lld max_age_ms=%lld", stream,
                         c->SubjectsLen, (long long)c->MaxMsgsPerSubject,
                         (long long)(c->MaxAge / 1000000));
+        if (c->Replicas != replicas && sl_nats_kv_replicas(nc) > 0) {
+            int64_t have = c->Replicas, had;
+            if (sl_kv_scale_stream(&had, nc, stream, replicas) == SL_OK)
+                sl_log_info("report", "stream replicas changed", "stream=%s replicas=%lld/%lld",
+                            stream, (long long)replicas, (long long)had);
+            else
+                sl_log_warn("report", "could not change the stream's replicas; keeping them",
+                            "stream=%s replicas=%lld/%lld err=%s", stream, (long long)have,
+                            (long long)replicas, sl_log_q(sl_error_msg()));
+        } else if (c->Replicas != replicas) {
+            sl_log_warn("report", "stream has other replicas; keeping them",
+                        "stream=%s replicas=%lld/%lld hint=%s", stream, (long long)c->Replicas,
+                        (long long)replicas,
+                        sl_log_q("to change them run sluice-reporter with --kv-replicas N "
+                                 "(SLUICE_KV_REPLICAS=N), or: nats stream edit <stream> "
+                                 "--replicas N"));
+        }
         goto out;
     }
     if (s != NATS_NOT_FOUND && jerr != JS_ERR_STREAM_NOT_FOUND) {
@@ -43,6 +64,7 @@ sl_status rep_stream_ensure(sl_nats *nc, const char *stream, const char *subject
     cfg.MaxMsgsPerSubject = 1;
     cfg.MaxAge = max_age_ms * 1000000;
     cfg.Discard = js_DiscardOld;
+    cfg.Replicas = replicas;
     jerr = 0;
     s = js_AddStream(&si, js, &cfg, NULL, &jerr);
     if (s != NATS_OK) {
@@ -50,11 +72,12 @@ sl_status rep_stream_ensure(sl_nats *nc, const char *stream, const char *subject
         jsStreamInfo_Destroy(si);
         si = NULL;
         if (js_GetStreamInfo(&si, js, stream, NULL, NULL) != NATS_OK)
-            st = sl_nats_error(s, "stream %s create (jetstream error %d)", stream, (int)jerr);
+            st = sl_nats_error(s, "stream %s create, replicas %lld (jetstream error %d)", stream,
+                               (long long)replicas, (int)jerr);
         goto out;
     }
-    sl_log_info("report", "stream created", "stream=%s subject=%s max_age_ms=%lld", stream, subject,
-                (long long)max_age_ms);
+    sl_log_info("report", "stream created", "stream=%s subject=%s max_age_ms=%lld replicas=%lld",
+                stream, subject, (long long)max_age_ms, (long long)replicas);
 out:
     jsStreamInfo_Destroy(si);
     return st;

@@ -15,8 +15,10 @@
 
 /* Makes sure stream exists, capturing subject (e.g. "sluice.report.>")
  * with one message per subject (the latest report of a resource) kept at
- * most max_age_ms, on file storage. An existing stream is used as it is
- * (a difference in those settings is logged as a warning). */
+ * most max_age_ms, on file storage, with nc's --kv-replicas replicas (1
+ * when unset). An existing stream is used as it is (a difference in those
+ * settings is logged as a warning), except that it is scaled to
+ * --kv-replicas when that is set. */
 sl_status rep_stream_ensure(sl_nats *nc, const char *stream, const char *subject, int64_t max_age_ms);
 
 /* Makes sure the durable push consumer `durable` of stream exists,

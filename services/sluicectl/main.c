@@ -117,7 +117,10 @@ int main(int argc, char **argv)
     if (!getenv("SLUICE_LOG_LEVEL"))
         sl_log_set_level(SL_LOG_ERROR);
     sl_nats_settings_init(&c.nats);
-    sl_nats_settings_from_env(&c.nats);
+    if (sl_nats_settings_from_env(&c.nats) != SL_OK) {
+        code = ctl_usage_error(NULL, "%s", sl_error_msg());
+        goto out;
+    }
     c.nats.startup_deadline_ms = 3000;
     sl_nats_settings_set(&c.nats, "nats-name", "sluicectl");
     if (!rest)

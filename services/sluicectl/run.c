@@ -147,6 +147,9 @@ static void scan_services(child *kids, int *n, const char *root)
         closedir(d);
 }
 
+/* --kv-replicas of sluicectl, passed to the services (0 = unset). */
+static int g_kv_replicas;
+
 static pid_t spawn(child *c, const char *nats_url)
 {
     pid_t pid = fork();
@@ -156,6 +159,11 @@ static pid_t spawn(child *c, const char *nats_url)
         signal(SIGTERM, SIG_DFL);
         if (nats_url)
             setenv("NATS_URL", nats_url, 1);
+        if (nats_url && g_kv_replicas > 0) {
+            char r[16];
+            snprintf(r, sizeof(r), "%d", g_kv_replicas);
+            setenv("SLUICE_KV_REPLICAS", r, 1);
+        }
         execv(c->path, c->argv);
         fprintf(stderr, "run: exec %s: %s\n", c->path, strerror(errno));
         _exit(127);
@@ -197,7 +205,9 @@ static const char run_usage[] =
     "  --metrics-base-port N   give service i --metrics-addr 127.0.0.1:N+i (default 9190, 0 = off)\n"
     "  --secrets-dir DIR       directory for sluice-secret-watcher (default <state-dir>/secrets)\n"
     "  --xds-listen ADDR       sluice-xds --listen address (default: sluice-xds's, 0.0.0.0:9977)\n"
-    "  --only NAME             start only this service (repeatable)\n";
+    "  --only NAME             start only this service (repeatable)\n"
+    "The global --kv-replicas N (SLUICE_KV_REPLICAS) is passed to the services; above 1\n"
+    "it needs --no-nats and a NATS cluster.\n";
 
 int ctl_cmd_run(ctl *c, int argc, char **argv)
 {
@@ -300,6 +310,13 @@ int ctl_cmd_run(ctl *c, int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    g_kv_replicas = c->nats.kv_replicas;
+    if (!no_nats && g_kv_replicas > 1) {
+        fprintf(stderr, "error: --kv-replicas %d needs a NATS cluster, and sluicectl run starts a "
+                        "single nats-server: use --no-nats with --nats-url listing the cluster\n",
+                g_kv_replicas);
+        return 1;
+    }
     if (no_nats) {
         snprintf(url, sizeof(url), "%s", c->nats.urls ? c->nats.urls : "nats://127.0.0.1:4222");
     } else {
@@ -386,6 +403,7 @@ int ctl_cmd_run(ctl *c, int argc, char **argv)
         sl_nats_settings_set(&ns, "nats-url", url);
         sl_nats_settings_set(&ns, "nats-name", "sluicectl-run");
         ns.startup_deadline_ms = 5000;
+        ns.kv_replicas = g_kv_replicas;
         if (sl_nats_connect(&nc, &ns) != SL_OK ||
             rep_stream_ensure(nc, REP_STREAM_DEFAULT, "sluice.report.>", REP_STREAM_MAX_AGE_MS) != SL_OK)
             say("warning: report stream %s not created (%s); sluice-reporter will create it",

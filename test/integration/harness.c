@@ -24,6 +24,16 @@ struct harness_nats {
     char store[300];
     char log[300];
     const char *server;
+    /* Cluster node only (cluster_port > 0). */
+    int cluster_port;
+    char server_name[32];
+    char routes[400];
+};
+
+struct harness_cluster {
+    int n;
+    harness_nats *nodes[HARNESS_CLUSTER_MAX];
+    char urls[HARNESS_CLUSTER_MAX * 64];
 };
 
 int64_t harness_now_ms(void)
@@ -92,15 +102,40 @@ static int spawn(harness_nats *h)
             dup2(fd, 1);
             dup2(fd, 2);
         }
-        /* $SLUICE_NATS_CONFIG: a config file for what has no flag
-         * (max_payload); the flags here win over it. */
-        const char *conf = getenv("SLUICE_NATS_CONFIG");
-        if (conf && conf[0])
-            execlp(h->server, h->server, "-c", conf, "-js", "-a", "127.0.0.1", "-p", port, "-sd", h->store,
-                   (char *)NULL);
-        else
-            execlp(h->server, h->server, "-js", "-a", "127.0.0.1", "-p", port, "-sd", h->store,
-                   (char *)NULL);
+        {
+            /* $SLUICE_NATS_CONFIG: a config file for what has no flag
+             * (max_payload); the flags here win over it. */
+            const char *conf = getenv("SLUICE_NATS_CONFIG");
+            const char *argv[24];
+            char cluster[64];
+            int n = 0;
+
+            argv[n++] = h->server;
+            if (conf && conf[0]) {
+                argv[n++] = "-c";
+                argv[n++] = conf;
+            }
+            argv[n++] = "-js";
+            argv[n++] = "-a";
+            argv[n++] = "127.0.0.1";
+            argv[n++] = "-p";
+            argv[n++] = port;
+            argv[n++] = "-sd";
+            argv[n++] = h->store;
+            if (h->cluster_port > 0) {
+                snprintf(cluster, sizeof(cluster), "nats://127.0.0.1:%d", h->cluster_port);
+                argv[n++] = "--server_name";
+                argv[n++] = h->server_name;
+                argv[n++] = "--cluster_name";
+                argv[n++] = "sluice-test";
+                argv[n++] = "--cluster";
+                argv[n++] = cluster;
+                argv[n++] = "--routes";
+                argv[n++] = h->routes;
+            }
+            argv[n] = NULL;
+            execvp(h->server, (char *const *)argv);
+        }
         _exit(127);
     }
     h->pid = pid;
@@ -136,22 +171,32 @@ int harness_nats_start_again(harness_nats *h)
     return wait_ready(h);
 }
 
-int harness_nats_start(harness_nats **out)
+/* A node with its temp dir, not started. */
+static harness_nats *node_new(void)
 {
     harness_nats *h = calloc(1, sizeof(*h));
     const char *server = getenv("SLUICE_NATS_SERVER");
 
     if (h == NULL)
-        return -1;
+        return NULL;
     h->server = server != NULL && server[0] != '\0' ? server : "nats-server";
     snprintf(h->dir, sizeof(h->dir), "/tmp/sluice-test-XXXXXX");
     if (mkdtemp(h->dir) == NULL) {
         fprintf(stderr, "harness: mkdtemp: %s\n", strerror(errno));
         free(h);
-        return -1;
+        return NULL;
     }
     snprintf(h->store, sizeof(h->store), "%s/js", h->dir);
     snprintf(h->log, sizeof(h->log), "%s/nats.log", h->dir);
+    return h;
+}
+
+int harness_nats_start(harness_nats **out)
+{
+    harness_nats *h = node_new();
+
+    if (h == NULL)
+        return -1;
     /* Another process may grab the port between free_port() and the
      * server's bind; try a few. */
     for (int attempt = 0; attempt < 5; attempt++) {
@@ -246,4 +291,160 @@ sl_status harness_connect(sl_nats **out, const harness_nats *h)
         st = sl_nats_connect(out, &s);
     sl_nats_settings_deinit(&s);
     return st;
+}
+
+/* ---- a cluster -------------------------------------------------------- */
+
+void harness_cluster_free(harness_cluster *c)
+{
+    if (c == NULL)
+        return;
+    for (int i = 0; i < c->n; i++)
+        harness_nats_free(c->nodes[i]);
+    free(c);
+}
+
+/* Every node's client port answers. */
+static int cluster_spawn(harness_cluster *c)
+{
+    for (int i = 0; i < c->n; i++)
+        if (spawn(c->nodes[i]) != 0)
+            return -1;
+    for (int i = 0; i < c->n; i++)
+        if (wait_ready(c->nodes[i]) != 0)
+            return -1;
+    return 0;
+}
+
+int harness_cluster_start(harness_cluster **out, int n)
+{
+    harness_cluster *c;
+
+    if (n < 1 || n > HARNESS_CLUSTER_MAX)
+        return -1;
+    /* Ports are picked before any server binds; another process may grab
+     * one meanwhile: try again with new ones. */
+    for (int attempt = 0; attempt < 3; attempt++) {
+        char routes[400] = "";
+        size_t len = 0;
+
+        c = calloc(1, sizeof(*c));
+        if (c == NULL)
+            return -1;
+        for (int i = 0; i < n; i++) {
+            harness_nats *h = node_new();
+            if (h == NULL)
+                goto retry;
+            c->nodes[c->n++] = h;
+            h->port = free_port();
+            h->cluster_port = free_port();
+            if (h->port <= 0 || h->cluster_port <= 0)
+                goto retry;
+            snprintf(h->url, sizeof(h->url), "nats://127.0.0.1:%d", h->port);
+            snprintf(h->server_name, sizeof(h->server_name), "sluice-test-%d", i);
+            len += (size_t)snprintf(routes + len, sizeof(routes) - len, "%snats://127.0.0.1:%d",
+                                    i > 0 ? "," : "", h->cluster_port);
+            len += (size_t)snprintf(c->urls + strlen(c->urls), sizeof(c->urls) - strlen(c->urls),
+                                    "%s%s", i > 0 ? "," : "", h->url);
+        }
+        for (int i = 0; i < n; i++)
+            snprintf(c->nodes[i]->routes, sizeof(c->nodes[i]->routes), "%s", routes);
+        if (cluster_spawn(c) == 0 && harness_cluster_wait_js(c, 30000) == 0) {
+            *out = c;
+            return 0;
+        }
+    retry:
+        harness_cluster_free(c);
+    }
+    return -1;
+}
+
+int harness_cluster_wait_js(harness_cluster *c, int64_t timeout_ms)
+{
+    int64_t deadline = harness_now_ms() + timeout_ms;
+    natsConnection *conn = NULL;
+    natsOptions *o = NULL;
+    jsCtx *js = NULL;
+    jsOptions jo;
+    int rc = -1;
+    const char *servers[HARNESS_CLUSTER_MAX];
+    int up = 0;
+
+    for (int i = 0; i < c->n; i++)
+        if (c->nodes[i]->pid != 0)
+            servers[up++] = c->nodes[i]->url;
+    if (natsOptions_Create(&o) != NATS_OK || natsOptions_SetServers(o, servers, up) != NATS_OK)
+        goto out;
+    jsOptions_Init(&jo);
+    jo.Wait = 2000;
+    /* The meta leader is elected and knows enough servers once a stream
+     * with one replica per running server can be created. */
+    while (harness_now_ms() < deadline) {
+        jsStreamConfig sc;
+        jsStreamInfo *si = NULL;
+        const char *subj[1] = {"harness.probe"};
+
+        if (conn == NULL && natsConnection_Connect(&conn, o) != NATS_OK) {
+            conn = NULL;
+            usleep(100000);
+            continue;
+        }
+        if (js == NULL && natsConnection_JetStream(&js, conn, &jo) != NATS_OK)
+            goto out;
+        jsStreamConfig_Init(&sc);
+        sc.Name = "HARNESS_PROBE";
+        sc.Subjects = subj;
+        sc.SubjectsLen = 1;
+        sc.Storage = js_MemoryStorage;
+        sc.Replicas = up;
+        if (js_AddStream(&si, js, &sc, NULL, NULL) == NATS_OK) {
+            jsStreamInfo_Destroy(si);
+            js_DeleteStream(js, "HARNESS_PROBE", NULL, NULL);
+            rc = 0;
+            goto out;
+        }
+        usleep(200000);
+    }
+    fprintf(stderr, "harness: JetStream cluster not ready within %lld ms; see %s\n",
+            (long long)timeout_ms, c->nodes[0]->log);
+out:
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(conn);
+    natsOptions_Destroy(o);
+    return rc;
+}
+
+const char *harness_cluster_urls(const harness_cluster *c)
+{
+    return c->urls;
+}
+
+harness_nats *harness_cluster_node(const harness_cluster *c, int i)
+{
+    return i >= 0 && i < c->n ? c->nodes[i] : NULL;
+}
+
+int harness_cluster_find(const harness_cluster *c, const char *server_name)
+{
+    for (int i = 0; server_name != NULL && i < c->n; i++)
+        if (strcmp(c->nodes[i]->server_name, server_name) == 0)
+            return i;
+    return -1;
+}
+
+const char *harness_nats_server_name(const harness_nats *h)
+{
+    return h->server_name;
+}
+
+int harness_nats_kill(harness_nats *h)
+{
+    int status;
+
+    if (h->pid == 0)
+        return 0;
+    kill(h->pid, SIGKILL);
+    waitpid(h->pid, &status, 0);
+    h->pid = 0;
+    return 0;
 }

@@ -11,6 +11,17 @@
  * $SLUICE_NATS_CONFIG` when that is set (e.g. max_payload), logging to
  * <tmp>/nats.log. It is killed if the test process dies
  * (PR_SET_PDEATHSIG; start it from the main thread, which outlives it).
+ *
+ * A cluster of n such servers (each with its own port, store and temp dir,
+ * plus --server_name sluice-test-<i>, --cluster_name sluice-test, its own
+ * cluster port and --routes to all):
+ *
+ *   harness_cluster *c;
+ *   harness_cluster_start(&c, 3);   // waits for the JetStream meta leader
+ *   ... NATS_URL = harness_cluster_urls(c) ...
+ *   harness_nats_kill(harness_cluster_node(c, 1));        // kill -9
+ *   harness_nats_start_again(harness_cluster_node(c, 1)); // same ports, store
+ *   harness_cluster_free(c);
  */
 #ifndef SLUICE_TEST_HARNESS_H
 #define SLUICE_TEST_HARNESS_H
@@ -45,6 +56,38 @@ int harness_nats_port(const harness_nats *h);
 
 /* The server's temp dir (valid while h lives). */
 const char *harness_nats_dir(const harness_nats *h);
+
+/* Kills the server with SIGKILL (no clean shutdown), keeping port and
+ * store. 0 on success. */
+int harness_nats_kill(harness_nats *h);
+
+/* A cluster node's --server_name ("" for a single server). */
+const char *harness_nats_server_name(const harness_nats *h);
+
+#define HARNESS_CLUSTER_MAX 5
+
+typedef struct harness_cluster harness_cluster;
+
+/* Starts n (1..HARNESS_CLUSTER_MAX) clustered servers with JetStream on
+ * free loopback ports and waits until a stream with n replicas can be
+ * created (meta leader elected, every server known). 0 or -1 (printed). */
+int harness_cluster_start(harness_cluster **out, int n);
+
+/* Stops every server, removes their temp dirs, frees c. NULL is a no-op. */
+void harness_cluster_free(harness_cluster *c);
+
+/* Waits until the running servers can create a stream with one replica
+ * per running server. 0, or -1 after timeout_ms. */
+int harness_cluster_wait_js(harness_cluster *c, int64_t timeout_ms);
+
+/* Every server's URL, comma separated, for NATS_URL (valid while c lives). */
+const char *harness_cluster_urls(const harness_cluster *c);
+
+/* Node i (owned by c; use the harness_nats_* calls on it), or NULL. */
+harness_nats *harness_cluster_node(const harness_cluster *c, int i);
+
+/* The index of the node with this --server_name, or -1. */
+int harness_cluster_find(const harness_cluster *c, const char *server_name);
 
 /* Connects to the harness server with a short start-up deadline. */
 sl_status harness_connect(sl_nats **out, const harness_nats *h);

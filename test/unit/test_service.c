@@ -112,6 +112,69 @@ static void bad_flags_are_usage_errors(void **state)
     }
 }
 
+/* --kv-replicas / SLUICE_KV_REPLICAS: 1..5, flag beats env, unset is 0;
+ * a bad value (flag or env) is a usage error naming it and the value. */
+static void kv_replicas(void **state)
+{
+    static const char *const bad[] = {"0", "6", "-1", "3x", "", "three", "03"};
+    sl_service_args a;
+
+    unsetenv("SLUICE_KV_REPLICAS");
+    {
+        char *argv[] = {"prog", NULL};
+        int argc = 1;
+        sl_service_args_init(&a);
+        assert_int_equal(sl_service_args_parse(&a, &info, &argc, argv), SL_OK);
+        assert_int_equal(a.nats.kv_replicas, 0);
+        sl_service_args_deinit(&a);
+    }
+    setenv("SLUICE_KV_REPLICAS", "5", 1);
+    {
+        char *argv[] = {"prog", "--own", NULL};
+        int argc = 2;
+        sl_service_args_init(&a);
+        assert_int_equal(sl_service_args_parse(&a, &info, &argc, argv), SL_OK);
+        assert_int_equal(a.nats.kv_replicas, 5);
+        assert_int_equal(argc, 2);
+        sl_service_args_deinit(&a);
+    }
+    {
+        char *argv[] = {"prog", "--kv-replicas", "3", NULL};
+        int argc = 3;
+        sl_service_args_init(&a);
+        assert_int_equal(sl_service_args_parse(&a, &info, &argc, argv), SL_OK);
+        assert_int_equal(a.nats.kv_replicas, 3); /* flag beats env */
+        assert_int_equal(argc, 1);
+        sl_service_args_deinit(&a);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *argv[] = {"prog", "--kv-replicas", (char *)bad[i], NULL};
+        int argc = 3;
+        char want[64];
+        sl_service_args_init(&a);
+        assert_int_equal(sl_service_args_parse(&a, &info, &argc, argv), SL_ERR_INVALID);
+        snprintf(want, sizeof(want), "--kv-replicas: %s", bad[i][0] ? "bad value" : "missing");
+        assert_non_null(strstr(sl_error_msg(), want));
+        sl_service_args_deinit(&a);
+    }
+    setenv("SLUICE_KV_REPLICAS", "7", 1);
+    {
+        char *argv[] = {"prog", NULL}, *hargv[] = {"prog", "--help", NULL};
+        int argc = 1;
+        sl_service_args_init(&a);
+        assert_int_equal(sl_service_args_parse(&a, &info, &argc, argv), SL_ERR_INVALID);
+        assert_non_null(strstr(sl_error_msg(), "SLUICE_KV_REPLICAS: bad value '7'"));
+        sl_service_args_deinit(&a);
+        /* --help still works */
+        argc = 2;
+        sl_service_args_init(&a);
+        assert_int_equal(sl_service_args_parse(&a, &info, &argc, hargv), SL_OK);
+        assert_true(a.exit_now);
+        sl_service_args_deinit(&a);
+    }
+    unsetenv("SLUICE_KV_REPLICAS");
+}
+
 static void help_and_version_exit_zero(void **state)
 {
     char *argv[] = {"prog", "--version", NULL};
@@ -419,6 +482,7 @@ int main(void)
         cmocka_unit_test(durations),
         cmocka_unit_test(common_flags_leave_the_rest),
         cmocka_unit_test(bad_flags_are_usage_errors),
+        cmocka_unit_test(kv_replicas),
         cmocka_unit_test(help_and_version_exit_zero),
         cmocka_unit_test(loop_runs_in_order_and_cancels),
         cmocka_unit_test(cancel_waits_for_a_running_task),

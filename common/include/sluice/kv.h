@@ -43,7 +43,8 @@ typedef struct sl_kv_config {
     int64_t max_bytes;          /* bucket size; 0 = unlimited */
     int64_t ttl_ms;             /* value lifetime; 0 = forever */
     sl_kv_storage storage;      /* default SL_KV_FILE */
-    int replicas;               /* default 1 */
+    int replicas;               /* 1..5; default 0: the connection's --kv-replicas
+                                 * (SLUICE_KV_REPLICAS), else 1 */
     /* RePublish every change to a subject (so stored state and its event
      * are one write). republish_keys is a key pattern in the bucket (e.g.
      * ">" or "status.>"), republish_subject the destination with the same
@@ -84,9 +85,21 @@ void sl_kv_config_init(sl_kv_config *c, const char *bucket);
 
 /* Binds to the bucket, creating it with cfg when it does not exist (safe
  * when several replicas race). An existing bucket keeps its configuration;
- * a difference in history, TTL or replicas is logged as a warning. Free
- * with sl_kv_free() before closing nc. */
+ * a difference in history or TTL is logged as a warning. Replicas: when
+ * cfg or the connection (--kv-replicas) asks for a number, an existing
+ * bucket with another is scaled to it (a stream update, logged; a failure
+ * is a warning, not an error); otherwise a difference is a warning saying
+ * how to change it. Creating a bucket with more than one replica needs a
+ * NATS cluster (a single server answers an error). Free with sl_kv_free()
+ * before closing nc. */
 sl_status sl_kv_open(sl_kv **out, sl_nats *nc, const sl_kv_config *cfg);
+
+/* Sets the replicas of a JetStream stream (a bucket's is KV_<bucket>) with
+ * a stream update; nats-server 2.9 scales a clustered stream up or down
+ * while it serves. *had receives the replicas it had (0 when unknown); SL_OK
+ * also when it had them already. SL_ERR_INVALID for more than one replica
+ * on a server that is not clustered. */
+sl_status sl_kv_scale_stream(int64_t *had, sl_nats *nc, const char *stream, int64_t replicas);
 
 /* Binds to an existing bucket; SL_ERR_NOT_FOUND when there is none. */
 sl_status sl_kv_bind(sl_kv **out, sl_nats *nc, const char *bucket);

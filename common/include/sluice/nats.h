@@ -11,6 +11,8 @@
  *   NATS_TLS_CA    --nats-tls-ca      CA bundle to verify the server (PEM)
  *                  --nats-name        connection name (default: service name)
  *                  --nats-connect-timeout  start-up deadline, e.g. 30s, 500ms, 0 (try once)
+ *   SLUICE_KV_REPLICAS --kv-replicas  replicas (1..5) of the KV buckets and
+ *                                     streams Sluice creates (kv.h)
  *
  * sl_nats_connect() retries (with backoff) until the start-up deadline, then
  * the connection reconnects forever with jittered exponential backoff.
@@ -27,6 +29,9 @@
 #include "sluice/status.h"
 
 #define SL_NATS_DEFAULT_URL "nats://127.0.0.1:4222"
+
+/* --kv-replicas: a JetStream stream has at most 5 replicas. */
+#define SL_KV_REPLICAS_MAX 5
 
 typedef enum sl_nats_event {
     SL_NATS_DISCONNECTED,
@@ -53,6 +58,11 @@ typedef struct sl_nats_settings {
     int64_t startup_deadline_ms; /* sl_nats_connect() retries this long; default 30000, 0 = once */
     int64_t reconnect_min_ms;    /* first backoff step; default 100 */
     int64_t reconnect_max_ms;    /* backoff cap; default 2000 */
+    /* --kv-replicas / SLUICE_KV_REPLICAS, 1..SL_KV_REPLICAS_MAX; 0 = not
+     * set: buckets and streams are created with 1 replica and existing
+     * ones are left as they are. When set, existing ones are scaled to it
+     * (see sl_kv_open()). */
+    int kv_replicas;
     sl_nats_event_cb on_event;   /* optional */
     void *on_event_ud;
 } sl_nats_settings;
@@ -67,16 +77,19 @@ void sl_nats_settings_deinit(sl_nats_settings *s);
  * error dst is left deinitialised. SL_ERR_NOMEM only. */
 sl_status sl_nats_settings_copy(sl_nats_settings *dst, const sl_nats_settings *src);
 
-/* Overrides s with the NATS_* environment variables that are set and not
- * empty. SL_ERR_NOMEM only. */
+/* Overrides s with the NATS_* environment variables (and
+ * SLUICE_KV_REPLICAS) that are set and not empty. SL_ERR_INVALID for a bad
+ * SLUICE_KV_REPLICAS (error context names it and the value; the other
+ * variables are applied all the same), SL_ERR_NOMEM. */
 sl_status sl_nats_settings_from_env(sl_nats_settings *s);
 
 /* Sets one setting by its flag name without the leading "--" ("nats-url",
- * "nats-creds", ...). SL_ERR_NOT_FOUND when name is not a NATS flag,
+ * "nats-creds", ..., "kv-replicas"). SL_ERR_NOT_FOUND when name is not a NATS flag,
  * SL_ERR_INVALID for a bad value (error context names the flag). */
 sl_status sl_nats_settings_set(sl_nats_settings *s, const char *name, const char *value);
 
-/* Recognises argv[*i] as a NATS flag ("--nats-url=X" or "--nats-url X"),
+/* Recognises argv[*i] as a NATS flag ("--nats-url=X" or "--nats-url X";
+ * also "--kv-replicas"),
  * applies it and advances *i past what it consumed (1 or 2 arguments).
  * *matched is false (and *i unchanged) when argv[*i] is not a NATS flag.
  * SL_ERR_INVALID when the flag has no value or a bad one. For services'
@@ -106,6 +119,9 @@ jsCtx *sl_nats_js(sl_nats *nc);
 
 /* True while connected (not reconnecting, not closed). */
 bool sl_nats_is_connected(sl_nats *nc);
+
+/* The connection's --kv-replicas (0 when not set). */
+int sl_nats_kv_replicas(const sl_nats *nc);
 
 /* The server's max_payload in bytes (0 when unknown). */
 int64_t sl_nats_max_payload(sl_nats *nc);

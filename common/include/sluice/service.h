@@ -110,20 +110,23 @@ typedef struct sl_service_args {
     char *metrics_addr;       /* --metrics-addr host:port; NULL = no endpoint */
     int64_t drain_timeout_ms; /* --drain-timeout; default 10s */
     sl_nats_settings nats;    /* --nats-* and NATS_* env */
+    char env_error[256];      /* a bad environment value, reported by sl_service_args_parse() */
     bool exit_now;            /* --help or --version was handled */
     int exit_code;            /* the code to exit with when exit_now */
 } sl_service_args;
 
-/* Defaults, then the NATS_* environment and SLUICE_METRICS_ADDR. */
+/* Defaults, then the NATS_* environment, SLUICE_KV_REPLICAS and
+ * SLUICE_METRICS_ADDR. A bad value is reported by sl_service_args_parse(). */
 void sl_service_args_init(sl_service_args *a);
 void sl_service_args_deinit(sl_service_args *a);
 
 /* Takes the common flags out of argv (--log-level, --metrics-addr,
- * --drain-timeout, --nats-*, --help/-h, --version; "--flag value" or
+ * --drain-timeout, --nats-*, --kv-replicas, --help/-h, --version; "--flag value" or
  * "--flag=value") and leaves argv[0] and everything else, in order, for the
  * service's own parsing (*argc updated, argv[*argc] = NULL). "--" ends the
  * common flags and stays in argv. --help and --version print to stdout and
- * set exit_now. SL_ERR_INVALID on a bad value (see sl_error_msg()). */
+ * set exit_now. SL_ERR_INVALID on a bad value (see sl_error_msg()), also
+ * one in the environment read by sl_service_args_init() (unless exit_now). */
 sl_status sl_service_args_parse(sl_service_args *a, const sl_service_info *info, int *argc,
                                 char **argv);
 
