@@ -1,19 +1,26 @@
 /* source.h - the sluice_xds KV bucket -> the snapshot cache.
  *
- * Key layout (docs/xds.md):
- *   <proxy>.<type>.<name>   value: the packed Envoy resource
- *                           (e.g. a serialized envoy.config.cluster.v3.Cluster)
- *   <proxy>.commit          value: JSON naming the revision to serve:
- *     {"revision": 12, "resources": {"cluster": {"<name>": <kv revision>, ...},
- *                                    "endpoint": {...}, "listener": {...},
- *                                    "route": {...}, "secret": {...}}}
- * <proxy> and <name> are escaped with sl_xds_key_escape(); <type> is a
- * token of sl_xds_type_token(). A resource's version is the KV revision of
- * its key, so every replica computes the same versions. A commit is applied
- * only when every resource it names is available at exactly that revision;
- * otherwise the previous revision keeps serving.
+ * Key layout (docs/xds.md, "KV layout"; messages in proto/sluice/v1/xds.proto):
+ *   <proxy>.<type>.<name>          the packed Envoy resource (e.g. a serialized
+ *                                  envoy.config.cluster.v3.Cluster); for a
+ *                                  RouteConfiguration stored in parts, its head
+ *                                  (every field but virtual_hosts)
+ *   <proxy>.vhost.<route>.<vhost>  one part: a packed VirtualHost of <route>
+ *   <proxy>.manifest.<type>.<id>   a sluice.v1.XdsManifest: a run of the type's
+ *                                  entries (name, KV revision, parts)
+ *   <proxy>.commit                 a sluice.v1.XdsCommit: the revision to serve,
+ *                                  naming every manifest chunk at a KV revision
+ * <proxy>, <name>, <route> and <vhost> are escaped with sl_xds_key_escape();
+ * <type> is a token of sl_xds_type_token(). A resource's version is the KV
+ * revision of its key (of a route in parts: its head's revision and a hash of
+ * its parts' revisions), so every replica computes the same versions. A
+ * commit is applied only when every chunk, resource and part it names is
+ * available at exactly that revision and decodes; otherwise it is refused
+ * (logged with the key and revision) and the previous revision keeps
+ * serving. Only the chunks whose revision moved since the proxy's last
+ * commit are read; the others are reused as they were resolved.
  *
- * Everything but sl_xds_source_start/free is independent of NATS and runs on
+ * Everything but sl_xds_watch_start/free is independent of NATS and runs on
  * one thread (the watch's loop).
  */
 #ifndef SLUICE_XDS_SOURCE_H
