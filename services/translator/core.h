@@ -101,6 +101,13 @@ typedef struct tr_gw_memo {
     size_t n;                  /* VirtualServices in the store */
     uint64_t *stamps;          /* each one's stamp then */
     const struct tr_vh_cache **c; /* each one's kept virtual host, or NULL: not served */
+    struct tr_gw_vh {             /* and what of it the replay reads, side by side */
+        const uint8_t *bytes;
+        size_t len;
+        char *name;
+        char **domains;
+        size_t n_domains;
+    } *vh;
     tr_gw_contrib *con;        /* what replaying them does besides */
     size_t n_con, cap_con;
     tr_gw_dom *dom;            /* the served domains, by hash (may hold stale entries) */

@@ -188,6 +188,7 @@ void tr_gw_memo_free(tr_gw_memo *m)
         free(m->settings_ns);
         free(m->stamps);
         free(m->c);
+        free(m->vh);
         free(m->con);
         free(m->dom);
         tr_blob_unref(m->rcfg);

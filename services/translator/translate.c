@@ -1032,12 +1032,15 @@ static size_t bytes_slot(const tr_bytes_map *m, const void *k)
     return i;
 }
 
-static void bytes_put(tr_ctx *tx, tr_bytes_map *m, const void *k, const uint8_t *d, size_t len)
+/* Room for n entries in m without growing. */
+static void bytes_reserve(tr_ctx *tx, tr_bytes_map *m, size_t n)
 {
-    size_t i;
-    if ((m->n + 1) * 2 > m->cap) {
+    size_t cap = m->cap ? m->cap : 256;
+    while (n * 2 > cap)
+        cap *= 2;
+    if (cap > m->cap) {
         tr_bytes_map bigger = {0};
-        bigger.cap = m->cap ? m->cap * 2 : 256;
+        bigger.cap = cap;
         bigger.keys = tr_alloc(tx, bigger.cap * sizeof *bigger.keys);
         bigger.data = tr_alloc(tx, bigger.cap * sizeof *bigger.data);
         bigger.len = tr_alloc(tx, bigger.cap * sizeof *bigger.len);
@@ -1052,6 +1055,13 @@ static void bytes_put(tr_ctx *tx, tr_bytes_map *m, const void *k, const uint8_t 
             }
         *m = bigger;
     }
+}
+
+static void bytes_put(tr_ctx *tx, tr_bytes_map *m, const void *k, const uint8_t *d, size_t len)
+{
+    size_t i;
+    if ((m->n + 1) * 2 > m->cap)
+        bytes_reserve(tx, m, m->n + 1);
     i = bytes_slot(m, k);
     if (!m->keys[i])
         m->n++;
@@ -1589,6 +1599,11 @@ static bool memo_add(tr_gw_memo *m, size_t i, const tr_vh_cache *c)
 {
     size_t need = m->n_con + c->n_used + c->n_rt;
     m->c[i] = c;
+    m->vh[i].bytes = c->bytes;
+    m->vh[i].len = c->len;
+    m->vh[i].name = c->name;
+    m->vh[i].domains = c->domains;
+    m->vh[i].n_domains = c->n_domains;
     if (need > m->cap_con) {
         size_t cap = m->cap_con ? m->cap_con : 16;
         tr_gw_contrib *v;
@@ -1674,7 +1689,8 @@ static void memo_keep(tr_ctx *tx, tr_gw_memo *m, const tr_gateway *gw, const tr_
     tx->store->memos = m; /* linked first: freed with the store whatever happens */
     if (!(m->proxy = strdup(gw->proxy)) || !(m->listener = strdup(gw->listener_name)) ||
         !(m->settings_ns = strdup(tx->opts.settings_namespace)) ||
-        !(m->stamps = calloc(vb->n + 1, sizeof *m->stamps)) || !(m->c = calloc(vb->n + 1, sizeof *m->c))) {
+        !(m->stamps = calloc(vb->n + 1, sizeof *m->stamps)) || !(m->c = calloc(vb->n + 1, sizeof *m->c)) ||
+        !(m->vh = calloc(vb->n + 1, sizeof *m->vh))) {
         memo_drop(tx, m);
         return;
     }
@@ -1723,14 +1739,16 @@ static bool memo_contested(const tr_gw_memo *m, const bool *changed, const vs_it
     return false;
 }
 
-/* The virtual host of a kept one the memo serves (its bytes are spliced). */
-static tr_vhost_t *vh_of_kept(tr_ctx *tx, const tr_vh_cache *c)
+/* The virtual host of a kept one the memo serves (its bytes are spliced),
+ * from the memo's copy of what it needs (not the kept one: one cache miss
+ * less for each of thousands). */
+static tr_vhost_t *vh_of_kept(tr_ctx *tx, const struct tr_gw_vh *k)
 {
     tr_vhost_t *vh = TR_NEW(tx, envoy__config__route__v3__virtual_host);
-    vh->name = c->name;
-    vh->domains = c->domains; /* the kept strings: read only, valid through this translation */
-    vh->n_domains = c->n_domains;
-    bytes_put(tx, &tx->vh_bytes, vh, c->bytes, c->len);
+    vh->name = k->name;
+    vh->domains = k->domains; /* the kept strings: read only, valid through this translation */
+    vh->n_domains = k->n_domains;
+    bytes_put(tx, &tx->vh_bytes, vh, k->bytes, k->len);
     return vh;
 }
 
@@ -1822,6 +1840,8 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
         if (!memo_usable(tx, memo, changed))
             changed = NULL;
     }
+    if (changed) /* the kept bytes of every one */
+        bytes_reserve(tx, &tx->vh_bytes, tx->vh_bytes.n + vb->n);
     if (changed) /* what the unchanged ones do besides */
         for (size_t k = 0; k < memo->n_con; k++) {
             const tr_gw_contrib *x = &memo->con[k];
@@ -1846,7 +1866,7 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
             served[i] = 1;
             items[n_items].idx = (long)i;
             items[n_items].vs = vs;
-            items[n_items].vh = vh_of_kept(tx, got[i]);
+            items[n_items].vh = vh_of_kept(tx, &memo->vh[i]);
             items[n_items].dropped = false;
             n_items++;
             continue;
