@@ -27,7 +27,8 @@ typedef struct written {
     size_t len;
     uint64_t rev;
     int live; /* named by this translation */
-    uint64_t fp; /* manifest chunks: fingerprint of the entries packed (0: unknown) */
+    uint64_t fp;    /* manifest chunks: fingerprint of the entries packed (0: unknown) */
+    uint64_t first; /* manifest chunks: hash of the first entry (the id) */
     int commit;  /* a <proxy>.commit key: never stale */
     struct written *next;
 } written;
@@ -149,8 +150,10 @@ typedef struct wcache {
     struct wcache *next;
     char *proxy;
     wc_list types[SL_XDS_TYPE_COUNT];
-    written **chunks; /* the manifest chunks named by the last write */
+    written **chunks; /* the manifest chunks named by the last write, in order */
     size_t n_chunks, cap_chunks;
+    written **prev_chunks; /* during a write: the previous write's */
+    size_t n_prev_chunks, cap_prev_chunks;
 } wcache;
 
 static void wc_list_clear(wc_list *l)
@@ -654,6 +657,7 @@ static void wcache_free_all(tr_service *s)
         for (int t = 0; t < SL_XDS_TYPE_COUNT; t++)
             wc_list_clear(&c->types[t]);
         free(c->chunks);
+        free(c->prev_chunks);
         free(c->proxy);
         free(c);
     }
@@ -676,7 +680,17 @@ static sl_status write_proxy(tr_service *s, const sl_tr_proxy *p, size_t *n_res)
     if (!wc)
         return sl_error_set(SL_ERR_NOMEM, "out of memory");
     b->n_refs = 0;
-    wc->n_chunks = 0;
+    { /* last write's chunks become the ones to match; the list refills */
+        written **v = wc->prev_chunks;
+        size_t cap = wc->cap_prev_chunks;
+        wc->prev_chunks = wc->chunks;
+        wc->n_prev_chunks = wc->n_chunks;
+        wc->cap_prev_chunks = wc->cap_chunks;
+        wc->chunks = v;
+        wc->cap_chunks = cap;
+        wc->n_chunks = 0;
+    }
+    size_t pc = 0; /* cursor in prev_chunks */
     for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
         const char *tt = sl_xds_type_token((sl_xds_type)t);
         wc_list *prev = &wc->types[t], now = {0};
@@ -790,6 +804,7 @@ static sl_status write_proxy(tr_service *s, const sl_tr_proxy *p, size_t *n_res)
             for (int u = 0; u < SL_XDS_TYPE_COUNT; u++)
                 wc_list_clear(&wc->types[u]);
             wc->n_chunks = 0;
+            wc->n_prev_chunks = 0;
             return rc;
         }
         *prev = now;
@@ -808,29 +823,22 @@ static sl_status write_proxy(tr_service *s, const sl_tr_proxy *p, size_t *n_res)
             b->mep = mep;
             b->cap_me = b->n;
         }
-        for (size_t i = 0; i < b->n; i++) {
-            sluice__v1__xds_entry__init(&b->me[i]);
-            b->me[i].name = (char *)b->e[i].name;
-            b->me[i].revision = b->e[i].rev;
-            b->me[i].parts = b->e[i].parts;
-            b->mep[i] = &b->me[i];
-        }
         for (size_t i0 = 0, i = 0; i < b->n; i++) {
             if (i + 1 < b->n && i + 1 - i0 < SL_XDS_CHUNK_MAX && !sl_xds_chunk_cut(b->e[i].hash))
                 continue;
             Sluice__V1__XdsManifest m = SLUICE__V1__XDS_MANIFEST__INIT;
             char id[17];
             written *cw;
-            /* A chunk whose entries are as last time is not even packed. */
-            uint64_t fp = 0xcbf29ce484222325ULL;
+            /* A chunk whose entries are as last time is not even packed:
+             * found by the cursor in last time's chunks (no key built), or
+             * else by its key. */
+            uint64_t fp = (0xcbf29ce484222325ULL ^ (uint64_t)t) * 0x100000001b3ULL;
             for (size_t k = i0; k <= i; k++) {
                 fp = (fp ^ b->e[k].hash) * 0x100000001b3ULL;
                 fp = (fp ^ b->e[k].rev) * 0x100000001b3ULL;
                 fp = (fp ^ b->e[k].parts) * 0x100000001b3ULL;
             }
             fp |= 1; /* never 0 ("unknown") */
-            sl_xds_chunk_id(id, b->e[i0].hash);
-            snprintf(key, sizeof key, "%s.manifest.%s.%s", ptok, tt, id);
             if (wc->n_chunks == wc->cap_chunks) {
                 size_t cap = wc->cap_chunks ? wc->cap_chunks * 2 : 64;
                 written **v = realloc(wc->chunks, cap * sizeof *v);
@@ -840,12 +848,31 @@ static sl_status write_proxy(tr_service *s, const sl_tr_proxy *p, size_t *n_res)
                 wc->cap_chunks = cap;
             }
             s->n_named++;
-            if ((cw = wmap_get(&s->xds, key)) && cw->fp == fp) {
+            cw = NULL;
+            for (size_t d = 0; d < 4 && pc + d < wc->n_prev_chunks && !cw; d++)
+                if (wc->prev_chunks[pc + d]->fp == fp && wc->prev_chunks[pc + d]->first == b->e[i0].hash) {
+                    cw = wc->prev_chunks[pc + d];
+                    pc += d + 1;
+                }
+            if (!cw) {
+                sl_xds_chunk_id(id, b->e[i0].hash);
+                snprintf(key, sizeof key, "%s.manifest.%s.%s", ptok, tt, id);
+                if ((cw = wmap_get(&s->xds, key)) && cw->fp != fp)
+                    cw = NULL;
+            }
+            if (cw) {
                 wc->chunks[wc->n_chunks++] = cw;
                 if ((rc = wb_ref(b, tt, b->e[i0].hash, cw->rev)) != SL_OK)
                     return rc;
                 i0 = i + 1;
                 continue;
+            }
+            for (size_t k = i0; k <= i; k++) {
+                sluice__v1__xds_entry__init(&b->me[k]);
+                b->me[k].name = (char *)b->e[k].name;
+                b->me[k].revision = b->e[k].rev;
+                b->me[k].parts = b->e[k].parts;
+                b->mep[k] = &b->me[k];
             }
             m.n_entries = i + 1 - i0;
             m.entries = b->mep + i0;
@@ -857,6 +884,7 @@ static sl_status write_proxy(tr_service *s, const sl_tr_proxy *p, size_t *n_res)
                 (rc = wb_ref(b, tt, b->e[i0].hash, rev)))
                 return rc;
             cw->fp = fp;
+            cw->first = b->e[i0].hash;
             wc->chunks[wc->n_chunks++] = cw;
             i0 = i + 1;
         }
