@@ -116,6 +116,7 @@ typedef struct tr_gw_memo {
      * the memo serves (one reference), or NULL: reused as it is while no
      * changed VirtualService is served, or was. */
     tr_blob *rcfg;
+    uint64_t seen; /* the last translation that used it (store's translations) */
 } tr_gw_memo;
 
 void tr_gw_memo_free(tr_gw_memo *m); /* the whole list */
@@ -195,6 +196,7 @@ typedef struct tr_sort_cache {
     char *settings_ns;
     bool proxyless;
     tr_rlist *list; /* the whole list as resources, or NULL: one reference */
+    uint64_t seen;  /* the last translation that used it (store's translations) */
 } tr_sort_cache;
 
 /* Empties c (its references, arrays, settings_ns), leaving proxy, type and next. */
@@ -238,6 +240,8 @@ struct sl_tr_store {
     uint64_t layout;       /* stamp of the last resource added or removed */
     tr_replist *replist;   /* the last translation's shared reports (one reference) */
     tr_gw_memo *memos;     /* per proxy and listener */
+    uint64_t translations; /* translations begun: memos and kept lists not used
+                            * by the last one are let go */
 };
 
 void tr_up_cache_free(tr_up_cache *c);

@@ -1528,8 +1528,10 @@ static uint64_t dom_hash(const char *s)
 static tr_gw_memo *memo_find(tr_ctx *tx, const char *proxy, const char *listener)
 {
     for (tr_gw_memo *m = tx->store->memos; m; m = m->next)
-        if (strcmp(m->proxy, proxy) == 0 && strcmp(m->listener, listener) == 0)
+        if (strcmp(m->proxy, proxy) == 0 && strcmp(m->listener, listener) == 0) {
+            m->seen = tx->store->translations;
             return m;
+        }
     return NULL;
 }
 
@@ -1687,6 +1689,7 @@ static void memo_keep(tr_ctx *tx, tr_gw_memo *m, const tr_gateway *gw, const tr_
         return;
     m->next = tx->store->memos;
     tx->store->memos = m; /* linked first: freed with the store whatever happens */
+    m->seen = tx->store->translations;
     if (!(m->proxy = strdup(gw->proxy)) || !(m->listener = strdup(gw->listener_name)) ||
         !(m->settings_ns = strdup(tx->opts.settings_namespace)) ||
         !(m->stamps = calloc(vb->n + 1, sizeof *m->stamps)) || !(m->c = calloc(vb->n + 1, sizeof *m->c)) ||
@@ -2551,8 +2554,10 @@ static tr_out **sorted_out(tr_ctx *tx, const char *proxy, bool proxyless, sl_xds
         return in;
     }
     for (sc = tx->store->sorted; sc; sc = sc->next)
-        if (sc->type == (int)t && strcmp(sc->proxy, proxy) == 0)
+        if (sc->type == (int)t && strcmp(sc->proxy, proxy) == 0) {
+            sc->seen = tx->store->translations;
             break;
+        }
     for (size_t i = 0; i < n && all_kept; i++)
         all_kept = in[i]->blob != NULL;
     if (sc && all_kept && sc->n_in == n) {
@@ -2587,6 +2592,7 @@ static tr_out **sorted_out(tr_ctx *tx, const char *proxy, bool proxyless, sl_xds
             return v;
         }
         sc->type = (int)t;
+        sc->seen = tx->store->translations;
         sc->next = tx->store->sorted;
         tx->store->sorted = sc;
     }
@@ -2616,12 +2622,15 @@ static tr_out **sorted_out(tr_ctx *tx, const char *proxy, bool proxyless, sl_xds
  * them again would give. */
 static tr_sort_cache *whole_list(tr_ctx *tx, const char *proxy, bool proxyless, sl_xds_type t)
 {
-    for (tr_sort_cache *sc = tx->store->sorted; sc; sc = sc->next)
-        if (sc->type == (int)t && strcmp(sc->proxy, proxy) == 0)
-            return sc->settings_ns && sc->up_world == tx->store->up_world && sc->proxyless == proxyless &&
-                           strcmp(sc->settings_ns, tx->opts.settings_namespace) == 0
-                       ? sc
-                       : NULL;
+    for (tr_sort_cache *sc = tx->store->sorted; sc; sc = sc->next) {
+        if (sc->type != (int)t || strcmp(sc->proxy, proxy) != 0)
+            continue;
+        sc->seen = tx->store->translations;
+        return sc->settings_ns && sc->up_world == tx->store->up_world && sc->proxyless == proxyless &&
+                       strcmp(sc->settings_ns, tx->opts.settings_namespace) == 0
+                   ? sc
+                   : NULL;
+    }
     return NULL;
 }
 
@@ -2960,6 +2969,7 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
         goto out;
     }
     tx->store = s;
+    s->translations++;
     if (opts)
         tx->opts = *opts;
     if (!tx->opts.settings_namespace)
@@ -3209,6 +3219,30 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
     validate_unselected(tx);
     if ((rc = finish_reports(tx, res)) != SL_OK)
         goto out;
+
+    /* What no proxy or gateway of this translation used goes (a proxy or
+     * gateway gone would keep its lists and route configurations). */
+    for (tr_gw_memo **pp = &s->memos; *pp;) {
+        tr_gw_memo *m = *pp;
+        if (m->seen == s->translations) {
+            pp = &m->next;
+            continue;
+        }
+        *pp = m->next;
+        m->next = NULL;
+        tr_gw_memo_free(m);
+    }
+    for (tr_sort_cache **pp = &s->sorted; *pp;) {
+        tr_sort_cache *sc = *pp;
+        if (sc->seen == s->translations) {
+            pp = &sc->next;
+            continue;
+        }
+        *pp = sc->next;
+        tr_sort_cache_clear(sc);
+        free(sc->proxy);
+        free(sc);
+    }
 
     /* Accepted resources become the last good versions. */
     if (!tx->opts.dry_run) {
