@@ -27,6 +27,7 @@
 #include "sluice/types.h"
 #include "sluice/v1/events.pb-c.h"
 #include "sluice/v1/xds.pb-c.h"
+#include "sluice/xds.h"
 
 #define PROXY_TOKEN "gloo-system=7Egateway-proxy"
 
@@ -151,6 +152,29 @@ static int has_no_other(json_t *c)
 }
 
 static int has_parts(json_t *c) { return rev_in(c, "route", "default_big-149") > 0; }
+
+/* Every resource and part the commit names is in the KV at exactly that
+ * revision (the chunks were checked by commit_view()). */
+static void check_commit_parts(json_t *c)
+{
+    const char *type, *name;
+    json_t *names, *rev;
+    json_object_foreach(json_object_get(c, "resources"), type, names) {
+        json_object_foreach(names, name, rev) {
+            char esc[512], key[1024];
+            sl_kv_entry e = {0};
+            assert_int_equal(sl_xds_key_escape(esc, sizeof esc, name), SL_OK);
+            if (strcmp(type, "route") == 0 && strcmp(name, "listener-::-8080-routes") != 0) /* a part */
+                snprintf(key, sizeof key, PROXY_TOKEN ".vhost.listener-=3A=3A-8080-routes.%s", esc);
+            else
+                snprintf(key, sizeof key, PROXY_TOKEN ".%s.%s", type, esc);
+            if (sl_kv_get(&e, g_xds, key) != SL_OK)
+                fail_msg("commit names %s, which is not in the bucket", key);
+            assert_int_equal(e.revision, (uint64_t)json_integer_value(rev));
+            sl_kv_entry_deinit(&e);
+        }
+    }
+}
 static uint64_t g_part_rev; /* big-7's part revision the next commit must exceed */
 static int part7_moved(json_t *c) { return rev_in(c, "route", "default_big-7") > g_part_rev; }
 static int part9_gone(json_t *c) { return has_parts(c) && !rev_in(c, "route", "default_big-9"); }
@@ -409,6 +433,31 @@ static void end_to_end(void **state)
             usleep(50 * 1000);
         }
         assert_int_not_equal(sl_kv_get(&e, g_xds, PART9), SL_OK);
+
+        /* kill -9 while it writes: the last commit stays consistent (every
+         * chunk, resource and part it names at its revision), and a new
+         * translator finishes the change. */
+        for (int round = 0; round < 3; round++) {
+            snprintf(yaml, sizeof yaml,
+                     "metadata: {name: big-7, namespace: default}\n"
+                     "spec:\n  virtualHost:\n    domains: [big-7.example.com]\n    routes:\n"
+                     "    - matchers: [{prefix: /killed/%d}]\n"
+                     "      routeAction: {single: {upstream: {name: petstore}}}\n", round);
+            c = wait_commit(has_parts, 10000);
+            g_part_rev = rev_in(c, "route", "default_big-7");
+            json_decref(c);
+            put_yaml("VirtualService", "default", "big-7", yaml);
+            usleep((useconds_t)(round * 4000)); /* before, during, after the write */
+            kill(g_pid, SIGKILL);
+            waitpid(g_pid, NULL, 0);
+            c = wait_commit(has_parts, 10000);
+            check_commit_parts(c);
+            json_decref(c);
+            start_translator();
+            c = wait_commit(part7_moved, 20000);
+            check_commit_parts(c);
+            json_decref(c);
+        }
     }
 
     /* Restart: nothing changed, so no resource is rewritten. */
