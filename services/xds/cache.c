@@ -48,16 +48,49 @@ static sl_status inspect(char **eds_name, sl_xds_type t, const char *name, const
     return SL_OK;
 }
 
+/* The packed resource as a head followed by parts framed as field 2 (a
+ * RouteConfiguration in parts), or one buffer (n_parts 0). */
+typedef struct segs {
+    const uint8_t *head;
+    size_t head_len;
+    const uint8_t *const *part;
+    const size_t *part_len;
+    size_t n_parts;
+} segs;
+
+static uint8_t *put_segs(uint8_t *w, const segs *g)
+{
+    memcpy(w, g->head, g->head_len);
+    w += g->head_len;
+    for (size_t i = 0; i < g->n_parts; i++)
+        w = wire_ld(w, 2, g->part[i], g->part_len[i]);
+    return w;
+}
+
+static sl_status res_new_segs(sl_xds_res **out, sl_xds_type t, const char *name, const char *version,
+                              const segs *g, int check);
+
 static sl_status res_new(sl_xds_res **out, sl_xds_type t, const char *name, const char *version,
                          const uint8_t *packed, size_t len, int check)
 {
+    segs g = {packed, len, NULL, NULL, 0};
+    return res_new_segs(out, t, name, version, packed ? &g : NULL, check);
+}
+
+static sl_status res_new_segs(sl_xds_res **out, sl_xds_type t, const char *name, const char *version,
+                              const segs *g, int check)
+{
+    const uint8_t *packed = g ? g->head : NULL;
+    size_t len = g ? g->head_len : 0;
     sl_status st = SL_OK;
     char *eds = NULL;
     sl_xds_res *r = NULL;
     size_t nl = strlen(name), vl = strlen(version);
 
     *out = NULL;
-    if (packed && check && (st = inspect(&eds, t, name, packed, len)) != SL_OK)
+    for (size_t i = 0; g && i < g->n_parts; i++)
+        len += wire_ld_len(g->part_len[i]);
+    if (g && check && (st = inspect(&eds, t, name, packed, len)) != SL_OK) /* check: one buffer only */
         return st;
     size_t el = eds ? strlen(eds) + 1 : 0;
     r = calloc(1, sizeof *r + nl + 1 + vl + 1 + el);
@@ -78,7 +111,7 @@ static sl_status res_new(sl_xds_res **out, sl_xds_type t, const char *name, cons
     }
     atomic_init(&r->refs, 1);
     r->type = t;
-    if (packed) {
+    if (g) {
         /* Any { type_url = 1; value = 2; } */
         const char *url = sl_xds_type_url(t);
         size_t ul = strlen(url);
@@ -94,14 +127,14 @@ static sl_status res_new(sl_xds_res **out, sl_xds_type t, const char *name, cons
         }
         uint8_t *w = wire_ld_head(r->sotw, 2, any_len);
         w = wire_ld(w, 1, url, ul);
-        w = wire_ld(w, 2, packed, len);
+        w = put_segs(wire_ld_head(w, 2, len), g);
         r->delta = w;
         w = wire_ld_head(w, 2, res_len);
         w = wire_ld(w, 3, name, nl);
         w = wire_ld(w, 1, version, vl);
         w = wire_ld_head(w, 2, any_len);
         w = wire_ld(w, 1, url, ul);
-        w = wire_ld(w, 2, packed, len);
+        put_segs(wire_ld_head(w, 2, len), g);
         r->packed_len = len;
     }
     free(eds);
@@ -119,12 +152,12 @@ sl_status sl_xds_res_new(sl_xds_res **out, sl_xds_type t, const char *name, cons
     return res_new(out, t, name, version, packed, len, 1);
 }
 
-sl_status sl_xds_res_new_trusted(sl_xds_res **out, sl_xds_type t, const char *name, const char *version,
-                                 const uint8_t *packed, size_t len)
+sl_status sl_xds_res_new_route_parts(sl_xds_res **out, const char *name, const char *version, const uint8_t *head,
+                                     size_t head_len, const uint8_t *const *part, const size_t *part_len,
+                                     size_t n_parts)
 {
-    if (t == SL_XDS_CLUSTER || !packed)
-        return sl_xds_res_new(out, t, name, version, packed, len);
-    return res_new(out, t, name, version, packed, len, 0);
+    segs g = {head, head_len, part, part_len, n_parts};
+    return res_new_segs(out, SL_XDS_ROUTE, name, version, &g, 0);
 }
 
 void sl_xds_res_unref(sl_xds_res *r)

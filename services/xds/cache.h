@@ -48,11 +48,13 @@ typedef struct sl_xds_res {
 sl_status sl_xds_res_new(sl_xds_res **out, sl_xds_type t, const char *name, const char *version,
                          const uint8_t *packed, size_t len);
 
-/* The same without parsing the bytes, for bytes assembled from parts that
- * were each checked (a split RouteConfiguration). Clusters are always
- * parsed (their EDS service name is needed). */
-sl_status sl_xds_res_new_trusted(sl_xds_res **out, sl_xds_type t, const char *name, const char *version,
-                                 const uint8_t *packed, size_t len);
+/* A RouteConfiguration stored in parts: the packed resource is head (every
+ * field but virtual_hosts) followed by each part (a packed VirtualHost) as
+ * field 2, written straight into the two wire forms (no copy of the whole
+ * in between). The head and parts must have been checked; not parsed. */
+sl_status sl_xds_res_new_route_parts(sl_xds_res **out, const char *name, const char *version, const uint8_t *head,
+                                     size_t head_len, const uint8_t *const *part, const size_t *part_len,
+                                     size_t n_parts);
 
 static inline sl_xds_res *sl_xds_res_ref(sl_xds_res *r)
 {

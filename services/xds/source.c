@@ -510,8 +510,7 @@ static sl_status assemble(sl_xds_res **out, const sl_xds_snapshot *cur, const it
     char ver[48];
     uint64_t h = 0xcbf29ce484222325ULL;
     const uint8_t **pv = NULL;
-    size_t *pl = NULL, len;
-    uint8_t *bytes = NULL;
+    size_t *pl = NULL;
     sl_status rc;
 
     for (uint32_t i = 0; i < head->parts; i++) {
@@ -540,12 +539,9 @@ static sl_status assemble(sl_xds_res **out, const sl_xds_snapshot *cur, const it
         pl[i] = parts[i].part->len;
     }
     const sl_xds_res *hr = head->res;
-    if ((rc = sl_xds_route_join(&bytes, &len, hr->sotw + hr->sotw_len - hr->packed_len, hr->packed_len, pv, pl,
-                                head->parts)) != SL_OK)
-        goto out;
-    rc = sl_xds_res_new_trusted(out, SL_XDS_ROUTE, head->name, ver, bytes, len);
+    rc = sl_xds_res_new_route_parts(out, head->name, ver, hr->sotw + hr->sotw_len - hr->packed_len, hr->packed_len,
+                                    pv, pl, head->parts);
 out:
-    free(bytes);
     free(pv);
     free(pl);
     return rc;
