@@ -26,7 +26,7 @@ typedef struct written {
     uint8_t *data;
     size_t len;
     uint64_t rev;
-    int live; /* named by this translation */
+    int live; /* reports: published this time; xds: named, while delete_stale() looks */
     uint64_t fp;    /* manifest chunks: fingerprint of the entries packed (0: unknown) */
     uint64_t first; /* manifest chunks: hash of the first entry (the id) */
     int commit;  /* a <proxy>.commit key: never stale */
@@ -423,12 +423,6 @@ static void on_failed(sl_kv_watch *w, sl_status st, const char *msg, void *ud)
 
 /* ---- output ---- */
 
-static void mark_live(tr_service *s, written *w)
-{
-    (void)s;
-    w->live = 1;
-}
-
 /* Puts data under key unless the bucket holds those bytes already; *rev is
  * its KV revision, *wout (may be NULL) what the writer remembers of it.
  * known: key's entry, when the caller has it (saves the lookup). */
@@ -439,7 +433,6 @@ static sl_status put_resource_w(tr_service *s, written *known, const char *key, 
     sl_status rc;
     if (w && w->len == len && memcmp(w->data, data, len) == 0) {
         *rev = w->rev;
-        mark_live(s, w);
         if (wout)
             *wout = w;
         return SL_OK;
@@ -462,7 +455,6 @@ static sl_status put_resource_w(tr_service *s, written *known, const char *key, 
     w->len = len;
     w->rev = *rev;
     w->fp = 0;
-    mark_live(s, w);
     if (wout)
         *wout = w;
     return SL_OK;
@@ -902,10 +894,8 @@ static sl_status write_proxy(tr_service *s, const sl_tr_proxy *p, size_t *n_res)
         return sl_error_set(SL_ERR_NOMEM, "out of memory");
     {
         written *w = wmap_get(&s->xds, commit_key);
-        if (w && w->len == len && memcmp(w->data, b->buf, len) == 0) {
-            mark_live(s, w);
+        if (w && w->len == len && memcmp(w->data, b->buf, len) == 0)
             return SL_OK;
-        }
     }
     commit.revision = old_revision + 1;
     if ((len = wb_pack(b, &commit.base)) == SIZE_MAX)
