@@ -224,6 +224,8 @@ struct tr_service {
     sl_tr_store *store;
     wmap xds;      /* <proxy>.<type>.<name> and <proxy>.commit as written */
     wmap reports;  /* Kind.ns.name -> last published report bytes */
+    struct rc_item *rcache; /* the reports of the last publish_reports(), by pointers */
+    size_t n_rcache;
     write_buf wb;  /* write_proxy's buffers, kept between calls */
     wcache *wc;    /* per proxy: what the last write_proxy wrote */
     size_t n_named;   /* keys of xds (not commits) named by this translation's writes */
@@ -981,10 +983,64 @@ static void delete_stale(tr_service *s)
     free(stale);
 }
 
+/* A report as last published (or found unchanged), by the result's
+ * pointers and values: the same pointers as last time are the same
+ * strings (the previous result still lives while the next one is
+ * published; kept reports share their strings between results), so an
+ * unchanged report is not even packed. */
+typedef struct rc_item {
+    const sl_kind *kind;
+    const char *ns, *name, *reason, *rv;
+    char *const *warnings;
+    size_t n_warnings;
+    int state;
+    int64_t generation;
+    uint64_t revision;
+} rc_item;
+
+static rc_item rc_of(const sl_tr_report *rp)
+{
+    rc_item c;
+    memset(&c, 0, sizeof c);
+    c.kind = rp->kind;
+    c.ns = rp->ns;
+    c.name = rp->name;
+    c.reason = rp->reason;
+    c.rv = rp->resource_version;
+    c.warnings = rp->warnings;
+    c.n_warnings = rp->n_warnings;
+    c.state = rp->state;
+    c.generation = rp->generation;
+    c.revision = rp->revision;
+    return c;
+}
+
+static bool rc_same(const rc_item *a, const rc_item *b)
+{
+    return a->kind == b->kind && a->ns == b->ns && a->name == b->name && a->reason == b->reason && a->rv == b->rv &&
+           a->warnings == b->warnings && a->n_warnings == b->n_warnings && a->state == b->state &&
+           a->generation == b->generation && a->revision == b->revision;
+}
+
 static void publish_reports(tr_service *s, const sl_tr_result *r)
 {
+    rc_item *seen = calloc(r->n_reports + 1, sizeof *seen);
+    size_t k = 0; /* cursor in s->rcache */
     for (size_t i = 0; i < r->n_reports; i++) {
         const sl_tr_report *rp = &r->reports[i];
+        rc_item c = rc_of(rp);
+        bool same = false;
+        /* as last time at this place, or one further (one went) */
+        for (size_t d = 0; d < 2 && !same && k + d < s->n_rcache; d++)
+            if (rc_same(&s->rcache[k + d], &c)) {
+                same = true;
+                k += d + 1;
+            }
+        if (same) {
+            if (seen)
+                seen[i] = c;
+            continue;
+        }
         Sluice__V1__Report m = SLUICE__V1__REPORT__INIT;
         Sluice__V1__ObjectRef ref = SLUICE__V1__OBJECT_REF__INIT;
         Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
@@ -1017,6 +1073,8 @@ static void publish_reports(tr_service *s, const sl_tr_result *r)
         if (w && w->len == len && memcmp(w->data, buf, len) == 0) {
             w->live = 1;
             free(buf);
+            if (seen)
+                seen[i] = c;
             continue;
         }
         clock_gettime(CLOCK_REALTIME, &now);
@@ -1037,10 +1095,15 @@ static void publish_reports(tr_service *s, const sl_tr_result *r)
             w->data = buf;
             w->len = len;
             w->live = 1;
+            if (seen)
+                seen[i] = c;
         } else {
             free(buf);
         }
     }
+    free(s->rcache);
+    s->rcache = seen; /* a report not published stays zero: it never matches */
+    s->n_rcache = seen ? r->n_reports : 0;
 }
 
 static double now_us(void)
@@ -1056,7 +1119,7 @@ static void translate_task(void *ud)
     sl_tr_result *r = NULL;
     sl_tr_options to = {0};
     int64_t t0 = now_ms();
-    double u0 = now_us(), u1, u2, u3;
+    double u0 = now_us(), u1, u2, u3, u4;
     size_t n_res = 0;
     bool failed = false;
 
@@ -1103,12 +1166,14 @@ static void translate_task(void *ud)
     u3 = now_us();
     if (!incremental)
         publish_reports(s, r); /* an endpoint set changes no report */
+    u4 = now_us();
     sl_counter_inc(s->m_translations);
     sl_histogram_observe(s->m_duration, (double)(now_ms() - t0) / 1000.0);
     sl_gauge_set(s->m_resources, (double)n_res);
     sl_log_debug(COMP, "translated", "proxies=%zu resources=%zu incremental=%d ms=%" PRId64 " translate_ms=%.2f "
-                 "write_ms=%.2f delete_ms=%.2f same=%zu compared=%zu", r->n_proxies, n_res, incremental, now_ms() - t0,
-                 (u1 - u0) / 1e3, (u2 - u1) / 1e3, (u3 - u2) / 1e3, s->n_same, s->n_compared);
+                 "write_ms=%.2f delete_ms=%.2f reports_ms=%.2f same=%zu compared=%zu", r->n_proxies, n_res, incremental,
+                 now_ms() - t0, (u1 - u0) / 1e3, (u2 - u1) / 1e3, (u3 - u2) / 1e3, (u4 - u3) / 1e3, s->n_same,
+                 s->n_compared);
     if (!incremental) {
         sl_tr_result_free(s->last);
         s->last = r;
@@ -1268,6 +1333,7 @@ void tr_service_free(tr_service *s)
     free(s->eps_name);
     wmap_free(&s->xds);
     wmap_free(&s->reports);
+    free(s->rcache);
     write_buf_free(&s->wb);
     wcache_free_all(s);
     for (size_t i = 0; i < s->n_proxies; i++)
