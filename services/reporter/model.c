@@ -775,10 +775,14 @@ static sl_status xds_resource_report(rep_model *m, rep_result *res, entry *e, co
     const char *px = nz(r->proxy);
     bool any = false, applied = false;
     if (px[0] && !find_slot(e, SRC_TRANSLATOR, px) && r->state == SLUICE__V1__STATUS__STATE__Rejected) {
+        /* A placeholder of the proxy's current translation: of the newest
+         * generation known, or a reload would drop it as older. */
+        int64_t gen = max_generation(e, SRC_TRANSLATOR);
         slot *s = add_slot(e, SRC_TRANSLATOR, px);
         if (!s)
             return SL_ERR_NOMEM;
         s->time_ns = 0;
+        s->generation = gen;
     }
     for (size_t i = 0; i < e->n_slots; i++) {
         slot *s = &e->slots[i];
@@ -1171,8 +1175,11 @@ static sl_status load_slot(rep_model *m, entry *e, const Sluice__V1__Status *st)
         return SL_OK;
     bool newer_nack = false;
     const char *nack_err = struct_get(d, "nackError");
+    /* nackTime is written with every NACK; nackError only when the client
+     * gave a message (an empty error_detail still rejects). */
+    bool has_nack = nack_err || struct_get(d, "nackTime");
     int64_t nt = strtoll(nz(struct_get(d, "nackTime")), NULL, 10);
-    if (s && !(st->details && nack_err) && s->nacked && s->nack_time_ns >= t)
+    if (s && !has_nack && s->nacked && s->nack_time_ns >= t)
         newer_nack = true; /* ours is newer than their translation: keep it */
     drop_older_generations(e, source, st->observed_generation);
     if (!(s = find_slot(e, source, px)) && !(s = add_slot(e, source, px)))
@@ -1198,9 +1205,9 @@ static sl_status load_slot(rep_model *m, entry *e, const Sluice__V1__Status *st)
     sl_status rc = slot_set_report(s, &r, t, pb, pl);
     if (rc != SL_OK)
         return rc;
-    if (nack_err) {
+    if (has_nack) {
         if (!s->nacked || s->nack_time_ns <= nt)
-            set_nack(s, nack_err, struct_get(d, "nackType"), struct_get(d, "nackVersion"),
+            set_nack(s, nz(nack_err), struct_get(d, "nackType"), struct_get(d, "nackVersion"),
                      struct_get(d, "nackNode"), nt);
     } else if (!newer_nack) {
         slot_clear_nack(s);

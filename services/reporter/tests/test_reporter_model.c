@@ -258,6 +258,83 @@ static void test_nack_all_and_rebuild(void **state)
     rep_model_free(m2);
 }
 
+/* Found by fuzz_reporter: a NACK whose error_detail had no message was
+ * stored (nackTime, nackVersion) but dropped on load, so a restarted
+ * reporter turned the Rejected status back to Accepted. */
+static void test_nack_without_message_survives_load(void **state)
+{
+    (void)state;
+    rep_model *m, *m2;
+    rep x;
+    rep_result res;
+    bool ch;
+    uint8_t *raw, *raw2;
+    size_t raw_len, raw2_len;
+    const char *key = "VirtualService.default.vs1";
+    assert_int_equal(rep_model_new(&m), SL_OK);
+    rep_model_set_gating(m, false);
+    rep_model_report(m, &res, mk(&x, "translator", "VirtualService", "vs1", "default~gw", ACC, 1, "5", 100, ""),
+                     NULL, NULL, 0);
+    Sluice__V1__Report *n = mk(&x, "xds-server", "Proxy", "gw", "default~gw", REJ, 0, "5", 150, "");
+    assert_int_equal(rep_model_report(m, &res, n, NULL, NULL, 0), SL_OK);
+    Sluice__V1__Status *st = render(m, key, &ch, 3, &raw, &raw_len);
+    assert_int_equal(st->state, REJ);
+    sluice__v1__status__free_unpacked(st, NULL);
+
+    assert_int_equal(rep_model_new(&m2), SL_OK);
+    rep_model_set_gating(m2, false);
+    assert_int_equal(rep_model_load(m2, key, raw, raw_len, 3), SL_OK);
+    st = render(m2, key, &ch, 0, &raw2, &raw2_len);
+    assert_int_equal(st->state, REJ);
+    assert_string_equal(st->reported_by, "xds-server");
+    assert_int_equal(raw2_len, raw_len);
+    assert_memory_equal(raw2, raw, raw_len);
+    sluice__v1__status__free_unpacked(st, NULL);
+    free(raw);
+    free(raw2);
+    rep_model_free(m);
+    rep_model_free(m2);
+}
+
+/* Found by fuzz_reporter: an xds-server NACK on a resource for a proxy the
+ * translator had not reported on yet made a placeholder slot of
+ * generation 0 beside the resource's generation-1 slots; a reload dropped
+ * it as older, and the status flipped from Rejected to Accepted. */
+static void test_nack_placeholder_survives_load(void **state)
+{
+    (void)state;
+    rep_model *m, *m2;
+    rep x;
+    rep_result res;
+    bool ch;
+    uint8_t *raw, *raw2;
+    size_t raw_len, raw2_len;
+    const char *key = "VirtualService.default.vs1";
+    assert_int_equal(rep_model_new(&m), SL_OK);
+    rep_model_set_gating(m, false);
+    rep_model_report(m, &res, mk(&x, "translator", "VirtualService", "vs1", "default~gw", ACC, 1, "5", 100, ""),
+                     NULL, NULL, 0);
+    Sluice__V1__Report *n = mk(&x, "xds-server", "VirtualService", "vs1", "default~gw2", REJ, 0, "5", 150, "bad");
+    assert_int_equal(rep_model_report(m, &res, n, NULL, NULL, 0), SL_OK);
+    assert_int_equal(res, REP_APPLIED);
+    Sluice__V1__Status *st = render(m, key, &ch, 3, &raw, &raw_len);
+    assert_int_equal(st->state, REJ);
+    sluice__v1__status__free_unpacked(st, NULL);
+
+    assert_int_equal(rep_model_new(&m2), SL_OK);
+    rep_model_set_gating(m2, false);
+    assert_int_equal(rep_model_load(m2, key, raw, raw_len, 3), SL_OK);
+    st = render(m2, key, &ch, 0, &raw2, &raw2_len);
+    assert_int_equal(st->state, REJ);
+    assert_int_equal(raw2_len, raw_len);
+    assert_memory_equal(raw2, raw, raw_len);
+    sluice__v1__status__free_unpacked(st, NULL);
+    free(raw);
+    free(raw2);
+    rep_model_free(m);
+    rep_model_free(m2);
+}
+
 static void test_gating_and_delete(void **state)
 {
     (void)state;
@@ -399,6 +476,8 @@ int main(void)
         cmocka_unit_test(test_accept_duplicate_stale),
         cmocka_unit_test(test_nack_overlay),
         cmocka_unit_test(test_nack_all_and_rebuild),
+        cmocka_unit_test(test_nack_without_message_survives_load),
+        cmocka_unit_test(test_nack_placeholder_survives_load),
         cmocka_unit_test(test_gating_and_delete),
         cmocka_unit_test(test_rejected_proposal),
     };
