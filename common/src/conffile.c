@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <sys/types.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,11 +65,19 @@ static sl_status read_file(sl_conffile *c, const char *path)
     FILE *f = fopen(path, "r");
     if (!f)
         return sl_error_set(SL_ERR_IO, "config file %s: %s", path, strerror(errno));
-    char line[4096];
+    /* Whole lines, however long (a fixed buffer would cut a long one in
+     * two and read its tail as another setting). */
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
     int lineno = 0;
     sl_status rc = SL_OK;
-    while (rc == SL_OK && fgets(line, sizeof line, f)) {
+    while (rc == SL_OK && (got = getline(&line, &cap, f)) >= 0) {
         lineno++;
+        if (memchr(line, 0, (size_t)got)) {
+            rc = sl_error_set(SL_ERR_PARSE, "%s:%d: NUL byte in the line", path, lineno);
+            break;
+        }
         char *p = line, *hash = strchr(p, '#');
         if (hash)
             *hash = 0;
@@ -110,6 +119,7 @@ static sl_status read_file(sl_conffile *c, const char *path)
         if ((rc = push(c, flag, strlen(flag))) == SL_OK && (*val || p[k] == '='))
             rc = push(c, val, vl);
     }
+    free(line);
     fclose(f);
     return rc;
 }

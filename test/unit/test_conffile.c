@@ -93,12 +93,48 @@ static void errors_name_file_and_line(void **state)
     sl_conffile_deinit(&c);
 }
 
+/* Found with fuzz_conffile: a line longer than the 4 KiB read buffer was
+ * read as two lines (its tail became a flag of its own, with a wrong line
+ * number in errors after it), and a NUL byte silently cut a line short. */
+static void long_lines_and_nul_bytes(void **state)
+{
+    sl_conffile c;
+    char msg[300];
+    size_t n = 6000;
+    char *text = malloc(n + 64);
+    assert_non_null(text);
+    memcpy(text, "header = ", 9);
+    memset(text + 9, 'x', n);
+    snprintf(text + 9 + n, 64, "\nqueue = q\n");
+    write_conf(text);
+    char *argv[] = {"svc", "--config", path, NULL};
+    assert_int_equal(sl_conffile_load(&c, 3, argv, NULL), SL_OK);
+    assert_int_equal(c.argc, 5);
+    assert_string_equal(c.argv[1], "--header");
+    assert_int_equal(strlen(c.argv[2]), n);
+    assert_string_equal(c.argv[3], "--queue");
+    assert_string_equal(c.argv[4], "q");
+    sl_conffile_deinit(&c);
+    free(text);
+
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fwrite("queue = q\nbucket = a\0b\n", 1, 23, f);
+    fclose(f);
+    assert_int_equal(sl_conffile_load(&c, 3, argv, NULL), SL_ERR_PARSE);
+    snprintf(msg, sizeof(msg), "%s:2: NUL byte in the line", path);
+    assert_string_equal(sl_error_msg(), msg);
+    sl_conffile_deinit(&c);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(file_flags_come_first),
         cmocka_unit_test(env_names_the_file),
         cmocka_unit_test(errors_name_file_and_line),
+        cmocka_unit_test(long_lines_and_nul_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
