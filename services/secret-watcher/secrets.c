@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -342,6 +343,29 @@ static void diag_text(char *buf, size_t n, const sl_diag *d)
     snprintf(buf, n, "invalid document");
 }
 
+/* msg with every double-quoted value replaced by "...": a value read from
+ * a secret file may hold key material (a quote left open swallows the
+ * lines after it, private key included, into the name it started). */
+static void redact_quoted(char *buf, size_t n, const char *msg)
+{
+    size_t o = 0;
+    bool in = false;
+    for (const char *p = msg; *p && o + 4 < n; p++) {
+        if (*p == '"') {
+            if (!in) {
+                memcpy(buf + o, "\"...", 4);
+                o += 4;
+            } else {
+                buf[o++] = '"';
+            }
+            in = !in;
+        } else if (!in) {
+            buf[o++] = *p;
+        }
+    }
+    buf[o < n ? o : n - 1] = 0;
+}
+
 static void yaml_file(sec_set *out, const char *dir, const char *ns, const char *path)
 {
     char *text = NULL, why[512];
@@ -389,7 +413,8 @@ static void yaml_file(sec_set *out, const char *dir, const char *ns, const char 
             dns = ns;
         char key[SL_RESOURCE_KEY_MAX];
         if (sl_kind_key(key, sizeof key, sl_kind_by_name("Secret"), dns, name ? name : "") != SL_OK) {
-            item_error(out, "", where, "%s", sl_error_msg());
+            redact_quoted(why, sizeof why, sl_error_msg());
+            item_error(out, "", where, "%s", why);
             sl_codec_doc_free(doc);
             continue;
         }

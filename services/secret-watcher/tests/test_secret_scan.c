@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -101,11 +102,40 @@ static void check_tls_reasons(void **state)
     assert_non_null(strstr(why, "no PEM certificate"));
 }
 
+/* Found by fuzz_secrets: a quote left open in metadata.name swallows the
+ * lines after it, secret material included, into the name; the error about
+ * the invalid name quoted it. */
+static void errors_never_quote_material(void **state)
+{
+    (void)state;
+    char sub[300], path[400];
+    snprintf(sub, sizeof sub, "%s/leak", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(path, sizeof path, "%s/s.yaml", sub);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("apiVersion: gloo.solo.io/v1\nkind: Secret\nmetadata:\n  name: 'tls\nspec:\n  aws:\n"
+          "    accessKey: AK\n    secretKey: c2VjcmV0a2V5bWF0ZXJpYWw'\n",
+          f);
+    fclose(f);
+    sec_set s;
+    sec_set_init(&s);
+    assert_int_equal(sec_scan_dir(&s, sub, "gw"), SL_OK);
+    assert_int_equal(s.n, 1);
+    assert_non_null(s.items[0].error);
+    assert_non_null(strstr(s.items[0].error, "s.yaml:1: invalid name"));
+    assert_null(strstr(s.items[0].error, "c2VjcmV0a2V5bWF0ZXJpYWw"));
+    sec_set_deinit(&s);
+    unlink(path);
+    rmdir(sub);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(scan_pairs_dirs_yaml),
         cmocka_unit_test(check_tls_reasons),
+        cmocka_unit_test(errors_never_quote_material),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
