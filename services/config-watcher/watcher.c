@@ -129,12 +129,17 @@ static void cache_set(cw *w, const char *key, const uint8_t *val, size_t len, ui
 
 sl_status cw_init(cw *w, sl_service *svc, sl_nats *nc, sl_loop *loop, sl_kv *kv)
 {
-    sl_metrics *m = sl_service_metrics(svc);
-    memset(w, 0, sizeof(*w));
+    sl_status rc = cw_init_offline(w, sl_service_metrics(svc));
     w->svc = svc;
     w->nc = nc;
     w->loop = loop;
     w->kv = kv;
+    return rc;
+}
+
+sl_status cw_init_offline(cw *w, sl_metrics *m)
+{
+    memset(w, 0, sizeof(*w));
     w->nbuckets = 4096;
     w->tab = calloc(w->nbuckets, sizeof(*w->tab));
     if (!w->tab)
@@ -200,6 +205,8 @@ static void send_report(cw *w, Sluice__V1__Report *r, const char *kind, const ch
     struct timespec now;
     char subject[512];
 
+    if (!w->nc)
+        return; /* offline (cw_init_offline) */
     clock_gettime(CLOCK_REALTIME, &now);
     ts.seconds = now.tv_sec;
     ts.nanos = (int32_t)now.tv_nsec;
@@ -417,6 +424,18 @@ static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
     return b;
 }
 
+/* Offline (cw_init_offline: no KV), the cache stands for the bucket: a
+ * write or delete gets the next revision, or SL_ERR_CONFLICT when want is
+ * set and is not the key's revision. */
+static sl_status offline_write(cw *w, uint64_t *rev, const char *key, uint64_t want)
+{
+    cw_entry *e = cache_find(w, key);
+    if (want && (!e || e->rev != want))
+        return sl_error_set(SL_ERR_CONFLICT, "wrong last sequence");
+    *rev = ++w->offline_rev;
+    return SL_OK;
+}
+
 /* Stores one checked, error-free resource with the source annotation.
  * Errors (CAS conflict, KV failure) go to r->diag. */
 static void write_res(cw *w, sl_cfg_res *r, const char *source, bool dry_run, cw_result *out)
@@ -510,8 +529,9 @@ static void write_res(cw *w, sl_cfg_res *r, const char *source, bool dry_run, cw
     out->created = !e;
     if (dry_run)
         goto out;
-    sl_status rc = want ? sl_kv_update(&out->rev, w->kv, r->key, buf, len, want)
-                        : sl_kv_put(&out->rev, w->kv, r->key, buf, len);
+    sl_status rc = !w->kv ? offline_write(w, &out->rev, r->key, want)
+                   : want ? sl_kv_update(&out->rev, w->kv, r->key, buf, len, want)
+                          : sl_kv_put(&out->rev, w->kv, r->key, buf, len);
     if (rc != SL_OK) {
         sl_diag_add(&r->diag, SL_DIAG_ERROR, r->file, r->line, 0, "",
                     "storing %s failed: %s", r->key,
@@ -546,7 +566,7 @@ static sl_status remove_key(cw *w, const char *key, const char *only_source, boo
         return SL_ERR_CONFLICT;
     if (dry_run)
         return SL_OK;
-    sl_status rc = sl_kv_delete(&rev, w->kv, key, e->rev);
+    sl_status rc = w->kv ? sl_kv_delete(&rev, w->kv, key, e->rev) : offline_write(w, &rev, key, e->rev);
     if (rc != SL_OK) {
         sl_log_warn("config", "delete failed", "key=%s err=%s", key, sl_log_q(sl_error_msg()));
         return rc;
@@ -834,7 +854,11 @@ static bool header_true(natsMsg *msg, const char *name)
 
 static void respond(cw *w, const sl_envelope *env, const ProtobufCMessage *m)
 {
-    if (!env->reply)
+    if (w->reply_hook) {
+        w->reply_hook(w, m);
+        return;
+    }
+    if (!env->reply || !w->nc)
         return;
     if (sl_envelope_respond_pb(w->nc, env, m, "sluice-config-watcher") != SL_OK)
         sl_log_warn("api", "reply failed", "err=%s", sl_log_q(sl_error_msg()));

@@ -60,11 +60,22 @@ struct cw {
     bool initial_done;
     cw_dry_run_fn dry_run;
     void *dry_run_ud;
+    /* Offline only (cw_init_offline): replies of the apply API go here
+     * instead of NATS; the last revision written. */
+    void (*reply_hook)(cw *w, const ProtobufCMessage *reply);
+    uint64_t offline_rev;
     sl_counter *m_written, *m_unchanged, *m_deleted, *m_rejected, *m_api, *m_syncs, *m_kv_invalid;
     sl_gauge *m_resources;
 };
 
 sl_status cw_init(cw *w, sl_service *svc, sl_nats *nc, sl_loop *loop, sl_kv *kv);
+/* A watcher without NATS (no service, connection, loop or KV), for tests
+ * and fuzzing: the cache stands for the config bucket (writes and deletes
+ * go to it, with revisions counted in offline_rev), reports are dropped and
+ * apply/delete replies go to reply_hook when set. The handlers below then
+ * run the same decoding and validation as in the service. m: the registry
+ * the metrics are created in. */
+sl_status cw_init_offline(cw *w, sl_metrics *m);
 void cw_deinit(cw *w);
 
 /* Calls fn for every stored (not deleted) key of the cache, with its value
