@@ -74,9 +74,6 @@ sl_status sl_xds_stream_on_delta(sl_xds_stream *s,
                                  const Envoy__Service__Discovery__V3__DeltaDiscoveryRequest *req,
                                  sl_xds_req_info *info);
 
-/* Marks the stream for re-evaluation (a commit happened). Cheap. */
-void sl_xds_stream_touch(sl_xds_stream *s);
-
 /* The next response to send (*out, owned by the caller, free with
  * sl_xds_response_free) or *out = NULL when there is nothing to send.
  * The response's head is already encoded. SL_ERR_NOMEM only. */

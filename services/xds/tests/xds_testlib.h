@@ -45,7 +45,7 @@ static inline void tcommit(tctx *c, unsigned long long rev, ...)
         snprintf(buf, sizeof buf, "%s", spec);
         for (char *p = buf, *tok; nf < 4 && (tok = strsep(&p, ":"));)
             f[nf++] = tok;
-        sl_xds_type t;
+        sl_xds_type t = SL_XDS_SECRET;
         if (nf < 3 || sl_xds_type_from_token(&t, f[0]) != SL_OK)
             tctx_fail(c, "bad spec %s", spec);
         sl_xds_res *r = fx_res(t, f[1], f[2], f[3]);
