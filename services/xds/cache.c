@@ -34,6 +34,17 @@ static sl_status inspect(char **eds_name, sl_xds_type t, const char *name, const
     if (!m)
         return sl_error_set(SL_ERR_PARSE, "%s \"%.200s\": bytes are not a valid %s", sl_xds_type_token(t),
                             name, type_desc(t)->name);
+    /* Clients know a resource by the name inside it (field 1 of all five
+     * types: name, or cluster_name); the stream matches subscriptions by
+     * the name it was stored under. They must agree. */
+    const ProtobufCFieldDescriptor *nf = protobuf_c_message_descriptor_get_field(type_desc(t), 1);
+    const char *own = nf && nf->type == PROTOBUF_C_TYPE_STRING ? *(char *const *)((const char *)m + nf->offset) : NULL;
+    if (own && strcmp(own, name) != 0) {
+        sl_status st = sl_error_set(SL_ERR_INVALID, "%s \"%.200s\": the resource names itself \"%.200s\"",
+                                    sl_xds_type_token(t), name, own);
+        protobuf_c_message_free_unpacked(m, NULL);
+        return st;
+    }
     if (t == SL_XDS_CLUSTER) {
         Envoy__Config__Cluster__V3__Cluster *c = (Envoy__Config__Cluster__V3__Cluster *)m;
         if (c->cluster_discovery_type_case == ENVOY__CONFIG__CLUSTER__V3__CLUSTER__CLUSTER_DISCOVERY_TYPE_TYPE &&

@@ -42,8 +42,9 @@ typedef struct sl_xds_res {
 
 /* Creates a resource from the packed bytes of the message of type t (e.g. a
  * serialized envoy.config.cluster.v3.Cluster). The bytes are parsed once to
- * check them (SL_ERR_PARSE when they are not a valid message of that type)
- * and, for clusters, to find the EDS service name; they are copied. With
+ * check them (SL_ERR_PARSE when they are not a valid message of that type,
+ * SL_ERR_INVALID when the name inside them, field 1, is not name) and, for
+ * clusters, to find the EDS service name; they are copied. With
  * packed == NULL a phantom is made. The result has one reference. */
 sl_status sl_xds_res_new(sl_xds_res **out, sl_xds_type t, const char *name, const char *version,
                          const uint8_t *packed, size_t len);

@@ -56,6 +56,13 @@ static void test_res_wire_forms(void **state)
     uint8_t junk[] = {0xff, 0xff, 0xff};
     assert_int_equal(sl_xds_res_new(&r, SL_XDS_LISTENER, "l1", "1", junk, sizeof junk), SL_ERR_PARSE);
     assert_non_null(strstr(sl_error_msg(), "l1"));
+    /* Found by fuzz_xds_stream: bytes of a resource naming itself otherwise
+     * than its key (a value written into the xds KV by hand) were served
+     * under the key's name: a SotW client never finds what it asked for,
+     * a delta Resource.name contradicts its resource. */
+    assert_int_equal(sl_xds_res_new(&r, SL_XDS_CLUSTER, "c2", "1", b, len), SL_ERR_INVALID);
+    assert_non_null(strstr(sl_error_msg(), "names itself \"c1\""));
+    assert_int_equal(sl_xds_res_new(&r, SL_XDS_LISTENER, "l1", "1", (const uint8_t *)"", 0), SL_ERR_INVALID);
     free(b);
 }
 
