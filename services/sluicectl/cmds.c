@@ -18,6 +18,7 @@
 #include "sluice/file.h"
 #include "sluice/kinds.h"
 #include "sluice/kv.h"
+#include "sluice/lease.h"
 #include "sluice/resource.h"
 #include "sluice/service.h"
 #include "sluice/types.h"
@@ -1213,6 +1214,34 @@ out:
     return fails;
 }
 
+/* Who holds each lease (sluice/lease.h), for information: a service
+ * whose replicas take turns shows which one works. Never fails. */
+static void check_leases(sl_nats *nc)
+{
+    sl_kv *kv = NULL;
+    char **keys = NULL;
+    size_t nkeys = 0;
+    if (sl_kv_bind(&kv, nc, SL_LEASES_BUCKET) != SL_OK)
+        return;
+    if (sl_kv_keys(&keys, &nkeys, kv, 3000) == SL_OK)
+        for (size_t i = 0; i < nkeys; i++) {
+            sl_kv_entry e = {0};
+            if (sl_kv_get(&e, kv, keys[i]) != SL_OK)
+                continue;
+            json_error_t err;
+            json_t *o = json_loadb((const char *)e.value, e.len, 0, &err);
+            printf("OK    lease %s: held by %s pid %lld on %s\n", keys[i],
+                   o && json_string_value(json_object_get(o, "service")) ? json_string_value(json_object_get(o, "service"))
+                                                                         : "?",
+                   o ? (long long)json_integer_value(json_object_get(o, "pid")) : 0LL,
+                   o && json_string_value(json_object_get(o, "host")) ? json_string_value(json_object_get(o, "host")) : "?");
+            json_decref(o);
+            sl_kv_entry_deinit(&e);
+        }
+    sl_kv_keys_free(keys, nkeys);
+    sl_kv_free(kv);
+}
+
 /* The revision of proxy's latest commit in sluice_xds (its "revision",
  * else the key's KV revision, as sluice-xds reads it); 0 when none. */
 static uint64_t latest_commit(sl_kv *xds, const char *proxy)
@@ -1364,6 +1393,7 @@ int ctl_cmd_check(ctl *c, int argc, char **argv)
         }
     }
     fails += check_services(nc, expect);
+    check_leases(nc);
     {
         Sluice__V1__ApplyRequest req = SLUICE__V1__APPLY_REQUEST__INIT;
         natsMsg *reply = NULL;

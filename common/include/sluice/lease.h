@@ -1,0 +1,60 @@
+/* sluice/lease.h - one holder at a time among the replicas of a service
+ * (leader election over a NATS KV bucket).
+ *
+ * A lease is the key <name> in the bucket SL_LEASES_BUCKET, whose values
+ * live for the lease's TTL (the bucket's max age). A replica takes it with
+ * a create (only when no live value is there), keeps it by updating it with
+ * the revision it last wrote every TTL/3, and gives it back by deleting it.
+ * When the holder dies, its value expires after at most TTL and a waiting
+ * replica takes over (waiters poll every TTL/4 and watch the key, so a
+ * release is taken over at once). A holder that cannot renew for a whole
+ * TTL, or finds the key changed by someone else, has lost the lease.
+ *
+ * A value left by a process of this host that no longer runs (its pid is
+ * gone, or belongs to a process that started at another time: a restart
+ * after kill -9 under systemd, `sluicectl run` or in the same container)
+ * is taken over at once instead of after the TTL. The value is JSON:
+ * {"host","instance","pid","processStart","service"}.
+ *
+ *   sl_lease_opts o = {.name = "translator.sluice_xds", .ttl_ms = 10000,
+ *                      .on_acquired = start, .on_lost = stop, .ud = x};
+ *   sl_lease_start(&l, nc, &o);   ... callbacks run on the lease thread ...
+ *   sl_lease_free(l);             (releases it when held)
+ */
+#ifndef SLUICE_LEASE_H
+#define SLUICE_LEASE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sluice/nats.h"
+#include "sluice/status.h"
+
+#define SL_LEASES_BUCKET "sluice_leases"
+
+typedef struct sl_lease sl_lease;
+
+typedef struct sl_lease_opts {
+    const char *name;    /* the key: a valid KV key, e.g. "translator.sluice_xds" */
+    const char *service; /* recorded in the value (may be NULL) */
+    int64_t ttl_ms;      /* > 0; the bucket's max age when this creates it */
+    /* Called on the lease's thread when the lease is taken, and when it is
+     * lost (never after sl_lease_free() began). Keep them short: post work
+     * to the service's loop. */
+    void (*on_acquired)(void *ud);
+    void (*on_lost)(void *ud);
+    void *ud;
+} sl_lease_opts;
+
+/* Opens (or creates) the bucket and starts the thread that takes and keeps
+ * the lease. The strings of o are copied. */
+sl_status sl_lease_start(sl_lease **out, sl_nats *nc, const sl_lease_opts *o);
+
+/* True while held and renewed within the TTL. Any thread. */
+bool sl_lease_held(sl_lease *l);
+
+/* Stops the thread and deletes the key when held (the next replica takes
+ * over at once). NULL is a no-op. */
+void sl_lease_free(sl_lease *l);
+
+#endif
