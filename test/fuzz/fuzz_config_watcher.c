@@ -37,6 +37,7 @@
 #include "sluice/types.h"
 #include "sluice/v1/events.pb-c.h"
 #include "watcher.h"
+#include "fuzz_reader.h"
 
 #define FUZZ_MAX_INPUT (16 * 1024)
 #define MAX_STEPS 24
@@ -46,20 +47,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const char *const keys[] = {"VirtualService.default.vs1", "Upstream.default.up1", "Gateway.default.gw",
                                    "RouteTable.default.rt1", "UpstreamGroup.default.ug", "Secret.default.tls"};
 static const char *const kinds[] = {"VirtualService", "Upstream", "Gateway", "RouteTable", "Settings", "Nope"};
-#define N(a) (sizeof(a) / sizeof((a)[0]))
-
-typedef struct reader {
-    const uint8_t *p;
-    size_t n;
-} reader;
-
-static unsigned next(reader *r)
-{
-    if (!r->n)
-        return 0;
-    r->n--;
-    return *r->p++;
-}
 
 /* A chunk: two length bytes (little endian), then the bytes; NUL-terminated copy. */
 static char *chunk(reader *r, size_t *len)
@@ -79,16 +66,7 @@ static char *chunk(reader *r, size_t *len)
     return c;
 }
 
-static char *rstr(reader *r, char *buf, size_t cap)
-{
-    size_t len = next(r) % 24, i = 0;
-    while (i < len && i + 1 < cap && r->n) {
-        char c = (char)next(r);
-        buf[i++] = c ? c : '.';
-    }
-    buf[i] = 0;
-    return buf;
-}
+static char *rstr(reader *r, char *buf, size_t cap) { return rstr_max(r, buf, cap, 24); }
 
 static void fail(const char *what, const char *detail)
 {

@@ -22,6 +22,7 @@
 #include "sluice/arena.h"
 #include "sluice/codec.h"
 #include "sluice/types.h"
+#include "fuzz_reader.h"
 
 #define FUZZ_MAX_INPUT 8192
 #define MAX_STEPS 48
@@ -32,31 +33,8 @@ static const char *const sources[] = {"translator", "xds-server", "config-watche
 static const char *const keys[] = {"VirtualService.default.vs1", "Upstream.default.up1", "Gateway.gloo-system.gw",
                                    "Proxy.gloo-system.gateway-proxy", "Secret.default.tls"};
 static const char *const proxies[] = {"", "gloo-system~gateway-proxy", "default~gw"};
-#define N(a) (sizeof(a) / sizeof((a)[0]))
 
-typedef struct reader {
-    const uint8_t *p;
-    size_t n;
-} reader;
-
-static unsigned next(reader *r)
-{
-    if (!r->n)
-        return 0;
-    r->n--;
-    return *r->p++;
-}
-
-static char *rstr(reader *r, char *buf, size_t cap)
-{
-    size_t len = next(r) % 24, i = 0;
-    while (i < len && i + 1 < cap && r->n) {
-        char c = (char)next(r);
-        buf[i++] = c ? c : '.';
-    }
-    buf[i] = 0;
-    return buf;
-}
+static char *rstr(reader *r, char *buf, size_t cap) { return rstr_max(r, buf, cap, 24); }
 
 /* A chunk of the input: a length byte then that many bytes. */
 static const uint8_t *chunk(reader *r, size_t *len)

@@ -26,6 +26,7 @@
 
 #include "stream.h"
 #include "tests/xds_fixtures.h"
+#include "fuzz_reader.h"
 
 #define FUZZ_MAX_INPUT 4096
 #define MAX_STEPS 64
@@ -105,30 +106,7 @@ static void wire_name(const uint8_t *p, size_t n, char *out, size_t cap)
     }
 }
 
-typedef struct reader {
-    const uint8_t *p;
-    size_t n;
-} reader;
-
-static unsigned next(reader *r)
-{
-    if (!r->n)
-        return 0;
-    r->n--;
-    return *r->p++;
-}
-
-/* A string of up to 15 bytes from the input (may hold any byte but NUL). */
-static char *rstr(reader *r, char *buf, size_t cap)
-{
-    size_t len = next(r) % 16, i = 0;
-    while (i < len && i + 1 < cap && r->n) {
-        char c = (char)next(r);
-        buf[i++] = c ? c : '?';
-    }
-    buf[i] = 0;
-    return buf;
-}
+static char *rstr(reader *r, char *buf, size_t cap) { return rstr_max(r, buf, cap, 16); }
 
 typedef struct fz {
     sl_xds_cache *cache;
