@@ -219,6 +219,25 @@ static void *lease_main(void *ud)
     return NULL;
 }
 
+/* Values live as long as the bucket's max age, which an earlier start may
+ * have set to another TTL: renew (and judge a loss) by the shorter one, or
+ * the key would expire between renewals. */
+static void bucket_ttl(sl_lease *l, sl_nats *nc)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    if (js_GetStreamInfo(&si, sl_nats_js(nc), "KV_" SL_LEASES_BUCKET, NULL, &jerr) != NATS_OK || !si)
+        return;
+    int64_t age_ms = si->Config ? si->Config->MaxAge / 1000000 : 0;
+    jsStreamInfo_Destroy(si);
+    if (age_ms > 0 && age_ms != l->ttl_ms) {
+        sl_log_warn("lease", "the leases bucket has another TTL; the shorter one counts", "lease=%s ttl_ms=%" PRId64
+                    " bucket_ttl_ms=%" PRId64, l->name, l->ttl_ms, age_ms);
+        if (age_ms < l->ttl_ms)
+            l->ttl_ms = age_ms;
+    }
+}
+
 sl_status sl_lease_start(sl_lease **out, sl_nats *nc, const sl_lease_opts *o)
 {
     sl_kv_config cfg;
@@ -256,6 +275,7 @@ sl_status sl_lease_start(sl_lease **out, sl_nats *nc, const sl_lease_opts *o)
     cfg.ttl_ms = o->ttl_ms;
     if ((rc = sl_kv_open(&l->kv, nc, &cfg)) != SL_OK)
         goto fail;
+    bucket_ttl(l, nc);
     sl_kv_watch_opts wo = {l->name, false};
     if (sl_kv_watch_new(&l->watch, l->kv, &wo) != SL_OK)
         l->watch = NULL; /* polling alone then */

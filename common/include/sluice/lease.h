@@ -37,7 +37,8 @@ typedef struct sl_lease sl_lease;
 typedef struct sl_lease_opts {
     const char *name;    /* the key: a valid KV key, e.g. "translator.sluice_xds" */
     const char *service; /* recorded in the value (may be NULL) */
-    int64_t ttl_ms;      /* > 0; the bucket's max age when this creates it */
+    int64_t ttl_ms;      /* > 0; the bucket's max age when this creates it (when
+                          * the bucket exists with a shorter one, that counts) */
     /* Called on the lease's thread when the lease is taken, and when it is
      * lost (never after sl_lease_free() began). Keep them short: post work
      * to the service's loop. */
