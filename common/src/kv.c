@@ -1,12 +1,15 @@
 #include "sluice/kv.h"
 
 #include <ctype.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "sluice/log.h"
 
@@ -21,6 +24,13 @@ struct sl_kv {
     char *bucket;
     char *stream; /* KV_<bucket> */
     char *prefix; /* $KV.<bucket>. */
+    /* sl_kv_put_many(): one subscription on <inbox>.* made at the first
+     * batch, kept; replies are <inbox>.<batch>.<index>, so a late one of an
+     * earlier batch is told apart. One batch at a time (mu). */
+    pthread_mutex_t mu;
+    natsSubscription *acks;
+    natsInbox *inbox;
+    uint64_t batch;
 };
 
 void sl_kv_entry_deinit(sl_kv_entry *e)
@@ -75,6 +85,7 @@ static sl_status kv_alloc(sl_kv **out, sl_nats *nc, const char *bucket)
     if (kv == NULL)
         goto nomem;
     kv->nc = nc;
+    pthread_mutex_init(&kv->mu, NULL);
     kv->bucket = strdup(bucket);
     kv->stream = malloc(n + sizeof("KV_"));
     kv->prefix = malloc(n + sizeof("$KV.."));
@@ -94,6 +105,9 @@ void sl_kv_free(sl_kv *kv)
     if (kv == NULL)
         return;
     kvStore_Destroy(kv->store);
+    natsSubscription_Destroy(kv->acks); /* unsubscribes */
+    natsInbox_Destroy(kv->inbox);
+    pthread_mutex_destroy(&kv->mu);
     free(kv->bucket);
     free(kv->stream);
     free(kv->prefix);
@@ -433,6 +447,160 @@ out:
 sl_status sl_kv_put(uint64_t *rev, sl_kv *kv, const char *key, const void *value, size_t len)
 {
     return kv_write(rev, kv, key, value, len, NULL, 0, false);
+}
+
+/* The outcome of one put from its JetStream acknowledgement:
+ * {"stream":..,"seq":N} or {"error":{"code":..,"err_code":..,"description":..}}. */
+static sl_status put_ack(uint64_t *rev, sl_kv *kv, const char *key, const natsMsg *m)
+{
+    const char *data = natsMsg_GetData(m);
+    int len = natsMsg_GetDataLength(m);
+    json_t *root = NULL, *err, *seq;
+    sl_status st;
+
+    *rev = 0;
+    if (len <= 0) /* a status message: 503 no responders (no stream on the subject) */
+        return sl_error_set(SL_ERR_NATS, "kv write %s/%s: no JetStream stream answered", kv->bucket, key);
+    if (!(root = json_loadb(data, (size_t)len, 0, NULL)) || !json_is_object(root)) {
+        st = sl_error_set(SL_ERR_PARSE, "kv write %s/%s: acknowledgement is not JSON: %.*s", kv->bucket, key,
+                          len > 200 ? 200 : len, data);
+        goto out;
+    }
+    if ((err = json_object_get(root, "error")) != NULL) {
+        const char *d = json_string_value(json_object_get(err, "description"));
+        st = sl_error_set(SL_ERR_NATS, "kv write %s/%s: %s (jetstream error %lld)", kv->bucket, key,
+                          d ? d : "error", (long long)json_integer_value(json_object_get(err, "err_code")));
+        goto out;
+    }
+    if (!json_is_integer(seq = json_object_get(root, "seq")) || json_integer_value(seq) <= 0) {
+        st = sl_error_set(SL_ERR_PARSE, "kv write %s/%s: acknowledgement without a sequence", kv->bucket, key);
+        goto out;
+    }
+    *rev = (uint64_t)json_integer_value(seq);
+    st = SL_OK;
+out:
+    json_decref(root);
+    return st;
+}
+
+/* Publishes every put with a reply subject <inbox>.<batch>.<index>, then
+ * collects the acknowledgements on the handle's subscription: the server
+ * stores a connection's messages in the order it receives them, so this is
+ * the same as n sl_kv_put() calls in a row, minus n-1 waits. */
+sl_status sl_kv_put_many(sl_kv *kv, sl_kv_put_item *items, size_t n, int64_t timeout_ms)
+{
+    natsConnection *conn = sl_nats_conn(kv->nc);
+    natsStatus s;
+    sl_status st = SL_OK, first = SL_OK;
+    char *subject = NULL, reply[256];
+    size_t sent = 0, pending, first_i = 0, plen;
+    int64_t max = natsConnection_GetMaxPayload(conn), deadline;
+    uint64_t batch;
+    char first_msg[512] = "";
+
+    if (n == 0)
+        return SL_OK;
+    for (size_t i = 0; i < n; i++) {
+        items[i].rev = 0;
+        items[i].status = SL_ERR_TIMEOUT;
+        if (!sl_kv_key_valid(items[i].key))
+            return sl_error_set(SL_ERR_INVALID, "kv key '%s': use tokens of A-Z a-z 0-9 _ - / \\ = separated by "
+                                "single dots", items[i].key ? items[i].key : "(null)");
+        if (items[i].len > INT_MAX || (max > 0 && (int64_t)items[i].len > max))
+            return sl_error_set(SL_ERR_INVALID, "kv %s/%s: value of %zu bytes is over the server's max_payload "
+                                "(%lld)", kv->bucket, items[i].key, items[i].len, (long long)max);
+    }
+    if (timeout_ms <= 0)
+        timeout_ms = 5000;
+    deadline = nats_Now() + timeout_ms;
+    pthread_mutex_lock(&kv->mu);
+    if (!kv->acks) {
+        char wild[256];
+        if ((s = natsInbox_Create(&kv->inbox)) != NATS_OK) {
+            st = sl_nats_error(s, "kv %s: batch inbox", kv->bucket);
+            goto out;
+        }
+        snprintf(wild, sizeof wild, "%s.*.*", (const char *)kv->inbox);
+        if ((s = natsConnection_SubscribeSync(&kv->acks, conn, wild)) != NATS_OK) {
+            kv->acks = NULL;
+            st = sl_nats_error(s, "kv %s: batch inbox", kv->bucket);
+            goto out;
+        }
+    }
+    batch = ++kv->batch;
+    plen = (size_t)snprintf(reply, sizeof reply, "%s.%" PRIu64 ".", (const char *)kv->inbox, batch);
+    for (; sent < n; sent++) {
+        natsMsg *msg = NULL;
+        free(subject);
+        if (asprintf(&subject, "%s%s", kv->prefix, items[sent].key) < 0) {
+            subject = NULL;
+            st = sl_error_set(SL_ERR_NOMEM, "kv %s/%s", kv->bucket, items[sent].key);
+            break;
+        }
+        snprintf(reply + plen, sizeof reply - plen, "%zu", sent);
+        s = natsMsg_Create(&msg, subject, reply, items[sent].value, (int)items[sent].len);
+        if (s == NATS_OK)
+            s = natsConnection_PublishMsg(conn, msg);
+        natsMsg_Destroy(msg);
+        if (s != NATS_OK) {
+            st = sl_nats_error(s, "kv write %s/%s", kv->bucket, items[sent].key);
+            break;
+        }
+    }
+    if (st != SL_OK) { /* items[sent..] not sent: they fail with this */
+        first = st;
+        first_i = sent;
+        snprintf(first_msg, sizeof first_msg, "%s", sl_error_msg());
+        for (size_t i = sent; i < n; i++)
+            items[i].status = st;
+    }
+    /* Send now: the connection's flusher thread would wait a millisecond
+     * to gather more. A flush is a PING answered once the server has read
+     * every publish before it, so it overlaps with storing them; its
+     * failure shows as missing acknowledgements below. */
+    if (sent > 0)
+        (void)natsConnection_FlushTimeout(conn, deadline - nats_Now() > 0 ? deadline - nats_Now() : 1);
+    for (pending = sent; pending > 0;) {
+        natsMsg *m = NULL;
+        int64_t left = deadline - nats_Now();
+        const char *rs;
+        char *end = NULL;
+        unsigned long long b = 0, idx = ULLONG_MAX;
+        if (left <= 0 || (s = natsSubscription_NextMsg(&m, kv->acks, left)) != NATS_OK)
+            break;
+        rs = natsMsg_GetSubject(m);
+        if (rs) { /* <inbox>.<batch>.<index> */
+            const char *p = strrchr(rs, '.'), *q;
+            for (q = p ? p - 1 : NULL; q && q > rs && *q != '.'; q--)
+                ;
+            if (p && q && *q == '.') {
+                b = strtoull(q + 1, &end, 10);
+                idx = end == p ? strtoull(p + 1, &end, 10) : ULLONG_MAX;
+            }
+        }
+        if (b == batch && idx < sent && items[idx].status == SL_ERR_TIMEOUT) {
+            items[idx].status = put_ack(&items[idx].rev, kv, items[idx].key, m);
+            if (items[idx].status != SL_OK && (first == SL_OK || idx < first_i)) {
+                first = items[idx].status;
+                first_i = idx;
+                snprintf(first_msg, sizeof first_msg, "%s", sl_error_msg());
+            }
+            pending--;
+        }
+        natsMsg_Destroy(m); /* or a late one of an earlier batch */
+    }
+    for (size_t i = 0; i < sent; i++)
+        if (items[i].status == SL_ERR_TIMEOUT && (first == SL_OK || i < first_i)) {
+            first = SL_ERR_TIMEOUT;
+            first_i = i;
+            snprintf(first_msg, sizeof first_msg, "kv write %s/%s: no acknowledgement within %lld ms", kv->bucket,
+                     items[i].key, (long long)timeout_ms);
+        }
+    st = first == SL_OK ? SL_OK : sl_error_set(first, "%s", first_msg);
+out:
+    pthread_mutex_unlock(&kv->mu);
+    free(subject);
+    return st;
 }
 
 /* The revision and operation of key's last message, deleted or not. */

@@ -20,8 +20,32 @@ typedef struct tr_blob {
     size_t refs;
     size_t len;
     char *name; /* the resource's name, after the bytes */
+    struct tr_rparts *parts; /* a RouteConfiguration spliced from virtual hosts: its parts (owned), or NULL */
     uint8_t data[];
 } tr_blob;
+
+/* The parts of a RouteConfiguration spliced from packed virtual hosts
+ * (sl_tr_route_parts, its public view, first): the head (every field but
+ * the virtual hosts) and one reference to each virtual host's blob, whose
+ * bytes and name the parts point at. Owned by the route's blob; freed with
+ * it. The virtual hosts' blobs are never changed once made, so while a
+ * result holds the route, a part pointer seen again is the same bytes. */
+typedef struct tr_rparts {
+    sl_tr_route_parts pub;
+    bool no_whole; /* the blob holds no bytes (options.route_parts_only); its len is the whole's */
+    uint8_t *head;
+    sl_tr_part *v;
+    struct tr_blob **vh;
+} tr_rparts;
+
+/* Frees p and lets go of its virtual hosts. NULL is a no-op. */
+void tr_rparts_free(tr_rparts *p);
+
+/* The blob whose data is bytes (bytes must be a blob's data). */
+static inline tr_blob *tr_blob_of(const uint8_t *bytes)
+{
+    return (tr_blob *)(void *)((char *)(uintptr_t)bytes - offsetof(tr_blob, data));
+}
 
 /* m packed (as tr_pack_heap) into a new blob named name, with one
  * reference; NULL when out of memory. */
@@ -61,7 +85,8 @@ typedef struct tr_vh_cache {
     struct tr_vh_cache *next;
     uint64_t vs_stamp, world;
     char *settings_ns, *proxy, *listener;
-    uint8_t *bytes; /* packed VirtualHost */
+    tr_blob *blob;        /* packed VirtualHost, named as it (one reference) */
+    const uint8_t *bytes; /* blob->data */
     size_t len;
     char *name;
     char **domains;

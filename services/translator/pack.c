@@ -329,6 +329,7 @@ tr_blob *tr_blob_pack(const ProtobufCMessage *m, const char *name)
     if (b) {
         b->refs = 1;
         b->len = len;
+        b->parts = NULL;
         b->name = (char *)b->data + len;
         memcpy(b->name, name, nlen);
     }
@@ -343,6 +344,20 @@ tr_blob *tr_blob_ref(tr_blob *b)
 
 void tr_blob_unref(tr_blob *b)
 {
-    if (b && --b->refs == 0)
+    if (b && --b->refs == 0) {
+        tr_rparts_free(b->parts);
         free(b);
+    }
+}
+
+void tr_rparts_free(tr_rparts *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->pub.n; i++)
+        tr_blob_unref(p->vh[i]);
+    free(p->vh);
+    free(p->v);
+    free(p->head);
+    free(p);
 }

@@ -154,6 +154,12 @@ typedef struct wcache {
     size_t n_chunks, cap_chunks;
     written **prev_chunks; /* during a write: the previous write's */
     size_t n_prev_chunks, cap_prev_chunks;
+    /* per type: where its chunks are in chunks (t0, tn) and in prev_chunks
+     * (prev_t0, prev_tn), and how many entries it named */
+    size_t t0[SL_XDS_TYPE_COUNT], tn[SL_XDS_TYPE_COUNT];
+    size_t prev_t0[SL_XDS_TYPE_COUNT], prev_tn[SL_XDS_TYPE_COUNT];
+    size_t named[SL_XDS_TYPE_COUNT];
+    const void *list[SL_XDS_TYPE_COUNT]; /* the result's res[t] last written, when a shared list (values only) */
 } wcache;
 
 static void wc_list_clear(wc_list *l)
@@ -171,6 +177,13 @@ static void wc_list_clear(wc_list *l)
         l->v = NULL;
         l->n = 0;
     }
+}
+
+/* A resource's identity for the write cache (translator.h): its bytes
+ * pointer, or, for a route given in parts only, its parts. */
+static inline const void *res_id(const sl_tr_resource *r)
+{
+    return r->data ? (const void *)r->data : (const void *)r->parts;
 }
 
 /* What write_proxy builds: the manifest entries of one type, and the chunk
@@ -231,6 +244,17 @@ struct tr_service {
     size_t n_named;   /* keys of xds (not commits) named by this translation's writes */
     size_t n_commits; /* commit keys in xds */
     size_t n_same, n_compared; /* this translation's resources found unchanged by pointer, compared by bytes */
+    /* Pipelined writes (write_proxy): the xds bucket's last sequence as our
+     * own acknowledgements told it (0: unknown), and the puts of the proxy
+     * being written, published together before its commit. */
+    uint64_t seq;
+    int batching;
+    written **batch;
+    size_t n_batch, cap_batch;
+    sl_kv_put_item *items;
+    size_t cap_items;
+    size_t n_batches, n_mispredicted; /* this translation's */
+    double us_flush, us_commit;       /* this translation's time waiting for acknowledgements */
     char **proxies; /* proxies of the last translation */
     size_t n_proxies;
     /* debounce */
@@ -242,6 +266,7 @@ struct tr_service {
     int dirty;
     int posted;
     int64_t first_change_ms, last_change_ms;
+    double first_change_us; /* for the debug line: from the first change to the translation */
     /* incremental: the last full result, and what changed since */
     sl_tr_result *last;
     int full_needed;          /* a change other than an endpoint set */
@@ -259,6 +284,13 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
 static void translate_task(void *ud);
@@ -314,8 +346,10 @@ static void mark_dirty(tr_service *s)
     if (s->initial_pending > 0)
         return; /* the first translation runs when every initial value is in */
     pthread_mutex_lock(&s->mu);
-    if (!s->dirty)
+    if (!s->dirty) {
         s->first_change_ms = now;
+        s->first_change_us = now_us();
+    }
     s->dirty = 1;
     s->last_change_ms = now;
     pthread_cond_signal(&s->cv);
@@ -439,8 +473,25 @@ static sl_status put_resource_w(tr_service *s, written *known, const char *key, 
             *wout = w;
         return SL_OK;
     }
-    if ((rc = sl_kv_put(rev, s->kv_xds, key, data, len)) != SL_OK)
-        return rc;
+    if (s->batching) {
+        /* Published with the rest of the proxy's puts before its commit
+         * (flush_batch); the revision it will get, if nobody else writes
+         * the bucket meanwhile, is the next one: flush_batch checks. */
+        if (s->n_batch == s->cap_batch) {
+            size_t cap = s->cap_batch ? s->cap_batch * 2 : 64;
+            written **v = realloc(s->batch, cap * sizeof *v);
+            if (!v)
+                return sl_error_set(SL_ERR_NOMEM, "out of memory");
+            s->batch = v;
+            s->cap_batch = cap;
+        }
+        *rev = ++s->seq;
+    } else {
+        if ((rc = sl_kv_put(rev, s->kv_xds, key, data, len)) != SL_OK)
+            return rc;
+        if (*rev > s->seq)
+            s->seq = *rev;
+    }
     sl_counter_inc(s->m_writes);
     if (!w) {
         size_t kl = strlen(key);
@@ -457,9 +508,58 @@ static sl_status put_resource_w(tr_service *s, written *known, const char *key, 
     w->len = len;
     w->rev = *rev;
     w->fp = 0;
+    if (s->batching)
+        s->batch[s->n_batch++] = w;
     if (wout)
         *wout = w;
     return SL_OK;
+}
+
+/* Publishes the batched puts, pipelined (one round trip), and waits for
+ * every acknowledgement. *predicted false when a revision differs from the
+ * one put_resource_w() gave out (another writer came between): the
+ * manifest chunks then name wrong revisions, and the proxy must be written
+ * again (its keys' revisions are the true ones now). A put that failed
+ * leaves its key never matching, so the next write puts it again. */
+static sl_status flush_batch(tr_service *s, bool *predicted)
+{
+    sl_status rc;
+    *predicted = true;
+    if (!s->n_batch)
+        return SL_OK;
+    if (s->n_batch > s->cap_items) {
+        sl_kv_put_item *v = realloc(s->items, s->n_batch * sizeof *v);
+        if (!v) {
+            rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
+            for (size_t i = 0; i < s->n_batch; i++)
+                s->batch[i]->len = SIZE_MAX;
+            goto out;
+        }
+        s->items = v;
+        s->cap_items = s->n_batch;
+    }
+    for (size_t i = 0; i < s->n_batch; i++)
+        s->items[i] = (sl_kv_put_item){s->batch[i]->key, s->batch[i]->data, s->batch[i]->len, 0, SL_OK};
+    rc = sl_kv_put_many(s->kv_xds, s->items, s->n_batch, 5000 + (int64_t)s->n_batch); /* big batches: more time */
+    s->n_batches++;
+    for (size_t i = 0; i < s->n_batch; i++) {
+        written *w = s->batch[i];
+        if (s->items[i].status != SL_OK) {
+            w->len = SIZE_MAX; /* never "as written": put again next time */
+            w->rev = 0;
+            continue;
+        }
+        if (s->items[i].rev != w->rev)
+            *predicted = false;
+        w->rev = s->items[i].rev;
+        if (w->rev > s->seq)
+            s->seq = w->rev;
+    }
+    if (rc != SL_OK)
+        s->seq = 0; /* not known any more: the next write learns it */
+out:
+    s->n_batch = 0;
+    return rc;
 }
 
 static sl_status put_resource(tr_service *s, const char *key, const uint8_t *data, size_t len, uint64_t *rev)
@@ -535,30 +635,74 @@ static size_t wb_pack(write_buf *b, const ProtobufCMessage *m)
     return protobuf_c_message_pack(m, b->buf);
 }
 
+/* One virtual host of a route being written: its bytes, and its name
+ * (name_len bytes; SIZE_MAX: NUL terminated). */
+typedef struct wpart {
+    const uint8_t *data;
+    size_t len;
+    const char *name;
+    size_t name_len;
+} wpart;
+
+static bool wpart_named(const wpart *p, const char *name)
+{
+    if (p->name_len == SIZE_MAX)
+        return strcmp(p->name, name) == 0;
+    return strncmp(name, p->name, p->name_len) == 0 && !name[p->name_len];
+}
+
 /* The route configuration r stored in parts (docs/xds.md): its head under
  * key, each virtual host under <proxy>.vhost.<route>.<vhost>; their
- * manifest entries appended. prev: the parts written last time (matched by
- * position, so an unchanged virtual host costs a comparison of its bytes);
- * *now gets this time's. *done false (nothing written) when r is not worth
- * splitting or does not split. */
+ * manifest entries appended. The parts are the translator's (r->parts),
+ * or else r split again. prev_route: the route as written last time, its
+ * parts matched by position: a part with the same bytes pointer as last
+ * time is the same bytes (translator.h), with another its bytes are
+ * compared (in the route's previous bytes when it was split, else in what
+ * was written); *now gets this time's. *done false (nothing written) when
+ * r is not worth splitting or does not split. */
 static sl_status put_route_parts(tr_service *s, const char *ptok, const char *ntok, const char *key,
                                  const sl_tr_resource *r, written *known, wc_item *prev_route,
                                  wc_list **now, written **head_w, uint64_t *head_rev, bool *done)
 {
     write_buf *b = &s->wb;
-    uint8_t *head = NULL;
-    sl_xds_part *parts = NULL;
+    const uint8_t *head;
+    uint8_t *split_head = NULL;
+    sl_xds_part *split = NULL;
+    wpart *parts = NULL;
     size_t hl, np, k = 0;
     char vtok[1024], pkey[2600];
     uint64_t rev;
     wc_list *l = NULL;
     wc_list *prev = prev_route ? prev_route->parts : NULL;
+    bool by_whole = prev_route && prev_route->whole && !r->parts; /* compare in the previous bytes */
     sl_status rc = SL_OK;
 
     *done = false;
     *now = NULL;
-    if (r->len < SL_XDS_SPLIT_MIN || sl_xds_route_split(&head, &hl, &parts, &np, r->data, r->len) != SL_OK)
+    if (r->len < SL_XDS_SPLIT_MIN)
         return SL_OK;
+    if (r->parts) {
+        np = r->parts->n;
+        head = r->parts->head;
+        hl = r->parts->head_len;
+        for (size_t i = 0; i < np; i++)
+            if (!r->parts->v[i].name[0])
+                return SL_OK; /* a virtual host without a name: the route stays whole */
+        if (!(parts = malloc((np ? np : 1) * sizeof *parts)))
+            return sl_error_set(SL_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; i < np; i++)
+            parts[i] = (wpart){r->parts->v[i].data, r->parts->v[i].len, r->parts->v[i].name, SIZE_MAX};
+    } else {
+        if (sl_xds_route_split(&split_head, &hl, &split, &np, r->data, r->len) != SL_OK)
+            return SL_OK;
+        head = split_head;
+        if (!(parts = malloc((np ? np : 1) * sizeof *parts))) {
+            rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < np; i++)
+            parts[i] = (wpart){r->data + split[i].off, split[i].len, split[i].name, split[i].name_len};
+    }
     if (np < 2)
         goto out;
     if (!(l = calloc(1, sizeof *l)) || !(l->v = calloc(np, sizeof *l->v))) {
@@ -571,33 +715,37 @@ static sl_status put_route_parts(tr_service *s, const char *ptok, const char *nt
     *head_rev = rev;
     s->n_named++;
     for (size_t i = 0; i < np; i++) {
-        const char *pn = parts[i].name;
-        size_t pnl = parts[i].name_len;
+        const wpart *pt = &parts[i];
         wc_item *pi = NULL;
         wc_item *it = &l->v[l->n];
+        bool same = false;
         /* The same virtual host as last time at this place, or one further
-         * (one removed before it); else look its key up. */
-        for (size_t d = 0; d < 2 && prev && !pi; d++)
-            if (k + d < prev->n && prev->v[k + d].name && strncmp(prev->v[k + d].name, pn, pnl) == 0 &&
-                !prev->v[k + d].name[pnl]) {
-                pi = &prev->v[k + d];
+         * (one removed before it): by its bytes pointer, else by name;
+         * else look its key up. */
+        for (size_t d = 0; d < 2 && prev && !pi; d++) {
+            wc_item *c = k + d < prev->n ? &prev->v[k + d] : NULL;
+            if (c && c->name && ((same = c->rdata == (const void *)pt->data && c->rlen == pt->len) ||
+                                 wpart_named(pt, c->name))) {
+                pi = c;
                 k += d + 1;
             }
+        }
         if (pi) { /* the name moves over */
             it->name = pi->name;
             pi->name = NULL;
-        } else if (!(it->name = strndup(pn, pnl))) {
+        } else if (!(it->name = pt->name_len == SIZE_MAX ? strdup(pt->name) : strndup(pt->name, pt->name_len))) {
             rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
             goto out;
         }
         l->n++;
         it->hash = pi ? pi->hash : sl_xds_entry_hash(r->name, it->name);
-        it->off = parts[i].off;
-        it->rlen = parts[i].len;
+        it->off = r->parts ? 0 : (size_t)(pt->data - r->data); /* in the whole: a split route's only */
+        it->rdata = pt->data;
+        it->rlen = pt->len;
         s->n_named++;
-        if (pi && pi->rlen == parts[i].len &&
-            memcmp(prev_route->whole + pi->off, r->data + parts[i].off, parts[i].len) == 0) {
-            /* as last time: compared in the route's previous bytes */
+        if (pi && (same || (by_whole && pi->rlen == pt->len &&
+                            memcmp(prev_route->whole + pi->off, pt->data, pt->len) == 0))) {
+            /* as last time */
             it->w = pi->w;
             rev = pi->rev;
         } else {
@@ -608,8 +756,7 @@ static sl_status put_route_parts(tr_service *s, const char *ptok, const char *nt
                     goto out;
                 snprintf(pkey, sizeof pkey, "%s.vhost.%s.%s", ptok, ntok, vtok);
             }
-            if ((rc = put_resource_w(s, pi ? pi->w : NULL, pkey, r->data + parts[i].off, parts[i].len, &rev,
-                                     &it->w)) != SL_OK)
+            if ((rc = put_resource_w(s, pi ? pi->w : NULL, pkey, pt->data, pt->len, &rev, &it->w)) != SL_OK)
                 goto out;
         }
         it->rev = rev;
@@ -624,7 +771,8 @@ static sl_status put_route_parts(tr_service *s, const char *ptok, const char *nt
 out:
     wc_list_clear(l);
     free(l);
-    free(head);
+    free(split_head);
+    free(split);
     free(parts);
     return rc;
 }
@@ -658,7 +806,172 @@ static void wcache_free_all(tr_service *s)
     s->wc = NULL;
 }
 
-static sl_status write_proxy(tr_service *s, const sl_tr_proxy *p, size_t *n_res)
+/* Forgets what the last write of c's proxy wrote (its next write looks
+ * every key up and compares bytes). */
+static void wcache_drop(wcache *c)
+{
+    for (int t = 0; t < SL_XDS_TYPE_COUNT; t++)
+        wc_list_clear(&c->types[t]);
+    c->n_chunks = 0;
+    c->n_prev_chunks = 0;
+    memset(c->t0, 0, sizeof c->t0);
+    memset(c->tn, 0, sizeof c->tn);
+    memset(c->named, 0, sizeof c->named);
+    memset(c->list, 0, sizeof c->list);
+}
+
+/* Whether p's resources of type t are the ones last written, in the same
+ * order, by pointers (translator.h: the same pointers, the same bytes). */
+static bool wc_same_list(const wc_list *l, const sl_tr_proxy *p, int t)
+{
+    if (l->n != p->n[t])
+        return false;
+    for (size_t i = 0; i < l->n; i++) {
+        const sl_tr_resource *r = &p->res[t][i];
+        if (l->v[i].rname != (const void *)r->name || l->v[i].rdata != res_id(r) ||
+            l->v[i].rlen != r->len)
+            return false;
+    }
+    return true;
+}
+
+/* The fingerprint of a chunk of manifest entries of type t (what makes
+ * its bytes, bar the names, which its first hash and position pin). */
+static uint64_t chunk_fp(int t, const mf_entry *e, size_t n)
+{
+    uint64_t fp = (0xcbf29ce484222325ULL ^ (uint64_t)t) * 0x100000001b3ULL;
+    for (size_t k = 0; k < n; k++) {
+        fp = (fp ^ e[k].hash) * 0x100000001b3ULL;
+        fp = (fp ^ e[k].rev) * 0x100000001b3ULL;
+        fp = (fp ^ e[k].parts) * 0x100000001b3ULL;
+    }
+    return fp | 1; /* never 0 ("unknown") */
+}
+
+/* Writes type t of p where it has the same resources by name, in the same
+ * order, as last written, none in parts (the usual endpoint set or cluster
+ * change): the changed ones put, and only the chunks holding them packed
+ * again; the cache updated in place, nothing else built. *done false
+ * (nothing changed) when that does not hold: write_proxy_once's merge
+ * then. */
+static sl_status write_type_in_place(tr_service *s, wcache *wc, const sl_tr_proxy *p, int t, size_t *n_res,
+                                     bool *done)
+{
+    wc_list *l = &wc->types[t];
+    write_buf *b = &s->wb;
+    const char *tt = sl_xds_type_token((sl_xds_type)t);
+    size_t n = p->n[t], nc = 0, changed = 0;
+    sl_status rc = SL_OK;
+
+    *done = false;
+    if (t == SL_XDS_ROUTE || l->n != n || !n || wc->prev_t0[t] + wc->prev_tn[t] > wc->n_prev_chunks)
+        return SL_OK; /* a route may go into parts or out of them: the merge */
+    for (size_t i = 0; i < n; i++) {
+        const wc_item *it = &l->v[i];
+        const sl_tr_resource *r = &p->res[t][i];
+        if (it->parts || !it->name || !it->w || !r->data ||
+            (it->rname != (const void *)r->name && strcmp(it->name, r->name) != 0))
+            return SL_OK;
+    }
+    /* the chunks cut as last time (the same entries but revisions)? */
+    for (size_t i0 = 0, i = 0; i < n; i++)
+        if (i + 1 == n || i + 1 - i0 >= SL_XDS_CHUNK_MAX || sl_xds_chunk_cut(l->v[i].hash)) {
+            nc++;
+            i0 = i + 1;
+        }
+    if (nc != wc->prev_tn[t])
+        return SL_OK;
+    *done = true;
+    if (b->cap < n) { /* the entries of a chunk, at most SL_XDS_CHUNK_MAX */
+        mf_entry *e = realloc(b->e, n * sizeof *e);
+        if (!e)
+            return sl_error_set(SL_ERR_NOMEM, "out of memory");
+        b->e = e;
+        b->cap = n;
+    }
+    if (b->cap_me < SL_XDS_CHUNK_MAX) {
+        Sluice__V1__XdsEntry *me = realloc(b->me, SL_XDS_CHUNK_MAX * sizeof *me);
+        Sluice__V1__XdsEntry **mep = me ? realloc(b->mep, SL_XDS_CHUNK_MAX * sizeof *mep) : NULL;
+        if (me)
+            b->me = me;
+        if (!mep)
+            return sl_error_set(SL_ERR_NOMEM, "out of memory");
+        b->mep = mep;
+        b->cap_me = SL_XDS_CHUNK_MAX;
+    }
+    if (wc->n_chunks + nc > wc->cap_chunks) {
+        size_t cap = wc->cap_chunks ? wc->cap_chunks : 64;
+        written **v;
+        while (cap < wc->n_chunks + nc)
+            cap *= 2;
+        if (!(v = realloc(wc->chunks, cap * sizeof *v)))
+            return sl_error_set(SL_ERR_NOMEM, "out of memory");
+        wc->chunks = v;
+        wc->cap_chunks = cap;
+    }
+    for (size_t i0 = 0, i = 0, k = 0; i < n; i++) {
+        wc_item *it = &l->v[i];
+        const sl_tr_resource *r = &p->res[t][i];
+        if (it->rdata != res_id(r) || it->rlen != r->len) {
+            uint64_t rev;
+            s->n_compared++;
+            if ((rc = put_resource_w(s, it->w, it->w->key, r->data, r->len, &rev, &it->w)) != SL_OK)
+                return rc;
+            if (rev != it->rev)
+                changed++;
+            it->rev = rev;
+            it->rdata = res_id(r);
+            it->rlen = r->len;
+        } else {
+            s->n_same++;
+        }
+        it->rname = r->name;
+        b->e[i] = (mf_entry){it->name, 0, it->rev, it->hash, 0};
+        (*n_res)++;
+        s->n_named++;
+        if (!(i + 1 == n || i + 1 - i0 >= SL_XDS_CHUNK_MAX || sl_xds_chunk_cut(it->hash)))
+            continue;
+        written *cw = wc->prev_chunks[wc->prev_t0[t] + k++];
+        uint64_t fp = changed ? chunk_fp(t, b->e + i0, i + 1 - i0) : cw->fp;
+        s->n_named++;
+        if (changed && fp != cw->fp) { /* a revision in it moved: packed again */
+            Sluice__V1__XdsManifest m = SLUICE__V1__XDS_MANIFEST__INIT;
+            uint64_t rev;
+            size_t len;
+            written *nw = NULL;
+            for (size_t q = i0; q <= i; q++) {
+                sluice__v1__xds_entry__init(&b->me[q - i0]);
+                b->me[q - i0].name = (char *)b->e[q].name;
+                b->me[q - i0].revision = b->e[q].rev;
+                b->mep[q - i0] = &b->me[q - i0];
+            }
+            m.n_entries = i + 1 - i0;
+            m.entries = b->mep;
+            if ((len = wb_pack(b, &m.base)) == SIZE_MAX)
+                return sl_error_set(SL_ERR_NOMEM, "out of memory");
+            if ((rc = put_resource_w(s, cw, cw->key, b->buf, len, &rev, &nw)) != SL_OK)
+                return rc;
+            nw->fp = fp;
+            nw->first = b->e[i0].hash;
+            cw = nw;
+        }
+        wc->chunks[wc->n_chunks++] = cw;
+        if ((rc = wb_ref(b, tt, cw->first, cw->rev)) != SL_OK)
+            return rc;
+        changed = 0;
+        i0 = i + 1;
+    }
+    wc->tn[t] = nc;
+    wc->named[t] = n;
+    return SL_OK;
+}
+
+/* One write of proxy p: every changed resource, part and manifest chunk
+ * put (pipelined when batch: one round trip for all, their revisions
+ * given out ahead and checked), then the commit. *again: the revisions
+ * given out were not the ones stored; nothing was committed, write the
+ * proxy again. */
+static sl_status write_proxy_once(tr_service *s, const sl_tr_proxy *p, size_t *n_res, bool batch, bool *again)
 {
     char ptok[512], ntok[1024], key[1600], commit_key[600];
     Sluice__V1__XdsCommit commit = SLUICE__V1__XDS_COMMIT__INIT;
@@ -666,9 +979,12 @@ static sl_status write_proxy(tr_service *s, const sl_tr_proxy *p, size_t *n_res)
     uint64_t rev, old_revision;
     size_t len;
 
+    *again = false;
     if ((rc = sl_xds_key_escape(ptok, sizeof ptok, p->name)) != SL_OK)
         return rc;
     snprintf(commit_key, sizeof commit_key, "%s.commit", ptok);
+    s->batching = batch;
+    s->n_batch = 0;
     write_buf *b = &s->wb;
     wcache *wc = wcache_of(s, p->name);
     if (!wc)
@@ -683,14 +999,59 @@ static sl_status write_proxy(tr_service *s, const sl_tr_proxy *p, size_t *n_res)
         wc->chunks = v;
         wc->cap_chunks = cap;
         wc->n_chunks = 0;
+        memcpy(wc->prev_t0, wc->t0, sizeof wc->t0);
+        memcpy(wc->prev_tn, wc->tn, sizeof wc->tn);
     }
     size_t pc = 0; /* cursor in prev_chunks */
     for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
         const char *tt = sl_xds_type_token((sl_xds_type)t);
         wc_list *prev = &wc->types[t], now = {0};
         size_t j = 0;
+        const void *shared;
         b->n = 0;
         b->names_len = 0;
+        wc->t0[t] = wc->n_chunks;
+        shared = sl_tr_proxy_list_shared(p, (sl_xds_type)t) ? p->res[t] : NULL;
+        if (wc->prev_t0[t] + wc->prev_tn[t] <= wc->n_prev_chunks &&
+            ((shared && shared == wc->list[t] && prev->n == p->n[t]) || wc_same_list(prev, p, t))) {
+            /* Every resource of the type as last written: its chunks are
+             * too; nothing else looked at. */
+            if (wc->n_chunks + wc->prev_tn[t] > wc->cap_chunks) {
+                size_t cap = wc->cap_chunks ? wc->cap_chunks : 64;
+                written **v;
+                while (cap < wc->n_chunks + wc->prev_tn[t])
+                    cap *= 2;
+                if (!(v = realloc(wc->chunks, cap * sizeof *v))) {
+                    rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
+                    goto type_out;
+                }
+                wc->chunks = v;
+                wc->cap_chunks = cap;
+            }
+            for (size_t k = 0; k < wc->prev_tn[t]; k++) {
+                written *cw = wc->prev_chunks[wc->prev_t0[t] + k];
+                wc->chunks[wc->n_chunks++] = cw;
+                if ((rc = wb_ref(b, tt, cw->first, cw->rev)) != SL_OK)
+                    goto type_out;
+            }
+            pc = wc->prev_t0[t] + wc->prev_tn[t];
+            wc->tn[t] = wc->prev_tn[t];
+            s->n_named += wc->named[t] + wc->tn[t];
+            s->n_same += p->n[t];
+            *n_res += p->n[t];
+            wc->list[t] = shared;
+            continue;
+        }
+        {
+            bool done = false;
+            if ((rc = write_type_in_place(s, wc, p, t, n_res, &done)) != SL_OK)
+                goto type_out;
+            if (done) {
+                pc = wc->prev_t0[t] + wc->prev_tn[t];
+                wc->list[t] = shared;
+                continue;
+            }
+        }
         if (p->n[t] && !(now.v = calloc(p->n[t], sizeof *now.v))) {
             rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
             goto type_out;
@@ -711,8 +1072,9 @@ static sl_status write_proxy(tr_service *s, const sl_tr_proxy *p, size_t *n_res)
                 if (j < prev->n && c == 0)
                     pi = &prev->v[j++];
             }
-            if (pi && ((pi->rdata == (const void *)r->data && pi->rlen == r->len) ||
-                       (pi->parts && pi->whole_len == r->len && memcmp(pi->whole, r->data, r->len) == 0))) {
+            if (pi && ((pi->rdata == res_id(r) && pi->rlen == r->len) ||
+                       (r->data && !r->parts && pi->parts && pi->whole && pi->whole_len == r->len &&
+                        memcmp(pi->whole, r->data, r->len) == 0))) {
                 /* As it was (a split route: its head and parts stay): its
                  * entries from the cache, nothing else looked at. */
                 if ((rc = wb_entry(b, r->name, 0, pi->rev, pi->hash, pi->parts ? (uint32_t)pi->parts->n : 0)) !=
@@ -728,7 +1090,7 @@ static sl_status write_proxy(tr_service *s, const sl_tr_proxy *p, size_t *n_res)
                 s->n_same++;
                 *it = *pi;
                 it->rname = r->name;
-                it->rdata = r->data;
+                it->rdata = res_id(r);
                 pi->parts = NULL;
                 pi->whole = NULL;
                 pi->name = NULL;
@@ -748,12 +1110,15 @@ static sl_status write_proxy(tr_service *s, const sl_tr_proxy *p, size_t *n_res)
             it->hash = pi ? pi->hash : sl_xds_entry_hash(NULL, r->name);
             if (t == SL_XDS_ROUTE && r->len >= SL_XDS_SPLIT_MIN) {
                 if ((rc = sl_xds_key_escape(ntok, sizeof ntok, r->name)) != SL_OK ||
-                    (rc = put_route_parts(s, ptok, ntok, k, r, pi ? pi->w : NULL,
-                                          pi && pi->parts && pi->whole ? pi : NULL, &parts_now, &it->w, &it->rev,
-                                          &split)) != SL_OK)
+                    (rc = put_route_parts(s, ptok, ntok, k, r, pi ? pi->w : NULL, pi && pi->parts ? pi : NULL,
+                                          &parts_now, &it->w, &it->rev, &split)) != SL_OK)
                     goto type_out;
             }
             if (!split) {
+                if (!r->data) { /* given in parts only, yet not split: translator.h says it cannot be */
+                    rc = sl_error_set(SL_ERR_INTERNAL, "route %s: neither whole nor in parts", r->name);
+                    goto type_out;
+                }
                 if ((rc = put_resource_w(s, pi ? pi->w : NULL, k, r->data, r->len, &rev, &it->w)) != SL_OK ||
                     (rc = wb_entry(b, r->name, 0, rev, it->hash, 0)) != SL_OK)
                     goto type_out;
@@ -761,10 +1126,10 @@ static sl_status write_proxy(tr_service *s, const sl_tr_proxy *p, size_t *n_res)
                 s->n_named++;
             }
             it->rname = r->name;
-            it->rdata = r->data;
+            it->rdata = res_id(r);
             it->rlen = r->len;
             it->parts = parts_now;
-            if (parts_now) { /* the bytes to compare with next time, in last time's buffer if it fits */
+            if (parts_now && !r->parts) { /* the bytes to compare with next time, in last time's buffer if it fits */
                 if (pi && pi->whole && pi->whole_cap >= r->len) {
                     it->whole = pi->whole;
                     it->whole_cap = pi->whole_cap;
@@ -802,6 +1167,7 @@ static sl_status write_proxy(tr_service *s, const sl_tr_proxy *p, size_t *n_res)
             return rc;
         }
         *prev = now;
+        wc->named[t] = b->n;
         for (size_t i = 0; i < b->n; i++)
             if (!b->e[i].name)
                 b->e[i].name = b->names + b->e[i].name_off; /* names is final now */
@@ -882,6 +1248,22 @@ static sl_status write_proxy(tr_service *s, const sl_tr_proxy *p, size_t *n_res)
             wc->chunks[wc->n_chunks++] = cw;
             i0 = i + 1;
         }
+        wc->tn[t] = wc->n_chunks - wc->t0[t];
+        wc->list[t] = shared;
+    }
+    /* Everything the commit names is stored (acknowledged) before it. */
+    if (s->batching) {
+        bool predicted;
+        double t = now_us();
+        s->batching = 0;
+        rc = flush_batch(s, &predicted);
+        s->us_flush += now_us() - t;
+        if (rc != SL_OK)
+            return rc;
+        if (!predicted) {
+            *again = true;
+            return SL_OK;
+        }
     }
     /* The commit: not written again when it names the same chunks. */
     old_revision = commit_revision(s, commit_key);
@@ -902,11 +1284,48 @@ static sl_status write_proxy(tr_service *s, const sl_tr_proxy *p, size_t *n_res)
     commit.revision = old_revision + 1;
     if ((len = wb_pack(b, &commit.base)) == SIZE_MAX)
         return sl_error_set(SL_ERR_NOMEM, "out of memory");
-    if ((rc = put_resource(s, commit_key, b->buf, len, &rev)) != SL_OK)
-        return rc;
+    {
+        double t = now_us();
+        rc = put_resource(s, commit_key, b->buf, len, &rev);
+        s->us_commit += now_us() - t;
+        if (rc != SL_OK)
+            return rc;
+    }
     sl_log_info(COMP, "committed", "proxy=%s revision=%" PRIu64 " kv_revision=%" PRIu64 " chunks=%zu bytes=%zu",
                 sl_log_q(p->name), old_revision + 1, rev, b->n_refs, len);
     return SL_OK;
+}
+
+/* Writes proxy p (write_proxy_once), pipelined while the bucket's last
+ * revision is known; when another writer moved it meanwhile, once more
+ * without pipelining. On an error the proxy's write cache is dropped and
+ * any put not acknowledged counts as not written. */
+static sl_status write_proxy(tr_service *s, const sl_tr_proxy *p, size_t *n_res)
+{
+    size_t n_named = s->n_named, n0 = *n_res;
+    bool again = false;
+    sl_status rc = write_proxy_once(s, p, n_res, s->seq != 0, &again);
+    if (rc == SL_OK && again) {
+        wcache *c = wcache_of(s, p->name);
+        s->n_mispredicted++;
+        if (c)
+            wcache_drop(c);
+        s->n_named = n_named;
+        *n_res = n0;
+        rc = write_proxy_once(s, p, n_res, false, &again);
+    }
+    if (rc != SL_OK) {
+        wcache *c = wcache_of(s, p->name);
+        for (size_t i = 0; i < s->n_batch; i++)
+            s->batch[i]->len = SIZE_MAX; /* given a revision, never sent */
+        if (s->n_batch)
+            s->seq = 0;
+        s->n_batch = 0;
+        s->batching = 0;
+        if (c)
+            wcache_drop(c);
+    }
+    return rc;
 }
 
 /* Proxies that had resources before and have none now get an empty commit. */
@@ -971,7 +1390,10 @@ static void delete_stale(tr_service *s)
         char *key = strdup(stale[i]);
         if (!key)
             continue;
-        if (sl_kv_delete(NULL, s->kv_xds, key, 0) == SL_OK) {
+        uint64_t drev = 0;
+        if (sl_kv_delete(&drev, s->kv_xds, key, 0) == SL_OK) {
+            if (drev > s->seq)
+                s->seq = drev;
             sl_counter_inc(s->m_deletes);
             wmap_del(&s->xds, key);
         } else {
@@ -1106,28 +1528,23 @@ static void publish_reports(tr_service *s, const sl_tr_result *r)
     s->n_rcache = seen ? r->n_reports : 0;
 }
 
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
 static void translate_task(void *ud)
 {
     tr_service *s = ud;
     sl_tr_result *r = NULL;
     sl_tr_options to = {0};
     int64_t t0 = now_ms();
-    double u0 = now_us(), u1, u2, u3, u4;
+    double u0 = now_us(), u1, u2, u3, u4, waited;
     size_t n_res = 0;
     bool failed = false;
 
     bool incremental = false;
 
     to.settings_namespace = s->o.settings_namespace;
+    to.route_parts_only = true; /* written in parts: the whole is never needed */
     pthread_mutex_lock(&s->mu);
     s->posted = 0;
+    waited = u0 - s->first_change_us;
     /* Only endpoint sets changed: rebuild their ClusterLoadAssignments in
      * the last result, leaving listeners, routes and clusters alone. */
     if (s->last && !s->full_needed && s->n_eps > 0) {
@@ -1153,6 +1570,8 @@ static void translate_task(void *ud)
     u1 = now_us();
     s->n_named = 0;
     s->n_same = s->n_compared = 0;
+    s->n_batches = s->n_mispredicted = 0;
+    s->us_flush = s->us_commit = 0;
     for (size_t i = 0; i < r->n_proxies; i++)
         if (write_proxy(s, &r->proxies[i], &n_res) != SL_OK) {
             sl_log_error(COMP, "writing the xds bucket failed; retrying", "proxy=%s err=%s",
@@ -1171,9 +1590,10 @@ static void translate_task(void *ud)
     sl_histogram_observe(s->m_duration, (double)(now_ms() - t0) / 1000.0);
     sl_gauge_set(s->m_resources, (double)n_res);
     sl_log_debug(COMP, "translated", "proxies=%zu resources=%zu incremental=%d ms=%" PRId64 " translate_ms=%.2f "
-                 "write_ms=%.2f delete_ms=%.2f reports_ms=%.2f same=%zu compared=%zu", r->n_proxies, n_res, incremental,
-                 now_ms() - t0, (u1 - u0) / 1e3, (u2 - u1) / 1e3, (u3 - u2) / 1e3, (u4 - u3) / 1e3, s->n_same,
-                 s->n_compared);
+                 "write_ms=%.2f delete_ms=%.2f reports_ms=%.2f same=%zu compared=%zu batches=%zu mispredicted=%zu flush_ms=%.2f commit_ms=%.2f waited_ms=%.2f", r->n_proxies,
+                 n_res, incremental, now_ms() - t0, (u1 - u0) / 1e3, (u2 - u1) / 1e3, (u3 - u2) / 1e3,
+                 (u4 - u3) / 1e3, s->n_same, s->n_compared, s->n_batches, s->n_mispredicted, s->us_flush / 1e3,
+                 s->us_commit / 1e3, waited / 1e3);
     if (!incremental) {
         sl_tr_result_free(s->last);
         s->last = r;
@@ -1336,6 +1756,8 @@ void tr_service_free(tr_service *s)
     free(s->rcache);
     write_buf_free(&s->wb);
     wcache_free_all(s);
+    free(s->batch);
+    free(s->items);
     for (size_t i = 0; i < s->n_proxies; i++)
         free(s->proxies[i]);
     free(s->proxies);

@@ -89,7 +89,7 @@ void tr_vh_cache_free(tr_vh_cache *c)
         free(c->settings_ns);
         free(c->proxy);
         free(c->listener);
-        free(c->bytes);
+        tr_blob_unref(c->blob);
         free(c->name);
         for (size_t i = 0; i < c->n_domains; i++)
             free(c->domains[i]);

@@ -1178,8 +1178,10 @@ static const tr_vh_cache *vh_keep(tr_ctx *tx, tr_entry *e, const tr_gateway *gw,
         c->rt_idx[c->n_rt] = rec->rt_idx[c->n_rt];
         c->rt_flags[c->n_rt] = rec->rt_flags[c->n_rt];
     }
-    if (!(c->bytes = tr_pack_heap(&vh->base, &c->len)))
+    if (!(c->blob = tr_blob_pack(&vh->base, vh->name ? vh->name : "")))
         longjmp(tx->oom, 1);
+    c->bytes = c->blob->data; /* vh_bytes holds blobs' bytes only (pack_route_config) */
+    c->len = c->blob->len;
     c->vs_stamp = e->stamp;
     c->world = tx->store->world;
     /* drop what was kept for the same proxy and listener (and stale ones) */
@@ -1201,7 +1203,9 @@ static const tr_vh_cache *vh_keep(tr_ctx *tx, tr_entry *e, const tr_gateway *gw,
 /* A RouteConfiguration packed with its virtual hosts' bytes spliced in
  * (kept or packed now): the same bytes as packing it whole, as field 2
  * (virtual_hosts) comes right after the name. A new blob named name, with
- * one reference; NULL: no memory. */
+ * one reference, carrying the same bytes in parts (tr_rparts: the head and
+ * a reference to each virtual host's blob, so a kept virtual host is the
+ * same part in every route spliced from it); NULL: no memory. */
 static tr_blob *pack_route_config(tr_ctx *tx, const Envoy__Config__Route__V3__RouteConfiguration *rc,
                                   const char *name)
 {
@@ -1209,24 +1213,41 @@ static tr_blob *pack_route_config(tr_ctx *tx, const Envoy__Config__Route__V3__Ro
     size_t nlen = strlen(name) + 1;
     Envoy__Config__Route__V3__RouteConfiguration copy = *rc;
     size_t rest_len, head = 0, total, n = rc->n_virtual_hosts, o;
-    const uint8_t **vb = calloc(n ? n : 1, sizeof *vb);
-    size_t *vl = calloc(n ? n : 1, sizeof *vl);
-    uint8_t **fresh = calloc(n ? n : 1, sizeof *fresh);
+    tr_rparts *rp = calloc(1, sizeof *rp);
     uint8_t *rest = NULL, *out = NULL;
-    if (!vb || !vl || !fresh)
+    if (!rp || !(rp->v = calloc(n ? n : 1, sizeof *rp->v)) || !(rp->vh = calloc(n ? n : 1, sizeof *rp->vh)))
         goto done;
     copy.n_virtual_hosts = 0;
     copy.virtual_hosts = NULL;
     if (!(rest = tr_pack_heap(&copy.base, &rest_len)))
         goto done;
     total = rest_len;
+    /* The kept virtual hosts' blobs first, each asked for ahead (thousands
+     * of them, scattered: one cache miss at a time would be most of the
+     * cost). */
     for (size_t i = 0; i < n; i++) {
-        if (!(vb[i] = bytes_get(&tx->vh_bytes, rc->virtual_hosts[i], &vl[i]))) {
-            if (!(fresh[i] = tr_pack_heap(&rc->virtual_hosts[i]->base, &vl[i])))
+        size_t len = 0;
+        const uint8_t *kept = bytes_get(&tx->vh_bytes, rc->virtual_hosts[i], &len);
+        rp->v[i].data = kept;
+        if (kept)
+            __builtin_prefetch(tr_blob_of(kept), 1);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *kept = rp->v[i].data;
+        tr_blob *vb;
+        if (kept) { /* vh_bytes holds the bytes of blobs only (vh_keep) */
+            vb = tr_blob_ref(tr_blob_of(kept));
+        } else {
+            const char *vn = rc->virtual_hosts[i]->name;
+            if (!(vb = tr_blob_pack(&rc->virtual_hosts[i]->base, vn ? vn : "")))
                 goto done;
-            vb[i] = fresh[i];
         }
-        total += 1 + 10 + vl[i];
+        rp->vh[i] = vb;
+        rp->v[i].data = vb->data;
+        rp->v[i].len = vb->len;
+        rp->v[i].name = vb->name;
+        rp->pub.n = i + 1; /* freed with rp from here */
+        total += 1 + 10 + vb->len;
     }
     /* field 1 (name), when set, is first: tag 0x0a, length, bytes */
     if (rest_len && rest[0] == 0x0a) {
@@ -1241,33 +1262,64 @@ static tr_blob *pack_route_config(tr_ctx *tx, const Envoy__Config__Route__V3__Ro
             l |= (size_t)rest[head++] << shift;
         head += l;
     }
+    if (tx->opts.route_parts_only && n >= 2) {
+        /* The writer stores it in parts (SL_XDS_SPLIT_MIN and up): no
+         * whole bytes, only their length, unless a part has no name (the
+         * writer keeps such a route whole). */
+        size_t whole = rest_len;
+        bool named = true;
+        for (size_t i = 0; i < n; i++) {
+            size_t v = rp->v[i].len;
+            whole += 2 + rp->v[i].len;
+            while (v >= 0x80) {
+                whole++;
+                v >>= 7;
+            }
+            named = named && rp->v[i].name[0];
+        }
+        if (named && whole >= SL_XDS_SPLIT_MIN) {
+            if (!(b = malloc(offsetof(tr_blob, data) + nlen)))
+                goto done;
+            b->refs = 1;
+            b->len = whole;
+            b->name = (char *)b->data;
+            memcpy(b->name, name, nlen);
+            rp->no_whole = true;
+            goto parts;
+        }
+    }
     if (!(b = malloc(offsetof(tr_blob, data) + total + nlen)))
         goto done;
     out = b->data;
     memcpy(out, rest, head);
     o = head;
     for (size_t i = 0; i < n; i++) {
-        size_t v = vl[i];
+        size_t v = rp->v[i].len;
         out[o++] = 0x12; /* field 2, length-delimited */
         while (v >= 0x80) {
             out[o++] = (uint8_t)(v | 0x80);
             v >>= 7;
         }
         out[o++] = (uint8_t)v;
-        memcpy(out + o, vb[i], vl[i]);
-        o += vl[i];
+        memcpy(out + o, rp->v[i].data, rp->v[i].len);
+        o += rp->v[i].len;
     }
     memcpy(out + o, rest + head, rest_len - head);
     b->refs = 1;
     b->len = o + rest_len - head;
     b->name = (char *)b->data + total; /* after the bytes (total bounds them) */
     memcpy(b->name, name, nlen);
+parts:
+    /* the head is every field but the virtual hosts, in order: rest */
+    rp->head = rest;
+    rp->pub.head = rest;
+    rp->pub.head_len = rest_len;
+    rp->pub.v = rp->v;
+    b->parts = rp;
+    rest = NULL;
+    rp = NULL;
 done:
-    for (size_t i = 0; fresh && i < n; i++)
-        free(fresh[i]);
-    free(fresh);
-    free(vb);
-    free(vl);
+    tr_rparts_free(rp);
     free(rest);
     return b;
 }
@@ -2060,7 +2112,8 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
         goto out;
     /* the same virtual hosts as the memo's route configuration: its bytes */
     memo = changed ? memo_find(tx, proxy, lname) : NULL;
-    if (memo && memo->rcfg && strcmp(memo->rcfg->name, rname) == 0) {
+    if (memo && memo->rcfg && strcmp(memo->rcfg->name, rname) == 0 &&
+        (tx->opts.route_parts_only || !memo->rcfg->parts || !memo->rcfg->parts->no_whole)) {
         tr_out_add_shared(tx, SL_XDS_ROUTE, memo->rcfg);
     } else if (tr_out_add(tx, SL_XDS_ROUTE, rname, &rcfg->base) &&
                (memo = memo_find(tx, proxy, lname)) != NULL) {
@@ -2526,6 +2579,7 @@ static sl_status use_list(tr_sort_cache *sc, sl_tr_proxy *p, int t)
             r->data = r->shared->data;
             r->len = r->shared->len;
             r->name = r->shared->name;
+            r->parts = NULL;
         }
         sc->list = l;
     }
@@ -2664,9 +2718,10 @@ static sl_status pack_proxy(tr_ctx *tx, sl_tr_proxy *p, tr_bytes_map *memo, tr_s
             const uint8_t *known = m ? bytes_get(memo, m, &known_len) : NULL;
             if (!m && o->blob) { /* kept in the store: shared, not copied */
                 r->shared = tr_blob_ref(o->blob);
-                r->data = r->shared->data;
+                r->data = r->shared->parts && r->shared->parts->no_whole ? NULL : r->shared->data;
                 r->len = r->shared->len;
                 r->name = r->shared->name;
+                r->parts = r->shared->parts ? &r->shared->parts->pub : NULL;
             } else if (!(r->name = strdup(o->name))) {
                 /* out of memory: below */
             } else if (!m) { /* packed already (a kept virtual host's bytes) */
@@ -2679,8 +2734,9 @@ static sl_status pack_proxy(tr_ctx *tx, sl_tr_proxy *p, tr_bytes_map *memo, tr_s
                     free(r->name);
                     r->shared = b;
                     r->name = b->name;
-                    r->data = b->data;
+                    r->data = b->parts->no_whole ? NULL : b->data;
                     r->len = b->len;
+                    r->parts = &b->parts->pub;
                     if (o->keep_in) {
                         tr_blob_unref(o->keep_in->rcfg);
                         o->keep_in->rcfg = tr_blob_ref(b);
@@ -2696,7 +2752,7 @@ static sl_status pack_proxy(tr_ctx *tx, sl_tr_proxy *p, tr_bytes_map *memo, tr_s
                     bytes_put(tx, memo, m, r->data, r->len);
             }
             p->n[t] = i + 1; /* freed with the result, even when incomplete */
-            if (!r->name || !r->data)
+            if (!r->name || (!r->data && !r->parts))
                 return SL_ERR_NOMEM;
         }
     }
@@ -3508,6 +3564,11 @@ const sl_tr_proxy *sl_tr_result_proxy(const sl_tr_result *r, const char *name)
         if (strcmp(r->proxies[i].name, name) == 0)
             return &r->proxies[i];
     return NULL;
+}
+
+bool sl_tr_proxy_list_shared(const sl_tr_proxy *p, sl_xds_type t)
+{
+    return (unsigned)t < SL_XDS_TYPE_COUNT && p->lists[t] && p->res[t] == p->lists[t]->v;
 }
 
 const sl_tr_resource *sl_tr_proxy_find(const sl_tr_proxy *p, sl_xds_type t, const char *name)

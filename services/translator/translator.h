@@ -92,14 +92,48 @@ size_t sl_tr_store_count(const sl_tr_store *s, const sl_kind *k);
 
 /* ---- the output -------------------------------------------------------- */
 
+/* One virtual host of a RouteConfiguration in parts: its packed
+ * VirtualHost bytes and its name (NUL terminated). */
+typedef struct sl_tr_part {
+    const uint8_t *data;
+    size_t len;
+    const char *name;
+} sl_tr_part;
+
+/* A RouteConfiguration as the translator spliced it from its virtual
+ * hosts: head holds every field but virtual_hosts, in order, and v[] each
+ * virtual host, in order: exactly what sl_xds_route_split() of the whole
+ * bytes gives (so sl_xds_route_join() of them is what the xds server
+ * serves either way), without the whole being cut again. */
+typedef struct sl_tr_route_parts {
+    const uint8_t *head;
+    size_t head_len;
+    const sl_tr_part *v;
+    size_t n;
+} sl_tr_route_parts;
+
 /* One packed Envoy resource. Its bytes belong to the result (valid until
  * sl_tr_result_free()); they may be shared with the store and other
- * results, so they are read only. */
+ * results, so they are read only.
+ *
+ * What a writer may rely on to skip comparing bytes: result bytes are
+ * never changed, and a resource whose bytes change gets a new buffer (and
+ * a virtual host that changes, a new part) while the results holding the
+ * old one live. So between two results of the same store, both alive, a
+ * resource with the same data pointer and len (a part with the same data
+ * pointer) has the same bytes. */
 struct tr_blob;
 typedef struct sl_tr_resource {
     char *name;    /* the Envoy resource name */
     uint8_t *data; /* packed bytes of the resource message */
     size_t len;
+    /* A RouteConfiguration spliced from virtual hosts: the same bytes in
+     * parts (owned with data; the parts of a kept virtual host are the
+     * same pointers in every result that has it), or NULL. With
+     * options.route_parts_only, data is NULL when parts are given, len of
+     * at least SL_XDS_SPLIT_MIN and n >= 2 (len is still the whole's), so
+     * the identity of such a resource is parts, not data. */
+    const sl_tr_route_parts *parts;
     struct tr_blob *shared; /* private: data's reference-counted owner, or NULL */
 } sl_tr_resource;
 
@@ -149,6 +183,10 @@ typedef struct sl_tr_options {
     const char *settings_namespace;
     /* Validate only: do not record accepted resources as last good. */
     bool dry_run;
+    /* A writer that stores RouteConfigurations in parts (the service):
+     * a big RouteConfiguration spliced from virtual hosts comes as parts
+     * only, its whole bytes never assembled (see sl_tr_resource.parts). */
+    bool route_parts_only;
 } sl_tr_options;
 
 /* Translates the store. opts may be NULL. On SL_OK free *out with
@@ -173,6 +211,12 @@ sl_status sl_tr_translate_endpoints(sl_tr_result *res, sl_tr_store *s, const cha
 
 /* The proxy named name in r, or NULL. */
 const sl_tr_proxy *sl_tr_result_proxy(const sl_tr_result *r, const char *name);
+
+/* Whether p's resources of type t are a list shared with the store and
+ * other results that is never changed (neither the array nor anything in
+ * it): while a result holding it lives, another result's p->res[t] equal
+ * to it (and p->n[t] equal) is the same resources, bytes and all. */
+bool sl_tr_proxy_list_shared(const sl_tr_proxy *p, sl_xds_type t);
 
 /* The resource of type t named name in p, or NULL. */
 const sl_tr_resource *sl_tr_proxy_find(const sl_tr_proxy *p, sl_xds_type t, const char *name);

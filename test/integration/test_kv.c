@@ -567,11 +567,74 @@ static void watch_survives_a_server_restart(void **state)
     sl_kv_free(kv);
 }
 
+/* A pipelined batch: stored in order, one revision each, readable; a bad
+ * key or an oversized value sends nothing; a failed put is named. */
+static void put_many_pipelines_in_order(void **state)
+{
+    sl_kv *kv = open_bucket("kv_many");
+    sl_kv_put_item it[50];
+    char keys[50][32], vals[50][32];
+    sl_kv_entry e;
+    uint64_t before = 0;
+
+    assert_int_equal(sl_kv_put_many(kv, NULL, 0, 0), SL_OK);
+    assert_int_equal(sl_kv_put(&before, kv, "first", "x", 1), SL_OK);
+    for (int i = 0; i < 50; i++) {
+        snprintf(keys[i], sizeof keys[i], "p.k%d", i % 40); /* some keys twice */
+        snprintf(vals[i], sizeof vals[i], "value %d", i);
+        it[i] = (sl_kv_put_item){keys[i], vals[i], strlen(vals[i]), 0, SL_OK};
+    }
+    assert_int_equal(sl_kv_put_many(kv, it, 50, 0), SL_OK);
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(it[i].status, SL_OK);
+        assert_int_equal(it[i].rev, before + 1 + (uint64_t)i); /* nobody else writes this bucket */
+    }
+    for (int i = 10; i < 50; i++) {
+        assert_int_equal(sl_kv_get(&e, kv, keys[i]), SL_OK);
+        assert_int_equal(e.revision, it[i].rev);
+        assert_int_equal(e.len, strlen(vals[i]));
+        assert_memory_equal(e.value, vals[i], e.len);
+        sl_kv_entry_deinit(&e);
+    }
+
+    /* an invalid key: nothing sent */
+    it[1].key = "bad..key";
+    assert_int_equal(sl_kv_put_many(kv, it, 3, 0), SL_ERR_INVALID);
+    assert_non_null(strstr(sl_error_msg(), "bad..key"));
+    assert_int_equal(sl_kv_get(&e, kv, "p.k0"), SL_OK);
+    assert_int_equal(e.revision, it[40].rev);
+    sl_kv_entry_deinit(&e);
+    it[1].key = keys[1];
+
+    /* a put the server refuses (the bucket's max value size) is named; the
+     * others are stored */
+    {
+        sl_kv_config cfg;
+        sl_kv *small = NULL;
+        static char big[200];
+        sl_kv_put_item b[3] = {{"a", "1", 1, 0, SL_OK}, {"b", big, sizeof big, 0, SL_OK}, {"c", "3", 1, 0, SL_OK}};
+        memset(big, 'x', sizeof big);
+        sl_kv_config_init(&cfg, "kv_many_small");
+        cfg.max_value_size = 100;
+        assert_int_equal(sl_kv_open(&small, nc, &cfg), SL_OK);
+        assert_int_not_equal(sl_kv_put_many(small, b, 3, 0), SL_OK);
+        assert_non_null(strstr(sl_error_msg(), "kv_many_small/b"));
+        assert_int_equal(b[0].status, SL_OK);
+        assert_int_not_equal(b[1].status, SL_OK);
+        assert_int_equal(b[1].rev, 0);
+        assert_int_equal(b[2].status, SL_OK);
+        assert_true(b[2].rev > b[0].rev);
+        sl_kv_free(small);
+    }
+    sl_kv_free(kv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(create_then_bind),
         cmocka_unit_test(put_get_delete_purge),
+        cmocka_unit_test(put_many_pipelines_in_order),
         cmocka_unit_test(create_and_compare_and_set),
         cmocka_unit_test(lists_keys),
         cmocka_unit_test(ttl_expires_values),

@@ -124,6 +124,30 @@ sl_status sl_kv_get(sl_kv_entry *e, sl_kv *kv, const char *key);
 /* Writes value (len may be 0). rev may be NULL. */
 sl_status sl_kv_put(uint64_t *rev, sl_kv *kv, const char *key, const void *value, size_t len);
 
+/* One write of sl_kv_put_many(): key, value and len are the caller's (read
+ * during the call only); rev and status are filled in. */
+typedef struct sl_kv_put_item {
+    const char *key;
+    const void *value;
+    size_t len;
+    uint64_t rev;     /* out: the revision stored, 0 when not stored */
+    sl_status status; /* out: SL_OK, or why this key was not stored */
+} sl_kv_put_item;
+
+/* Writes n values pipelined: every put is published before the first
+ * acknowledgement is awaited, so the batch costs about one round trip to
+ * the server instead of n. They are stored in order (revisions increase
+ * with the index; other writers' values may come between). Returns when
+ * every put is acknowledged, failed or timed out (timeout_ms for the
+ * batch; <= 0: 5 s): SL_OK when all were stored, else the status of the
+ * first that was not, with sl_error_msg() naming its key; each item's
+ * status says which ones. An invalid key or a value over the connection's
+ * max_payload is found before anything is sent (SL_ERR_INVALID, nothing
+ * written). n == 0 is a no-op. The acknowledgements come on one
+ * subscription the handle makes at its first batch and keeps; batches on
+ * one handle run one at a time (any thread). */
+sl_status sl_kv_put_many(sl_kv *kv, sl_kv_put_item *items, size_t n, int64_t timeout_ms);
+
 /* Writes only when key has no live value (never written, deleted or
  * purged); SL_ERR_EXISTS otherwise. */
 sl_status sl_kv_create(uint64_t *rev, sl_kv *kv, const char *key, const void *value, size_t len);

@@ -108,6 +108,29 @@ static char *normalize(sl_xds_type t, const char *text, const char *where)
     return y;
 }
 
+/* A route given in parts has exactly the parts sl_xds_route_split() finds
+ * in its whole bytes (so the xds server serves the same after joining). */
+static void check_parts(const sl_tr_resource *r, const char *where)
+{
+    uint8_t *head = NULL;
+    sl_xds_part *parts = NULL;
+    size_t hl = 0, np = 0;
+    if (!r->parts)
+        return;
+    assert_non_null(r->data);
+    if (sl_xds_route_split(&head, &hl, &parts, &np, r->data, r->len) != SL_OK)
+        fail_msg("%s: %s does not split", where, r->name);
+    if (hl != r->parts->head_len || memcmp(head, r->parts->head, hl) != 0 || np != r->parts->n)
+        fail_msg("%s: %s: its parts are not the split of its bytes", where, r->name);
+    for (size_t i = 0; i < np; i++)
+        if (parts[i].len != r->parts->v[i].len || memcmp(r->data + parts[i].off, r->parts->v[i].data, parts[i].len) ||
+            strlen(r->parts->v[i].name) != parts[i].name_len ||
+            memcmp(r->parts->v[i].name, parts[i].name, parts[i].name_len) != 0)
+            fail_msg("%s: %s: part %zu is not the split's", where, r->name, i);
+    free(head);
+    free(parts);
+}
+
 /* The translator packs with its own packer (pack.c): every resource must be
  * the bytes protobuf-c itself produces for the same message. */
 static void check_packing(const sl_tr_result *res, const char *where)
@@ -128,6 +151,7 @@ static void check_packing(const sl_tr_result *res, const char *where)
                 protobuf_c_message_pack(m, b);
                 if (n != r->len || memcmp(b, r->data, n) != 0)
                     fail_msg("%s: %s: the translator's bytes differ from protobuf-c's", where, r->name);
+                check_parts(r, where);
                 free(b);
                 protobuf_c_message_free_unpacked(m, NULL);
             }
@@ -875,6 +899,131 @@ static void random_series(int steps, unsigned op_range)
     sl_tr_store_free(st[1]);
 }
 
+/* --- a big route configuration in parts (for the writer) ---------------- */
+
+static void load_vs(sl_tr_store *st, int i, const char *prefix)
+{
+    char yaml[4096];
+    size_t o = (size_t)snprintf(yaml, sizeof yaml,
+                                "apiVersion: gateway.solo.io/v1\nkind: VirtualService\n"
+                                "metadata: {name: vs-%d, namespace: default}\n"
+                                "spec:\n  virtualHost:\n    domains: [vs-%d.example.com]\n    routes:\n", i, i);
+    for (int r = 0; r < 10; r++)
+        o += (size_t)snprintf(yaml + o, sizeof yaml - o,
+                              "    - matchers: [{prefix: %s/some/longer/api/path/%d/%d}]\n"
+                              "      routeAction: {single: {upstream: {name: up}}}\n", prefix, i, r);
+    load(st, yaml);
+}
+
+static const sl_tr_resource *the_route(const sl_tr_result *res)
+{
+    const sl_tr_proxy *p = sl_tr_result_proxy(res, "gloo-system~gateway-proxy");
+    assert_non_null(p);
+    assert_int_equal(p->n[SL_XDS_ROUTE], 1);
+    return &p->res[SL_XDS_ROUTE][0];
+}
+
+/* The parts of a route configuration are the split of its bytes; a kept
+ * virtual host is the same part (pointer) in the next result while the
+ * first lives; with route_parts_only a big route comes without its whole,
+ * and joins to what a full translation packs. */
+static void route_in_parts(void **state)
+{
+    sl_tr_store *st, *fresh;
+    sl_tr_result *a = NULL, *b = NULL, *c = NULL, *f = NULL;
+    sl_tr_options o = {0};
+    const sl_tr_resource *ra, *rb, *rc, *rf;
+    uint8_t *joined = NULL;
+    size_t jl = 0, changed = 0;
+    (void)state;
+    assert_int_equal(sl_tr_store_new(&st), SL_OK);
+    assert_int_equal(sl_tr_store_new(&fresh), SL_OK);
+    load(st, "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: up, namespace: default}\n"
+             "spec: {static: {hosts: [{addr: 10.0.0.1, port: 80}]}}\n");
+    load(fresh, "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: up, namespace: default}\n"
+                "spec: {static: {hosts: [{addr: 10.0.0.1, port: 80}]}}\n");
+    for (int i = 0; i < 150; i++) {
+        load_vs(st, i, "");
+        load_vs(fresh, i, i == 7 ? "/changed" : "");
+    }
+    assert_int_equal(sl_tr_translate(&a, st, NULL), SL_OK);
+    ra = the_route(a);
+    assert_true(ra->len >= SL_XDS_SPLIT_MIN);
+    assert_non_null(ra->parts);
+    assert_int_equal(ra->parts->n, 150);
+    check_packing(a, "whole and parts");
+
+    /* one VirtualService changes; parts only */
+    load_vs(st, 7, "/changed");
+    o.route_parts_only = true;
+    assert_int_equal(sl_tr_translate(&b, st, &o), SL_OK);
+    rb = the_route(b);
+    assert_null(rb->data);
+    assert_non_null(rb->parts);
+    assert_int_equal(rb->parts->n, 150);
+    for (size_t i = 0; i < 150; i++) {
+        bool same = rb->parts->v[i].data == ra->parts->v[i].data;
+        assert_string_equal(rb->parts->v[i].name, ra->parts->v[i].name);
+        if (same)
+            assert_int_equal(rb->parts->v[i].len, ra->parts->v[i].len);
+        else
+            assert_string_equal(rb->parts->v[i].name, "default_vs-7"); /* the changed one only */
+        changed += !same;
+    }
+    assert_int_equal(changed, 1);
+
+    /* it joins to what a full translation packs (bar the place of
+     * virtual_hosts among the fields, as sl_xds_route_join() says) */
+    assert_int_equal(sl_tr_translate(&f, fresh, NULL), SL_OK);
+    rf = the_route(f);
+    {
+        const uint8_t **pv = calloc(150, sizeof *pv);
+        size_t *pl = calloc(150, sizeof *pl);
+        uint8_t *fj = NULL, *fh = NULL;
+        sl_xds_part *fp = NULL;
+        size_t fjl = 0, fhl = 0, fn = 0;
+        for (size_t i = 0; i < 150; i++) {
+            pv[i] = rb->parts->v[i].data;
+            pl[i] = rb->parts->v[i].len;
+        }
+        assert_int_equal(sl_xds_route_join(&joined, &jl, rb->parts->head, rb->parts->head_len, pv, pl, 150), SL_OK);
+        assert_int_equal(jl, rb->len);
+        assert_int_equal(sl_xds_route_split(&fh, &fhl, &fp, &fn, rf->data, rf->len), SL_OK);
+        for (size_t i = 0; i < fn; i++) {
+            pv[i] = rf->data + fp[i].off;
+            pl[i] = fp[i].len;
+        }
+        assert_int_equal(sl_xds_route_join(&fj, &fjl, fh, fhl, pv, pl, fn), SL_OK);
+        assert_int_equal(fjl, jl);
+        assert_memory_equal(fj, joined, jl);
+        free(fj);
+        free(fh);
+        free(fp);
+        free(pv);
+        free(pl);
+    }
+
+    /* nothing changed: the same route (the gateway's kept one) */
+    assert_int_equal(sl_tr_translate(&c, st, &o), SL_OK);
+    rc = the_route(c);
+    assert_ptr_equal(rc->parts, rb->parts);
+    /* and without route_parts_only, a whole again */
+    sl_tr_result_free(c);
+    assert_int_equal(sl_tr_translate(&c, st, NULL), SL_OK);
+    rc = the_route(c);
+    assert_non_null(rc->data);
+    assert_int_equal(rc->len, rb->len);
+    check_packing(c, "whole again");
+
+    free(joined);
+    sl_tr_result_free(a);
+    sl_tr_result_free(b);
+    sl_tr_result_free(c);
+    sl_tr_result_free(f);
+    sl_tr_store_free(st);
+    sl_tr_store_free(fresh);
+}
+
 static void incremental_equals_full(void **state)
 {
     (void)state;
@@ -894,6 +1043,7 @@ int main(void)
         cmocka_unit_test(endpoints_incremental),
         cmocka_unit_test(kept_clusters_follow_changes),
         cmocka_unit_test(incremental_equals_full),
+        cmocka_unit_test(route_in_parts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

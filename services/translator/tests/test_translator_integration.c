@@ -354,7 +354,22 @@ static void end_to_end(void **state)
         assert_int_equal(rev_in(c, "cluster", "petstore_default"), cluster_rev);
         assert_int_equal(rev_in(c, "route", "listener-::-8080-routes"), route_rev);
         assert_int_equal(rev_in(c, "listener", "listener-::-8080"), listener_rev);
+        g_eds_rev = rev_in(c, "endpoint", "petstore_default");
         json_decref(c);
+
+        /* Another writer moves the bucket on between two writes: the
+         * revisions the pipelined write gave out ahead are not the ones
+         * stored, so it writes the proxy again before its commit, which
+         * names every resource at its true revision. */
+        assert_int_equal(sl_kv_put(NULL, g_xds, "zz.foreign.key", "x", 1), SL_OK);
+        put_endpoints("default", "petstore", "metadata: {name: petstore, namespace: default}\n"
+                                             "spec: {endpoints: [{address: 10.1.0.3, port: 8080}]}\n");
+        c = wait_commit(has_eds, 10000);
+        check_commit_consistent(c);
+        assert_int_equal(rev_in(c, "cluster", "petstore_default"), cluster_rev);
+        assert_int_equal(rev_in(c, "route", "listener-::-8080-routes"), route_rev);
+        json_decref(c);
+        assert_int_equal(sl_kv_delete(NULL, g_xds, "zz.foreign.key", 0), SL_OK);
     }
 
     /* A removed upstream leaves the commit, then its key is deleted. */
