@@ -848,46 +848,71 @@ static uint64_t chunk_fp(int t, const mf_entry *e, size_t n)
     return fp | 1; /* never 0 ("unknown") */
 }
 
-/* Writes type t of p where it has the same resources by name, in the same
- * order, as last written, none in parts (the usual endpoint set or cluster
- * change): the changed ones put, and only the chunks holding them packed
- * again; the cache updated in place, nothing else built. *done false
- * (nothing changed) when that does not hold: write_proxy_once's merge
- * then. */
+/* Whether item it (as last written) and resource r have the same
+ * manifest entries but revisions: the same name, and the same parts by
+ * name when it was stored in parts (then r must come in parts too, big
+ * enough to be split again); a resource not in parts stays whole. */
+static bool same_entries(const wc_item *it, const sl_tr_resource *r, int t)
+{
+    if (!it->name || !it->w || (it->rname != (const void *)r->name && strcmp(it->name, r->name) != 0))
+        return false;
+    if (!it->parts) /* whole last time, and whole now */
+        return r->data && (t != SL_XDS_ROUTE || r->len < SL_XDS_SPLIT_MIN);
+    if (!r->parts || r->len < SL_XDS_SPLIT_MIN || r->parts->n != it->parts->n || it->whole)
+        return false;
+    for (size_t q = 0; q < it->parts->n; q++) {
+        const wc_item *pq = &it->parts->v[q];
+        const sl_tr_part *pt = &r->parts->v[q];
+        if (!pq->name || !pq->w || !pt->name[0] ||
+            (pq->rdata != (const void *)pt->data && strcmp(pq->name, pt->name) != 0))
+            return false;
+    }
+    return true;
+}
+
+/* Writes type t of p where it has the same manifest entries, in the same
+ * order, as last written, but revisions (the usual change of an endpoint
+ * set, a cluster, or a virtual host of a route in parts): the changed
+ * resources and parts put, and only the chunks holding them packed again;
+ * the cache updated in place, nothing else built. *done false (nothing
+ * changed) when that does not hold: write_proxy_once's merge then. */
 static sl_status write_type_in_place(tr_service *s, wcache *wc, const sl_tr_proxy *p, int t, size_t *n_res,
                                      bool *done)
 {
     wc_list *l = &wc->types[t];
     write_buf *b = &s->wb;
     const char *tt = sl_xds_type_token((sl_xds_type)t);
-    size_t n = p->n[t], nc = 0, changed = 0;
+    size_t n = p->n[t], nc = 0, ne = 0, changed = 0, k = 0, c = 0;
     sl_status rc = SL_OK;
 
     *done = false;
-    if (t == SL_XDS_ROUTE || l->n != n || !n || wc->prev_t0[t] + wc->prev_tn[t] > wc->n_prev_chunks)
-        return SL_OK; /* a route may go into parts or out of them: the merge */
+    if (l->n != n || !n || wc->prev_t0[t] + wc->prev_tn[t] > wc->n_prev_chunks)
+        return SL_OK;
+    for (size_t i = 0; i < n; i++)
+        if (!same_entries(&l->v[i], &p->res[t][i], t))
+            return SL_OK;
+    /* the chunks cut as last time (the same entries)? */
     for (size_t i = 0; i < n; i++) {
         const wc_item *it = &l->v[i];
-        const sl_tr_resource *r = &p->res[t][i];
-        if (it->parts || !it->name || !it->w || !r->data ||
-            (it->rname != (const void *)r->name && strcmp(it->name, r->name) != 0))
-            return SL_OK;
-    }
-    /* the chunks cut as last time (the same entries but revisions)? */
-    for (size_t i0 = 0, i = 0; i < n; i++)
-        if (i + 1 == n || i + 1 - i0 >= SL_XDS_CHUNK_MAX || sl_xds_chunk_cut(l->v[i].hash)) {
-            nc++;
-            i0 = i + 1;
+        size_t np = it->parts ? it->parts->n : 0;
+        for (size_t q = 0; q <= np; q++) { /* q 0: the item, q > 0: its part q-1 */
+            uint64_t h = q ? it->parts->v[q - 1].hash : it->hash;
+            ne++;
+            if (++c >= SL_XDS_CHUNK_MAX || sl_xds_chunk_cut(h) || (i + 1 == n && q == np)) {
+                nc++;
+                c = 0;
+            }
         }
+    }
     if (nc != wc->prev_tn[t])
         return SL_OK;
     *done = true;
-    if (b->cap < n) { /* the entries of a chunk, at most SL_XDS_CHUNK_MAX */
-        mf_entry *e = realloc(b->e, n * sizeof *e);
+    if (b->cap < SL_XDS_CHUNK_MAX) { /* the entries of one chunk */
+        mf_entry *e = realloc(b->e, SL_XDS_CHUNK_MAX * sizeof *e);
         if (!e)
             return sl_error_set(SL_ERR_NOMEM, "out of memory");
         b->e = e;
-        b->cap = n;
+        b->cap = SL_XDS_CHUNK_MAX;
     }
     if (b->cap_me < SL_XDS_CHUNK_MAX) {
         Sluice__V1__XdsEntry *me = realloc(b->me, SL_XDS_CHUNK_MAX * sizeof *me);
@@ -909,60 +934,84 @@ static sl_status write_type_in_place(tr_service *s, wcache *wc, const sl_tr_prox
         wc->chunks = v;
         wc->cap_chunks = cap;
     }
-    for (size_t i0 = 0, i = 0, k = 0; i < n; i++) {
+    c = 0;
+    for (size_t i = 0; i < n; i++) {
         wc_item *it = &l->v[i];
         const sl_tr_resource *r = &p->res[t][i];
-        if (it->rdata != res_id(r) || it->rlen != r->len) {
+        size_t np = it->parts ? it->parts->n : 0;
+        bool item_same = it->rdata == res_id(r) && it->rlen == r->len;
+        for (size_t q = 0; q <= np; q++) {
+            wc_item *e = q ? &it->parts->v[q - 1] : it;
+            const uint8_t *data = NULL;
+            size_t len = 0;
             uint64_t rev;
-            s->n_compared++;
-            if ((rc = put_resource_w(s, it->w, it->w->key, r->data, r->len, &rev, &it->w)) != SL_OK)
-                return rc;
-            if (rev != it->rev)
-                changed++;
-            it->rev = rev;
-            it->rdata = res_id(r);
-            it->rlen = r->len;
-        } else {
-            s->n_same++;
-        }
-        it->rname = r->name;
-        b->e[i] = (mf_entry){it->name, 0, it->rev, it->hash, 0};
-        (*n_res)++;
-        s->n_named++;
-        if (!(i + 1 == n || i + 1 - i0 >= SL_XDS_CHUNK_MAX || sl_xds_chunk_cut(it->hash)))
-            continue;
-        written *cw = wc->prev_chunks[wc->prev_t0[t] + k++];
-        uint64_t fp = changed ? chunk_fp(t, b->e + i0, i + 1 - i0) : cw->fp;
-        s->n_named++;
-        if (changed && fp != cw->fp) { /* a revision in it moved: packed again */
-            Sluice__V1__XdsManifest m = SLUICE__V1__XDS_MANIFEST__INIT;
-            uint64_t rev;
-            size_t len;
-            written *nw = NULL;
-            for (size_t q = i0; q <= i; q++) {
-                sluice__v1__xds_entry__init(&b->me[q - i0]);
-                b->me[q - i0].name = (char *)b->e[q].name;
-                b->me[q - i0].revision = b->e[q].rev;
-                b->mep[q - i0] = &b->me[q - i0];
+            if (item_same) {
+                /* as last written, parts and all */
+            } else if (!q && !np) { /* a whole resource */
+                data = r->data;
+                len = r->len;
+            } else if (!q) { /* a route's head: small, compared */
+                data = r->parts->head;
+                len = r->parts->head_len;
+            } else if (e->rdata != (const void *)r->parts->v[q - 1].data || e->rlen != r->parts->v[q - 1].len) {
+                data = r->parts->v[q - 1].data; /* a virtual host not as last time */
+                len = r->parts->v[q - 1].len;
             }
-            m.n_entries = i + 1 - i0;
-            m.entries = b->mep;
-            if ((len = wb_pack(b, &m.base)) == SIZE_MAX)
-                return sl_error_set(SL_ERR_NOMEM, "out of memory");
-            if ((rc = put_resource_w(s, cw, cw->key, b->buf, len, &rev, &nw)) != SL_OK)
+            if (data) {
+                s->n_compared++;
+                if ((rc = put_resource_w(s, e->w, e->w->key, data, len, &rev, &e->w)) != SL_OK)
+                    return rc;
+                if (rev != e->rev)
+                    changed++;
+                e->rev = rev;
+                if (q) {
+                    e->rdata = data;
+                    e->rlen = len;
+                }
+            }
+            b->e[c++] = (mf_entry){e->name, 0, e->rev, e->hash, q ? 0 : (uint32_t)np};
+            s->n_named++;
+            if (!(c >= SL_XDS_CHUNK_MAX || sl_xds_chunk_cut(e->hash) || (i + 1 == n && q == np)))
+                continue;
+            written *cw = wc->prev_chunks[wc->prev_t0[t] + k++];
+            uint64_t fp = changed ? chunk_fp(t, b->e, c) : cw->fp;
+            s->n_named++;
+            if (changed && fp != cw->fp) { /* a revision in it moved: packed again */
+                Sluice__V1__XdsManifest m = SLUICE__V1__XDS_MANIFEST__INIT;
+                size_t plen;
+                written *nw = NULL;
+                for (size_t x = 0; x < c; x++) {
+                    sluice__v1__xds_entry__init(&b->me[x]);
+                    b->me[x].name = (char *)b->e[x].name;
+                    b->me[x].revision = b->e[x].rev;
+                    b->me[x].parts = b->e[x].parts;
+                    b->mep[x] = &b->me[x];
+                }
+                m.n_entries = c;
+                m.entries = b->mep;
+                if ((plen = wb_pack(b, &m.base)) == SIZE_MAX)
+                    return sl_error_set(SL_ERR_NOMEM, "out of memory");
+                if ((rc = put_resource_w(s, cw, cw->key, b->buf, plen, &rev, &nw)) != SL_OK)
+                    return rc;
+                nw->fp = fp;
+                nw->first = b->e[0].hash;
+                cw = nw;
+            }
+            wc->chunks[wc->n_chunks++] = cw;
+            if ((rc = wb_ref(b, tt, cw->first, cw->rev)) != SL_OK)
                 return rc;
-            nw->fp = fp;
-            nw->first = b->e[i0].hash;
-            cw = nw;
+            changed = 0;
+            c = 0;
         }
-        wc->chunks[wc->n_chunks++] = cw;
-        if ((rc = wb_ref(b, tt, cw->first, cw->rev)) != SL_OK)
-            return rc;
-        changed = 0;
-        i0 = i + 1;
+        if (item_same)
+            s->n_same++;
+        it->rname = r->name;
+        it->rdata = res_id(r);
+        it->rlen = r->len;
+        (*n_res)++;
     }
     wc->tn[t] = nc;
-    wc->named[t] = n;
+    wc->named[t] = ne;
     return SL_OK;
 }
 
