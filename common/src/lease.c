@@ -162,9 +162,10 @@ static bool renew(sl_lease *l)
     return true;
 }
 
-/* Waits ms, or less when the key changes (a waiter sees a release at once)
- * or a stop is asked. */
-static void wait_for(sl_lease *l, int64_t ms, bool watch)
+/* Waits ms, or less when a stop is asked or, when early is set, when the
+ * key is deleted (a waiter sees a release at once). The watch is read
+ * while holding too, so its events never pile up. */
+static void wait_for(sl_lease *l, int64_t ms, bool early)
 {
     int64_t end = mono_ms() + ms;
     while (!stopping(l)) {
@@ -173,7 +174,7 @@ static void wait_for(sl_lease *l, int64_t ms, bool watch)
             return;
         if (left > WAIT_SLICE_MS)
             left = WAIT_SLICE_MS;
-        if (!watch || !l->watch) {
+        if (!l->watch) {
             struct timespec ts = {0, (long)left * 1000000L};
             nanosleep(&ts, NULL);
             continue;
@@ -184,7 +185,7 @@ static void wait_for(sl_lease *l, int64_t ms, bool watch)
         if (rc == SL_OK && !initial) {
             bool gone = e.op != SL_KV_PUT;
             sl_kv_entry_deinit(&e);
-            if (gone)
+            if (gone && early)
                 return;
         } else if (rc != SL_OK && rc != SL_ERR_TIMEOUT) {
             sl_kv_watch_free(l->watch); /* polling still works */
