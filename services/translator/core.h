@@ -267,7 +267,19 @@ struct sl_tr_store {
     tr_gw_memo *memos;     /* per proxy and listener */
     uint64_t translations; /* translations begun: memos and kept lists not used
                             * by the last one are let go */
+    /* A translation with options.defer_reports not finished yet (its
+     * sl_tr_result_finish() not called), or NULL: finished before anything
+     * changes the store (tr_store_settle()). Not a reference. */
+    sl_tr_result *pending;
 };
+
+/* Finishes the store's pending translation, if any (sl_tr_result_finish();
+ * a failure leaves that result's reports incomplete). */
+static inline void tr_store_settle(sl_tr_store *s)
+{
+    if (s->pending)
+        (void)sl_tr_result_finish(s->pending);
+}
 
 void tr_up_cache_free(tr_up_cache *c);
 void tr_vh_cache_free(tr_vh_cache *c); /* the whole list */

@@ -1591,6 +1591,7 @@ static void translate_task(void *ud)
 
     to.settings_namespace = s->o.settings_namespace;
     to.route_parts_only = true; /* written in parts: the whole is never needed */
+    to.defer_reports = true;    /* reports after the write: they do not gate the commit */
     pthread_mutex_lock(&s->mu);
     s->posted = 0;
     waited = u0 - s->first_change_us;
@@ -1632,8 +1633,11 @@ static void translate_task(void *ud)
     if (!failed)
         delete_stale(s);
     u3 = now_us();
-    if (!incremental)
+    if (!incremental) {
+        if (sl_tr_result_finish(r) != SL_OK) /* its reports, now the commit is out */
+            sl_log_warn(COMP, "reports incomplete", "err=%s", sl_log_q(sl_error_msg()));
         publish_reports(s, r); /* an endpoint set changes no report */
+    }
     u4 = now_us();
     sl_counter_inc(s->m_translations);
     sl_histogram_observe(s->m_duration, (double)(now_ms() - t0) / 1000.0);

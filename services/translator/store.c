@@ -199,6 +199,7 @@ void tr_gw_memo_free(tr_gw_memo *m)
 
 void sl_tr_store_drop_kept(sl_tr_store *s)
 {
+    tr_store_settle(s);
     tr_gw_memo_free(s->memos);
     s->memos = NULL;
     tr_replist_unref(s->replist);
@@ -246,6 +247,8 @@ sl_status sl_tr_store_put(sl_tr_store *s, const sl_kind *k, ProtobufCMessage *ms
     tr_bucket *b;
     const char *ns;
     long pos;
+
+    tr_store_settle(s); /* a pending translation reads the buckets as they are */
 
     if (ki < 0 || !md || !md->name) {
         rc = sl_error_set(SL_ERR_INVALID, "resource without kind or metadata");
@@ -322,6 +325,7 @@ bool sl_tr_store_remove(sl_tr_store *s, const sl_kind *k, const char *ns, const 
     int ki = k ? tr_kind_index(k) : -1;
     tr_bucket *b;
     long pos;
+    tr_store_settle(s); /* a pending translation reads the buckets as they are */
     if (ki < 0)
         return false;
     b = &s->b[ki];

@@ -3003,6 +3003,77 @@ static void validate_unselected(tr_ctx *tx)
     tx->cur = NULL;
 }
 
+/* The end of a translation, after its resources: its reports, what no
+ * proxy or gateway used let go, accepted resources made the last good
+ * versions. Reads the translation's flags and reports (tx), which the
+ * store's buckets must still match (no put or removal since). */
+static sl_status tr_finish(tr_ctx *tx, sl_tr_result *res)
+{
+    sl_tr_store *s = tx->store;
+    sl_status rc;
+    if ((rc = finish_reports(tx, res)) != SL_OK)
+        return rc;
+
+    /* What no proxy or gateway of this translation used goes (a proxy or
+     * gateway gone would keep its lists and route configurations). */
+    for (tr_gw_memo **pp = &s->memos; *pp;) {
+        tr_gw_memo *m = *pp;
+        if (m->seen == s->translations) {
+            pp = &m->next;
+            continue;
+        }
+        *pp = m->next;
+        m->next = NULL;
+        tr_gw_memo_free(m);
+    }
+    for (tr_sort_cache **pp = &s->sorted; *pp;) {
+        tr_sort_cache *sc = *pp;
+        if (sc->seen == s->translations) {
+            pp = &sc->next;
+            continue;
+        }
+        *pp = sc->next;
+        tr_sort_cache_clear(sc);
+        free(sc->proxy);
+        free(sc);
+    }
+
+    /* Accepted resources become the last good versions. */
+    if (!tx->opts.dry_run) {
+        const sl_kind *kinds[] = {K_GATEWAY, K_VS, K_RT, K_UPSTREAM, K_UG};
+        for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+            tr_bucket *b = bucket(tx, kinds[k]);
+            for (size_t i = 0; i < b->n; i++) {
+                tr_entry *e = &b->v[i];
+                uint8_t fl = *flag(tx, kinds[k], i);
+                if ((fl & TR_REJECTED) || e->good == e->msg)
+                    continue;
+                if (e->good)
+                    protobuf_c_message_free_unpacked(e->good, NULL);
+                e->good = e->msg;
+            }
+        }
+    }
+    return SL_OK;
+}
+
+sl_status sl_tr_result_finish(sl_tr_result *r)
+{
+    tr_ctx *tx = r ? r->pending : NULL;
+    volatile sl_status rc = SL_OK;
+    if (!tx)
+        return SL_OK;
+    r->pending = NULL;
+    tx->store->pending = NULL;
+    if (setjmp(tx->oom))
+        rc = sl_error_set(SL_ERR_NOMEM, "out of memory finishing a translation");
+    else
+        rc = tr_finish(tx, r);
+    sl_arena_deinit(&tx->arena);
+    free(tx);
+    return rc;
+}
+
 sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_options *opts)
 {
     tr_ctx *tx = calloc(1, sizeof *tx);
@@ -3018,6 +3089,7 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
         free(res);
         return SL_ERR_NOMEM;
     }
+    tr_store_settle(s); /* the last one finished first: it reads the store as it was */
     init_kinds();
     sl_arena_init(&tx->arena, 64 * 1024);
     if (setjmp(tx->oom)) {
@@ -3273,49 +3345,13 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
         qsort(res->proxies, res->n_proxies, sizeof *res->proxies, cmp_proxy);
     }
     validate_unselected(tx);
-    if ((rc = finish_reports(tx, res)) != SL_OK)
-        goto out;
-
-    /* What no proxy or gateway of this translation used goes (a proxy or
-     * gateway gone would keep its lists and route configurations). */
-    for (tr_gw_memo **pp = &s->memos; *pp;) {
-        tr_gw_memo *m = *pp;
-        if (m->seen == s->translations) {
-            pp = &m->next;
-            continue;
-        }
-        *pp = m->next;
-        m->next = NULL;
-        tr_gw_memo_free(m);
+    if (tx->opts.defer_reports) { /* finished by sl_tr_result_finish() */
+        res->pending = tx;
+        s->pending = res;
+        *out = res;
+        return SL_OK;
     }
-    for (tr_sort_cache **pp = &s->sorted; *pp;) {
-        tr_sort_cache *sc = *pp;
-        if (sc->seen == s->translations) {
-            pp = &sc->next;
-            continue;
-        }
-        *pp = sc->next;
-        tr_sort_cache_clear(sc);
-        free(sc->proxy);
-        free(sc);
-    }
-
-    /* Accepted resources become the last good versions. */
-    if (!tx->opts.dry_run) {
-        const sl_kind *kinds[] = {K_GATEWAY, K_VS, K_RT, K_UPSTREAM, K_UG};
-        for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
-            tr_bucket *b = bucket(tx, kinds[k]);
-            for (size_t i = 0; i < b->n; i++) {
-                tr_entry *e = &b->v[i];
-                uint8_t fl = *flag(tx, kinds[k], i);
-                if ((fl & TR_REJECTED) || e->good == e->msg)
-                    continue;
-                if (e->good)
-                    protobuf_c_message_free_unpacked(e->good, NULL);
-                e->good = e->msg;
-            }
-        }
-    }
+    rc = tr_finish(tx, res);
 out:
     sl_arena_deinit(&tx->arena);
     free(tx);
@@ -3376,6 +3412,8 @@ sl_status sl_tr_translate_endpoints(sl_tr_result *res, sl_tr_store *s, const cha
     size_t *volatile lens = NULL;
     size_t np = res->n_proxies;
     volatile size_t n_changed = 0;
+
+    tr_store_settle(s); /* before the store's positions are read */
 
     *done = false;
     if (changed)
@@ -3518,6 +3556,7 @@ void sl_tr_result_free(sl_tr_result *r)
 {
     if (!r)
         return;
+    sl_tr_result_finish(r); /* a pending one: what it decided about the store still applies */
     for (size_t i = 0; i < r->n_proxies; i++) {
         sl_tr_proxy *p = &r->proxies[i];
         for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {

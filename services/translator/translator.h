@@ -175,6 +175,7 @@ typedef struct sl_tr_result {
     sl_tr_report *reports; /* sorted by kind, namespace, name */
     size_t n_reports;
     struct tr_replist *replist; /* private: owner of the reports equal to its own */
+    struct tr_ctx *pending;     /* private: options.defer_reports, not finished yet */
 } sl_tr_result;
 
 typedef struct sl_tr_options {
@@ -187,6 +188,12 @@ typedef struct sl_tr_options {
      * a big RouteConfiguration spliced from virtual hosts comes as parts
      * only, its whole bytes never assembled (see sl_tr_resource.parts). */
     bool route_parts_only;
+    /* The result comes without its reports (n_reports 0), its proxies
+     * complete: sl_tr_result_finish() adds them (and records the last good
+     * versions), so a writer can store the resources first. Finished by
+     * itself before anything changes the store or translates again, and
+     * when the result is freed. */
+    bool defer_reports;
 } sl_tr_options;
 
 /* Translates the store. opts may be NULL. On SL_OK free *out with
@@ -194,7 +201,14 @@ typedef struct sl_tr_options {
  * of the configuration are reports, never a failed call). */
 sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_options *opts);
 
+/* Frees r (finishing it first when it is pending). NULL is a no-op. */
 void sl_tr_result_free(sl_tr_result *r);
+
+/* Finishes a translation made with options.defer_reports: its reports,
+ * the last good versions, what the translation did not use let go. A
+ * no-op (SL_OK) for a result that is not pending. SL_ERR_NOMEM leaves r's
+ * resources as they are and its reports incomplete. */
+sl_status sl_tr_result_finish(sl_tr_result *r);
 
 /* Incremental re-translation after only endpoint sets changed (ns[i]/names[i],
  * already put in or removed from s): rebuilds the ClusterLoadAssignment of

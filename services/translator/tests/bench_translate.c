@@ -42,8 +42,10 @@ static double cpu_ms(void)
 static double run(sl_tr_store *st, sl_tr_result **last, double *cpu)
 {
     sl_tr_result *r;
+    /* TRANSLATE_BENCH_PARTS=1: as the service translates (routes in parts only) */
+    sl_tr_options o = {.route_parts_only = getenv("TRANSLATE_BENCH_PARTS") != NULL};
     double c0 = cpu_ms(), t0 = now_ms();
-    if (sl_tr_translate(&r, st, NULL) != SL_OK) {
+    if (sl_tr_translate(&r, st, &o) != SL_OK) {
         fprintf(stderr, "translate failed\n");
         exit(1);
     }
@@ -68,8 +70,17 @@ static bool same_result(const sl_tr_result *a, const sl_tr_result *b)
                 return false;
             for (size_t i = 0; i < a->proxies[p].n[t]; i++) {
                 const sl_tr_resource *x = &a->proxies[p].res[t][i], *y = &b->proxies[p].res[t][i];
-                if (strcmp(x->name, y->name) != 0 || x->len != y->len || memcmp(x->data, y->data, x->len) != 0)
+                if (strcmp(x->name, y->name) != 0 || x->len != y->len || !x->data != !y->data ||
+                    !x->parts != !y->parts || (x->data && memcmp(x->data, y->data, x->len) != 0))
                     return false;
+                if (x->parts) { /* routes in parts (TRANSLATE_BENCH_PARTS) */
+                    const sl_tr_route_parts *xp = x->parts, *yp = y->parts;
+                    if (xp->head_len != yp->head_len || memcmp(xp->head, yp->head, xp->head_len) != 0 || xp->n != yp->n)
+                        return false;
+                    for (size_t k = 0; k < xp->n; k++)
+                        if (xp->v[k].len != yp->v[k].len || memcmp(xp->v[k].data, yp->v[k].data, xp->v[k].len) != 0)
+                            return false;
+                }
             }
         }
     }

@@ -876,7 +876,22 @@ static void random_series(int steps, unsigned op_range)
             snprintf(name_buf, sizeof name_buf, "up-%d", eps_slot);
             assert_int_equal(sl_tr_translate_endpoints(last, st[0], &ns, &nm, 1, NULL, &eps_done, NULL), SL_OK);
         }
-        assert_int_equal(sl_tr_translate(&inc, st[0], &o), SL_OK);
+        {
+            /* every other step as the service translates: reports
+             * deferred, then finished explicitly or (every fourth step) by
+             * the next call that changes the store */
+            sl_tr_options oi = o;
+            oi.defer_reports = step % 2 == 1;
+            assert_int_equal(sl_tr_translate(&inc, st[0], &oi), SL_OK);
+            if (oi.defer_reports) {
+                assert_int_equal(inc->n_reports, 0);
+                if (step % 4 == 1)
+                    assert_int_equal(sl_tr_result_finish(inc), SL_OK);
+                else
+                    assert_false(sl_tr_store_remove(st[0], sl_kind_by_name("VirtualService"), "none", "absent"));
+                assert_null(inc->pending);
+            }
+        }
         sl_tr_store_drop_kept(st[1]);
         assert_int_equal(sl_tr_translate(&full, st[1], &o), SL_OK);
         assert_same_proxies(full, inc, where);
