@@ -386,6 +386,9 @@ struct tr_ctx {
     tr_rec *rec;
     /* Packed VirtualHosts (kept or fresh) to splice into route configurations. */
     tr_bytes_map vh_bytes;
+    /* Blobs held until the translation ends (patched routes). */
+    struct tr_blob **held;
+    size_t n_held, cap_held;
 };
 
 /* ctx.c: the recorder hooks. */

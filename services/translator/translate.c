@@ -1206,49 +1206,18 @@ static const tr_vh_cache *vh_keep(tr_ctx *tx, tr_entry *e, const tr_gateway *gw,
  * one reference, carrying the same bytes in parts (tr_rparts: the head and
  * a reference to each virtual host's blob, so a kept virtual host is the
  * same part in every route spliced from it); NULL: no memory. */
-static tr_blob *pack_route_config(tr_ctx *tx, const Envoy__Config__Route__V3__RouteConfiguration *rc,
-                                  const char *name)
+/* The blob of a route configuration from its parts: rp with v[], vh[] and
+ * pub.n set (taken: owned by the blob, or freed on failure), and rest, the
+ * route packed without its virtual hosts (taken too). The whole is spliced
+ * (field 2 follows the name), or with options.route_parts_only only its
+ * length kept. NULL when out of memory. */
+static tr_blob *route_blob(tr_ctx *tx, tr_rparts *rp, uint8_t *rest, size_t rest_len, const char *name)
 {
     tr_blob *b = NULL;
-    size_t nlen = strlen(name) + 1;
-    Envoy__Config__Route__V3__RouteConfiguration copy = *rc;
-    size_t rest_len, head = 0, total, n = rc->n_virtual_hosts, o;
-    tr_rparts *rp = calloc(1, sizeof *rp);
-    uint8_t *rest = NULL, *out = NULL;
-    if (!rp || !(rp->v = calloc(n ? n : 1, sizeof *rp->v)) || !(rp->vh = calloc(n ? n : 1, sizeof *rp->vh)))
-        goto done;
-    copy.n_virtual_hosts = 0;
-    copy.virtual_hosts = NULL;
-    if (!(rest = tr_pack_heap(&copy.base, &rest_len)))
-        goto done;
-    total = rest_len;
-    /* The kept virtual hosts' blobs first, each asked for ahead (thousands
-     * of them, scattered: one cache miss at a time would be most of the
-     * cost). */
-    for (size_t i = 0; i < n; i++) {
-        size_t len = 0;
-        const uint8_t *kept = bytes_get(&tx->vh_bytes, rc->virtual_hosts[i], &len);
-        rp->v[i].data = kept;
-        if (kept)
-            __builtin_prefetch(tr_blob_of(kept), 1);
-    }
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *kept = rp->v[i].data;
-        tr_blob *vb;
-        if (kept) { /* vh_bytes holds the bytes of blobs only (vh_keep) */
-            vb = tr_blob_ref(tr_blob_of(kept));
-        } else {
-            const char *vn = rc->virtual_hosts[i]->name;
-            if (!(vb = tr_blob_pack(&rc->virtual_hosts[i]->base, vn ? vn : "")))
-                goto done;
-        }
-        rp->vh[i] = vb;
-        rp->v[i].data = vb->data;
-        rp->v[i].len = vb->len;
-        rp->v[i].name = vb->name;
-        rp->pub.n = i + 1; /* freed with rp from here */
-        total += 1 + 10 + vb->len;
-    }
+    size_t nlen = strlen(name) + 1, head = 0, total = rest_len, n = rp->pub.n, o;
+    uint8_t *out;
+    for (size_t i = 0; i < n; i++)
+        total += 1 + 10 + rp->v[i].len;
     /* field 1 (name), when set, is first: tag 0x0a, length, bytes */
     if (rest_len && rest[0] == 0x0a) {
         size_t l = 0;
@@ -1322,6 +1291,65 @@ done:
     tr_rparts_free(rp);
     free(rest);
     return b;
+}
+
+/* One more part of a route in parts: vb (a reference taken) at rp->pub.n. */
+static void rparts_push(tr_rparts *rp, tr_blob *vb)
+{
+    size_t i = rp->pub.n;
+    rp->vh[i] = tr_blob_ref(vb);
+    rp->v[i].data = vb->data;
+    rp->v[i].len = vb->len;
+    rp->v[i].name = vb->name;
+    rp->pub.n = i + 1; /* freed with rp from here */
+}
+
+/* The packed virtual host vh as a blob (a new reference): its kept bytes'
+ * blob (vh_bytes holds blobs' bytes only, vh_keep), or packed now. NULL
+ * when out of memory. */
+static tr_blob *vh_blob(tr_ctx *tx, const tr_vhost_t *vh)
+{
+    size_t len = 0;
+    const uint8_t *kept = bytes_get(&tx->vh_bytes, vh, &len);
+    if (kept)
+        return tr_blob_ref(tr_blob_of(kept));
+    return tr_blob_pack(&vh->base, vh->name ? vh->name : "");
+}
+
+static tr_blob *pack_route_config(tr_ctx *tx, const Envoy__Config__Route__V3__RouteConfiguration *rc,
+                                  const char *name)
+{
+    Envoy__Config__Route__V3__RouteConfiguration copy = *rc;
+    size_t rest_len, n = rc->n_virtual_hosts;
+    tr_rparts *rp = calloc(1, sizeof *rp);
+    uint8_t *rest = NULL;
+    if (!rp || !(rp->v = calloc(n ? n : 1, sizeof *rp->v)) || !(rp->vh = calloc(n ? n : 1, sizeof *rp->vh)))
+        goto fail;
+    copy.n_virtual_hosts = 0;
+    copy.virtual_hosts = NULL;
+    if (!(rest = tr_pack_heap(&copy.base, &rest_len)))
+        goto fail;
+    /* The kept virtual hosts' blobs first, each asked for ahead (thousands
+     * of them, scattered: one cache miss at a time would be most of the
+     * cost). */
+    for (size_t i = 0; i < n; i++) {
+        size_t len = 0;
+        const uint8_t *kept = bytes_get(&tx->vh_bytes, rc->virtual_hosts[i], &len);
+        if (kept)
+            __builtin_prefetch(tr_blob_of(kept), 1);
+    }
+    for (size_t i = 0; i < n; i++) {
+        tr_blob *vb = vh_blob(tx, rc->virtual_hosts[i]);
+        if (!vb)
+            goto fail;
+        rparts_push(rp, vb);
+        tr_blob_unref(vb);
+    }
+    return route_blob(tx, rp, rest, rest_len, name);
+fail:
+    tr_rparts_free(rp);
+    free(rest);
+    return NULL;
 }
 
 typedef struct rev_order {
@@ -1807,6 +1835,119 @@ static tr_vhost_t *vh_of_kept(tr_ctx *tx, const struct tr_gw_vh *k)
     return vh;
 }
 
+/* Holds a reference to b until the translation ends (tr_ctx_free). */
+static bool tr_hold(tr_ctx *tx, tr_blob *b)
+{
+    if (tx->n_held == tx->cap_held) {
+        size_t cap = tx->cap_held ? tx->cap_held * 2 : 8;
+        tr_blob **v = realloc(tx->held, cap * sizeof *v);
+        if (!v)
+            return false;
+        tx->held = v;
+        tx->cap_held = cap;
+    }
+    tx->held[tx->n_held++] = b;
+    return true;
+}
+
+/* The unchanged virtual services' virtual hosts, when translate_gateway()
+ * left them out (items[k].vh NULL: the route was to be patched). */
+static void vh_materialize(tr_ctx *tx, const tr_gw_memo *m, vs_item *items, size_t n_items)
+{
+    bytes_reserve(tx, &tx->vh_bytes, tx->vh_bytes.n + n_items);
+    for (size_t k = 0; k < n_items; k++)
+        if (!items[k].vh)
+            items[k].vh = vh_of_kept(tx, &m->vh[items[k].idx]);
+}
+
+/* The gateway's route configuration as the memo's last one (m->rcfg, in
+ * parts) with only the changed virtual services' parts replaced, taken
+ * out or put in: the same bytes as packing items (in order, none dropped)
+ * again, without visiting the unchanged ones' virtual hosts. items[k].vh
+ * is NULL for an unchanged one, which the memo serves. Called before the
+ * memo is brought up to date (m->c and m->vh as the last route had them).
+ * A new reference, held by tx until the translation ends; NULL when the
+ * last route is not what the memo says (every part is checked by pointer),
+ * or out of memory: then pack items as usual. */
+static tr_blob *route_patched(tr_ctx *tx, const tr_gw_memo *m, const bool *changed, const vs_item *items,
+                              size_t n_items, const char *rname)
+{
+    const tr_blob *old = m->rcfg;
+    const tr_rparts *op = old->parts;
+    const tr_bucket *vb = bucket(tx, K_VS);
+    size_t *cold, n_cold = 0, ci = 0, k = 0, moved = 0, n_new = 0;
+    tr_rparts *rp = NULL;
+    uint8_t *rest = NULL;
+    tr_blob *b = NULL;
+
+    if (!op || strcmp(old->name, rname) != 0)
+        return NULL;
+    /* the changed ones the last route served (their parts go or are replaced) */
+    cold = tr_alloc(tx, 65 * sizeof *cold);
+    for (size_t i = 0; i < vb->n; i++)
+        if (changed[i] && m->c[i]) {
+            if (n_cold == 64)
+                return NULL;
+            cold[n_cold++] = i;
+        }
+    for (size_t j = 0; j < n_items; j++) {
+        if (items[j].dropped)
+            return NULL;
+        if (items[j].vh)
+            moved++;
+    }
+    n_new = n_items;
+    if (!(rp = calloc(1, sizeof *rp)) || !(rp->v = calloc(n_new + 1, sizeof *rp->v)) ||
+        !(rp->vh = calloc(n_new + 1, sizeof *rp->vh)))
+        goto fail;
+    for (size_t j = 0; j < n_items; j++) {
+        size_t x = (size_t)items[j].idx;
+        tr_blob *vh;
+        while (ci < n_cold && cold[ci] <= x) { /* a changed one's old part: gone or replaced */
+            if (k >= op->pub.n || op->v[k].data != m->vh[cold[ci]].bytes)
+                goto fail;
+            k++;
+            ci++;
+        }
+        if (items[j].vh) { /* changed: its virtual host now */
+            if (!(vh = vh_blob(tx, items[j].vh)))
+                goto fail;
+            rparts_push(rp, vh);
+            tr_blob_unref(vh);
+            continue;
+        }
+        if (k + 8 < op->pub.n)
+            __builtin_prefetch(op->vh[k + 8], 1);
+        if (changed[x] || k >= op->pub.n || op->v[k].data != m->vh[x].bytes)
+            goto fail; /* not the part the memo says */
+        rparts_push(rp, op->vh[k++]);
+    }
+    for (; ci < n_cold; ci++, k++)
+        if (k >= op->pub.n || op->v[k].data != m->vh[cold[ci]].bytes)
+            goto fail;
+    if (k != op->pub.n)
+        goto fail;
+    if (!moved && !n_cold && (tx->opts.route_parts_only || !op->no_whole)) {
+        /* nothing of it changed: the last one itself */
+        tr_rparts_free(rp);
+        b = tr_blob_ref((tr_blob *)old);
+    } else {
+        if (!(rest = malloc(op->pub.head_len ? op->pub.head_len : 1)))
+            goto fail;
+        memcpy(rest, op->pub.head, op->pub.head_len);
+        b = route_blob(tx, rp, rest, op->pub.head_len, rname); /* takes rp and rest */
+    }
+    rp = NULL;
+    if (b && !tr_hold(tx, b)) {
+        tr_blob_unref(b);
+        b = NULL;
+    }
+    return b;
+fail:
+    tr_rparts_free(rp);
+    return NULL;
+}
+
 static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, tr_map *ports)
 {
     const Sluice__V1__GatewaySpec *spec = g->gw->spec;
@@ -1830,6 +1971,8 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
     uint8_t *served;
     tr_gw_memo *memo;
     bool *changed = NULL;
+    bool lazy = false, contested;
+    tr_blob *patched = NULL;
 
     tx->cur = g->idx >= 0 ? &gcur : NULL;
     gw.gw = g->gw;
@@ -1895,7 +2038,10 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
         if (!memo_usable(tx, memo, changed))
             changed = NULL;
     }
-    if (changed) /* the kept bytes of every one */
+    /* The route patched from the memo's last one (route_patched): the
+     * unchanged ones' virtual hosts are not even made, unless needed. */
+    lazy = changed && !spec->ssl && !grpc && memo->rcfg && memo->rcfg->parts;
+    if (changed && !lazy) /* the kept bytes of every one */
         bytes_reserve(tx, &tx->vh_bytes, tx->vh_bytes.n + vb->n);
     if (changed) /* what the unchanged ones do besides */
         for (size_t k = 0; k < memo->n_con; k++) {
@@ -1921,7 +2067,7 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
             served[i] = 1;
             items[n_items].idx = (long)i;
             items[n_items].vs = vs;
-            items[n_items].vh = vh_of_kept(tx, &memo->vh[i]);
+            items[n_items].vh = lazy ? NULL : vh_of_kept(tx, &memo->vh[i]);
             items[n_items].dropped = false;
             n_items++;
             continue;
@@ -1982,7 +2128,12 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
     /* Domains are unique per gateway: the older virtual service keeps a
      * contested domain, the newer one is rejected. None are contested when
      * the memo's were not and no changed one's are. */
-    if (!changed || memo_contested(memo, changed, items, n_items)) {
+    contested = !changed || memo_contested(memo, changed, items, n_items);
+    if (lazy && (contested || n_items < 2)) {
+        vh_materialize(tx, memo, items, n_items);
+        lazy = false;
+    }
+    if (contested) {
         /* oldest first: (KV revision, position) */
         rev_order *order = tr_alloc(tx, (n_items + 1) * sizeof *order);
         for (size_t i = 0; i < n_items; i++) {
@@ -2017,6 +2168,10 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
             for (size_t d = 0; d < it->vh->n_domains; d++)
                 tr_map_put(tx, &domains, it->vh->domains[d], it);
         }
+    }
+    if (lazy && !(patched = route_patched(tx, memo, changed, items, n_items, rname))) {
+        vh_materialize(tx, memo, items, n_items);
+        lazy = false;
     }
     {
         bool dropped = false;
@@ -2101,10 +2256,10 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
         if (k < n_items) /* usually in order already */
             qsort(items, n_items, sizeof *items, cmp_vhost);
     }
-    for (size_t k = 0; k < n_items; k++)
+    for (size_t k = 0; k < n_items && !patched; k++)
         if (!items[k].dropped)
             TR_PUSH(tx, rcfg, virtual_hosts, items[k].vh);
-    if (rcfg->n_virtual_hosts == 0 &&
+    if (!patched && rcfg->n_virtual_hosts == 0 &&
         !(tx->settings->gateway && tx->settings->gateway->translate_empty_gateways &&
           tx->settings->gateway->translate_empty_gateways->value))
         goto out; /* as Gloo: no virtual service, no listener */
@@ -2112,7 +2267,10 @@ static void translate_gateway(tr_ctx *tx, const gw_item *g, const char *proxy, t
         goto out;
     /* the same virtual hosts as the memo's route configuration: its bytes */
     memo = changed ? memo_find(tx, proxy, lname) : NULL;
-    if (memo && memo->rcfg && strcmp(memo->rcfg->name, rname) == 0 &&
+    if (patched) {
+        if (tr_out_add_shared(tx, SL_XDS_ROUTE, patched) && memo)
+            tx->out[SL_XDS_ROUTE][tx->n_out[SL_XDS_ROUTE] - 1]->keep_in = memo;
+    } else if (memo && memo->rcfg && strcmp(memo->rcfg->name, rname) == 0 &&
         (tx->opts.route_parts_only || !memo->rcfg->parts || !memo->rcfg->parts->no_whole)) {
         tr_out_add_shared(tx, SL_XDS_ROUTE, memo->rcfg);
     } else if (tr_out_add(tx, SL_XDS_ROUTE, rname, &rcfg->base) &&
@@ -2722,6 +2880,11 @@ static sl_status pack_proxy(tr_ctx *tx, sl_tr_proxy *p, tr_bytes_map *memo, tr_s
                 r->len = r->shared->len;
                 r->name = r->shared->name;
                 r->parts = r->shared->parts ? &r->shared->parts->pub : NULL;
+                if (o->keep_in) { /* a patched route (route_patched) */
+                    tr_blob *was = o->keep_in->rcfg;
+                    o->keep_in->rcfg = tr_blob_ref(o->blob);
+                    tr_blob_unref(was);
+                }
             } else if (!(r->name = strdup(o->name))) {
                 /* out of memory: below */
             } else if (!m) { /* packed already (a kept virtual host's bytes) */
@@ -3057,6 +3220,16 @@ static sl_status tr_finish(tr_ctx *tx, sl_tr_result *res)
     return SL_OK;
 }
 
+/* Frees a translation's context: its arena and what it held. */
+static void tr_ctx_free(tr_ctx *tx)
+{
+    for (size_t i = 0; i < tx->n_held; i++)
+        tr_blob_unref(tx->held[i]);
+    free(tx->held);
+    sl_arena_deinit(&tx->arena);
+    free(tx);
+}
+
 sl_status sl_tr_result_finish(sl_tr_result *r)
 {
     tr_ctx *tx = r ? r->pending : NULL;
@@ -3069,8 +3242,7 @@ sl_status sl_tr_result_finish(sl_tr_result *r)
         rc = sl_error_set(SL_ERR_NOMEM, "out of memory finishing a translation");
     else
         rc = tr_finish(tx, r);
-    sl_arena_deinit(&tx->arena);
-    free(tx);
+    tr_ctx_free(tx);
     return rc;
 }
 
@@ -3353,8 +3525,7 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
     }
     rc = tr_finish(tx, res);
 out:
-    sl_arena_deinit(&tx->arena);
-    free(tx);
+    tr_ctx_free(tx);
     if (rc != SL_OK) {
         sl_tr_result_free(res);
         return rc;
