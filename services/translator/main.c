@@ -34,7 +34,15 @@ typedef struct tr_main {
     const tr_service_opts *o;
     tr_service *tr;
     sl_gauge *leader;
+    sl_lease *lease; /* NULL: no lease (--lease-ttl 0) */
 } tr_main;
+
+/* Fencing: write only while the lease is held and renewed within its TTL. */
+static bool lease_held(void *ud)
+{
+    tr_main *m = ud;
+    return !m->lease || sl_lease_held(m->lease);
+}
 
 /* On the loop: this replica holds the lease (or there is none). */
 static void start_translating(void *ud)
@@ -115,8 +123,7 @@ int main(int argc, char **argv)
 {
     sl_service_args args;
     sl_service *svc = NULL;
-    sl_lease *lease = NULL;
-    tr_service_opts o = {0, 0, "gloo-system", "sluice_xds"}; /* 0: the service's defaults */
+    tr_service_opts o = {.settings_namespace = "gloo-system", .xds_bucket = "sluice_xds"}; /* 0: the defaults */
     tr_main m = {0};
     int64_t lease_ttl_ms = 10000;
     int code = SL_EXIT_FAILURE;
@@ -131,6 +138,8 @@ int main(int argc, char **argv)
         goto out;
     }
     m.o = &o;
+    o.may_write = lease_held;
+    o.may_write_ud = &m;
     if (sl_service_new(&svc, &info, &args) != SL_OK || sl_loop_new(&m.loop) != SL_OK ||
         sl_service_connect(&m.nc, svc) != SL_OK ||
         sl_metrics_gauge(&m.leader, sl_service_metrics(svc), "sluice_translator_leader",
@@ -142,7 +151,7 @@ int main(int argc, char **argv)
         snprintf(name, sizeof name, "translator.%s", o.xds_bucket);
         sl_lease_opts lo = {.name = name, .service = info.name, .ttl_ms = lease_ttl_ms,
                             .on_acquired = on_lease_acquired, .on_lost = on_lease_lost, .ud = &m};
-        if (sl_lease_start(&lease, m.nc, &lo) != SL_OK)
+        if (sl_lease_start(&m.lease, m.nc, &lo) != SL_OK)
             goto fail;
         /* A waiting replica is healthy: ready, so that a rolling update can
          * start the new one before the holder stops (and releases). */
@@ -158,7 +167,7 @@ fail:
 out:
     /* Stop writing before another replica may take the lease over. */
     tr_service_free(m.tr);
-    sl_lease_free(lease);
+    sl_lease_free(m.lease);
     sl_loop_free(m.loop);
     sl_service_free(svc);
     sl_service_args_deinit(&args);

@@ -1618,6 +1618,14 @@ static void translate_task(void *ud)
         return;
     }
     u1 = now_us();
+    if (s->o.may_write && !s->o.may_write(s->o.may_write_ud)) {
+        sl_log_error(COMP, "not writing: this replica does not hold the lease any more", "proxies=%zu",
+                     r->n_proxies);
+        if (!incremental)
+            sl_tr_result_free(r);
+        sl_service_request_stop(s->svc, SL_EXIT_FAILURE);
+        return;
+    }
     s->n_named = 0;
     s->n_same = s->n_compared = 0;
     s->n_batches = s->n_mispredicted = 0;

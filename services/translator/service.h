@@ -19,6 +19,11 @@ typedef struct tr_service_opts {
     int64_t max_delay_ms; /* longest a change waits under a constant stream (0: 1000) */
     const char *settings_namespace; /* default "gloo-system" */
     const char *xds_bucket;         /* default "sluice_xds" */
+    /* Asked before every write (NULL: always): false means another replica
+     * may be writing now (the lease is gone), so nothing is written and the
+     * service stops with exit status 1. */
+    bool (*may_write)(void *ud);
+    void *may_write_ud;
 } tr_service_opts;
 
 typedef struct tr_service tr_service;

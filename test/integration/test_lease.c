@@ -14,8 +14,11 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "sluice/codec.h"
+#include "sluice/kinds.h"
 #include "sluice/kv.h"
 #include "sluice/lease.h"
+#include "sluice/v1/upstream.pb-c.h"
 #include "test_config_watcher_util.h"
 
 static harness_nats *srv;
@@ -156,6 +159,76 @@ static bool wait_log(const char *log, const char *text, int64_t ms)
     return false;
 }
 
+/* Puts Upstream default/<name> into the config bucket (a change every
+ * translator acts on). */
+static void put_upstream(const char *name, int port)
+{
+    char yaml[256];
+    ProtobufCMessage *m = NULL;
+    sl_codec_options o = {.root_name = "Upstream"};
+    snprintf(yaml, sizeof yaml,
+             "metadata: {name: %s, namespace: default}\nspec: {static: {hosts: [{addr: 127.0.0.1, port: %d}]}}\n",
+             name, port);
+    assert_int_equal(sl_codec_decode_yaml(&m, &sluice__v1__upstream__descriptor, yaml, strlen(yaml), &o, NULL),
+                     SL_OK);
+    uint8_t buf[512];
+    size_t len = protobuf_c_message_pack(m, buf);
+    protobuf_c_message_free_unpacked(m, NULL);
+    sl_kv *kv = NULL;
+    sl_kv_config cfg;
+    sl_kv_config_init(&cfg, SL_BUCKET_CONFIG);
+    assert_int_equal(sl_kv_open(&kv, nc, &cfg), SL_OK);
+    char key[128];
+    snprintf(key, sizeof key, "Upstream.default.%s", name);
+    assert_int_equal(sl_kv_put(NULL, kv, key, buf, len), SL_OK);
+    sl_kv_free(kv);
+}
+
+/* A holder that stalls (SIGSTOP) past its TTL loses the lease to the
+ * other replica; when it resumes with a change to translate, it writes
+ * nothing and exits 1 (fencing), while the new holder translates. */
+static void stalled_holder_is_fenced(void **state)
+{
+    (void)state;
+    char exe[512], la[400], lb[400];
+    bin_path(exe, sizeof exe, "translator", "sluice-translator");
+    snprintf(la, sizeof la, "%s/fence-a.log", harness_nats_dir(srv));
+    snprintf(lb, sizeof lb, "%s/fence-b.log", harness_nats_dir(srv));
+    const char *args[] = {"--lease-ttl", "2s", "--xds-bucket", "fence_xds", "--log-level", "debug", NULL};
+    pid_t a = start_proc(exe, args, harness_nats_url(srv), la);
+    assert_true(wait_log(la, "msg=\"started\"", 10000));
+    assert_true(wait_log(la, "msg=\"committed\"", 10000));
+    pid_t b = start_proc(exe, args, harness_nats_url(srv), lb);
+    assert_true(wait_log(lb, "waiting for the lease", 10000));
+
+    kill(a, SIGSTOP); /* a's process still exists: b waits for the TTL */
+    assert_true(wait_log(lb, "msg=\"started\"", 8000));
+    put_upstream("fenced", 8081); /* b translates it; a will see it on resume */
+    assert_true(wait_log(lb, "msg=\"committed\"", 5000));
+    kill(a, SIGCONT);
+    int st = 0;
+    for (int i = 0; i < 100 && waitpid(a, &st, WNOHANG) == 0; i++)
+        usleep(50000);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 1);
+    assert_true(log_has(la, "lease lost") || log_has(la, "not writing: this replica does not hold the lease"));
+    /* a committed exactly once: before it stalled. */
+    size_t len = 0;
+    char *text = NULL;
+    FILE *f = fopen(la, "r");
+    assert_non_null(f);
+    text = calloc(1, 1 << 20);
+    len = fread(text, 1, (1 << 20) - 1, f);
+    fclose(f);
+    (void)len;
+    int commits = 0;
+    for (const char *p = text; (p = strstr(p, "msg=\"committed\"")); p++)
+        commits++;
+    free(text);
+    assert_int_equal(commits, 1);
+    assert_int_equal(stop_proc(b), 0);
+}
+
 static void translator_replicas(void **state)
 {
     (void)state;
@@ -215,6 +288,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(one_holder_and_takeovers),
         cmocka_unit_test(translator_replicas),
+        cmocka_unit_test(stalled_holder_is_fenced),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
