@@ -127,6 +127,12 @@ sl_status sl_kv_bind(sl_kv **out, sl_nats *nc, const char *bucket)
     if (st != SL_OK)
         goto out;
     s = js_KeyValue(&kv->store, sl_nats_js(nc), bucket);
+    /* A JetStream API call times out while a cluster elects its meta
+     * leader or is busy: worth two more tries before giving up. */
+    for (int i = 0; s == NATS_TIMEOUT && i < 2; i++) {
+        sl_log_warn("kv", "bind timed out; retrying", "bucket=%s", bucket);
+        s = js_KeyValue(&kv->store, sl_nats_js(nc), bucket);
+    }
     if (s != NATS_OK) {
         st = sl_nats_error(s, "kv bind %s", bucket);
         sl_kv_free(kv);

@@ -562,10 +562,12 @@ int main(int argc0, char **argv0)
         /* The config bucket belongs to the config-watcher: bind, never create. */
         int64_t t0 = 0;
         sl_status rc;
-        while ((rc = sl_kv_bind(&r.config_kv, r.nc, r.config_bucket)) == SL_ERR_NOT_FOUND &&
+        while (((rc = sl_kv_bind(&r.config_kv, r.nc, r.config_bucket)) == SL_ERR_NOT_FOUND ||
+                rc == SL_ERR_TIMEOUT) &&
                !sl_service_stopping(r.svc)) {
             if (t0 % 10000 == 0)
-                sl_log_info("main", "waiting for the config bucket", "bucket=%s", r.config_bucket);
+                sl_log_info("main", "waiting for the config bucket", "bucket=%s err=%s", r.config_bucket,
+                            sl_log_q(sl_error_msg()));
             usleep(200 * 1000);
             t0 += 200;
         }
