@@ -241,6 +241,11 @@ bool tr_sds_config(tr_ctx *tx, const Sluice__V1__SdsConfig *sds, const char *pat
                    char *const *san,
                    Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *cc);
 
+/* plugins/upstream_ssl.c: Gloo's sslConfig.parameters (protocol versions,
+ * cipher suites, ECDH curves) as Envoy's TlsParameters, up- and downstream. */
+Envoy__Extensions__TransportSockets__Tls__V3__TlsParameters *tr_tls_params(tr_ctx *tx,
+                                                                          const Sluice__V1__SslParameters *p);
+
 /* plugins/lua.c: enables Envoy's Lua filter on route r with the Lua source
  * code (an envoy_on_request handler); the filter is added to the listener,
  * disabled by default. Not for routes served to gRPC proxyless clients. */

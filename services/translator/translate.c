@@ -1517,19 +1517,8 @@ static Envoy__Config__Core__V3__TransportSocket *downstream_tls(tr_ctx *tx, cons
         tr_error(tx, "spec.sslConfig.verifySubjectAltName: not supported by Sluice yet (only with sds)");
     if (ssl->transport_socket_connect_timeout)
         tr_error(tx, "spec.sslConfig.transportSocketConnectTimeout: not supported by Sluice yet");
-    if (ssl->parameters) {
-        Envoy__Extensions__TransportSockets__Tls__V3__TlsParameters *tp =
-            TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__tls_parameters);
-        tp->tls_minimum_protocol_version = (Envoy__Extensions__TransportSockets__Tls__V3__TlsParameters__TlsProtocol)
-                                               ssl->parameters->minimum_protocol_version;
-        tp->tls_maximum_protocol_version = (Envoy__Extensions__TransportSockets__Tls__V3__TlsParameters__TlsProtocol)
-                                               ssl->parameters->maximum_protocol_version;
-        for (size_t i = 0; i < ssl->parameters->n_cipher_suites; i++)
-            TR_PUSH(tx, tp, cipher_suites, tr_strdup(tx, ssl->parameters->cipher_suites[i]));
-        for (size_t i = 0; i < ssl->parameters->n_ecdh_curves; i++)
-            TR_PUSH(tx, tp, ecdh_curves, tr_strdup(tx, ssl->parameters->ecdh_curves[i]));
-        cc->tls_params = tp;
-    }
+    if (ssl->parameters)
+        cc->tls_params = tr_tls_params(tx, ssl->parameters);
     if (ssl->n_alpn_protocols) {
         for (size_t i = 0; i < ssl->n_alpn_protocols; i++)
             TR_PUSH(tx, cc, alpn_protocols, tr_strdup(tx, ssl->alpn_protocols[i]));
@@ -3246,12 +3235,36 @@ sl_status sl_tr_result_finish(sl_tr_result *r)
     return rc;
 }
 
+/* A translation's context over store s (after its arena and out-of-memory
+ * jump are set): options, per-entry flags, the supported fields of every
+ * plugin, the Settings. Returns the Settings' position in its bucket, or -1
+ * when the defaults apply. */
+static long ctx_setup(tr_ctx *tx, sl_tr_store *s, const sl_tr_options *opts)
+{
+    static const Sluice__V1__SettingsSpec default_settings = SLUICE__V1__SETTINGS_SPEC__INIT;
+    tx->store = s;
+    if (opts)
+        tx->opts = *opts;
+    if (!tx->opts.settings_namespace)
+        tx->opts.settings_namespace = DEFAULT_SETTINGS_NS;
+    for (size_t k = 0; k < sl_kind_count() && k < TR_MAX_KINDS; k++) {
+        tx->flags[k] = tr_alloc(tx, s->b[k].n + 1);
+        memset(tx->flags[k], 0, s->b[k].n + 1);
+    }
+    for (size_t p = 0; p < sl_tr_plugin_count; p++)
+        for (const char *const *f = sl_tr_plugins[p]->fields; f && *f; f++)
+            tr_map_put(tx, &tx->supported, *f, (void *)sl_tr_plugins[p]);
+    long pos = tr_bucket_find(bucket(tx, K_SETTINGS), tx->opts.settings_namespace, "default");
+    const Sluice__V1__Settings *st = pos >= 0 ? (const Sluice__V1__Settings *)bucket(tx, K_SETTINGS)->v[pos].msg : NULL;
+    tx->settings = st && st->spec ? st->spec : &default_settings;
+    return pos;
+}
+
 sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_options *opts)
 {
     tr_ctx *tx = calloc(1, sizeof *tx);
     sl_tr_result *res = calloc(1, sizeof *res);
     volatile sl_status rc = SL_OK;
-    static const Sluice__V1__SettingsSpec default_settings = SLUICE__V1__SETTINGS_SPEC__INIT;
     up_out *volatile built = NULL;
     volatile bool up_fast = false;
 
@@ -3268,23 +3281,9 @@ sl_status sl_tr_translate(sl_tr_result **out, sl_tr_store *s, const sl_tr_option
         rc = sl_error_set(SL_ERR_NOMEM, "out of memory translating");
         goto out;
     }
-    tx->store = s;
     s->translations++;
-    if (opts)
-        tx->opts = *opts;
-    if (!tx->opts.settings_namespace)
-        tx->opts.settings_namespace = DEFAULT_SETTINGS_NS;
-    for (size_t k = 0; k < sl_kind_count() && k < TR_MAX_KINDS; k++) {
-        tx->flags[k] = tr_alloc(tx, s->b[k].n + 1);
-        memset(tx->flags[k], 0, s->b[k].n + 1);
-    }
-    for (size_t p = 0; p < sl_tr_plugin_count; p++)
-        for (const char *const *f = sl_tr_plugins[p]->fields; f && *f; f++)
-            tr_map_put(tx, &tx->supported, *f, (void *)sl_tr_plugins[p]);
     {
-        long pos = tr_bucket_find(bucket(tx, K_SETTINGS), tx->opts.settings_namespace, "default");
-        const Sluice__V1__Settings *st = pos >= 0 ? (const Sluice__V1__Settings *)bucket(tx, K_SETTINGS)->v[pos].msg : NULL;
-        tx->settings = st && st->spec ? st->spec : &default_settings;
+        long pos = ctx_setup(tx, s, opts);
         if (pos >= 0)
             *flag(tx, K_SETTINGS, (size_t)pos) |= TR_SEEN;
     }
@@ -3575,7 +3574,6 @@ sl_status sl_tr_translate_endpoints(sl_tr_result *res, sl_tr_store *s, const cha
                                     const char *const *names, size_t n, const sl_tr_options *opts, bool *done,
                                     size_t *changed)
 {
-    static const Sluice__V1__SettingsSpec default_settings = SLUICE__V1__SETTINGS_SPEC__INIT;
     tr_ctx *tx = calloc(1, sizeof *tx);
     volatile sl_status rc = SL_OK;
     /* new CLA bytes per (change, proxy), applied only when all are possible */
@@ -3603,23 +3601,7 @@ sl_status sl_tr_translate_endpoints(sl_tr_result *res, sl_tr_store *s, const cha
         rc = sl_error_set(SL_ERR_NOMEM, "out of memory translating endpoints");
         goto out;
     }
-    tx->store = s;
-    if (opts)
-        tx->opts = *opts;
-    if (!tx->opts.settings_namespace)
-        tx->opts.settings_namespace = DEFAULT_SETTINGS_NS;
-    for (size_t k = 0; k < sl_kind_count() && k < TR_MAX_KINDS; k++) {
-        tx->flags[k] = tr_alloc(tx, s->b[k].n + 1);
-        memset(tx->flags[k], 0, s->b[k].n + 1);
-    }
-    for (size_t p = 0; p < sl_tr_plugin_count; p++)
-        for (const char *const *f = sl_tr_plugins[p]->fields; f && *f; f++)
-            tr_map_put(tx, &tx->supported, *f, (void *)sl_tr_plugins[p]);
-    {
-        long pos = tr_bucket_find(bucket(tx, K_SETTINGS), tx->opts.settings_namespace, "default");
-        const Sluice__V1__Settings *st = pos >= 0 ? (const Sluice__V1__Settings *)bucket(tx, K_SETTINGS)->v[pos].msg : NULL;
-        tx->settings = st && st->spec ? st->spec : &default_settings;
-    }
+    ctx_setup(tx, s, opts);
     for (size_t i = 0; i < n; i++) {
         long pos = tr_bucket_find(bucket(tx, K_UPSTREAM), ns[i], names[i]);
         const tr_entry *e;

@@ -72,6 +72,22 @@ static Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *sds_secret
     return sc;
 }
 
+Envoy__Extensions__TransportSockets__Tls__V3__TlsParameters *tr_tls_params(tr_ctx *tx,
+                                                                          const Sluice__V1__SslParameters *p)
+{
+    Envoy__Extensions__TransportSockets__Tls__V3__TlsParameters *tp =
+        TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__tls_parameters);
+    tp->tls_minimum_protocol_version =
+        (Envoy__Extensions__TransportSockets__Tls__V3__TlsParameters__TlsProtocol)p->minimum_protocol_version;
+    tp->tls_maximum_protocol_version =
+        (Envoy__Extensions__TransportSockets__Tls__V3__TlsParameters__TlsProtocol)p->maximum_protocol_version;
+    for (size_t i = 0; i < p->n_cipher_suites; i++)
+        TR_PUSH(tx, tp, cipher_suites, tr_strdup(tx, p->cipher_suites[i]));
+    for (size_t i = 0; i < p->n_ecdh_curves; i++)
+        TR_PUSH(tx, tp, ecdh_curves, tr_strdup(tx, p->ecdh_curves[i]));
+    return tp;
+}
+
 bool tr_sds_config(tr_ctx *tx, const Sluice__V1__SdsConfig *sds, const char *path, size_t n_san, char *const *san,
                    Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *cc)
 {
@@ -254,19 +270,8 @@ static void cluster(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c)
         }
         for (size_t i = 0; i < ssl->n_alpn_protocols; i++)
             TR_PUSH(tx, cc, alpn_protocols, tr_strdup(tx, ssl->alpn_protocols[i]));
-        if (ssl->parameters) {
-            Envoy__Extensions__TransportSockets__Tls__V3__TlsParameters *tp =
-                TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__tls_parameters);
-            tp->tls_minimum_protocol_version = (Envoy__Extensions__TransportSockets__Tls__V3__TlsParameters__TlsProtocol)
-                                                   ssl->parameters->minimum_protocol_version;
-            tp->tls_maximum_protocol_version = (Envoy__Extensions__TransportSockets__Tls__V3__TlsParameters__TlsProtocol)
-                                                   ssl->parameters->maximum_protocol_version;
-            for (size_t i = 0; i < ssl->parameters->n_cipher_suites; i++)
-                TR_PUSH(tx, tp, cipher_suites, tr_strdup(tx, ssl->parameters->cipher_suites[i]));
-            for (size_t i = 0; i < ssl->parameters->n_ecdh_curves; i++)
-                TR_PUSH(tx, tp, ecdh_curves, tr_strdup(tx, ssl->parameters->ecdh_curves[i]));
-            cc->tls_params = tp;
-        }
+        if (ssl->parameters)
+            cc->tls_params = tr_tls_params(tx, ssl->parameters);
         if (ssl->allow_renegotiation)
             uc->allow_renegotiation = ssl->allow_renegotiation->value;
     }
