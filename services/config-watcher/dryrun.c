@@ -4,7 +4,7 @@
 
 #include "dryrun.h"
 #include "sluice/log.h"
-#include "translator.h"
+#include "sluice/translate.h"
 
 /* Problems about secrets cannot be judged here (see dryrun.h). */
 static bool about_missing_secret(const char *msg)

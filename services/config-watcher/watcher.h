@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "sluice/config.h"
 #include "sluice/arena.h"
 #include "sluice/envelope.h"
 #include "sluice/kv.h"

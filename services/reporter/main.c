@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "model.h"
+#include "sluice/report_model.h"
 #include "sluice/arena.h"
 #include "sluice/codec.h"
 #include "sluice/envelope.h"
@@ -20,7 +20,7 @@
 #include "sluice/types.h"
 #include "sluice/v1/core.pb-c.h"
 #include "sluice/v1/events.pb-c.h"
-#include "stream.h"
+#include "sluice/report_stream.h"
 #include "sluice/conffile.h"
 
 static const char usage[] =

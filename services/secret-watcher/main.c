@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "secrets.h"
+#include "sluice/secrets.h"
 #include "sluice/envelope.h"
 #include "sluice/kinds.h"
 #include "sluice/kv.h"

@@ -11,7 +11,7 @@
 
 #include <jansson.h>
 
-#include "config.h"
+#include "sluice/config.h"
 #include "ctl.h"
 #include "sluice/codec.h"
 #include "sluice/envelope.h"

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
-#include "stream.h"
+#include "sluice/report_stream.h"
 
 #ifndef SLUICE_SOURCE_DIR
 #define SLUICE_SOURCE_DIR "."

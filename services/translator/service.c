@@ -14,7 +14,7 @@
 #include "sluice/resource.h"
 #include "sluice/v1/events.pb-c.h"
 #include "sluice/v1/xds.pb-c.h"
-#include "translator.h"
+#include "sluice/translate.h"
 #include "sluice/xds.h"
 
 #define COMP "translator"

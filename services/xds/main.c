@@ -16,7 +16,7 @@
 #include "sluice/resource.h"
 #include "sluice/service.h"
 #include "sluice/v1/events.pb-c.h"
-#include "source.h"
+#include "sluice/xds_source.h"
 
 static const char usage[] =
     "  --listen ADDR          gRPC address (default 0.0.0.0:9977)\n"

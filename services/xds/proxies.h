@@ -21,7 +21,7 @@
 
 #include <stdint.h>
 
-#include "cache.h"
+#include "sluice/xds_cache.h"
 #include "server.h"
 #include "sluice/nats.h"
 

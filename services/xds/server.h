@@ -13,9 +13,9 @@
 #ifndef SLUICE_XDS_SERVER_H
 #define SLUICE_XDS_SERVER_H
 
-#include "cache.h"
+#include "sluice/xds_cache.h"
 #include "sluice/metrics.h"
-#include "stream.h"
+#include "sluice/xds_stream.h"
 
 typedef struct sl_xds_server sl_xds_server;
 

@@ -68,7 +68,7 @@ async function startXds(natsUrl, extra = []) {
 function apply(natsUrl, specs, proxy) {
   const args = ['--nats-url', natsUrl];
   if (proxy) args.push('--proxy', proxy);
-  return execFileSync(path.join(BIN, 'services/xds/xds-kvtool'), [...args, 'apply', ...specs]).toString();
+  return execFileSync(path.join(BIN, 'test/tools/xds-kvtool'), [...args, 'apply', ...specs]).toString();
 }
 
 function metrics(port) {

@@ -63,7 +63,7 @@ def start_xds(nats_url, d):
 
 
 def apply(nats_url, *specs):
-    subprocess.run([os.path.join(BIN, "services/xds/xds-kvtool"), "--nats-url", nats_url, "apply", *specs],
+    subprocess.run([os.path.join(BIN, "test/tools/xds-kvtool"), "--nats-url", nats_url, "apply", *specs],
                    check=True, stdout=subprocess.DEVNULL)
 
 

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
+#include "sluice/report_model.h"
 #include "sluice/arena.h"
 #include "sluice/codec.h"
 #include "sluice/types.h"

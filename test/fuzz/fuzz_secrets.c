@@ -23,7 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "secrets.h"
+#include "sluice/secrets.h"
 #include "sluice/v1/secret.pb-c.h"
 
 #define FUZZ_MAX_INPUT (16 * 1024)

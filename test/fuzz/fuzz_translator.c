@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "sluice/kinds.h"
-#include "translator.h"
+#include "sluice/translate.h"
 
 #define FUZZ_MAX_INPUT (64 * 1024)
 

@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cache.h"
+#include "sluice/xds_cache.h"
 #include "sluice/log.h"
 #include "sluice/xds.h"
-#include "source.h"
+#include "sluice/xds_source.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stream.h"
+#include "sluice/xds_stream.h"
 #include "tests/xds_fixtures.h"
 #include "fuzz_reader.h"
 

@@ -13,7 +13,7 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:?usage: validate_outputs.sh BUILD DIR...}
 shift
-tool=$build/services/translator/sluice-translate
+tool=$build/test/tools/sluice-translate
 validate=$build/xdsvalidate
 [ -x "$tool" ] || { echo "validate_outputs: no $tool" >&2; exit 1; }
 (cd "$root" && go build -o "$validate" ./test/conformance/xdsvalidate) || {

@@ -1,0 +1,811 @@
+/* source.c - KV -> cache (see source.h and docs/xds.md). */
+#include "sluice/xds_source.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "envoy/config/route/v3/route_components.pb-c.h"
+#include "sluice/log.h"
+#include "sluice/v1/xds.pb-c.h"
+
+/* Bytes shared by the key table and the resolved chunks (one thread). */
+typedef struct blob {
+    unsigned refs;
+    size_t len;
+    uint8_t data[];
+} blob;
+
+static blob *blob_new(const uint8_t *p, size_t len)
+{
+    blob *b = malloc(sizeof *b + (len ? len : 1));
+    if (b) {
+        b->refs = 1;
+        b->len = len;
+        if (len)
+            memcpy(b->data, p, len);
+    }
+    return b;
+}
+
+static blob *blob_ref(blob *b)
+{
+    b->refs++;
+    return b;
+}
+
+static void blob_unref(blob *b)
+{
+    if (b && --b->refs == 0)
+        free(b);
+}
+
+typedef enum { K_RESOURCE, K_MANIFEST, K_VHOST } key_kind;
+
+typedef struct entry {
+    struct entry *next;
+    char *key;
+    uint64_t rev;
+    key_kind kind;
+    sl_xds_res *res; /* K_RESOURCE: NULL when the value did not decode */
+    blob *raw;       /* K_MANIFEST, K_VHOST: the value; NULL for a VirtualHost that did not decode */
+} entry;
+
+typedef struct pending_commit {
+    struct pending_commit *next;
+    char *proxy_token;
+    uint64_t rev;
+    uint8_t *val;
+    size_t len;
+} pending_commit;
+
+/* One entry of a resolved manifest chunk. */
+typedef struct item {
+    char *name;
+    uint64_t rev;
+    uint32_t parts;  /* a route stored in parts: the next `parts` items */
+    sl_xds_res *res; /* a resource (for a split route: its head) */
+    blob *part;      /* a part: the packed VirtualHost */
+} item;
+
+/* A manifest chunk as resolved for a commit; shared by the commits that
+ * name it at the same revision (and read with the same context). */
+typedef struct rchunk {
+    unsigned refs;
+    sl_xds_type type;
+    char id[64];
+    uint64_t rev;
+    char *ctx_route;    /* the route whose parts continue into this chunk, or NULL */
+    uint32_t ctx_parts; /* how many of them */
+    item *items;
+    size_t n;
+} rchunk;
+
+/* What a proxy's last applied commit was made of. */
+typedef struct pstate {
+    struct pstate *next;
+    char *token;
+    rchunk **chunks;
+    size_t n;
+} pstate;
+
+struct sl_xds_source {
+    sl_xds_cache *cache;
+    sl_xds_fetch_fn fetch;
+    void *fetch_ud;
+    entry **tab;
+    size_t nbuckets, n;
+    int initial_done;
+    pending_commit *held;
+    pstate *proxies;
+    uint64_t commits, refused;
+};
+
+static uint64_t hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+    return h;
+}
+
+static entry **slot(sl_xds_source *s, const char *key)
+{
+    entry **e = &s->tab[hash(key) & (s->nbuckets - 1)];
+    while (*e && strcmp((*e)->key, key) != 0)
+        e = &(*e)->next;
+    return e;
+}
+
+static void grow(sl_xds_source *s)
+{
+    size_t nb = s->nbuckets * 2;
+    entry **t = calloc(nb, sizeof *t);
+    if (!t)
+        return;
+    for (size_t i = 0; i < s->nbuckets; i++)
+        for (entry *e = s->tab[i], *nx; e; e = nx) {
+            nx = e->next;
+            entry **d = &t[hash(e->key) & (nb - 1)];
+            e->next = *d;
+            *d = e;
+        }
+    free(s->tab);
+    s->tab = t;
+    s->nbuckets = nb;
+}
+
+sl_status sl_xds_source_new(sl_xds_source **out, sl_xds_cache *cache, sl_xds_fetch_fn fetch, void *fetch_ud)
+{
+    sl_xds_source *s = calloc(1, sizeof *s);
+    if (!s || !(s->tab = calloc(64, sizeof *s->tab))) {
+        free(s);
+        return sl_error_set(SL_ERR_NOMEM, "out of memory");
+    }
+    s->nbuckets = 64;
+    s->cache = cache;
+    s->fetch = fetch;
+    s->fetch_ud = fetch_ud;
+    *out = s;
+    return SL_OK;
+}
+
+static void entry_free(entry *e)
+{
+    sl_xds_res_unref(e->res);
+    blob_unref(e->raw);
+    free(e->key);
+    free(e);
+}
+
+static void rchunk_unref(rchunk *c)
+{
+    if (!c || --c->refs > 0)
+        return;
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->items[i].name);
+        sl_xds_res_unref(c->items[i].res);
+        blob_unref(c->items[i].part);
+    }
+    free(c->items);
+    free(c->ctx_route);
+    free(c);
+}
+
+static void chunks_free(rchunk **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        rchunk_unref(v[i]);
+    free(v);
+}
+
+void sl_xds_source_free(sl_xds_source *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->nbuckets; i++)
+        for (entry *e = s->tab[i], *nx; e; e = nx) {
+            nx = e->next;
+            entry_free(e);
+        }
+    for (pending_commit *p = s->held, *nx; p; p = nx) {
+        nx = p->next;
+        free(p->proxy_token);
+        free(p->val);
+        free(p);
+    }
+    for (pstate *p = s->proxies, *nx; p; p = nx) {
+        nx = p->next;
+        chunks_free(p->chunks, p->n);
+        free(p->token);
+        free(p);
+    }
+    free(s->tab);
+    free(s);
+}
+
+uint64_t sl_xds_source_commits(const sl_xds_source *s) { return s->commits; }
+uint64_t sl_xds_source_refused(const sl_xds_source *s) { return s->refused; }
+
+/* Splits "<a>.<b>[.<c>[.<d>]]" into tokens; returns their count (0 if > 4). */
+static int split(char *buf, char **tok)
+{
+    int n = 0;
+    for (char *p = buf, *t; (t = strsep(&p, "."));) {
+        if (n == 4)
+            return 0;
+        tok[n++] = t;
+    }
+    return n;
+}
+
+static void apply_commit(sl_xds_source *s, const char *proxy_token, uint64_t kvrev, const uint8_t *val,
+                         size_t len);
+
+/* A VirtualHost part is checked once, when it arrives. */
+static blob *check_vhost(const char *key, uint64_t rev, const uint8_t *val, size_t len)
+{
+    Envoy__Config__Route__V3__VirtualHost *vh =
+        envoy__config__route__v3__virtual_host__unpack(NULL, len, val ? val : (const uint8_t *)"");
+    if (!vh || !vh->name[0]) {
+        sl_log_error("source", "bad virtual host part", "key=%s rev=%" PRIu64 " err=%s", sl_log_q(key), rev,
+                     vh ? "no name" : "not a valid envoy.config.route.v3.VirtualHost");
+        envoy__config__route__v3__virtual_host__free_unpacked(vh, NULL);
+        return NULL;
+    }
+    envoy__config__route__v3__virtual_host__free_unpacked(vh, NULL);
+    return blob_new(val, len);
+}
+
+void sl_xds_source_put(sl_xds_source *s, const char *key, uint64_t rev, const uint8_t *val, size_t len)
+{
+    char buf[1024], *tok[4];
+    int n;
+    snprintf(buf, sizeof buf, "%s", key);
+    if (strlen(key) >= sizeof buf || (n = split(buf, tok)) < 2) {
+        sl_log_warn("source", "ignoring key", "key=%s", sl_log_q(key));
+        return;
+    }
+    if (n == 2) {
+        if (strcmp(tok[1], "commit") != 0) {
+            sl_log_warn("source", "ignoring key", "key=%s", sl_log_q(key));
+            return;
+        }
+        if (!s->initial_done) {
+            /* Hold the latest commit of each proxy until every initial value is in. */
+            pending_commit *p = s->held;
+            while (p && strcmp(p->proxy_token, tok[0]) != 0)
+                p = p->next;
+            if (!p) {
+                if (!(p = calloc(1, sizeof *p)) || !(p->proxy_token = strdup(tok[0]))) {
+                    free(p);
+                    return;
+                }
+                p->next = s->held;
+                s->held = p;
+            }
+            free(p->val);
+            p->val = malloc(len ? len : 1);
+            if (p->val)
+                memcpy(p->val, val, len);
+            p->len = len;
+            p->rev = rev;
+            return;
+        }
+        apply_commit(s, tok[0], rev, val, len);
+        return;
+    }
+    key_kind kind;
+    sl_xds_type t;
+    sl_xds_res *r = NULL;
+    blob *raw = NULL;
+    if (n == 4 && strcmp(tok[1], "manifest") == 0 && sl_xds_type_from_token(&t, tok[2]) == SL_OK) {
+        kind = K_MANIFEST; /* decoded when a commit names it */
+        if (!(raw = blob_new(val, len)))
+            return;
+    } else if (n == 4 && strcmp(tok[1], "vhost") == 0) {
+        kind = K_VHOST;
+        raw = check_vhost(key, rev, val, len);
+    } else if (n == 3) {
+        char name[1024];
+        if (sl_xds_type_from_token(&t, tok[1]) != SL_OK ||
+            sl_xds_key_unescape(name, sizeof name, tok[2]) != SL_OK) {
+            sl_log_warn("source", "ignoring key", "key=%s err=%s", sl_log_q(key), sl_log_q(sl_error_msg()));
+            return;
+        }
+        kind = K_RESOURCE;
+        char ver[24];
+        snprintf(ver, sizeof ver, "%" PRIu64, rev);
+        if (sl_xds_res_new(&r, t, name, ver, val ? val : (const uint8_t *)"", len) != SL_OK)
+            sl_log_error("source", "bad resource value", "key=%s rev=%" PRIu64 " err=%s", sl_log_q(key), rev,
+                         sl_log_q(sl_error_msg()));
+    } else {
+        sl_log_warn("source", "ignoring key", "key=%s", sl_log_q(key));
+        return;
+    }
+    entry **e = slot(s, key);
+    if (!*e) {
+        entry *ne = calloc(1, sizeof *ne);
+        if (!ne || !(ne->key = strdup(key))) {
+            free(ne);
+            sl_xds_res_unref(r);
+            blob_unref(raw);
+            return;
+        }
+        *e = ne;
+        s->n++;
+        if (s->n > s->nbuckets)
+            grow(s);
+        e = slot(s, key);
+    }
+    sl_xds_res_unref((*e)->res);
+    blob_unref((*e)->raw);
+    (*e)->kind = kind;
+    (*e)->res = r;
+    (*e)->raw = raw;
+    (*e)->rev = rev;
+}
+
+void sl_xds_source_delete(sl_xds_source *s, const char *key)
+{
+    entry **e = slot(s, key);
+    if (*e) {
+        entry *d = *e;
+        *e = d->next;
+        entry_free(d);
+        s->n--;
+        return;
+    }
+    size_t kl = strlen(key);
+    if (kl > 7 && strcmp(key + kl - 7, ".commit") == 0)
+        sl_log_warn("source", "commit deleted; the proxy keeps its last revision", "key=%s", sl_log_q(key));
+}
+
+void sl_xds_source_initial_done(sl_xds_source *s)
+{
+    s->initial_done = 1;
+    pending_commit *p = s->held;
+    s->held = NULL;
+    while (p) {
+        pending_commit *nx = p->next;
+        apply_commit(s, p->proxy_token, p->rev, p->val, p->len);
+        free(p->proxy_token);
+        free(p->val);
+        free(p);
+        p = nx;
+    }
+}
+
+/* The resource named by a commit: from the store at that revision, from the
+ * proxy's current snapshot, or fetched from the bucket's history. */
+static sl_status resolve(sl_xds_source *s, sl_xds_res **out, const sl_xds_snapshot *cur, sl_xds_type t,
+                         const char *proxy_token, const char *name, uint64_t rev)
+{
+    char esc[768], key[1024], ver[24];
+    sl_status rc;
+    if ((rc = sl_xds_key_escape(esc, sizeof esc, name)) != SL_OK)
+        return rc;
+    snprintf(key, sizeof key, "%s.%s.%s", proxy_token, sl_xds_type_token(t), esc);
+    snprintf(ver, sizeof ver, "%" PRIu64, rev);
+    entry *e = *slot(s, key);
+    if (e && e->rev == rev && e->kind == K_RESOURCE) {
+        if (!e->res)
+            return sl_error_set(SL_ERR_PARSE, "%s at revision %" PRIu64 " is not a valid resource", key, rev);
+        *out = sl_xds_res_ref(e->res);
+        return SL_OK;
+    }
+    sl_xds_res *c = cur ? sl_xds_snapshot_find(cur, t, name) : NULL;
+    if (c && strcmp(c->version, ver) == 0) {
+        *out = sl_xds_res_ref(c);
+        return SL_OK;
+    }
+    if (s->fetch) {
+        uint8_t *val = NULL;
+        size_t len = 0;
+        if ((rc = s->fetch(s->fetch_ud, key, rev, &val, &len)) != SL_OK)
+            return sl_error_set(rc, "%s at revision %" PRIu64 " is not available: %s", key, rev, sl_error_msg());
+        rc = sl_xds_res_new(out, t, name, ver, val ? val : (const uint8_t *)"", len);
+        free(val);
+        return rc;
+    }
+    return sl_error_set(SL_ERR_NOT_FOUND, "%s at revision %" PRIu64 " is not available (have %" PRIu64 ")", key,
+                        rev, e ? e->rev : 0);
+}
+
+/* The raw value of a manifest or part key at rev: from the table or the
+ * bucket's history. A part is checked as a VirtualHost. */
+static sl_status resolve_raw(sl_xds_source *s, blob **out, const char *key, uint64_t rev, key_kind kind)
+{
+    entry *e = *slot(s, key);
+    sl_status rc;
+    if (e && e->rev == rev && e->kind == kind) {
+        if (!e->raw)
+            return sl_error_set(SL_ERR_PARSE, "%s at revision %" PRIu64 " is not a valid virtual host", key, rev);
+        *out = blob_ref(e->raw);
+        return SL_OK;
+    }
+    if (!s->fetch)
+        return sl_error_set(SL_ERR_NOT_FOUND, "%s at revision %" PRIu64 " is not available (have %" PRIu64 ")", key,
+                            rev, e ? e->rev : 0);
+    uint8_t *val = NULL;
+    size_t len = 0;
+    if ((rc = s->fetch(s->fetch_ud, key, rev, &val, &len)) != SL_OK)
+        return sl_error_set(rc, "%s at revision %" PRIu64 " is not available: %s", key, rev, sl_error_msg());
+    *out = kind == K_VHOST ? check_vhost(key, rev, val, len) : blob_new(val, len);
+    free(val);
+    if (!*out)
+        return sl_error_set(SL_ERR_PARSE, "%s at revision %" PRIu64 " is not a valid virtual host", key, rev);
+    return SL_OK;
+}
+
+/* Reads and resolves one manifest chunk. route/parts: the split route whose
+ * parts continue into it (updated for the next chunk). */
+static sl_status read_chunk(sl_xds_source *s, rchunk **out, const sl_xds_snapshot *cur, const char *proxy_token,
+                            sl_xds_type t, const char *id, uint64_t rev, char **route, uint32_t *parts)
+{
+    char key[1024], esc[768], vesc[768], pkey[1700];
+    blob *raw = NULL;
+    Sluice__V1__XdsManifest *m = NULL;
+    rchunk *c = NULL;
+    sl_status rc;
+
+    snprintf(key, sizeof key, "%s.manifest.%s.%s", proxy_token, sl_xds_type_token(t), id);
+    if ((rc = resolve_raw(s, &raw, key, rev, K_MANIFEST)) != SL_OK)
+        goto out;
+    if (!(m = sluice__v1__xds_manifest__unpack(NULL, raw->len, raw->data))) {
+        rc = sl_error_set(SL_ERR_PARSE, "%s at revision %" PRIu64 " is not a sluice.v1.XdsManifest", key, rev);
+        goto out;
+    }
+    if (!(c = calloc(1, sizeof *c)) || (m->n_entries && !(c->items = calloc(m->n_entries, sizeof *c->items))) ||
+        (*route && !(c->ctx_route = strdup(*route)))) {
+        rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    c->refs = 1;
+    c->type = t;
+    snprintf(c->id, sizeof c->id, "%s", id);
+    c->rev = rev;
+    c->ctx_parts = *parts;
+    for (size_t i = 0; i < m->n_entries; i++) {
+        const Sluice__V1__XdsEntry *en = m->entries[i];
+        item *it = &c->items[c->n];
+        if (!en->name[0] || !en->revision) {
+            rc = sl_error_set(SL_ERR_PARSE, "%s at revision %" PRIu64 ": entry %zu has no name or revision", key,
+                              rev, i);
+            goto out;
+        }
+        if (!(it->name = strdup(en->name))) {
+            rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        it->rev = en->revision;
+        c->n++;
+        if (*parts) { /* a virtual host of *route */
+            if (en->parts) {
+                rc = sl_error_set(SL_ERR_PARSE, "%s: part \"%s\" of route \"%s\" has parts itself", key, en->name,
+                                  *route);
+                goto out;
+            }
+            if ((rc = sl_xds_key_escape(esc, sizeof esc, *route)) != SL_OK ||
+                (rc = sl_xds_key_escape(vesc, sizeof vesc, en->name)) != SL_OK)
+                goto out;
+            snprintf(pkey, sizeof pkey, "%s.vhost.%s.%s", proxy_token, esc, vesc);
+            if ((rc = resolve_raw(s, &it->part, pkey, en->revision, K_VHOST)) != SL_OK)
+                goto out;
+            if (--*parts == 0) {
+                free(*route);
+                *route = NULL;
+            }
+            continue;
+        }
+        if (en->parts && t != SL_XDS_ROUTE) {
+            rc = sl_error_set(SL_ERR_PARSE, "%s: %s \"%s\" has parts (only routes may)", key, sl_xds_type_token(t),
+                              en->name);
+            goto out;
+        }
+        if ((rc = resolve(s, &it->res, cur, t, proxy_token, en->name, en->revision)) != SL_OK)
+            goto out;
+        if ((it->parts = en->parts)) {
+            if (!(*route = strdup(en->name))) {
+                rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
+                goto out;
+            }
+            *parts = en->parts;
+        }
+    }
+    *out = c;
+    c = NULL;
+out:
+    rchunk_unref(c);
+    sluice__v1__xds_manifest__free_unpacked(m, NULL);
+    blob_unref(raw);
+    return rc;
+}
+
+/* The served RouteConfiguration of a split route: its head followed by its
+ * parts; reused from the current snapshot when the same revisions. */
+static sl_status assemble(sl_xds_res **out, const sl_xds_snapshot *cur, const item *head, const item *parts)
+{
+    char ver[48];
+    uint64_t h = 0xcbf29ce484222325ULL;
+    const uint8_t **pv = NULL;
+    size_t *pl = NULL;
+    sl_status rc;
+
+    for (uint32_t i = 0; i < head->parts; i++) {
+        for (const char *p = parts[i].name;; p++) {
+            h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+            if (!*p)
+                break;
+        }
+        for (int b = 0; b < 64; b += 8)
+            h = (h ^ ((parts[i].rev >> b) & 0xff)) * 0x100000001b3ULL;
+    }
+    /* Every replica computes the same version: the head's revision and a
+     * hash of the parts' names and revisions. */
+    snprintf(ver, sizeof ver, "%" PRIu64 "-%016" PRIx64, head->rev, h);
+    sl_xds_res *c = cur ? sl_xds_snapshot_find(cur, SL_XDS_ROUTE, head->name) : NULL;
+    if (c && strcmp(c->version, ver) == 0) {
+        *out = sl_xds_res_ref(c);
+        return SL_OK;
+    }
+    if (!(pv = malloc(head->parts * sizeof *pv)) || !(pl = malloc(head->parts * sizeof *pl))) {
+        rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (uint32_t i = 0; i < head->parts; i++) {
+        pv[i] = parts[i].part->data;
+        pl[i] = parts[i].part->len;
+    }
+    const sl_xds_res *hr = head->res;
+    rc = sl_xds_res_new_route_parts(out, head->name, ver, hr->sotw + hr->sotw_len - hr->packed_len, hr->packed_len,
+                                    pv, pl, head->parts);
+out:
+    free(pv);
+    free(pl);
+    return rc;
+}
+
+static pstate *proxy_state(sl_xds_source *s, const char *token)
+{
+    pstate *p;
+    for (p = s->proxies; p; p = p->next)
+        if (strcmp(p->token, token) == 0)
+            return p;
+    if (!(p = calloc(1, sizeof *p)) || !(p->token = strdup(token))) {
+        free(p);
+        return NULL;
+    }
+    p->next = s->proxies;
+    s->proxies = p;
+    return p;
+}
+
+static void apply_commit(sl_xds_source *s, const char *proxy_token, uint64_t kvrev, const uint8_t *val,
+                         size_t len)
+{
+    char proxy[512];
+    Sluice__V1__XdsCommit *cm = NULL;
+    sl_xds_snapshot *snap = NULL, *cur = NULL;
+    rchunk **chunks = NULL;
+    size_t nch = 0, read = 0;
+    char *route = NULL;
+    uint32_t parts = 0;
+    int last_type = -1;
+    pstate *ps;
+    sl_status rc = SL_OK;
+
+    if (sl_xds_key_unescape(proxy, sizeof proxy, proxy_token) != SL_OK) {
+        rc = SL_ERR_INVALID;
+        goto out;
+    }
+    if (!(cm = sluice__v1__xds_commit__unpack(NULL, len, val ? val : (const uint8_t *)""))) {
+        rc = sl_error_set(SL_ERR_PARSE, "%s.commit at revision %" PRIu64 " is not a sluice.v1.XdsCommit (a "
+                          "commit of an older version, or not written by sluice-translator?)", proxy_token, kvrev);
+        goto out;
+    }
+    uint64_t revision = cm->revision ? cm->revision : kvrev;
+    if (!(ps = proxy_state(s, proxy_token)) || (cm->n_chunks && !(chunks = calloc(cm->n_chunks, sizeof *chunks)))) {
+        rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = sl_xds_snapshot_new(&snap, proxy, revision)) != SL_OK)
+        goto out;
+    cur = sl_xds_cache_get(s->cache, proxy);
+    /* The chunks: those the last commit had at the same revision (and read
+     * in the same context) are reused as they were resolved; only the
+     * others are read. */
+    for (size_t i = 0; i < cm->n_chunks; i++) {
+        const Sluice__V1__XdsChunkRef *ref = cm->chunks[i];
+        sl_xds_type t;
+        if (sl_xds_type_from_token(&t, ref->type) != SL_OK || !ref->id[0] || strlen(ref->id) >= 64 ||
+            strchr(ref->id, '.') || !ref->revision || (int)t < last_type) {
+            rc = sl_error_set(SL_ERR_PARSE, "%s.commit at revision %" PRIu64 ": chunk %zu (type \"%s\", id \"%s\", "
+                              "revision %" PRIu64 ") is not valid or out of type order", proxy_token, kvrev, i,
+                              ref->type, ref->id, ref->revision);
+            goto out;
+        }
+        if ((int)t != last_type && parts) {
+            rc = sl_error_set(SL_ERR_PARSE, "%s.commit at revision %" PRIu64 ": route \"%s\" lacks %" PRIu32
+                              " of its parts", proxy_token, kvrev, route, parts);
+            goto out;
+        }
+        last_type = (int)t;
+        rchunk *c = NULL;
+        for (size_t j = 0; j < ps->n && !c; j++) {
+            rchunk *o = ps->chunks[j];
+            if (o->type == t && o->rev == ref->revision && strcmp(o->id, ref->id) == 0 && o->ctx_parts == parts &&
+                (!parts || strcmp(o->ctx_route, route) == 0))
+                c = o;
+        }
+        if (c) {
+            chunks[nch++] = c;
+            c->refs++;
+            /* The context after it, as when it was read. */
+            for (size_t k = 0; k < c->n; k++) {
+                if (parts) {
+                    if (--parts == 0) {
+                        free(route);
+                        route = NULL;
+                    }
+                } else if (c->items[k].parts) {
+                    free(route);
+                    if (!(route = strdup(c->items[k].name))) {
+                        rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
+                        goto out;
+                    }
+                    parts = c->items[k].parts;
+                }
+            }
+            continue;
+        }
+        if ((rc = read_chunk(s, &c, cur, proxy_token, t, ref->id, ref->revision, &route, &parts)) != SL_OK)
+            goto out;
+        chunks[nch++] = c;
+        read++;
+    }
+    if (parts) {
+        rc = sl_error_set(SL_ERR_PARSE, "%s.commit at revision %" PRIu64 ": route \"%s\" lacks %" PRIu32
+                          " of its parts", proxy_token, kvrev, route, parts);
+        goto out;
+    }
+    /* The snapshot: every resource, split routes assembled. */
+    for (size_t i = 0; i < nch; i++) {
+        rchunk *c = chunks[i];
+        for (size_t k = 0; k < c->n; k++) {
+            item *it = &c->items[k];
+            if (it->part)
+                continue; /* taken with its route */
+            if (!it->parts) {
+                if ((rc = sl_xds_snapshot_add(snap, it->res)) != SL_OK)
+                    goto out;
+                continue;
+            }
+            /* Gather the parts (they may continue into later chunks). */
+            item *pv = malloc(it->parts * sizeof *pv);
+            uint32_t got = 0;
+            if (!pv) {
+                rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
+                goto out;
+            }
+            for (size_t ci = i, kk = k + 1; got < it->parts && ci < nch; ci++, kk = 0)
+                for (; kk < chunks[ci]->n && got < it->parts; kk++)
+                    pv[got++] = chunks[ci]->items[kk];
+            sl_xds_res *r = NULL;
+            rc = got == it->parts ? assemble(&r, cur, it, pv)
+                                  : sl_error_set(SL_ERR_PARSE, "route \"%s\" lacks parts", it->name);
+            free(pv);
+            if (rc != SL_OK)
+                goto out;
+            rc = sl_xds_snapshot_add(snap, r);
+            sl_xds_res_unref(r);
+            if (rc != SL_OK)
+                goto out;
+        }
+    }
+    if ((rc = sl_xds_snapshot_seal(snap)) != SL_OK)
+        goto out;
+    sl_log_info("source", "commit", "proxy=%s revision=%" PRIu64 " clusters=%zu endpoints=%zu listeners=%zu "
+                "routes=%zu secrets=%zu chunks=%zu chunks_read=%zu", sl_log_q(proxy), revision,
+                snap->types[SL_XDS_CLUSTER].n, snap->types[SL_XDS_ENDPOINT].n, snap->types[SL_XDS_LISTENER].n,
+                snap->types[SL_XDS_ROUTE].n, snap->types[SL_XDS_SECRET].n, nch, read);
+    s->commits++;
+    sl_xds_cache_commit(s->cache, snap);
+    snap = NULL;
+    /* The proxy's state is now this commit's chunks. */
+    chunks_free(ps->chunks, ps->n);
+    ps->chunks = chunks;
+    ps->n = nch;
+    chunks = NULL;
+    nch = 0;
+out:
+    if (rc != SL_OK) {
+        s->refused++;
+        sl_log_error("source", "commit refused; the previous revision keeps serving", "proxy=%s err=%s",
+                     sl_log_q(proxy_token), sl_log_q(sl_error_msg()));
+    }
+    chunks_free(chunks, nch);
+    free(route);
+    sl_xds_snapshot_unref(snap);
+    sl_xds_snapshot_unref(cur);
+    sluice__v1__xds_commit__free_unpacked(cm, NULL);
+}
+
+/* ---- the NATS side ---- */
+
+struct sl_xds_watch {
+    sl_xds_source *src;
+    sl_kv *kv;
+    kvStore *kvs; /* nats.c handle for reads at a revision */
+    sl_kv_watch *w;
+    void (*ready)(void *);
+    void *ud;
+};
+
+static sl_status fetch_rev(void *ud, const char *key, uint64_t rev, uint8_t **val, size_t *len)
+{
+    sl_xds_watch *w = ud;
+    kvEntry *e = NULL;
+    natsStatus ns = kvStore_GetRevision(&e, w->kvs, key, rev);
+    if (ns != NATS_OK)
+        return sl_nats_error(ns, "get %s revision %" PRIu64, key, rev);
+    int n = kvEntry_ValueLen(e);
+    *len = n > 0 ? (size_t)n : 0;
+    *val = malloc(*len ? *len : 1);
+    if (*val && *len)
+        memcpy(*val, kvEntry_Value(e), *len);
+    kvEntry_Destroy(e);
+    return *val ? SL_OK : sl_error_set(SL_ERR_NOMEM, "out of memory");
+}
+
+static void on_entry(sl_kv_watch *kw, const sl_kv_entry *e, void *ud)
+{
+    (void)kw;
+    sl_xds_watch *w = ud;
+    if (e->op == SL_KV_PUT)
+        sl_xds_source_put(w->src, e->key, e->revision, e->value, e->len);
+    else
+        sl_xds_source_delete(w->src, e->key);
+}
+
+static void on_initial(sl_kv_watch *kw, void *ud)
+{
+    (void)kw;
+    sl_xds_watch *w = ud;
+    sl_xds_source_initial_done(w->src);
+    sl_log_info("source", "initial values loaded", "commits=%" PRIu64, sl_xds_source_commits(w->src));
+    if (w->ready)
+        w->ready(w->ud);
+}
+
+static void on_failed(sl_kv_watch *kw, sl_status st, const char *msg, void *ud)
+{
+    (void)kw;
+    (void)ud;
+    sl_log_error("source", "watch failed", "status=%s err=%s", sl_status_str(st), sl_log_q(msg));
+}
+
+sl_status sl_xds_watch_start(sl_xds_watch **out, sl_nats *nc, sl_loop *loop, const char *bucket,
+                             sl_xds_cache *cache, void (*ready)(void *ud), void *ud)
+{
+    sl_status rc;
+    sl_kv_config cfg;
+    sl_xds_watch *w = calloc(1, sizeof *w);
+    if (!w)
+        return sl_error_set(SL_ERR_NOMEM, "out of memory");
+    w->ready = ready;
+    w->ud = ud;
+    sl_kv_config_init(&cfg, bucket);
+    cfg.description = "Envoy resources per proxy, with a commit per proxy (sluice-xds)";
+    cfg.history = 5; /* a commit may name a revision the watch has moved past */
+    if ((rc = sl_kv_open(&w->kv, nc, &cfg)) != SL_OK)
+        goto err;
+    natsStatus ns = js_KeyValue(&w->kvs, sl_nats_js(nc), bucket);
+    if (ns != NATS_OK) {
+        rc = sl_nats_error(ns, "bind %s", bucket);
+        goto err;
+    }
+    if ((rc = sl_xds_source_new(&w->src, cache, fetch_rev, w)) != SL_OK)
+        goto err;
+    sl_kv_watch_handlers h = {on_entry, on_initial, on_failed};
+    if ((rc = sl_kv_watch_start(&w->w, w->kv, NULL, loop, &h, w)) != SL_OK)
+        goto err;
+    *out = w;
+    return SL_OK;
+err:
+    sl_xds_watch_free(w);
+    return rc;
+}
+
+void sl_xds_watch_free(sl_xds_watch *w)
+{
+    if (!w)
+        return;
+    sl_kv_watch_free(w->w);
+    sl_xds_source_free(w->src);
+    if (w->kvs)
+        kvStore_Destroy(w->kvs);
+    sl_kv_free(w->kv);
+    free(w);
+}

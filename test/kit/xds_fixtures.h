@@ -1,0 +1,37 @@
+/* xds_fixtures.h - small valid Envoy resources built with protobuf-c, the
+ * shape a gRPC proxyless client accepts (see XDS notes). Each returns the
+ * packed bytes (malloc'd, *len set) or NULL on allocation failure. */
+#ifndef SLUICE_XDS_FIXTURES_H
+#define SLUICE_XDS_FIXTURES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/xds_cache.h"
+
+/* EDS cluster (eds_config: ads), ROUND_ROBIN; eds_service NULL = name. */
+uint8_t *fx_cluster(size_t *len, const char *name, const char *eds_service);
+/* ClusterLoadAssignment with one weighted locality of n endpoints. */
+uint8_t *fx_cla(size_t *len, const char *name, int n, const char *const *addrs, const unsigned *ports);
+/* Listener with an api_listener HttpConnectionManager taking its routes
+ * from rds_name over ADS; http_filters = [router]. */
+uint8_t *fx_listener(size_t *len, const char *name, const char *rds_name);
+/* The same with an RDS config source that is neither ads nor self: valid
+ * protobuf, but gRPC clients NACK it (and Envoy's validation fails). */
+uint8_t *fx_listener_bad(size_t *len, const char *name, const char *rds_name);
+/* RouteConfiguration: one virtual host "*" with prefix "" routed to the
+ * clusters, weighted when n > 1 (weights may be NULL for n == 1). */
+uint8_t *fx_route(size_t *len, const char *name, int n, const char *const *clusters, const unsigned *weights);
+/* RouteConfiguration with nroutes prefix routes "/r<i>/" -> cluster
+ * "c<i % nclusters>" in one virtual host "*". */
+uint8_t *fx_route_many(size_t *len, const char *name, int nroutes, int nclusters);
+/* A secret with a (fake) PEM certificate chain inline. */
+uint8_t *fx_secret(size_t *len, const char *name);
+
+/* A resource for tests: fixture of type t named name, with version ver.
+ * Uses a per-type default shape (cluster -> EDS of same name, endpoint ->
+ * 127.0.0.1:<port>, listener -> rds "<name>-routes", route -> cluster
+ * "<arg>"). arg may be NULL. Aborts on failure. */
+sl_xds_res *fx_res(sl_xds_type t, const char *name, const char *ver, const char *arg);
+
+#endif
