@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "sluice/xds_stream.h"
-#include "tests/xds_fixtures.h"
+#include "xds_fixtures.h"
 #include "fuzz_reader.h"
 
 #define FUZZ_MAX_INPUT 4096
