@@ -1,4 +1,5 @@
 #include "sluice/arena.h"
+#include "sluice/pbcheck.h"
 
 #include <stdalign.h>
 #include <stdint.h>
@@ -206,6 +207,9 @@ sl_status sl_arena_unpack(ProtobufCMessage **out, sl_arena *a, const ProtobufCMe
     sl_status st = SL_OK;
     ProtobufCMessage *m;
 
+    /* untrusted bytes: bounded nesting before protobuf-c recurses */
+    if ((st = sl_pb_check(desc, data, len, SL_PB_MAX_DEPTH)) != SL_OK)
+        goto out;
     a->oom = 0;
     m = protobuf_c_message_unpack(desc, &a->allocator, len, data);
     if (m == NULL) {

@@ -72,8 +72,9 @@ size_t sl_arena_reserved(const sl_arena *a);
 
 /* Unpacks len bytes of data as a message of type desc into the arena.
  * *out is valid until the next reset; the payload itself is not referenced
- * afterwards. SL_ERR_PARSE (with the message name in the error context) when
- * the bytes are not a valid desc, SL_ERR_NOMEM when the arena could not grow. */
+ * afterwards. The bytes are checked first (sl_pb_check(), SL_PB_MAX_DEPTH):
+ * SL_ERR_PARSE (with the message name in the error context) when they nest
+ * too deep or are not a valid desc, SL_ERR_NOMEM when the arena could not grow. */
 sl_status sl_arena_unpack(ProtobufCMessage **out, sl_arena *a, const ProtobufCMessageDescriptor *desc,
                           const void *data, size_t len);
 
