@@ -10,7 +10,8 @@ set -u
 src=$1 bin=$2 tool=$3
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-/usr/bin/python3 "$src/test/deploy/check_deploy.py" "$src" "$bin" --bootstrap-json "$tmp" >/dev/null
+/usr/bin/python3 "$src/test/deploy/check_deploy.py" "$src" "$bin" --bootstrap-json "$tmp" >/dev/null || {
+  echo "FAIL: check_deploy.py --bootstrap-json exited $?"; exit 1; }
 n=$(ls "$tmp"/*.json | wc -l)
 [ "$n" -ge 3 ] || { echo "FAIL: expected 3 bootstraps, found $n"; exit 1; }
 "$tool" "$tmp"/*.json || exit 1

@@ -6,13 +6,20 @@
 // Input on stdin: a stream of google.protobuf.Any messages, each preceded by
 // its length as a protobuf varint (what Sluice's tools write). Output: one
 // line per violation, "<index> <type>: <error>"; exit status 1 if any
-// resource is invalid or cannot be decoded, 0 otherwise.
+// resource is invalid or cannot be decoded, or if fewer records than -min
+// (default 1) or not exactly -want arrived, 0 otherwise. Zero records fail
+// by default: a producer that crashed or wrote nothing must not pass as
+// "no violations" (issue 14); a caller that may legitimately see none (the
+// fuzz corpus) says -min 0.
+//
+//	xdsvalidate [-min N] [-want N] < records
 package main
 
 import (
 	"bufio"
 	"encoding/binary"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -22,8 +29,8 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	_ "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/config/grpc_credential/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/config/grpc_credential/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
@@ -33,8 +40,8 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/grpc_web/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/grpc_json_transcoder/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/grpc_web/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/health_check/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
@@ -107,6 +114,13 @@ func readRecord(r *bufio.Reader) ([]byte, error) {
 }
 
 func main() {
+	min := flag.Int("min", 1, "fail when fewer records than this arrive")
+	want := flag.Int("want", -1, "fail unless exactly this many records arrive (-1: any)")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintln(os.Stderr, "usage: xdsvalidate [-min N] [-want N] < records")
+		os.Exit(2)
+	}
 	r := bufio.NewReader(os.Stdin)
 	bad, count := 0, 0
 	for ; ; count++ {
@@ -131,6 +145,14 @@ func main() {
 		})
 	}
 	fmt.Fprintf(os.Stderr, "xdsvalidate: %d resources, %d violations\n", count, bad)
+	if count < *min {
+		fmt.Printf("only %d records, at least %d expected (did the producer fail?)\n", count, *min)
+		bad++
+	}
+	if *want >= 0 && count != *want {
+		fmt.Printf("%d records, exactly %d expected\n", count, *want)
+		bad++
+	}
 	if bad > 0 {
 		os.Exit(1)
 	}
