@@ -109,12 +109,12 @@ static void build_names(void)
         for (int i = 0; i < n; i++) {
             if (t == SL_XDS_ENDPOINT)
                 snprintf(eds[i], sizeof eds[i], "c%d", i);
-            len += wire_ld_len(strlen(t == SL_XDS_ENDPOINT ? eds[i] : RDS_NAME));
+            len += sl_wire_ld_len(strlen(t == SL_XDS_ENDPOINT ? eds[i] : RDS_NAME));
         }
         uint8_t *b = malloc(len + 1), *w = b;
         for (int i = 0; i < n; i++) {
             const char *nm = t == SL_XDS_ENDPOINT ? eds[i] : RDS_NAME;
-            w = wire_ld(w, 3, nm, strlen(nm));
+            w = sl_wire_ld(w, 3, nm, strlen(nm));
         }
         names_blob[t] = b;
         names_len[t] = len;
@@ -127,20 +127,20 @@ static grpc_slice request(bstream *s, sl_xds_type t, const char *ver, const char
     static const uint8_t node[] = {0x0a, 5, 'b', 'e', 'n', 'c', 'h'}; /* Node{id="bench"} */
     const char *url = sl_xds_type_url(t);
     size_t vl = strlen(ver), nl = strlen(nonce), ul = strlen(url);
-    size_t len = (vl ? wire_ld_len(vl) : 0) + (s->node_sent ? 0 : wire_ld_len(sizeof node)) + names_len[t] +
-                 wire_ld_len(ul) + (nl ? wire_ld_len(nl) : 0);
+    size_t len = (vl ? sl_wire_ld_len(vl) : 0) + (s->node_sent ? 0 : sl_wire_ld_len(sizeof node)) + names_len[t] +
+                 sl_wire_ld_len(ul) + (nl ? sl_wire_ld_len(nl) : 0);
     grpc_slice sl = grpc_slice_malloc(len);
     uint8_t *w = GRPC_SLICE_START_PTR(sl);
     if (vl)
-        w = wire_ld(w, 1, ver, vl);
+        w = sl_wire_ld(w, 1, ver, vl);
     if (!s->node_sent)
-        w = wire_ld(w, 2, node, sizeof node);
+        w = sl_wire_ld(w, 2, node, sizeof node);
     s->node_sent = 1;
     memcpy(w, names_blob[t], names_len[t]);
     w += names_len[t];
-    w = wire_ld(w, 4, url, ul);
+    w = sl_wire_ld(w, 4, url, ul);
     if (nl)
-        w = wire_ld(w, 5, nonce, nl);
+        w = sl_wire_ld(w, 5, nonce, nl);
     return sl;
 }
 

@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sluice/vec.h"
+#include "sluice/wire.h"
+
 static const struct {
     const char *url, *token, *shortname;
 } types[SL_XDS_TYPE_COUNT] = {
@@ -110,56 +113,23 @@ sl_status sl_xds_key_unescape(char *out, size_t cap, const char *token)
 
 /* ---- store format: split route configurations, chunk ids ---- */
 
-static int rd_varint(uint64_t *v, const uint8_t *p, size_t len, size_t *pos)
-{
-    uint64_t x = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        if (*pos >= len)
-            return -1;
-        uint8_t b = p[(*pos)++];
-        x |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = x;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-/* Skips one field's value of wire type wt at *pos. */
-static int skip_value(const uint8_t *p, size_t len, size_t *pos, unsigned wt)
-{
-    uint64_t v;
-    switch (wt) {
-    case 0: return rd_varint(&v, p, len, pos);
-    case 1: if (len - *pos < 8) return -1; *pos += 8; return 0;
-    case 5: if (len - *pos < 4) return -1; *pos += 4; return 0;
-    case 2:
-        if (rd_varint(&v, p, len, pos) != 0 || v > len - *pos)
-            return -1;
-        *pos += (size_t)v;
-        return 0;
-    default: return -1; /* groups (3, 4) are not in Envoy's API */
-    }
-}
-
 /* The name (field 1, a string) of a packed VirtualHost. */
 static int vhost_name(const uint8_t *p, size_t len, const char **name, size_t *nl)
 {
     size_t pos = 0;
     while (pos < len) {
         uint64_t tag, l;
-        if (rd_varint(&tag, p, len, &pos) != 0)
+        if (sl_wire_varint_get(&tag, p, len, &pos) != SL_OK)
             return -1;
         if (tag == (1 << 3 | 2)) {
-            if (rd_varint(&l, p, len, &pos) != 0 || l > len - pos)
+            if (sl_wire_varint_get(&l, p, len, &pos) != SL_OK || l > len - pos)
                 return -1;
             *name = (const char *)p + pos;
             *nl = (size_t)l;
             pos += (size_t)l; /* the last one wins, as protobuf merges */
             continue;
         }
-        if ((tag >> 3) == 0 || skip_value(p, len, &pos, (unsigned)(tag & 7)) != 0)
+        if ((tag >> 3) == 0 || sl_wire_skip(p, len, &pos, (unsigned)(tag & 7)) != SL_OK)
             return -1;
     }
     return *name && *nl ? 0 : -1;
@@ -176,19 +146,15 @@ sl_status sl_xds_route_split(uint8_t **head, size_t *head_len, sl_xds_part **par
     while (pos < len) {
         size_t start = pos;
         uint64_t tag, l;
-        if (rd_varint(&tag, data, len, &pos) != 0 || (tag >> 3) == 0)
+        if (sl_wire_varint_get(&tag, data, len, &pos) != SL_OK || (tag >> 3) == 0)
             goto bad;
         if (tag == (2 << 3 | 2)) {
-            if (rd_varint(&l, data, len, &pos) != 0 || l > len - pos)
+            if (sl_wire_varint_get(&l, data, len, &pos) != SL_OK || l > len - pos)
                 goto bad;
-            if (n == cap) {
-                sl_xds_part *nv = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof *v);
-                if (!nv) {
-                    free(h);
-                    free(v);
-                    return sl_error_set(SL_ERR_NOMEM, "out of memory");
-                }
-                v = nv;
+            if (SL_VEC_RESERVE(v, cap, n + 1) != SL_OK) {
+                free(h);
+                free(v);
+                return SL_ERR_NOMEM;
             }
             v[n].off = pos;
             v[n].len = (size_t)l;
@@ -202,7 +168,7 @@ sl_status sl_xds_route_split(uint8_t **head, size_t *head_len, sl_xds_part **par
             pos += (size_t)l;
             continue;
         }
-        if (skip_value(data, len, &pos, (unsigned)(tag & 7)) != 0)
+        if (sl_wire_skip(data, len, &pos, (unsigned)(tag & 7)) != SL_OK)
             goto bad;
         memcpy(h + hl, data + start, pos - start);
         hl += pos - start;
@@ -219,38 +185,19 @@ bad:
                         "virtual host has no name)", pos, len);
 }
 
-static size_t varint_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
 sl_status sl_xds_route_join(uint8_t **out, size_t *len, const uint8_t *head, size_t head_len,
                             const uint8_t *const *part, const size_t *part_len, size_t n_parts)
 {
     size_t total = head_len;
     for (size_t i = 0; i < n_parts; i++)
-        total += 1 + varint_len(part_len[i]) + part_len[i];
+        total += sl_wire_ld_len(part_len[i]);
     uint8_t *b = malloc(total ? total : 1), *w = b;
     if (!b)
         return sl_error_set(SL_ERR_NOMEM, "out of memory");
     memcpy(w, head, head_len);
     w += head_len;
-    for (size_t i = 0; i < n_parts; i++) {
-        uint64_t v = part_len[i];
-        *w++ = 2 << 3 | 2;
-        while (v >= 0x80) {
-            *w++ = (uint8_t)(v | 0x80);
-            v >>= 7;
-        }
-        *w++ = (uint8_t)v;
-        memcpy(w, part[i], part_len[i]);
-        w += part_len[i];
-    }
+    for (size_t i = 0; i < n_parts; i++)
+        w = sl_wire_ld(w, 2, part[i], part_len[i]); /* virtual_hosts = 2 */
     *out = b;
     *len = total;
     return SL_OK;

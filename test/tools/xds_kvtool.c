@@ -29,10 +29,10 @@ static int dump(int n, char **specs)
             return 1;
         }
         const char *url = sl_xds_type_url(t);
-        size_t any = wire_ld_len(strlen(url)) + wire_ld_len(len);
-        uint8_t *o = malloc(10 + any), *w = wire_varint(o, any);
-        w = wire_ld(w, 1, url, strlen(url));
-        w = wire_ld(w, 2, b, len);
+        size_t any = sl_wire_ld_len(strlen(url)) + sl_wire_ld_len(len);
+        uint8_t *o = malloc(10 + any), *w = sl_wire_varint_put(o, any);
+        w = sl_wire_ld(w, 1, url, strlen(url));
+        w = sl_wire_ld(w, 2, b, len);
         fwrite(o, 1, (size_t)(w - o), stdout);
         free(o);
         free(b);

@@ -74,7 +74,7 @@ static uint8_t *put_segs(uint8_t *w, const segs *g)
     memcpy(w, g->head, g->head_len);
     w += g->head_len;
     for (size_t i = 0; i < g->n_parts; i++)
-        w = wire_ld(w, 2, g->part[i], g->part_len[i]);
+        w = sl_wire_ld(w, 2, g->part[i], g->part_len[i]);
     return w;
 }
 
@@ -100,7 +100,7 @@ static sl_status res_new_segs(sl_xds_res **out, sl_xds_type t, const char *name,
 
     *out = NULL;
     for (size_t i = 0; g && i < g->n_parts; i++)
-        len += wire_ld_len(g->part_len[i]);
+        len += sl_wire_ld_len(g->part_len[i]);
     if (g && check && (st = inspect(&eds, t, name, packed, len)) != SL_OK) /* check: one buffer only */
         return st;
     size_t el = eds ? strlen(eds) + 1 : 0;
@@ -126,26 +126,26 @@ static sl_status res_new_segs(sl_xds_res **out, sl_xds_type t, const char *name,
         /* Any { type_url = 1; value = 2; } */
         const char *url = sl_xds_type_url(t);
         size_t ul = strlen(url);
-        size_t any_len = wire_ld_len(ul) + wire_ld_len(len);
-        r->sotw_len = wire_ld_len(any_len);
+        size_t any_len = sl_wire_ld_len(ul) + sl_wire_ld_len(len);
+        r->sotw_len = sl_wire_ld_len(any_len);
         /* Resource { version = 1; resource = 2 (Any); name = 3; } */
-        size_t res_len = wire_ld_len(vl) + wire_ld_len(any_len) + wire_ld_len(nl);
-        r->delta_len = wire_ld_len(res_len);
+        size_t res_len = sl_wire_ld_len(vl) + sl_wire_ld_len(any_len) + sl_wire_ld_len(nl);
+        r->delta_len = sl_wire_ld_len(res_len);
         r->sotw = malloc(r->sotw_len + r->delta_len);
         if (!r->sotw) {
             st = SL_ERR_NOMEM;
             goto err;
         }
-        uint8_t *w = wire_ld_head(r->sotw, 2, any_len);
-        w = wire_ld(w, 1, url, ul);
-        w = put_segs(wire_ld_head(w, 2, len), g);
+        uint8_t *w = sl_wire_ld_head(r->sotw, 2, any_len);
+        w = sl_wire_ld(w, 1, url, ul);
+        w = put_segs(sl_wire_ld_head(w, 2, len), g);
         r->delta = w;
-        w = wire_ld_head(w, 2, res_len);
-        w = wire_ld(w, 3, name, nl);
-        w = wire_ld(w, 1, version, vl);
-        w = wire_ld_head(w, 2, any_len);
-        w = wire_ld(w, 1, url, ul);
-        put_segs(wire_ld_head(w, 2, len), g);
+        w = sl_wire_ld_head(w, 2, res_len);
+        w = sl_wire_ld(w, 3, name, nl);
+        w = sl_wire_ld(w, 1, version, vl);
+        w = sl_wire_ld_head(w, 2, any_len);
+        w = sl_wire_ld(w, 1, url, ul);
+        put_segs(sl_wire_ld_head(w, 2, len), g);
         r->packed_len = len;
     }
     free(eds);

@@ -967,18 +967,18 @@ static sl_status plan_type(sl_xds_stream *s, const sl_xds_snapshot *snap, sl_xds
 static sl_status encode_head(sl_xds_response *r, const char *type_url)
 {
     size_t ul = strlen(type_url), vl = strlen(r->version), nl = strlen(r->nonce);
-    size_t len = wire_ld_len(vl) + wire_ld_len(ul) + wire_ld_len(nl);
+    size_t len = sl_wire_ld_len(vl) + sl_wire_ld_len(ul) + sl_wire_ld_len(nl);
     for (size_t i = 0; i < r->nremoved; i++)
-        len += wire_ld_len(strlen(r->removed[i]));
+        len += sl_wire_ld_len(strlen(r->removed[i]));
     r->head = malloc(len ? len : 1);
     if (!r->head)
         return sl_error_set(SL_ERR_NOMEM, "out of memory");
     uint8_t *w = r->head;
-    w = wire_ld(w, 1, r->version, vl); /* version_info / system_version_info */
-    w = wire_ld(w, 4, type_url, ul);
-    w = wire_ld(w, 5, r->nonce, nl);
+    w = sl_wire_ld(w, 1, r->version, vl); /* version_info / system_version_info */
+    w = sl_wire_ld(w, 4, type_url, ul);
+    w = sl_wire_ld(w, 5, r->nonce, nl);
     for (size_t i = 0; i < r->nremoved; i++)
-        w = wire_ld(w, 6, r->removed[i], strlen(r->removed[i]));
+        w = sl_wire_ld(w, 6, r->removed[i], strlen(r->removed[i]));
     r->head_len = (size_t)(w - r->head);
     return SL_OK;
 }
