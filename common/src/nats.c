@@ -1,4 +1,5 @@
 #include "sluice/nats.h"
+#include "sluice/nkey.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -20,6 +21,7 @@ struct sl_nats {
     unsigned seed;      /* jitter; used by nats.c's reconnect thread only */
     pthread_mutex_t lock;
     pthread_cond_t cond;
+    char nkey_seed[SL_NKEY_SEED_LEN + 1]; /* from s.nkey_file; wiped at free */
     bool closed;  /* the closed callback ran */
     atomic_bool closing; /* sl_nats_close() started: disconnects are expected */
 };
@@ -51,6 +53,7 @@ void sl_nats_settings_deinit(sl_nats_settings *s)
 {
     free(s->urls);
     free(s->creds_file);
+    free(s->nkey_file);
     free(s->tls_cert);
     free(s->tls_key);
     free(s->tls_ca);
@@ -80,6 +83,7 @@ sl_status sl_nats_settings_from_env(sl_nats_settings *s)
     } vars[] = {
         {"NATS_URL", offsetof(sl_nats_settings, urls)},
         {"NATS_CREDS", offsetof(sl_nats_settings, creds_file)},
+        {"NATS_NKEY", offsetof(sl_nats_settings, nkey_file)},
         {"NATS_TLS_CERT", offsetof(sl_nats_settings, tls_cert)},
         {"NATS_TLS_KEY", offsetof(sl_nats_settings, tls_key)},
         {"NATS_TLS_CA", offsetof(sl_nats_settings, tls_ca)},
@@ -110,6 +114,7 @@ static const struct nats_flag {
 } nats_flags[] = {
     {"nats-url", offsetof(sl_nats_settings, urls), -1, -1},
     {"nats-creds", offsetof(sl_nats_settings, creds_file), -1, -1},
+    {"nats-nkey", offsetof(sl_nats_settings, nkey_file), -1, -1},
     {"nats-tls-cert", offsetof(sl_nats_settings, tls_cert), -1, -1},
     {"nats-tls-key", offsetof(sl_nats_settings, tls_key), -1, -1},
     {"nats-tls-ca", offsetof(sl_nats_settings, tls_ca), -1, -1},
@@ -123,6 +128,7 @@ const char *sl_nats_settings_usage(void)
     return "  --nats-url URL[,URL...]     NATS server(s) (env NATS_URL; default " SL_NATS_DEFAULT_URL
            ")\n"
            "  --nats-creds FILE           NATS credentials file (env NATS_CREDS)\n"
+           "  --nats-nkey FILE            NATS user nkey seed file, mode 0600 (env NATS_NKEY)\n"
            "  --nats-tls-cert FILE        client certificate, PEM (env NATS_TLS_CERT)\n"
            "  --nats-tls-key FILE         client key, PEM (env NATS_TLS_KEY)\n"
            "  --nats-tls-ca FILE          CA bundle to verify the server, PEM (env NATS_TLS_CA)\n"
@@ -335,11 +341,13 @@ sl_status sl_nats_settings_copy(sl_nats_settings *dst, const sl_nats_settings *s
     sl_status st = SL_OK;
 
     *dst = *src;
-    dst->urls = dst->creds_file = dst->tls_cert = dst->tls_key = dst->tls_ca = dst->name = NULL;
+    dst->urls = dst->creds_file = dst->nkey_file = dst->tls_cert = dst->tls_key = dst->tls_ca = dst->name = NULL;
     if (st == SL_OK)
         st = set_str(&dst->urls, src->urls, "urls");
     if (st == SL_OK)
         st = set_str(&dst->creds_file, src->creds_file, "creds");
+    if (st == SL_OK)
+        st = set_str(&dst->nkey_file, src->nkey_file, "nkey");
     if (st == SL_OK)
         st = set_str(&dst->tls_cert, src->tls_cert, "tls cert");
     if (st == SL_OK)
@@ -351,6 +359,39 @@ sl_status sl_nats_settings_copy(sl_nats_settings *dst, const sl_nats_settings *s
     if (st != SL_OK)
         sl_nats_settings_deinit(dst);
     return st;
+}
+
+/* nats.c's nonce signature callback: the seed read at connect time. */
+static natsStatus sign_nonce(char **custom_err, unsigned char **sig, int *sig_len, const char *nonce, void *ud)
+{
+    sl_nats *nc = ud;
+    (void)custom_err;
+    return nats_Sign(nc->nkey_seed, nonce, sig, sig_len);
+}
+
+/* Authenticates with the nkey in s.nkey_file, and takes replies on an inbox
+ * prefix of this connection's own (_INBOX_<name>), so that a user's
+ * permissions can allow its own replies and nobody else's. */
+static sl_status use_nkey(natsOptions *o, sl_nats *nc)
+{
+    char pub[SL_NKEY_PUBLIC_LEN + 1], prefix[160];
+    natsStatus s;
+    sl_status st = sl_nkey_read_seed(nc->nkey_seed, nc->s.nkey_file);
+    if (st != SL_OK)
+        return st;
+    if ((st = sl_nkey_public(pub, nc->nkey_seed)) != SL_OK)
+        return st;
+    if ((s = natsOptions_SetNKey(o, pub, sign_nonce, nc)) != NATS_OK)
+        return sl_nats_error(s, "nats nkey '%s'", nc->s.nkey_file);
+    if (nc->s.name) {
+        snprintf(prefix, sizeof prefix, "_INBOX_%s", nc->s.name);
+        for (char *c = prefix; *c; c++)
+            if (*c == '.' || *c == '*' || *c == '>' || *c == ' ')
+                *c = '_';
+        if ((s = natsOptions_SetCustomInboxPrefix(o, prefix)) != NATS_OK)
+            return sl_nats_error(s, "nats inbox prefix '%s'", prefix);
+    }
+    return SL_OK;
 }
 
 /* Turns the settings into nats.c options. */
@@ -404,6 +445,8 @@ static sl_status build_options(natsOptions **out, sl_nats *nc)
             goto err;
         }
     }
+    if (nc->s.nkey_file != NULL && (st = use_nkey(o, nc)) != SL_OK)
+        goto err;
     if (nc->s.tls_cert != NULL || nc->s.tls_key != NULL || nc->s.tls_ca != NULL) {
         if ((nc->s.tls_cert == NULL) != (nc->s.tls_key == NULL)) {
             st = sl_error_set(SL_ERR_INVALID, "nats tls: certificate and key go together");
@@ -437,6 +480,7 @@ out:
 
 static void nats_free(sl_nats *nc)
 {
+    explicit_bzero(nc->nkey_seed, sizeof nc->nkey_seed);
     sl_nats_settings_deinit(&nc->s);
     pthread_cond_destroy(&nc->cond);
     pthread_mutex_destroy(&nc->lock);

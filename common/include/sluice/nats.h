@@ -6,6 +6,9 @@
  *   env            flag               meaning
  *   NATS_URL       --nats-url         server URL(s), comma separated
  *   NATS_CREDS     --nats-creds       credentials file (user JWT + seed)
+ *   NATS_NKEY      --nats-nkey        user nkey seed file, mode 0600 (sluice/nkey.h);
+ *                                     its replies come on _INBOX_<name>.> (the
+ *                                     connection name), so permissions can be per user
  *   NATS_TLS_CERT  --nats-tls-cert    client certificate (PEM)
  *   NATS_TLS_KEY   --nats-tls-key     client key (PEM)
  *   NATS_TLS_CA    --nats-tls-ca      CA bundle to verify the server (PEM)
@@ -50,6 +53,7 @@ typedef void (*sl_nats_event_cb)(sl_nats *nc, sl_nats_event ev, void *ud);
 typedef struct sl_nats_settings {
     char *urls;       /* default SL_NATS_DEFAULT_URL */
     char *creds_file;
+    char *nkey_file;  /* --nats-nkey: a user seed; sign the server's nonce with it */
     char *tls_cert;
     char *tls_key;
     char *tls_ca;
