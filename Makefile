@@ -50,8 +50,13 @@ fuzz: setup
 	scripts/fuzz $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 # Every bench/<name>/run (each prints RESULT lines last); bench-<name> runs one.
+# All run; the target fails, naming them, when any failed.
 bench: build
-	@for b in bench/*/run; do [ -x "$$b" ] && "$$b" $(BUILD); done; true
+	@failed=; for b in bench/*/run; do \
+	  [ -x "$$b" ] || continue; \
+	  "$$b" $(BUILD) || failed="$$failed $$b"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "bench: FAILED:$$failed" >&2; exit 1; fi
 
 # sluice-xds vs go-control-plane, 1,000 and 10,000 ADS streams (docs/benchmarks.md).
 bench-xds: setup
