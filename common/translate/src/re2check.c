@@ -515,3 +515,20 @@ long tr_re2_program_size(const char *re)
         return -1;
     return size + 3;
 }
+
+bool tr_check_regex(tr_ctx *tx, const char *what, const char *re, int *groups)
+{
+    const char *err = tr_re2_check(tx, re, groups);
+    long size, max = 100;
+    if (err) {
+        tr_error(tx, "%s: invalid regex \"%s\": %s", what, re, err);
+        return false;
+    }
+    if (tx->settings->gloo && tx->settings->gloo->regex_max_program_size)
+        max = tx->settings->gloo->regex_max_program_size->value;
+    size = tr_re2_program_size(re);
+    if (size > max)
+        tr_warn(tx, "%s: regex \"%s\" may compile to a program larger than %ld (estimated %ld); Envoy refuses those",
+                what, re, max, size);
+    return true;
+}
