@@ -403,204 +403,264 @@ static const char *lua_comment_safe(tr_ctx *tx, const char *s)
     return o;
 }
 
-static void rest(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
+/* A REST function call being translated: what its template gives. */
+typedef struct rest_call {
+    const Sluice__V1__RestDestinationSpec *d;
+    const Sluice__V1__Upstream *up;
+    const char *path;  /* the destinationSpec, in reports */
+    const char *fpath; /* the function's template, in reports */
+    params pp;
+    const char *subst;       /* the path rewrite, or NULL */
+    const char *method;      /* the :method set, or NULL */
+    const char *lua_body;    /* the body as a Lua expression, or NULL */
+    const char *lua_headers; /* Lua statements setting headers */
+    bool lua_path_vars;      /* the Lua code reads path captures (pv) */
+    int errors;
+} rest_call;
+
+/* The template of the function the route calls, or NULL (reported). */
+static const Sluice__V1__TransformationTemplate *rest_template(tr_ctx *tx, const tr_route_in *in, rest_call *c)
 {
-    const Sluice__V1__RestDestinationSpec *d = in->dest_spec->rest;
     const Sluice__V1__ServiceSpec *ss = service_spec(in->upstream);
     const Sluice__V1__TransformationTemplate *t = NULL;
-    const Sluice__V1__Upstream *up = in->upstream;
-    const char *path = tr_printf(tx, "%s.routeAction.single.destinationSpec.rest", in->route_path);
-    const char *fpath, *subst = NULL, *method = NULL, *lua_body = NULL, *lua_headers = "";
-    Envoy__Config__Route__V3__RouteAction *ra = r->route;
-    params pp;
-    bool lua_path_vars = false;
-    int errors = 0;
-
     if (!ss || ss->plugin_type_case != SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_REST) {
         tr_error(tx, "%s: upstream %s.%s has no REST functions (spec.static.serviceSpec.rest or "
-                     "spec.dns.serviceSpec.rest)", path, up->metadata->namespace_, up->metadata->name);
-        return;
+                     "spec.dns.serviceSpec.rest)", c->path, c->up->metadata->namespace_, c->up->metadata->name);
+        return NULL;
     }
     for (size_t i = 0; i < ss->rest->n_transformations; i++)
-        if (strcmp(ss->rest->transformations[i]->key, d->function_name) == 0)
+        if (strcmp(ss->rest->transformations[i]->key, c->d->function_name) == 0)
             t = ss->rest->transformations[i]->value;
-    if (!t) {
-        tr_error(tx, "%s.functionName: upstream %s.%s has no REST function \"%s\"", path, up->metadata->namespace_,
-                 up->metadata->name, d->function_name);
-        return;
-    }
-    fpath = tr_printf(tx, "%s: Upstream %s.%s serviceSpec.rest.transformations[%s]", path, up->metadata->namespace_,
-                      up->metadata->name, d->function_name);
-    if (d->response_transformation)
-        tr_error(tx, "%s.responseTransformation: not supported by Sluice (stock Envoy has no response templates)",
-                 path);
-    if (!parse_params(tx, &pp, d->parameters, tr_printf(tx, "%s.parameters", path)))
-        return;
+    if (!t)
+        tr_error(tx, "%s.functionName: upstream %s.%s has no REST function \"%s\"", c->path, c->up->metadata->namespace_,
+                 c->up->metadata->name, c->d->function_name);
+    return t;
+}
+
+/* The template's body: rendered by the route's Lua script when made of
+ * route parameters; else not applied (a Warning). */
+static void rest_body(tr_ctx *tx, const tr_route_in *in, const Sluice__V1__TransformationTemplate *t, rest_call *c)
+{
     if (t->n_extractors)
-        tr_error(tx, "%s.extractors: not supported by Sluice (stock Envoy has no extractors)", fpath);
+        tr_error(tx, "%s.extractors: not supported by Sluice (stock Envoy has no extractors)", c->fpath);
     if (t->body_transformation_case == SLUICE__V1__TRANSFORMATION_TEMPLATE__BODY_TRANSFORMATION_MERGE_EXTRACTORS_TO_BODY)
-        tr_error(tx, "%s.mergeExtractorsToBody: not supported by Sluice (stock Envoy has no body templates)", fpath);
+        tr_error(tx, "%s.mergeExtractorsToBody: not supported by Sluice (stock Envoy has no body templates)", c->fpath);
     else if (t->body_transformation_case == SLUICE__V1__TRANSFORMATION_TEMPLATE__BODY_TRANSFORMATION_BODY && t->body &&
              t->body->text[0]) {
-        const char *bw = tr_printf(tx, "%s.body", fpath), *unknown = NULL;
+        const char *bw = tr_printf(tx, "%s.body", c->fpath), *unknown = NULL;
         if (in->gw->proxyless)
             tr_warn(tx, "%s: not applied (gRPC proxyless clients run no filters); the request body is sent as the "
                         "client sent it", bw);
-        else if (!(lua_body = render_lua(tx, t->body->text, &pp, &lua_path_vars, &unknown, bw)) && unknown)
+        else if (!(c->lua_body = render_lua(tx, t->body->text, &c->pp, &c->lua_path_vars, &unknown, bw)) && unknown)
             tr_warn(tx, "%s: not applied: {{ %s }} is not a parameter of the route (Gloo takes it from the request's "
                         "JSON body, which stock Envoy cannot parse); the request body is sent as the client sent it",
                     bw, unknown);
-        else if (!lua_body)
-            errors++;
+        else if (!c->lua_body)
+            c->errors++;
     }
+}
 
-    for (size_t i = 0; i < t->n_headers; i++) {
-        const char *k = t->headers[i]->key;
-        const char *v = t->headers[i]->value ? t->headers[i]->value->text : "";
-        const char *hw = tr_printf(tx, "%s.headers[%s]", fpath, k);
-        if (strcmp(k, ":path") == 0) {
-            subst = render(tx, v, &pp, RENDER_PATH, hw);
-            if (subst && (subst[0] != '/' || strchr(subst, '?'))) {
-                tr_error(tx, "%s: \"%s\" must start with '/' and have no query string", hw, v);
-                subst = NULL;
-            }
-            if (!subst)
-                errors++;
-        } else if (strcmp(k, ":method") == 0) {
-            bool ok = literal(v) && v[0];
-            for (const char *c = v; ok && *c; c++)
-                ok = isupper((unsigned char)*c) || *c == '-' || *c == '_';
-            if (!ok) {
-                tr_error(tx, "%s: \"%s\" is not an HTTP method (a literal such as GET or POST)", hw, v);
-                errors++;
-            }
-            method = v;
-        } else if (strcmp(k, ":authority") == 0 || strcasecmp(k, "host") == 0) {
-            if (!literal(v) || !v[0]) {
-                tr_error(tx, "%s: stock Envoy can only rewrite the host to a literal", hw);
-                errors++;
-                continue;
-            }
-            ra->host_rewrite_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__HOST_REWRITE_SPECIFIER_HOST_REWRITE_LITERAL;
-            ra->host_rewrite_literal = tr_strdup(tx, v);
-        } else if (k[0] == ':') {
-            tr_error(tx, "%s: stock Envoy cannot set the %s pseudo-header", hw, k);
-            errors++;
-        } else if (tr_check_header_name(k, false)) {
-            tr_error(tx, "%s: %s", hw, tr_check_header_name(k, false));
-            errors++;
-        } else if (!v[0]) {
-            TR_PUSH(tx, r, request_headers_to_remove, tr_strdup(tx, k));
-        } else if (!in->gw->proxyless && uses_path_vars(tx, v, &pp)) {
-            /* Envoy's header formatters cannot reach path captures: the
-             * route's Lua script sets the header */
-            const char *unknown = NULL, *e = render_lua(tx, v, &pp, &lua_path_vars, &unknown, hw);
-            if (!e) {
-                if (unknown)
-                    tr_error(tx, "%s: \"%s\": {{ %s }} is not a parameter of the route (destinationSpec parameters)",
-                             hw, v, unknown);
-                errors++;
-                continue;
-            }
-            lua_headers = tr_printf(tx, "%s  headers:replace(%s, %s)\n", lua_headers, lua_quote(tx, k), e);
-        } else {
-            const char *val = render(tx, v, &pp, RENDER_HEADER, hw);
-            Envoy__Config__Core__V3__HeaderValueOption *o;
-            if (!val) {
-                errors++;
-                continue;
-            }
-            o = TR_NEW(tx, envoy__config__core__v3__header_value_option);
-            o->header = TR_NEW(tx, envoy__config__core__v3__header_value);
-            o->header->key = tr_strdup(tx, k);
-            o->header->value = tr_strdup(tx, val);
-            o->append_action = ENVOY__CONFIG__CORE__V3__HEADER_VALUE_OPTION__HEADER_APPEND_ACTION__OVERWRITE_IF_EXISTS_OR_ADD;
-            TR_PUSH(tx, r, request_headers_to_add, o);
+/* A pseudo-header of the template (k: v): the path rewrite, the method,
+ * or a literal host rewrite; false when k is no pseudo-header it sets. */
+static bool rest_pseudo_header(tr_ctx *tx, tr_route_t *r, rest_call *c, const char *k, const char *v, const char *hw)
+{
+    Envoy__Config__Route__V3__RouteAction *ra = r->route;
+    if (strcmp(k, ":path") == 0) {
+        c->subst = render(tx, v, &c->pp, RENDER_PATH, hw);
+        if (c->subst && (c->subst[0] != '/' || strchr(c->subst, '?'))) {
+            tr_error(tx, "%s: \"%s\" must start with '/' and have no query string", hw, v);
+            c->subst = NULL;
         }
+        if (!c->subst)
+            c->errors++;
+    } else if (strcmp(k, ":method") == 0) {
+        bool ok = literal(v) && v[0];
+        for (const char *ch = v; ok && *ch; ch++)
+            ok = isupper((unsigned char)*ch) || *ch == '-' || *ch == '_';
+        if (!ok) {
+            tr_error(tx, "%s: \"%s\" is not an HTTP method (a literal such as GET or POST)", hw, v);
+            c->errors++;
+        }
+        c->method = v;
+    } else if (strcmp(k, ":authority") == 0 || strcasecmp(k, "host") == 0) {
+        if (!literal(v) || !v[0]) {
+            tr_error(tx, "%s: stock Envoy can only rewrite the host to a literal", hw);
+            c->errors++;
+            return true;
+        }
+        ra->host_rewrite_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__HOST_REWRITE_SPECIFIER_HOST_REWRITE_LITERAL;
+        ra->host_rewrite_literal = tr_strdup(tx, v);
+    } else if (k[0] == ':') {
+        tr_error(tx, "%s: stock Envoy cannot set the %s pseudo-header", hw, k);
+        c->errors++;
+    } else {
+        return false;
     }
-    if (errors)
-        return;
+    return true;
+}
 
-    /* the path: parameters make the matcher a regex whose groups feed the rewrite */
-    if ((subst || pp.path) && (ra->prefix_rewrite && ra->prefix_rewrite[0]))
-        tr_error(tx, "%s: the function sets the path; options.prefixRewrite cannot be used with it", path);
-    else if ((subst || pp.path) && ra->regex_rewrite)
-        tr_error(tx, "%s: the function sets the path; options.regexRewrite cannot be used with it", path);
-    else if (pp.path) {
+/* A header of the template (k: v) on route r: removed when empty, set by
+ * the route's Lua script when it uses path captures, else added with
+ * Envoy's header formatters. */
+static void rest_header(tr_ctx *tx, const tr_route_in *in, tr_route_t *r, rest_call *c, const char *k, const char *v)
+{
+    const char *hw = tr_printf(tx, "%s.headers[%s]", c->fpath, k);
+    if (rest_pseudo_header(tx, r, c, k, v, hw)) {
+        return;
+    } else if (tr_check_header_name(k, false)) {
+        tr_error(tx, "%s: %s", hw, tr_check_header_name(k, false));
+        c->errors++;
+    } else if (!v[0]) {
+        TR_PUSH(tx, r, request_headers_to_remove, tr_strdup(tx, k));
+    } else if (!in->gw->proxyless && uses_path_vars(tx, v, &c->pp)) {
+        /* Envoy's header formatters cannot reach path captures: the
+         * route's Lua script sets the header */
+        const char *unknown = NULL, *e = render_lua(tx, v, &c->pp, &c->lua_path_vars, &unknown, hw);
+        if (!e) {
+            if (unknown)
+                tr_error(tx, "%s: \"%s\": {{ %s }} is not a parameter of the route (destinationSpec parameters)", hw,
+                         v, unknown);
+            c->errors++;
+            return;
+        }
+        c->lua_headers = tr_printf(tx, "%s  headers:replace(%s, %s)\n", c->lua_headers, lua_quote(tx, k), e);
+    } else {
+        const char *val = render(tx, v, &c->pp, RENDER_HEADER, hw);
+        Envoy__Config__Core__V3__HeaderValueOption *o;
+        if (!val) {
+            c->errors++;
+            return;
+        }
+        o = TR_NEW(tx, envoy__config__core__v3__header_value_option);
+        o->header = TR_NEW(tx, envoy__config__core__v3__header_value);
+        o->header->key = tr_strdup(tx, k);
+        o->header->value = tr_strdup(tx, val);
+        o->append_action = ENVOY__CONFIG__CORE__V3__HEADER_VALUE_OPTION__HEADER_APPEND_ACTION__OVERWRITE_IF_EXISTS_OR_ADD;
+        TR_PUSH(tx, r, request_headers_to_add, o);
+    }
+}
+
+/* The path: parameters make the matcher a regex whose groups feed the
+ * rewrite. False when the route cannot call the function (reported). */
+static bool rest_path(tr_ctx *tx, tr_route_t *r, const rest_call *c)
+{
+    Envoy__Config__Route__V3__RouteAction *ra = r->route;
+    const params *pp = &c->pp;
+    if ((c->subst || pp->path) && (ra->prefix_rewrite && ra->prefix_rewrite[0]))
+        tr_error(tx, "%s: the function sets the path; options.prefixRewrite cannot be used with it", c->path);
+    else if ((c->subst || pp->path) && ra->regex_rewrite)
+        tr_error(tx, "%s: the function sets the path; options.regexRewrite cannot be used with it", c->path);
+    else if (pp->path) {
         Envoy__Config__Route__V3__RouteMatch *rm = r->match;
         if (rm->path_specifier_case == ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_PREFIX &&
-            strncmp(pp.path, rm->prefix, strlen(rm->prefix)) == 0) {
-            if (tr_check_regex(tx, tr_printf(tx, "%s.parameters.path", path), pp.regex, NULL)) {
+            strncmp(pp->path, rm->prefix, strlen(rm->prefix)) == 0) {
+            if (tr_check_regex(tx, tr_printf(tx, "%s.parameters.path", c->path), pp->regex, NULL)) {
                 rm->path_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_SAFE_REGEX;
-                rm->safe_regex = tr_regex(tx, pp.regex);
+                rm->safe_regex = tr_regex(tx, pp->regex);
             }
         } else if (rm->path_specifier_case == ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_PATH &&
-                   pp.n_vars == 0 && strcmp(rm->path, pp.path) == 0) {
+                   pp->n_vars == 0 && strcmp(rm->path, pp->path) == 0) {
             /* the exact path is the pattern */
         } else {
             tr_error(tx, "%s.parameters: the path pattern \"%s\" must lie under the route's prefix matcher (\"%s\")",
-                     path, pp.path,
+                     c->path, pp->path,
                      rm->path_specifier_case == ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_PREFIX
                          ? rm->prefix
                          : "not a prefix");
-            return;
+            return false;
         }
     }
-    if (subst) {
+    if (c->subst) {
         ra->regex_rewrite = TR_NEW(tx, envoy__type__matcher__v3__regex_match_and_substitute);
-        ra->regex_rewrite->pattern = tr_regex(tx, pp.path ? tr_printf(tx, "^%s$", pp.regex) : "^.*$");
-        ra->regex_rewrite->substitution = tr_strdup(tx, subst);
+        ra->regex_rewrite->pattern = tr_regex(tx, pp->path ? tr_printf(tx, "^%s$", pp->regex) : "^.*$");
+        ra->regex_rewrite->substitution = tr_strdup(tx, c->subst);
     }
+    return true;
+}
 
-    /* the method and the body: Envoy's Lua filter sets them on the route;
-     * gRPC proxyless clients run no filters, so there the route is
-     * restricted to requests already using the method */
-    if (!in->gw->proxyless) {
-        const Sluice__V1__Matcher *m = in->matcher;
-        const char *code = "";
-        /* method is checked above (A-Z, '-', '_'), lua_body is made of
-         * quoted literals; names go into a Lua comment only as safe
-         * characters: no input becomes code */
-        if (method && !(m && m->n_methods == 1 && strcmp(m->methods[0], method) == 0))
-            code = tr_printf(tx, "  headers:replace(\":method\", \"%s\")\n", method);
-        if (lua_path_vars)
-            code = tr_printf(tx,
-                             "%s  local path = string.match(headers:get(\":path\") or \"\", \"^[^?]*\")\n"
-                             "  local pv = {string.match(path, %s)}\n",
-                             code, lua_quote(tx, lua_path_pattern(tx, pp.path)));
-        code = tr_printf(tx, "%s%s", code, lua_headers);
-        if (lua_body)
-            code = tr_printf(tx, "%s  request_handle:body(true):setBytes(%s)\n", code, lua_body);
-        if (code[0])
-            tr_lua_route(tx, r,
-                         tr_printf(tx,
-                                   "-- Sluice: function %s of upstream %s.%s\n"
-                                   "function envoy_on_request(request_handle)\n"
-                                   "  local headers = request_handle:headers()\n"
-                                   "%s"
-                                   "end\n",
-                                   lua_comment_safe(tx, d->function_name), lua_comment_safe(tx, up->metadata->namespace_),
-                                   lua_comment_safe(tx, up->metadata->name), code));
-    } else if (method) {
-        const Sluice__V1__Matcher *m = in->matcher;
-        bool listed = false;
-        for (size_t i = 0; m && i < m->n_methods; i++)
-            listed |= strcmp(m->methods[i], method) == 0;
-        if (m && m->n_methods && !listed) {
-            tr_error(tx, "%s: function %s is called with %s, which the route's methods do not include (stock Envoy "
-                         "cannot rewrite :method)", path, d->function_name, method);
-            return;
-        }
-        if (!(m && m->n_methods == 1)) {
-            add_method_matcher(tx, r, method);
-            tr_warn(tx, "Route Warning: FunctionMethodWarning. Reason: function %s of upstream %s.%s is called with "
-                        "%s; gRPC proxyless clients run no filter that could rewrite :method, so %s matches only %s "
-                        "requests",
-                    d->function_name, up->metadata->namespace_, up->metadata->name, method, in->route_path, method);
-        }
+/* The method, headers using path captures and the body: Envoy's Lua
+ * filter sets them on the route. The method is checked (A-Z, '-', '_'),
+ * lua_body is made of quoted literals; names go into a Lua comment only
+ * as safe characters: no input becomes code. */
+static void rest_lua(tr_ctx *tx, const tr_route_in *in, tr_route_t *r, const rest_call *c)
+{
+    const Sluice__V1__Matcher *m = in->matcher;
+    const char *code = "";
+    if (c->method && !(m && m->n_methods == 1 && strcmp(m->methods[0], c->method) == 0))
+        code = tr_printf(tx, "  headers:replace(\":method\", \"%s\")\n", c->method);
+    if (c->lua_path_vars)
+        code = tr_printf(tx,
+                         "%s  local path = string.match(headers:get(\":path\") or \"\", \"^[^?]*\")\n"
+                         "  local pv = {string.match(path, %s)}\n",
+                         code, lua_quote(tx, lua_path_pattern(tx, c->pp.path)));
+    code = tr_printf(tx, "%s%s", code, c->lua_headers);
+    if (c->lua_body)
+        code = tr_printf(tx, "%s  request_handle:body(true):setBytes(%s)\n", code, c->lua_body);
+    if (code[0])
+        tr_lua_route(tx, r,
+                     tr_printf(tx,
+                               "-- Sluice: function %s of upstream %s.%s\n"
+                               "function envoy_on_request(request_handle)\n"
+                               "  local headers = request_handle:headers()\n"
+                               "%s"
+                               "end\n",
+                               lua_comment_safe(tx, c->d->function_name), lua_comment_safe(tx, c->up->metadata->namespace_),
+                               lua_comment_safe(tx, c->up->metadata->name), code));
+}
+
+/* gRPC proxyless clients run no filters: the route is restricted to
+ * requests already using the method. False when the route's methods
+ * exclude it (reported). */
+static bool rest_proxyless_method(tr_ctx *tx, const tr_route_in *in, tr_route_t *r, const rest_call *c)
+{
+    const Sluice__V1__Matcher *m = in->matcher;
+    bool listed = false;
+    for (size_t i = 0; m && i < m->n_methods; i++)
+        listed |= strcmp(m->methods[i], c->method) == 0;
+    if (m && m->n_methods && !listed) {
+        tr_error(tx, "%s: function %s is called with %s, which the route's methods do not include (stock Envoy "
+                     "cannot rewrite :method)", c->path, c->d->function_name, c->method);
+        return false;
     }
+    if (!(m && m->n_methods == 1)) {
+        add_method_matcher(tx, r, c->method);
+        tr_warn(tx, "Route Warning: FunctionMethodWarning. Reason: function %s of upstream %s.%s is called with "
+                    "%s; gRPC proxyless clients run no filter that could rewrite :method, so %s matches only %s "
+                    "requests",
+                c->d->function_name, c->up->metadata->namespace_, c->up->metadata->name, c->method, in->route_path,
+                c->method);
+    }
+    return true;
+}
+
+static void rest(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
+{
+    const Sluice__V1__TransformationTemplate *t;
+    rest_call c = {0};
+    c.d = in->dest_spec->rest;
+    c.up = in->upstream;
+    c.path = tr_printf(tx, "%s.routeAction.single.destinationSpec.rest", in->route_path);
+    c.lua_headers = "";
+    if (!(t = rest_template(tx, in, &c)))
+        return;
+    c.fpath = tr_printf(tx, "%s: Upstream %s.%s serviceSpec.rest.transformations[%s]", c.path,
+                        c.up->metadata->namespace_, c.up->metadata->name, c.d->function_name);
+    if (c.d->response_transformation)
+        tr_error(tx, "%s.responseTransformation: not supported by Sluice (stock Envoy has no response templates)",
+                 c.path);
+    if (!parse_params(tx, &c.pp, c.d->parameters, tr_printf(tx, "%s.parameters", c.path)))
+        return;
+    rest_body(tx, in, t, &c);
+    for (size_t i = 0; i < t->n_headers; i++)
+        rest_header(tx, in, r, &c, t->headers[i]->key, t->headers[i]->value ? t->headers[i]->value->text : "");
+    if (c.errors || !rest_path(tx, r, &c))
+        return;
+    if (!in->gw->proxyless)
+        rest_lua(tx, in, r, &c);
+    else if (c.method && !rest_proxyless_method(tx, in, r, &c))
+        return;
     if (in->gw->proxyless)
-        tr_warn(tx, "%s: gRPC proxyless clients do not apply REST functions", path);
+        tr_warn(tx, "%s: gRPC proxyless clients do not apply REST functions", c.path);
 }
 
 /* ---- gRPC --------------------------------------------------------------- */
