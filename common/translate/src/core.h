@@ -1,4 +1,6 @@
-/* core.h - private to the translator core (store.c, ctx.c, translate.c). */
+/* core.h - private to the translation engine: the store, the context, the
+ * caches kept between translations (store.c, ctx.c and the rules; see
+ * translate_internal.h for what the rule files share). */
 #ifndef SLUICE_TR_CORE_H
 #define SLUICE_TR_CORE_H
 

@@ -164,12 +164,12 @@ static void route_config_add(tr_ctx *tx, const tr_gateway *gw, const tr_gw_vhost
                              Envoy__Config__Route__V3__RouteConfiguration *rcfg)
 {
     tr_gw_memo *memo = v->changed ? tr_memo_find(tx, gw->proxy, gw->listener_name) : NULL;
+    tr_blob *last;
     if (patched) {
         if (tr_out_add_shared(tx, SL_XDS_ROUTE, patched) && memo)
             tx->out[SL_XDS_ROUTE][tx->n_out[SL_XDS_ROUTE] - 1]->keep_in = memo;
-    } else if (memo && memo->rcfg && strcmp(memo->rcfg->name, rcfg->name) == 0 &&
-               (tx->opts.route_parts_only || !memo->rcfg->parts || !memo->rcfg->parts->no_whole)) {
-        tr_out_add_shared(tx, SL_XDS_ROUTE, memo->rcfg);
+    } else if ((last = tr_memo_route(tx, memo, rcfg->name)) != NULL) {
+        tr_out_add_shared(tx, SL_XDS_ROUTE, last);
     } else if (tr_out_add(tx, SL_XDS_ROUTE, rcfg->name, &rcfg->base) &&
                (memo = tr_memo_find(tx, gw->proxy, gw->listener_name)) != NULL) {
         tx->out[SL_XDS_ROUTE][tx->n_out[SL_XDS_ROUTE] - 1]->keep_in = memo;

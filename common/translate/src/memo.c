@@ -236,8 +236,9 @@ bool tr_memo_contested(const tr_gw_memo *m, const bool *changed, const tr_vs_ite
 /* The virtual host of a kept one the memo serves (its bytes are spliced),
  * from the memo's copy of what it needs (not the kept one: one cache miss
  * less for each of thousands). */
-tr_vhost_t *tr_vh_of_kept(tr_ctx *tx, const struct tr_gw_vh *k)
+tr_vhost_t *tr_vh_of_kept(tr_ctx *tx, const tr_gw_memo *m, size_t i)
 {
+    const struct tr_gw_vh *k = &m->vh[i];
     tr_vhost_t *vh = TR_NEW(tx, envoy__config__route__v3__virtual_host);
     vh->name = k->name;
     vh->domains = k->domains; /* the kept strings: read only, valid through this translation */
@@ -246,12 +247,36 @@ tr_vhost_t *tr_vh_of_kept(tr_ctx *tx, const struct tr_gw_vh *k)
     return vh;
 }
 
-/* The unchanged virtual services' virtual hosts, when tr_translate_gateway()
+/* The unchanged virtual services' virtual hosts, when tr_gateway_vhosts()
  * left them out (items[k].vh NULL: the route was to be patched). */
 void tr_vh_materialize(tr_ctx *tx, const tr_gw_memo *m, tr_vs_item *items, size_t n_items)
 {
     tr_bytes_reserve(tx, &tx->vh_bytes, tx->vh_bytes.n + n_items);
     for (size_t k = 0; k < n_items; k++)
         if (!items[k].vh)
-            items[k].vh = tr_vh_of_kept(tx, &m->vh[items[k].idx]);
+            items[k].vh = tr_vh_of_kept(tx, m, (size_t)items[k].idx);
+}
+
+void tr_memo_replay(tr_ctx *tx, const tr_gw_memo *m, const bool *changed)
+{
+    for (size_t k = 0; k < m->n_con; k++) {
+        const tr_gw_contrib *x = &m->con[k];
+        if (changed[x->vs])
+            continue;
+        if (x->use)
+            tr_use(tx, x->use);
+        else
+            *tr_flag(tx, tr_kind.rt, (size_t)x->rt) |= x->flags;
+    }
+}
+
+const tr_vh_cache *tr_memo_served(const tr_gw_memo *m, size_t i) { return m->c[i]; }
+
+bool tr_memo_patchable(const tr_gw_memo *m) { return m->rcfg && m->rcfg->parts; }
+
+tr_blob *tr_memo_route(tr_ctx *tx, const tr_gw_memo *m, const char *rname)
+{
+    if (!m || !m->rcfg || strcmp(m->rcfg->name, rname) != 0)
+        return NULL;
+    return tx->opts.route_parts_only || !m->rcfg->parts || !m->rcfg->parts->no_whole ? m->rcfg : NULL;
 }

@@ -8,12 +8,6 @@
 #include "core.h"
 #include "translate_internal.h"
 
-/* A RouteConfiguration packed with its virtual hosts' bytes spliced in
- * (kept or packed now): the same bytes as packing it whole, as field 2
- * (virtual_hosts) comes right after the name. A new blob named name, with
- * one reference, carrying the same bytes in parts (tr_rparts: the head and
- * a reference to each virtual host's blob, so a kept virtual host is the
- * same part in every route spliced from it); NULL: no memory. */
 /* The blob of a route configuration from its parts: rp with v[], vh[] and
  * pub.n set (taken: owned by the blob, or freed on failure), and rest, the
  * route packed without its virtual hosts (taken too). The whole is spliced
@@ -124,6 +118,12 @@ static tr_blob *vh_blob(tr_ctx *tx, const tr_vhost_t *vh)
     return tr_blob_pack(&vh->base, vh->name ? vh->name : "");
 }
 
+/* A RouteConfiguration packed with its virtual hosts' bytes spliced in
+ * (kept or packed now): the same bytes as packing it whole, as field 2
+ * (virtual_hosts) comes right after the name. A new blob named name, with
+ * one reference, carrying the same bytes in parts (tr_rparts: the head and
+ * a reference to each virtual host's blob, so a kept virtual host is the
+ * same part in every route spliced from it); NULL: no memory. */
 tr_blob *tr_pack_route_config(tr_ctx *tx, const Envoy__Config__Route__V3__RouteConfiguration *rc,
                                   const char *name)
 {

@@ -194,8 +194,18 @@ void tr_memo_keep(tr_ctx *tx, tr_gw_memo *m, const tr_gateway *gw, const tr_vh_c
                   const uint8_t *served, const bool *changed, bool dropped);
 /* Whether a changed virtual service's domain may be contested. */
 bool tr_memo_contested(const tr_gw_memo *m, const bool *changed, const tr_vs_item *items, size_t n_items);
-/* The virtual host of a kept one memo entry k serves (bytes spliced). */
-tr_vhost_t *tr_vh_of_kept(tr_ctx *tx, const struct tr_gw_vh *k);
+/* Replays what the unchanged VirtualServices m serves do besides their
+ * bytes: the plugins they use, the route table flags they set. */
+void tr_memo_replay(tr_ctx *tx, const tr_gw_memo *m, const bool *changed);
+/* The kept virtual host m serves for VirtualService i, or NULL: none. */
+const tr_vh_cache *tr_memo_served(const tr_gw_memo *m, size_t i);
+/* The virtual host m serves for VirtualService i (its bytes spliced). */
+tr_vhost_t *tr_vh_of_kept(tr_ctx *tx, const tr_gw_memo *m, size_t i);
+/* Whether m's last route configuration is in parts (tr_route_patched). */
+bool tr_memo_patchable(const tr_gw_memo *m);
+/* m's last route configuration when named rname and servable as it is
+ * (whole bytes unless options.route_parts_only), or NULL (m may be NULL). */
+tr_blob *tr_memo_route(tr_ctx *tx, const tr_gw_memo *m, const char *rname);
 /* Makes the virtual hosts items left out (vh NULL) from m. */
 void tr_vh_materialize(tr_ctx *tx, const tr_gw_memo *m, tr_vs_item *items, size_t n_items);
 

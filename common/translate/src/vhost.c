@@ -88,8 +88,7 @@ static int cmp_rev_order(const void *a, const void *b)
 }
 
 /* Starts the gateway's virtual hosts from its memo when only virtual
- * services changed since (v->changed): what the unchanged ones do
- * besides their bytes (plugins used, route table flags) replayed. */
+ * services changed since (v->changed), the unchanged ones replayed. */
 static void vhosts_from_memo(tr_ctx *tx, const tr_gateway *gw, tr_gw_vhosts *v)
 {
     tr_bucket *vb = tr_bucket_of(tx, tr_kind.vs);
@@ -100,19 +99,11 @@ static void vhosts_from_memo(tr_ctx *tx, const tr_gateway *gw, tr_gw_vhosts *v)
     }
     /* The route patched from the memo's last one (tr_route_patched): the
      * unchanged ones' virtual hosts are not even made, unless needed. */
-    v->lazy = v->changed && !gw->gw->spec->ssl && !gw->proxyless && v->memo->rcfg && v->memo->rcfg->parts;
+    v->lazy = v->changed && !gw->gw->spec->ssl && !gw->proxyless && tr_memo_patchable(v->memo);
     if (v->changed && !v->lazy) /* the kept bytes of every one */
         tr_bytes_reserve(tx, &tx->vh_bytes, tx->vh_bytes.n + vb->n);
     if (v->changed)
-        for (size_t k = 0; k < v->memo->n_con; k++) {
-            const tr_gw_contrib *x = &v->memo->con[k];
-            if (v->changed[x->vs])
-                continue;
-            if (x->use)
-                tr_use(tx, x->use);
-            else
-                *tr_flag(tx, tr_kind.rt, (size_t)x->rt) |= x->flags;
-        }
+        tr_memo_replay(tx, v->memo, v->changed);
 }
 
 /* VirtualService i (e) translated for gw now, recorded and kept when
@@ -173,11 +164,11 @@ static void gateway_vhost(tr_ctx *tx, const tr_gw_item *g, const tr_gateway *gw,
     tr_vhost_t *vh;
     bool has_ssl;
     if (v->changed && !v->changed[i]) {
-        if (!(v->got[i] = v->memo->c[i]))
+        if (!(v->got[i] = tr_memo_served(v->memo, i)))
             return;
         *fl |= TR_SEEN;
         v->served[i] = 1;
-        push_item(v, i, vs, v->lazy ? NULL : tr_vh_of_kept(tx, &v->memo->vh[i]));
+        push_item(v, i, vs, v->lazy ? NULL : tr_vh_of_kept(tx, v->memo, i));
         return;
     }
     has_ssl = vs->spec && vs->spec->ssl_config;
