@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sluice/vec.h"
+
 /* --- Allocation ------------------------------------------------------------ */
 
 void *codec_alloc(ProtobufCAllocator *a, size_t n)
@@ -42,24 +44,16 @@ void codec_sb_deinit(codec_sb *sb)
 
 static bool sb_reserve(codec_sb *sb, size_t extra)
 {
-    size_t need, cap;
-    char *buf;
+    size_t need;
 
     if (sb->oom)
         return false;
     if (extra > SIZE_MAX / 2 - sb->len)
         goto oom;
     need = sb->len + extra + 1;
-    if (need <= sb->cap)
-        return true;
-    cap = sb->cap ? sb->cap : 64;
-    while (cap < need)
-        cap *= 2;
-    buf = realloc(sb->buf, cap);
-    if (!buf)
+    /* 64 bytes at least: most strings are short, one allocation holds them */
+    if (SL_VEC_RESERVE(sb->buf, sb->cap, need < 64 ? 64 : need) != SL_OK)
         goto oom;
-    sb->buf = buf;
-    sb->cap = cap;
     return true;
 oom:
     sb->oom = true;

@@ -12,6 +12,9 @@
 
 #include <yaml.h>
 
+#include "sluice/bsearch.h"
+#include "sluice/vec.h"
+
 /* Nodes aliases may add to one document, counted with their subtrees. */
 #define ALIAS_BUDGET ((size_t)1000000)
 #define ANCHOR_BUCKETS 256
@@ -81,20 +84,20 @@ static void add_error(sl_codec_stream *s, sl_diag *diag, unsigned line, unsigned
     va_end(ap);
 }
 
+/* Orders a position (a fixup as key) against a fixup. */
+static int cmp_fixup(const void *key, const void *elem)
+{
+    const fixup *k = key, *f = elem;
+    if (k->line != f->line)
+        return k->line < f->line ? -1 : 1;
+    return (k->col > f->col) - (k->col < f->col);
+}
+
 /* Fixups before (line, col). */
 static size_t rank(const sl_codec_stream *s, unsigned line, unsigned col)
 {
-    size_t lo = 0, hi = s->n_fixups;
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const fixup *f = &s->fixups[mid];
-        if (f->line < line || (f->line == line && f->col < col))
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    fixup at = {line, col};
+    return sl_bsearch_pos(NULL, &at, s->fixups, s->n_fixups, sizeof *s->fixups, cmp_fixup);
 }
 
 /* The 1-based position of a mark in the user's text. */
@@ -219,15 +222,9 @@ static bool attach(sl_codec_stream *s, codec_node *n)
         return true;
     }
     f = &s->frames[s->depth - 1];
-    if (f->n == f->cap) {
-        size_t cap = f->cap ? f->cap * 2 : 8;
-        codec_node **items = realloc(f->items, cap * sizeof(*items));
-        if (!items) {
-            s->nomem = true;
-            return false;
-        }
-        f->items = items;
-        f->cap = cap;
+    if (SL_VEC_RESERVE(f->items, f->cap, f->n + 1) != SL_OK) {
+        s->nomem = true;
+        return false;
     }
     f->items[f->n++] = n;
     f->node->weight = add_weight(f->node->weight, n->weight);
@@ -271,15 +268,9 @@ static bool on_start(sl_codec_stream *s, const yaml_event_t *ev, codec_kind kind
         fail_doc(s);
         return true;
     }
-    if (s->depth == s->frames_cap) {
-        size_t cap = s->frames_cap ? s->frames_cap * 2 : 16;
-        frame *frames = realloc(s->frames, cap * sizeof(*frames));
-        if (!frames) {
-            s->nomem = true;
-            return false;
-        }
-        s->frames = frames;
-        s->frames_cap = cap;
+    if (SL_VEC_RESERVE(s->frames, s->frames_cap, s->depth + 1) != SL_OK) {
+        s->nomem = true;
+        return false;
     }
     f = &s->frames[s->depth];
     memset(f, 0, sizeof(*f));
@@ -675,14 +666,8 @@ static bool json_prepare(sl_codec_stream *s)
             w += 10;
             r += 12;
             col += 10;
-            if (s->n_fixups == cap) {
-                size_t ncap = cap ? cap * 2 : 8;
-                fixup *f = realloc(s->fixups, ncap * sizeof(*f));
-                if (!f)
-                    return false;
-                s->fixups = f;
-                cap = ncap;
-            }
+            if (SL_VEC_RESERVE(s->fixups, cap, s->n_fixups + 1) != SL_OK)
+                return false;
             s->fixups[s->n_fixups++] = (fixup){line, col};
             continue;
         }

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sluice/vec.h"
+
 static void free_and_null(char **p)
 {
     free(*p);
@@ -55,14 +57,8 @@ static sl_status push(sl_diag *d, sl_diag_severity sev, const char *file, unsign
         d->errors++;
     if (!msg)
         goto nomem;
-    if (d->count == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 8;
-        sl_diag_item *items = realloc(d->items, cap * sizeof(*items));
-        if (!items)
-            goto nomem;
-        d->items = items;
-        d->cap = cap;
-    }
+    if (SL_VEC_RESERVE(d->items, d->cap, d->count + 1) != SL_OK)
+        goto nomem;
     it.file = dup_or_empty(file);
     it.path = dup_or_empty(path);
     if (!it.file || !it.path)

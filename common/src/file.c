@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sluice/vec.h"
+
 sl_status sl_file_read(char **out, size_t *len, const char *path)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
@@ -19,16 +21,12 @@ sl_status sl_file_read(char **out, size_t *len, const char *path)
     if (!f)
         return sl_error_set(SL_ERR_IO, "%s: %s", path, strerror(errno));
     for (;;) {
-        if (n + 65536 > cap) {
-            char *p;
-            cap = cap ? cap * 2 : 65536;
-            if (!(p = realloc(buf, cap + 1))) {
-                rc = sl_error_set(SL_ERR_NOMEM, "%s: out of memory", path);
-                goto out;
-            }
-            buf = p;
+        /* room for 64 KiB more and the NUL */
+        if (SL_VEC_RESERVE(buf, cap, n + 65536 + 1) != SL_OK) {
+            rc = sl_error_set(SL_ERR_NOMEM, "%s: out of memory", path);
+            goto out;
         }
-        size_t r = fread(buf + n, 1, cap - n, f);
+        size_t r = fread(buf + n, 1, cap - 1 - n, f);
         n += r;
         if (r == 0)
             break;

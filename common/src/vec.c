@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-sl_status sl_vec_reserve(void *items, size_t elem, size_t *cap, size_t want)
+sl_status sl_vec_grow(void *items, size_t elem, size_t *cap, size_t want)
 {
     void *old, *p;
     size_t n;

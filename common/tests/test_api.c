@@ -135,6 +135,37 @@ static void virtual_service_round_trip(void **state)
     sluice__v1__virtual_service__free_unpacked(back, NULL);
 }
 
+/* Labels and annotations by key, from a message or none. */
+static void metadata_labels_and_annotations(void **state)
+{
+    Sluice__V1__Metadata md = SLUICE__V1__METADATA__INIT;
+    Sluice__V1__Metadata__LabelsEntry l1 = SLUICE__V1__METADATA__LABELS_ENTRY__INIT,
+                                      l2 = SLUICE__V1__METADATA__LABELS_ENTRY__INIT;
+    Sluice__V1__Metadata__AnnotationsEntry a1 = SLUICE__V1__METADATA__ANNOTATIONS_ENTRY__INIT,
+                                           a2 = SLUICE__V1__METADATA__ANNOTATIONS_ENTRY__INIT;
+    Sluice__V1__Metadata__LabelsEntry *labels[] = {&l1, &l2};
+    Sluice__V1__Metadata__AnnotationsEntry *annotations[] = {&a1, &a2};
+    l1.key = "app";
+    l1.value = "pets";
+    l2.key = NULL; /* built by hand: skipped, not a crash */
+    a1.key = "sluice.io/source";
+    a1.value = "file:a.yaml";
+    a2.key = "app";
+    a2.value = "annotated";
+    md.labels = labels;
+    md.n_labels = 2;
+    md.annotations = annotations;
+    md.n_annotations = 2;
+
+    assert_string_equal(sl_kind_label(&md, "app"), "pets");
+    assert_null(sl_kind_label(&md, "sluice.io/source"));
+    assert_string_equal(sl_kind_annotation(&md, "sluice.io/source"), "file:a.yaml");
+    assert_string_equal(sl_kind_annotation(&md, "app"), "annotated");
+    assert_null(sl_kind_annotation(&md, "missing"));
+    assert_null(sl_kind_label(NULL, "app"));
+    assert_null(sl_kind_annotation(NULL, "app"));
+}
+
 /* Gloo's upstream type "static" is a C keyword: protoc-c names the member
  * static_ and keeps "static" in the descriptor, which is what YAML uses. */
 static void keyword_fields_keep_their_names(void **state)
@@ -638,6 +669,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(virtual_service_round_trip),
+        cmocka_unit_test(metadata_labels_and_annotations),
         cmocka_unit_test(keyword_fields_keep_their_names),
         cmocka_unit_test(field_names_are_unambiguous),
         cmocka_unit_test(report_round_trip),

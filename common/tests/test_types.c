@@ -46,6 +46,18 @@ static void finds_by_type_url(void **state)
     assert_null(sl_types_find(""));
 }
 
+/* Names sorting before the first, after the last and between two are not
+ * found; every prefix of a name is another name or none. */
+static void misses_at_both_ends_and_between(void **state)
+{
+    assert_null(sl_types_find("!"));
+    assert_null(sl_types_find("~"));
+    assert_null(sl_types_find("envoy.config.cluster.v3.Cluster0"));
+    assert_null(sl_types_find("envoy.config.cluster.v3.Clust"));
+    assert_null(sl_types_find("google.protobuf.Duration."));
+    assert_non_null(sl_types_find("google.protobuf.Any"));
+}
+
 static void error_context(void **state)
 {
     sl_error_clear();
@@ -63,6 +75,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(finds_envoy_resources),
         cmocka_unit_test(finds_by_type_url),
+        cmocka_unit_test(misses_at_both_ends_and_between),
         cmocka_unit_test(error_context),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

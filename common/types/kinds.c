@@ -211,3 +211,19 @@ const Sluice__V1__Status *sl_kind_status(const ProtobufCMessage *msg)
     return (const Sluice__V1__Status *)member(msg, SL_KIND_FIELD_STATUS,
                                               &sluice__v1__status__descriptor);
 }
+
+const char *sl_kind_label(const Sluice__V1__Metadata *md, const char *key)
+{
+    for (size_t i = 0; md && i < md->n_labels; i++)
+        if (md->labels[i]->key && strcmp(md->labels[i]->key, key) == 0)
+            return md->labels[i]->value;
+    return NULL;
+}
+
+const char *sl_kind_annotation(const Sluice__V1__Metadata *md, const char *key)
+{
+    for (size_t i = 0; md && i < md->n_annotations; i++)
+        if (md->annotations[i]->key && strcmp(md->annotations[i]->key, key) == 0)
+            return md->annotations[i]->value;
+    return NULL;
+}

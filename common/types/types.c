@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sluice/bsearch.h"
+
 extern const ProtobufCMessageDescriptor *const sl_envoyapi_descriptors[];
 extern const size_t sl_envoyapi_descriptors_count;
 #ifdef SLUICE_HAVE_API
@@ -43,23 +45,21 @@ static void build(void)
     qsort(table, table_len, sizeof(*table), cmp_desc);
 }
 
+/* A full name against a table entry. */
+static int cmp_name(const void *key, const void *elem)
+{
+    const ProtobufCMessageDescriptor *const *d = elem;
+    return strcmp(key, (*d)->name);
+}
+
 const ProtobufCMessageDescriptor *sl_types_find(const char *full_name)
 {
-    size_t lo = 0, hi;
+    bool found;
+    size_t pos;
 
     pthread_once(&once, build);
-    hi = table_len;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(full_name, table[mid]->name);
-        if (c == 0)
-            return table[mid];
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return NULL;
+    pos = sl_bsearch_pos(&found, full_name, table, table_len, sizeof *table, cmp_name);
+    return found ? table[pos] : NULL;
 }
 
 const ProtobufCMessageDescriptor *sl_types_find_url(const char *type_url)

@@ -15,6 +15,7 @@
 #include "sluice/log.h"
 #include "sluice/types.h"
 #include "sluice/v1/events.pb-c.h"
+#include "sluice/vec.h"
 
 struct cw_entry {
     char *key;
@@ -69,7 +70,7 @@ static char *source_of(const sl_kind *k, const uint8_t *val, size_t len)
     ProtobufCMessage *m = protobuf_c_message_unpack(k->descriptor, NULL, len, val);
     if (!m)
         return NULL;
-    const char *s = sl_cfg_annotation(sl_kind_metadata(m), SL_CFG_SOURCE_ANNOTATION);
+    const char *s = sl_kind_annotation(sl_kind_metadata(m), SL_CFG_SOURCE_ANNOTATION);
     if (s)
         src = strdup(s);
     protobuf_c_message_free_unpacked(m, NULL);
@@ -280,13 +281,11 @@ static void report_rejected(cw *w, const sl_cfg_res *r)
 static void withdraw_rejected(cw *w, cw_file *f, const sl_cfg_set *set)
 {
     char **now = NULL;
-    size_t n = 0;
+    size_t n = 0, cap = 0;
     for (size_t i = 0; set && i < set->n; i++) {
         const sl_cfg_res *r = &set->items[i];
-        char **p;
-        if (!r->key[0] || !sl_diag_errors(&r->diag) || !(p = realloc(now, (n + 1) * sizeof(*p))))
+        if (!r->key[0] || !sl_diag_errors(&r->diag) || SL_VEC_RESERVE(now, cap, n + 1) != SL_OK)
             continue;
-        now = p;
         if ((now[n] = strdup(r->key)))
             n++;
     }
@@ -593,14 +592,8 @@ static cw_file *file_add(cw *w, const char *path)
     cw_file *f = file_find(w, path);
     if (f)
         return f;
-    if (w->nfiles == w->capfiles) {
-        size_t cap = w->capfiles ? w->capfiles * 2 : 16;
-        cw_file *p = realloc(w->files, cap * sizeof(*p));
-        if (!p)
-            return NULL;
-        w->files = p;
-        w->capfiles = cap;
-    }
+    if (SL_VEC_RESERVE(w->files, w->capfiles, w->nfiles + 1) != SL_OK)
+        return NULL;
     f = &w->files[w->nfiles];
     f->path = strdup(path);
     if (!f->path)
@@ -670,7 +663,7 @@ static void sync_file(cw *w, cw_file *f)
     if (!set.truncated) {
         /* Keys of this file that no document claims any more. */
         char **gone = NULL;
-        size_t ngone = 0;
+        size_t ngone = 0, capgone = 0;
         for (size_t b = 0; b < w->nbuckets; b++)
             for (cw_entry *e = w->tab[b]; e; e = e->next) {
                 if (!e->val || !e->source || strcmp(e->source, source) != 0)
@@ -679,10 +672,8 @@ static void sync_file(cw *w, cw_file *f)
                 for (size_t i = 0; i < set.n && !claimed; i++)
                     claimed = strcmp(set.items[i].key, e->key) == 0;
                 if (!claimed) {
-                    char **p = realloc(gone, (ngone + 1) * sizeof(*p));
-                    if (!p)
+                    if (SL_VEC_RESERVE(gone, capgone, ngone + 1) != SL_OK)
                         break;
-                    gone = p;
                     gone[ngone++] = strdup(e->key);
                 }
             }
@@ -731,7 +722,7 @@ void cw_sync_dir(cw *w, cw_dir *d)
     /* Resources of files that are gone: from the KV state, so that a file
      * deleted while the service was down is noticed too. */
     char **gone = NULL;
-    size_t ngone = 0;
+    size_t ngone = 0, capgone = 0;
     for (size_t b = 0; b < w->nbuckets; b++)
         for (cw_entry *e = w->tab[b]; e; e = e->next) {
             if (!e->val || !e->source || strncmp(e->source, "file:", 5) != 0)
@@ -742,10 +733,8 @@ void cw_sync_dir(cw *w, cw_dir *d)
             cw_file *f = file_find(w, p);
             if (f && f->seen)
                 continue;
-            char **np = realloc(gone, (ngone + 1) * sizeof(*np));
-            if (!np)
+            if (SL_VEC_RESERVE(gone, capgone, ngone + 1) != SL_OK)
                 break;
-            gone = np;
             gone[ngone++] = strdup(e->key);
         }
     for (size_t i = 0; i < ngone; i++) {

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sluice/vec.h"
 #include "sluice/xds_stream.h"
 #include "xds_fixtures.h"
 #include "fuzz_reader.h"
@@ -63,47 +64,6 @@ static void build_pool(void)
                     arg = "b"; /* an EDS service name other than its own */
                 prebuilt[t][n][v] = fx_res((sl_xds_type)t, pool[n], ver, arg);
             }
-}
-
-/* Field 1 (string) of a packed message: the name of every xDS resource. */
-static void wire_name(const uint8_t *p, size_t n, char *out, size_t cap)
-{
-    size_t i = 0;
-    out[0] = 0;
-    while (i < n) {
-        uint64_t key = 0, v = 0;
-        int sh = 0;
-        while (i < n && sh < 64) {
-            key |= (uint64_t)(p[i] & 0x7f) << sh;
-            sh += 7;
-            if (!(p[i++] & 0x80))
-                break;
-        }
-        unsigned wt = key & 7;
-        if (wt == 0) {
-            while (i < n && (p[i++] & 0x80))
-                ;
-            continue;
-        }
-        if (wt == 1 || wt == 5) {
-            i += wt == 1 ? 8 : 4;
-            continue;
-        }
-        sh = 0;
-        while (i < n && sh < 64) {
-            v |= (uint64_t)(p[i] & 0x7f) << sh;
-            sh += 7;
-            if (!(p[i++] & 0x80))
-                break;
-        }
-        if ((key >> 3) == 1) {
-            snprintf(out, cap, "%.*s", (int)(v < n - i ? v : n - i), (const char *)p + i);
-            return;
-        }
-        if (v > n - i)
-            return;
-        i += v;
-    }
 }
 
 static char *rstr(reader *r, char *buf, size_t cap) { return rstr_max(r, buf, cap, 16); }
@@ -371,14 +331,8 @@ static void seen_nonce(fz *f, const char *n)
     for (size_t i = 0; i < f->nnonces; i++)
         if (strcmp(f->nonces[i], n) == 0)
             fail("nonce used twice in one stream", n);
-    if (f->nnonces == f->capnonces) {
-        size_t nc = f->capnonces ? 2 * f->capnonces : 64;
-        void *p = realloc(f->nonces, nc * sizeof *f->nonces);
-        if (!p)
-            abort();
-        f->nonces = p;
-        f->capnonces = nc;
-    }
+    if (SL_VEC_RESERVE(f->nonces, f->capnonces, f->nnonces + 1) != SL_OK)
+        abort();
     snprintf(f->nonces[f->nnonces++], sizeof f->nonces[0], "%s", n);
 }
 
@@ -425,7 +379,7 @@ static int pull(fz *f)
             char nm[128];
             if (strcmp(m->resources[i]->type_url, url))
                 fail("Any type_url differs from the response's", m->resources[i]->type_url);
-            wire_name(m->resources[i]->value.data, m->resources[i]->value.len, nm, sizeof nm);
+            fx_wire_name(m->resources[i]->value.data, m->resources[i]->value.len, nm, sizeof nm);
             dup_check(seen, &nseen, nm);
         }
         seen_nonce(f, m->nonce);
@@ -444,7 +398,7 @@ static int pull(fz *f)
             char nm[128];
             if (!res->resource || strcmp(res->resource->type_url, url))
                 fail("Resource's Any type_url differs from the response's", res->name);
-            wire_name(res->resource->value.data, res->resource->value.len, nm, sizeof nm);
+            fx_wire_name(res->resource->value.data, res->resource->value.len, nm, sizeof nm);
             if (strcmp(nm, res->name))
                 fail("Resource.name is not the resource's name", res->name);
             dup_check(seen, &nseen, nm);

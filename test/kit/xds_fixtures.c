@@ -12,6 +12,7 @@
 #include "envoy/extensions/filters/http/router/v3/router.pb-c.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
+#include "sluice/wire.h"
 
 static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
 {
@@ -303,4 +304,24 @@ sl_xds_res *fx_res(sl_xds_type t, const char *name, const char *ver, const char 
     }
     free(b);
     return r;
+}
+
+void fx_wire_name(const uint8_t *p, size_t n, char *out, size_t cap)
+{
+    size_t i = 0;
+    out[0] = 0;
+    while (i < n) {
+        uint64_t key, len;
+        if (sl_wire_varint_get(&key, p, n, &i) != SL_OK)
+            return;
+        if (key != (1 << 3 | SL_WIRE_LEN)) {
+            if (sl_wire_skip(p, n, &i, (unsigned)(key & 7)) != SL_OK)
+                return;
+            continue;
+        }
+        if (sl_wire_varint_get(&len, p, n, &i) != SL_OK)
+            return;
+        snprintf(out, cap, "%.*s", (int)(len < n - i ? len : n - i), (const char *)p + i);
+        return;
+    }
 }

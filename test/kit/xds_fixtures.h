@@ -34,4 +34,9 @@ uint8_t *fx_secret(size_t *len, const char *name);
  * "<arg>"). arg may be NULL. Aborts on failure. */
 sl_xds_res *fx_res(sl_xds_type t, const char *name, const char *ver, const char *arg);
 
+/* Field 1 (a string: the name of every xDS resource) of the packed message
+ * p[0..n), NUL-terminated into out[0..cap), cut to what p holds; "" when
+ * the bytes end or turn malformed before it. */
+void fx_wire_name(const uint8_t *p, size_t n, char *out, size_t cap);
+
 #endif

@@ -75,43 +75,6 @@ static inline void tctx_deinit(tctx *c)
     sl_xds_cache_free(c->cache);
 }
 
-/* Field 1 (string) of a packed message: the name of every xDS resource. */
-static inline void wire_name(const uint8_t *p, size_t n, char *out, size_t cap)
-{
-    size_t i = 0;
-    out[0] = 0;
-    while (i < n) {
-        uint64_t key = 0, v = 0;
-        int sh = 0;
-        while (i < n) {
-            key |= (uint64_t)(p[i] & 0x7f) << sh;
-            sh += 7;
-            if (!(p[i++] & 0x80))
-                break;
-        }
-        unsigned wt = key & 7;
-        if (wt == 0) {
-            while (i < n && (p[i++] & 0x80))
-                ;
-            continue;
-        }
-        if (wt == 1) { i += 8; continue; }
-        if (wt == 5) { i += 4; continue; }
-        sh = 0;
-        while (i < n) {
-            v |= (uint64_t)(p[i] & 0x7f) << sh;
-            sh += 7;
-            if (!(p[i++] & 0x80))
-                break;
-        }
-        if ((key >> 3) == 1) {
-            snprintf(out, cap, "%.*s", (int)v, (const char *)p + i);
-            return;
-        }
-        i += v;
-    }
-}
-
 /* Pulls the next response; returns a summary:
  *   SotW:  "<sds|cds|..> name name ..."
  *   delta: "<type> +name@version ... -removed ..."
@@ -144,7 +107,7 @@ static inline const char *tpull(tctx *c)
             char name[128];
             if (strcmp(m->resources[i]->type_url, m->type_url))
                 tctx_fail(c, "Any type_url %s in %s response", m->resources[i]->type_url, m->type_url);
-            wire_name(m->resources[i]->value.data, m->resources[i]->value.len, name, sizeof name);
+            fx_wire_name(m->resources[i]->value.data, m->resources[i]->value.len, name, sizeof name);
             for (int j = 0; j < nseen; j++)
                 if (!strcmp(seen[j], name))
                     tctx_fail(c, "duplicate %s", name);
@@ -167,7 +130,7 @@ static inline const char *tpull(tctx *c)
             char name[128];
             if (!res->resource || strcmp(res->resource->type_url, m->type_url))
                 tctx_fail(c, "resource Any type_url mismatch");
-            wire_name(res->resource->value.data, res->resource->value.len, name, sizeof name);
+            fx_wire_name(res->resource->value.data, res->resource->value.len, name, sizeof name);
             if (strcmp(name, res->name))
                 tctx_fail(c, "Resource.name %s != %s", res->name, name);
             for (int j = 0; j < nseen; j++)

@@ -8,6 +8,7 @@
 #include "sluice/codec.h"
 #include "sluice/types.h"
 #include "sluice/v1/core.pb-c.h"
+#include "sluice/vec.h"
 
 void sl_cfg_set_init(sl_cfg_set *s)
 {
@@ -38,14 +39,8 @@ size_t sl_cfg_set_errors(const sl_cfg_set *s)
 
 static sl_cfg_res *push(sl_cfg_set *s)
 {
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 8;
-        sl_cfg_res *p = realloc(s->items, cap * sizeof(*p));
-        if (!p)
-            return NULL;
-        s->items = p;
-        s->cap = cap;
-    }
+    if (SL_VEC_RESERVE(s->items, s->cap, s->n + 1) != SL_OK)
+        return NULL;
     sl_cfg_res *r = &s->items[s->n++];
     memset(r, 0, sizeof(*r));
     sl_diag_init(&r->diag);
@@ -186,16 +181,6 @@ sl_status sl_cfg_set_string(char **field, const char *value)
         free(*field);
     *field = c;
     return SL_OK;
-}
-
-const char *sl_cfg_annotation(const Sluice__V1__Metadata *md, const char *key)
-{
-    if (!md)
-        return NULL;
-    for (size_t i = 0; i < md->n_annotations; i++)
-        if (md->annotations[i]->key && strcmp(md->annotations[i]->key, key) == 0)
-            return md->annotations[i]->value;
-    return NULL;
 }
 
 sl_status sl_cfg_set_annotation(Sluice__V1__Metadata *md, const char *key, const char *value)
@@ -374,7 +359,7 @@ void sl_cfg_check(sl_cfg_res *r)
 char *sl_cfg_diag_join(const sl_diag *d, sl_diag_severity only, const char *sep)
 {
     char *out = NULL;
-    size_t len = 0;
+    size_t len = 0, cap = 0;
     for (size_t i = 0; i < sl_diag_count(d); i++) {
         const sl_diag_item *it = sl_diag_get(d, i);
         if (it->severity != only)
@@ -392,12 +377,10 @@ char *sl_cfg_diag_join(const sl_diag *d, sl_diag_severity only, const char *sep)
             text = buf;
         }
         size_t tl = strlen(text), sl = out ? strlen(sep) : 0;
-        char *p = realloc(out, len + sl + tl + 1);
-        if (!p) {
+        if (SL_VEC_RESERVE(out, cap, len + sl + tl + 1) != SL_OK) {
             free(line);
             break;
         }
-        out = p;
         if (sl)
             memcpy(out + len, sep, sl);
         memcpy(out + len + sl, text, tl + 1);

@@ -100,4 +100,10 @@ const Sluice__V1__Metadata *sl_kind_metadata(const ProtobufCMessage *msg);
 const ProtobufCMessage *sl_kind_spec(const ProtobufCMessage *msg);
 const Sluice__V1__Status *sl_kind_status(const ProtobufCMessage *msg);
 
+/* The value of the label (metadata.labels) or annotation
+ * (metadata.annotations) key in md, or NULL when md is NULL or has no such
+ * key. The string belongs to md. */
+const char *sl_kind_label(const Sluice__V1__Metadata *md, const char *key);
+const char *sl_kind_annotation(const Sluice__V1__Metadata *md, const char *key);
+
 #endif

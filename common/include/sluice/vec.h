@@ -29,14 +29,21 @@
 /* Capacity of an array's first allocation when want is smaller. */
 #define SL_VEC_MIN_CAP 8
 
+/* The growing half of sl_vec_reserve(), out of line; call that instead. */
+sl_status sl_vec_grow(void *items, size_t elem, size_t *cap, size_t want);
+
 /* Makes the array at *items (a T ** passed as void *) of *cap elements of
- * elem bytes hold at least want: when *cap < want it reallocates to the
+ * elem bytes hold at least want. When *cap < want it reallocates to the
  * first of SL_VEC_MIN_CAP (when *cap is 0) or *cap doubled, doubled again
  * until it reaches want (exactly want when doubling would overflow), and
  * updates *items and *cap. SL_ERR_NOMEM (with a message) when the
- * allocation fails or want * elem overflows size_t, SL_ERR_INVALID for
- * elem 0; *items and *cap are then unchanged. */
-sl_status sl_vec_reserve(void *items, size_t elem, size_t *cap, size_t want);
+ * allocation fails or want * elem overflows size_t, SL_ERR_INVALID when
+ * growing with elem 0; *items and *cap are then unchanged. The check for
+ * room is inline: a loop that appends pays a call only when it grows. */
+static inline sl_status sl_vec_reserve(void *items, size_t elem, size_t *cap, size_t want)
+{
+    return want <= *cap ? SL_OK : sl_vec_grow(items, elem, cap, want);
+}
 
 /* Drops unused room: reallocates the array to exactly n elements when
  * *cap > n (frees it and sets it NULL when n is 0) and sets *cap. Best

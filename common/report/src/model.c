@@ -9,6 +9,7 @@
 #include "sluice/arena.h"
 #include "sluice/kinds.h"
 #include "sluice/resource.h"
+#include "sluice/vec.h"
 #include "sluice/v1/core.pb-c.h"
 
 #define SRC_TRANSLATOR "translator"
@@ -62,7 +63,7 @@ typedef struct proxy_t {
     int64_t time_ns; /* of the last NACK or ACK */
     int mode;
     char **names; /* NARROW_NAMES: the keys concerned */
-    size_t n_names;
+    size_t n_names, cap_names;
     struct proxy_t *next;
 } proxy_t;
 
@@ -293,14 +294,8 @@ static void mark_dirty(rep_model *m, entry *e)
             m->n_dirty -= m->dirty_head;
             m->dirty_head = 0;
         }
-        if (m->n_dirty == m->cap_dirty) {
-            size_t nc = m->cap_dirty ? m->cap_dirty * 2 : 64;
-            char **nd = realloc(m->dirty, nc * sizeof *nd);
-            if (!nd)
-                return;
-            m->dirty = nd;
-            m->cap_dirty = nc;
-        }
+        if (SL_VEC_RESERVE(m->dirty, m->cap_dirty, m->n_dirty + 1) != SL_OK)
+            return;
     }
     char *k = strdup(e->key);
     if (!k)
@@ -400,7 +395,7 @@ static void proxy_clear(proxy_t *p)
         free(p->names[i]);
     free(p->names);
     p->names = NULL;
-    p->n_names = 0;
+    p->n_names = p->cap_names = 0;
 }
 
 void rep_model_free(rep_model *m)
@@ -566,13 +561,9 @@ static sl_status proxy_nack(rep_model *m, rep_result *res, const Sluice__V1__Rep
                 named = named || mentions(nz(r->reason), en);
             }
             if (named) {
-                char **nn = realloc(p->names, (p->n_names + 1) * sizeof *nn);
-                if (!nn || !(nn[p->n_names] = strdup(e->key))) {
-                    if (nn)
-                        p->names = nn;
+                if (SL_VEC_RESERVE(p->names, p->cap_names, p->n_names + 1) != SL_OK ||
+                    !(p->names[p->n_names] = strdup(e->key)))
                     return SL_ERR_NOMEM;
-                }
-                p->names = nn;
                 p->n_names++;
                 n_names++;
             }

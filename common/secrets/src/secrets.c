@@ -22,6 +22,7 @@
 #include "sluice/kinds.h"
 #include "sluice/resource.h"
 #include "sluice/v1/secret.pb-c.h"
+#include "sluice/vec.h"
 
 #define MAX_FILE (1024 * 1024)
 
@@ -59,14 +60,8 @@ sec_item *sec_set_find(sec_set *s, const char *key)
 
 static sec_item *add_item(sec_set *s, const char *key, const char *file)
 {
-    if (s->n == s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 16;
-        sec_item *ni = realloc(s->items, nc * sizeof *ni);
-        if (!ni)
-            return NULL;
-        s->items = ni;
-        s->cap = nc;
-    }
+    if (SL_VEC_RESERVE(s->items, s->cap, s->n + 1) != SL_OK)
+        return NULL;
     sec_item *it = &s->items[s->n++];
     memset(it, 0, sizeof *it);
     snprintf(it->key, sizeof it->key, "%s", key);
@@ -480,13 +475,8 @@ sl_status sec_scan_dir(sec_set *out, const char *dir, const char *ns)
     while ((de = readdir(d)) != NULL) {
         if (de->d_name[0] == '.')
             continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 32;
-            char **nn = realloc(names, cap * sizeof *nn);
-            if (!nn)
-                break;
-            names = nn;
-        }
+        if (SL_VEC_RESERVE(names, cap, n + 1) != SL_OK)
+            break;
         if ((names[n] = strdup(de->d_name)))
             n++;
     }

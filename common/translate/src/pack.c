@@ -13,32 +13,14 @@
 #include <string.h>
 
 #include "core.h"
+#include "sluice/vec.h"
+#include "sluice/wire.h"
 
 typedef struct sizes {
     size_t *v;
     size_t n, cap;
     bool oom;
 } sizes;
-
-static size_t varint_size(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static uint8_t *put_varint(uint8_t *o, uint64_t v)
-{
-    while (v >= 0x80) {
-        *o++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *o++ = (uint8_t)v;
-    return o;
-}
 
 static uint8_t *put_fixed(uint8_t *o, uint64_t v, int bytes)
 {
@@ -92,7 +74,7 @@ static size_t scalar_size(ProtobufCType t, const void *p)
         return 8;
     if (w == PROTOBUF_C_WIRE_TYPE_32BIT)
         return 4;
-    return varint_size(scalar_bits(t, p));
+    return sl_wire_varint_len(scalar_bits(t, p));
 }
 
 static size_t elem_bytes(ProtobufCType t)
@@ -161,16 +143,16 @@ static size_t value_size(sizes *S, ProtobufCType t, const void *p)
     case PROTOBUF_C_TYPE_STRING: {
         const char *s = *(const char *const *)p;
         size_t n = s ? strlen(s) : 0;
-        return varint_size(n) + n;
+        return sl_wire_varint_len(n) + n;
     }
     case PROTOBUF_C_TYPE_BYTES: {
         size_t n = ((const ProtobufCBinaryData *)p)->len;
-        return varint_size(n) + n;
+        return sl_wire_varint_len(n) + n;
     }
     case PROTOBUF_C_TYPE_MESSAGE: {
         const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)p;
         size_t n = sub ? msg_size(S, sub) : 0;
-        return varint_size(n) + n;
+        return sl_wire_varint_len(n) + n;
     }
     default:
         return scalar_size(t, p);
@@ -181,21 +163,15 @@ static size_t msg_size(sizes *S, const ProtobufCMessage *m)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
     size_t slot = S->n, total = 0;
-    if (S->n == S->cap) {
-        size_t cap = S->cap ? S->cap * 2 : 256;
-        size_t *v = realloc(S->v, cap * sizeof *v);
-        if (!v) {
-            S->oom = true;
-            return 0;
-        }
-        S->v = v;
-        S->cap = cap;
+    if (SL_VEC_RESERVE(S->v, S->cap, S->n + 1) != SL_OK) {
+        S->oom = true;
+        return 0;
     }
     S->n++;
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         const char *member = (const char *)m + f->offset;
-        size_t tag = varint_size((uint64_t)f->id << 3);
+        size_t tag = sl_wire_varint_len((uint64_t)f->id << 3);
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t n = *(const size_t *)((const char *)m + f->quantifier_offset);
             const char *arr = *(const char *const *)member;
@@ -206,7 +182,7 @@ static size_t msg_size(sizes *S, const ProtobufCMessage *m)
                 size_t payload = 0;
                 for (size_t j = 0; j < n; j++)
                     payload += scalar_size(f->type, arr + j * eb);
-                total += tag + varint_size(payload) + payload;
+                total += tag + sl_wire_varint_len(payload) + payload;
             } else {
                 for (size_t j = 0; j < n; j++)
                     total += tag + value_size(S, f->type, arr + j * eb);
@@ -216,7 +192,7 @@ static size_t msg_size(sizes *S, const ProtobufCMessage *m)
         }
     }
     for (unsigned i = 0; i < m->n_unknown_fields; i++)
-        total += varint_size((uint64_t)m->unknown_fields[i].tag << 3) + m->unknown_fields[i].len;
+        total += sl_wire_varint_len((uint64_t)m->unknown_fields[i].tag << 3) + m->unknown_fields[i].len;
     if (!S->oom)
         S->v[slot] = total;
     return total;
@@ -230,13 +206,13 @@ static uint8_t *value_pack(const sizes *S, size_t *idx, ProtobufCType t, const v
     case PROTOBUF_C_TYPE_STRING: {
         const char *s = *(const char *const *)p;
         size_t n = s ? strlen(s) : 0;
-        o = put_varint(o, n);
+        o = sl_wire_varint_put(o, n);
         memcpy(o, s ? s : "", n);
         return o + n;
     }
     case PROTOBUF_C_TYPE_BYTES: {
         const ProtobufCBinaryData *b = p;
-        o = put_varint(o, b->len);
+        o = sl_wire_varint_put(o, b->len);
         if (b->len)
             memcpy(o, b->data, b->len);
         return o + b->len;
@@ -244,8 +220,8 @@ static uint8_t *value_pack(const sizes *S, size_t *idx, ProtobufCType t, const v
     case PROTOBUF_C_TYPE_MESSAGE: {
         const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)p;
         if (!sub)
-            return put_varint(o, 0);
-        o = put_varint(o, S->v[*idx]); /* the next slot is sub's */
+            return sl_wire_varint_put(o, 0);
+        o = sl_wire_varint_put(o, S->v[*idx]); /* the next slot is sub's */
         return msg_pack(S, idx, sub, o);
     }
     default: {
@@ -255,7 +231,7 @@ static uint8_t *value_pack(const sizes *S, size_t *idx, ProtobufCType t, const v
             return put_fixed(o, bits, 8);
         if (w == PROTOBUF_C_WIRE_TYPE_32BIT)
             return put_fixed(o, bits, 4);
-        return put_varint(o, bits);
+        return sl_wire_varint_put(o, bits);
     }
     }
 }
@@ -278,24 +254,24 @@ static uint8_t *msg_pack(const sizes *S, size_t *idx, const ProtobufCMessage *m,
                 size_t payload = 0;
                 for (size_t j = 0; j < n; j++)
                     payload += scalar_size(f->type, arr + j * eb);
-                o = put_varint(o, tag | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED);
-                o = put_varint(o, payload);
+                o = sl_wire_varint_put(o, tag | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED);
+                o = sl_wire_varint_put(o, payload);
                 for (size_t j = 0; j < n; j++)
                     o = value_pack(S, idx, f->type, arr + j * eb, o);
             } else {
                 for (size_t j = 0; j < n; j++) {
-                    o = put_varint(o, tag | (uint64_t)wire_type(f->type));
+                    o = sl_wire_varint_put(o, tag | (uint64_t)wire_type(f->type));
                     o = value_pack(S, idx, f->type, arr + j * eb, o);
                 }
             }
         } else if (present(m, f)) {
-            o = put_varint(o, tag | (uint64_t)wire_type(f->type));
+            o = sl_wire_varint_put(o, tag | (uint64_t)wire_type(f->type));
             o = value_pack(S, idx, f->type, member, o);
         }
     }
     for (unsigned i = 0; i < m->n_unknown_fields; i++) {
         const ProtobufCMessageUnknownField *u = &m->unknown_fields[i];
-        o = put_varint(o, ((uint64_t)u->tag << 3) | (uint64_t)u->wire_type);
+        o = sl_wire_varint_put(o, ((uint64_t)u->tag << 3) | (uint64_t)u->wire_type);
         memcpy(o, u->data, u->len);
         o += u->len;
     }
@@ -306,8 +282,11 @@ static uint8_t *msg_pack(const sizes *S, size_t *idx, const ProtobufCMessage *m,
 static uint8_t *pack_after(const ProtobufCMessage *m, size_t head, size_t tail, size_t *len)
 {
     sizes S = {0};
-    size_t idx = 0, n = msg_size(&S, m);
+    size_t idx = 0, n;
     uint8_t *out = NULL, *end;
+    if (SL_VEC_RESERVE(S.v, S.cap, 256) != SL_OK) /* most resources have fewer messages */
+        goto out;
+    n = msg_size(&S, m);
     if (S.oom)
         goto out;
     out = malloc(head + (n ? n : 1) + tail);

@@ -5,9 +5,11 @@
 #include <string.h>
 
 #include "core.h"
+#include "sluice/bsearch.h"
 #include "sluice/codec.h"
 #include "sluice/resource.h"
 #include "sluice/types.h"
+#include "sluice/vec.h"
 
 int tr_kind_index(const sl_kind *k)
 {
@@ -17,33 +19,31 @@ int tr_kind_index(const sl_kind *k)
     return -1;
 }
 
-static int cmp_key(const char *ns1, const char *n1, const char *ns2, const char *n2)
+typedef struct entry_key {
+    const char *ns, *name;
+} entry_key;
+
+/* Orders an entry_key against a tr_entry by (namespace, name). */
+static int cmp_entry(const void *key, const void *elem)
 {
-    int c = strcmp(ns1, ns2);
-    return c ? c : strcmp(n1, n2);
+    const entry_key *k = key;
+    const tr_entry *e = elem;
+    int c = strcmp(k->ns, e->ns);
+    return c ? c : strcmp(k->name, e->name);
 }
 
-/* Position of ns/name, or -(insertion point) - 1. */
-static long bsearch_pos(const tr_bucket *b, const char *ns, const char *name)
+/* Position of ns/name in b (*found) or where it goes. */
+static size_t entry_pos(bool *found, const tr_bucket *b, const char *ns, const char *name)
 {
-    size_t lo = 0, hi = b->n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = cmp_key(b->v[mid].ns, b->v[mid].name, ns, name);
-        if (c == 0)
-            return (long)mid;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return -(long)lo - 1;
+    entry_key k = {ns, name};
+    return sl_bsearch_pos(found, &k, b->v, b->n, sizeof *b->v, cmp_entry);
 }
 
 long tr_bucket_find(const tr_bucket *b, const char *ns, const char *name)
 {
-    long p = bsearch_pos(b, ns, name);
-    return p >= 0 ? p : -1;
+    bool found;
+    size_t pos = entry_pos(&found, b, ns, name);
+    return found ? (long)pos : -1;
 }
 
 /* Records the change of a resource of kind k (stamped s->seq) in the
@@ -246,7 +246,8 @@ sl_status sl_tr_store_put(sl_tr_store *s, const sl_kind *k, ProtobufCMessage *ms
     const Sluice__V1__Metadata *md = msg ? sl_kind_metadata(msg) : NULL;
     tr_bucket *b;
     const char *ns;
-    long pos;
+    size_t pos;
+    bool found;
 
     tr_store_settle(s); /* a pending translation reads the buckets as they are */
 
@@ -259,8 +260,8 @@ sl_status sl_tr_store_put(sl_tr_store *s, const sl_kind *k, ProtobufCMessage *ms
         (rc = sl_resource_check_namespace(ns)) != SL_OK)
         goto err;
     b = &s->b[ki];
-    pos = bsearch_pos(b, ns, md->name);
-    if (pos >= 0) {
+    pos = entry_pos(&found, b, ns, md->name);
+    if (found) {
         tr_entry *e = &b->v[pos];
         if (e->msg && e->msg != e->good)
             protobuf_c_message_free_unpacked(e->msg, NULL);
@@ -274,17 +275,8 @@ sl_status sl_tr_store_put(sl_tr_store *s, const sl_kind *k, ProtobufCMessage *ms
         note_change(s, k, false);
         return SL_OK;
     }
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 16;
-        tr_entry *v = realloc(b->v, cap * sizeof *v);
-        if (!v) {
-            rc = SL_ERR_NOMEM;
-            goto err;
-        }
-        b->v = v;
-        b->cap = cap;
-    }
-    pos = -pos - 1;
+    if ((rc = SL_VEC_RESERVE(b->v, b->cap, b->n + 1)) != SL_OK)
+        goto err;
     {
         tr_entry e = {0};
         if (!(e.ns = strdup(ns)) || !(e.name = strdup(md->name))) {
@@ -297,7 +289,7 @@ sl_status sl_tr_store_put(sl_tr_store *s, const sl_kind *k, ProtobufCMessage *ms
         e.rev = revision;
         e.stamp = ++s->seq;
         note_change(s, k, true);
-        memmove(&b->v[pos + 1], &b->v[pos], (b->n - (size_t)pos) * sizeof *b->v);
+        memmove(&b->v[pos + 1], &b->v[pos], (b->n - pos) * sizeof *b->v);
         b->v[pos] = e;
         b->n++;
     }

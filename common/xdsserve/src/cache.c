@@ -12,6 +12,8 @@
 #include "envoy/config/listener/v3/listener.pb-c.h"
 #include "envoy/config/route/v3/route.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
+#include "sluice/bsearch.h"
+#include "sluice/vec.h"
 #include "sluice/wire.h"
 
 static const ProtobufCMessageDescriptor *type_desc(sl_xds_type t)
@@ -195,14 +197,9 @@ sl_status sl_xds_snapshot_new(sl_xds_snapshot **out, const char *proxy, uint64_t
 sl_status sl_xds_snapshot_add(sl_xds_snapshot *s, sl_xds_res *r)
 {
     sl_xds_typeset *ts = &s->types[r->type];
-    if (ts->n == ts->cap) {
-        size_t cap = ts->cap ? ts->cap * 2 : 8;
-        sl_xds_res **v = realloc(ts->v, cap * sizeof *v);
-        if (!v)
-            return sl_error_set(SL_ERR_NOMEM, "out of memory");
-        ts->v = v;
-        ts->cap = cap;
-    }
+    sl_status rc = SL_VEC_RESERVE(ts->v, ts->cap, ts->n + 1);
+    if (rc != SL_OK)
+        return rc;
     ts->v[ts->n++] = sl_xds_res_ref(r);
     return SL_OK;
 }
@@ -210,6 +207,12 @@ sl_status sl_xds_snapshot_add(sl_xds_snapshot *s, sl_xds_res *r)
 static int cmp_res(const void *a, const void *b)
 {
     return strcmp((*(sl_xds_res *const *)a)->name, (*(sl_xds_res *const *)b)->name);
+}
+
+/* A name against a resource (for the search). */
+static int cmp_name(const void *key, const void *elem)
+{
+    return strcmp(key, (*(sl_xds_res *const *)elem)->name);
 }
 
 static uint64_t fnv(uint64_t h, const char *s)
@@ -246,18 +249,9 @@ sl_status sl_xds_snapshot_seal(sl_xds_snapshot *s)
 sl_xds_res *sl_xds_snapshot_find(const sl_xds_snapshot *s, sl_xds_type t, const char *name)
 {
     const sl_xds_typeset *ts = &s->types[t];
-    size_t lo = 0, hi = ts->n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(ts->v[mid]->name, name);
-        if (c == 0)
-            return ts->v[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    bool found;
+    size_t i = sl_bsearch_pos(&found, name, ts->v, ts->n, sizeof *ts->v, cmp_name);
+    return found ? ts->v[i] : NULL;
 }
 
 void sl_xds_snapshot_unref(sl_xds_snapshot *s)
@@ -316,16 +310,10 @@ void sl_xds_cache_commit(sl_xds_cache *c, sl_xds_snapshot *s)
         old = c->v[i];
         c->v[i] = s;
     } else {
-        if (c->n == c->cap) {
-            size_t cap = c->cap ? c->cap * 2 : 8;
-            sl_xds_snapshot **v = realloc(c->v, cap * sizeof *v);
-            if (!v) { /* keep serving the previous state */
-                pthread_mutex_unlock(&c->mu);
-                sl_xds_snapshot_unref(s);
-                return;
-            }
-            c->v = v;
-            c->cap = cap;
+        if (SL_VEC_RESERVE(c->v, c->cap, c->n + 1) != SL_OK) { /* keep serving the previous state */
+            pthread_mutex_unlock(&c->mu);
+            sl_xds_snapshot_unref(s);
+            return;
         }
         c->v[c->n++] = s;
     }

@@ -29,6 +29,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "sluice/bsearch.h"
+#include "sluice/vec.h"
 #include "sluice/wire.h"
 
 typedef struct sharedns sharedns;
@@ -209,28 +211,20 @@ static void shared_put(sharedns *sh)
 
 /* ---- sorted sets ---- */
 
-static size_t ns_lower(const nameset *s, const char *name, int *found)
+/* A name against an element of a nameset. */
+static int cmp_name(const void *key, const void *elem)
 {
-    size_t lo = 0, hi = s->n;
-    *found = 0;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(s->v[mid], name);
-        if (c == 0) {
-            *found = 1;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    return strcmp(key, *(char *const *)elem);
+}
+
+static size_t ns_lower(const nameset *s, const char *name, bool *found)
+{
+    return sl_bsearch_pos(found, name, s->v, s->n, sizeof *s->v, cmp_name);
 }
 
 static int ns_has(const nameset *s, const char *name)
 {
-    int f;
+    bool f;
     ns_lower(s, name, &f);
     return f;
 }
@@ -295,21 +289,15 @@ static void ns_share(nameset *s)
 
 static sl_status ns_add(nameset *s, const char *name)
 {
-    int f;
+    bool f;
     size_t i = ns_lower(s, name, &f);
     if (f)
         return SL_OK;
     sl_status rc = ns_own(s);
     if (rc != SL_OK)
         return rc;
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 4;
-        char **v = realloc(s->v, cap * sizeof *v);
-        if (!v)
-            return sl_error_set(SL_ERR_NOMEM, "out of memory");
-        s->v = v;
-        s->cap = cap;
-    }
+    if ((rc = SL_VEC_RESERVE(s->v, s->cap, s->n + 1)) != SL_OK)
+        return rc;
     char *d = intern_get(name);
     if (!d)
         return sl_error_set(SL_ERR_NOMEM, "out of memory");
@@ -321,7 +309,7 @@ static sl_status ns_add(nameset *s, const char *name)
 
 static void ns_del(nameset *s, const char *name)
 {
-    int f;
+    bool f;
     size_t i = ns_lower(s, name, &f);
     if (!f || ns_own(s) != SL_OK) /* on NOMEM the name stays: the stream keeps a stale interest */
         return;
@@ -342,28 +330,20 @@ static void ns_clear(nameset *s)
     memset(s, 0, sizeof *s);
 }
 
-static size_t rs_lower(const resset *s, const char *name, int *found)
+/* A name against an element of a resset. */
+static int cmp_key_res(const void *key, const void *elem)
 {
-    size_t lo = 0, hi = s->n;
-    *found = 0;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(s->v[mid]->name, name);
-        if (c == 0) {
-            *found = 1;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    return strcmp(key, (*(sl_xds_res *const *)elem)->name);
+}
+
+static size_t rs_lower(const resset *s, const char *name, bool *found)
+{
+    return sl_bsearch_pos(found, name, s->v, s->n, sizeof *s->v, cmp_key_res);
 }
 
 static sl_xds_res *rs_find(const resset *s, const char *name)
 {
-    int f;
+    bool f;
     size_t i = rs_lower(s, name, &f);
     return f ? s->v[i] : NULL;
 }
@@ -388,7 +368,7 @@ static sl_status rs_own(resset *s)
 /* Inserts or replaces; takes a new reference to r. */
 static sl_status rs_put(resset *s, sl_xds_res *r)
 {
-    int f;
+    bool f;
     sl_status rc = rs_own(s);
     if (rc != SL_OK)
         return rc;
@@ -399,14 +379,8 @@ static sl_status rs_put(resset *s, sl_xds_res *r)
         sl_xds_res_unref(old);
         return SL_OK;
     }
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 4;
-        sl_xds_res **v = realloc(s->v, cap * sizeof *v);
-        if (!v)
-            return sl_error_set(SL_ERR_NOMEM, "out of memory");
-        s->v = v;
-        s->cap = cap;
-    }
+    if ((rc = SL_VEC_RESERVE(s->v, s->cap, s->n + 1)) != SL_OK)
+        return rc;
     memmove(s->v + i + 1, s->v + i, (s->n - i) * sizeof *s->v);
     s->v[i] = sl_xds_res_ref(r);
     s->n++;
@@ -415,7 +389,7 @@ static sl_status rs_put(resset *s, sl_xds_res *r)
 
 static void rs_del(resset *s, const char *name)
 {
-    int f;
+    bool f;
     size_t i = rs_lower(s, name, &f);
     if (!f || rs_own(s) != SL_OK) /* on NOMEM the client keeps an extra name: harmless */
         return;
@@ -427,13 +401,8 @@ static void rs_del(resset *s, const char *name)
 /* Drops unused room (a stream holds its sets for its whole life). */
 static void rs_fit(resset *s)
 {
-    if (!s->snap && s->n && s->cap > s->n + s->n / 8) {
-        sl_xds_res **v = realloc(s->v, s->n * sizeof *v);
-        if (v) {
-            s->v = v;
-            s->cap = s->n;
-        }
-    }
+    if (!s->snap && s->n && s->cap > s->n + s->n / 8)
+        SL_VEC_FIT(s->v, s->cap, s->n);
 }
 
 static void rs_clear(resset *s)
@@ -684,7 +653,7 @@ static int sotw_same(const tstate *st, char **names, size_t n)
             star = 1;
             continue;
         }
-        int f;
+        bool f;
         size_t k = ns_lower(&st->subs, names[i], &f);
         if (!f || (seen[k / 64] >> (k % 64) & 1))
             goto out; /* a new name, or a duplicate (let the slow path judge) */
@@ -731,13 +700,8 @@ static sl_status sotw_names(tstate *st, sl_xds_type t, char **names, size_t n, i
     for (size_t i = 0; i < next.n; i++)
         if (!ns_has(&st->subs, next.v[i]) && (rc = ns_add(&st->force, next.v[i])) != SL_OK)
             goto out;
-    if (next.n && next.cap > next.n) { /* exact size: held for the stream's life */
-        char **v = realloc(next.v, next.n * sizeof *v);
-        if (v) {
-            next.v = v;
-            next.cap = next.n;
-        }
-    }
+    if (next.n) /* exact size: held for the stream's life */
+        SL_VEC_FIT(next.v, next.cap, next.n);
     ns_share(&next);
     ns_clear(&st->subs);
     st->subs = next;

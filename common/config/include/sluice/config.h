@@ -99,11 +99,9 @@ typedef void (*sl_cfg_ref_fn)(void *ud, const sl_kind *kind, const char *ns, con
                               const char *path);
 void sl_cfg_refs(const ProtobufCMessage *msg, const char *own_ns, sl_cfg_ref_fn fn, void *ud);
 
-/* The value of annotation key in metadata, or NULL. */
-const char *sl_cfg_annotation(const Sluice__V1__Metadata *md, const char *key);
-
 /* Sets (adds or replaces) an annotation in a message allocated with
- * protobuf-c's default allocator. SL_ERR_NOMEM only. */
+ * protobuf-c's default allocator. SL_ERR_NOMEM only. sl_kind_annotation()
+ * (sluice/kinds.h) reads one. */
 sl_status sl_cfg_set_annotation(Sluice__V1__Metadata *md, const char *key, const char *value);
 
 /* Replaces a string field of a malloc'd message with a copy of value. */
