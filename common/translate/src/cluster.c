@@ -1,7 +1,5 @@
 /* cluster.c - Upstreams -> Clusters: built once per translation (or kept), then
  * added to every proxy (built again for proxyless ones). */
-#include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -161,7 +159,8 @@ void tr_proxy_clusters(tr_ctx *tx, bool proxyless, const tr_up_out *built, bool 
                 continue;
             up = (const Sluice__V1__Upstream *)ub->v[i].good;
         }
-        /* reports of the proxyless build only (the plain one was reported above) */
+        /* reports of the proxyless build only (the plain one was reported by
+         * tr_translate_upstreams()) */
         tx->cur = proxyless && !(fl & TR_REJECTED) ? &cur : NULL;
         if (!proxyless && up_fast) {
             memset(&uo, 0, sizeof uo);

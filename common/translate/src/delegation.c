@@ -1,10 +1,7 @@
 /* delegation.c - delegating routes: the route tables they reach (by
  * reference or selector, by weight), their prefixes, cycles, and rejected
  * tables' last good versions. */
-#include <stddef.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "core.h"
 #include "translate_internal.h"

@@ -1,8 +1,6 @@
 /* endpoint.c - ClusterLoadAssignments: from endpoint sets and static hosts,
  * and EDS-only changes applied to a translation's result. */
 #include <arpa/inet.h>
-#include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,8 +1,6 @@
 /* listener.c - Gateways -> Listeners: validation, the route configuration
  * they name, the HTTP connection manager and its filters, gRPC API listeners. */
 #include <arpa/inet.h>
-#include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

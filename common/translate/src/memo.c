@@ -1,7 +1,5 @@
 /* memo.c - a gateway's virtual services kept between translations
  * (tr_gw_memo): the unchanged ones are served without being visited. */
-#include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

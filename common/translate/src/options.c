@@ -1,8 +1,6 @@
 /* options.c - option fields: the ones set that no plugin implements, and
  * inheritance of route options from delegating routes. */
-#include <stddef.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "core.h"

@@ -1,7 +1,6 @@
 /* rcfg.c - packed RouteConfigurations: spliced from their virtual hosts' bytes
  * (in parts), or patched from a gateway memo's last one. */
 #include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

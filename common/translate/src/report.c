@@ -1,7 +1,5 @@
 /* report.c - the end of a translation: reports about every resource (shared
  * while unchanged), validation of what no gateway selected, last good versions. */
-#include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

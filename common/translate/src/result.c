@@ -1,7 +1,5 @@
 /* result.c - a translation's result: each proxy's resources packed in name
  * order (kept lists shared), look-ups, and freeing it. */
-#include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,7 +1,5 @@
 /* route.c - Sluice routes -> Envoy routes: matchers, route, redirect and
  * direct-response actions, destinations (single, weighted, upstream groups). */
-#include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

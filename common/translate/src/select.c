@@ -1,7 +1,5 @@
 /* select.c - label, expression and namespace selectors: the virtual services a
  * gateway serves and the route tables a delegating route reaches. */
-#include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

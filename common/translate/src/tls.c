@@ -1,6 +1,5 @@
 /* tls.c - downstream TLS: a VirtualService's sslConfig as a TLS transport
  * socket (SDS, files or secrets), and one filter chain per SNI set. */
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,8 +1,6 @@
 /* translate.c - a translation, in order: upstreams, upstream groups, gateways
  * grouped by proxy (listeners, routes, clusters), packing, reports.
  * docs/translator.md is the map. */
-#include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

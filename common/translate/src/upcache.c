@@ -1,7 +1,5 @@
 /* upcache.c - upstreams built by earlier translations (tr_up_cache): valid
  * while what they were built from is unchanged. */
-#include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +12,8 @@ uint64_t tr_entry_stamp(tr_ctx *tx, const sl_kind *k, const char *ns, const char
     return pos < 0 ? 0 : tr_bucket_of(tx, k)->v[pos].stamp;
 }
 
+/* The stamp of e's endpoint set (0: none), by advancing st's cursor:
+ * the endpoint sets and upstreams are both sorted by (namespace, name). */
 static uint64_t eps_stamp_next(tr_ctx *tx, tr_up_stamps *st, const tr_entry *e)
 {
     const tr_bucket *b = tr_bucket_of(tx, tr_kind.eps);

@@ -1,7 +1,5 @@
 /* vhcache.c - virtual hosts kept between translations (tr_vh_cache), and the
  * map of packed bytes by message (tr_bytes_map) they are spliced from. */
-#include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,7 +1,5 @@
 /* vhost.c - VirtualServices -> virtual hosts of a gateway: which ones it
  * serves (kept, replayed or translated), and domain conflicts between them. */
-#include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
