@@ -1,0 +1,239 @@
+/* NATS least privilege against a real nats-server with the configuration
+ * Sluice provisions (sluice/natsauth.h): no credentials or an unknown key
+ * are refused; each role can do its own work through the real KV code; and
+ * each thing a role must not do is refused by the server (a permissions
+ * violation reported back on that connection): config-watcher writing
+ * sluice_xds, a client reading sluice_secrets, publishing reports, taking
+ * the translator lease, subscribing to another service's replies. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "harness.h"
+#include "sluice/kv.h"
+#include "sluice/lease.h"
+#include "sluice/nats.h"
+#include "sluice/natsauth.h"
+#include "sluice/nkey.h"
+
+static harness_nats *srv;
+static char dir[] = "/tmp/sluice-natsauth-XXXXXX";
+
+static int group_setup(void **state)
+{
+    char conf[256];
+    (void)state;
+    if (!mkdtemp(dir) || sl_natsauth_provision(dir, true) != SL_OK) {
+        fprintf(stderr, "provision: %s\n", sl_error_msg());
+        return -1;
+    }
+    snprintf(conf, sizeof conf, "%s/nats.conf", dir);
+    FILE *f = fopen(conf, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "include \"auth.conf\"\nmax_payload: 8MB\n");
+    fclose(f);
+    setenv("SLUICE_NATS_CONFIG", conf, 1);
+    return harness_nats_start(&srv);
+}
+
+static int group_teardown(void **state)
+{
+    char cmd[300];
+    (void)state;
+    harness_nats_free(srv);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        return -1;
+    sl_nats_shutdown(5000);
+    return 0;
+}
+
+/* Connects as a role (its seed, its connection name), or with seed file
+ * path when given; fails fast. */
+static sl_status connect_as(sl_nats **out, const char *role, const char *path)
+{
+    sl_nats_settings s;
+    char file[256];
+    const sl_natsauth_role *r = role ? sl_natsauth_role_find(role) : NULL;
+    sl_nats_settings_init(&s);
+    sl_nats_settings_set(&s, "nats-url", harness_nats_url(srv));
+    if (role) {
+        snprintf(file, sizeof file, "%s/%s.nk", dir, role);
+        sl_nats_settings_set(&s, "nats-nkey", file);
+        sl_nats_settings_set(&s, "nats-name", r && r->conn_name ? r->conn_name : role);
+    } else if (path) {
+        sl_nats_settings_set(&s, "nats-nkey", path);
+    }
+    s.startup_deadline_ms = 600;
+    s.reconnect_min_ms = 50;
+    sl_status st = sl_nats_connect(out, &s);
+    sl_nats_settings_deinit(&s);
+    return st;
+}
+
+/* Publishes to subject and waits for the server's answer to a PING after
+ * it: a permissions violation arrives before the PONG. 1 when refused. */
+static int publish_refused(sl_nats *nc, const char *subject)
+{
+    const char *text = NULL;
+    natsConnection *c = sl_nats_conn(nc);
+    assert_int_equal(natsConnection_PublishString(c, subject, "x"), NATS_OK);
+    assert_int_equal(natsConnection_FlushTimeout(c, 5000), NATS_OK);
+    natsStatus s = natsConnection_GetLastError(c, &text);
+    return s == NATS_NOT_PERMITTED && text && strstr(text, subject) != NULL;
+}
+
+static int subscribe_refused(sl_nats *nc, const char *subject)
+{
+    const char *text = NULL;
+    natsSubscription *sub = NULL;
+    natsConnection *c = sl_nats_conn(nc);
+    assert_int_equal(natsConnection_SubscribeSync(&sub, c, subject), NATS_OK);
+    assert_int_equal(natsConnection_FlushTimeout(c, 5000), NATS_OK);
+    natsStatus s = natsConnection_GetLastError(c, &text);
+    natsSubscription_Destroy(sub);
+    return s == NATS_NOT_PERMITTED && text && strstr(text, subject) != NULL;
+}
+
+static void unauthenticated_refused(void **state)
+{
+    sl_nats *nc = NULL;
+    char path[256], seed[SL_NKEY_SEED_LEN + 1], pub[SL_NKEY_PUBLIC_LEN + 1];
+    (void)state;
+    assert_int_not_equal(connect_as(&nc, NULL, NULL), SL_OK);
+    assert_null(nc);
+    /* a well-formed key the server does not know */
+    snprintf(path, sizeof path, "%s/stranger.nk", dir);
+    assert_int_equal(sl_nkey_generate(seed, pub), SL_OK);
+    assert_int_equal(sl_nkey_write_seed(path, seed), SL_OK);
+    assert_int_not_equal(connect_as(&nc, NULL, path), SL_OK);
+    assert_null(nc);
+}
+
+/* Each service's own work, through the same KV code the services run. */
+static void roles_do_their_work(void **state)
+{
+    static const struct {
+        const char *role, *bucket, *key;
+    } work[] = {
+        {"config-watcher", "sluice_config", "Upstream.default.a"},
+        {"secret-watcher", "sluice_secrets", "Secret.default.s"},
+        {"translator", "sluice_xds", "p.commit"},
+        {"xds", "sluice_proxies", "p.node"},
+        {"reporter", "sluice_status", "Upstream.default.a"},
+        {"translator", SL_LEASES_BUCKET, "translator.sluice_xds"},
+        {"config-watcher", SL_SERVICES_BUCKET, "sluice-config-watcher.i1"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof work / sizeof work[0]; i++) {
+        sl_nats *nc = NULL;
+        sl_kv *kv = NULL;
+        sl_kv_config cfg = {.bucket = work[i].bucket};
+        sl_kv_entry e;
+        uint64_t rev = 0;
+        assert_int_equal(connect_as(&nc, work[i].role, NULL), SL_OK);
+        if (sl_kv_open(&kv, nc, &cfg) != SL_OK)
+            fail_msg("%s opening %s: %s", work[i].role, work[i].bucket, sl_error_msg());
+        if (sl_kv_put(&rev, kv, work[i].key, "v", 1) != SL_OK)
+            fail_msg("%s writing %s: %s", work[i].role, work[i].bucket, sl_error_msg());
+        assert_true(rev > 0);
+        if (strcmp(work[i].bucket, SL_SERVICES_BUCKET) != 0) {
+            assert_int_equal(sl_kv_get(&e, kv, work[i].key), SL_OK);
+            assert_int_equal(e.revision, rev);
+            sl_kv_entry_deinit(&e);
+        }
+        sl_kv_free(kv);
+        sl_nats_close(nc, 0);
+    }
+}
+
+/* What each role must not do is refused by the server. */
+static void roles_refused_beyond_their_own(void **state)
+{
+    static const struct {
+        const char *role, *subject;
+        int subscribe;
+    } refused[] = {
+        {"config-watcher", "$KV.sluice_xds.p.commit", 0},     /* inject Envoy config */
+        {"config-watcher", "$KV.sluice_leases.translator.sluice_xds", 0}, /* take the lease */
+        {"translator", "$KV.sluice_config.Upstream.default.a", 0},        /* change desired config */
+        {"translator", "$KV.sluice_secrets.Secret.default.s", 0},
+        {"xds", "$KV.sluice_xds.p.commit", 0},
+        {"xds", "sluice.report.translator.Upstream.default.a", 0},        /* forge another's report */
+        {"client", "$JS.API.STREAM.INFO.KV_sluice_secrets", 0},           /* read secrets */
+        {"client", "$JS.API.DIRECT.GET.KV_sluice_secrets.$KV.sluice_secrets.Secret.default.s", 0},
+        {"client", "$KV.sluice_config.Upstream.default.a", 0},            /* bypass the apply API */
+        {"client", "sluice.report.xds-server.Proxy.default.p", 0},        /* forge a NACK */
+        {"client", "$KV.sluice_leases.translator.sluice_xds", 0},
+        {"sluicectl", "$JS.API.DIRECT.GET.KV_sluice_secrets.$KV.sluice_secrets.Secret.default.s", 0},
+        {"sluicectl", "$KV.sluice_xds.p.commit", 0},
+        {"reporter", "$KV.sluice_config.Upstream.default.a", 0},
+        {"secret-watcher", "$KV.sluice_xds.p.commit", 0},
+        {"client", "_INBOX_sluice-translator.>", 1},                     /* read others' replies */
+        {"config-watcher", "sluice.report.>", 1},
+        {"xds", "sluice.api.apply", 1},                                  /* answer applies */
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        sl_nats *nc = NULL;
+        assert_int_equal(connect_as(&nc, refused[i].role, NULL), SL_OK);
+        int ok = refused[i].subscribe ? subscribe_refused(nc, refused[i].subject)
+                                      : publish_refused(nc, refused[i].subject);
+        if (!ok)
+            fail_msg("%s was allowed to %s %s", refused[i].role, refused[i].subscribe ? "subscribe to" : "publish to",
+                     refused[i].subject);
+        sl_nats_close(nc, 0);
+    }
+}
+
+/* The client role can use the apply API's subjects and read statuses, and
+ * the positive control of publish_refused(): an allowed publish is not
+ * reported as refused. */
+static void client_uses_the_api(void **state)
+{
+    sl_nats *nc = NULL;
+    (void)state;
+    assert_int_equal(connect_as(&nc, "client", NULL), SL_OK);
+    assert_false(publish_refused(nc, "sluice.api.apply"));
+    assert_false(subscribe_refused(nc, "sluice.status.>"));
+    sl_nats_close(nc, 0);
+}
+
+static void seed_files_private(void **state)
+{
+    size_t n;
+    const sl_natsauth_role *r = sl_natsauth_roles(&n);
+    struct stat sb;
+    char path[256];
+    (void)state;
+    assert_int_equal(stat(dir, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/%s.nk", dir, r[i].name);
+        assert_int_equal(stat(path, &sb), 0);
+        assert_int_equal(sb.st_mode & 0777, 0600);
+    }
+    snprintf(path, sizeof path, "%s/auth.conf", dir);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(unauthenticated_refused),
+        cmocka_unit_test(roles_do_their_work),
+        cmocka_unit_test(roles_refused_beyond_their_own),
+        cmocka_unit_test(client_uses_the_api),
+        cmocka_unit_test(seed_files_private),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
