@@ -1,4 +1,5 @@
 #include "sluice/nats.h"
+#include "sluice/natsauth.h"
 #include "sluice/nkey.h"
 
 #include <errno.h>
@@ -54,6 +55,7 @@ void sl_nats_settings_deinit(sl_nats_settings *s)
     free(s->urls);
     free(s->creds_file);
     free(s->nkey_file);
+    free(s->auth_dir);
     free(s->tls_cert);
     free(s->tls_key);
     free(s->tls_ca);
@@ -84,6 +86,7 @@ sl_status sl_nats_settings_from_env(sl_nats_settings *s)
         {"NATS_URL", offsetof(sl_nats_settings, urls)},
         {"NATS_CREDS", offsetof(sl_nats_settings, creds_file)},
         {"NATS_NKEY", offsetof(sl_nats_settings, nkey_file)},
+        {"SLUICE_NATS_AUTH_DIR", offsetof(sl_nats_settings, auth_dir)},
         {"NATS_TLS_CERT", offsetof(sl_nats_settings, tls_cert)},
         {"NATS_TLS_KEY", offsetof(sl_nats_settings, tls_key)},
         {"NATS_TLS_CA", offsetof(sl_nats_settings, tls_ca)},
@@ -115,6 +118,7 @@ static const struct nats_flag {
     {"nats-url", offsetof(sl_nats_settings, urls), -1, -1},
     {"nats-creds", offsetof(sl_nats_settings, creds_file), -1, -1},
     {"nats-nkey", offsetof(sl_nats_settings, nkey_file), -1, -1},
+    {"nats-auth-dir", offsetof(sl_nats_settings, auth_dir), -1, -1},
     {"nats-tls-cert", offsetof(sl_nats_settings, tls_cert), -1, -1},
     {"nats-tls-key", offsetof(sl_nats_settings, tls_key), -1, -1},
     {"nats-tls-ca", offsetof(sl_nats_settings, tls_ca), -1, -1},
@@ -129,6 +133,8 @@ const char *sl_nats_settings_usage(void)
            ")\n"
            "  --nats-creds FILE           NATS credentials file (env NATS_CREDS)\n"
            "  --nats-nkey FILE            NATS user nkey seed file, mode 0600 (env NATS_NKEY)\n"
+           "  --nats-auth-dir DIR         role seeds made by sluicectl nats-auth: this process's by\n"
+           "                              its connection name (env SLUICE_NATS_AUTH_DIR)\n"
            "  --nats-tls-cert FILE        client certificate, PEM (env NATS_TLS_CERT)\n"
            "  --nats-tls-key FILE         client key, PEM (env NATS_TLS_KEY)\n"
            "  --nats-tls-ca FILE          CA bundle to verify the server, PEM (env NATS_TLS_CA)\n"
@@ -341,13 +347,15 @@ sl_status sl_nats_settings_copy(sl_nats_settings *dst, const sl_nats_settings *s
     sl_status st = SL_OK;
 
     *dst = *src;
-    dst->urls = dst->creds_file = dst->nkey_file = dst->tls_cert = dst->tls_key = dst->tls_ca = dst->name = NULL;
+    dst->urls = dst->creds_file = dst->nkey_file = dst->auth_dir = dst->tls_cert = dst->tls_key = dst->tls_ca = dst->name = NULL;
     if (st == SL_OK)
         st = set_str(&dst->urls, src->urls, "urls");
     if (st == SL_OK)
         st = set_str(&dst->creds_file, src->creds_file, "creds");
     if (st == SL_OK)
         st = set_str(&dst->nkey_file, src->nkey_file, "nkey");
+    if (st == SL_OK)
+        st = set_str(&dst->auth_dir, src->auth_dir, "auth dir");
     if (st == SL_OK)
         st = set_str(&dst->tls_cert, src->tls_cert, "tls cert");
     if (st == SL_OK)
@@ -392,6 +400,24 @@ static sl_status use_nkey(natsOptions *o, sl_nats *nc)
             return sl_nats_error(s, "nats inbox prefix '%s'", prefix);
     }
     return SL_OK;
+}
+
+/* --nats-auth-dir: the seed file of the role whose processes connect under
+ * this connection name becomes s.nkey_file. */
+static sl_status role_seed_file(sl_nats *nc)
+{
+    size_t n;
+    const sl_natsauth_role *roles = sl_natsauth_roles(&n);
+    char path[4096];
+    for (size_t i = 0; i < n; i++) {
+        if (!roles[i].conn_name || !nc->s.name || strcmp(roles[i].conn_name, nc->s.name) != 0)
+            continue;
+        if (snprintf(path, sizeof path, "%s/%s.nk", nc->s.auth_dir, roles[i].name) >= (int)sizeof path)
+            return sl_error_set(SL_ERR_INVALID, "nats auth dir: path too long");
+        return set_str(&nc->s.nkey_file, path, "nkey");
+    }
+    return sl_error_set(SL_ERR_INVALID, "nats auth dir %s: no role connects as '%s' (give --nats-nkey)",
+                        nc->s.auth_dir, nc->s.name ? nc->s.name : "(no name)");
 }
 
 /* Turns the settings into nats.c options. */
@@ -445,6 +471,8 @@ static sl_status build_options(natsOptions **out, sl_nats *nc)
             goto err;
         }
     }
+    if (nc->s.nkey_file == NULL && nc->s.auth_dir != NULL && (st = role_seed_file(nc)) != SL_OK)
+        goto err;
     if (nc->s.nkey_file != NULL && (st = use_nkey(o, nc)) != SL_OK)
         goto err;
     if (nc->s.tls_cert != NULL || nc->s.tls_key != NULL || nc->s.tls_ca != NULL) {

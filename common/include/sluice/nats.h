@@ -9,6 +9,9 @@
  *   NATS_NKEY      --nats-nkey        user nkey seed file, mode 0600 (sluice/nkey.h);
  *                                     its replies come on _INBOX_<name>.> (the
  *                                     connection name), so permissions can be per user
+ *   SLUICE_NATS_AUTH_DIR --nats-auth-dir  a directory of role seeds (sluice/natsauth.h):
+ *                                     without --nats-nkey, the seed of the role whose
+ *                                     processes use this connection name
  *   NATS_TLS_CERT  --nats-tls-cert    client certificate (PEM)
  *   NATS_TLS_KEY   --nats-tls-key     client key (PEM)
  *   NATS_TLS_CA    --nats-tls-ca      CA bundle to verify the server (PEM)
@@ -54,6 +57,7 @@ typedef struct sl_nats_settings {
     char *urls;       /* default SL_NATS_DEFAULT_URL */
     char *creds_file;
     char *nkey_file;  /* --nats-nkey: a user seed; sign the server's nonce with it */
+    char *auth_dir;   /* --nats-auth-dir: role seeds, <dir>/<role>.nk picked by name */
     char *tls_cert;
     char *tls_key;
     char *tls_ca;
