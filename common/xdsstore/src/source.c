@@ -8,6 +8,7 @@
 
 #include "envoy/config/route/v3/route_components.pb-c.h"
 #include "sluice/log.h"
+#include "sluice/xds_keys.h"
 #include "sluice/v1/xds.pb-c.h"
 
 /* Bytes shared by the key table and the resolved chunks (one thread). */
@@ -54,7 +55,8 @@ typedef struct entry {
 
 typedef struct pending_commit {
     struct pending_commit *next;
-    char *proxy_token;
+    char *key;   /* <proxy>.commit */
+    char *proxy; /* unescaped */
     uint64_t rev;
     uint8_t *val;
     size_t len;
@@ -85,7 +87,7 @@ typedef struct rchunk {
 /* What a proxy's last applied commit was made of. */
 typedef struct pstate {
     struct pstate *next;
-    char *token;
+    char *proxy;
     rchunk **chunks;
     size_t n;
 } pstate;
@@ -191,14 +193,15 @@ void sl_xds_source_free(sl_xds_source *s)
         }
     for (pending_commit *p = s->held, *nx; p; p = nx) {
         nx = p->next;
-        free(p->proxy_token);
+        free(p->key);
+        free(p->proxy);
         free(p->val);
         free(p);
     }
     for (pstate *p = s->proxies, *nx; p; p = nx) {
         nx = p->next;
         chunks_free(p->chunks, p->n);
-        free(p->token);
+        free(p->proxy);
         free(p);
     }
     free(s->tab);
@@ -208,19 +211,7 @@ void sl_xds_source_free(sl_xds_source *s)
 uint64_t sl_xds_source_commits(const sl_xds_source *s) { return s->commits; }
 uint64_t sl_xds_source_refused(const sl_xds_source *s) { return s->refused; }
 
-/* Splits "<a>.<b>[.<c>[.<d>]]" into tokens; returns their count (0 if > 4). */
-static int split(char *buf, char **tok)
-{
-    int n = 0;
-    for (char *p = buf, *t; (t = strsep(&p, "."));) {
-        if (n == 4)
-            return 0;
-        tok[n++] = t;
-    }
-    return n;
-}
-
-static void apply_commit(sl_xds_source *s, const char *proxy_token, uint64_t kvrev, const uint8_t *val,
+static void apply_commit(sl_xds_source *s, const char *key, const char *proxy, uint64_t kvrev, const uint8_t *val,
                          size_t len);
 
 /* A VirtualHost part is checked once, when it arrives. */
@@ -238,71 +229,62 @@ static blob *check_vhost(const char *key, uint64_t rev, const uint8_t *val, size
     return blob_new(val, len);
 }
 
+/* Holds the latest commit of each proxy until every initial value is in. */
+static void hold_commit(sl_xds_source *s, const char *key, const char *proxy, uint64_t rev, const uint8_t *val,
+                        size_t len)
+{
+    pending_commit *p = s->held;
+    while (p && strcmp(p->proxy, proxy) != 0)
+        p = p->next;
+    if (!p) {
+        if (!(p = calloc(1, sizeof *p)) || !(p->key = strdup(key)) || !(p->proxy = strdup(proxy))) {
+            if (p)
+                free(p->key);
+            free(p);
+            return;
+        }
+        p->next = s->held;
+        s->held = p;
+    }
+    free(p->val);
+    p->val = malloc(len ? len : 1);
+    if (p->val)
+        memcpy(p->val, val, len);
+    p->len = len;
+    p->rev = rev;
+}
+
 void sl_xds_source_put(sl_xds_source *s, const char *key, uint64_t rev, const uint8_t *val, size_t len)
 {
-    char buf[1024], *tok[4];
-    int n;
-    snprintf(buf, sizeof buf, "%s", key);
-    if (strlen(key) >= sizeof buf || (n = split(buf, tok)) < 2) {
-        sl_log_warn("source", "ignoring key", "key=%s", sl_log_q(key));
+    sl_xds_key k;
+    if (sl_xds_key_parse(&k, key) != SL_OK) {
+        sl_log_warn("source", "ignoring key", "key=%s err=%s", sl_log_q(key), sl_log_q(sl_error_msg()));
         return;
     }
-    if (n == 2) {
-        if (strcmp(tok[1], "commit") != 0) {
-            sl_log_warn("source", "ignoring key", "key=%s", sl_log_q(key));
-            return;
-        }
-        if (!s->initial_done) {
-            /* Hold the latest commit of each proxy until every initial value is in. */
-            pending_commit *p = s->held;
-            while (p && strcmp(p->proxy_token, tok[0]) != 0)
-                p = p->next;
-            if (!p) {
-                if (!(p = calloc(1, sizeof *p)) || !(p->proxy_token = strdup(tok[0]))) {
-                    free(p);
-                    return;
-                }
-                p->next = s->held;
-                s->held = p;
-            }
-            free(p->val);
-            p->val = malloc(len ? len : 1);
-            if (p->val)
-                memcpy(p->val, val, len);
-            p->len = len;
-            p->rev = rev;
-            return;
-        }
-        apply_commit(s, tok[0], rev, val, len);
+    if (k.kind == SL_XDS_KEY_COMMIT) {
+        if (!s->initial_done)
+            hold_commit(s, key, k.proxy, rev, val, len);
+        else
+            apply_commit(s, key, k.proxy, rev, val, len);
         return;
     }
     key_kind kind;
-    sl_xds_type t;
     sl_xds_res *r = NULL;
     blob *raw = NULL;
-    if (n == 4 && strcmp(tok[1], "manifest") == 0 && sl_xds_type_from_token(&t, tok[2]) == SL_OK) {
+    if (k.kind == SL_XDS_KEY_MANIFEST) {
         kind = K_MANIFEST; /* decoded when a commit names it */
         if (!(raw = blob_new(val, len)))
             return;
-    } else if (n == 4 && strcmp(tok[1], "vhost") == 0) {
+    } else if (k.kind == SL_XDS_KEY_VHOST) {
         kind = K_VHOST;
         raw = check_vhost(key, rev, val, len);
-    } else if (n == 3) {
-        char name[1024];
-        if (sl_xds_type_from_token(&t, tok[1]) != SL_OK ||
-            sl_xds_key_unescape(name, sizeof name, tok[2]) != SL_OK) {
-            sl_log_warn("source", "ignoring key", "key=%s err=%s", sl_log_q(key), sl_log_q(sl_error_msg()));
-            return;
-        }
+    } else {
         kind = K_RESOURCE;
         char ver[24];
         snprintf(ver, sizeof ver, "%" PRIu64, rev);
-        if (sl_xds_res_new(&r, t, name, ver, val ? val : (const uint8_t *)"", len) != SL_OK)
+        if (sl_xds_res_new(&r, k.type, k.name, ver, val ? val : (const uint8_t *)"", len) != SL_OK)
             sl_log_error("source", "bad resource value", "key=%s rev=%" PRIu64 " err=%s", sl_log_q(key), rev,
                          sl_log_q(sl_error_msg()));
-    } else {
-        sl_log_warn("source", "ignoring key", "key=%s", sl_log_q(key));
-        return;
     }
     entry **e = slot(s, key);
     if (!*e) {
@@ -337,8 +319,7 @@ void sl_xds_source_delete(sl_xds_source *s, const char *key)
         s->n--;
         return;
     }
-    size_t kl = strlen(key);
-    if (kl > 7 && strcmp(key + kl - 7, ".commit") == 0)
+    if (sl_xds_key_is_commit(key))
         sl_log_warn("source", "commit deleted; the proxy keeps its last revision", "key=%s", sl_log_q(key));
 }
 
@@ -349,8 +330,9 @@ void sl_xds_source_initial_done(sl_xds_source *s)
     s->held = NULL;
     while (p) {
         pending_commit *nx = p->next;
-        apply_commit(s, p->proxy_token, p->rev, p->val, p->len);
-        free(p->proxy_token);
+        apply_commit(s, p->key, p->proxy, p->rev, p->val, p->len);
+        free(p->key);
+        free(p->proxy);
         free(p->val);
         free(p);
         p = nx;
@@ -360,13 +342,12 @@ void sl_xds_source_initial_done(sl_xds_source *s)
 /* The resource named by a commit: from the store at that revision, from the
  * proxy's current snapshot, or fetched from the bucket's history. */
 static sl_status resolve(sl_xds_source *s, sl_xds_res **out, const sl_xds_snapshot *cur, sl_xds_type t,
-                         const char *proxy_token, const char *name, uint64_t rev)
+                         const char *proxy, const char *name, uint64_t rev)
 {
-    char esc[768], key[1024], ver[24];
+    char key[SL_XDS_KEY_MAX], ver[24];
     sl_status rc;
-    if ((rc = sl_xds_key_escape(esc, sizeof esc, name)) != SL_OK)
+    if ((rc = sl_xds_key_resource(key, sizeof key, proxy, t, name)) != SL_OK)
         return rc;
-    snprintf(key, sizeof key, "%s.%s.%s", proxy_token, sl_xds_type_token(t), esc);
     snprintf(ver, sizeof ver, "%" PRIu64, rev);
     entry *e = *slot(s, key);
     if (e && e->rev == rev && e->kind == K_RESOURCE) {
@@ -421,17 +402,17 @@ static sl_status resolve_raw(sl_xds_source *s, blob **out, const char *key, uint
 
 /* Reads and resolves one manifest chunk. route/parts: the split route whose
  * parts continue into it (updated for the next chunk). */
-static sl_status read_chunk(sl_xds_source *s, rchunk **out, const sl_xds_snapshot *cur, const char *proxy_token,
+static sl_status read_chunk(sl_xds_source *s, rchunk **out, const sl_xds_snapshot *cur, const char *proxy,
                             sl_xds_type t, const char *id, uint64_t rev, char **route, uint32_t *parts)
 {
-    char key[1024], esc[768], vesc[768], pkey[1700];
+    char key[SL_XDS_KEY_MAX], pkey[SL_XDS_KEY_MAX];
     blob *raw = NULL;
     Sluice__V1__XdsManifest *m = NULL;
     rchunk *c = NULL;
     sl_status rc;
 
-    snprintf(key, sizeof key, "%s.manifest.%s.%s", proxy_token, sl_xds_type_token(t), id);
-    if ((rc = resolve_raw(s, &raw, key, rev, K_MANIFEST)) != SL_OK)
+    if ((rc = sl_xds_key_manifest(key, sizeof key, proxy, t, id)) != SL_OK ||
+        (rc = resolve_raw(s, &raw, key, rev, K_MANIFEST)) != SL_OK)
         goto out;
     if (!(m = sluice__v1__xds_manifest__unpack(NULL, raw->len, raw->data))) {
         rc = sl_error_set(SL_ERR_PARSE, "%s at revision %" PRIu64 " is not a sluice.v1.XdsManifest", key, rev);
@@ -467,11 +448,8 @@ static sl_status read_chunk(sl_xds_source *s, rchunk **out, const sl_xds_snapsho
                                   *route);
                 goto out;
             }
-            if ((rc = sl_xds_key_escape(esc, sizeof esc, *route)) != SL_OK ||
-                (rc = sl_xds_key_escape(vesc, sizeof vesc, en->name)) != SL_OK)
-                goto out;
-            snprintf(pkey, sizeof pkey, "%s.vhost.%s.%s", proxy_token, esc, vesc);
-            if ((rc = resolve_raw(s, &it->part, pkey, en->revision, K_VHOST)) != SL_OK)
+            if ((rc = sl_xds_key_vhost(pkey, sizeof pkey, proxy, *route, en->name)) != SL_OK ||
+                (rc = resolve_raw(s, &it->part, pkey, en->revision, K_VHOST)) != SL_OK)
                 goto out;
             if (--*parts == 0) {
                 free(*route);
@@ -484,7 +462,7 @@ static sl_status read_chunk(sl_xds_source *s, rchunk **out, const sl_xds_snapsho
                               en->name);
             goto out;
         }
-        if ((rc = resolve(s, &it->res, cur, t, proxy_token, en->name, en->revision)) != SL_OK)
+        if ((rc = resolve(s, &it->res, cur, t, proxy, en->name, en->revision)) != SL_OK)
             goto out;
         if ((it->parts = en->parts)) {
             if (!(*route = strdup(en->name))) {
@@ -547,13 +525,13 @@ out:
     return rc;
 }
 
-static pstate *proxy_state(sl_xds_source *s, const char *token)
+static pstate *proxy_state(sl_xds_source *s, const char *proxy)
 {
     pstate *p;
     for (p = s->proxies; p; p = p->next)
-        if (strcmp(p->token, token) == 0)
+        if (strcmp(p->proxy, proxy) == 0)
             return p;
-    if (!(p = calloc(1, sizeof *p)) || !(p->token = strdup(token))) {
+    if (!(p = calloc(1, sizeof *p)) || !(p->proxy = strdup(proxy))) {
         free(p);
         return NULL;
     }
@@ -562,53 +540,32 @@ static pstate *proxy_state(sl_xds_source *s, const char *token)
     return p;
 }
 
-static void apply_commit(sl_xds_source *s, const char *proxy_token, uint64_t kvrev, const uint8_t *val,
-                         size_t len)
+/* The chunks commit cm (at key, KV revision kvrev) names, into chunks
+ * (*nch of them): those ps's last commit had at the same revision (and read
+ * in the same context) reused as they were resolved, only the others read
+ * (*read counts them). */
+static sl_status commit_chunks(sl_xds_source *s, rchunk **chunks, size_t *nch, size_t *read, pstate *ps,
+                               const sl_xds_snapshot *cur, const char *key, const char *proxy, uint64_t kvrev,
+                               const Sluice__V1__XdsCommit *cm)
 {
-    char proxy[512];
-    Sluice__V1__XdsCommit *cm = NULL;
-    sl_xds_snapshot *snap = NULL, *cur = NULL;
-    rchunk **chunks = NULL;
-    size_t nch = 0, read = 0;
     char *route = NULL;
     uint32_t parts = 0;
     int last_type = -1;
-    pstate *ps;
     sl_status rc = SL_OK;
 
-    if (sl_xds_key_unescape(proxy, sizeof proxy, proxy_token) != SL_OK) {
-        rc = SL_ERR_INVALID;
-        goto out;
-    }
-    if (!(cm = sluice__v1__xds_commit__unpack(NULL, len, val ? val : (const uint8_t *)""))) {
-        rc = sl_error_set(SL_ERR_PARSE, "%s.commit at revision %" PRIu64 " is not a sluice.v1.XdsCommit (a "
-                          "commit of an older version, or not written by sluice-translator?)", proxy_token, kvrev);
-        goto out;
-    }
-    uint64_t revision = cm->revision ? cm->revision : kvrev;
-    if (!(ps = proxy_state(s, proxy_token)) || (cm->n_chunks && !(chunks = calloc(cm->n_chunks, sizeof *chunks)))) {
-        rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    if ((rc = sl_xds_snapshot_new(&snap, proxy, revision)) != SL_OK)
-        goto out;
-    cur = sl_xds_cache_get(s->cache, proxy);
-    /* The chunks: those the last commit had at the same revision (and read
-     * in the same context) are reused as they were resolved; only the
-     * others are read. */
     for (size_t i = 0; i < cm->n_chunks; i++) {
         const Sluice__V1__XdsChunkRef *ref = cm->chunks[i];
         sl_xds_type t;
         if (sl_xds_type_from_token(&t, ref->type) != SL_OK || !ref->id[0] || strlen(ref->id) >= 64 ||
             strchr(ref->id, '.') || !ref->revision || (int)t < last_type) {
-            rc = sl_error_set(SL_ERR_PARSE, "%s.commit at revision %" PRIu64 ": chunk %zu (type \"%s\", id \"%s\", "
-                              "revision %" PRIu64 ") is not valid or out of type order", proxy_token, kvrev, i,
+            rc = sl_error_set(SL_ERR_PARSE, "%s at revision %" PRIu64 ": chunk %zu (type \"%s\", id \"%s\", "
+                              "revision %" PRIu64 ") is not valid or out of type order", key, kvrev, i,
                               ref->type, ref->id, ref->revision);
             goto out;
         }
         if ((int)t != last_type && parts) {
-            rc = sl_error_set(SL_ERR_PARSE, "%s.commit at revision %" PRIu64 ": route \"%s\" lacks %" PRIu32
-                              " of its parts", proxy_token, kvrev, route, parts);
+            rc = sl_error_set(SL_ERR_PARSE, "%s at revision %" PRIu64 ": route \"%s\" lacks %" PRIu32
+                              " of its parts", key, kvrev, route, parts);
             goto out;
         }
         last_type = (int)t;
@@ -620,7 +577,7 @@ static void apply_commit(sl_xds_source *s, const char *proxy_token, uint64_t kvr
                 c = o;
         }
         if (c) {
-            chunks[nch++] = c;
+            chunks[(*nch)++] = c;
             c->refs++;
             /* The context after it, as when it was read. */
             for (size_t k = 0; k < c->n; k++) {
@@ -640,17 +597,23 @@ static void apply_commit(sl_xds_source *s, const char *proxy_token, uint64_t kvr
             }
             continue;
         }
-        if ((rc = read_chunk(s, &c, cur, proxy_token, t, ref->id, ref->revision, &route, &parts)) != SL_OK)
+        if ((rc = read_chunk(s, &c, cur, proxy, t, ref->id, ref->revision, &route, &parts)) != SL_OK)
             goto out;
-        chunks[nch++] = c;
-        read++;
+        chunks[(*nch)++] = c;
+        (*read)++;
     }
-    if (parts) {
-        rc = sl_error_set(SL_ERR_PARSE, "%s.commit at revision %" PRIu64 ": route \"%s\" lacks %" PRIu32
-                          " of its parts", proxy_token, kvrev, route, parts);
-        goto out;
-    }
-    /* The snapshot: every resource, split routes assembled. */
+    if (parts)
+        rc = sl_error_set(SL_ERR_PARSE, "%s at revision %" PRIu64 ": route \"%s\" lacks %" PRIu32
+                          " of its parts", key, kvrev, route, parts);
+out:
+    free(route);
+    return rc;
+}
+
+/* Adds every resource the chunks name to snap, routes in parts assembled. */
+static sl_status fill_snapshot(sl_xds_snapshot *snap, const sl_xds_snapshot *cur, rchunk **chunks, size_t nch)
+{
+    sl_status rc;
     for (size_t i = 0; i < nch; i++) {
         rchunk *c = chunks[i];
         for (size_t k = 0; k < c->n; k++) {
@@ -659,16 +622,14 @@ static void apply_commit(sl_xds_source *s, const char *proxy_token, uint64_t kvr
                 continue; /* taken with its route */
             if (!it->parts) {
                 if ((rc = sl_xds_snapshot_add(snap, it->res)) != SL_OK)
-                    goto out;
+                    return rc;
                 continue;
             }
             /* Gather the parts (they may continue into later chunks). */
             item *pv = malloc(it->parts * sizeof *pv);
             uint32_t got = 0;
-            if (!pv) {
-                rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
-                goto out;
-            }
+            if (!pv)
+                return sl_error_set(SL_ERR_NOMEM, "out of memory");
             for (size_t ci = i, kk = k + 1; got < it->parts && ci < nch; ci++, kk = 0)
                 for (; kk < chunks[ci]->n && got < it->parts; kk++)
                     pv[got++] = chunks[ci]->items[kk];
@@ -677,14 +638,44 @@ static void apply_commit(sl_xds_source *s, const char *proxy_token, uint64_t kvr
                                   : sl_error_set(SL_ERR_PARSE, "route \"%s\" lacks parts", it->name);
             free(pv);
             if (rc != SL_OK)
-                goto out;
+                return rc;
             rc = sl_xds_snapshot_add(snap, r);
             sl_xds_res_unref(r);
             if (rc != SL_OK)
-                goto out;
+                return rc;
         }
     }
-    if ((rc = sl_xds_snapshot_seal(snap)) != SL_OK)
+    return SL_OK;
+}
+
+/* Applies the commit under key (proxy's, unescaped) at KV revision kvrev:
+ * a new snapshot in the cache, or refused (logged) with the previous one
+ * left serving. */
+static void apply_commit(sl_xds_source *s, const char *key, const char *proxy, uint64_t kvrev, const uint8_t *val,
+                         size_t len)
+{
+    Sluice__V1__XdsCommit *cm = NULL;
+    sl_xds_snapshot *snap = NULL, *cur = NULL;
+    rchunk **chunks = NULL;
+    size_t nch = 0, read = 0;
+    pstate *ps;
+    sl_status rc = SL_OK;
+
+    if (!(cm = sluice__v1__xds_commit__unpack(NULL, len, val ? val : (const uint8_t *)""))) {
+        rc = sl_error_set(SL_ERR_PARSE, "%s at revision %" PRIu64 " is not a sluice.v1.XdsCommit (a "
+                          "commit of an older version, or not written by sluice-translator?)", key, kvrev);
+        goto out;
+    }
+    uint64_t revision = cm->revision ? cm->revision : kvrev;
+    if (!(ps = proxy_state(s, proxy)) || (cm->n_chunks && !(chunks = calloc(cm->n_chunks, sizeof *chunks)))) {
+        rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = sl_xds_snapshot_new(&snap, proxy, revision)) != SL_OK)
+        goto out;
+    cur = sl_xds_cache_get(s->cache, proxy);
+    if ((rc = commit_chunks(s, chunks, &nch, &read, ps, cur, key, proxy, kvrev, cm)) != SL_OK ||
+        (rc = fill_snapshot(snap, cur, chunks, nch)) != SL_OK || (rc = sl_xds_snapshot_seal(snap)) != SL_OK)
         goto out;
     sl_log_info("source", "commit", "proxy=%s revision=%" PRIu64 " clusters=%zu endpoints=%zu listeners=%zu "
                 "routes=%zu secrets=%zu chunks=%zu chunks_read=%zu", sl_log_q(proxy), revision,
@@ -701,12 +692,13 @@ static void apply_commit(sl_xds_source *s, const char *proxy_token, uint64_t kvr
     nch = 0;
 out:
     if (rc != SL_OK) {
+        char tok[SL_XDS_TOKEN_MAX];
+        snprintf(tok, sizeof tok, "%.*s", (int)strcspn(key, "."), key);
         s->refused++;
         sl_log_error("source", "commit refused; the previous revision keeps serving", "proxy=%s err=%s",
-                     sl_log_q(proxy_token), sl_log_q(sl_error_msg()));
+                     sl_log_q(tok), sl_log_q(sl_error_msg()));
     }
     chunks_free(chunks, nch);
-    free(route);
     sl_xds_snapshot_unref(snap);
     sl_xds_snapshot_unref(cur);
     sluice__v1__xds_commit__free_unpacked(cm, NULL);

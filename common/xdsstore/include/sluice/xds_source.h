@@ -10,8 +10,8 @@
  *                                  entries (name, KV revision, parts)
  *   <proxy>.commit                 a sluice.v1.XdsCommit: the revision to serve,
  *                                  naming every manifest chunk at a KV revision
- * <proxy>, <name>, <route> and <vhost> are escaped with sl_xds_key_escape();
- * <type> is a token of sl_xds_type_token(). A resource's version is the KV
+ * Keys are built and parsed by sluice/xds_keys.h (which escapes <proxy>,
+ * <name>, <route> and <vhost>); a key it does not parse is ignored. A resource's version is the KV
  * revision of its key (of a route in parts: its head's revision and a hash of
  * its parts' revisions), so every replica computes the same versions. A
  * commit is applied only when every chunk, resource and part it names is
