@@ -30,7 +30,7 @@ static const char usage[] =
 static const sl_service_info info = {"sluice-xds", "0.1.0",
                                      "Envoy v3 xDS server (ADS, SotW and incremental) fed from NATS KV.", usage};
 
-static _Atomic(sl_xds_server *) g_server;
+static _Atomic(xds_server *) g_server;
 static sl_nats *g_nc;
 static sl_service *g_svc;
 static char g_reporter[128];
@@ -38,9 +38,9 @@ static char g_reporter[128];
 static void on_commit(void *ud, const char *proxy)
 {
     (void)ud;
-    sl_xds_server *s = atomic_load(&g_server);
+    xds_server *s = atomic_load(&g_server);
     if (s)
-        sl_xds_server_notify(s, proxy);
+        xds_server_notify(s, proxy);
 }
 
 static void on_ready(void *ud)
@@ -51,7 +51,7 @@ static void on_ready(void *ud)
 
 /* Every NACK becomes a sluice.v1.Report on
  * sluice.report.xds-server.Proxy.<namespace>.<proxy>. */
-static void on_nack(void *ud, const sl_xds_nack *n)
+static void on_nack(void *ud, const xds_nack *n)
 {
     (void)ud;
     char ns[128] = "default", name[256], subject[512];
@@ -96,8 +96,8 @@ int main(int argc, char **argv)
     sl_loop *loop = NULL;
     sl_xds_cache *cache = NULL;
     sl_xds_watch *watch = NULL;
-    sl_xds_server *server = NULL;
-    sl_xds_proxies *proxies = NULL;
+    xds_server *server = NULL;
+    xds_proxies *proxies = NULL;
     int code = SL_EXIT_FAILURE;
     const char *listen = "0.0.0.0:9977", *def = SL_XDS_DEFAULT_PROXY, *bucket = "sluice_xds";
     const char *cert = NULL, *key = NULL, *ca = NULL;
@@ -159,16 +159,16 @@ int main(int argc, char **argv)
         sl_log_error("main", "start failed", "err=%s", sl_log_q(sl_error_msg()));
         goto out;
     }
-    sl_xds_server_opts so = {.listen = listen,
-                             .default_proxy = def,
-                             .workers = workers,
-                             .tls_cert = cert,
-                             .tls_key = key,
-                             .tls_client_ca = ca,
-                             .cache = cache,
-                             .metrics = sl_service_metrics(g_svc),
-                             .on_nack = on_nack};
-    if (sl_xds_server_start(&server, &so) != SL_OK) {
+    xds_server_opts so = {.listen = listen,
+                          .default_proxy = def,
+                          .workers = workers,
+                          .tls_cert = cert,
+                          .tls_key = key,
+                          .tls_client_ca = ca,
+                          .cache = cache,
+                          .metrics = sl_service_metrics(g_svc),
+                          .on_nack = on_nack};
+    if (xds_server_start(&server, &so) != SL_OK) {
         sl_log_error("main", "cannot start the gRPC server", "err=%s", sl_log_q(sl_error_msg()));
         goto out;
     }
@@ -177,23 +177,23 @@ int main(int argc, char **argv)
      * reporter id). Not fatal: serving matters more than reporting. */
     char instance[128];
     snprintf(instance, sizeof instance, "%s-%d", host, (int)getpid());
-    if (sl_xds_proxies_start(&proxies, g_nc, server, cache, instance, 5000) != SL_OK)
-        sl_log_warn("main", "no per-proxy state", "bucket=" SL_XDS_PROXIES_BUCKET " err=%s",
+    if (xds_proxies_start(&proxies, g_nc, server, cache, instance, 5000) != SL_OK)
+        sl_log_warn("main", "no per-proxy state", "bucket=" XDS_PROXIES_BUCKET " err=%s",
                     sl_log_q(sl_error_msg()));
     if (sl_xds_watch_start(&watch, g_nc, loop, bucket, cache, on_ready, NULL) != SL_OK) {
         sl_log_error("main", "cannot watch the xds bucket", "bucket=%s err=%s", bucket, sl_log_q(sl_error_msg()));
         goto out;
     }
     /* For tests and scripts: the bound port on stdout. */
-    printf("sluice-xds listening on port %d metrics port %d\n", sl_xds_server_port(server),
+    printf("sluice-xds listening on port %d metrics port %d\n", xds_server_port(server),
            sl_service_metrics_port(g_svc));
     fflush(stdout);
     code = sl_service_run(g_svc, loop);
 out:
-    sl_xds_proxies_stop(proxies); /* deletes this instance's keys */
+    xds_proxies_stop(proxies); /* deletes this instance's keys */
     sl_xds_watch_free(watch);
     atomic_store(&g_server, NULL);
-    sl_xds_server_stop(server);
+    xds_server_stop(server);
     sl_xds_cache_free(cache);
     sl_loop_free(loop);
     sl_service_free(g_svc);

@@ -14,8 +14,8 @@
 
 #define TICK_MS 1000 /* at most one put per proxy per tick */
 
-struct sl_xds_proxies {
-    sl_xds_server *srv;
+struct xds_proxies {
+    xds_server *srv;
     sl_xds_cache *cache;
     sl_kv *kv;
     char *instance;
@@ -37,7 +37,7 @@ static uint64_t mono_ms(void)
 }
 
 /* Under the server's registry lock: memory only. */
-static void gather(void *ud, const sl_xds_stream_state *st)
+static void gather(void *ud, const xds_stream_state *st)
 {
     json_t *byproxy = ud, *arr = json_object_get(byproxy, st->proxy);
     if (!arr) {
@@ -49,7 +49,7 @@ static void gather(void *ud, const sl_xds_stream_state *st)
                                          (json_int_t)st->synced, "nacked", st->nacked, "last_error", st->error));
 }
 
-static void publish(sl_xds_proxies *p, int refresh)
+static void publish(xds_proxies *p, int refresh)
 {
     json_t *byproxy = json_object(), *now = json_object();
     const char *proxy, *key;
@@ -57,7 +57,7 @@ static void publish(sl_xds_proxies *p, int refresh)
     void *tmp;
     if (!byproxy || !now)
         goto out;
-    sl_xds_server_each(p->srv, gather, byproxy);
+    xds_server_each(p->srv, gather, byproxy);
     json_object_foreach(byproxy, proxy, streams)
     {
         char esc[768], k[1024];
@@ -102,13 +102,13 @@ out:
 
 static void *run(void *arg)
 {
-    sl_xds_proxies *p = arg;
-    unsigned seen = sl_xds_server_state_gen(p->srv) - 1; /* publish at once */
+    xds_proxies *p = arg;
+    unsigned seen = xds_server_state_gen(p->srv) - 1; /* publish at once */
     uint64_t last_full = mono_ms();
     pthread_mutex_lock(&p->mu);
     while (!p->stop) {
         pthread_mutex_unlock(&p->mu);
-        unsigned gen = sl_xds_server_state_gen(p->srv);
+        unsigned gen = xds_server_state_gen(p->srv);
         uint64_t t = mono_ms();
         int refresh = t - last_full >= (uint64_t)p->interval_ms;
         if (gen != seen || refresh) {
@@ -130,12 +130,12 @@ static void *run(void *arg)
     return NULL;
 }
 
-sl_status sl_xds_proxies_start(sl_xds_proxies **out, sl_nats *nc, sl_xds_server *srv, sl_xds_cache *cache,
+sl_status xds_proxies_start(xds_proxies **out, sl_nats *nc, xds_server *srv, sl_xds_cache *cache,
                                const char *instance, int64_t interval_ms)
 {
     sl_status rc;
     sl_kv_config cfg;
-    sl_xds_proxies *p = calloc(1, sizeof *p);
+    xds_proxies *p = calloc(1, sizeof *p);
     if (!p)
         return sl_error_set(SL_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&p->mu, NULL);
@@ -149,7 +149,7 @@ sl_status sl_xds_proxies_start(sl_xds_proxies **out, sl_nats *nc, sl_xds_server 
     }
     if ((rc = sl_xds_key_escape(p->inst_token, sizeof p->inst_token, instance)) != SL_OK)
         goto err;
-    sl_kv_config_init(&cfg, SL_XDS_PROXIES_BUCKET);
+    sl_kv_config_init(&cfg, XDS_PROXIES_BUCKET);
     cfg.description = "What each connected proxy is on, per xDS server instance (sluice-xds)";
     cfg.ttl_ms = 3 * p->interval_ms;
     cfg.storage = SL_KV_MEMORY;
@@ -163,11 +163,11 @@ sl_status sl_xds_proxies_start(sl_xds_proxies **out, sl_nats *nc, sl_xds_server 
     *out = p;
     return SL_OK;
 err:
-    sl_xds_proxies_stop(p);
+    xds_proxies_stop(p);
     return rc;
 }
 
-void sl_xds_proxies_stop(sl_xds_proxies *p)
+void xds_proxies_stop(xds_proxies *p)
 {
     if (!p)
         return;

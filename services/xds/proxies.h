@@ -25,16 +25,16 @@
 #include "server.h"
 #include "sluice/nats.h"
 
-#define SL_XDS_PROXIES_BUCKET "sluice_proxies"
+#define XDS_PROXIES_BUCKET "sluice_proxies"
 
-typedef struct sl_xds_proxies sl_xds_proxies;
+typedef struct xds_proxies xds_proxies;
 
 /* Opens (or creates) the bucket and starts the publishing thread. instance
  * names this xDS server (copied); interval_ms <= 0 means 5000. srv and
  * cache must outlive the publisher. */
-sl_status sl_xds_proxies_start(sl_xds_proxies **out, sl_nats *nc, sl_xds_server *srv, sl_xds_cache *cache,
+sl_status xds_proxies_start(xds_proxies **out, sl_nats *nc, xds_server *srv, sl_xds_cache *cache,
                                const char *instance, int64_t interval_ms);
 /* Stops the thread, deletes this instance's keys and frees. NULL is a no-op. */
-void sl_xds_proxies_stop(sl_xds_proxies *p);
+void xds_proxies_stop(xds_proxies *p);
 
 #endif

@@ -3,7 +3,7 @@
  * Every call is an `xstream`. Its completion-queue tags are embedded in it;
  * `pending` counts the batches in flight (a stream is freed when the call
  * has closed and nothing is pending). The registry (a list under a mutex)
- * lets sl_xds_server_notify() find the streams of a proxy; it only ever
+ * lets xds_server_notify() find the streams of a proxy; it only ever
  * starts a zero-op batch on them, which posts the stream's wake tag to the
  * stream's own queue, so all protocol work happens on the stream's worker.
  */
@@ -87,7 +87,7 @@ typedef struct body {
 } body;
 
 typedef struct worker {
-    struct sl_xds_server *srv;
+    struct xds_server *srv;
     grpc_completion_queue *cq;
     pthread_t thread;
     acceptor acc[ACCEPTS_PER_WORKER];
@@ -97,7 +97,7 @@ typedef struct worker {
 
 typedef struct xstream {
     tag t_meta, t_recv, t_send, t_wake, t_status;
-    struct sl_xds_server *srv;
+    struct xds_server *srv;
     worker *w;
     grpc_call *call;
     const struct method *m; /* NULL: unknown method, only a status is sent */
@@ -113,7 +113,7 @@ typedef struct xstream {
     int registered;
     const char *proxy; /* the stream state's (interned) proxy; set under the registry lock once known */
     const char *node_id; /* the stream state's node id; set with proxy */
-    /* Published per-proxy state (sl_xds_server_each): written by the
+    /* Published per-proxy state (xds_server_each): written by the
      * stream's worker, read by the publisher. err under the registry lock
      * (written on a NACK only). */
     _Atomic uint64_t synced;
@@ -122,8 +122,8 @@ typedef struct xstream {
     struct xstream *prev, *next;
 } xstream;
 
-struct sl_xds_server {
-    sl_xds_server_opts o;
+struct xds_server {
+    xds_server_opts o;
     char *listen, *default_proxy;
     grpc_server *server;
     int port;
@@ -133,7 +133,7 @@ struct sl_xds_server {
     xstream *head;
     int stopping;
     atomic_int live;
-    atomic_uint gen; /* bumped whenever something sl_xds_server_each reports changes */
+    atomic_uint gen; /* bumped whenever something xds_server_each reports changes */
     /* metrics (NULL without a registry) */
     sl_gauge *g_streams[NMETHODS];
     sl_counter *c_push[SL_XDS_TYPE_COUNT], *c_ack[SL_XDS_TYPE_COUNT], *c_nack[SL_XDS_TYPE_COUNT];
@@ -149,7 +149,7 @@ static inline const char *xproxy(const xstream *x) { return x->proxy ? x->proxy 
 
 static void reg_add(xstream *x)
 {
-    sl_xds_server *s = x->srv;
+    xds_server *s = x->srv;
     pthread_mutex_lock(&s->mu);
     x->next = s->head;
     if (s->head)
@@ -161,7 +161,7 @@ static void reg_add(xstream *x)
 
 static void reg_del(xstream *x)
 {
-    sl_xds_server *s = x->srv;
+    xds_server *s = x->srv;
     pthread_mutex_lock(&s->mu);
     if (x->registered) {
         if (x->prev)
@@ -176,7 +176,7 @@ static void reg_del(xstream *x)
     pthread_mutex_unlock(&s->mu);
 }
 
-void sl_xds_server_notify(sl_xds_server *s, const char *proxy)
+void xds_server_notify(xds_server *s, const char *proxy)
 {
     atomic_fetch_add_explicit(&s->gen, 1, memory_order_relaxed); /* the served revision moved */
     pthread_mutex_lock(&s->mu);
@@ -196,18 +196,18 @@ void sl_xds_server_notify(sl_xds_server *s, const char *proxy)
     pthread_mutex_unlock(&s->mu);
 }
 
-int sl_xds_server_streams(sl_xds_server *s) { return atomic_load(&s->live); }
+int xds_server_streams(xds_server *s) { return atomic_load(&s->live); }
 
-unsigned sl_xds_server_state_gen(sl_xds_server *s) { return atomic_load_explicit(&s->gen, memory_order_relaxed); }
+unsigned xds_server_state_gen(xds_server *s) { return atomic_load_explicit(&s->gen, memory_order_relaxed); }
 
-void sl_xds_server_each(sl_xds_server *s, void (*fn)(void *ud, const sl_xds_stream_state *st), void *ud)
+void xds_server_each(xds_server *s, void (*fn)(void *ud, const xds_stream_state *st), void *ud)
 {
     pthread_mutex_lock(&s->mu);
     for (xstream *x = s->head; x; x = x->next) {
         if (!x->proxy)
             continue;
         int nacked = atomic_load_explicit(&x->nacked, memory_order_relaxed);
-        sl_xds_stream_state st = {x->proxy, x->node_id, atomic_load_explicit(&x->synced, memory_order_relaxed),
+        xds_stream_state st = {x->proxy, x->node_id, atomic_load_explicit(&x->synced, memory_order_relaxed),
                                   nacked, nacked ? x->err : ""};
         fn(ud, &st);
     }
@@ -253,7 +253,7 @@ static void finish(xstream *x, grpc_status_code code, const char *msg)
 
 static void stream_free(xstream *x)
 {
-    sl_xds_server *s = x->srv;
+    xds_server *s = x->srv;
     reg_del(x);
     if (x->m && s->g_streams[x->m - methods])
         sl_gauge_add(s->g_streams[x->m - methods], -1);
@@ -381,7 +381,7 @@ static int body_get(worker *w, const sl_xds_response *r, grpc_slice *out)
 
 static void try_send(xstream *x)
 {
-    sl_xds_server *s = x->srv;
+    xds_server *s = x->srv;
     sl_xds_response *r;
     if (x->finishing || x->send_inflight || !x->sm)
         return;
@@ -437,7 +437,7 @@ static void try_send(xstream *x)
 
 static void on_request(xstream *x)
 {
-    sl_xds_server *s = x->srv;
+    xds_server *s = x->srv;
     grpc_byte_buffer_reader rd;
     grpc_slice data;
     sl_xds_req_info info;
@@ -509,7 +509,7 @@ static void on_request(xstream *x)
                         sl_log_q(sl_xds_stream_node_id(x->sm)), sl_log_q(xproxy(x)), sl_xds_type_short(info.type),
                         sl_log_q(info.version), sl_log_q(info.error));
             if (s->o.on_nack) {
-                sl_xds_nack nk = {sl_xds_stream_node_id(x->sm), xproxy(x), info.type, info.version,
+                xds_nack nk = {sl_xds_stream_node_id(x->sm), xproxy(x), info.type, info.version,
                                   info.nonce,                   info.error, info.error_code};
                 s->o.on_nack(s->o.ud, &nk);
             }
@@ -597,7 +597,7 @@ static void request_call(acceptor *a);
 static void on_accept(acceptor *a, int ok)
 {
     worker *w = a->w;
-    sl_xds_server *s = w->srv;
+    xds_server *s = w->srv;
     if (!ok) { /* shutting down */
         grpc_call_details_destroy(&a->details);
         grpc_metadata_array_destroy(&a->md);
@@ -660,7 +660,7 @@ static void on_accept(acceptor *a, int ok)
 
 static void request_call(acceptor *a)
 {
-    sl_xds_server *s = a->w->srv;
+    xds_server *s = a->w->srv;
     grpc_call_details_init(&a->details);
     grpc_metadata_array_init(&a->md);
     a->call = NULL;
@@ -722,7 +722,7 @@ static void *worker_main(void *arg)
 
 /* ---- lifecycle ---- */
 
-static sl_status make_creds(grpc_server_credentials **out, const sl_xds_server_opts *o)
+static sl_status make_creds(grpc_server_credentials **out, const xds_server_opts *o)
 {
     if (!o->tls_cert && !o->tls_key) {
         *out = grpc_insecure_server_credentials_create();
@@ -749,7 +749,7 @@ out:
     return rc;
 }
 
-static void init_metrics(sl_xds_server *s)
+static void init_metrics(xds_server *s)
 {
     sl_metrics *reg = s->o.metrics;
     sl_metric_family *f;
@@ -784,11 +784,11 @@ static void init_metrics(sl_xds_server *s)
                        "xDS requests refused (malformed, unknown type, protocol error).");
 }
 
-sl_status sl_xds_server_start(sl_xds_server **out, const sl_xds_server_opts *o)
+sl_status xds_server_start(xds_server **out, const xds_server_opts *o)
 {
     sl_status rc;
     grpc_server_credentials *creds = NULL;
-    sl_xds_server *s = calloc(1, sizeof *s);
+    xds_server *s = calloc(1, sizeof *s);
     if (!s)
         return sl_error_set(SL_ERR_NOMEM, "out of memory");
     s->o = *o;
@@ -855,9 +855,9 @@ err:
     return rc;
 }
 
-int sl_xds_server_port(const sl_xds_server *s) { return s->port; }
+int xds_server_port(const xds_server *s) { return s->port; }
 
-void sl_xds_server_stop(sl_xds_server *s)
+void xds_server_stop(xds_server *s)
 {
     if (!s)
         return;

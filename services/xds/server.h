@@ -17,10 +17,10 @@
 #include "sluice/metrics.h"
 #include "sluice/xds_stream.h"
 
-typedef struct sl_xds_server sl_xds_server;
+typedef struct xds_server xds_server;
 
 /* A NACK, for reports. All strings valid during the callback only. */
-typedef struct sl_xds_nack {
+typedef struct xds_nack {
     const char *node_id;
     const char *proxy;
     sl_xds_type type;
@@ -28,9 +28,9 @@ typedef struct sl_xds_nack {
     const char *nonce;
     const char *error;
     int code;
-} sl_xds_nack;
+} xds_nack;
 
-typedef struct sl_xds_server_opts {
+typedef struct xds_server_opts {
     const char *listen;        /* "0.0.0.0:9977" */
     const char *default_proxy; /* NULL: SL_XDS_DEFAULT_PROXY */
     int workers;               /* completion-queue threads; 0 = 2 */
@@ -40,37 +40,37 @@ typedef struct sl_xds_server_opts {
     sl_xds_cache *cache;       /* required; must outlive the server */
     sl_metrics *metrics;       /* optional */
     /* Called on a worker thread for every NACK; must not block long. */
-    void (*on_nack)(void *ud, const sl_xds_nack *n);
+    void (*on_nack)(void *ud, const xds_nack *n);
     void *ud;
-} sl_xds_server_opts;
+} xds_server_opts;
 
 /* Binds, starts the workers and serves. opts strings are copied. */
-sl_status sl_xds_server_start(sl_xds_server **out, const sl_xds_server_opts *opts);
+sl_status xds_server_start(xds_server **out, const xds_server_opts *opts);
 /* The bound port. */
-int sl_xds_server_port(const sl_xds_server *s);
+int xds_server_port(const xds_server *s);
 /* Wakes every stream of proxy (a commit happened). Any thread; never blocks
  * on a stream. Use as the cache's commit callback. */
-void sl_xds_server_notify(sl_xds_server *s, const char *proxy);
+void xds_server_notify(xds_server *s, const char *proxy);
 /* Number of open streams. */
-int sl_xds_server_streams(sl_xds_server *s);
+int xds_server_streams(xds_server *s);
 
 /* What one stream reports for the per-proxy state (sluice_proxies). All
  * strings valid during the callback only. */
-typedef struct sl_xds_stream_state {
+typedef struct xds_stream_state {
     const char *proxy;
     const char *node_id;
     uint64_t synced;   /* sl_xds_stream_synced(): the commit revision the client is on; 0 = none yet */
     int nacked;        /* its last answer for some type was a NACK */
     const char *error; /* "<type>: <message>" of the last NACK when nacked, else "" */
-} sl_xds_stream_state;
+} xds_stream_state;
 
 /* Calls fn for every stream whose proxy is known, under the registry lock:
  * fn must be quick and must not block (no I/O). Any thread. */
-void sl_xds_server_each(sl_xds_server *s, void (*fn)(void *ud, const sl_xds_stream_state *st), void *ud);
+void xds_server_each(xds_server *s, void (*fn)(void *ud, const xds_stream_state *st), void *ud);
 /* A counter that changes whenever what _each reports (or a proxy's served
  * revision) may have changed. */
-unsigned sl_xds_server_state_gen(sl_xds_server *s);
+unsigned xds_server_state_gen(xds_server *s);
 /* Cancels every stream, stops the workers and frees the server. */
-void sl_xds_server_stop(sl_xds_server *s);
+void xds_server_stop(xds_server *s);
 
 #endif
