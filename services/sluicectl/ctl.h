@@ -6,7 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sluice/kinds.h"
 #include "sluice/nats.h"
+#include "sluice/resource.h"
+#include "sluice/v1/events.pb-c.h"
 
 #define CTL_VERSION "0.1.0"
 
@@ -29,6 +32,28 @@ int ctl_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 
 /* Shared option scanning: matches "-x VALUE", "--long VALUE", "--long=VALUE". */
 bool ctl_opt(int argc, char **argv, int *i, const char *shrt, const char *lng, const char **val);
+
+/* qsort/bsearch comparator of an array of C strings. */
+int ctl_cmp_str(const void *a, const void *b);
+
+/* A config resource as sluicectl get, status and check list it. */
+typedef struct ctl_item {
+    char *key;
+    sl_resource_id id;
+    const sl_kind *kind;
+    ProtobufCMessage *msg;
+    uint64_t rev;
+    Sluice__V1__Status *status; /* NULL when none */
+} ctl_item;
+
+/* Loads the config resources of kind k (NULL: all), namespace ns (NULL:
+ * all), name (NULL: all), with their statuses, sorted, into *out (free with
+ * ctl_items_free()). keep_bad: also values that do not decode (msg NULL)
+ * and statuses of resources never stored. 0, or -1 after printing an error. */
+int ctl_load_items(ctl_item **out, size_t *nout, sl_nats *nc, const sl_kind *k, const char *ns, const char *name,
+                   bool keep_bad);
+/* Frees what ctl_load_items() returned. */
+void ctl_items_free(ctl_item *it, size_t n);
 
 int ctl_cmd_apply(ctl *c, int argc, char **argv);
 int ctl_cmd_delete(ctl *c, int argc, char **argv);
