@@ -2,6 +2,7 @@
 #include "sluice/conffile.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <sys/types.h>
 #include <stdio.h>
@@ -14,6 +15,11 @@ void sl_conffile_deinit(sl_conffile *c)
         free(c->own_[i]);
     free(c->own_);
     free(c->argv);
+    for (size_t i = 0; i < c->n_settings; i++) {
+        free(c->settings[i].name);
+        free(c->settings[i].value);
+    }
+    free(c->settings);
     memset(c, 0, sizeof(*c));
 }
 
@@ -60,7 +66,38 @@ static sl_status push(sl_conffile *c, const char *s, size_t len)
     return SL_OK;
 }
 
-static sl_status read_file(sl_conffile *c, const char *path)
+/* One line of the file: a setting for sl_conffile_read() (as_settings),
+ * else "--flag" [value] appended to c->argv. */
+static sl_status emit(sl_conffile *c, bool as_settings, const char *flag, const char *val, size_t vl,
+                      bool has_val, int line)
+{
+    sl_status rc;
+    sl_conffile_setting *s;
+
+    if (!as_settings) {
+        if ((rc = push(c, flag, strlen(flag))) == SL_OK && has_val)
+            rc = push(c, val, vl);
+        return rc;
+    }
+    if (c->n_settings == c->cap_settings_) {
+        size_t nc = c->cap_settings_ ? c->cap_settings_ * 2 : 16;
+        sl_conffile_setting *ns = realloc(c->settings, nc * sizeof *ns);
+        if (!ns)
+            return SL_ERR_NOMEM;
+        c->settings = ns;
+        c->cap_settings_ = nc;
+    }
+    s = &c->settings[c->n_settings];
+    s->name = strdup(flag + 2);
+    s->value = has_val ? strndup(val, vl) : NULL;
+    s->line = line;
+    c->n_settings++; /* counted before the check: deinit frees what was made */
+    if (!s->name || (has_val && !s->value))
+        return SL_ERR_NOMEM;
+    return SL_OK;
+}
+
+static sl_status read_file(sl_conffile *c, const char *path, bool as_settings)
 {
     FILE *f = fopen(path, "r");
     if (!f)
@@ -116,8 +153,7 @@ static sl_status read_file(sl_conffile *c, const char *path)
             val++;
             vl -= 2;
         }
-        if ((rc = push(c, flag, strlen(flag))) == SL_OK && (*val || p[k] == '='))
-            rc = push(c, val, vl);
+        rc = emit(c, as_settings, flag, val, vl, *val || p[k] == '=', lineno);
     }
     free(line);
     fclose(f);
@@ -143,7 +179,7 @@ sl_status sl_conffile_load(sl_conffile *c, int argc, char **argv, const char *en
     }
     if ((rc = push(c, argv[0], strlen(argv[0]))) != SL_OK)
         return rc;
-    if (file && (rc = read_file(c, file)) != SL_OK)
+    if (file && (rc = read_file(c, file, false)) != SL_OK)
         return rc;
     for (int i = 1; i < argc; i++) {
         int j = i, missing;
@@ -155,4 +191,10 @@ sl_status sl_conffile_load(sl_conffile *c, int argc, char **argv, const char *en
             return rc;
     }
     return SL_OK;
+}
+
+sl_status sl_conffile_read(sl_conffile *c, const char *path)
+{
+    memset(c, 0, sizeof(*c));
+    return read_file(c, path, true);
 }

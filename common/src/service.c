@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -224,22 +225,64 @@ bool sl_loop_is_current(sl_loop *l)
 
 /* ---- common flags ------------------------------------------------------ */
 
+void sl_nats_flags_table(sl_flag t[SL_NATS_FLAGS_N], sl_nats_flags *v, const char *connect_timeout)
+{
+    memset(v, 0, sizeof(*v));
+    v->connect_timeout_ms = -1;
+    t[0] = (sl_flag){.name = "nats-url", .kind = SL_FLAG_STRING, .target = &v->url, .env = "NATS_URL",
+                     .arg = "URL[,URL...]", .def = SL_NATS_DEFAULT_URL, .help = "NATS server(s)"};
+    t[1] = (sl_flag){.name = "nats-creds", .kind = SL_FLAG_STRING, .target = &v->creds, .env = "NATS_CREDS",
+                     .arg = "FILE", .help = "NATS credentials file"};
+    t[2] = (sl_flag){.name = "nats-tls-cert", .kind = SL_FLAG_STRING, .target = &v->tls_cert,
+                     .env = "NATS_TLS_CERT", .arg = "FILE", .help = "client certificate, PEM"};
+    t[3] = (sl_flag){.name = "nats-tls-key", .kind = SL_FLAG_STRING, .target = &v->tls_key,
+                     .env = "NATS_TLS_KEY", .arg = "FILE", .help = "client key, PEM"};
+    t[4] = (sl_flag){.name = "nats-tls-ca", .kind = SL_FLAG_STRING, .target = &v->tls_ca, .env = "NATS_TLS_CA",
+                     .arg = "FILE", .help = "CA bundle to verify the server, PEM"};
+    t[5] = (sl_flag){.name = "nats-name", .kind = SL_FLAG_STRING, .target = &v->name, .arg = "NAME",
+                     .help = "connection name (default: the program's name)"};
+    t[6] = (sl_flag){.name = "nats-connect-timeout", .kind = SL_FLAG_DURATION, .target = &v->connect_timeout_ms,
+                     .def = connect_timeout, .help = "keep trying to connect at start-up this long"};
+    t[7] = (sl_flag){.name = "kv-replicas", .kind = SL_FLAG_INT, .target = &v->kv_replicas,
+                     .env = "SLUICE_KV_REPLICAS", .min = 1, .max = SL_KV_REPLICAS_MAX,
+                     .help = "replicas of the KV buckets and streams Sluice creates; existing ones\n"
+                             "are scaled to N (default: 1 for new ones, existing ones left as they are)"};
+}
+
+sl_status sl_nats_flags_apply(sl_nats_settings *s, const sl_nats_flags *v)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } strs[] = {
+        {"nats-url", offsetof(sl_nats_flags, url)},
+        {"nats-creds", offsetof(sl_nats_flags, creds)},
+        {"nats-tls-cert", offsetof(sl_nats_flags, tls_cert)},
+        {"nats-tls-key", offsetof(sl_nats_flags, tls_key)},
+        {"nats-tls-ca", offsetof(sl_nats_flags, tls_ca)},
+        {"nats-name", offsetof(sl_nats_flags, name)},
+    };
+    sl_status st = SL_OK;
+
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]) && st == SL_OK; i++) {
+        const char *value = *(const char *const *)((const char *)v + strs[i].off);
+        if (value != NULL)
+            st = sl_nats_settings_set(s, strs[i].name, value);
+    }
+    if (v->connect_timeout_ms >= 0)
+        s->startup_deadline_ms = v->connect_timeout_ms;
+    if (v->kv_replicas > 0)
+        s->kv_replicas = v->kv_replicas;
+    return st;
+}
+
 void sl_service_args_init(sl_service_args *a)
 {
-    const char *m = getenv("SLUICE_METRICS_ADDR");
-
     memset(a, 0, sizeof(*a));
     a->log_level = SL_LOG_INFO;
     a->drain_timeout_ms = 10000;
     sl_nats_settings_init(&a->nats);
-    /* A bad value (SLUICE_KV_REPLICAS) is kept for sl_service_args_parse()
-     * to report as a usage error. Otherwise only allocation can fail; a
-     * missing value is then simply unset, and sl_service_new() reports
-     * nothing worse than defaults. */
-    if (sl_nats_settings_from_env(&a->nats) == SL_ERR_INVALID)
-        snprintf(a->env_error, sizeof(a->env_error), "%s", sl_error_msg());
-    if (m != NULL && m[0] != '\0')
-        a->metrics_addr = strdup(m);
+    sl_flags_init(&a->flags_);
 }
 
 void sl_service_args_deinit(sl_service_args *a)
@@ -247,27 +290,54 @@ void sl_service_args_deinit(sl_service_args *a)
     free(a->metrics_addr);
     a->metrics_addr = NULL;
     sl_nats_settings_deinit(&a->nats);
+    sl_flags_deinit(&a->flags_);
 }
 
-void sl_service_print_help(FILE *f, const sl_service_info *info)
+/* The common flags' table, writing into a's private fields. */
+static void common_table(sl_service_args *a, const sl_service_info *info)
 {
-    fprintf(f, "Usage: %s [flags]%s\n", info->name, info->usage != NULL ? " [arguments]" : "");
+    sl_flag *t = a->common_;
+    size_t n = 0;
+    char *e;
+
+    /* "sluice-config-watcher" -> SLUICE_CONFIG_WATCHER_CONFIG */
+    snprintf(a->config_env_, sizeof(a->config_env_), "%s_CONFIG", info->name);
+    for (e = a->config_env_; *e != '\0'; e++)
+        *e = *e == '-' ? '_' : (char)(*e >= 'a' && *e <= 'z' ? *e - 32 : *e);
+    t[n++] = (sl_flag){.name = "config", .kind = SL_FLAG_STRING, .target = &a->config_file,
+                       .env = a->config_env_, .arg = "FILE", .opts = SL_FLAG_CONFIG,
+                       .help = "read flags from FILE: one \"flag value\" or \"flag = value\" a line,\n"
+                               "'#' comments; the environment and the command line win"};
+    t[n++] = (sl_flag){.name = "log-level", .kind = SL_FLAG_CHOICE, .target = &a->log_level_,
+                       .env = "SLUICE_LOG_LEVEL", .def = "info", .choices = "error|warn|info|debug|trace",
+                       .arg = "LEVEL", .help = "error, warn, info, debug or trace"};
+    t[n++] = (sl_flag){.name = "metrics-addr", .kind = SL_FLAG_STRING, .target = &a->metrics_addr_,
+                       .env = "SLUICE_METRICS_ADDR", .arg = "HOST:PORT",
+                       .help = "serve /metrics, /healthz, /readyz; off when not set\n"
+                               "(:PORT: every address; port 0 picks one)"};
+    t[n++] = (sl_flag){.name = "drain-timeout", .kind = SL_FLAG_DURATION, .target = &a->drain_timeout_ms,
+                       .def = "10s", .help = "graceful stop deadline"};
+    sl_nats_flags_table(t + n, &a->nats_, "30s");
+    n += SL_NATS_FLAGS_N;
+    t[n++] = (sl_flag){.name = "help", .shorthand = 'h', .kind = SL_FLAG_BOOL, .target = &a->help_,
+                       .opts = SL_FLAG_EXIT, .help = "show this help"};
+    t[n++] = (sl_flag){.name = "version", .kind = SL_FLAG_BOOL, .target = &a->version_,
+                       .opts = SL_FLAG_EXIT, .help = "print the version"};
+}
+
+void sl_service_print_help(FILE *f, const sl_service_args *a)
+{
+    const sl_service_info *info = a->info_;
+
+    fprintf(f, "Usage: %s [flags]\n", info->name);
     if (info->summary != NULL)
         fprintf(f, "%s\n", info->summary);
+    sl_flags_print_help(&a->flags_, f);
     if (info->usage != NULL)
-        fprintf(f, "\n%s flags:\n%s", info->name, info->usage);
-    fprintf(f, "\nCommon flags:\n"
-               "  --log-level LEVEL           error, warn, info, debug or trace "
-               "(env SLUICE_LOG_LEVEL; default info)\n"
-               "  --metrics-addr HOST:PORT    serve /metrics, /healthz, /readyz "
-               "(env SLUICE_METRICS_ADDR; default off; port 0 picks one)\n"
-               "  --drain-timeout DUR         graceful stop deadline, e.g. 10s (default 10s)\n"
-               "%s"
-               "  -h, --help                  show this help\n"
-               "  --version                   print the version\n"
-               "\nExit status: 0 stopped cleanly, 1 runtime error, 2 usage or configuration "
-               "error.\n",
-            sl_nats_settings_usage());
+        fprintf(f, "\n%s", info->usage);
+    fprintf(f, "\nEach flag comes from the command line (--flag value or --flag=value), else its\n"
+               "environment variable, else the config file (--config), else its default.\n"
+               "Exit status: 0 stopped cleanly, 1 runtime error, 2 usage or configuration error.\n");
 }
 
 int sl_service_usage_error(const sl_service_info *info)
@@ -276,100 +346,34 @@ int sl_service_usage_error(const sl_service_info *info)
     return SL_EXIT_USAGE;
 }
 
-/* One common flag: returns SL_ERR_NOT_FOUND when arg is none of ours. */
-static sl_status parse_common(sl_service_args *a, const sl_service_info *info, int argc,
-                              char **argv, int *i)
+sl_status sl_service_args_parse(sl_service_args *a, const sl_service_info *info, const sl_flag *own,
+                                size_t n_own, int argc, char **argv)
 {
-    static const char *const with_value[] = {"--log-level", "--metrics-addr", "--drain-timeout"};
-    const char *arg = argv[*i], *value = NULL;
-    size_t k, n = 0;
-    bool matched;
     sl_status st;
 
-    if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
-        sl_service_print_help(stdout, info);
-        a->exit_now = true;
-        a->exit_code = SL_EXIT_OK;
-        (*i)++;
-        return SL_OK;
-    }
-    if (strcmp(arg, "--version") == 0) {
-        printf("%s %s\n", info->name, info->version != NULL ? info->version : "unknown");
-        a->exit_now = true;
-        a->exit_code = SL_EXIT_OK;
-        (*i)++;
-        return SL_OK;
-    }
-    st = sl_nats_settings_parse_arg(&matched, &a->nats, argc, argv, i);
-    if (st != SL_OK || matched)
+    a->info_ = info;
+    common_table(a, info);
+    snprintf(a->own_title_, sizeof(a->own_title_), "%s flags", info->name);
+    if ((own != NULL && (st = sl_flags_add(&a->flags_, a->own_title_, own, n_own)) != SL_OK) ||
+        (st = sl_flags_add(&a->flags_, "Common flags", a->common_, SL_SERVICE_COMMON_FLAGS)) != SL_OK ||
+        (st = sl_flags_parse(&a->flags_, &argc, argv, 0)) != SL_OK)
         return st;
-
-    for (k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++) {
-        n = strlen(with_value[k]);
-        if (strncmp(arg, with_value[k], n) == 0 && (arg[n] == '\0' || arg[n] == '='))
-            break;
-    }
-    if (k == sizeof(with_value) / sizeof(with_value[0]))
-        return SL_ERR_NOT_FOUND;
-    if (arg[n] == '=') {
-        value = arg + n + 1;
-        (*i)++;
-    } else if (*i + 1 < argc) {
-        value = argv[*i + 1];
-        *i += 2;
-    } else {
-        return sl_error_set(SL_ERR_INVALID, "%s: missing value", with_value[k]);
-    }
-
-    switch (k) {
-    case 0:
-        st = sl_log_level_parse(&a->log_level, value);
-        if (st == SL_OK)
-            a->log_level_set = true;
+    if (a->help_ || a->version_) {
+        if (a->help_)
+            sl_service_print_help(stdout, a);
         else
-            sl_error_set(st, "--log-level '%s': expected error, warn, info, debug or trace", value);
-        break;
-    case 1:
-        free(a->metrics_addr);
-        a->metrics_addr = strdup(value);
-        if (a->metrics_addr == NULL)
-            st = sl_error_set(SL_ERR_NOMEM, "--metrics-addr");
-        break;
-    case 2:
-        st = sl_parse_duration_ms(&a->drain_timeout_ms, value);
-        if (st != SL_OK)
-            sl_error_set(st, "--drain-timeout '%s': expected a duration such as 10s", value);
-        break;
+            printf("%s %s\n", info->name, info->version != NULL ? info->version : "unknown");
+        a->exit_now = true;
+        a->exit_code = SL_EXIT_OK;
+        return SL_OK;
     }
-    return st;
-}
-
-sl_status sl_service_args_parse(sl_service_args *a, const sl_service_info *info, int *argc,
-                                char **argv)
-{
-    sl_status st = SL_OK;
-    int i = 1, j = 1;
-
-    while (i < *argc && !a->exit_now) {
-        if (strcmp(argv[i], "--") == 0)
-            break;
-        st = parse_common(a, info, *argc, argv, &i);
-        if (st == SL_ERR_NOT_FOUND) {
-            argv[j++] = argv[i++];
-            st = SL_OK;
-        } else if (st != SL_OK) {
-            goto out;
-        }
-    }
-    while (i < *argc)
-        argv[j++] = argv[i++];
-    *argc = j;
-    argv[j] = NULL;
-    /* After the flags, so that --help and --version still work. */
-    if (!a->exit_now && a->env_error[0] != '\0')
-        st = sl_error_set(SL_ERR_INVALID, "%s", a->env_error);
-out:
-    return st;
+    if (a->log_level_ != NULL && sl_log_level_parse(&a->log_level, a->log_level_) == SL_OK)
+        a->log_level_set = true;
+    free(a->metrics_addr);
+    a->metrics_addr = NULL;
+    if (a->metrics_addr_ != NULL && (a->metrics_addr = strdup(a->metrics_addr_)) == NULL)
+        return sl_error_set(SL_ERR_NOMEM, "--metrics-addr");
+    return sl_nats_flags_apply(&a->nats, &a->nats_);
 }
 
 /* ---- the service ------------------------------------------------------- */
@@ -683,6 +687,9 @@ sl_status sl_service_new(sl_service **out, const sl_service_info *info, const sl
     svc->name = strdup(info->name);
     svc->version = strdup(info->version != NULL ? info->version : "unknown");
     svc->args = *args;
+    /* The parser's strings stay with args: the service keeps none of them. */
+    memset(&svc->args.flags_, 0, sizeof(svc->args.flags_));
+    svc->args.config_file = NULL;
     svc->args.metrics_addr = args->metrics_addr != NULL ? strdup(args->metrics_addr) : NULL;
     sl_nats_settings_init(&svc->args.nats);
     if (svc->name == NULL || svc->version == NULL ||

@@ -1,4 +1,4 @@
-/* Common flags come out of argv; the loop serialises and cancels tasks;
+/* Common flags and a service's own in one table; the loop serialises and cancels tasks;
  * signals stop the service (SIGHUP runs the hook on the loop); readiness
  * shows on /readyz; a missed drain deadline or a second signal exits 1. */
 #include <setjmp.h>
@@ -21,8 +21,22 @@
 
 #include "sluice/service.h"
 
-static const sl_service_info info = {"sluice-test", "1.2.3", "A test service.",
-                                     "  --own X   a flag of the service\n"};
+static const sl_service_info info = {"sluice-test", "1.2.3", "A test service.", NULL};
+
+static const char *own_value;
+static const sl_flag own[] = {
+    {.name = "own", .kind = SL_FLAG_STRING, .target = &own_value, .arg = "X", .help = "a flag of the service"},
+};
+
+/* sl_service_args_parse() with the table above; argv NULL-terminated. */
+static sl_status parse_args(sl_service_args *a, char **argv)
+{
+    int argc = 0;
+    while (argv[argc] != NULL)
+        argc++;
+    own_value = NULL;
+    return sl_service_args_parse(a, &info, own, 1, argc, argv);
+}
 
 static void durations(void **state)
 {
@@ -44,20 +58,18 @@ static void durations(void **state)
     assert_int_equal(sl_parse_duration_ms(&ms, "99999999999999999999s"), SL_ERR_INVALID);
 }
 
-static void common_flags_leave_the_rest(void **state)
+static void common_and_own_flags(void **state)
 {
     char *argv[] = {"prog", "--own", "x", "--log-level=debug", "--nats-url", "nats://a:1,nats://b:2",
-                    "pos1", "--metrics-addr", ":0", "--nats-creds=/c", "--drain-timeout", "3s",
-                    "--nats-connect-timeout", "5s", "--", "--log-level", "trace", NULL};
-    int argc = (int)(sizeof(argv) / sizeof(argv[0])) - 1;
+                    "--metrics-addr", ":0", "--nats-creds=/c", "--drain-timeout", "3s",
+                    "--nats-connect-timeout", "5s", NULL};
     sl_service_args a;
 
     unsetenv("NATS_URL");
     setenv("NATS_TLS_CA", "/env/ca.pem", 1);
     setenv("NATS_CREDS", "/env/creds", 1);
     sl_service_args_init(&a);
-    assert_string_equal(a.nats.tls_ca, "/env/ca.pem");
-    assert_int_equal(sl_service_args_parse(&a, &info, &argc, argv), SL_OK);
+    assert_int_equal(parse_args(&a, argv), SL_OK);
     assert_false(a.exit_now);
     assert_true(a.log_level_set);
     assert_int_equal(a.log_level, SL_LOG_DEBUG);
@@ -67,19 +79,54 @@ static void common_flags_leave_the_rest(void **state)
     assert_string_equal(a.nats.creds_file, "/c"); /* flag beats env */
     assert_string_equal(a.nats.tls_ca, "/env/ca.pem");
     assert_int_equal(a.nats.startup_deadline_ms, 5000);
-    /* what is left, in order; "--" and what follows stay */
-    assert_int_equal(argc, 7);
-    assert_string_equal(argv[0], "prog");
-    assert_string_equal(argv[1], "--own");
-    assert_string_equal(argv[2], "x");
-    assert_string_equal(argv[3], "pos1");
-    assert_string_equal(argv[4], "--");
-    assert_string_equal(argv[5], "--log-level");
-    assert_string_equal(argv[6], "trace");
-    assert_null(argv[7]);
+    assert_string_equal(own_value, "x");
+    assert_null(a.config_file);
     sl_service_args_deinit(&a);
     unsetenv("NATS_TLS_CA");
     unsetenv("NATS_CREDS");
+}
+
+/* --config FILE or SLUICE_<NAME>_CONFIG: the common flags and the
+ * service's own, below the environment and the command line. */
+static void config_file(void **state)
+{
+    char path[64], msg[128];
+    sl_service_args a;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/tmp/sluice-service-%d.conf", (int)getpid());
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("own = from-file\nnats-url = nats://file:4222\ndrain-timeout 4s\nlog-level = warn\n", f);
+    fclose(f);
+    setenv("SLUICE_TEST_CONFIG", path, 1);
+    setenv("SLUICE_LOG_LEVEL", "error", 1);
+    {
+        char *argv[] = {"prog", "--drain-timeout=5s", NULL};
+        sl_service_args_init(&a);
+        assert_int_equal(parse_args(&a, argv), SL_OK);
+        assert_string_equal(a.config_file, path);
+        assert_string_equal(own_value, "from-file");
+        assert_string_equal(a.nats.urls, "nats://file:4222");
+        assert_int_equal(a.drain_timeout_ms, 5000);   /* flag > file */
+        assert_int_equal(a.log_level, SL_LOG_ERROR); /* env > file */
+        sl_service_args_deinit(&a);
+    }
+    unsetenv("SLUICE_LOG_LEVEL");
+    unsetenv("SLUICE_TEST_CONFIG");
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("own = x\nnats-ulr = nats://file:4222\n", f);
+    fclose(f);
+    {
+        char *argv[] = {"prog", "--config", path, NULL};
+        sl_service_args_init(&a);
+        assert_int_equal(parse_args(&a, argv), SL_ERR_INVALID);
+        snprintf(msg, sizeof(msg), "%s:2: unknown flag 'nats-ulr' (did you mean 'nats-url'?)", path);
+        assert_string_equal(sl_error_msg(), msg);
+        sl_service_args_deinit(&a);
+    }
+    unlink(path);
 }
 
 static void bad_flags_are_usage_errors(void **state)
@@ -90,26 +137,25 @@ static void bad_flags_are_usage_errors(void **state)
         {"prog", "--nats-connect-timeout", "5"},
         {"prog", "--nats-url", NULL},
         {"prog", "--metrics-addr", NULL},
+        {"prog", "--nats-bogus", "1"},
     };
     sl_service_args a;
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char *argv[4] = {(char *)bad[i][0], (char *)bad[i][1], (char *)bad[i][2], NULL};
-        int argc = bad[i][2] != NULL ? 3 : 2;
         sl_service_args_init(&a);
-        assert_int_equal(sl_service_args_parse(&a, &info, &argc, argv), SL_ERR_INVALID);
+        assert_int_equal(parse_args(&a, argv), SL_ERR_INVALID);
         assert_non_null(strstr(sl_error_msg(), bad[i][1]));
         sl_service_args_deinit(&a);
     }
-    /* unknown --nats-* flags are the service's business */
+    sl_service_args_init(&a);
     {
-        char *argv[] = {"prog", "--nats-bogus", "1", NULL};
-        int argc = 3;
-        sl_service_args_init(&a);
-        assert_int_equal(sl_service_args_parse(&a, &info, &argc, argv), SL_OK);
-        assert_int_equal(argc, 3);
-        sl_service_args_deinit(&a);
+        char *argv[] = {"prog", "--log-level", "loud", NULL};
+        assert_int_equal(parse_args(&a, argv), SL_ERR_INVALID);
+        assert_string_equal(sl_error_msg(),
+                            "--log-level: bad value 'loud' (error, warn, info, debug or trace)");
     }
+    sl_service_args_deinit(&a);
 }
 
 /* --kv-replicas / SLUICE_KV_REPLICAS: 1..5, flag beats env, unset is 0;
@@ -122,37 +168,31 @@ static void kv_replicas(void **state)
     unsetenv("SLUICE_KV_REPLICAS");
     {
         char *argv[] = {"prog", NULL};
-        int argc = 1;
         sl_service_args_init(&a);
-        assert_int_equal(sl_service_args_parse(&a, &info, &argc, argv), SL_OK);
+        assert_int_equal(parse_args(&a, argv), SL_OK);
         assert_int_equal(a.nats.kv_replicas, 0);
         sl_service_args_deinit(&a);
     }
     setenv("SLUICE_KV_REPLICAS", "5", 1);
     {
-        char *argv[] = {"prog", "--own", NULL};
-        int argc = 2;
+        char *argv[] = {"prog", "--own", "x", NULL};
         sl_service_args_init(&a);
-        assert_int_equal(sl_service_args_parse(&a, &info, &argc, argv), SL_OK);
+        assert_int_equal(parse_args(&a, argv), SL_OK);
         assert_int_equal(a.nats.kv_replicas, 5);
-        assert_int_equal(argc, 2);
         sl_service_args_deinit(&a);
     }
     {
         char *argv[] = {"prog", "--kv-replicas", "3", NULL};
-        int argc = 3;
         sl_service_args_init(&a);
-        assert_int_equal(sl_service_args_parse(&a, &info, &argc, argv), SL_OK);
+        assert_int_equal(parse_args(&a, argv), SL_OK);
         assert_int_equal(a.nats.kv_replicas, 3); /* flag beats env */
-        assert_int_equal(argc, 1);
         sl_service_args_deinit(&a);
     }
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char *argv[] = {"prog", "--kv-replicas", (char *)bad[i], NULL};
-        int argc = 3;
         char want[64];
         sl_service_args_init(&a);
-        assert_int_equal(sl_service_args_parse(&a, &info, &argc, argv), SL_ERR_INVALID);
+        assert_int_equal(parse_args(&a, argv), SL_ERR_INVALID);
         snprintf(want, sizeof(want), "--kv-replicas: %s", bad[i][0] ? "bad value" : "missing");
         assert_non_null(strstr(sl_error_msg(), want));
         sl_service_args_deinit(&a);
@@ -160,15 +200,17 @@ static void kv_replicas(void **state)
     setenv("SLUICE_KV_REPLICAS", "7", 1);
     {
         char *argv[] = {"prog", NULL}, *hargv[] = {"prog", "--help", NULL};
-        int argc = 1;
         sl_service_args_init(&a);
-        assert_int_equal(sl_service_args_parse(&a, &info, &argc, argv), SL_ERR_INVALID);
-        assert_non_null(strstr(sl_error_msg(), "SLUICE_KV_REPLICAS: bad value '7'"));
+        assert_int_equal(parse_args(&a, argv), SL_ERR_INVALID);
+        assert_string_equal(sl_error_msg(), "SLUICE_KV_REPLICAS: bad value '7' (an integer from 1 to 5)");
         sl_service_args_deinit(&a);
         /* --help still works */
-        argc = 2;
         sl_service_args_init(&a);
-        assert_int_equal(sl_service_args_parse(&a, &info, &argc, hargv), SL_OK);
+        FILE *saved = stdout;
+        stdout = fopen("/dev/null", "w");
+        assert_int_equal(parse_args(&a, hargv), SL_OK);
+        fclose(stdout);
+        stdout = saved;
         assert_true(a.exit_now);
         sl_service_args_deinit(&a);
     }
@@ -178,35 +220,41 @@ static void kv_replicas(void **state)
 static void help_and_version_exit_zero(void **state)
 {
     char *argv[] = {"prog", "--version", NULL};
-    int argc = 2;
     sl_service_args a;
+    FILE *saved = stdout;
 
+    stdout = fopen("/dev/null", "w");
     sl_service_args_init(&a);
-    assert_int_equal(sl_service_args_parse(&a, &info, &argc, argv), SL_OK);
+    assert_int_equal(parse_args(&a, argv), SL_OK);
     assert_true(a.exit_now);
     assert_int_equal(a.exit_code, SL_EXIT_OK);
     sl_service_args_deinit(&a);
 
     {
         char *hargv[] = {"prog", "-h", NULL};
-        argc = 2;
         sl_service_args_init(&a);
-        assert_int_equal(sl_service_args_parse(&a, &info, &argc, hargv), SL_OK);
+        assert_int_equal(parse_args(&a, hargv), SL_OK);
         assert_true(a.exit_now);
         sl_service_args_deinit(&a);
     }
+    fclose(stdout);
+    stdout = saved;
     {
-        char *buf = NULL;
+        char *buf = NULL, *nargv[] = {"prog", NULL};
         size_t len = 0;
         FILE *f = open_memstream(&buf, &len);
-        sl_service_print_help(f, &info);
+        sl_service_args_init(&a);
+        assert_int_equal(parse_args(&a, nargv), SL_OK);
+        sl_service_print_help(f, &a);
         fclose(f);
         assert_non_null(strstr(buf, "Usage: sluice-test"));
         assert_non_null(strstr(buf, "--own X"));
         assert_non_null(strstr(buf, "--nats-tls-cert"));
         assert_non_null(strstr(buf, "--metrics-addr"));
+        assert_non_null(strstr(buf, "--config FILE"));
         assert_non_null(strstr(buf, "Exit status: 0"));
         free(buf);
+        sl_service_args_deinit(&a);
     }
 }
 
@@ -480,7 +528,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(durations),
-        cmocka_unit_test(common_flags_leave_the_rest),
+        cmocka_unit_test(common_and_own_flags),
+        cmocka_unit_test(config_file),
         cmocka_unit_test(bad_flags_are_usage_errors),
         cmocka_unit_test(kv_replicas),
         cmocka_unit_test(help_and_version_exit_zero),

@@ -12,7 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sluice/conffile.h"
 #include "sluice/envelope.h"
 #include "sluice/kv.h"
 #include "sluice/log.h"
@@ -20,27 +19,15 @@
 #include "dryrun.h"
 #include "watcher.h"
 
-static const char usage[] =
-    "  --dir DIR              directory of YAML/JSON files to watch (repeatable;\n"
-    "                         env SLUICE_CONFIG_DIRS, ':'-separated)\n"
-    "  --debounce DURATION    quiet time after a file change before syncing (default 200ms)\n"
-    "  --resync DURATION      full re-read of every directory (default 60s, 0 = off)\n"
-    "  --bucket NAME          config KV bucket (default sluice_config)\n"
-    "  --queue NAME           queue group of the apply API (default sluice-config-watcher)\n"
-    "  --no-api               do not serve sluice.api.apply / sluice.api.delete\n"
-    "  --config FILE          read flags from FILE: one \"flag value\" (or flag = value)\n"
-    "                         per line, '#' comments; command-line flags win\n"
-    "                         (env SLUICE_CONFIG_WATCHER_CONFIG)\n";
-
 static const sl_service_info info = {
     "sluice-config-watcher", "0.1.0",
     "Watches YAML/JSON directories and serves the apply API; writes validated resources to the "
     "sluice_config KV.",
-    usage};
+    NULL};
 
+/* The flags' values; strings belong to the service args. */
 typedef struct opts {
-    char **dirs;
-    size_t ndirs;
+    sl_flag_list dirs;
     int64_t debounce_ms;
     int64_t resync_ms;
     const char *bucket;
@@ -55,58 +42,24 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int add_dir(opts *o, const char *d)
+/* The service's flags and the common ones (see sluice/service.h). */
+static sl_status parse_flags(sl_service_args *args, opts *o, int argc, char **argv)
 {
-    char **p = realloc(o->dirs, (o->ndirs + 1) * sizeof(*p));
-    if (!p)
-        return -1;
-    o->dirs = p;
-    o->dirs[o->ndirs] = strdup(d);
-    return o->dirs[o->ndirs++] ? 0 : -1;
-}
-
-static int parse_own(opts *o, int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        char name[64];
-        const char *eq = strchr(a, '=');
-        if (strncmp(a, "--", 2) != 0) {
-            sl_error_set(SL_ERR_INVALID, "unexpected argument \"%s\"", a);
-            return -1;
-        }
-        snprintf(name, sizeof(name), "%.*s", (int)(eq ? (size_t)(eq - a) : strlen(a)), a);
-        if (strcmp(name, "--no-api") == 0) {
-            o->no_api = true;
-            continue;
-        }
-        if (eq)
-            v = eq + 1;
-        else if (i + 1 < argc)
-            v = argv[++i];
-        else {
-            sl_error_set(SL_ERR_INVALID, "%s needs a value", name);
-            return -1;
-        }
-        if (strcmp(name, "--dir") == 0) {
-            if (add_dir(o, v) != 0)
-                return -1;
-        } else if (strcmp(name, "--debounce") == 0 || strcmp(name, "--resync") == 0) {
-            int64_t *dst = name[2] == 'd' ? &o->debounce_ms : &o->resync_ms;
-            if (sl_parse_duration_ms(dst, v) != SL_OK) {
-                sl_error_set(SL_ERR_INVALID, "%s: bad duration \"%s\" (e.g. 200ms, 5s)", name, v);
-                return -1;
-            }
-        } else if (strcmp(name, "--bucket") == 0) {
-            o->bucket = v;
-        } else if (strcmp(name, "--queue") == 0) {
-            o->queue = v;
-        } else {
-            sl_error_set(SL_ERR_INVALID, "unknown flag %s", name);
-            return -1;
-        }
-    }
-    return 0;
+    const sl_flag own[] = {
+        {.name = "dir", .kind = SL_FLAG_LIST, .target = &o->dirs, .env = "SLUICE_CONFIG_DIRS", .arg = "DIR",
+         .help = "directory of YAML/JSON files to watch"},
+        {.name = "debounce", .kind = SL_FLAG_DURATION, .target = &o->debounce_ms, .def = "200ms",
+         .help = "quiet time after a file change before syncing"},
+        {.name = "resync", .kind = SL_FLAG_DURATION, .target = &o->resync_ms, .def = "60s",
+         .help = "full re-read of every directory (0 = off)"},
+        {.name = "bucket", .kind = SL_FLAG_STRING, .target = &o->bucket, .def = SL_BUCKET_CONFIG, .arg = "NAME",
+         .help = "config KV bucket"},
+        {.name = "queue", .kind = SL_FLAG_STRING, .target = &o->queue, .def = "sluice-config-watcher",
+         .arg = "NAME", .help = "queue group of the apply API"},
+        {.name = "no-api", .kind = SL_FLAG_BOOL, .target = &o->no_api,
+         .help = "do not serve sluice.api.apply / sluice.api.delete"},
+    };
+    return sl_service_args_parse(args, &info, own, sizeof(own) / sizeof(own[0]), argc, argv);
 }
 
 /* ---- inotify: a thread that debounces and posts syncs to the loop ------- */
@@ -223,38 +176,18 @@ int main(int argc, char **argv)
     sl_loop *loop = NULL;
     sl_kv *kv = NULL;
     sl_kv_watch *watch = NULL;
-    sl_conffile conf = {0};
     int code = SL_EXIT_FAILURE;
     bool thread_started = false;
 
-    a.o.debounce_ms = 200;
-    a.o.resync_ms = 60000;
-    a.o.bucket = SL_BUCKET_CONFIG;
-    a.o.queue = "sluice-config-watcher";
     a.n.fd = -1;
     sl_service_args_init(&args);
-    if (sl_conffile_load(&conf, argc, argv, "SLUICE_CONFIG_WATCHER_CONFIG") != SL_OK) {
-        code = sl_service_usage_error(&info);
-        goto out;
-    }
-    if (sl_service_args_parse(&args, &info, &conf.argc, conf.argv) != SL_OK) {
+    if (parse_flags(&args, &a.o, argc, argv) != SL_OK) {
         code = sl_service_usage_error(&info);
         goto out;
     }
     if (args.exit_now) {
         code = args.exit_code;
         goto out;
-    }
-    if (parse_own(&a.o, conf.argc, conf.argv) != 0) {
-        code = sl_service_usage_error(&info);
-        goto out;
-    }
-    if (a.o.ndirs == 0 && getenv("SLUICE_CONFIG_DIRS")) {
-        char *env = strdup(getenv("SLUICE_CONFIG_DIRS")), *save = NULL;
-        for (char *t = env ? strtok_r(env, ":", &save) : NULL; t; t = strtok_r(NULL, ":", &save))
-            if (*t && add_dir(&a.o, t) != 0)
-                break;
-        free(env);
     }
     if (sl_service_new(&svc, &info, &args) != SL_OK || sl_loop_new(&loop) != SL_OK) {
         fprintf(stderr, "%s: %s\n", info.name, sl_error_msg());
@@ -265,11 +198,11 @@ int main(int argc, char **argv)
         sl_log_error("files", "inotify_init1 failed", "err=%s", sl_log_q(strerror(errno)));
         goto out;
     }
-    a.w.dirs = calloc(a.o.ndirs ? a.o.ndirs : 1, sizeof(cw_dir));
-    for (size_t i = 0; a.w.dirs && i < a.o.ndirs; i++) {
+    a.w.dirs = calloc(a.o.dirs.n ? a.o.dirs.n : 1, sizeof(cw_dir));
+    for (size_t i = 0; a.w.dirs && i < a.o.dirs.n; i++) {
         char abs[PATH_MAX];
-        if (!realpath(a.o.dirs[i], abs)) {
-            sl_error_set(SL_ERR_INVALID, "--dir %s: %s", a.o.dirs[i], strerror(errno));
+        if (!realpath(a.o.dirs.v[i], abs)) {
+            sl_error_set(SL_ERR_INVALID, "--dir %s: %s", a.o.dirs.v[i], strerror(errno));
             code = sl_service_usage_error(&info);
             goto out;
         }
@@ -338,12 +271,8 @@ out:
     for (size_t i = 0; a.w.dirs && i < a.w.ndirs; i++)
         free(a.w.dirs[i].path);
     free(a.w.dirs);
-    for (size_t i = 0; i < a.o.ndirs; i++)
-        free(a.o.dirs[i]);
-    free(a.o.dirs);
     sl_loop_free(loop);
     sl_service_free(svc);
     sl_service_args_deinit(&args);
-    sl_conffile_deinit(&conf);
     return code;
 }

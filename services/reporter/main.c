@@ -21,25 +21,9 @@
 #include "sluice/v1/core.pb-c.h"
 #include "sluice/v1/events.pb-c.h"
 #include "sluice/report_stream.h"
-#include "sluice/conffile.h"
-
-static const char usage[] =
-    "  --config FILE          settings file, one 'flag = value' per line (env SLUICE_REPORTER_CONFIG)\n"
-    "  --status-bucket NAME   status KV bucket (default sluice_status; env SLUICE_STATUS_BUCKET)\n"
-    "  --config-bucket NAME   config KV bucket watched for deletes (default sluice_config;\n"
-    "                         env SLUICE_CONFIG_BUCKET; \"\" = do not watch, publish every status)\n"
-    "  --reports SUBJECT      report subjects (default sluice.report.>)\n"
-    "  --status-prefix P      status subject prefix (default sluice.status)\n"
-    "  --queue NAME           queue group of the report subscription, also the durable consumer's\n"
-    "                         name (default sluice-reporter)\n"
-    "  --reports-stream NAME  JetStream stream keeping the latest report per subject while no\n"
-    "                         reporter runs (default SLUICE_REPORTS; \"\" = core NATS, lost when down)\n"
-    "  --reports-max-age DUR  how long the stream keeps a report (default 24h)\n"
-    "  --republish MODE       auto | on | off: store and publish in one write through the\n"
-    "                         bucket's RePublish (auto: when the bucket has it), else put + publish\n";
 
 static const sl_service_info info = {"sluice-reporter", "0.1.0",
-                                     "Folds translator and xDS reports into resource statuses.", usage};
+                                     "Folds translator and xDS reports into resource statuses.", NULL};
 
 typedef struct reporter {
     sl_service *svc;
@@ -52,6 +36,8 @@ typedef struct reporter {
     sl_arena arena;
     const char *reports_subject, *status_prefix, *queue, *config_bucket;
     const char *reports_stream; /* "" = core subscription */
+    const char *status_bucket;
+    const char *republish_mode; /* auto, on or off */
     int64_t reports_max_age_ms;
     bool republish;     /* the bucket republishes: one write */
     bool status_loaded; /* status watch delivered its initial values */
@@ -439,37 +425,127 @@ static bool bucket_republishes(reporter *r, const char *bucket)
     return ok;
 }
 
-static const char *env_or(const char *name, const char *def)
+/* ---- start-up ----------------------------------------------------------- */
+
+/* The service's flags and the common ones (see sluice/service.h); string
+ * values belong to args. */
+static sl_status parse_flags(sl_service_args *args, reporter *r, int argc, char **argv)
 {
-    const char *v = getenv(name);
-    return v ? v : def;
+    const sl_flag own[] = {
+        {.name = "status-bucket", .kind = SL_FLAG_STRING, .target = &r->status_bucket, .def = SL_BUCKET_STATUS,
+         .env = "SLUICE_STATUS_BUCKET", .arg = "NAME", .help = "status KV bucket"},
+        {.name = "config-bucket", .kind = SL_FLAG_STRING, .target = &r->config_bucket, .def = SL_BUCKET_CONFIG,
+         .env = "SLUICE_CONFIG_BUCKET", .arg = "NAME", .opts = SL_FLAG_EMPTY_OK,
+         .help = "config KV bucket watched for deletes (\"\" = do not watch, publish every status)"},
+        {.name = "reports", .kind = SL_FLAG_STRING, .target = &r->reports_subject, .def = "sluice.report.>",
+         .arg = "SUBJECT", .help = "report subjects"},
+        {.name = "status-prefix", .kind = SL_FLAG_STRING, .target = &r->status_prefix, .def = "sluice.status",
+         .arg = "P", .help = "status subject prefix"},
+        {.name = "queue", .kind = SL_FLAG_STRING, .target = &r->queue, .def = "sluice-reporter", .arg = "NAME",
+         .opts = SL_FLAG_EMPTY_OK,
+         .help = "queue group of the report subscription, also the durable consumer's name"},
+        {.name = "reports-stream", .kind = SL_FLAG_STRING, .target = &r->reports_stream, .def = REP_STREAM_DEFAULT,
+         .arg = "NAME", .opts = SL_FLAG_EMPTY_OK,
+         .help = "JetStream stream keeping the latest report per subject while no\n"
+                 "reporter runs (\"\" = core NATS, lost when down)"},
+        {.name = "reports-max-age", .kind = SL_FLAG_DURATION, .target = &r->reports_max_age_ms, .def = "24h",
+         .min = 1, .max = 8760LL * 3600000, .help = "how long the stream keeps a report"},
+        {.name = "republish", .kind = SL_FLAG_CHOICE, .target = &r->republish_mode, .def = "auto",
+         .choices = "auto|on|off",
+         .help = "store and publish in one write through the bucket's RePublish\n"
+                 "(auto: when the bucket has it), else put + publish"},
+    };
+    return sl_service_args_parse(args, &info, own, sizeof(own) / sizeof(own[0]), argc, argv);
 }
 
-int main(int argc0, char **argv0)
+static sl_status register_metrics(reporter *r)
+{
+    sl_metrics *reg = sl_service_metrics(r->svc);
+    sl_status st;
+
+    if ((st = sl_metrics_family_new(&r->f_reports, reg, SL_METRIC_COUNTER, "sluice_reporter_reports_total",
+                                    "Reports received, by source and result (applied, stale, duplicate, ignored, "
+                                    "invalid).",
+                                    (const char *[]){"source", "result"}, 2, NULL, 0)) != SL_OK ||
+        (st = sl_metrics_counter(&r->c_writes, reg, "sluice_reporter_status_writes_total",
+                                 "Statuses written (each one event on the status subject).")) != SL_OK ||
+        (st = sl_metrics_counter(&r->c_deletes, reg, "sluice_reporter_status_deletes_total",
+                                 "Statuses removed with their resource.")) != SL_OK ||
+        (st = sl_metrics_counter(&r->c_unchanged, reg, "sluice_reporter_status_unchanged_total",
+                                 "Recomputed statuses that did not change (no write, no event).")) != SL_OK ||
+        (st = sl_metrics_counter(&r->c_conflicts, reg, "sluice_reporter_write_conflicts_total",
+                                 "Status writes that lost a compare-and-set to another replica.")) != SL_OK ||
+        (st = sl_metrics_counter(&r->c_errors, reg, "sluice_reporter_errors_total",
+                                 "Failed KV writes and publishes.")) != SL_OK ||
+        (st = sl_metrics_gauge(&r->g_resources, reg, "sluice_reporter_resources", "Resources with a status.")) !=
+            SL_OK)
+        sl_log_error("main", "metrics", "err=%s", sl_log_q(sl_error_msg()));
+    return st;
+}
+
+/* Opens (or creates) the status bucket, with RePublish to the status
+ * prefix unless --republish off, and finds out whether it republishes. */
+static sl_status open_status_bucket(reporter *r)
+{
+    char rp_subject[256];
+    bool off = strcmp(r->republish_mode, "off") == 0;
+    sl_kv_config kc;
+
+    snprintf(rp_subject, sizeof rp_subject, "%s.>", r->status_prefix);
+    sl_kv_config_init(&kc, r->status_bucket);
+    kc.description = "Sluice: status of every resource (sluice-reporter)";
+    if (!off) {
+        kc.republish_keys = ">";
+        kc.republish_subject = rp_subject;
+    }
+    if (sl_kv_open(&r->status_kv, r->nc, &kc) != SL_OK) {
+        sl_log_error("main", "status bucket", "bucket=%s err=%s", r->status_bucket, sl_log_q(sl_error_msg()));
+        return SL_ERR_NATS;
+    }
+    r->republish = !off && bucket_republishes(r, r->status_bucket);
+    if (!strcmp(r->republish_mode, "on") && !r->republish) {
+        sl_log_error("main", "status bucket does not republish", "bucket=%s subject=%s", r->status_bucket,
+                     rp_subject);
+        return SL_ERR_INVALID;
+    }
+    sl_log_info("main", "status bucket", "bucket=%s republish=%d", r->status_bucket, r->republish);
+    return SL_OK;
+}
+
+/* Binds the config bucket, waiting while it does not exist yet: it belongs
+ * to the config-watcher (bind, never create). SL_ERR_CLOSED when a stop
+ * was requested meanwhile. */
+static sl_status bind_config_bucket(reporter *r)
+{
+    int64_t waited_ms = 0;
+    sl_status rc;
+
+    while (((rc = sl_kv_bind(&r->config_kv, r->nc, r->config_bucket)) == SL_ERR_NOT_FOUND ||
+            rc == SL_ERR_TIMEOUT) &&
+           !sl_service_stopping(r->svc)) {
+        if (waited_ms % 10000 == 0)
+            sl_log_info("main", "waiting for the config bucket", "bucket=%s err=%s", r->config_bucket,
+                        sl_log_q(sl_error_msg()));
+        usleep(200 * 1000);
+        waited_ms += 200;
+    }
+    if (sl_service_stopping(r->svc))
+        return SL_ERR_CLOSED;
+    if (rc != SL_OK)
+        sl_log_error("main", "config bucket", "bucket=%s err=%s", r->config_bucket, sl_log_q(sl_error_msg()));
+    return rc;
+}
+
+int main(int argc, char **argv)
 {
     sl_service_args args;
     reporter r = {0};
-    sl_conffile conf = {0};
-    int code = SL_EXIT_FAILURE, argc = 0;
-    char **argv = NULL;
-    const char *status_bucket = env_or("SLUICE_STATUS_BUCKET", SL_BUCKET_STATUS);
-    const char *republish = "auto";
-    r.config_bucket = env_or("SLUICE_CONFIG_BUCKET", SL_BUCKET_CONFIG);
-    r.reports_subject = "sluice.report.>";
-    r.status_prefix = "sluice.status";
-    r.queue = "sluice-reporter";
-    r.reports_stream = REP_STREAM_DEFAULT;
-    r.reports_max_age_ms = REP_STREAM_MAX_AGE_MS;
-    sl_arena_init(&r.arena, 0);
+    int code = SL_EXIT_FAILURE;
+    sl_status rc;
 
+    sl_arena_init(&r.arena, 0);
     sl_service_args_init(&args);
-    if (sl_conffile_load(&conf, argc0, argv0, "SLUICE_REPORTER_CONFIG") != SL_OK) {
-        code = sl_service_usage_error(&info);
-        goto out;
-    }
-    argc = conf.argc;
-    argv = conf.argv;
-    if (sl_service_args_parse(&args, &info, &argc, argv) != SL_OK) {
+    if (parse_flags(&args, &r, argc, argv) != SL_OK) {
         code = sl_service_usage_error(&info);
         goto out;
     }
@@ -477,110 +553,19 @@ int main(int argc0, char **argv0)
         code = args.exit_code;
         goto out;
     }
-    for (int i = 1; i < argc; i++) {
-        int miss = 0;
-        const char *v;
-        if ((v = sl_conffile_flag(argc, argv, &i, "status-bucket", &miss)))
-            status_bucket = v;
-        else if (!miss && (v = sl_conffile_flag(argc, argv, &i, "config-bucket", &miss)))
-            r.config_bucket = v;
-        else if (!miss && (v = sl_conffile_flag(argc, argv, &i, "reports", &miss)))
-            r.reports_subject = v;
-        else if (!miss && (v = sl_conffile_flag(argc, argv, &i, "status-prefix", &miss)))
-            r.status_prefix = v;
-        else if (!miss && (v = sl_conffile_flag(argc, argv, &i, "queue", &miss)))
-            r.queue = v;
-        else if (!miss && (v = sl_conffile_flag(argc, argv, &i, "republish", &miss)))
-            republish = v;
-        else if (!miss && (v = sl_conffile_flag(argc, argv, &i, "reports-stream", &miss)))
-            r.reports_stream = v;
-        else if (!miss && (v = sl_conffile_flag(argc, argv, &i, "reports-max-age", &miss))) {
-            if (sl_parse_duration_ms(&r.reports_max_age_ms, v) != SL_OK || r.reports_max_age_ms <= 0) {
-                sl_error_set(SL_ERR_INVALID, "--reports-max-age: bad duration %s", v);
-                code = sl_service_usage_error(&info);
-                goto out;
-            }
-        } else {
-            sl_error_set(SL_ERR_INVALID, miss ? "%s needs a value" : "unknown flag %s", argv[i]);
-            code = sl_service_usage_error(&info);
-            goto out;
-        }
-    }
-    if (strcmp(republish, "auto") && strcmp(republish, "on") && strcmp(republish, "off")) {
-        sl_error_set(SL_ERR_INVALID, "--republish must be auto, on or off, not %s", republish);
-        code = sl_service_usage_error(&info);
-        goto out;
-    }
-
     if (sl_service_new(&r.svc, &info, &args) != SL_OK || sl_loop_new(&r.loop) != SL_OK ||
         rep_model_new(&r.model) != SL_OK || sl_service_connect(&r.nc, r.svc) != SL_OK) {
         sl_log_error("main", "start failed", "err=%s", sl_log_q(sl_error_msg()));
         goto out;
     }
-    sl_metrics *reg = sl_service_metrics(r.svc);
-    if (sl_metrics_family_new(&r.f_reports, reg, SL_METRIC_COUNTER, "sluice_reporter_reports_total",
-                              "Reports received, by source and result (applied, stale, duplicate, ignored, invalid).",
-                              (const char *[]){"source", "result"}, 2, NULL, 0) != SL_OK ||
-        sl_metrics_counter(&r.c_writes, reg, "sluice_reporter_status_writes_total",
-                           "Statuses written (each one event on the status subject).") != SL_OK ||
-        sl_metrics_counter(&r.c_deletes, reg, "sluice_reporter_status_deletes_total",
-                           "Statuses removed with their resource.") != SL_OK ||
-        sl_metrics_counter(&r.c_unchanged, reg, "sluice_reporter_status_unchanged_total",
-                           "Recomputed statuses that did not change (no write, no event).") != SL_OK ||
-        sl_metrics_counter(&r.c_conflicts, reg, "sluice_reporter_write_conflicts_total",
-                           "Status writes that lost a compare-and-set to another replica.") != SL_OK ||
-        sl_metrics_counter(&r.c_errors, reg, "sluice_reporter_errors_total", "Failed KV writes and publishes.") !=
-            SL_OK ||
-        sl_metrics_gauge(&r.g_resources, reg, "sluice_reporter_resources", "Resources with a status.") != SL_OK) {
-        sl_log_error("main", "metrics", "err=%s", sl_log_q(sl_error_msg()));
+    if (register_metrics(&r) != SL_OK || open_status_bucket(&r) != SL_OK)
         goto out;
-    }
-
-    char rp_subject[256];
-    snprintf(rp_subject, sizeof rp_subject, "%s.>", r.status_prefix);
-    sl_kv_config kc;
-    sl_kv_config_init(&kc, status_bucket);
-    kc.description = "Sluice: status of every resource (sluice-reporter)";
-    if (strcmp(republish, "off") != 0) {
-        kc.republish_keys = ">";
-        kc.republish_subject = rp_subject;
-    }
-    if (sl_kv_open(&r.status_kv, r.nc, &kc) != SL_OK) {
-        sl_log_error("main", "status bucket", "bucket=%s err=%s", status_bucket, sl_log_q(sl_error_msg()));
-        goto out;
-    }
-    r.republish = strcmp(republish, "off") != 0 && bucket_republishes(&r, status_bucket);
-    if (!strcmp(republish, "on") && !r.republish) {
-        sl_log_error("main", "status bucket does not republish", "bucket=%s subject=%s", status_bucket,
-                     rp_subject);
-        goto out;
-    }
-    sl_log_info("main", "status bucket", "bucket=%s republish=%d", status_bucket, r.republish);
-
     rep_model_set_gating(r.model, r.config_bucket[0] != 0);
-    if (r.config_bucket[0]) {
-        /* The config bucket belongs to the config-watcher: bind, never create. */
-        int64_t t0 = 0;
-        sl_status rc;
-        while (((rc = sl_kv_bind(&r.config_kv, r.nc, r.config_bucket)) == SL_ERR_NOT_FOUND ||
-                rc == SL_ERR_TIMEOUT) &&
-               !sl_service_stopping(r.svc)) {
-            if (t0 % 10000 == 0)
-                sl_log_info("main", "waiting for the config bucket", "bucket=%s err=%s", r.config_bucket,
-                            sl_log_q(sl_error_msg()));
-            usleep(200 * 1000);
-            t0 += 200;
-        }
-        if (sl_service_stopping(r.svc)) {
+    if (r.config_bucket[0] && (rc = bind_config_bucket(&r)) != SL_OK) {
+        if (rc == SL_ERR_CLOSED)
             code = sl_service_exit_code(r.svc);
-            goto out;
-        }
-        if (rc != SL_OK) {
-            sl_log_error("main", "config bucket", "bucket=%s err=%s", r.config_bucket, sl_log_q(sl_error_msg()));
-            goto out;
-        }
+        goto out;
     }
-
     sl_kv_watch_handlers sh = {.entry = on_status_entry, .initial_done = on_status_initial,
                                .failed = on_watch_failed};
     if (sl_kv_watch_start(&r.status_w, r.status_kv, NULL, r.loop, &sh, &r) != SL_OK) {
@@ -601,6 +586,5 @@ out:
     sl_service_free(r.svc);
     sl_service_args_deinit(&args);
     sl_arena_deinit(&r.arena);
-    sl_conffile_deinit(&conf);
     return code;
 }

@@ -21,19 +21,9 @@
 #include "sluice/service.h"
 #include "sluice/v1/events.pb-c.h"
 #include "sluice/v1/secret.pb-c.h"
-#include "sluice/conffile.h"
-
-static const char usage[] =
-    "  --config FILE          settings file, one 'flag = value' per line (env SLUICE_SECRET_WATCHER_CONFIG)\n"
-    "  --dir DIR              directory of PEM files and secret YAML; repeatable (env SLUICE_SECRETS_DIR)\n"
-    "  --namespace NS         namespace of secrets from PEM files and of YAML without one\n"
-    "                         (default default; env SLUICE_SECRETS_NAMESPACE)\n"
-    "  --bucket NAME          secrets KV bucket (default sluice_secrets)\n"
-    "  --debounce DUR         wait this long after the last file event before syncing (default 250ms)\n"
-    "  --resync DUR           full rescan period even without events, 0 = never (default 60s)\n";
 
 static const sl_service_info info = {"sluice-secret-watcher", "0.1.0",
-                                     "Watches PEM files and secret YAML; stores them in the secrets KV.", usage};
+                                     "Watches PEM files and secret YAML; stores them in the secrets KV.", NULL};
 
 typedef struct stored {
     char key[400];
@@ -293,25 +283,41 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int main(int argc0, char **argv0)
+/* The flags' values; strings belong to the service args. */
+typedef struct sw_opts {
+    sl_flag_list dirs;
+    const char *ns, *bucket;
+    int64_t debounce_ms, resync_ms;
+} sw_opts;
+
+/* The service's flags and the common ones (see sluice/service.h). */
+static sl_status parse_flags(sl_service_args *args, sw_opts *o, int argc, char **argv)
+{
+    const sl_flag own[] = {
+        {.name = "dir", .kind = SL_FLAG_LIST, .target = &o->dirs, .env = "SLUICE_SECRETS_DIR", .arg = "DIR",
+         .help = "directory of PEM files and secret YAML"},
+        {.name = "namespace", .kind = SL_FLAG_STRING, .target = &o->ns, .def = SL_RESOURCE_DEFAULT_NAMESPACE,
+         .env = "SLUICE_SECRETS_NAMESPACE", .arg = "NS",
+         .help = "namespace of secrets from PEM files and of YAML without one"},
+        {.name = "bucket", .kind = SL_FLAG_STRING, .target = &o->bucket, .def = SL_BUCKET_SECRETS, .arg = "NAME",
+         .help = "secrets KV bucket"},
+        {.name = "debounce", .kind = SL_FLAG_DURATION, .target = &o->debounce_ms, .def = "250ms",
+         .help = "wait this long after the last file event before syncing"},
+        {.name = "resync", .kind = SL_FLAG_DURATION, .target = &o->resync_ms, .def = "60s",
+         .help = "full rescan period even without events, 0 = never"},
+    };
+    return sl_service_args_parse(args, &info, own, sizeof(own) / sizeof(own[0]), argc, argv);
+}
+
+int main(int argc, char **argv)
 {
     sl_service_args args;
     watcher w = {0};
-    sl_conffile conf = {0};
-    int code = SL_EXIT_FAILURE, argc = 0, ifd = -1;
-    char **argv = NULL;
-    const char *bucket = SL_BUCKET_SECRETS;
-    int64_t debounce_ms = 250, resync_ms = 60000;
-    w.ns = getenv("SLUICE_SECRETS_NAMESPACE") && *getenv("SLUICE_SECRETS_NAMESPACE")
-               ? getenv("SLUICE_SECRETS_NAMESPACE")
-               : SL_RESOURCE_DEFAULT_NAMESPACE;
+    sw_opts o = {0};
+    int code = SL_EXIT_FAILURE, ifd = -1;
 
     sl_service_args_init(&args);
-    if (sl_conffile_load(&conf, argc0, argv0, "SLUICE_SECRET_WATCHER_CONFIG") == SL_OK) {
-        argc = conf.argc;
-        argv = conf.argv;
-    }
-    if (!argv || sl_service_args_parse(&args, &info, &argc, argv) != SL_OK) {
+    if (parse_flags(&args, &o, argc, argv) != SL_OK) {
         code = sl_service_usage_error(&info);
         goto out;
     }
@@ -319,35 +325,9 @@ int main(int argc0, char **argv0)
         code = args.exit_code;
         goto out;
     }
-    if (!(w.dirs = calloc((size_t)argc + 1, sizeof *w.dirs)))
-        goto out;
-    for (int i = 1; i < argc; i++) {
-        int miss = 0;
-        const char *v;
-        if ((v = sl_conffile_flag(argc, argv, &i, "dir", &miss)))
-            w.dirs[w.n_dirs++] = v;
-        else if (!miss && (v = sl_conffile_flag(argc, argv, &i, "namespace", &miss)))
-            w.ns = v;
-        else if (!miss && (v = sl_conffile_flag(argc, argv, &i, "bucket", &miss)))
-            bucket = v;
-        else if (!miss && (v = sl_conffile_flag(argc, argv, &i, "debounce", &miss))) {
-            if (sl_parse_duration_ms(&debounce_ms, v) != SL_OK) {
-                code = sl_service_usage_error(&info);
-                goto out;
-            }
-        } else if (!miss && (v = sl_conffile_flag(argc, argv, &i, "resync", &miss))) {
-            if (sl_parse_duration_ms(&resync_ms, v) != SL_OK) {
-                code = sl_service_usage_error(&info);
-                goto out;
-            }
-        } else {
-            sl_error_set(SL_ERR_INVALID, miss ? "%s needs a value" : "unknown flag %s", argv[i]);
-            code = sl_service_usage_error(&info);
-            goto out;
-        }
-    }
-    if (!w.n_dirs && getenv("SLUICE_SECRETS_DIR") && *getenv("SLUICE_SECRETS_DIR"))
-        w.dirs[w.n_dirs++] = getenv("SLUICE_SECRETS_DIR");
+    w.dirs = o.dirs.v;
+    w.n_dirs = o.dirs.n;
+    w.ns = o.ns;
     if (!w.n_dirs) {
         sl_error_set(SL_ERR_INVALID, "no --dir given");
         code = sl_service_usage_error(&info);
@@ -374,10 +354,10 @@ int main(int argc0, char **argv0)
             SL_OK)
         goto out;
     sl_kv_config kc;
-    sl_kv_config_init(&kc, bucket);
+    sl_kv_config_init(&kc, o.bucket);
     kc.description = "Sluice: secrets (written by sluice-secret-watcher, read by the translator)";
     if (sl_kv_open(&w.kv, w.nc, &kc) != SL_OK || load_stored(&w) != SL_OK) {
-        sl_log_error("main", "secrets bucket", "bucket=%s err=%s", bucket, sl_log_q(sl_error_msg()));
+        sl_log_error("main", "secrets bucket", "bucket=%s err=%s", o.bucket, sl_log_q(sl_error_msg()));
         goto out;
     }
     if ((ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0) {
@@ -389,9 +369,9 @@ int main(int argc0, char **argv0)
         add_subdir_watches(ifd, w.dirs[i]);
     sync_all(&w);
     sl_service_set_ready(w.svc, true);
-    sl_log_info("main", "watching", "dirs=%zu namespace=%s debounce_ms=%" PRId64, w.n_dirs, w.ns, debounce_ms);
+    sl_log_info("main", "watching", "dirs=%zu namespace=%s debounce_ms=%" PRId64, w.n_dirs, w.ns, o.debounce_ms);
 
-    int64_t due = -1, next_resync = resync_ms > 0 ? mono_ms() + resync_ms : -1;
+    int64_t due = -1, next_resync = o.resync_ms > 0 ? mono_ms() + o.resync_ms : -1;
     while (!sl_service_stopping(w.svc)) {
         struct pollfd p = {.fd = ifd, .events = POLLIN};
         int r = poll(&p, 1, 100);
@@ -399,13 +379,13 @@ int main(int argc0, char **argv0)
             char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
             while (read(ifd, buf, sizeof buf) > 0) {
             }
-            due = mono_ms() + debounce_ms; /* rotation writes several files: wait for quiet */
+            due = mono_ms() + o.debounce_ms; /* rotation writes several files: wait for quiet */
         }
         int64_t now = mono_ms();
         if ((due >= 0 && now >= due) || (next_resync >= 0 && now >= next_resync)) {
             due = -1;
-            if (resync_ms > 0)
-                next_resync = now + resync_ms;
+            if (o.resync_ms > 0)
+                next_resync = now + o.resync_ms;
             add_watches(ifd, &w); /* a directory may have been re-created */
             for (size_t i = 0; i < w.n_dirs; i++)
                 add_subdir_watches(ifd, w.dirs[i]);
@@ -423,10 +403,8 @@ out:
         free(w.st[i].reason);
     }
     free(w.st);
-    free(w.dirs);
     sl_kv_free(w.kv);
     sl_service_free(w.svc);
     sl_service_args_deinit(&args);
-    sl_conffile_deinit(&conf);
     return code;
 }

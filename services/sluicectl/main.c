@@ -7,6 +7,7 @@
 #include "ctl.h"
 #include "sluice/kinds.h"
 #include "sluice/log.h"
+#include "sluice/flags.h"
 #include "sluice/service.h"
 
 static const char usage[] =
@@ -29,9 +30,9 @@ static const char usage[] =
     "Kinds: gateway (gw), virtualservice (vs), routetable (rt), upstream (us),\n"
     "       upstreamgroup (ug), settings; plurals work too.\n"
     "\n"
-    "Global flags:\n"
-    "  --request-timeout DURATION   how long to wait for the apply API (default 10s)\n"
-    "  -h, --help                   this help\n";
+    "Global flags go anywhere on the line (--flag value or --flag=value; the\n"
+    "command line wins over the environment). 'sluicectl COMMAND --help' shows\n"
+    "a command's own flags.\n";
 
 int ctl_usage_error(const char *cmd, const char *fmt, ...)
 {
@@ -103,60 +104,52 @@ void ctl_kind_ref(char *buf, size_t n, const char *kind)
     }
 }
 
+/* The global flags: taken from anywhere on the line; what is not one stays
+ * in argv for the command. */
+static int parse_global_flags(ctl *c, sl_flags *fs, int *argc, char **argv)
+{
+    static sl_flag table[SL_NATS_FLAGS_N + 1];
+    static sl_nats_flags nats;
+
+    sl_nats_flags_table(table, &nats, "3s");
+    table[SL_NATS_FLAGS_N] = (sl_flag){.name = "request-timeout", .kind = SL_FLAG_DURATION,
+                                       .target = &c->timeout_ms, .def = "10s",
+                                       .help = "how long to wait for the apply API"};
+    if (sl_flags_add(fs, "Global flags", table, SL_NATS_FLAGS_N + 1) != SL_OK ||
+        sl_flags_parse(fs, argc, argv, SL_FLAGS_KEEP_UNKNOWN) != SL_OK ||
+        sl_nats_settings_set(&c->nats, "nats-name", "sluicectl") != SL_OK ||
+        sl_nats_flags_apply(&c->nats, &nats) != SL_OK)
+        return ctl_usage_error(NULL, "%s", sl_error_msg());
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     ctl c;
+    sl_flags fs;
     int code = 1;
-    char **rest = calloc((size_t)argc + 1, sizeof(char *));
-    int nrest = 0;
 
     memset(&c, 0, sizeof(c));
     c.argv0 = argv[0];
-    c.timeout_ms = 10000;
     sl_log_init("sluicectl");
     if (!getenv("SLUICE_LOG_LEVEL"))
         sl_log_set_level(SL_LOG_ERROR);
     sl_nats_settings_init(&c.nats);
-    if (sl_nats_settings_from_env(&c.nats) != SL_OK) {
-        code = ctl_usage_error(NULL, "%s", sl_error_msg());
+    sl_flags_init(&fs);
+    if (parse_global_flags(&c, &fs, &argc, argv) != 0)
+        goto out;
+    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        FILE *f = argc < 2 ? stderr : stdout;
+        fputs(usage, f);
+        sl_flags_print_help(&fs, f);
+        fputs("  -h, --help                  this help\n", f);
+        code = argc < 2 ? 1 : 0;
         goto out;
     }
-    c.nats.startup_deadline_ms = 3000;
-    sl_nats_settings_set(&c.nats, "nats-name", "sluicectl");
-    if (!rest)
-        goto out;
-    rest[nrest++] = argv[0];
-    for (int i = 1; i < argc; i++) {
-        bool matched = false;
-        const char *v;
-        if (sl_nats_settings_parse_arg(&matched, &c.nats, argc, argv, &i) != SL_OK) {
-            code = ctl_usage_error(NULL, "%s", sl_error_msg());
-            goto out;
-        }
-        if (matched) {
-            i--; /* parse_arg advanced past the flag; the loop advances once more */
-            continue;
-        }
-        if (ctl_opt(argc, argv, &i, NULL, "--request-timeout", &v)) {
-            if (!v || sl_parse_duration_ms(&c.timeout_ms, v) != SL_OK) {
-                code = ctl_usage_error(NULL, "--request-timeout: bad duration");
-                goto out;
-            }
-            continue;
-        }
-        rest[nrest++] = argv[i];
-    }
-    rest[nrest] = NULL;
-    if (nrest < 2 || strcmp(rest[1], "-h") == 0 || strcmp(rest[1], "--help") == 0 ||
-        strcmp(rest[1], "help") == 0) {
-        fputs(usage, nrest < 2 ? stderr : stdout);
-        fputs(sl_nats_settings_usage(), nrest < 2 ? stderr : stdout);
-        code = nrest < 2 ? 1 : 0;
-        goto out;
-    }
-    const char *cmd = rest[1];
-    int sargc = nrest - 1;
-    char **sargv = rest + 1;
+    const char *cmd = argv[1];
+    int sargc = argc - 1;
+    char **sargv = argv + 1;
     if (strcmp(cmd, "apply") == 0)
         code = ctl_cmd_apply(&c, sargc, sargv);
     else if (strcmp(cmd, "delete") == 0)
@@ -180,7 +173,7 @@ int main(int argc, char **argv)
         code = 1;
     }
 out:
-    free(rest);
+    sl_flags_deinit(&fs);
     sl_nats_settings_deinit(&c.nats);
     sl_nats_shutdown(2000);
     return code;

@@ -1,8 +1,5 @@
 /* sluice-translator: Gloo-compatible configuration -> Envoy resources per
  * proxy in the sluice_xds bucket, with reports. See docs/translator.md. */
-#include <stdlib.h>
-#include <string.h>
-
 #include <stdio.h>
 
 #include "service.h"
@@ -18,13 +15,26 @@
 static const sl_service_info info = {
     "sluice-translator", SLUICE_VERSION,
     "Translates Gateways, VirtualServices, RouteTables, Upstreams and Secrets into Envoy resources per proxy.",
-    "  --debounce DURATION        quiet time after a change before translating (default 10ms)\n"
-    "  --max-delay DURATION       longest a change waits while changes keep coming (default 1s)\n"
-    "  --settings-namespace NS    namespace of the Settings \"default\" and the default gateways (default gloo-system)\n"
-    "  --xds-bucket NAME          KV bucket to write (default sluice_xds)\n"
-    "  --lease-ttl DURATION       one translator per xds bucket writes: replicas wait for the lease\n"
-    "                             \"translator.<xds-bucket>\" in KV sluice_leases and take over within this\n"
-    "                             TTL when the holder dies (default 10s; 0: no lease, always translate)\n"};
+    NULL};
+
+/* The flags' values (0: tr_service's defaults). */
+static tr_service_opts opts;
+static int64_t lease_ttl_ms;
+
+static const sl_flag own_flags[] = {
+    {.name = "debounce", .kind = SL_FLAG_DURATION, .target = &opts.debounce_ms, .def = "10ms",
+     .help = "quiet time after a change before translating"},
+    {.name = "max-delay", .kind = SL_FLAG_DURATION, .target = &opts.max_delay_ms, .def = "1s",
+     .help = "longest a change waits while changes keep coming"},
+    {.name = "settings-namespace", .kind = SL_FLAG_STRING, .target = &opts.settings_namespace,
+     .def = "gloo-system", .arg = "NS", .help = "namespace of the Settings \"default\" and the default gateways"},
+    {.name = "xds-bucket", .kind = SL_FLAG_STRING, .target = &opts.xds_bucket, .def = "sluice_xds",
+     .arg = "NAME", .help = "KV bucket to write"},
+    {.name = "lease-ttl", .kind = SL_FLAG_DURATION, .target = &lease_ttl_ms, .def = "10s",
+     .help = "one translator per xds bucket writes: replicas wait for the lease\n"
+             "\"translator.<xds-bucket>\" in KV sluice_leases and take over within this\n"
+             "TTL when the holder dies (0: no lease, always translate; else at least 1s)"},
+};
 
 /* What the lease callbacks start and stop. */
 typedef struct tr_main {
@@ -77,59 +87,16 @@ static void on_lease_lost(void *ud)
     sl_service_request_stop(m->svc, SL_EXIT_FAILURE);
 }
 
-static int own_flags(tr_service_opts *o, int64_t *lease_ttl_ms, int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL, *eq = strchr(a, '=');
-        char name[64];
-        size_t n = eq ? (size_t)(eq - a) : strlen(a);
-        if (n >= sizeof name)
-            goto bad;
-        memcpy(name, a, n);
-        name[n] = '\0';
-        if (eq)
-            v = eq + 1;
-        else if (i + 1 < argc)
-            v = argv[++i];
-        if (!v)
-            goto bad;
-        if (strcmp(name, "--debounce") == 0) {
-            if (sl_parse_duration_ms(&o->debounce_ms, v) != SL_OK)
-                goto bad;
-        } else if (strcmp(name, "--max-delay") == 0) {
-            if (sl_parse_duration_ms(&o->max_delay_ms, v) != SL_OK)
-                goto bad;
-        } else if (strcmp(name, "--settings-namespace") == 0) {
-            o->settings_namespace = v;
-        } else if (strcmp(name, "--xds-bucket") == 0) {
-            o->xds_bucket = v;
-        } else if (strcmp(name, "--lease-ttl") == 0) {
-            if (sl_parse_duration_ms(lease_ttl_ms, v) != SL_OK || *lease_ttl_ms < 0 ||
-                (*lease_ttl_ms > 0 && *lease_ttl_ms < 1000))
-                goto bad; /* renewals every TTL/3 need room */
-        } else {
-            sl_error_set(SL_ERR_INVALID, "unknown flag %s", a);
-            return -1;
-        }
-        continue;
-    bad:
-        sl_error_set(SL_ERR_INVALID, "bad or missing value for %s", a);
-        return -1;
-    }
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     sl_service_args args;
     sl_service *svc = NULL;
-    tr_service_opts o = {.settings_namespace = "gloo-system", .xds_bucket = "sluice_xds"}; /* 0: the defaults */
     tr_main m = {0};
-    int64_t lease_ttl_ms = 10000;
     int code = SL_EXIT_FAILURE;
 
     sl_service_args_init(&args);
-    if (sl_service_args_parse(&args, &info, &argc, argv) != SL_OK || own_flags(&o, &lease_ttl_ms, argc, argv) != 0) {
+    if (sl_service_args_parse(&args, &info, own_flags, sizeof(own_flags) / sizeof(own_flags[0]), argc, argv) !=
+        SL_OK) {
         code = sl_service_usage_error(&info);
         goto out;
     }
@@ -137,9 +104,14 @@ int main(int argc, char **argv)
         code = args.exit_code;
         goto out;
     }
-    m.o = &o;
-    o.may_write = lease_held;
-    o.may_write_ud = &m;
+    if (lease_ttl_ms > 0 && lease_ttl_ms < 1000) { /* renewals every TTL/3 need room */
+        sl_error_set(SL_ERR_INVALID, "--lease-ttl: %lldms is too short (0, or at least 1s)", (long long)lease_ttl_ms);
+        code = sl_service_usage_error(&info);
+        goto out;
+    }
+    m.o = &opts;
+    opts.may_write = lease_held;
+    opts.may_write_ud = &m;
     if (sl_service_new(&svc, &info, &args) != SL_OK || sl_loop_new(&m.loop) != SL_OK ||
         sl_service_connect(&m.nc, svc) != SL_OK ||
         sl_metrics_gauge(&m.leader, sl_service_metrics(svc), "sluice_translator_leader",
@@ -148,7 +120,7 @@ int main(int argc, char **argv)
     m.svc = svc;
     if (lease_ttl_ms > 0) {
         char name[300];
-        snprintf(name, sizeof name, "translator.%s", o.xds_bucket);
+        snprintf(name, sizeof name, "translator.%s", opts.xds_bucket);
         sl_lease_opts lo = {.name = name, .service = info.name, .ttl_ms = lease_ttl_ms,
                             .on_acquired = on_lease_acquired, .on_lost = on_lease_lost, .ud = &m};
         if (sl_lease_start(&m.lease, m.nc, &lo) != SL_OK)

@@ -18,17 +18,8 @@
 #include "sluice/v1/events.pb-c.h"
 #include "sluice/xds_source.h"
 
-static const char usage[] =
-    "  --listen ADDR          gRPC address (default 0.0.0.0:9977)\n"
-    "  --default-proxy NAME   proxy of nodes without metadata.role (default " SL_XDS_DEFAULT_PROXY ")\n"
-    "  --bucket NAME          KV bucket to serve (default sluice_xds)\n"
-    "  --workers N            gRPC completion-queue threads (default 2)\n"
-    "  --tls-cert FILE        server certificate (PEM); with --tls-key enables TLS\n"
-    "  --tls-key FILE         server key (PEM)\n"
-    "  --tls-client-ca FILE   require client certificates signed by this CA (mutual TLS)\n";
-
 static const sl_service_info info = {"sluice-xds", "0.1.0",
-                                     "Envoy v3 xDS server (ADS, SotW and incremental) fed from NATS KV.", usage};
+                                     "Envoy v3 xDS server (ADS, SotW and incremental) fed from NATS KV.", NULL};
 
 static _Atomic(xds_server *) g_server;
 static sl_nats *g_nc;
@@ -99,51 +90,33 @@ int main(int argc, char **argv)
     xds_server *server = NULL;
     xds_proxies *proxies = NULL;
     int code = SL_EXIT_FAILURE;
-    const char *listen = "0.0.0.0:9977", *def = SL_XDS_DEFAULT_PROXY, *bucket = "sluice_xds";
+    const char *listen = NULL, *def = NULL, *bucket = NULL;
     const char *cert = NULL, *key = NULL, *ca = NULL;
-    int workers = 2;
+    int workers = 0;
+    const sl_flag own[] = {
+        {.name = "listen", .kind = SL_FLAG_STRING, .target = &listen, .def = "0.0.0.0:9977", .arg = "ADDR",
+         .help = "gRPC address"},
+        {.name = "default-proxy", .kind = SL_FLAG_STRING, .target = &def, .def = SL_XDS_DEFAULT_PROXY,
+         .arg = "NAME", .help = "proxy of nodes without metadata.role"},
+        {.name = "bucket", .kind = SL_FLAG_STRING, .target = &bucket, .def = "sluice_xds", .arg = "NAME",
+         .help = "KV bucket to serve"},
+        {.name = "workers", .kind = SL_FLAG_INT, .target = &workers, .def = "2", .min = 1, .max = 64,
+         .help = "gRPC completion-queue threads"},
+        {.name = "tls-cert", .kind = SL_FLAG_STRING, .target = &cert, .arg = "FILE",
+         .help = "server certificate (PEM); with --tls-key enables TLS"},
+        {.name = "tls-key", .kind = SL_FLAG_STRING, .target = &key, .arg = "FILE", .help = "server key (PEM)"},
+        {.name = "tls-client-ca", .kind = SL_FLAG_STRING, .target = &ca, .arg = "FILE",
+         .help = "require client certificates signed by this CA (mutual TLS)"},
+    };
 
     sl_service_args_init(&args);
-    if (sl_service_args_parse(&args, &info, &argc, argv) != SL_OK) {
+    if (sl_service_args_parse(&args, &info, own, sizeof(own) / sizeof(own[0]), argc, argv) != SL_OK) {
         code = sl_service_usage_error(&info);
         goto out;
     }
     if (args.exit_now) {
         code = args.exit_code;
         goto out;
-    }
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        const char **dst = NULL;
-        if (!strcmp(a, "--listen"))
-            dst = &listen;
-        else if (!strcmp(a, "--default-proxy"))
-            dst = &def;
-        else if (!strcmp(a, "--bucket"))
-            dst = &bucket;
-        else if (!strcmp(a, "--tls-cert"))
-            dst = &cert;
-        else if (!strcmp(a, "--tls-key"))
-            dst = &key;
-        else if (!strcmp(a, "--tls-client-ca"))
-            dst = &ca;
-        else if (!strcmp(a, "--workers") && v) {
-            workers = atoi(v);
-            i++;
-            if (workers < 1 || workers > 64) {
-                sl_error_set(SL_ERR_INVALID, "--workers must be 1..64");
-                code = sl_service_usage_error(&info);
-                goto out;
-            }
-            continue;
-        }
-        if (!dst || !v) {
-            sl_error_set(SL_ERR_INVALID, "unknown flag or missing value: %s", a);
-            code = sl_service_usage_error(&info);
-            goto out;
-        }
-        *dst = v;
-        i++;
     }
     if ((cert == NULL) != (key == NULL) || (ca && !cert)) {
         sl_error_set(SL_ERR_INVALID, "--tls-cert and --tls-key go together; --tls-client-ca needs them");

@@ -1,21 +1,23 @@
 /* sluice/service.h - what every Sluice process does the same way:
- * common flags, logging set-up, signals, a dispatcher loop, readiness,
+ * flags (one table, sluice/flags.h), logging set-up, signals, a dispatcher loop, readiness,
  * metrics endpoint, the NATS connection, graceful drain and exit codes.
  *
  * A service's main():
  *
  *   static const sl_service_info info = {"sluice-translator", SLUICE_VERSION,
  *                                        "Translates config into Envoy resources.", NULL};
+ *   static int64_t debounce_ms;
+ *   static const sl_flag own[] = {{.name = "debounce", .kind = SL_FLAG_DURATION,
+ *                                  .target = &debounce_ms, .def = "10ms", .help = "..."}};
  *   int main(int argc, char **argv) {
  *       sl_service_args args;  sl_service *svc = NULL;  sl_nats *nc;  sl_loop *loop = NULL;
  *       int code = SL_EXIT_FAILURE;
  *       sl_service_args_init(&args);
- *       if (sl_service_args_parse(&args, &info, &argc, argv) != SL_OK) {
+ *       if (sl_service_args_parse(&args, &info, own, 1, argc, argv) != SL_OK) {
  *           code = sl_service_usage_error(&info);
  *           goto out;
  *       }
  *       if (args.exit_now) { code = args.exit_code; goto out; }
- *       // argv now holds argv[0] and the service's own arguments.
  *       if (sl_service_new(&svc, &info, &args) != SL_OK || sl_loop_new(&loop) != SL_OK ||
  *           sl_service_connect(&nc, svc) != SL_OK)
  *           goto out;
@@ -43,6 +45,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "sluice/flags.h"
 #include "sluice/log.h"
 #include "sluice/metrics.h"
 #include "sluice/nats.h"
@@ -94,44 +97,88 @@ void sl_loop_stop(sl_loop *l);
 /* True when called from the thread running the loop. */
 bool sl_loop_is_current(sl_loop *l);
 
-/* ---- common flags ------------------------------------------------------ */
+/* ---- flags ------------------------------------------------------------- */
 
 typedef struct sl_service_info {
     const char *name;    /* "sluice-translator": logs' svc=, NATS connection name */
     const char *version; /* printed by --version */
     const char *summary; /* one line for --help */
-    const char *usage;   /* help text for the service's own flags, or NULL */
+    const char *usage;   /* more --help text after the flags (notes), or NULL */
 } sl_service_info;
 
-/* Owned by the caller; strings are heap copies freed by deinit. */
+/* The NATS flags as sl_flag entries (sluice/flags.h), for the common flags
+ * and for programs that are not services (sluicectl). String values belong
+ * to the sl_flags that parsed them. */
+typedef struct sl_nats_flags {
+    const char *url, *creds, *tls_cert, *tls_key, *tls_ca, *name; /* NULL: not given */
+    int64_t connect_timeout_ms; /* -1: not given */
+    int kv_replicas;            /* 0: not given */
+} sl_nats_flags;
+
+#define SL_NATS_FLAGS_N 8
+
+/* Fills t with the SL_NATS_FLAGS_N entries --nats-url (NATS_URL),
+ * --nats-creds (NATS_CREDS), --nats-tls-cert/-key/-ca (NATS_TLS_*),
+ * --nats-name, --nats-connect-timeout (default connect_timeout, e.g.
+ * "30s"; NULL: none) and --kv-replicas (SLUICE_KV_REPLICAS, 1..5), writing
+ * into v, which is reset to "nothing given". */
+void sl_nats_flags_table(sl_flag t[SL_NATS_FLAGS_N], sl_nats_flags *v, const char *connect_timeout);
+
+/* Copies what v holds (given or defaulted) into s. SL_ERR_NOMEM only. */
+sl_status sl_nats_flags_apply(sl_nats_settings *s, const sl_nats_flags *v);
+
+#define SL_SERVICE_COMMON_FLAGS (6 + SL_NATS_FLAGS_N)
+
+/* Owned by the caller; the public fields are the common flags' values
+ * after sl_service_args_parse(). metrics_addr is a heap copy and nats owns
+ * its strings; everything is freed by sl_service_args_deinit(). */
 typedef struct sl_service_args {
-    sl_log_level log_level; /* --log-level; applies when log_level_set */
+    sl_log_level log_level; /* --log-level / SLUICE_LOG_LEVEL; applies when log_level_set */
     bool log_level_set;
-    char *metrics_addr;       /* --metrics-addr host:port; NULL = no endpoint */
+    char *metrics_addr;       /* --metrics-addr / SLUICE_METRICS_ADDR; NULL = no endpoint */
     int64_t drain_timeout_ms; /* --drain-timeout; default 10s */
-    sl_nats_settings nats;    /* --nats-* and NATS_* env */
-    char env_error[256];      /* a bad environment value, reported by sl_service_args_parse() */
+    sl_nats_settings nats;    /* --nats-*, --kv-replicas and their variables */
+    const char *config_file;  /* the --config file read, or NULL */
     bool exit_now;            /* --help or --version was handled */
     int exit_code;            /* the code to exit with when exit_now */
+
+    /* private: the parser and the common flags' table and raw values */
+    sl_flags flags_;
+    sl_flag common_[SL_SERVICE_COMMON_FLAGS];
+    sl_nats_flags nats_;
+    const char *log_level_, *metrics_addr_;
+    bool help_, version_;
+    char config_env_[128];
+    char own_title_[128];
+    const sl_service_info *info_;
 } sl_service_args;
 
-/* Defaults, then the NATS_* environment, SLUICE_KV_REPLICAS and
- * SLUICE_METRICS_ADDR. A bad value is reported by sl_service_args_parse(). */
+/* Defaults only (no environment is read before sl_service_args_parse()). */
 void sl_service_args_init(sl_service_args *a);
+
+/* Frees the strings: a's, and every string value parse set in own's
+ * targets. */
 void sl_service_args_deinit(sl_service_args *a);
 
-/* Takes the common flags out of argv (--log-level, --metrics-addr,
- * --drain-timeout, --nats-*, --kv-replicas, --help/-h, --version; "--flag value" or
- * "--flag=value") and leaves argv[0] and everything else, in order, for the
- * service's own parsing (*argc updated, argv[*argc] = NULL). "--" ends the
- * common flags and stays in argv. --help and --version print to stdout and
- * set exit_now. SL_ERR_INVALID on a bad value (see sl_error_msg()), also
- * one in the environment read by sl_service_args_init() (unless exit_now). */
-sl_status sl_service_args_parse(sl_service_args *a, const sl_service_info *info, int *argc,
-                                char **argv);
+/* Parses a service's flags: its own table (own, n_own; NULL, 0 for none)
+ * and the common flags: --config FILE (env SLUICE_<NAME>_CONFIG, from
+ * info->name: sluice-translator reads SLUICE_TRANSLATOR_CONFIG),
+ * --log-level, --metrics-addr, --drain-timeout, --nats-*, --kv-replicas,
+ * -h/--help, --version. Each flag comes from the command line ("--flag
+ * value" or "--flag=value"), else its environment variable, else the
+ * config file, else its default (sluice/flags.h). Every argument must be a
+ * flag. own's targets are set; its string values stay valid until
+ * sl_service_args_deinit(). --help (generated from both tables) and
+ * --version print to stdout and set exit_now. SL_ERR_INVALID (a usage
+ * error: sl_error_msg() names the flag and the problem), SL_ERR_IO or
+ * SL_ERR_PARSE for the config file; exit with sl_service_usage_error().
+ * Once per a. */
+sl_status sl_service_args_parse(sl_service_args *a, const sl_service_info *info, const sl_flag *own,
+                                size_t n_own, int argc, char **argv);
 
-/* Prints --help text to f. */
-void sl_service_print_help(FILE *f, const sl_service_info *info);
+/* Prints --help text to f: the summary, the service's and the common
+ * flags, info->usage. After sl_service_args_parse(). */
+void sl_service_print_help(FILE *f, const sl_service_args *a);
 
 /* Prints "<name>: <sl_error_msg()>" and a hint to stderr; returns
  * SL_EXIT_USAGE. */
