@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "sluice/wire.h"
+
 /* The deepest max_depth callers may ask for: the walk keeps one frame per
  * level on the stack. */
 #define PB_DEPTH_CAP 256
@@ -14,21 +16,6 @@ typedef struct frame {
     const char *field; /* the field of the parent this message is in (NULL at the top) */
     size_t end;        /* offset just past this message's bytes */
 } frame;
-
-/* Reads a varint at *pos (< end); false when it is truncated or too long. */
-static int read_varint(const uint8_t *p, size_t end, size_t *pos, uint64_t *v)
-{
-    uint64_t r = 0;
-    for (unsigned shift = 0; shift < 64 && *pos < end; shift += 7) {
-        uint8_t b = p[(*pos)++];
-        r |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = r;
-            return 1;
-        }
-    }
-    return 0;
-}
 
 /* "a.b.c" of the frames' fields (and last, when not NULL) into buf. */
 static const char *path_of(char *buf, size_t cap, const frame *st, size_t n, const char *last)
@@ -54,32 +41,17 @@ static sl_status fail(const frame *st, size_t n, const char *last, size_t off, c
                         path_of(path, sizeof path, st, n, last));
 }
 
-/* Skips the value of a field of wire type wt at *pos; what names the
- * problem when it cannot. */
+/* Skips the value of a field of wire type wt (not 2) at *pos; what names
+ * the problem when it cannot. */
 static int skip_value(const uint8_t *data, size_t end, size_t *pos, unsigned wt, const char **what)
 {
-    uint64_t v;
-    switch (wt) {
-    case 0:
-        if (!read_varint(data, end, pos, &v)) {
-            *what = "truncated varint";
-            return 0;
-        }
+    if (sl_wire_skip(data, end, pos, wt) == SL_OK)
         return 1;
-    case 1:
-    case 5: {
-        size_t w = wt == 1 ? 8 : 4;
-        if (end - *pos < w) {
-            *what = "truncated fixed-width field";
-            return 0;
-        }
-        *pos += w;
-        return 1;
-    }
-    default:
-        *what = wt == 3 || wt == 4 ? "groups are not supported" : "invalid wire type";
-        return 0;
-    }
+    *what = wt == SL_WIRE_VARINT                         ? "truncated varint"
+            : wt == SL_WIRE_64BIT || wt == SL_WIRE_32BIT ? "truncated fixed-width field"
+            : wt == 3 || wt == 4                         ? "groups are not supported"
+                                                         : "invalid wire type";
+    return 0;
 }
 
 sl_status sl_pb_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
@@ -102,7 +74,7 @@ sl_status sl_pb_check(const ProtobufCMessageDescriptor *desc, const uint8_t *dat
             n--;
             continue;
         }
-        if (!read_varint(data, f->end, &pos, &tag) || tag >> 3 == 0 || tag >> 3 > 0x1fffffff)
+        if (sl_wire_varint_get(&tag, data, f->end, &pos) != SL_OK || tag >> 3 == 0 || tag >> 3 > 0x1fffffff)
             return fail(st, n, NULL, at, "invalid field tag");
         unsigned wt = (unsigned)(tag & 7);
         const ProtobufCFieldDescriptor *fd =
@@ -112,7 +84,7 @@ sl_status sl_pb_check(const ProtobufCMessageDescriptor *desc, const uint8_t *dat
                 return fail(st, n, fd ? fd->name : NULL, at, what);
             continue;
         }
-        if (!read_varint(data, f->end, &pos, &l) || l > f->end - pos)
+        if (sl_wire_varint_get(&l, data, f->end, &pos) != SL_OK || l > f->end - pos)
             return fail(st, n, fd ? fd->name : NULL, at, "length-delimited field runs past its message");
         if (!fd || fd->type != PROTOBUF_C_TYPE_MESSAGE) {
             pos += (size_t)l; /* bytes, strings, packed scalars, unknown fields */

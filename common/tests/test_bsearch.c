@@ -34,22 +34,19 @@ static size_t linear(const int *v, size_t n, int key)
 static void finds_and_gives_insertion_positions(void **state)
 {
     static const int v[] = {10, 20, 30, 40, 50};
-    bool found = true;
-    int key = 5;
-    assert_int_equal(sl_bsearch_pos(&found, &key, v, 5, sizeof *v, cmp_int), 0);
-    assert_false(found);
-    key = 10;
-    assert_int_equal(sl_bsearch_pos(&found, &key, v, 5, sizeof *v, cmp_int), 0);
-    assert_true(found);
-    key = 35;
-    assert_int_equal(sl_bsearch_pos(&found, &key, v, 5, sizeof *v, cmp_int), 3);
-    assert_false(found);
-    key = 50;
-    assert_int_equal(sl_bsearch_pos(&found, &key, v, 5, sizeof *v, cmp_int), 4);
-    assert_true(found);
-    key = 51;
-    assert_int_equal(sl_bsearch_pos(&found, &key, v, 5, sizeof *v, cmp_int), 5);
-    assert_false(found);
+    static const struct {
+        int key;
+        size_t pos;
+        bool found;
+    } cases[] = {
+        {5, 0, false}, {10, 0, true}, {35, 3, false}, {50, 4, true}, {51, 5, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        bool found = !cases[i].found;
+        assert_int_equal(sl_bsearch_pos(&found, &cases[i].key, v, 5, sizeof *v, cmp_int), cases[i].pos);
+        assert_int_equal(found, cases[i].found);
+    }
+    int key = 51;
     assert_int_equal(sl_bsearch_pos(NULL, &key, v, 5, sizeof *v, cmp_int), 5); /* found may be NULL */
 }
 

@@ -13,18 +13,13 @@
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
 #include "google/protobuf/struct.pb-c.h"
 #include "sluice/pbcheck.h"
+#include "sluice/wire.h"
 
 /* Writes a varint ending just before *p (building right to left). */
 static void put_varint_before(uint8_t **p, uint64_t v)
 {
-    uint8_t tmp[10];
-    size_t n = 0;
-    do {
-        tmp[n++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
-        v >>= 7;
-    } while (v);
-    *p -= n;
-    memcpy(*p, tmp, n);
+    *p -= sl_wire_varint_len(v);
+    sl_wire_varint_put(*p, v);
 }
 
 /* A length-delimited field (number f) around the bytes at *p..end. */

@@ -13,11 +13,11 @@
  *   ...
  *   free(v);                    // the array is plain malloc'd memory
  *
- * The array pointer is passed by address (T **) as a void *, and written
- * through memcpy, so any object pointer type works (POSIX guarantees they
- * all have void *'s representation). New room is not zeroed. Not thread
- * safe for the same array; pointers into the array are invalid after a
- * call that moved it.
+ * The array pointer is passed by address (T **) as a void *, and read and
+ * written with memcpy, so any object pointer type works without a cast
+ * (every platform Sluice builds on gives all object pointers void *'s
+ * representation). New room is not zeroed. Not thread safe for the same
+ * array; pointers into the array are invalid after a call that moved it.
  */
 #ifndef SLUICE_VEC_H
 #define SLUICE_VEC_H
@@ -33,10 +33,10 @@
 sl_status sl_vec_grow(void *items, size_t elem, size_t *cap, size_t want);
 
 /* Makes the array at *items (a T ** passed as void *) of *cap elements of
- * elem bytes hold at least want. When *cap < want it reallocates to the
- * first of SL_VEC_MIN_CAP (when *cap is 0) or *cap doubled, doubled again
- * until it reaches want (exactly want when doubling would overflow), and
- * updates *items and *cap. SL_ERR_NOMEM (with a message) when the
+ * elem bytes hold at least want. When *cap < want the new capacity is
+ * SL_VEC_MIN_CAP (for an empty array) or *cap, doubled until it holds want
+ * (exactly want when doubling would overflow); the array is reallocated
+ * to it and *items and *cap are updated. SL_ERR_NOMEM (with a message) when the
  * allocation fails or want * elem overflows size_t, SL_ERR_INVALID when
  * growing with elem 0; *items and *cap are then unchanged. The check for
  * room is inline: a loop that appends pays a call only when it grows. */
