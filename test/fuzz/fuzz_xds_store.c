@@ -1,14 +1,19 @@
 /* libFuzzer target for the sluice_xds store format as sluice-xds reads it
- * (services/xds/source.c, docs/xds.md "KV layout").
+ * (common/xdsstore: sluice/xds_source.h, sluice/xds_keys.h; docs/xds.md
+ * "KV layout").
  *
  * The input is a run of KV events for proxy "p": each is a byte (bit 0:
  * put or delete; bits 1-3: the key's kind: commit, manifest chunk, route
  * part, resource), a key token length and token, a 2-byte value length and
- * the value. The events go to a source in the order given, so commits name
- * chunks, chunks name resources and parts, at revisions that may or may not
- * exist. Every value is also split as a RouteConfiguration and, when it
- * splits, joined again: the join must be as long as the input. A crash,
- * sanitizer report, leak or abort() is a finding.
+ * the value. The token is the (unescaped) name the key builder is given;
+ * when it names nothing (""), the token itself is the key, so the reader
+ * also sees keys that are not sluice_xds keys. The events go to a source in
+ * the order given, so commits name chunks, chunks name resources and parts,
+ * at revisions that may or may not exist. Every value is also split as a
+ * RouteConfiguration and, when it splits, joined again: the join must be as
+ * long as the input; every key the parser accepts must be built again the
+ * same from its parts. A crash, sanitizer report, leak or abort() is a
+ * finding.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -18,12 +23,45 @@
 #include "sluice/xds_cache.h"
 #include "sluice/log.h"
 #include "sluice/xds.h"
+#include "sluice/xds_keys.h"
 #include "sluice/xds_source.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char *const kinds[] = {"commit", "manifest.route", "manifest.cluster", "vhost.r", "route",
-                                    "cluster", "endpoint", "listener"};
+/* The type of each event kind (bits 1-3): commit, manifest chunks of
+ * routes and clusters, a part of route "r", resources. */
+static const sl_xds_type kind_type[] = {SL_XDS_ROUTE,   SL_XDS_ROUTE,    SL_XDS_CLUSTER,  SL_XDS_ROUTE,
+                                        SL_XDS_ROUTE,   SL_XDS_CLUSTER,  SL_XDS_ENDPOINT, SL_XDS_LISTENER};
+
+/* The event's key: kind k's key of proxy "p" named tok, or tok itself when
+ * that builds no key. */
+static void event_key(char *key, size_t cap, int k, const char *tok)
+{
+    sl_status rc = k == 0   ? sl_xds_key_commit(key, cap, "p")
+                   : k <= 2 ? sl_xds_key_manifest(key, cap, "p", kind_type[k], tok)
+                   : k == 3 ? sl_xds_key_vhost(key, cap, "p", "r", tok)
+                            : sl_xds_key_resource(key, cap, "p", kind_type[k], tok);
+    if (rc != SL_OK)
+        snprintf(key, cap, "%s", tok);
+}
+
+/* Whatever the parser accepts, the builder of its kind makes again. */
+static void check_key(const char *key)
+{
+    static sl_xds_key k;
+    char again[SL_XDS_KEY_MAX];
+    sl_status rc;
+    if (sl_xds_key_parse(&k, key) != SL_OK)
+        return;
+    switch (k.kind) {
+    case SL_XDS_KEY_COMMIT: rc = sl_xds_key_commit(again, sizeof again, k.proxy); break;
+    case SL_XDS_KEY_MANIFEST: rc = sl_xds_key_manifest(again, sizeof again, k.proxy, k.type, k.name); break;
+    case SL_XDS_KEY_VHOST: rc = sl_xds_key_vhost(again, sizeof again, k.proxy, k.route, k.name); break;
+    default: rc = sl_xds_key_resource(again, sizeof again, k.proxy, k.type, k.name); break;
+    }
+    if (rc != SL_OK || strcmp(again, key) != 0 || (sl_xds_key_is_commit(key) != 0) != (k.kind == SL_XDS_KEY_COMMIT))
+        abort();
+}
 
 static void split_join(const uint8_t *v, size_t len)
 {
@@ -67,14 +105,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     for (size_t i = 0; i + 2 <= size;) {
         uint8_t op = data[i++], kl = data[i++];
-        char key[600];
+        char key[SL_XDS_KEY_MAX], tok[256];
         if (kl > size - i)
             break;
-        int k = (op >> 1) & 7;
-        if (k == 0)
-            snprintf(key, sizeof key, "p.commit");
-        else
-            snprintf(key, sizeof key, "p.%s.%.*s", kinds[k], (int)kl, (const char *)data + i);
+        memcpy(tok, data + i, kl);
+        tok[kl] = 0;
+        event_key(key, sizeof key, (op >> 1) & 7, tok);
+        check_key(tok);
+        check_key(key);
         i += kl;
         if (i + 2 > size)
             break;

@@ -28,8 +28,35 @@
 #include "sluice/v1/events.pb-c.h"
 #include "sluice/v1/xds.pb-c.h"
 #include "sluice/xds.h"
+#include "sluice/xds_keys.h"
 
-#define PROXY_TOKEN "gloo-system=7Egateway-proxy"
+#define PROXY "gloo-system~gateway-proxy"
+#define ROUTES "listener-::-8080-routes"
+
+/* The keys of PROXY (sluice/xds_keys.h), each in its own static buffer,
+ * valid until the next call of the same function. type is a type token. */
+static const char *key_res(const char *type, const char *name)
+{
+    static char k[SL_XDS_KEY_MAX];
+    sl_xds_type t;
+    assert_int_equal(sl_xds_type_from_token(&t, type), SL_OK);
+    assert_int_equal(sl_xds_key_resource(k, sizeof k, PROXY, t, name), SL_OK);
+    return k;
+}
+
+static const char *key_vhost(const char *vhost)
+{
+    static char k[SL_XDS_KEY_MAX];
+    assert_int_equal(sl_xds_key_vhost(k, sizeof k, PROXY, ROUTES, vhost), SL_OK);
+    return k;
+}
+
+static const char *key_commit(void)
+{
+    static char k[SL_XDS_KEY_MAX];
+    assert_int_equal(sl_xds_key_commit(k, sizeof k, PROXY), SL_OK);
+    return k;
+}
 
 static harness_nats *g_h;
 static sl_nats *g_nc;
@@ -92,9 +119,11 @@ static json_t *commit_view(const sl_kv_entry *ce)
     j = json_pack("{s:I, s:{}}", "revision", (json_int_t)c->revision, "resources");
     res = json_object_get(j, "resources");
     for (size_t i = 0; i < c->n_chunks; i++) {
-        char key[600];
+        char key[SL_XDS_KEY_MAX];
         sl_kv_entry e = {0};
-        snprintf(key, sizeof key, PROXY_TOKEN ".manifest.%s.%s", c->chunks[i]->type, c->chunks[i]->id);
+        sl_xds_type t;
+        assert_int_equal(sl_xds_type_from_token(&t, c->chunks[i]->type), SL_OK);
+        assert_int_equal(sl_xds_key_manifest(key, sizeof key, PROXY, t, c->chunks[i]->id), SL_OK);
         if (sl_kv_get(&e, g_xds, key) != SL_OK || e.revision != c->chunks[i]->revision) {
             sl_kv_entry_deinit(&e);
             json_decref(j);
@@ -121,7 +150,7 @@ static json_t *wait_commit(int (*pred)(json_t *), int64_t timeout_ms)
     int64_t end = harness_now_ms() + timeout_ms;
     while (harness_now_ms() < end) {
         sl_kv_entry e = {0};
-        if (sl_kv_get(&e, g_xds, PROXY_TOKEN ".commit") == SL_OK) {
+        if (sl_kv_get(&e, g_xds, key_commit()) == SL_OK) {
             json_t *j = commit_view(&e);
             sl_kv_entry_deinit(&e);
             if (j && pred(j))
@@ -161,13 +190,9 @@ static void check_commit_parts(json_t *c)
     json_t *names, *rev;
     json_object_foreach(json_object_get(c, "resources"), type, names) {
         json_object_foreach(names, name, rev) {
-            char esc[512], key[1024];
             sl_kv_entry e = {0};
-            assert_int_equal(sl_xds_key_escape(esc, sizeof esc, name), SL_OK);
-            if (strcmp(type, "route") == 0 && strcmp(name, "listener-::-8080-routes") != 0) /* a part */
-                snprintf(key, sizeof key, PROXY_TOKEN ".vhost.listener-=3A=3A-8080-routes.%s", esc);
-            else
-                snprintf(key, sizeof key, PROXY_TOKEN ".%s.%s", type, esc);
+            const char *key = strcmp(type, "route") == 0 && strcmp(name, ROUTES) != 0 /* a part */
+                                  ? key_vhost(name) : key_res(type, name);
             if (sl_kv_get(&e, g_xds, key) != SL_OK)
                 fail_msg("commit names %s, which is not in the bucket", key);
             assert_int_equal(e.revision, (uint64_t)json_integer_value(rev));
@@ -188,19 +213,8 @@ static void check_commit_consistent(json_t *c)
         const char *name;
         json_t *rev;
         json_object_foreach(names, name, rev) {
-            char esc[512], key[1024];
             sl_kv_entry e = {0};
-            const char *p = name;
-            size_t o = 0;
-            for (; *p && o + 4 < sizeof esc; p++) {
-                if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
-                    *p == '_')
-                    esc[o++] = *p;
-                else
-                    o += (size_t)snprintf(esc + o, sizeof esc - o, "=%02X", (unsigned char)*p);
-            }
-            esc[o] = '\0';
-            snprintf(key, sizeof key, PROXY_TOKEN ".%s.%s", type, esc);
+            const char *key = key_res(type, name);
             if (sl_kv_get(&e, g_xds, key) != SL_OK)
                 fail_msg("commit names %s, which is not in the bucket", key);
             assert_int_equal(e.revision, (uint64_t)json_integer_value(rev));
@@ -380,11 +394,11 @@ static void end_to_end(void **state)
     {
         int64_t end = harness_now_ms() + 5000;
         sl_kv_entry e = {0};
-        while (sl_kv_get(&e, g_xds, PROXY_TOKEN ".cluster.other_default") == SL_OK && harness_now_ms() < end) {
+        while (sl_kv_get(&e, g_xds, key_res("cluster", "other_default")) == SL_OK && harness_now_ms() < end) {
             sl_kv_entry_deinit(&e);
             usleep(50 * 1000);
         }
-        assert_int_not_equal(sl_kv_get(&e, g_xds, PROXY_TOKEN ".cluster.other_default"), SL_OK);
+        assert_int_not_equal(sl_kv_get(&e, g_xds, key_res("cluster", "other_default")), SL_OK);
     }
 
     /* Reports arrived for the VirtualService. */
@@ -401,8 +415,9 @@ static void end_to_end(void **state)
      * stored in parts; a changed VirtualService moves its part only; a
      * removed one's part key goes after the commit that drops it. */
     {
-        static const char *PART7 = PROXY_TOKEN ".vhost.listener-=3A=3A-8080-routes.default_big-7";
-        static const char *PART9 = PROXY_TOKEN ".vhost.listener-=3A=3A-8080-routes.default_big-9";
+        char PART7[SL_XDS_KEY_MAX], PART9[SL_XDS_KEY_MAX];
+        snprintf(PART7, sizeof PART7, "%s", key_vhost("default_big-7"));
+        snprintf(PART9, sizeof PART9, "%s", key_vhost("default_big-9"));
         char name[32], yaml[2048];
         sl_kv_entry e = {0};
         uint64_t rev7, rev8;
@@ -480,12 +495,12 @@ static void end_to_end(void **state)
     {
         sl_kv_entry e = {0};
         uint64_t before, after;
-        assert_int_equal(sl_kv_get(&e, g_xds, PROXY_TOKEN ".commit"), SL_OK);
+        assert_int_equal(sl_kv_get(&e, g_xds, key_commit()), SL_OK);
         before = e.revision;
         sl_kv_entry_deinit(&e);
         start_translator();
         sleep(2);
-        assert_int_equal(sl_kv_get(&e, g_xds, PROXY_TOKEN ".commit"), SL_OK);
+        assert_int_equal(sl_kv_get(&e, g_xds, key_commit()), SL_OK);
         after = e.revision;
         sl_kv_entry_deinit(&e);
         assert_int_equal(before, after);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sluice/v1/xds.pb-c.h"
+#include "sluice/xds_keys.h"
 #include "xds_fixtures.h"
 
 uint8_t *fx_build(const char *spec, sl_xds_type *t, char *name, size_t *len)
@@ -83,7 +84,7 @@ uint8_t *fx_build(const char *spec, sl_xds_type *t, char *name, size_t *len)
 sl_status fx_commit(uint64_t *commit_rev, sl_kv *kv, const char *proxy, int n, const sl_xds_type *types,
                     const char *const *names, const uint64_t *revs)
 {
-    char ptok[512], key[700], ids[SL_XDS_TYPE_COUNT][17];
+    char key[SL_XDS_KEY_MAX], ids[SL_XDS_TYPE_COUNT][17];
     Sluice__V1__XdsEntry *e = calloc((size_t)n + 1, sizeof *e), **ep = calloc((size_t)n + 1, sizeof *ep);
     Sluice__V1__XdsChunkRef refs[SL_XDS_TYPE_COUNT], *refp[SL_XDS_TYPE_COUNT];
     Sluice__V1__XdsCommit c = SLUICE__V1__XDS_COMMIT__INIT;
@@ -94,8 +95,6 @@ sl_status fx_commit(uint64_t *commit_rev, sl_kv *kv, const char *proxy, int n, c
         rc = SL_ERR_NOMEM;
         goto out;
     }
-    if ((rc = sl_xds_key_escape(ptok, sizeof ptok, proxy)) != SL_OK)
-        goto out;
     /* One manifest chunk per type, named after its first entry. */
     for (int t = 0; t < SL_XDS_TYPE_COUNT; t++) {
         Sluice__V1__XdsManifest m = SLUICE__V1__XDS_MANIFEST__INIT;
@@ -112,7 +111,8 @@ sl_status fx_commit(uint64_t *commit_rev, sl_kv *kv, const char *proxy, int n, c
         if (!m.n_entries)
             continue;
         sl_xds_chunk_id(ids[t], sl_xds_entry_hash(NULL, names[0]));
-        snprintf(key, sizeof key, "%s.manifest.%s.%s", ptok, sl_xds_type_token((sl_xds_type)t), ids[t]);
+        if ((rc = sl_xds_key_manifest(key, sizeof key, proxy, (sl_xds_type)t, ids[t])) != SL_OK)
+            goto out;
         size_t len = sluice__v1__xds_manifest__get_packed_size(&m);
         free(buf);
         if (!(buf = malloc(len + 1))) {
@@ -137,8 +137,8 @@ sl_status fx_commit(uint64_t *commit_rev, sl_kv *kv, const char *proxy, int n, c
             goto out;
         }
         sluice__v1__xds_commit__pack(&c, buf);
-        snprintf(key, sizeof key, "%s.commit", ptok);
-        rc = sl_kv_put(commit_rev, kv, key, buf, len);
+        if ((rc = sl_xds_key_commit(key, sizeof key, proxy)) == SL_OK)
+            rc = sl_kv_put(commit_rev, kv, key, buf, len);
     }
 out:
     free(buf);
@@ -149,7 +149,6 @@ out:
 
 sl_status fx_apply(uint64_t *commit_rev, sl_kv *kv, const char *proxy, int n, char *const *specs)
 {
-    char ptok[512];
     static char names[256][512];
     const char *namep[256];
     sl_xds_type types[256];
@@ -157,16 +156,16 @@ sl_status fx_apply(uint64_t *commit_rev, sl_kv *kv, const char *proxy, int n, ch
     sl_status rc;
     if (n > 256)
         return sl_error_set(SL_ERR_INVALID, "too many specs");
-    if ((rc = sl_xds_key_escape(ptok, sizeof ptok, proxy)) != SL_OK)
-        return rc;
     for (int i = 0; i < n; i++) {
-        char esc[1024], key[1600];
+        char key[SL_XDS_KEY_MAX];
         size_t len;
         uint8_t *b = fx_build(specs[i], &types[i], names[i], &len);
         if (!b)
             return sl_error_set(SL_ERR_INVALID, "bad spec %s", specs[i]);
-        sl_xds_key_escape(esc, sizeof esc, names[i]);
-        snprintf(key, sizeof key, "%s.%s.%s", ptok, sl_xds_type_token(types[i]), esc);
+        if ((rc = sl_xds_key_resource(key, sizeof key, proxy, types[i], names[i])) != SL_OK) {
+            free(b);
+            return rc;
+        }
         uint64_t rev = 0;
         sl_kv_entry e = {0};
         if (sl_kv_get(&e, kv, key) == SL_OK && e.len == len && memcmp(e.value, b, len) == 0)
