@@ -1,7 +1,8 @@
 /* translate_internal.h - private to the translation rules, split by what
  * they produce: listener.c, vhost.c, route.c, delegation.c, tls.c,
  * cluster.c, endpoint.c, rcfg.c, result.c, report.c, translate.c, and
- * the caches between translations (vhcache.c, memo.c, upcache.c). */
+ * the caches between translations (vhcache.c, memo.c, upcache.c) and the
+ * bytes packed within one (bytesmap.c). */
 #ifndef SLUICE_TR_TRANSLATE_INTERNAL_H
 #define SLUICE_TR_TRANSLATE_INTERNAL_H
 
@@ -169,7 +170,7 @@ Envoy__Config__Core__V3__TransportSocket *tr_downstream_tls(tr_ctx *tx, const Sl
 size_t tr_sni_chains(tr_ctx *tx, const tr_gw_item *g, const char *lname, tr_gw_vhosts *v,
                      Envoy__Config__Listener__V3__FilterChain ***chains);
 
-/* ---- caches between translations (vhcache.c, memo.c, upcache.c) ---- */
+/* ---- caches: between translations (vhcache.c, memo.c, upcache.c), within one (bytesmap.c) ---- */
 
 /* Room for n entries in m without growing. */
 void tr_bytes_reserve(tr_ctx *tx, tr_bytes_map *m, size_t n);
