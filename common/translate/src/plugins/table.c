@@ -3,7 +3,7 @@
  * and add it to both lists below. */
 #include "../plugin.h"
 
-/* Fields the core itself implements (translate.c). */
+/* Fields the core itself implements (cluster.c, endpoint.c). */
 static const char *const core_fields[] = {
     "UpstreamSpec.static", "UpstreamSpec.dns", "UpstreamSpec.discovery_metadata", NULL,
 };
