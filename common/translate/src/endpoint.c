@@ -196,6 +196,114 @@ static sl_tr_resource *proxy_find_mut(sl_tr_proxy *p, sl_xds_type t, const char 
 /* Packs m into a malloc'ed buffer (the arena holds m). */
 static uint8_t *pack_heap(const ProtobufCMessage *m, size_t *len) { return tr_pack_heap(m, len); }
 
+/* The new CLA bytes of upstream ns/name for each proxy of res serving it
+ * (data[p], lens[p]), when only its endpoints changed: the upstream and
+ * its endpoint set exist, it was accepted, and each proxy's cluster comes
+ * out the same, byte for byte. *possible false: a full translation is
+ * needed. */
+static sl_status cla_bytes(tr_ctx *tx, sl_tr_result *res, const char *ns, const char *name, uint8_t **data,
+                           size_t *lens, bool *possible)
+{
+    long pos = tr_bucket_find(tr_bucket_of(tx, tr_kind.upstream), ns, name);
+    const Sluice__V1__EndpointSet *eps = tr_endpoint_set(tx, ns, name);
+    const tr_entry *e;
+    const char *cname;
+    *possible = false;
+    if (pos < 0 || !eps)
+        return SL_OK; /* an upstream or endpoint set that does not exist */
+    e = &tr_bucket_of(tx, tr_kind.upstream)->v[pos];
+    if (e->good != e->msg)
+        return SL_OK; /* rejected or never translated */
+    cname = tr_cluster_name(tx, e->name, e->ns);
+    for (int proxyless = 0; proxyless < 2; proxyless++) {
+        tr_cur cur = tr_cur_of(tr_kind.upstream, e);
+        tr_up_out uo = {0};
+        bool built = false;
+        for (size_t p = 0; p < res->n_proxies; p++) {
+            sl_tr_proxy *pr = &res->proxies[p];
+            sl_tr_resource *c, *cla;
+            size_t clen;
+            uint8_t *cb;
+            if (pr->proxyless != (bool)proxyless)
+                continue;
+            c = proxy_find_mut(pr, SL_XDS_CLUSTER, cname);
+            cla = proxy_find_mut(pr, SL_XDS_ENDPOINT, cname);
+            if (!c && !cla)
+                continue; /* not served by this proxy */
+            if (!c || !cla)
+                return SL_OK;
+            if (!built) {
+                tr_reset_out(tx);
+                tx->cur = &cur;
+                uo = tr_build_upstream(tx, (const Sluice__V1__Upstream *)e->msg, eps, proxyless);
+                tx->cur = NULL;
+                built = true;
+                if (cur.errors || !uo.cluster || !uo.cla)
+                    return SL_OK;
+            }
+            if (!(cb = pack_heap(&uo.cluster->base, &clen)))
+                return SL_ERR_NOMEM;
+            if (clen != c->len || memcmp(cb, c->data, clen) != 0) {
+                free(cb);
+                return SL_OK;
+            }
+            free(cb);
+            if (!(data[p] = pack_heap(&uo.cla->base, &lens[p])))
+                return SL_ERR_NOMEM;
+        }
+    }
+    *possible = true;
+    return SL_OK;
+}
+
+/* A proxy whose endpoints change (data[i * np + p] for change i) and
+ * shares its endpoint list gets a copy of it (its entries still the
+ * list's), changed instead. */
+static sl_status endpoints_unshare(sl_tr_result *res, uint8_t *const *data, size_t n)
+{
+    size_t np = res->n_proxies;
+    for (size_t p = 0; p < np; p++) {
+        sl_tr_proxy *pr = &res->proxies[p];
+        bool touched = false;
+        for (size_t i = 0; i < n && !touched; i++)
+            touched = data[i * np + p] != NULL;
+        if (touched && pr->lists[SL_XDS_ENDPOINT] && pr->res[SL_XDS_ENDPOINT] == pr->lists[SL_XDS_ENDPOINT]->v) {
+            size_t ne = pr->n[SL_XDS_ENDPOINT];
+            sl_tr_resource *copy = malloc((ne + 1) * sizeof *copy);
+            if (!copy)
+                return SL_ERR_NOMEM;
+            memcpy(copy, pr->res[SL_XDS_ENDPOINT], ne * sizeof *copy);
+            pr->res[SL_XDS_ENDPOINT] = copy;
+        }
+    }
+    return SL_OK;
+}
+
+/* Replaces the CLAs of the n upstreams ns[i]/names[i] with data (taken;
+ * entries set NULL). Returns how many CLAs changed. */
+static size_t endpoints_apply(tr_ctx *tx, sl_tr_result *res, const char *const *ns, const char *const *names,
+                              size_t n, uint8_t **data, const size_t *lens)
+{
+    size_t np = res->n_proxies, n_changed = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t p = 0; p < np; p++) {
+            uint8_t *d = data[i * np + p];
+            sl_tr_resource *cla;
+            sl_tr_proxy *pr = &res->proxies[p];
+            if (!d)
+                continue;
+            cla = proxy_find_mut(pr, SL_XDS_ENDPOINT, tr_cluster_name(tx, names[i], ns[i]));
+            if (cla->len != lens[i * np + p] || memcmp(cla->data, d, cla->len) != 0)
+                n_changed++;
+            if (!cla->shared || cla->data != cla->shared->data)
+                free(cla->data); /* else the blob keeps it, and the name */
+            cla->data = d;
+            cla->len = lens[i * np + p];
+            data[i * np + p] = NULL;
+        }
+    return n_changed;
+}
+
 sl_status sl_tr_translate_endpoints(sl_tr_result *res, sl_tr_store *s, const char *const *ns,
                                     const char *const *names, size_t n, const sl_tr_options *opts, bool *done,
                                     size_t *changed)
@@ -205,8 +313,8 @@ sl_status sl_tr_translate_endpoints(sl_tr_result *res, sl_tr_store *s, const cha
     /* new CLA bytes per (change, proxy), applied only when all are possible */
     uint8_t **volatile data = NULL;
     size_t *volatile lens = NULL;
-    size_t np = res->n_proxies;
-    volatile size_t n_changed = 0;
+    size_t np = res->n_proxies, n_changed;
+    bool possible = true;
 
     tr_store_settle(s); /* before the store's positions are read */
 
@@ -228,95 +336,14 @@ sl_status sl_tr_translate_endpoints(sl_tr_result *res, sl_tr_store *s, const cha
         goto out;
     }
     tr_ctx_setup(tx, s, opts);
-    for (size_t i = 0; i < n; i++) {
-        long pos = tr_bucket_find(tr_bucket_of(tx, tr_kind.upstream), ns[i], names[i]);
-        const tr_entry *e;
-        const Sluice__V1__EndpointSet *eps = tr_endpoint_set(tx, ns[i], names[i]);
-        const char *cname;
-        if (pos < 0 || !eps)
-            goto out; /* an upstream or endpoint set that does not exist: full */
-        e = &tr_bucket_of(tx, tr_kind.upstream)->v[pos];
-        if (e->good != e->msg)
-            goto out; /* rejected or never translated: full */
-        cname = tr_cluster_name(tx, e->name, e->ns);
-        for (int proxyless = 0; proxyless < 2; proxyless++) {
-            tr_cur cur = tr_cur_of(tr_kind.upstream, e);
-            tr_up_out uo = {0};
-            bool built = false;
-            for (size_t p = 0; p < np; p++) {
-                sl_tr_proxy *pr = &res->proxies[p];
-                sl_tr_resource *c, *cla;
-                size_t clen;
-                uint8_t *cb;
-                if (pr->proxyless != (bool)proxyless)
-                    continue;
-                c = proxy_find_mut(pr, SL_XDS_CLUSTER, cname);
-                cla = proxy_find_mut(pr, SL_XDS_ENDPOINT, cname);
-                if (!c && !cla)
-                    continue; /* not served by this proxy */
-                if (!c || !cla)
-                    goto out;
-                if (!built) {
-                    tr_reset_out(tx);
-                    tx->cur = &cur;
-                    uo = tr_build_upstream(tx, (const Sluice__V1__Upstream *)e->msg, eps, proxyless);
-                    tx->cur = NULL;
-                    built = true;
-                    if (cur.errors || !uo.cluster || !uo.cla)
-                        goto out;
-                }
-                /* the cluster must be the same, byte for byte */
-                if (!(cb = pack_heap(&uo.cluster->base, &clen))) {
-                    rc = SL_ERR_NOMEM;
-                    goto out;
-                }
-                if (clen != c->len || memcmp(cb, c->data, clen) != 0) {
-                    free(cb);
-                    goto out;
-                }
-                free(cb);
-                if (!(data[i * np + p] = pack_heap(&uo.cla->base, (size_t *)&lens[i * np + p]))) {
-                    rc = SL_ERR_NOMEM;
-                    goto out;
-                }
-            }
-        }
-    }
-    /* every change is possible: a proxy's shared endpoint list is changed
-     * in a copy (its entries still the list's), made first */
-    for (size_t p = 0; p < np; p++) {
-        sl_tr_proxy *pr = &res->proxies[p];
-        bool touched = false;
-        for (size_t i = 0; i < n && !touched; i++)
-            touched = data[i * np + p] != NULL;
-        if (touched && pr->lists[SL_XDS_ENDPOINT] && pr->res[SL_XDS_ENDPOINT] == pr->lists[SL_XDS_ENDPOINT]->v) {
-            size_t ne = pr->n[SL_XDS_ENDPOINT];
-            sl_tr_resource *copy = malloc((ne + 1) * sizeof *copy);
-            if (!copy) {
-                rc = SL_ERR_NOMEM;
-                goto out;
-            }
-            memcpy(copy, pr->res[SL_XDS_ENDPOINT], ne * sizeof *copy);
-            pr->res[SL_XDS_ENDPOINT] = copy;
-        }
-    }
-    /* then apply */
-    for (size_t i = 0; i < n; i++)
-        for (size_t p = 0; p < np; p++) {
-            uint8_t *d = data[i * np + p];
-            sl_tr_resource *cla;
-            sl_tr_proxy *pr = &res->proxies[p];
-            if (!d)
-                continue;
-            cla = proxy_find_mut(pr, SL_XDS_ENDPOINT, tr_cluster_name(tx, names[i], ns[i]));
-            if (cla->len != lens[i * np + p] || memcmp(cla->data, d, cla->len) != 0)
-                n_changed++;
-            if (!cla->shared || cla->data != cla->shared->data)
-                free(cla->data); /* else the blob keeps it, and the name */
-            cla->data = d;
-            cla->len = lens[i * np + p];
-            data[i * np + p] = NULL;
-        }
+    for (size_t i = 0; i < n && possible; i++)
+        if ((rc = cla_bytes(tx, res, ns[i], names[i], data + i * np, lens + i * np, &possible)) != SL_OK)
+            goto out;
+    if (!possible) /* a full translation */
+        goto out;
+    if ((rc = endpoints_unshare(res, data, n)) != SL_OK)
+        goto out;
+    n_changed = endpoints_apply(tx, res, ns, names, n, data, lens);
     *done = true;
     if (changed)
         *changed = n_changed;
