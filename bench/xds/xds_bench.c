@@ -196,18 +196,16 @@ static int cur_byte(cursor *c, uint8_t *b)
     return 1;
 }
 
+/* The varint's bytes (they may span slices) gathered, then decoded. */
 static int cur_varint(cursor *c, uint64_t *v)
 {
-    uint8_t b;
-    *v = 0;
-    for (int sh = 0; sh < 64; sh += 7) {
-        if (!cur_byte(c, &b))
+    uint8_t b[10];
+    size_t n = 0, pos = 0;
+    do {
+        if (n == sizeof b || !cur_byte(c, &b[n]))
             return 0;
-        *v |= (uint64_t)(b & 0x7f) << sh;
-        if (!(b & 0x80))
-            return 1;
-    }
-    return 0;
+    } while (b[n++] & 0x80);
+    return sl_wire_varint_get(v, b, n, &pos) == SL_OK;
 }
 
 /* Copies (up to cap-1 bytes, NUL-terminated) or skips (dst NULL) n bytes. */

@@ -41,7 +41,7 @@ static void reserve_within_capacity_changes_nothing(void **state)
 {
     int *v = NULL;
     size_t cap = 0;
-    assert_int_equal(SL_VEC_RESERVE(v, cap, 5), SL_OK);
+    assert_int_equal(SL_VEC_RESERVE(v, cap, SL_VEC_MIN_CAP - 1), SL_OK);
     int *before = v;
     assert_int_equal(SL_VEC_RESERVE(v, cap, cap), SL_OK);
     assert_int_equal(SL_VEC_RESERVE(v, cap, 0), SL_OK);

@@ -27,7 +27,7 @@
 #include "sluice/status.h"
 
 /* Capacity of an array's first allocation when want is smaller. */
-#define SL_VEC_MIN_CAP 8
+#define SL_VEC_MIN_CAP 4
 
 /* The growing half of sl_vec_reserve(), out of line; call that instead. */
 sl_status sl_vec_grow(void *items, size_t elem, size_t *cap, size_t want);
