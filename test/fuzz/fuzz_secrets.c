@@ -102,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const uint8_t *part[4] = {0};
     size_t plen[4] = {0}, np = 0;
-    char name[48], path[4][160], sub[160];
+    char name[48], path[4][176], sub[160]; /* path: sub and a file name */
     unsigned layout;
     uint8_t *yaml = NULL, *other = NULL;
     size_t ylen = 0, olen = 0;

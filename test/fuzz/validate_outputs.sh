@@ -22,18 +22,25 @@ validate=$build/xdsvalidate
 (cd "$root" && go build -o "$validate" ./test/conformance/xdsvalidate) || {
     echo "validate_outputs: cannot build xdsvalidate" >&2; exit 1; }
 
-n=0 bad=0 total=0 min=0 out=$(mktemp) err=$(mktemp)
-trap 'rm -f "$out" "$err"' EXIT
+# A sanitizer finding in sluice-translate (an ASan+UBSan build) must not
+# look like a decode error (exit 1): every report aborts (SIGABRT, status
+# 134), leaks included, and its text on stderr counts as a crash too.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1:abort_on_error=1:exitcode=86"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:halt_on_error=1:abort_on_error=1"
+
+n=0 bad=0 total=0 min=0 out=$(mktemp) err=$(mktemp) log=$(mktemp)
+trap 'rm -f "$out" "$err" "$log"' EXIT
 for dir in "$@"; do
     [ "$dir" = --seeds ] && { min=1; continue; }
     [ -d "$dir" ] || continue
     for f in "$dir"/*; do
         [ -f "$f" ] || continue
         n=$((n + 1))
-        "$tool" --any "$f" >"$out" 2>/dev/null
+        "$tool" --any "$f" >"$out" 2>"$log"
         st=$?
-        if [ "$st" -gt 1 ]; then
-            echo "validate_outputs: sluice-translate exited $st on $f" >&2
+        if [ "$st" -gt 1 ] || grep -qE 'ERROR: [A-Za-z]+Sanitizer|runtime error:' "$log"; then
+            echo "validate_outputs: sluice-translate exited $st on $f:" >&2
+            grep -E -A12 'ERROR: [A-Za-z]+Sanitizer|runtime error:' "$log" | head -20 >&2
         elif "$validate" -min "$min" <"$out" >"$err" 2>&1; then
             total=$((total + $(sed -n 's/^xdsvalidate: \([0-9]*\) resources.*/\1/p' "$err")))
             continue
