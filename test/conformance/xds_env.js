@@ -89,7 +89,7 @@ function metric(text, name, labels) {
 
 function bootstrap(dir, xdsPort, role) {
   const f = path.join(dir, 'bootstrap.json');
-  const node = { id: `conformance-${process.pid}`, locality: { zone: 'local' } };
+  const node = { id: nodeId(), locality: { zone: 'local' } };
   if (role) node.metadata = { role };
   fs.writeFileSync(f, JSON.stringify({
     xds_servers: [{ server_uri: `127.0.0.1:${xdsPort}`, channel_creds: [{ type: 'insecure' }],
@@ -99,6 +99,52 @@ function bootstrap(dir, xdsPort, role) {
   return f;
 }
 
+// The node id env.bootstrap() gives this process's clients.
+function nodeId() { return `conformance-${process.pid}`; }
+
+// logfmt fields of one line: key -> value (quotes and escapes removed).
+function logFields(line) {
+  const f = {};
+  for (const m of line.matchAll(/(\w+)=("(?:[^"\\]|\\.)*"|\S+)/g)) {
+    f[m[1]] = m[2].startsWith('"') ? JSON.parse(m[2]) : m[2];
+  }
+  return f;
+}
+
+// The NACKs sluice-xds logged in log (its stderr) from node for type: each
+// is a request the client itself sent with error_detail set; the fields
+// (error: the client's own message, version: the version it still holds).
+function nackLines(log, node, type) {
+  return log.split('\n').filter((l) => l.includes('msg="NACK"')).map(logFields)
+    .filter((f) => f.node === node && f.type === type);
+}
+
+// Waits for the first NACK of node for type logged after offset mark.
+async function waitNack(xds, mark, node, type, ms = 15000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const n = nackLines(xds.log().slice(mark), node, type);
+    if (n.length) {
+      if (!n[0].error) throw new Error(`NACK without the client's error_detail: ${JSON.stringify(n[0])}`);
+      return n[0];
+    }
+    if (Date.now() > end) throw new Error(`no NACK from ${node} for ${type}\n${xds.log().slice(mark)}`);
+    await sleep(50);
+  }
+}
+
+// Waits until pred(value of metric name{labels}) holds.
+async function waitMetric(xds, name, labels, pred, what, ms = 15000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = metric(await metrics(xds.metricsPort), name, labels);
+    if (pred(v)) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (${name}{${labels}} = ${v})`);
+    await sleep(50);
+  }
+}
+
 function tmpdir() { return fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-xds-conf-')); }
 
-module.exports = { freePort, sleep, startNats, startXds, apply, metrics, metric, bootstrap, tmpdir, SRC, BIN };
+module.exports = { freePort, sleep, startNats, startXds, apply, metrics, metric, bootstrap, tmpdir, nodeId, nackLines,
+                   waitNack, waitMetric, SRC, BIN };

@@ -1,7 +1,8 @@
 // Conformance: grpc-go's xDS resolver (test/conformance/grpcgo, built by the
 // build as grpcgo-client) making real RPCs to real back-ends through
 // resources served by sluice-xds. Same walk as the grpc-js test: route
-// switch, weights, endpoint change, a NACKed listener, recovery.
+// switch, weights, a NACKed listener pointing at another back-end (traffic
+// stays, grpc-go's own NACK seen once), the fixed listener moving traffic.
 'use strict';
 const path = require('path');
 const assert = require('assert');
@@ -19,10 +20,11 @@ async function main() {
   const loader = require('@grpc/proto-loader');
   const def = grpc.loadPackageDefinition(loader.loadSync(path.join(__dirname, 'echo.proto'))).sluice.test;
   const backends = {};
-  for (const name of ['alpha', 'beta']) {
+  // Two back-ends, and a second one answering "alpha".
+  for (const [id, name] of [['alpha', 'alpha'], ['beta', 'beta'], ['alpha2', 'alpha']]) {
     const srv = new grpc.Server();
     srv.addService(def.Echo.service, { Who: (call, cb) => cb(null, { backend: name }) });
-    backends[name] = await new Promise((res, rej) => srv.bindAsync('127.0.0.1:0',
+    backends[id] = await new Promise((res, rej) => srv.bindAsync('127.0.0.1:0',
       grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
   }
   const ep = (n) => `127.0.0.1:${backends[n]}`;
@@ -61,20 +63,43 @@ async function main() {
   env.apply(natsUrl, ['listener:echo:echo-routes', 'route:echo-routes:c-alpha=1+c-beta=1', ...base]);
   await until((c) => c.alpha > 0 && c.beta > 0, 'weighted split');
   console.log('ok 3 - weighted clusters split traffic');
+  // NACK. Good state: listener echo -> route echo-routes -> c-alpha, and a
+  // second route configuration echo-routes-b -> c-beta that nothing uses.
+  const nack = ['route:echo-routes:c-alpha', 'route:echo-routes-b:c-beta', ...base];
+  env.apply(natsUrl, ['listener:echo:echo-routes', ...nack]);
+  await until((c) => c.alpha === 5, 'back on alpha');
+  // The bad listener (no RDS config source: the client must NACK it) points
+  // at echo-routes-b, the beta back-end; nothing else changes.
   const n0 = env.metric(await env.metrics(xds.metricsPort), 'sluice_xds_nacks_total', 'type="lds"');
-  env.apply(natsUrl, ['badlistener:echo:echo-routes', 'route:echo-routes:c-alpha', ...base]);
-  let n1 = n0;
-  for (let i = 0; i < 100 && n1 === n0; i++) {
-    await env.sleep(100);
-    n1 = env.metric(await env.metrics(xds.metricsPort), 'sluice_xds_nacks_total', 'type="lds"');
-  }
-  assert.ok(n1 > n0, 'NACK counted');
-  const c = await calls(10);
-  assert.ok(!Object.keys(c).some((k) => k.startsWith('error')), `last good config serves: ${JSON.stringify(c)}`);
-  console.log('ok 4 - NACK counted, last good config serves');
-  env.apply(natsUrl, ['listener:echo:echo-routes', 'route:echo-routes:c-alpha', ...base]);
-  await until((x) => x.alpha === 5, 'recovery');
-  console.log('ok 5 - fixed config accepted');
+  const mark = xds.log().length;
+  env.apply(natsUrl, ['badlistener:echo:echo-routes-b', ...nack]);
+  // grpc-go's own NACK (its ADS request with error_detail), as sluice-xds
+  // logs it with the node id and the client's message.
+  const seen = await env.waitNack(xds, mark, env.nodeId(), 'lds');
+  console.log(`ok 4 - grpc-go NACKed the listener itself: error=${seen.error}`);
+  let c = await calls(30);
+  assert.deepStrictEqual(c, { alpha: 30 }, `traffic stays on the last good listener while the bad one is pending: ${JSON.stringify(c)}`);
+  console.log('ok 5 - the last good listener keeps serving (all on alpha)');
+  // No NACK loop: a later commit (c-alpha gains a second alpha back-end) is
+  // served and ACKed; by then the listener was neither re-sent nor NACKed.
+  const n1 = env.metric(await env.metrics(xds.metricsPort), 'sluice_xds_nacks_total', 'type="lds"');
+  assert.strictEqual(n1, n0 + 1, 'one NACK');
+  const a0 = env.metric(await env.metrics(xds.metricsPort), 'sluice_xds_acks_total', 'type="eds"');
+  env.apply(natsUrl, ['badlistener:echo:echo-routes-b', ...nack.slice(0, 4),
+                      `endpoint:c-alpha:${ep('alpha')}+${ep('alpha2')}`, `endpoint:c-beta:${ep('beta')}`]);
+  await env.waitMetric(xds, 'sluice_xds_acks_total', 'type="eds"', (v) => v > a0, 'the EDS change ACKed');
+  assert.strictEqual(env.metric(await env.metrics(xds.metricsPort), 'sluice_xds_nacks_total', 'type="lds"'), n1,
+                     'no NACK loop');
+  assert.strictEqual(env.nackLines(xds.log().slice(mark), env.nodeId(), 'lds').length, 1, 'one NACK logged');
+  c = await calls(20);
+  assert.deepStrictEqual(c, { alpha: 20 }, JSON.stringify(c));
+  console.log('ok 6 - a later commit is ACKed with no second NACK, traffic still on alpha');
+  // The fixed listener, pointing at echo-routes-b: now traffic moves.
+  env.apply(natsUrl, ['listener:echo:echo-routes-b', ...nack]);
+  await until((x) => x.beta === 5, 'the fixed listener moves traffic to beta');
+  c = await calls(20);
+  assert.deepStrictEqual(c, { beta: 20 }, JSON.stringify(c));
+  console.log('ok 7 - the fixed listener is accepted and moves traffic to beta');
   go.stdin.end();
   process.exit(0);
 }

@@ -1,8 +1,10 @@
 // Conformance: grpc-js-xds, a real proxyless xDS client, makes real RPCs to
 // real back-ends on loopback through resources served by sluice-xds from
 // the sluice_xds KV. Changes in KV (route switch, weights, endpoints) must
-// move the traffic; a resource the client NACKs must be counted and
-// reported, and the client must keep using the last good config.
+// move the traffic. A listener the client NACKs points at another back-end
+// than the last good one: traffic must stay where it was, the client's own
+// NACK must reach sluice-xds (once), and traffic moves only when the fixed
+// listener comes.
 'use strict';
 const path = require('path');
 const assert = require('assert');
@@ -19,14 +21,14 @@ async function main() {
   require('@grpc/grpc-js-xds').register();
   const def = grpc.loadPackageDefinition(loader.loadSync(path.join(__dirname, 'echo.proto'))).sluice.test;
 
-  // Two back-ends.
+  // Two back-ends, and a second one answering "alpha".
   const backends = {};
-  for (const name of ['alpha', 'beta']) {
+  for (const [id, name] of [['alpha', 'alpha'], ['beta', 'beta'], ['alpha2', 'alpha']]) {
     const srv = new grpc.Server();
     srv.addService(def.Echo.service, { Who: (call, cb) => cb(null, { backend: name }) });
     const port = await new Promise((res, rej) => srv.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(),
                                                               (e, p) => (e ? rej(e) : res(p))));
-    backends[name] = port;
+    backends[id] = port;
   }
   const ep = (name) => `127.0.0.1:${backends[name]}`;
 
@@ -77,34 +79,49 @@ async function main() {
   assert.deepStrictEqual(s, { beta: 20 });
   console.log('ok 4 - endpoint change and cluster removal followed');
 
-  // A listener the client must NACK: no router filter.
-  let m0 = await env.metrics(xds.metricsPort);
-  const nacks0 = env.metric(m0, 'sluice_xds_nacks_total', 'type="lds"');
-  env.apply(natsUrl, ['badlistener:echo:echo-routes', 'route:echo-routes:c-alpha', 'cluster:c-alpha',
-                      `endpoint:c-alpha:${ep('alpha')}`]);
-  let nacks = nacks0;
-  for (let i = 0; i < 100 && nacks === nacks0; i++) {
-    await env.sleep(100);
-    nacks = env.metric(await env.metrics(xds.metricsPort), 'sluice_xds_nacks_total', 'type="lds"');
-  }
-  assert.ok(nacks > nacks0, 'NACK counted');
-  assert.ok(/msg="NACK".*type=lds/.test(xds.log()), 'NACK logged');
-  // Keeps the last good listener (and its routes): traffic still flows.
-  s = await sample(10);
-  assert.ok(Object.keys(s).length > 0);
-  await env.sleep(1000);
-  const nacksLater = env.metric(await env.metrics(xds.metricsPort), 'sluice_xds_nacks_total', 'type="lds"');
-  assert.strictEqual(nacksLater, nacks, 'no NACK loop');
-  console.log(`ok 5 - NACK counted (${nacks}), no NACK loop, client keeps serving`);
+  // NACK. Good state: listener echo -> route echo-routes -> c-alpha, and a
+  // second route configuration echo-routes-b -> c-beta that nothing uses.
+  const nack = ['route:echo-routes:c-alpha', 'route:echo-routes-b:c-beta', 'cluster:c-alpha', 'cluster:c-beta',
+                `endpoint:c-alpha:${ep('alpha')}`, `endpoint:c-beta:${ep('beta')}`];
+  env.apply(natsUrl, ['listener:echo:echo-routes', ...nack]);
+  await until((b) => b === 'alpha', 'back on alpha');
+  assert.deepStrictEqual(await sample(20), { alpha: 20 });
+  // The bad listener (no RDS config source: the client must NACK it) points
+  // at echo-routes-b, the beta back-end; nothing else changes. Traffic moves
+  // only if the client took the bad listener.
+  const nacks0 = env.metric(await env.metrics(xds.metricsPort), 'sluice_xds_nacks_total', 'type="lds"');
+  const mark = xds.log().length;
+  env.apply(natsUrl, ['badlistener:echo:echo-routes-b', ...nack]);
+  // The client's own NACK: its ADS request for LDS with error_detail, which
+  // sluice-xds logs with the node id and the client's message.
+  const seen = await env.waitNack(xds, mark, env.nodeId(), 'lds');
+  console.log(`ok 5 - the client NACKed the listener itself: error=${seen.error}`);
+  s = await sample(30);
+  assert.deepStrictEqual(s, { alpha: 30 }, `traffic stays on the last good listener while the bad one is pending: ${JSON.stringify(s)}`);
+  console.log('ok 6 - the last good listener keeps serving (all on alpha)');
+  // No NACK loop: a later commit (c-alpha gains a second alpha back-end) is
+  // served and ACKed; by then the listener was neither re-sent nor NACKed.
+  const nacks1 = env.metric(await env.metrics(xds.metricsPort), 'sluice_xds_nacks_total', 'type="lds"');
+  assert.strictEqual(nacks1, nacks0 + 1, 'one NACK');
+  const acks0 = env.metric(await env.metrics(xds.metricsPort), 'sluice_xds_acks_total', 'type="eds"');
+  env.apply(natsUrl, ['badlistener:echo:echo-routes-b', ...nack.slice(0, 4),
+                      `endpoint:c-alpha:${ep('alpha')}+${ep('alpha2')}`, `endpoint:c-beta:${ep('beta')}`]);
+  await env.waitMetric(xds, 'sluice_xds_acks_total', 'type="eds"', (v) => v > acks0, 'the EDS change ACKed');
+  assert.strictEqual(env.metric(await env.metrics(xds.metricsPort), 'sluice_xds_nacks_total', 'type="lds"'), nacks1,
+                     'no NACK loop');
+  assert.strictEqual(env.nackLines(xds.log().slice(mark), env.nodeId(), 'lds').length, 1, 'one NACK logged');
+  assert.deepStrictEqual(await sample(20), { alpha: 20 });
+  console.log(`ok 7 - a later commit is ACKed with no second NACK (${nacks1}), traffic still on alpha`);
 
-  env.apply(natsUrl, ['listener:echo:echo-routes', 'route:echo-routes:c-alpha', 'cluster:c-alpha',
-                      `endpoint:c-alpha:${ep('alpha')}`]);
-  await until((b) => b === 'alpha', 'recovery after the fix');
-  console.log('ok 6 - fixed config is accepted');
+  // The fixed listener, pointing at echo-routes-b: now traffic moves.
+  env.apply(natsUrl, ['listener:echo:echo-routes-b', ...nack]);
+  await until((b) => b === 'beta', 'the fixed listener moves traffic to beta');
+  assert.deepStrictEqual(await sample(20), { beta: 20 });
+  console.log('ok 8 - the fixed listener is accepted and moves traffic to beta');
   const mt = await env.metrics(xds.metricsPort);
   assert.ok(env.metric(mt, 'sluice_xds_acks_total', 'type="cds"') > 0);
   assert.ok(env.metric(mt, 'sluice_xds_streams', 'service="ads",protocol="sotw"') >= 1);
-  console.log('ok 7 - metrics: acks and streams');
+  console.log('ok 9 - metrics: acks and streams');
   client.close();
   process.exit(0);
 }

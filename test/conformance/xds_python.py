@@ -2,8 +2,10 @@
 """Conformance: Debian's python3-grpcio (gRPC core 1.51) as a proxyless xDS
 client, making real RPCs to real back-ends on loopback through resources
 served by sluice-xds from the sluice_xds KV. Traffic must follow changes in
-KV, and a listener the client NACKs must be counted while the last good
-config keeps serving. Run with /usr/bin/python3 (Debian's grpcio)."""
+KV. A listener the client NACKs points at another back-end than the last
+good one: traffic must stay where it was, the client's own NACK must reach
+sluice-xds (once), and traffic moves only when the fixed listener comes.
+Run with /usr/bin/python3 (Debian's grpcio)."""
 import json
 import os
 import re
@@ -73,6 +75,33 @@ def metric(port, name, labels):
     return float(m.group(1)) if m else 0.0
 
 
+def log_fields(line):
+    """logfmt fields of one line (quotes and escapes removed)."""
+    return {m.group(1): json.loads(m.group(2)) if m.group(2).startswith('"') else m.group(2)
+            for m in re.finditer(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)', line)}
+
+
+def nack_lines(log, mark, node, typ):
+    """The NACKs sluice-xds logged (in the file log, after offset mark) from
+    node for typ: each a request the client itself sent with error_detail
+    (error: the client's own message)."""
+    with open(log) as f:
+        f.seek(mark)
+        lines = [log_fields(l) for l in f if 'msg="NACK"' in l]
+    return [x for x in lines if x.get("node") == node and x.get("type") == typ]
+
+
+def wait_nack(log, mark, node, typ, secs=15):
+    end = time.time() + secs
+    while True:
+        n = nack_lines(log, mark, node, typ)
+        if n:
+            assert n[0].get("error"), "NACK without the client's error_detail: %s" % n[0]
+            return n[0]
+        assert time.time() < end, "no NACK from %s for %s" % (node, typ)
+        time.sleep(0.05)
+
+
 def backend(name):
     """A gRPC server answering /sluice.test.Echo/Who with WhoReply{backend=name}."""
     reply = bytes([0x0A, len(name)]) + name.encode()
@@ -97,8 +126,10 @@ def main():
     os.environ["GRPC_XDS_BOOTSTRAP"] = boot
 
     servers = {n: backend(n) for n in ("alpha", "beta")}
+    servers["alpha2"] = backend("alpha")  # a second back-end answering "alpha"
     ep = {n: "127.0.0.1:%d" % servers[n][1] for n in servers}
     base = ["cluster:c-alpha", "cluster:c-beta", "endpoint:c-alpha:" + ep["alpha"], "endpoint:c-beta:" + ep["beta"]]
+    node_id = "python-%d" % os.getpid()
     apply(nats_url, "listener:echo:echo-routes", "route:echo-routes:c-alpha", *base)
 
     channel = grpc.insecure_channel("xds:///echo")
@@ -107,6 +138,13 @@ def main():
     def call():
         r = who(b"", timeout=3)
         return r[2:2 + r[1]].decode()
+
+    def sample(n):
+        seen = {}
+        for _ in range(n):
+            b = call()
+            seen[b] = seen.get(b, 0) + 1
+        return seen
 
     def until(pred, what, secs=20):
         end, last = time.time() + secs, None
@@ -132,22 +170,45 @@ def main():
         seen.add(call())
     assert seen == {"alpha", "beta"}, seen
     print("ok 3 - weighted clusters split traffic")
+    # NACK. Good state: listener echo -> route echo-routes -> c-alpha, and a
+    # second route configuration echo-routes-b -> c-beta that nothing uses.
+    nack = ["route:echo-routes:c-alpha", "route:echo-routes-b:c-beta", *base]
+    apply(nats_url, "listener:echo:echo-routes", *nack)
+    until(lambda b: b == "alpha", "back on alpha")
+    assert sample(20) == {"alpha": 20}
+    # The bad listener (no RDS config source: the client must NACK it)
+    # points at echo-routes-b, the beta back-end; nothing else changes.
     n0 = metric(metrics_port, "sluice_xds_nacks_total", 'type="lds"')
-    apply(nats_url, "badlistener:echo:echo-routes", "route:echo-routes:c-alpha", *base)
-    for _ in range(100):
-        if metric(metrics_port, "sluice_xds_nacks_total", 'type="lds"') > n0:
-            break
-        time.sleep(0.1)
+    mark = os.path.getsize(log)
+    apply(nats_url, "badlistener:echo:echo-routes-b", *nack)
+    # The client's own NACK: its ADS request for LDS with error_detail, which
+    # sluice-xds logs with the node id and the client's message.
+    seen = wait_nack(log, mark, node_id, "lds")
+    print("ok 4 - the client NACKed the listener itself: error=%s" % seen["error"])
+    s = sample(30)
+    assert s == {"alpha": 30}, "traffic left the last good listener while the bad one is pending: %s" % s
+    print("ok 5 - the last good listener keeps serving (all on alpha)")
+    # No NACK loop: a later commit (c-alpha gains a second alpha back-end)
+    # is served and ACKed; by then the listener was neither re-sent nor
+    # NACKed again.
     n1 = metric(metrics_port, "sluice_xds_nacks_total", 'type="lds"')
-    assert n1 > n0, "NACK not counted"
-    for _ in range(10):
-        call()  # the last good listener keeps serving
-    time.sleep(1)
+    assert n1 == n0 + 1, (n0, n1)
+    a0 = metric(metrics_port, "sluice_xds_acks_total", 'type="eds"')
+    apply(nats_url, "badlistener:echo:echo-routes-b", *nack[:4],
+          "endpoint:c-alpha:%s+%s" % (ep["alpha"], ep["alpha2"]), "endpoint:c-beta:" + ep["beta"])
+    end = time.time() + 15
+    while metric(metrics_port, "sluice_xds_acks_total", 'type="eds"') <= a0:
+        assert time.time() < end, "the EDS change was not ACKed"
+        time.sleep(0.05)
     assert metric(metrics_port, "sluice_xds_nacks_total", 'type="lds"') == n1, "NACK loop"
-    print("ok 4 - NACK counted, no loop, last good config serves")
-    apply(nats_url, "listener:echo:echo-routes", "route:echo-routes:c-alpha", *base)
-    until(lambda b: b == "alpha", "recovery")
-    print("ok 5 - fixed config accepted")
+    assert len(nack_lines(log, mark, node_id, "lds")) == 1, "NACK loop"
+    assert sample(20) == {"alpha": 20}
+    print("ok 6 - a later commit is ACKed with no second NACK, traffic still on alpha")
+    # The fixed listener, pointing at echo-routes-b: now traffic moves.
+    apply(nats_url, "listener:echo:echo-routes-b", *nack)
+    until(lambda b: b == "beta", "the fixed listener moves traffic to beta")
+    assert sample(20) == {"beta": 20}
+    print("ok 7 - the fixed listener is accepted and moves traffic to beta")
     channel.close()
     for s, _ in servers.values():
         s.stop(0)
