@@ -463,6 +463,34 @@ static void service_help_has_every_flag(void **state)
     sl_service_args_deinit(&a);
 }
 
+/* nats.c names the NATS settings (sl_nats_settings_usage()); the flag
+ * table must offer every one of them, with the variable nats.c documents. */
+static void nats_table_covers_nats_settings(void **state)
+{
+    sl_flag t[SL_NATS_FLAGS_N];
+    sl_nats_flags v;
+    const char *u = sl_nats_settings_usage();
+    size_t seen = 0;
+
+    sl_nats_flags_table(t, &v, "30s");
+    for (const char *p = strstr(u, "  --"); p != NULL; p = strstr(p, "\n  --")) {
+        const char *fl = strstr(p, "--") + 2, *next = strstr(fl, "\n  --"), *env = strstr(fl, "(env ");
+        size_t len = strcspn(fl, " \n"), i;
+        for (i = 0; i < SL_NATS_FLAGS_N; i++)
+            if (strlen(t[i].name) == len && strncmp(t[i].name, fl, len) == 0)
+                break;
+        if (i == SL_NATS_FLAGS_N)
+            fail_msg("--%.*s of sl_nats_settings_usage() is not in sl_nats_flags_table()", (int)len, fl);
+        if (env != NULL && (next == NULL || env < next)) {
+            assert_non_null(t[i].env);
+            assert_int_equal(strncmp(env + 5, t[i].env, strlen(t[i].env)), 0);
+        }
+        seen++;
+        p = fl;
+    }
+    assert_int_equal(seen, SL_NATS_FLAGS_N);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -477,6 +505,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(keep_unknown, setup, teardown),
         cmocka_unit_test_setup_teardown(help_lists_every_flag, setup, teardown),
         cmocka_unit_test_setup_teardown(service_help_has_every_flag, setup, teardown),
+        cmocka_unit_test(nats_table_covers_nats_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "sluice/flags.h"
 #include "sluice/report_stream.h"
 
 #ifndef SLUICE_SOURCE_DIR
@@ -189,306 +190,336 @@ static bool port_open(int port)
     return ok;
 }
 
+/* The flags of sluicectl run; strings belong to the sl_flags that parsed them. */
+typedef struct run_opts {
+    const char *config_dir, *state, *conf, *nats_bin, *xds_listen, *secrets_dir;
+    sl_flag_list bin_dirs, only;
+    int port, metrics_base;
+    bool no_nats, help;
+} run_opts;
+
+/* What run starts: the services and nats-server (unless --no-nats). */
+typedef struct run_state {
+    child kids[MAX_CHILDREN];
+    int n;
+    child nats;
+    char url[128];
+    char secrets_dir[PATH_MAX];
+} run_state;
+
 static const char run_usage[] =
     "Usage: sluicectl run [flags]\n"
     "Starts nats-server with JetStream (state in --state-dir) and every sluice-* service\n"
     "found next to sluicectl or in build/services/*/, in the foreground. A service that\n"
-    "exits is restarted with backoff (1s doubling to 30s). Ctrl-C or SIGTERM stops all.\n"
-    "\n"
-    "  --config-dir DIR        YAML/JSON directory for sluice-config-watcher (default examples)\n"
-    "  --state-dir DIR         JetStream store and logs (default .state)\n"
-    "  --nats-port PORT        client port of nats-server (default 4222)\n"
-    "  --nats-conf FILE        nats-server config (default deploy/nats/sluice.conf)\n"
-    "  --nats-server PATH      nats-server binary (default: nats-server on PATH)\n"
-    "  --no-nats               use the NATS at --nats-url / NATS_URL instead of starting one\n"
-    "  --bin-dir DIR           where the sluice-* binaries are (repeatable)\n"
-    "  --metrics-base-port N   give service i --metrics-addr 127.0.0.1:N+i (default 9190, 0 = off)\n"
-    "  --secrets-dir DIR       directory for sluice-secret-watcher (default <state-dir>/secrets)\n"
-    "  --xds-listen ADDR       sluice-xds --listen address (default: sluice-xds's, 0.0.0.0:9977)\n"
-    "  --only NAME             start only this service (repeatable)\n"
-    "The global --kv-replicas N (SLUICE_KV_REPLICAS) is passed to the services; above 1\n"
+    "exits is restarted with backoff (1s doubling to 30s). Ctrl-C or SIGTERM stops all.\n";
+
+static const char run_notes[] =
+    "\nThe global --kv-replicas N (SLUICE_KV_REPLICAS) is passed to the services; above 1\n"
     "it needs --no-nats and a NATS cluster.\n";
 
-int ctl_cmd_run(ctl *c, int argc, char **argv)
+/* Parses run's flags into o: 0, 1 when --help was printed, or the usage
+ * error's exit code (printed). */
+static int run_parse(run_opts *o, sl_flags *fs, int argc, char **argv)
 {
-    const char *config_dir = NULL, *state = ".state", *conf = NULL, *nats_bin = "nats-server";
-    const char *xds_listen = NULL, *secrets_dir = NULL;
-    char secrets_buf[PATH_MAX];
-    const char *bin_dirs[8], *only[16];
-    int nbin = 0, nonly = 0, port = 4222, metrics_base = 9190;
-    bool no_nats = false;
-    static child kids[MAX_CHILDREN];
-    child nats;
-    int n = 0, code = 0;
-    char url[128], jsdir[PATH_MAX], log[PATH_MAX], self[PATH_MAX];
+    const sl_flag table[] = {
+        {.name = "config-dir", .kind = SL_FLAG_STRING, .target = &o->config_dir, .arg = "DIR",
+         .help = "YAML/JSON directory for sluice-config-watcher (default examples)"},
+        {.name = "state-dir", .kind = SL_FLAG_STRING, .target = &o->state, .def = ".state", .arg = "DIR",
+         .help = "JetStream store and logs"},
+        {.name = "nats-port", .kind = SL_FLAG_INT, .target = &o->port, .def = "4222", .min = 1, .max = 65535,
+         .arg = "PORT", .help = "client port of nats-server"},
+        {.name = "nats-conf", .kind = SL_FLAG_STRING, .target = &o->conf, .arg = "FILE",
+         .help = "nats-server config (default deploy/nats/sluice.conf)"},
+        {.name = "nats-server", .kind = SL_FLAG_STRING, .target = &o->nats_bin, .def = "nats-server",
+         .arg = "PATH", .help = "nats-server binary (a name is looked up on PATH)"},
+        {.name = "no-nats", .kind = SL_FLAG_BOOL, .target = &o->no_nats,
+         .help = "use the NATS at --nats-url / NATS_URL instead of starting one"},
+        {.name = "bin-dir", .kind = SL_FLAG_LIST, .target = &o->bin_dirs, .arg = "DIR",
+         .help = "where the sluice-* binaries are"},
+        {.name = "metrics-base-port", .kind = SL_FLAG_INT, .target = &o->metrics_base, .def = "9190", .min = 0,
+         .max = 65535, .help = "give service i --metrics-addr 127.0.0.1:N+i (0 = off)"},
+        {.name = "secrets-dir", .kind = SL_FLAG_STRING, .target = &o->secrets_dir, .arg = "DIR",
+         .help = "directory for sluice-secret-watcher (default <state-dir>/secrets)"},
+        {.name = "xds-listen", .kind = SL_FLAG_STRING, .target = &o->xds_listen, .arg = "ADDR",
+         .help = "sluice-xds --listen address (default: sluice-xds's, 0.0.0.0:9977)"},
+        {.name = "only", .kind = SL_FLAG_LIST, .target = &o->only, .arg = "NAME",
+         .help = "start only this service"},
+        {.name = "help", .shorthand = 'h', .kind = SL_FLAG_BOOL, .target = &o->help, .opts = SL_FLAG_EXIT,
+         .help = "this help"},
+    };
+    static sl_flag saved[sizeof(table) / sizeof(table[0])];
 
-    memset(&nats, 0, sizeof(nats));
-    for (int i = 1; i < argc; i++) {
-        const char *v = NULL;
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            fputs(run_usage, stdout);
-            return 0;
-        }
-        if (ctl_opt(argc, argv, &i, NULL, "--config-dir", &v) && v)
-            config_dir = v;
-        else if (ctl_opt(argc, argv, &i, NULL, "--state-dir", &v) && v)
-            state = v;
-        else if (ctl_opt(argc, argv, &i, NULL, "--nats-port", &v) && v)
-            port = atoi(v);
-        else if (ctl_opt(argc, argv, &i, NULL, "--nats-conf", &v) && v)
-            conf = v;
-        else if (ctl_opt(argc, argv, &i, NULL, "--nats-server", &v) && v)
-            nats_bin = v;
-        else if (ctl_opt(argc, argv, &i, NULL, "--bin-dir", &v) && v && nbin < 8)
-            bin_dirs[nbin++] = v;
-        else if (ctl_opt(argc, argv, &i, NULL, "--only", &v) && v && nonly < 16)
-            only[nonly++] = v;
-        else if (ctl_opt(argc, argv, &i, NULL, "--metrics-base-port", &v) && v)
-            metrics_base = atoi(v);
-        else if (ctl_opt(argc, argv, &i, NULL, "--secrets-dir", &v) && v)
-            secrets_dir = v;
-        else if (ctl_opt(argc, argv, &i, NULL, "--xds-listen", &v) && v)
-            xds_listen = v;
-        else if (strcmp(argv[i], "--no-nats") == 0)
-            no_nats = true;
-        else {
-            fputs(run_usage, stderr);
-            return ctl_usage_error("run", "unknown or incomplete argument \"%s\"", argv[i]);
-        }
+    /* The parser keeps the table for --help: a copy that outlives this call. */
+    memcpy(saved, table, sizeof(table));
+    if (sl_flags_add(fs, "Flags", saved, sizeof(saved) / sizeof(saved[0])) != SL_OK ||
+        sl_flags_parse(fs, &argc, argv, 0) != SL_OK) {
+        fputs(run_usage, stderr);
+        return ctl_usage_error("run", "%s", sl_error_msg());
     }
-    if (port <= 0 || port > 65535)
-        return ctl_usage_error("run", "--nats-port: bad port");
-    if (!config_dir)
-        config_dir = exists("examples") ? "examples" : SLUICE_SOURCE_DIR "/examples";
-    if (!conf)
-        conf = exists("deploy/nats/sluice.conf") ? "deploy/nats/sluice.conf"
-                                                 : SLUICE_SOURCE_DIR "/deploy/nats/sluice.conf";
-    if (!exists(config_dir)) {
-        fprintf(stderr, "error: --config-dir %s does not exist\n", config_dir);
+    if (o->help) {
+        fputs(run_usage, stdout);
+        sl_flags_print_help(fs, stdout);
+        fputs(run_notes, stdout);
         return 1;
     }
-
-    /* The services. */
-    for (int i = 0; i < nbin; i++) {
-        scan_dir(kids, &n, bin_dirs[i]);
-        scan_services(kids, &n, bin_dirs[i]);
+    if (!o->config_dir)
+        o->config_dir = exists("examples") ? "examples" : SLUICE_SOURCE_DIR "/examples";
+    if (!o->conf)
+        o->conf = exists("deploy/nats/sluice.conf") ? "deploy/nats/sluice.conf"
+                                                    : SLUICE_SOURCE_DIR "/deploy/nats/sluice.conf";
+    if (!exists(o->config_dir)) {
+        fprintf(stderr, "error: --config-dir %s does not exist\n", o->config_dir);
+        return 1;
     }
-    ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    return 0;
+}
+
+/* kids[]: the service executables of --bin-dir, next to sluicectl, in
+ * build/services/<svc>/ around it and under the current directory, kept
+ * to --only's when given. */
+static void find_services(run_state *rs, const run_opts *o)
+{
+    char self[PATH_MAX];
+    ssize_t sl;
+
+    for (size_t i = 0; i < o->bin_dirs.n; i++) {
+        scan_dir(rs->kids, &rs->n, o->bin_dirs.v[i]);
+        scan_services(rs->kids, &rs->n, o->bin_dirs.v[i]);
+    }
+    sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (sl > 0) {
         self[sl] = '\0';
         char *slash = strrchr(self, '/');
         if (slash) {
             *slash = '\0';
-            scan_dir(kids, &n, self); /* installed side by side */
+            scan_dir(rs->kids, &rs->n, self); /* installed side by side */
             slash = strrchr(self, '/');
             if (slash) {
                 *slash = '\0';
-                scan_services(kids, &n, self); /* build/services/<svc>/ */
+                scan_services(rs->kids, &rs->n, self); /* build/services/<svc>/ */
             }
         }
     }
-    scan_services(kids, &n, "build/services");
-    if (nonly) {
+    scan_services(rs->kids, &rs->n, "build/services");
+    if (o->only.n) {
         int m = 0;
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < rs->n; i++) {
+            const char *name = rs->kids[i].name;
             bool keep = false;
-            for (int j = 0; j < nonly && !keep; j++)
-                keep = strcmp(kids[i].name, only[j]) == 0 ||
-                       (strncmp(kids[i].name, "sluice-", 7) == 0 && strcmp(kids[i].name + 7, only[j]) == 0);
+            for (size_t j = 0; j < o->only.n && !keep; j++)
+                keep = strcmp(name, o->only.v[j]) == 0 ||
+                       (strncmp(name, "sluice-", 7) == 0 && strcmp(name + 7, o->only.v[j]) == 0);
             if (keep)
-                kids[m++] = kids[i];
+                rs->kids[m++] = rs->kids[i];
         }
-        n = m;
+        rs->n = m;
     }
-    if (n == 0)
+    if (rs->n == 0)
         say("warning: no sluice-* service binaries found (build first, or give --bin-dir)");
+}
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+/* nats->path: bin as given when it has a '/', else found on PATH (execv
+ * needs a path). */
+static void nats_binary(child *nats, const char *bin)
+{
+    const char *path = getenv("PATH");
+    char *dup, *save = NULL;
 
-    g_kv_replicas = c->nats.kv_replicas;
-    if (!no_nats && g_kv_replicas > 1) {
-        fprintf(stderr, "error: --kv-replicas %d needs a NATS cluster, and sluicectl run starts a "
-                        "single nats-server: use --no-nats with --nats-url listing the cluster\n",
-                g_kv_replicas);
+    snprintf(nats->path, sizeof(nats->path), "%s", bin);
+    if (strchr(bin, '/'))
+        return;
+    dup = strdup(path ? path : "/usr/bin:/usr/sbin");
+    for (char *t = dup ? strtok_r(dup, ":", &save) : NULL; t; t = strtok_r(NULL, ":", &save)) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof(p), "%s/%s", t, bin);
+        if (executable(p)) {
+            snprintf(nats->path, sizeof(nats->path), "%s", p);
+            break;
+        }
+    }
+    free(dup);
+    if (!executable(nats->path) && executable("/usr/sbin/nats-server"))
+        snprintf(nats->path, sizeof(nats->path), "/usr/sbin/nats-server");
+}
+
+/* Waits until nats-server listens on port (10 s at most). 0, or 1 after
+ * printing why not. */
+static int wait_nats(child *nats, int port, const char *log)
+{
+    int64_t deadline = now_ms() + 10000;
+
+    while (!port_open(port) && now_ms() < deadline && !g_stop) {
+        int st;
+        if (waitpid(nats->pid, &st, WNOHANG) == nats->pid) {
+            fprintf(stderr, "error: nats-server exited; see %s\n", log);
+            return 1;
+        }
+        usleep(50000);
+    }
+    if (!port_open(port)) {
+        fprintf(stderr, "error: nats-server did not start listening on %d; see %s\n", port, log);
+        kill(nats->pid, SIGKILL);
+        waitpid(nats->pid, NULL, 0);
         return 1;
     }
-    if (no_nats) {
-        snprintf(url, sizeof(url), "%s", c->nats.urls ? c->nats.urls : "nats://127.0.0.1:4222");
-    } else {
-        char ps[16];
-        snprintf(jsdir, sizeof(jsdir), "%s/jetstream", state);
-        snprintf(log, sizeof(log), "%s/nats-server.log", state);
-        mkdir(state, 0755);
-        mkdir(jsdir, 0755);
-        if (port_open(port)) {
-            fprintf(stderr, "error: port %d is in use: is another nats-server (or sluicectl run) "
-                            "running? Use --nats-port or --no-nats.\n",
-                    port);
-            return 1;
-        }
-        snprintf(ps, sizeof(ps), "%d", port);
-        snprintf(nats.name, sizeof(nats.name), "nats-server");
-        if (strchr(nats_bin, '/'))
-            snprintf(nats.path, sizeof(nats.path), "%s", nats_bin);
-        else {
-            /* execv needs a path: search PATH. */
-            const char *path = getenv("PATH");
-            char *dup = strdup(path ? path : "/usr/bin:/usr/sbin"), *save = NULL;
-            snprintf(nats.path, sizeof(nats.path), "%s", nats_bin);
-            for (char *t = dup ? strtok_r(dup, ":", &save) : NULL; t; t = strtok_r(NULL, ":", &save)) {
-                char p[PATH_MAX];
-                snprintf(p, sizeof(p), "%s/%s", t, nats_bin);
-                if (executable(p)) {
-                    snprintf(nats.path, sizeof(nats.path), "%s", p);
-                    break;
-                }
-            }
-            free(dup);
-            if (!executable(nats.path) && executable("/usr/sbin/nats-server"))
-                snprintf(nats.path, sizeof(nats.path), "/usr/sbin/nats-server");
-        }
-        child_arg(&nats, nats.path);
-        if (exists(conf)) {
-            child_arg(&nats, "-c");
-            child_arg(&nats, conf);
-        } else {
-            say("warning: %s not found; starting nats-server with defaults", conf);
-        }
-        child_arg(&nats, "-a");
-        child_arg(&nats, "127.0.0.1");
-        child_arg(&nats, "-p");
-        child_arg(&nats, ps);
-        child_arg(&nats, "-js");
-        child_arg(&nats, "-sd");
-        child_arg(&nats, jsdir);
-        child_arg(&nats, "-l");
-        child_arg(&nats, log);
-        if (spawn(&nats, NULL) < 0) {
-            fprintf(stderr, "error: cannot start nats-server: %s\n", strerror(errno));
-            child_free(&nats);
-            return 1;
-        }
-        int64_t deadline = now_ms() + 10000;
-        while (!port_open(port) && now_ms() < deadline && !g_stop) {
-            int st;
-            if (waitpid(nats.pid, &st, WNOHANG) == nats.pid) {
-                fprintf(stderr, "error: nats-server exited; see %s\n", log);
-                child_free(&nats);
-                return 1;
-            }
-            usleep(50000);
-        }
-        if (!port_open(port)) {
-            fprintf(stderr, "error: nats-server did not start listening on %d; see %s\n", port, log);
-            kill(nats.pid, SIGKILL);
-            waitpid(nats.pid, NULL, 0);
-            child_free(&nats);
-            return 1;
-        }
-        snprintf(url, sizeof(url), "nats://127.0.0.1:%d", port);
-        say("nats-server with JetStream on %s (pid %d, store %s, log %s)", url, (int)nats.pid, jsdir, log);
-    }
-    {
-        /* The report stream before any service: reports published before
-         * sluice-reporter is up are kept for it (it creates the stream too;
-         * whoever comes first). */
-        sl_nats_settings ns;
-        sl_nats *nc = NULL;
-        sl_nats_settings_init(&ns);
-        sl_nats_settings_set(&ns, "nats-url", url);
-        sl_nats_settings_set(&ns, "nats-name", "sluicectl-run");
-        ns.startup_deadline_ms = 5000;
-        ns.kv_replicas = g_kv_replicas;
-        if (sl_nats_connect(&nc, &ns) != SL_OK ||
-            rep_stream_ensure(nc, REP_STREAM_DEFAULT, "sluice.report.>", REP_STREAM_MAX_AGE_MS) != SL_OK)
-            say("warning: report stream %s not created (%s); sluice-reporter will create it",
-                REP_STREAM_DEFAULT, sl_error_msg());
-        sl_nats_close(nc, 1000);
-        sl_nats_settings_deinit(&ns);
-    }
+    return 0;
+}
 
-    for (int i = 0; i < n; i++) {
-        child *k = &kids[i];
+/* Starts nats-server with JetStream in --state-dir on --nats-port and sets
+ * rs->url. 0, or 1 after printing why not. */
+static int start_nats(run_state *rs, const run_opts *o)
+{
+    char ps[16], jsdir[PATH_MAX], log[PATH_MAX];
+    child *nats = &rs->nats;
+
+    snprintf(jsdir, sizeof(jsdir), "%s/jetstream", o->state);
+    snprintf(log, sizeof(log), "%s/nats-server.log", o->state);
+    mkdir(o->state, 0755);
+    mkdir(jsdir, 0755);
+    if (port_open(o->port)) {
+        fprintf(stderr, "error: port %d is in use: is another nats-server (or sluicectl run) "
+                        "running? Use --nats-port or --no-nats.\n",
+                o->port);
+        return 1;
+    }
+    snprintf(ps, sizeof(ps), "%d", o->port);
+    snprintf(nats->name, sizeof(nats->name), "nats-server");
+    nats_binary(nats, o->nats_bin);
+    child_arg(nats, nats->path);
+    if (exists(o->conf)) {
+        child_arg(nats, "-c");
+        child_arg(nats, o->conf);
+    } else {
+        say("warning: %s not found; starting nats-server with defaults", o->conf);
+    }
+    const char *const args[] = {"-a", "127.0.0.1", "-p", ps, "-js", "-sd", jsdir, "-l", log};
+    for (size_t i = 0; i < sizeof(args) / sizeof(args[0]); i++)
+        child_arg(nats, args[i]);
+    if (spawn(nats, NULL) < 0) {
+        fprintf(stderr, "error: cannot start nats-server: %s\n", strerror(errno));
+        return 1;
+    }
+    if (wait_nats(nats, o->port, log) != 0)
+        return 1;
+    snprintf(rs->url, sizeof(rs->url), "nats://127.0.0.1:%d", o->port);
+    say("nats-server with JetStream on %s (pid %d, store %s, log %s)", rs->url, (int)nats->pid, jsdir, log);
+    return 0;
+}
+
+/* The report stream before any service: reports published before
+ * sluice-reporter is up are kept for it (it creates the stream too;
+ * whoever comes first). */
+static void ensure_report_stream(const char *url)
+{
+    sl_nats_settings ns;
+    sl_nats *nc = NULL;
+
+    sl_nats_settings_init(&ns);
+    sl_nats_settings_set(&ns, "nats-url", url);
+    sl_nats_settings_set(&ns, "nats-name", "sluicectl-run");
+    ns.startup_deadline_ms = 5000;
+    ns.kv_replicas = g_kv_replicas;
+    if (sl_nats_connect(&nc, &ns) != SL_OK ||
+        rep_stream_ensure(nc, REP_STREAM_DEFAULT, "sluice.report.>", REP_STREAM_MAX_AGE_MS) != SL_OK)
+        say("warning: report stream %s not created (%s); sluice-reporter will create it", REP_STREAM_DEFAULT,
+            sl_error_msg());
+    sl_nats_close(nc, 1000);
+    sl_nats_settings_deinit(&ns);
+}
+
+/* Each service's command line, then the service started. */
+static void start_services(run_state *rs, const run_opts *o)
+{
+    for (int i = 0; i < rs->n; i++) {
+        child *k = &rs->kids[i];
         child_arg(k, k->path);
         if (strcmp(k->name, "sluice-config-watcher") == 0) {
             child_arg(k, "--dir");
-            child_arg(k, config_dir);
+            child_arg(k, o->config_dir);
         }
         if (strcmp(k->name, "sluice-secret-watcher") == 0) {
-            if (!secrets_dir) {
-                snprintf(secrets_buf, sizeof(secrets_buf), "%s/secrets", state);
-                mkdir(state, 0755);
-                mkdir(secrets_buf, 0700);
-                secrets_dir = secrets_buf;
+            const char *dir = o->secrets_dir;
+            if (!dir) {
+                snprintf(rs->secrets_dir, sizeof(rs->secrets_dir), "%s/secrets", o->state);
+                mkdir(o->state, 0755);
+                mkdir(rs->secrets_dir, 0700);
+                dir = rs->secrets_dir;
             }
             child_arg(k, "--dir");
-            child_arg(k, secrets_dir);
+            child_arg(k, dir);
         }
-        if (xds_listen && strcmp(k->name, "sluice-xds") == 0) {
+        if (o->xds_listen && strcmp(k->name, "sluice-xds") == 0) {
             child_arg(k, "--listen");
-            child_arg(k, xds_listen);
+            child_arg(k, o->xds_listen);
         }
-        if (metrics_base > 0) {
+        if (o->metrics_base > 0) {
             char m[64];
-            snprintf(m, sizeof(m), "127.0.0.1:%d", metrics_base + i);
+            snprintf(m, sizeof(m), "127.0.0.1:%d", o->metrics_base + i);
             child_arg(k, "--metrics-addr");
             child_arg(k, m);
         }
         k->backoff_ms = 1000;
-        if (spawn(k, url) > 0)
+        if (spawn(k, rs->url) > 0)
             say("started %s (pid %d)", k->name, (int)k->pid);
         else
             say("cannot start %s: %s", k->name, strerror(errno));
     }
-    say("up: %d services; Ctrl-C to stop", n);
+    say("up: %d services; Ctrl-C to stop", rs->n);
+}
 
-    while (!g_stop) {
-        int st;
-        pid_t pid;
-        int64_t t = now_ms();
-        while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-            child *k = pid == nats.pid ? &nats : NULL;
-            for (int i = 0; i < n && !k; i++)
-                if (kids[i].pid == pid)
-                    k = &kids[i];
-            if (!k)
-                continue;
-            k->pid = 0;
-            if (k != &nats && WIFEXITED(st) && WEXITSTATUS(st) == 2) {
-                /* A usage or configuration error: restarting cannot help (as
-                 * systemd's RestartPreventExitStatus=2 in deploy/). */
-                say("%s exited with status 2 (bad flags or configuration); not restarting it",
-                    k->name);
-                k->restart_at_ms = 0;
-                continue;
-            }
-            if (t - k->started_ms > 30000)
-                k->backoff_ms = 1000; /* it ran fine for a while */
-            k->restart_at_ms = t + k->backoff_ms;
-            if (WIFSIGNALED(st))
-                say("%s was killed by signal %d; restarting in %lds", k->name, WTERMSIG(st),
-                    (long)(k->backoff_ms / 1000));
-            else
-                say("%s exited with status %d; restarting in %lds", k->name, WEXITSTATUS(st),
-                    (long)(k->backoff_ms / 1000));
-            k->backoff_ms = k->backoff_ms * 2 > 30000 ? 30000 : k->backoff_ms * 2;
+/* Collects exited children and schedules their restart with backoff; a
+ * child that exited 2 (usage or configuration) is not restarted. */
+static void reap(run_state *rs, int64_t t)
+{
+    int st;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        child *k = pid == rs->nats.pid ? &rs->nats : NULL;
+        for (int i = 0; i < rs->n && !k; i++)
+            if (rs->kids[i].pid == pid)
+                k = &rs->kids[i];
+        if (!k)
+            continue;
+        k->pid = 0;
+        if (k != &rs->nats && WIFEXITED(st) && WEXITSTATUS(st) == 2) {
+            /* Restarting cannot help (as systemd's RestartPreventExitStatus=2
+             * in deploy/). */
+            say("%s exited with status 2 (bad flags or configuration); not restarting it", k->name);
+            k->restart_at_ms = 0;
+            continue;
         }
+        if (t - k->started_ms > 30000)
+            k->backoff_ms = 1000; /* it ran fine for a while */
+        k->restart_at_ms = t + k->backoff_ms;
+        if (WIFSIGNALED(st))
+            say("%s was killed by signal %d; restarting in %lds", k->name, WTERMSIG(st),
+                (long)(k->backoff_ms / 1000));
+        else
+            say("%s exited with status %d; restarting in %lds", k->name, WEXITSTATUS(st),
+                (long)(k->backoff_ms / 1000));
+        k->backoff_ms = k->backoff_ms * 2 > 30000 ? 30000 : k->backoff_ms * 2;
+    }
+}
+
+/* Until SIGINT/SIGTERM: restarts what exited when its backoff is over. */
+static void supervise(run_state *rs, bool no_nats)
+{
+    while (!g_stop) {
+        int64_t t = now_ms();
         child *all[MAX_CHILDREN + 1];
         int na = 0;
+
+        reap(rs, t);
         if (!no_nats)
-            all[na++] = &nats;
-        for (int i = 0; i < n; i++)
-            all[na++] = &kids[i];
+            all[na++] = &rs->nats;
+        for (int i = 0; i < rs->n; i++)
+            all[na++] = &rs->kids[i];
         for (int i = 0; i < na; i++) {
             child *k = all[i];
             if (k->pid == 0 && k->restart_at_ms && t >= k->restart_at_ms) {
                 k->restarts++;
-                if (spawn(k, k == &nats ? NULL : url) > 0)
+                if (spawn(k, k == &rs->nats ? NULL : rs->url) > 0)
                     say("restarted %s (pid %d, restart %d)", k->name, (int)k->pid, k->restarts);
                 else
                     k->restart_at_ms = t + k->backoff_ms;
@@ -496,50 +527,101 @@ int ctl_cmd_run(ctl *c, int argc, char **argv)
         }
         usleep(100000);
     }
+}
 
-    say("stopping");
-    /* Services first (newest first), nats-server last, so they drain. */
-    for (int i = n - 1; i >= 0; i--)
-        if (kids[i].pid > 0)
-            kill(kids[i].pid, SIGTERM);
+/* SIGTERM to the services (newest first), SIGKILL to those still running
+ * after 15 s; then nats-server, last, so that they drain. 1 when one had
+ * to be killed. */
+static int stop_all(run_state *rs, bool no_nats)
+{
     int64_t deadline = now_ms() + 15000;
+    int code = 0;
+
+    for (int i = rs->n - 1; i >= 0; i--)
+        if (rs->kids[i].pid > 0)
+            kill(rs->kids[i].pid, SIGTERM);
     for (;;) {
         int alive = 0;
-        for (int i = 0; i < n; i++) {
-            if (kids[i].pid > 0 && waitpid(kids[i].pid, NULL, WNOHANG) == kids[i].pid)
-                kids[i].pid = 0;
-            alive += kids[i].pid > 0;
+        for (int i = 0; i < rs->n; i++) {
+            if (rs->kids[i].pid > 0 && waitpid(rs->kids[i].pid, NULL, WNOHANG) == rs->kids[i].pid)
+                rs->kids[i].pid = 0;
+            alive += rs->kids[i].pid > 0;
         }
         if (!alive)
             break;
         if (now_ms() > deadline) {
-            for (int i = 0; i < n; i++)
-                if (kids[i].pid > 0) {
-                    say("%s did not stop; killing it", kids[i].name);
-                    kill(kids[i].pid, SIGKILL);
-                    waitpid(kids[i].pid, NULL, 0);
-                    kids[i].pid = 0;
+            for (int i = 0; i < rs->n; i++)
+                if (rs->kids[i].pid > 0) {
+                    say("%s did not stop; killing it", rs->kids[i].name);
+                    kill(rs->kids[i].pid, SIGKILL);
+                    waitpid(rs->kids[i].pid, NULL, 0);
+                    rs->kids[i].pid = 0;
                     code = 1;
                 }
             break;
         }
         usleep(50000);
     }
-    if (!no_nats && nats.pid > 0) {
-        kill(nats.pid, SIGTERM);
+    if (!no_nats && rs->nats.pid > 0) {
+        kill(rs->nats.pid, SIGTERM);
         deadline = now_ms() + 10000;
-        while (waitpid(nats.pid, NULL, WNOHANG) != nats.pid) {
+        while (waitpid(rs->nats.pid, NULL, WNOHANG) != rs->nats.pid) {
             if (now_ms() > deadline) {
-                kill(nats.pid, SIGKILL);
-                waitpid(nats.pid, NULL, 0);
+                kill(rs->nats.pid, SIGKILL);
+                waitpid(rs->nats.pid, NULL, 0);
                 break;
             }
             usleep(50000);
         }
     }
-    for (int i = 0; i < n; i++)
-        child_free(&kids[i]);
-    child_free(&nats);
+    return code;
+}
+
+int ctl_cmd_run(ctl *c, int argc, char **argv)
+{
+    static run_state rs;
+    run_opts o = {0};
+    sl_flags fs;
+    struct sigaction sa;
+    int code;
+
+    memset(&rs, 0, sizeof(rs));
+    sl_flags_init(&fs);
+    code = run_parse(&o, &fs, argc, argv);
+    if (code != 0) {
+        code = o.help ? 0 : code;
+        goto out;
+    }
+    find_services(&rs, &o);
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    g_kv_replicas = c->nats.kv_replicas;
+    if (!o.no_nats && g_kv_replicas > 1) {
+        fprintf(stderr, "error: --kv-replicas %d needs a NATS cluster, and sluicectl run starts a "
+                        "single nats-server: use --no-nats with --nats-url listing the cluster\n",
+                g_kv_replicas);
+        code = 1;
+        goto out;
+    }
+    if (o.no_nats)
+        snprintf(rs.url, sizeof(rs.url), "%s", c->nats.urls ? c->nats.urls : "nats://127.0.0.1:4222");
+    else if ((code = start_nats(&rs, &o)) != 0)
+        goto out;
+    ensure_report_stream(rs.url);
+    start_services(&rs, &o);
+    supervise(&rs, o.no_nats);
+    say("stopping");
+    code = stop_all(&rs, o.no_nats);
     say("stopped");
+out:
+    for (int i = 0; i < rs.n; i++)
+        child_free(&rs.kids[i]);
+    child_free(&rs.nats);
+    sl_flags_deinit(&fs);
     return code;
 }
