@@ -128,6 +128,33 @@ static void long_lines_and_nul_bytes(void **state)
     unlink(path);
 }
 
+/* sl_conffile_read(): the settings in file order, with their lines; a
+ * flag alone has no value, "flag = \"\"" an empty one. */
+static void read_gives_settings_and_lines(void **state)
+{
+    sl_conffile c;
+    write_conf("# comment\n\nnats-url = nats://10.0.0.1:4222\nno-api\nqueue = \"a b\"\nlabel = \"\"\n");
+    assert_int_equal(sl_conffile_read(&c, path), SL_OK);
+    assert_int_equal(c.n_settings, 4);
+    assert_string_equal(c.settings[0].name, "nats-url");
+    assert_string_equal(c.settings[0].value, "nats://10.0.0.1:4222");
+    assert_int_equal(c.settings[0].line, 3);
+    assert_string_equal(c.settings[1].name, "no-api");
+    assert_null(c.settings[1].value);
+    assert_int_equal(c.settings[1].line, 4);
+    assert_string_equal(c.settings[2].value, "a b");
+    assert_string_equal(c.settings[3].name, "label");
+    assert_string_equal(c.settings[3].value, "");
+    assert_int_equal(c.argc, 0);
+    sl_conffile_deinit(&c);
+    assert_null(c.settings);
+
+    write_conf("queue = q\nconfig = other.conf\n");
+    assert_int_equal(sl_conffile_read(&c, path), SL_ERR_PARSE);
+    sl_conffile_deinit(&c);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -135,6 +162,7 @@ int main(void)
         cmocka_unit_test(env_names_the_file),
         cmocka_unit_test(errors_name_file_and_line),
         cmocka_unit_test(long_lines_and_nul_bytes),
+        cmocka_unit_test(read_gives_settings_and_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,8 +4,9 @@
  * flag named as on the command line without the leading "--" (for example
  * `nats-url = nats://127.0.0.1:4222`, `log-level debug`); a line with a
  * flag only is a boolean flag; '#' starts a comment; a value may be quoted
- * ("a b" or 'a b'). The flag parser (sluice/flags.h) reads it with
- * sl_conffile_read(); sl_conffile_load() instead splices it into an argv.
+ * ("a b" or 'a b'; "" for an empty value). The flag parser (sluice/flags.h)
+ * reads it with sl_conffile_read(); sl_conffile_load() instead splices it
+ * into an argv.
  */
 #ifndef SLUICE_CONFFILE_H
 #define SLUICE_CONFFILE_H
