@@ -29,7 +29,7 @@ struct sl_kv {
      * earlier batch is told apart. One batch at a time (mu). */
     pthread_mutex_t mu;
     natsSubscription *acks;
-    natsInbox *inbox;
+    char *inbox; /* <the connection's inbox prefix>.<unique>, malloc'd */
     uint64_t batch;
 };
 
@@ -106,7 +106,7 @@ void sl_kv_free(sl_kv *kv)
         return;
     kvStore_Destroy(kv->store);
     natsSubscription_Destroy(kv->acks); /* unsubscribes */
-    natsInbox_Destroy(kv->inbox);
+    free(kv->inbox);
     pthread_mutex_destroy(&kv->mu);
     free(kv->bucket);
     free(kv->stream);
@@ -522,11 +522,22 @@ sl_status sl_kv_put_many(sl_kv *kv, sl_kv_put_item *items, size_t n, int64_t tim
     pthread_mutex_lock(&kv->mu);
     if (!kv->acks) {
         char wild[256];
-        if ((s = natsInbox_Create(&kv->inbox)) != NATS_OK) {
+        /* under the connection's own inbox prefix, which its NATS user may
+         * subscribe to (nats.c's natsInbox_Create() knows only _INBOX) */
+        natsInbox *unique = NULL;
+        if ((s = natsInbox_Create(&unique)) != NATS_OK) {
             st = sl_nats_error(s, "kv %s: batch inbox", kv->bucket);
             goto out;
         }
-        snprintf(wild, sizeof wild, "%s.*.*", (const char *)kv->inbox);
+        const char *tail = strchr((const char *)unique, '.');
+        if (asprintf(&kv->inbox, "%s.%s", sl_nats_inbox_prefix(kv->nc), tail ? tail + 1 : (const char *)unique) < 0)
+            kv->inbox = NULL;
+        natsInbox_Destroy(unique);
+        if (!kv->inbox) {
+            st = sl_error_set(SL_ERR_NOMEM, "kv %s: batch inbox", kv->bucket);
+            goto out;
+        }
+        snprintf(wild, sizeof wild, "%s.*.*", kv->inbox);
         if ((s = natsConnection_SubscribeSync(&kv->acks, conn, wild)) != NATS_OK) {
             kv->acks = NULL;
             st = sl_nats_error(s, "kv %s: batch inbox", kv->bucket);
@@ -534,7 +545,7 @@ sl_status sl_kv_put_many(sl_kv *kv, sl_kv_put_item *items, size_t n, int64_t tim
         }
     }
     batch = ++kv->batch;
-    plen = (size_t)snprintf(reply, sizeof reply, "%s.%" PRIu64 ".", (const char *)kv->inbox, batch);
+    plen = (size_t)snprintf(reply, sizeof reply, "%s.%" PRIu64 ".", kv->inbox, batch);
     for (; sent < n; sent++) {
         natsMsg *msg = NULL;
         free(subject);

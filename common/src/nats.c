@@ -23,6 +23,7 @@ struct sl_nats {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     char nkey_seed[SL_NKEY_SEED_LEN + 1]; /* from s.nkey_file; wiped at free */
+    char inbox_prefix[160];               /* "_INBOX", or this connection's own */
     bool closed;  /* the closed callback ran */
     atomic_bool closing; /* sl_nats_close() started: disconnects are expected */
 };
@@ -398,26 +399,29 @@ static sl_status use_nkey(natsOptions *o, sl_nats *nc)
                 *c = '_';
         if ((s = natsOptions_SetCustomInboxPrefix(o, prefix)) != NATS_OK)
             return sl_nats_error(s, "nats inbox prefix '%s'", prefix);
+        memcpy(nc->inbox_prefix, prefix, sizeof nc->inbox_prefix);
     }
     return SL_OK;
 }
 
 /* --nats-auth-dir: the seed file of the role whose processes connect under
- * this connection name becomes s.nkey_file. */
+ * this connection name becomes s.nkey_file; a name no role uses gets the
+ * directory's admin seed when it has one (tests' own tools). */
 static sl_status role_seed_file(sl_nats *nc)
 {
     size_t n;
     const sl_natsauth_role *roles = sl_natsauth_roles(&n);
+    const char *role = NULL;
     char path[4096];
-    for (size_t i = 0; i < n; i++) {
-        if (!roles[i].conn_name || !nc->s.name || strcmp(roles[i].conn_name, nc->s.name) != 0)
-            continue;
-        if (snprintf(path, sizeof path, "%s/%s.nk", nc->s.auth_dir, roles[i].name) >= (int)sizeof path)
-            return sl_error_set(SL_ERR_INVALID, "nats auth dir: path too long");
-        return set_str(&nc->s.nkey_file, path, "nkey");
-    }
-    return sl_error_set(SL_ERR_INVALID, "nats auth dir %s: no role connects as '%s' (give --nats-nkey)",
-                        nc->s.auth_dir, nc->s.name ? nc->s.name : "(no name)");
+    for (size_t i = 0; i < n && !role; i++)
+        if (roles[i].conn_name && nc->s.name && !strcmp(roles[i].conn_name, nc->s.name))
+            role = roles[i].name;
+    if (snprintf(path, sizeof path, "%s/%s.nk", nc->s.auth_dir, role ? role : "admin") >= (int)sizeof path)
+        return sl_error_set(SL_ERR_INVALID, "nats auth dir: path too long");
+    if (!role && access(path, F_OK) != 0)
+        return sl_error_set(SL_ERR_INVALID, "nats auth dir %s: no role connects as '%s' (give --nats-nkey)",
+                            nc->s.auth_dir, nc->s.name ? nc->s.name : "(no name)");
+    return set_str(&nc->s.nkey_file, path, "nkey");
 }
 
 /* Turns the settings into nats.c options. */
@@ -628,6 +632,11 @@ void sl_nats_close(sl_nats *nc, int64_t drain_timeout_ms)
     pthread_mutex_unlock(&nc->lock);
     natsConnection_Destroy(nc->conn);
     nats_free(nc);
+}
+
+const char *sl_nats_inbox_prefix(const sl_nats *nc)
+{
+    return nc->inbox_prefix[0] ? nc->inbox_prefix : "_INBOX";
 }
 
 natsConnection *sl_nats_conn(sl_nats *nc)

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <nats/nats.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -19,6 +20,15 @@
 #define RAW_KEY 32
 
 static const char B32[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+/* nats.c must initialise OpenSSL before anyone else in the process does:
+ * its exit handler frees OpenSSL state that OpenSSL's own (registered
+ * first when we go first) then frees again, a crash at exit of any process
+ * that also uses NATS over TLS. nats_Open() is a no-op when done. */
+static void crypto_init(void)
+{
+    nats_Open(-1);
+}
 
 static uint16_t crc16(const uint8_t *p, size_t n)
 {
@@ -104,6 +114,7 @@ static sl_status public_of(char pub[SL_NKEY_PUBLIC_LEN + 1], const uint8_t key[R
     sl_status st = SL_OK;
     uint8_t pk[RAW_KEY], prefix = PREFIX_USER;
     size_t pklen = sizeof pk;
+    crypto_init();
     EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, key, RAW_KEY);
     if (!k || EVP_PKEY_get_raw_public_key(k, pk, &pklen) != 1 || pklen != RAW_KEY)
         st = sl_error_set(SL_ERR_INTERNAL, "Ed25519 public key derivation failed");
@@ -118,6 +129,7 @@ sl_status sl_nkey_generate(char seed[SL_NKEY_SEED_LEN + 1], char pub[SL_NKEY_PUB
     uint8_t key[RAW_KEY];
     const uint8_t prefix[2] = {(uint8_t)(PREFIX_SEED | PREFIX_USER >> 5), (uint8_t)((PREFIX_USER & 31) << 3)};
     sl_status st;
+    crypto_init();
     if (RAND_bytes(key, sizeof key) != 1)
         return sl_error_set(SL_ERR_INTERNAL, "no random bytes for an nkey");
     encode(seed, prefix, 2, key);

@@ -243,7 +243,13 @@ void sl_nats_flags_table(sl_flag t[SL_NATS_FLAGS_N], sl_nats_flags *v, const cha
                      .help = "connection name (default: the program's name)"};
     t[6] = (sl_flag){.name = "nats-connect-timeout", .kind = SL_FLAG_DURATION, .target = &v->connect_timeout_ms,
                      .def = connect_timeout, .help = "keep trying to connect at start-up this long"};
-    t[7] = (sl_flag){.name = "kv-replicas", .kind = SL_FLAG_INT, .target = &v->kv_replicas,
+    t[7] = (sl_flag){.name = "nats-nkey", .kind = SL_FLAG_STRING, .target = &v->nkey, .env = "NATS_NKEY",
+                     .arg = "FILE", .help = "NATS user nkey seed file, mode 0600 (sluicectl nats-auth)"};
+    t[8] = (sl_flag){.name = "nats-auth-dir", .kind = SL_FLAG_STRING, .target = &v->auth_dir,
+                     .env = "SLUICE_NATS_AUTH_DIR", .arg = "DIR",
+                     .help = "role seeds made by sluicectl nats-auth: this program's, by its\n"
+                             "connection name (when --nats-nkey is not given)"};
+    t[9] = (sl_flag){.name = "kv-replicas", .kind = SL_FLAG_INT, .target = &v->kv_replicas,
                      .env = "SLUICE_KV_REPLICAS", .min = 1, .max = SL_KV_REPLICAS_MAX,
                      .help = "replicas of the KV buckets and streams Sluice creates; existing ones\n"
                              "are scaled to N (default: 1 for new ones, existing ones left as they are)"};
@@ -257,6 +263,8 @@ sl_status sl_nats_flags_apply(sl_nats_settings *s, const sl_nats_flags *v)
     } strs[] = {
         {"nats-url", offsetof(sl_nats_flags, url)},
         {"nats-creds", offsetof(sl_nats_flags, creds)},
+        {"nats-nkey", offsetof(sl_nats_flags, nkey)},
+        {"nats-auth-dir", offsetof(sl_nats_flags, auth_dir)},
         {"nats-tls-cert", offsetof(sl_nats_flags, tls_cert)},
         {"nats-tls-key", offsetof(sl_nats_flags, tls_key)},
         {"nats-tls-ca", offsetof(sl_nats_flags, tls_ca)},

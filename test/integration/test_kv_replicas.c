@@ -41,7 +41,7 @@ static sl_nats *connect_urls(const char *urls)
     sl_nats *c = NULL;
 
     sl_nats_settings_init(&s);
-    sl_nats_settings_set(&s, "nats-url", urls);
+    harness_settings(&s, urls);
     sl_nats_settings_set(&s, "nats-name", "sluice-test");
     s.startup_deadline_ms = 10000;
     s.reconnect_min_ms = 50;

@@ -194,7 +194,12 @@ static void stalled_holder_is_fenced(void **state)
     bin_path(exe, sizeof exe, "translator", "sluice-translator");
     snprintf(la, sizeof la, "%s/fence-a.log", harness_nats_dir(srv));
     snprintf(lb, sizeof lb, "%s/fence-b.log", harness_nats_dir(srv));
-    const char *args[] = {"--lease-ttl", "2s", "--xds-bucket", "fence_xds", "--log-level", "debug", NULL};
+    /* a bucket of its own, outside the translator role's permissions: admin */
+    char admin[200] = "";
+    if (harness_auth_dir())
+        snprintf(admin, sizeof admin, "%s/admin.nk", harness_auth_dir());
+    const char *args[] = {"--lease-ttl", "2s", "--xds-bucket", "fence_xds", "--log-level", "debug",
+                          admin[0] ? "--nats-nkey" : NULL, admin, NULL};
     pid_t a = start_proc(exe, args, harness_nats_url(srv), la);
     assert_true(wait_log(la, "msg=\"started\"", 10000));
     assert_true(wait_log(la, "msg=\"committed\"", 10000));

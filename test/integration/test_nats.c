@@ -77,7 +77,7 @@ static void *connect_main(void *arg)
     sl_nats_settings s;
 
     sl_nats_settings_init(&s);
-    sl_nats_settings_set(&s, "nats-url", l->url);
+    harness_settings(&s, l->url);
     s.startup_deadline_ms = 15000;
     s.reconnect_min_ms = 50;
     s.reconnect_max_ms = 200;
@@ -129,7 +129,7 @@ static void waits_for_a_late_server_and_reconnects(void **state)
 
     /* Reconnect events after a restart. */
     sl_nats_settings_init(&s);
-    sl_nats_settings_set(&s, "nats-url", harness_nats_url(h));
+    harness_settings(&s, harness_nats_url(h));
     s.reconnect_min_ms = 50;
     s.on_event = on_event;
     s.on_event_ud = &ev;
@@ -153,7 +153,7 @@ static void bad_tls_files_are_a_usage_error(void **state)
     sl_nats *c = NULL;
 
     sl_nats_settings_init(&s);
-    sl_nats_settings_set(&s, "nats-url", harness_nats_url(srv));
+    harness_settings(&s, harness_nats_url(srv));
     sl_nats_settings_set(&s, "nats-tls-ca", "/nonexistent/ca.pem");
     assert_int_equal(sl_nats_connect(&c, &s), SL_ERR_INVALID);
     sl_nats_settings_set(&s, "nats-tls-cert", "/nonexistent/cert.pem");
@@ -350,7 +350,7 @@ static void service_owns_and_drains_its_connection(void **state)
     sl_nats *c1 = NULL, *c2 = NULL;
 
     sl_service_args_init(&a);
-    assert_int_equal(sl_nats_settings_set(&a.nats, "nats-url", harness_nats_url(srv)), SL_OK);
+    assert_int_equal(harness_settings(&a.nats, harness_nats_url(srv)), SL_OK);
     a.drain_timeout_ms = 1000;
     assert_int_equal(sl_service_new(&svc, &info, &a), SL_OK);
     sl_service_args_deinit(&a); /* the service keeps its own copy */

@@ -1,5 +1,7 @@
 #include "harness.h"
 
+#include <sys/stat.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,8 +18,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sluice/natsauth.h"
+#include "sluice/nkey.h"
+
 struct harness_nats {
     pid_t pid; /* 0 when not running */
+    char conf[300]; /* the -c file of this server: auth plus $SLUICE_NATS_CONFIG ("" without) */
     int port;
     char url[64];
     char dir[256];
@@ -35,6 +41,80 @@ struct harness_cluster {
     harness_nats *nodes[HARNESS_CLUSTER_MAX];
     char urls[HARNESS_CLUSTER_MAX * 64];
 };
+
+/* ---- authentication (sluice/natsauth.h), on unless SLUICE_TEST_NATS_AUTH=0 ---- */
+
+static char g_auth_dir[64];
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw);
+
+static void auth_cleanup(void)
+{
+    if (g_auth_dir[0])
+        nftw(g_auth_dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+const char *harness_auth_dir(void)
+{
+    const char *off = getenv("SLUICE_TEST_NATS_AUTH");
+    if (off && !strcmp(off, "0"))
+        return NULL;
+    if (!g_auth_dir[0]) {
+        snprintf(g_auth_dir, sizeof g_auth_dir, "/tmp/sluice-auth-XXXXXX");
+        if (!mkdtemp(g_auth_dir) || sl_natsauth_provision(g_auth_dir, true) != SL_OK) {
+            fprintf(stderr, "harness: nats auth: %s\n", sl_error_msg());
+            g_auth_dir[0] = '\0';
+            return NULL;
+        }
+        atexit(auth_cleanup);
+        /* every process the test starts finds its role's seed by its name */
+        setenv("SLUICE_NATS_AUTH_DIR", g_auth_dir, 1);
+    }
+    return g_auth_dir;
+}
+
+/* Writes h->conf: the auth block, then $SLUICE_NATS_CONFIG's content (a
+ * nats-server include cannot take an absolute path). */
+static int write_conf(harness_nats *h)
+{
+    const char *auth = harness_auth_dir(), *extra = getenv("SLUICE_NATS_CONFIG");
+    h->conf[0] = '\0';
+    if (!auth && !(extra && extra[0]))
+        return 0;
+    if (!auth) {
+        snprintf(h->conf, sizeof h->conf, "%s", extra);
+        return 0;
+    }
+    snprintf(h->conf, sizeof h->conf, "%s/nats-%d.conf", auth, h->port);
+    FILE *out = fopen(h->conf, "w"), *in = extra && extra[0] ? fopen(extra, "r") : NULL;
+    if (!out || (extra && extra[0] && !in)) {
+        fprintf(stderr, "harness: %s: %s\n", out ? extra : h->conf, strerror(errno));
+        if (out)
+            fclose(out);
+        return -1;
+    }
+    fprintf(out, "include \"auth.conf\"\n");
+    if (in) {
+        char buf[4096];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+            fwrite(buf, 1, n, out);
+        fclose(in);
+    }
+    return fclose(out) == 0 ? 0 : -1;
+}
+
+sl_status harness_settings(sl_nats_settings *s, const char *url)
+{
+    const char *auth = harness_auth_dir();
+    char path[128];
+    sl_status st = sl_nats_settings_set(s, "nats-url", url);
+    if (st == SL_OK && auth) {
+        snprintf(path, sizeof path, "%s/admin.nk", auth);
+        st = sl_nats_settings_set(s, "nats-nkey", path);
+    }
+    return st;
+}
 
 int64_t harness_now_ms(void)
 {
@@ -103,9 +183,10 @@ static int spawn(harness_nats *h)
             dup2(fd, 2);
         }
         {
-            /* $SLUICE_NATS_CONFIG: a config file for what has no flag
-             * (max_payload); the flags here win over it. */
-            const char *conf = getenv("SLUICE_NATS_CONFIG");
+            /* h->conf: the auth block and $SLUICE_NATS_CONFIG, a config
+             * file for what has no flag (max_payload); the flags here win
+             * over it. */
+            const char *conf = h->conf;
             const char *argv[24];
             char cluster[64];
             int n = 0;
@@ -166,7 +247,7 @@ int harness_nats_start_again(harness_nats *h)
 {
     if (h->pid != 0)
         return 0;
-    if (spawn(h) != 0)
+    if (write_conf(h) != 0 || spawn(h) != 0)
         return -1;
     return wait_ready(h);
 }
@@ -281,7 +362,7 @@ sl_status harness_connect(sl_nats **out, const harness_nats *h)
     sl_status st;
 
     sl_nats_settings_init(&s);
-    st = sl_nats_settings_set(&s, "nats-url", h->url);
+    st = harness_settings(&s, h->url);
     if (st == SL_OK)
         st = sl_nats_settings_set(&s, "nats-name", "sluice-test");
     s.startup_deadline_ms = 5000;
@@ -308,7 +389,7 @@ void harness_cluster_free(harness_cluster *c)
 static int cluster_spawn(harness_cluster *c)
 {
     for (int i = 0; i < c->n; i++)
-        if (spawn(c->nodes[i]) != 0)
+        if (write_conf(c->nodes[i]) != 0 || spawn(c->nodes[i]) != 0)
             return -1;
     for (int i = 0; i < c->n; i++)
         if (wait_ready(c->nodes[i]) != 0)
@@ -359,6 +440,21 @@ int harness_cluster_start(harness_cluster **out, int n)
     return -1;
 }
 
+/* The admin credentials on raw nats.c options (when auth is on). */
+static int admin_nkey(natsOptions *o)
+{
+    const char *auth = harness_auth_dir();
+    char path[128], seed[SL_NKEY_SEED_LEN + 1], pub[SL_NKEY_PUBLIC_LEN + 1];
+    if (!auth)
+        return 0;
+    snprintf(path, sizeof path, "%s/admin.nk", auth);
+    if (sl_nkey_read_seed(seed, path) != SL_OK || sl_nkey_public(pub, seed) != SL_OK) {
+        fprintf(stderr, "harness: %s\n", sl_error_msg());
+        return -1;
+    }
+    return natsOptions_SetNKeyFromSeed(o, pub, path) == NATS_OK ? 0 : -1;
+}
+
 int harness_cluster_wait_js(harness_cluster *c, int64_t timeout_ms)
 {
     int64_t deadline = harness_now_ms() + timeout_ms;
@@ -373,7 +469,8 @@ int harness_cluster_wait_js(harness_cluster *c, int64_t timeout_ms)
     for (int i = 0; i < c->n; i++)
         if (c->nodes[i]->pid != 0)
             servers[up++] = c->nodes[i]->url;
-    if (natsOptions_Create(&o) != NATS_OK || natsOptions_SetServers(o, servers, up) != NATS_OK)
+    if (natsOptions_Create(&o) != NATS_OK || natsOptions_SetServers(o, servers, up) != NATS_OK ||
+        admin_nkey(o) != 0)
         goto out;
     jsOptions_Init(&jo);
     jo.Wait = 2000;

@@ -89,7 +89,19 @@ harness_nats *harness_cluster_node(const harness_cluster *c, int i);
 /* The index of the node with this --server_name, or -1. */
 int harness_cluster_find(const harness_cluster *c, const char *server_name);
 
-/* Connects to the harness server with a short start-up deadline. */
+/* Authentication is on, as in the shipped deployments (unless the
+ * environment has SLUICE_TEST_NATS_AUTH=0): the first server started
+ * provisions a directory of role seeds and auth.conf (sluice/natsauth.h,
+ * with an "admin" user allowed everything) and exports it as
+ * SLUICE_NATS_AUTH_DIR, so every service a test starts connects with its
+ * own role's least privilege, and the test itself as admin. The directory
+ * (or NULL when auth is off) lives until the process exits. */
+const char *harness_auth_dir(void);
+
+/* Sets url and the test's own credentials (admin) in s. */
+sl_status harness_settings(sl_nats_settings *s, const char *url);
+
+/* Connects to the harness server with a short start-up deadline, as admin. */
 sl_status harness_connect(sl_nats **out, const harness_nats *h);
 
 /* Monotonic milliseconds, for deadlines in tests. */

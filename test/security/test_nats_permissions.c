@@ -1,5 +1,6 @@
 /* NATS least privilege against a real nats-server with the configuration
- * Sluice provisions (sluice/natsauth.h): no credentials or an unknown key
+ * Sluice provisions (sluice/natsauth.h, through the test kit as every test
+ * runs it): no credentials or an unknown key
  * are refused; each role can do its own work through the real KV code; and
  * each thing a role must not do is refused by the server (a permissions
  * violation reported back on that connection): config-watcher writing
@@ -24,34 +25,25 @@
 #include "sluice/nkey.h"
 
 static harness_nats *srv;
-static char dir[] = "/tmp/sluice-natsauth-XXXXXX";
+static const char *dir; /* the harness's role seeds and auth.conf */
 
 static int group_setup(void **state)
 {
-    char conf[256];
     (void)state;
-    if (!mkdtemp(dir) || sl_natsauth_provision(dir, true) != SL_OK) {
-        fprintf(stderr, "provision: %s\n", sl_error_msg());
+    if (harness_nats_start(&srv) != 0)
+        return -1;
+    dir = harness_auth_dir();
+    if (!dir) {
+        fprintf(stderr, "authentication is off (SLUICE_TEST_NATS_AUTH=0?): nothing to test\n");
         return -1;
     }
-    snprintf(conf, sizeof conf, "%s/nats.conf", dir);
-    FILE *f = fopen(conf, "w");
-    if (!f)
-        return -1;
-    fprintf(f, "include \"auth.conf\"\nmax_payload: 8MB\n");
-    fclose(f);
-    setenv("SLUICE_NATS_CONFIG", conf, 1);
-    return harness_nats_start(&srv);
+    return 0;
 }
 
 static int group_teardown(void **state)
 {
-    char cmd[300];
     (void)state;
     harness_nats_free(srv);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        return -1;
     sl_nats_shutdown(5000);
     return 0;
 }

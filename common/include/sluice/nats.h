@@ -120,6 +120,11 @@ sl_status sl_nats_connect(sl_nats **out, const sl_nats_settings *s);
  * and JetStream object made from it must be freed before. NULL is a no-op. */
 void sl_nats_close(sl_nats *nc, int64_t drain_timeout_ms);
 
+/* The prefix of this connection's reply subjects: "_INBOX", or
+ * "_INBOX_<name>" with --nats-nkey (what its NATS user may subscribe to).
+ * Valid while nc lives. */
+const char *sl_nats_inbox_prefix(const sl_nats *nc);
+
 /* The underlying nats.c connection and JetStream context; both belong to
  * nc and stay valid until sl_nats_close(). */
 natsConnection *sl_nats_conn(sl_nats *nc);

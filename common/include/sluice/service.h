@@ -110,15 +110,16 @@ typedef struct sl_service_info {
  * and for programs that are not services (sluicectl). String values belong
  * to the sl_flags that parsed them. */
 typedef struct sl_nats_flags {
-    const char *url, *creds, *tls_cert, *tls_key, *tls_ca, *name; /* NULL: not given */
+    const char *url, *creds, *nkey, *auth_dir, *tls_cert, *tls_key, *tls_ca, *name; /* NULL: not given */
     int64_t connect_timeout_ms; /* -1: not given */
     int kv_replicas;            /* 0: not given */
 } sl_nats_flags;
 
-#define SL_NATS_FLAGS_N 8
+#define SL_NATS_FLAGS_N 10
 
 /* Fills t with the SL_NATS_FLAGS_N entries --nats-url (NATS_URL),
- * --nats-creds (NATS_CREDS), --nats-tls-cert/-key/-ca (NATS_TLS_*),
+ * --nats-creds (NATS_CREDS), --nats-nkey (NATS_NKEY), --nats-auth-dir
+ * (SLUICE_NATS_AUTH_DIR), --nats-tls-cert/-key/-ca (NATS_TLS_*),
  * --nats-name, --nats-connect-timeout (default connect_timeout, e.g.
  * "30s"; NULL: none) and --kv-replicas (SLUICE_KV_REPLICAS, 1..5), writing
  * into v, which is reset to "nothing given". */
