@@ -28,6 +28,7 @@
 
 #include "sluice/file.h"
 #include "sluice/log.h"
+#include "sluice/pbcheck.h"
 
 #define ACCEPTS_PER_WORKER 16
 
@@ -455,10 +456,20 @@ static void on_request(xstream *x)
     const uint8_t *p = GRPC_SLICE_START_PTR(data);
     size_t n = GRPC_SLICE_LENGTH(data);
     ProtobufCAllocator al = {arena_alloc, arena_free, &tl_arena};
-    if (x->m->delta)
-        msg = (ProtobufCMessage *)envoy__service__discovery__v3__delta_discovery_request__unpack(&al, n, p);
-    else
-        msg = (ProtobufCMessage *)envoy__service__discovery__v3__discovery_request__unpack(&al, n, p);
+    const ProtobufCMessageDescriptor *desc = x->m->delta
+                                                 ? &envoy__service__discovery__v3__delta_discovery_request__descriptor
+                                                 : &envoy__service__discovery__v3__discovery_request__descriptor;
+    /* untrusted bytes: protobuf-c recurses without a depth limit */
+    if (sl_pb_check(desc, p, n, SL_PB_MAX_DEPTH) != SL_OK) {
+        grpc_slice_unref(data);
+        if (s->c_bad)
+            sl_counter_inc(s->c_bad);
+        sl_log_warn("xds", "request refused", "proxy=%s bytes=%zu err=%s", sl_log_q(xproxy(x)), n,
+                    sl_log_q(sl_error_msg()));
+        finish(x, GRPC_STATUS_INVALID_ARGUMENT, sl_error_msg());
+        return;
+    }
+    msg = protobuf_c_message_unpack(desc, &al, n, p);
     grpc_slice_unref(data);
     if (!msg) {
         arena_reset(&tl_arena);
