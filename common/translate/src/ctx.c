@@ -567,12 +567,27 @@ void tr_out_add_blob(tr_ctx *tx, sl_xds_type t, tr_blob *b)
     tr_push_(tx, (void ***)(void *)&tx->out[t], &tx->n_out[t], o);
 }
 
-static Envoy__Config__Core__V3__DataSource *inline_string(tr_ctx *tx, const char *s)
+/* A DataSource of specifier c (a file name or an inline string), s. */
+static Envoy__Config__Core__V3__DataSource *data_source(tr_ctx *tx, Envoy__Config__Core__V3__DataSource__SpecifierCase c,
+                                                        const char *s)
 {
     Envoy__Config__Core__V3__DataSource *d = TR_NEW(tx, envoy__config__core__v3__data_source);
-    d->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_STRING;
-    d->inline_string = tr_strdup(tx, s);
+    d->specifier_case = c;
+    if (c == ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_FILENAME)
+        d->filename = tr_strdup(tx, s);
+    else
+        d->inline_string = tr_strdup(tx, s);
     return d;
+}
+
+Envoy__Config__Core__V3__DataSource *tr_inline_string(tr_ctx *tx, const char *s)
+{
+    return data_source(tx, ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_STRING, s);
+}
+
+Envoy__Config__Core__V3__DataSource *tr_file_source(tr_ctx *tx, const char *path)
+{
+    return data_source(tx, ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_FILENAME, path);
 }
 
 Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *tr_sds_secret(tr_ctx *tx, const Sluice__V1__Secret *sec,
@@ -595,12 +610,12 @@ Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *tr_sds_secret(tr_
         if (validation) {
             s->type_case = ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__SECRET__TYPE_VALIDATION_CONTEXT;
             s->validation_context = TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__certificate_validation_context);
-            s->validation_context->trusted_ca = inline_string(tx, tls->root_ca);
+            s->validation_context->trusted_ca = tr_inline_string(tx, tls->root_ca);
         } else {
             s->type_case = ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__SECRET__TYPE_TLS_CERTIFICATE;
             s->tls_certificate = TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__tls_certificate);
-            s->tls_certificate->certificate_chain = inline_string(tx, tls->cert_chain);
-            s->tls_certificate->private_key = inline_string(tx, tls->private_key);
+            s->tls_certificate->certificate_chain = tr_inline_string(tx, tls->cert_chain);
+            s->tls_certificate->private_key = tr_inline_string(tx, tls->private_key);
             if (tls->ocsp_staple.len) {
                 Envoy__Config__Core__V3__DataSource *d = TR_NEW(tx, envoy__config__core__v3__data_source);
                 d->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_BYTES;

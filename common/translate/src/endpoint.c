@@ -177,20 +177,11 @@ void tr_cla_drop_empty(tr_cla_t *cla)
     cla->n_endpoints = k;
 }
 
+/* The resource of type t named name in p, a proxy of a result being
+ * patched (ours to change). */
 static sl_tr_resource *proxy_find_mut(sl_tr_proxy *p, sl_xds_type t, const char *name)
 {
-    size_t lo = 0, hi = p->n[t];
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(p->res[t][mid].name, name);
-        if (c == 0)
-            return &p->res[t][mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    return (sl_tr_resource *)sl_tr_proxy_find(p, t, name);
 }
 
 /* Packs m into a malloc'ed buffer (the arena holds m). */

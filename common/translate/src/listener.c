@@ -7,17 +7,8 @@
 #include "core.h"
 #include "envoy/extensions/filters/http/router/v3/router.pb-c.h"
 #include "envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.pb-c.h"
+#include "sluice/kinds.h"
 #include "translate_internal.h"
-
-static const char *annotation(const Sluice__V1__Metadata *md, const char *key)
-{
-    if (!md)
-        return NULL;
-    for (size_t i = 0; i < md->n_annotations; i++)
-        if (strcmp(md->annotations[i]->key, key) == 0)
-            return md->annotations[i]->value;
-    return NULL;
-}
 
 static Envoy__Config__Listener__V3__Filter *hcm_filter(tr_ctx *tx, tr_hcm_t *hcm)
 {
@@ -76,7 +67,7 @@ static bool gateway_valid(tr_ctx *tx, const tr_gw_item *g, const char *bind, con
     const tr_gw_item *other;
     int ways;
 
-    if (annotation(g->gw->metadata, "sluice.io/grpc-api-listeners"))
+    if (sl_kind_annotation(g->gw->metadata, "sluice.io/grpc-api-listeners"))
         tr_warn(tx, "metadata.annotations[sluice.io/grpc-api-listeners]: ignored; set spec.grpcApiListeners: true");
     if (spec->bind_port == 0 || spec->bind_port > 65535) {
         tr_error(tx, "spec.bindPort: %u is not a port (1-65535)", spec->bind_port);

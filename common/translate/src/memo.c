@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "sluice/vec.h"
 #include "translate_internal.h"
 
 static uint64_t dom_hash(const char *s)
@@ -57,6 +58,9 @@ bool tr_memo_usable(tr_ctx *tx, const tr_gw_memo *m, bool *changed)
     return true;
 }
 
+/* Adds domain d of VirtualService vs to m's open-addressing table (a power
+ * of two of slots, at most half full). Growing it is a rehash into a new
+ * zeroed table, not an array growth: sl_vec_reserve() does not fit. */
 static bool dom_add(tr_gw_memo *m, const char *d, uint32_t vs)
 {
     size_t i;
@@ -95,16 +99,8 @@ static bool memo_add(tr_gw_memo *m, size_t i, const tr_vh_cache *c)
     m->vh[i].name = c->name;
     m->vh[i].domains = c->domains;
     m->vh[i].n_domains = c->n_domains;
-    if (need > m->cap_con) {
-        size_t cap = m->cap_con ? m->cap_con : 16;
-        tr_gw_contrib *v;
-        while (cap < need)
-            cap *= 2;
-        if (!(v = realloc(m->con, cap * sizeof *v)))
-            return false;
-        m->con = v;
-        m->cap_con = cap;
-    }
+    if (SL_VEC_RESERVE(m->con, m->cap_con, need) != SL_OK)
+        return false;
     for (size_t k = 0; k < c->n_used; k++) {
         tr_gw_contrib x = {(uint32_t)i, -1, 0, c->used[k]};
         m->con[m->n_con++] = x;

@@ -246,6 +246,17 @@ bool tr_sds_config(tr_ctx *tx, const Sluice__V1__SdsConfig *sds, const char *pat
 Envoy__Extensions__TransportSockets__Tls__V3__TlsParameters *tr_tls_params(tr_ctx *tx,
                                                                           const Sluice__V1__SslParameters *p);
 
+/* Envoy DataSources: the string s inline, or the file path. */
+Envoy__Config__Core__V3__DataSource *tr_inline_string(tr_ctx *tx, const char *s);
+Envoy__Config__Core__V3__DataSource *tr_file_source(tr_ctx *tx, const char *path);
+
+/* plugins/upstream_ssl.c: a TLS certificate read from files (certificate
+ * chain cert, private key key), and a validation context trusting the CA
+ * certificates in file ca; up- and downstream (sslConfig.sslFiles). */
+Envoy__Extensions__TransportSockets__Tls__V3__TlsCertificate *tr_tls_cert_files(tr_ctx *tx, const char *cert,
+                                                                               const char *key);
+Envoy__Extensions__TransportSockets__Tls__V3__CertificateValidationContext *tr_ca_file(tr_ctx *tx, const char *ca);
+
 /* plugins/lua.c: enables Envoy's Lua filter on route r with the Lua source
  * code (an envoy_on_request handler); the filter is added to the listener,
  * disabled by default. Not for routes served to gRPC proxyless clients. */

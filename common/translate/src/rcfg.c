@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "core.h"
+#include "sluice/vec.h"
+#include "sluice/wire.h"
 #include "translate_internal.h"
 
 /* The blob of a route configuration from its parts: rp with v[], vh[] and
@@ -15,43 +17,25 @@
 static tr_blob *route_blob(tr_ctx *tx, tr_rparts *rp, uint8_t *rest, size_t rest_len, const char *name)
 {
     tr_blob *b = NULL;
-    size_t nlen = strlen(name) + 1, head = 0, total = rest_len, n = rp->pub.n, o;
+    size_t nlen = strlen(name) + 1, head = 0, total = rest_len, n = rp->pub.n, pos = 1;
     uint8_t *out;
     for (size_t i = 0; i < n; i++)
-        total += 1 + 10 + rp->v[i].len;
-    /* field 1 (name), when set, is first: tag 0x0a, length, bytes */
-    if (rest_len && rest[0] == 0x0a) {
-        size_t l = 0;
-        int shift = 0;
-        head = 1;
-        while (head < rest_len && (rest[head] & 0x80)) {
-            l |= (size_t)(rest[head++] & 0x7f) << shift;
-            shift += 7;
-        }
-        if (head < rest_len)
-            l |= (size_t)rest[head++] << shift;
-        head += l;
-    }
+        total += sl_wire_ld_len(rp->v[i].len); /* field 2 (virtual_hosts) */
+    /* field 1 (name), when set, is first: the parts go after it */
+    if (rest_len && rest[0] == (1 << 3 | SL_WIRE_LEN) && sl_wire_skip(rest, rest_len, &pos, SL_WIRE_LEN) == SL_OK)
+        head = pos;
     if (tx->opts.route_parts_only && n >= 2) {
         /* The writer stores it in parts (SL_XDS_SPLIT_MIN and up): no
          * whole bytes, only their length, unless a part has no name (the
          * writer keeps such a route whole). */
-        size_t whole = rest_len;
         bool named = true;
-        for (size_t i = 0; i < n; i++) {
-            size_t v = rp->v[i].len;
-            whole += 2 + rp->v[i].len;
-            while (v >= 0x80) {
-                whole++;
-                v >>= 7;
-            }
+        for (size_t i = 0; i < n; i++)
             named = named && rp->v[i].name[0];
-        }
-        if (named && whole >= SL_XDS_SPLIT_MIN) {
+        if (named && total >= SL_XDS_SPLIT_MIN) {
             if (!(b = malloc(offsetof(tr_blob, data) + nlen)))
                 goto done;
             b->refs = 1;
-            b->len = whole;
+            b->len = total;
             b->name = (char *)b->data;
             memcpy(b->name, name, nlen);
             rp->no_whole = true;
@@ -60,24 +44,14 @@ static tr_blob *route_blob(tr_ctx *tx, tr_rparts *rp, uint8_t *rest, size_t rest
     }
     if (!(b = malloc(offsetof(tr_blob, data) + total + nlen)))
         goto done;
-    out = b->data;
-    memcpy(out, rest, head);
-    o = head;
-    for (size_t i = 0; i < n; i++) {
-        size_t v = rp->v[i].len;
-        out[o++] = 0x12; /* field 2, length-delimited */
-        while (v >= 0x80) {
-            out[o++] = (uint8_t)(v | 0x80);
-            v >>= 7;
-        }
-        out[o++] = (uint8_t)v;
-        memcpy(out + o, rp->v[i].data, rp->v[i].len);
-        o += rp->v[i].len;
-    }
-    memcpy(out + o, rest + head, rest_len - head);
+    memcpy(b->data, rest, head);
+    out = b->data + head;
+    for (size_t i = 0; i < n; i++)
+        out = sl_wire_ld(out, 2, rp->v[i].data, rp->v[i].len);
+    memcpy(out, rest + head, rest_len - head);
     b->refs = 1;
-    b->len = o + rest_len - head;
-    b->name = (char *)b->data + total; /* after the bytes (total bounds them) */
+    b->len = total;
+    b->name = (char *)b->data + total; /* after the bytes */
     memcpy(b->name, name, nlen);
 parts:
     /* the head is every field but the virtual hosts, in order: rest */
@@ -162,14 +136,8 @@ fail:
 /* Holds a reference to b until the translation ends (tr_ctx_free). */
 static bool tr_hold(tr_ctx *tx, tr_blob *b)
 {
-    if (tx->n_held == tx->cap_held) {
-        size_t cap = tx->cap_held ? tx->cap_held * 2 : 8;
-        tr_blob **v = realloc(tx->held, cap * sizeof *v);
-        if (!v)
-            return false;
-        tx->held = v;
-        tx->cap_held = cap;
-    }
+    if (SL_VEC_RESERVE(tx->held, tx->cap_held, tx->n_held + 1) != SL_OK)
+        return false;
     tx->held[tx->n_held++] = b;
     return true;
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "sluice/bsearch.h"
 #include "translate_internal.h"
 
 static int cmp_out(const void *a, const void *b)
@@ -324,12 +325,16 @@ bool sl_tr_proxy_list_shared(const sl_tr_proxy *p, sl_xds_type t)
     return (unsigned)t < SL_XDS_TYPE_COUNT && p->lists[t] && p->res[t] == p->lists[t]->v;
 }
 
+static int cmp_res_name(const void *key, const void *elem)
+{
+    return strcmp(key, ((const sl_tr_resource *)elem)->name);
+}
+
 const sl_tr_resource *sl_tr_proxy_find(const sl_tr_proxy *p, sl_xds_type t, const char *name)
 {
-    for (size_t i = 0; p && i < p->n[t]; i++)
-        if (strcmp(p->res[t][i].name, name) == 0)
-            return &p->res[t][i];
-    return NULL;
+    bool found = false; /* each list is sorted by name */
+    size_t i = p ? sl_bsearch_pos(&found, name, p->res[t], p->n[t], sizeof *p->res[t], cmp_res_name) : 0;
+    return found ? &p->res[t][i] : NULL;
 }
 
 const sl_tr_report *sl_tr_result_report(const sl_tr_result *r, const char *kind, const char *ns, const char *name)

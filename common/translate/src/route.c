@@ -100,12 +100,9 @@ void tr_invalid_route(tr_ctx *tx, tr_route_t *r)
         tx->settings->gloo ? tx->settings->gloo->invalid_config_policy : NULL;
     Envoy__Config__Route__V3__DirectResponseAction *d = TR_NEW(tx, envoy__config__route__v3__direct_response_action);
     d->status = p && p->invalid_route_response_code ? p->invalid_route_response_code : 404;
-    d->body = TR_NEW(tx, envoy__config__core__v3__data_source);
-    d->body->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_STRING;
-    d->body->inline_string =
-        tr_strdup(tx, p && p->invalid_route_response_body && p->invalid_route_response_body[0]
-                          ? p->invalid_route_response_body
-                          : INVALID_ROUTE_BODY);
+    d->body = tr_inline_string(tx, p && p->invalid_route_response_body && p->invalid_route_response_body[0]
+                                       ? p->invalid_route_response_body
+                                       : INVALID_ROUTE_BODY);
     r->action_case = ENVOY__CONFIG__ROUTE__V3__ROUTE__ACTION_DIRECT_RESPONSE;
     r->direct_response = d;
 }
@@ -127,8 +124,6 @@ static const Sluice__V1__Upstream *dest_upstream(tr_ctx *tx, const Sluice__V1__D
                 d->upstream->name);
     return up;
 }
-
-static int cmp_cstr(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
 /* The metadata_match of a destination's subset (NULL without one): the
  * endpoints whose labels have these values, among the upstream's
@@ -159,14 +154,14 @@ static Envoy__Config__Core__V3__Metadata *subset_match(tr_ctx *tx, const Sluice_
         /* a selector with exactly these keys */
         const char **sorted = tr_alloc(tx, sub->n_values * sizeof *sorted);
         memcpy(sorted, keys, sub->n_values * sizeof *sorted);
-        qsort(sorted, sub->n_values, sizeof *sorted, cmp_cstr);
+        qsort(sorted, sub->n_values, sizeof *sorted, tr_cmp_strp);
         for (size_t i = 0; i < spec->n_selectors && !matches; i++) {
             const Sluice__V1__SubsetSpec__Selector *sel = spec->selectors[i];
             size_t found = 0;
             if (sel->n_keys != sub->n_values)
                 continue;
             for (size_t k = 0; k < sel->n_keys; k++)
-                found += bsearch(&sel->keys[k], sorted, sub->n_values, sizeof *sorted, cmp_cstr) != NULL;
+                found += bsearch(&sel->keys[k], sorted, sub->n_values, sizeof *sorted, tr_cmp_strp) != NULL;
             matches = found == sel->n_keys;
         }
         if (!matches)
@@ -364,9 +359,7 @@ static void direct_action(tr_ctx *tx, const Sluice__V1__DirectResponseAction *a,
                  a->status);
     d->status = a->status;
     if (a->body && a->body[0]) {
-        d->body = TR_NEW(tx, envoy__config__core__v3__data_source);
-        d->body->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_STRING;
-        d->body->inline_string = tr_strdup(tx, a->body);
+        d->body = tr_inline_string(tx, a->body);
     }
     r->action_case = ENVOY__CONFIG__ROUTE__V3__ROUTE__ACTION_DIRECT_RESPONSE;
     r->direct_response = d;

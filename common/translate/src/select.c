@@ -4,22 +4,13 @@
 #include <string.h>
 
 #include "core.h"
+#include "sluice/kinds.h"
 #include "translate_internal.h"
-
-static const char *label(const Sluice__V1__Metadata *md, const char *key)
-{
-    if (!md)
-        return NULL;
-    for (size_t i = 0; i < md->n_labels; i++)
-        if (strcmp(md->labels[i]->key, key) == 0)
-            return md->labels[i]->value;
-    return NULL;
-}
 
 bool tr_expressions_match(const Sluice__V1__Metadata *md, Sluice__V1__LabelExpression *const *ex, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        const char *v = label(md, ex[i]->key);
+        const char *v = sl_kind_label(md, ex[i]->key);
         const char *want = ex[i]->n_values ? ex[i]->values[0] : "";
         bool in = false;
         for (size_t j = 0; v && j < ex[i]->n_values; j++)
@@ -77,7 +68,7 @@ bool tr_labels_match(const Sluice__V1__Metadata *md, size_t n, void *const *entr
     } kv;
     for (size_t i = 0; i < n; i++) {
         const kv *e = entries[i];
-        const char *v = label(md, e->key);
+        const char *v = sl_kind_label(md, e->key);
         if (!v || strcmp(v, e->value) != 0)
             return false;
     }

@@ -8,8 +8,6 @@
 #include "envoy/extensions/transport_sockets/tls/v3/tls.pb-c.h"
 #include "translate_internal.h"
 
-static int cmp_strp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 /* The SNI set of an ssl virtual service, sorted and joined: the key of its
  * filter chain. */
 static const char *sni_key(tr_ctx *tx, const Sluice__V1__SslConfig *ssl)
@@ -18,7 +16,7 @@ static const char *sni_key(tr_ctx *tx, const Sluice__V1__SslConfig *ssl)
     char *key = tr_strdup(tx, "");
     if (ssl->n_sni_domains) {
         memcpy(v, ssl->sni_domains, ssl->n_sni_domains * sizeof *v);
-        qsort(v, ssl->n_sni_domains, sizeof *v, cmp_strp);
+        qsort(v, ssl->n_sni_domains, sizeof *v, tr_cmp_strp);
     }
     for (size_t i = 0; i < ssl->n_sni_domains; i++)
         key = tr_printf(tx, "%s%s%s", key, i ? "," : "", v[i]);
@@ -80,29 +78,16 @@ Envoy__Config__Core__V3__TransportSocket *tr_downstream_tls(tr_ctx *tx, const Sl
         break;
     }
     case SLUICE__V1__SSL_CONFIG__SSL_SECRETS_SSL_FILES: {
-        Envoy__Extensions__TransportSockets__Tls__V3__TlsCertificate *c =
-            TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__tls_certificate);
         const Sluice__V1__SslFiles *f = ssl->ssl_files;
         if (!f->tls_cert[0] || !f->tls_key[0]) {
             tr_error(tx, "spec.sslConfig.sslFiles: tlsCert and tlsKey are required");
             return NULL;
         }
-        c->certificate_chain = TR_NEW(tx, envoy__config__core__v3__data_source);
-        c->certificate_chain->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_FILENAME;
-        c->certificate_chain->filename = tr_strdup(tx, f->tls_cert);
-        c->private_key = TR_NEW(tx, envoy__config__core__v3__data_source);
-        c->private_key->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_FILENAME;
-        c->private_key->filename = tr_strdup(tx, f->tls_key);
-        TR_PUSH(tx, cc, tls_certificates, c);
+        TR_PUSH(tx, cc, tls_certificates, tr_tls_cert_files(tx, f->tls_cert, f->tls_key));
         if (f->root_ca[0]) {
-            Envoy__Extensions__TransportSockets__Tls__V3__CertificateValidationContext *vc =
-                TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__certificate_validation_context);
-            vc->trusted_ca = TR_NEW(tx, envoy__config__core__v3__data_source);
-            vc->trusted_ca->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_FILENAME;
-            vc->trusted_ca->filename = tr_strdup(tx, f->root_ca);
             cc->validation_context_type_case =
                 ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT;
-            cc->validation_context = vc;
+            cc->validation_context = tr_ca_file(tx, f->root_ca);
             if (!(ssl->one_way_tls && ssl->one_way_tls->value))
                 dc->require_client_certificate = tr_bool(tx, true);
         }

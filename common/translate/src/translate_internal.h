@@ -1,6 +1,7 @@
 /* translate_internal.h - private to the translation rules, split by what
  * they produce: listener.c, vhost.c, route.c, delegation.c, tls.c,
- * cluster.c, endpoint.c, rcfg.c, result.c, report.c, translate.c, and
+ * cluster.c, endpoint.c, rcfg.c, result.c, report.c, translate.c, their
+ * selectors (select.c) and option fields (options.c), and
  * the caches between translations (vhcache.c, memo.c, upcache.c) and the
  * bytes packed within one (bytesmap.c). */
 #ifndef SLUICE_TR_TRANSLATE_INTERNAL_H
@@ -56,6 +57,13 @@ static inline const char *tr_md_ns(const Sluice__V1__Metadata *md)
 }
 
 static inline bool tr_starts_with(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
+
+/* qsort()/bsearch() comparison of two strings by pointer (char **):
+ * strcmp() order. */
+static inline int tr_cmp_strp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
 
 /* A translation's context over store s (after its arena and out-of-memory
  * jump are set). Returns the Settings' position in its bucket, or -1. */

@@ -96,9 +96,7 @@ static Envoy__Extensions__Filters__Http__JwtAuthn__V3__JwtProvider *provider(tr_
         if (!p->jwks->local->key[0])
             tr_error(tx, "%s.jwks.local.key: required", path);
         o->jwks_source_specifier_case = ENVOY__EXTENSIONS__FILTERS__HTTP__JWT_AUTHN__V3__JWT_PROVIDER__JWKS_SOURCE_SPECIFIER_LOCAL_JWKS;
-        o->local_jwks = TR_NEW(tx, envoy__config__core__v3__data_source);
-        o->local_jwks->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_STRING;
-        o->local_jwks->inline_string = tr_strdup(tx, p->jwks->local->key);
+        o->local_jwks = tr_inline_string(tx, p->jwks->local->key);
     } else {
         tr_error(tx, "%s.jwks: remote or local is required", path);
     }

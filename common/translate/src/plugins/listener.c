@@ -180,9 +180,7 @@ static void http_filters(tr_ctx *tx, const tr_gateway *gw, tr_hcm_t *hcm, tr_fil
                 fl->access_log_format_case = ENVOY__EXTENSIONS__ACCESS_LOGGERS__FILE__V3__FILE_ACCESS_LOG__ACCESS_LOG_FORMAT_LOG_FORMAT;
                 fl->log_format = TR_NEW(tx, envoy__config__core__v3__substitution_format_string);
                 fl->log_format->format_case = ENVOY__CONFIG__CORE__V3__SUBSTITUTION_FORMAT_STRING__FORMAT_TEXT_FORMAT_SOURCE;
-                fl->log_format->text_format_source = TR_NEW(tx, envoy__config__core__v3__data_source);
-                fl->log_format->text_format_source->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_STRING;
-                fl->log_format->text_format_source->inline_string = tr_strdup(tx, al->file_sink->string_format);
+                fl->log_format->text_format_source = tr_inline_string(tx, al->file_sink->string_format);
             } else if (al->file_sink->output_format_case == SLUICE__V1__FILE_SINK__OUTPUT_FORMAT_JSON_FORMAT) {
                 fl->access_log_format_case = ENVOY__EXTENSIONS__ACCESS_LOGGERS__FILE__V3__FILE_ACCESS_LOG__ACCESS_LOG_FORMAT_LOG_FORMAT;
                 fl->log_format = TR_NEW(tx, envoy__config__core__v3__substitution_format_string);

@@ -18,9 +18,7 @@ void tr_lua_route(tr_ctx *tx, tr_route_t *r, const char *code)
         TR_NEW(tx, envoy__extensions__filters__http__lua__v3__lua_per_route);
     Envoy__Config__Route__V3__FilterConfig *fc = TR_NEW(tx, envoy__config__route__v3__filter_config);
     pr->override_case = ENVOY__EXTENSIONS__FILTERS__HTTP__LUA__V3__LUA_PER_ROUTE__OVERRIDE_SOURCE_CODE;
-    pr->source_code = TR_NEW(tx, envoy__config__core__v3__data_source);
-    pr->source_code->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_STRING;
-    pr->source_code->inline_string = tr_strdup(tx, code);
+    pr->source_code = tr_inline_string(tx, code);
     fc->config = tr_any(tx, &pr->base);
     tr_route_filter_config(tx, r, LUA_FILTER, &fc->base);
     tr_use(tx, &sl_tr_plugin_lua);
@@ -34,9 +32,7 @@ static void http_filters(tr_ctx *tx, const tr_gateway *gw, tr_hcm_t *hcm, tr_fil
     if (!tr_used(tx, &sl_tr_plugin_lua))
         return;
     lua = TR_NEW(tx, envoy__extensions__filters__http__lua__v3__lua);
-    lua->default_source_code = TR_NEW(tx, envoy__config__core__v3__data_source);
-    lua->default_source_code->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_STRING;
-    lua->default_source_code->inline_string = tr_strdup(tx, "-- Sluice: routes enable this filter with their own code\n");
+    lua->default_source_code = tr_inline_string(tx, "-- Sluice: routes enable this filter with their own code\n");
     tr_add_filter(tx, f, TR_STAGE_LUA, LUA_FILTER, &lua->base);
     tr_disable_filter(f, LUA_FILTER);
 }

@@ -52,9 +52,7 @@ static Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *sds_secret
         gg->channel_credentials->local_credentials =
             TR_NEW(tx, envoy__config__core__v3__grpc_service__google_grpc__google_local_credentials);
         gg->credentials_factory_name = tr_strdup(tx, FILE_METADATA_PLUGIN);
-        fm->secret_data = TR_NEW(tx, envoy__config__core__v3__data_source);
-        fm->secret_data->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_FILENAME;
-        fm->secret_data->filename = tr_strdup(tx, fs ? fs->token_file_name : "");
+        fm->secret_data = tr_file_source(tx, fs ? fs->token_file_name : "");
         fm->header_key = tr_strdup(tx, fs ? fs->header : "");
         fp->name = tr_strdup(tx, FILE_METADATA_PLUGIN);
         fp->config_type_case =
@@ -86,6 +84,24 @@ Envoy__Extensions__TransportSockets__Tls__V3__TlsParameters *tr_tls_params(tr_ct
     for (size_t i = 0; i < p->n_ecdh_curves; i++)
         TR_PUSH(tx, tp, ecdh_curves, tr_strdup(tx, p->ecdh_curves[i]));
     return tp;
+}
+
+Envoy__Extensions__TransportSockets__Tls__V3__TlsCertificate *tr_tls_cert_files(tr_ctx *tx, const char *cert,
+                                                                               const char *key)
+{
+    Envoy__Extensions__TransportSockets__Tls__V3__TlsCertificate *c =
+        TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__tls_certificate);
+    c->certificate_chain = tr_file_source(tx, cert);
+    c->private_key = tr_file_source(tx, key);
+    return c;
+}
+
+Envoy__Extensions__TransportSockets__Tls__V3__CertificateValidationContext *tr_ca_file(tr_ctx *tx, const char *ca)
+{
+    Envoy__Extensions__TransportSockets__Tls__V3__CertificateValidationContext *vc =
+        TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__certificate_validation_context);
+    vc->trusted_ca = tr_file_source(tx, ca);
+    return vc;
 }
 
 bool tr_sds_config(tr_ctx *tx, const Sluice__V1__SdsConfig *sds, const char *path, size_t n_san, char *const *san,
@@ -221,24 +237,12 @@ static void cluster(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c)
         case SLUICE__V1__UPSTREAM_SSL_CONFIG__SSL_SECRETS_SSL_FILES: {
             const Sluice__V1__SslFiles *f = ssl->ssl_files;
             if (f->tls_cert[0] || f->tls_key[0]) {
-                Envoy__Extensions__TransportSockets__Tls__V3__TlsCertificate *tc =
-                    TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__tls_certificate);
                 if (!f->tls_cert[0] || !f->tls_key[0])
                     tr_error(tx, "spec.sslConfig.sslFiles: tlsCert and tlsKey go together");
-                tc->certificate_chain = TR_NEW(tx, envoy__config__core__v3__data_source);
-                tc->certificate_chain->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_FILENAME;
-                tc->certificate_chain->filename = tr_strdup(tx, f->tls_cert);
-                tc->private_key = TR_NEW(tx, envoy__config__core__v3__data_source);
-                tc->private_key->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_FILENAME;
-                tc->private_key->filename = tr_strdup(tx, f->tls_key);
-                TR_PUSH(tx, cc, tls_certificates, tc);
+                TR_PUSH(tx, cc, tls_certificates, tr_tls_cert_files(tx, f->tls_cert, f->tls_key));
             }
-            if (f->root_ca[0]) {
-                vc = TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__certificate_validation_context);
-                vc->trusted_ca = TR_NEW(tx, envoy__config__core__v3__data_source);
-                vc->trusted_ca->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_FILENAME;
-                vc->trusted_ca->filename = tr_strdup(tx, f->root_ca);
-            }
+            if (f->root_ca[0])
+                vc = tr_ca_file(tx, f->root_ca);
             break;
         }
         case SLUICE__V1__UPSTREAM_SSL_CONFIG__SSL_SECRETS_SDS:
