@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "sluice/pbcheck.h"
 #include "sluice/file.h"
 #include "sluice/log.h"
 #include "sluice/types.h"
@@ -67,8 +68,8 @@ static char *source_of(const sl_kind *k, const uint8_t *val, size_t len)
     char *src = NULL;
     if (!k)
         return NULL;
-    ProtobufCMessage *m = protobuf_c_message_unpack(k->descriptor, NULL, len, val);
-    if (!m)
+    ProtobufCMessage *m = NULL;
+    if (sl_pb_unpack(&m, k->descriptor, NULL, val, len) != SL_OK)
         return NULL;
     const char *s = sl_kind_annotation(sl_kind_metadata(m), SL_CFG_SOURCE_ANNOTATION);
     if (s)
@@ -788,10 +789,10 @@ void cw_on_kv_entry(sl_kv_watch *wt, const sl_kv_entry *e, void *ud)
                  e->key);
         bad = why;
     } else {
-        ProtobufCMessage *m = protobuf_c_message_unpack(k->descriptor, NULL, e->len, e->value);
-        if (!m) {
-            snprintf(why, sizeof(why), "value of %s is not a packed %s", e->key,
-                     k->descriptor->name);
+        ProtobufCMessage *m = NULL;
+        if (sl_pb_unpack(&m, k->descriptor, NULL, e->value, e->len) != SL_OK) {
+            snprintf(why, sizeof(why), "value of %s is not a packed %s: %s", e->key,
+                     k->descriptor->name, sl_error_msg());
             bad = why;
         } else if (sl_cfg_set_add_msg(&set, k, m) == SL_OK) {
             sl_cfg_res *r = &set.items[0];
@@ -1017,8 +1018,7 @@ static char *referrer(cw *w, const char *kind, const char *ns, const char *name,
             }
             if (deleting)
                 continue;
-            m = protobuf_c_message_unpack(k->descriptor, NULL, e->len, e->val);
-            if (!m)
+            if (sl_pb_unpack(&m, k->descriptor, NULL, e->val, e->len) != SL_OK)
                 continue;
             char from[SL_RESOURCE_KEY_MAX + 8];
             snprintf(from, sizeof(from), "%s %s/%s", id.kind, id.ns, id.name);

@@ -1,4 +1,5 @@
 /* source.c - KV -> cache (see source.h and docs/xds.md). */
+#include "sluice/pbcheck.h"
 #include "sluice/xds_source.h"
 
 #include <inttypes.h>
@@ -217,11 +218,12 @@ static void apply_commit(sl_xds_source *s, const char *key, const char *proxy, u
 /* A VirtualHost part is checked once, when it arrives. */
 static blob *check_vhost(const char *key, uint64_t rev, const uint8_t *val, size_t len)
 {
-    Envoy__Config__Route__V3__VirtualHost *vh =
-        envoy__config__route__v3__virtual_host__unpack(NULL, len, val ? val : (const uint8_t *)"");
-    if (!vh || !vh->name[0]) {
+    Envoy__Config__Route__V3__VirtualHost *vh = NULL;
+    sl_status st = sl_pb_unpack((ProtobufCMessage **)&vh, &envoy__config__route__v3__virtual_host__descriptor, NULL,
+                                val, len);
+    if (st != SL_OK || !vh->name[0]) {
         sl_log_error("source", "bad virtual host part", "key=%s rev=%" PRIu64 " err=%s", sl_log_q(key), rev,
-                     vh ? "no name" : "not a valid envoy.config.route.v3.VirtualHost");
+                     vh ? "no name" : sl_log_q(sl_error_msg()));
         envoy__config__route__v3__virtual_host__free_unpacked(vh, NULL);
         return NULL;
     }
@@ -414,8 +416,10 @@ static sl_status read_chunk(sl_xds_source *s, rchunk **out, const sl_xds_snapsho
     if ((rc = sl_xds_key_manifest(key, sizeof key, proxy, t, id)) != SL_OK ||
         (rc = resolve_raw(s, &raw, key, rev, K_MANIFEST)) != SL_OK)
         goto out;
-    if (!(m = sluice__v1__xds_manifest__unpack(NULL, raw->len, raw->data))) {
-        rc = sl_error_set(SL_ERR_PARSE, "%s at revision %" PRIu64 " is not a sluice.v1.XdsManifest", key, rev);
+    if (sl_pb_unpack((ProtobufCMessage **)&m, &sluice__v1__xds_manifest__descriptor, NULL, raw->data, raw->len) !=
+        SL_OK) {
+        rc = sl_error_set(SL_ERR_PARSE, "%s at revision %" PRIu64 " is not a sluice.v1.XdsManifest: %s", key, rev,
+                          sl_error_msg());
         goto out;
     }
     if (!(c = calloc(1, sizeof *c)) || (m->n_entries && !(c->items = calloc(m->n_entries, sizeof *c->items))) ||
@@ -661,9 +665,10 @@ static void apply_commit(sl_xds_source *s, const char *key, const char *proxy, u
     pstate *ps;
     sl_status rc = SL_OK;
 
-    if (!(cm = sluice__v1__xds_commit__unpack(NULL, len, val ? val : (const uint8_t *)""))) {
+    if (sl_pb_unpack((ProtobufCMessage **)&cm, &sluice__v1__xds_commit__descriptor, NULL, val, len) != SL_OK) {
         rc = sl_error_set(SL_ERR_PARSE, "%s at revision %" PRIu64 " is not a sluice.v1.XdsCommit (a "
-                          "commit of an older version, or not written by sluice-translator?)", key, kvrev);
+                          "commit of an older version, or not written by sluice-translator?): %s", key, kvrev,
+                          sl_error_msg());
         goto out;
     }
     uint64_t revision = cm->revision ? cm->revision : kvrev;
