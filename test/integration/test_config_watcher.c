@@ -43,6 +43,20 @@ static pid_t start_cw(void)
     return start_proc(exe, args, harness_nats_url(srv), log_path);
 }
 
+/* A positive signal before a "nothing changed" check: a probe file is
+ * applied by a pass that started after every earlier write, and its
+ * removal by a later pass, so every earlier file event has been handled. */
+static void settle(void)
+{
+    char p[400];
+    snprintf(p, sizeof p, "%s/zz-probe.yaml", dir);
+    write_file(p, "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n  name: probe\nspec:\n"
+                  "  virtualHost:\n    domains: [probe.example.com]\n");
+    assert_true(wait_key(kv, "VirtualService.default.probe", true, 0, 5000) > 0);
+    unlink(p);
+    assert_int_equal(wait_key(kv, "VirtualService.default.probe", false, 0, 5000), 1);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -133,8 +147,8 @@ static void directory_sync(void **state)
     /* Touching a file without changing it writes nothing. */
     write_file(b, "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n  name: v2\n"
                   "  namespace: team\nspec:\n  virtualHost:\n    domains: [new.example.com]\n");
-    usleep(400000);
-    assert_int_equal(wait_key(kv, "VirtualService.team.v2", true, r2b, 300), 0);
+    settle();
+    assert_int_equal(wait_key(kv, "VirtualService.team.v2", true, r2b, 0), 0);
 
     /* Remove the VirtualService document from a.yaml: it is deleted, the
      * Upstream stays. */
@@ -204,7 +218,7 @@ static void invalid_file_reported(void **state)
     /* Break the whole file: syntax error; "fine" stays stored. */
     uint64_t rev = wait_key(kv, "VirtualService.default.fine", true, 0, 100);
     write_file(c, "apiVersion: [\n");
-    usleep(600000);
+    settle();
     assert_int_equal(wait_key(kv, "VirtualService.default.fine", true, 0, 100), rev);
     unlink(c);
     assert_int_equal(wait_key(kv, "VirtualService.default.fine", false, 0, 5000), 1);

@@ -463,6 +463,14 @@ static void recorder_deinit(struct recorder *r)
     pthread_mutex_destroy(&r->lock);
 }
 
+/* A recorder sharing first's loop (freed with first's). */
+static void second_recorder(struct recorder *r, const struct recorder *first)
+{
+    memset(r, 0, sizeof(*r));
+    pthread_mutex_init(&r->lock, NULL);
+    r->loop = first->loop;
+}
+
 /* Waits until the log contains want. */
 static void wait_log(struct recorder *r, const char *want)
 {
@@ -495,10 +503,19 @@ static void push_watch_runs_handlers_on_the_loop(void **state)
     assert_int_equal(sl_kv_delete(NULL, kv, "a", 0), SL_OK);
     wait_log(&r, "a=1;|;b=2;-a=;");
 
-    /* After stop returns, nothing more is delivered; free is still due. */
+    /* After stop returns, nothing more is delivered; free is still due.
+     * The proof is a positive signal first: a second watch on the same loop
+     * delivers c=3 and a later d=4 there, so a delivery of c=3 to the
+     * stopped watch would have run by then. */
+    struct recorder r2;
+    sl_kv_watch *w2 = NULL;
+    second_recorder(&r2, &r);
+    assert_int_equal(sl_kv_watch_start(&w2, kv, NULL, r.loop, &h, &r2), SL_OK);
+    wait_log(&r2, "|;");
     sl_kv_watch_stop(w);
     assert_int_equal(sl_kv_put(NULL, kv, "c", "3", 1), SL_OK);
-    usleep(300000);
+    assert_int_equal(sl_kv_put(NULL, kv, "d", "4", 1), SL_OK);
+    wait_log(&r2, "|;c=3;d=4;");
     pthread_mutex_lock(&r.lock);
     assert_null(strstr(r.log, "c=3"));
     assert_int_equal(r.initial_done, 1);
@@ -512,11 +529,15 @@ static void push_watch_runs_handlers_on_the_loop(void **state)
     wait_log(&r, "|;");
     assert_int_equal(sl_kv_put(NULL, kv, "stop", "x", 1), SL_OK);
     assert_int_equal(sl_kv_put(NULL, kv, "after", "y", 1), SL_OK);
+    assert_int_equal(sl_kv_put(NULL, kv, "later", "z", 1), SL_OK);
     wait_log(&r, "stop=x;freed;");
-    usleep(300000);
+    wait_log(&r2, "stop=x;after=y;later=z;"); /* the same loop got past "after" */
     pthread_mutex_lock(&r.lock);
     assert_null(strstr(r.log, "after"));
     pthread_mutex_unlock(&r.lock);
+    sl_kv_watch_stop(w2);
+    sl_kv_watch_free(w2);
+    pthread_mutex_destroy(&r2.lock);
 
     /* Errors at start call nothing. */
     assert_int_equal(sl_kv_watch_start(&w, kv, NULL, NULL, &h, &r), SL_ERR_INVALID);

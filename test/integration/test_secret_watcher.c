@@ -106,6 +106,42 @@ static void wait_cert(const char *key, const char *crt_file)
     fail_msg("%s never held %s", key, crt_file);
 }
 
+/* Waits until key is no longer stored. */
+static void wait_gone(const char *key)
+{
+    Sluice__V1__Secret *s;
+    int64_t end = harness_now_ms() + 10000;
+    while ((s = get_secret(key)) != NULL && harness_now_ms() < end) {
+        sluice__v1__secret__free_unpacked(s, NULL);
+        usleep(50 * 1000);
+    }
+    if (s)
+        sluice__v1__secret__free_unpacked(s, NULL);
+    assert_null(s);
+}
+
+/* The next Rejected report on Secret name (whose reason contains want,
+ * when not NULL), skipping the others; fails after 10 s. Free it. */
+static Sluice__V1__Report *wait_rejected(const char *name, const char *want)
+{
+    int64_t end = harness_now_ms() + 10000;
+    while (harness_now_ms() < end) {
+        natsMsg *m = NULL;
+        if (natsSubscription_NextMsg(&m, reports, 500) != NATS_OK)
+            continue;
+        Sluice__V1__Report *x = sluice__v1__report__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
+                                                           (const uint8_t *)natsMsg_GetData(m));
+        natsMsg_Destroy(m);
+        if (x && x->state == SLUICE__V1__STATUS__STATE__Rejected && x->resource &&
+            !strcmp(x->resource->name, name) && (!want || strstr(x->reason, want)))
+            return x;
+        if (x)
+            sluice__v1__report__free_unpacked(x, NULL);
+    }
+    fail_msg("no Rejected report on Secret %s%s%s", name, want ? " with " : "", want ? want : "");
+    return NULL;
+}
+
 static void make_cert(const char *name, const char *cn)
 {
     char cmd[1024];
@@ -176,7 +212,14 @@ static void secret_watcher_end_to_end(void **state)
     uint64_t rev = e.revision;
     sl_kv_entry_deinit(&e);
     sh("touch web.crt web.key");
-    usleep(800 * 1000);
+    /* First a positive signal: a new pair (probe) is stored by a sync that
+     * started after the touch, and its removal is seen by a later sync, so
+     * by then every sync that saw the touch has finished. */
+    make_cert("probe", "probe");
+    sh("mv probe.key.new probe.key && mv probe.crt.new probe.crt");
+    wait_cert("Secret.gw.probe", "probe.crt");
+    sh("rm -f probe.crt probe.key");
+    wait_gone("Secret.gw.probe");
     assert_int_equal(sl_kv_get(&e, kv, "Secret.gw.web"), SL_OK);
     assert_int_equal(e.revision, rev);
     sl_kv_entry_deinit(&e);
@@ -184,23 +227,8 @@ static void secret_watcher_end_to_end(void **state)
     /* a broken certificate: the stored one stays, a report names the file */
     sh("cp web.crt web.crt.good && printf -- '-----BEGIN CERTIFICATE-----\\ngarbage\\n-----END "
        "CERTIFICATE-----\\n' > web.crt");
-    natsMsg *m = NULL;
-    Sluice__V1__Report *r = NULL;
-    int64_t end = harness_now_ms() + 10000;
-    while (harness_now_ms() < end && !r) {
-        if (natsSubscription_NextMsg(&m, reports, 500) != NATS_OK)
-            continue;
-        Sluice__V1__Report *x = sluice__v1__report__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
-                                                           (const uint8_t *)natsMsg_GetData(m));
-        natsMsg_Destroy(m);
-        if (x && x->state == SLUICE__V1__STATUS__STATE__Rejected)
-            r = x;
-        else if (x)
-            sluice__v1__report__free_unpacked(x, NULL);
-    }
-    assert_non_null(r);
+    Sluice__V1__Report *r = wait_rejected("web", NULL);
     assert_string_equal(r->resource->kind, "Secret");
-    assert_string_equal(r->resource->name, "web");
     assert_non_null(strstr(r->reason, "web.crt"));
     assert_non_null(strstr(r->reason, "certificate"));
     sluice__v1__report__free_unpacked(r, NULL);
@@ -209,7 +237,8 @@ static void secret_watcher_end_to_end(void **state)
     /* a key that does not match: also kept */
     make_cert("x", "x");
     sh("cp web.crt.good web.crt && cp x.key.new web.key");
-    usleep(800 * 1000);
+    /* the sync that saw it reported it */
+    sluice__v1__report__free_unpacked(wait_rejected("web", "does not match"), NULL);
     s = get_secret("Secret.gw.web");
     assert_non_null(s);
     assert_string_equal(s->spec->tls->private_key, key2);
@@ -217,7 +246,7 @@ static void secret_watcher_end_to_end(void **state)
 
     /* deleting the files deletes the secret */
     sh("rm -f web.crt web.key web.crt.good x.key.new x.crt.new");
-    end = harness_now_ms() + 10000;
+    int64_t end = harness_now_ms() + 10000;
     while (harness_now_ms() < end && (s = get_secret("Secret.gw.web")) != NULL) {
         sluice__v1__secret__free_unpacked(s, NULL);
         usleep(50 * 1000);

@@ -498,8 +498,15 @@ static void end_to_end(void **state)
         assert_int_equal(sl_kv_get(&e, g_xds, key_commit()), SL_OK);
         before = e.revision;
         sl_kv_entry_deinit(&e);
+        /* A positive signal first: the new process publishes its reports
+         * (its cache of them starts empty) after its first translation's
+         * writes, so once they arrive, whatever it would write is written. */
+        int n0 = __atomic_load_n(&sink.n, __ATOMIC_SEQ_CST);
         start_translator();
-        sleep(2);
+        int64_t end = harness_now_ms() + 10000;
+        while (__atomic_load_n(&sink.n, __ATOMIC_SEQ_CST) == n0 && harness_now_ms() < end)
+            usleep(20 * 1000);
+        assert_true(__atomic_load_n(&sink.n, __ATOMIC_SEQ_CST) > n0);
         assert_int_equal(sl_kv_get(&e, g_xds, key_commit()), SL_OK);
         after = e.revision;
         sl_kv_entry_deinit(&e);

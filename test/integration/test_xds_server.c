@@ -251,9 +251,19 @@ static void test_sotw_ads(void **state)
     assert_string_equal(r->type_url, EDS_URL);
     assert_int_equal(r->n_resources, 1);
     snprintf(nonce, sizeof nonce, "%s", r->nonce);
+    snprintf(ver, sizeof ver, "%s", r->version_info);
     free_sotw(r);
     send_sotw(c, EDS_URL, nonce, NULL, NULL, 2, names);
-    assert_null(recv_sotw(c, 300));
+    /* Nothing after that ACK: the next message is the answer to the next
+     * change (endpoint a), not a re-send (a positive signal, no timeout). */
+    apply("gateway-proxy", "cluster:a", "cluster:b", "endpoint:a:127.0.0.1:1003", "endpoint:b:127.0.0.1:2002",
+          "listener:l:r", "route:r:a", NULL);
+    r = recv_sotw(c, 5000);
+    assert_non_null(r);
+    assert_string_equal(r->type_url, EDS_URL);
+    assert_int_equal(r->n_resources, 1);
+    assert_string_not_equal(r->version_info, ver);
+    free_sotw(r);
     xc_close(c);
 }
 
@@ -297,7 +307,15 @@ static void test_nack_report(void **state)
     assert_string_equal(rep->proxy, "gloo-system~edge");
     sluice__v1__report__free_unpacked(rep, NULL);
     natsMsg_Destroy(m);
-    assert_null(recv_sotw(c, 500)); /* no re-push of the NACKed version */
+    /* No re-push of the NACKed version: the next message is the next
+     * commit's (a positive signal, no timeout). */
+    apply("gloo-system~edge", "cluster:x", "cluster:y", NULL);
+    r = recv_sotw(c, 5000);
+    assert_non_null(r);
+    assert_string_equal(r->type_url, CDS_URL);
+    assert_int_equal(r->n_resources, 2);
+    assert_string_not_equal(r->version_info, ver);
+    free_sotw(r);
     xc_close(c);
     natsSubscription_Destroy(sub);
 }
