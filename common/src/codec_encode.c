@@ -5,6 +5,7 @@
  * descriptor order and are left out exactly when protobuf-c's pack() would
  * leave them out, so decoding the text packs to the same bytes. */
 #include "codec_internal.h"
+#include "sluice/pbcheck.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -696,9 +697,9 @@ static bool enc_any(enc *e, const ProtobufCMessage *m)
     idesc = e->opts->resolver(url);
     if (!idesc)
         return fail(e, SL_ERR_NOT_FOUND, "unknown type '%s' in google.protobuf.Any", url);
-    inner = protobuf_c_message_unpack(idesc, NULL, val->len, val->data);
-    if (!inner)
-        return fail(e, SL_ERR_PARSE, "the value of google.protobuf.Any is not a valid %s", idesc->name);
+    if (sl_pb_unpack(&inner, idesc, NULL, val->data, val->len) != SL_OK)
+        return fail(e, SL_ERR_PARSE, "the value of google.protobuf.Any is not a valid %s: %s", idesc->name,
+                    sl_error_msg());
     if (!begin(e, true) || !key(e, "@type") || !scalar(e, SK_STRING, url))
         goto out;
     if (codec_wkt_of(idesc) == CODEC_WKT_NONE) {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "sluice/pbcheck.h"
 #include "sluice/bsearch.h"
 #include "sluice/codec.h"
 #include "sluice/resource.h"
@@ -303,12 +304,11 @@ err:
 sl_status sl_tr_store_put_packed(sl_tr_store *s, const sl_kind *k, const void *data, size_t len,
                                  uint64_t revision)
 {
-    ProtobufCMessage *m;
+    ProtobufCMessage *m = NULL;
     if (!k)
         return sl_error_set(SL_ERR_INVALID, "no kind");
-    m = protobuf_c_message_unpack(k->descriptor, NULL, len, data);
-    if (!m)
-        return sl_error_set(SL_ERR_PARSE, "bytes are not a valid %s", k->descriptor->name);
+    if (sl_pb_unpack(&m, k->descriptor, NULL, data, len) != SL_OK)
+        return sl_error_set(SL_ERR_PARSE, "bytes are not a valid %s: %s", k->descriptor->name, sl_error_msg());
     return sl_tr_store_put(s, k, m, revision);
 }
 
