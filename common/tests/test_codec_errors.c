@@ -520,7 +520,8 @@ static void encoding_errors(void **state)
     any.value.len = sizeof(junk);
     assert_int_equal(sl_codec_encode_json(&out, NULL, &any.base, &o), SL_ERR_PARSE);
     assert_string_equal(sl_error_msg(), "Any: the value of google.protobuf.Any is not a valid "
-                                        "google.protobuf.Duration");
+                                        "google.protobuf.Duration: google.protobuf.Duration: invalid field "
+                                        "tag at byte 0 (in (top level))");
 
     assert_int_equal(sl_codec_encode_json(&out, NULL, &value.base, &o), SL_ERR_INVALID);
     assert_string_equal(sl_error_msg(), "Value: google.protobuf.Value has no kind set");
