@@ -77,6 +77,28 @@ static pid_t dead_pid(void)
     return p;
 }
 
+/* Waits until the lease key has been written n more times (renewals of
+ * its holder), as a positive signal in place of a fixed sleep. */
+static void wait_renewals(const char *key, int n)
+{
+    sl_kv *kv = NULL;
+    uint64_t last = 0;
+    int seen = -1;
+    assert_int_equal(sl_kv_bind(&kv, nc, SL_LEASES_BUCKET), SL_OK);
+    for (int64_t end = harness_now_ms() + 15000; seen < n && harness_now_ms() < end; usleep(20000)) {
+        sl_kv_entry e = {0};
+        if (sl_kv_get(&e, kv, key) != SL_OK)
+            continue;
+        if (e.revision != last) {
+            last = e.revision;
+            seen++;
+        }
+        sl_kv_entry_deinit(&e);
+    }
+    sl_kv_free(kv);
+    assert_true(seen >= n);
+}
+
 static void one_holder_and_takeovers(void **state)
 {
     (void)state;
@@ -85,7 +107,9 @@ static void one_holder_and_takeovers(void **state)
     assert_true(until_held(a, true, 3000) >= 0);
     assert_int_equal(e1.acquired, 1);
     sl_lease *b = start("t.one", &e2);
-    usleep(1500000); /* a renews every TTL/3: b never gets it */
+    /* a renews every TTL/3: b never gets it. Proof after a positive
+     * signal: three renewals by a (longer than a TTL) seen in the KV. */
+    wait_renewals("t.one", 3);
     assert_false(sl_lease_held(b));
     assert_true(sl_lease_held(a));
     assert_int_equal(e2.acquired, 0);
@@ -249,7 +273,7 @@ static void translator_replicas(void **state)
     assert_true(wait_log(la, "msg=\"started\"", 10000));
     pid_t b = start_proc(exe, args, harness_nats_url(srv), lb);
     assert_true(wait_log(lb, "waiting for the lease", 10000));
-    usleep(1500000);
+    wait_renewals("translator.sluice_xds", 3); /* a holds on, longer than a TTL */
     assert_false(log_has(lb, "msg=\"started\""));
 
     /* kill -9 the one translating: the other, on the same host, sees at
