@@ -20,6 +20,7 @@
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
 #include "harness.h"
 #include "sluice/kv.h"
+#include "sluice/wire.h"
 #include "xds_apply.h"
 #include "xds_client.h"
 
@@ -88,14 +89,8 @@ static int group_teardown(void **state)
 
 static void put_varint_before(uint8_t **p, uint64_t v)
 {
-    uint8_t tmp[10];
-    size_t n = 0;
-    do {
-        tmp[n++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
-        v >>= 7;
-    } while (v);
-    *p -= n;
-    memcpy(*p, tmp, n);
+    *p -= sl_wire_varint_len(v);
+    sl_wire_varint_put(*p, v);
 }
 
 static void wrap(uint8_t **p, const uint8_t *end, unsigned f)
