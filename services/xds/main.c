@@ -81,6 +81,12 @@ static void on_nack(void *ud, const xds_nack *n)
         sl_log_warn("report", "publish failed", "subject=%s err=%s", subject, sl_log_q(sl_error_msg()));
 }
 
+/* Whether addr ("host:port", "[v6]:port") is a loopback address. */
+static bool xds_listen_loopback(const char *addr)
+{
+    return !strncmp(addr, "127.", 4) || !strncmp(addr, "[::1]:", 6) || !strncmp(addr, "localhost:", 10);
+}
+
 int main(int argc, char **argv)
 {
     sl_service_args args;
@@ -91,10 +97,12 @@ int main(int argc, char **argv)
     xds_proxies *proxies = NULL;
     int code = SL_EXIT_FAILURE;
     const char *listen = NULL, *def = NULL, *bucket = NULL;
-    const char *cert = NULL, *key = NULL, *ca = NULL;
+    const char *cert = NULL, *key = NULL, *ca = NULL, *trust_domain = NULL, *tokens = NULL;
+    bool insecure = false;
+    xds_identity *identity = NULL;
     int workers = 0;
     const sl_flag own[] = {
-        {.name = "listen", .kind = SL_FLAG_STRING, .target = &listen, .def = "0.0.0.0:9977", .arg = "ADDR",
+        {.name = "listen", .kind = SL_FLAG_STRING, .target = &listen, .def = "127.0.0.1:9977", .arg = "ADDR",
          .help = "gRPC address"},
         {.name = "default-proxy", .kind = SL_FLAG_STRING, .target = &def, .def = SL_XDS_DEFAULT_PROXY,
          .arg = "NAME", .help = "proxy of nodes without metadata.role"},
@@ -106,7 +114,15 @@ int main(int argc, char **argv)
          .help = "server certificate (PEM); with --tls-key enables TLS"},
         {.name = "tls-key", .kind = SL_FLAG_STRING, .target = &key, .arg = "FILE", .help = "server key (PEM)"},
         {.name = "tls-client-ca", .kind = SL_FLAG_STRING, .target = &ca, .arg = "FILE",
-         .help = "require client certificates signed by this CA (mutual TLS)"},
+         .help = "require client certificates signed by this CA (mutual TLS); each must name its\n"
+                 "proxy in a URI SAN spiffe://<trust domain>/ns/<namespace>/proxy/<name>"},
+        {.name = "trust-domain", .kind = SL_FLAG_STRING, .target = &trust_domain, .def = "sluice", .arg = "NAME",
+         .help = "SPIFFE trust domain of client certificates"},
+        {.name = "tokens", .kind = SL_FLAG_STRING, .target = &tokens, .arg = "FILE", .env = "SLUICE_XDS_TOKENS",
+         .help = "per-proxy bearer tokens, lines '<namespace>~<proxy> <token>' (Envoy sends\n"
+                 "'authorization: Bearer <token>' with initial_metadata)"},
+        {.name = "insecure", .kind = SL_FLAG_BOOL, .target = &insecure,
+         .help = "serve clients that prove no identity on an address that is not loopback"},
     };
 
     sl_service_args_init(&args);
@@ -120,6 +136,17 @@ int main(int argc, char **argv)
     }
     if ((cert == NULL) != (key == NULL) || (ca && !cert)) {
         sl_error_set(SL_ERR_INVALID, "--tls-cert and --tls-key go together; --tls-client-ca needs them");
+        code = sl_service_usage_error(&info);
+        goto out;
+    }
+    if (!ca && !tokens && !insecure && !xds_listen_loopback(listen)) {
+        sl_error_set(SL_ERR_INVALID, "--listen %s is not a loopback address: clients must prove who they are "
+                     "(--tls-client-ca or --tokens), or say --insecure", listen);
+        code = sl_service_usage_error(&info);
+        goto out;
+    }
+    xds_identity_opts io = {.trust_domain = trust_domain, .mtls = ca != NULL, .token_file = tokens};
+    if (xds_identity_new(&identity, &io) != SL_OK) {
         code = sl_service_usage_error(&info);
         goto out;
     }
@@ -138,6 +165,7 @@ int main(int argc, char **argv)
                           .tls_cert = cert,
                           .tls_key = key,
                           .tls_client_ca = ca,
+                          .identity = identity,
                           .cache = cache,
                           .metrics = sl_service_metrics(g_svc),
                           .on_nack = on_nack};
@@ -167,6 +195,7 @@ out:
     sl_xds_watch_free(watch);
     atomic_store(&g_server, NULL);
     xds_server_stop(server);
+    xds_identity_free(identity);
     sl_xds_cache_free(cache);
     sl_loop_free(loop);
     sl_service_free(g_svc);

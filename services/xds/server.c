@@ -114,6 +114,7 @@ typedef struct xstream {
     int registered;
     const char *proxy; /* the stream state's (interned) proxy; set under the registry lock once known */
     const char *node_id; /* the stream state's node id; set with proxy */
+    char *identity;      /* the proxy the client proved (identity.h), or NULL when none is required */
     /* Published per-proxy state (xds_server_each): written by the
      * stream's worker, read by the publisher. err under the registry lock
      * (written on a NACK only). */
@@ -138,7 +139,7 @@ struct xds_server {
     /* metrics (NULL without a registry) */
     sl_gauge *g_streams[NMETHODS];
     sl_counter *c_push[SL_XDS_TYPE_COUNT], *c_ack[SL_XDS_TYPE_COUNT], *c_nack[SL_XDS_TYPE_COUNT];
-    sl_counter *c_push_bytes[SL_XDS_TYPE_COUNT], *c_bad;
+    sl_counter *c_push_bytes[SL_XDS_TYPE_COUNT], *c_bad, *c_denied;
     sl_histogram *h_latency[SL_XDS_TYPE_COUNT];
 };
 
@@ -264,6 +265,7 @@ static void stream_free(xstream *x)
         grpc_byte_buffer_destroy(x->send_buf);
     sl_xds_stream_free(x->sm);
     grpc_call_unref(x->call);
+    free(x->identity);
     free(x->msg);
     free(x);
     atomic_fetch_sub(&s->live, 1);
@@ -494,6 +496,16 @@ static void on_request(xstream *x)
                sl_error_msg());
         goto out;
     }
+    if (info.first_on_stream && x->identity && strcmp(x->identity, sl_xds_stream_proxy(x->sm)) != 0) {
+        char why[600];
+        snprintf(why, sizeof why, "node.metadata.role asks for proxy %.250s; this client is %.250s",
+                 sl_xds_stream_proxy(x->sm), x->identity);
+        if (s->c_denied)
+            sl_counter_inc(s->c_denied);
+        sl_log_warn("xds", "stream refused", "node=%s err=%s", sl_log_q(sl_xds_stream_node_id(x->sm)), sl_log_q(why));
+        finish(x, GRPC_STATUS_PERMISSION_DENIED, why);
+        goto out;
+    }
     if (info.first_on_stream) {
         pthread_mutex_lock(&s->mu);
         x->proxy = sl_xds_stream_proxy(x->sm);
@@ -622,6 +634,10 @@ static void on_accept(acceptor *a, int ok)
         if (grpc_slice_str_cmp(a->details.method, methods[i].path) == 0)
             m = &methods[i];
     char *path = grpc_slice_to_c_string(a->details.method);
+    const char *no_identity = NULL;
+    char *identity = xds_identity_required(s->o.identity)
+                         ? xds_identity_of_call(s->o.identity, call, &a->md, &no_identity)
+                         : NULL;
     grpc_call_details_destroy(&a->details);
     grpc_metadata_array_destroy(&a->md);
     request_call(a);
@@ -629,8 +645,10 @@ static void on_accept(acceptor *a, int ok)
         grpc_call_cancel_with_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
         grpc_call_unref(call);
         gpr_free(path);
+        free(identity);
         return;
     }
+    x->identity = identity;
     x->t_meta = (tag){TAG_META, x};
     x->t_recv = (tag){TAG_RECV, x};
     x->t_send = (tag){TAG_SEND, x};
@@ -644,7 +662,13 @@ static void on_accept(acceptor *a, int ok)
     atomic_init(&x->pending, 1); /* held until setup is done */
 
     grpc_op op = {0};
-    if (!m) {
+    if (xds_identity_required(s->o.identity) && !identity) {
+        if (s->c_denied)
+            sl_counter_inc(s->c_denied);
+        sl_log_warn("xds", "stream refused", "method=%s err=%s", sl_log_q(path), sl_log_q(no_identity));
+        x->m = NULL; /* as for an unknown method: no stream state, initial metadata still to send */
+        finish(x, GRPC_STATUS_UNAUTHENTICATED, no_identity);
+    } else if (!m) {
         sl_log_warn("xds", "unknown method", "method=%s", sl_log_q(path));
         char msg[300];
         snprintf(msg, sizeof msg, "unknown method %.250s", path);
@@ -793,6 +817,8 @@ static void init_metrics(xds_server *s)
             sl_metric_family_histogram(&s->h_latency[t], f, (const char *[]){sl_xds_type_short((sl_xds_type)t)});
     sl_metrics_counter(&s->c_bad, reg, "sluice_xds_bad_requests_total",
                        "xDS requests refused (malformed, unknown type, protocol error).");
+    sl_metrics_counter(&s->c_denied, reg, "sluice_xds_denied_total",
+                       "xDS streams refused: no client identity, or a proxy other than the client's own.");
 }
 
 sl_status xds_server_start(xds_server **out, const xds_server_opts *o)

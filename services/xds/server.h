@@ -13,6 +13,7 @@
 #ifndef SLUICE_XDS_SERVER_H
 #define SLUICE_XDS_SERVER_H
 
+#include "identity.h"
 #include "sluice/xds_cache.h"
 #include "sluice/metrics.h"
 #include "sluice/xds_stream.h"
@@ -37,6 +38,7 @@ typedef struct xds_server_opts {
     const char *tls_cert;      /* PEM files; cert+key enable TLS */
     const char *tls_key;
     const char *tls_client_ca; /* with TLS: require and verify client certs */
+    const xds_identity *identity; /* when it requires one, every stream proves its proxy; must outlive the server */
     sl_xds_cache *cache;       /* required; must outlive the server */
     sl_metrics *metrics;       /* optional */
     /* Called on a worker thread for every NACK; must not block long. */

@@ -79,7 +79,8 @@ def main():
     make_ca(d, "ca")
     make_ca(d, "other-ca")
     make_cert(d, "server", "ca", "DNS:localhost,IP:127.0.0.1")
-    make_cert(d, "client", "ca", "DNS:client")
+    # the client proves the proxy it asks for (sluice-xds --tls-client-ca): the default one
+    make_cert(d, "client", "ca", "DNS:client,URI:spiffe://sluice/ns/gloo-system/proxy/gateway-proxy")
     make_cert(d, "stranger", "other-ca", "DNS:stranger")
     nats_url = xp.start_nats(d)
     xp.apply(nats_url, "cluster:c-tls", "endpoint:c-tls:127.0.0.1:1")
