@@ -1,6 +1,7 @@
 /* service.c - see service.h. */
 #include <inttypes.h>
 #include <pthread.h>
+#include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,84 +15,52 @@
 #include "sluice/resource.h"
 #include "sluice/v1/events.pb-c.h"
 #include "sluice/translate.h"
+#include "sluice/vec.h"
 #include "sluice/xds_writer.h"
 
 #define COMP "translator"
 
-/* ---- the reports as last published: Kind.ns.name -> bytes ---- */
+/* ---- the reports as last published: Kind.ns.name -> bytes, in a tsearch tree ---- */
 
 typedef struct tr_report_entry {
     char *key;
     uint8_t *data;
     size_t len;
-    struct tr_report_entry *next;
 } tr_report_entry;
 
-typedef struct tr_report_map {
-    tr_report_entry **b;
-    size_t cap, n;
-} tr_report_map;
-
-static size_t tr_hash(const char *s)
+static int tr_report_cmp(const void *a, const void *b)
 {
-    size_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
+    return strcmp(((const tr_report_entry *)a)->key, ((const tr_report_entry *)b)->key);
 }
 
-static tr_report_entry *tr_report_get(tr_report_map *m, const char *key)
+static tr_report_entry *tr_report_get(void *const *tree, const char *key)
 {
-    if (!m->cap)
-        return NULL;
-    for (tr_report_entry *e = m->b[tr_hash(key) % m->cap]; e; e = e->next)
-        if (strcmp(e->key, key) == 0)
-            return e;
-    return NULL;
+    tr_report_entry probe = {(char *)key, NULL, 0};
+    void *n = tfind(&probe, tree, tr_report_cmp);
+    return n ? *(tr_report_entry **)n : NULL;
 }
 
 /* key's entry, added (empty) when missing; NULL when out of memory. */
-static tr_report_entry *tr_report_put(tr_report_map *m, const char *key)
+static tr_report_entry *tr_report_put(void **tree, const char *key)
 {
-    tr_report_entry *e = tr_report_get(m, key);
+    tr_report_entry *e = tr_report_get(tree, key);
     if (e)
         return e;
-    if (m->n + 1 > m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 1024;
-        tr_report_entry **b = calloc(cap, sizeof *b);
-        if (!b)
-            return NULL;
-        for (size_t i = 0; i < m->cap; i++)
-            for (tr_report_entry *x = m->b[i], *nx; x; x = nx) {
-                nx = x->next;
-                x->next = b[tr_hash(x->key) % cap];
-                b[tr_hash(x->key) % cap] = x;
-            }
-        free(m->b);
-        m->b = b;
-        m->cap = cap;
-    }
-    if (!(e = calloc(1, sizeof *e)) || !(e->key = strdup(key))) {
+    if (!(e = calloc(1, sizeof *e)) || !(e->key = strdup(key)) || !tsearch(e, tree, tr_report_cmp)) {
+        if (e)
+            free(e->key);
         free(e);
         return NULL;
     }
-    e->next = m->b[tr_hash(key) % m->cap];
-    m->b[tr_hash(key) % m->cap] = e;
-    m->n++;
     return e;
 }
 
-static void tr_report_map_free(tr_report_map *m)
+static void tr_report_free(void *p)
 {
-    for (size_t i = 0; i < m->cap; i++)
-        for (tr_report_entry *e = m->b[i], *nx; e; e = nx) {
-            nx = e->next;
-            free(e->key);
-            free(e->data);
-            free(e);
-        }
-    free(m->b);
-    memset(m, 0, sizeof *m);
+    tr_report_entry *e = p;
+    free(e->key);
+    free(e->data);
+    free(e);
 }
 
 /* ---- the service ---- */
@@ -106,7 +75,7 @@ struct tr_service {
     int initial_pending; /* watches that have not delivered their initial values */
     sl_tr_store *store;
     sl_xdsw *xw;   /* the sluice_xds writer */
-    tr_report_map reports;  /* Kind.ns.name -> last published report bytes */
+    void *reports;          /* tr_report_entry by Kind.ns.name: the last published report bytes */
     struct rc_item *rcache; /* the reports of the last publish_reports(), by pointers */
     size_t n_rcache;
     /* debounce */
@@ -123,7 +92,7 @@ struct tr_service {
     sl_tr_result *last;
     int full_needed;          /* a change other than an endpoint set */
     char **eps_ns, **eps_name; /* endpoint sets changed since the last translation */
-    size_t n_eps, cap_eps;
+    size_t n_eps, cap_eps_ns, cap_eps_name;
     char reporter_id[64];
     /* metrics */
     sl_counter *m_translations, *m_writes, *m_deletes, *m_reports, *m_bad_input, *m_errors;
@@ -218,19 +187,10 @@ static void note_change(tr_service *s, const sl_resource_id *id)
     if (!id || s->full_needed) {
         s->full_needed = 1;
     } else {
-        if (s->n_eps == s->cap_eps) {
-            size_t cap = s->cap_eps ? s->cap_eps * 2 : 16;
-            char **a = realloc(s->eps_ns, cap * sizeof *a), **b;
-            if (a)
-                s->eps_ns = a;
-            b = realloc(s->eps_name, cap * sizeof *b);
-            if (b)
-                s->eps_name = b;
-            if (!a || !b) {
-                s->full_needed = 1;
-                goto out;
-            }
-            s->cap_eps = cap;
+        if (SL_VEC_RESERVE(s->eps_ns, s->cap_eps_ns, s->n_eps + 1) != SL_OK ||
+            SL_VEC_RESERVE(s->eps_name, s->cap_eps_name, s->n_eps + 1) != SL_OK) {
+            s->full_needed = 1;
+            goto out;
         }
         s->eps_ns[s->n_eps] = strdup(id->ns);
         s->eps_name[s->n_eps] = strdup(id->name);
@@ -624,7 +584,7 @@ void tr_service_free(tr_service *s)
     clear_changes(s);
     free(s->eps_ns);
     free(s->eps_name);
-    tr_report_map_free(&s->reports);
+    tdestroy(s->reports, tr_report_free);
     free(s->rcache);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);

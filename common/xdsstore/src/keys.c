@@ -33,14 +33,21 @@ sl_status sl_xds_key_commit(char *out, size_t cap, const char *proxy)
     return rc;
 }
 
-sl_status sl_xds_key_manifest(char *out, size_t cap, const char *proxy, sl_xds_type t, const char *chunk_id)
+/* <proxy><mid><type>.<name>: a resource (mid ".") or a manifest chunk. */
+static sl_status typed_key(char *out, size_t cap, const char *proxy, const char *mid, sl_xds_type t,
+                           const char *name)
 {
     size_t o = 0;
     sl_status rc;
-    if ((rc = put_tok(out, cap, &o, proxy)) != SL_OK || (rc = put_lit(out, cap, &o, ".manifest.")) != SL_OK ||
+    if ((rc = put_tok(out, cap, &o, proxy)) != SL_OK || (rc = put_lit(out, cap, &o, mid)) != SL_OK ||
         (rc = put_lit(out, cap, &o, sl_xds_type_token(t))) != SL_OK || (rc = put_lit(out, cap, &o, ".")) != SL_OK)
         return rc;
-    return put_tok(out, cap, &o, chunk_id);
+    return put_tok(out, cap, &o, name);
+}
+
+sl_status sl_xds_key_manifest(char *out, size_t cap, const char *proxy, sl_xds_type t, const char *chunk_id)
+{
+    return typed_key(out, cap, proxy, ".manifest.", t, chunk_id);
 }
 
 sl_status sl_xds_key_vhost(char *out, size_t cap, const char *proxy, const char *route, const char *vhost)
@@ -55,12 +62,7 @@ sl_status sl_xds_key_vhost(char *out, size_t cap, const char *proxy, const char 
 
 sl_status sl_xds_key_resource(char *out, size_t cap, const char *proxy, sl_xds_type t, const char *name)
 {
-    size_t o = 0;
-    sl_status rc;
-    if ((rc = put_tok(out, cap, &o, proxy)) != SL_OK || (rc = put_lit(out, cap, &o, ".")) != SL_OK ||
-        (rc = put_lit(out, cap, &o, sl_xds_type_token(t))) != SL_OK || (rc = put_lit(out, cap, &o, ".")) != SL_OK)
-        return rc;
-    return put_tok(out, cap, &o, name);
+    return typed_key(out, cap, proxy, ".", t, name);
 }
 
 static int plain(unsigned char c)

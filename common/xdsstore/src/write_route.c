@@ -242,18 +242,3 @@ bool xdsw_same_entries(const wc_item *it, const sl_tr_resource *r, int t)
     }
     return true;
 }
-
-sl_status xdsw_chunks_reserve(wcache *wc, size_t n)
-{
-    if (n <= wc->cap_chunks)
-        return SL_OK;
-    size_t cap = wc->cap_chunks ? wc->cap_chunks : 64;
-    written **v;
-    while (cap < n)
-        cap *= 2;
-    if (!(v = realloc(wc->chunks, cap * sizeof *v)))
-        return sl_error_set(SL_ERR_NOMEM, "out of memory");
-    wc->chunks = v;
-    wc->cap_chunks = cap;
-    return SL_OK;
-}

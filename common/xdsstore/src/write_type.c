@@ -6,34 +6,20 @@
 
 sl_status xdsw_wb_entry(write_buf *b, const char *name, uint64_t rev, uint64_t hash, uint32_t parts)
 {
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 1024;
-        mf_entry *e = realloc(b->e, cap * sizeof *e);
-        if (!e)
-            return sl_error_set(SL_ERR_NOMEM, "out of memory");
-        b->e = e;
-        b->cap = cap;
-    }
+    sl_status rc = SL_VEC_RESERVE(b->e, b->cap, b->n + 1);
+    if (rc != SL_OK)
+        return rc;
     b->e[b->n++] = (mf_entry){name, rev, hash, parts};
     return SL_OK;
 }
 
 sl_status xdsw_wb_ref(write_buf *b, const char *type, uint64_t hash, uint64_t rev)
 {
-    if (b->n_refs == b->cap_refs) {
-        size_t cap = b->cap_refs ? b->cap_refs * 2 : 256;
-        Sluice__V1__XdsChunkRef *r = realloc(b->refs, cap * sizeof *r);
-        Sluice__V1__XdsChunkRef **rp = r ? realloc(b->refp, cap * sizeof *rp) : NULL;
-        char(*ids)[17] = rp ? realloc(b->ids, cap * sizeof *ids) : NULL;
-        if (r)
-            b->refs = r;
-        if (rp)
-            b->refp = rp;
-        if (!ids)
-            return sl_error_set(SL_ERR_NOMEM, "out of memory");
-        b->ids = ids;
-        b->cap_refs = cap;
-    }
+    sl_status rc;
+    if ((rc = SL_VEC_RESERVE(b->refs, b->cap_refs, b->n_refs + 1)) != SL_OK ||
+        (rc = SL_VEC_RESERVE(b->refp, b->cap_refp, b->n_refs + 1)) != SL_OK ||
+        (rc = SL_VEC_RESERVE(b->ids, b->cap_ids, b->n_refs + 1)) != SL_OK)
+        return rc;
     size_t i = b->n_refs++;
     sluice__v1__xds_chunk_ref__init(&b->refs[i]);
     sl_xds_chunk_id(b->ids[i], hash);
@@ -45,13 +31,8 @@ sl_status xdsw_wb_ref(write_buf *b, const char *type, uint64_t hash, uint64_t re
 size_t xdsw_wb_pack(write_buf *b, const ProtobufCMessage *m)
 {
     size_t len = protobuf_c_message_get_packed_size(m);
-    if (len > b->buf_cap) {
-        uint8_t *nb = realloc(b->buf, len);
-        if (!nb)
-            return SIZE_MAX;
-        b->buf = nb;
-        b->buf_cap = len;
-    }
+    if (SL_VEC_RESERVE(b->buf, b->buf_cap, len) != SL_OK)
+        return SIZE_MAX;
     return protobuf_c_message_pack(m, b->buf);
 }
 
@@ -70,17 +51,8 @@ void xdsw_wb_free(write_buf *b)
 /* Room for n manifest entries in the message arrays. */
 static sl_status wb_me_reserve(write_buf *b, size_t n)
 {
-    if (b->cap_me >= n)
-        return SL_OK;
-    Sluice__V1__XdsEntry *me = realloc(b->me, n * sizeof *me);
-    Sluice__V1__XdsEntry **mep = me ? realloc(b->mep, n * sizeof *mep) : NULL;
-    if (me)
-        b->me = me;
-    if (!mep)
-        return sl_error_set(SL_ERR_NOMEM, "out of memory");
-    b->mep = mep;
-    b->cap_me = n;
-    return SL_OK;
+    sl_status rc = SL_VEC_RESERVE(b->me, b->cap_me, n);
+    return rc != SL_OK ? rc : SL_VEC_RESERVE(b->mep, b->cap_mep, n);
 }
 
 /* Packs the manifest chunk of entries b->e[i0, i1) into b->buf; its length,
@@ -106,7 +78,7 @@ static sl_status type_reuse(sl_xdsw *w, wcache *wc, const sl_tr_proxy *p, int t,
 {
     const char *tt = sl_xds_type_token((sl_xds_type)t);
     sl_status rc;
-    if ((rc = xdsw_chunks_reserve(wc, wc->n_chunks + wc->prev_tn[t])) != SL_OK)
+    if ((rc = SL_VEC_RESERVE(wc->chunks, wc->cap_chunks, wc->n_chunks + wc->prev_tn[t])) != SL_OK)
         return rc;
     for (size_t k = 0; k < wc->prev_tn[t]; k++) {
         written *cw = wc->prev_chunks[wc->prev_t0[t] + k];
@@ -189,15 +161,9 @@ static sl_status write_type_in_place(sl_xdsw *w, wcache *wc, const sl_tr_proxy *
     if (!same_shape(wc, p, t, &ne))
         return SL_OK;
     *done = true;
-    if (b->cap < SL_XDS_CHUNK_MAX) { /* the entries of one chunk */
-        mf_entry *e = realloc(b->e, SL_XDS_CHUNK_MAX * sizeof *e);
-        if (!e)
-            return sl_error_set(SL_ERR_NOMEM, "out of memory");
-        b->e = e;
-        b->cap = SL_XDS_CHUNK_MAX;
-    }
-    if ((rc = wb_me_reserve(b, SL_XDS_CHUNK_MAX)) != SL_OK ||
-        (rc = xdsw_chunks_reserve(wc, wc->n_chunks + wc->prev_tn[t])) != SL_OK)
+    if ((rc = SL_VEC_RESERVE(b->e, b->cap, SL_XDS_CHUNK_MAX)) != SL_OK || /* the entries of one chunk */
+        (rc = wb_me_reserve(b, SL_XDS_CHUNK_MAX)) != SL_OK ||
+        (rc = SL_VEC_RESERVE(wc->chunks, wc->cap_chunks, wc->n_chunks + wc->prev_tn[t])) != SL_OK)
         return rc;
     for (size_t i = 0; i < n; i++) {
         wc_item *it = &l->v[i];
@@ -402,7 +368,7 @@ static sl_status write_chunks(sl_xdsw *w, wcache *wc, const char *proxy, int t, 
             continue;
         uint64_t fp = xdsw_chunk_fp(t, b->e + i0, i + 1 - i0);
         written *cw = NULL;
-        if ((rc = xdsw_chunks_reserve(wc, wc->n_chunks + 1)) != SL_OK)
+        if ((rc = SL_VEC_RESERVE(wc->chunks, wc->cap_chunks, wc->n_chunks + 1)) != SL_OK)
             return rc;
         w->n_named++;
         for (size_t d = 0; d < 4 && *pc + d < wc->n_prev_chunks && !cw; d++)

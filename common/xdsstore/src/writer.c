@@ -30,14 +30,8 @@ sl_status xdsw_put(sl_xdsw *w, written *known, const char *key, const uint8_t *d
         /* Published with the rest of the proxy's puts before its commit
          * (flush_batch); the revision it will get, if nobody else writes
          * the bucket meanwhile, is the next one: flush_batch checks. */
-        if (w->n_batch == w->cap_batch) {
-            size_t cap = w->cap_batch ? w->cap_batch * 2 : 64;
-            written **v = realloc(w->batch, cap * sizeof *v);
-            if (!v)
-                return sl_error_set(SL_ERR_NOMEM, "out of memory");
-            w->batch = v;
-            w->cap_batch = cap;
-        }
+        if ((rc = SL_VEC_RESERVE(w->batch, w->cap_batch, w->n_batch + 1)) != SL_OK)
+            return rc;
         *rev = ++w->seq;
     } else {
         if ((rc = sl_kv_put(rev, w->kv, key, data, len)) != SL_OK)
@@ -80,16 +74,10 @@ static sl_status flush_batch(sl_xdsw *w, bool *predicted)
     *predicted = true;
     if (!w->n_batch)
         return SL_OK;
-    if (w->n_batch > w->cap_items) {
-        sl_kv_put_item *v = realloc(w->items, w->n_batch * sizeof *v);
-        if (!v) {
-            rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
-            for (size_t i = 0; i < w->n_batch; i++)
-                w->batch[i]->len = SIZE_MAX;
-            goto out;
-        }
-        w->items = v;
-        w->cap_items = w->n_batch;
+    if ((rc = SL_VEC_RESERVE(w->items, w->cap_items, w->n_batch)) != SL_OK) {
+        for (size_t i = 0; i < w->n_batch; i++)
+            w->batch[i]->len = SIZE_MAX;
+        goto out;
     }
     for (size_t i = 0; i < w->n_batch; i++)
         w->items[i] = (sl_kv_put_item){w->batch[i]->key, w->batch[i]->data, w->batch[i]->len, 0, SL_OK};
@@ -272,6 +260,7 @@ void sl_xdsw_write_gone(sl_xdsw *w, const sl_tr_result *r)
     free(w->proxies);
     w->proxies = calloc(r->n_proxies + 1, sizeof *w->proxies);
     w->n_proxies = 0;
+    w->cap_proxies = w->proxies ? r->n_proxies + 1 : 0;
     for (size_t i = 0; w->proxies && i < r->n_proxies; i++)
         if ((w->proxies[w->n_proxies] = strdup(r->proxies[i].name)))
             w->n_proxies++;
@@ -308,12 +297,8 @@ void sl_xdsw_delete_stale(sl_xdsw *w)
         for (written *x = w->xds.b[i]; x; x = x->next) {
             if (x->live || x->commit)
                 continue;
-            if (n == cap) {
-                char **v = realloc(stale, (cap = cap ? cap * 2 : 64) * sizeof *v);
-                if (!v)
-                    break;
-                stale = v;
-            }
+            if (SL_VEC_RESERVE(stale, cap, n + 1) != SL_OK)
+                break;
             stale[n++] = x->key;
         }
     for (size_t i = 0; i < n; i++) {
@@ -352,14 +337,10 @@ static void load_entry(sl_xdsw *w, const sl_kv_entry *e)
     x->rev = e->revision;
     if (!x->commit && (x->commit = sl_xds_key_is_commit(e->key)))
         w->n_commits++;
-    if (e->len && x->commit && sl_xds_key_parse(&k, e->key) == SL_OK) {
-        char **v = realloc(w->proxies, (w->n_proxies + 1) * sizeof *v);
-        if (v) {
-            w->proxies = v;
-            if ((v[w->n_proxies] = strdup(k.proxy)))
-                w->n_proxies++;
-        }
-    }
+    if (e->len && x->commit && sl_xds_key_parse(&k, e->key) == SL_OK &&
+        SL_VEC_RESERVE(w->proxies, w->cap_proxies, w->n_proxies + 1) == SL_OK &&
+        (w->proxies[w->n_proxies] = strdup(k.proxy)))
+        w->n_proxies++;
 }
 
 /* Reads what the bucket holds so an unchanged resource is not rewritten

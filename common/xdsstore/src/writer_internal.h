@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "sluice/v1/xds.pb-c.h"
+#include "sluice/vec.h"
 #include "sluice/xds.h"
 #include "sluice/xds_keys.h"
 #include "sluice/xds_writer.h"
@@ -99,13 +100,13 @@ typedef struct mf_entry {
 typedef struct write_buf {
     mf_entry *e;
     size_t n, cap;
-    Sluice__V1__XdsChunkRef *refs;
+    Sluice__V1__XdsChunkRef *refs; /* n_refs of them, with refp and ids alike */
     Sluice__V1__XdsChunkRef **refp;
     char (*ids)[17];
-    size_t n_refs, cap_refs;
-    Sluice__V1__XdsEntry *me;
+    size_t n_refs, cap_refs, cap_refp, cap_ids;
+    Sluice__V1__XdsEntry *me; /* the entries of the chunk being packed, and pointers to them */
     Sluice__V1__XdsEntry **mep;
-    size_t cap_me;
+    size_t cap_me, cap_mep;
     uint8_t *buf;
     size_t buf_cap;
 } write_buf;
@@ -130,7 +131,7 @@ struct sl_xdsw {
     sl_kv_put_item *items;
     size_t cap_items;
     char **proxies; /* proxies of the last round (or with a commit in the bucket) */
-    size_t n_proxies;
+    size_t n_proxies, cap_proxies;
 };
 
 /* ---- writer.c ---- */
@@ -178,8 +179,6 @@ bool xdsw_wc_same_list(const wc_list *l, const sl_tr_proxy *p, int t);
 /* Whether item it (as last written) and resource r have the same manifest
  * entries but revisions. */
 bool xdsw_same_entries(const wc_item *it, const sl_tr_resource *r, int t);
-/* Grows wc->chunks to hold at least n. */
-sl_status xdsw_chunks_reserve(wcache *wc, size_t n);
 
 /* A resource's identity for the write cache (translate.h): its bytes
  * pointer, or, for a route given in parts only, its parts. */
