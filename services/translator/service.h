@@ -1,7 +1,8 @@
 /* service.h - sluice-translator's NATS side: watches the config, secrets
  * and endpoints buckets into a store, translates after a quiet period
- * (debounce), writes the sluice_xds bucket (changed resources, then the
- * commit, then deletions) and publishes reports.
+ * (debounce), writes the sluice_xds bucket through the xDS store's writer
+ * (sluice/xds_writer.h: changed resources, then the commit, then deletions)
+ * and publishes reports.
  *
  * Everything runs on the service loop's thread except the debounce timer,
  * which only posts tasks to the loop.
