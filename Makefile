@@ -28,8 +28,10 @@ build: setup $(BUILD)/build.ninja
 run: build
 	@scripts/run
 
-# Every test (unit, integration, conformance), then unit and integration again
-# under AddressSanitizer + UndefinedBehaviorSanitizer (leaks fail).
+# Every test, then the unit, integration, conformance and e2e tests again
+# under AddressSanitizer + UndefinedBehaviorSanitizer (leaks fail): the
+# services the conformance and e2e tests start are the ASan builds, each
+# stopped with SIGTERM and required to exit 0 with no sanitizer report.
 test: build
 	ctest --test-dir $(BUILD) -j $(JOBS) --output-on-failure
 	@$(MAKE) --no-print-directory asan
@@ -37,7 +39,7 @@ test: build
 asan: setup
 	@cmake -S . -B $(ASAN_BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
-	ctest --test-dir $(ASAN_BUILD) -j $(JOBS) -L 'unit|integration' --output-on-failure
+	ctest --test-dir $(ASAN_BUILD) -j $(JOBS) -L 'unit|integration|conformance|e2e' --output-on-failure
 
 # Regenerate schemas/ from proto/sluice/v1 (a test fails when it is stale).
 schemas: build

@@ -62,7 +62,24 @@ async function startXds(natsUrl, extra = []) {
     });
     c.on('exit', (code) => reject(new Error(`sluice-xds exited ${code}: ${log}`)));
   });
-  return { proc: c, port: Number(line[1]), metricsPort: Number(line[2]), log: () => log };
+  let exited = null;
+  c.on('exit', (code, signal) => { exited = { code, signal }; });
+  return { proc: c, port: Number(line[1]), metricsPort: Number(line[2]), log: () => log, exited: () => exited };
+}
+
+// A sanitizer's report in a process's output (an ASan+UBSan build under
+// `make asan`: leaks are reported at exit).
+const SANITIZER = /ERROR: [A-Za-z]+Sanitizer|runtime error:/;
+
+// Stops sluice-xds as an orchestrator does (SIGTERM): it must exit 0
+// within 10 s, with no sanitizer report in its output (issue 14).
+async function stopXds(xds) {
+  xds.proc.kill('SIGTERM');
+  for (let i = 0; i < 200 && !xds.exited(); i++) await sleep(50);
+  const e = xds.exited();
+  if (!e) throw new Error(`sluice-xds still running 10 s after SIGTERM\n${xds.log()}`);
+  if (e.code !== 0) throw new Error(`sluice-xds exited ${e.code ?? e.signal} after SIGTERM\n${xds.log()}`);
+  if (SANITIZER.test(xds.log())) throw new Error(`sluice-xds: sanitizer report\n${xds.log()}`);
 }
 
 function apply(natsUrl, specs, proxy) {
@@ -146,5 +163,5 @@ async function waitMetric(xds, name, labels, pred, what, ms = 15000) {
 
 function tmpdir() { return fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-xds-conf-')); }
 
-module.exports = { freePort, sleep, startNats, startXds, apply, metrics, metric, bootstrap, tmpdir, nodeId, nackLines,
+module.exports = { freePort, sleep, startNats, startXds, stopXds, apply, metrics, metric, bootstrap, tmpdir, nodeId, nackLines,
                    waitNack, waitMetric, SRC, BIN };

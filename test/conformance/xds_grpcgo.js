@@ -101,6 +101,8 @@ async function main() {
   assert.deepStrictEqual(c, { beta: 20 }, JSON.stringify(c));
   console.log('ok 7 - the fixed listener is accepted and moves traffic to beta');
   go.stdin.end();
+  await env.stopXds(xds);
+  console.log('ok 8 - sluice-xds stops on SIGTERM: exit 0, no sanitizer report');
   process.exit(0);
 }
 

@@ -123,6 +123,8 @@ async function main() {
   assert.ok(env.metric(mt, 'sluice_xds_streams', 'service="ads",protocol="sotw"') >= 1);
   console.log('ok 9 - metrics: acks and streams');
   client.close();
+  await env.stopXds(xds);
+  console.log('ok 10 - sluice-xds stops on SIGTERM: exit 0, no sanitizer report');
   process.exit(0);
 }
 

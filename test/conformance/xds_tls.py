@@ -52,11 +52,16 @@ def read(d, name):
         return f.read()
 
 
+started = []  # (process, log path) of every sluice-xds
+
+
 def start_xds(nats_url, d, *tls):
-    log = open(os.path.join(d, "xds-%d.log" % len(xp.procs)), "w")
+    path = os.path.join(d, "xds-%d.log" % len(xp.procs))
+    log = open(path, "w")
     p = subprocess.Popen([os.path.join(xp.BIN, "services/xds/sluice-xds"), "--nats-url", nats_url, "--listen",
                           "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", *tls], stdout=subprocess.PIPE, stderr=log)
     xp.procs.append(p)
+    started.append((p, path))
     m = re.search(rb"listening on port (\d+)", p.stdout.readline())
     assert m, "sluice-xds did not start"
     return int(m.group(1))
@@ -125,6 +130,10 @@ def main():
     r = ads_first_response(tls_channel(port, ca, "stranger"))
     assert r == grpc.StatusCode.UNAVAILABLE, r
     ok("mTLS: a client certificate from another CA, nothing")
+    for p, log in started:
+        if p.poll() is None:
+            xp.stop(p, log)
+    ok("every sluice-xds stops on SIGTERM: exit 0, no sanitizer report")
     print("1..%d" % n)
 
 

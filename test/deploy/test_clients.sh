@@ -21,7 +21,7 @@ py=$src/.venv/bin/python
 svc=$bin/services
 
 tmp=$(mktemp -d)
-pids=()
+pids=() svc_pids=() svc_names=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
@@ -50,6 +50,7 @@ start() {
   [ -x "$exe" ] || die "$exe not built"
   "$exe" --metrics-addr 127.0.0.1:0 --nats-connect-timeout 20s "$@" >"$tmp/$name.log" 2>&1 &
   pids+=($!)
+  svc_pids+=($!) svc_names+=("$name")
   for _ in $(seq 200); do
     grep -q 'msg="ready"' "$tmp/$name.log" && break
     kill -0 "${pids[-1]}" 2>/dev/null || die "$name exited"
@@ -127,6 +128,20 @@ for lang in python go node; do
     "^  VirtualService default/hello-$lang: Accepted unchanged$" \
     "^stored status of VirtualService default/hello-$lang$" \
     '^status: (Pending|Accepted) reportedBy='
+done
+
+# Every service stops as an orchestrator stops it (SIGTERM, newest first):
+# status 0 and no sanitizer report in its log (an ASan+UBSan build under
+# `make asan` reports leaks at exit).
+for ((i = ${#svc_pids[@]} - 1; i >= 0; i--)); do
+  p=${svc_pids[$i]} n=${svc_names[$i]}
+  kill -TERM "$p"
+  wait "$p" && st=0 || st=$?
+  [ "$st" = 0 ] && ok "$n: exit 0 after SIGTERM" || fail "$n exited $st after SIGTERM"
+  if grep -qE 'ERROR: [A-Za-z]+Sanitizer|runtime error:' "$tmp/$n.log"; then
+    fail "$n: sanitizer report"
+    grep -E -A20 'ERROR: [A-Za-z]+Sanitizer|runtime error:' "$tmp/$n.log" | head -40
+  fi
 done
 
 echo "$passes passed, $fails failed"

@@ -72,9 +72,11 @@ def main():
     except BaseException:
         print("# sluicectl run log (tail):\n" + "\n".join("# " + l for l in sy.tail(80).splitlines()),
               flush=True)
-        raise
-    finally:
         sy.stop()
+        raise
+    problems = sy.stop()
+    assert not problems, "\n".join(problems)
+    print("ok - every service stopped on SIGTERM, no sanitizer report")
 
 
 def run(sy):

@@ -76,15 +76,31 @@ class System:
         self.wait_services()
 
     def stop(self):
+        """SIGTERM to sluicectl run, which stops every service with SIGTERM
+        (SIGKILL after 15 s, and then exits 1). Returns what went wrong: a
+        non-zero exit, or a sanitizer report (an ASan+UBSan build under
+        `make asan` reports leaks at exit) in the services' output."""
+        problems = []
         if self.run and self.run.poll() is None:
             self.run.send_signal(signal.SIGTERM)
             try:
-                self.run.wait(30)
+                rc = self.run.wait(30)
+                if rc != 0:
+                    problems.append("sluicectl run exited %d after SIGTERM (a service had to be killed?)" % rc)
             except subprocess.TimeoutExpired:
                 self.run.kill()
                 self.run.wait()
+                problems.append("sluicectl run still running 30 s after SIGTERM")
         for srv, _ in self.backends.values():
             srv.stop(0)
+        try:
+            text = open(self.log, errors="replace").read()
+        except OSError:
+            text = ""
+        m = re.search(r"ERROR: [A-Za-z]+Sanitizer|runtime error:", text)
+        if m:
+            problems.append("sanitizer report in the services' output:\n" + text[max(0, m.start() - 200):m.start() + 3000])
+        return problems
 
     def tail(self, n=60):
         try:
