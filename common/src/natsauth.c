@@ -72,6 +72,13 @@ static const sl_natsauth_kv kv_client[] = {{"sluice_status", R, NULL}, {NULL, 0,
 static const char *const pub_client[] = {"sluice.api.apply", "sluice.api.delete", NULL};
 static const char *const sub_client[] = {"sluice.status.>", "_INBOX.>", NULL};
 
+/* Programs that write resources straight into the config bucket (the KV
+ * config source: sluice-config-watcher validates and reports every such
+ * write, and stores nothing it refuses). */
+static const sl_natsauth_kv kv_config_writer[] = {
+    {"sluice_config", R | W, NULL}, {"sluice_status", R, NULL}, {NULL, 0, NULL}};
+static const char *const sub_config_writer[] = {"sluice.status.>", "_INBOX.>", NULL};
+
 static const sl_natsauth_role roles[] = {
     {"config-watcher", "sluice-config-watcher", "config files, the apply API -> sluice_config",
      kv_config_watcher, pub_config_watcher, sub_config_watcher, true},
@@ -85,6 +92,8 @@ static const sl_natsauth_role roles[] = {
     {"sluicectl", "sluicectl", "operators: read everything but secrets, apply through the API", kv_sluicectl,
      pub_sluicectl, sub_sluicectl, false},
     {"client", NULL, "users' programs: the apply API and statuses", kv_client, pub_client, sub_client, false},
+    {"config-writer", NULL, "users' programs writing the config bucket directly (validated, reported)",
+     kv_config_writer, pub_client, sub_config_writer, false},
 };
 
 const sl_natsauth_role *sl_natsauth_roles(size_t *n)

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctl.h"
 #include "sluice/kinds.h"
@@ -104,6 +105,21 @@ void ctl_kind_ref(char *buf, size_t n, const char *kind)
     }
 }
 
+/* Without credentials given, those of a local `sluicectl run` (or `make
+ * run`): <state dir>/nats-auth/sluicectl.nk, the state dir being
+ * $SLUICE_STATE or .state. */
+static void ctl_local_credentials(ctl *c)
+{
+    char dir[4096], seed[4200];
+    const char *state = getenv("SLUICE_STATE");
+    if (c->nats.nkey_file || c->nats.auth_dir || c->nats.creds_file)
+        return;
+    snprintf(dir, sizeof dir, "%s/nats-auth", state && state[0] ? state : ".state");
+    snprintf(seed, sizeof seed, "%s/sluicectl.nk", dir);
+    if (access(seed, R_OK) == 0)
+        sl_nats_settings_set(&c->nats, "nats-auth-dir", dir);
+}
+
 /* The global flags: taken from anywhere on the line; what is not one stays
  * in argv for the command. */
 static int parse_global_flags(ctl *c, sl_flags *fs, int *argc, char **argv)
@@ -120,6 +136,7 @@ static int parse_global_flags(ctl *c, sl_flags *fs, int *argc, char **argv)
         sl_nats_settings_set(&c->nats, "nats-name", "sluicectl") != SL_OK ||
         sl_nats_flags_apply(&c->nats, &nats) != SL_OK)
         return ctl_usage_error(NULL, "%s", sl_error_msg());
+    ctl_local_credentials(c);
     return 0;
 }
 

@@ -20,6 +20,7 @@
 
 #include "ctl.h"
 #include "sluice/flags.h"
+#include "sluice/natsauth.h"
 #include "sluice/report_stream.h"
 
 #ifndef SLUICE_SOURCE_DIR
@@ -150,6 +151,9 @@ static void scan_services(child *kids, int *n, const char *root)
 
 /* --kv-replicas of sluicectl, passed to the services (0 = unset). */
 static int g_kv_replicas;
+/* The role seeds of the nats-server run started (absolute), passed to the
+ * services as SLUICE_NATS_AUTH_DIR; "" without authentication. */
+static char g_auth_dir[PATH_MAX];
 
 static pid_t spawn(child *c, const char *nats_url)
 {
@@ -160,6 +164,12 @@ static pid_t spawn(child *c, const char *nats_url)
         signal(SIGTERM, SIG_DFL);
         if (nats_url)
             setenv("NATS_URL", nats_url, 1);
+        if (nats_url && g_auth_dir[0]) {
+            /* each service takes its own role's seed, whatever the caller's environment says */
+            setenv("SLUICE_NATS_AUTH_DIR", g_auth_dir, 1);
+            unsetenv("NATS_NKEY");
+            unsetenv("NATS_CREDS");
+        }
         if (nats_url && g_kv_replicas > 0) {
             char r[16];
             snprintf(r, sizeof(r), "%d", g_kv_replicas);
@@ -195,7 +205,7 @@ typedef struct run_opts {
     const char *config_dir, *state, *conf, *nats_bin, *xds_listen, *secrets_dir;
     sl_flag_list bin_dirs, only;
     int port, metrics_base;
-    bool no_nats, help;
+    bool no_nats, no_auth, help;
 } run_opts;
 
 /* What run starts: the services and nats-server (unless --no-nats). */
@@ -234,6 +244,9 @@ static int run_parse(run_opts *o, sl_flags *fs, int argc, char **argv)
          .arg = "PATH", .help = "nats-server binary (a name is looked up on PATH)"},
         {.name = "no-nats", .kind = SL_FLAG_BOOL, .target = &o->no_nats,
          .help = "use the NATS at --nats-url / NATS_URL instead of starting one"},
+        {.name = "no-auth", .kind = SL_FLAG_BOOL, .target = &o->no_auth,
+         .help = "start nats-server without authentication (by default every service gets\n"
+                 "its own nkey and least privilege, in <state-dir>/nats-auth)"},
         {.name = "bin-dir", .kind = SL_FLAG_LIST, .target = &o->bin_dirs, .arg = "DIR",
          .help = "where the sluice-* binaries are"},
         {.name = "metrics-base-port", .kind = SL_FLAG_INT, .target = &o->metrics_base, .def = "9190", .min = 0,
@@ -241,7 +254,7 @@ static int run_parse(run_opts *o, sl_flags *fs, int argc, char **argv)
         {.name = "secrets-dir", .kind = SL_FLAG_STRING, .target = &o->secrets_dir, .arg = "DIR",
          .help = "directory for sluice-secret-watcher (default <state-dir>/secrets)"},
         {.name = "xds-listen", .kind = SL_FLAG_STRING, .target = &o->xds_listen, .arg = "ADDR",
-         .help = "sluice-xds --listen address (default: sluice-xds's, 0.0.0.0:9977)"},
+         .help = "sluice-xds --listen address (default: sluice-xds's, 127.0.0.1:9977)"},
         {.name = "only", .kind = SL_FLAG_LIST, .target = &o->only, .arg = "NAME",
          .help = "start only this service"},
         {.name = "help", .shorthand = 'h', .kind = SL_FLAG_BOOL, .target = &o->help, .opts = SL_FLAG_EXIT,
@@ -367,6 +380,49 @@ static int wait_nats(child *nats, int port, const char *log)
 
 /* Starts nats-server with JetStream in --state-dir on --nats-port and sets
  * rs->url. 0, or 1 after printing why not. */
+/* Authentication for the nats-server run starts: every role's seed and
+ * auth.conf in <state>/nats-auth (kept across runs), and a config that is
+ * the auth block followed by --nats-conf (a nats-server include cannot
+ * take an absolute path) in *conf. 0, or 1 with the reason printed. */
+static int run_auth(char *conf, size_t cap, const run_opts *o)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/nats-auth", o->state);
+    if (sl_natsauth_provision(dir, false) != SL_OK) {
+        fprintf(stderr, "error: NATS credentials in %s: %s\n", dir, sl_error_msg());
+        return 1;
+    }
+    if (!realpath(dir, g_auth_dir)) {
+        fprintf(stderr, "error: %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    if (snprintf(conf, cap, "%s/nats.conf", g_auth_dir) >= (int)cap) {
+        fprintf(stderr, "error: %s: path too long\n", g_auth_dir);
+        return 1;
+    }
+    FILE *out = fopen(conf, "w"), *in = exists(o->conf) ? fopen(o->conf, "r") : NULL;
+    if (!out) {
+        fprintf(stderr, "error: %s: %s\n", conf, strerror(errno));
+        if (in)
+            fclose(in);
+        return 1;
+    }
+    fprintf(out, "# Written by sluicectl run: the authorization block, then %s.\ninclude \"auth.conf\"\n", o->conf);
+    if (in) {
+        char buf[4096];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+            fwrite(buf, 1, n, out);
+        fclose(in);
+    }
+    if (fclose(out) != 0) {
+        fprintf(stderr, "error: %s: %s\n", conf, strerror(errno));
+        return 1;
+    }
+    say("NATS authentication on: one nkey per service in %s (sluicectl there picks its own up)", g_auth_dir);
+    return 0;
+}
+
 static int start_nats(run_state *rs, const run_opts *o)
 {
     char ps[16], jsdir[PATH_MAX], log[PATH_MAX];
@@ -386,11 +442,18 @@ static int start_nats(run_state *rs, const run_opts *o)
     snprintf(nats->name, sizeof(nats->name), "nats-server");
     nats_binary(nats, o->nats_bin);
     child_arg(nats, nats->path);
-    if (exists(o->conf)) {
+    const char *conf = o->conf;
+    char authed[PATH_MAX + 16];
+    if (!o->no_auth) {
+        if (run_auth(authed, sizeof authed, o) != 0)
+            return 1;
+        conf = authed;
+    }
+    if (exists(conf)) {
         child_arg(nats, "-c");
-        child_arg(nats, o->conf);
+        child_arg(nats, conf);
     } else {
-        say("warning: %s not found; starting nats-server with defaults", o->conf);
+        say("warning: %s not found; starting nats-server with defaults", conf);
     }
     const char *const args[] = {"-a", "127.0.0.1", "-p", ps, "-js", "-sd", jsdir, "-l", log};
     for (size_t i = 0; i < sizeof(args) / sizeof(args[0]); i++)
@@ -417,6 +480,11 @@ static void ensure_report_stream(const char *url)
     sl_nats_settings_init(&ns);
     sl_nats_settings_set(&ns, "nats-url", url);
     sl_nats_settings_set(&ns, "nats-name", "sluicectl-run");
+    if (g_auth_dir[0]) {
+        char seed[PATH_MAX + 16];
+        snprintf(seed, sizeof seed, "%s/sluicectl.nk", g_auth_dir);
+        sl_nats_settings_set(&ns, "nats-nkey", seed);
+    }
     ns.startup_deadline_ms = 5000;
     ns.kv_replicas = g_kv_replicas;
     if (sl_nats_connect(&nc, &ns) != SL_OK ||

@@ -4,6 +4,7 @@ free ports in a temporary state directory, real gRPC back-ends, and a real
 proxyless gRPC xDS client (Debian's python3-grpcio 1.51; run with
 /usr/bin/python3). Back-ends and free ports come from the xDS conformance
 test (test/conformance/xds_python.py)."""
+import base64
 import json
 import os
 import re
@@ -46,6 +47,26 @@ def alive(pid):
         return True
     except OSError:
         return False
+
+
+def nkey_sign(seed, nonce):
+    """(public key, signature) of a NATS user nkey seed ("SU..."): the seed
+    is base32 of 2 prefix bytes, the 32-byte Ed25519 seed and a CRC-16; the
+    public key "U..." is base32 of the user prefix, the key and its CRC."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives import serialization
+    raw = base64.b32decode(seed + "=" * (-len(seed) % 8))
+    key = Ed25519PrivateKey.from_private_bytes(raw[2:34])
+    pk = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    body = bytes([20 << 3]) + pk
+    crc = 0
+    for b in body:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1) & 0xFFFF
+    pub = base64.b32encode(body + bytes([crc & 0xFF, crc >> 8])).decode().rstrip("=")
+    sig = base64.urlsafe_b64encode(key.sign(nonce)).decode().rstrip("=")
+    return pub, sig
 
 
 class System:
@@ -110,7 +131,9 @@ class System:
 
     def ctl(self, *args, stdin=None):
         """(exit status, stdout + stderr) of sluicectl against this system."""
-        env = dict(os.environ, NATS_URL=self.url)
+        # SLUICE_STATE: sluicectl picks up the credentials sluicectl run made there
+        env = dict(os.environ, NATS_URL=self.url, SLUICE_STATE=os.path.join(self.dir, "state"))
+        env.pop("SLUICE_NATS_AUTH_DIR", None)
         p = subprocess.run([self.sluicectl, *args], input=stdin, capture_output=True, env=env, timeout=60)
         return p.returncode, (p.stdout + p.stderr).decode(errors="replace")
 
@@ -152,15 +175,19 @@ class System:
             raise AssertionError("sluicectl apply failed (%d): %s" % (rc, out))
         return rc, out
 
-    def nats_publish(self, subject, payload):
+    def nats_publish(self, subject, payload, role="config-writer"):
         """A plain NATS publish (any client in any language can write the
-        KV this way: JetStream stores $KV.<bucket>.<key>). Waits for the
-        server's PONG so the message is in before returning."""
+        KV this way: JetStream stores $KV.<bucket>.<key>), authenticated
+        with the nkey sluicectl run made for role (the nonce signed with
+        Ed25519, as NATS clients do). Waits for the server's PONG so the
+        message is in before returning."""
         s = socket.create_connection(("127.0.0.1", self.nats_port), 5)
         f = s.makefile("rb")
-        f.readline()  # INFO
-        s.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\nPUB %s %d\r\n%s\r\nPING\r\n'
-                  % (subject.encode(), len(payload), payload))
+        info = json.loads(f.readline().split(b" ", 1)[1])
+        seed_file = os.path.join(self.dir, "state", "nats-auth", role + ".nk")
+        pub, sig = nkey_sign(open(seed_file).read().strip(), info["nonce"].encode())
+        connect = json.dumps({"verbose": False, "pedantic": False, "nkey": pub, "sig": sig}).encode()
+        s.sendall(b"CONNECT %s\r\nPUB %s %d\r\n%s\r\nPING\r\n" % (connect, subject.encode(), len(payload), payload))
         line = f.readline()
         s.close()
         assert line.startswith(b"PONG"), line

@@ -272,11 +272,17 @@ static void run_starts_and_stops(void **state)
     bool up = false;
     for (int i = 0; i < 100 && !up; i++) {
         usleep(100000);
-        if (run_cmd(&out, "%s --nats-url %s get vs petstore", ctl, url) == 0)
+        /* run's nats-server has authentication on: its own role seeds */
+        if (run_cmd(&out, "%s --nats-url %s --nats-auth-dir %s/nats-auth get vs petstore", ctl, url, sd) == 0)
             up = strstr(out, "petstore.example.com") != NULL;
         free(out);
     }
     assert_true(up);
+    /* the same server, up and serving, refuses sluicectl without credentials */
+    assert_int_not_equal(run_cmd(&out, "SLUICE_NATS_AUTH_DIR= %s --nats-url %s --nats-connect-timeout 0 get vs petstore",
+                                 ctl, url), 0);
+    assert_non_null(strstr(out, "Authorization Violation"));
+    free(out);
     pid_t kids[16];
     int n = children_of(run, kids, 16);
     assert_true(n >= 2); /* nats-server and sluice-config-watcher */
@@ -288,6 +294,7 @@ static void run_starts_and_stops(void **state)
         assert_true(kill(kids[i], 0) != 0);
     assert_int_equal(run_cmd(&out, "cat %s", runlog), 0);
     assert_non_null(strstr(out, "run: stopped"));
+    assert_non_null(strstr(out, "NATS authentication on"));
     free(out);
 }
 
