@@ -7,12 +7,20 @@
 // commit names (at the named KV revisions) and sets it for the proxy's
 // nodes. Each type gets its own version (a hash of its (name, revision)
 // pairs, as sluice-xds does), so a change of one endpoint set only moves
-// EDS, the same as in sluice-xds.
+// EDS, the same as in sluice-xds. Decoded resources are kept by KV key and
+// revision (a route in parts by its parts' revisions), so a commit decodes
+// only what changed, as sluice-xds parses only what changed.
 //
 //	xds-peer --nats-url URL [--listen 127.0.0.1:0] [--bucket sluice_xds] [--proxy gateway-proxy]
+//	         [--nats-seed FILE] [--nats-name NAME]
 //
-// Prints "xds-peer listening on port N" on stdout once the initial KV
-// values are loaded and the current commit (if any) is served.
+// With authentication on (SLUICE_NATS_AUTH_DIR, as the test harness sets
+// it), it connects as sluice-xds does: the xds role's seed and connection
+// name, replies on _INBOX_<name>. SIGUSR1 runs a garbage collection and
+// returns freed memory to the OS (debug.FreeOSMemory), so the benchmark
+// samples its RSS after the same clean-up sluice-xds does when idle
+// (malloc_trim). Prints "xds-peer listening on port N" on stdout once the
+// initial KV values are loaded and the current commit (if any) is served.
 package main
 
 import (
@@ -24,8 +32,13 @@ import (
 	"log"
 	"net"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
+	"syscall"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -182,6 +195,13 @@ func parseManifest(b []byte) (es []entry, err error) {
 	return
 }
 
+// decoded is a resource decoded at one revision (sig: its revision, or
+// for a route in parts the revisions of its head and parts).
+type decoded struct {
+	sig string
+	msg proto.Message
+}
+
 type feeder struct {
 	kv      nats.KeyValue
 	sc      cache.SnapshotCache
@@ -189,6 +209,25 @@ type feeder struct {
 	ptok    string
 	mu      sync.Mutex
 	entries map[string]nats.KeyValueEntry
+	decoded map[string]decoded // by KV key; only apply() touches it
+}
+
+// decode is the message of type token in v, or the one decoded before
+// under the same key and sig.
+func (f *feeder) decode(key, sig, token string, v func() ([]byte, error)) (proto.Message, error) {
+	if d, ok := f.decoded[key]; ok && d.sig == sig {
+		return d.msg, nil
+	}
+	b, err := v()
+	if err != nil {
+		return nil, err
+	}
+	m := newMessage(token)
+	if err := proto.Unmarshal(b, m); err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	f.decoded[key] = decoded{sig, m}
+	return m, nil
 }
 
 // get is key's value at exactly rev: from the watch, or the bucket's history.
@@ -215,12 +254,13 @@ func (f *feeder) apply(raw []byte) error {
 	byType := map[resource.Type][]types.Resource{}
 	versions := map[resource.Type]string{}
 	hashes := map[string]hash.Hash64{}
-	var rname string // a route stored in parts: its head and parts so far
-	var whole []byte
-	var want uint64
+	seen := map[string]bool{}
+	// The entries of each type, its manifest chunks joined in order (a
+	// route's parts may continue in the next chunk).
+	var order []string
+	byTok := map[string][]entry{}
 	for _, ref := range refs {
-		url, ok := typeURLs[ref.typ]
-		if !ok {
+		if _, ok := typeURLs[ref.typ]; !ok {
 			return fmt.Errorf("commit: unknown type %q", ref.typ)
 		}
 		mkey := f.ptok + ".manifest." + ref.typ + "." + ref.id
@@ -232,44 +272,60 @@ func (f *feeder) apply(raw []byte) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", mkey, err)
 		}
-		h := hashes[ref.typ]
-		if h == nil {
-			h = fnv.New64a()
-			hashes[ref.typ] = h
+		if _, ok := byTok[ref.typ]; !ok {
+			order = append(order, ref.typ)
 		}
-		for _, e := range es {
-			var v []byte
-			if want > 0 {
-				if v, err = f.get(f.ptok+".vhost."+escape(rname)+"."+escape(e.name), e.rev); err != nil {
-					return err
+		byTok[ref.typ] = append(byTok[ref.typ], es...)
+	}
+	for _, tok := range order {
+		url, es := typeURLs[tok], byTok[tok]
+		ref := chunkRef{typ: tok}
+		h := fnv.New64a()
+		hashes[tok] = h
+		for i := 0; i < len(es); i++ {
+			e := es[i]
+			key := f.ptok + "." + ref.typ + "." + escape(e.name)
+			fmt.Fprintf(h, "%s\x00%d\x00", e.name, e.rev)
+			sig := fmt.Sprint(e.rev)
+			var parts []entry
+			if e.parts > 0 { // a route in parts: the next e.parts entries are its virtual hosts
+				if uint64(len(es)-i-1) < e.parts {
+					return fmt.Errorf("commit: route %s lacks parts", e.name)
 				}
-				whole = protowire.AppendTag(whole, 2, protowire.BytesType)
-				whole = protowire.AppendBytes(whole, v)
-				fmt.Fprintf(h, "%s\x00%d\x00", e.name, e.rev)
-				if want--; want > 0 {
-					continue
-				}
-				v = whole
-			} else {
-				key := f.ptok + "." + ref.typ + "." + escape(e.name)
-				if v, err = f.get(key, e.rev); err != nil {
-					return err
-				}
-				fmt.Fprintf(h, "%s\x00%d\x00", e.name, e.rev)
-				if e.parts > 0 {
-					rname, want, whole = e.name, e.parts, append([]byte(nil), v...)
-					continue
+				parts = es[i+1 : i+1+int(e.parts)]
+				i += int(e.parts)
+				for _, p := range parts {
+					fmt.Fprintf(h, "%s\x00%d\x00", p.name, p.rev)
+					sig += fmt.Sprintf(",%s@%d", p.name, p.rev)
 				}
 			}
-			m := newMessage(ref.typ)
-			if err := proto.Unmarshal(v, m); err != nil {
+			seen[key] = true
+			m, err := f.decode(key, sig, ref.typ, func() ([]byte, error) {
+				v, err := f.get(key, e.rev)
+				if err != nil || len(parts) == 0 {
+					return v, err
+				}
+				whole := append([]byte(nil), v...)
+				for _, p := range parts {
+					pv, err := f.get(f.ptok+".vhost."+escape(e.name)+"."+escape(p.name), p.rev)
+					if err != nil {
+						return nil, err
+					}
+					whole = protowire.AppendTag(whole, 2, protowire.BytesType)
+					whole = protowire.AppendBytes(whole, pv)
+				}
+				return whole, nil
+			})
+			if err != nil {
 				return fmt.Errorf("%s %s: %w", ref.typ, e.name, err)
 			}
 			byType[url] = append(byType[url], m)
 		}
 	}
-	if want > 0 {
-		return fmt.Errorf("commit: route %s lacks %d parts", rname, want)
+	for k := range f.decoded { // what the commit no longer names
+		if !seen[k] {
+			delete(f.decoded, k)
+		}
 	}
 	for token, h := range hashes {
 		versions[typeURLs[token]] = fmt.Sprintf("%016x", h.Sum64())
@@ -289,9 +345,33 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "gRPC listen address")
 	bucket := flag.String("bucket", "sluice_xds", "xds KV bucket")
 	proxyName := flag.String("proxy", "gateway-proxy", "proxy to serve")
+	seed := flag.String("nats-seed", "", "NATS user seed (default: $SLUICE_NATS_AUTH_DIR/xds.nk when set)")
+	name := flag.String("nats-name", "sluice-xds", "NATS connection name (replies on _INBOX_<name>)")
 	flag.Parse()
 
-	nc, err := nats.Connect(*natsURL)
+	opts := []nats.Option{nats.Name(*name)}
+	if *seed == "" && os.Getenv("SLUICE_NATS_AUTH_DIR") != "" {
+		*seed = filepath.Join(os.Getenv("SLUICE_NATS_AUTH_DIR"), "xds.nk")
+	}
+	if *seed != "" {
+		o, err := nats.NkeyOptionFromSeed(*seed)
+		if err != nil {
+			log.Fatalf("nats seed: %v", err)
+		}
+		opts = append(opts, o, nats.CustomInboxPrefix("_INBOX_"+*name))
+	}
+	// The benchmark samples RSS after SIGUSR1: a collection, freed memory
+	// returned to the OS.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		for range usr1 {
+			runtime.GC()
+			debug.FreeOSMemory()
+		}
+	}()
+
+	nc, err := nats.Connect(*natsURL, opts...)
 	if err != nil {
 		log.Fatalf("nats: %v", err)
 	}
@@ -304,7 +384,7 @@ func main() {
 		log.Fatalf("kv %s: %v", *bucket, err)
 	}
 	f := &feeder{kv: kv, sc: cache.NewSnapshotCache(false, oneProxy{*proxyName}, nil), proxy: *proxyName,
-		ptok: escape(*proxyName), entries: map[string]nats.KeyValueEntry{}}
+		ptok: escape(*proxyName), entries: map[string]nats.KeyValueEntry{}, decoded: map[string]decoded{}}
 	w, err := kv.Watch(f.ptok + ".>")
 	if err != nil {
 		log.Fatalf("watch: %v", err)

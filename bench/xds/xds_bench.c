@@ -2,11 +2,12 @@
  * (issue 3's benchmark; bench/xds/run drives it, docs/benchmarks.md).
  *
  *   xds-bench [--streams N] [--changes K] [--server sluice|peer|both]
- *             [--workers W] [--threads T] [--per-conn P]
- *             [--sluice-bin PATH] [--peer-bin PATH]
+ *             [--order sluice,peer|peer,sluice] [--workers W] [--threads T]
+ *             [--per-conn P] [--sluice-bin PATH] [--peer-bin PATH]
  *
  * Starts a nats-server (test harness) and creates the sluice_xds bucket.
- * Then, for each server under test in turn (a forked child per server, so
+ * Then, for each server under test in turn (--order; bench/xds/run
+ * alternates it between runs), in a forked child per server (so
  * every phase starts from a fresh gRPC state): writes a gateway-like
  * snapshot (100 EDS clusters, 100 endpoint sets, 1 listener, 1 route
  * configuration of 1,000 routes) and its commit, starts the server (which
@@ -25,10 +26,18 @@
  * spread over T threads, each with its own completion queue.
  *
  * Per server it prints
- *   RUN server=S streams=N p50_ms=.. p99_ms=.. max_ms=.. cpu_s=.. rss_per_stream_kb=.. sync_ms=.. gen_cpu_s=..
- * cpu_s is the server's user+system CPU over the 2K changes
- * (/proc/<pid>/stat); rss_per_stream_kb is (RSS with N synced streams -
- * RSS before any stream) / N.
+ *   RUN server=S streams=N changes=K position=1|2
+ *       eds_p50_ms=.. eds_p99_ms=.. eds_max_ms=.. eds_cpu_s=..
+ *       rds_p50_ms=.. rds_p99_ms=.. rds_max_ms=.. rds_cpu_s=..
+ *       p50_ms=.. p99_ms=.. max_ms=.. cpu_s=.. rss_per_stream_kb=.. sync_ms=.. gen_cpu_s=..
+ * eds_* over the K endpoint-set changes, rds_* over the K route changes,
+ * the rest over all 2K; percentiles by nearest rank (p99 is below the
+ * maximum only from K = 100). cpu_s is the server's user+system CPU
+ * (/proc/<pid>/stat) over those changes. rss_per_stream_kb is (RSS with
+ * N synced streams - RSS before any stream) / N, each sampled 0.5 s after
+ * a clean-up: the peer gets SIGUSR1 (runtime.GC + debug.FreeOSMemory),
+ * sluice-xds trims its heap by itself when idle (malloc_trim). The peer
+ * runs with GOMAXPROCS = --workers (sluice-xds's worker threads).
  */
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -388,6 +397,23 @@ static int cmp_d(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The p-th percentile (0 < p <= 100) of n sorted values, by nearest rank. */
+static double pct(const double *v, int n, double p)
+{
+    int r = (int)(p / 100.0 * n + 0.999999);
+    return v[(r < 1 ? 1 : r > n ? n : r) - 1];
+}
+
+/* RSS (kB) after the same clean-up for both servers: SIGUSR1 makes the
+ * peer collect and return memory; sluice-xds trims by itself when idle. */
+static long settled_rss(pid_t pid, int peer)
+{
+    if (peer)
+        kill(pid, SIGUSR1);
+    usleep(500000);
+    return proc_val(pid, "status");
+}
+
 static double gen_cpu(void)
 {
     struct rusage ru;
@@ -447,8 +473,10 @@ static pid_t spawn_server(const char *bin, int peer, const char *nats_url, const
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(fds[1], 1);
         close(fds[0]);
-        if (peer)
+        if (peer) {
+            setenv("GOMAXPROCS", workers, 1); /* as many threads as sluice-xds's workers */
             execl(bin, bin, "--nats-url", nats_url, "--listen", "127.0.0.1:0", (char *)NULL);
+        }
         else
             execl(bin, bin, "--nats-url", nats_url, "--listen", "127.0.0.1:0", "--workers", workers, "--log-level",
                   "warn", "--default-proxy", PROXY, (char *)NULL);
@@ -470,7 +498,7 @@ typedef struct opts {
     int streams, changes, threads, per_conn;
     const char *workers, *bin;
     harness_nats *h;
-    int peer;
+    int peer, position;
 } opts;
 
 /* One server: fresh snapshot, server, streams, changes. Runs in a child. */
@@ -493,8 +521,7 @@ static int phase(const opts *o)
     pid_t pid = spawn_server(o->bin, o->peer, harness_nats_url(o->h), o->workers, &port);
     if (pid < 0)
         return 1;
-    usleep(500000); /* let it load the bucket */
-    long rss0 = proc_val(pid, "status");
+    long rss0 = settled_rss(pid, o->peer); /* it has loaded the bucket */
 
     grpc_init();
     int nth = o->threads;
@@ -553,15 +580,16 @@ static int phase(const opts *o)
         usleep(5000);
     }
     int64_t sync_ms = harness_now_ms() - t0;
-    usleep(500000); /* settle: the server finishes its post-ACK work */
-    long rss1 = proc_val(pid, "status");
-    long cpu0 = proc_val(pid, "stat");
+    long rss1 = settled_rss(pid, o->peer); /* the server finishes its post-ACK work */
+    long cpu0 = proc_val(pid, "stat"), cpu_mid = 0;
     double g0 = gen_cpu();
 
     int nch_total = 2 * o->changes;
     double *lat = calloc((size_t)nch_total, sizeof *lat);
     for (int k = 0; k < nch_total; k++) {
         int eds = k < o->changes, idx;
+        if (k == o->changes)
+            cpu_mid = proc_val(pid, "stat");
         changing_type = eds ? SL_XDS_ENDPOINT : SL_XDS_ROUTE;
         snprintf(want_old, sizeof want_old, "%s", ss[0].ver[changing_type]);
         atomic_store(&pending, o->streams);
@@ -591,14 +619,24 @@ static int phase(const opts *o)
         usleep(20000);
     }
     long cpu1 = proc_val(pid, "stat");
-    double g1 = gen_cpu();
-    qsort(lat, (size_t)nch_total, sizeof *lat, cmp_d);
-    double p50 = lat[nch_total / 2], p99 = lat[(int)(0.99 * (nch_total - 1) + 0.5)], mx = lat[nch_total - 1];
-    double cpu_s = (double)(cpu1 - cpu0) / (double)sysconf(_SC_CLK_TCK);
-    printf("RUN server=%s streams=%d p50_ms=%.0f p99_ms=%.0f max_ms=%.0f cpu_s=%.2f rss_per_stream_kb=%.1f "
+    double g1 = gen_cpu(), tck = (double)sysconf(_SC_CLK_TCK);
+    int K = o->changes;
+    qsort(lat, (size_t)K, sizeof *lat, cmp_d);          /* the endpoint-set changes */
+    qsort(lat + K, (size_t)K, sizeof *lat, cmp_d);      /* the route changes */
+    double *all = malloc((size_t)nch_total * sizeof *all);
+    memcpy(all, lat, (size_t)nch_total * sizeof *all);
+    qsort(all, (size_t)nch_total, sizeof *all, cmp_d);
+    printf("RUN server=%s streams=%d changes=%d position=%d "
+           "eds_p50_ms=%.0f eds_p99_ms=%.0f eds_max_ms=%.0f eds_cpu_s=%.2f "
+           "rds_p50_ms=%.0f rds_p99_ms=%.0f rds_max_ms=%.0f rds_cpu_s=%.2f "
+           "p50_ms=%.0f p99_ms=%.0f max_ms=%.0f cpu_s=%.2f rss_per_stream_kb=%.1f "
            "sync_ms=%lld gen_cpu_s=%.2f rss0_kb=%ld rss1_kb=%ld\n",
-           o->peer ? "peer" : "sluice", o->streams, p50, p99, mx, cpu_s, (double)(rss1 - rss0) / o->streams,
-           (long long)sync_ms, g1 - g0, rss0, rss1);
+           o->peer ? "peer" : "sluice", o->streams, K, o->position, pct(lat, K, 50), pct(lat, K, 99), lat[K - 1],
+           (double)(cpu_mid - cpu0) / tck, pct(lat + K, K, 50), pct(lat + K, K, 99), lat[2 * K - 1],
+           (double)(cpu1 - cpu_mid) / tck, pct(all, nch_total, 50), pct(all, nch_total, 99), all[nch_total - 1],
+           (double)(cpu1 - cpu0) / tck, (double)(rss1 - rss0) / o->streams, (long long)sync_ms, g1 - g0, rss0,
+           rss1);
+    free(all);
     fflush(stdout);
     atomic_store(&stop_threads, 1);
     kill(pid, SIGKILL);
@@ -609,7 +647,7 @@ static int phase(const opts *o)
 int main(int argc, char **argv)
 {
     opts o = {.streams = 1000, .changes = 20, .threads = 1, .per_conn = 100, .workers = "2"};
-    const char *which = "both", *sluice_bin = NULL, *peer_bin = NULL;
+    const char *which = "both", *sluice_bin = NULL, *peer_bin = NULL, *order = "sluice,peer";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--streams"))
             o.streams = atoi(argv[i + 1]);
@@ -623,22 +661,28 @@ int main(int argc, char **argv)
             o.per_conn = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--server"))
             which = argv[i + 1];
+        else if (!strcmp(argv[i], "--order"))
+            order = argv[i + 1];
         else if (!strcmp(argv[i], "--sluice-bin"))
             sluice_bin = argv[i + 1];
         else if (!strcmp(argv[i], "--peer-bin"))
             peer_bin = argv[i + 1];
         else {
             fprintf(stderr, "usage: xds-bench [--streams N] [--changes K] [--server sluice|peer|both] "
-                            "[--workers W] [--threads T] [--per-conn P] [--sluice-bin F] [--peer-bin F]\n");
+                            "[--order sluice,peer|peer,sluice] [--workers W] [--threads T] [--per-conn P] "
+                            "[--sluice-bin F] [--peer-bin F]\n");
             return 2;
         }
     }
-    if (o.streams < 1 || o.changes < 1 || o.threads < 1 || o.per_conn < 1)
+    if (o.streams < 1 || o.changes < 1 || o.threads < 1 || o.per_conn < 1 ||
+        (strcmp(order, "sluice,peer") && strcmp(order, "peer,sluice")))
         die("bad arguments");
     char self[4096], def_sluice[4200];
     ssize_t l = readlink("/proc/self/exe", self, sizeof self - 1);
     self[l > 0 ? l : 0] = 0;
-    snprintf(def_sluice, sizeof def_sluice, "%.*s/sluice-xds", (int)(strrchr(self, '/') - self), self);
+    /* BUILD/bench/xds-bench -> BUILD/services/xds/sluice-xds */
+    snprintf(def_sluice, sizeof def_sluice, "%.*s/../services/xds/sluice-xds", (int)(strrchr(self, '/') - self),
+             self);
     if (!sluice_bin)
         sluice_bin = def_sluice;
 
@@ -651,11 +695,13 @@ int main(int argc, char **argv)
     init_specs();
     o.h = h;
 
-    int rc = 0;
-    for (int p = 0; p < 2; p++) {
+    int rc = 0, position = 0, peer_first = !strcmp(order, "peer,sluice");
+    for (int i = 0; i < 2; i++) {
+        int p = peer_first ? !i : i;
         if ((p == 0 && !strcmp(which, "peer")) || (p == 1 && !strcmp(which, "sluice")))
             continue;
         o.peer = p;
+        o.position = ++position;
         o.bin = p ? peer_bin : sluice_bin;
         if (!o.bin)
             die("--peer-bin is required to run the peer");
