@@ -26,9 +26,9 @@
  * nested at most 60 deep and refuse one nested 70 or more deep
  * (SL_PB_MAX_DEPTH is 64).
  *
- * The committed seeds nest at most 1,000 levels. The 10,000-deep request of
- * issue 12 is not among them while the unbounded decoders still crash on it
- * (a fuzz run finds it in seconds): ctest replays the seeds in every build.
+ * Every entry point decodes through the bounded check now, so the
+ * committed seeds include the 10,000-deep request of issue 12 on each of
+ * them (entryNN-depth10000.bin), replayed by ctest in every build.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -267,10 +267,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     switch (e->kind) {
     case E_XDS_SOTW:
     case E_XDS_DELTA: {
-        ProtobufCMessage *m =
-            e->kind == E_XDS_DELTA
-                ? (ProtobufCMessage *)envoy__service__discovery__v3__delta_discovery_request__unpack(NULL, n, p)
-                : (ProtobufCMessage *)envoy__service__discovery__v3__discovery_request__unpack(NULL, n, p);
+        /* as on_request(): the bounded check first, then protobuf-c */
+        const ProtobufCMessageDescriptor *d = e->kind == E_XDS_DELTA
+                                                  ? &envoy__service__discovery__v3__delta_discovery_request__descriptor
+                                                  : &envoy__service__discovery__v3__discovery_request__descriptor;
+        if (sl_pb_check(d, p, n, SL_PB_MAX_DEPTH) != SL_OK)
+            break;
+        ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, n, p);
         if (m)
             protobuf_c_message_free_unpacked(m, NULL);
         break;

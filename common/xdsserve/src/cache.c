@@ -1,4 +1,5 @@
 /* cache.c - resources, snapshots and the per-proxy cache (see cache.h). */
+#include "sluice/pbcheck.h"
 #include "sluice/xds_cache.h"
 
 #include <inttypes.h>
@@ -31,11 +32,11 @@ static const ProtobufCMessageDescriptor *type_desc(sl_xds_type t)
 /* For a cluster: its EDS service name (malloc'd) when it is an EDS cluster. */
 static sl_status inspect(char **eds_name, sl_xds_type t, const char *name, const uint8_t *packed, size_t len)
 {
-    ProtobufCMessage *m = protobuf_c_message_unpack(type_desc(t), NULL, len, packed);
+    ProtobufCMessage *m = NULL;
     *eds_name = NULL;
-    if (!m)
-        return sl_error_set(SL_ERR_PARSE, "%s \"%.200s\": bytes are not a valid %s", sl_xds_type_token(t),
-                            name, type_desc(t)->name);
+    if (sl_pb_unpack(&m, type_desc(t), NULL, packed, len) != SL_OK)
+        return sl_error_set(SL_ERR_PARSE, "%s \"%.200s\": bytes are not a valid %s: %s", sl_xds_type_token(t),
+                            name, type_desc(t)->name, sl_error_msg());
     /* Clients know a resource by the name inside it (field 1 of all five
      * types: name, or cluster_name); the stream matches subscriptions by
      * the name it was stored under. They must agree. */
