@@ -272,3 +272,30 @@ sl_status sl_natsauth_provision(const char *dir, bool admin)
     free(b.s);
     return st;
 }
+
+sl_status sl_natsauth_server_conf(const char *path, const char *extra)
+{
+    char buf[4096];
+    size_t n;
+    sl_status st = SL_OK;
+    FILE *in = NULL, *out = fopen(path, "w");
+    if (!out)
+        return sl_error_set(SL_ERR_IO, "%s: %s", path, strerror(errno));
+    if (extra && !(in = fopen(extra, "r"))) {
+        st = sl_error_set(SL_ERR_IO, "%s: %s", extra, strerror(errno));
+        goto out;
+    }
+    fprintf(out, "# The authorization block (sluice/natsauth.h)%s%s.\ninclude \"auth.conf\"\n", extra ? ", then " : "",
+            extra ? extra : "");
+    while (in && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, n, out) != n)
+            break;
+    if (ferror(out) || (in && ferror(in)))
+        st = sl_error_set(SL_ERR_IO, "%s: write failed", path);
+out:
+    if (in)
+        fclose(in);
+    if (fclose(out) != 0 && st == SL_OK)
+        st = sl_error_set(SL_ERR_IO, "%s: %s", path, strerror(errno));
+    return st;
+}

@@ -400,23 +400,8 @@ static int run_auth(char *conf, size_t cap, const run_opts *o)
         fprintf(stderr, "error: %s: path too long\n", g_auth_dir);
         return 1;
     }
-    FILE *out = fopen(conf, "w"), *in = exists(o->conf) ? fopen(o->conf, "r") : NULL;
-    if (!out) {
-        fprintf(stderr, "error: %s: %s\n", conf, strerror(errno));
-        if (in)
-            fclose(in);
-        return 1;
-    }
-    fprintf(out, "# Written by sluicectl run: the authorization block, then %s.\ninclude \"auth.conf\"\n", o->conf);
-    if (in) {
-        char buf[4096];
-        size_t n;
-        while ((n = fread(buf, 1, sizeof buf, in)) > 0)
-            fwrite(buf, 1, n, out);
-        fclose(in);
-    }
-    if (fclose(out) != 0) {
-        fprintf(stderr, "error: %s: %s\n", conf, strerror(errno));
+    if (sl_natsauth_server_conf(conf, exists(o->conf) ? o->conf : NULL) != SL_OK) {
+        fprintf(stderr, "error: %s\n", sl_error_msg());
         return 1;
     }
     say("NATS authentication on: one nkey per service in %s (sluicectl there picks its own up)", g_auth_dir);

@@ -86,22 +86,11 @@ static int write_conf(harness_nats *h)
         return 0;
     }
     snprintf(h->conf, sizeof h->conf, "%s/nats-%d.conf", auth, h->port);
-    FILE *out = fopen(h->conf, "w"), *in = extra && extra[0] ? fopen(extra, "r") : NULL;
-    if (!out || (extra && extra[0] && !in)) {
-        fprintf(stderr, "harness: %s: %s\n", out ? extra : h->conf, strerror(errno));
-        if (out)
-            fclose(out);
+    if (sl_natsauth_server_conf(h->conf, extra && extra[0] ? extra : NULL) != SL_OK) {
+        fprintf(stderr, "harness: %s\n", sl_error_msg());
         return -1;
     }
-    fprintf(out, "include \"auth.conf\"\n");
-    if (in) {
-        char buf[4096];
-        size_t n;
-        while ((n = fread(buf, 1, sizeof buf, in)) > 0)
-            fwrite(buf, 1, n, out);
-        fclose(in);
-    }
-    return fclose(out) == 0 ? 0 : -1;
+    return 0;
 }
 
 sl_status harness_settings(sl_nats_settings *s, const char *url)
@@ -544,4 +533,49 @@ int harness_nats_kill(harness_nats *h)
     waitpid(h->pid, &status, 0);
     h->pid = 0;
     return 0;
+}
+
+pid_t harness_start_xds(const harness_nats *h, const char *const *args, int *port, int *metrics_port)
+{
+    const char *argv[32];
+    char bin[1024], line[256] = "";
+    int fds[2], n = 0, p = 0, m = 0;
+    const char *dir = getenv("SLUICE_BINARY_DIR");
+
+    snprintf(bin, sizeof bin, "%s/services/xds/sluice-xds", dir && dir[0] ? dir : "build");
+    argv[n++] = bin;
+    argv[n++] = "--nats-url";
+    argv[n++] = h->url;
+    argv[n++] = "--listen";
+    argv[n++] = "127.0.0.1:0";
+    argv[n++] = "--metrics-addr";
+    argv[n++] = "127.0.0.1:0";
+    for (size_t i = 0; args && args[i] && n < 31; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(fds[1], 1);
+        close(fds[0]);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *f = fdopen(fds[0], "r");
+    if (pid < 0 || !f || !fgets(line, sizeof line, f) ||
+        sscanf(line, "sluice-xds listening on port %d metrics port %d", &p, &m) != 2) {
+        fprintf(stderr, "harness: %s did not start (%s)\n", bin, line);
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    fclose(f);
+    if (port)
+        *port = p;
+    if (metrics_port)
+        *metrics_port = m;
+    return pid;
 }

@@ -27,6 +27,7 @@
 #define SLUICE_TEST_HARNESS_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "sluice/nats.h"
 
@@ -103,6 +104,13 @@ sl_status harness_settings(sl_nats_settings *s, const char *url);
 
 /* Connects to the harness server with a short start-up deadline, as admin. */
 sl_status harness_connect(sl_nats **out, const harness_nats *h);
+
+/* Starts $SLUICE_BINARY_DIR/services/xds/sluice-xds (else build/...) on h
+ * with --nats-url, --listen 127.0.0.1:0, --metrics-addr 127.0.0.1:0 and
+ * args (NULL terminated; may be NULL), and reads the "listening on port P
+ * metrics port M" line it prints. The pid (the process dies with the test),
+ * or -1 (printed). port and metrics_port may be NULL. */
+pid_t harness_start_xds(const harness_nats *h, const char *const *args, int *port, int *metrics_port);
 
 /* Monotonic milliseconds, for deadlines in tests. */
 int64_t harness_now_ms(void);

@@ -35,25 +35,9 @@ static int xds_port;
 
 static void start_xds(void)
 {
-    int fds[2], metrics;
-    char line[256] = "", bin[1024];
-    assert_int_equal(pipe(fds), 0);
-    xds_pid = fork();
-    assert_true(xds_pid >= 0);
-    if (xds_pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(fds[1], 1);
-        close(fds[0]);
-        snprintf(bin, sizeof bin, "%s/services/xds/sluice-xds", getenv("SLUICE_BINARY_DIR"));
-        execl(bin, bin, "--nats-url", harness_nats_url(srv), "--default-proxy", "gateway-proxy", "--listen",
-              "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--log-level", "warn", (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *f = fdopen(fds[0], "r");
-    assert_non_null(fgets(line, sizeof line, f));
-    fclose(f);
-    assert_int_equal(sscanf(line, "sluice-xds listening on port %d metrics port %d", &xds_port, &metrics), 2);
+    const char *const args[] = {"--default-proxy", "gateway-proxy", "--log-level", "warn", NULL};
+    xds_pid = harness_start_xds(srv, args, &xds_port, NULL);
+    assert_true(xds_pid > 0);
 }
 
 static int group_setup(void **state)

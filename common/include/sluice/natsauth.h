@@ -69,4 +69,10 @@ sl_status sl_natsauth_permissions(char **out, const sl_natsauth_role *r);
  * shipped deployments. SL_ERR_IO naming the path on failure. */
 sl_status sl_natsauth_provision(const char *dir, bool admin);
 
+/* Writes path, a nats-server configuration in a provisioned directory:
+ * `include "auth.conf"` and then extra's content when extra is given (a
+ * nats-server include cannot take an absolute path, so the file is
+ * copied). SL_ERR_IO naming the file on failure. */
+sl_status sl_natsauth_server_conf(const char *path, const char *extra);
+
 #endif
