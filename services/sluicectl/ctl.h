@@ -62,5 +62,8 @@ int ctl_cmd_status(ctl *c, int argc, char **argv);
 int ctl_cmd_xds(ctl *c, int argc, char **argv);
 int ctl_cmd_check(ctl *c, int argc, char **argv);
 int ctl_cmd_run(ctl *c, int argc, char **argv);
+/* cmds_auth.c: NATS credentials and TLS certificates for deployments. */
+int ctl_cmd_nats_auth(ctl *c, int argc, char **argv);
+int ctl_cmd_certs(ctl *c, int argc, char **argv);
 
 #endif

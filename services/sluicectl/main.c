@@ -26,6 +26,8 @@ static const char usage[] =
     "                                            show what a proxy is served (sluice_xds KV)\n"
     "  check                                     check NATS, buckets, services and statuses\n"
     "  run [--config-dir DIR] [--state-dir DIR]  run NATS and every service locally\n"
+    "  nats-auth DIR [--admin]                   make NATS credentials: a seed per role, auth.conf\n"
+    "  certs DIR [--proxy NS~NAME ...]           make a CA, sluice-xds/NATS/proxy certificates\n"
     "  version                                   print the version\n"
     "\n"
     "Kinds: gateway (gw), virtualservice (vs), routetable (rt), upstream (us),\n"
@@ -181,6 +183,8 @@ int main(int argc, char **argv)
         code = ctl_cmd_check(&c, sargc, sargv);
     else if (strcmp(cmd, "run") == 0)
         code = ctl_cmd_run(&c, sargc, sargv);
+    else if (strcmp(cmd, "nats-auth") == 0 || strcmp(cmd, "certs") == 0)
+        code = (cmd[0] == 'n' ? ctl_cmd_nats_auth : ctl_cmd_certs)(&c, sargc, sargv);
     else if (strcmp(cmd, "version") == 0) {
         printf("sluicectl version %s\n", CTL_VERSION);
         code = 0;
