@@ -53,6 +53,10 @@ static void start_xds(void)
 static void stop_xds(int sig)
 {
     int st;
+    /* Never kill(-1, ...): a failed start leaves -1 here, and as root that
+     * signals every process of the machine. */
+    if (xds_pid <= 0)
+        return;
     kill(xds_pid, sig);
     waitpid(xds_pid, &st, 0);
     if (sig == SIGTERM)
