@@ -15,7 +15,13 @@ Deployment per service; metrics ports and probes (/healthz, /readyz) agree
 with --metrics-addr; the NATS config and Envoy bootstrap copies match their
 sources; units restart always and carry the hardening options;
 systemd-analyze verify (when present) finds nothing but the missing
-binaries. With --bootstrap-json, every Envoy bootstrap found (file or
+binaries. Security: every Sluice service logs in to NATS with the nkey seed
+of its own role; NATS includes the auth.conf of `sluicectl nats-auth`, and in
+compose and Kubernetes requires TLS (Kubernetes: cluster routes with TLS and
+authorization); sluice-xds runs with mutual TLS (--tls-cert, --tls-key,
+--tls-client-ca, never --insecure); each deployment's NATS configuration,
+with the files `sluicectl nats-auth` and `sluicectl certs` make, passes
+`nats-server -t`. With --bootstrap-json, every Envoy bootstrap found (file or
 ConfigMap) is also written there as JSON for test/deploy/bootstrapcheck.
 
 Runs with Debian's python3 and python3-yaml. Prints one line per check and
@@ -34,6 +40,7 @@ import sys
 import yaml
 
 SERVICES = ["config-watcher", "secret-watcher", "translator", "reporter", "xds"]
+XDS_MTLS = ["--tls-cert", "--tls-key", "--tls-client-ca"]
 HARDENING = ["NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
              "PrivateDevices=yes", "CapabilityBoundingSet=", "RestrictAddressFamilies=AF_",
              "SystemCallFilter=@system-service", "MemoryDenyWriteExecute=yes", "RestrictNamespaces=yes"]
@@ -48,6 +55,7 @@ class Checker:
         self.docs = "".join(open(p).read() for p in sorted(glob.glob(os.path.join(src, "docs", "*.md")))
                             if os.path.basename(p) != "operations.md")
         self.bootstraps = {}  # label -> dict
+        self.nats_confs = {}  # label -> (directory of the main file, main file name, {file: text})
 
     def ok(self, cond, what, detail=""):
         if cond:
@@ -101,6 +109,9 @@ class Checker:
         for f in flags:
             pat = r"(?<![\w-])" + re.escape(f) + r"(?![\w-])"
             self.ok(re.search(pat, text) is not None, f"{where}: {prog} {f} is in --help")
+        if prog == "sluice-xds":
+            self.ok(all(f in flags for f in XDS_MTLS) and "--insecure" not in flags,
+                    f"{where}: sluice-xds uses mutual TLS ({', '.join(XDS_MTLS)}, no --insecure)", " ".join(args))
         if prog != "nats-server":
             for name in sorted(env):
                 self.ok(name in text or name in self.docs,
@@ -151,6 +162,17 @@ class Checker:
                 self.check_command(where, argv, mentioned - used)
                 if argv and os.path.basename(argv[0]).startswith("sluice-"):
                     self.metrics_port(where, argv, envvars.get("SLUICE_METRICS_ADDR"))
+                    self.ok(envvars.get("NATS_NKEY") == f"/etc/sluice/nats/{short}.nk",
+                            f"{where}: NATS_NKEY is the seed of its role {short}", str(envvars.get("NATS_NKEY")))
+                if argv and os.path.basename(argv[0]) == "nats-server":
+                    conf = argv[argv.index("-c") + 1] if "-c" in argv else ""
+                    self.ok(conf == "/etc/sluice/nats-server.conf", f"{where}: nats-server -c /etc/sluice/nats-server.conf")
+        text = open(os.path.join(d, "nats-server.conf")).read()
+        self.ok('include "nats.conf"' in text and 'include "nats/auth.conf"' in text,
+                "deploy/systemd/nats-server.conf: includes nats.conf and nats/auth.conf")
+        self.nats_confs["systemd"] = ("/etc/sluice", {"nats-server.conf": text,
+                                      "nats.conf": open(os.path.join(self.src, "deploy", "nats", "sluice.conf")).read()},
+                                      "nats", None)
         for s in SERVICES:
             self.ok(f"sluice-{s}" in units, f"systemd: a unit for sluice-{s}")
         self.ok("sluice-nats" in units, "systemd: a unit for nats-server")
@@ -196,6 +218,13 @@ class Checker:
             prog, args = r
             if prog.startswith("sluice-"):
                 seen.add(prog)
+                role = prog[len("sluice-"):]
+                envd = svc.get("environment") or {}
+                nk, ca = envd.get("NATS_NKEY"), envd.get("NATS_TLS_CA")
+                vols = [str(v) for v in svc.get("volumes", [])]
+                self.ok(nk and ca and any(v == f"creds-{role}:{os.path.dirname(nk)}:ro" for v in vols)
+                        and os.path.dirname(ca) == os.path.dirname(nk),
+                        f"{where}: NATS_NKEY and NATS_TLS_CA in its own volume creds-{role}", f"{nk} {ca} {vols}")
                 port = self.metrics_port(where, argv, None)
                 hc = " ".join(svc.get("healthcheck", {}).get("test", []))
                 self.ok(f"127.0.0.1:{port}/readyz" in hc, f"{where}: healthcheck on /readyz of port {port}", hc)
@@ -204,6 +233,27 @@ class Checker:
             if prog == "nats-server":
                 self.ok(any(v.endswith(":/etc/nats/sluice.conf:ro") and v.startswith("../nats/sluice.conf")
                             for v in svc.get("volumes", [])), f"{where}: mounts the shipped deploy/nats/sluice.conf")
+                self.ok("-c" in args and args[args.index("-c") + 1] == "/etc/nats/nats.conf" and
+                        "./nats.conf:/etc/nats/nats.conf:ro" in svc.get("volumes", []),
+                        f"{where}: runs deploy/compose/nats.conf")
+                self.ok("creds-nats:/etc/nats/creds:ro" in svc.get("volumes", []), f"{where}: mounts creds-nats")
+        init = doc.get("services", {}).get("sluice-init", {})
+        script = "\n".join(str(x) for x in init.get("command") or [])
+        for line in script.splitlines():
+            if line.strip().startswith("sluicectl "):
+                self.check_command(f"{where0}: sluice-init", shlex.split(line.strip()), set())
+        self.ok(re.search(r"^sluicectl nats-auth /creds/nats$", script, re.M) and
+                re.search(r"^sluicectl certs /creds/tls .*--proxy default~gateway-proxy", script, re.M),
+                f"{where0}: sluice-init runs sluicectl nats-auth and sluicectl certs")
+        for role in SERVICES:
+            self.ok(f"creds-{role}:/out/{role}" in init.get("volumes", []) and re.search(rf"\b{role}\b", script),
+                    f"{where0}: sluice-init writes the seed of {role} into creds-{role}")
+        conf = open(os.path.join(self.src, "deploy", "compose", "nats.conf")).read()
+        self.ok('include "sluice.conf"' in conf and 'include "creds/auth.conf"' in conf and
+                re.search(r"^tls \{", conf, re.M), "deploy/compose/nats.conf: users (auth.conf) and TLS")
+        self.nats_confs["compose"] = ("/etc/nats", {"nats.conf": conf,
+                                      "sluice.conf": open(os.path.join(self.src, "deploy", "nats", "sluice.conf")).read()},
+                                      "creds", "creds")
         for s in SERVICES:
             self.ok(f"sluice-{s}" in seen, f"{where0}: runs sluice-{s}")
         bpath = os.path.join(self.src, "deploy", "compose", "envoy-bootstrap.yaml")
@@ -244,6 +294,12 @@ class Checker:
                 if not prog.startswith("sluice-"):
                     continue
                 seen.add(prog)
+                role = prog[len("sluice-"):]
+                secrets = {v.get("secret", {}).get("secretName") for v in pod.get("volumes", [])}
+                mounts = {m["name"]: m["mountPath"] for m in c.get("volumeMounts", [])}
+                self.ok(f"sluice-nats-{role}" in secrets and "NATS_NKEY" in env and "NATS_TLS_CA" in env
+                        and "nats-creds" in mounts and pod.get("initContainers"),
+                        f"{where}: NATS with its own role's seed (Secret sluice-nats-{role}) and TLS", str(secrets))
                 port = self.metrics_port(where, argv, None)
                 cport = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
                 self.ok(cport.get("metrics") == port, f"{where}: containerPort metrics is {port}", str(cport))
@@ -257,6 +313,25 @@ class Checker:
         conf = open(os.path.join(self.src, "deploy", "nats", "sluice.conf")).read()
         self.ok(cms.get("nats-config", {}).get("data", {}).get("sluice.conf") == conf,
                 "deploy/k8s: ConfigMap nats-config holds deploy/nats/sluice.conf verbatim")
+        nconf = cms.get("nats-config", {}).get("data", {}).get("nats.conf", "")
+        self.ok('include "sluice.conf"' in nconf and 'include "auth.conf"' in nconf and re.search(r"^tls \{", nconf, re.M),
+                "deploy/k8s: nats.conf has users (auth.conf) and TLS for clients")
+        cl = re.search(r"^cluster \{(.*)^\}", nconf, re.M | re.S)
+        self.ok(cl and re.search(r"^\s+tls \{[^}]*verify_and_map: true", cl.group(1), re.M) and
+                re.search(r'^\s+authorization \{ user: "sluice-nats-route" \}', cl.group(1), re.M),
+                "deploy/k8s: nats.conf cluster routes have tls and authorization")
+        self.nats_confs["k8s"] = ("/etc/nats", {"nats.conf": nconf, "sluice.conf": conf}, ".", "tls")
+        script = open(os.path.join(self.src, "deploy", "k8s", "secrets.sh")).read()
+        for where0, d in docs:
+            for v in d.get("spec", {}).get("template", {}).get("spec", {}).get("volumes", []):
+                names = [v.get("secret", {}).get("secretName")] + [
+                    src.get("secret", {}).get("name") for src in v.get("projected", {}).get("sources", [])]
+                for n in names:
+                    if n and n != "gateway-tls":
+                        made = re.search(rf'secret "?{re.escape(n)}"? ', script) or (
+                            n.startswith("sluice-nats-") and 'secret "sluice-nats-$role"' in script
+                            and re.search(rf"for role in [^;]*\b{re.escape(n[len('sluice-nats-'):])}\b", script))
+                        self.ok(made, f"{where0}: Secret {n} is made by deploy/k8s/secrets.sh")
         gw = open(os.path.join(self.src, "examples", "gateway.yaml")).read()
         self.ok(cms.get("sluice-config", {}).get("data", {}).get("gateway.yaml") == gw,
                 "deploy/k8s: ConfigMap sluice-config holds examples/gateway.yaml verbatim")
@@ -267,6 +342,35 @@ class Checker:
         files = {os.path.basename(p) for p in glob.glob(os.path.join(self.src, "deploy", "k8s", "*.yaml"))}
         self.ok(set(kust.get("resources", [])) == files - {"kustomization.yaml"},
                 "deploy/k8s: kustomization.yaml lists every manifest")
+
+    # ---- NATS configurations against nats-server -t ------------------------------
+    def nats_test(self, tmp):
+        """Each deployment's NATS configuration, its absolute paths moved under
+        a scratch directory holding what sluicectl nats-auth and certs make,
+        must pass nats-server -t (parses, includes resolve, TLS files load)."""
+        ctl, nats = self.binary("sluicectl"), self.binary("nats-server")
+        if not self.ok(ctl and nats, "sluicectl and nats-server are there for nats-server -t"):
+            return
+        for label, (root, files, authdir, tlsdir) in self.nats_confs.items():
+            d = os.path.join(tmp, label)
+            base = d + root
+            os.makedirs(base, exist_ok=True)
+            for name, text in files.items():
+                with open(os.path.join(base, name), "w") as f:
+                    f.write(text.replace(root + "/", base + "/"))
+            p = subprocess.run([ctl, "nats-auth", os.path.join(base, authdir)], capture_output=True, text=True)
+            if tlsdir:
+                q = subprocess.run([ctl, "certs", os.path.join(d, "certs"), "--nats-host", "nats"],
+                                   capture_output=True, text=True)
+                os.makedirs(os.path.join(base, tlsdir), exist_ok=True)
+                for f in ("tls.crt", "tls.key", "ca.crt"):
+                    shutil.copy(os.path.join(d, "certs", "nats", f), os.path.join(base, tlsdir, f))
+                p = q if q.returncode else p
+            main = os.path.join(base, next(iter(files)))
+            t = subprocess.run([nats, "-c", main, "-t"], capture_output=True, text=True, timeout=30)
+            self.ok(p.returncode == 0 and t.returncode == 0,
+                    f"{label}: the NATS configuration passes nats-server -t with sluicectl's files",
+                    (p.stderr + t.stdout + t.stderr).strip()[-400:])
 
     # ---- Envoy bootstraps -------------------------------------------------------
     def bootstrap_copies(self):
@@ -304,6 +408,9 @@ def main():
     c.compose()
     c.k8s()
     c.bootstrap_copies()
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        c.nats_test(tmp)
     if out:
         os.makedirs(out, exist_ok=True)
         for label, b in c.bootstraps.items():

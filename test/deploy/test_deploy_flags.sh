@@ -1,7 +1,10 @@
 #!/bin/sh
 # deploy/ against the binaries: check_deploy.py on the tree must pass, and on
-# a copy with a misspelt flag, environment variable and NATS config it must
-# fail naming each (so the checker itself is tested).
+# a copy with a misspelt flag, environment variable and NATS config, and with
+# each security property broken once (sluice-xds without client
+# certificates, a service given another role's NATS seed, unauthenticated
+# NATS routes, a NATS TLS block nats-server refuses), it must fail naming
+# each (so the checker itself is tested).
 # usage: test_deploy_flags.sh SOURCE_DIR BINARY_DIR
 set -u
 src=$1 bin=$2
@@ -19,6 +22,11 @@ sed -i 's/SLUICE_LOG_LEVEL: info/SLUICE_LOG_LEVL: info/' "$tmp/src/deploy/k8s/co
 sed -i 's/"--republish", "auto"/"--republsh", "auto"/' "$tmp/src/deploy/compose/docker-compose.yaml"
 sed -i 's/max_payload: 8MB/max_payload: 1MB/' "$tmp/src/deploy/nats/sluice.conf"
 sed -i 's/port_value: 9977/port_value: 9978/' "$tmp/src/deploy/compose/envoy-bootstrap.yaml"
+sed -i '/"--tls-client-ca", "\/etc\/sluice\/creds\/ca.crt",/d' "$tmp/src/deploy/compose/docker-compose.yaml"
+sed -i 's#/etc/sluice/nats/translator.nk#/etc/sluice/nats/xds.nk#' "$tmp/src/deploy/systemd/env/translator.env"
+sed -i '/authorization { user: "sluice-nats-route" }/d' "$tmp/src/deploy/k8s/nats.yaml"
+sed -i 's/secretName: sluice-nats-reporter/secretName: sluice-nats-translator/' "$tmp/src/deploy/k8s/sluice.yaml"
+sed -i 's/cert_file:/cert_fil:/' "$tmp/src/deploy/compose/nats.conf"
 "$py" "$check" "$tmp/src" "$bin" >"$tmp/out" 2>&1 && { echo "FAIL: the mutated copy passed"; exit 1; }
 fails=0
 for want in \
@@ -26,9 +34,14 @@ for want in \
   'FAIL: deploy/k8s/sluice.yaml: Deployment sluice-reporter: sluice-reporter environment SLUICE_LOG_LEVL' \
   'FAIL: deploy/compose/docker-compose.yaml: reporter: sluice-reporter --republsh is in --help' \
   'FAIL: deploy/k8s: ConfigMap nats-config holds deploy/nats/sluice.conf verbatim' \
-  'FAIL: compose bootstrap equals deploy/envoy/bootstrap.yaml'; do
+  'FAIL: compose bootstrap equals deploy/envoy/bootstrap.yaml' \
+  'FAIL: deploy/compose/docker-compose.yaml: sluice-xds: sluice-xds uses mutual TLS' \
+  'FAIL: deploy/systemd/sluice-translator.service: NATS_NKEY is the seed of its role translator' \
+  'FAIL: deploy/k8s: nats.conf cluster routes have tls and authorization' \
+  'FAIL: deploy/k8s/sluice.yaml: Deployment sluice-reporter: NATS with its own role' \
+  'FAIL: compose: the NATS configuration passes nats-server -t'; do
   if grep -qF -- "$want" "$tmp/out"; then echo "ok: mutation caught: $want"
   else echo "FAIL: mutation not caught: $want"; fails=$((fails + 1)); fi
 done
 [ "$fails" = 0 ] || { cat "$tmp/out"; exit 1; }
-echo "5 passed, 0 failed"
+echo "10 passed, 0 failed"

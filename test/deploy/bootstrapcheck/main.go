@@ -7,8 +7,9 @@
 // and checked with go-control-plane's generated validators (ValidateAll,
 // Envoy's protoc-gen-validate annotations), descending into every
 // google.protobuf.Any. Then Sluice's expectations: ADS over gRPC to a static
-// cluster, LDS and CDS through ADS, node.metadata.role "<ns>~<proxy>", and the
-// admin address. Output: "<file>: ok ..." or "<file>: <error>" lines; exit
+// cluster, LDS and CDS through ADS, node.metadata.role "<ns>~<proxy>", mutual
+// TLS to the xDS server (an UpstreamTlsContext with a client certificate and
+// a trusted CA), and the admin address. Output: "<file>: ok ..." or "<file>: <error>" lines; exit
 // status 1 if any file fails.
 package main
 
@@ -26,6 +27,7 @@ import (
 	bootstrap "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 )
 
@@ -103,6 +105,9 @@ func sluiceRules(b *bootstrap.Bootstrap) (string, error) {
 		if _, ok := c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]; !ok {
 			return "", fmt.Errorf("cluster %s: gRPC needs HTTP/2 (typed_extension_protocol_options HttpProtocolOptions)", cluster)
 		}
+		if err := mtls(c.GetTransportSocket().GetTypedConfig()); err != nil {
+			return "", fmt.Errorf("cluster %s: %w", cluster, err)
+		}
 		for _, e := range c.GetLoadAssignment().GetEndpoints() {
 			for _, lb := range e.GetLbEndpoints() {
 				sa := lb.GetEndpoint().GetAddress().GetSocketAddress()
@@ -114,7 +119,27 @@ func sluiceRules(b *bootstrap.Bootstrap) (string, error) {
 		return "", fmt.Errorf("no static cluster %q with an endpoint for ADS", cluster)
 	}
 	admin := b.GetAdmin().GetAddress().GetSocketAddress()
-	return fmt.Sprintf("role=%s xds=%s admin=%s:%d", role, xds, admin.GetAddress(), admin.GetPortValue()), nil
+	return fmt.Sprintf("role=%s xds=%s mtls admin=%s:%d", role, xds, admin.GetAddress(), admin.GetPortValue()), nil
+}
+
+// mtls: the xDS cluster's transport socket is TLS with the proxy's client
+// certificate (its identity for sluice-xds) and a CA to verify the server.
+func mtls(a *anypb.Any) error {
+	if a == nil {
+		return errors.New("no transport_socket: sluice-xds needs mutual TLS (UpstreamTlsContext)")
+	}
+	var tc tlsv3.UpstreamTlsContext
+	if err := a.UnmarshalTo(&tc); err != nil {
+		return fmt.Errorf("transport_socket is not an UpstreamTlsContext: %w", err)
+	}
+	ctx := tc.GetCommonTlsContext()
+	if len(ctx.GetTlsCertificates()) == 0 || ctx.GetTlsCertificates()[0].GetCertificateChain() == nil {
+		return errors.New("UpstreamTlsContext without a client certificate (tls_certificates)")
+	}
+	if ctx.GetValidationContext().GetTrustedCa() == nil {
+		return errors.New("UpstreamTlsContext does not verify the server (validation_context.trusted_ca)")
+	}
+	return nil
 }
 
 func check(file string) (string, error) {
