@@ -1,5 +1,5 @@
 /* cluster.c - Upstreams -> Clusters: built once per translation (or kept), then
- * added to every proxy (built again for proxyless ones). */
+ * added to every proxy that refers to them (built again for proxyless ones). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -145,7 +145,7 @@ sl_status tr_translate_upstreams(tr_ctx *tx, tr_up_out *built, bool *up_fast)
     return SL_OK;
 }
 
-void tr_proxy_clusters(tr_ctx *tx, bool proxyless, const tr_up_out *built, bool up_fast)
+void tr_proxy_clusters(tr_ctx *tx, bool proxyless, const tr_up_out *built, bool up_fast, const uint8_t *reach)
 {
     tr_bucket *ub = tr_bucket_of(tx, tr_kind.upstream);
     tr_cur *saved = tx->cur;
@@ -154,6 +154,8 @@ void tr_proxy_clusters(tr_ctx *tx, bool proxyless, const tr_up_out *built, bool 
         const Sluice__V1__Upstream *up = (const Sluice__V1__Upstream *)ub->v[i].msg;
         tr_cur cur = tr_cur_of(tr_kind.upstream, &ub->v[i]);
         tr_up_out uo;
+        if (!reach[i])
+            continue; /* nothing of this proxy's refers to it */
         if (fl & TR_REJECTED) {
             if (!(fl & TR_USED_GOOD))
                 continue;

@@ -100,6 +100,8 @@ typedef struct tr_vh_cache {
     long *rt_idx; /* route tables touched, and the flags set on them */
     uint8_t *rt_flags;
     size_t n_rt;
+    long *up_idx; /* upstreams it refers to (their clusters go to the proxy) */
+    size_t n_up;
 } tr_vh_cache;
 
 /* What the virtual services of one gateway (proxy and listener) gave in
@@ -114,6 +116,7 @@ typedef struct tr_gw_contrib {
     long rt;                        /* a route table reached (flags), or -1: */
     uint8_t flags;
     const struct sl_tr_plugin *use; /* a plugin used */
+    long up;                        /* an upstream referred to (or TR_REACH_ALL), or -1 */
 } tr_gw_contrib;
 
 typedef struct tr_gw_dom {
@@ -224,6 +227,10 @@ typedef struct tr_sort_cache {
     bool proxyless;
     tr_rlist *list; /* the whole list as resources, or NULL: one reference */
     uint64_t seen;  /* the last translation that used it (store's translations) */
+    /* The upstreams the proxy reached then (tr_ctx.reach, one byte per
+     * upstream): the whole list holds only while they are the same. */
+    uint8_t *reach;
+    size_t n_reach;
 } tr_sort_cache;
 
 /* Empties c (its references, arrays, settings_ns), leaving proxy, type and next. */
@@ -355,6 +362,8 @@ typedef struct tr_rec {
     const struct sl_tr_plugin *used[64];
     size_t n_used;
     bool stateful; /* a plugin used per-listener state: not kept */
+    long *up_idx; /* upstreams referred to (tr_reach_upstream) */
+    size_t n_up, cap_up;
 } tr_rec;
 
 /* Packed bytes by message (pointer), within one translation: kept virtual
@@ -388,6 +397,16 @@ struct tr_ctx {
     tr_rec *rec;
     /* Packed VirtualHosts (kept or fresh) to splice into route configurations. */
     tr_bytes_map vh_bytes;
+    /* The proxy being built: which upstreams its listeners and routes
+     * refer to (one byte per upstream, by bucket position), so that only
+     * their clusters (and the secrets those name) go to it; NULL outside
+     * a proxy's gateways. reach_all: Settings allClustersToEveryProxy. */
+    uint8_t *reach;
+    size_t n_reach;
+    bool reach_all;
+    /* After the proxy's gateways: the upstreams whose clusters it gets
+     * (every one with reach_all), n_reach bytes. */
+    const uint8_t *reached;
     /* Blobs held until the translation ends (patched routes). */
     struct tr_blob **held;
     size_t n_held, cap_held;
@@ -395,6 +414,11 @@ struct tr_ctx {
 
 /* ctx.c: the recorder hooks. */
 void tr_rec_rt(tr_ctx *tx, long idx, uint8_t flags);
+/* The proxy being built refers to upstream idx (bucket position), or to
+ * any (TR_REACH_ALL: a clusterHeader route): marked in tx->reach (when
+ * set) and recorded for a kept virtual host. */
+#define TR_REACH_ALL (-2L)
+void tr_reach_upstream(tr_ctx *tx, long idx);
 
 /* pack.c: m packed exactly as protobuf_c_message_pack() does, with each
  * nested message sized once; malloc'ed, NULL when out of memory. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "translate_internal.h"
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
 #include "google/protobuf/any.pb-c.h"
 #include "google/protobuf/struct.pb-c.h"
@@ -495,11 +496,39 @@ static const char *ref_ns(const Sluice__V1__ResourceRef *ref, const char *def_ns
     return ref->namespace_ && ref->namespace_[0] ? ref->namespace_ : def_ns;
 }
 
+void tr_reach_upstream(tr_ctx *tx, long idx)
+{
+    tr_rec *r = tx->rec;
+    if (idx < 0 && idx != TR_REACH_ALL)
+        return;
+    if (tx->reach && idx == TR_REACH_ALL)
+        memset(tx->reach, 1, tx->n_reach);
+    else if (tx->reach && (size_t)idx < tx->n_reach)
+        tx->reach[idx] = 1;
+    if (!r || (r->n_up && r->up_idx[r->n_up - 1] == idx))
+        return;
+    if (r->n_up == r->cap_up) {
+        size_t cap = r->cap_up ? r->cap_up * 2 : 8;
+        long *a = tr_alloc(tx, cap * sizeof *a);
+        if (r->n_up)
+            memcpy(a, r->up_idx, r->n_up * sizeof *a);
+        r->up_idx = a;
+        r->cap_up = cap;
+    }
+    r->up_idx[r->n_up++] = idx;
+}
+
+/* Every look-up of an upstream for a proxy is a reference: its cluster
+ * (and the secrets the cluster names) goes to that proxy. */
 const Sluice__V1__Upstream *tr_find_upstream(tr_ctx *tx, const Sluice__V1__ResourceRef *ref, const char *def_ns)
 {
+    const Sluice__V1__Upstream *up;
     if (!ref)
         return NULL;
-    return (const Sluice__V1__Upstream *)find_eff(tx, "Upstream", ref_ns(ref, def_ns), ref->name);
+    up = (const Sluice__V1__Upstream *)find_eff(tx, "Upstream", ref_ns(ref, def_ns), ref->name);
+    if (up && (tx->reach || tx->rec))
+        tr_reach_upstream(tx, tr_bucket_find(tr_bucket_of(tx, tr_kind.upstream), ref_ns(ref, def_ns), ref->name));
+    return up;
 }
 
 const Sluice__V1__Secret *tr_find_secret(tr_ctx *tx, const Sluice__V1__ResourceRef *ref, const char *def_ns)
@@ -507,6 +536,54 @@ const Sluice__V1__Secret *tr_find_secret(tr_ctx *tx, const Sluice__V1__ResourceR
     if (!ref)
         return NULL;
     return (const Sluice__V1__Secret *)find_eff(tx, "Secret", ref_ns(ref, def_ns), ref->name);
+}
+
+/* Whether list (namespaces separated by commas, blanks around them
+ * ignored, or "*") names ns. */
+static bool ns_listed(const char *list, const char *ns)
+{
+    size_t nl = strlen(ns);
+    for (const char *p = list; *p;) {
+        const char *end;
+        size_t len;
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        for (end = p; *end && *end != ','; end++)
+            ;
+        for (len = (size_t)(end - p); len && (p[len - 1] == ' ' || p[len - 1] == '\t'); len--)
+            ;
+        if ((len == 1 && *p == '*') || (len == nl && len && strncmp(p, ns, nl) == 0))
+            return true;
+        p = end;
+    }
+    return false;
+}
+
+/* Whether sec's grant (annotation or label TR_SECRET_GRANT) names ns. */
+static bool secret_grants(const Sluice__V1__Secret *sec, const char *ns)
+{
+    const Sluice__V1__Metadata *md = sec->metadata;
+    for (size_t i = 0; md && i < md->n_annotations; i++)
+        if (strcmp(md->annotations[i]->key, TR_SECRET_GRANT) == 0 && ns_listed(md->annotations[i]->value, ns))
+            return true;
+    for (size_t i = 0; md && i < md->n_labels; i++)
+        if (strcmp(md->labels[i]->key, TR_SECRET_GRANT) == 0 && ns_listed(md->labels[i]->value, ns))
+            return true;
+    return false;
+}
+
+const Sluice__V1__Secret *tr_find_secret_granted(tr_ctx *tx, const Sluice__V1__ResourceRef *ref, const char *def_ns,
+                                                 const char **why)
+{
+    const Sluice__V1__Secret *sec = tr_find_secret(tx, ref, def_ns);
+    const char *sns = ref ? ref_ns(ref, def_ns) : def_ns;
+    *why = NULL;
+    if (!sec || strcmp(sns, def_ns) == 0 || secret_grants(sec, def_ns))
+        return sec;
+    *why = tr_printf(tx, "Secret %s.%s is in another namespace and does not grant access to namespace %s "
+                         "(annotation %s on the Secret lists the namespaces that may refer to it, or \"*\")",
+                     sns, ref->name, def_ns, TR_SECRET_GRANT);
+    return NULL;
 }
 
 char *tr_cluster_name(tr_ctx *tx, const char *name, const char *ns) { return tr_printf(tx, "%s_%s", name, ns); }

@@ -89,10 +89,11 @@ static bool dom_add(tr_gw_memo *m, const char *d, uint32_t vs)
 }
 
 /* Records what VirtualService i's kept virtual host c does besides its
- * bytes (plugins used, route table flags) and its domains. */
+ * bytes (plugins used, route table flags, upstreams referred to) and its
+ * domains. */
 static bool memo_add(tr_gw_memo *m, size_t i, const tr_vh_cache *c)
 {
-    size_t need = m->n_con + c->n_used + c->n_rt;
+    size_t need = m->n_con + c->n_used + c->n_rt + c->n_up;
     m->c[i] = c;
     m->vh[i].bytes = c->bytes;
     m->vh[i].len = c->len;
@@ -102,11 +103,15 @@ static bool memo_add(tr_gw_memo *m, size_t i, const tr_vh_cache *c)
     if (SL_VEC_RESERVE(m->con, m->cap_con, need) != SL_OK)
         return false;
     for (size_t k = 0; k < c->n_used; k++) {
-        tr_gw_contrib x = {(uint32_t)i, -1, 0, c->used[k]};
+        tr_gw_contrib x = {(uint32_t)i, -1, 0, c->used[k], -1};
         m->con[m->n_con++] = x;
     }
     for (size_t k = 0; k < c->n_rt; k++) {
-        tr_gw_contrib x = {(uint32_t)i, c->rt_idx[k], c->rt_flags[k], NULL};
+        tr_gw_contrib x = {(uint32_t)i, c->rt_idx[k], c->rt_flags[k], NULL, -1};
+        m->con[m->n_con++] = x;
+    }
+    for (size_t k = 0; k < c->n_up; k++) {
+        tr_gw_contrib x = {(uint32_t)i, -1, 0, NULL, c->up_idx[k]};
         m->con[m->n_con++] = x;
     }
     for (size_t k = 0; k < c->n_domains; k++)
@@ -259,6 +264,8 @@ void tr_memo_replay(tr_ctx *tx, const tr_gw_memo *m, const bool *changed)
             continue;
         if (x->use)
             tr_use(tx, x->use);
+        else if (x->up != -1)
+            tr_reach_upstream(tx, x->up);
         else
             *tr_flag(tx, tr_kind.rt, (size_t)x->rt) |= x->flags;
     }

@@ -220,6 +220,18 @@ const Sluice__V1__Upstream *tr_find_upstream(tr_ctx *tx, const Sluice__V1__Resou
 const Sluice__V1__Secret *tr_find_secret(tr_ctx *tx, const Sluice__V1__ResourceRef *ref,
                                          const char *def_ns);
 
+/* The grant a Secret gives to resources of other namespaces (as Gateway
+ * API's ReferenceGrant): an annotation or label whose value is a comma
+ * separated list of namespaces, or "*". */
+#define TR_SECRET_GRANT "sluice.io/allow-from-namespaces"
+
+/* tr_find_secret() for a resource of namespace def_ns: a Secret of another
+ * namespace is used only when its TR_SECRET_GRANT names def_ns (or "*").
+ * NULL when missing (*why NULL) or not granted (*why: the reason, naming
+ * the secret and the grant, in the arena). */
+const Sluice__V1__Secret *tr_find_secret_granted(tr_ctx *tx, const Sluice__V1__ResourceRef *ref,
+                                                 const char *def_ns, const char **why);
+
 /* "<name>_<namespace>": the cluster of an upstream, the Envoy secret name. */
 char *tr_cluster_name(tr_ctx *tx, const char *name, const char *ns);
 

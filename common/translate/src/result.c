@@ -39,7 +39,13 @@ static tr_sort_cache *keep_whole(tr_ctx *tx, tr_sort_cache *sc, bool proxyless)
     }
     sc->up_world = tx->store->up_world;
     sc->proxyless = proxyless;
-    return sc->settings_ns ? sc : NULL;
+    if (!sc->reach || sc->n_reach != tx->n_reach || memcmp(sc->reach, tx->reached, tx->n_reach) != 0) {
+        free(sc->reach);
+        sc->n_reach = tx->n_reach;
+        if ((sc->reach = malloc(tx->n_reach + 1)) != NULL)
+            memcpy(sc->reach, tx->reached, tx->n_reach);
+    }
+    return sc->settings_ns && sc->reach ? sc : NULL;
 }
 
 /* p's resources of type t are sc's whole list, shared (made on first use). */
@@ -149,7 +155,8 @@ static tr_out **sorted_out(tr_ctx *tx, const char *proxy, bool proxyless, sl_xds
 /* The kept whole list of the proxy's resources of type t (clusters or
  * endpoints), when the translation that made it saw what this one sees:
  * no Upstream, EndpointSet, Settings or Secret changed since, the same
- * settings namespace, and the proxy as proxyless as it was. Only the
+ * settings namespace, the proxy as proxyless as it was, and the same
+ * upstreams reached by its listeners and routes (tx->reached). Only the
  * upstreams add clusters and endpoints, so that list is what visiting
  * them again would give. */
 tr_sort_cache *tr_whole_list(tr_ctx *tx, const char *proxy, bool proxyless, sl_xds_type t)
@@ -159,7 +166,8 @@ tr_sort_cache *tr_whole_list(tr_ctx *tx, const char *proxy, bool proxyless, sl_x
             continue;
         sc->seen = tx->store->translations;
         return sc->settings_ns && sc->up_world == tx->store->up_world && sc->proxyless == proxyless &&
-                       strcmp(sc->settings_ns, tx->opts.settings_namespace) == 0
+                       strcmp(sc->settings_ns, tx->opts.settings_namespace) == 0 && sc->reach &&
+                       sc->n_reach == tx->n_reach && memcmp(sc->reach, tx->reached, tx->n_reach) == 0
                    ? sc
                    : NULL;
     }

@@ -286,6 +286,8 @@ static const Sluice__V1__Upstream *route_action(tr_ctx *tx, const tr_route_ctx *
             missing = true;
             break;
         }
+        /* a request header names the cluster: the proxy may reach any */
+        tr_reach_upstream(tx, TR_REACH_ALL);
         ra->cluster_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__CLUSTER_SPECIFIER_CLUSTER_HEADER;
         ra->cluster_header = tr_strdup(tx, a->cluster_header);
         break;

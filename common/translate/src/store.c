@@ -104,6 +104,7 @@ void tr_vh_cache_free(tr_vh_cache *c)
         free(c->reps);
         free(c->rt_idx);
         free(c->rt_flags);
+        free(c->up_idx);
         free(c);
         c = next;
     }
@@ -178,6 +179,9 @@ void tr_sort_cache_clear(tr_sort_cache *c)
     c->in = NULL;
     c->perm = NULL;
     c->n_in = c->n_perm = 0;
+    free(c->reach);
+    c->reach = NULL;
+    c->n_reach = 0;
 }
 
 void tr_gw_memo_free(tr_gw_memo *m)

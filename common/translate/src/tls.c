@@ -49,11 +49,19 @@ Envoy__Config__Core__V3__TransportSocket *tr_downstream_tls(tr_ctx *tx, const Sl
     dc->common_tls_context = cc;
     switch (ssl->ssl_secrets_case) {
     case SLUICE__V1__SSL_CONFIG__SSL_SECRETS_SECRET_REF: {
-        const Sluice__V1__Secret *sec = tr_find_secret(tx, ssl->secret_ref, def_ns);
+        const char *why;
+        const Sluice__V1__Secret *sec = tr_find_secret_granted(tx, ssl->secret_ref, def_ns, &why);
         const char *sns = ssl->secret_ref->namespace_ && ssl->secret_ref->namespace_[0] ? ssl->secret_ref->namespace_ : def_ns;
         bool warn = tx->settings->gateway && tx->settings->gateway->validation &&
                     tx->settings->gateway->validation->warn_missing_tls_secret &&
                     tx->settings->gateway->validation->warn_missing_tls_secret->value;
+        if (why) { /* handled as a missing secret */
+            if (warn)
+                tr_warn(tx, "spec.sslConfig.secretRef: %s", why);
+            else
+                tr_error(tx, "spec.sslConfig.secretRef: %s", why);
+            return NULL;
+        }
         if (!sec) {
             if (warn)
                 tr_warn(tx, "spec.sslConfig.secretRef: Secret %s.%s not found", sns, ssl->secret_ref->name);

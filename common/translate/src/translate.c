@@ -110,11 +110,14 @@ static bool gateway_of(const tr_gw_item *g, const char *proxy)
 }
 
 /* Translates proxy into op: its gateways' listeners and routes, then
- * every usable upstream as its cluster (the kept lists as they are when
+ * every usable upstream they refer to as its cluster (every one with
+ * Settings allClustersToEveryProxy; the kept lists as they are when
  * nothing they came from changed), packed. packed: bytes packed by
- * message, shared by the proxies of this translation. */
+ * message, shared by the proxies of this translation; reach: room for a
+ * byte per upstream. */
 static sl_status translate_proxy(tr_ctx *tx, sl_tr_proxy *op, const char *proxy, const tr_gw_item *gws,
-                                 size_t n_gws, const tr_up_out *built, bool up_fast, tr_bytes_map *packed)
+                                 size_t n_gws, const tr_up_out *built, bool up_fast, tr_bytes_map *packed,
+                                 uint8_t *reach)
 {
     tr_sort_cache *whole[SL_XDS_TYPE_COUNT];
     tr_map ports = {0};
@@ -122,6 +125,10 @@ static sl_status translate_proxy(tr_ctx *tx, sl_tr_proxy *op, const char *proxy,
     tr_reset_out(tx);
     if (!(op->name = strdup(proxy)))
         return SL_ERR_NOMEM;
+    /* what its listeners and routes refer to: only those clusters go to it */
+    tx->n_reach = tr_bucket_of(tx, tr_kind.upstream)->n;
+    tx->reach = reach;
+    memset(reach, 0, tx->n_reach + 1);
     for (size_t i = 0; i < n_gws; i++) {
         if (!gateway_of(&gws[i], proxy))
             continue;
@@ -131,13 +138,17 @@ static sl_status translate_proxy(tr_ctx *tx, sl_tr_proxy *op, const char *proxy,
         if (gws[i].idx >= 0 && tr_rep_get(tx, tr_kind.gateway, gws[i].ns, gws[i].name)->n_errors)
             *tr_flag(tx, tr_kind.gateway, (size_t)gws[i].idx) |= TR_REJECTED;
     }
+    tx->reach = NULL; /* clusters are built below: no more references */
+    if (tx->reach_all)
+        memset(reach, 1, tx->n_reach);
+    tx->reached = reach;
     memset(whole, 0, sizeof whole);
     if (!tx->n_out[SL_XDS_CLUSTER] && !tx->n_out[SL_XDS_ENDPOINT] &&
         (whole[SL_XDS_CLUSTER] = tr_whole_list(tx, proxy, proxyless, SL_XDS_CLUSTER)) != NULL &&
         !(whole[SL_XDS_ENDPOINT] = tr_whole_list(tx, proxy, proxyless, SL_XDS_ENDPOINT)))
         whole[SL_XDS_CLUSTER] = NULL;
     if (!whole[SL_XDS_CLUSTER])
-        tr_proxy_clusters(tx, proxyless, built, up_fast);
+        tr_proxy_clusters(tx, proxyless, built, up_fast, reach);
     op->proxyless = proxyless;
     return tr_pack_proxy(tx, op, packed, whole);
 }
@@ -149,13 +160,15 @@ static sl_status translate_proxies(tr_ctx *tx, sl_tr_result *res, const tr_up_ou
     size_t n_gws, n_p;
     tr_gw_item *gws = tr_gateways(tx, &n_gws);
     char **pnames = proxy_names(tx, gws, n_gws, &n_p);
+    uint8_t *reach = tr_alloc(tx, tr_bucket_of(tx, tr_kind.upstream)->n + 1);
     sl_status rc;
+    tx->reach_all = tx->settings->all_clusters_to_every_proxy;
     res->proxies = calloc(n_p ? n_p : 1, sizeof *res->proxies);
     if (!res->proxies)
         return SL_ERR_NOMEM;
     for (size_t p = 0; p < n_p; p++) {
         sl_tr_proxy *op = &res->proxies[res->n_proxies++];
-        if ((rc = translate_proxy(tx, op, pnames[p], gws, n_gws, built, up_fast, &packed)) != SL_OK)
+        if ((rc = translate_proxy(tx, op, pnames[p], gws, n_gws, built, up_fast, &packed, reach)) != SL_OK)
             return rc;
     }
     tr_sort_proxies(res);

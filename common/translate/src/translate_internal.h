@@ -265,9 +265,10 @@ const Sluice__V1__EndpointSet *tr_endpoint_set(tr_ctx *tx, const char *ns, const
 /* Builds every upstream once (kept ones from the cache) into built[];
  * *up_fast: none changed since all were kept clean (built[] not filled). */
 sl_status tr_translate_upstreams(tr_ctx *tx, tr_up_out *built, bool *up_fast);
-/* Adds every usable upstream's cluster (endpoints, secrets) to the proxy
- * being built; proxyless ones are built again for it. */
-void tr_proxy_clusters(tr_ctx *tx, bool proxyless, const tr_up_out *built, bool up_fast);
+/* Adds the cluster (endpoints, secrets) of every usable upstream reach
+ * marks to the proxy being built;
+ * proxyless ones are built again for it. */
+void tr_proxy_clusters(tr_ctx *tx, bool proxyless, const tr_up_out *built, bool up_fast, const uint8_t *reach);
 
 /* The endpoints of endpoint set eps (of upstream ns/name) into cla. */
 void tr_cla_from_endpoint_set(tr_ctx *tx, tr_cla_t *cla, const Sluice__V1__EndpointSet *eps,

@@ -14,7 +14,7 @@ static bool vh_cache_matches(const tr_ctx *tx, const tr_entry *e, const tr_gatew
 }
 
 /* The virtual host of e for gw from an earlier translation, replayed (its
- * reports, plugins and route table flags), or NULL. The VirtualHost
+ * reports, plugins, route table flags, upstreams referred to), or NULL. The VirtualHost
  * returned holds only the name and domains; its packed bytes are spliced
  * into the route configuration. */
 tr_vhost_t *tr_vh_cached(tr_ctx *tx, const tr_entry *e, const tr_gateway *gw, const tr_vh_cache **used)
@@ -45,6 +45,8 @@ tr_vhost_t *tr_vh_cached(tr_ctx *tx, const tr_entry *e, const tr_gateway *gw, co
     for (size_t i = 0; i < c->n_rt; i++)
         if (c->rt_idx[i] >= 0 && (size_t)c->rt_idx[i] < tr_bucket_of(tx, tr_kind.rt)->n)
             *tr_flag(tx, tr_kind.rt, (size_t)c->rt_idx[i]) |= c->rt_flags[i];
+    for (size_t i = 0; i < c->n_up; i++)
+        tr_reach_upstream(tx, c->up_idx[i]);
     tr_bytes_put(tx, &tx->vh_bytes, vh, c->bytes, c->len);
     *used = c;
     return vh;
@@ -102,6 +104,9 @@ const tr_vh_cache *tr_vh_keep(tr_ctx *tx, tr_entry *e, const tr_gateway *gw, con
         c->rt_idx[c->n_rt] = rec->rt_idx[c->n_rt];
         c->rt_flags[c->n_rt] = rec->rt_flags[c->n_rt];
     }
+    c->up_idx = xcalloc(tx, rec->n_up, sizeof *c->up_idx);
+    for (; c->n_up < rec->n_up; c->n_up++)
+        c->up_idx[c->n_up] = rec->up_idx[c->n_up];
     if (!(c->blob = tr_blob_pack(&vh->base, vh->name ? vh->name : "")))
         longjmp(tx->oom, 1);
     c->bytes = c->blob->data; /* vh_bytes holds blobs' bytes only (tr_pack_route_config) */

@@ -607,6 +607,62 @@ static void check_against_fresh(sl_tr_store *st, const char *all, const char *wh
     sl_tr_store_free(fresh);
 }
 
+/* A proxy gets the clusters of the upstreams its routes reach and the
+ * secrets they name (the secrets-scoped case), every one with Settings
+ * allClustersToEveryProxy; kept translations follow a route moving to
+ * another upstream and the setting going on and off. */
+static void clusters_only_where_referenced(void **state)
+{
+    static const char *const SETTINGS = "apiVersion: gloo.solo.io/v1\nkind: Settings\n"
+                                        "metadata: {name: default, namespace: gloo-system}\nspec: {allClustersToEveryProxy: %s}\n";
+    static const char *const MOVE = "apiVersion: gateway.solo.io/v1\nkind: VirtualService\n"
+                                    "metadata: {name: a, namespace: team-a, labels: {team: a}}\n"
+                                    "spec: {virtualHost: {domains: [a.example.com], routes: [{matchers: [{prefix: /}], "
+                                    "routeAction: {single: {upstream: {name: b-svc, namespace: team-b}}}}]}}\n";
+    size_t len;
+    char *input = slurp("./test/data/translator/secrets-scoped/input.yaml", &len), *all, doc[512];
+    sl_tr_store *st;
+    sl_tr_result *r;
+    const sl_tr_proxy *a;
+    (void)state;
+    assert_non_null(input);
+    assert_int_equal(sl_tr_store_new(&st), SL_OK);
+    load(st, input);
+    assert_int_equal(sl_tr_translate(&r, st, NULL), SL_OK);
+    a = sl_tr_result_proxy(r, "gloo-system~proxy-a");
+    assert_int_equal(a->n[SL_XDS_CLUSTER], 2);
+    assert_null(sl_tr_proxy_find(a, SL_XDS_SECRET, "b-client_team-b"));
+    sl_tr_result_free(r);
+    for (int on = 1; on >= 0; on--) {
+        snprintf(doc, sizeof doc, SETTINGS, on ? "true" : "false");
+        load(st, doc);
+        all = malloc(len + strlen(doc) + 8);
+        sprintf(all, "%s\n---\n%s", input, doc);
+        check_against_fresh(st, all, on ? "allClustersToEveryProxy on" : "allClustersToEveryProxy off");
+        assert_int_equal(sl_tr_translate(&r, st, NULL), SL_OK);
+        a = sl_tr_result_proxy(r, "gloo-system~proxy-a");
+        assert_int_equal(a->n[SL_XDS_CLUSTER], on ? 5 : 2); /* a-denied rejected: in none */
+        assert_true((sl_tr_proxy_find(a, SL_XDS_SECRET, "b-client_team-b") != NULL) == on);
+        sl_tr_result_free(r);
+        if (!on) { /* proxy-a's route moves to team-b's upstream: its cluster and secret follow */
+            load(st, MOVE);
+            free(all);
+            all = malloc(len + strlen(doc) + strlen(MOVE) + 16);
+            sprintf(all, "%s\n---\n%s\n---\n%s", input, doc, MOVE);
+            check_against_fresh(st, all, "a route moved");
+            assert_int_equal(sl_tr_translate(&r, st, NULL), SL_OK);
+            a = sl_tr_result_proxy(r, "gloo-system~proxy-a");
+            assert_int_equal(a->n[SL_XDS_CLUSTER], 1);
+            assert_non_null(sl_tr_proxy_find(a, SL_XDS_SECRET, "b-client_team-b"));
+            assert_null(sl_tr_proxy_find(a, SL_XDS_SECRET, "a-client_team-a"));
+            sl_tr_result_free(r);
+        }
+        free(all);
+    }
+    free(input);
+    sl_tr_store_free(st);
+}
+
 static void kept_clusters_follow_changes(void **state)
 {
     sl_tr_store *st;
@@ -706,6 +762,9 @@ static void rw_doc(char *buf, size_t cap, char kind, int slot, int v, int mode)
                  "    - matchers: [{prefix: /rt}]\n      delegateAction: {ref: {name: rt-%d}}\n",
                  slot, v % 2 ? "a" : "b", ssl, dom, v % 7 == 0 ? "regex" : "prefix", slot,
                  v % 7 == 0 ? -1 : v, v % R_UP, v % R_RT);
+        if (v % 11 == 0) /* the cluster named by a header: the proxy gets every cluster */
+            snprintf(buf + strlen(buf), cap - strlen(buf), "    - matchers: [{prefix: /ch}]\n"
+                                                           "      routeAction: {clusterHeader: x-cluster}\n");
         if (v % 7 == 0) /* a lookahead: rejected */
             snprintf(buf + strlen(buf) - 0, cap - strlen(buf), "    - matchers: [{regex: '/x(?=y)'}]\n"
                                                                "      directResponseAction: {status: 200}\n");
@@ -720,8 +779,8 @@ static void rw_doc(char *buf, size_t cap, char kind, int slot, int v, int mode)
     case 't':
         snprintf(buf, cap,
                  "apiVersion: gloo.solo.io/v1\nkind: Settings\nmetadata: {name: default, namespace: gloo-system}\n"
-                 "spec: {gloo: {circuitBreakers: {maxConnections: %d}}}\n",
-                 v);
+                 "spec: {allClustersToEveryProxy: %s, gloo: {circuitBreakers: {maxConnections: %d}}}\n",
+                 v % 3 == 0 ? "true" : "false", v);
         break;
     case 'g': /* gateway slot for a mode */
         if (mode == 1 && slot == 0)
@@ -1128,6 +1187,7 @@ int main(void)
         cmocka_unit_test(store_replace_and_remove),
         cmocka_unit_test(endpoints_incremental),
         cmocka_unit_test(kept_clusters_follow_changes),
+        cmocka_unit_test(clusters_only_where_referenced),
         cmocka_unit_test(incremental_equals_full),
         cmocka_unit_test(route_in_parts),
         cmocka_unit_test(patched_routes_equal_full),

@@ -197,7 +197,12 @@ static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
     }
     sec = NULL;
     if (aws->secret_ref && aws->secret_ref->name[0]) {
-        sec = tr_find_secret(tx, aws->secret_ref, in->upstream->metadata->namespace_);
+        const char *why;
+        sec = tr_find_secret_granted(tx, aws->secret_ref, in->upstream->metadata->namespace_, &why);
+        if (why) {
+            tr_error(tx, "%s: %s", path, why);
+            return;
+        }
         if (!sec || sec->spec->kind_case != SLUICE__V1__SECRET_SPEC__KIND_AWS) {
             tr_error(tx, "%s: AWS Secret %s.%s of the upstream not found", path,
                      aws->secret_ref->namespace_[0] ? aws->secret_ref->namespace_ : in->upstream->metadata->namespace_,

@@ -216,7 +216,12 @@ static void cluster(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c)
         Envoy__Extensions__TransportSockets__Tls__V3__CertificateValidationContext *vc = NULL;
         switch (ssl->ssl_secrets_case) {
         case SLUICE__V1__UPSTREAM_SSL_CONFIG__SSL_SECRETS_SECRET_REF: {
-            const Sluice__V1__Secret *sec = tr_find_secret(tx, ssl->secret_ref, ns);
+            const char *why;
+            const Sluice__V1__Secret *sec = tr_find_secret_granted(tx, ssl->secret_ref, ns, &why);
+            if (why) {
+                tr_error(tx, "spec.sslConfig.secretRef: %s", why);
+                return;
+            }
             if (!sec || sec->spec->kind_case != SLUICE__V1__SECRET_SPEC__KIND_TLS) {
                 tr_error(tx, "spec.sslConfig.secretRef: TLS Secret %s.%s not found",
                          ssl->secret_ref->namespace_[0] ? ssl->secret_ref->namespace_ : ns, ssl->secret_ref->name);
