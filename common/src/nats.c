@@ -26,6 +26,7 @@ struct sl_nats {
     char inbox_prefix[160];               /* "_INBOX", or this connection's own */
     bool closed;  /* the closed callback ran */
     atomic_bool closing; /* sl_nats_close() started: disconnects are expected */
+    atomic_bool abandoned; /* sl_nats_abandon() closed it */
 };
 
 void sl_nats_settings_init(sl_nats_settings *s)
@@ -547,6 +548,11 @@ sl_status sl_nats_connect(sl_nats **out, const sl_nats_settings *settings)
     deadline = mono_ms() + (nc->s.startup_deadline_ms > 0 ? nc->s.startup_deadline_ms : 0);
     for (;;) {
         int64_t left, wait;
+        if (nc->s.cancelled != NULL && nc->s.cancelled(nc->s.cancelled_ud)) {
+            st = sl_error_set(SL_ERR_CLOSED, "connect to %s: stopped before connecting (%d attempts)",
+                              nc->s.urls, attempt);
+            goto err;
+        }
         s = natsConnection_Connect(&nc->conn, opts);
         if (s == NATS_OK)
             break;
@@ -562,7 +568,12 @@ sl_status sl_nats_connect(sl_nats **out, const sl_nats_settings *settings)
         sl_log_warn("nats", "connect failed, retrying", "urls=%s attempt=%d err=%s retry_ms=%lld",
                     sl_log_q(nc->s.urls), attempt, sl_log_q(natsStatus_GetText(s)),
                     (long long)wait);
-        nats_Sleep(wait);
+        /* In slices, so that a stop is noticed within 100 ms. */
+        for (int64_t slept = 0; slept < wait; slept += 100) {
+            if (nc->s.cancelled != NULL && nc->s.cancelled(nc->s.cancelled_ud))
+                break;
+            nats_Sleep(wait - slept < 100 ? wait - slept : 100);
+        }
     }
     if (s != NATS_OK) {
         st = sl_nats_error(s, "connect to %s (%d attempts)", nc->s.urls, attempt);
@@ -632,6 +643,22 @@ void sl_nats_close(sl_nats *nc, int64_t drain_timeout_ms)
     pthread_mutex_unlock(&nc->lock);
     natsConnection_Destroy(nc->conn);
     nats_free(nc);
+}
+
+void sl_nats_abandon(sl_nats *nc, const char *why)
+{
+    if (nc == NULL || atomic_exchange(&nc->abandoned, true))
+        return;
+    atomic_store(&nc->closing, true);
+    sl_log_warn("nats", "abandoning the connection: what is not flushed is lost",
+                "reason=%s connected=%d buffered_bytes=%d", sl_log_q(why), (int)sl_nats_is_connected(nc),
+                natsConnection_Buffered(nc->conn));
+    natsConnection_Close(nc->conn);
+}
+
+bool sl_nats_abandoned(const sl_nats *nc)
+{
+    return atomic_load(&nc->abandoned);
 }
 
 const char *sl_nats_inbox_prefix(const sl_nats *nc)

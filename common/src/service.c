@@ -288,7 +288,7 @@ void sl_service_args_init(sl_service_args *a)
 {
     memset(a, 0, sizeof(*a));
     a->log_level = SL_LOG_INFO;
-    a->drain_timeout_ms = 10000;
+    a->drain_timeout_ms = SL_SERVICE_DRAIN_DEFAULT_MS;
     sl_nats_settings_init(&a->nats);
     sl_flags_init(&a->flags_);
 }
@@ -324,7 +324,8 @@ static void common_table(sl_service_args *a, const sl_service_info *info)
                        .help = "serve /metrics, /healthz, /readyz; off when not set\n"
                                "(:PORT: every address; port 0 picks one)"};
     t[n++] = (sl_flag){.name = "drain-timeout", .kind = SL_FLAG_DURATION, .target = &a->drain_timeout_ms,
-                       .def = "10s", .help = "graceful stop deadline"};
+                       .def = SL_SERVICE_DRAIN_DEFAULT, .help = "graceful stop deadline: after SIGTERM the process exits within\n"
+                       "this long, NATS reachable or not (waits for NATS at most half of it)"};
     sl_nats_flags_table(t + n, &a->nats_, "30s");
     n += SL_NATS_FLAGS_N;
     t[n++] = (sl_flag){.name = "help", .shorthand = 'h', .kind = SL_FLAG_BOOL, .target = &a->help_,
@@ -413,6 +414,13 @@ struct sl_service {
     bool stopping;
     int exit_code;
     int64_t deadline; /* drain deadline (monotonic ms), 0 = not armed */
+    int64_t stop_at;  /* when the stop was requested (monotonic ms), 0 = not yet */
+    /* The connection as the signal thread may abandon it: set by
+     * sl_service_connect(), taken back by sl_service_free() before it
+     * closes it (nats_lock; never held while waiting on anything else). */
+    pthread_mutex_t nats_lock;
+    sl_nats *nats_live;
+    bool nats_given_up;
     sl_loop *loop;    /* set while sl_service_run() runs it */
     sl_service_reload_fn reload;
     void *reload_ud;
@@ -490,6 +498,35 @@ static void handle_signal(sl_service *svc, int signo)
     sl_service_request_stop(svc, SL_EXIT_OK);
 }
 
+/* While stopping: gives up on NATS when it is unreachable after half the
+ * drain timeout, or in any case shortly before the deadline, so that
+ * whatever waits on it (KV writes, JetStream requests, reconnects) returns
+ * and the process can finish its stop in order. Returns how long to sleep
+ * before checking again (-1: no need). */
+static int64_t maybe_abandon_nats(sl_service *svc, int64_t stop_at, int64_t deadline)
+{
+    int64_t now = mono_ms(), drain = svc->args.drain_timeout_ms;
+    int64_t wait_for_nats = stop_at + drain / 2;
+    int64_t last_call = deadline - SL_SERVICE_EXIT_MARGIN_MS - (drain < 2000 ? drain / 4 : 500);
+    int64_t next = -1;
+
+    pthread_mutex_lock(&svc->nats_lock);
+    if (svc->nats_live != NULL && !svc->nats_given_up) {
+        bool up = sl_nats_is_connected(svc->nats_live);
+        if ((!up && now >= wait_for_nats) || now >= last_call) {
+            sl_log_warn("service", up ? "drain running late: giving up on NATS"
+                                      : "NATS unreachable while stopping: giving up on it",
+                        "waited_ms=%lld drain_timeout_ms=%lld", (long long)(now - stop_at), (long long)drain);
+            sl_nats_abandon(svc->nats_live, up ? "drain deadline near" : "unreachable while stopping");
+            svc->nats_given_up = true;
+        } else {
+            next = 100;
+        }
+    }
+    pthread_mutex_unlock(&svc->nats_lock);
+    return next;
+}
+
 static void *signal_main(void *arg)
 {
     sl_service *svc = arg;
@@ -497,19 +534,23 @@ static void *signal_main(void *arg)
     for (;;) {
         struct pollfd p = {.fd = sig_pipe[0], .events = POLLIN};
         unsigned char buf[16];
-        int64_t deadline, timeout = -1;
+        int64_t deadline, stop_at, timeout = -1;
         ssize_t n;
 
         pthread_mutex_lock(&svc->lock);
         deadline = svc->deadline;
+        stop_at = svc->stop_at;
         pthread_mutex_unlock(&svc->lock);
         if (deadline != 0) {
+            int64_t check = maybe_abandon_nats(svc, stop_at, deadline);
             timeout = deadline - mono_ms();
             if (timeout <= 0) {
                 sl_log_error("service", "drain deadline passed, exiting", "drain_timeout_ms=%lld",
                              (long long)svc->args.drain_timeout_ms);
                 _exit(SL_EXIT_FAILURE);
             }
+            if (check >= 0 && check < timeout)
+                timeout = check;
         }
         if (poll(&p, 1, timeout > INT32_MAX ? INT32_MAX : (int)timeout) <= 0)
             continue;
@@ -637,7 +678,10 @@ static void *hb_main(void *arg)
     }
     pthread_mutex_unlock(&svc->hb_lock);
     /* Graceful stop: the entry goes now rather than when its TTL ends. */
-    if (kv != NULL && sl_kv_delete(NULL, kv, svc->hb_key, 0) != SL_OK)
+    if (kv != NULL && !sl_nats_is_connected(svc->nats))
+        sl_log_info("service", "NATS unreachable: heartbeat entry left to expire with its TTL", "key=%s",
+                    sl_log_q(svc->hb_key));
+    else if (kv != NULL && sl_kv_delete(NULL, kv, svc->hb_key, 0) != SL_OK)
         sl_log_debug("service", "heartbeat delete failed", "err=%s", sl_log_q(sl_error_msg()));
     sl_kv_free(kv);
     return NULL;
@@ -690,6 +734,7 @@ sl_status sl_service_new(sl_service **out, const sl_service_info *info, const sl
     }
     pthread_mutex_init(&svc->lock, NULL);
     pthread_cond_init(&svc->cond, NULL);
+    pthread_mutex_init(&svc->nats_lock, NULL);
     hb_init(svc);
     atomic_init(&svc->ready, false);
     svc->name = strdup(info->name);
@@ -766,6 +811,7 @@ err:
         pthread_cond_destroy(&svc->hb_cond);
         pthread_mutex_destroy(&svc->hb_lock);
         pthread_cond_destroy(&svc->cond);
+        pthread_mutex_destroy(&svc->nats_lock);
         pthread_mutex_destroy(&svc->lock);
         free(svc);
     }
@@ -780,7 +826,20 @@ void sl_service_free(sl_service *svc)
         return;
     hb_stop(svc);
     if (svc->nats != NULL) {
-        sl_nats_close(svc->nats, svc->args.drain_timeout_ms);
+        int64_t budget = svc->args.drain_timeout_ms, deadline;
+        /* Past this point the signal thread no longer touches it. */
+        pthread_mutex_lock(&svc->nats_lock);
+        svc->nats_live = NULL;
+        pthread_mutex_unlock(&svc->nats_lock);
+        pthread_mutex_lock(&svc->lock);
+        deadline = svc->deadline;
+        pthread_mutex_unlock(&svc->lock);
+        /* What is left of the drain timeout, keeping the exit margin. */
+        if (deadline != 0)
+            budget = deadline - SL_SERVICE_EXIT_MARGIN_MS - mono_ms();
+        if (budget < 1 || !sl_nats_is_connected(svc->nats))
+            budget = 0; /* nothing can be flushed: close at once */
+        sl_nats_close(svc->nats, budget);
         svc->nats = NULL;
     }
     wake_signal_thread(SIGBYTE_QUIT);
@@ -799,9 +858,15 @@ void sl_service_free(sl_service *svc)
     pthread_cond_destroy(&svc->hb_cond);
     pthread_mutex_destroy(&svc->hb_lock);
     pthread_cond_destroy(&svc->cond);
+    pthread_mutex_destroy(&svc->nats_lock);
     pthread_mutex_destroy(&svc->lock);
     free(svc);
     atomic_store(&service_exists, false);
+}
+
+static bool connect_cancelled(void *ud)
+{
+    return sl_service_stopping(ud);
 }
 
 sl_status sl_service_connect(sl_nats **out, sl_service *svc)
@@ -809,9 +874,15 @@ sl_status sl_service_connect(sl_nats **out, sl_service *svc)
     sl_status st = SL_OK;
 
     if (svc->nats == NULL) {
+        svc->args.nats.cancelled = connect_cancelled;
+        svc->args.nats.cancelled_ud = svc;
         st = sl_nats_connect(&svc->nats, &svc->args.nats);
-        if (st == SL_OK)
+        if (st == SL_OK) {
+            pthread_mutex_lock(&svc->nats_lock);
+            svc->nats_live = svc->nats;
+            pthread_mutex_unlock(&svc->nats_lock);
             hb_start(svc);
+        }
     }
     if (st == SL_OK)
         *out = svc->nats;
@@ -856,6 +927,17 @@ void sl_service_on_reload(sl_service *svc, sl_service_reload_fn fn, void *ud)
     pthread_mutex_unlock(&svc->lock);
 }
 
+/* Starts the drain deadline (once) and returns the exit code. Lock held. */
+static int arm_deadline_locked(sl_service *svc)
+{
+    if (svc->deadline == 0) {
+        svc->stop_at = mono_ms();
+        svc->deadline = svc->stop_at + svc->args.drain_timeout_ms + SL_SERVICE_EXIT_MARGIN_MS;
+        wake_signal_thread(SIGBYTE_WAKE);
+    }
+    return svc->exit_code;
+}
+
 void sl_service_request_stop(sl_service *svc, int exit_code)
 {
     pthread_mutex_lock(&svc->lock);
@@ -865,6 +947,9 @@ void sl_service_request_stop(sl_service *svc, int exit_code)
         if (svc->loop != NULL)
             sl_loop_stop(svc->loop);
         pthread_cond_broadcast(&svc->cond);
+        /* The drain deadline runs from the request, wherever the main
+         * thread is (starting up, in a blocking call, or in the loop). */
+        arm_deadline_locked(svc);
     }
     pthread_mutex_unlock(&svc->lock);
 }
@@ -879,15 +964,6 @@ bool sl_service_stopping(sl_service *svc)
     return s;
 }
 
-/* Starts the drain deadline (once) and returns the exit code. Lock held. */
-static int arm_deadline_locked(sl_service *svc)
-{
-    if (svc->deadline == 0) {
-        svc->deadline = mono_ms() + svc->args.drain_timeout_ms + 2000;
-        wake_signal_thread(SIGBYTE_WAKE);
-    }
-    return svc->exit_code;
-}
 
 int sl_service_wait_stop(sl_service *svc)
 {

@@ -73,6 +73,11 @@ typedef struct sl_nats_settings {
     int kv_replicas;
     sl_nats_event_cb on_event;   /* optional */
     void *on_event_ud;
+    /* Optional: polled by sl_nats_connect() between start-up attempts (at
+     * least every 100 ms); when it returns true the connect gives up with
+     * SL_ERR_CLOSED (a service stopping before NATS was ever reached). */
+    bool (*cancelled)(void *ud);
+    void *cancelled_ud;
 } sl_nats_settings;
 
 /* Fills s with the defaults (no allocation). */
@@ -119,6 +124,16 @@ sl_status sl_nats_connect(sl_nats **out, const sl_nats_settings *s);
  * closes and frees the connection. Every subscription, KV bucket, watch
  * and JetStream object made from it must be freed before. NULL is a no-op. */
 void sl_nats_close(sl_nats *nc, int64_t drain_timeout_ms);
+
+/* Gives up on NATS while stopping: logs what is still buffered and closes
+ * the connection, so every call blocked on it (a KV write, a JetStream
+ * request, a reconnect) returns SL_ERR_CLOSED at once and later ones fail
+ * at once. nc stays valid until sl_nats_close(), which must still be
+ * called. Any thread, while nc lives; idempotent. */
+void sl_nats_abandon(sl_nats *nc, const char *why);
+
+/* True once sl_nats_abandon() ran. */
+bool sl_nats_abandoned(const sl_nats *nc);
 
 /* The prefix of this connection's reply subjects: "_INBOX", or
  * "_INBOX_<name>" with --nats-nkey (what its NATS user may subscribe to).

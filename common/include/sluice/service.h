@@ -130,6 +130,12 @@ sl_status sl_nats_flags_apply(sl_nats_settings *s, const sl_nats_flags *v);
 
 #define SL_SERVICE_COMMON_FLAGS (6 + SL_NATS_FLAGS_N)
 
+/* --drain-timeout's default, and the margin past it at which a stop that
+ * is stuck anyway ends the process with SL_EXIT_FAILURE. */
+#define SL_SERVICE_DRAIN_DEFAULT "5s"
+#define SL_SERVICE_DRAIN_DEFAULT_MS 5000
+#define SL_SERVICE_EXIT_MARGIN_MS 1000
+
 /* Owned by the caller; the public fields are the common flags' values
  * after sl_service_args_parse(). metrics_addr is a heap copy and nats owns
  * its strings; everything is freed by sl_service_args_deinit(). */
@@ -137,7 +143,7 @@ typedef struct sl_service_args {
     sl_log_level log_level; /* --log-level / SLUICE_LOG_LEVEL; applies when log_level_set */
     bool log_level_set;
     char *metrics_addr;       /* --metrics-addr / SLUICE_METRICS_ADDR; NULL = no endpoint */
-    int64_t drain_timeout_ms; /* --drain-timeout; default 10s */
+    int64_t drain_timeout_ms; /* --drain-timeout; default SL_SERVICE_DRAIN_DEFAULT */
     sl_nats_settings nats;    /* --nats-*, --kv-replicas and their variables */
     const char *config_file;  /* the --config file read, or NULL */
     bool exit_now;            /* --help or --version was handled */
@@ -203,7 +209,8 @@ typedef void (*sl_service_reload_fn)(sl_service *svc, void *ud);
  * args are copied. One service per process: SL_ERR_EXISTS otherwise. */
 sl_status sl_service_new(sl_service **out, const sl_service_info *info, const sl_service_args *args);
 
-/* Closes the NATS connection (draining it within the drain timeout), stops
+/* Closes the NATS connection (draining it within what is left of the drain
+ * timeout; at once when NATS is unreachable), stops
  * the metrics endpoint, frees the registry and restores the signal
  * handlers. Everything made from the connection must be freed before.
  * NULL is a no-op. */
@@ -238,16 +245,23 @@ bool sl_service_is_ready(sl_service *svc);
 void sl_service_on_reload(sl_service *svc, sl_service_reload_fn fn, void *ud);
 
 /* Asks the service to stop with this exit code (the first request's code
- * wins). Any thread, not from a signal handler. */
+ * wins), and starts the drain deadline (see sl_service_wait_stop()). Any
+ * thread, not from a signal handler. */
 void sl_service_request_stop(sl_service *svc, int exit_code);
 
 /* True once a stop was requested (signal or sl_service_request_stop()). */
 bool sl_service_stopping(sl_service *svc);
 
-/* Blocks until a stop is requested, then returns the exit code. From then
- * on the drain deadline runs: if the process has not finished
- * sl_service_free() within --drain-timeout (plus 2 s), or a second
- * SIGINT/SIGTERM arrives, it logs and exits with SL_EXIT_FAILURE. */
+/* Blocks until a stop is requested, then returns the exit code. From the
+ * request on the drain deadline runs (bounded stop, docs/operations.md):
+ * - the NATS connection gets half of --drain-timeout to be reachable; if it
+ *   is not, or in any case shortly before the deadline, it is abandoned
+ *   (sl_nats_abandon(): logged with what was still buffered), so every
+ *   call blocked on NATS returns and the stop finishes in order;
+ * - if the process has not finished sl_service_free() within
+ *   --drain-timeout plus SL_SERVICE_EXIT_MARGIN_MS, or a second
+ *   SIGINT/SIGTERM arrives, it logs and exits with SL_EXIT_FAILURE.
+ * sl_service_connect() gives up (SL_ERR_CLOSED) once a stop is requested. */
 int sl_service_wait_stop(sl_service *svc);
 
 /* Runs loop on the calling thread until a stop is requested (SIGHUP hooks
