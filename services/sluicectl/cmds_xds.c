@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "ctl.h"
+#include "envoy/config/core/v3/base.pb-c.h"
 #include "sluice/codec.h"
 #include "sluice/kv.h"
 #include "sluice/types.h"
@@ -32,8 +33,86 @@ static int xds_type_index(const char *t)
     return -1;
 }
 
-/* Prints one resource as `xds dump` shows it; 0, or 1 when it does not
- * decode. */
+/* ---- redaction ---- */
+
+/* --show-secrets: print key material as stored (off: redacted). */
+static bool xds_show_secrets;
+
+#define XDS_REDACTED "[redacted: sluicectl xds dump --show-secrets shows it]"
+
+/* Whether a DataSource field of this name holds key material: a TLS
+ * private key (and its password), a generic secret, session ticket keys. */
+static bool xds_secret_field(const char *name)
+{
+    return strcmp(name, "private_key") == 0 || strcmp(name, "password") == 0 || strcmp(name, "secret") == 0 ||
+           strcmp(name, "keys") == 0;
+}
+
+/* Replaces the inline value of DataSource d (bytes or string) with a
+ * placeholder; a file name or environment variable stays. */
+static void xds_redact_source(ProtobufCMessage *d)
+{
+    Envoy__Config__Core__V3__DataSource *ds = (Envoy__Config__Core__V3__DataSource *)d;
+    char *placeholder;
+    if (ds->specifier_case != ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_BYTES &&
+        ds->specifier_case != ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_STRING)
+        return;
+    if (!(placeholder = strdup(XDS_REDACTED)))
+        return; /* cannot show it redacted: dropped instead */
+    if (ds->specifier_case == ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_BYTES) {
+        if (ds->inline_bytes.data)
+            memset(ds->inline_bytes.data, 0, ds->inline_bytes.len);
+        free(ds->inline_bytes.data);
+        ds->inline_bytes.data = NULL;
+        ds->inline_bytes.len = 0;
+    } else {
+        memset(ds->inline_string, 0, strlen(ds->inline_string));
+        free(ds->inline_string);
+    }
+    ds->specifier_case = ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_STRING;
+    ds->inline_string = placeholder;
+}
+
+static void xds_redact(ProtobufCMessage *m);
+
+static void xds_redact_field(const ProtobufCFieldDescriptor *f, ProtobufCMessage *sub)
+{
+    if (!sub)
+        return;
+    if (sub->descriptor == &envoy__config__core__v3__data_source__descriptor) {
+        if (xds_secret_field(f->name))
+            xds_redact_source(sub);
+        return;
+    }
+    xds_redact(sub);
+}
+
+/* Redacts key material anywhere in m (unpacked with the default
+ * allocator): every DataSource named as xds_secret_field() says. Any
+ * fields stay packed bytes (Sluice serves keys only in Secrets). */
+static void xds_redact(ProtobufCMessage *m)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        char *at = (char *)m + f->offset;
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(size_t *)(void *)((char *)m + f->quantifier_offset);
+            ProtobufCMessage **v = *(ProtobufCMessage ***)(void *)at;
+            for (size_t k = 0; k < n; k++)
+                xds_redact_field(f, v[k]);
+            continue;
+        }
+        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && *(uint32_t *)(void *)((char *)m + f->quantifier_offset) != f->id)
+            continue;
+        xds_redact_field(f, *(ProtobufCMessage **)(void *)at);
+    }
+}
+
+/* Prints one resource as `xds dump` shows it (key material redacted
+ * unless --show-secrets); 0, or 1 when it does not decode. */
 static int xds_print(int ti, const char *label, const char *name, uint64_t version, const uint8_t *data, size_t len,
                      const char *out, size_t *shown)
 {
@@ -49,6 +128,8 @@ static int xds_print(int ti, const char *label, const char *name, uint64_t versi
         return 1;
     }
     o.resolver = sl_types_find_url;
+    if (!xds_show_secrets)
+        xds_redact(m);
     if ((out[0] == 'j' ? sl_codec_encode_json(&text, &tl, m, &o) : sl_codec_encode_yaml(&text, &tl, m, &o)) != SL_OK) {
         fprintf(stderr, "error: %s: %s\n", label, sl_error_msg());
         code = 1;
@@ -225,7 +306,7 @@ int ctl_cmd_xds(ctl *c, int argc, char **argv)
 
     if (argc < 2 || strcmp(argv[1], "dump") != 0) {
         if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
-            printf("Usage: sluicectl xds dump --proxy NAMESPACE~PROXY [--type T] [-o yaml|json]\n");
+            printf("Usage: sluicectl xds dump --proxy NAMESPACE~PROXY [--type T] [-o yaml|json] [--show-secrets]\n");
             return 0;
         }
         return ctl_usage_error("xds", "usage: sluicectl xds dump --proxy P [--type T]");
@@ -233,8 +314,10 @@ int ctl_cmd_xds(ctl *c, int argc, char **argv)
     for (int i = 2; i < argc; i++) {
         const char *v;
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            printf("Usage: sluicectl xds dump --proxy NAMESPACE~PROXY [--type T] [-o yaml|json]\n"
+            printf("Usage: sluicectl xds dump --proxy NAMESPACE~PROXY [--type T] [-o yaml|json] [--show-secrets]\n"
                    "T: listener (lds), route (rds), cluster (cds), endpoint (eds), secret (sds).\n"
+                   "Private keys (and other key material) are shown as " XDS_REDACTED "\n"
+                   "unless --show-secrets is given.\n"
                    "Proxy names are \"<namespace>~<proxy>\" (Envoy's node.metadata.role);\n"
                    "a name without '~' means default~NAME.\n");
             return 0;
@@ -247,6 +330,8 @@ int ctl_cmd_xds(ctl *c, int argc, char **argv)
             out = v;
         else if (ctl_opt(argc, argv, &i, NULL, "--bucket", &v) && v)
             bucket = v;
+        else if (strcmp(argv[i], "--show-secrets") == 0)
+            xds_show_secrets = true;
         else
             return ctl_usage_error("xds dump", "unknown or incomplete argument \"%s\"", argv[i]);
     }

@@ -210,6 +210,30 @@ static void xds_dump(void **state)
     assert_int_equal(run_cmd(&out, "%s xds dump --proxy gateway-proxy --type cds -o json", ctl), 0);
     assert_non_null(strstr(out, "\"name\": \"petstore_default\""));
     free(out);
+    /* a Secret's private key is redacted unless --show-secrets */
+    static const char sec[] = "name: client_default\ntlsCertificate:\n  certificateChain: {inlineString: CERT-PEM}\n"
+                              "  privateKey: {inlineBytes: S0VZLVBFTQ==}\n";
+    d = sl_types_find("envoy.extensions.transport_sockets.tls.v3.Secret");
+    assert_non_null(d);
+    assert_int_equal(sl_codec_decode_yaml(&m, d, sec, strlen(sec), &o, NULL), SL_OK);
+    len = protobuf_c_message_get_packed_size(m);
+    buf = malloc(len);
+    protobuf_c_message_pack(m, buf);
+    assert_int_equal(sl_kv_put(NULL, xkv, "default=7Egateway-proxy.secret.client_default", buf, len), SL_OK);
+    free(buf);
+    protobuf_c_message_free_unpacked(m, NULL);
+    for (int json = 0; json < 2; json++) {
+        assert_int_equal(run_cmd(&out, "%s xds dump --proxy gateway-proxy --type sds -o %s", ctl, json ? "json" : "yaml"), 0);
+        assert_non_null(strstr(out, "CERT-PEM"));
+        assert_non_null(strstr(out, "redacted"));
+        assert_null(strstr(out, "S0VZLVBFTQ"));
+        assert_null(strstr(out, "KEY-PEM"));
+        free(out);
+    }
+    assert_int_equal(run_cmd(&out, "%s xds dump --proxy gateway-proxy --type sds --show-secrets", ctl), 0);
+    assert_non_null(strstr(out, "S0VZLVBFTQ=="));
+    assert_null(strstr(out, "redacted"));
+    free(out);
     sl_kv_free(xkv);
 }
 
