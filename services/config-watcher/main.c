@@ -106,7 +106,11 @@ static void *notify_main(void *ud)
             last_resync = t;
         for (size_t i = 0; i < w->ndirs; i++) {
             cw_dir *d = &w->dirs[i];
-            if (resync || (d->dirty && t - d->last_event_ms >= n->debounce_ms)) {
+            int64_t retry_at = atomic_load(&d->retry_at_ms);
+            bool retry = retry_at != 0 && t >= retry_at;
+            if (retry)
+                atomic_store(&d->retry_at_ms, 0); /* the sync sets it again if need be */
+            if (resync || retry || (d->dirty && t - d->last_event_ms >= n->debounce_ms)) {
                 d->dirty = false;
                 sl_loop_post(w->loop, n, run_sync, NULL, d);
             }

@@ -404,6 +404,7 @@ static void validate_set(cw *w, sl_cfg_set *set)
 typedef struct cw_result {
     bool unchanged;
     bool created;
+    bool store_failed; /* valid, but the KV write failed: retry later */
     uint64_t rev;
     int64_t generation;
 } cw_result;
@@ -529,10 +530,18 @@ static void write_res(cw *w, sl_cfg_res *r, const char *source, bool dry_run, cw
     out->created = !e;
     if (dry_run)
         goto out;
+    if (w->kv && !sl_nats_is_connected(w->nc)) {
+        /* Fail at once rather than wait a request timeout per resource. */
+        out->store_failed = true;
+        sl_diag_add(&r->diag, SL_DIAG_ERROR, r->file, r->line, 0, "",
+                    "storing %s failed: NATS is unreachable; nothing was stored, retry later", r->key);
+        goto out;
+    }
     sl_status rc = !w->kv ? offline_write(w, &out->rev, r->key, want)
                    : want ? sl_kv_update(&out->rev, w->kv, r->key, buf, len, want)
                           : sl_kv_put(&out->rev, w->kv, r->key, buf, len);
     if (rc != SL_OK) {
+        out->store_failed = rc != SL_ERR_CONFLICT;
         sl_diag_add(&r->diag, SL_DIAG_ERROR, r->file, r->line, 0, "",
                     "storing %s failed: %s", r->key,
                     rc == SL_ERR_CONFLICT ? "it was modified meanwhile; retry" : sl_error_msg());
@@ -566,6 +575,11 @@ static sl_status remove_key(cw *w, const char *key, const char *only_source, boo
         return SL_ERR_CONFLICT;
     if (dry_run)
         return SL_OK;
+    if (w->kv && !sl_nats_is_connected(w->nc)) {
+        sl_log_warn("config", "delete failed", "key=%s err=%s", key, sl_log_q("NATS is unreachable"));
+        return sl_error_set(SL_ERR_CLOSED, "deleting %s: NATS is unreachable; nothing was deleted, retry later",
+                            key);
+    }
     sl_status rc = w->kv ? sl_kv_delete(&rev, w->kv, key, e->rev) : offline_write(w, &rev, key, e->rev);
     if (rc != SL_OK) {
         sl_log_warn("config", "delete failed", "key=%s err=%s", key, sl_log_q(sl_error_msg()));
@@ -618,9 +632,12 @@ static bool config_file_name(const char *n)
 
 /* Applies one file: every valid document is stored; resources the file
  * owned and no longer declares are deleted (unless a syntax error hid part
- * of the file). */
-static void sync_file(cw *w, cw_file *f)
+ * of the file). The file counts as synced (its hash recorded) only when
+ * every KV write and delete of it succeeded; false otherwise, and the next
+ * sync (cw_sync_dir's retry) applies it again. */
+static bool sync_file(cw *w, cw_file *f)
 {
+    bool landed = true;
     size_t len;
     char *text;
     char source[4200 + 300];
@@ -628,14 +645,13 @@ static void sync_file(cw *w, cw_file *f)
 
     if (sl_file_read(&text, &len, f->path) != SL_OK) {
         sl_log_warn("files", "cannot read", "path=%s err=%s", sl_log_q(f->path), sl_log_q(sl_error_msg()));
-        return;
+        return true;
     }
     uint64_t h = fnv1a(text, len);
     if (f->hash == h) {
         free(text);
-        return; /* unchanged since the last sync */
+        return true; /* unchanged since the last sync */
     }
-    f->hash = h;
     snprintf(source, sizeof(source), "file:%s", f->path);
     sl_cfg_set_init(&set);
     sl_cfg_set_decode_text(&set, text, len, f->path);
@@ -650,8 +666,15 @@ static void sync_file(cw *w, cw_file *f)
     for (size_t i = 0; i < set.n; i++) {
         sl_cfg_res *r = &set.items[i];
         cw_result res;
+        memset(&res, 0, sizeof res);
         if (sl_diag_errors(&r->diag) == 0 && r->msg)
             write_res(w, r, source, false, &res);
+        if (res.store_failed) {
+            landed = false;
+            if (sl_diag_count(&r->diag))
+                log_diag(f->path, &r->diag);
+            continue; /* not a rejection: it is retried */
+        }
         if (sl_diag_count(&r->diag))
             log_diag(f->path, &r->diag);
         if (sl_diag_errors(&r->diag)) {
@@ -679,13 +702,41 @@ static void sync_file(cw *w, cw_file *f)
                 }
             }
         for (size_t i = 0; i < ngone; i++) {
-            if (gone[i])
-                remove_key(w, gone[i], source, false);
+            if (gone[i] && remove_key(w, gone[i], source, false) == SL_ERR_CLOSED)
+                landed = false;
             free(gone[i]);
         }
         free(gone);
     }
     sl_cfg_set_deinit(&set);
+    if (landed)
+        f->hash = h;
+    else
+        sl_log_warn("files", "not synced: will retry", "path=%s", sl_log_q(f->path));
+    return landed;
+}
+
+/* After a sync that could not store everything: the next one after a
+ * backoff (CW_RETRY_MIN_MS doubling to CW_RETRY_MAX_MS), which the
+ * inotify thread posts; a complete sync resets it. */
+static void schedule_retry(cw_dir *d, bool landed)
+{
+    struct timespec ts;
+    int64_t now;
+
+    if (landed) {
+        d->retry_backoff_ms = 0;
+        atomic_store(&d->retry_at_ms, 0);
+        return;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    d->retry_backoff_ms = d->retry_backoff_ms ? d->retry_backoff_ms * 2 : CW_RETRY_MIN_MS;
+    if (d->retry_backoff_ms > CW_RETRY_MAX_MS)
+        d->retry_backoff_ms = CW_RETRY_MAX_MS;
+    atomic_store(&d->retry_at_ms, now + d->retry_backoff_ms);
+    sl_log_info("files", "sync incomplete: retrying", "dir=%s retry_ms=%lld", sl_log_q(d->path),
+                (long long)d->retry_backoff_ms);
 }
 
 void cw_sync_dir(cw *w, cw_dir *d)
@@ -693,6 +744,7 @@ void cw_sync_dir(cw *w, cw_dir *d)
     DIR *dp = opendir(d->path);
     char prefix[4200];
     size_t plen;
+    bool landed = true;
 
     sl_counter_inc(w->m_syncs);
     if (!dp) {
@@ -716,7 +768,8 @@ void cw_sync_dir(cw *w, cw_dir *d)
         if (!f)
             continue;
         f->seen = true;
-        sync_file(w, f);
+        if (!sync_file(w, f))
+            landed = false;
     }
     closedir(dp);
 
@@ -743,11 +796,13 @@ void cw_sync_dir(cw *w, cw_dir *d)
         if (e && e->source) {
             char src[4200];
             snprintf(src, sizeof(src), "%s", e->source);
-            remove_key(w, gone[i], src, false);
+            if (remove_key(w, gone[i], src, false) == SL_ERR_CLOSED)
+                landed = false;
         }
         free(gone[i]);
     }
     free(gone);
+    schedule_retry(d, landed);
     /* Forget files that are gone, so a file created again is read again. */
     for (size_t i = 0; i < w->nfiles;) {
         if (strncmp(w->files[i].path, prefix, plen) == 0 && !w->files[i].seen) {

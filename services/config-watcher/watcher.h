@@ -37,11 +37,19 @@ typedef struct cw cw;
  * watcher sets cw_translator_dry_run (dryrun.h); NULL skips the dry run. */
 typedef void (*cw_dry_run_fn)(cw *w, sl_cfg_set *set, void *ud);
 
+/* Backoff of a directory's sync that could not store everything. */
+#define CW_RETRY_MIN_MS 200
+#define CW_RETRY_MAX_MS 2000
+
 typedef struct cw_dir {
     char *path; /* absolute */
     int wd;
     int64_t last_event_ms; /* inotify thread only */
     bool dirty;            /* inotify thread only */
+    /* Set by the loop after an incomplete sync: sync again at this
+     * monotonic time (0: no retry due); read by the inotify thread. */
+    _Atomic int64_t retry_at_ms;
+    int64_t retry_backoff_ms; /* loop thread only */
     cw *w;
 } cw_dir;
 

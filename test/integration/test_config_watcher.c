@@ -457,6 +457,75 @@ static void rejected_proposals_reported(void **state)
     natsSubscription_Destroy(sub);
 }
 
+static bool log_contains(const char *needle)
+{
+    char *text = NULL;
+    size_t n = 0;
+    FILE *f = fopen(log_path, "r");
+    bool found = false;
+    if (f && getdelim(&text, &n, '\0', f) > 0)
+        found = strstr(text, needle) != NULL;
+    free(text);
+    if (f)
+        fclose(f);
+    return found;
+}
+
+/* Waits until key holds a value containing needle. */
+static bool wait_value(const char *key, const char *needle, int64_t timeout_ms)
+{
+    int64_t end = harness_now_ms() + timeout_ms;
+    do {
+        sl_kv_entry e = {0};
+        bool ok = false;
+        if (sl_kv_get(&e, kv, key) == SL_OK) {
+            ok = e.value && memmem(e.value, e.len, needle, strlen(needle)) != NULL;
+            sl_kv_entry_deinit(&e);
+        }
+        if (ok)
+            return true;
+        usleep(50000);
+    } while (harness_now_ms() < end);
+    return false;
+}
+
+/* Nothing lost (issue 12, item 5): files that change while NATS is down
+ * are not marked synced; the sync is retried with backoff and every edit
+ * (a change, a new file, a removed file) lands once NATS is back. */
+static void edits_during_nats_outage_land(void **state)
+{
+    (void)state;
+    char c[400], d[400], e[400];
+    snprintf(c, sizeof c, "%s/outage-c.yaml", dir);
+    snprintf(d, sizeof d, "%s/outage-d.yaml", dir);
+    snprintf(e, sizeof e, "%s/outage-e.yaml", dir);
+    write_file(c, "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n  name: oc\nspec:\n"
+                  "  virtualHost:\n    domains: [before.example.com]\n");
+    write_file(e, "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n  name: oe\nspec:\n"
+                  "  virtualHost:\n    domains: [e.example.com]\n");
+    assert_true(wait_value("VirtualService.default.oc", "before.example.com", 5000));
+    assert_true(wait_key(kv, "VirtualService.default.oe", true, 0, 5000) > 0);
+
+    assert_int_equal(harness_nats_stop(srv), 0);
+    write_file(c, "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n  name: oc\nspec:\n"
+                  "  virtualHost:\n    domains: [after.example.com]\n");
+    write_file(d, "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n  name: od\nspec:\n"
+                  "  virtualHost:\n    domains: [d.example.com]\n");
+    unlink(e);
+    /* The watcher saw the edits and could not store them. */
+    int64_t end = harness_now_ms() + 10000;
+    while (!log_contains("sync incomplete: retrying") && harness_now_ms() < end)
+        usleep(50000);
+    assert_true(log_contains("sync incomplete: retrying"));
+    assert_int_equal(harness_nats_start_again(srv), 0);
+
+    assert_true(wait_value("VirtualService.default.oc", "after.example.com", 20000));
+    assert_true(wait_value("VirtualService.default.od", "d.example.com", 20000));
+    assert_int_equal(wait_key(kv, "VirtualService.default.oe", false, 0, 20000), 1);
+    unlink(c);
+    unlink(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -467,6 +536,7 @@ int main(void)
         cmocka_unit_test(apply_api),
         cmocka_unit_test(apply_dry_run_translation),
         cmocka_unit_test(rejected_proposals_reported),
+        cmocka_unit_test(edits_during_nats_outage_land),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
