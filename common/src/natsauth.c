@@ -43,6 +43,11 @@ static const sl_natsauth_kv kv_xds[] = {
     {"sluice_xds", R | C, NULL}, {"sluice_proxies", R | W | C, NULL}, HEARTBEAT("sluice-xds"), {NULL, 0, NULL}};
 static const char *const pub_xds[] = {"sluice.report.xds-server.>", NULL};
 
+static const sl_natsauth_kv kv_endpoint_discovery[] = {
+    {"sluice_config", R | C, NULL}, {"sluice_endpoints", R | W | C, NULL},
+    {SL_LEASES_BUCKET, R | W | C, "endpoint-discovery"}, HEARTBEAT("sluice-endpoint-discovery"), {NULL, 0, NULL}};
+static const char *const pub_endpoint_discovery[] = {"sluice.report.endpoint-discovery.>", NULL};
+
 /* The reporter also consumes the reports stream through a durable push
  * consumer delivering on _SLUICE.reports.<durable>. */
 static const sl_natsauth_kv kv_reporter[] = {
@@ -87,6 +92,8 @@ static const sl_natsauth_role roles[] = {
     {"translator", "sluice-translator", "config, secrets, endpoints -> sluice_xds (the only writer)",
      kv_translator, pub_translator, NULL, false},
     {"xds", "sluice-xds", "sluice_xds -> Envoy; proxies' state; NACK reports", kv_xds, pub_xds, NULL, false},
+    {"endpoint-discovery", "sluice-endpoint-discovery", "dns Upstreams -> sluice_endpoints (the only writer)",
+     kv_endpoint_discovery, pub_endpoint_discovery, NULL, false},
     {"reporter", "sluice-reporter", "reports -> sluice_status (the only writer)", kv_reporter, pub_reporter,
      sub_reporter, false},
     {"sluicectl", "sluicectl", "operators: read everything but secrets, apply through the API", kv_sluicectl,

@@ -1,0 +1,184 @@
+/* sluice-endpoint-discovery: Upstreams of type dns -> their endpoints in the sluice_endpoints bucket,
+ * kept current as DNS answers change. See docs/discovery.md. */
+#include <stdio.h>
+#include <string.h>
+
+#include "discovery.h"
+#include "sluice/kinds.h"
+#include "sluice/lease.h"
+#include "sluice/metrics.h"
+#include "sluice/nats.h"
+#include "sluice/service.h"
+
+#ifndef SLUICE_VERSION
+#define SLUICE_VERSION "0.1.0"
+#endif
+
+static const sl_service_info info = {
+    "sluice-endpoint-discovery", SLUICE_VERSION,
+    "Resolves Upstreams of type dns (A/AAAA, SRV) into EndpointSets in the endpoints bucket.",
+    "Each answer is asked again when its TTL runs out (an Upstream's dnsRefreshRate\n"
+    "wins unless respectDnsTtl is true), within --min-refresh and --max-refresh. A set\n"
+    "is written only when it changed. A DNS server that fails (timeout, SERVFAIL,\n"
+    "REFUSED, unreachable) never empties a set: the last endpoints stay and the\n"
+    "Upstream gets a Warning, cleared when the server answers again. NXDOMAIN and\n"
+    "NODATA are answers: the set becomes empty, with a Warning."};
+
+static ed_opts opts;
+static const char *dns_servers;
+static int64_t dns_timeout_ms, lease_ttl_ms;
+static int dns_tries, max_inflight;
+
+static const sl_flag own_flags[] = {
+    {.name = "dns-server", .kind = SL_FLAG_STRING, .target = &dns_servers, .def = "", .env = "SLUICE_DNS_SERVER",
+     .arg = "HOST:PORT[,...]", .opts = SL_FLAG_EMPTY_OK,
+     .help = "DNS servers to ask (\"\": those of /etc/resolv.conf, with its search\n"
+             "domains and /etc/hosts)"},
+    {.name = "dns-timeout", .kind = SL_FLAG_DURATION, .target = &dns_timeout_ms, .def = "2s", .min = 10,
+     .max = 60000, .help = "timeout of a query's first try (later tries wait longer)"},
+    {.name = "dns-tries", .kind = SL_FLAG_INT, .target = &dns_tries, .def = "2", .min = 1, .max = 10,
+     .help = "tries per server before a query times out"},
+    {.name = "max-inflight", .kind = SL_FLAG_INT, .target = &max_inflight, .def = "256", .min = 1, .max = 100000,
+     .help = "resolutions running at once (more wait their turn)"},
+    {.name = "min-refresh", .kind = SL_FLAG_DURATION, .target = &opts.min_refresh_ms, .def = "1s", .min = 100,
+     .max = 86400000, .help = "shortest time between two resolutions of a name"},
+    {.name = "max-refresh", .kind = SL_FLAG_DURATION, .target = &opts.max_refresh_ms, .def = "5m", .min = 100,
+     .max = 86400000, .help = "longest time between two resolutions of a name (whatever the TTL)"},
+    {.name = "default-refresh", .kind = SL_FLAG_DURATION, .target = &opts.default_refresh_ms, .def = "5s",
+     .min = 100, .max = 86400000,
+     .help = "refresh of an Upstream with respectDnsTtl false and no dnsRefreshRate"},
+    {.name = "failure-refresh", .kind = SL_FLAG_DURATION, .target = &opts.failure_refresh_ms, .def = "5s",
+     .min = 100, .max = 86400000, .help = "retry after the DNS server failed"},
+    {.name = "config-bucket", .kind = SL_FLAG_STRING, .target = &opts.config_bucket, .def = SL_BUCKET_CONFIG,
+     .env = "SLUICE_CONFIG_BUCKET", .arg = "NAME", .help = "KV bucket of the Upstreams"},
+    {.name = "endpoints-bucket", .kind = SL_FLAG_STRING, .target = &opts.endpoints_bucket,
+     .def = SL_BUCKET_ENDPOINTS, .env = "SLUICE_ENDPOINTS_BUCKET", .arg = "NAME",
+     .help = "KV bucket the EndpointSets are written to"},
+    {.name = "lease-ttl", .kind = SL_FLAG_DURATION, .target = &lease_ttl_ms, .def = "10s",
+     .help = "one replica resolves and writes: replicas wait for the lease\n"
+             "\"endpoint-discovery.<endpoints-bucket>\" in KV sluice_leases and take over\n"
+             "within this TTL when the holder dies (0: no lease; else at least 1s)"},
+};
+
+/* What the lease callbacks start and stop. */
+typedef struct ed_main {
+    sl_service *svc;
+    sl_nats *nc;
+    sl_loop *loop;
+    ed_service *ed;
+    sl_gauge *leader;
+    sl_lease *lease; /* NULL: no lease (--lease-ttl 0) */
+} ed_main;
+
+/* Fencing: write only while the lease is held and renewed within its TTL. */
+static bool lease_held(void *ud)
+{
+    ed_main *m = ud;
+    return !m->lease || sl_lease_held(m->lease);
+}
+
+/* On the loop: this replica holds the lease (or there is none). */
+static void start_discovery(void *ud)
+{
+    ed_main *m = ud;
+    if (m->ed)
+        return;
+    if (ed_service_start(&m->ed, m->svc, m->nc, m->loop, &opts) != SL_OK) {
+        sl_log_error("discovery", "cannot start", "err=%s", sl_log_q(sl_error_msg()));
+        sl_service_request_stop(m->svc, SL_EXIT_FAILURE);
+        return;
+    }
+    sl_gauge_set(m->leader, 1);
+    sl_log_info("discovery", "started", "dns=%s min_refresh_ms=%lld max_refresh_ms=%lld", opts.dns_source,
+                (long long)opts.min_refresh_ms, (long long)opts.max_refresh_ms);
+}
+
+static void on_lease_acquired(void *ud)
+{
+    ed_main *m = ud;
+    if (sl_loop_post(m->loop, m, start_discovery, NULL, m) != SL_OK)
+        sl_service_request_stop(m->svc, SL_EXIT_FAILURE);
+}
+
+/* Another replica may be writing now: stop at once (a supervisor restarts
+ * this one, which then waits for the lease). */
+static void on_lease_lost(void *ud)
+{
+    ed_main *m = ud;
+    sl_gauge_set(m->leader, 0);
+    sl_service_request_stop(m->svc, SL_EXIT_FAILURE);
+}
+
+/* Checks what the flag table cannot; a usage error otherwise. */
+static sl_status check_flags(void)
+{
+    if (lease_ttl_ms > 0 && lease_ttl_ms < 1000)
+        return sl_error_set(SL_ERR_INVALID, "--lease-ttl: %lldms is too short (0, or at least 1s)",
+                            (long long)lease_ttl_ms);
+    if (opts.min_refresh_ms > opts.max_refresh_ms)
+        return sl_error_set(SL_ERR_INVALID, "--min-refresh (%lldms) is above --max-refresh (%lldms)",
+                            (long long)opts.min_refresh_ms, (long long)opts.max_refresh_ms);
+    opts.dns.servers = dns_servers;
+    opts.dns.timeout_ms = (int)dns_timeout_ms;
+    opts.dns.tries = dns_tries;
+    opts.dns.max_inflight = max_inflight;
+    opts.dns_source = dns_servers && dns_servers[0] ? dns_servers : "resolv.conf";
+    return SL_OK;
+}
+
+int main(int argc, char **argv)
+{
+    sl_service_args args;
+    sl_service *svc = NULL;
+    ed_main m = {0};
+    int code = SL_EXIT_FAILURE;
+
+    sl_service_args_init(&args);
+    if (sl_service_args_parse(&args, &info, own_flags, sizeof(own_flags) / sizeof(own_flags[0]), argc, argv) !=
+        SL_OK) {
+        code = sl_service_usage_error(&info);
+        goto out;
+    }
+    if (args.exit_now) {
+        code = args.exit_code;
+        goto out;
+    }
+    if (check_flags() != SL_OK) {
+        code = sl_service_usage_error(&info);
+        goto out;
+    }
+    opts.may_write = lease_held;
+    opts.may_write_ud = &m;
+    if (sl_service_new(&svc, &info, &args) != SL_OK || sl_loop_new(&m.loop) != SL_OK ||
+        sl_service_connect(&m.nc, svc) != SL_OK ||
+        sl_metrics_gauge(&m.leader, sl_service_metrics(svc), "sluice_endpoint_discovery_leader",
+                         "1 while this replica holds the lease and resolves.") != SL_OK)
+        goto fail;
+    m.svc = svc;
+    if (lease_ttl_ms > 0) {
+        char name[300];
+        snprintf(name, sizeof name, "endpoint-discovery.%s", opts.endpoints_bucket);
+        sl_lease_opts lo = {.name = name, .service = info.name, .ttl_ms = lease_ttl_ms,
+                            .on_acquired = on_lease_acquired, .on_lost = on_lease_lost, .ud = &m};
+        if (sl_lease_start(&m.lease, m.nc, &lo) != SL_OK)
+            goto fail;
+        /* A waiting replica is healthy: ready, so that a rolling update can
+         * start the new one before the holder stops (and releases). */
+        sl_service_set_ready(svc, true);
+        sl_log_info("discovery", "waiting for the lease", "lease=%s ttl_ms=%lld", name, (long long)lease_ttl_ms);
+    } else {
+        start_discovery(&m);
+    }
+    code = sl_service_run(svc, m.loop);
+    goto out;
+fail:
+    sl_log_error("discovery", "cannot start", "err=%s", sl_log_q(sl_error_msg()));
+out:
+    /* Stop writing before another replica may take the lease over. */
+    ed_service_free(m.ed);
+    sl_lease_free(m.lease);
+    sl_loop_free(m.loop);
+    sl_service_free(svc);
+    sl_service_args_deinit(&args);
+    return code;
+}
