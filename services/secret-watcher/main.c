@@ -17,6 +17,7 @@
 #include "sluice/kinds.h"
 #include "sluice/kv.h"
 #include "sluice/log.h"
+#include "sluice/nats.h"
 #include "sluice/resource.h"
 #include "sluice/service.h"
 #include "sluice/v1/events.pb-c.h"
@@ -309,6 +310,35 @@ static sl_status parse_flags(sl_service_args *args, sw_opts *o, int argc, char *
     return sl_service_args_parse(args, &info, own, sizeof(own) / sizeof(own[0]), argc, argv);
 }
 
+/* The secrets bucket keeps one value per key (history 1), so a rotated
+ * key does not linger in the bucket's history. A bucket made earlier with
+ * more is updated (a stream update; nats-server then drops the older
+ * values of every key at once). */
+static sl_status history_one(sl_nats *nc, const char *bucket)
+{
+    char stream[300];
+    jsStreamInfo *si = NULL, *now = NULL;
+    jsErrCode jerr = 0;
+    sl_status rc = SL_OK;
+    snprintf(stream, sizeof stream, "KV_%s", bucket);
+    if (js_GetStreamInfo(&si, sl_nats_js(nc), stream, NULL, &jerr) != NATS_OK || !si || !si->Config)
+        rc = sl_error_set(SL_ERR_INTERNAL, "stream %s: no information (jerr %d)", stream, (int)jerr);
+    else if (si->Config->MaxMsgsPerSubject != 1) {
+        jsStreamConfig cfg = *si->Config; /* borrowed strings: for the call only */
+        int64_t had = cfg.MaxMsgsPerSubject;
+        cfg.MaxMsgsPerSubject = 1;
+        if (js_UpdateStream(&now, sl_nats_js(nc), &cfg, NULL, &jerr) != NATS_OK)
+            rc = sl_error_set(SL_ERR_INTERNAL, "stream %s: cannot keep one value per key (jerr %d)", stream,
+                              (int)jerr);
+        else
+            sl_log_info("main", "secrets bucket now keeps one value per key (older values dropped)",
+                        "bucket=%s history_was=%lld", bucket, (long long)had);
+    }
+    jsStreamInfo_Destroy(now);
+    jsStreamInfo_Destroy(si);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     sl_service_args args;
@@ -356,7 +386,8 @@ int main(int argc, char **argv)
     sl_kv_config kc;
     sl_kv_config_init(&kc, o.bucket);
     kc.description = "Sluice: secrets (written by sluice-secret-watcher, read by the translator)";
-    if (sl_kv_open(&w.kv, w.nc, &kc) != SL_OK || load_stored(&w) != SL_OK) {
+    if (sl_kv_open(&w.kv, w.nc, &kc) != SL_OK || history_one(w.nc, o.bucket) != SL_OK ||
+        load_stored(&w) != SL_OK) {
         sl_log_error("main", "secrets bucket", "bucket=%s err=%s", o.bucket, sl_log_q(sl_error_msg()));
         goto out;
     }

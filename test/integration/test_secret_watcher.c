@@ -197,6 +197,14 @@ static void secret_watcher_end_to_end(void **state)
     assert_string_equal(s->metadata->namespace_, "gw");
     sluice__v1__secret__free_unpacked(s, NULL);
 
+    /* the bucket keeps one value per key: a rotated key does not linger */
+    {
+        jsStreamInfo *si = NULL;
+        assert_int_equal(js_GetStreamInfo(&si, sl_nats_js(nc), "KV_" SL_BUCKET_SECRETS, NULL, NULL), NATS_OK);
+        assert_int_equal(si->Config->MaxMsgsPerSubject, 1);
+        jsStreamInfo_Destroy(si);
+    }
+
     /* rotation: key then cert, as a rotation tool writes them */
     make_cert("web", "web-2");
     sh("mv web.key.new web.key && sleep 0.05 && mv web.crt.new web.crt");
@@ -205,6 +213,12 @@ static void secret_watcher_end_to_end(void **state)
     s = get_secret("Secret.gw.web");
     assert_string_equal(s->spec->tls->private_key, key2);
     sluice__v1__secret__free_unpacked(s, NULL);
+    { /* the first key is gone from the bucket's history: one value per key */
+        jsStreamInfo *si = NULL;
+        assert_int_equal(js_GetStreamInfo(&si, sl_nats_js(nc), "KV_" SL_BUCKET_SECRETS, NULL, NULL), NATS_OK);
+        assert_int_equal(si->State.Msgs, si->State.NumSubjects);
+        jsStreamInfo_Destroy(si);
+    }
 
     /* the same bytes again: no new revision */
     sl_kv_entry e = {0};
@@ -297,6 +311,7 @@ static int setup(void **state)
         return -1;
     sl_kv_config c;
     sl_kv_config_init(&c, SL_BUCKET_SECRETS);
+    c.history = 5; /* as an older Sluice made it: the watcher brings it to 1 */
     if (sl_kv_open(&kv, nc, &c) != SL_OK)
         return -1;
     if (natsConnection_SubscribeSync(&reports, sl_nats_conn(nc), "sluice.report.secret-watcher.>") != NATS_OK)
