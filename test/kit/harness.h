@@ -109,7 +109,8 @@ sl_status harness_connect(sl_nats **out, const harness_nats *h);
  * with --nats-url, --listen 127.0.0.1:0, --metrics-addr 127.0.0.1:0 and
  * args (NULL terminated; may be NULL), and reads the "listening on port P
  * metrics port M" line it prints. The pid (the process dies with the test),
- * or -1 (printed). port and metrics_port may be NULL. */
+ * or -1 (printed): check it before kill(), since kill(-1, ...) as root
+ * signals every process of the machine. port and metrics_port may be NULL. */
 pid_t harness_start_xds(const harness_nats *h, const char *const *args, int *port, int *metrics_port);
 
 /* Monotonic milliseconds, for deadlines in tests. */
