@@ -245,7 +245,9 @@ static const char *VS2 =
     "    routes:\n"
     "    - matchers: [{prefix: /api}]\n"
     "      routeAction: {single: {upstream: {name: petstore}}}\n"
-    "      options: {timeout: 3s}\n";
+    "      options: {timeout: 3s}\n"
+    "    - matchers: [{prefix: /other}]\n" /* a proxy gets only the clusters its routes reach */
+    "      routeAction: {single: {upstream: {name: other}}}\n";
 
 static void start_translator(void)
 {
@@ -386,7 +388,9 @@ static void end_to_end(void **state)
         assert_int_equal(sl_kv_delete(NULL, g_xds, "zz.foreign.key", 0), SL_OK);
     }
 
-    /* A removed upstream leaves the commit, then its key is deleted. */
+    /* A removed upstream (no longer routed to) leaves the commit, then its
+     * key is deleted. */
+    put_yaml("VirtualService", "default", "petstore", VS);
     assert_int_equal(sl_kv_delete(NULL, g_config, "Upstream.default.other", 0), SL_OK);
     c = wait_commit(has_no_other, 10000);
     check_commit_consistent(c);
