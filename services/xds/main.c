@@ -99,6 +99,7 @@ int main(int argc, char **argv)
     const char *listen = NULL, *def = NULL, *bucket = NULL;
     const char *cert = NULL, *key = NULL, *ca = NULL, *trust_domain = NULL, *tokens = NULL;
     bool insecure = false;
+    xds_limits limits;
     xds_identity *identity = NULL;
     int workers = 0;
     const sl_flag own[] = {
@@ -124,9 +125,13 @@ int main(int argc, char **argv)
         {.name = "insecure", .kind = SL_FLAG_BOOL, .target = &insecure,
          .help = "serve clients that prove no identity on an address that is not loopback"},
     };
+    enum { NOWN = sizeof(own) / sizeof(own[0]) };
+    sl_flag flags[NOWN + XDS_LIMITS_NFLAGS];
+    memcpy(flags, own, sizeof own);
+    xds_limits_flags(flags + NOWN, &limits);
 
     sl_service_args_init(&args);
-    if (sl_service_args_parse(&args, &info, own, sizeof(own) / sizeof(own[0]), argc, argv) != SL_OK) {
+    if (sl_service_args_parse(&args, &info, flags, NOWN + XDS_LIMITS_NFLAGS, argc, argv) != SL_OK) {
         code = sl_service_usage_error(&info);
         goto out;
     }
@@ -168,6 +173,7 @@ int main(int argc, char **argv)
                           .identity = identity,
                           .cache = cache,
                           .metrics = sl_service_metrics(g_svc),
+                          .limits = &limits,
                           .on_nack = on_nack};
     if (xds_server_start(&server, &so) != SL_OK) {
         sl_log_error("main", "cannot start the gRPC server", "err=%s", sl_log_q(sl_error_msg()));

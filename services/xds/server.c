@@ -115,6 +115,7 @@ typedef struct xstream {
     const char *proxy; /* the stream state's (interned) proxy; set under the registry lock once known */
     const char *node_id; /* the stream state's node id; set with proxy */
     char *identity;      /* the proxy the client proved (identity.h), or NULL when none is required */
+    const char *peer;    /* its address as counted by the server's xds_peers, or NULL */
     /* Published per-proxy state (xds_server_each): written by the
      * stream's worker, read by the publisher. err under the registry lock
      * (written on a NACK only). */
@@ -135,11 +136,13 @@ struct xds_server {
     xstream *head;
     int stopping;
     atomic_int live;
+    xds_limits limits;
+    xds_peers *peers;
     atomic_uint gen; /* bumped whenever something xds_server_each reports changes */
     /* metrics (NULL without a registry) */
     sl_gauge *g_streams[NMETHODS];
     sl_counter *c_push[SL_XDS_TYPE_COUNT], *c_ack[SL_XDS_TYPE_COUNT], *c_nack[SL_XDS_TYPE_COUNT];
-    sl_counter *c_push_bytes[SL_XDS_TYPE_COUNT], *c_bad, *c_denied;
+    sl_counter *c_push_bytes[SL_XDS_TYPE_COUNT], *c_bad, *c_denied, *c_limited;
     sl_histogram *h_latency[SL_XDS_TYPE_COUNT];
 };
 
@@ -257,6 +260,7 @@ static void stream_free(xstream *x)
 {
     xds_server *s = x->srv;
     reg_del(x);
+    xds_peers_release(s->peers, x->peer);
     if (x->m && s->g_streams[x->m - methods])
         sl_gauge_add(s->g_streams[x->m - methods], -1);
     if (x->recv_buf)
@@ -482,6 +486,17 @@ static void on_request(xstream *x)
                x->m->delta ? "malformed DeltaDiscoveryRequest" : "malformed DiscoveryRequest");
         return;
     }
+    size_t names = xds_request_names(msg, x->m->delta);
+    if (s->limits.max_names > 0 && names > (size_t)s->limits.max_names) {
+        char why[200];
+        snprintf(why, sizeof why, "request names %zu resources; the limit is %d (--max-names-per-request)", names,
+                 s->limits.max_names);
+        if (s->c_limited)
+            sl_counter_inc(s->c_limited);
+        sl_log_warn("xds", "request refused", "proxy=%s err=%s", sl_log_q(xproxy(x)), sl_log_q(why));
+        finish(x, GRPC_STATUS_INVALID_ARGUMENT, why);
+        goto out;
+    }
     if (x->m->delta)
         rc = sl_xds_stream_on_delta(x->sm, (void *)msg, &info);
     else
@@ -617,6 +632,31 @@ static void stream_event(xstream *x, tag_kind k, int ok)
 
 static void request_call(acceptor *a);
 
+/* Counts the stream against its peer address (--max-streams-per-peer);
+ * false, with the stream finishing RESOURCE_EXHAUSTED, beyond the limit. */
+static int admit_peer(xstream *x)
+{
+    xds_server *s = x->srv;
+    bool over = false;
+    char *peer = grpc_call_get_peer(x->call);
+
+    x->peer = xds_peers_acquire(s->peers, peer ? peer : "unknown", &over);
+    if (!x->peer) {
+        char why[300];
+        if (over)
+            snprintf(why, sizeof why, "too many streams from %.200s: the limit is %d (--max-streams-per-peer)",
+                     peer ? peer : "unknown", s->limits.max_streams_per_peer);
+        else
+            snprintf(why, sizeof why, "out of memory");
+        if (s->c_limited)
+            sl_counter_inc(s->c_limited);
+        sl_log_debug("xds", "stream refused", "peer=%s err=%s", sl_log_q(peer ? peer : "-"), sl_log_q(why));
+        finish(x, GRPC_STATUS_RESOURCE_EXHAUSTED, why);
+    }
+    gpr_free(peer);
+    return x->peer != NULL;
+}
+
 static void on_accept(acceptor *a, int ok)
 {
     worker *w = a->w;
@@ -673,6 +713,8 @@ static void on_accept(acceptor *a, int ok)
         char msg[300];
         snprintf(msg, sizeof msg, "unknown method %.250s", path);
         finish(x, GRPC_STATUS_UNIMPLEMENTED, msg);
+    } else if (!admit_peer(x)) {
+        x->m = NULL; /* refused: no stream state, as for an unknown method */
     } else {
         sl_xds_stream_opts so = {m->delta, m->ads, m->type, s->default_proxy};
         if (sl_xds_stream_new(&x->sm, s->o.cache, &so) != SL_OK) {
@@ -819,6 +861,8 @@ static void init_metrics(xds_server *s)
                        "xDS requests refused (malformed, unknown type, protocol error).");
     sl_metrics_counter(&s->c_denied, reg, "sluice_xds_denied_total",
                        "xDS streams refused: no client identity, or a proxy other than the client's own.");
+    sl_metrics_counter(&s->c_limited, reg, "sluice_xds_limited_total",
+                       "xDS streams or requests refused by a limit (streams per peer, names per request).");
 }
 
 sl_status xds_server_start(xds_server **out, const xds_server_opts *o)
@@ -833,14 +877,23 @@ sl_status xds_server_start(xds_server **out, const xds_server_opts *o)
     s->default_proxy = strdup(o->default_proxy ? o->default_proxy : SL_XDS_DEFAULT_PROXY);
     s->o.tls_cert = s->o.tls_key = s->o.tls_client_ca = NULL;
     s->nworkers = o->workers > 0 ? o->workers : 2;
+    if (o->limits)
+        s->limits = *o->limits;
+    else
+        xds_limits_defaults(&s->limits);
+    s->o.limits = NULL;
     pthread_mutex_init(&s->mu, NULL);
     init_metrics(s);
     grpc_init();
     if ((rc = make_creds(&creds, o)) != SL_OK)
         goto err;
-    s->server = grpc_server_create(NULL, NULL);
+    grpc_arg args[XDS_LIMITS_NARGS];
+    grpc_channel_args ca;
+    xds_limits_channel_args(&s->limits, args, &ca);
+    s->server = grpc_server_create(&ca, NULL);
+    s->peers = xds_peers_new(s->limits.max_streams_per_peer);
     s->workers = calloc((size_t)s->nworkers, sizeof *s->workers);
-    if (!s->workers || !s->listen || !s->default_proxy) {
+    if (!s->workers || !s->listen || !s->default_proxy || !s->peers) {
         rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
         goto err;
     }
@@ -886,6 +939,7 @@ err:
     free(s->workers);
     free(s->listen);
     free(s->default_proxy);
+    xds_peers_free(s->peers);
     pthread_mutex_destroy(&s->mu);
     free(s);
     grpc_shutdown();
@@ -923,6 +977,7 @@ void xds_server_stop(xds_server *s)
     free(s->workers);
     free(s->listen);
     free(s->default_proxy);
+    xds_peers_free(s->peers);
     pthread_mutex_destroy(&s->mu);
     free(s);
     grpc_shutdown();

@@ -14,6 +14,7 @@
 #define SLUICE_XDS_SERVER_H
 
 #include "identity.h"
+#include "limits.h"
 #include "sluice/xds_cache.h"
 #include "sluice/metrics.h"
 #include "sluice/xds_stream.h"
@@ -41,6 +42,7 @@ typedef struct xds_server_opts {
     const xds_identity *identity; /* when it requires one, every stream proves its proxy; must outlive the server */
     sl_xds_cache *cache;       /* required; must outlive the server */
     sl_metrics *metrics;       /* optional */
+    const xds_limits *limits;  /* copied; NULL: xds_limits_defaults() */
     /* Called on a worker thread for every NACK; must not block long. */
     void (*on_nack)(void *ud, const xds_nack *n);
     void *ud;
