@@ -68,6 +68,7 @@ struct ed_service {
     atomic_bool stop, tick_queued;
     char reporter_id[64];
     size_t n_dns;
+    uint64_t epochs; /* epochs are unique across entries: a result outlives its entry */
     sl_metric_family *f_resolutions;
     sl_counter *c_failures, *c_writes, *c_deletes, *c_unchanged, *c_errors, *c_reports;
     sl_gauge *g_upstreams;
@@ -572,7 +573,8 @@ static void upstream_set(ed_service *s, const char *ns, const char *name, const 
     if (!d || !d->name || !d->name[0]) {
         if (e->dns) {
             e->dns = false;
-            e->epoch++;
+            e->epoch = ++s->epochs;
+            e->inflight = false; /* its result will find another epoch */
             s->n_dns--;
             sl_log_info(COMP, "upstream no longer resolved", "upstream=%s", e->key);
             if (s->loaded)
@@ -597,7 +599,7 @@ static void upstream_set(ed_service *s, const char *ns, const char *name, const 
         e->port = (uint16_t)d->port;
         e->srv = d->srv;
         e->dns = true;
-        e->epoch++;
+        e->epoch = ++s->epochs;
         e->inflight = false; /* a result for the old name is dropped */
         e->due_ms = 0;       /* now */
         sl_log_info(COMP, "upstream resolved from dns", "upstream=%s name=%s port=%u srv=%d", e->key, d->name,
