@@ -48,6 +48,11 @@ static const sl_natsauth_kv kv_endpoint_discovery[] = {
     {SL_LEASES_BUCKET, R | W | C, "endpoint-discovery"}, HEARTBEAT("sluice-endpoint-discovery"), {NULL, 0, NULL}};
 static const char *const pub_endpoint_discovery[] = {"sluice.report.endpoint-discovery.>", NULL};
 
+static const sl_natsauth_kv kv_function_discovery[] = {
+    {"sluice_config", R | W, NULL}, {"sluice_endpoints", R, NULL},
+    {SL_LEASES_BUCKET, R | W | C, "function-discovery"}, HEARTBEAT("sluice-function-discovery"), {NULL, 0, NULL}};
+static const char *const pub_function_discovery[] = {"sluice.report.function-discovery.>", NULL};
+
 /* The reporter also consumes the reports stream through a durable push
  * consumer delivering on _SLUICE.reports.<durable>. */
 static const sl_natsauth_kv kv_reporter[] = {
@@ -94,6 +99,8 @@ static const sl_natsauth_role roles[] = {
     {"xds", "sluice-xds", "sluice_xds -> Envoy; proxies' state; NACK reports", kv_xds, pub_xds, NULL, false},
     {"endpoint-discovery", "sluice-endpoint-discovery", "dns Upstreams -> sluice_endpoints (the only writer)",
      kv_endpoint_discovery, pub_endpoint_discovery, NULL, false},
+    {"function-discovery", "sluice-function-discovery", "Upstreams' OpenAPI documents -> their REST functions",
+     kv_function_discovery, pub_function_discovery, NULL, false},
     {"reporter", "sluice-reporter", "reports -> sluice_status (the only writer)", kv_reporter, pub_reporter,
      sub_reporter, false},
     {"sluicectl", "sluicectl", "operators: read everything but secrets, apply through the API", kv_sluicectl,

@@ -1,0 +1,419 @@
+/* discover.c - the worker: which upstreams, their documents (URL, inline, probing), writes and reports. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fds.h"
+#include "sluice/envelope.h"
+#include "sluice/kinds.h"
+#include "sluice/log.h"
+#include "sluice/pbcheck.h"
+#include "sluice/resource.h"
+#include "sluice/v1/endpoints.pb-c.h"
+#include "sluice/v1/events.pb-c.h"
+#include "sluice/v1/settings.pb-c.h"
+
+#define COMP "fds"
+#define MAX_BASES 3
+
+/* Gloo's well-known document paths, then OpenAPI 3's usual ones. */
+static const char *const probe_paths[] = {"/swagger.json", "/swagger/docs/v1", "/swagger/docs/v2", "/v1/swagger",
+                                          "/v2/swagger", "/openapi.json", "/openapi.yaml"};
+
+int64_t fd_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Gloo's selection (projects/discovery/pkg/fds/syncer): BLACKLIST takes
+ * every upstream but those labelled disabled (and those in kube-system or
+ * kube-public unless labelled enabled), WHITELIST only those labelled
+ * enabled. Sluice has no Namespace resources, so namespace labels do not
+ * count. */
+bool fd_selected(int mode, const Sluice__V1__Upstream *u)
+{
+    const char *v = sl_kind_label(u->metadata, FD_LABEL), *ns = u->metadata ? u->metadata->namespace_ : "";
+    bool enabled = v && !strcmp(v, "enabled"), disabled = v && !strcmp(v, "disabled");
+    switch (mode) {
+    case SLUICE__V1__DISCOVERY_OPTIONS__FDS_MODE__BLACKLIST: {
+        bool kube = ns && (!strcmp(ns, "kube-system") || !strcmp(ns, "kube-public"));
+        return (!kube || enabled) && !disabled;
+    }
+    case SLUICE__V1__DISCOVERY_OPTIONS__FDS_MODE__WHITELIST:
+        return enabled;
+    default:
+        return false;
+    }
+}
+
+/* Base URLs to probe: a static upstream's hosts, else the endpoints that
+ * endpoint discovery stored for it. */
+static size_t base_urls(fd *s, const Sluice__V1__Upstream *u, char out[MAX_BASES][512])
+{
+    size_t n = 0;
+    const Sluice__V1__UpstreamSpec *sp = u->spec;
+    if (sp->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_STATIC && sp->static_) {
+        const Sluice__V1__StaticUpstreamSpec *st = sp->static_;
+        for (size_t i = 0; i < st->n_hosts && n < MAX_BASES; i++) {
+            const Sluice__V1__Host *h = st->hosts[i];
+            bool tls = st->use_tls ? st->use_tls->value : h->port == 443;
+            bool v6 = strchr(h->addr, ':') != NULL;
+            snprintf(out[n++], 512, "%s://%s%s%s:%u", tls ? "https" : "http", v6 ? "[" : "", h->addr, v6 ? "]" : "",
+                     h->port);
+        }
+        return n;
+    }
+    if (sp->upstream_type_case != SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_DNS || !sp->dns || !u->metadata)
+        return 0;
+    bool tls = sp->dns->use_tls && sp->dns->use_tls->value;
+    char key[600];
+    sl_kv_entry e = {0};
+    ProtobufCMessage *m = NULL;
+    if (!s->endpoints_kv && sl_kv_bind(&s->endpoints_kv, s->nc, s->endpoints_bucket) != SL_OK)
+        return 0;
+    snprintf(key, sizeof key, "%s.%s", u->metadata->namespace_, u->metadata->name);
+    if (sl_kv_get(&e, s->endpoints_kv, key) == SL_OK &&
+        sl_pb_unpack(&m, &sluice__v1__endpoint_set__descriptor, NULL, e.value, e.len) == SL_OK) {
+        const Sluice__V1__EndpointSet *es = (const Sluice__V1__EndpointSet *)m;
+        for (size_t i = 0; es->spec && i < es->spec->n_endpoints && n < MAX_BASES; i++) {
+            const Sluice__V1__Endpoint *ep = es->spec->endpoints[i];
+            bool v6 = strchr(ep->address, ':') != NULL;
+            snprintf(out[n++], 512, "%s://%s%s%s:%u", tls ? "https" : "http", v6 ? "[" : "", ep->address,
+                     v6 ? "]" : "", ep->port);
+        }
+        protobuf_c_message_free_unpacked(m, NULL);
+    }
+    sl_kv_entry_deinit(&e);
+    return n;
+}
+
+typedef struct doc_result {
+    sl_openapi_doc doc;
+    char url[1024];   /* where it came from, "" for inline */
+    bool probed;      /* found by probing (not named by the upstream) */
+    bool not_found;   /* probing found nothing (not an error for an upstream that never had one) */
+    char error[1100]; /* why there is no document */
+} doc_result;
+
+static sl_status fetch_parse(fd *s, fd_upstream *e, doc_result *r, const char *url)
+{
+    fd_fetch_opts o = {s->connect_timeout_ms, s->timeout_ms, (size_t)s->max_doc_kb * 1024};
+    sl_openapi_limits lim = {.max_bytes = o.max_bytes};
+    char *body;
+    size_t len;
+    bool nm;
+    sl_status rc = fd_fetch(&body, &len, &nm, url, &e->cache, &o);
+    if (rc == SL_OK) {
+        if (nm)
+            sl_counter_inc(s->c_not_modified);
+        rc = sl_openapi_parse(&r->doc, body, len, &lim);
+        if (rc != SL_OK)
+            sl_error_set(rc, "%s: %s", url, sl_error_msg());
+        free(body);
+    }
+    if (rc == SL_OK)
+        snprintf(r->url, sizeof r->url, "%s", url);
+    return rc;
+}
+
+/* The upstream's document: swaggerInfo.url or inline, else probing. */
+static void get_document(fd *s, fd_upstream *e, const Sluice__V1__Upstream *u, const Sluice__V1__ServiceSpec *ss,
+                         doc_result *r)
+{
+    const Sluice__V1__RestServiceSpec__SwaggerInfo *si =
+        ss && ss->plugin_type_case == SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_REST && ss->rest ? ss->rest->swagger_info
+                                                                                            : NULL;
+    char bases[MAX_BASES][512], url[1100];
+    if (si && si->swagger_spec_case == SLUICE__V1__REST_SERVICE_SPEC__SWAGGER_INFO__SWAGGER_SPEC_INLINE) {
+        sl_openapi_limits lim = {.max_bytes = (size_t)s->max_doc_kb * 1024};
+        if (sl_openapi_parse(&r->doc, si->inline_, strlen(si->inline_), &lim) != SL_OK)
+            snprintf(r->error, sizeof r->error, "swaggerInfo.inline: %s", sl_error_msg());
+        return;
+    }
+    if (si && si->swagger_spec_case == SLUICE__V1__REST_SERVICE_SPEC__SWAGGER_INFO__SWAGGER_SPEC_URL) {
+        if (fetch_parse(s, e, r, si->url) != SL_OK)
+            snprintf(r->error, sizeof r->error, "%s", sl_error_msg());
+        return;
+    }
+    /* probing: where it was found last time first */
+    r->probed = true;
+    if (e->found_url && fetch_parse(s, e, r, e->found_url) == SL_OK)
+        return;
+    size_t nb = base_urls(s, u, bases);
+    for (size_t b = 0; b < nb; b++)
+        for (size_t p = 0; p < sizeof probe_paths / sizeof probe_paths[0]; p++) {
+            snprintf(url, sizeof url, "%.511s%.63s", bases[b], probe_paths[p]);
+            if (e->found_url && !strcmp(url, e->found_url))
+                continue;
+            if (fetch_parse(s, e, r, url) == SL_OK) {
+                free(e->found_url);
+                e->found_url = strdup(url);
+                return;
+            }
+            sl_log_debug(COMP, "probe failed", "key=%s url=%s err=%s", e->key, url, sl_log_q(sl_error_msg()));
+        }
+    r->not_found = true;
+    snprintf(r->error, sizeof r->error, "no OpenAPI/Swagger document at the well-known paths of %zu endpoint(s)",
+             nb);
+}
+
+/* Publishes a report on the upstream when it differs from the last one. */
+static void report(fd *s, fd_upstream *e, const Sluice__V1__Upstream *u, uint64_t rev, int state, const char *reason,
+                   char **warnings, size_t n_warnings)
+{
+    Sluice__V1__Report m = SLUICE__V1__REPORT__INIT;
+    Sluice__V1__ObjectRef ref = SLUICE__V1__OBJECT_REF__INIT;
+    Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    char subject[600], rv[32];
+    struct timespec now;
+    snprintf(rv, sizeof rv, "%" PRIu64, rev);
+    ref.kind = "Upstream";
+    ref.namespace_ = u->metadata->namespace_;
+    ref.name = u->metadata->name;
+    m.resource = &ref;
+    m.source = "function-discovery";
+    m.state = (Sluice__V1__Status__State)state;
+    m.reason = (char *)(reason ? reason : "");
+    m.warnings = warnings;
+    m.n_warnings = n_warnings;
+    m.resource_version = rv;
+    m.generation = u->metadata->generation;
+    m.reporter_id = s->reporter_id;
+    size_t len = protobuf_c_message_get_packed_size(&m.base);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return;
+    protobuf_c_message_pack(&m.base, buf);
+    if (e->report && e->report_len == len && !memcmp(e->report, buf, len)) {
+        free(buf);
+        return;
+    }
+    clock_gettime(CLOCK_REALTIME, &now);
+    ts.seconds = now.tv_sec;
+    ts.nanos = (int32_t)now.tv_nsec;
+    m.time = &ts;
+    if (sl_resource_subject(subject, sizeof subject, "sluice.report.function-discovery", "Upstream",
+                            u->metadata->namespace_, u->metadata->name) != SL_OK ||
+        sl_envelope_publish_pb(s->nc, subject, &m.base, NULL) != SL_OK) {
+        sl_log_warn(COMP, "could not publish a report", "key=%s err=%s", e->key, sl_log_q(sl_error_msg()));
+        free(buf);
+        return;
+    }
+    sl_counter_inc(s->c_reports);
+    free(e->report);
+    e->report = buf;
+    e->report_len = len;
+}
+
+static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
+{
+    *len = protobuf_c_message_get_packed_size(m);
+    uint8_t *b = malloc(*len ? *len : 1);
+    if (b)
+        protobuf_c_message_pack(m, b);
+    return b;
+}
+
+/* Writes the functions into the upstream when they changed; *wrote_rev is
+ * the revision written (0: none needed or failed). */
+static sl_status write_functions(fd *s, fd_upstream *e, const uint8_t *val, size_t len, uint64_t rev,
+                                 doc_result *r, char **clashes, uint64_t *wrote_rev)
+{
+    ProtobufCMessage *m = NULL;
+    uint8_t *before = NULL, *after = NULL;
+    size_t lb, la;
+    sl_status rc;
+    *wrote_rev = 0;
+    if ((rc = sl_pb_unpack(&m, &sluice__v1__upstream__descriptor, NULL, val, len)) != SL_OK)
+        return rc;
+    Sluice__V1__Upstream *u = (Sluice__V1__Upstream *)m;
+    before = pack(m, &lb);
+    rc = fd_merge(u, &r->doc, r->probed ? r->url : NULL, r->url[0] ? r->url : "inline", clashes);
+    if (rc == SL_OK && before && (after = pack(m, &la)) && la == lb && !memcmp(before, after, la)) {
+        sl_counter_inc(s->c_unchanged);
+        goto out; /* the same functions: no write */
+    }
+    if (rc != SL_OK || !before || !after)
+        goto out;
+    free(after);
+    u->metadata->generation = u->metadata->generation > 0 ? u->metadata->generation + 1 : 2;
+    if (!(after = pack(m, &la))) {
+        rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    rc = sl_kv_update(wrote_rev, s->config_kv, e->key, after, la, rev);
+    if (rc == SL_OK) {
+        sl_counter_inc(s->c_writes);
+        sl_log_info(COMP, "functions written", "key=%s rev=%" PRIu64 " functions=%zu source=%s", e->key,
+                    *wrote_rev, r->doc.n_functions, sl_log_q(r->url[0] ? r->url : "inline"));
+    } else if (rc == SL_ERR_CONFLICT) {
+        sl_counter_inc(s->c_conflicts);
+    }
+out:
+    free(before);
+    free(after);
+    protobuf_c_message_free_unpacked(m, NULL);
+    return rc;
+}
+
+/* Reports the outcome of a check with a document. */
+static void report_found(fd *s, fd_upstream *e, const Sluice__V1__Upstream *u, uint64_t rev, doc_result *r,
+                         const char *clashes)
+{
+    char reason[1400] = "";
+    char **w = r->doc.warnings;
+    size_t nw = r->doc.n_warnings;
+    char *extra[1] = {reason};
+    if (clashes) {
+        snprintf(reason, sizeof reason, "functions defined by hand are kept, the discovered ones of the same "
+                                        "name are not written: %s", clashes);
+        if (!nw)
+            w = extra, nw = 1;
+    } else if (nw)
+        snprintf(reason, sizeof reason, "%zu part(s) of %s could not be mapped to functions", nw,
+                 r->url[0] ? r->url : "the inline document");
+    report(s, e, u, rev, nw ? SLUICE__V1__STATUS__STATE__Warning : SLUICE__V1__STATUS__STATE__Accepted,
+           reason, w, nw);
+}
+
+/* One check of one upstream (worker thread; e is busy). Returns the
+ * revision written, or 0. */
+static uint64_t check_one(fd *s, fd_upstream *e, const uint8_t *val, size_t len, uint64_t rev, int mode)
+{
+    ProtobufCMessage *m = NULL;
+    doc_result r;
+    char *clashes = NULL;
+    uint64_t wrote = 0;
+    memset(&r, 0, sizeof r);
+    if (sl_pb_unpack(&m, &sluice__v1__upstream__descriptor, NULL, val, len) != SL_OK)
+        return 0; /* the config-watcher reports undecodable values */
+    Sluice__V1__Upstream *u = (Sluice__V1__Upstream *)m;
+    Sluice__V1__ServiceSpec **slot = fd_service_spec_slot(u);
+    if (!u->metadata || !fd_selected(mode, u) || !slot ||
+        (*slot && (*slot)->plugin_type_case != SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE__NOT_SET &&
+         (*slot)->plugin_type_case != SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_REST))
+        goto out; /* not ours: other types, gRPC specs, not selected */
+    sl_counter_inc(s->c_checks);
+    get_document(s, e, u, *slot, &r);
+    if (r.error[0]) {
+        const char *owned = sl_kind_annotation(u->metadata, FD_ANN_FUNCTIONS);
+        if (r.not_found && !(owned && owned[0])) {
+            sl_log_debug(COMP, "no document", "key=%s reason=%s", e->key, sl_log_q(r.error));
+            goto out; /* a plain upstream: nothing to discover */
+        }
+        char reason[1300];
+        snprintf(reason, sizeof reason, "%s; the last functions are kept", r.error);
+        sl_counter_inc(s->c_failures);
+        sl_log_warn(COMP, "document unavailable", "key=%s reason=%s", e->key, sl_log_q(r.error));
+        report(s, e, u, rev, SLUICE__V1__STATUS__STATE__Warning, reason, NULL, 0);
+        goto out;
+    }
+    sl_status rc = write_functions(s, e, val, len, rev, &r, &clashes, &wrote);
+    if (rc == SL_ERR_CONFLICT)
+        goto out; /* the new value is on its way: checked again then */
+    if (rc != SL_OK) {
+        sl_counter_inc(s->c_failures);
+        sl_log_warn(COMP, "cannot write functions", "key=%s err=%s", e->key, sl_log_q(sl_error_msg()));
+        report(s, e, u, rev, SLUICE__V1__STATUS__STATE__Warning, sl_error_msg(), NULL, 0);
+        goto out;
+    }
+    if (wrote)
+        u->metadata->generation = u->metadata->generation > 0 ? u->metadata->generation + 1 : 2;
+    report_found(s, e, u, wrote ? wrote : rev, &r, clashes);
+out:
+    free(clashes);
+    sl_openapi_doc_deinit(&r.doc);
+    protobuf_c_message_free_unpacked(m, NULL);
+    return wrote;
+}
+
+void fd_upstream_free(fd_upstream *e)
+{
+    free(e->key);
+    free(e->val);
+    fd_cache_deinit(&e->cache);
+    free(e->found_url);
+    free(e->report);
+    free(e);
+}
+
+/* The next due upstream, marked busy with a copy of its value; NULL (and
+ * *wait_ms) when none is due. Under s->mu. */
+static fd_upstream *next_due(fd *s, uint8_t **val, size_t *len, uint64_t *rev, int64_t *wait_ms)
+{
+    int64_t now = fd_now_ms(), soonest = now + 1000;
+    for (size_t i = 0; i < s->n_ups; i++) {
+        fd_upstream *e = s->ups[i];
+        if (e->busy || e->gone)
+            continue;
+        if (e->due_ms <= now && (*val = malloc(e->len ? e->len : 1))) {
+            memcpy(*val, e->val, e->len);
+            *len = e->len;
+            *rev = e->rev;
+            e->busy = true;
+            return e;
+        }
+        if (e->due_ms < soonest)
+            soonest = e->due_ms;
+    }
+    *wait_ms = soonest - now;
+    return NULL;
+}
+
+static void drop_gone(fd *s)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < s->n_ups; i++) {
+        if (s->ups[i]->gone && !s->ups[i]->busy)
+            fd_upstream_free(s->ups[i]);
+        else
+            s->ups[k++] = s->ups[i];
+    }
+    s->n_ups = k;
+}
+
+void *fd_worker_main(void *ud)
+{
+    fd *s = ud;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stop) {
+        uint8_t *val = NULL;
+        size_t len = 0;
+        uint64_t rev = 0;
+        int64_t wait_ms = 1000;
+        fd_upstream *e = s->loaded && s->leader ? next_due(s, &val, &len, &rev, &wait_ms) : NULL;
+        if (!e) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            wait_ms = wait_ms < 10 ? 10 : wait_ms > 1000 ? 1000 : wait_ms;
+            ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+            ts.tv_sec += wait_ms / 1000 + ts.tv_nsec / 1000000000L;
+            ts.tv_nsec %= 1000000000L;
+            pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+            continue;
+        }
+        int mode = s->settings_mode;
+        if (!strcmp(s->mode, "blacklist"))
+            mode = SLUICE__V1__DISCOVERY_OPTIONS__FDS_MODE__BLACKLIST;
+        else if (!strcmp(s->mode, "whitelist"))
+            mode = SLUICE__V1__DISCOVERY_OPTIONS__FDS_MODE__WHITELIST;
+        else if (!strcmp(s->mode, "disabled"))
+            mode = SLUICE__V1__DISCOVERY_OPTIONS__FDS_MODE__DISABLED;
+        pthread_mutex_unlock(&s->mu);
+        uint64_t wrote = check_one(s, e, val, len, rev, mode);
+        free(val);
+        pthread_mutex_lock(&s->mu);
+        e->busy = false;
+        if (wrote && wrote > e->self_rev)
+            e->self_rev = wrote;
+        /* a newer value that arrived meanwhile (not our own write) is checked at once */
+        e->due_ms = e->rev != rev && e->rev != e->self_rev ? 0 : fd_now_ms() + s->resync_ms;
+        drop_gone(s);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}

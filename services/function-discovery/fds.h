@@ -1,0 +1,122 @@
+/* fds.h - sluice-function-discovery's own modules: fetching documents, merging functions into Upstreams. */
+#ifndef SLUICE_FDS_H
+#define SLUICE_FDS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/kv.h"
+#include "sluice/lease.h"
+#include "sluice/metrics.h"
+#include "sluice/service.h"
+
+#include "sluice/openapi.h"
+#include "sluice/status.h"
+#include "sluice/v1/upstream.pb-c.h"
+
+/* The label that selects upstreams (Gloo's) and its values. */
+#define FD_LABEL "discovery.solo.io/function_discovery"
+/* Annotations discovery keeps on an Upstream it wrote: the function names
+ * it owns (comma-separated, sorted; others are a person's) and the
+ * document they came from. */
+#define FD_ANN_FUNCTIONS "discovery.sluice.io/functions"
+#define FD_ANN_SOURCE "discovery.sluice.io/functions-source"
+
+/* ---- fetch.c: HTTP(S) GET with libcurl -------------------------------- */
+
+typedef struct fd_fetch_opts {
+    int64_t connect_timeout_ms, timeout_ms;
+    size_t max_bytes;
+} fd_fetch_opts;
+
+/* What the last good answer for one URL was, for conditional requests.
+ * Owned by the caller; fd_cache_deinit() frees it. */
+typedef struct fd_cache {
+    char *url, *etag, *last_modified;
+    char *body; /* the last document */
+    size_t len;
+} fd_cache;
+
+void fd_cache_deinit(fd_cache *c);
+
+/* GETs url. SL_OK: *body (malloc'd, NUL-terminated, *len bytes) is the
+ * document; when c holds this url's validators they are sent
+ * (If-None-Match / If-Modified-Since) and a 304 answers with c's body
+ * (*not_modified true). A 200 updates c. SL_ERR_IO (unreachable, timeout,
+ * TLS), SL_ERR_NOT_FOUND (an HTTP status other than 200/304),
+ * SL_ERR_INVALID (over max_bytes): the message says which. c may be NULL. */
+sl_status fd_fetch(char **body, size_t *len, bool *not_modified, const char *url, fd_cache *c,
+                   const fd_fetch_opts *o);
+
+/* ---- merge.c: functions into an Upstream ------------------------------ */
+
+/* The service spec an upstream's functions live in (static or dns
+ * upstreams), creating it when create; NULL when the upstream has none
+ * (or is of another type). */
+Sluice__V1__ServiceSpec **fd_service_spec_slot(Sluice__V1__Upstream *u);
+
+/* Sets the discovered functions of u (malloc'd, as protobuf-c unpacks with
+ * the default allocator) to doc's: the names in FD_ANN_FUNCTIONS are
+ * replaced, every other transformation is a person's and stays (a
+ * discovered function of the same name is not written: its name goes to
+ * *clashes, a malloc'd comma-separated list, NULL when none). url (NULL:
+ * keep) becomes swaggerInfo.url when the upstream named none. */
+sl_status fd_merge(Sluice__V1__Upstream *u, const sl_openapi_doc *doc, const char *url, const char *source,
+                   char **clashes);
+
+/* ---- discover.c: the worker that checks upstreams --------------------- */
+
+/* One Upstream of the config bucket. The loop thread owns key/val/rev
+ * (under fd->mu); the worker owns the rest while busy. */
+typedef struct fd_upstream {
+    char *key;       /* "Upstream.<ns>.<name>" */
+    uint8_t *val;    /* the latest stored value */
+    size_t len;
+    uint64_t rev, self_rev; /* latest revision; our own last write */
+    int64_t due_ms;  /* next check (monotonic ms) */
+    bool busy, gone; /* being checked; deleted meanwhile (the worker frees it) */
+    fd_cache cache;  /* the document's last answer (conditional requests) */
+    char *found_url; /* where probing found the document */
+    uint8_t *report; /* the last report published (packed, without time) */
+    size_t report_len;
+} fd_upstream;
+
+typedef struct fd {
+    sl_service *svc;
+    sl_nats *nc;
+    sl_kv *config_kv, *endpoints_kv;
+    sl_lease *lease;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t worker;
+    bool worker_started, stop, loaded, leader;
+    fd_upstream **ups;
+    size_t n_ups, cap_ups;
+    int settings_mode; /* Settings' fdsMode (BLACKLIST when there is none) */
+    char reporter_id[64];
+    /* flags */
+    const char *config_bucket, *endpoints_bucket, *settings_ns, *settings_name, *mode;
+    int64_t resync_ms, connect_timeout_ms, timeout_ms, lease_ttl_ms;
+    int max_doc_kb;
+    /* metrics */
+    sl_counter *c_checks, *c_writes, *c_unchanged, *c_not_modified, *c_failures, *c_conflicts, *c_reports;
+    sl_gauge *g_upstreams;
+} fd;
+
+/* Frees an upstream entry and what it holds. */
+void fd_upstream_free(fd_upstream *e);
+
+/* Milliseconds of the monotonic clock. */
+int64_t fd_now_ms(void);
+
+/* The worker thread: checks due upstreams while this replica holds the
+ * lease, until fd->stop. */
+void *fd_worker_main(void *ud);
+
+/* Whether Gloo's rules select u for discovery in mode (a
+ * Sluice__V1__DiscoveryOptions__FdsMode). */
+bool fd_selected(int mode, const Sluice__V1__Upstream *u);
+
+#endif

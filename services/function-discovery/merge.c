@@ -1,0 +1,242 @@
+/* merge.c - discovered functions into an Upstream's serviceSpec.rest, a person's own functions kept. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "fds.h"
+#include "sluice/config.h"
+#include "sluice/kinds.h"
+#include "sluice/vec.h"
+
+Sluice__V1__ServiceSpec **fd_service_spec_slot(Sluice__V1__Upstream *u)
+{
+    if (!u->spec)
+        return NULL;
+    switch (u->spec->upstream_type_case) {
+    case SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_STATIC:
+        return u->spec->static_ ? &u->spec->static_->service_spec : NULL;
+    case SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_DNS:
+        return u->spec->dns ? &u->spec->dns->service_spec : NULL;
+    default:
+        return NULL;
+    }
+}
+
+static bool name_in_list(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; p && *p;) {
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l == n && !strncmp(p, name, n))
+            return true;
+        p = e ? e + 1 : NULL;
+    }
+    return false;
+}
+
+static sl_status add_header(Sluice__V1__TransformationTemplate *t, size_t *cap, const char *key, const char *text)
+{
+    Sluice__V1__TransformationTemplate__HeadersEntry *e = malloc(sizeof *e);
+    Sluice__V1__InjaTemplate *v = malloc(sizeof *v);
+    if (!e || !v || SL_VEC_RESERVE(t->headers, *cap, t->n_headers + 1) != SL_OK)
+        goto nomem;
+    sluice__v1__transformation_template__headers_entry__init(e);
+    sluice__v1__inja_template__init(v);
+    e->key = strdup(key);
+    v->text = strdup(text);
+    e->value = v;
+    t->headers[t->n_headers++] = e;
+    if (!e->key || !v->text)
+        return sl_error_set(SL_ERR_NOMEM, "out of memory");
+    return SL_OK;
+nomem:
+    free(e);
+    free(v);
+    return sl_error_set(SL_ERR_NOMEM, "out of memory");
+}
+
+/* Gloo's request template for one function. */
+static Sluice__V1__TransformationTemplate *mk_template(const sl_openapi_function *f)
+{
+    Sluice__V1__TransformationTemplate *t = malloc(sizeof *t);
+    size_t cap = 0;
+    char *path = sl_openapi_path_template(f), *body = sl_openapi_body_template(f), def[300];
+    sl_status rc = SL_OK;
+    if (!t || !path || (f->body_object && !body)) {
+        free(t);
+        t = NULL;
+        goto out;
+    }
+    sluice__v1__transformation_template__init(t);
+    /* headers in name order: ":method", ":path", then the rest */
+    rc = add_header(t, &cap, ":method", f->method);
+    if (rc == SL_OK)
+        rc = add_header(t, &cap, ":path", path);
+    if (rc == SL_OK && body)
+        rc = add_header(t, &cap, "content-type", "application/json");
+    for (size_t i = 0; i < f->n_params && rc == SL_OK; i++)
+        if (f->params[i].in == SL_OPENAPI_IN_HEADER && strcasecmp(f->params[i].name, "content-type") != 0) {
+            snprintf(def, sizeof def, "{{ default(%s, \"\") }}", f->params[i].name);
+            rc = add_header(t, &cap, f->params[i].name, def);
+        }
+    if (rc == SL_OK && body) {
+        Sluice__V1__InjaTemplate *b = malloc(sizeof *b);
+        if (b) {
+            sluice__v1__inja_template__init(b);
+            b->text = body;
+            body = NULL;
+            t->body_transformation_case = SLUICE__V1__TRANSFORMATION_TEMPLATE__BODY_TRANSFORMATION_BODY;
+            t->body = b;
+        } else
+            rc = SL_ERR_NOMEM;
+    } else if (rc == SL_OK) {
+        Sluice__V1__Passthrough *p = malloc(sizeof *p);
+        if (p) {
+            sluice__v1__passthrough__init(p);
+            t->body_transformation_case = SLUICE__V1__TRANSFORMATION_TEMPLATE__BODY_TRANSFORMATION_PASSTHROUGH;
+            t->passthrough = p;
+        } else
+            rc = SL_ERR_NOMEM;
+    }
+    if (rc != SL_OK) {
+        protobuf_c_message_free_unpacked(&t->base, NULL);
+        t = NULL;
+    }
+out:
+    free(path);
+    free(body);
+    return t;
+}
+
+/* The rest spec of u, created when missing; NULL with an error when the
+ * upstream has no place for one or serves gRPC. */
+static Sluice__V1__RestServiceSpec *rest_of(Sluice__V1__Upstream *u)
+{
+    Sluice__V1__ServiceSpec **slot = fd_service_spec_slot(u);
+    if (!slot) {
+        sl_error_set(SL_ERR_UNSUPPORTED, "only static and dns upstreams have REST functions");
+        return NULL;
+    }
+    if (!*slot) {
+        if (!(*slot = malloc(sizeof **slot)))
+            goto nomem;
+        sluice__v1__service_spec__init(*slot);
+    }
+    if ((*slot)->plugin_type_case == SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE__NOT_SET) {
+        Sluice__V1__RestServiceSpec *r = malloc(sizeof *r);
+        if (!r)
+            goto nomem;
+        sluice__v1__rest_service_spec__init(r);
+        (*slot)->plugin_type_case = SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_REST;
+        (*slot)->rest = r;
+    }
+    if ((*slot)->plugin_type_case != SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_REST) {
+        sl_error_set(SL_ERR_UNSUPPORTED, "serviceSpec is not rest");
+        return NULL;
+    }
+    return (*slot)->rest;
+nomem:
+    sl_error_set(SL_ERR_NOMEM, "out of memory");
+    return NULL;
+}
+
+static sl_status set_url(Sluice__V1__RestServiceSpec *r, const char *url)
+{
+    if (!url || (r->swagger_info && r->swagger_info->swagger_spec_case !=
+                                        SLUICE__V1__REST_SERVICE_SPEC__SWAGGER_INFO__SWAGGER_SPEC__NOT_SET))
+        return SL_OK;
+    if (!r->swagger_info) {
+        if (!(r->swagger_info = malloc(sizeof *r->swagger_info)))
+            return sl_error_set(SL_ERR_NOMEM, "out of memory");
+        sluice__v1__rest_service_spec__swagger_info__init(r->swagger_info);
+    }
+    if (!(r->swagger_info->url = strdup(url)))
+        return sl_error_set(SL_ERR_NOMEM, "out of memory");
+    r->swagger_info->swagger_spec_case = SLUICE__V1__REST_SERVICE_SPEC__SWAGGER_INFO__SWAGGER_SPEC_URL;
+    return SL_OK;
+}
+
+static void list_add(char **list, size_t *len, size_t *cap, const char *name)
+{
+    size_t n = strlen(name);
+    if (SL_VEC_RESERVE(*list, *cap, *len + n + 2) != SL_OK)
+        return;
+    if (*len)
+        (*list)[(*len)++] = ',';
+    memcpy(*list + *len, name, n + 1);
+    *len += n;
+}
+
+sl_status fd_merge(Sluice__V1__Upstream *u, const sl_openapi_doc *doc, const char *url, const char *source,
+                   char **clashes)
+{
+    Sluice__V1__RestServiceSpec *r = rest_of(u);
+    Sluice__V1__Metadata *md = u->metadata;
+    char *owned_list = NULL, *clash = NULL;
+    size_t n_owned = 0, cap_owned = 0, n_clash = 0, cap_clash = 0, cap = 0, n = 0;
+    Sluice__V1__RestServiceSpec__TransformationsEntry **v = NULL;
+    sl_status rc = SL_OK;
+
+    *clashes = NULL;
+    if (!r || !md)
+        return r ? sl_error_set(SL_ERR_INVALID, "the upstream has no metadata") : SL_ERR_UNSUPPORTED;
+    const char *owned = sl_kind_annotation(md, FD_ANN_FUNCTIONS);
+    /* a person's functions first, in their order */
+    for (size_t i = 0; i < r->n_transformations; i++) {
+        Sluice__V1__RestServiceSpec__TransformationsEntry *e = r->transformations[i];
+        if (owned && name_in_list(owned, e->key)) {
+            protobuf_c_message_free_unpacked(&e->base, NULL);
+            continue;
+        }
+        if (SL_VEC_RESERVE(v, cap, n + 1) != SL_OK) {
+            protobuf_c_message_free_unpacked(&e->base, NULL);
+            rc = SL_ERR_NOMEM;
+            continue;
+        }
+        v[n++] = e;
+    }
+    size_t n_person = n;
+    for (size_t i = 0; i < doc->n_functions && rc == SL_OK; i++) {
+        const sl_openapi_function *f = &doc->functions[i];
+        bool mine = true;
+        for (size_t j = 0; j < n_person && mine; j++)
+            mine = strcmp(v[j]->key, f->name) != 0;
+        if (!mine) {
+            list_add(&clash, &n_clash, &cap_clash, f->name);
+            continue;
+        }
+        Sluice__V1__RestServiceSpec__TransformationsEntry *e = malloc(sizeof *e);
+        if (!e || SL_VEC_RESERVE(v, cap, n + 1) != SL_OK) {
+            free(e);
+            rc = SL_ERR_NOMEM;
+            break;
+        }
+        sluice__v1__rest_service_spec__transformations_entry__init(e);
+        e->key = strdup(f->name);
+        e->value = mk_template(f);
+        v[n++] = e;
+        if (!e->key || !e->value) {
+            rc = SL_ERR_NOMEM;
+            break;
+        }
+        list_add(&owned_list, &n_owned, &cap_owned, f->name);
+    }
+    free(r->transformations);
+    r->transformations = v;
+    r->n_transformations = n;
+    if (rc == SL_OK)
+        rc = sl_cfg_set_annotation(md, FD_ANN_FUNCTIONS, owned_list ? owned_list : "");
+    if (rc == SL_OK)
+        rc = sl_cfg_set_annotation(md, FD_ANN_SOURCE, source);
+    if (rc == SL_OK)
+        rc = set_url(r, url);
+    free(owned_list);
+    if (rc != SL_OK) {
+        free(clash);
+        return rc == SL_ERR_NOMEM ? sl_error_set(SL_ERR_NOMEM, "out of memory") : rc;
+    }
+    *clashes = clash;
+    return SL_OK;
+}
