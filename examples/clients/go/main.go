@@ -12,6 +12,14 @@
 //	    sluice_status instead. With -settled, a Pending status (the reporter's
 //	    "waiting for the translator") is followed until the next one.
 //
+// Credentials: the NATS user nkey seed file in env NATS_NKEY; without it,
+// <state>/nats-auth/client.nk when that file exists, <state> being
+// $SLUICE_STATE, else .state in the current directory or the repository's
+// (where `make run` provisions it: the `client` role may request
+// sluice.api.apply / sluice.api.delete, subscribe to sluice.status.> and
+// _INBOX.> and read the sluice_status bucket); with none, no credentials (a
+// NATS without authentication).
+//
 // Protobuf decoding without generated code: protoc (Debian protobuf-compiler)
 // turns proto/sluice/v1/*.proto into a descriptor set and dynamicpb decodes
 // with it. Exit status 0 when the apply was accepted and a status was seen
@@ -133,9 +141,20 @@ func run() error {
 	}
 	doc := strings.ReplaceAll(strings.ReplaceAll(string(raw), "NAMESPACE", *ns), "NAME", *name)
 
-	nc, err := nats.Connect(*url)
+	var opts []nats.Option
+	if seed := nkeySeedFile(here); seed != "" {
+		fmt.Fprintf(os.Stderr, "nats: %s as the nkey in %s\n", *url, seed)
+		opt, err := nats.NkeyOptionFromSeed(seed)
+		if err != nil {
+			return fmt.Errorf("nkey seed %s: %w", seed, err)
+		}
+		opts = append(opts, opt)
+	} else {
+		fmt.Fprintf(os.Stderr, "nats: %s without credentials\n", *url)
+	}
+	nc, err := nats.Connect(*url, opts...)
 	if err != nil {
-		return err
+		return fmt.Errorf("cannot connect to %s: %w", *url, err)
 	}
 	defer nc.Close()
 	sub, err := nc.SubscribeSync(fmt.Sprintf("sluice.status.VirtualService.%s.%s", *ns, *name)) // before applying
@@ -229,6 +248,26 @@ func run() error {
 		}
 	}
 	return nil
+}
+
+// nkeySeedFile is the seed file to authenticate with (see the package
+// comment), or "". here is the current directory, examples/clients/go when
+// run as documented.
+func nkeySeedFile(here string) string {
+	if f := os.Getenv("NATS_NKEY"); f != "" {
+		return f
+	}
+	dirs := []string{".state", filepath.Join(here, "..", "..", "..", ".state")}
+	if s := os.Getenv("SLUICE_STATE"); s != "" {
+		dirs = []string{s}
+	}
+	for _, d := range dirs {
+		f := filepath.Join(d, "nats-auth", "client.nk")
+		if st, err := os.Stat(f); err == nil && st.Mode().IsRegular() {
+			return f
+		}
+	}
+	return ""
 }
 
 func envOr(k, def string) string {

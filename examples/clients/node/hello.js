@@ -13,6 +13,14 @@
 //    sluice_status instead. With --settled, a Pending status (the reporter's
 //    "waiting for the translator") is followed until the next one.
 //
+// Credentials: the NATS user nkey seed file in env NATS_NKEY; without it,
+// <state>/nats-auth/client.nk when that file exists, <state> being
+// $SLUICE_STATE, else .state in the current directory or the repository's
+// (where `make run` provisions it: the `client` role may request
+// sluice.api.apply / sluice.api.delete, subscribe to sluice.status.> and
+// _INBOX.> and read the sluice_status bucket); with none, no credentials (a
+// NATS without authentication).
+//
 // protobufjs reads proto/sluice/v1/*.proto directly: no generated code, no
 // protoc. Exit status 0 when the apply was accepted and a status was seen
 // (with --settled: a status other than Pending).
@@ -20,7 +28,7 @@
 const fs = require('fs');
 const path = require('path');
 const { parseArgs } = require('util');
-const { connect, headers } = require('nats');
+const { connect, headers, nkeyAuthenticator } = require('nats');
 const protobuf = require('protobufjs');
 
 const { values: a } = parseArgs({
@@ -43,6 +51,18 @@ function loadMessages(protoDir) {
   return { ApplyResponse: root.lookupType('sluice.v1.ApplyResponse'), Status: root.lookupType('sluice.v1.Status') };
 }
 
+// The seed file to authenticate with (see the top of this file), or null.
+function nkeySeedFile() {
+  if (process.env.NATS_NKEY) return process.env.NATS_NKEY;
+  const dirs = process.env.SLUICE_STATE ? [process.env.SLUICE_STATE]
+    : ['.state', path.join(__dirname, '..', '..', '..', '.state')];
+  for (const d of dirs) {
+    const f = path.join(d, 'nats-auth', 'client.nk');
+    if (fs.statSync(f, { throwIfNoEntry: false })?.isFile()) return f;
+  }
+  return null;
+}
+
 function showStatus(Status, data) {
   const st = Status.toObject(Status.decode(data), { enums: String, longs: String, defaults: true });
   console.log(`status: ${st.state} reportedBy=${st.reportedBy || '-'}` + (st.reason ? ` reason=${JSON.stringify(st.reason)}` : ''));
@@ -55,7 +75,21 @@ async function main() {
   const doc = fs.readFileSync(path.join(__dirname, '..', 'hello.yaml'), 'utf8')
     .replaceAll('NAMESPACE', a.namespace).replaceAll('NAME', a.name);
 
-  const nc = await connect({ servers: a['nats-url'] });
+  const seed = nkeySeedFile();
+  const opts = { servers: a['nats-url'] };
+  if (seed) {
+    console.error(`nats: ${a['nats-url']} as the nkey in ${seed}`);
+    opts.authenticator = nkeyAuthenticator(new TextEncoder().encode(fs.readFileSync(seed, 'utf8').trim()));
+  } else {
+    console.error(`nats: ${a['nats-url']} without credentials`);
+  }
+  let nc;
+  try {
+    nc = await connect(opts);
+  } catch (err) {
+    console.error(`error: cannot connect to ${a['nats-url']}: ${err.message}`);
+    return 1;
+  }
   try {
     const sub = nc.subscribe(`sluice.status.VirtualService.${a.namespace}.${a.name}`); // before applying
 

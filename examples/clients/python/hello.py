@@ -1,8 +1,16 @@
 #!/usr/bin/env python3
 """Apply a VirtualService through Sluice's NATS API and print its status.
 
-    pip install -r requirements.txt          # nats-py, protobuf
+    pip install -r requirements.txt          # nats-py, nkeys, protobuf
     python3 hello.py [--nats-url URL] [--name NAME] [--namespace NS]
+
+Credentials: the NATS user nkey seed file in env NATS_NKEY; without it,
+<state>/nats-auth/client.nk when that file exists, <state> being
+$SLUICE_STATE, else .state in the current directory or the repository's
+(where `make run` provisions it: the `client` role may request
+sluice.api.apply / sluice.api.delete, subscribe to sluice.status.> and
+_INBOX.> and read the sluice_status bucket); with none, no credentials
+(a NATS without authentication).
 
 1. Subscribes to sluice.status.VirtualService.<ns>.<name> (a packed
    sluice.v1.Status, published by sluice-reporter on every change).
@@ -45,6 +53,19 @@ def load_messages(proto_dir):
             for n in ("ApplyResponse", "Status")}
 
 
+def nkey_seed_file():
+    """The seed file to authenticate with (module docstring), or None."""
+    if os.environ.get("NATS_NKEY"):
+        return os.environ["NATS_NKEY"]
+    state = os.environ.get("SLUICE_STATE")
+    dirs = [state] if state else [".state", os.path.join(HERE, "..", "..", "..", ".state")]
+    for d in dirs:
+        path = os.path.join(d, "nats-auth", "client.nk")
+        if os.path.isfile(path):
+            return path
+    return None
+
+
 def show_status(Status, data):
     st = Status.FromString(data)
     print(f"status: {STATES.get(st.state, st.state)} reportedBy={st.reported_by or '-'}"
@@ -68,7 +89,23 @@ async def main():
     with open(os.path.join(HERE, "..", "hello.yaml")) as f:
         doc = f.read().replace("NAMESPACE", a.namespace).replace("NAME", a.name)
 
-    nc = await nats.connect(a.nats_url)
+    seed = nkey_seed_file()
+    if seed and not os.path.isfile(seed):
+        print(f"error: NATS_NKEY={seed}: no such file", file=sys.stderr)
+        return 1
+    print(f"nats: {a.nats_url} " + (f"as the nkey in {seed}" if seed else "without credentials"), file=sys.stderr)
+    async def nats_error(e):  # each error nats-py meets (refused, permissions...): one line, no traceback
+        print("nats: " + str(e).removeprefix("nats: "), file=sys.stderr)
+
+    try:
+        # A server that refuses us (its 'Authorization Violation') or is not
+        # there is an error within seconds, not minutes of retries: no
+        # reconnecting, one more try (after 2 s) when the connection fails.
+        nc = await nats.connect(a.nats_url, nkeys_seed=seed, error_cb=nats_error,
+                                allow_reconnect=False, max_reconnect_attempts=1)
+    except (OSError, asyncio.TimeoutError, nats.errors.Error) as e:
+        print(f"error: cannot connect to {a.nats_url}: {e}", file=sys.stderr)
+        return 1
     try:
         subject = f"sluice.status.VirtualService.{a.namespace}.{a.name}"
         sub = await nc.subscribe(subject)  # before applying, so no event is missed
