@@ -134,7 +134,7 @@ sl_status sl_nats_flags_apply(sl_nats_settings *s, const sl_nats_flags *v);
  * is stuck anyway ends the process with SL_EXIT_FAILURE. */
 #define SL_SERVICE_DRAIN_DEFAULT "5s"
 #define SL_SERVICE_DRAIN_DEFAULT_MS 5000
-#define SL_SERVICE_EXIT_MARGIN_MS 1000
+#define SL_SERVICE_EXIT_MARGIN_MS 2000
 
 /* Owned by the caller; the public fields are the common flags' values
  * after sl_service_args_parse(). metrics_addr is a heap copy and nats owns
