@@ -371,11 +371,25 @@ sl_status sl_nats_settings_copy(sl_nats_settings *dst, const sl_nats_settings *s
     return st;
 }
 
+/* nats.c's text of this thread's last error (with a callback's own
+ * message), else the status's. */
+static const char *nats_last_text(natsStatus s)
+{
+    const char *t = nats_GetLastError(NULL);
+    return t && t[0] ? t : natsStatus_GetText(s);
+}
+
 /* nats.c's nonce signature callback: the seed read at connect time. */
 static natsStatus sign_nonce(char **custom_err, unsigned char **sig, int *sig_len, const char *nonce, void *ud)
 {
     sl_nats *nc = ud;
-    (void)custom_err;
+    if (!nonce || !nonce[0]) {
+        /* the server sent no nonce: it does not authenticate clients */
+        *custom_err = strdup("the NATS server does not ask for authentication, but an nkey was given "
+                             "(--nats-nkey / --nats-auth-dir): turn authentication on in nats-server, or drop "
+                             "the nkey");
+        return NATS_NOT_PERMITTED;
+    }
     return nats_Sign(nc->nkey_seed, nonce, sig, sig_len);
 }
 
@@ -566,7 +580,7 @@ sl_status sl_nats_connect(sl_nats **out, const sl_nats_settings *settings)
         if (wait > left)
             wait = left;
         sl_log_warn("nats", "connect failed, retrying", "urls=%s attempt=%d err=%s retry_ms=%lld",
-                    sl_log_q(nc->s.urls), attempt, sl_log_q(natsStatus_GetText(s)),
+                    sl_log_q(nc->s.urls), attempt, sl_log_q(nats_last_text(s)),
                     (long long)wait);
         /* In slices, so that a stop is noticed within 100 ms. */
         for (int64_t slept = 0; slept < wait; slept += 100) {

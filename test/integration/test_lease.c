@@ -19,6 +19,7 @@
 #include "sluice/kv.h"
 #include "sluice/lease.h"
 #include "sluice/v1/upstream.pb-c.h"
+#include "sluice/v1/virtual_service.pb-c.h"
 #include "test_config_watcher_util.h"
 
 static harness_nats *srv;
@@ -183,19 +184,14 @@ static bool wait_log(const char *log, const char *text, int64_t ms)
     return false;
 }
 
-/* Puts Upstream default/<name> into the config bucket (a change every
- * translator acts on). */
-static void put_upstream(const char *name, int port)
+/* Puts the resource of kind (its message desc) default/<name>, given as
+ * YAML, into the config bucket. */
+static void put_yaml(const ProtobufCMessageDescriptor *desc, const char *kind, const char *name, const char *yaml)
 {
-    char yaml[256];
     ProtobufCMessage *m = NULL;
-    sl_codec_options o = {.root_name = "Upstream"};
-    snprintf(yaml, sizeof yaml,
-             "metadata: {name: %s, namespace: default}\nspec: {static: {hosts: [{addr: 127.0.0.1, port: %d}]}}\n",
-             name, port);
-    assert_int_equal(sl_codec_decode_yaml(&m, &sluice__v1__upstream__descriptor, yaml, strlen(yaml), &o, NULL),
-                     SL_OK);
-    uint8_t buf[512];
+    sl_codec_options o = {.root_name = kind};
+    assert_int_equal(sl_codec_decode_yaml(&m, desc, yaml, strlen(yaml), &o, NULL), SL_OK);
+    uint8_t buf[1024];
     size_t len = protobuf_c_message_pack(m, buf);
     protobuf_c_message_free_unpacked(m, NULL);
     sl_kv *kv = NULL;
@@ -203,9 +199,26 @@ static void put_upstream(const char *name, int port)
     sl_kv_config_init(&cfg, SL_BUCKET_CONFIG);
     assert_int_equal(sl_kv_open(&kv, nc, &cfg), SL_OK);
     char key[128];
-    snprintf(key, sizeof key, "Upstream.default.%s", name);
+    snprintf(key, sizeof key, "%s.default.%s", kind, name);
     assert_int_equal(sl_kv_put(NULL, kv, key, buf, len), SL_OK);
     sl_kv_free(kv);
+}
+
+/* Puts Upstream default/<name> and a VirtualService routing to it: a
+ * change to what every proxy is served (an upstream no route reaches is
+ * in no proxy), so every translator commits it. */
+static void put_routed_upstream(const char *name, int port)
+{
+    char yaml[512];
+    snprintf(yaml, sizeof yaml,
+             "metadata: {name: %s, namespace: default}\nspec: {static: {hosts: [{addr: 127.0.0.1, port: %d}]}}\n",
+             name, port);
+    put_yaml(&sluice__v1__upstream__descriptor, "Upstream", name, yaml);
+    snprintf(yaml, sizeof yaml,
+             "metadata: {name: %s, namespace: default}\nspec:\n  virtualHost:\n    domains: [%s.example]\n"
+             "    routes:\n    - matchers: [{prefix: /}]\n      routeAction: {single: {upstream: {name: %s}}}\n",
+             name, name, name);
+    put_yaml(&sluice__v1__virtual_service__descriptor, "VirtualService", name, yaml);
 }
 
 /* A holder that stalls (SIGSTOP) past its TTL loses the lease to the
@@ -232,7 +245,7 @@ static void stalled_holder_is_fenced(void **state)
 
     kill(a, SIGSTOP); /* a's process still exists: b waits for the TTL */
     assert_true(wait_log(lb, "msg=\"started\"", 8000));
-    put_upstream("fenced", 8081); /* b translates it; a will see it on resume */
+    put_routed_upstream("fenced", 8081); /* b translates it; a will see it on resume */
     assert_true(wait_log(lb, "msg=\"committed\"", 5000));
     kill(a, SIGCONT);
     int st = 0;
