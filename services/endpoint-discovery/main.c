@@ -38,8 +38,9 @@ static const sl_flag own_flags[] = {
      .max = 60000, .help = "timeout of a query's first try (later tries wait longer)"},
     {.name = "dns-tries", .kind = SL_FLAG_INT, .target = &dns_tries, .def = "2", .min = 1, .max = 10,
      .help = "tries per server before a query times out"},
-    {.name = "max-inflight", .kind = SL_FLAG_INT, .target = &max_inflight, .def = "256", .min = 1, .max = 100000,
-     .help = "resolutions running at once (more wait their turn)"},
+    {.name = "max-inflight", .kind = SL_FLAG_INT, .target = &max_inflight, .def = "64", .min = 1, .max = 100000,
+     .help = "resolutions running at once (more wait their turn; a burst larger than\n"
+             "the server's socket buffer is dropped and costs a timeout)"},
     {.name = "min-refresh", .kind = SL_FLAG_DURATION, .target = &opts.min_refresh_ms, .def = "1s", .min = 100,
      .max = 86400000, .help = "shortest time between two resolutions of a name"},
     {.name = "max-refresh", .kind = SL_FLAG_DURATION, .target = &opts.max_refresh_ms, .def = "5m", .min = 100,

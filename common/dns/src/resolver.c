@@ -386,7 +386,7 @@ sl_status sl_dns_resolver_new(sl_dns_resolver **out, const sl_dns_opts *o)
     if (!(r = calloc(1, sizeof *r)))
         return SL_ERR_NOMEM;
     r->wake[0] = r->wake[1] = -1;
-    r->max_inflight = o && o->max_inflight > 0 ? o->max_inflight : 256;
+    r->max_inflight = o && o->max_inflight > 0 ? o->max_inflight : 64;
     pthread_mutex_init(&r->mu, NULL);
     if ((rc = channel_init(r, o)) != SL_OK)
         goto fail;

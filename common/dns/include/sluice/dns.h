@@ -99,7 +99,7 @@ typedef struct sl_dns_opts {
     const char *servers;
     int timeout_ms;   /* first try's timeout; <= 0: 2000 */
     int tries;        /* tries per server; <= 0: 2 */
-    int max_inflight; /* queries running at once, more wait in order; <= 0: 256 */
+    int max_inflight; /* queries running at once, more wait in order; <= 0: 64 */
 } sl_dns_opts;
 
 typedef struct sl_dns_resolver sl_dns_resolver;
