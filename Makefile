@@ -11,7 +11,7 @@ GENERATOR  := -G Ninja
 JOBS       ?= 2
 FUZZ_SECONDS ?= 600
 
-.PHONY: all setup build run test test-fast asan schemas fuzz bench bench-xds bench-translate bench-translate-write bench-e2e clean
+.PHONY: all setup build run test test-fast asan schemas fuzz bench bench-xds bench-translate bench-translate-write bench-e2e bench-discovery clean
 
 all: build
 
@@ -77,6 +77,11 @@ bench-translate-write: setup
 # whole system (sluicectl run), p50/p99 (docs/benchmarks.md, "End to end").
 bench-e2e: build
 	@bench/e2e/run $(BUILD)
+
+# sluice-endpoint-discovery against dnsmasq at 10,000 dns upstreams: initial sync,
+# one record change -> set written, CPU, RSS, writes after a restart (docs/discovery.md).
+bench-discovery: setup
+	@bench/discovery/run $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
