@@ -161,8 +161,9 @@ static void get_document(fd *s, fd_upstream *e, const Sluice__V1__Upstream *u, c
              nb);
 }
 
-/* Publishes a report on the upstream when it differs from the last one. */
-static void report(fd *s, fd_upstream *e, const Sluice__V1__Upstream *u, uint64_t rev, int state, const char *reason,
+/* Publishes a report on the upstream when it differs from the last one;
+ * true when it did. */
+static bool report(fd *s, fd_upstream *e, const Sluice__V1__Upstream *u, uint64_t rev, int state, const char *reason,
                    char **warnings, size_t n_warnings)
 {
     Sluice__V1__Report m = SLUICE__V1__REPORT__INIT;
@@ -186,11 +187,11 @@ static void report(fd *s, fd_upstream *e, const Sluice__V1__Upstream *u, uint64_
     size_t len = protobuf_c_message_get_packed_size(&m.base);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf)
-        return;
+        return false;
     protobuf_c_message_pack(&m.base, buf);
     if (e->report && e->report_len == len && !memcmp(e->report, buf, len)) {
         free(buf);
-        return;
+        return false;
     }
     clock_gettime(CLOCK_REALTIME, &now);
     ts.seconds = now.tv_sec;
@@ -201,12 +202,13 @@ static void report(fd *s, fd_upstream *e, const Sluice__V1__Upstream *u, uint64_
         sl_envelope_publish_pb(s->nc, subject, &m.base, NULL) != SL_OK) {
         sl_log_warn(COMP, "could not publish a report", "key=%s err=%s", e->key, sl_log_q(sl_error_msg()));
         free(buf);
-        return;
+        return false;
     }
     sl_counter_inc(s->c_reports);
     free(e->report);
     e->report = buf;
     e->report_len = len;
+    return true;
 }
 
 static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
@@ -308,8 +310,11 @@ static uint64_t check_one(fd *s, fd_upstream *e, const uint8_t *val, size_t len,
         char reason[1300];
         snprintf(reason, sizeof reason, "%s; the last functions are kept", r.error);
         sl_counter_inc(s->c_failures);
-        sl_log_warn(COMP, "document unavailable", "key=%s reason=%s", e->key, sl_log_q(r.error));
-        report(s, e, u, rev, SLUICE__V1__STATUS__STATE__Warning, reason, NULL, 0);
+        /* logged when it becomes a new Warning, not at every re-check */
+        if (report(s, e, u, rev, SLUICE__V1__STATUS__STATE__Warning, reason, NULL, 0))
+            sl_log_warn(COMP, "document unavailable", "key=%s reason=%s", e->key, sl_log_q(r.error));
+        else
+            sl_log_debug(COMP, "document still unavailable", "key=%s reason=%s", e->key, sl_log_q(r.error));
         goto out;
     }
     sl_status rc = write_functions(s, e, val, len, rev, &r, &clashes, &wrote);

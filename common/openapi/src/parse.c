@@ -623,6 +623,7 @@ sl_status sl_openapi_parse(sl_openapi_doc *out, const char *data, size_t len, co
         sl_openapi_doc_deinit(out);
         return rc;
     }
-    qsort(out->functions, out->n_functions, sizeof *out->functions, fn_cmp);
+    if (out->n_functions > 1)
+        qsort(out->functions, out->n_functions, sizeof *out->functions, fn_cmp);
     return SL_OK;
 }
