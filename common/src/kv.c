@@ -954,3 +954,23 @@ void sl_kv_watch_free(sl_kv_watch *w)
     kvWatcher_Destroy(w->nw);
     free(w);
 }
+
+sl_status sl_kv_purge_history(sl_kv *kv, const char *key, uint64_t keep)
+{
+    jsOptions o;
+    jsErrCode jerr = 0;
+    char *subject = NULL;
+    natsStatus s;
+    sl_status st = SL_OK;
+    if (!sl_kv_key_valid(key))
+        return sl_error_set(SL_ERR_INVALID, "kv %s: bad key '%s'", kv->bucket, key ? key : "(null)");
+    if (asprintf(&subject, "%s%s", kv->prefix, key) < 0)
+        return sl_error_set(SL_ERR_NOMEM, "kv %s/%s", kv->bucket, key);
+    jsOptions_Init(&o);
+    o.Stream.Purge.Subject = subject;
+    o.Stream.Purge.Keep = keep;
+    if ((s = js_PurgeStream(sl_nats_js(kv->nc), kv->stream, &o, &jerr)) != NATS_OK)
+        st = sl_nats_error(s, "kv %s/%s: purge history (jetstream error %d)", kv->bucket, key, (int)jerr);
+    free(subject);
+    return st;
+}

@@ -304,6 +304,62 @@ static void *loop_main(void *ud)
     return NULL;
 }
 
+/* The values the sluice_xds bucket keeps of key (its history). */
+static size_t history_len(const char *key)
+{
+    kvStore *kv = NULL;
+    kvEntryList l;
+    size_t n = 0;
+    assert_int_equal(js_KeyValue(&kv, sl_nats_js(g_nc), "sluice_xds"), NATS_OK);
+    if (kvStore_History(&l, kv, key, NULL) == NATS_OK) {
+        n = (size_t)l.Count;
+        kvEntryList_Destroy(&l);
+    }
+    kvStore_Destroy(kv);
+    return n;
+}
+
+static uint64_t g_secret_rev; /* the secret's revision the next commit must exceed */
+static int secret_moved(json_t *c) { return rev_in(c, "secret", "tls-a_default") > g_secret_rev; }
+
+static void put_secret(sl_kv *secrets, const char *key_body)
+{
+    char yaml[512];
+    snprintf(yaml, sizeof yaml,
+             "metadata: {name: tls-a, namespace: default}\n"
+             "spec:\n  tls:\n    certChain: \"-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n\"\n"
+             "    privateKey: \"-----BEGIN PRIVATE KEY-----\\n%s\\n-----END PRIVATE KEY-----\\n\"\n",
+             key_body);
+    put_yaml_to(secrets, NULL, "Secret", "default", "tls-a", yaml);
+}
+
+/* A rotated private key does not linger in the bucket's history: once the
+ * commit naming the new one is written, the older value is purged. */
+static void secret_rotation(void)
+{
+    sl_kv *secrets = NULL;
+    sl_kv_config cfg;
+    json_t *c;
+    sl_kv_config_init(&cfg, "sluice_secrets");
+    assert_int_equal(sl_kv_open(&secrets, g_nc, &cfg), SL_OK);
+    put_secret(secrets, "KEYONE");
+    put_yaml("VirtualService", "default", "tlsvs",
+             "metadata: {name: tlsvs, namespace: default}\n"
+             "spec:\n  sslConfig:\n    secretRef: {name: tls-a, namespace: default}\n"
+             "    sniDomains: [tls.example]\n"
+             "  virtualHost:\n    domains: [tls.example]\n    routes:\n    - matchers: [{prefix: /}]\n"
+             "      routeAction: {single: {upstream: {name: petstore}}}\n");
+    g_secret_rev = 0;
+    c = wait_commit(secret_moved, 20000);
+    g_secret_rev = rev_in(c, "secret", "tls-a_default");
+    json_decref(c);
+    put_secret(secrets, "KEYTWO");
+    c = wait_commit(secret_moved, 20000);
+    json_decref(c);
+    assert_int_equal(history_len(key_res("secret", "tls-a_default")), 1);
+    sl_kv_free(secrets);
+}
+
 static void end_to_end(void **state)
 {
     sl_kv_config cfg;
@@ -493,6 +549,8 @@ static void end_to_end(void **state)
             json_decref(c);
         }
     }
+
+    secret_rotation();
 
     /* Restart: nothing changed, so no resource is rewritten. */
     stop_translator();

@@ -170,6 +170,11 @@ sl_status sl_kv_delete(uint64_t *rev, sl_kv *kv, const char *key, uint64_t last)
  * PR #3838). */
 sl_status sl_kv_purge(uint64_t *rev, sl_kv *kv, const char *key, uint64_t last);
 
+/* Drops the older values of key from the bucket's history, keeping its
+ * latest keep (1: only the current value, or the delete marker). For
+ * values that must not linger after a rotation (private keys). */
+sl_status sl_kv_purge_history(sl_kv *kv, const char *key, uint64_t keep);
+
 /* Every key with a live value, waiting at most timeout_ms. *keys is a
  * malloc'd array of *count malloc'd strings (NULL when empty): free with
  * sl_kv_keys_free(). */

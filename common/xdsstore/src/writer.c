@@ -15,6 +15,37 @@ double xdsw_now_us(void)
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
+/* Whether key holds a Secret (private keys: no older value may linger). */
+static bool secret_key(const char *key)
+{
+    sl_xds_key k;
+    return sl_xds_key_parse(&k, key) == SL_OK && k.kind == SL_XDS_KEY_RESOURCE && k.type == SL_XDS_SECRET;
+}
+
+/* A secret key whose value is being replaced: its older values are purged
+ * once the commit that stops naming them is written (purge_secrets). */
+static void remember_secret(sl_xdsw *w, const char *key)
+{
+    char *copy;
+    if (!secret_key(key) || SL_VEC_RESERVE(w->purge, w->cap_purge, w->n_purge + 1) != SL_OK || !(copy = strdup(key)))
+        return; /* best effort: the value then stays in history until it rolls out */
+    w->purge[w->n_purge++] = copy;
+}
+
+/* Keeps only the current value of every secret key replaced since the
+ * last commit: a rotated private key does not stay in the bucket's
+ * history. After the commit, so no reader is left naming a purged one. */
+static void purge_secrets(sl_xdsw *w)
+{
+    for (size_t i = 0; i < w->n_purge; i++) {
+        if (sl_kv_purge_history(w->kv, w->purge[i], 1) != SL_OK)
+            sl_log_warn(w->comp, "older values of a secret not purged", "key=%s err=%s", sl_log_q(w->purge[i]),
+                        sl_log_q(sl_error_msg()));
+        free(w->purge[i]);
+    }
+    w->n_purge = 0;
+}
+
 sl_status xdsw_put(sl_xdsw *w, written *known, const char *key, const uint8_t *data, size_t len, uint64_t *rev,
                    written **wout)
 {
@@ -41,6 +72,8 @@ sl_status xdsw_put(sl_xdsw *w, written *known, const char *key, const uint8_t *d
     }
     if (w->c_writes)
         sl_counter_inc(w->c_writes);
+    if (x && x->rev)
+        remember_secret(w, key);
     if (!x) {
         if (!(x = xdsw_map_put(&w->xds, key)))
             return SL_ERR_NOMEM;
@@ -158,6 +191,7 @@ static sl_status write_commit(sl_xdsw *w, const char *proxy)
     }
     sl_log_info(w->comp, "committed", "proxy=%s revision=%" PRIu64 " kv_revision=%" PRIu64 " chunks=%zu bytes=%zu",
                 sl_log_q(proxy), old_revision + 1, rev, b->n_refs, len);
+    purge_secrets(w);
     return SL_OK;
 }
 
@@ -309,6 +343,10 @@ void sl_xdsw_delete_stale(sl_xdsw *w)
         if (sl_kv_delete(&drev, w->kv, key, 0) == SL_OK) {
             if (drev > w->seq)
                 w->seq = drev;
+            /* a secret no commit names any more: only its delete marker stays */
+            if (secret_key(key) && sl_kv_purge_history(w->kv, key, 1) != SL_OK)
+                sl_log_warn(w->comp, "older values of a deleted secret not purged", "key=%s err=%s",
+                            sl_log_q(key), sl_log_q(sl_error_msg()));
             if (w->c_deletes)
                 sl_counter_inc(w->c_deletes);
             xdsw_map_del(&w->xds, key);
@@ -393,6 +431,9 @@ void sl_xdsw_free(sl_xdsw *w)
     xdsw_wcache_free_all(w);
     free(w->batch);
     free(w->items);
+    for (size_t i = 0; i < w->n_purge; i++)
+        free(w->purge[i]);
+    free(w->purge);
     for (size_t i = 0; i < w->n_proxies; i++)
         free(w->proxies[i]);
     free(w->proxies);

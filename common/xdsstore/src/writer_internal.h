@@ -130,6 +130,8 @@ struct sl_xdsw {
     size_t n_batch, cap_batch;
     sl_kv_put_item *items;
     size_t cap_items;
+    char **purge;   /* secret keys replaced since the last commit: older values purged after it */
+    size_t n_purge, cap_purge;
     char **proxies; /* proxies of the last round (or with a commit in the bucket) */
     size_t n_proxies, cap_proxies;
 };
