@@ -38,6 +38,7 @@
 #include "sluice/resource.h"
 #include "sluice/xds.h"
 #include "xds_client.h"
+#include "xds_fixtures.h"
 
 #define ADS "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
 #define RDS_URL "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
@@ -169,19 +170,8 @@ static pid_t spawn(const char *bin, int *port, const char *a1, const char *a2)
 static void send_req(xc *c, const char *type_url, const char *nonce, int n, char **names)
 {
     Envoy__Service__Discovery__V3__DiscoveryRequest r = ENVOY__SERVICE__DISCOVERY__V3__DISCOVERY_REQUEST__INIT;
-    Envoy__Config__Core__V3__Node node = ENVOY__CONFIG__CORE__V3__NODE__INIT;
-    Google__Protobuf__Struct md = GOOGLE__PROTOBUF__STRUCT__INIT;
-    Google__Protobuf__Struct__FieldsEntry e = GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT, *ep = &e;
-    Google__Protobuf__Value v = GOOGLE__PROTOBUF__VALUE__INIT;
-    node.id = "bench-write";
-    v.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
-    v.string_value = PROXY;
-    e.key = "role";
-    e.value = &v;
-    md.n_fields = 1;
-    md.fields = &ep;
-    node.metadata = &md;
-    r.node = &node;
+    fx_node node;
+    r.node = fx_node_init(&node, "bench-write", PROXY);
     r.type_url = (char *)type_url;
     r.response_nonce = (char *)(nonce ? nonce : "");
     r.n_resource_names = (size_t)n;

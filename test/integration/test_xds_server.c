@@ -31,6 +31,7 @@
 #include "sluice/xds.h"
 #include "xds_apply.h"
 #include "xds_client.h"
+#include "xds_fixtures.h"
 
 #define ADS "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
 #define DADS "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
@@ -52,13 +53,9 @@ static void start_xds(void)
 
 static void stop_xds(int sig)
 {
-    int st;
-    /* Never kill(-1, ...): a failed start leaves -1 here, and as root that
-     * signals every process of the machine. */
-    if (xds_pid <= 0)
+    if (xds_pid <= 0) /* a failed start; harness_stop would not signal it either */
         return;
-    kill(xds_pid, sig);
-    waitpid(xds_pid, &st, 0);
+    int st = harness_stop(xds_pid, sig);
     if (sig == SIGTERM)
         assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
@@ -66,42 +63,9 @@ static void stop_xds(int sig)
 /* Sum of every series of a metric on the server's /metrics. */
 static double metric_sum(const char *name)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)metrics_port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    const char *req = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    assert_true(write(fd, req, strlen(req)) > 0);
-    static char buf[1 << 17];
-    size_t n = 0;
-    ssize_t r;
-    while (n < sizeof buf - 1 && (r = read(fd, buf + n, sizeof buf - 1 - n)) > 0)
-        n += (size_t)r;
-    buf[n] = 0;
-    close(fd);
-    double sum = 0;
-    size_t nl = strlen(name);
-    for (char *p = buf; (p = strstr(p, name)); p += nl)
-        if ((p == buf || p[-1] == '\n') && (p[nl] == '{' || p[nl] == ' ')) {
-            char *sp = strchr(p, ' ');
-            if (sp)
-                sum += atof(sp + 1);
-        }
+    double sum;
+    assert_int_equal(harness_metric_sum(metrics_port, name, &sum), 0);
     return sum;
-}
-
-static long rss_kb(void)
-{
-    char path[64], line[256];
-    long kb = -1;
-    snprintf(path, sizeof path, "/proc/%d/status", (int)xds_pid);
-    FILE *f = fopen(path, "r");
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb;
 }
 
 static int setup(void **state)
@@ -150,22 +114,9 @@ static void send_sotw(xc *c, const char *type_url, const char *nonce, const char
                       int n, char **names)
 {
     Envoy__Service__Discovery__V3__DiscoveryRequest r = ENVOY__SERVICE__DISCOVERY__V3__DISCOVERY_REQUEST__INIT;
-    Envoy__Config__Core__V3__Node node = ENVOY__CONFIG__CORE__V3__NODE__INIT;
-    Google__Protobuf__Struct md = GOOGLE__PROTOBUF__STRUCT__INIT;
-    Google__Protobuf__Struct__FieldsEntry e = GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT, *ep = &e;
-    Google__Protobuf__Value v = GOOGLE__PROTOBUF__VALUE__INIT;
     Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
-    node.id = "itest-node";
-    if (role) {
-        v.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
-        v.string_value = (char *)role;
-        e.key = "role";
-        e.value = &v;
-        md.n_fields = 1;
-        md.fields = &ep;
-        node.metadata = &md;
-    }
-    r.node = &node;
+    fx_node node;
+    r.node = fx_node_init(&node, "itest-node", role);
     r.type_url = (char *)type_url;
     r.response_nonce = (char *)(nonce ? nonce : "");
     if (error) {
@@ -391,20 +342,9 @@ static void test_delta_ads(void **state)
     apply("delta-proxy", "cluster:d1", "cluster:d2", NULL);
     xc *c = xc_open(xds_port, DADS);
     Envoy__Service__Discovery__V3__DeltaDiscoveryRequest q = ENVOY__SERVICE__DISCOVERY__V3__DELTA_DISCOVERY_REQUEST__INIT;
-    Envoy__Config__Core__V3__Node node = ENVOY__CONFIG__CORE__V3__NODE__INIT;
-    Google__Protobuf__Struct md = GOOGLE__PROTOBUF__STRUCT__INIT;
-    Google__Protobuf__Struct__FieldsEntry e = GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT, *ep = &e;
-    Google__Protobuf__Value v = GOOGLE__PROTOBUF__VALUE__INIT;
-    v.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
-    v.string_value = "delta-proxy";
-    e.key = "role";
-    e.value = &v;
-    md.n_fields = 1;
-    md.fields = &ep;
-    node.id = "delta-node";
-    node.metadata = &md;
+    fx_node node;
     char *star[] = {"*"};
-    q.node = &node;
+    q.node = fx_node_init(&node, "delta-node", "delta-proxy");
     q.type_url = CDS_URL;
     q.n_resource_names_subscribe = 1;
     q.resource_names_subscribe = star;
@@ -534,7 +474,7 @@ static void test_bad_input(void **state)
         for (int i = 0; i < 100 && (open = metric_sum("sluice_xds_streams")) > 0; i++)
             usleep(20000);
         assert_true(open == 0);
-        rss[round] = rss_kb();
+        rss[round] = harness_rss_kb(xds_pid);
     }
     fprintf(stderr, "sluice-xds RSS after storms: %ld %ld %ld kB\n", rss[0], rss[1], rss[2]);
 #if !defined(__SANITIZE_ADDRESS__)

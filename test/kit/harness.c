@@ -112,6 +112,59 @@ int64_t harness_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int harness_stop(pid_t pid, int sig)
+{
+    int st = 0;
+    if (pid <= 0)
+        return -1;
+    kill(pid, sig);
+    return waitpid(pid, &st, 0) == pid ? st : -1;
+}
+
+int harness_metric_sum(int metrics_port, const char *name, double *sum)
+{
+    static char buf[1 << 17];
+    const char *req = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)metrics_port)};
+    size_t n = 0, nl = strlen(name);
+    ssize_t r;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    *sum = 0;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 || write(fd, req, strlen(req)) <= 0) {
+        close(fd);
+        return -1;
+    }
+    while (n < sizeof buf - 1 && (r = read(fd, buf + n, sizeof buf - 1 - n)) > 0)
+        n += (size_t)r;
+    buf[n] = 0;
+    close(fd);
+    for (char *p = buf; (p = strstr(p, name)); p += nl)
+        if ((p == buf || p[-1] == '\n') && (p[nl] == '{' || p[nl] == ' ')) {
+            char *sp = strchr(p, ' ');
+            if (sp)
+                *sum += atof(sp + 1);
+        }
+    return 0;
+}
+
+long harness_rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    long kb = -1;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+
 /* A port the kernel just handed out, released again for the server. */
 static int free_port(void)
 {

@@ -113,7 +113,21 @@ sl_status harness_connect(sl_nats **out, const harness_nats *h);
  * signals every process of the machine. port and metrics_port may be NULL. */
 pid_t harness_start_xds(const harness_nats *h, const char *const *args, int *port, int *metrics_port);
 
+/* Sends sig to pid and waits for it to end: its wait status, or -1 without
+ * signalling anything when pid <= 0 (a failed start; kill(-1, ...) as root
+ * would signal every process of the machine) or the wait fails. */
+int harness_stop(pid_t pid, int sig);
+
 /* Monotonic milliseconds, for deadlines in tests. */
 int64_t harness_now_ms(void);
+
+/* Fetches http://127.0.0.1:<metrics_port>/metrics and sets *sum to the sum
+ * of every series of the metric name (0 when there is none). 0, or -1 when
+ * the endpoint could not be reached. */
+int harness_metric_sum(int metrics_port, const char *name, double *sum);
+
+/* The resident set size of process pid in kB (VmRSS of /proc/<pid>/status),
+ * or -1 when it cannot be read. */
+long harness_rss_kb(pid_t pid);
 
 #endif

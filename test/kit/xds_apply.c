@@ -181,3 +181,15 @@ sl_status fx_apply(uint64_t *commit_rev, sl_kv *kv, const char *proxy, int n, ch
     }
     return fx_commit(commit_rev, kv, proxy, n, types, namep, revs);
 }
+
+sl_status fx_apply_nats(sl_nats *nc, const char *proxy, int n, char *const *specs)
+{
+    sl_kv *kv = NULL;
+    sl_kv_config cfg;
+    sl_kv_config_init(&cfg, "sluice_xds");
+    sl_status st = sl_kv_open(&kv, nc, &cfg);
+    if (st == SL_OK)
+        st = fx_apply(NULL, kv, proxy, n, specs);
+    sl_kv_free(kv);
+    return st;
+}

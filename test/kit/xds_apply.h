@@ -30,5 +30,8 @@ sl_status fx_commit(uint64_t *commit_rev, sl_kv *kv, const char *proxy, int n, c
                     const char *const *names, const uint64_t *revs);
 /* Writes every spec, then the commit naming exactly them. */
 sl_status fx_apply(uint64_t *commit_rev, sl_kv *kv, const char *proxy, int n, char *const *specs);
+/* fx_apply on the sluice_xds bucket of nc, opened (created with default
+ * settings when missing) and closed again: a test's setup. */
+sl_status fx_apply_nats(sl_nats *nc, const char *proxy, int n, char *const *specs);
 
 #endif

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "envoy/service/discovery/v3/discovery.pb-c.h"
+
 struct xc {
     grpc_channel *ch;
     grpc_completion_queue *cq;
@@ -169,4 +171,20 @@ void xc_close(xc *c)
     grpc_completion_queue_destroy(c->cq);
     grpc_channel_destroy(c->ch);
     free(c);
+}
+
+uint8_t *xc_ask(int port, const char *method, const char *type_url, int timeout_ms, size_t *len)
+{
+    Envoy__Service__Discovery__V3__DiscoveryRequest rq = ENVOY__SERVICE__DISCOVERY__V3__DISCOVERY_REQUEST__INIT;
+    uint8_t buf[256], *b = NULL;
+    int ended = 0;
+    xc *c = xc_open(port, method);
+
+    rq.type_url = (char *)type_url;
+    if (c && protobuf_c_message_get_packed_size(&rq.base) <= sizeof buf &&
+        xc_send(c, buf, protobuf_c_message_pack(&rq.base, buf)) == 0)
+        b = xc_recv(c, timeout_ms, len, &ended);
+    if (c)
+        xc_close(c);
+    return b;
 }

@@ -23,4 +23,9 @@ uint8_t *xc_recv(xc *c, int timeout_ms, size_t *len, int *ended);
 grpc_status_code xc_status(xc *c, char *msg, size_t cap, int timeout_ms);
 void xc_close(xc *c);
 
+/* Opens a stream on method of 127.0.0.1:port, sends one DiscoveryRequest
+ * for type_url and no names, and waits up to timeout_ms for the first
+ * response: its bytes (malloc'd, *len set), or NULL. Closes the stream. */
+uint8_t *xc_ask(int port, const char *method, const char *type_url, int timeout_ms, size_t *len);
+
 #endif

@@ -325,3 +325,23 @@ void fx_wire_name(const uint8_t *p, size_t n, char *out, size_t cap)
         return;
     }
 }
+
+Envoy__Config__Core__V3__Node *fx_node_init(fx_node *n, const char *id, const char *role)
+{
+    envoy__config__core__v3__node__init(&n->node);
+    google__protobuf__struct__init(&n->md);
+    google__protobuf__struct__fields_entry__init(&n->e);
+    google__protobuf__value__init(&n->v);
+    n->node.id = (char *)id;
+    if (role) {
+        n->v.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
+        n->v.string_value = (char *)role;
+        n->e.key = "role";
+        n->e.value = &n->v;
+        n->ep = &n->e;
+        n->md.n_fields = 1;
+        n->md.fields = &n->ep;
+        n->node.metadata = &n->md;
+    }
+    return &n->node;
+}

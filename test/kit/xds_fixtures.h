@@ -7,7 +7,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "envoy/config/core/v3/base.pb-c.h"
+#include "google/protobuf/struct.pb-c.h"
 #include "sluice/xds_cache.h"
+
+/* A Node for a discovery request, with the storage of its metadata. */
+typedef struct fx_node {
+    Envoy__Config__Core__V3__Node node;
+    Google__Protobuf__Struct md;
+    Google__Protobuf__Struct__FieldsEntry e, *ep;
+    Google__Protobuf__Value v;
+} fx_node;
+
+/* Sets n up as node id with metadata {"role": role} (none when role is
+ * NULL), the way a proxy names itself, and returns &n->node: valid while n
+ * is, pointing at id and role (not copied). */
+Envoy__Config__Core__V3__Node *fx_node_init(fx_node *n, const char *id, const char *role);
 
 /* EDS cluster (eds_config: ads), ROUND_ROBIN; eds_service NULL = name. */
 uint8_t *fx_cluster(size_t *len, const char *name, const char *eds_service);

@@ -42,29 +42,22 @@ static void start_xds(void)
 
 static int group_setup(void **state)
 {
-    sl_kv *kv = NULL;
-    sl_kv_config cfg;
     char *specs[] = {"cluster:a", "endpoint:a:127.0.0.1:1001"};
     (void)state;
     grpc_init();
-    if (harness_nats_start(&srv) != 0 || harness_connect(&nc, srv) != SL_OK)
+    if (harness_nats_start(&srv) != 0 || harness_connect(&nc, srv) != SL_OK ||
+        fx_apply_nats(nc, "gateway-proxy", 2, specs) != SL_OK)
         return -1;
-    sl_kv_config_init(&cfg, "sluice_xds");
-    if (sl_kv_open(&kv, nc, &cfg) != SL_OK || fx_apply(NULL, kv, "gateway-proxy", 2, specs) != SL_OK)
-        return -1;
-    sl_kv_free(kv);
     start_xds();
     return 0;
 }
 
 static int group_teardown(void **state)
 {
-    int st = 0;
     (void)state;
-    if (xds_pid <= 0) /* never kill(-1, ...): as root it signals every process */
+    if (xds_pid <= 0)
         return -1;
-    kill(xds_pid, SIGTERM);
-    waitpid(xds_pid, &st, 0);
+    int st = harness_stop(xds_pid, SIGTERM);
     sl_nats_close(nc, 1000);
     harness_nats_free(srv);
     sl_nats_shutdown(5000);
@@ -129,15 +122,8 @@ static uint8_t *nested_request(size_t lists, int delta, int mixed, size_t *len)
 /* A well-formed CDS request on a new stream is answered with cluster a. */
 static void server_still_serves(void)
 {
-    Envoy__Service__Discovery__V3__DiscoveryRequest rq = ENVOY__SERVICE__DISCOVERY__V3__DISCOVERY_REQUEST__INIT;
-    uint8_t buf[256];
     size_t len;
-    int ended = 0;
-    rq.type_url = CDS_URL;
-    xc *c = xc_open(xds_port, ADS);
-    assert_non_null(c);
-    assert_int_equal(xc_send(c, buf, protobuf_c_message_pack(&rq.base, buf)), 0);
-    uint8_t *b = xc_recv(c, 5000, &len, &ended);
+    uint8_t *b = xc_ask(xds_port, ADS, CDS_URL, 5000, &len);
     assert_non_null(b);
     Envoy__Service__Discovery__V3__DiscoveryResponse *r =
         envoy__service__discovery__v3__discovery_response__unpack(NULL, len, b);
@@ -145,7 +131,6 @@ static void server_still_serves(void)
     assert_int_equal(r->n_resources, 1);
     envoy__service__discovery__v3__discovery_response__free_unpacked(r, NULL);
     free(b);
-    xc_close(c);
 }
 
 static void refused(const char *method, const uint8_t *req, size_t len, const char *why)

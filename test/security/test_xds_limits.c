@@ -44,8 +44,6 @@ static int xds_port, metrics_port;
 
 static int group_setup(void **state)
 {
-    sl_kv *kv = NULL;
-    sl_kv_config cfg;
     char *specs[] = {"cluster:a", "endpoint:a:127.0.0.1:1001"};
     /* [::]: the storm comes from [::1], the well-behaved client from 127.0.0.1 */
     const char *const args[] = {"--listen", "[::]:0", "--insecure", "--default-proxy", "gateway-proxy",
@@ -53,22 +51,17 @@ static int group_setup(void **state)
                                 "--log-level", "warn", NULL};
     (void)state;
     grpc_init();
-    if (harness_nats_start(&srv) != 0 || harness_connect(&nc, srv) != SL_OK)
+    if (harness_nats_start(&srv) != 0 || harness_connect(&nc, srv) != SL_OK ||
+        fx_apply_nats(nc, "gateway-proxy", 2, specs) != SL_OK)
         return -1;
-    sl_kv_config_init(&cfg, "sluice_xds");
-    if (sl_kv_open(&kv, nc, &cfg) != SL_OK || fx_apply(NULL, kv, "gateway-proxy", 2, specs) != SL_OK)
-        return -1;
-    sl_kv_free(kv);
     xds_pid = harness_start_xds(srv, args, &xds_port, &metrics_port);
     return xds_pid > 0 ? 0 : -1;
 }
 
 static int group_teardown(void **state)
 {
-    int st = 0;
     (void)state;
-    kill(xds_pid, SIGTERM);
-    waitpid(xds_pid, &st, 0);
+    int st = harness_stop(xds_pid, SIGTERM);
     sl_nats_close(nc, 1000);
     harness_nats_free(srv);
     sl_nats_shutdown(5000);
@@ -79,42 +72,9 @@ static int group_teardown(void **state)
 /* Sum of every series of a metric on the server's /metrics. */
 static double metric_sum(const char *name)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)metrics_port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    const char *req = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    assert_true(write(fd, req, strlen(req)) > 0);
-    static char buf[1 << 17];
-    size_t n = 0;
-    ssize_t r;
-    while (n < sizeof buf - 1 && (r = read(fd, buf + n, sizeof buf - 1 - n)) > 0)
-        n += (size_t)r;
-    buf[n] = 0;
-    close(fd);
-    double sum = 0;
-    size_t nl = strlen(name);
-    for (char *p = buf; (p = strstr(p, name)); p += nl)
-        if ((p == buf || p[-1] == '\n') && (p[nl] == '{' || p[nl] == ' ')) {
-            char *sp = strchr(p, ' ');
-            if (sp)
-                sum += atof(sp + 1);
-        }
+    double sum;
+    assert_int_equal(harness_metric_sum(metrics_port, name, &sum), 0);
     return sum;
-}
-
-static long rss_kb(void)
-{
-    char path[64], line[256];
-    long kb = -1;
-    snprintf(path, sizeof path, "/proc/%d/status", (int)xds_pid);
-    FILE *f = fopen(path, "r");
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb;
 }
 
 static void wait_streams_zero(void)
@@ -128,18 +88,10 @@ static void wait_streams_zero(void)
 /* A well-formed CDS request from 127.0.0.1 is answered with cluster a. */
 static void served(void)
 {
-    Envoy__Service__Discovery__V3__DiscoveryRequest rq = ENVOY__SERVICE__DISCOVERY__V3__DISCOVERY_REQUEST__INIT;
-    uint8_t buf[256];
     size_t len;
-    int ended = 0;
-    rq.type_url = CDS_URL;
-    xc *c = xc_open(xds_port, ADS);
-    assert_non_null(c);
-    assert_int_equal(xc_send(c, buf, protobuf_c_message_pack(&rq.base, buf)), 0);
-    uint8_t *b = xc_recv(c, 5000, &len, &ended);
+    uint8_t *b = xc_ask(xds_port, ADS, CDS_URL, 5000, &len);
     assert_non_null(b);
     free(b);
-    xc_close(c);
 }
 
 typedef struct storm_call {
@@ -257,7 +209,7 @@ static void streams_per_peer_capped_others_served(void **state)
     assert_true(limited == STORM - PER_PEER);
     served();
     wait_streams_zero();
-    long base = rss_kb();
+    long base = harness_rss_kb(xds_pid);
     for (int round = 0; round < 3; round++) {
         storm(STORM, 4, &open);
         assert_true(open == PER_PEER);
@@ -265,7 +217,7 @@ static void streams_per_peer_capped_others_served(void **state)
     }
     wait_streams_zero();
     usleep(300000); /* the workers' idle heap trim (server.c IDLE_TRIM_MS) */
-    long after = rss_kb();
+    long after = harness_rss_kb(xds_pid);
     printf("VmRSS: %ld kB after the first storm, %ld kB after three more\n", base, after);
     assert_true(after <= base + 2048);
 }
