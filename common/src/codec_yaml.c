@@ -831,6 +831,11 @@ bool sl_codec_doc_empty(const sl_codec_doc *doc)
     return !doc->root || codec_is_null(doc->root);
 }
 
+size_t sl_codec_doc_nodes(const sl_codec_doc *doc)
+{
+    return doc->root ? doc->root->weight : 0;
+}
+
 const char *sl_codec_doc_scalar(const sl_codec_doc *doc, const char *dotted_path)
 {
     const codec_node *n = doc->root;

@@ -448,6 +448,11 @@ struct sl_subscription {
     sl_envelope_handler fn;
     void *ud;
     char *subject;
+    size_t max_pending;
+    atomic_size_t *pending; /* own_pending or the caller's shared counter */
+    atomic_size_t own_pending;
+    sl_envelope_admit_fn admit;
+    void *admit_ud;
     atomic_bool closing;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -458,12 +463,16 @@ struct sl_subscription {
 struct sub_msg {
     sl_subscription *sub;
     natsMsg *msg;
+    bool counted; /* still in *sub->pending */
 };
 
 static void sub_msg_drop(void *ud)
 {
     struct sub_msg *m = ud;
 
+    /* Dropped unrun (cancel, or a failed post): sub is still alive then. */
+    if (m->counted)
+        atomic_fetch_sub(m->sub->pending, 1);
     natsMsg_Destroy(m->msg);
     free(m);
 }
@@ -487,11 +496,33 @@ static void sub_msg_run(void *ud)
     open = sub->open;
     pthread_mutex_unlock(&sub->lock);
 
+    atomic_fetch_sub(sub->pending, 1);
+    m->counted = false;
     if (open && !atomic_load(&sub->closing)) {
         st = sl_envelope_parse(&env, m->msg);
         sub->fn(sub, st, &env, m->msg, sub->ud);
     }
     sub_msg_drop(m);
+}
+
+/* Counts msg in *sub->pending and asks the admit hook: true to queue it
+ * (counted), false when it was refused (not counted). */
+static bool admit(sl_subscription *sub, natsMsg *msg)
+{
+    size_t n = atomic_fetch_add(sub->pending, 1);
+    bool full = sub->max_pending > 0 && n >= sub->max_pending, ok = !full;
+    sl_envelope env;
+
+    if (sub->admit != NULL) {
+        sl_status st = sl_envelope_parse(&env, msg);
+        ok = sub->admit(sub, st, &env, msg, n, full, sub->admit_ud) && !full;
+    } else if (full) {
+        sl_log_debug("envelope", "queue full, message dropped", "subject=%s pending=%zu",
+                     sl_log_q(natsMsg_GetSubject(msg)), n);
+    }
+    if (!ok)
+        atomic_fetch_sub(sub->pending, 1);
+    return ok;
 }
 
 /* On nats.c's delivery thread: hand the message over to the loop. */
@@ -500,7 +531,7 @@ static void on_msg(natsConnection *c, natsSubscription *ns, natsMsg *msg, void *
     sl_subscription *sub = closure;
     struct sub_msg *m;
 
-    if (atomic_load(&sub->closing)) {
+    if (atomic_load(&sub->closing) || !admit(sub, msg)) {
         natsMsg_Destroy(msg);
         return;
     }
@@ -508,11 +539,13 @@ static void on_msg(natsConnection *c, natsSubscription *ns, natsMsg *msg, void *
     if (m == NULL) {
         sl_log_error("envelope", "out of memory, message dropped", "subject=%s",
                      sl_log_q(natsMsg_GetSubject(msg)));
+        atomic_fetch_sub(sub->pending, 1);
         natsMsg_Destroy(msg);
         return;
     }
     m->sub = sub;
     m->msg = msg;
+    m->counted = true;
     if (sl_loop_post(sub->loop, sub, sub_msg_run, sub_msg_drop, m) != SL_OK) {
         sl_log_error("envelope", "out of memory, message dropped", "subject=%s",
                      sl_log_q(natsMsg_GetSubject(msg)));
@@ -544,8 +577,19 @@ static void sub_destroy(sl_subscription *sub)
 sl_status sl_envelope_subscribe(sl_subscription **out, sl_nats *nc, const char *subject,
                                 const char *queue, sl_loop *loop, sl_envelope_handler fn, void *ud)
 {
+    sl_subscribe_opts o = {.queue = queue};
+
+    return sl_envelope_subscribe_opts(out, nc, subject, &o, loop, fn, ud);
+}
+
+sl_status sl_envelope_subscribe_opts(sl_subscription **out, sl_nats *nc, const char *subject,
+                                     const sl_subscribe_opts *opts, sl_loop *loop,
+                                     sl_envelope_handler fn, void *ud)
+{
     sl_status st = SL_OK;
     sl_subscription *sub = NULL;
+    const sl_subscribe_opts none = {0};
+    const char *queue;
     natsStatus s;
 
     if (loop == NULL || fn == NULL || subject == NULL)
@@ -555,9 +599,17 @@ sl_status sl_envelope_subscribe(sl_subscription **out, sl_nats *nc, const char *
         free(sub);
         return sl_error_set(SL_ERR_NOMEM, "subscribe %s", subject);
     }
+    if (opts == NULL)
+        opts = &none;
+    queue = opts->queue;
     sub->loop = loop;
     sub->fn = fn;
     sub->ud = ud;
+    sub->max_pending = opts->max_pending;
+    atomic_init(&sub->own_pending, 0);
+    sub->pending = opts->pending != NULL ? opts->pending : &sub->own_pending;
+    sub->admit = opts->admit;
+    sub->admit_ud = opts->admit_ud;
     atomic_init(&sub->closing, false);
     pthread_mutex_init(&sub->lock, NULL);
     pthread_cond_init(&sub->cond, NULL);

@@ -894,6 +894,33 @@ static void stream_goes_on_after_a_broken_document(void **state)
     sl_diag_deinit(&d);
 }
 
+/* sl_codec_doc_nodes(): every scalar (keys too), list and mapping, and an
+ * alias as many nodes as its anchor's subtree, so that "billion laughs"
+ * shows in the count. */
+static void counts_nodes(void **state)
+{
+    static const char text[] = "a: 1\nb: [x, y]\n"
+                               "---\n"
+                               "base: &b {x: 1, y: 2}\nuse: *b\nmore: [*b, *b]\n"
+                               "---\n"
+                               "plain\n";
+    const size_t want[] = {7, 1 + 1 + 5 + 1 + 5 + 1 + 1 + 10, 1};
+    sl_codec_stream *s;
+    sl_codec_doc *doc;
+    size_t i = 0;
+    (void)state;
+
+    assert_int_equal(sl_codec_stream_new(&s, text, strlen(text), "n.yaml"), SL_OK);
+    while (sl_codec_stream_next(s, &doc, NULL) == SL_OK && doc) {
+        assert_true(i < 3);
+        assert_int_equal(sl_codec_doc_nodes(doc), want[i]);
+        sl_codec_doc_free(doc);
+        i++;
+    }
+    assert_int_equal(i, 3);
+    sl_codec_stream_free(s);
+}
+
 static void sluice_resources_with_ignored_keys(void **state)
 {
     static const char *const ignore[] = {"apiVersion", "kind", NULL};
@@ -1002,6 +1029,7 @@ int main(void)
         cmocka_unit_test(multi_document_streams),
         cmocka_unit_test(resources_by_kind),
         cmocka_unit_test(stream_goes_on_after_a_broken_document),
+        cmocka_unit_test(counts_nodes),
         cmocka_unit_test(sluice_resources_with_ignored_keys),
         cmocka_unit_test(decodes_into_an_arena),
         cmocka_unit_test(helpers),

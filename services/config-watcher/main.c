@@ -17,6 +17,7 @@
 #include "sluice/log.h"
 #include "sluice/service.h"
 #include "dryrun.h"
+#include "api_limits.h"
 #include "watcher.h"
 
 static const sl_service_info info = {
@@ -33,6 +34,7 @@ typedef struct opts {
     const char *bucket;
     const char *queue;
     bool no_api;
+    cw_limits_config lim;
 } opts;
 
 static int64_t now_ms(void)
@@ -58,6 +60,22 @@ static sl_status parse_flags(sl_service_args *args, opts *o, int argc, char **ar
          .arg = "NAME", .help = "queue group of the apply API"},
         {.name = "no-api", .kind = SL_FLAG_BOOL, .target = &o->no_api,
          .help = "do not serve sluice.api.apply / sluice.api.delete"},
+        /* The apply API's limits (api_limits.h); 0 turns one off. */
+        {.name = "api-max-body", .kind = SL_FLAG_INT, .target = &o->lim.max_body, .def = "1048576",
+         .arg = "BYTES", .min = 0, .max = INT_MAX, .help = "largest apply/delete request body (0 = no limit)"},
+        {.name = "api-max-documents", .kind = SL_FLAG_INT, .target = &o->lim.max_documents,
+         .def = "500", .arg = "N", .min = 0, .max = INT_MAX,
+         .help = "most documents (resources) in one request (0 = no limit)"},
+        {.name = "api-max-nodes", .kind = SL_FLAG_INT, .target = &o->lim.max_nodes, .def = "100000",
+         .arg = "N", .min = 0, .max = INT_MAX,
+         .help = "most YAML/JSON nodes in one request, aliases expanded (0 = no limit)"},
+        {.name = "api-max-pending", .kind = SL_FLAG_INT, .target = &o->lim.max_pending, .def = "32",
+         .arg = "N", .min = 0, .max = 1000000,
+         .help = "requests waiting for the loop; more are answered busy at once (0 = no limit)"},
+        {.name = "api-rate", .kind = SL_FLAG_INT, .target = &o->lim.rate, .def = "50", .arg = "N",
+         .min = 0, .max = 1000000, .help = "requests per second per client (0 = no limit)"},
+        {.name = "api-burst", .kind = SL_FLAG_INT, .target = &o->lim.burst, .def = "100", .arg = "N",
+         .min = 1, .max = 1000000, .help = "requests one client may send at once (with --api-rate)"},
     };
     return sl_service_args_parse(args, &info, own, sizeof(own) / sizeof(own[0]), argc, argv);
 }
@@ -126,6 +144,7 @@ typedef struct app {
     notifier n;
     opts o;
     sl_subscription *sub_apply, *sub_delete;
+    cw_limits *limits;
     bool failed;
 } app;
 
@@ -136,10 +155,8 @@ static void start_sources(void *ud)
     for (size_t i = 0; i < w->ndirs; i++)
         cw_sync_dir(w, &w->dirs[i]);
     if (!a->o.no_api &&
-        (sl_envelope_subscribe(&a->sub_apply, w->nc, "sluice.api.apply", a->o.queue, w->loop,
-                               cw_on_apply, w) != SL_OK ||
-         sl_envelope_subscribe(&a->sub_delete, w->nc, "sluice.api.delete", a->o.queue, w->loop,
-                               cw_on_delete, w) != SL_OK)) {
+        (cw_limits_new(&a->limits, &a->o.lim, w, sl_service_metrics(w->svc)) != SL_OK ||
+         cw_limits_subscribe(a->limits, &a->sub_apply, &a->sub_delete, a->o.queue) != SL_OK)) {
         sl_log_error("api", "subscribe failed", "err=%s", sl_log_q(sl_error_msg()));
         sl_service_request_stop(w->svc, SL_EXIT_FAILURE);
         return;
@@ -267,6 +284,7 @@ out:
         sl_loop_cancel(loop, &a.n);
     sl_subscription_free(a.sub_apply);
     sl_subscription_free(a.sub_delete);
+    cw_limits_free(a.limits);
     sl_kv_watch_free(watch);
     sl_kv_free(kv);
     if (a.n.fd >= 0)

@@ -142,6 +142,12 @@ unsigned sl_codec_doc_line(const sl_codec_doc *doc);
 /* True when the document has no content (only comments, or a bare "---"). */
 bool sl_codec_doc_empty(const sl_codec_doc *doc);
 
+/* The document's nodes (scalars, mapping keys among them, lists and
+ * mappings), each alias counted as the nodes it stands for (saturating at
+ * SIZE_MAX): a measure of the work decoding it takes. 0 when the document
+ * has no content at all. */
+size_t sl_codec_doc_nodes(const sl_codec_doc *doc);
+
 /* The text of a scalar in the document reached by a dotted path of mapping
  * keys ("kind", "metadata.name"), or NULL when there is no such scalar (or
  * it is null). Valid as long as the document. */

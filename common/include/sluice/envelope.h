@@ -15,6 +15,7 @@
 #ifndef SLUICE_ENVELOPE_H
 #define SLUICE_ENVELOPE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -138,6 +139,42 @@ typedef void (*sl_envelope_handler)(sl_subscription *sub, sl_status st, const sl
 sl_status sl_envelope_subscribe(sl_subscription **out, sl_nats *nc, const char *subject,
                                 const char *queue, sl_loop *loop, sl_envelope_handler fn,
                                 void *ud);
+
+/* Called on nats.c's delivery thread (never the loop) for each message of
+ * a subscription that has one, before the message is queued for the loop.
+ * st and env as for the handler (the error context is this thread's).
+ * pending: messages of the subscription's counter waiting for the loop,
+ * this one not counted. full: max_pending is set and pending >=
+ * max_pending: the message is not queued whatever the function returns,
+ * and it may answer it at once ("busy"). Otherwise return true to queue
+ * the message, false when the function answered it or it is to be dropped.
+ * msg belongs to the subscription. Must be thread safe and quick: the next
+ * message of the subscription waits for it. */
+typedef bool (*sl_envelope_admit_fn)(sl_subscription *sub, sl_status st, const sl_envelope *env,
+                                     natsMsg *msg, size_t pending, bool full, void *ud);
+
+/* Optional settings of a subscription; a zeroed struct is the default and
+ * is only read during the call. */
+typedef struct sl_subscribe_opts {
+    const char *queue; /* queue group; NULL: none */
+    /* > 0: at most this many messages wait for the loop; more are not
+     * queued (admit sees full; without admit they are dropped). 0: no
+     * bound. */
+    size_t max_pending;
+    /* The count of waiting messages max_pending bounds, shared by every
+     * subscription given the same counter (caller storage, zero before the
+     * first subscribe, outliving the subscriptions). NULL: the
+     * subscription's own. A message counts from its arrival until its
+     * handler starts (or it is refused or dropped). */
+    atomic_size_t *pending;
+    sl_envelope_admit_fn admit; /* NULL: none */
+    void *admit_ud;
+} sl_subscribe_opts;
+
+/* sl_envelope_subscribe() with options (opts may be NULL). */
+sl_status sl_envelope_subscribe_opts(sl_subscription **out, sl_nats *nc, const char *subject,
+                                     const sl_subscribe_opts *opts, sl_loop *loop,
+                                     sl_envelope_handler fn, void *ud);
 
 /* Unsubscribes and frees; no handler runs after it returns and queued
  * messages are dropped. May be called from the subscription's own handler.
