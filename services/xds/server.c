@@ -8,6 +8,7 @@
  * stream's own queue, so all protocol work happens on the stream's worker.
  */
 #include "server.h"
+#include "tlsreload.h"
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -126,6 +127,7 @@ typedef struct xstream {
 } xstream;
 
 struct xds_server {
+    xds_tls *tls; /* TLS files taken up again when they change (NULL: plaintext) */
     xds_server_opts o;
     char *listen, *default_proxy;
     grpc_server *server;
@@ -799,31 +801,22 @@ static void *worker_main(void *arg)
 
 /* ---- lifecycle ---- */
 
-static sl_status make_creds(grpc_server_credentials **out, const xds_server_opts *o)
+/* Plaintext, or TLS whose files are taken up again when they change
+ * (tlsreload.h); *tls is kept for the server's life. */
+static sl_status make_creds(grpc_server_credentials **out, xds_tls **tls, const xds_server_opts *o)
 {
+    sl_status rc;
     if (!o->tls_cert && !o->tls_key) {
         *out = grpc_insecure_server_credentials_create();
         return SL_OK;
     }
     if (!o->tls_cert || !o->tls_key)
         return sl_error_set(SL_ERR_INVALID, "TLS needs both a certificate and a key");
-    sl_status rc = SL_OK;
-    char *cert = NULL, *key = NULL, *ca = NULL;
-    if ((rc = sl_file_read(&cert, NULL, o->tls_cert)) != SL_OK || (rc = sl_file_read(&key, NULL, o->tls_key)) != SL_OK)
-        goto out;
-    if (o->tls_client_ca && (rc = sl_file_read(&ca, NULL, o->tls_client_ca)) != SL_OK)
-        goto out;
-    grpc_ssl_pem_key_cert_pair pair = {key, cert};
-    *out = grpc_ssl_server_credentials_create_ex(
-        ca, &pair, 1, ca ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
-        NULL);
-    if (!*out)
-        rc = sl_error_set(SL_ERR_INVALID, "unusable TLS certificate or key");
-out:
-    free(cert);
-    free(key);
-    free(ca);
-    return rc;
+    if ((rc = xds_tls_new(tls, o->tls_cert, o->tls_key, o->tls_client_ca)) != SL_OK)
+        return rc;
+    if (!(*out = xds_tls_credentials(*tls)))
+        return sl_error_set(SL_ERR_INVALID, "unusable TLS certificate or key");
+    return SL_OK;
 }
 
 static void init_metrics(xds_server *s)
@@ -885,7 +878,7 @@ sl_status xds_server_start(xds_server **out, const xds_server_opts *o)
     pthread_mutex_init(&s->mu, NULL);
     init_metrics(s);
     grpc_init();
-    if ((rc = make_creds(&creds, o)) != SL_OK)
+    if ((rc = make_creds(&creds, &s->tls, o)) != SL_OK)
         goto err;
     grpc_arg args[XDS_LIMITS_NARGS];
     grpc_channel_args ca;
@@ -940,6 +933,7 @@ err:
     free(s->listen);
     free(s->default_proxy);
     xds_peers_free(s->peers);
+    xds_tls_free(s->tls); /* no handshake after the server is gone */
     pthread_mutex_destroy(&s->mu);
     free(s);
     grpc_shutdown();
@@ -978,6 +972,7 @@ void xds_server_stop(xds_server *s)
     free(s->listen);
     free(s->default_proxy);
     xds_peers_free(s->peers);
+    xds_tls_free(s->tls); /* no handshake after the server is gone */
     pthread_mutex_destroy(&s->mu);
     free(s);
     grpc_shutdown();

@@ -19,6 +19,8 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 import grpc
 
@@ -56,6 +58,26 @@ def first(channel, role, metadata=None):
         call.cancel()
 
 
+def kvtool(nats_url, proxy, *specs):
+    subprocess.run([os.path.join(xp.BIN, "test/tools/xds-kvtool"), "--nats-url", nats_url, "--proxy", proxy,
+                    "apply", *specs], check=True, stdout=subprocess.DEVNULL)
+
+
+def iter_then_block(msg):
+    """One request, then the stream stays open (ACKs are not needed here)."""
+    yield msg
+    threading.Event().wait()
+
+
+def server_subject(port, d):
+    """The subject of the certificate sluice-xds presents to a new handshake."""
+    p = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-CAfile", os.path.join(d, "ca.crt"),
+                        "-cert", os.path.join(d, "proxy-a.crt"), "-key", os.path.join(d, "proxy-a.key"),
+                        "-alpn", "h2"], input=b"", capture_output=True, timeout=10)
+    m = re.search(r"^subject=(.*)$", p.stdout.decode(errors="replace"), re.M)
+    return m.group(1) if m else ""
+
+
 def start_xds(nats_url, d, *args, expect_port=True):
     log = open(os.path.join(d, "xds-%d.log" % len(xp.procs)), "w")
     p = subprocess.Popen([os.path.join(xp.BIN, "services/xds/sluice-xds"), "--nats-url", nats_url,
@@ -77,9 +99,7 @@ def main():
     xt.make_cert(d, "foreign", "ca", "URI:spiffe://elsewhere/ns/edge/proxy/a")
     nats_url = xp.start_nats(d)
     for proxy, c, port in (("edge~a", "c-a", 1), ("edge~b", "c-b", 2)):
-        subprocess.run([os.path.join(xp.BIN, "test/tools/xds-kvtool"), "--nats-url", nats_url, "--proxy", proxy,
-                        "apply", "cluster:" + c, "endpoint:%s:127.0.0.1:%d" % (c, port)],
-                       check=True, stdout=subprocess.DEVNULL)
+        kvtool(nats_url, proxy, "cluster:" + c, "endpoint:%s:127.0.0.1:%d" % (c, port))
     ca = xt.read(d, "ca.crt")
     opts = (("grpc.ssl_target_name_override", "localhost"),)
     n = 0
@@ -108,6 +128,25 @@ def main():
     r = first(mtls(port, "foreign"), "edge~a")
     assert r[0] == grpc.StatusCode.UNAUTHENTICATED, r
     ok("mTLS: a SPIFFE id of another trust domain: UNAUTHENTICATED")
+    # Certificate rotation: new handshakes get the new server certificate,
+    # a stream opened before keeps going (it gets the next change).
+    old_call = mtls(port, "proxy-a").stream_stream(ADS)(iter_then_block(request("edge~a")), timeout=30)
+    first_old = next(old_call)
+    assert b"c-a" in first_old, first_old
+    xt.make_cert(d, "server-2", "ca", "DNS:localhost,IP:127.0.0.1")
+    for ext in ("crt", "key"):
+        os.replace(os.path.join(d, "server-2." + ext), os.path.join(d, "server." + ext))
+    deadline = time.time() + 10
+    while time.time() < deadline and "CN = server-2" not in server_subject(port, d):
+        time.sleep(0.2)
+    assert "CN = server-2" in server_subject(port, d), server_subject(port, d)
+    ok("mTLS: new server certificate files are served to new handshakes without a restart")
+    kvtool(nats_url, "edge~a", "cluster:c-a", "cluster:c-a2", "endpoint:c-a:127.0.0.1:1")
+    r = next(old_call)
+    assert b"c-a2" in r, r
+    old_call.cancel()
+    ok("mTLS: a stream opened before the rotation still gets the next change")
+
     anon = grpc.secure_channel("127.0.0.1:%d" % port, grpc.ssl_channel_credentials(root_certificates=ca),
                                options=opts)
     r = first(anon, "edge~a")
