@@ -47,61 +47,20 @@ static char logpath[512];
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof a;
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    getsockname(fd, (struct sockaddr *)&a, &l);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-/* HTTP status code of GET path on the metrics port, or -1. body gets the
- * response (n bytes) when not NULL. */
 static int http_get(const char *path, char *body, size_t n)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)metrics_port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    char buf[65536];
-    size_t got = 0;
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    dprintf(fd, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
-    ssize_t r;
-    while (got < sizeof buf - 1 && (r = read(fd, buf + got, sizeof buf - 1 - got)) > 0)
-        got += (size_t)r;
-    buf[got] = 0;
-    close(fd);
-    int code = -1;
-    sscanf(buf, "HTTP/1.%*d %d", &code);
-    if (body)
-        snprintf(body, n, "%s", buf);
-    return code;
+    return harness_http_get(metrics_port, path, body, n);
 }
 
 static void start_reporter(void)
 {
-    char bin[1024];
-    snprintf(bin, sizeof bin, "%s/services/reporter/sluice-reporter",
-             getenv("SLUICE_BINARY_DIR") ? getenv("SLUICE_BINARY_DIR") : "build");
-    char url[256], maddr[64];
-    snprintf(url, sizeof url, "%s", harness_nats_url(srv));
+    char bin[1024], maddr[64];
+    harness_binary(bin, sizeof bin, "services/reporter/sluice-reporter");
     snprintf(maddr, sizeof maddr, "127.0.0.1:%d", metrics_port);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(fd, 2);
-        dup2(fd, 1);
-        execl(bin, bin, "--nats-url", url, "--metrics-addr", maddr, "--log-level", "debug", (char *)NULL);
-        _exit(127);
-    }
+    const char *const argv[] = {bin, "--nats-url", harness_nats_url(srv), "--metrics-addr", maddr,
+                                "--log-level", "debug", NULL};
+    pid_t pid = harness_spawn(argv, logpath);
+    assert_true(pid > 0);
     reporter = pid;
     /* ready when /readyz says so */
     int64_t end = harness_now_ms() + 15000;
@@ -113,9 +72,7 @@ static void start_reporter(void)
 
 static int stop_reporter(int sig)
 {
-    int st = 0;
-    kill(reporter, sig);
-    waitpid(reporter, &st, 0);
+    int st = harness_stop(reporter, sig);
     reporter = -1;
     return st;
 }
@@ -418,14 +375,13 @@ static void reporter_end_to_end(void **state)
 static void reporter_bad_flags(void **state)
 {
     (void)state;
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "%s/services/reporter/sluice-reporter --no-such-flag 2>/dev/null",
-             getenv("SLUICE_BINARY_DIR") ? getenv("SLUICE_BINARY_DIR") : "build");
+    char bin[1024], cmd[1200];
+    harness_binary(bin, sizeof bin, "services/reporter/sluice-reporter");
+    snprintf(cmd, sizeof cmd, "%s --no-such-flag 2>/dev/null", bin);
     int ws = system(cmd);
     assert_true(WIFEXITED(ws));
     assert_int_equal(WEXITSTATUS(ws), 2);
-    snprintf(cmd, sizeof cmd, "%s/services/reporter/sluice-reporter --help >/dev/null",
-             getenv("SLUICE_BINARY_DIR") ? getenv("SLUICE_BINARY_DIR") : "build");
+    snprintf(cmd, sizeof cmd, "%s --help >/dev/null", bin);
     ws = system(cmd);
     assert_int_equal(WEXITSTATUS(ws), 0);
 }
@@ -437,7 +393,7 @@ static int setup(void **state)
     if (harness_nats_start(&srv) != 0 || harness_connect(&nc, srv) != SL_OK)
         return -1;
     snprintf(logpath, sizeof logpath, "%s/reporter.log", harness_nats_dir(srv));
-    metrics_port = free_port();
+    metrics_port = harness_free_port();
     sl_kv_config c;
     sl_kv_config_init(&c, SL_BUCKET_CONFIG);
     if (sl_kv_open(&config_kv, nc, &c) != SL_OK)
@@ -457,12 +413,7 @@ static int teardown(void **state)
     (void)state;
     if (reporter > 0)
         stop_reporter(SIGKILL);
-    if (getenv("SLUICE_TEST_SHOW_LOGS")) {
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "cat %s >&2", logpath);
-        if (system(cmd) != 0)
-            perror("cat");
-    }
+    harness_show_log(logpath);
     natsSubscription_Destroy(events);
     sl_kv_free(config_kv);
     sl_kv_free(status_kv);

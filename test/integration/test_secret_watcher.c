@@ -44,21 +44,12 @@ static void sh(const char *cmd)
 
 static void start_watcher(void)
 {
-    char bin[1024], url[256];
-    snprintf(bin, sizeof bin, "%s/services/secret-watcher/sluice-secret-watcher",
-             getenv("SLUICE_BINARY_DIR") ? getenv("SLUICE_BINARY_DIR") : "build");
-    snprintf(url, sizeof url, "%s", harness_nats_url(srv));
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(fd, 2);
-        dup2(fd, 1);
-        execl(bin, bin, "--nats-url", url, "--dir", dir, "--namespace", "gw", "--debounce", "200ms",
-              "--log-level", "trace", (char *)NULL);
-        _exit(127);
-    }
+    char bin[1024];
+    harness_binary(bin, sizeof bin, "services/secret-watcher/sluice-secret-watcher");
+    const char *const argv[] = {bin, "--nats-url", harness_nats_url(srv), "--dir", dir, "--namespace", "gw",
+                                "--debounce", "200ms", "--log-level", "trace", NULL};
+    pid_t pid = harness_spawn(argv, logpath);
+    assert_true(pid > 0);
     watcher = pid;
 }
 
@@ -278,9 +269,7 @@ static void secret_watcher_end_to_end(void **state)
     sluice__v1__secret__free_unpacked(s, NULL);
 
     /* graceful stop */
-    kill(watcher, SIGTERM);
-    int ws;
-    waitpid(watcher, &ws, 0);
+    int ws = harness_stop(watcher, SIGTERM);
     watcher = -1;
     assert_true(WIFEXITED(ws));
     assert_int_equal(WEXITSTATUS(ws), 0);
@@ -322,16 +311,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    if (watcher > 0) {
-        kill(watcher, SIGKILL);
-        waitpid(watcher, NULL, 0);
-    }
-    if (getenv("SLUICE_TEST_SHOW_LOGS")) {
-        char cmd[700];
-        snprintf(cmd, sizeof cmd, "cat %s >&2", logpath);
-        if (system(cmd) != 0)
-            perror("cat");
-    }
+    if (watcher > 0)
+        harness_stop(watcher, SIGKILL);
+    harness_show_log(logpath);
     natsSubscription_Destroy(reports);
     sl_kv_free(kv);
     sl_nats_close(nc, 1000);

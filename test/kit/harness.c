@@ -112,6 +112,64 @@ int64_t harness_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void harness_binary(char *buf, size_t cap, const char *rel)
+{
+    const char *dir = getenv("SLUICE_BINARY_DIR");
+    snprintf(buf, cap, "%s/%s", dir ? dir : "build", rel);
+}
+
+pid_t harness_spawn(const char *const *argv, const char *log)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (log) {
+            int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+            dup2(fd, 2);
+            dup2(fd, 1);
+        }
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid < 0 ? -1 : pid;
+}
+
+void harness_show_log(const char *path)
+{
+    char cmd[1100];
+    if (!getenv("SLUICE_TEST_SHOW_LOGS"))
+        return;
+    snprintf(cmd, sizeof cmd, "cat %s >&2", path);
+    if (system(cmd) != 0)
+        perror("cat");
+}
+
+int harness_http_get(int port, const char *path, char *body, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    char buf[65536];
+    size_t got = 0;
+    ssize_t r;
+    int code = -1;
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    dprintf(fd, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+    while (got < sizeof buf - 1 && (r = read(fd, buf + got, sizeof buf - 1 - got)) > 0)
+        got += (size_t)r;
+    buf[got] = 0;
+    close(fd);
+    sscanf(buf, "HTTP/1.%*d %d", &code);
+    if (body)
+        snprintf(body, cap, "%s", buf);
+    return code;
+}
+
 int harness_stop(pid_t pid, int sig)
 {
     int st = 0;
@@ -166,7 +224,7 @@ long harness_rss_kb(pid_t pid)
 }
 
 /* A port the kernel just handed out, released again for the server. */
-static int free_port(void)
+int harness_free_port(void)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET};
     socklen_t len = sizeof(sa);
@@ -320,10 +378,10 @@ int harness_nats_start(harness_nats **out)
 
     if (h == NULL)
         return -1;
-    /* Another process may grab the port between free_port() and the
+    /* Another process may grab the port between harness_free_port() and the
      * server's bind; try a few. */
     for (int attempt = 0; attempt < 5; attempt++) {
-        h->port = free_port();
+        h->port = harness_free_port();
         snprintf(h->url, sizeof(h->url), "nats://127.0.0.1:%d", h->port);
         if (h->port > 0 && harness_nats_start_again(h) == 0) {
             *out = h;
@@ -459,8 +517,8 @@ int harness_cluster_start(harness_cluster **out, int n)
             if (h == NULL)
                 goto retry;
             c->nodes[c->n++] = h;
-            h->port = free_port();
-            h->cluster_port = free_port();
+            h->port = harness_free_port();
+            h->cluster_port = harness_free_port();
             if (h->port <= 0 || h->cluster_port <= 0)
                 goto retry;
             snprintf(h->url, sizeof(h->url), "nats://127.0.0.1:%d", h->port);

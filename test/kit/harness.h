@@ -26,6 +26,7 @@
 #ifndef SLUICE_TEST_HARNESS_H
 #define SLUICE_TEST_HARNESS_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -112,6 +113,26 @@ sl_status harness_connect(sl_nats **out, const harness_nats *h);
  * or -1 (printed): check it before kill(), since kill(-1, ...) as root
  * signals every process of the machine. port and metrics_port may be NULL. */
 pid_t harness_start_xds(const harness_nats *h, const char *const *args, int *port, int *metrics_port);
+
+/* Writes $SLUICE_BINARY_DIR/rel (else build/rel) to buf: a program of the
+ * build tree, e.g. "services/reporter/sluice-reporter". */
+void harness_binary(char *buf, size_t cap, const char *rel);
+
+/* Starts argv[0] with argv (NULL terminated), its stdout and stderr
+ * appended to log (inherited when log is NULL); the child is killed if the
+ * test process dies. The pid, or -1: check it before kill(). */
+pid_t harness_spawn(const char *const *argv, const char *log);
+
+/* When $SLUICE_TEST_SHOW_LOGS is set, copies the file at path to stderr
+ * (a service's log, for a failing test). */
+void harness_show_log(const char *path);
+
+/* A loopback TCP port the kernel just handed out, or -1. */
+int harness_free_port(void);
+
+/* The HTTP status code of GET path on 127.0.0.1:port, or -1 when the port
+ * does not answer; body (when not NULL) gets the response, cut at cap. */
+int harness_http_get(int port, const char *path, char *body, size_t cap);
 
 /* Sends sig to pid and waits for it to end: its wait status, or -1 without
  * signalling anything when pid <= 0 (a failed start; kill(-1, ...) as root
