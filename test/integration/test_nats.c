@@ -25,20 +25,14 @@ static sl_nats *nc;
 
 static int group_setup(void **state)
 {
-    if (harness_nats_start(&srv) != 0)
+    if (harness_up(&srv, &nc) != 0)
         return -1;
-    if (harness_connect(&nc, srv) != SL_OK) {
-        fprintf(stderr, "connect: %s\n", sl_error_msg());
-        return -1;
-    }
     return 0;
 }
 
 static int group_teardown(void **state)
 {
-    sl_nats_close(nc, 1000);
-    harness_nats_free(srv);
-    sl_nats_shutdown(5000);
+    harness_down(srv, nc);
     return 0;
 }
 

@@ -390,7 +390,7 @@ static int setup(void **state)
 {
     (void)state;
     sl_log_set_level(SL_LOG_WARN);
-    if (harness_nats_start(&srv) != 0 || harness_connect(&nc, srv) != SL_OK)
+    if (harness_up(&srv, &nc) != 0)
         return -1;
     snprintf(logpath, sizeof logpath, "%s/reporter.log", harness_nats_dir(srv));
     metrics_port = harness_free_port();
@@ -417,9 +417,7 @@ static int teardown(void **state)
     natsSubscription_Destroy(events);
     sl_kv_free(config_kv);
     sl_kv_free(status_kv);
-    sl_nats_close(nc, 1000);
-    harness_nats_free(srv);
-    sl_nats_shutdown(5000);
+    harness_down(srv, nc);
     return 0;
 }
 

@@ -290,7 +290,7 @@ static int setup(void **state)
 {
     (void)state;
     sl_log_set_level(SL_LOG_WARN);
-    if (harness_nats_start(&srv) != 0 || harness_connect(&nc, srv) != SL_OK)
+    if (harness_up(&srv, &nc) != 0)
         return -1;
     snprintf(dir, sizeof dir, "%s/secrets", harness_nats_dir(srv));
     snprintf(logpath, sizeof logpath, "%s/secret-watcher.log", harness_nats_dir(srv));
@@ -316,9 +316,7 @@ static int teardown(void **state)
     harness_show_log(logpath);
     natsSubscription_Destroy(reports);
     sl_kv_free(kv);
-    sl_nats_close(nc, 1000);
-    harness_nats_free(srv);
-    sl_nats_shutdown(5000);
+    harness_down(srv, nc);
     return 0;
 }
 

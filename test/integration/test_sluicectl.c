@@ -32,7 +32,7 @@ static const char *src;
 static int group_setup(void **state)
 {
     (void)state;
-    if (harness_nats_start(&srv) != 0 || harness_connect(&nc, srv) != SL_OK)
+    if (harness_up(&srv, &nc) != 0)
         return -1;
     src = getenv("SLUICE_SOURCE_DIR") ? getenv("SLUICE_SOURCE_DIR") : ".";
     snprintf(tmp, sizeof(tmp), "%s", harness_nats_dir(srv));
@@ -64,9 +64,7 @@ static int group_teardown(void **state)
     (void)state;
     stop_proc(cw);
     sl_kv_free(kv);
-    sl_nats_close(nc, 1000);
-    harness_nats_free(srv);
-    sl_nats_shutdown(5000);
+    harness_down(srv, nc);
     return 0;
 }
 

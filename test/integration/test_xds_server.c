@@ -72,7 +72,7 @@ static int setup(void **state)
 {
     (void)state;
     sl_log_set_level(SL_LOG_WARN);
-    if (harness_nats_start(&srv) != 0 || harness_connect(&nc, srv) != SL_OK)
+    if (harness_up(&srv, &nc) != 0)
         return -1;
     sl_kv_config cfg;
     sl_kv_config_init(&cfg, "sluice_xds");
@@ -90,9 +90,7 @@ static int teardown(void **state)
     stop_xds(SIGTERM);
     grpc_shutdown();
     sl_kv_free(kv);
-    sl_nats_close(nc, 1000);
-    harness_nats_free(srv);
-    sl_nats_shutdown(5000);
+    harness_down(srv, nc);
     return 0;
 }
 

@@ -112,6 +112,25 @@ int64_t harness_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int harness_up(harness_nats **srv, sl_nats **nc)
+{
+    if (harness_nats_start(srv) != 0)
+        return -1;
+    if (harness_connect(nc, *srv) != SL_OK) {
+        fprintf(stderr, "connect: %s\n", sl_error_msg());
+        return -1;
+    }
+    return 0;
+}
+
+void harness_down(harness_nats *srv, sl_nats *nc)
+{
+    if (nc)
+        sl_nats_close(nc, 1000);
+    harness_nats_free(srv);
+    sl_nats_shutdown(5000);
+}
+
 void harness_binary(char *buf, size_t cap, const char *rel)
 {
     const char *dir = getenv("SLUICE_BINARY_DIR");

@@ -106,6 +106,14 @@ sl_status harness_settings(sl_nats_settings *s, const char *url);
 /* Connects to the harness server with a short start-up deadline, as admin. */
 sl_status harness_connect(sl_nats **out, const harness_nats *h);
 
+/* A test's setup: starts a server (*srv) and connects to it (*nc, as
+ * harness_connect). 0, or -1 (printed). */
+int harness_up(harness_nats **srv, sl_nats **nc);
+
+/* Undoes harness_up: closes nc (NULL: none), stops and frees srv, and shuts
+ * the NATS library down. */
+void harness_down(harness_nats *srv, sl_nats *nc);
+
 /* Starts $SLUICE_BINARY_DIR/services/xds/sluice-xds (else build/...) on h
  * with --nats-url, --listen 127.0.0.1:0, --metrics-addr 127.0.0.1:0 and
  * args (NULL terminated; may be NULL), and reads the "listening on port P

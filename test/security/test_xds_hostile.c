@@ -45,7 +45,7 @@ static int group_setup(void **state)
     char *specs[] = {"cluster:a", "endpoint:a:127.0.0.1:1001"};
     (void)state;
     grpc_init();
-    if (harness_nats_start(&srv) != 0 || harness_connect(&nc, srv) != SL_OK ||
+    if (harness_up(&srv, &nc) != 0 ||
         fx_apply_nats(nc, "gateway-proxy", 2, specs) != SL_OK)
         return -1;
     start_xds();
@@ -58,9 +58,7 @@ static int group_teardown(void **state)
     if (xds_pid <= 0)
         return -1;
     int st = harness_stop(xds_pid, SIGTERM);
-    sl_nats_close(nc, 1000);
-    harness_nats_free(srv);
-    sl_nats_shutdown(5000);
+    harness_down(srv, nc);
     grpc_shutdown();
     /* survived everything and stopped cleanly */
     return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;

@@ -51,7 +51,7 @@ static int group_setup(void **state)
                                 "--log-level", "warn", NULL};
     (void)state;
     grpc_init();
-    if (harness_nats_start(&srv) != 0 || harness_connect(&nc, srv) != SL_OK ||
+    if (harness_up(&srv, &nc) != 0 ||
         fx_apply_nats(nc, "gateway-proxy", 2, specs) != SL_OK)
         return -1;
     xds_pid = harness_start_xds(srv, args, &xds_port, &metrics_port);
@@ -62,9 +62,7 @@ static int group_teardown(void **state)
 {
     (void)state;
     int st = harness_stop(xds_pid, SIGTERM);
-    sl_nats_close(nc, 1000);
-    harness_nats_free(srv);
-    sl_nats_shutdown(5000);
+    harness_down(srv, nc);
     grpc_shutdown();
     return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
