@@ -1,9 +1,11 @@
 /* route_basic: timeout, idleTimeout, prefixRewrite, regexRewrite,
  * hostRewrite, autoHostRewrite, retries (route and virtual host),
  * attempt-count headers. */
+#include <stdint.h>
 #include <string.h>
 
 #include "../plugin.h"
+#include "envoy/extensions/retry/priority/previous_priorities/v3/previous_priorities_config.pb-c.h"
 
 static const char *const fields[] = {
     "RouteOptions.timeout",       "RouteOptions.idle_timeout",   "RouteOptions.prefix_rewrite",
@@ -39,14 +41,83 @@ static bool valid_retry_on(const char *s)
     return true;
 }
 
+static bool has_token(const char *list, const char *tok)
+{
+    size_t n = strlen(tok);
+    for (const char *p = list; (p = strstr(p, tok)) != NULL; p += n) {
+        const char *e = p + n;
+        bool start = p == list || p[-1] == ',' || p[-1] == ' ';
+        if (start && (*e == '\0' || *e == ',' || *e == ' '))
+            return true;
+    }
+    return false;
+}
+
+/* Gloo's convertPolicy (basicroute/plugin.go): a base interval is required
+ * once retryBackOff is given; a missing max is left to Envoy (10 x base). */
+static void retry_back_off(tr_ctx *tx, Envoy__Config__Route__V3__RetryPolicy *p, const Sluice__V1__RetryBackOff *b,
+                           const char *path)
+{
+    int64_t base = tr_dur_to_ms(b->base_interval), max = tr_dur_to_ms(b->max_interval);
+    if (!b->base_interval)
+        tr_error(tx, "%s.retries.retryBackOff.baseInterval: required%s", path,
+                 b->max_interval ? " when maxInterval is set (as Gloo)" : "");
+    else if (base <= 0)
+        tr_error(tx, "%s.retries.retryBackOff.baseInterval: must be at least 1ms", path);
+    if (b->max_interval && max <= 0)
+        tr_error(tx, "%s.retries.retryBackOff.maxInterval: must be at least 1ms", path);
+    else if (b->base_interval && b->max_interval && max < base)
+        tr_error(tx, "%s.retries.retryBackOff.maxInterval: less than baseInterval", path);
+    p->retry_back_off = TR_NEW(tx, envoy__config__route__v3__retry_policy__retry_back_off);
+    if (b->base_interval)
+        p->retry_back_off->base_interval = tr_dur(tx, b->base_interval);
+    if (b->max_interval)
+        p->retry_back_off->max_interval = tr_dur(tx, b->max_interval);
+}
+
+static void rate_limited_back_off(tr_ctx *tx, Envoy__Config__Route__V3__RetryPolicy *p,
+                                  const Sluice__V1__RateLimitedRetryBackOff *b, const char *path)
+{
+    Envoy__Config__Route__V3__RetryPolicy__RateLimitedRetryBackOff *o =
+        TR_NEW(tx, envoy__config__route__v3__retry_policy__rate_limited_retry_back_off);
+    if (!b->n_reset_headers)
+        tr_error(tx, "%s.retries.rateLimitedRetryBackOff.resetHeaders: at least one header is required", path);
+    for (size_t i = 0; i < b->n_reset_headers; i++) {
+        const Sluice__V1__ResetHeader *h = b->reset_headers[i];
+        Envoy__Config__Route__V3__RetryPolicy__ResetHeader *e =
+            TR_NEW(tx, envoy__config__route__v3__retry_policy__reset_header);
+        const char *why = h->name && h->name[0] ? tr_check_header_name(h->name, false) : "required";
+        if (why)
+            tr_error(tx, "%s.retries.rateLimitedRetryBackOff.resetHeaders[%zu].name: %s", path, i, why);
+        e->name = tr_strdup(tx, h->name);
+        e->format = h->format == SLUICE__V1__RESET_HEADER__HEADER_FORMAT__UNIX_TIMESTAMP
+                        ? ENVOY__CONFIG__ROUTE__V3__RETRY_POLICY__RESET_HEADER_FORMAT__UNIX_TIMESTAMP
+                        : ENVOY__CONFIG__ROUTE__V3__RETRY_POLICY__RESET_HEADER_FORMAT__SECONDS;
+        TR_PUSH(tx, o, reset_headers, e);
+    }
+    if (b->max_interval) {
+        if (tr_dur_to_ms(b->max_interval) <= 0)
+            tr_error(tx, "%s.retries.rateLimitedRetryBackOff.maxInterval: must be at least 1ms", path);
+        o->max_interval = tr_dur(tx, b->max_interval);
+    }
+    p->rate_limited_retry_back_off = o;
+}
+
+/* As Gloo's convertPolicy: retryOn copied as written (empty: Envoy retries
+ * only what a request's x-envoy-retry-on asks for), numRetries default 1,
+ * retriableStatusCodes copied (Gloo does not add retriable-status-codes to
+ * retryOn), previousPriorities as Envoy's previous_priorities extension. */
 static Envoy__Config__Route__V3__RetryPolicy *retry_policy(tr_ctx *tx, const Sluice__V1__RetryPolicy *r,
                                                            const char *path)
 {
     Envoy__Config__Route__V3__RetryPolicy *p = TR_NEW(tx, envoy__config__route__v3__retry_policy);
-    const char *on = r->retry_on && r->retry_on[0] ? r->retry_on : "5xx";
+    const char *on = r->retry_on ? r->retry_on : "";
     if (!valid_retry_on(on))
         tr_error(tx, "%s.retries.retryOn: \"%s\" is not a list of Envoy retry conditions (5xx, gateway-error, reset, "
                  "connect-failure, retriable-4xx, refused-stream, retriable-status-codes, ...)", path, on);
+    else if (!on[0])
+        tr_warn(tx, "%s.retries.retryOn: empty, so Envoy retries only requests whose x-envoy-retry-on header asks "
+                "(as Gloo); write the conditions, e.g. 5xx", path);
     p->retry_on = tr_strdup(tx, on);
     p->num_retries = tr_u32(tx, r->num_retries ? r->num_retries : 1);
     if (r->per_try_timeout) {
@@ -54,17 +125,37 @@ static Envoy__Config__Route__V3__RetryPolicy *retry_policy(tr_ctx *tx, const Slu
             tr_error(tx, "%s.retries.perTryTimeout: must be positive", path);
         p->per_try_timeout = tr_dur(tx, r->per_try_timeout);
     }
-    if (r->retry_back_off) {
-        int64_t base = r->retry_back_off->base_interval ? tr_dur_to_ms(r->retry_back_off->base_interval) : 25;
-        int64_t max = r->retry_back_off->max_interval ? tr_dur_to_ms(r->retry_back_off->max_interval) : base * 10;
-        if (base <= 0)
-            tr_error(tx, "%s.retries.retryBackOff.baseInterval: must be at least 1ms", path);
-        if (max < base)
-            tr_error(tx, "%s.retries.retryBackOff.maxInterval: less than baseInterval", path);
-        p->retry_back_off = TR_NEW(tx, envoy__config__route__v3__retry_policy__retry_back_off);
-        p->retry_back_off->base_interval = tr_dur_ms(tx, base);
-        p->retry_back_off->max_interval = tr_dur_ms(tx, max);
+    if (r->retry_back_off)
+        retry_back_off(tx, p, r->retry_back_off, path);
+    for (size_t i = 0; i < r->n_retriable_status_codes; i++) {
+        uint32_t c = r->retriable_status_codes[i];
+        if (c < 100 || c > 599)
+            tr_error(tx, "%s.retries.retriableStatusCodes[%zu]: %u is not an HTTP status (100-599)", path, i, c);
     }
+    if (r->n_retriable_status_codes) {
+        p->n_retriable_status_codes = r->n_retriable_status_codes;
+        p->retriable_status_codes = tr_alloc(tx, r->n_retriable_status_codes * sizeof(uint32_t));
+        memcpy(p->retriable_status_codes, r->retriable_status_codes, r->n_retriable_status_codes * sizeof(uint32_t));
+        if (!has_token(on, "retriable-status-codes"))
+            tr_warn(tx, "%s.retries.retriableStatusCodes: Envoy uses them only when retryOn includes "
+                    "retriable-status-codes (retryOn is \"%s\")", path, on);
+    }
+    if (r->priority_predicate_case == SLUICE__V1__RETRY_POLICY__PRIORITY_PREDICATE_PREVIOUS_PRIORITIES) {
+        const Google__Protobuf__UInt32Value *f =
+            r->previous_priorities ? r->previous_priorities->update_frequency : NULL;
+        Envoy__Extensions__Retry__Priority__PreviousPriorities__V3__PreviousPrioritiesConfig *pp =
+            TR_NEW(tx, envoy__extensions__retry__priority__previous_priorities__v3__previous_priorities_config);
+        if (f && (f->value == 0 || f->value > INT32_MAX))
+            tr_error(tx, "%s.retries.previousPriorities.updateFrequency: must be 1 to %d", path, INT32_MAX);
+        pp->update_frequency = f ? (int32_t)f->value : 1;
+        p->retry_priority = TR_NEW(tx, envoy__config__route__v3__retry_policy__retry_priority);
+        p->retry_priority->name = tr_strdup(tx, "envoy.retry_priorities.previous_priorities");
+        p->retry_priority->config_type_case =
+            ENVOY__CONFIG__ROUTE__V3__RETRY_POLICY__RETRY_PRIORITY__CONFIG_TYPE_TYPED_CONFIG;
+        p->retry_priority->typed_config = tr_any(tx, &pp->base);
+    }
+    if (r->rate_limited_retry_back_off)
+        rate_limited_back_off(tx, p, r->rate_limited_retry_back_off, path);
     return p;
 }
 
