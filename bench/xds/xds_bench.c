@@ -465,28 +465,19 @@ static void init_specs(void)
 
 static pid_t spawn_server(const char *bin, int peer, const char *nats_url, const char *workers, int *port)
 {
-    int fds[2];
-    if (pipe(fds))
-        return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(fds[1], 1);
-        close(fds[0]);
-        if (peer) {
-            setenv("GOMAXPROCS", workers, 1); /* as many threads as sluice-xds's workers */
-            execl(bin, bin, "--nats-url", nats_url, "--listen", "127.0.0.1:0", (char *)NULL);
-        }
-        else
-            execl(bin, bin, "--nats-url", nats_url, "--listen", "127.0.0.1:0", "--workers", workers, "--log-level",
-                  "warn", "--default-proxy", PROXY, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *pf = fdopen(fds[0], "r");
-    char line[256];
+    char maxprocs[64], line[256];
     const char *p;
-    if (!fgets(line, sizeof line, pf) || !(p = strstr(line, "port ")) || sscanf(p, "port %d", port) != 1) {
+    FILE *pf = NULL;
+    /* The Go peer: as many threads as sluice-xds's workers. */
+    snprintf(maxprocs, sizeof maxprocs, "GOMAXPROCS=%s", workers);
+    const char *const peer_argv[] = {bin, "--nats-url", nats_url, "--listen", "127.0.0.1:0", NULL};
+    const char *const xds_argv[] = {bin, "--nats-url", nats_url, "--listen", "127.0.0.1:0", "--workers", workers,
+                                    "--log-level", "warn", "--default-proxy", PROXY, NULL};
+    const char *const peer_env[] = {maxprocs, NULL};
+    pid_t pid = harness_spawn_piped(peer ? peer_argv : xds_argv, peer ? peer_env : NULL, &pf);
+    if (pid < 0)
+        return -1;
+    if (!pf || !fgets(line, sizeof line, pf) || !(p = strstr(line, "port ")) || sscanf(p, "port %d", port) != 1) {
         fprintf(stderr, "xds-bench: %s did not start\n", bin);
         kill(pid, SIGKILL);
         return -1;

@@ -134,23 +134,55 @@ void harness_down(harness_nats *srv, sl_nats *nc)
 void harness_binary(char *buf, size_t cap, const char *rel)
 {
     const char *dir = getenv("SLUICE_BINARY_DIR");
-    snprintf(buf, cap, "%s/%s", dir ? dir : "build", rel);
+    snprintf(buf, cap, "%s/%s", dir && dir[0] ? dir : "build", rel);
 }
 
-pid_t harness_spawn(const char *const *argv, const char *log)
+/* Forks argv: env ("K=V", NULL terminated; may be NULL) set in the child,
+ * its stdout and stderr to log when given, else its stdout to a pipe read
+ * through *out when out is given. */
+static pid_t spawn_child(const char *const *argv, const char *const *env, const char *log, FILE **out)
 {
+    int fds[2] = {-1, -1};
+    pid_t parent = getpid();
+    if (out && pipe(fds) != 0)
+        return -1;
     pid_t pid = fork();
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) /* the test died before the line above */
+            _exit(127);
+        for (size_t i = 0; env && env[i]; i++)
+            putenv((char *)env[i]);
         if (log) {
             int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-            dup2(fd, 2);
-            dup2(fd, 1);
+            if (fd >= 0) {
+                dup2(fd, 2);
+                dup2(fd, 1);
+            }
+        } else if (out) {
+            dup2(fds[1], 1);
+            close(fds[0]);
         }
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
+    if (out) {
+        close(fds[1]);
+        *out = pid > 0 ? fdopen(fds[0], "r") : NULL;
+        if (pid <= 0 || !*out)
+            close(fds[0]);
+    }
     return pid < 0 ? -1 : pid;
+}
+
+pid_t harness_spawn(const char *const *argv, const char *log)
+{
+    return spawn_child(argv, NULL, log, NULL);
+}
+
+pid_t harness_spawn_piped(const char *const *argv, const char *const *env, FILE **out)
+{
+    return spawn_child(argv, env, NULL, out);
 }
 
 void harness_show_log(const char *path)
@@ -669,10 +701,10 @@ pid_t harness_start_xds(const harness_nats *h, const char *const *args, int *por
 {
     const char *argv[32];
     char bin[1024], line[256] = "";
-    int fds[2], n = 0, p = 0, m = 0;
-    const char *dir = getenv("SLUICE_BINARY_DIR");
+    int n = 0, p = 0, m = 0;
+    FILE *f = NULL;
 
-    snprintf(bin, sizeof bin, "%s/services/xds/sluice-xds", dir && dir[0] ? dir : "build");
+    harness_binary(bin, sizeof bin, "services/xds/sluice-xds");
     argv[n++] = bin;
     argv[n++] = "--nats-url";
     argv[n++] = h->url;
@@ -683,18 +715,7 @@ pid_t harness_start_xds(const harness_nats *h, const char *const *args, int *por
     for (size_t i = 0; args && args[i] && n < 31; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    if (pipe(fds) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(fds[1], 1);
-        close(fds[0]);
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *f = fdopen(fds[0], "r");
+    pid_t pid = harness_spawn_piped(argv, NULL, &f);
     if (pid < 0 || !f || !fgets(line, sizeof line, f) ||
         sscanf(line, "sluice-xds listening on port %d metrics port %d", &p, &m) != 2) {
         fprintf(stderr, "harness: %s did not start (%s)\n", bin, line);

@@ -28,6 +28,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "sluice/nats.h"
@@ -130,6 +131,11 @@ void harness_binary(char *buf, size_t cap, const char *rel);
  * appended to log (inherited when log is NULL); the child is killed if the
  * test process dies. The pid, or -1: check it before kill(). */
 pid_t harness_spawn(const char *const *argv, const char *log);
+
+/* Starts argv[0] as harness_spawn does, with env ("K=V", NULL terminated;
+ * may be NULL) added to its environment and its stdout on a pipe: *out
+ * reads it (close it with fclose; NULL on failure). The pid, or -1. */
+pid_t harness_spawn_piped(const char *const *argv, const char *const *env, FILE **out);
 
 /* When $SLUICE_TEST_SHOW_LOGS is set, copies the file at path to stderr
  * (a service's log, for a failing test). */
