@@ -29,3 +29,15 @@ function(sluice_unit_tests dir)
     endif()
   endforeach()
 endfunction()
+
+# sluice_add_subdirectories(): add_subdirectory() for every directory under
+# the current source directory that has a CMakeLists.txt (one per service,
+# one per tool). A macro, so the subdirectories see the caller's scope.
+macro(sluice_add_subdirectories)
+  file(GLOB _sluice_subdirs LIST_DIRECTORIES true CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*)
+  foreach(_d ${_sluice_subdirs})
+    if(IS_DIRECTORY ${_d} AND EXISTS ${_d}/CMakeLists.txt)
+      add_subdirectory(${_d})
+    endif()
+  endforeach()
+endmacro()
