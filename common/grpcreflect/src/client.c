@@ -1,0 +1,199 @@
+/* client.c - ServerReflectionInfo calls over gRPC core: one request per call, v1 then v1alpha. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+
+#include "sluice/grpc_reflect.h"
+
+static const char *const methods[] = {"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                                      "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"};
+static const char *const versions[] = {"v1", "v1alpha"};
+
+typedef struct rclient {
+    grpc_channel *ch;
+    grpc_completion_queue *cq;
+    int64_t timeout_ms;
+    int method; /* index in methods */
+} rclient;
+
+/* One call: sends req, half-closes, receives one answer (malloc'd in
+ * *out) and the status. SL_ERR_UNSUPPORTED when the method is not
+ * implemented (try the other version). */
+static sl_status call_once(rclient *c, const uint8_t *req, size_t len, uint8_t **out, size_t *out_len)
+{
+    grpc_metadata_array init_md, trail_md;
+    grpc_byte_buffer *rbuf = NULL;
+    grpc_status_code status = GRPC_STATUS_UNKNOWN;
+    grpc_slice details = grpc_empty_slice();
+    grpc_op ops[6];
+    sl_status rc = SL_OK;
+    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
+                                         gpr_time_from_millis(c->timeout_ms, GPR_TIMESPAN));
+    grpc_slice m = grpc_slice_from_static_string(methods[c->method]);
+    grpc_call *call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq, m, NULL, deadline, NULL);
+    grpc_slice s = grpc_slice_from_copied_buffer((const char *)req, len);
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+    grpc_slice_unref(s);
+    grpc_metadata_array_init(&init_md);
+    grpc_metadata_array_init(&trail_md);
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = bb;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &init_md;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &rbuf;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &trail_md;
+    ops[5].data.recv_status_on_client.status = &status;
+    ops[5].data.recv_status_on_client.status_details = &details;
+    *out = NULL;
+    *out_len = 0;
+    if (!call || grpc_call_start_batch(call, ops, 6, (void *)c, NULL) != GRPC_CALL_OK) {
+        rc = sl_error_set(SL_ERR_IO, "cannot start a reflection call");
+        goto out;
+    }
+    /* the deadline ends the call; the queue answers by then */
+    grpc_event ev = grpc_completion_queue_pluck(c->cq, (void *)c, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    (void)ev;
+    if (status == GRPC_STATUS_UNIMPLEMENTED) {
+        rc = SL_ERR_UNSUPPORTED;
+        goto out;
+    }
+    if (status != GRPC_STATUS_OK || !rbuf) {
+        char *d = grpc_slice_to_c_string(details);
+        rc = sl_error_set(SL_ERR_IO, "%s: gRPC status %d%s%s", methods[c->method], (int)status, d[0] ? ": " : "", d);
+        gpr_free(d);
+        goto out;
+    }
+    grpc_byte_buffer_reader rd;
+    grpc_byte_buffer_reader_init(&rd, rbuf);
+    grpc_slice all = grpc_byte_buffer_reader_readall(&rd);
+    grpc_byte_buffer_reader_destroy(&rd);
+    *out_len = GRPC_SLICE_LENGTH(all);
+    if ((*out = malloc(*out_len ? *out_len : 1)))
+        memcpy(*out, GRPC_SLICE_START_PTR(all), *out_len);
+    else
+        rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
+    grpc_slice_unref(all);
+out:
+    if (rbuf)
+        grpc_byte_buffer_destroy(rbuf);
+    grpc_byte_buffer_destroy(bb);
+    grpc_slice_unref(details);
+    grpc_metadata_array_destroy(&init_md);
+    grpc_metadata_array_destroy(&trail_md);
+    if (call)
+        grpc_call_unref(call);
+    return rc;
+}
+
+/* Asks one question; *resp points into *buf (free it after). */
+static sl_status ask(rclient *c, int what, const char *arg, sl_reflect_response *resp, uint8_t **buf)
+{
+    uint8_t *req;
+    size_t len, n;
+    sl_status rc = sl_reflect_request_encode(&req, &len, what, arg);
+    if (rc != SL_OK)
+        return rc;
+    rc = call_once(c, req, len, buf, &n);
+    if (rc == SL_ERR_UNSUPPORTED && c->method == 0) {
+        c->method = 1; /* an older server: v1alpha */
+        rc = call_once(c, req, len, buf, &n);
+    }
+    free(req);
+    if (rc == SL_ERR_UNSUPPORTED)
+        return sl_error_set(SL_ERR_IO, "the server has no reflection service (v1 or v1alpha)");
+    if (rc != SL_OK)
+        return rc;
+    if ((rc = sl_reflect_response_decode(resp, *buf, n)) != SL_OK)
+        return rc;
+    if (resp->kind == SL_REFLECT_ERROR)
+        return sl_error_set(SL_ERR_INVALID, "reflection about %s: error %lld: %.*s", arg, (long long)resp->error_code,
+                            (int)resp->error_message.len, (const char *)resp->error_message.data);
+    return SL_OK;
+}
+
+/* Adds the files of one answer about arg. */
+static sl_status collect(rclient *c, sl_reflect_files *files, int what, const char *arg)
+{
+    sl_reflect_response r = {0};
+    uint8_t *buf = NULL;
+    sl_status rc = ask(c, what, arg, &r, &buf);
+    if (rc == SL_OK && r.kind != SL_REFLECT_FILES)
+        rc = sl_error_set(SL_ERR_PARSE, "reflection about %s: no file descriptors in the answer", arg);
+    for (size_t i = 0; rc == SL_OK && i < r.n_items; i++)
+        rc = sl_reflect_files_add(files, r.items[i].data, r.items[i].len);
+    sl_reflect_response_deinit(&r);
+    free(buf);
+    return rc;
+}
+
+static sl_status run(rclient *c, sl_reflect_result *out)
+{
+    sl_reflect_response list = {0};
+    sl_reflect_files files;
+    uint8_t *buf = NULL;
+    char name[1024];
+    const char *dep;
+    sl_status rc = ask(c, SL_REFLECT_REQ_LIST_SERVICES, "*", &list, &buf);
+    if (rc != SL_OK) {
+        sl_reflect_response_deinit(&list);
+        free(buf);
+        return rc;
+    }
+    sl_reflect_files_init(&files);
+    if (list.kind != SL_REFLECT_LIST)
+        rc = sl_error_set(SL_ERR_PARSE, "list_services: no service list in the answer");
+    for (size_t i = 0; rc == SL_OK && i < list.n_items; i++) {
+        snprintf(name, sizeof name, "%.*s", (int)list.items[i].len, (const char *)list.items[i].data);
+        if (strncmp(name, "grpc.reflection.", 16) != 0 && strncmp(name, "grpc.health.", 12) != 0)
+            rc = collect(c, &files, SL_REFLECT_REQ_SYMBOL, name);
+    }
+    while (rc == SL_OK && (dep = sl_reflect_files_missing(&files))) {
+        snprintf(name, sizeof name, "%s", dep);
+        rc = collect(c, &files, SL_REFLECT_REQ_FILE_BY_NAME, name);
+        if (rc == SL_OK && sl_reflect_files_missing(&files) && !strcmp(sl_reflect_files_missing(&files), name))
+            rc = sl_error_set(SL_ERR_INVALID, "the server does not have the dependency %s", name);
+    }
+    if (rc == SL_OK)
+        rc = sl_reflect_files_result(out, &files);
+    if (rc == SL_OK)
+        out->version = versions[c->method];
+    sl_reflect_response_deinit(&list);
+    free(buf);
+    sl_reflect_files_deinit(&files);
+    return rc;
+}
+
+sl_status sl_reflect_discover(sl_reflect_result *out, const char *target, int64_t timeout_ms)
+{
+    rclient c = {.timeout_ms = timeout_ms > 0 ? timeout_ms : 5000};
+    memset(out, 0, sizeof *out);
+    grpc_channel_credentials *cr = grpc_insecure_credentials_create();
+    grpc_arg arg = {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+                    .value.integer = (int)SL_REFLECT_MAX_BYTES};
+    grpc_channel_args args = {.num_args = 1, .args = &arg};
+    c.ch = grpc_channel_create(target, cr, &args);
+    grpc_channel_credentials_release(cr);
+    c.cq = grpc_completion_queue_create_for_pluck(NULL);
+    sl_status rc = c.ch && c.cq ? run(&c, out) : sl_error_set(SL_ERR_NOMEM, "cannot create a gRPC channel");
+    if (c.cq) {
+        grpc_completion_queue_shutdown(c.cq);
+        grpc_completion_queue_destroy(c.cq);
+    }
+    if (c.ch)
+        grpc_channel_destroy(c.ch);
+    if (rc != SL_OK)
+        sl_reflect_result_deinit(out);
+    return rc;
+}
