@@ -132,7 +132,7 @@ static int group_setup(void **state)
 {
     char exe[512], dir[400], maddr[64], body[16], docs[16], nodes[16], pend[16], rate[16], burst[16];
     (void)state;
-    if (harness_nats_start(&srv) != 0 || harness_connect(&nc, srv) != SL_OK)
+    if (harness_up(&srv, &nc) != 0)
         return -1;
     snprintf(dir, sizeof dir, "%s/config", harness_nats_dir(srv));
     snprintf(log_path, sizeof log_path, "%s/config-watcher.log", harness_nats_dir(srv));
@@ -174,9 +174,8 @@ static int group_teardown(void **state)
     (void)state;
     if (cw > 0 && stop_proc(cw) != 0)
         rc = -1;
-    sl_nats_close(nc, 1000);
-    harness_nats_free(srv);
-    sl_nats_shutdown(5000);
+    harness_show_log(log_path);
+    harness_down(srv, nc);
     return rc;
 }
 
