@@ -29,34 +29,10 @@
 #include "sluice/v1/xds.pb-c.h"
 #include "sluice/xds.h"
 #include "sluice/xds_keys.h"
+#include "xds_testkeys.h"
 
 #define PROXY "gloo-system~gateway-proxy"
 #define ROUTES "listener-::-8080-routes"
-
-/* The keys of PROXY (sluice/xds_keys.h), each in its own static buffer,
- * valid until the next call of the same function. type is a type token. */
-static const char *key_res(const char *type, const char *name)
-{
-    static char k[SL_XDS_KEY_MAX];
-    sl_xds_type t;
-    assert_int_equal(sl_xds_type_from_token(&t, type), SL_OK);
-    assert_int_equal(sl_xds_key_resource(k, sizeof k, PROXY, t, name), SL_OK);
-    return k;
-}
-
-static const char *key_vhost(const char *vhost)
-{
-    static char k[SL_XDS_KEY_MAX];
-    assert_int_equal(sl_xds_key_vhost(k, sizeof k, PROXY, ROUTES, vhost), SL_OK);
-    return k;
-}
-
-static const char *key_commit(void)
-{
-    static char k[SL_XDS_KEY_MAX];
-    assert_int_equal(sl_xds_key_commit(k, sizeof k, PROXY), SL_OK);
-    return k;
-}
 
 static harness_nats *g_h;
 static sl_nats *g_nc;
@@ -150,7 +126,7 @@ static json_t *wait_commit(int (*pred)(json_t *), int64_t timeout_ms)
     int64_t end = harness_now_ms() + timeout_ms;
     while (harness_now_ms() < end) {
         sl_kv_entry e = {0};
-        if (sl_kv_get(&e, g_xds, key_commit()) == SL_OK) {
+        if (sl_kv_get(&e, g_xds, tk_key_commit(PROXY)) == SL_OK) {
             json_t *j = commit_view(&e);
             sl_kv_entry_deinit(&e);
             if (j && pred(j))
@@ -192,7 +168,8 @@ static void check_commit_parts(json_t *c)
         json_object_foreach(names, name, rev) {
             sl_kv_entry e = {0};
             const char *key = strcmp(type, "route") == 0 && strcmp(name, ROUTES) != 0 /* a part */
-                                  ? key_vhost(name) : key_res(type, name);
+                                  ? tk_key_vhost(PROXY, ROUTES, name)
+                                  : tk_key_resource(PROXY, tk_xds_type(type), name);
             if (sl_kv_get(&e, g_xds, key) != SL_OK)
                 fail_msg("commit names %s, which is not in the bucket", key);
             assert_int_equal(e.revision, (uint64_t)json_integer_value(rev));
@@ -214,7 +191,7 @@ static void check_commit_consistent(json_t *c)
         json_t *rev;
         json_object_foreach(names, name, rev) {
             sl_kv_entry e = {0};
-            const char *key = key_res(type, name);
+            const char *key = tk_key_resource(PROXY, tk_xds_type(type), name);
             if (sl_kv_get(&e, g_xds, key) != SL_OK)
                 fail_msg("commit names %s, which is not in the bucket", key);
             assert_int_equal(e.revision, (uint64_t)json_integer_value(rev));
@@ -356,7 +333,7 @@ static void secret_rotation(void)
     put_secret(secrets, "KEYTWO");
     c = wait_commit(secret_moved, 20000);
     json_decref(c);
-    assert_int_equal(history_len(key_res("secret", "tls-a_default")), 1);
+    assert_int_equal(history_len(tk_key_resource(PROXY, tk_xds_type("secret"), "tls-a_default")), 1);
     sl_kv_free(secrets);
 }
 
@@ -454,11 +431,11 @@ static void end_to_end(void **state)
     {
         int64_t end = harness_now_ms() + 5000;
         sl_kv_entry e = {0};
-        while (sl_kv_get(&e, g_xds, key_res("cluster", "other_default")) == SL_OK && harness_now_ms() < end) {
+        while (sl_kv_get(&e, g_xds, tk_key_resource(PROXY, tk_xds_type("cluster"), "other_default")) == SL_OK && harness_now_ms() < end) {
             sl_kv_entry_deinit(&e);
             usleep(50 * 1000);
         }
-        assert_int_not_equal(sl_kv_get(&e, g_xds, key_res("cluster", "other_default")), SL_OK);
+        assert_int_not_equal(sl_kv_get(&e, g_xds, tk_key_resource(PROXY, tk_xds_type("cluster"), "other_default")), SL_OK);
     }
 
     /* Reports arrived for the VirtualService. */
@@ -476,8 +453,8 @@ static void end_to_end(void **state)
      * removed one's part key goes after the commit that drops it. */
     {
         char PART7[SL_XDS_KEY_MAX], PART9[SL_XDS_KEY_MAX];
-        snprintf(PART7, sizeof PART7, "%s", key_vhost("default_big-7"));
-        snprintf(PART9, sizeof PART9, "%s", key_vhost("default_big-9"));
+        snprintf(PART7, sizeof PART7, "%s", tk_key_vhost(PROXY, ROUTES, "default_big-7"));
+        snprintf(PART9, sizeof PART9, "%s", tk_key_vhost(PROXY, ROUTES, "default_big-9"));
         char name[32], yaml[2048];
         sl_kv_entry e = {0};
         uint64_t rev7, rev8;
@@ -557,7 +534,7 @@ static void end_to_end(void **state)
     {
         sl_kv_entry e = {0};
         uint64_t before, after;
-        assert_int_equal(sl_kv_get(&e, g_xds, key_commit()), SL_OK);
+        assert_int_equal(sl_kv_get(&e, g_xds, tk_key_commit(PROXY)), SL_OK);
         before = e.revision;
         sl_kv_entry_deinit(&e);
         /* A positive signal first: the new process publishes its reports
@@ -569,7 +546,7 @@ static void end_to_end(void **state)
         while (__atomic_load_n(&sink.n, __ATOMIC_SEQ_CST) == n0 && harness_now_ms() < end)
             usleep(20 * 1000);
         assert_true(__atomic_load_n(&sink.n, __ATOMIC_SEQ_CST) > n0);
-        assert_int_equal(sl_kv_get(&e, g_xds, key_commit()), SL_OK);
+        assert_int_equal(sl_kv_get(&e, g_xds, tk_key_commit(PROXY)), SL_OK);
         after = e.revision;
         sl_kv_entry_deinit(&e);
         assert_int_equal(before, after);

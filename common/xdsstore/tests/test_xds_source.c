@@ -21,40 +21,9 @@
 #include "sluice/xds_keys.h"
 #include "sluice/xds_source.h"
 #include "xds_fixtures.h"
+#include "xds_testkeys.h"
 
 #define PROXY "p"
-
-/* The keys of PROXY, built by sluice/xds_keys.h; each in its own static
- * buffer, valid until the next call of the same function. */
-static const char *key_res(sl_xds_type t, const char *name)
-{
-    static char k[SL_XDS_KEY_MAX];
-    assert_int_equal(sl_xds_key_resource(k, sizeof k, PROXY, t, name), SL_OK);
-    return k;
-}
-
-static const char *key_vhost(const char *route, const char *vhost)
-{
-    static char k[SL_XDS_KEY_MAX];
-    assert_int_equal(sl_xds_key_vhost(k, sizeof k, PROXY, route, vhost), SL_OK);
-    return k;
-}
-
-static const char *key_manifest(const char *tt, const char *id)
-{
-    static char k[SL_XDS_KEY_MAX];
-    sl_xds_type t;
-    assert_int_equal(sl_xds_type_from_token(&t, tt), SL_OK);
-    assert_int_equal(sl_xds_key_manifest(k, sizeof k, PROXY, t, id), SL_OK);
-    return k;
-}
-
-static const char *key_commit(void)
-{
-    static char k[SL_XDS_KEY_MAX];
-    assert_int_equal(sl_xds_key_commit(k, sizeof k, PROXY), SL_OK);
-    return k;
-}
 
 /* Whether the error message names key at a revision. */
 static bool error_names(const char *key)
@@ -120,7 +89,7 @@ static uint64_t put_chunk(const char *tt, const char *id, const ent *es, size_t 
     size_t len = sluice__v1__xds_manifest__get_packed_size(&m);
     uint8_t *b = malloc(len + 1);
     sluice__v1__xds_manifest__pack(&m, b);
-    uint64_t rev = put(key_manifest(tt, id), b, len);
+    uint64_t rev = put(tk_key_manifest(PROXY, tk_xds_type(tt), id), b, len);
     free(b);
     free(e);
     free(ep);
@@ -148,7 +117,7 @@ static void put_commit(uint64_t revision, const ref *refs, size_t n)
     c.chunks = rp;
     uint8_t buf[4096];
     size_t len = sluice__v1__xds_commit__pack(&c, buf);
-    put(key_commit(), buf, len);
+    put(tk_key_commit(PROXY), buf, len);
 }
 
 static sl_xds_snapshot *current(void) { return sl_xds_cache_get(cache, PROXY); }
@@ -244,10 +213,10 @@ static size_t put_split(const char *name, const uint8_t *data, size_t len, ent *
     size_t hl, np;
     sl_xds_part *parts;
     assert_int_equal(sl_xds_route_split(&head, &hl, &parts, &np, data, len), SL_OK);
-    es[0] = (ent){name, put(key_res(SL_XDS_ROUTE, name), head, hl), (uint32_t)np};
+    es[0] = (ent){name, put(tk_key_resource(PROXY, SL_XDS_ROUTE, name), head, hl), (uint32_t)np};
     for (size_t i = 0; i < np; i++) {
         snprintf(vn[i], 64, "%.*s", (int)parts[i].name_len, parts[i].name);
-        es[1 + i] = (ent){vn[i], put(key_vhost(name, vn[i]), data + parts[i].off, parts[i].len), 0};
+        es[1 + i] = (ent){vn[i], put(tk_key_vhost(PROXY, name, vn[i]), data + parts[i].off, parts[i].len), 0};
     }
     free(head);
     free(parts);
@@ -266,7 +235,7 @@ static void test_split_route_served(void **state)
     static char vn[256][64];
     size_t n = put_split("r", whole, len, es, vn);
     uint8_t *c = fx_cluster(&cl, "c1", NULL);
-    uint64_t crev = put(key_res(SL_XDS_CLUSTER, "c1"), c, cl);
+    uint64_t crev = put(tk_key_resource(PROXY, SL_XDS_CLUSTER, "c1"), c, cl);
     free(c);
     ent ce = {"c1", crev, 0};
     /* The route's entries over three chunks: parts cross chunk borders. */
@@ -305,7 +274,7 @@ static void test_split_route_served(void **state)
         free(h);
         assert_int_equal(sl_xds_route_split(&h, &hl, &p3, &np, other, l3), SL_OK);
         free(h);
-        es[121].rev = put(key_vhost("r", "vh120"), other + p3[120].off, p3[120].len);
+        es[121].rev = put(tk_key_vhost(PROXY, "r", "vh120"), other + p3[120].off, p3[120].len);
         /* the expected whole: parts of whole2 with vh120 from other */
         const uint8_t *pv[250];
         size_t pl[250];
@@ -346,21 +315,21 @@ static void test_refused(void **state)
     (void)state;
     size_t cl;
     uint8_t *c = fx_cluster(&cl, "c1", NULL);
-    ent ce = {"c1", put(key_res(SL_XDS_CLUSTER, "c1"), c, cl), 0};
+    ent ce = {"c1", put(tk_key_resource(PROXY, SL_XDS_CLUSTER, "c1"), c, cl), 0};
     free(c);
     ref good = {"cluster", "c", put_chunk("cluster", "c", &ce, 1)};
     put_commit(1, &good, 1);
     assert_int_equal(sl_xds_source_commits(src), 1);
 
     /* A commit that is not a sluice.v1.XdsCommit (an old JSON commit). */
-    put(key_commit(), "{\"revision\": 2, \"resources\": {}}", 32);
+    put(tk_key_commit(PROXY), "{\"revision\": 2, \"resources\": {}}", 32);
     assert_int_equal(sl_xds_source_refused(src), 1);
-    assert_true(error_names(key_commit()));
+    assert_true(error_names(tk_key_commit(PROXY)));
     /* A manifest chunk that is not a manifest. */
-    ref bad = {"cluster", "x", put(key_manifest("cluster", "x"), "\xff\xff\xff", 3)};
+    ref bad = {"cluster", "x", put(tk_key_manifest(PROXY, SL_XDS_CLUSTER, "x"), "\xff\xff\xff", 3)};
     put_commit(3, &bad, 1);
     assert_int_equal(sl_xds_source_refused(src), 2);
-    assert_true(error_names(key_manifest("cluster", "x")));
+    assert_true(error_names(tk_key_manifest(PROXY, SL_XDS_CLUSTER, "x")));
     /* A chunk at a revision that is not there (no history here). */
     ref gone = {"cluster", "c", good.rev + 100};
     put_commit(4, &gone, 1);
@@ -377,12 +346,12 @@ static void test_refused(void **state)
     assert_int_equal(sl_xds_source_refused(src), 4);
     assert_non_null(strstr(sl_error_msg(), "lacks 2 of its parts"));
     /* A part that is not a VirtualHost. */
-    put(key_vhost("r", "vh3"), "\x0a", 1);
+    put(tk_key_vhost(PROXY, "r", "vh3"), "\x0a", 1);
     es[4].rev = next_rev - 1;
     rr[1].rev = put_chunk("route", "r", es, n);
     put_commit(6, rr, 2);
     assert_int_equal(sl_xds_source_refused(src), 5);
-    assert_true(error_names(key_vhost("r", "vh3")));
+    assert_true(error_names(tk_key_vhost(PROXY, "r", "vh3")));
     /* Through all of it the first revision kept serving. */
     sl_xds_snapshot *s = current();
     assert_int_equal(s->revision, 1);
