@@ -223,7 +223,8 @@ static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
 /* Writes the functions into the upstream when they changed; *wrote_rev is
  * the revision written (0: none needed or failed). */
 static sl_status write_functions(fd *s, fd_upstream *e, const uint8_t *val, size_t len, uint64_t rev,
-                                 doc_result *r, char **clashes, uint64_t *wrote_rev)
+                                 doc_result *r, const sl_reflect_result *grpc, const char *grpc_src, char **clashes,
+                                 uint64_t *wrote_rev)
 {
     ProtobufCMessage *m = NULL;
     uint8_t *before = NULL, *after = NULL;
@@ -234,7 +235,8 @@ static sl_status write_functions(fd *s, fd_upstream *e, const uint8_t *val, size
         return rc;
     Sluice__V1__Upstream *u = (Sluice__V1__Upstream *)m;
     before = pack(m, &lb);
-    rc = fd_merge(u, &r->doc, r->probed ? r->url : NULL, r->url[0] ? r->url : "inline", clashes);
+    rc = grpc ? fd_merge_grpc(u, grpc, grpc_src)
+              : fd_merge(u, &r->doc, r->probed ? r->url : NULL, r->url[0] ? r->url : "inline", clashes);
     if (rc == SL_OK && before && (after = pack(m, &la)) && la == lb && !memcmp(before, after, la)) {
         sl_counter_inc(s->c_unchanged);
         goto out; /* the same functions: no write */
@@ -251,7 +253,8 @@ static sl_status write_functions(fd *s, fd_upstream *e, const uint8_t *val, size
     if (rc == SL_OK) {
         sl_counter_inc(s->c_writes);
         sl_log_info(COMP, "functions written", "key=%s rev=%" PRIu64 " functions=%zu source=%s", e->key,
-                    *wrote_rev, r->doc.n_functions, sl_log_q(r->url[0] ? r->url : "inline"));
+                    *wrote_rev, grpc ? grpc->n_services : r->doc.n_functions,
+                    sl_log_q(grpc ? grpc_src : r->url[0] ? r->url : "inline"));
     } else if (rc == SL_ERR_CONFLICT) {
         sl_counter_inc(s->c_conflicts);
     }
@@ -282,6 +285,49 @@ static void report_found(fd *s, fd_upstream *e, const Sluice__V1__Upstream *u, u
            reason, w, nw);
 }
 
+/* gRPC functions from server reflection on the upstream's first endpoint
+ * (plaintext). had_spec: the upstream asks for them (serviceSpec.grpc);
+ * else it only speaks HTTP/2 and a server without reflection is no news.
+ * Descriptors a person wrote (no discovery annotation) are left alone. */
+static uint64_t check_grpc(fd *s, fd_upstream *e, const uint8_t *val, size_t len, uint64_t rev,
+                           Sluice__V1__Upstream *u, bool had_spec)
+{
+    char bases[MAX_BASES][512], target[600], src[700], reason[1300];
+    sl_reflect_result res;
+    uint64_t wrote = 0;
+    Sluice__V1__GrpcServiceSpec *g = had_spec ? (*fd_service_spec_slot(u))->grpc : NULL;
+    if (g && g->descriptors.len && !sl_kind_annotation(u->metadata, FD_ANN_SOURCE))
+        return 0;
+    size_t nb = base_urls(s, u, bases);
+    const char *sep = nb ? strstr(bases[0], "://") : NULL;
+    snprintf(target, sizeof target, "%s", sep ? sep + 3 : "");
+    sl_counter_inc(s->c_checks);
+    if (!nb || !strncmp(bases[0], "https", 5) || sl_reflect_discover(&res, target, s->timeout_ms) != SL_OK) {
+        if (!had_spec)
+            return 0;
+        snprintf(reason, sizeof reason, "gRPC reflection at %s: %s; the last functions are kept",
+                 nb ? target : "(no endpoints)",
+                 !nb ? "no endpoint to ask" : !strncmp(bases[0], "https", 5) ? "TLS is not supported yet"
+                                                                            : sl_error_msg());
+        sl_counter_inc(s->c_failures);
+        if (report(s, e, u, rev, SLUICE__V1__STATUS__STATE__Warning, reason, NULL, 0))
+            sl_log_warn(COMP, "reflection unavailable", "key=%s reason=%s", e->key, sl_log_q(reason));
+        return 0;
+    }
+    snprintf(src, sizeof src, "grpc-reflection:%s", target);
+    sl_status rc = write_functions(s, e, val, len, rev, NULL, &res, src, NULL, &wrote);
+    if (rc != SL_OK && rc != SL_ERR_CONFLICT) {
+        sl_counter_inc(s->c_failures);
+        report(s, e, u, rev, SLUICE__V1__STATUS__STATE__Warning, sl_error_msg(), NULL, 0);
+    } else if (rc == SL_OK) {
+        if (wrote)
+            u->metadata->generation = u->metadata->generation > 0 ? u->metadata->generation + 1 : 2;
+        report(s, e, u, wrote ? wrote : rev, SLUICE__V1__STATUS__STATE__Accepted, NULL, NULL, 0);
+    }
+    sl_reflect_result_deinit(&res);
+    return wrote;
+}
+
 /* One check of one upstream (worker thread; e is busy). Returns the
  * revision written, or 0. */
 static uint64_t check_one(fd *s, fd_upstream *e, const uint8_t *val, size_t len, uint64_t rev, int mode)
@@ -295,10 +341,16 @@ static uint64_t check_one(fd *s, fd_upstream *e, const uint8_t *val, size_t len,
         return 0; /* the config-watcher reports undecodable values */
     Sluice__V1__Upstream *u = (Sluice__V1__Upstream *)m;
     Sluice__V1__ServiceSpec **slot = fd_service_spec_slot(u);
-    if (!u->metadata || !fd_selected(mode, u) || !slot ||
-        (*slot && (*slot)->plugin_type_case != SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE__NOT_SET &&
-         (*slot)->plugin_type_case != SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_REST))
-        goto out; /* not ours: other types, gRPC specs, not selected */
+    if (!u->metadata || !fd_selected(mode, u) || !slot)
+        goto out; /* not ours: other types, not selected */
+    bool grpc = *slot && (*slot)->plugin_type_case == SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_GRPC;
+    if (grpc || (!*slot && u->spec->use_http2 && u->spec->use_http2->value)) {
+        wrote = check_grpc(s, e, val, len, rev, u, grpc);
+        goto out;
+    }
+    if (*slot && (*slot)->plugin_type_case != SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE__NOT_SET &&
+        (*slot)->plugin_type_case != SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_REST)
+        goto out; /* the transcoder's spec is a person's */
     sl_counter_inc(s->c_checks);
     get_document(s, e, u, *slot, &r);
     if (r.error[0]) {
@@ -317,7 +369,7 @@ static uint64_t check_one(fd *s, fd_upstream *e, const uint8_t *val, size_t len,
             sl_log_debug(COMP, "document still unavailable", "key=%s reason=%s", e->key, sl_log_q(r.error));
         goto out;
     }
-    sl_status rc = write_functions(s, e, val, len, rev, &r, &clashes, &wrote);
+    sl_status rc = write_functions(s, e, val, len, rev, &r, NULL, NULL, &clashes, &wrote);
     if (rc == SL_ERR_CONFLICT)
         goto out; /* the new value is on its way: checked again then */
     if (rc != SL_OK) {

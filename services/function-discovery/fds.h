@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sluice/grpc_reflect.h"
 #include "sluice/kv.h"
 #include "sluice/lease.h"
 #include "sluice/metrics.h"
@@ -65,6 +66,12 @@ Sluice__V1__ServiceSpec **fd_service_spec_slot(Sluice__V1__Upstream *u);
  * keep) becomes swaggerInfo.url when the upstream named none. */
 sl_status fd_merge(Sluice__V1__Upstream *u, const sl_openapi_doc *doc, const char *url, const char *source,
                    char **clashes);
+
+/* Sets the upstream's serviceSpec.grpc (created when there is none) to
+ * what reflection found: descriptors and services; the annotations name
+ * them and the source. SL_ERR_UNSUPPORTED for an upstream without a place
+ * for a service spec or with a REST one. */
+sl_status fd_merge_grpc(Sluice__V1__Upstream *u, const sl_reflect_result *res, const char *source);
 
 /* ---- discover.c: the worker that checks upstreams --------------------- */
 

@@ -1,6 +1,7 @@
 /* sluice-function-discovery: REST functions of Upstreams from their OpenAPI/Swagger documents,
  * written into the Upstreams in sluice_config. See docs/discovery.md. */
 #include <curl/curl.h>
+#include <grpc/grpc.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -266,6 +267,7 @@ int main(int argc, char **argv)
         code = args.exit_code;
         goto out;
     }
+    grpc_init();
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || sl_service_new(&s.svc, &info, &args) != SL_OK ||
         sl_loop_new(&loop) != SL_OK || register_metrics(&s) != SL_OK || sl_service_connect(&s.nc, s.svc) != SL_OK) {
         sl_log_error("main", "start failed", "err=%s", sl_log_q(sl_error_msg()));
@@ -304,6 +306,8 @@ out:
     sl_service_free(s.svc);
     sl_service_args_deinit(&args);
     curl_global_cleanup();
+    if (grpc_is_initialized())
+        grpc_shutdown();
     pthread_cond_destroy(&s.cv);
     pthread_mutex_destroy(&s.mu);
     return code;

@@ -240,3 +240,72 @@ sl_status fd_merge(Sluice__V1__Upstream *u, const sl_openapi_doc *doc, const cha
     *clashes = clash;
     return SL_OK;
 }
+
+static Sluice__V1__GrpcServiceSpec__GrpcService *mk_grpc_service(const sl_reflect_service *rs)
+{
+    Sluice__V1__GrpcServiceSpec__GrpcService *g = malloc(sizeof *g);
+    if (!g)
+        return NULL;
+    sluice__v1__grpc_service_spec__grpc_service__init(g);
+    g->package_name = strdup(rs->package);
+    g->service_name = strdup(rs->name);
+    g->function_names = calloc(rs->n_methods + 1, sizeof *g->function_names);
+    if (!g->package_name || !g->service_name || !g->function_names) {
+        protobuf_c_message_free_unpacked(&g->base, NULL);
+        return NULL;
+    }
+    for (size_t m = 0; m < rs->n_methods; m++)
+        if ((g->function_names[g->n_function_names] = strdup(rs->methods[m])))
+            g->n_function_names++;
+    return g;
+}
+
+sl_status fd_merge_grpc(Sluice__V1__Upstream *u, const sl_reflect_result *res, const char *source)
+{
+    Sluice__V1__ServiceSpec **slot = fd_service_spec_slot(u);
+    char *names = NULL;
+    size_t n_names = 0, cap_names = 0;
+    if (!slot || !u->metadata)
+        return sl_error_set(SL_ERR_UNSUPPORTED, "only static and dns upstreams have gRPC functions");
+    if (!*slot) {
+        if (!(*slot = malloc(sizeof **slot)))
+            return sl_error_set(SL_ERR_NOMEM, "out of memory");
+        sluice__v1__service_spec__init(*slot);
+    }
+    Sluice__V1__ServiceSpec *ss = *slot;
+    if (ss->plugin_type_case == SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE__NOT_SET) {
+        if (!(ss->grpc = malloc(sizeof *ss->grpc)))
+            return sl_error_set(SL_ERR_NOMEM, "out of memory");
+        sluice__v1__grpc_service_spec__init(ss->grpc);
+        ss->plugin_type_case = SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_GRPC;
+    }
+    if (ss->plugin_type_case != SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_GRPC)
+        return sl_error_set(SL_ERR_UNSUPPORTED, "serviceSpec is not grpc");
+    Sluice__V1__GrpcServiceSpec *g = ss->grpc;
+    for (size_t i = 0; i < g->n_grpc_services; i++)
+        protobuf_c_message_free_unpacked(&g->grpc_services[i]->base, NULL);
+    free(g->grpc_services);
+    free(g->descriptors.data);
+    g->descriptors.data = malloc(res->len ? res->len : 1);
+    g->grpc_services = calloc(res->n_services + 1, sizeof *g->grpc_services);
+    g->n_grpc_services = 0;
+    g->descriptors.len = 0;
+    if (!g->descriptors.data || !g->grpc_services)
+        return sl_error_set(SL_ERR_NOMEM, "out of memory");
+    memcpy(g->descriptors.data, res->descriptors, res->len);
+    g->descriptors.len = res->len;
+    for (size_t i = 0; i < res->n_services; i++) {
+        if (!(g->grpc_services[i] = mk_grpc_service(&res->services[i])))
+            return sl_error_set(SL_ERR_NOMEM, "out of memory");
+        g->n_grpc_services++;
+        char full[600];
+        snprintf(full, sizeof full, "%s%s%s", res->services[i].package, res->services[i].package[0] ? "." : "",
+                 res->services[i].name);
+        list_add(&names, &n_names, &cap_names, full);
+    }
+    sl_status rc = sl_cfg_set_annotation(u->metadata, FD_ANN_FUNCTIONS, names ? names : "");
+    if (rc == SL_OK)
+        rc = sl_cfg_set_annotation(u->metadata, FD_ANN_SOURCE, source);
+    free(names);
+    return rc;
+}

@@ -1,10 +1,11 @@
 /* sluice-function-discovery end to end: the real binary, a real nats-server (authentication on), a
  * FastAPI application under uvicorn (OpenAPI 3.1) and python's http.server serving the Petstore
- * (Swagger 2.0, JSON and YAML).
+ * (Swagger 2.0, JSON and YAML), and a grpcio server with grpcio-reflection.
  *
  * One scenario, in order: Upstreams naming a document (JSON, YAML), one without (probed at the
  * well-known paths: FastAPI's /openapi.json) and one labelled disabled get their functions or
- * none; a person's own function is kept; re-checks with nothing changed write nothing (304s);
+ * none; a person's own function is kept; a gRPC upstream gets its services, methods and descriptors
+ * from server reflection (v1alpha, after v1 is refused); re-checks with nothing changed write nothing (304s);
  * sluicectl shows the functions; the FastAPI document changes (an operation added, one removed)
  * and the functions follow; the Swagger server stops: a Warning, the functions kept; SIGTERM. */
 #include <setjmp.h>
@@ -37,8 +38,8 @@ static harness_nats *srv;
 static sl_nats *nc;
 static sl_kv *config_kv;
 static natsSubscription *reports;
-static pid_t http_srv = -1, api = -1, discovery = -1;
-static int http_port, api_port, metrics_port;
+static pid_t http_srv = -1, api = -1, grpc_srv = -1, discovery = -1;
+static int http_port, api_port, grpc_port, metrics_port;
 static char dir[256], log_path[300];
 static const char *src, *bin_dir;
 
@@ -143,6 +144,104 @@ static void start_api(void)
                     "--port", port, "--log-level", "warning", NULL};
     api = spawn(argv);
     wait_http(api_port, "/openapi.json");
+}
+
+/* grpcio with grpcio-reflection (v1alpha only: discovery falls back to it). */
+static void start_grpc(void)
+{
+    char py[1024], port[16], script[1024];
+    snprintf(py, sizeof py, "%s/.venv/bin/python", src);
+    snprintf(port, sizeof port, "%d", grpc_port);
+    snprintf(script, sizeof script, "%s/test/integration/fds/grpc_server.py", src);
+    char *argv[] = {py, script, port, NULL};
+    grpc_srv = spawn(argv);
+    int64_t end = harness_now_ms() + 30000;
+    while (harness_now_ms() < end) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)grpc_port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        close(fd);
+        if (ok)
+            return;
+        usleep(100 * 1000);
+    }
+    fail_msg("the gRPC server did not start (log %s)", log_path);
+}
+
+static Sluice__V1__Upstream *get_upstream(const char *name, uint64_t *rev);
+
+/* A static upstream on the gRPC server with an empty serviceSpec.grpc. */
+static void put_grpc_upstream(const char *name)
+{
+    Sluice__V1__Upstream u = SLUICE__V1__UPSTREAM__INIT;
+    Sluice__V1__Metadata md = SLUICE__V1__METADATA__INIT;
+    Sluice__V1__UpstreamSpec sp = SLUICE__V1__UPSTREAM_SPEC__INIT;
+    Sluice__V1__StaticUpstreamSpec st = SLUICE__V1__STATIC_UPSTREAM_SPEC__INIT;
+    Sluice__V1__Host h = SLUICE__V1__HOST__INIT, *hp = &h;
+    Sluice__V1__ServiceSpec ss = SLUICE__V1__SERVICE_SPEC__INIT;
+    Sluice__V1__GrpcServiceSpec g = SLUICE__V1__GRPC_SERVICE_SPEC__INIT;
+    char key[256];
+    md.name = (char *)name;
+    md.namespace_ = "default";
+    u.metadata = &md;
+    u.spec = &sp;
+    h.addr = "127.0.0.1";
+    h.port = (uint32_t)grpc_port;
+    st.hosts = &hp;
+    st.n_hosts = 1;
+    st.service_spec = &ss;
+    ss.plugin_type_case = SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_GRPC;
+    ss.grpc = &g;
+    sp.upstream_type_case = SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_STATIC;
+    sp.static_ = &st;
+    size_t len = protobuf_c_message_get_packed_size(&u.base);
+    uint8_t *buf = malloc(len);
+    protobuf_c_message_pack(&u.base, buf);
+    snprintf(key, sizeof key, "Upstream.default.%s", name);
+    assert_int_equal(sl_kv_put(NULL, config_kv, key, buf, len), SL_OK);
+    free(buf);
+}
+
+/* Waits for the gRPC functions of name: "pkg.Service/Method ..." and the number of descriptor files. */
+static void wait_grpc(const char *name, const char *want, size_t files)
+{
+    char got[2048] = "";
+    size_t n_files = 0;
+    int64_t end = harness_now_ms() + 20000;
+    do {
+        Sluice__V1__Upstream *u = get_upstream(name, NULL);
+        Sluice__V1__ServiceSpec *ss = u->spec->static_->service_spec;
+        size_t k = 0;
+        got[0] = 0;
+        n_files = 0;
+        if (ss && ss->plugin_type_case == SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_GRPC) {
+            for (size_t i = 0; i < ss->grpc->n_grpc_services && k < sizeof got; i++)
+                for (size_t m = 0; m < ss->grpc->grpc_services[i]->n_function_names && k < sizeof got; m++)
+                    k += (size_t)snprintf(got + k, sizeof got - k, "%s%s.%s/%s", k ? " " : "",
+                                          ss->grpc->grpc_services[i]->package_name,
+                                          ss->grpc->grpc_services[i]->service_name,
+                                          ss->grpc->grpc_services[i]->function_names[m]);
+            /* FileDescriptorSet: count the top-level field-1 entries */
+            const uint8_t *p = ss->grpc->descriptors.data;
+            size_t len = ss->grpc->descriptors.len, pos = 0;
+            while (pos + 2 <= len && p[pos] == 0x0a) {
+                uint64_t l = 0;
+                int shift = 0;
+                pos++;
+                while (pos < len && (p[pos] & 0x80))
+                    l |= (uint64_t)(p[pos++] & 0x7f) << shift, shift += 7;
+                l |= (uint64_t)p[pos++] << shift;
+                pos += l;
+                n_files++;
+            }
+        }
+        sluice__v1__upstream__free_unpacked(u, NULL);
+        if (!strcmp(got, want) && n_files == files)
+            return;
+        usleep(100 * 1000);
+    } while (harness_now_ms() < end);
+    fail_msg("%s: want \"%s\" in %zu files, got \"%s\" in %zu (log %s)", name, want, files, got, n_files, log_path);
 }
 
 static void start_discovery(void)
@@ -363,6 +462,8 @@ static void test_function_discovery(void **state)
     snprintf(url_yaml, sizeof url_yaml, "http://127.0.0.1:%d/petstore.yaml", http_port);
     start_http();
     start_api();
+    start_grpc();
+    put_grpc_upstream("shop");
     put_upstream("petstore", http_port, url_json, NULL, true);
     put_upstream("petyaml", http_port, url_yaml, "enabled", false);
     put_upstream("books", api_port, NULL, NULL, false);
@@ -376,6 +477,8 @@ static void test_function_discovery(void **state)
     uint64_t rev_books =
         wait_functions("books", " listBooks createBook getBook deleteBook health_health_get ", NULL, 5);
     check_templates();
+    /* gRPC reflection: the service and its methods, its file and the dependency (empty.proto) */
+    wait_grpc("shop", "bookstore.v1.Bookstore/ListShelves bookstore.v1.Bookstore/GetShelf", 2);
     /* found by probing: the URL is recorded, as Gloo does */
     Sluice__V1__Upstream *u = get_upstream("books", NULL);
     snprintf(want, sizeof want, "http://127.0.0.1:%d/openapi.json", api_port);
@@ -443,6 +546,7 @@ static int setup(void **state)
     http_port = free_port();
     api_port = free_port();
     metrics_port = free_port();
+    grpc_port = free_port();
     if (harness_nats_start(&srv) != 0 || harness_connect(&nc, srv) != SL_OK)
         return -1;
     setenv("NATS_URL", harness_nats_url(srv), 1);
@@ -457,6 +561,7 @@ static int teardown(void **state)
     (void)state;
     stop(&discovery, SIGKILL);
     stop(&api, SIGTERM);
+    stop(&grpc_srv, SIGKILL);
     stop(&http_srv, SIGTERM);
     if (reports)
         natsSubscription_Destroy(reports);
