@@ -149,7 +149,9 @@ sl_status sl_envelope_subscribe(sl_subscription **out, sl_nats *nc, const char *
  * and it may answer it at once ("busy"). Otherwise return true to queue
  * the message, false when the function answered it or it is to be dropped.
  * msg belongs to the subscription. Must be thread safe and quick: the next
- * message of the subscription waits for it. */
+ * message of the subscription waits for it. Unlike the handler, it may run
+ * before sl_envelope_subscribe_opts() returns (and, should that call then
+ * fail, for a message that never reaches the handler). */
 typedef bool (*sl_envelope_admit_fn)(sl_subscription *sub, sl_status st, const sl_envelope *env,
                                      natsMsg *msg, size_t pending, bool full, void *ud);
 
