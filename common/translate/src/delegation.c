@@ -186,12 +186,8 @@ void tr_delegate(tr_ctx *tx, tr_route_ctx *rc, const Sluice__V1__Route *route, c
             tr_error(tx, "%s: a delegating route may use only prefix matchers", mpath);
             continue;
         }
+        /* outside the parent's prefix: left out by translate_route() */
         prefix = m->path_specifier_case == SLUICE__V1__MATCHER__PATH_SPECIFIER_PREFIX ? m->prefix : "/";
-        if (rc->prefix && !tr_starts_with(prefix, rc->prefix)) {
-            tr_error(tx, "%s.prefix: \"%s\" does not start with the delegating route's prefix \"%s\"", mpath, prefix,
-                     rc->prefix);
-            continue;
-        }
         if (nt == 0)
             delegate_nowhere(tx, rc, prefix);
         for (size_t t = 0; t < nt; t++)

@@ -367,6 +367,80 @@ static void direct_action(tr_ctx *tx, const Sluice__V1__DirectResponseAction *a,
     r->direct_response = d;
 }
 
+/* The path a matcher matches, as Gloo's PathAsString compares it with the
+ * parent's prefix (no path: "/", as Sluice translates it). */
+static const char *matcher_path(const Sluice__V1__Matcher *m)
+{
+    switch (m->path_specifier_case) {
+    case SLUICE__V1__MATCHER__PATH_SPECIFIER_EXACT: return m->exact;
+    case SLUICE__V1__MATCHER__PATH_SPECIFIER_REGEX: return m->regex;
+    case SLUICE__V1__MATCHER__PATH_SPECIFIER_PREFIX: return m->prefix[0] ? m->prefix : "/";
+    default: return "/";
+    }
+}
+
+/* Gloo (gateway translator, validateAndMergeParentRoute): a delegated route
+ * with a matcher outside its parent's prefix is left out, all of it, with a
+ * Warning on its route table and on the virtual service (an error would
+ * strip the whole virtual host); its siblings are served. */
+static bool outside_parent_prefix(tr_ctx *tx, const tr_route_ctx *rc, const Sluice__V1__Route *route,
+                                  const char *path)
+{
+    tr_cur *saved = tx->cur;
+    const char *p = NULL, *why;
+    size_t j;
+    if (!rc->prefix)
+        return false;
+    for (j = 0; j < route->n_matchers && !p; j++)
+        if (!tr_starts_with(matcher_path(route->matchers[j]), rc->prefix))
+            p = matcher_path(route->matchers[j]);
+    if (!p)
+        return false;
+    if (!saved) /* a rejected table's last good version, served quietly */
+        return true;
+    /* Gloo's words (InvalidRouteTableForDelegatePrefixWarning), then where */
+    why = tr_printf(tx, "required prefix: %s, prefix: %s: invalid route: route table matchers must begin with the "
+                    "prefix of their parent route's matcher (%s.matchers[%zu]; the route is left out)",
+                    rc->prefix, p, path, j - 1);
+    tr_warn(tx, "%s", why);
+    if (rc->vs && rc->vs->metadata && saved->kind == tr_kind.rt) {
+        tr_cur vc = {tr_kind.vs, tr_md_ns(rc->vs->metadata), rc->vs->metadata->name, 0};
+        tx->cur = &vc;
+        tr_warn(tx, "on sub route table %s.%s: %s", saved->ns, saved->name, why);
+        tx->cur = saved;
+    }
+    return true;
+}
+
+/* A delegated route as Gloo's validateAndMergeParentRoute sees it: with
+ * inheritablePathMatchers (the route's own, else its parent's), every
+ * matcher, or one when it has none, takes the parent's path and case
+ * sensitivity; otherwise a route without matchers matches "/" (Gloo's
+ * default matcher), which must then be within the parent's prefix too. */
+static const Sluice__V1__Route *delegated_route(tr_ctx *tx, const tr_route_ctx *rc, const Sluice__V1__Route *route)
+{
+    bool inherit = route->inheritable_path_matchers ? route->inheritable_path_matchers->value : rc->inherit_path;
+    size_t n = route->n_matchers ? route->n_matchers : 1;
+    Sluice__V1__Route *r;
+    if (!rc->prefix || (!inherit && route->n_matchers))
+        return route;
+    r = tr_alloc(tx, sizeof *r);
+    *r = *route;
+    r->n_matchers = n;
+    r->matchers = tr_alloc(tx, n * sizeof *r->matchers);
+    for (size_t j = 0; j < n; j++) {
+        Sluice__V1__Matcher *m = TR_NEW(tx, sluice__v1__matcher);
+        if (route->n_matchers)
+            *m = *route->matchers[j];
+        m->path_specifier_case = SLUICE__V1__MATCHER__PATH_SPECIFIER_PREFIX;
+        m->prefix = (char *)(inherit ? rc->prefix : "/");
+        if (inherit)
+            m->case_sensitive = rc->parent_matcher ? rc->parent_matcher->case_sensitive : NULL;
+        r->matchers[j] = m;
+    }
+    return r;
+}
+
 static void translate_route(tr_ctx *tx, tr_route_ctx *rc, const Sluice__V1__Route *route, size_t idx)
 {
     const char *path = tr_printf(tx, "%s[%zu]", rc->path, idx);
@@ -378,6 +452,9 @@ static void translate_route(tr_ctx *tx, tr_route_ctx *rc, const Sluice__V1__Rout
     const Sluice__V1__Matcher *const *ms;
     size_t nm;
 
+    route = delegated_route(tx, rc, route);
+    if (outside_parent_prefix(tx, rc, route, path))
+        return;
     if (route->options)
         tr_check_fields(tx, &tx->supported, &route->options->base, tr_printf(tx, "%s.options", path));
     if (route->action_case == SLUICE__V1__ROUTE__ACTION_DELEGATE_ACTION) {
@@ -386,8 +463,6 @@ static void translate_route(tr_ctx *tx, tr_route_ctx *rc, const Sluice__V1__Rout
     }
     def.path_specifier_case = SLUICE__V1__MATCHER__PATH_SPECIFIER_PREFIX;
     def.prefix = "/";
-    if (!route->n_matchers && rc->parent_matcher)
-        defp = rc->parent_matcher; /* a delegated route without matchers takes its parent's */
     ms = route->n_matchers ? (const Sluice__V1__Matcher *const *)route->matchers : &defp;
     nm = route->n_matchers ? route->n_matchers : 1;
     if (route->action_case == SLUICE__V1__ROUTE__ACTION__NOT_SET) {
@@ -428,16 +503,6 @@ static void translate_route(tr_ctx *tx, tr_route_ctx *rc, const Sluice__V1__Rout
                                            ? m->prefix
                                            : "/");
             break;
-        }
-        if (rc->prefix) {
-            const char *p = rm->path_specifier_case == ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_SAFE_REGEX
-                                ? rm->safe_regex->regex
-                                : rm->prefix;
-            if (rm->path_specifier_case == ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_PATH)
-                p = rm->path;
-            if (!tr_starts_with(p, rc->prefix))
-                tr_error(tx, "%s: the path \"%s\" does not start with the delegating route's prefix \"%s\"", mpath, p,
-                         rc->prefix);
         }
         if (m->case_sensitive)
             rm->case_sensitive = tr_bool(tx, m->case_sensitive->value);
