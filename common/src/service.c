@@ -717,6 +717,21 @@ static void hb_stop(sl_service *svc)
     svc->hb_running = false;
 }
 
+/* Frees what sl_service_new allocated in svc, and svc. */
+static void service_release(sl_service *svc)
+{
+    sl_nats_settings_deinit(&svc->args.nats);
+    free(svc->args.metrics_addr);
+    free(svc->name);
+    free(svc->version);
+    pthread_cond_destroy(&svc->hb_cond);
+    pthread_mutex_destroy(&svc->hb_lock);
+    pthread_cond_destroy(&svc->cond);
+    pthread_mutex_destroy(&svc->nats_lock);
+    pthread_mutex_destroy(&svc->lock);
+    free(svc);
+}
+
 sl_status sl_service_new(sl_service **out, const sl_service_info *info, const sl_service_args *args)
 {
     sl_status st = SL_OK;
@@ -804,16 +819,7 @@ err:
     if (svc != NULL) {
         sl_metrics_server_stop(svc->server);
         sl_metrics_free(svc->metrics);
-        sl_nats_settings_deinit(&svc->args.nats);
-        free(svc->args.metrics_addr);
-        free(svc->name);
-        free(svc->version);
-        pthread_cond_destroy(&svc->hb_cond);
-        pthread_mutex_destroy(&svc->hb_lock);
-        pthread_cond_destroy(&svc->cond);
-        pthread_mutex_destroy(&svc->nats_lock);
-        pthread_mutex_destroy(&svc->lock);
-        free(svc);
+        service_release(svc);
     }
     atomic_store(&service_exists, false);
 out:
@@ -851,16 +857,7 @@ void sl_service_free(sl_service *svc)
     sl_metrics_server_stop(svc->server);
     sl_metrics_free(svc->metrics);
     sl_log_info("service", "stopped", "exit_code=%d", svc->exit_code);
-    sl_nats_settings_deinit(&svc->args.nats);
-    free(svc->args.metrics_addr);
-    free(svc->name);
-    free(svc->version);
-    pthread_cond_destroy(&svc->hb_cond);
-    pthread_mutex_destroy(&svc->hb_lock);
-    pthread_cond_destroy(&svc->cond);
-    pthread_mutex_destroy(&svc->nats_lock);
-    pthread_mutex_destroy(&svc->lock);
-    free(svc);
+    service_release(svc);
     atomic_store(&service_exists, false);
 }
 
