@@ -73,7 +73,11 @@ static size_t base_urls(fd *s, const Sluice__V1__Upstream *u, char out[MAX_BASES
     char key[600];
     sl_kv_entry e = {0};
     ProtobufCMessage *m = NULL;
-    if (!s->endpoints_kv && sl_kv_bind(&s->endpoints_kv, s->nc, s->endpoints_bucket) != SL_OK)
+    pthread_mutex_lock(&s->bind_mu);
+    if (!s->endpoints_kv)
+        sl_kv_bind(&s->endpoints_kv, s->nc, s->endpoints_bucket);
+    pthread_mutex_unlock(&s->bind_mu);
+    if (!s->endpoints_kv)
         return 0;
     snprintf(key, sizeof key, "%s.%s", u->metadata->namespace_, u->metadata->name);
     if (sl_kv_get(&e, s->endpoints_kv, key) == SL_OK &&

@@ -75,6 +75,8 @@ sl_status fd_merge_grpc(Sluice__V1__Upstream *u, const sl_reflect_result *res, c
 
 /* ---- discover.c: the worker that checks upstreams --------------------- */
 
+#define FD_MAX_WORKERS 64
+
 /* One Upstream of the config bucket. The loop thread owns key/val/rev
  * (under fd->mu); the worker owns the rest while busy. */
 typedef struct fd_upstream {
@@ -94,11 +96,14 @@ typedef struct fd {
     sl_service *svc;
     sl_nats *nc;
     sl_kv *config_kv, *endpoints_kv;
+    sl_kv_watch *endpoints_w; /* endpoint changes make their upstream due */
     sl_lease *lease;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    pthread_t worker;
-    bool worker_started, stop, loaded, leader;
+    pthread_mutex_t bind_mu; /* binding endpoints_kv on first use */
+    pthread_t workers[FD_MAX_WORKERS];
+    int n_workers_started;
+    bool stop, loaded, leader;
     fd_upstream **ups;
     size_t n_ups, cap_ups;
     int settings_mode; /* Settings' fdsMode (BLACKLIST when there is none) */
@@ -106,7 +111,7 @@ typedef struct fd {
     /* flags */
     const char *config_bucket, *endpoints_bucket, *settings_ns, *settings_name, *mode;
     int64_t resync_ms, connect_timeout_ms, timeout_ms, lease_ttl_ms;
-    int max_doc_kb;
+    int max_doc_kb, n_workers;
     /* metrics */
     sl_counter *c_checks, *c_writes, *c_unchanged, *c_not_modified, *c_failures, *c_conflicts, *c_reports;
     sl_gauge *g_upstreams;
@@ -118,8 +123,9 @@ void fd_upstream_free(fd_upstream *e);
 /* Milliseconds of the monotonic clock. */
 int64_t fd_now_ms(void);
 
-/* The worker thread: checks due upstreams while this replica holds the
- * lease, until fd->stop. */
+/* A worker thread (--workers of them): checks due upstreams, one each at
+ * a time, while this replica holds the lease, until fd->stop. A slow
+ * server holds one worker, not the others. */
 void *fd_worker_main(void *ud);
 
 /* Whether Gloo's rules select u for discovery in mode (a

@@ -38,7 +38,7 @@ static void make_all_due(fd *s)
 {
     for (size_t i = 0; i < s->n_ups; i++)
         s->ups[i]->due_ms = 0;
-    pthread_cond_signal(&s->cv);
+    pthread_cond_broadcast(&s->cv);
 }
 
 static void on_settings(fd *s, const sl_kv_entry *e)
@@ -119,6 +119,29 @@ static void on_config_entry(sl_kv_watch *w, const sl_kv_entry *e, void *ud)
         on_settings(s, e);
 }
 
+/* An endpoint set changed: its upstream ("<ns>.<name>") is checked now. */
+static void on_endpoints_entry(sl_kv_watch *w, const sl_kv_entry *e, void *ud)
+{
+    fd *s = ud;
+    char key[SL_RESOURCE_KEY_MAX];
+    (void)w;
+    snprintf(key, sizeof key, "Upstream.%s", e->key);
+    pthread_mutex_lock(&s->mu);
+    fd_upstream *u = find(s, key);
+    if (u && !u->busy && s->loaded) {
+        u->due_ms = 0;
+        pthread_cond_signal(&s->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void on_endpoints_failed(sl_kv_watch *w, sl_status st, const char *msg, void *ud)
+{
+    (void)w;
+    (void)ud;
+    sl_log_warn("kv", "endpoint watch failed: re-checks only", "err=%s status=%s", sl_log_q(msg), sl_status_str(st));
+}
+
 static void on_initial(sl_kv_watch *w, void *ud)
 {
     fd *s = ud;
@@ -126,7 +149,7 @@ static void on_initial(sl_kv_watch *w, void *ud)
     pthread_mutex_lock(&s->mu);
     s->loaded = true;
     sl_log_info("config", "initial values loaded", "upstreams=%zu", s->n_ups);
-    pthread_cond_signal(&s->cv);
+    pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     sl_service_set_ready(s->svc, true);
 }
@@ -182,6 +205,8 @@ static sl_status parse_flags(sl_service_args *args, fd *s, int argc, char **argv
          .max = 600000, .help = "a whole document fetch"},
         {.name = "max-document-kb", .kind = SL_FLAG_INT, .target = &s->max_doc_kb, .def = "8192", .min = 1,
          .max = 1048576, .help = "documents larger than this are refused (a Warning)"},
+        {.name = "workers", .kind = SL_FLAG_INT, .target = &s->n_workers, .def = "4", .min = 1, .max = FD_MAX_WORKERS,
+         .env = "SLUICE_FDS_WORKERS", .help = "upstreams checked at the same time (a slow server holds one)"},
         {.name = "lease-ttl", .kind = SL_FLAG_DURATION, .target = &s->lease_ttl_ms, .def = "10s", .min = 1000,
          .max = 600000, .help = "lease among replicas: one discovers, the others wait"},
     };
@@ -239,11 +264,18 @@ static sl_status start(fd *s, sl_loop *loop, sl_kv_watch **w)
     snprintf(lease_name, sizeof lease_name, "function-discovery.%s", s->config_bucket);
     sl_lease_opts lo = {.name = lease_name, .service = info.name, .ttl_ms = s->lease_ttl_ms,
                         .on_acquired = on_acquired, .on_lost = on_lost, .ud = s};
-    if (pthread_create(&s->worker, NULL, fd_worker_main, s) != 0)
-        return sl_error_set(SL_ERR_INTERNAL, "cannot start the worker thread");
-    s->worker_started = true;
+    for (int i = 0; i < s->n_workers; i++) {
+        if (pthread_create(&s->workers[i], NULL, fd_worker_main, s) != 0)
+            return sl_error_set(SL_ERR_INTERNAL, "cannot start a worker thread");
+        s->n_workers_started++;
+    }
     if (sl_kv_watch_start(w, s->config_kv, NULL, loop, &h, s) != SL_OK)
         return SL_ERR_NATS;
+    /* endpoint sets: the bucket belongs to endpoint discovery; without it, no watch */
+    sl_kv_watch_handlers eh = {.entry = on_endpoints_entry, .failed = on_endpoints_failed};
+    if (sl_kv_bind(&s->endpoints_kv, s->nc, s->endpoints_bucket) == SL_OK &&
+        sl_kv_watch_start(&s->endpoints_w, s->endpoints_kv, NULL, loop, &eh, s) != SL_OK)
+        sl_log_warn("main", "no endpoint watch", "bucket=%s err=%s", s->endpoints_bucket, sl_log_q(sl_error_msg()));
     return sl_lease_start(&s->lease, s->nc, &lo);
 }
 
@@ -257,6 +289,7 @@ int main(int argc, char **argv)
     sl_status rc;
 
     pthread_mutex_init(&s.mu, NULL);
+    pthread_mutex_init(&s.bind_mu, NULL);
     pthread_cond_init(&s.cv, NULL);
     sl_service_args_init(&args);
     if (parse_flags(&args, &s, argc, argv) != SL_OK) {
@@ -289,13 +322,13 @@ int main(int argc, char **argv)
 
 out:
     sl_kv_watch_free(w);
-    if (s.worker_started) {
-        pthread_mutex_lock(&s.mu);
-        s.stop = true;
-        pthread_cond_signal(&s.cv);
-        pthread_mutex_unlock(&s.mu);
-        pthread_join(s.worker, NULL);
-    }
+    sl_kv_watch_free(s.endpoints_w);
+    pthread_mutex_lock(&s.mu);
+    s.stop = true;
+    pthread_cond_broadcast(&s.cv);
+    pthread_mutex_unlock(&s.mu);
+    for (int i = 0; i < s.n_workers_started; i++)
+        pthread_join(s.workers[i], NULL);
     sl_lease_free(s.lease);
     for (size_t i = 0; i < s.n_ups; i++)
         fd_upstream_free(s.ups[i]);
@@ -309,6 +342,7 @@ out:
     if (grpc_is_initialized())
         grpc_shutdown();
     pthread_cond_destroy(&s.cv);
+    pthread_mutex_destroy(&s.bind_mu);
     pthread_mutex_destroy(&s.mu);
     return code;
 }

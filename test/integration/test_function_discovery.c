@@ -5,7 +5,8 @@
  * One scenario, in order: Upstreams naming a document (JSON, YAML), one without (probed at the
  * well-known paths: FastAPI's /openapi.json) and one labelled disabled get their functions or
  * none; a person's own function is kept; a gRPC upstream gets its services, methods and descriptors
- * from server reflection (v1alpha, after v1 is refused); re-checks with nothing changed write nothing (304s);
+ * from server reflection (v1alpha, after v1 is refused); a server that never answers is a Warning
+ * (timed out) while the others are served; re-checks with nothing changed write nothing (304s);
  * sluicectl shows the functions; the FastAPI document changes (an operation added, one removed)
  * and the functions follow; the Swagger server stops: a Warning, the functions kept; SIGTERM. */
 #include <setjmp.h>
@@ -39,7 +40,7 @@ static sl_nats *nc;
 static sl_kv *config_kv;
 static natsSubscription *reports;
 static pid_t http_srv = -1, api = -1, grpc_srv = -1, discovery = -1;
-static int http_port, api_port, grpc_port, metrics_port;
+static int http_port, api_port, grpc_port, metrics_port, slow_port, slow_fd = -1;
 static char dir[256], log_path[300];
 static const char *src, *bin_dir;
 
@@ -144,6 +145,18 @@ static void start_api(void)
                     "--port", port, "--log-level", "warning", NULL};
     api = spawn(argv);
     wait_http(api_port, "/openapi.json");
+}
+
+/* A server that takes connections and never answers. */
+static void start_slow(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t l = sizeof a;
+    slow_fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(bind(slow_fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(slow_fd, 64), 0);
+    assert_int_equal(getsockname(slow_fd, (struct sockaddr *)&a, &l), 0);
+    slow_port = ntohs(a.sin_port);
 }
 
 /* grpcio with grpcio-reflection (v1alpha only: discovery falls back to it). */
@@ -464,6 +477,13 @@ static void test_function_discovery(void **state)
     start_api();
     start_grpc();
     put_grpc_upstream("shop");
+    /* a server that never answers holds one worker: the others go on */
+    char url_slow[256];
+    start_slow();
+    snprintf(url_slow, sizeof url_slow, "http://127.0.0.1:%d/openapi.json", slow_port);
+    put_upstream("slow", slow_port, url_slow, NULL, false);
+    assert_int_equal(natsConnection_SubscribeSync(&reports, sl_nats_conn(nc), "sluice.report.function-discovery.>"),
+                     NATS_OK);
     put_upstream("petstore", http_port, url_json, NULL, true);
     put_upstream("petyaml", http_port, url_yaml, "enabled", false);
     put_upstream("books", api_port, NULL, NULL, false);
@@ -508,13 +528,17 @@ static void test_function_discovery(void **state)
     assert_int_equal(http(api_port, "POST", "/_change", buf, sizeof buf), 200);
     wait_functions("books", " listBooks createBook getBook archiveBook health_health_get ", " deleteBook ", 5);
 
+    /* The slow server: a Warning saying it timed out. */
+    Sluice__V1__Report *r = next_report("slow", 15000);
+    assert_non_null(r);
+    assert_int_equal(r->state, SLUICE__V1__STATUS__STATE__Warning);
+    if (!strstr(r->reason, url_slow) || !strstr(r->reason, "timed out"))
+        fail_msg("slow: %s", r->reason);
+    sluice__v1__report__free_unpacked(r, NULL);
+
     /* The Swagger server stops: a Warning, the functions kept. */
-    assert_int_equal(natsConnection_SubscribeSync(&reports, sl_nats_conn(nc), "sluice.report.function-discovery.>"),
-                     NATS_OK);
     stop(&http_srv, SIGTERM);
-    Sluice__V1__Report *r;
-    for (r = next_report("petstore", 10000); r && r->state != SLUICE__V1__STATUS__STATE__Warning;
-         r = next_report("petstore", 10000))
+    for (r = next_report("petstore", 10000); r && !strstr(r->reason, "kept"); r = next_report("petstore", 10000))
         sluice__v1__report__free_unpacked(r, NULL);
     assert_non_null(r);
     assert_string_equal(r->source, "function-discovery");
@@ -562,6 +586,8 @@ static int teardown(void **state)
     stop(&discovery, SIGKILL);
     stop(&api, SIGTERM);
     stop(&grpc_srv, SIGKILL);
+    if (slow_fd >= 0)
+        close(slow_fd);
     stop(&http_srv, SIGTERM);
     if (reports)
         natsSubscription_Destroy(reports);
