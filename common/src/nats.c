@@ -52,16 +52,39 @@ static bool parse_replicas(int *out, const char *v)
     return true;
 }
 
+/* The flag table: name (without "--") to the field it sets: a string, a
+ * duration in milliseconds, or the replica count. */
+static const struct nats_flag {
+    const char *name;
+    ssize_t off_str; /* offset of a char * field, or -1 */
+    ssize_t off_ms;  /* offset of an int64_t ms field, or -1 */
+    ssize_t off_replicas; /* offset of an int 1..SL_KV_REPLICAS_MAX field, or -1 */
+} nats_flags[] = {
+    {"nats-url", offsetof(sl_nats_settings, urls), -1, -1},
+    {"nats-creds", offsetof(sl_nats_settings, creds_file), -1, -1},
+    {"nats-nkey", offsetof(sl_nats_settings, nkey_file), -1, -1},
+    {"nats-auth-dir", offsetof(sl_nats_settings, auth_dir), -1, -1},
+    {"nats-tls-cert", offsetof(sl_nats_settings, tls_cert), -1, -1},
+    {"nats-tls-key", offsetof(sl_nats_settings, tls_key), -1, -1},
+    {"nats-tls-ca", offsetof(sl_nats_settings, tls_ca), -1, -1},
+    {"nats-name", offsetof(sl_nats_settings, name), -1, -1},
+    {"nats-connect-timeout", -1, offsetof(sl_nats_settings, startup_deadline_ms), -1},
+    {"kv-replicas", -1, -1, offsetof(sl_nats_settings, kv_replicas)},
+};
+
+#define N_NATS_FLAGS (sizeof(nats_flags) / sizeof(nats_flags[0]))
+
+/* The string field of s a flag sets (f->off_str >= 0). */
+static char **str_field(sl_nats_settings *s, const struct nats_flag *f)
+{
+    return (char **)((char *)s + f->off_str);
+}
+
 void sl_nats_settings_deinit(sl_nats_settings *s)
 {
-    free(s->urls);
-    free(s->creds_file);
-    free(s->nkey_file);
-    free(s->auth_dir);
-    free(s->tls_cert);
-    free(s->tls_key);
-    free(s->tls_ca);
-    free(s->name);
+    for (size_t i = 0; i < N_NATS_FLAGS; i++)
+        if (nats_flags[i].off_str >= 0)
+            free(*str_field(s, &nats_flags[i]));
     sl_nats_settings_init(s);
 }
 
@@ -108,26 +131,6 @@ sl_status sl_nats_settings_from_env(sl_nats_settings *s)
                           r, SL_KV_REPLICAS_MAX);
     return st;
 }
-
-/* The flag table: name (without "--") to the field it sets: a string, a
- * duration in milliseconds, or the replica count. */
-static const struct nats_flag {
-    const char *name;
-    ssize_t off_str; /* offset of a char * field, or -1 */
-    ssize_t off_ms;  /* offset of an int64_t ms field, or -1 */
-    ssize_t off_replicas; /* offset of an int 1..SL_KV_REPLICAS_MAX field, or -1 */
-} nats_flags[] = {
-    {"nats-url", offsetof(sl_nats_settings, urls), -1, -1},
-    {"nats-creds", offsetof(sl_nats_settings, creds_file), -1, -1},
-    {"nats-nkey", offsetof(sl_nats_settings, nkey_file), -1, -1},
-    {"nats-auth-dir", offsetof(sl_nats_settings, auth_dir), -1, -1},
-    {"nats-tls-cert", offsetof(sl_nats_settings, tls_cert), -1, -1},
-    {"nats-tls-key", offsetof(sl_nats_settings, tls_key), -1, -1},
-    {"nats-tls-ca", offsetof(sl_nats_settings, tls_ca), -1, -1},
-    {"nats-name", offsetof(sl_nats_settings, name), -1, -1},
-    {"nats-connect-timeout", -1, offsetof(sl_nats_settings, startup_deadline_ms), -1},
-    {"kv-replicas", -1, -1, offsetof(sl_nats_settings, kv_replicas)},
-};
 
 const char *sl_nats_settings_usage(void)
 {
@@ -349,23 +352,14 @@ sl_status sl_nats_settings_copy(sl_nats_settings *dst, const sl_nats_settings *s
     sl_status st = SL_OK;
 
     *dst = *src;
-    dst->urls = dst->creds_file = dst->nkey_file = dst->auth_dir = dst->tls_cert = dst->tls_key = dst->tls_ca = dst->name = NULL;
-    if (st == SL_OK)
-        st = set_str(&dst->urls, src->urls, "urls");
-    if (st == SL_OK)
-        st = set_str(&dst->creds_file, src->creds_file, "creds");
-    if (st == SL_OK)
-        st = set_str(&dst->nkey_file, src->nkey_file, "nkey");
-    if (st == SL_OK)
-        st = set_str(&dst->auth_dir, src->auth_dir, "auth dir");
-    if (st == SL_OK)
-        st = set_str(&dst->tls_cert, src->tls_cert, "tls cert");
-    if (st == SL_OK)
-        st = set_str(&dst->tls_key, src->tls_key, "tls key");
-    if (st == SL_OK)
-        st = set_str(&dst->tls_ca, src->tls_ca, "tls ca");
-    if (st == SL_OK)
-        st = set_str(&dst->name, src->name, "name");
+    for (size_t i = 0; i < N_NATS_FLAGS; i++)
+        if (nats_flags[i].off_str >= 0)
+            *str_field(dst, &nats_flags[i]) = NULL;
+    for (size_t i = 0; i < N_NATS_FLAGS && st == SL_OK; i++) {
+        const struct nats_flag *f = &nats_flags[i];
+        if (f->off_str >= 0)
+            st = set_str(str_field(dst, f), *(char *const *)((const char *)src + f->off_str), f->name);
+    }
     if (st != SL_OK)
         sl_nats_settings_deinit(dst);
     return st;
