@@ -107,7 +107,31 @@ static natsMsg *api_request(ctl *c, sl_nats *nc, const char *subject, sl_content
     return reply;
 }
 
-/* Prints kubectl-style lines for the results; returns the number rejected. */
+/* A result's warnings on stderr, after its line: stdout is flushed first,
+ * so where both streams go to one pipe or file each warning is a line of
+ * its own after the resource it is about, and a multi-line warning is a
+ * "Warning:" line per line. */
+static void print_warnings(const Sluice__V1__ResourceResult *r)
+{
+    fflush(stdout);
+    for (size_t j = 0; j < r->n_warnings; j++) {
+        const char *p = r->warnings[j];
+        while (*p) {
+            size_t len = strcspn(p, "\n");
+            while (len && (p[len - 1] == '\r' || p[len - 1] == ' '))
+                len--;
+            if (len)
+                fprintf(stderr, "Warning: %.*s\n", (int)len, p);
+            p += strcspn(p, "\n");
+            if (*p)
+                p++;
+        }
+    }
+    fflush(stderr);
+}
+
+/* Prints kubectl-style lines for the results, each followed by its
+ * warnings; returns the number rejected. */
 static int print_results(Sluice__V1__ResourceResult **rs, size_t n, bool dry_run, bool deleting)
 {
     int bad = 0;
@@ -117,14 +141,14 @@ static int print_results(Sluice__V1__ResourceResult **rs, size_t n, bool dry_run
         const Sluice__V1__ObjectRef *o = r->resource;
         ctl_kind_ref(kref, sizeof(kref), o && o->kind[0] ? o->kind : "unknown");
         const char *ns = o ? o->namespace_ : "", *name = o && o->name[0] ? o->name : "(unnamed)";
-        for (size_t j = 0; j < r->n_warnings; j++)
-            fprintf(stderr, "Warning: %s\n", r->warnings[j]);
         if (r->state == SLUICE__V1__STATUS__STATE__Rejected) {
             bad++;
+            fflush(stdout);
             fprintf(stderr, "error: %s/%s/%s %s:\n", kref, ns, name,
                     deleting ? "could not be deleted" : "is invalid");
             for (size_t j = 0; j < r->n_errors; j++)
                 fprintf(stderr, "  %s\n", r->errors[j]);
+            print_warnings(r);
             continue;
         }
         const char *verb = deleting       ? "deleted"
@@ -132,7 +156,9 @@ static int print_results(Sluice__V1__ResourceResult **rs, size_t n, bool dry_run
                            : r->created   ? "created"
                                           : "configured";
         printf("%s/%s/%s %s%s\n", kref, ns, name, verb, dry_run ? " (server dry run)" : "");
+        print_warnings(r);
     }
+    fflush(stdout);
     return bad;
 }
 

@@ -386,17 +386,160 @@ static void on_sigint(int s)
     g_interrupted = 1;
 }
 
+/* REASON: the status's reason, else its messages (a Warning's warnings),
+ * joined with "; " on one line. */
 static void print_status_line(const char *kind, const char *ns, const char *name,
                               const Sluice__V1__Status *s)
 {
-    printf("%-16s %-15s %-28s %-10s %-14s %s\n", kind, ns, name,
-           s ? state_name(s->state) : "Pending", s && s->reported_by[0] ? s->reported_by : "-",
-           s && s->reason[0] ? s->reason : "");
+    printf("%-16s %-15s %-28s %-10s %-14s ", kind, ns, name, s ? state_name(s->state) : "Pending",
+           s && s->reported_by[0] ? s->reported_by : "-");
+    if (s && s->reason[0]) {
+        fputs(s->reason, stdout);
+    } else {
+        for (size_t i = 0; s && i < s->n_messages; i++)
+            printf("%s%s", i ? "; " : "", s->messages[i]);
+    }
+    putchar('\n');
+}
+
+/* One resource's status as an object {kind, namespace, name, status}: JSON
+ * (compact when one_line, for --watch) or a YAML document. */
+static int print_status_doc(const char *kind, const char *ns, const char *name, const Sluice__V1__Status *s,
+                            bool json, bool one_line)
+{
+    Sluice__V1__Status pending = SLUICE__V1__STATUS__INIT;
+    sl_codec_options o = {0};
+    char *body = NULL;
+    size_t len;
+    int rc = -1;
+    o.resolver = sl_types_find_url;
+    if (!s)
+        s = &pending;
+    if ((json ? sl_codec_encode_json(&body, &len, &s->base, &o) : sl_codec_encode_yaml(&body, &len, &s->base, &o)) !=
+        SL_OK) {
+        fprintf(stderr, "error: encoding the status of %s.%s.%s: %s\n", kind, ns, name, sl_error_msg());
+        return -1;
+    }
+    if (json) {
+        json_t *st = json_loads(body, 0, NULL), *doc = json_object();
+        char *text;
+        if (st && !json_object_get(st, "state"))
+            json_object_set_new(st, "state", json_string(state_name(s->state)));
+        json_object_set_new(doc, "kind", json_string(kind));
+        json_object_set_new(doc, "namespace", json_string(ns));
+        json_object_set_new(doc, "name", json_string(name));
+        json_object_set_new(doc, "status", st ? st : json_object());
+        text = json_dumps(doc, one_line ? JSON_COMPACT : JSON_INDENT(2));
+        if (text) {
+            printf("%s\n", text);
+            rc = 0;
+        }
+        free(text);
+        json_decref(doc);
+    } else {
+        printf("kind: %s\nnamespace: %s\nname: %s\nstatus:\n", kind, ns, name);
+        if (s->state == SLUICE__V1__STATUS__STATE__Pending)
+            printf("  state: Pending\n");
+        for (const char *p = body; *p && strcmp(p, "{}\n") != 0;) {
+            const char *e = strchr(p, '\n');
+            size_t n = e ? (size_t)(e - p) : strlen(p);
+            printf("  %.*s\n", (int)n, p);
+            p += n + (e ? 1 : 0);
+        }
+        rc = 0;
+    }
+    free(body);
+    return rc;
+}
+
+/* The statuses of items: a table, a JSON array or YAML documents. */
+static int print_statuses(const ctl_item *items, size_t n, const char *out)
+{
+    int rc = 0;
+    if (strcmp(out, "table") == 0) {
+        printf("%-16s %-15s %-28s %-10s %-14s %s\n", "KIND", "NAMESPACE", "NAME", "STATE", "REPORTED BY",
+               "REASON");
+        for (size_t i = 0; i < n; i++)
+            print_status_line(items[i].id.kind, items[i].id.ns, items[i].id.name, items[i].status);
+        return 0;
+    }
+    if (out[0] == 'j')
+        printf("[\n");
+    for (size_t i = 0; i < n; i++) {
+        if (out[0] == 'y' && i)
+            printf("---\n");
+        if (out[0] == 'j' && i)
+            printf(",\n");
+        if (print_status_doc(items[i].id.kind, items[i].id.ns, items[i].id.name, items[i].status, out[0] == 'j',
+                             false) != 0)
+            rc = -1;
+    }
+    if (out[0] == 'j')
+        printf("]\n");
+    return rc;
+}
+
+/* --watch: every change of a status matching k/ns/name until interrupted,
+ * as table lines, one compact JSON object per line, or YAML documents. */
+static int status_watch(sl_nats *nc, const sl_kind *k, const char *ns, const char *name, const char *out)
+{
+    sl_kv *skv = NULL;
+    sl_kv_watch *w = NULL;
+    char filter[SL_RESOURCE_KEY_MAX + 8];
+    bool initial = true;
+    if (sl_kv_bind(&skv, nc, SL_BUCKET_STATUS) != SL_OK) {
+        sl_kv_config kc;
+        sl_kv_config_init(&kc, SL_BUCKET_STATUS);
+        if (sl_kv_open(&skv, nc, &kc) != SL_OK) {
+            fprintf(stderr, "error: %s: %s\n", SL_BUCKET_STATUS, sl_error_msg());
+            return 1;
+        }
+    }
+    snprintf(filter, sizeof(filter), "%s.%s.%s", k ? k->kind : "*", ns ? ns : "*", name ? name : "*");
+    sl_kv_watch_opts wo = {filter, false};
+    if (sl_kv_watch_new(&w, skv, &wo) != SL_OK) {
+        fprintf(stderr, "error: watch: %s\n", sl_error_msg());
+        sl_kv_free(skv);
+        return 1;
+    }
+    signal(SIGINT, on_sigint);
+    signal(SIGTERM, on_sigint);
+    while (!g_interrupted) {
+        sl_kv_entry e = {0};
+        bool done = false;
+        sl_resource_id id;
+        sl_status st = sl_kv_watch_next(&e, &done, w, 200);
+        if (st == SL_ERR_TIMEOUT)
+            continue;
+        if (st != SL_OK)
+            break;
+        if (done) {
+            initial = false;
+            continue;
+        }
+        if (!initial && sl_resource_key_parse(&id, e.key, 1) == SL_OK) {
+            Sluice__V1__Status *s = e.op == SL_KV_PUT ? sluice__v1__status__unpack(NULL, e.len, e.value) : NULL;
+            if (strcmp(out, "table") == 0) {
+                print_status_line(id.kind, id.ns, id.name, s);
+            } else {
+                if (out[0] == 'y')
+                    printf("---\n");
+                print_status_doc(id.kind, id.ns, id.name, s, out[0] == 'j', true);
+            }
+            fflush(stdout);
+            if (s)
+                sluice__v1__status__free_unpacked(s, NULL);
+        }
+        sl_kv_entry_deinit(&e);
+    }
+    sl_kv_watch_free(w);
+    sl_kv_free(skv);
+    return 0;
 }
 
 int ctl_cmd_status(ctl *c, int argc, char **argv)
 {
-    const char *ns = NULL, *pos[2] = {NULL, NULL};
+    const char *ns = NULL, *pos[2] = {NULL, NULL}, *out = "table";
     bool watch = false;
     int npos = 0, code = 1;
     sl_nats *nc = NULL;
@@ -406,15 +549,21 @@ int ctl_cmd_status(ctl *c, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            printf("Usage: sluicectl status [KIND [NAME]] [-n NAMESPACE | -A] [--watch]\n"
-                   "Shows the status the reporter stored in the sluice_status KV;\n"
-                   "--watch prints every change until interrupted.\n");
+            printf("Usage: sluicectl status [KIND [NAME]] [-n NAMESPACE | -A] [-o table|json|yaml] [--watch]\n"
+                   "Shows the status the reporter stored in the sluice_status KV; REASON is the\n"
+                   "reason, or a Warning's messages joined with \"; \". -o json: an array of\n"
+                   "{kind, namespace, name, status}; -o yaml: one such document each.\n"
+                   "--watch prints every change until interrupted (-o json: one object a line).\n");
             return 0;
         }
         if (ctl_opt(argc, argv, &i, "-n", "--namespace", &v)) {
             if (!v)
                 return ctl_usage_error("status", "flag needs an argument: -n");
             ns = v;
+        } else if (ctl_opt(argc, argv, &i, "-o", "--output", &v)) {
+            if (!v || (strcmp(v, "table") && strcmp(v, "yaml") && strcmp(v, "json")))
+                return ctl_usage_error("status", "-o takes table, json or yaml");
+            out = v;
         } else if (strcmp(argv[i], "-A") == 0 || strcmp(argv[i], "--all-namespaces") == 0) {
             ns = NULL;
         } else if (strcmp(argv[i], "-w") == 0 || strcmp(argv[i], "--watch") == 0) {
@@ -442,68 +591,13 @@ int ctl_cmd_status(ctl *c, int argc, char **argv)
         fprintf(stderr, "Error from server (NotFound): %s \"%s\" not found\n", k->plural, pos[1]);
         goto out;
     }
-    code = 0;
-    printf("%-16s %-15s %-28s %-10s %-14s %s\n", "KIND", "NAMESPACE", "NAME", "STATE",
-           "REPORTED BY", "REASON");
-    for (size_t i = 0; i < n; i++) {
-        print_status_line(items[i].id.kind, items[i].id.ns, items[i].id.name, items[i].status);
+    code = print_statuses(items, n, out) == 0 ? 0 : 1;
+    for (size_t i = 0; pos[1] && i < n; i++)
         if (items[i].status && items[i].status->state == SLUICE__V1__STATUS__STATE__Rejected)
-            code = pos[1] ? 1 : code;
-    }
-    fflush(stdout);
-    if (watch) {
-        sl_kv *skv = NULL;
-        sl_kv_watch *w = NULL;
-        char filter[SL_RESOURCE_KEY_MAX + 8];
-        if (sl_kv_bind(&skv, nc, SL_BUCKET_STATUS) != SL_OK) {
-            sl_kv_config kc;
-            sl_kv_config_init(&kc, SL_BUCKET_STATUS);
-            if (sl_kv_open(&skv, nc, &kc) != SL_OK) {
-                fprintf(stderr, "error: %s: %s\n", SL_BUCKET_STATUS, sl_error_msg());
-                code = 1;
-                goto out;
-            }
-        }
-        snprintf(filter, sizeof(filter), "%s.%s.%s", k ? k->kind : "*", ns ? ns : "*",
-                 pos[1] ? pos[1] : "*");
-        sl_kv_watch_opts wo = {filter, false};
-        if (sl_kv_watch_new(&w, skv, &wo) != SL_OK) {
-            fprintf(stderr, "error: watch: %s\n", sl_error_msg());
-            sl_kv_free(skv);
             code = 1;
-            goto out;
-        }
-        signal(SIGINT, on_sigint);
-        signal(SIGTERM, on_sigint);
-        bool initial = true;
-        while (!g_interrupted) {
-            sl_kv_entry e = {0};
-            bool done = false;
-            sl_status st = sl_kv_watch_next(&e, &done, w, 200);
-            if (st == SL_ERR_TIMEOUT)
-                continue;
-            if (st != SL_OK)
-                break;
-            if (done) {
-                initial = false;
-                continue;
-            }
-            if (!initial) {
-                sl_resource_id id;
-                if (sl_resource_key_parse(&id, e.key, 1) == SL_OK) {
-                    Sluice__V1__Status *s =
-                        e.op == SL_KV_PUT ? sluice__v1__status__unpack(NULL, e.len, e.value) : NULL;
-                    print_status_line(id.kind, id.ns, id.name, s);
-                    fflush(stdout);
-                    if (s)
-                        sluice__v1__status__free_unpacked(s, NULL);
-                }
-            }
-            sl_kv_entry_deinit(&e);
-        }
-        sl_kv_watch_free(w);
-        sl_kv_free(skv);
-    }
+    fflush(stdout);
+    if (watch && status_watch(nc, k, ns, pos[1], out) != 0)
+        code = 1;
 out:
     ctl_items_free(items, n);
     ctl_close(nc);

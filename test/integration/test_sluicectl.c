@@ -20,6 +20,7 @@
 #include "sluice/kinds.h"
 #include "sluice/kv.h"
 #include "sluice/types.h"
+#include "sluice/v1/core.pb-c.h"
 #include "test_config_watcher_util.h"
 
 static harness_nats *srv;
@@ -171,6 +172,71 @@ static void delete_resources(void **state)
     assert_non_null(strstr(out, "gateway.gateway.solo.io/default/gateway-proxy deleted"));
     free(out);
     assert_int_equal(run_cmd(&out, "%s delete", ctl), 1);
+    free(out);
+}
+
+/* A document the translator's dry run accepts with a Warning (retries
+ * without retryOn): apply and delete print each warning on a line of its
+ * own, after the line of the resource it is about, even with stdout and
+ * stderr in one pipe. */
+static const char WARN_DOC[] =
+    "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: warned, namespace: default}\n"
+    "spec: {virtualHost: {domains: [warned.example.com], routes: [{matchers: [{prefix: /}], "
+    "routeAction: {single: {upstream: {name: petstore}}}, options: {retries: {numRetries: 2}}}]}}\n";
+
+static void warnings_on_their_own_lines(void **state)
+{
+    (void)state;
+    char *out = NULL, path[400];
+    const char *w;
+    snprintf(path, sizeof(path), "%s/warned.yaml", tmp);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(WARN_DOC, f);
+    fclose(f);
+    assert_int_equal(run_cmd(&out, "%s apply -f %s", ctl, path), 0);
+    w = strstr(out, "virtualservice.gateway.solo.io/default/warned created\nWarning: ");
+    assert_non_null(w);
+    assert_non_null(strstr(w, "retryOn: empty"));
+    assert_int_equal(out[strlen(out) - 1], '\n');
+    free(out);
+
+    /* status: a Warning's messages are its REASON; -o json and -o yaml */
+    Sluice__V1__Status st = SLUICE__V1__STATUS__INIT;
+    char *msgs[] = {"first warning", "second warning"};
+    uint8_t buf[256];
+    sl_kv *skv = open_bucket(nc, SL_BUCKET_STATUS);
+    assert_non_null(skv);
+    st.state = SLUICE__V1__STATUS__STATE__Warning;
+    st.reported_by = "translator";
+    st.messages = msgs;
+    st.n_messages = 2;
+    assert_true(sluice__v1__status__get_packed_size(&st) <= sizeof(buf));
+    assert_int_equal(sl_kv_put(NULL, skv, "VirtualService.default.warned", buf, sluice__v1__status__pack(&st, buf)),
+                     SL_OK);
+    sl_kv_free(skv);
+    assert_int_equal(run_cmd(&out, "%s status vs warned", ctl), 0);
+    w = strstr(out, "\nVirtualService   default         warned");
+    assert_non_null(w);
+    assert_non_null(strstr(w, "Warning    translator     first warning; second warning\n"));
+    free(out);
+    assert_int_equal(run_cmd(&out, "%s status vs warned -o json", ctl), 0);
+    assert_true(out[0] == '[');
+    assert_non_null(strstr(out, "\"kind\": \"VirtualService\""));
+    assert_non_null(strstr(out, "\"name\": \"warned\""));
+    assert_non_null(strstr(out, "\"state\": \"Warning\""));
+    assert_non_null(strstr(out, "\"first warning\",\n"));
+    assert_non_null(strstr(out, "]\n"));
+    free(out);
+    assert_int_equal(run_cmd(&out, "%s status vs warned -o yaml", ctl), 0);
+    assert_non_null(strstr(out, "kind: VirtualService\nnamespace: default\nname: warned\nstatus:\n  state: Warning\n"));
+    assert_non_null(strstr(out, "  messages:\n  - first warning\n  - second warning\n"));
+    free(out);
+    assert_int_equal(run_cmd(&out, "%s status -o wide", ctl), 1);
+    free(out);
+
+    assert_int_equal(run_cmd(&out, "%s delete -f %s", ctl, path), 0);
+    assert_non_null(strstr(out, "virtualservice.gateway.solo.io/default/warned deleted\n"));
     free(out);
 }
 
@@ -326,6 +392,7 @@ int main(void)
         cmocka_unit_test(apply_examples),
         cmocka_unit_test(apply_rejected_and_dry_run),
         cmocka_unit_test(get_yaml_round_trip),
+        cmocka_unit_test(warnings_on_their_own_lines),
         cmocka_unit_test(delete_resources),
         cmocka_unit_test(xds_dump),
         cmocka_unit_test(run_starts_and_stops),
