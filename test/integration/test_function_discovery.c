@@ -524,6 +524,27 @@ static void test_function_discovery(void **state)
     if (!strstr(out, "getPetById") || !strstr(out, "myFn") || !strstr(out, "/v2/pet/{{ default(petId"))
         fail_msg("sluicectl get upstream petstore -o yaml:\n%s", out);
 
+    /* A route naming a discovered function (a path parameter) is translated, not Rejected. */
+    char vs[600], up[600];
+    snprintf(up, sizeof up, "%s/petstore-upstream.yaml", dir);
+    snprintf(vs, sizeof vs, "%s/vs.yaml", dir);
+    FILE *f = fopen(vs, "w");
+    assert_non_null(f);
+    fputs("apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: pets, namespace: default}\n"
+          "spec:\n  virtualHost:\n    domains: [pets.example.com]\n    routes:\n"
+          "    - matchers: [{prefix: /pets/}]\n      routeAction:\n        single:\n"
+          "          upstream: {name: petstore, namespace: default}\n"
+          "          destinationSpec: {rest: {functionName: getPetById, parameters: {path: \"/pets/{petId}\"}}}\n",
+          f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s/services/sluicectl/sluicectl get upstream petstore -o yaml > %s", bin_dir, up);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s/test/tools/sluice-translate %s %s 2>&1 >/dev/null", bin_dir, up, vs);
+    out = run_out(cmd);
+    if (!strstr(out, "Upstream default.petstore: Accepted") || strstr(out, "Rejected") ||
+        strstr(out, "VirtualService default.pets: Warning"))
+        fail_msg("sluice-translate:\n%s", out);
+
     /* The FastAPI document changes: archiveBook appears, deleteBook goes. */
     assert_int_equal(http(api_port, "POST", "/_change", buf, sizeof buf), 200);
     wait_functions("books", " listBooks createBook getBook archiveBook health_health_get ", " deleteBook ", 5);
