@@ -858,6 +858,20 @@ static void init_metrics(xds_server *s)
                        "xDS streams or requests refused by a limit (streams per peer, names per request).");
 }
 
+/* Frees what xds_server_start allocated in s, and s, after its workers
+ * have stopped; ends this server's use of gRPC. */
+static void server_release(xds_server *s)
+{
+    free(s->workers);
+    free(s->listen);
+    free(s->default_proxy);
+    xds_peers_free(s->peers);
+    xds_tls_free(s->tls); /* no handshake after the server is gone */
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+    grpc_shutdown();
+}
+
 sl_status xds_server_start(xds_server **out, const xds_server_opts *o)
 {
     sl_status rc;
@@ -929,14 +943,7 @@ err:
             grpc_completion_queue_destroy(s->workers[i].cq);
         }
     }
-    free(s->workers);
-    free(s->listen);
-    free(s->default_proxy);
-    xds_peers_free(s->peers);
-    xds_tls_free(s->tls); /* no handshake after the server is gone */
-    pthread_mutex_destroy(&s->mu);
-    free(s);
-    grpc_shutdown();
+    server_release(s);
     return rc;
 }
 
@@ -968,12 +975,5 @@ void xds_server_stop(xds_server *s)
         grpc_completion_queue_destroy(s->workers[i].cq);
     grpc_completion_queue_shutdown(scq);
     grpc_completion_queue_destroy(scq);
-    free(s->workers);
-    free(s->listen);
-    free(s->default_proxy);
-    xds_peers_free(s->peers);
-    xds_tls_free(s->tls); /* no handshake after the server is gone */
-    pthread_mutex_destroy(&s->mu);
-    free(s);
-    grpc_shutdown();
+    server_release(s);
 }
