@@ -3,6 +3,7 @@
  * connectionConfig, useHttp2 (and the HTTP/2 windows and stream limit),
  * protocolSelection, ignoreHealthOnHostRemoval, respectDnsTtl,
  * dnsRefreshRate. Settings gloo.circuitBreakers are the default breakers. */
+#include <stdint.h>
 #include <string.h>
 
 #include "../plugin.h"
@@ -288,6 +289,21 @@ static void lb_config(tr_ctx *tx, const Sluice__V1__LoadBalancerConfig *l, tr_cl
     }
 }
 
+
+/* Envoy takes TCP keepalive times in whole seconds; Gloo's upstreamconn
+ * plugin (roundToSecond) rounds up: math.Round(seconds + 0.4999), so
+ * 1.2s is 2, 0.5s is 1, 1s is 1 and anything under 0.1ms is 0. */
+static Google__Protobuf__UInt32Value *keepalive_seconds(tr_ctx *tx, const Google__Protobuf__Duration *d,
+                                                       const char *field)
+{
+    int64_t ns = d->seconds * 1000000000 + d->nanos, s;
+    if (d->seconds < 0 || d->nanos < 0 || d->seconds > UINT32_MAX - 1) {
+        tr_error(tx, "spec.connectionConfig.tcpKeepalive.%s: must be 0 to %us", field, UINT32_MAX - 1);
+        return tr_u32(tx, 0);
+    }
+    s = (ns + 999900000) / 1000000000; /* floor(x + 0.4999 + 0.5) = Go's math.Round(x + 0.4999) */
+    return tr_u32(tx, (uint32_t)s);
+}
 static void cluster(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c)
 {
     const Sluice__V1__UpstreamSpec *s = in->up->spec;
@@ -333,9 +349,10 @@ static void cluster(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c)
             if (cc->tcp_keepalive->keepalive_probes)
                 k->keepalive_probes = tr_u32(tx, cc->tcp_keepalive->keepalive_probes);
             if (cc->tcp_keepalive->keepalive_time)
-                k->keepalive_time = tr_u32(tx, (uint32_t)(tr_dur_to_ms(cc->tcp_keepalive->keepalive_time) / 1000));
+                k->keepalive_time = keepalive_seconds(tx, cc->tcp_keepalive->keepalive_time, "keepaliveTime");
             if (cc->tcp_keepalive->keepalive_interval)
-                k->keepalive_interval = tr_u32(tx, (uint32_t)(tr_dur_to_ms(cc->tcp_keepalive->keepalive_interval) / 1000));
+                k->keepalive_interval =
+                    keepalive_seconds(tx, cc->tcp_keepalive->keepalive_interval, "keepaliveInterval");
             c->upstream_connection_options = TR_NEW(tx, envoy__config__cluster__v3__upstream_connection_options);
             c->upstream_connection_options->tcp_keepalive = k;
         }
