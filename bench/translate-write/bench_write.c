@@ -215,6 +215,32 @@ static double recv_until(xc *c, const char *type_url, const char *needle, int n,
     return -1;
 }
 
+/* Puts m (then freed) at key of kv and times the change from the put:
+ * *written until the translator's next commit, *served until a type_url
+ * response on c (subscribed to names) holds needle. Dies after 30 s. */
+static void timed_change(double *written, double *served, sl_kv *kv, const char *key, ProtobufCMessage *m, xc *c,
+                         const char *type_url, const char *needle, int n, char **names, const char *what)
+{
+    uint64_t before = commit_count();
+    size_t len = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = malloc(len);
+    protobuf_c_message_pack(m, buf);
+    protobuf_c_message_free_unpacked(m, NULL);
+    double t0 = now_ms();
+    if (sl_kv_put(NULL, kv, key, buf, len) != SL_OK)
+        die("put");
+    free(buf);
+    double s = recv_until(c, type_url, needle, n, names, 30000);
+    double w = wait_commit(before, 30000);
+    if (s < 0 || w < 0) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "%s was not written or served within 30 s", what);
+        die(msg);
+    }
+    *written = w - t0;
+    *served = s - t0;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -348,22 +374,8 @@ int main(int argc, char **argv)
         snprintf(prefix, sizeof prefix, "/c%d", r);
         snprintf(needle, sizeof needle, "/c%d/9", r);
         snprintf(key, sizeof key, "VirtualService.default.vs-%d", vi);
-        uint64_t before = commit_count();
-        ProtobufCMessage *m = bench_gen_vs(vi, nu, prefix);
-        size_t len = protobuf_c_message_get_packed_size(m);
-        uint8_t *buf = malloc(len);
-        protobuf_c_message_pack(m, buf);
-        protobuf_c_message_free_unpacked(m, NULL);
-        t0 = now_ms();
-        if (sl_kv_put(NULL, kv_config, key, buf, len) != SL_OK)
-            die("put");
-        free(buf);
-        double served = recv_until(c, RDS_URL, needle, n, eds, 30000);
-        double written = wait_commit(before, 30000);
-        if (served < 0 || written < 0)
-            die("a VirtualService change was not written or served within 30 s");
-        vw[r] = written - t0;
-        vsv[r] = served - t0;
+        timed_change(&vw[r], &vsv[r], kv_config, key, bench_gen_vs(vi, nu, prefix), c, RDS_URL, needle, n, eds,
+                     "a VirtualService change");
         commit_bytes = last_commit_bytes;
         usleep(50 * 1000);
     }
@@ -372,22 +384,8 @@ int main(int argc, char **argv)
         char needle[32];
         snprintf(needle, sizeof needle, "10.%d.%d.%d", (ui >> 8) & 255, ui & 255, 1 + 100 + r);
         snprintf(key, sizeof key, "default.up-%d", ui);
-        uint64_t before = commit_count();
-        ProtobufCMessage *m = bench_gen_endpoints(ui, 100 + r);
-        size_t len = protobuf_c_message_get_packed_size(m);
-        uint8_t *buf = malloc(len);
-        protobuf_c_message_pack(m, buf);
-        protobuf_c_message_free_unpacked(m, NULL);
-        t0 = now_ms();
-        if (sl_kv_put(NULL, kv_eps, key, buf, len) != SL_OK)
-            die("put");
-        free(buf);
-        double served = recv_until(c, EDS_URL, needle, n, eds, 30000);
-        double written = wait_commit(before, 30000);
-        if (served < 0 || written < 0)
-            die("an endpoint change was not written or served within 30 s");
-        ew[r] = written - t0;
-        esv[r] = served - t0;
+        timed_change(&ew[r], &esv[r], kv_eps, key, bench_gen_endpoints(ui, 100 + r), c, EDS_URL, needle, n, eds,
+                     "an endpoint change");
         usleep(50 * 1000);
     }
     printf("one VirtualService: written p50 %.2f ms p99 %.2f ms max %.2f ms; served p50 %.2f ms p99 %.2f ms "
