@@ -528,6 +528,17 @@ static void nats_free(sl_nats *nc)
     free(nc);
 }
 
+/* Closes nc's connection and waits for nats.c's closed callback (after
+ * which nc->conn may be destroyed). */
+static void close_and_wait(sl_nats *nc)
+{
+    natsConnection_Close(nc->conn);
+    pthread_mutex_lock(&nc->lock);
+    while (!nc->closed)
+        pthread_cond_wait(&nc->cond, &nc->lock);
+    pthread_mutex_unlock(&nc->lock);
+}
+
 sl_status sl_nats_connect(sl_nats **out, const sl_nats_settings *settings)
 {
     sl_status st = SL_OK;
@@ -605,11 +616,7 @@ err:
     if (nc->conn != NULL) {
         /* Not reached today (the JetStream context cannot fail after a
          * connect), but close properly if it ever does. */
-        natsConnection_Close(nc->conn);
-        pthread_mutex_lock(&nc->lock);
-        while (!nc->closed)
-            pthread_cond_wait(&nc->cond, &nc->lock);
-        pthread_mutex_unlock(&nc->lock);
+        close_and_wait(nc);
         natsConnection_Destroy(nc->conn);
     }
     nats_free(nc);
@@ -642,10 +649,8 @@ void sl_nats_close(sl_nats *nc, int64_t drain_timeout_ms)
     while (!nc->closed) {
         if (pthread_cond_timedwait(&nc->cond, &nc->lock, &until) == ETIMEDOUT) {
             pthread_mutex_unlock(&nc->lock);
-            natsConnection_Close(nc->conn);
+            close_and_wait(nc);
             pthread_mutex_lock(&nc->lock);
-            while (!nc->closed)
-                pthread_cond_wait(&nc->cond, &nc->lock);
         }
     }
     pthread_mutex_unlock(&nc->lock);
