@@ -98,12 +98,7 @@ static int group_teardown(void **state)
 
 static Sluice__V1__VirtualService *get_vs(const char *key)
 {
-    sl_kv_entry e = {0};
-    if (sl_kv_get(&e, kv, key) != SL_OK)
-        return NULL;
-    Sluice__V1__VirtualService *vs = sluice__v1__virtual_service__unpack(NULL, e.len, e.value);
-    sl_kv_entry_deinit(&e);
-    return vs;
+    return (Sluice__V1__VirtualService *)harness_kv_get_pb(kv, key, &sluice__v1__virtual_service__descriptor);
 }
 
 /* Files -> KV: create, modify, remove a document, delete a file. */

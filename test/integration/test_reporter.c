@@ -135,12 +135,7 @@ static void expect_quiet(int64_t ms)
 
 static Sluice__V1__Status *stored(const char *key)
 {
-    sl_kv_entry e = {0};
-    if (sl_kv_get(&e, status_kv, key) != SL_OK)
-        return NULL;
-    Sluice__V1__Status *st = sluice__v1__status__unpack(NULL, e.len, e.value);
-    sl_kv_entry_deinit(&e);
-    return st;
+    return (Sluice__V1__Status *)harness_kv_get_pb(status_kv, key, &sluice__v1__status__descriptor);
 }
 
 /* Publishes a report as the translator does (envelope with headers). */

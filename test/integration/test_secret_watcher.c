@@ -56,12 +56,7 @@ static void start_watcher(void)
 /* The stored secret, or NULL. */
 static Sluice__V1__Secret *get_secret(const char *key)
 {
-    sl_kv_entry e = {0};
-    if (sl_kv_get(&e, kv, key) != SL_OK)
-        return NULL;
-    Sluice__V1__Secret *s = sluice__v1__secret__unpack(NULL, e.len, e.value);
-    sl_kv_entry_deinit(&e);
-    return s;
+    return (Sluice__V1__Secret *)harness_kv_get_pb(kv, key, &sluice__v1__secret__descriptor);
 }
 
 static char *file_text(const char *name)

@@ -221,6 +221,16 @@ int harness_http_get(int port, const char *path, char *body, size_t cap)
     return code;
 }
 
+ProtobufCMessage *harness_kv_get_pb(sl_kv *kv, const char *key, const ProtobufCMessageDescriptor *desc)
+{
+    sl_kv_entry e = {0};
+    if (sl_kv_get(&e, kv, key) != SL_OK)
+        return NULL;
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, e.len, e.value);
+    sl_kv_entry_deinit(&e);
+    return m;
+}
+
 int harness_stop(pid_t pid, int sig)
 {
     int st = 0;

@@ -31,6 +31,9 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include <protobuf-c/protobuf-c.h>
+
+#include "sluice/kv.h"
 #include "sluice/nats.h"
 
 typedef struct harness_nats harness_nats;
@@ -147,6 +150,11 @@ int harness_free_port(void);
 /* The HTTP status code of GET path on 127.0.0.1:port, or -1 when the port
  * does not answer; body (when not NULL) gets the response, cut at cap. */
 int harness_http_get(int port, const char *path, char *body, size_t cap);
+
+/* The value at key of kv decoded as desc (free it with
+ * protobuf_c_message_free_unpacked), or NULL when there is none or it does
+ * not decode. */
+ProtobufCMessage *harness_kv_get_pb(sl_kv *kv, const char *key, const ProtobufCMessageDescriptor *desc);
 
 /* Sends sig to pid and waits for it to end: its wait status, or -1 without
  * signalling anything when pid <= 0 (a failed start; kill(-1, ...) as root
