@@ -18,6 +18,7 @@
 #include "sluice/kv.h"
 #include "sluice/log.h"
 #include "sluice/nats.h"
+#include "sluice/report.h"
 #include "sluice/resource.h"
 #include "sluice/service.h"
 #include "sluice/v1/events.pb-c.h"
@@ -104,26 +105,13 @@ static void report(watcher *w, const char *key, Sluice__V1__Status__State state,
     free(s->reason);
     s->reason = reason ? strdup(reason) : NULL;
 
-    Sluice__V1__Report r = SLUICE__V1__REPORT__INIT;
-    Sluice__V1__ObjectRef ref = SLUICE__V1__OBJECT_REF__INIT;
-    Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    ts.seconds = now.tv_sec;
-    ts.nanos = (int32_t)now.tv_nsec;
-    ref.kind = "Secret";
-    ref.namespace_ = id.ns;
-    ref.name = id.name;
-    r.resource = &ref;
-    r.source = "secret-watcher";
-    r.state = state;
-    r.reason = (char *)(reason ? reason : "");
-    r.time = &ts;
+    rep_report rr;
+    Sluice__V1__Report *r = rep_report_init(&rr, "secret-watcher", "Secret", id.ns, id.name, state, reason);
     char subject[SL_RESOURCE_KEY_MAX + 64];
     sl_envelope_opts o = {.source = info.name};
     if (sl_resource_subject(subject, sizeof subject, "sluice.report.secret-watcher", "Secret", id.ns, id.name) !=
             SL_OK ||
-        sl_envelope_publish_pb(w->nc, subject, &r.base, &o) != SL_OK)
+        sl_envelope_publish_pb(w->nc, subject, &r->base, &o) != SL_OK)
         sl_log_warn("report", "publish failed", "key=%s err=%s", key, sl_log_q(sl_error_msg()));
 }
 

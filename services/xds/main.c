@@ -13,6 +13,7 @@
 #include "sluice/envelope.h"
 #include "sluice/kv.h"
 #include "sluice/log.h"
+#include "sluice/report.h"
 #include "sluice/resource.h"
 #include "sluice/service.h"
 #include "sluice/v1/events.pb-c.h"
@@ -56,28 +57,16 @@ static void on_nack(void *ud, const xds_nack *n)
     if (sl_resource_subject(subject, sizeof subject, "sluice.report.xds-server", "Proxy", ns, name) != SL_OK)
         snprintf(subject, sizeof subject, "sluice.report.xds-server.Proxy.invalid.invalid");
 
-    Sluice__V1__Report r = SLUICE__V1__REPORT__INIT;
-    Sluice__V1__ObjectRef ref = SLUICE__V1__OBJECT_REF__INIT;
-    Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    ts.seconds = now.tv_sec;
-    ts.nanos = (int32_t)now.tv_nsec;
-    ref.kind = "Proxy";
-    ref.namespace_ = ns;
-    ref.name = name;
-    r.resource = &ref;
-    r.source = "xds-server";
-    r.state = SLUICE__V1__STATUS__STATE__Rejected;
-    r.reason = (char *)n->error;
-    r.proxy = (char *)n->proxy;
-    r.xds_version = (char *)n->version;
-    r.type_url = (char *)sl_xds_type_url(n->type);
-    r.node_id = (char *)n->node_id;
-    r.time = &ts;
-    r.reporter_id = g_reporter;
+    rep_report rr;
+    Sluice__V1__Report *r =
+        rep_report_init(&rr, "xds-server", "Proxy", ns, name, SLUICE__V1__STATUS__STATE__Rejected, n->error);
+    r->proxy = (char *)n->proxy;
+    r->xds_version = (char *)n->version;
+    r->type_url = (char *)sl_xds_type_url(n->type);
+    r->node_id = (char *)n->node_id;
+    r->reporter_id = g_reporter;
     sl_envelope_opts eo = {NULL, "sluice-xds", NULL};
-    if (sl_envelope_publish_pb(g_nc, subject, &r.base, &eo) != SL_OK)
+    if (sl_envelope_publish_pb(g_nc, subject, &r->base, &eo) != SL_OK)
         sl_log_warn("report", "publish failed", "subject=%s err=%s", subject, sl_log_q(sl_error_msg()));
 }
 

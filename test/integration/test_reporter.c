@@ -34,6 +34,7 @@
 #include "sluice/kinds.h"
 #include "sluice/kv.h"
 #include "sluice/log.h"
+#include "sluice/report.h"
 #include "sluice/v1/core.pb-c.h"
 #include "sluice/v1/events.pb-c.h"
 
@@ -142,24 +143,16 @@ static Sluice__V1__Status *stored(const char *key)
 static void translator_report(const char *name, const char *proxy, int state, int64_t gen, const char *xv,
                               int64_t sec, const char *reason)
 {
-    Sluice__V1__Report r = SLUICE__V1__REPORT__INIT;
-    Sluice__V1__ObjectRef ref = SLUICE__V1__OBJECT_REF__INIT;
-    Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    rep_report rr;
     char subject[256];
-    ref.kind = "VirtualService";
-    ref.namespace_ = "default";
-    ref.name = (char *)name;
-    ts.seconds = sec;
-    r.resource = &ref;
-    r.source = "translator";
-    r.state = state;
-    r.reason = (char *)reason;
-    r.proxy = (char *)proxy;
-    r.generation = gen;
-    r.xds_version = (char *)xv;
-    r.time = &ts;
+    Sluice__V1__Report *r = rep_report_init(&rr, "translator", "VirtualService", "default", name, state, reason);
+    rr.ts.seconds = sec;
+    rr.ts.nanos = 0;
+    r->proxy = (char *)proxy;
+    r->generation = gen;
+    r->xds_version = (char *)xv;
     snprintf(subject, sizeof subject, "sluice.report.translator.VirtualService.default.%s", name);
-    assert_int_equal(sl_envelope_publish_pb(nc, subject, &r.base, NULL), SL_OK);
+    assert_int_equal(sl_envelope_publish_pb(nc, subject, &r->base, NULL), SL_OK);
     natsConnection_Flush(sl_nats_conn(nc));
 }
 
@@ -167,27 +160,20 @@ static void translator_report(const char *name, const char *proxy, int state, in
  * sluice.report.xds-server.Proxy.<ns>.<proxy>, no headers. */
 static void xds_nack(const char *proxy_name, int64_t sec, const char *error)
 {
-    Sluice__V1__Report r = SLUICE__V1__REPORT__INIT;
-    Sluice__V1__ObjectRef ref = SLUICE__V1__OBJECT_REF__INIT;
-    Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    rep_report rr;
     char subject[256], proxy[256];
     snprintf(proxy, sizeof proxy, "default~%s", proxy_name);
-    ref.kind = "Proxy";
-    ref.namespace_ = "default";
-    ref.name = (char *)proxy_name;
-    ts.seconds = sec;
-    r.resource = &ref;
-    r.source = "xds-server";
-    r.state = SLUICE__V1__STATUS__STATE__Rejected;
-    r.reason = (char *)error;
-    r.proxy = proxy;
-    r.xds_version = "3f2a9c0d11e4b7a2";
-    r.type_url = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
-    r.node_id = "envoy-1";
-    r.time = &ts;
-    size_t len = sluice__v1__report__get_packed_size(&r);
+    Sluice__V1__Report *r =
+        rep_report_init(&rr, "xds-server", "Proxy", "default", proxy_name, SLUICE__V1__STATUS__STATE__Rejected, error);
+    rr.ts.seconds = sec;
+    rr.ts.nanos = 0;
+    r->proxy = proxy;
+    r->xds_version = "3f2a9c0d11e4b7a2";
+    r->type_url = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+    r->node_id = "envoy-1";
+    size_t len = sluice__v1__report__get_packed_size(r);
     uint8_t *buf = malloc(len);
-    sluice__v1__report__pack(&r, buf);
+    sluice__v1__report__pack(r, buf);
     snprintf(subject, sizeof subject, "sluice.report.xds-server.Proxy.default.%s", proxy_name);
     assert_int_equal(natsConnection_Publish(sl_nats_conn(nc), subject, buf, (int)len), NATS_OK);
     natsConnection_Flush(sl_nats_conn(nc));
