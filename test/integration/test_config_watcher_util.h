@@ -84,6 +84,20 @@ static inline void write_file(const char *path, const char *text)
     rename(tmp, path); /* atomic, as editors and config management do */
 }
 
+/* Checks that *out (run_cmd's output) holds every one of the strings that
+ * follow (NULL terminated), then frees it and sets it to NULL. */
+static inline void expect_out(char **out, ...)
+{
+    va_list ap;
+    va_start(ap, out);
+    for (const char *want; (want = va_arg(ap, const char *)) != NULL;)
+        if (!*out || !strstr(*out, want))
+            fail_msg("output does not hold \"%s\":\n%s", want, *out ? *out : "(none)");
+    va_end(ap);
+    free(*out);
+    *out = NULL;
+}
+
 /* Runs a shell command; *out gets stdout+stderr (malloc'd). Returns the
  * exit code. */
 static inline int run_cmd(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -74,21 +74,16 @@ static void apply_examples(void **state)
     (void)state;
     char *out = NULL;
     assert_int_equal(run_cmd(&out, "%s apply -f %s/examples", ctl, src), 0);
-    assert_non_null(strstr(out, "upstream.gloo.solo.io/default/petstore created"));
-    assert_non_null(strstr(out, "virtualservice.gateway.solo.io/default/petstore created"));
-    assert_non_null(strstr(out, "gateway.gateway.solo.io/default/gateway-proxy created"));
-    free(out);
+    expect_out(&out, "upstream.gloo.solo.io/default/petstore created",
+               "virtualservice.gateway.solo.io/default/petstore created",
+               "gateway.gateway.solo.io/default/gateway-proxy created", NULL);
     assert_true(wait_key(kv, "Upstream.default.echo-grpc", true, 0, 1000) > 0);
     assert_int_equal(run_cmd(&out, "%s apply -f %s/examples/gateway.yaml", ctl, src), 0);
-    assert_non_null(strstr(out, "gateway.gateway.solo.io/default/gateway-proxy unchanged"));
-    free(out);
+    expect_out(&out, "gateway.gateway.solo.io/default/gateway-proxy unchanged", NULL);
     assert_int_equal(run_cmd(&out, "%s get vs", ctl), 0);
-    assert_non_null(strstr(out, "VIRTUAL SERVICE"));
-    assert_non_null(strstr(out, "petstore.example.com"));
-    free(out);
+    expect_out(&out, "VIRTUAL SERVICE", "petstore.example.com", NULL);
     assert_int_equal(run_cmd(&out, "%s get upstreams -A", ctl), 0);
-    assert_non_null(strstr(out, "hosts: 127.0.0.1:8081,127.0.0.1:8082"));
-    free(out);
+    expect_out(&out, "hosts: 127.0.0.1:8081,127.0.0.1:8082", NULL);
 }
 
 static void apply_rejected_and_dry_run(void **state)
@@ -100,18 +95,15 @@ static void apply_rejected_and_dry_run(void **state)
                      "  name: bad\nspec:\n  virtualHost:\n    domains: ['*']\n    routes:\n"
                      "    - matchers:\n      - prefix: /\n      options:\n        retris: 3\n");
     assert_int_equal(run_cmd(&out, "%s apply -f %s", ctl, path), 1);
-    assert_non_null(strstr(out, "virtualservice.gateway.solo.io/default/bad is invalid"));
-    assert_non_null(strstr(out, "bad.yaml:12:9: unknown field 'retris'"));
-    assert_non_null(strstr(out, "did you mean 'retries'?"));
-    free(out);
+    expect_out(&out, "virtualservice.gateway.solo.io/default/bad is invalid", "bad.yaml:12:9: unknown field 'retris'",
+               "did you mean 'retries'?", NULL);
     assert_int_equal(wait_key(kv, "VirtualService.default.bad", false, 0, 100), 1);
 
     snprintf(path, sizeof(path), "%s/dry.yaml", tmp);
     write_file(path, "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n"
                      "  name: dry\nspec:\n  virtualHost:\n    domains: [dry]\n");
     assert_int_equal(run_cmd(&out, "%s apply --dry-run -f %s", ctl, path), 0);
-    assert_non_null(strstr(out, "virtualservice.gateway.solo.io/default/dry created (server dry run)"));
-    free(out);
+    expect_out(&out, "virtualservice.gateway.solo.io/default/dry created (server dry run)", NULL);
     assert_int_equal(wait_key(kv, "VirtualService.default.dry", false, 0, 100), 1);
     /* From stdin too: "created", not "configured", so the dry run stored
      * nothing (the server answers after its writes). */
@@ -129,27 +121,20 @@ static void get_yaml_round_trip(void **state)
     assert_int_equal(run_cmd(&out, "%s get vs petstore -o yaml > %s", ctl, path), 0);
     free(out);
     assert_int_equal(run_cmd(&out, "cat %s", path), 0);
-    assert_non_null(strstr(out, "apiVersion: gateway.solo.io/v1\nkind: VirtualService\n"));
-    assert_non_null(strstr(out, "resourceVersion:"));
-    assert_non_null(strstr(out, "functionName: findPetById"));
-    free(out);
+    expect_out(&out, "apiVersion: gateway.solo.io/v1\nkind: VirtualService\n", "resourceVersion:",
+               "functionName: findPetById", NULL);
     assert_int_equal(run_cmd(&out, "%s apply -f %s", ctl, path), 0);
-    assert_non_null(strstr(out, "virtualservice.gateway.solo.io/default/petstore unchanged"));
-    free(out);
+    expect_out(&out, "virtualservice.gateway.solo.io/default/petstore unchanged", NULL);
     /* A change to what was read: configured, generation 2. */
     assert_int_equal(run_cmd(&out, "sed -i 's/displayName: Pet store/displayName: Pets/' %s && "
                                    "sed -i '/resourceVersion/d' %s && %s apply -f %s",
                              path, path, ctl, path),
                      0);
-    assert_non_null(strstr(out, "default/petstore configured"));
-    free(out);
+    expect_out(&out, "default/petstore configured", NULL);
     assert_int_equal(run_cmd(&out, "%s get vs petstore -o json", ctl), 0);
-    assert_non_null(strstr(out, "\"displayName\": \"Pets\""));
-    assert_non_null(strstr(out, "\"generation\": \"2\""));
-    free(out);
+    expect_out(&out, "\"displayName\": \"Pets\"", "\"generation\": \"2\"", NULL);
     assert_int_equal(run_cmd(&out, "%s get vs nosuch", ctl), 1);
-    assert_non_null(strstr(out, "NotFound"));
-    free(out);
+    expect_out(&out, "NotFound", NULL);
     assert_int_equal(run_cmd(&out, "%s get nosuchkind", ctl), 1);
     free(out);
 }
@@ -159,18 +144,14 @@ static void delete_resources(void **state)
     (void)state;
     char *out = NULL;
     assert_int_equal(run_cmd(&out, "%s delete us static-web", ctl), 1);
-    assert_non_null(strstr(out, "still referenced by VirtualService default/web"));
-    free(out);
+    expect_out(&out, "still referenced by VirtualService default/web", NULL);
     assert_int_equal(run_cmd(&out, "%s delete vs web", ctl), 0);
-    assert_non_null(strstr(out, "virtualservice.gateway.solo.io/default/web deleted"));
-    free(out);
+    expect_out(&out, "virtualservice.gateway.solo.io/default/web deleted", NULL);
     assert_int_equal(wait_key(kv, "VirtualService.default.web", false, 0, 1000), 1);
     assert_int_equal(run_cmd(&out, "%s delete vs web", ctl), 1);
-    assert_non_null(strstr(out, "not found"));
-    free(out);
+    expect_out(&out, "not found", NULL);
     assert_int_equal(run_cmd(&out, "%s delete -f %s/examples/gateway.yaml", ctl, src), 0);
-    assert_non_null(strstr(out, "gateway.gateway.solo.io/default/gateway-proxy deleted"));
-    free(out);
+    expect_out(&out, "gateway.gateway.solo.io/default/gateway-proxy deleted", NULL);
     assert_int_equal(run_cmd(&out, "%s delete", ctl), 1);
     free(out);
 }
@@ -222,22 +203,16 @@ static void warnings_on_their_own_lines(void **state)
     free(out);
     assert_int_equal(run_cmd(&out, "%s status vs warned -o json", ctl), 0);
     assert_true(out[0] == '[');
-    assert_non_null(strstr(out, "\"kind\": \"VirtualService\""));
-    assert_non_null(strstr(out, "\"name\": \"warned\""));
-    assert_non_null(strstr(out, "\"state\": \"Warning\""));
-    assert_non_null(strstr(out, "\"first warning\",\n"));
-    assert_non_null(strstr(out, "]\n"));
-    free(out);
+    expect_out(&out, "\"kind\": \"VirtualService\"", "\"name\": \"warned\"", "\"state\": \"Warning\"",
+               "\"first warning\",\n", "]\n", NULL);
     assert_int_equal(run_cmd(&out, "%s status vs warned -o yaml", ctl), 0);
-    assert_non_null(strstr(out, "kind: VirtualService\nnamespace: default\nname: warned\nstatus:\n  state: Warning\n"));
-    assert_non_null(strstr(out, "  messages:\n  - first warning\n  - second warning\n"));
-    free(out);
+    expect_out(&out, "kind: VirtualService\nnamespace: default\nname: warned\nstatus:\n  state: Warning\n",
+               "  messages:\n  - first warning\n  - second warning\n", NULL);
     assert_int_equal(run_cmd(&out, "%s status -o wide", ctl), 1);
     free(out);
 
     assert_int_equal(run_cmd(&out, "%s delete -f %s", ctl, path), 0);
-    assert_non_null(strstr(out, "virtualservice.gateway.solo.io/default/warned deleted\n"));
-    free(out);
+    expect_out(&out, "virtualservice.gateway.solo.io/default/warned deleted\n", NULL);
 }
 
 static void xds_dump(void **state)
@@ -269,11 +244,9 @@ static void xds_dump(void **state)
     assert_null(strstr(out, "cluster x"));
     free(out);
     assert_int_equal(run_cmd(&out, "%s xds dump --proxy gateway-proxy --type lds", ctl), 0);
-    assert_non_null(strstr(out, "No xDS resources"));
-    free(out);
+    expect_out(&out, "No xDS resources", NULL);
     assert_int_equal(run_cmd(&out, "%s xds dump --proxy gateway-proxy --type cds -o json", ctl), 0);
-    assert_non_null(strstr(out, "\"name\": \"petstore_default\""));
-    free(out);
+    expect_out(&out, "\"name\": \"petstore_default\"", NULL);
     /* a Secret's private key is redacted unless --show-secrets */
     static const char sec[] = "name: client_default\ntlsCertificate:\n  certificateChain: {inlineString: CERT-PEM}\n"
                               "  privateKey: {inlineBytes: S0VZLVBFTQ==}\n";
@@ -369,8 +342,7 @@ static void run_starts_and_stops(void **state)
     /* the same server, up and serving, refuses sluicectl without credentials */
     assert_int_not_equal(run_cmd(&out, "SLUICE_NATS_AUTH_DIR= %s --nats-url %s --nats-connect-timeout 0 get vs petstore",
                                  ctl, url), 0);
-    assert_non_null(strstr(out, "Authorization Violation"));
-    free(out);
+    expect_out(&out, "Authorization Violation", NULL);
     pid_t kids[16];
     int n = children_of(run, kids, 16);
     assert_true(n >= 2); /* nats-server and sluice-config-watcher */
@@ -381,9 +353,7 @@ static void run_starts_and_stops(void **state)
     for (int i = 0; i < n; i++)
         assert_true(kill(kids[i], 0) != 0);
     assert_int_equal(run_cmd(&out, "cat %s", runlog), 0);
-    assert_non_null(strstr(out, "run: stopped"));
-    assert_non_null(strstr(out, "NATS authentication on"));
-    free(out);
+    expect_out(&out, "run: stopped", "NATS authentication on", NULL);
 }
 
 int main(void)

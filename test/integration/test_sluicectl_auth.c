@@ -57,9 +57,7 @@ static void certs_made_verified_kept(void **state)
                                    "--proxy default~gateway-proxy --trust-domain example.org",
                              ctl, dir),
                      0);
-    assert_non_null(strstr(out, "created  "));
-    assert_non_null(strstr(out, "spiffe://example.org/ns/default/proxy/gateway-proxy"));
-    free(out);
+    expect_out(&out, "created  ", "spiffe://example.org/ns/default/proxy/gateway-proxy", NULL);
     /* keys 0600, directories 0700 */
     assert_int_equal(mode_of("%s/tls/ca.key", dir), 0600);
     assert_int_equal(mode_of("%s/tls/xds/tls.key", dir), 0600);
@@ -74,15 +72,10 @@ static void certs_made_verified_kept(void **state)
                      0);
     free(out);
     assert_int_equal(run_cmd(&out, "openssl x509 -noout -text -in %s/tls/%s/tls.crt", dir, proxy), 0);
-    assert_non_null(strstr(out, "URI:spiffe://example.org/ns/default/proxy/gateway-proxy"));
-    assert_non_null(strstr(out, "TLS Web Client Authentication"));
-    assert_non_null(strstr(out, "CA:FALSE"));
-    free(out);
+    expect_out(&out, "URI:spiffe://example.org/ns/default/proxy/gateway-proxy", "TLS Web Client Authentication",
+               "CA:FALSE", NULL);
     assert_int_equal(run_cmd(&out, "openssl x509 -noout -text -in %s/tls/xds/tls.crt", dir), 0);
-    assert_non_null(strstr(out, "DNS:sluice-xds"));
-    assert_non_null(strstr(out, "DNS:xds.example"));
-    assert_non_null(strstr(out, "IP Address:127.0.0.1"));
-    free(out);
+    expect_out(&out, "DNS:sluice-xds", "DNS:xds.example", "IP Address:127.0.0.1", NULL);
     /* a second run keeps everything */
     assert_int_equal(run_cmd(&before, "cat %s/tls/ca.crt %s/tls/%s/tls.crt", dir, dir, proxy), 0);
     assert_int_equal(run_cmd(&again, "%s certs %s/tls --proxy default~gateway-proxy --trust-domain example.org",
@@ -97,19 +90,16 @@ static void certs_made_verified_kept(void **state)
     free(again);
     /* clear errors naming the file */
     assert_int_equal(run_cmd(&out, "%s certs %s/tls --proxy nonamespace", ctl, dir), 1);
-    assert_non_null(strstr(out, "NAMESPACE~NAME"));
-    free(out);
+    expect_out(&out, "NAMESPACE~NAME", NULL);
     assert_int_equal(run_cmd(&out, "cp -r %s/tls %s/broken && rm %s/broken/xds/tls.key && %s certs %s/broken", dir,
                              dir, dir, ctl, dir),
                      1);
-    assert_non_null(strstr(out, "broken/xds/tls.crt exists without"));
-    free(out);
+    expect_out(&out, "broken/xds/tls.crt exists without", NULL);
     /* a leaf of another CA is refused, not silently kept */
     assert_int_equal(run_cmd(&out, "%s certs %s/other >/dev/null && cp %s/other/xds/tls.* %s/broken/xds/ && %s certs %s/broken",
                              ctl, dir, dir, dir, ctl, dir),
                      1);
-    assert_non_null(strstr(out, "is not signed by"));
-    free(out);
+    expect_out(&out, "is not signed by", NULL);
 }
 
 /* The real sluice-xds with the generated pair and CA: openssl s_client,
@@ -134,9 +124,7 @@ static void xds_serves_mutual_tls(void **state)
                                    "-key %s/tls/proxies/default~gateway-proxy/tls.key </dev/null",
                              port, dir, dir, dir),
                      0);
-    assert_non_null(strstr(out, "Verify return code: 0 (ok)"));
-    assert_non_null(strstr(out, "ALPN protocol: h2"));
-    free(out);
+    expect_out(&out, "Verify return code: 0 (ok)", "ALPN protocol: h2", NULL);
     /* a server certificate another CA signed is refused by the client */
     assert_int_not_equal(run_cmd(&out, "openssl s_client -connect 127.0.0.1:%d -verify_return_error "
                                        "-CAfile %s/other/ca.crt </dev/null",
@@ -239,13 +227,11 @@ static void nats_runs_generated_auth(void **state)
     run_cmd(&out, "cd %s && %s --nats-url nats://localhost:%d --nats-tls-ca %s/tls/ca.crt "
                   "--nats-connect-timeout 2s check",
             dir, ctl, port, dir);
-    assert_non_null(strstr(out, "FAIL  nats: unreachable"));
-    free(out);
+    expect_out(&out, "FAIL  nats: unreachable", NULL);
     run_cmd(&out, "cd %s && %s --nats-url nats://localhost:%d --nats-nkey %s/nats/creds/sluicectl.nk "
                   "--nats-connect-timeout 2s check",
             dir, ctl, port, dir);
-    assert_non_null(strstr(out, "FAIL  nats: unreachable"));
-    free(out);
+    expect_out(&out, "FAIL  nats: unreachable", NULL);
     stop_proc(nats);
 }
 
