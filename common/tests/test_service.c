@@ -19,6 +19,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "test_expect.h"
+
 #include "sluice/service.h"
 
 static const sl_service_info info = {"sluice-test", "1.2.3", "A test service.", NULL};
@@ -247,12 +249,8 @@ static void help_and_version_exit_zero(void **state)
         assert_int_equal(parse_args(&a, nargv), SL_OK);
         sl_service_print_help(f, &a);
         fclose(f);
-        assert_non_null(strstr(buf, "Usage: sluice-test"));
-        assert_non_null(strstr(buf, "--own X"));
-        assert_non_null(strstr(buf, "--nats-tls-cert"));
-        assert_non_null(strstr(buf, "--metrics-addr"));
-        assert_non_null(strstr(buf, "--config FILE"));
-        assert_non_null(strstr(buf, "Exit status: 0"));
+        expect_has(buf, "Usage: sluice-test", "--own X", "--nats-tls-cert", "--metrics-addr", "--config FILE",
+                   "Exit status: 0", NULL);
         free(buf);
         sl_service_args_deinit(&a);
     }
