@@ -150,6 +150,18 @@ static void free_sotw(Envoy__Service__Discovery__V3__DiscoveryResponse *r)
     envoy__service__discovery__v3__discovery_response__free_unpacked(r, NULL);
 }
 
+/* The next response on c (within 5 s) is of type_url with n resources, at
+ * a version other than old. */
+static void expect_new_version(xc *c, const char *type_url, size_t n, const char *old)
+{
+    Envoy__Service__Discovery__V3__DiscoveryResponse *r = recv_sotw(c, 5000);
+    assert_non_null(r);
+    assert_string_equal(r->type_url, type_url);
+    assert_int_equal(r->n_resources, n);
+    assert_string_not_equal(r->version_info, old);
+    free_sotw(r);
+}
+
 /* SotW ADS: wildcard CDS, named EDS, ACKs, then only what changed moves. */
 static void test_sotw_ads(void **state)
 {
@@ -193,12 +205,7 @@ static void test_sotw_ads(void **state)
      * change (endpoint a), not a re-send (a positive signal, no timeout). */
     apply("gateway-proxy", "cluster:a", "cluster:b", "endpoint:a:127.0.0.1:1003", "endpoint:b:127.0.0.1:2002",
           "listener:l:r", "route:r:a", NULL);
-    r = recv_sotw(c, 5000);
-    assert_non_null(r);
-    assert_string_equal(r->type_url, EDS_URL);
-    assert_int_equal(r->n_resources, 1);
-    assert_string_not_equal(r->version_info, ver);
-    free_sotw(r);
+    expect_new_version(c, EDS_URL, 1, ver);
     xc_close(c);
 }
 
@@ -245,12 +252,7 @@ static void test_nack_report(void **state)
     /* No re-push of the NACKed version: the next message is the next
      * commit's (a positive signal, no timeout). */
     apply("gloo-system~edge", "cluster:x", "cluster:y", NULL);
-    r = recv_sotw(c, 5000);
-    assert_non_null(r);
-    assert_string_equal(r->type_url, CDS_URL);
-    assert_int_equal(r->n_resources, 2);
-    assert_string_not_equal(r->version_info, ver);
-    free_sotw(r);
+    expect_new_version(c, CDS_URL, 2, ver);
     xc_close(c);
     natsSubscription_Destroy(sub);
 }
@@ -334,6 +336,30 @@ static void test_proxy_state(void **state)
     assert_true(proxy_state_has("ns~state-proxy", NULL));
 }
 
+/* The next DeltaDiscoveryResponse on c within 5 s (free it). */
+static Envoy__Service__Discovery__V3__DeltaDiscoveryResponse *recv_delta(xc *c)
+{
+    size_t len;
+    int ended;
+    uint8_t *b = xc_recv(c, 5000, &len, &ended);
+    assert_non_null(b);
+    Envoy__Service__Discovery__V3__DeltaDiscoveryResponse *r =
+        envoy__service__discovery__v3__delta_discovery_response__unpack(NULL, len, b);
+    free(b);
+    assert_non_null(r);
+    return r;
+}
+
+/* The next delta response on c removes name and nothing else. */
+static void expect_delta_removal(xc *c, const char *name)
+{
+    Envoy__Service__Discovery__V3__DeltaDiscoveryResponse *r = recv_delta(c);
+    assert_int_equal(r->n_resources, 0);
+    assert_int_equal(r->n_removed_resources, 1);
+    assert_string_equal(r->removed_resources[0], name);
+    envoy__service__discovery__v3__delta_discovery_response__free_unpacked(r, NULL);
+}
+
 static void test_delta_ads(void **state)
 {
     (void)state;
@@ -349,26 +375,14 @@ static void test_delta_ads(void **state)
     uint8_t buf[4096];
     size_t len = envoy__service__discovery__v3__delta_discovery_request__pack(&q, buf);
     assert_int_equal(xc_send(c, buf, len), 0);
-    int ended;
-    uint8_t *b = xc_recv(c, 5000, &len, &ended);
-    assert_non_null(b);
-    Envoy__Service__Discovery__V3__DeltaDiscoveryResponse *r =
-        envoy__service__discovery__v3__delta_discovery_response__unpack(NULL, len, b);
-    free(b);
+    Envoy__Service__Discovery__V3__DeltaDiscoveryResponse *r = recv_delta(c);
     assert_int_equal(r->n_resources, 2);
     assert_string_equal(r->resources[0]->name, "d1");
     char v1[32];
     snprintf(v1, sizeof v1, "%s", r->resources[0]->version);
     envoy__service__discovery__v3__delta_discovery_response__free_unpacked(r, NULL);
     apply("delta-proxy", "cluster:d1", NULL);
-    b = xc_recv(c, 5000, &len, &ended);
-    assert_non_null(b);
-    r = envoy__service__discovery__v3__delta_discovery_response__unpack(NULL, len, b);
-    free(b);
-    assert_int_equal(r->n_resources, 0);
-    assert_int_equal(r->n_removed_resources, 1);
-    assert_string_equal(r->removed_resources[0], "d2");
-    envoy__service__discovery__v3__delta_discovery_response__free_unpacked(r, NULL);
+    expect_delta_removal(c, "d2");
     xc_close(c);
 
     /* Reconnect saying it has d1 at v1 and a stale d9: only d9's removal. */
@@ -384,14 +398,7 @@ static void test_delta_ads(void **state)
     q.initial_resource_versions = iv;
     len = envoy__service__discovery__v3__delta_discovery_request__pack(&q, buf);
     assert_int_equal(xc_send(c, buf, len), 0);
-    b = xc_recv(c, 5000, &len, &ended);
-    assert_non_null(b);
-    r = envoy__service__discovery__v3__delta_discovery_response__unpack(NULL, len, b);
-    free(b);
-    assert_int_equal(r->n_resources, 0);
-    assert_int_equal(r->n_removed_resources, 1);
-    assert_string_equal(r->removed_resources[0], "d9");
-    envoy__service__discovery__v3__delta_discovery_response__free_unpacked(r, NULL);
+    expect_delta_removal(c, "d9");
     xc_close(c);
 }
 
