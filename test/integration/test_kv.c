@@ -249,6 +249,15 @@ static int next(sl_kv_watch *w, sl_kv_entry *e)
     return init;
 }
 
+/* Reads the next watch event (not the end of the initial values) into e
+ * and checks its key and operation; deinit e. */
+static void expect_next(sl_kv_watch *w, sl_kv_entry *e, const char *key, sl_kv_op op)
+{
+    assert_false(next(w, e));
+    assert_string_equal(e->key, key);
+    assert_int_equal(e->op, op);
+}
+
 static void watch_delivers_initial_values_marker_then_updates(void **state)
 {
     sl_kv *kv = open_bucket("kv_watch");
@@ -264,11 +273,9 @@ static void watch_delivers_initial_values_marker_then_updates(void **state)
     assert_int_equal(sl_kv_put(NULL, kv, "other.x", "x", 1), SL_OK); /* not matched */
     assert_int_equal(sl_kv_watch_new(&w, kv, &opts), SL_OK);
 
-    assert_false(next(w, &e));
-    assert_string_equal(e.key, "cfg.a");
+    expect_next(w, &e, "cfg.a", SL_KV_PUT);
     assert_memory_equal(e.value, "a1", 2);
     assert_int_equal(e.revision, ra);
-    assert_int_equal(e.op, SL_KV_PUT);
     assert_int_equal(e.delta, 1);
     sl_kv_entry_deinit(&e);
     assert_false(next(w, &e));
@@ -285,18 +292,12 @@ static void watch_delivers_initial_values_marker_then_updates(void **state)
     assert_int_equal(sl_kv_put(NULL, kv, "cfg.c", "c1", 2), SL_OK);
     assert_int_equal(sl_kv_delete(NULL, kv, "cfg.a", 0), SL_OK);
     assert_int_equal(sl_kv_purge(NULL, kv, "cfg.b", 0), SL_OK);
-    assert_false(next(w, &e));
-    assert_string_equal(e.key, "cfg.c");
-    assert_int_equal(e.op, SL_KV_PUT);
+    expect_next(w, &e, "cfg.c", SL_KV_PUT);
     sl_kv_entry_deinit(&e);
-    assert_false(next(w, &e));
-    assert_string_equal(e.key, "cfg.a");
-    assert_int_equal(e.op, SL_KV_DELETE);
+    expect_next(w, &e, "cfg.a", SL_KV_DELETE);
     assert_int_equal(e.len, 0);
     sl_kv_entry_deinit(&e);
-    assert_false(next(w, &e));
-    assert_string_equal(e.key, "cfg.b");
-    assert_int_equal(e.op, SL_KV_PURGE);
+    expect_next(w, &e, "cfg.b", SL_KV_PURGE);
     sl_kv_entry_deinit(&e);
 
     sl_kv_watch_stop(w);
