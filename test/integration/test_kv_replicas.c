@@ -143,6 +143,17 @@ static sl_kv *bind_bucket(sl_nats *c, const char *bucket, int64_t timeout_ms)
     return NULL;
 }
 
+/* Connects through urls only (*two, to close) and binds the config bucket
+ * there, waiting up to 20 s for it to have a leader. */
+static sl_kv *config_through(sl_nats **two, const char *urls)
+{
+    *two = connect_urls(urls);
+    assert_non_null(*two);
+    sl_kv *b = bind_bucket(*two, SL_BUCKET_CONFIG, 20000);
+    assert_non_null(b);
+    return b;
+}
+
 /* `sluicectl apply` of one upstream through the servers in urls, retried
  * while the cluster and the config-watcher recover. */
 static bool apply_upstream(const char *urls, const char *name, int64_t timeout_ms)
@@ -275,10 +286,8 @@ static void replicated_buckets_survive_a_server(void **state)
     urls_but(urls, sizeof(urls), leader);
     {
         /* The resource, through the other two only. */
-        sl_nats *two = connect_urls(urls);
-        assert_non_null(two);
-        kv = bind_bucket(two, SL_BUCKET_CONFIG, 20000);
-        assert_non_null(kv);
+        sl_nats *two = NULL;
+        kv = config_through(&two, urls);
         assert_true(wait_key(kv, "Upstream.default.u1", true, 0, 20000) > 0);
         /* A new apply goes through the config-watcher (reconnected if it
          * was on the killed server) into the bucket. */
@@ -299,10 +308,8 @@ static void replicated_buckets_survive_a_server(void **state)
     assert_int_equal(harness_nats_kill(harness_cluster_node(cl, other)), 0);
     urls_but(urls, sizeof(urls), other);
     {
-        sl_nats *two = connect_urls(urls);
-        assert_non_null(two);
-        kv = bind_bucket(two, SL_BUCKET_CONFIG, 20000);
-        assert_non_null(kv);
+        sl_nats *two = NULL;
+        kv = config_through(&two, urls);
         assert_true(wait_key(kv, "Upstream.default.u1", true, 0, 20000) > 0);
         assert_true(wait_key(kv, "Upstream.default.u2", true, 0, 20000) > 0);
         assert_true(apply_upstream(urls, "u3", 30000));
