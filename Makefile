@@ -39,7 +39,7 @@ test: build
 asan: setup
 	@cmake -S . -B $(ASAN_BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
-	ctest --test-dir $(ASAN_BUILD) -j $(JOBS) -L 'unit|integration|conformance|e2e' --output-on-failure
+	ctest --test-dir $(ASAN_BUILD) -j $(JOBS) -L 'unit|integration|conformance|e2e|security' --output-on-failure
 
 # Regenerate schemas/ from proto/sluice/v1 (a test fails when it is stale).
 schemas: build
