@@ -188,19 +188,14 @@ static bool wait_log(const char *log, const char *text, int64_t ms)
  * YAML, into the config bucket. */
 static void put_yaml(const ProtobufCMessageDescriptor *desc, const char *kind, const char *name, const char *yaml)
 {
-    ProtobufCMessage *m = NULL;
     sl_codec_options o = {.root_name = kind};
-    assert_int_equal(sl_codec_decode_yaml(&m, desc, yaml, strlen(yaml), &o, NULL), SL_OK);
-    uint8_t buf[1024];
-    size_t len = protobuf_c_message_pack(m, buf);
-    protobuf_c_message_free_unpacked(m, NULL);
     sl_kv *kv = NULL;
     sl_kv_config cfg;
     sl_kv_config_init(&cfg, SL_BUCKET_CONFIG);
     assert_int_equal(sl_kv_open(&kv, nc, &cfg), SL_OK);
     char key[128];
     snprintf(key, sizeof key, "%s.default.%s", kind, name);
-    assert_int_equal(sl_kv_put(NULL, kv, key, buf, len), SL_OK);
+    assert_int_equal(harness_kv_put_yaml(kv, key, desc, yaml, &o), SL_OK);
     sl_kv_free(kv);
 }
 

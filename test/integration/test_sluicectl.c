@@ -223,19 +223,10 @@ static void xds_dump(void **state)
     const ProtobufCMessageDescriptor *d = sl_types_find("envoy.config.cluster.v3.Cluster");
     assert_non_null(d);
     static const char yaml[] = "name: petstore_default\nconnectTimeout: 2s\ntype: STATIC\n";
-    ProtobufCMessage *m = NULL;
     sl_codec_options o = {0};
     o.resolver = sl_types_find_url;
-    assert_int_equal(sl_codec_decode_yaml(&m, d, yaml, strlen(yaml), &o, NULL), SL_OK);
-    size_t len = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = malloc(len);
-    protobuf_c_message_pack(m, buf);
-    assert_int_equal(sl_kv_put(NULL, xkv, "default=7Egateway-proxy.cluster.petstore_default", buf,
-                               len),
-                     SL_OK);
-    assert_int_equal(sl_kv_put(NULL, xkv, "default=7Eother.cluster.x", buf, len), SL_OK);
-    free(buf);
-    protobuf_c_message_free_unpacked(m, NULL);
+    assert_int_equal(harness_kv_put_yaml(xkv, "default=7Egateway-proxy.cluster.petstore_default", d, yaml, &o), SL_OK);
+    assert_int_equal(harness_kv_put_yaml(xkv, "default=7Eother.cluster.x", d, yaml, &o), SL_OK);
     char *out = NULL;
     assert_int_equal(run_cmd(&out, "%s xds dump --proxy default~gateway-proxy -o yaml", ctl), 0);
     assert_non_null(strstr(out, "name: petstore_default"));
@@ -252,13 +243,7 @@ static void xds_dump(void **state)
                               "  privateKey: {inlineBytes: S0VZLVBFTQ==}\n";
     d = sl_types_find("envoy.extensions.transport_sockets.tls.v3.Secret");
     assert_non_null(d);
-    assert_int_equal(sl_codec_decode_yaml(&m, d, sec, strlen(sec), &o, NULL), SL_OK);
-    len = protobuf_c_message_get_packed_size(m);
-    buf = malloc(len);
-    protobuf_c_message_pack(m, buf);
-    assert_int_equal(sl_kv_put(NULL, xkv, "default=7Egateway-proxy.secret.client_default", buf, len), SL_OK);
-    free(buf);
-    protobuf_c_message_free_unpacked(m, NULL);
+    assert_int_equal(harness_kv_put_yaml(xkv, "default=7Egateway-proxy.secret.client_default", d, sec, &o), SL_OK);
     for (int json = 0; json < 2; json++) {
         assert_int_equal(run_cmd(&out, "%s xds dump --proxy gateway-proxy --type sds -o %s", ctl, json ? "json" : "yaml"), 0);
         assert_non_null(strstr(out, "CERT-PEM"));

@@ -61,26 +61,17 @@ static void put_yaml_to(sl_kv *kv, const char *key_override, const char *kind, c
     const sl_kind *k = sl_kind_by_name(kind);
     static const char *const skip[] = {"apiVersion", "kind", NULL};
     sl_codec_options o = {0};
-    ProtobufCMessage *m = NULL;
     char key[512];
-    uint8_t *buf;
-    size_t len;
     o.resolver = sl_types_find_url;
     o.ignore_keys = skip;
     o.root_name = kind;
     assert_non_null(k);
-    if (sl_codec_decode_yaml(&m, k->descriptor, yaml, strlen(yaml), &o, NULL) != SL_OK)
-        fail_msg("decode %s: %s", kind, sl_error_msg());
-    len = protobuf_c_message_get_packed_size(m);
-    buf = malloc(len + 1);
-    protobuf_c_message_pack(m, buf);
     if (key_override)
         snprintf(key, sizeof key, "%s", key_override);
     else
         snprintf(key, sizeof key, "%s.%s.%s", kind, ns, name);
-    assert_int_equal(sl_kv_put(NULL, kv, key, buf, len), SL_OK);
-    free(buf);
-    protobuf_c_message_free_unpacked(m, NULL);
+    if (harness_kv_put_yaml(kv, key, k->descriptor, yaml, &o) != SL_OK)
+        fail_msg("decode or put %s: %s", kind, sl_error_msg());
 }
 
 /* The commit (a sluice.v1.XdsCommit) seen as JSON, {"revision": N,

@@ -231,6 +231,26 @@ ProtobufCMessage *harness_kv_get_pb(sl_kv *kv, const char *key, const ProtobufCM
     return m;
 }
 
+sl_status harness_kv_put_yaml(sl_kv *kv, const char *key, const ProtobufCMessageDescriptor *desc, const char *yaml,
+                              const sl_codec_options *o)
+{
+    ProtobufCMessage *m = NULL;
+    sl_status st = sl_codec_decode_yaml(&m, desc, yaml, strlen(yaml), o, NULL);
+    if (st != SL_OK)
+        return st;
+    size_t len = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = malloc(len + 1);
+    if (!buf) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        return sl_error_set(SL_ERR_NOMEM, "out of memory");
+    }
+    protobuf_c_message_pack(m, buf);
+    protobuf_c_message_free_unpacked(m, NULL);
+    st = sl_kv_put(NULL, kv, key, buf, len);
+    free(buf);
+    return st;
+}
+
 int harness_stop(pid_t pid, int sig)
 {
     int st = 0;

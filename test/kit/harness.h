@@ -33,6 +33,7 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "sluice/codec.h"
 #include "sluice/kv.h"
 #include "sluice/nats.h"
 
@@ -155,6 +156,11 @@ int harness_http_get(int port, const char *path, char *body, size_t cap);
  * protobuf_c_message_free_unpacked), or NULL when there is none or it does
  * not decode. */
 ProtobufCMessage *harness_kv_get_pb(sl_kv *kv, const char *key, const ProtobufCMessageDescriptor *desc);
+
+/* Decodes yaml as desc (with o; NULL: the defaults), packs it and puts it
+ * at key of kv. */
+sl_status harness_kv_put_yaml(sl_kv *kv, const char *key, const ProtobufCMessageDescriptor *desc, const char *yaml,
+                              const sl_codec_options *o);
 
 /* Sends sig to pid and waits for it to end: its wait status, or -1 without
  * signalling anything when pid <= 0 (a failed start; kill(-1, ...) as root
