@@ -98,6 +98,17 @@ static inline void expect_out(char **out, ...)
     *out = NULL;
 }
 
+/* Checks that out holds none of the strings that follow (NULL terminated). */
+static inline void expect_lacks(const char *out, ...)
+{
+    va_list ap;
+    va_start(ap, out);
+    for (const char *bad; (bad = va_arg(ap, const char *)) != NULL;)
+        if (out && strstr(out, bad))
+            fail_msg("output holds \"%s\":\n%s", bad, out);
+    va_end(ap);
+}
+
 /* Runs a shell command; *out gets stdout+stderr (malloc'd). Returns the
  * exit code. */
 static inline int run_cmd(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
