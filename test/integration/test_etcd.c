@@ -28,17 +28,6 @@ static pid_t etcd = -1;
 static int client_port, peer_port;
 static char dir[256], endpoint[64];
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof a;
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    getsockname(fd, (struct sockaddr *)&a, &l);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static void start_etcd(void)
 {
     char data[300], curl[64], purl[64], cluster[96], logp[300];
@@ -203,8 +192,8 @@ static int setup(void **state)
     snprintf(dir, sizeof dir, "/tmp/sluice-etcd-XXXXXX");
     if (!mkdtemp(dir))
         return -1;
-    client_port = free_port();
-    peer_port = free_port();
+    client_port = harness_free_port();
+    peer_port = harness_free_port();
     snprintf(endpoint, sizeof endpoint, "127.0.0.1:%d", client_port);
     return 0;
 }

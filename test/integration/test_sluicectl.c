@@ -252,20 +252,6 @@ static void xds_dump(void **state)
     sl_kv_free(xkv);
 }
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-    struct sockaddr_in a = {0};
-    socklen_t l = sizeof(a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &l) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
 /* Children of pid, from /proc. */
 static int children_of(pid_t pid, pid_t *out, int max)
 {
@@ -293,7 +279,7 @@ static void run_starts_and_stops(void **state)
 {
     (void)state;
     char conf[500], sd[500], port_s[16], url[64], examples[500], bins[600], *out = NULL;
-    int port = free_port();
+    int port = harness_free_port();
     snprintf(conf, sizeof(conf), "%s/run.conf", tmp);
     snprintf(sd, sizeof(sd), "%s/run-state", tmp);
     snprintf(port_s, sizeof(port_s), "%d", port);

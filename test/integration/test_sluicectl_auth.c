@@ -146,19 +146,6 @@ static char *slurp(const char *path)
     return buf;
 }
 
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
 /* nats-server with the shipped compose configuration (deploy/compose/
  * nats.conf: the users of sluicectl nats-auth, TLS required), the files
  * where the compose volume would hold them: a role's seed over TLS gets in,
@@ -167,7 +154,7 @@ static void nats_runs_generated_auth(void **state)
 {
     char path[1024], *out = NULL, *conf = NULL, *p;
     const char *server = getenv("SLUICE_NATS_SERVER") ? getenv("SLUICE_NATS_SERVER") : "nats-server";
-    int port = free_port();
+    int port = harness_free_port();
     (void)state;
     assert_true(port > 0);
     assert_int_equal(run_cmd(&out, "mkdir -p %s/nats && %s nats-auth %s/nats/creds", dir, ctl, dir), 0);
