@@ -45,6 +45,18 @@ static void gateway(tctx *c, unsigned long long rev)
             "route:r:6:a", NULL);
 }
 
+/* The gateway snapshot at revision 1, CDS (wildcard) and EDS of a and b
+ * subscribed, answered and ACKed. */
+static void gateway_cds_eds_acked(tctx *c)
+{
+    gateway(c, 1);
+    tsotw(c, NULL, CDS, NULL, NULL, NULL);
+    tsotw(c, NULL, EDS, NULL, NULL, "a", "b", NULL);
+    assert_string_equal(tdrain(c), "cds a b | eds a b");
+    tsotw(c, NULL, CDS, T_ACK, NULL, NULL);
+    tsotw(c, NULL, EDS, T_ACK, NULL, "a", "b", NULL);
+}
+
 /* ---- SotW ---- */
 
 /* 1: node on the first request picks the proxy; later requests need none. */
@@ -314,12 +326,7 @@ static void test_wildcards(void **state)
 static void test_full_state(void **state)
 {
     tctx *c = *state;
-    gateway(c, 1);
-    tsotw(c, NULL, CDS, NULL, NULL, NULL);
-    tsotw(c, NULL, EDS, NULL, NULL, "a", "b", NULL);
-    assert_string_equal(tdrain(c), "cds a b | eds a b");
-    tsotw(c, NULL, CDS, T_ACK, NULL, NULL);
-    tsotw(c, NULL, EDS, T_ACK, NULL, "a", "b", NULL);
+    gateway_cds_eds_acked(c);
     tcommit(c, 2, "cluster:a:1", "cluster:b:2", "cluster:c:7", "endpoint:a:3", "endpoint:b:44", NULL);
     assert_string_equal(tdrain(c), "cds a b c | eds b");
     tcommit(c, 3, "cluster:b:2", "cluster:c:7", "endpoint:a:3", "endpoint:b:44", NULL);
@@ -353,12 +360,7 @@ static void test_make_before_break(void **state)
 static void test_eds_after_cds_change(void **state)
 {
     tctx *c = *state;
-    gateway(c, 1);
-    tsotw(c, NULL, CDS, NULL, NULL, NULL);
-    tsotw(c, NULL, EDS, NULL, NULL, "a", "b", NULL);
-    assert_string_equal(tdrain(c), "cds a b | eds a b");
-    tsotw(c, NULL, CDS, T_ACK, NULL, NULL);
-    tsotw(c, NULL, EDS, T_ACK, NULL, "a", "b", NULL);
+    gateway_cds_eds_acked(c);
     tcommit(c, 2, "cluster:a:11", "cluster:b:2", "endpoint:a:3", "endpoint:b:4", NULL);
     assert_string_equal(tdrain(c), "cds a b | eds a");
     /* Envoy re-requests EDS for the warming cluster: nothing changed since. */
