@@ -44,6 +44,15 @@ static Sluice__V1__Report *mk(rep *x, const char *source, const char *kind, cons
 
 /* Renders key; returns the status (free with free_unpacked) and whether
  * it changed; commits it at rev. */
+/* A new model with gating off (reports apply without a stored config). */
+static rep_model *ungated_model(void)
+{
+    rep_model *m;
+    assert_int_equal(rep_model_new(&m), SL_OK);
+    rep_model_set_gating(m, false);
+    return m;
+}
+
 static Sluice__V1__Status *render(rep_model *m, const char *key, bool *changed, uint64_t rev, uint8_t **raw,
                                   size_t *raw_len)
 {
@@ -155,8 +164,7 @@ static void test_nack_overlay(void **state)
     rep x;
     rep_result res;
     bool ch;
-    assert_int_equal(rep_model_new(&m), SL_OK);
-    rep_model_set_gating(m, false);
+    m = ungated_model();
     rep_model_report(m, &res, mk(&x, "translator", "VirtualService", "vs1", "default~gw", ACC, 1, "5", 100, ""),
                      NULL, NULL, 0);
     rep_model_report(m, &res, mk(&x, "translator", "VirtualService", "vs2", "default~gw", ACC, 1, "5", 100, ""),
@@ -220,8 +228,7 @@ static void test_nack_all_and_rebuild(void **state)
     uint8_t *raw;
     size_t raw_len;
     const char *key = "VirtualService.default.vs1";
-    assert_int_equal(rep_model_new(&m), SL_OK);
-    rep_model_set_gating(m, false);
+    m = ungated_model();
     rep_model_report(m, &res, mk(&x, "translator", "VirtualService", "vs1", "default~gw", WRN, 3, "7", 100, "w"),
                      NULL, NULL, 0);
     rep_model_report(m, &res, mk(&x, "translator", "VirtualService", "vs1", "default~gw2", ACC, 3, "7", 100, ""),
@@ -237,8 +244,7 @@ static void test_nack_all_and_rebuild(void **state)
     sluice__v1__status__free_unpacked(st, NULL);
 
     /* A new reporter rebuilds the same state from the stored status. */
-    assert_int_equal(rep_model_new(&m2), SL_OK);
-    rep_model_set_gating(m2, false);
+    m2 = ungated_model();
     assert_int_equal(rep_model_load(m2, key, raw, raw_len, 7), SL_OK);
     assert_int_equal(drain(m2), 0);
     st = render(m2, key, &ch, 0, NULL, NULL);
@@ -273,8 +279,7 @@ static rep_result nack_survives_load(const char *kind, const char *name, const c
     bool ch;
     uint8_t *raw, *raw2;
     size_t raw_len, raw2_len;
-    assert_int_equal(rep_model_new(&m), SL_OK);
-    rep_model_set_gating(m, false);
+    m = ungated_model();
     rep_model_report(m, &res, mk(&x, "translator", "VirtualService", "vs1", "default~gw", ACC, 1, "5", 100, ""),
                      NULL, NULL, 0);
     Sluice__V1__Report *n = mk(&x, "xds-server", kind, name, proxy, REJ, 0, "5", 150, reason);
@@ -283,8 +288,7 @@ static rep_result nack_survives_load(const char *kind, const char *name, const c
     assert_int_equal(st->state, REJ);
     sluice__v1__status__free_unpacked(st, NULL);
 
-    assert_int_equal(rep_model_new(&m2), SL_OK);
-    rep_model_set_gating(m2, false);
+    m2 = ungated_model();
     assert_int_equal(rep_model_load(m2, key, raw, raw_len, 3), SL_OK);
     st = render(m2, key, &ch, 0, &raw2, &raw2_len);
     assert_int_equal(st->state, REJ);
