@@ -183,11 +183,16 @@ static void nats_runs_generated_auth(void **state)
     }
     fclose(f);
     free(conf);
-    char ps[16], js[700], log[700];
+    char ps[16], ms[16], js[700], log[700];
     snprintf(ps, sizeof ps, "%d", port);
+    /* the shipped config's monitoring port (8222) moved to a free one:
+     * tests run side by side, sluicectl run's too */
+    int mport = harness_free_port();
+    assert_true(mport > 0);
+    snprintf(ms, sizeof ms, "%d", mport);
     snprintf(js, sizeof js, "%s/nats/js", dir);
     snprintf(log, sizeof log, "%s/nats/nats.log", dir);
-    const char *args[] = {"-c", path, "-p", ps, "-js", "-sd", js, NULL};
+    const char *args[] = {"-c", path, "-p", ps, "-m", ms, "-js", "-sd", js, NULL};
     char exe[512];
     if (strchr(server, '/'))
         snprintf(exe, sizeof exe, "%s", server);

@@ -132,6 +132,7 @@ static int storm(int n, int conns, double *open_during)
         grpc_slice m = grpc_slice_from_static_string(ADS);
         grpc_slice s = grpc_slice_from_copied_buffer((const char *)req, rlen);
         grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+        grpc_slice_unref(s); /* the byte buffer holds its own reference */
         grpc_op ops[2];
         sc[i].call = grpc_channel_create_call(ch[i % conns], NULL, GRPC_PROPAGATE_DEFAULTS, cq, m, NULL,
                                               gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
@@ -217,7 +218,14 @@ static void streams_per_peer_capped_others_served(void **state)
     usleep(300000); /* the workers' idle heap trim (server.c IDLE_TRIM_MS) */
     long after = harness_rss_kb(xds_pid);
     printf("VmRSS: %ld kB after the first storm, %ld kB after three more\n", base, after);
+#if defined(__SANITIZE_ADDRESS__)
+    /* ASan keeps freed memory in quarantine by design: the server under it
+     * (make asan) is not expected back at its baseline; the regular build
+     * checks that */
+    (void)after;
+#else
     assert_true(after <= base + 2048);
+#endif
 }
 
 static void oversized_message_refused(void **state)
