@@ -47,43 +47,7 @@ static char *changed; /* changed[i]: name i has .4 instead of .3 */
         exit(1);                                                                                                       \
     } while (0)
 
-static int free_port(void)
-{
-    int u = socket(AF_INET, SOCK_DGRAM, 0), t = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof a;
-    if (bind(u, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(u, (struct sockaddr *)&a, &l) != 0 ||
-        bind(t, (struct sockaddr *)&a, sizeof a) != 0)
-        DIE("no free port");
-    close(u);
-    close(t);
-    return ntohs(a.sin_port);
-}
-
-static pid_t spawn(char *const argv[])
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-static int stop(pid_t *pid, int sig)
-{
-    int st = 0;
-    if (*pid > 0) {
-        kill(*pid, sig);
-        waitpid(*pid, &st, 0);
-    }
-    *pid = -1;
-    return st;
-}
+static pid_t spawn(char *const argv[]) { return harness_spawn((const char *const *)argv, log_path); }
 
 /* Name i has 10.<i/250>.<i%250>.{1,2,3}; changed names get .4 for .3. */
 static void write_hosts(void)
@@ -282,8 +246,8 @@ int main(int argc, char **argv)
     chmod(dir, 0755);
     snprintf(hosts_path, sizeof hosts_path, "%s/hosts", dir);
     snprintf(log_path, sizeof log_path, "%s/processes.log", dir);
-    dns_port = free_port();
-    metrics_port = free_port();
+    dns_port = harness_free_port_both();
+    metrics_port = harness_free_port_both();
     if (harness_nats_start(&srv) != 0 || harness_connect(&nc, srv) != SL_OK)
         DIE("nats-server");
     sl_kv_config c;
@@ -318,7 +282,7 @@ int main(int argc, char **argv)
     usage_of(discovery, &cpu_s, &rss_mb);
 
     /* A restart with nothing changed (dnsmasq's records as they are). */
-    if (stop(&discovery, SIGTERM) != 0)
+    if (harness_stop_pid(&discovery, SIGTERM) != 0)
         DIE("sluice-endpoint-discovery did not exit 0 on SIGTERM");
     int64_t t0 = harness_now_ms();
     start_discovery();
@@ -333,8 +297,8 @@ int main(int argc, char **argv)
            (long long)(changes ? lat[(changes * 99) / 100 < changes ? (changes * 99) / 100 : changes - 1] : 0),
            ttl_s, cpu_s, rss_mb, restart_writes, (long long)restart_ms);
     free(lat);
-    stop(&discovery, SIGTERM);
-    stop(&dnsmasq, SIGTERM);
+    harness_stop_pid(&discovery, SIGTERM);
+    harness_stop_pid(&dnsmasq, SIGTERM);
     sl_kv_watch_free(watch);
     sl_kv_free(endpoints_kv);
     sl_kv_free(config_kv);

@@ -49,48 +49,7 @@ static char dir[256], hosts_path[300], log_path[300];
 
 /* ---- processes ----------------------------------------------------------- */
 
-/* A port free for both UDP and TCP on 127.0.0.1. */
-static int free_port(void)
-{
-    for (int i = 0; i < 50; i++) {
-        int u = socket(AF_INET, SOCK_DGRAM, 0), t = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t l = sizeof a;
-        int ok = bind(u, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(u, (struct sockaddr *)&a, &l) == 0 &&
-                 bind(t, (struct sockaddr *)&a, sizeof a) == 0;
-        close(u);
-        close(t);
-        if (ok)
-            return ntohs(a.sin_port);
-    }
-    return -1;
-}
-
-static pid_t spawn(char *const argv[])
-{
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-static int stop(pid_t *pid, int sig)
-{
-    int st = 0;
-    if (*pid <= 0)
-        return 0;
-    kill(*pid, sig);
-    waitpid(*pid, &st, 0);
-    *pid = -1;
-    return st;
-}
+static pid_t spawn(char *const argv[]) { return harness_spawn((const char *const *)argv, log_path); }
 
 static void write_hosts(const char *text)
 {
@@ -352,7 +311,7 @@ static void test_discovery(void **state)
     /* The DNS server stops: sets kept, a Warning naming the source. */
     assert_int_equal(natsConnection_SubscribeSync(&reports, sl_nats_conn(nc), "sluice.report.endpoint-discovery.>"),
                      NATS_OK);
-    stop(&dnsmasq, SIGTERM);
+    harness_stop_pid(&dnsmasq, SIGTERM);
     /* (a report from before the stop may come first: skip to the failure) */
     Sluice__V1__Report *r;
     for (r = next_report("web", 10000); r && (r->withdrawn || !strstr(r->reason, "failed"));
@@ -388,7 +347,7 @@ static void test_discovery(void **state)
     assert_int_equal(wait_set("default.web", "127.0.0.11:8080 127.0.0.13:8080", 10), rev_web);
 
     /* A restart with nothing changed writes nothing. */
-    assert_int_equal(stop(&discovery, SIGTERM), 0);
+    assert_int_equal(harness_stop_pid(&discovery, SIGTERM), 0);
     start_discovery();
     end = harness_now_ms() + 10000;
     while (harness_now_ms() < end && metric("sluice_endpoint_discovery_unchanged_total") < 4)
@@ -403,7 +362,7 @@ static void test_discovery(void **state)
     write_hosts("127.0.0.14 web.test\n::2 v6.test\n");
     kill(dnsmasq, SIGHUP);
     usleep(150 * 1000);
-    assert_int_equal(WTERMSIG(stop(&discovery, SIGKILL)), SIGKILL);
+    assert_int_equal(WTERMSIG(harness_stop_pid(&discovery, SIGKILL)), SIGKILL);
     start_discovery();
     wait_set("default.web", "127.0.0.14:8080", 10000);
 
@@ -413,7 +372,7 @@ static void test_discovery(void **state)
     put_upstream("api", NULL, 8081, false, true);
     wait_set("default.api", "-", 10000);
 
-    assert_int_equal(stop(&discovery, SIGTERM), 0);
+    assert_int_equal(harness_stop_pid(&discovery, SIGTERM), 0);
 }
 
 static int setup(void **state)
@@ -425,8 +384,8 @@ static int setup(void **state)
     chmod(dir, 0755); /* dnsmasq may read the hosts file as another user */
     snprintf(hosts_path, sizeof hosts_path, "%s/hosts", dir);
     snprintf(log_path, sizeof log_path, "%s/processes.log", dir);
-    dns_port = free_port();
-    metrics_port = free_port();
+    dns_port = harness_free_port_both();
+    metrics_port = harness_free_port_both();
     if (harness_nats_start(&srv) != 0 || harness_connect(&nc, srv) != SL_OK)
         return -1;
     sl_kv_config c;
@@ -446,9 +405,9 @@ static int teardown(void **state)
 {
     char cmd[600];
     (void)state;
-    stop(&discovery, SIGKILL);
-    stop(&reporter, SIGTERM);
-    stop(&dnsmasq, SIGTERM);
+    harness_stop_pid(&discovery, SIGKILL);
+    harness_stop_pid(&reporter, SIGTERM);
+    harness_stop_pid(&dnsmasq, SIGTERM);
     if (reports)
         natsSubscription_Destroy(reports);
     sl_kv_free(status_kv);

@@ -46,42 +46,7 @@ static const char *src, *bin_dir;
 
 /* ---- processes ----------------------------------------------------------- */
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof a;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &l) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
-static pid_t spawn(char *const argv[])
-{
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-static int stop(pid_t *pid, int sig)
-{
-    int st = 0;
-    if (*pid <= 0)
-        return 0;
-    kill(*pid, sig);
-    waitpid(*pid, &st, 0);
-    *pid = -1;
-    return st;
-}
+static pid_t spawn(char *const argv[]) { return harness_spawn((const char *const *)argv, log_path); }
 
 /* An HTTP request to 127.0.0.1:port: the status, the answer in buf. */
 static int http(int port, const char *method, const char *path, char *buf, size_t n)
@@ -558,7 +523,7 @@ static void test_function_discovery(void **state)
     sluice__v1__report__free_unpacked(r, NULL);
 
     /* The Swagger server stops: a Warning, the functions kept. */
-    stop(&http_srv, SIGTERM);
+    harness_stop_pid(&http_srv, SIGTERM);
     for (r = next_report("petstore", 10000); r && !strstr(r->reason, "kept"); r = next_report("petstore", 10000))
         sluice__v1__report__free_unpacked(r, NULL);
     assert_non_null(r);
@@ -569,7 +534,7 @@ static void test_function_discovery(void **state)
     usleep(1000 * 1000);
     assert_int_equal(wait_functions("petstore", pets, NULL, 21), rev_pet);
 
-    assert_int_equal(stop(&discovery, SIGTERM), 0);
+    assert_int_equal(harness_stop_pid(&discovery, SIGTERM), 0);
 }
 
 static int setup(void **state)
@@ -588,10 +553,10 @@ static int setup(void **state)
              src, dir, src, dir, dir, dir);
     if (system(cmd) != 0)
         return -1;
-    http_port = free_port();
-    api_port = free_port();
-    metrics_port = free_port();
-    grpc_port = free_port();
+    http_port = harness_free_port_both();
+    api_port = harness_free_port_both();
+    metrics_port = harness_free_port_both();
+    grpc_port = harness_free_port_both();
     if (harness_nats_start(&srv) != 0 || harness_connect(&nc, srv) != SL_OK)
         return -1;
     setenv("NATS_URL", harness_nats_url(srv), 1);
@@ -604,12 +569,12 @@ static int teardown(void **state)
 {
     char cmd[600];
     (void)state;
-    stop(&discovery, SIGKILL);
-    stop(&api, SIGTERM);
-    stop(&grpc_srv, SIGKILL);
+    harness_stop_pid(&discovery, SIGKILL);
+    harness_stop_pid(&api, SIGTERM);
+    harness_stop_pid(&grpc_srv, SIGKILL);
     if (slow_fd >= 0)
         close(slow_fd);
-    stop(&http_srv, SIGTERM);
+    harness_stop_pid(&http_srv, SIGTERM);
     if (reports)
         natsSubscription_Destroy(reports);
     sl_kv_free(config_kv);

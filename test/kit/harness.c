@@ -163,7 +163,7 @@ static pid_t spawn_child(const char *const *argv, const char *const *env, const 
             dup2(fds[1], 1);
             close(fds[0]);
         }
-        execv(argv[0], (char *const *)argv);
+        execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
     if (out) {
@@ -260,6 +260,13 @@ int harness_stop(pid_t pid, int sig)
     return waitpid(pid, &st, 0) == pid ? st : -1;
 }
 
+int harness_stop_pid(pid_t *pid, int sig)
+{
+    int st = harness_stop(*pid, sig);
+    *pid = -1;
+    return st < 0 ? 0 : st;
+}
+
 int harness_metric_sum(int metrics_port, const char *name, double *sum)
 {
     static char buf[1 << 17];
@@ -319,6 +326,24 @@ int harness_free_port(void)
         port = ntohs(sa.sin_port);
     close(fd);
     return port;
+}
+
+int harness_free_port_both(void)
+{
+    for (int i = 0; i < 50; i++) {
+        int u = socket(AF_INET, SOCK_DGRAM, 0), t = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t l = sizeof a;
+        int ok = u >= 0 && t >= 0 && bind(u, (struct sockaddr *)&a, sizeof a) == 0 &&
+                 getsockname(u, (struct sockaddr *)&a, &l) == 0 && bind(t, (struct sockaddr *)&a, sizeof a) == 0;
+        if (u >= 0)
+            close(u);
+        if (t >= 0)
+            close(t);
+        if (ok)
+            return ntohs(a.sin_port);
+    }
+    return -1;
 }
 
 /* True once the server has sent its INFO line on a fresh connection. */

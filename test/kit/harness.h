@@ -131,7 +131,7 @@ pid_t harness_start_xds(const harness_nats *h, const char *const *args, int *por
  * build tree, e.g. "services/reporter/sluice-reporter". */
 void harness_binary(char *buf, size_t cap, const char *rel);
 
-/* Starts argv[0] with argv (NULL terminated), its stdout and stderr
+/* Starts argv[0] (looked up on PATH when it has no '/') with argv (NULL terminated), its stdout and stderr
  * appended to log (inherited when log is NULL); the child is killed if the
  * test process dies. The pid, or -1: check it before kill(). */
 pid_t harness_spawn(const char *const *argv, const char *log);
@@ -147,6 +147,9 @@ void harness_show_log(const char *path);
 
 /* A loopback TCP port the kernel just handed out, or -1. */
 int harness_free_port(void);
+
+/* A loopback port free for both UDP and TCP (a DNS server's), or -1. */
+int harness_free_port_both(void);
 
 /* The HTTP status code of GET path on 127.0.0.1:port, or -1 when the port
  * does not answer; body (when not NULL) gets the response, cut at cap. */
@@ -166,6 +169,10 @@ sl_status harness_kv_put_yaml(sl_kv *kv, const char *key, const ProtobufCMessage
  * signalling anything when pid <= 0 (a failed start; kill(-1, ...) as root
  * would signal every process of the machine) or the wait fails. */
 int harness_stop(pid_t pid, int sig);
+
+/* harness_stop(*pid, sig), then *pid = -1 (forgotten): the wait status, 0
+ * when nothing ran. */
+int harness_stop_pid(pid_t *pid, int sig);
 
 /* Monotonic milliseconds, for deadlines in tests. */
 int64_t harness_now_ms(void);
