@@ -1,5 +1,6 @@
 /* lease.c - see sluice/lease.h. */
 #include "sluice/lease.h"
+#include "sluice/service.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -325,4 +326,20 @@ void sl_lease_free(sl_lease *l)
     free(l->name);
     free(l->value);
     free(l);
+}
+
+sl_status sl_lease_start_service(sl_lease **out, sl_nats *nc, struct sl_service *svc, const char *comp,
+                                 const sl_lease_opts *o)
+{
+    sl_status st;
+    *out = NULL;
+    if (o->ttl_ms <= 0) {
+        o->on_acquired(o->ud);
+        return SL_OK;
+    }
+    if ((st = sl_lease_start(out, nc, o)) != SL_OK)
+        return st;
+    sl_service_set_ready(svc, true);
+    sl_log_info(comp, "waiting for the lease", "lease=%s ttl_ms=%lld", o->name, (long long)o->ttl_ms);
+    return SL_OK;
 }

@@ -156,20 +156,12 @@ int main(int argc, char **argv)
                          "1 while this replica holds the lease and resolves.") != SL_OK)
         goto fail;
     m.svc = svc;
-    if (lease_ttl_ms > 0) {
-        char name[300];
-        snprintf(name, sizeof name, "endpoint-discovery.%s", opts.endpoints_bucket);
-        sl_lease_opts lo = {.name = name, .service = info.name, .ttl_ms = lease_ttl_ms,
-                            .on_acquired = on_lease_acquired, .on_lost = on_lease_lost, .ud = &m};
-        if (sl_lease_start(&m.lease, m.nc, &lo) != SL_OK)
-            goto fail;
-        /* A waiting replica is healthy: ready, so that a rolling update can
-         * start the new one before the holder stops (and releases). */
-        sl_service_set_ready(svc, true);
-        sl_log_info("discovery", "waiting for the lease", "lease=%s ttl_ms=%lld", name, (long long)lease_ttl_ms);
-    } else {
-        start_discovery(&m);
-    }
+    char name[300];
+    snprintf(name, sizeof name, "endpoint-discovery.%s", opts.endpoints_bucket);
+    sl_lease_opts lo = {.name = name, .service = info.name, .ttl_ms = lease_ttl_ms,
+                        .on_acquired = on_lease_acquired, .on_lost = on_lease_lost, .ud = &m};
+    if (sl_lease_start_service(&m.lease, m.nc, svc, "discovery", &lo) != SL_OK)
+        goto fail;
     code = sl_service_run(svc, m.loop);
     goto out;
 fail:

@@ -33,6 +33,7 @@
 #define SL_LEASES_BUCKET "sluice_leases"
 
 typedef struct sl_lease sl_lease;
+struct sl_service;
 
 typedef struct sl_lease_opts {
     const char *name;    /* the key: a valid KV key, e.g. "translator.sluice_xds" */
@@ -50,6 +51,14 @@ typedef struct sl_lease_opts {
 /* Opens (or creates) the bucket and starts the thread that takes and keeps
  * the lease. The strings of o are copied. */
 sl_status sl_lease_start(sl_lease **out, sl_nats *nc, const sl_lease_opts *o);
+
+/* How a service with one writer among its replicas starts: with
+ * o->ttl_ms > 0, sl_lease_start() and svc marked ready while it waits (a
+ * waiting replica is healthy, so a rolling update can start the next one
+ * before the holder stops), logged under comp; with 0 (one replica, no
+ * lease), o->on_acquired(o->ud) at once and *out NULL. */
+sl_status sl_lease_start_service(sl_lease **out, sl_nats *nc, struct sl_service *svc, const char *comp,
+                                 const sl_lease_opts *o);
 
 /* True while held and renewed within the TTL. Any thread. */
 bool sl_lease_held(sl_lease *l);
