@@ -23,12 +23,7 @@
 static harness_nats *srv;
 static sl_nats *nc;
 
-static int group_setup(void **state)
-{
-    if (harness_up(&srv, &nc) != 0)
-        return -1;
-    return 0;
-}
+static int group_setup(void **state) { return harness_up(&srv, &nc); }
 
 static int group_teardown(void **state)
 {

@@ -78,11 +78,17 @@ def server_subject(port, d):
     return m.group(1) if m else ""
 
 
+started = []  # (process, log path) of every sluice-xds that started serving
+
+
 def start_xds(nats_url, d, *args, expect_port=True):
-    log = open(os.path.join(d, "xds-%d.log" % len(xp.procs)), "w")
+    path = os.path.join(d, "xds-%d.log" % len(xp.procs))
+    log = open(path, "w")
     p = subprocess.Popen([os.path.join(xp.BIN, "services/xds/sluice-xds"), "--nats-url", nats_url,
                           "--metrics-addr", "127.0.0.1:0", *args], stdout=subprocess.PIPE, stderr=log)
     xp.procs.append(p)
+    if expect_port:
+        started.append((p, path))
     if not expect_port:
         return p
     m = re.search(rb"listening on port (\d+)", p.stdout.readline())
@@ -181,6 +187,10 @@ def main():
     r = first(grpc.insecure_channel("127.0.0.1:%d" % port), "edge~b")
     assert isinstance(r, bytes) and b"c-b" in r, r
     ok("--insecure: served as asked")
+    # after refused streams, rotations and bad clients: each stops cleanly
+    for p, path in started:
+        xp.stop(p, path)
+    ok("every sluice-xds exits 0 on SIGTERM with no sanitizer report")
     print("1..%d" % n)
 
 
