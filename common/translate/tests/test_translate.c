@@ -34,6 +34,7 @@
 #include "sluice/file.h"
 #include "sluice/types.h"
 #include "sluice/translate.h"
+#include "translate_test.h"
 
 /* The file's text, or NULL (the reason is in sl_error_msg()). */
 static char *slurp(const char *path, size_t *len)
@@ -410,17 +411,6 @@ static void table_cases(void **state)
 
 /* --- last good versions ------------------------------------------------ */
 
-static void load(sl_tr_store *st, const char *yaml)
-{
-    sl_diag d;
-    sl_diag_init(&d);
-    if (sl_tr_store_load_yaml(st, yaml, strlen(yaml), "<test>", &d) != SL_OK) {
-        sl_diag_print(&d, stderr);
-        fail_msg("does not decode");
-    }
-    sl_diag_deinit(&d);
-}
-
 static const char *BASE =
     "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: up, namespace: default}\n"
     "spec: {static: {hosts: [{addr: 10.0.0.1, port: 80}]}}\n"
@@ -449,14 +439,14 @@ static void rejected_resource_keeps_last_good(void **state)
     const sl_tr_report *rep;
     (void)state;
     assert_int_equal(sl_tr_store_new(&st), SL_OK);
-    load(st, BASE);
+    tr_test_load(st, BASE);
     assert_int_equal(sl_tr_translate(&r1, st, NULL), SL_OK);
     y1 = route_config_yaml(r1);
     assert_non_null(strstr(y1, "prefix: /b"));
 
     /* b breaks: it is rejected, and its last good version keeps serving;
      * a is untouched. */
-    load(st, B_BROKEN);
+    tr_test_load(st, B_BROKEN);
     assert_int_equal(sl_tr_translate(&r2, st, NULL), SL_OK);
     rep = sl_tr_result_report(r2, "VirtualService", "default", "b");
     assert_non_null(rep);
@@ -471,8 +461,8 @@ static void rejected_resource_keeps_last_good(void **state)
     /* Without a last good version a broken resource is left out. */
     sl_tr_store_free(st);
     assert_int_equal(sl_tr_store_new(&st), SL_OK);
-    load(st, BASE);
-    load(st, B_BROKEN);
+    tr_test_load(st, BASE);
+    tr_test_load(st, B_BROKEN);
     assert_int_equal(sl_tr_translate(&r3, st, NULL), SL_OK);
     y2 = route_config_yaml(r3);
     assert_null(strstr(y2, "b.example.com"));
@@ -496,10 +486,10 @@ static void dry_run_records_nothing(void **state)
     (void)state;
     o.dry_run = true;
     assert_int_equal(sl_tr_store_new(&st), SL_OK);
-    load(st, BASE);
+    tr_test_load(st, BASE);
     assert_int_equal(sl_tr_translate(&r, st, &o), SL_OK); /* dry run: b not recorded as good */
     sl_tr_result_free(r);
-    load(st, B_BROKEN);
+    tr_test_load(st, B_BROKEN);
     assert_int_equal(sl_tr_translate(&r, st, NULL), SL_OK);
     y = route_config_yaml(r);
     assert_null(strstr(y, "b.example.com"));
@@ -513,9 +503,9 @@ static void store_replace_and_remove(void **state)
     sl_tr_store *st;
     (void)state;
     assert_int_equal(sl_tr_store_new(&st), SL_OK);
-    load(st, BASE);
+    tr_test_load(st, BASE);
     assert_int_equal(sl_tr_store_count(st, sl_kind_by_name("VirtualService")), 2);
-    load(st, B_BROKEN);
+    tr_test_load(st, B_BROKEN);
     assert_int_equal(sl_tr_store_count(st, sl_kind_by_name("VirtualService")), 2);
     assert_true(sl_tr_store_remove(st, sl_kind_by_name("VirtualService"), "default", "a"));
     assert_false(sl_tr_store_remove(st, sl_kind_by_name("VirtualService"), "default", "a"));
@@ -547,9 +537,9 @@ static void endpoints_incremental(void **state)
     size_t changed = 0;
     (void)state;
     assert_int_equal(sl_tr_store_new(&st), SL_OK);
-    load(st, EDS_BASE EPS("10.0.0.1"));
+    tr_test_load(st, EDS_BASE EPS("10.0.0.1"));
     assert_int_equal(sl_tr_translate(&inc, st, NULL), SL_OK);
-    load(st, EPS("10.0.0.2"));
+    tr_test_load(st, EPS("10.0.0.2"));
     assert_int_equal(sl_tr_translate_endpoints(inc, st, &ns, &name, 1, NULL, &done, &changed), SL_OK);
     assert_true(done);
     assert_true(changed >= 1);
@@ -599,7 +589,7 @@ static void check_against_fresh(sl_tr_store *st, const char *all, const char *wh
     sl_tr_result *a, *b;
     assert_int_equal(sl_tr_translate(&a, st, NULL), SL_OK);
     assert_int_equal(sl_tr_store_new(&fresh), SL_OK);
-    load(fresh, all);
+    tr_test_load(fresh, all);
     assert_int_equal(sl_tr_translate(&b, fresh, NULL), SL_OK);
     assert_same_result(b, a, what);
     sl_tr_result_free(a);
@@ -627,7 +617,7 @@ static void clusters_only_where_referenced(void **state)
     (void)state;
     assert_non_null(input);
     assert_int_equal(sl_tr_store_new(&st), SL_OK);
-    load(st, input);
+    tr_test_load(st, input);
     assert_int_equal(sl_tr_translate(&r, st, NULL), SL_OK);
     a = sl_tr_result_proxy(r, "gloo-system~proxy-a");
     assert_int_equal(a->n[SL_XDS_CLUSTER], 2);
@@ -635,7 +625,7 @@ static void clusters_only_where_referenced(void **state)
     sl_tr_result_free(r);
     for (int on = 1; on >= 0; on--) {
         snprintf(doc, sizeof doc, SETTINGS, on ? "true" : "false");
-        load(st, doc);
+        tr_test_load(st, doc);
         all = malloc(len + strlen(doc) + 8);
         sprintf(all, "%s\n---\n%s", input, doc);
         check_against_fresh(st, all, on ? "allClustersToEveryProxy on" : "allClustersToEveryProxy off");
@@ -645,7 +635,7 @@ static void clusters_only_where_referenced(void **state)
         assert_true((sl_tr_proxy_find(a, SL_XDS_SECRET, "b-client_team-b") != NULL) == on);
         sl_tr_result_free(r);
         if (!on) { /* proxy-a's route moves to team-b's upstream: its cluster and secret follow */
-            load(st, MOVE);
+            tr_test_load(st, MOVE);
             free(all);
             all = malloc(len + strlen(doc) + strlen(MOVE) + 16);
             sprintf(all, "%s\n---\n%s\n---\n%s", input, doc, MOVE);
@@ -668,19 +658,19 @@ static void kept_clusters_follow_changes(void **state)
     sl_tr_store *st;
     (void)state;
     assert_int_equal(sl_tr_store_new(&st), SL_OK);
-    load(st, KEEP_UP KEEP_VS EPS("10.0.0.1"));
+    tr_test_load(st, KEEP_UP KEEP_VS EPS("10.0.0.1"));
     check_against_fresh(st, KEEP_UP KEEP_VS EPS("10.0.0.1"), "initial");
-    load(st, EPS("10.0.0.2"));
+    tr_test_load(st, EPS("10.0.0.2"));
     check_against_fresh(st, KEEP_UP KEEP_VS EPS("10.0.0.2"), "endpoint set changed");
-    load(st, KEEP_SETTINGS("7"));
+    tr_test_load(st, KEEP_SETTINGS("7"));
     check_against_fresh(st, KEEP_UP KEEP_VS EPS("10.0.0.2") KEEP_SETTINGS("7"), "settings added");
-    load(st, KEEP_SETTINGS("9"));
+    tr_test_load(st, KEEP_SETTINGS("9"));
     check_against_fresh(st, KEEP_UP KEEP_VS EPS("10.0.0.2") KEEP_SETTINGS("9"), "settings changed");
     assert_true(sl_tr_store_remove(st, sl_kind_by_name("EndpointSet"), "default", "d"));
     check_against_fresh(st, KEEP_UP KEEP_VS KEEP_SETTINGS("9"), "endpoint set removed");
     assert_true(sl_tr_store_remove(st, sl_kind_by_name("Settings"), "gloo-system", "default"));
     check_against_fresh(st, KEEP_UP KEEP_VS, "settings removed");
-    load(st, "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: s, namespace: default}\n"
+    tr_test_load(st, "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: s, namespace: default}\n"
              "spec: {static: {hosts: [{addr: 10.0.0.8, port: 443}]}}\n");
     check_against_fresh(st,
                         "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: d, namespace: default}\n"
@@ -844,7 +834,7 @@ static void rw_set(sl_tr_store *const *st, char kind, int slot, int v, int mode)
     }
     for (int i = 0; i < 2; i++) {
         if (v)
-            load(st[i], buf);
+            tr_test_load(st[i], buf);
         else
             sl_tr_store_remove(st[i], sl_kind_by_name(rw_kind(kind)), ns, name);
     }
@@ -986,7 +976,7 @@ static void load_vs(sl_tr_store *st, int i, const char *prefix)
         o += (size_t)snprintf(yaml + o, sizeof yaml - o,
                               "    - matchers: [{prefix: %s/some/longer/api/path/%d/%d}]\n"
                               "      routeAction: {single: {upstream: {name: up}}}\n", prefix, i, r);
-    load(st, yaml);
+    tr_test_load(st, yaml);
 }
 
 static const sl_tr_resource *the_route(const sl_tr_result *res)
@@ -1012,9 +1002,9 @@ static void route_in_parts(void **state)
     (void)state;
     assert_int_equal(sl_tr_store_new(&st), SL_OK);
     assert_int_equal(sl_tr_store_new(&fresh), SL_OK);
-    load(st, "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: up, namespace: default}\n"
+    tr_test_load(st, "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: up, namespace: default}\n"
              "spec: {static: {hosts: [{addr: 10.0.0.1, port: 80}]}}\n");
-    load(fresh, "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: up, namespace: default}\n"
+    tr_test_load(fresh, "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: up, namespace: default}\n"
                 "spec: {static: {hosts: [{addr: 10.0.0.1, port: 80}]}}\n");
     for (int i = 0; i < 150; i++) {
         load_vs(st, i, "");
@@ -1111,7 +1101,7 @@ static void patched_routes_equal_full(void **state)
     (void)state;
     for (int k = 0; k < 2; k++) {
         assert_int_equal(sl_tr_store_new(&st[k]), SL_OK);
-        load(st[k], "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: up, namespace: default}\n"
+        tr_test_load(st[k], "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: up, namespace: default}\n"
                     "spec: {static: {hosts: [{addr: 10.0.0.1, port: 80}]}}\n");
         for (int i = 0; i < 40; i++)
             load_vs(st[k], i, "/a");

@@ -14,6 +14,7 @@
 
 #include "envoy/config/route/v3/route.pb-c.h"
 #include "sluice/translate.h"
+#include "translate_test.h"
 
 #define WARNING 3
 
@@ -25,17 +26,6 @@ static const char *const UPSTREAM = "apiVersion: gloo.solo.io/v1\nkind: Upstream
                                     "spec: {virtualHost: {domains: ['*'], routes: [{matchers: [{prefix: /foo, "
                                     "caseSensitive: false}], delegateAction: {ref: {name: rt}}}]}}\n";
 
-static void load(sl_tr_store *st, const char *yaml)
-{
-    sl_diag d;
-    sl_diag_init(&d);
-    if (sl_tr_store_load_yaml(st, yaml, strlen(yaml), "<test>", &d) != SL_OK) {
-        sl_diag_print(&d, stderr);
-        fail_msg("does not decode");
-    }
-    sl_diag_deinit(&d);
-}
-
 static void load_rt(sl_tr_store *st, const char *routes)
 {
     char yaml[2048];
@@ -43,7 +33,7 @@ static void load_rt(sl_tr_store *st, const char *routes)
              "apiVersion: gateway.solo.io/v1\nkind: RouteTable\nmetadata: {name: rt, namespace: default}\n"
              "spec: {routes: [%s]}\n",
              routes);
-    load(st, yaml);
+    tr_test_load(st, yaml);
 }
 
 /* The paths of the routes of the gateway's route configuration, each
@@ -95,7 +85,7 @@ static void route_outside_prefix_is_left_out(void **state)
     (void)state;
     for (int dry = 0; dry < 2; dry++) {
         assert_int_equal(sl_tr_store_new(&st), SL_OK);
-        load(st, UPSTREAM);
+        tr_test_load(st, UPSTREAM);
         load_rt(st, "{matchers: [{prefix: /foo/bar}, {prefix: /invalid}], directResponseAction: {status: 200}}, "
                     "{matchers: [{exact: /foo/ok}], routeAction: {single: {upstream: {name: up}}}}");
         o.dry_run = dry;
@@ -129,7 +119,7 @@ static void route_without_matchers(void **state)
     char *paths;
     (void)state;
     assert_int_equal(sl_tr_store_new(&st), SL_OK);
-    load(st, UPSTREAM);
+    tr_test_load(st, UPSTREAM);
     load_rt(st, "{directResponseAction: {status: 200, body: foo}}, "
                 "{inheritablePathMatchers: true, matchers: [{prefix: /other, headers: [{name: x-a}]}], "
                 "directResponseAction: {status: 200}}, "
@@ -153,7 +143,7 @@ static void new_version_served_without_the_bad_route(void **state)
     char *paths;
     (void)state;
     assert_int_equal(sl_tr_store_new(&st), SL_OK);
-    load(st, UPSTREAM);
+    tr_test_load(st, UPSTREAM);
     load_rt(st, "{matchers: [{prefix: /foo/a}], directResponseAction: {status: 200}}");
     assert_int_equal(sl_tr_translate(&r1, st, NULL), SL_OK);
     load_rt(st, "{matchers: [{prefix: /foo/a}], directResponseAction: {status: 200}}, "
