@@ -12,9 +12,7 @@
  * (discovery asks when the answer expires), so its floor is about ttl_s/2. */
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <netinet/in.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,53 +61,12 @@ static void write_hosts(void)
 
 static void start_dnsmasq(void)
 {
-    char port[32], addn[320], user[300], group[300], ttl[32];
-    struct passwd *pw = getpwuid(getuid());
-    struct group *gr = getgrgid(getgid());
-    snprintf(port, sizeof port, "--port=%d", dns_port);
-    snprintf(addn, sizeof addn, "--addn-hosts=%s", hosts_path);
-    snprintf(user, sizeof user, "--user=%s", pw ? pw->pw_name : "root");
-    snprintf(group, sizeof group, "--group=%s", gr ? gr->gr_name : "root");
+    char ttl[32];
     snprintf(ttl, sizeof ttl, "--local-ttl=%d", ttl_s);
-    char *argv[] = {access("/usr/sbin/dnsmasq", X_OK) == 0 ? "/usr/sbin/dnsmasq" : "dnsmasq",
-                    "--keep-in-foreground", "--conf-file=/dev/null", "--pid-file=", port,
-                    "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts", addn, ttl,
-                    "--local=/bench/", "--dns-forward-max=10000", user, group, NULL};
-    dnsmasq = spawn(argv);
-    for (int64_t end = harness_now_ms() + 10000; harness_now_ms() < end; usleep(20 * 1000)) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)dns_port),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-        close(fd);
-        if (ok)
-            return;
-    }
-    DIE("dnsmasq did not start (see %s)", log_path);
-}
-
-static double metric(const char *name)
-{
-    static char buf[262144];
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)metrics_port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    size_t got = 0;
-    ssize_t r;
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    dprintf(fd, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    while (got < sizeof buf - 1 && (r = read(fd, buf + got, sizeof buf - 1 - got)) > 0)
-        got += (size_t)r;
-    buf[got] = 0;
-    close(fd);
-    size_t l = strlen(name);
-    for (char *p = buf; (p = strstr(p, name)); p += l)
-        if (p[-1] == '\n' && p[l] == ' ')
-            return atof(p + l + 1);
-    return -1;
+    const char *const args[] = {ttl, "--local=/bench/", "--dns-forward-max=10000", NULL};
+    dnsmasq = harness_start_dnsmasq(dns_port, hosts_path, args, log_path);
+    if (dnsmasq < 0)
+        DIE("dnsmasq did not start (see %s)", log_path);
 }
 
 static void start_discovery(void)
@@ -286,10 +243,11 @@ int main(int argc, char **argv)
         DIE("sluice-endpoint-discovery did not exit 0 on SIGTERM");
     int64_t t0 = harness_now_ms();
     start_discovery();
-    while (metric("sluice_endpoint_discovery_unchanged_total") < n_up && harness_now_ms() - t0 < 300000)
+    while (harness_metric(metrics_port, "sluice_endpoint_discovery_unchanged_total") < n_up &&
+           harness_now_ms() - t0 < 300000)
         usleep(50 * 1000);
     int64_t restart_ms = harness_now_ms() - t0;
-    double restart_writes = metric("sluice_endpoint_discovery_writes_total");
+    double restart_writes = harness_metric(metrics_port, "sluice_endpoint_discovery_writes_total");
 
     printf("RESULT upstreams=%d initial_sync_ms=%lld change_written_p50_ms=%lld change_written_p99_ms=%lld "
            "ttl_s=%d cpu_s=%.2f rss_mb=%.1f restart_writes=%.0f restart_sync_ms=%lld\n",

@@ -16,9 +16,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <netinet/in.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,69 +60,13 @@ static void write_hosts(const char *text)
 /* dnsmasq answers from the hosts file and the records below, TTL 1 s. */
 static void start_dnsmasq(void)
 {
-    char port[32], addn[320], user[300], group[300];
-    const char *dm = access("/usr/sbin/dnsmasq", X_OK) == 0 ? "/usr/sbin/dnsmasq" : "dnsmasq";
-    struct passwd *pw = getpwuid(getuid());
-    struct group *gr = getgrgid(getgid());
-    snprintf(port, sizeof port, "--port=%d", dns_port);
-    snprintf(addn, sizeof addn, "--addn-hosts=%s", hosts_path);
-    snprintf(user, sizeof user, "--user=%s", pw ? pw->pw_name : "root");
-    snprintf(group, sizeof group, "--group=%s", gr ? gr->gr_name : "root");
-    char *argv[] = {(char *)dm, "--keep-in-foreground", "--conf-file=/dev/null", "--pid-file=", port,
-                    "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts", addn,
-                    "--local-ttl=1", "--local=/test/", user, group,
-                    "--host-record=a.api.test,127.0.1.1", "--host-record=b.api.test,127.0.1.2,::1",
-                    "--srv-host=_http._tcp.api.test,a.api.test,8080,10,60",
-                    "--srv-host=_http._tcp.api.test,b.api.test,9090,20,0", NULL};
-    dnsmasq = spawn(argv);
-    /* ready when it answers on TCP */
-    int64_t end = harness_now_ms() + 10000;
-    while (harness_now_ms() < end) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)dns_port),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-        close(fd);
-        if (ok)
-            return;
-        usleep(20 * 1000);
-    }
-    fail_msg("dnsmasq did not start (see %s)", log_path);
-}
-
-/* GET path on the discovery's metrics port: the HTTP status, body in buf. */
-static int http_get(const char *path, char *buf, size_t n)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)metrics_port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    size_t got = 0;
-    ssize_t r;
-    int code = -1;
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    dprintf(fd, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
-    while (got < n - 1 && (r = read(fd, buf + got, n - 1 - got)) > 0)
-        got += (size_t)r;
-    buf[got] = 0;
-    close(fd);
-    sscanf(buf, "HTTP/1.%*d %d", &code);
-    return code;
-}
-
-/* The value of a metric line "name value" (first match), or -1. */
-static double metric(const char *name)
-{
-    static char body[131072];
-    if (http_get("/metrics", body, sizeof body) != 200)
-        return -1;
-    size_t l = strlen(name);
-    for (char *p = body; (p = strstr(p, name)); p += l)
-        if ((p == body || p[-1] == '\n') && (p[l] == ' ' || p[l] == '{'))
-            return atof(strchr(p + l, ' ') + 1);
-    return -1;
+    const char *const args[] = {"--local-ttl=1", "--local=/test/", "--host-record=a.api.test,127.0.1.1",
+                                "--host-record=b.api.test,127.0.1.2,::1",
+                                "--srv-host=_http._tcp.api.test,a.api.test,8080,10,60",
+                                "--srv-host=_http._tcp.api.test,b.api.test,9090,20,0", NULL};
+    dnsmasq = harness_start_dnsmasq(dns_port, hosts_path, args, log_path);
+    if (dnsmasq < 0)
+        fail_msg("dnsmasq did not start (see %s)", log_path);
 }
 
 static void start_discovery(void)
@@ -142,10 +84,11 @@ static void start_discovery(void)
     int64_t end = harness_now_ms() + 15000;
     char buf[4096];
     /* up once it has resolved something */
-    while (harness_now_ms() < end && metric("sluice_endpoint_discovery_resolutions_total") <= 0)
+    while (harness_now_ms() < end &&
+           harness_metric(metrics_port, "sluice_endpoint_discovery_resolutions_total") <= 0)
         usleep(50 * 1000);
-    assert_int_equal(http_get("/readyz", buf, sizeof buf), 200);
-    assert_int_equal(http_get("/healthz", buf, sizeof buf), 200);
+    assert_int_equal(harness_http(metrics_port, "GET", "/readyz", buf, sizeof buf), 200);
+    assert_int_equal(harness_http(metrics_port, "GET", "/healthz", buf, sizeof buf), 200);
 }
 
 static void start_reporter(void)
@@ -187,12 +130,8 @@ static void put_upstream(const char *name, const char *dns_name, uint32_t port, 
         sp.upstream_type_case = SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_DNS;
         sp.dns = &d;
     }
-    size_t len = protobuf_c_message_get_packed_size(&u.base);
-    uint8_t *buf = malloc(len);
-    protobuf_c_message_pack(&u.base, buf);
     snprintf(key, sizeof key, "Upstream.default.%s", name);
-    assert_int_equal(sl_kv_put(NULL, config_kv, key, buf, len), SL_OK);
-    free(buf);
+    assert_int_equal(harness_kv_put_pb(config_kv, key, &u.base), SL_OK);
 }
 
 /* The set stored under key as "addr:port[/w<weight>/p<priority>] ..." ("-" when none); *rev its revision. */
@@ -235,26 +174,6 @@ static uint64_t wait_set(const char *key, const char *want, int64_t ms)
     } while (harness_now_ms() < end);
     fail_msg("%s: want \"%s\", got \"%s\" (log %s)", key, want, got, log_path);
     return 0;
-}
-
-/* The next report on the Upstream name within ms, or NULL. Free with
- * sluice__v1__report__free_unpacked(). */
-static Sluice__V1__Report *next_report(const char *name, int64_t ms)
-{
-    int64_t end = harness_now_ms() + ms;
-    while (harness_now_ms() < end) {
-        natsMsg *m = NULL;
-        if (natsSubscription_NextMsg(&m, reports, 100) != NATS_OK)
-            continue;
-        Sluice__V1__Report *r = sluice__v1__report__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
-                                                         (const uint8_t *)natsMsg_GetData(m));
-        natsMsg_Destroy(m);
-        if (r && r->resource && !strcmp(r->resource->name, name))
-            return r;
-        if (r)
-            sluice__v1__report__free_unpacked(r, NULL);
-    }
-    return NULL;
 }
 
 /* The reporter's status of Upstream.default.<name>: its state, reason in reason. */
@@ -314,8 +233,8 @@ static void test_discovery(void **state)
     harness_stop_pid(&dnsmasq, SIGTERM);
     /* (a report from before the stop may come first: skip to the failure) */
     Sluice__V1__Report *r;
-    for (r = next_report("web", 10000); r && (r->withdrawn || !strstr(r->reason, "failed"));
-         r = next_report("web", 10000))
+    for (r = harness_next_report(reports, "web", 10000); r && (r->withdrawn || !strstr(r->reason, "failed"));
+         r = harness_next_report(reports, "web", 10000))
         sluice__v1__report__free_unpacked(r, NULL);
     assert_non_null(r);
     assert_int_equal(r->state, SLUICE__V1__STATUS__STATE__Warning);
@@ -336,7 +255,8 @@ static void test_discovery(void **state)
 
     /* Back: the Warning is withdrawn, nothing rewritten. */
     start_dnsmasq();
-    for (r = next_report("web", 10000); r && !r->withdrawn; r = next_report("web", 10000))
+    for (r = harness_next_report(reports, "web", 10000); r && !r->withdrawn;
+         r = harness_next_report(reports, "web", 10000))
         sluice__v1__report__free_unpacked(r, NULL);
     assert_non_null(r);
     sluice__v1__report__free_unpacked(r, NULL);
@@ -350,10 +270,10 @@ static void test_discovery(void **state)
     assert_int_equal(harness_stop_pid(&discovery, SIGTERM), 0);
     start_discovery();
     end = harness_now_ms() + 10000;
-    while (harness_now_ms() < end && metric("sluice_endpoint_discovery_unchanged_total") < 4)
+    while (harness_now_ms() < end && harness_metric(metrics_port, "sluice_endpoint_discovery_unchanged_total") < 4)
         usleep(50 * 1000);
-    assert_true(metric("sluice_endpoint_discovery_unchanged_total") >= 4);
-    assert_true(metric("sluice_endpoint_discovery_writes_total") == 0);
+    assert_true(harness_metric(metrics_port, "sluice_endpoint_discovery_unchanged_total") >= 4);
+    assert_true(harness_metric(metrics_port, "sluice_endpoint_discovery_writes_total") == 0);
     assert_int_equal(wait_set("default.web", "127.0.0.11:8080 127.0.0.13:8080", 10), rev_web);
     assert_int_equal(wait_set("default.api", api, 10), rev_api);
     assert_int_equal(wait_set("default.v6", "::2:80", 10), rev_v6);
@@ -403,7 +323,6 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    char cmd[600];
     (void)state;
     harness_stop_pid(&discovery, SIGKILL);
     harness_stop_pid(&reporter, SIGTERM);
@@ -415,12 +334,7 @@ static int teardown(void **state)
     sl_kv_free(config_kv);
     sl_nats_close(nc, 1000);
     harness_nats_free(srv);
-    if (!getenv("SLUICE_KEEP_TEST_DIR")) {
-        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-        if (system(cmd) != 0)
-            return -1;
-    }
-    return 0;
+    return harness_remove_test_dir(dir);
 }
 
 int main(void)

@@ -48,47 +48,14 @@ static const char *src, *bin_dir;
 
 static pid_t spawn(char *const argv[]) { return harness_spawn((const char *const *)argv, log_path); }
 
-/* An HTTP request to 127.0.0.1:port: the status, the answer in buf. */
-static int http(int port, const char *method, const char *path, char *buf, size_t n)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0), code = -1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    size_t got = 0;
-    ssize_t r;
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    dprintf(fd, "%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", method, path);
-    while (got < n - 1 && (r = read(fd, buf + got, n - 1 - got)) > 0)
-        got += (size_t)r;
-    buf[got] = 0;
-    close(fd);
-    sscanf(buf, "HTTP/1.%*d %d", &code);
-    return code;
-}
-
 static void wait_http(int port, const char *path)
 {
     char buf[256];
     int64_t end = harness_now_ms() + 30000;
-    while (harness_now_ms() < end && http(port, "GET", path, buf, sizeof buf) != 200)
+    while (harness_now_ms() < end && harness_http(port, "GET", path, buf, sizeof buf) != 200)
         usleep(100 * 1000);
-    if (http(port, "GET", path, buf, sizeof buf) != 200)
+    if (harness_http(port, "GET", path, buf, sizeof buf) != 200)
         fail_msg("nothing serves %s on port %d (log %s)", path, port, log_path);
-}
-
-static double metric(const char *name)
-{
-    static char body[131072];
-    if (http(metrics_port, "GET", "/metrics", body, sizeof body) != 200)
-        return -1;
-    size_t l = strlen(name);
-    for (char *p = body; (p = strstr(p, name)); p += l)
-        if ((p == body || p[-1] == '\n') && (p[l] == ' ' || p[l] == '{'))
-            return atof(strchr(p + l, ' ') + 1);
-    return -1;
 }
 
 static void start_http(void)
@@ -133,53 +100,11 @@ static void start_grpc(void)
     snprintf(script, sizeof script, "%s/test/integration/fds/grpc_server.py", src);
     char *argv[] = {py, script, port, NULL};
     grpc_srv = spawn(argv);
-    int64_t end = harness_now_ms() + 30000;
-    while (harness_now_ms() < end) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)grpc_port),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-        close(fd);
-        if (ok)
-            return;
-        usleep(100 * 1000);
-    }
-    fail_msg("the gRPC server did not start (log %s)", log_path);
+    if (harness_wait_tcp(grpc_port, 30000) != 0)
+        fail_msg("the gRPC server did not start (log %s)", log_path);
 }
 
 static Sluice__V1__Upstream *get_upstream(const char *name, uint64_t *rev);
-
-/* A static upstream on the gRPC server with an empty serviceSpec.grpc. */
-static void put_grpc_upstream(const char *name)
-{
-    Sluice__V1__Upstream u = SLUICE__V1__UPSTREAM__INIT;
-    Sluice__V1__Metadata md = SLUICE__V1__METADATA__INIT;
-    Sluice__V1__UpstreamSpec sp = SLUICE__V1__UPSTREAM_SPEC__INIT;
-    Sluice__V1__StaticUpstreamSpec st = SLUICE__V1__STATIC_UPSTREAM_SPEC__INIT;
-    Sluice__V1__Host h = SLUICE__V1__HOST__INIT, *hp = &h;
-    Sluice__V1__ServiceSpec ss = SLUICE__V1__SERVICE_SPEC__INIT;
-    Sluice__V1__GrpcServiceSpec g = SLUICE__V1__GRPC_SERVICE_SPEC__INIT;
-    char key[256];
-    md.name = (char *)name;
-    md.namespace_ = "default";
-    u.metadata = &md;
-    u.spec = &sp;
-    h.addr = "127.0.0.1";
-    h.port = (uint32_t)grpc_port;
-    st.hosts = &hp;
-    st.n_hosts = 1;
-    st.service_spec = &ss;
-    ss.plugin_type_case = SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_GRPC;
-    ss.grpc = &g;
-    sp.upstream_type_case = SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_STATIC;
-    sp.static_ = &st;
-    size_t len = protobuf_c_message_get_packed_size(&u.base);
-    uint8_t *buf = malloc(len);
-    protobuf_c_message_pack(&u.base, buf);
-    snprintf(key, sizeof key, "Upstream.default.%s", name);
-    assert_int_equal(sl_kv_put(NULL, config_kv, key, buf, len), SL_OK);
-    free(buf);
-}
 
 /* Waits for the gRPC functions of name: "pkg.Service/Method ..." and the number of descriptor files. */
 static void wait_grpc(const char *name, const char *want, size_t files)
@@ -233,16 +158,17 @@ static void start_discovery(void)
     discovery = spawn(argv);
     char buf[512];
     int64_t end = harness_now_ms() + 15000;
-    while (harness_now_ms() < end && http(metrics_port, "GET", "/readyz", buf, sizeof buf) != 200)
+    while (harness_now_ms() < end && harness_http(metrics_port, "GET", "/readyz", buf, sizeof buf) != 200)
         usleep(50 * 1000);
-    assert_int_equal(http(metrics_port, "GET", "/healthz", buf, sizeof buf), 200);
+    assert_int_equal(harness_http(metrics_port, "GET", "/healthz", buf, sizeof buf), 200);
 }
 
 /* ---- resources ------------------------------------------------------------- */
 
 /* A static upstream on 127.0.0.1:port; url: its swaggerInfo.url (NULL: none, probed); label: the
- * function_discovery label (NULL: none); mine: a function of its own ("myFn"). */
-static void put_upstream(const char *name, int port, const char *url, const char *label, bool mine)
+ * function_discovery label (NULL: none); mine: a function of its own ("myFn"); grpc: an empty
+ * serviceSpec.grpc instead. */
+static void put_upstream(const char *name, int port, const char *url, const char *label, bool mine, bool grpc)
 {
     Sluice__V1__Upstream u = SLUICE__V1__UPSTREAM__INIT;
     Sluice__V1__Metadata md = SLUICE__V1__METADATA__INIT;
@@ -256,6 +182,7 @@ static void put_upstream(const char *name, int port, const char *url, const char
     Sluice__V1__RestServiceSpec__TransformationsEntry te = SLUICE__V1__REST_SERVICE_SPEC__TRANSFORMATIONS_ENTRY__INIT,
                                                      *tep = &te;
     Sluice__V1__TransformationTemplate tt = SLUICE__V1__TRANSFORMATION_TEMPLATE__INIT;
+    Sluice__V1__GrpcServiceSpec g = SLUICE__V1__GRPC_SERVICE_SPEC__INIT;
     char key[256];
     md.name = (char *)name;
     md.namespace_ = "default";
@@ -273,7 +200,11 @@ static void put_upstream(const char *name, int port, const char *url, const char
     st.n_hosts = 1;
     sp.upstream_type_case = SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_STATIC;
     sp.static_ = &st;
-    if (url || mine) {
+    if (grpc) {
+        st.service_spec = &ss;
+        ss.plugin_type_case = SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_GRPC;
+        ss.grpc = &g;
+    } else if (url || mine) {
         st.service_spec = &ss;
         ss.plugin_type_case = SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_REST;
         ss.rest = &rest;
@@ -289,12 +220,8 @@ static void put_upstream(const char *name, int port, const char *url, const char
         rest.transformations = &tep;
         rest.n_transformations = 1;
     }
-    size_t len = protobuf_c_message_get_packed_size(&u.base);
-    uint8_t *buf = malloc(len);
-    protobuf_c_message_pack(&u.base, buf);
     snprintf(key, sizeof key, "Upstream.default.%s", name);
-    assert_int_equal(sl_kv_put(NULL, config_kv, key, buf, len), SL_OK);
-    free(buf);
+    assert_int_equal(harness_kv_put_pb(config_kv, key, &u.base), SL_OK);
 }
 
 /* The upstream; free with sluice__v1__upstream__free_unpacked(). */
@@ -380,24 +307,6 @@ static void template_text(char *out, size_t n, const char *name, const char *fn,
     sluice__v1__upstream__free_unpacked(u, NULL);
 }
 
-static Sluice__V1__Report *next_report(const char *name, int64_t ms)
-{
-    int64_t end = harness_now_ms() + ms;
-    while (harness_now_ms() < end) {
-        natsMsg *m = NULL;
-        if (natsSubscription_NextMsg(&m, reports, 100) != NATS_OK)
-            continue;
-        Sluice__V1__Report *r = sluice__v1__report__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
-                                                         (const uint8_t *)natsMsg_GetData(m));
-        natsMsg_Destroy(m);
-        if (r && r->resource && !strcmp(r->resource->name, name))
-            return r;
-        if (r)
-            sluice__v1__report__free_unpacked(r, NULL);
-    }
-    return NULL;
-}
-
 static char *run_out(const char *cmd)
 {
     static char out[262144];
@@ -441,18 +350,18 @@ static void test_function_discovery(void **state)
     start_http();
     start_api();
     start_grpc();
-    put_grpc_upstream("shop");
+    put_upstream("shop", grpc_port, NULL, NULL, false, true);
     /* a server that never answers holds one worker: the others go on */
     char url_slow[256];
     start_slow();
     snprintf(url_slow, sizeof url_slow, "http://127.0.0.1:%d/openapi.json", slow_port);
-    put_upstream("slow", slow_port, url_slow, NULL, false);
+    put_upstream("slow", slow_port, url_slow, NULL, false, false);
     assert_int_equal(natsConnection_SubscribeSync(&reports, sl_nats_conn(nc), "sluice.report.function-discovery.>"),
                      NATS_OK);
-    put_upstream("petstore", http_port, url_json, NULL, true);
-    put_upstream("petyaml", http_port, url_yaml, "enabled", false);
-    put_upstream("books", api_port, NULL, NULL, false);
-    put_upstream("skipped", http_port, NULL, "disabled", false); /* /swagger.json is there */
+    put_upstream("petstore", http_port, url_json, NULL, true, false);
+    put_upstream("petyaml", http_port, url_yaml, "enabled", false, false);
+    put_upstream("books", api_port, NULL, NULL, false, false);
+    put_upstream("skipped", http_port, NULL, "disabled", false, false); /* /swagger.json is there */
     start_discovery();
 
     char want[256];
@@ -475,10 +384,10 @@ static void test_function_discovery(void **state)
 
     /* Re-checks with nothing changed write nothing; http.server answers 304. */
     int64_t end = harness_now_ms() + 10000;
-    while (harness_now_ms() < end && metric("sluice_fds_not_modified_total") < 4)
+    while (harness_now_ms() < end && harness_metric(metrics_port, "sluice_fds_not_modified_total") < 4)
         usleep(100 * 1000);
-    assert_true(metric("sluice_fds_not_modified_total") >= 4);
-    assert_true(metric("sluice_fds_unchanged_total") >= 4);
+    assert_true(harness_metric(metrics_port, "sluice_fds_not_modified_total") >= 4);
+    assert_true(harness_metric(metrics_port, "sluice_fds_unchanged_total") >= 4);
     assert_int_equal(wait_functions("petstore", want[0] ? pets : pets, NULL, 21), rev_pet);
     assert_int_equal(wait_functions("petyaml", pets, NULL, 20), rev_yaml);
     assert_int_equal(wait_functions("books", " getBook ", NULL, 5), rev_books);
@@ -511,11 +420,11 @@ static void test_function_discovery(void **state)
         fail_msg("sluice-translate:\n%s", out);
 
     /* The FastAPI document changes: archiveBook appears, deleteBook goes. */
-    assert_int_equal(http(api_port, "POST", "/_change", buf, sizeof buf), 200);
+    assert_int_equal(harness_http(api_port, "POST", "/_change", buf, sizeof buf), 200);
     wait_functions("books", " listBooks createBook getBook archiveBook health_health_get ", " deleteBook ", 5);
 
     /* The slow server: a Warning saying it timed out. */
-    Sluice__V1__Report *r = next_report("slow", 15000);
+    Sluice__V1__Report *r = harness_next_report(reports, "slow", 15000);
     assert_non_null(r);
     assert_int_equal(r->state, SLUICE__V1__STATUS__STATE__Warning);
     if (!strstr(r->reason, url_slow) || !strstr(r->reason, "timed out"))
@@ -524,7 +433,8 @@ static void test_function_discovery(void **state)
 
     /* The Swagger server stops: a Warning, the functions kept. */
     harness_stop_pid(&http_srv, SIGTERM);
-    for (r = next_report("petstore", 10000); r && !strstr(r->reason, "kept"); r = next_report("petstore", 10000))
+    for (r = harness_next_report(reports, "petstore", 10000); r && !strstr(r->reason, "kept");
+         r = harness_next_report(reports, "petstore", 10000))
         sluice__v1__report__free_unpacked(r, NULL);
     assert_non_null(r);
     assert_string_equal(r->source, "function-discovery");
@@ -567,7 +477,6 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    char cmd[600];
     (void)state;
     harness_stop_pid(&discovery, SIGKILL);
     harness_stop_pid(&api, SIGTERM);
@@ -580,12 +489,7 @@ static int teardown(void **state)
     sl_kv_free(config_kv);
     sl_nats_close(nc, 1000);
     harness_nats_free(srv);
-    if (!getenv("SLUICE_KEEP_TEST_DIR")) {
-        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-        if (system(cmd) != 0)
-            return -1;
-    }
-    return 0;
+    return harness_remove_test_dir(dir);
 }
 
 int main(void)

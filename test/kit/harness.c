@@ -6,8 +6,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,27 +197,44 @@ void harness_show_log(const char *path)
         perror("cat");
 }
 
-int harness_http_get(int port, const char *path, char *body, size_t cap)
+/* The request of harness_http; -1 when the port does not answer, else 0
+ * with the status (-1 when there is none) in *code. */
+static int http_request(int port, const char *method, const char *path, char *buf, size_t n, int *code)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    char buf[65536];
     size_t got = 0;
     ssize_t r;
-    int code = -1;
+    *code = -1;
     if (fd < 0)
         return -1;
     if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
         close(fd);
         return -1;
     }
-    dprintf(fd, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
-    while (got < sizeof buf - 1 && (r = read(fd, buf + got, sizeof buf - 1 - got)) > 0)
+    dprintf(fd, "%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", method, path);
+    while (got < n - 1 && (r = read(fd, buf + got, n - 1 - got)) > 0)
         got += (size_t)r;
     buf[got] = 0;
     close(fd);
-    sscanf(buf, "HTTP/1.%*d %d", &code);
+    sscanf(buf, "HTTP/1.%*d %d", code);
+    return 0;
+}
+
+int harness_http(int port, const char *method, const char *path, char *buf, size_t n)
+{
+    int code;
+    http_request(port, method, path, buf, n, &code);
+    return code;
+}
+
+int harness_http_get(int port, const char *path, char *body, size_t cap)
+{
+    char buf[65536];
+    int code;
+    if (http_request(port, "GET", path, buf, sizeof buf, &code) != 0)
+        return -1;
     if (body)
         snprintf(body, cap, "%s", buf);
     return code;
@@ -267,27 +286,23 @@ int harness_stop_pid(pid_t *pid, int sig)
     return st < 0 ? 0 : st;
 }
 
+/* The body of GET /metrics on metrics_port in buf, or NULL when it does not answer. */
+static char *metrics_body(int metrics_port, char *buf, size_t cap)
+{
+    int code;
+    if (http_request(metrics_port, "GET", "/metrics", buf, cap, &code) != 0)
+        return NULL;
+    return buf;
+}
+
 int harness_metric_sum(int metrics_port, const char *name, double *sum)
 {
     static char buf[1 << 17];
-    const char *req = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)metrics_port)};
-    size_t n = 0, nl = strlen(name);
-    ssize_t r;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    size_t nl = strlen(name);
 
     *sum = 0;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0)
+    if (!metrics_body(metrics_port, buf, sizeof buf))
         return -1;
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 || write(fd, req, strlen(req)) <= 0) {
-        close(fd);
-        return -1;
-    }
-    while (n < sizeof buf - 1 && (r = read(fd, buf + n, sizeof buf - 1 - n)) > 0)
-        n += (size_t)r;
-    buf[n] = 0;
-    close(fd);
     for (char *p = buf; (p = strstr(p, name)); p += nl)
         if ((p == buf || p[-1] == '\n') && (p[nl] == '{' || p[nl] == ' ')) {
             char *sp = strchr(p, ' ');
@@ -295,6 +310,66 @@ int harness_metric_sum(int metrics_port, const char *name, double *sum)
                 *sum += atof(sp + 1);
         }
     return 0;
+}
+
+double harness_metric(int metrics_port, const char *name)
+{
+    static char buf[1 << 18];
+    size_t l = strlen(name);
+    if (!metrics_body(metrics_port, buf, sizeof buf))
+        return -1;
+    for (char *p = buf; (p = strstr(p, name)); p += l)
+        if ((p == buf || p[-1] == '\n') && (p[l] == ' ' || p[l] == '{'))
+            return atof(strchr(p + l, ' ') + 1);
+    return -1;
+}
+
+int harness_wait_tcp(int port, int64_t ms)
+{
+    int64_t end = harness_now_ms() + ms;
+    while (harness_now_ms() < end) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (ok)
+            return 0;
+        usleep(20 * 1000);
+    }
+    return -1;
+}
+
+sl_status harness_kv_put_pb(sl_kv *kv, const char *key, const ProtobufCMessage *m)
+{
+    size_t len = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = malloc(len ? len : 1);
+    sl_status rc;
+    if (!buf)
+        return SL_ERR_NOMEM;
+    protobuf_c_message_pack(m, buf);
+    rc = sl_kv_put(NULL, kv, key, buf, len);
+    free(buf);
+    return rc;
+}
+
+Sluice__V1__Report *harness_next_report(natsSubscription *sub, const char *name, int64_t ms)
+{
+    int64_t end = harness_now_ms() + ms;
+    while (harness_now_ms() < end) {
+        natsMsg *m = NULL;
+        if (natsSubscription_NextMsg(&m, sub, 100) != NATS_OK)
+            continue;
+        Sluice__V1__Report *r = sluice__v1__report__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
+                                                         (const uint8_t *)natsMsg_GetData(m));
+        natsMsg_Destroy(m);
+        if (r && r->resource && !strcmp(r->resource->name, name))
+            return r;
+        if (r)
+            sluice__v1__report__free_unpacked(r, NULL);
+    }
+    return NULL;
 }
 
 long harness_rss_kb(pid_t pid)
@@ -545,6 +620,43 @@ void harness_nats_free(harness_nats *h)
     if (getenv("SLUICE_KEEP_TEST_DIRS") == NULL)
         nftw(h->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     free(h);
+}
+
+int harness_remove_test_dir(const char *dir)
+{
+    if (getenv("SLUICE_KEEP_TEST_DIR"))
+        return 0;
+    return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
+}
+
+pid_t harness_start_dnsmasq(int port, const char *hosts_path, const char *const *args, const char *log)
+{
+    char port_arg[32], addn[1100], user[300], group[300];
+    const char *argv[64];
+    size_t n = 0;
+    struct passwd *pw = getpwuid(getuid());
+    struct group *gr = getgrgid(getgid());
+    pid_t pid;
+    snprintf(port_arg, sizeof port_arg, "--port=%d", port);
+    snprintf(addn, sizeof addn, "--addn-hosts=%s", hosts_path);
+    snprintf(user, sizeof user, "--user=%s", pw ? pw->pw_name : "root");
+    snprintf(group, sizeof group, "--group=%s", gr ? gr->gr_name : "root");
+    const char *const fixed[] = {access("/usr/sbin/dnsmasq", X_OK) == 0 ? "/usr/sbin/dnsmasq" : "dnsmasq",
+                                 "--keep-in-foreground", "--conf-file=/dev/null", "--pid-file=", port_arg,
+                                 "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts", addn,
+                                 user, group};
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
+        argv[n++] = fixed[i];
+    for (size_t i = 0; args && args[i] && n < sizeof argv / sizeof *argv - 1; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid = harness_spawn(argv, log);
+    /* ready when it answers on TCP */
+    if (pid > 0 && harness_wait_tcp(port, 10000) != 0) {
+        harness_stop(pid, SIGTERM);
+        pid = -1;
+    }
+    return pid;
 }
 
 const char *harness_nats_url(const harness_nats *h)

@@ -36,6 +36,7 @@
 #include "sluice/codec.h"
 #include "sluice/kv.h"
 #include "sluice/nats.h"
+#include "sluice/v1/events.pb-c.h"
 
 typedef struct harness_nats harness_nats;
 
@@ -145,6 +146,18 @@ pid_t harness_spawn_piped(const char *const *argv, const char *const *env, FILE 
  * (a service's log, for a failing test). */
 void harness_show_log(const char *path);
 
+/* Unless $SLUICE_KEEP_TEST_DIR is set, removes dir and everything in it
+ * (a test's temp dir, in its teardown). 0, or -1. */
+int harness_remove_test_dir(const char *dir);
+
+/* Starts dnsmasq (/usr/sbin/dnsmasq, else on PATH) in the foreground on
+ * 127.0.0.1:port (UDP and TCP) as the current user, with no configuration
+ * but the hosts file hosts_path and args (NULL terminated; may be NULL),
+ * its output appended to log, and waits up to 10 s until it answers on
+ * TCP. The pid, or -1 (stopped again when it did not answer): check it
+ * before kill(). */
+pid_t harness_start_dnsmasq(int port, const char *hosts_path, const char *const *args, const char *log);
+
 /* A loopback TCP port the kernel just handed out, or -1. */
 int harness_free_port(void);
 
@@ -154,6 +167,21 @@ int harness_free_port_both(void);
 /* The HTTP status code of GET path on 127.0.0.1:port, or -1 when the port
  * does not answer; body (when not NULL) gets the response, cut at cap. */
 int harness_http_get(int port, const char *path, char *body, size_t cap);
+
+/* An HTTP/1.1 request without a body to 127.0.0.1:port: the status code,
+ * or -1 when the port does not answer; the response (status line, headers
+ * and body) in buf, cut at n. */
+int harness_http(int port, const char *method, const char *path, char *buf, size_t n);
+
+/* Waits up to ms for 127.0.0.1:port to accept TCP connections: 0, or -1. */
+int harness_wait_tcp(int port, int64_t ms);
+
+/* Packs m and puts it at key of kv. */
+sl_status harness_kv_put_pb(sl_kv *kv, const char *key, const ProtobufCMessage *m);
+
+/* The next Report on sub about the resource named name within ms (others
+ * are skipped), or NULL. Free it with sluice__v1__report__free_unpacked(). */
+Sluice__V1__Report *harness_next_report(natsSubscription *sub, const char *name, int64_t ms);
 
 /* The value at key of kv decoded as desc (free it with
  * protobuf_c_message_free_unpacked), or NULL when there is none or it does
@@ -181,6 +209,11 @@ int64_t harness_now_ms(void);
  * of every series of the metric name (0 when there is none). 0, or -1 when
  * the endpoint could not be reached. */
 int harness_metric_sum(int metrics_port, const char *name, double *sum);
+
+/* The value of the first series of metric name ("name value" or
+ * "name{...} value") at http://127.0.0.1:<metrics_port>/metrics, or -1 when
+ * there is none or the endpoint does not answer. */
+double harness_metric(int metrics_port, const char *name);
 
 /* The resident set size of process pid in kB (VmRSS of /proc/<pid>/status),
  * or -1 when it cannot be read. */
