@@ -13,6 +13,7 @@
 #include "etcd/api/etcdserverpb/rpc.pb-c.h"
 #include "internal.h"
 #include "sluice/etcd.h"
+#include "sluice/grpc_unary.h"
 
 #define TAG(n) ((void *)(uintptr_t)(n))
 #define MAX_RECV (64 * 1024 * 1024)
@@ -148,76 +149,36 @@ static sl_status unary(ProtobufCMessage **resp, sl_etcd *c, const char *method, 
                        const ProtobufCMessageDescriptor *desc, int64_t timeout_ms)
 {
     grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-    grpc_slice m = grpc_slice_from_static_string(method);
-    grpc_call *call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, m, NULL,
-                                               in_ms(timeout_ms), NULL);
-    grpc_metadata_array init_md, trail_md;
-    grpc_byte_buffer *rbuf = NULL;
-    grpc_status_code status = GRPC_STATUS_UNKNOWN;
-    grpc_slice details = grpc_empty_slice();
-    size_t len = protobuf_c_message_get_packed_size(req);
-    uint8_t *buf = malloc(len ? len : 1);
+    grpc_byte_buffer *sbuf = sl_grpc_pack(req);
+    sl_grpc_reply r;
     sl_status rc = SL_OK;
 
     *resp = NULL;
-    grpc_metadata_array_init(&init_md);
-    grpc_metadata_array_init(&trail_md);
-    if (!buf) {
+    if (!sbuf) {
         rc = SL_ERR_NOMEM;
         goto out;
     }
-    protobuf_c_message_pack(req, buf);
-    grpc_slice s = grpc_slice_from_copied_buffer((const char *)buf, len);
-    grpc_byte_buffer *sbuf = grpc_raw_byte_buffer_create(&s, 1);
-    grpc_slice_unref(s);
-    grpc_op ops[6];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = sbuf;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &init_md;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &rbuf;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &trail_md;
-    ops[5].data.recv_status_on_client.status = &status;
-    ops[5].data.recv_status_on_client.status_details = &details;
-    if (grpc_call_start_batch(call, ops, 6, TAG(1), NULL) != GRPC_CALL_OK) {
+    if (sl_grpc_unary(&r, c->ch, cq, method, sbuf, in_ms(timeout_ms)) != SL_OK) {
         rc = sl_error_set(SL_ERR_IO, "etcd %s: cannot start the call", method);
-    } else {
-        grpc_completion_queue_pluck(cq, TAG(1), gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-        if (status != GRPC_STATUS_OK || !rbuf) {
-            char *d = grpc_slice_to_c_string(details);
-            rc = sl_error_set(status == GRPC_STATUS_DEADLINE_EXCEEDED ? SL_ERR_TIMEOUT : SL_ERR_IO,
-                              "etcd %s: gRPC status %d: %s", method, (int)status, d);
-            gpr_free(d);
-        } else {
-            grpc_byte_buffer_reader rd;
-            grpc_byte_buffer_reader_init(&rd, rbuf);
-            grpc_slice all = grpc_byte_buffer_reader_readall(&rd);
-            grpc_byte_buffer_reader_destroy(&rd);
-            *resp = protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
-            grpc_slice_unref(all);
-            if (!*resp)
-                rc = sl_error_set(SL_ERR_PARSE, "etcd %s: the answer does not decode", method);
-        }
+        goto out;
     }
-    grpc_byte_buffer_destroy(sbuf);
+    if (r.status != GRPC_STATUS_OK || !r.has_answer) {
+        rc = sl_error_set(r.status == GRPC_STATUS_DEADLINE_EXCEEDED ? SL_ERR_TIMEOUT : SL_ERR_IO,
+                          "etcd %s: gRPC status %d: %s", method, (int)r.status, r.details);
+    } else {
+        *resp = protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(r.answer), GRPC_SLICE_START_PTR(r.answer));
+        if (!*resp)
+            rc = sl_error_set(SL_ERR_PARSE, "etcd %s: the answer does not decode", method);
+    }
+    sl_grpc_reply_deinit(&r);
 out:
-    if (rbuf)
-        grpc_byte_buffer_destroy(rbuf);
-    grpc_slice_unref(details);
-    grpc_metadata_array_destroy(&init_md);
-    grpc_metadata_array_destroy(&trail_md);
-    grpc_call_unref(call);
+    if (sbuf)
+        grpc_byte_buffer_destroy(sbuf);
     grpc_completion_queue_shutdown(cq);
     while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
            GRPC_QUEUE_SHUTDOWN)
         ;
     grpc_completion_queue_destroy(cq);
-    free(buf);
     return rc;
 }
 

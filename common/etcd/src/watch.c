@@ -11,6 +11,7 @@
 #include "etcd/api/etcdserverpb/rpc.pb-c.h"
 #include "internal.h"
 #include "sluice/etcd.h"
+#include "sluice/grpc_unary.h"
 
 #define TAG(n) ((void *)(uintptr_t)(n))
 
@@ -83,7 +84,7 @@ static sl_status send_create(sl_etcd_watch *w, const char *prefix, int64_t start
     Etcdserverpb__WatchRequest rq = ETCDSERVERPB__WATCH_REQUEST__INIT;
     Etcdserverpb__WatchCreateRequest cr = ETCDSERVERPB__WATCH_CREATE_REQUEST__INIT;
     size_t pl = strlen(prefix);
-    uint8_t *buf = NULL, *end = malloc(pl + 1), zero = 0;
+    uint8_t *end = malloc(pl + 1), zero = 0;
     sl_status rc = SL_OK;
     if (!end)
         return SL_ERR_NOMEM;
@@ -95,15 +96,11 @@ static sl_status send_create(sl_etcd_watch *w, const char *prefix, int64_t start
     cr.progress_notify = 1;
     rq.request_union_case = ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST;
     rq.create_request = &cr;
-    size_t len = protobuf_c_message_get_packed_size(&rq.base);
-    if (!(buf = malloc(len ? len : 1))) {
+    grpc_byte_buffer *sbuf = sl_grpc_pack(&rq.base);
+    if (!sbuf) {
         free(end);
         return SL_ERR_NOMEM;
     }
-    protobuf_c_message_pack(&rq.base, buf);
-    grpc_slice s = grpc_slice_from_copied_buffer((const char *)buf, len);
-    grpc_byte_buffer *sbuf = grpc_raw_byte_buffer_create(&s, 1);
-    grpc_slice_unref(s);
     grpc_op ops[3];
     memset(ops, 0, sizeof ops);
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
@@ -115,7 +112,6 @@ static sl_status send_create(sl_etcd_watch *w, const char *prefix, int64_t start
         wait_tag(w, TAG_START, 5000) != 1)
         rc = sl_error_set(SL_ERR_IO, "etcd watch %s: the stream did not start", prefix);
     grpc_byte_buffer_destroy(sbuf);
-    free(buf);
     free(end);
     if (rc != SL_OK)
         return rc;

@@ -11,6 +11,7 @@
 #include <grpc/support/time.h>
 
 #include "sluice/grpc_reflect.h"
+#include "sluice/grpc_unary.h"
 
 static const char *const methods[] = {"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
                                       "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"};
@@ -28,72 +29,32 @@ typedef struct rclient {
  * implemented (try the other version). */
 static sl_status call_once(rclient *c, const uint8_t *req, size_t len, uint8_t **out, size_t *out_len)
 {
-    grpc_metadata_array init_md, trail_md;
-    grpc_byte_buffer *rbuf = NULL;
-    grpc_status_code status = GRPC_STATUS_UNKNOWN;
-    grpc_slice details = grpc_empty_slice();
-    grpc_op ops[6];
-    sl_status rc = SL_OK;
     gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
                                          gpr_time_from_millis(c->timeout_ms, GPR_TIMESPAN));
-    grpc_slice m = grpc_slice_from_static_string(methods[c->method]);
-    grpc_call *call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq, m, NULL, deadline, NULL);
-    grpc_slice s = grpc_slice_from_copied_buffer((const char *)req, len);
-    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
-    grpc_slice_unref(s);
-    grpc_metadata_array_init(&init_md);
-    grpc_metadata_array_init(&trail_md);
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = bb;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &init_md;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &rbuf;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &trail_md;
-    ops[5].data.recv_status_on_client.status = &status;
-    ops[5].data.recv_status_on_client.status_details = &details;
+    grpc_byte_buffer *bb = sl_grpc_buffer(req, len);
+    sl_grpc_reply r;
+    sl_status rc = SL_OK;
     *out = NULL;
     *out_len = 0;
-    if (!call || grpc_call_start_batch(call, ops, 6, (void *)c, NULL) != GRPC_CALL_OK) {
+    if (sl_grpc_unary(&r, c->ch, c->cq, methods[c->method], bb, deadline) != SL_OK) {
         rc = sl_error_set(SL_ERR_IO, "cannot start a reflection call");
         goto out;
     }
-    /* the deadline ends the call; the queue answers by then */
-    grpc_event ev = grpc_completion_queue_pluck(c->cq, (void *)c, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    (void)ev;
-    if (status == GRPC_STATUS_UNIMPLEMENTED) {
+    if (r.status == GRPC_STATUS_UNIMPLEMENTED) {
         rc = SL_ERR_UNSUPPORTED;
-        goto out;
+    } else if (r.status != GRPC_STATUS_OK || !r.has_answer) {
+        rc = sl_error_set(SL_ERR_IO, "%s: gRPC status %d%s%s", methods[c->method], (int)r.status,
+                          r.details[0] ? ": " : "", r.details);
+    } else {
+        *out_len = GRPC_SLICE_LENGTH(r.answer);
+        if ((*out = malloc(*out_len ? *out_len : 1)))
+            memcpy(*out, GRPC_SLICE_START_PTR(r.answer), *out_len);
+        else
+            rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
     }
-    if (status != GRPC_STATUS_OK || !rbuf) {
-        char *d = grpc_slice_to_c_string(details);
-        rc = sl_error_set(SL_ERR_IO, "%s: gRPC status %d%s%s", methods[c->method], (int)status, d[0] ? ": " : "", d);
-        gpr_free(d);
-        goto out;
-    }
-    grpc_byte_buffer_reader rd;
-    grpc_byte_buffer_reader_init(&rd, rbuf);
-    grpc_slice all = grpc_byte_buffer_reader_readall(&rd);
-    grpc_byte_buffer_reader_destroy(&rd);
-    *out_len = GRPC_SLICE_LENGTH(all);
-    if ((*out = malloc(*out_len ? *out_len : 1)))
-        memcpy(*out, GRPC_SLICE_START_PTR(all), *out_len);
-    else
-        rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
-    grpc_slice_unref(all);
+    sl_grpc_reply_deinit(&r);
 out:
-    if (rbuf)
-        grpc_byte_buffer_destroy(rbuf);
     grpc_byte_buffer_destroy(bb);
-    grpc_slice_unref(details);
-    grpc_metadata_array_destroy(&init_md);
-    grpc_metadata_array_destroy(&trail_md);
-    if (call)
-        grpc_call_unref(call);
     return rc;
 }
 
