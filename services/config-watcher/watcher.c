@@ -147,22 +147,24 @@ sl_status cw_init_offline(cw *w, sl_metrics *m)
     if (!w->tab)
         return SL_ERR_NOMEM;
     sl_arena_init(&w->arena, 0);
-    if (sl_metrics_counter(&w->m_written, m, "sluice_config_watcher_writes_total",
-                           "Resources written to the config KV.") != SL_OK ||
-        sl_metrics_counter(&w->m_unchanged, m, "sluice_config_watcher_unchanged_total",
-                           "Resources already stored with the same bytes.") != SL_OK ||
-        sl_metrics_counter(&w->m_deleted, m, "sluice_config_watcher_deletes_total",
-                           "Resources deleted from the config KV.") != SL_OK ||
-        sl_metrics_counter(&w->m_rejected, m, "sluice_config_watcher_rejected_total",
-                           "Resources rejected (files and apply API).") != SL_OK ||
-        sl_metrics_counter(&w->m_api, m, "sluice_config_watcher_api_requests_total",
-                           "Apply and delete API requests.") != SL_OK ||
-        sl_metrics_counter(&w->m_syncs, m, "sluice_config_watcher_dir_syncs_total",
-                           "Directory syncs.") != SL_OK ||
-        sl_metrics_counter(&w->m_kv_invalid, m, "sluice_config_watcher_kv_invalid_total",
-                           "Invalid values written directly into the config KV.") != SL_OK ||
-        sl_metrics_gauge(&w->m_resources, m, "sluice_config_watcher_resources",
-                         "Resources in the config KV.") != SL_OK)
+    const struct {
+        sl_counter **c;
+        const char *name, *help;
+    } counters[] = {
+        {&w->m_written, "sluice_config_watcher_writes_total", "Resources written to the config KV."},
+        {&w->m_unchanged, "sluice_config_watcher_unchanged_total", "Resources already stored with the same bytes."},
+        {&w->m_deleted, "sluice_config_watcher_deletes_total", "Resources deleted from the config KV."},
+        {&w->m_rejected, "sluice_config_watcher_rejected_total", "Resources rejected (files and apply API)."},
+        {&w->m_api, "sluice_config_watcher_api_requests_total", "Apply and delete API requests."},
+        {&w->m_syncs, "sluice_config_watcher_dir_syncs_total", "Directory syncs."},
+        {&w->m_kv_invalid, "sluice_config_watcher_kv_invalid_total",
+         "Invalid values written directly into the config KV."},
+    };
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
+        if (sl_metrics_counter(counters[i].c, m, counters[i].name, counters[i].help) != SL_OK)
+            return SL_ERR_NOMEM;
+    if (sl_metrics_gauge(&w->m_resources, m, "sluice_config_watcher_resources", "Resources in the config KV.") !=
+        SL_OK)
         return SL_ERR_NOMEM;
     return SL_OK;
 }

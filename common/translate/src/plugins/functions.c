@@ -685,22 +685,24 @@ static Google__Protobuf__MethodDescriptorProto *find_method(Google__Protobuf__Fi
 
 static void set_pattern(tr_ctx *tx, Google__Api__HttpRule *rule, const char *verb, const char *p)
 {
+    static const struct {
+        const char *verb;
+        Google__Api__HttpRule__PatternCase pattern;
+        size_t field;
+    } verbs[] = {
+        {"GET", GOOGLE__API__HTTP_RULE__PATTERN_GET, offsetof(Google__Api__HttpRule, get)},
+        {"PUT", GOOGLE__API__HTTP_RULE__PATTERN_PUT, offsetof(Google__Api__HttpRule, put)},
+        {"DELETE", GOOGLE__API__HTTP_RULE__PATTERN_DELETE, offsetof(Google__Api__HttpRule, delete_)},
+        {"PATCH", GOOGLE__API__HTTP_RULE__PATTERN_PATCH, offsetof(Google__Api__HttpRule, patch)},
+        {"POST", GOOGLE__API__HTTP_RULE__PATTERN_POST, offsetof(Google__Api__HttpRule, post)},
+    };
     char *s = tr_strdup(tx, p);
-    if (strcmp(verb, "GET") == 0) {
-        rule->pattern_case = GOOGLE__API__HTTP_RULE__PATTERN_GET;
-        rule->get = s;
-    } else if (strcmp(verb, "PUT") == 0) {
-        rule->pattern_case = GOOGLE__API__HTTP_RULE__PATTERN_PUT;
-        rule->put = s;
-    } else if (strcmp(verb, "DELETE") == 0) {
-        rule->pattern_case = GOOGLE__API__HTTP_RULE__PATTERN_DELETE;
-        rule->delete_ = s;
-    } else if (strcmp(verb, "PATCH") == 0) {
-        rule->pattern_case = GOOGLE__API__HTTP_RULE__PATTERN_PATCH;
-        rule->patch = s;
-    } else if (strcmp(verb, "POST") == 0) {
-        rule->pattern_case = GOOGLE__API__HTTP_RULE__PATTERN_POST;
-        rule->post = s;
+    size_t v = 0;
+    while (v < sizeof verbs / sizeof verbs[0] && strcmp(verb, verbs[v].verb) != 0)
+        v++;
+    if (v < sizeof verbs / sizeof verbs[0]) {
+        rule->pattern_case = verbs[v].pattern;
+        *(char **)((char *)rule + verbs[v].field) = s;
     } else {
         rule->pattern_case = GOOGLE__API__HTTP_RULE__PATTERN_CUSTOM;
         rule->custom = TR_NEW(tx, google__api__custom_http_pattern);
