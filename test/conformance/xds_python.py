@@ -58,6 +58,13 @@ def start_nats(d):
 SANITIZER = re.compile(r"ERROR: [A-Za-z]+Sanitizer|runtime error:")
 
 
+def stop_all(started):
+    """stop() on every (process, log) of started still running."""
+    for p, log in started:
+        if p.poll() is None:
+            stop(p, log)
+
+
 def stop(p, log, what="sluice-xds"):
     """Stops p as an orchestrator does (SIGTERM): it must exit 0 within
     10 s with no sanitizer report in its log (an ASan+UBSan build under

@@ -130,9 +130,7 @@ def main():
     r = ads_first_response(tls_channel(port, ca, "stranger"))
     assert r == grpc.StatusCode.UNAVAILABLE, r
     ok("mTLS: a client certificate from another CA, nothing")
-    for p, log in started:
-        if p.poll() is None:
-            xp.stop(p, log)
+    xp.stop_all(started)
     ok("every sluice-xds stops on SIGTERM: exit 0, no sanitizer report")
     print("1..%d" % n)
 

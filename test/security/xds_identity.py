@@ -188,8 +188,7 @@ def main():
     assert isinstance(r, bytes) and b"c-b" in r, r
     ok("--insecure: served as asked")
     # after refused streams, rotations and bad clients: each stops cleanly
-    for p, path in started:
-        xp.stop(p, path)
+    xp.stop_all(started)
     ok("every sluice-xds exits 0 on SIGTERM with no sanitizer report")
     print("1..%d" % n)
 
