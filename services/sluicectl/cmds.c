@@ -220,8 +220,8 @@ int ctl_cmd_apply(ctl *c, int argc, char **argv)
             code = 1;
             break;
         }
-        Sluice__V1__ApplyResponse *resp = sluice__v1__apply_response__unpack(
-            NULL, (size_t)natsMsg_GetDataLength(reply), (const uint8_t *)natsMsg_GetData(reply));
+        Sluice__V1__ApplyResponse *resp = ctl_unpack(
+            &sluice__v1__apply_response__descriptor, natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply));
         natsMsg_Destroy(reply);
         if (!resp) {
             fprintf(stderr, "error: %s: the reply is not an ApplyResponse\n", fname);
@@ -246,8 +246,8 @@ out:
 static int delete_reply(natsMsg *reply, bool dry_run)
 {
     int code = 0;
-    Sluice__V1__DeleteResponse *resp = sluice__v1__delete_response__unpack(
-        NULL, (size_t)natsMsg_GetDataLength(reply), (const uint8_t *)natsMsg_GetData(reply));
+    Sluice__V1__DeleteResponse *resp = ctl_unpack(
+        &sluice__v1__delete_response__descriptor, natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply));
     if (!resp) {
         fprintf(stderr, "error: the reply is not a DeleteResponse\n");
         return 1;

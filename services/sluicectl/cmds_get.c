@@ -104,14 +104,14 @@ int ctl_load_items(ctl_item **out, size_t *nout, sl_nats *nc, const sl_kind *k, 
         sl_kv_entry e = {0};
         if (sl_kv_get(&e, kv, keys[i]) != SL_OK)
             continue;
-        it->msg = protobuf_c_message_unpack(it->kind->descriptor, NULL, e.len, e.value);
+        it->msg = ctl_unpack(it->kind->descriptor, e.value, e.len);
         it->rev = e.revision;
         sl_kv_entry_deinit(&e);
         if (!it->msg && !keep_bad)
             continue;
         it->key = strdup(keys[i]);
         if (skv && sl_kv_get(&e, skv, keys[i]) == SL_OK) {
-            it->status = sluice__v1__status__unpack(NULL, e.len, e.value);
+            it->status = ctl_unpack(&sluice__v1__status__descriptor, e.value, e.len);
             sl_kv_entry_deinit(&e);
         }
         n++;
@@ -124,7 +124,7 @@ int ctl_load_items(ctl_item **out, size_t *nout, sl_nats *nc, const sl_kind *k, 
             (nkeys && bsearch(&skeys[i], keys, nkeys, sizeof(*keys), ctl_cmp_str)) ||
             sl_kv_get(&e, skv, skeys[i]) != SL_OK)
             continue;
-        it->status = sluice__v1__status__unpack(NULL, e.len, e.value);
+        it->status = ctl_unpack(&sluice__v1__status__descriptor, e.value, e.len);
         sl_kv_entry_deinit(&e);
         if (!it->status)
             continue;
@@ -518,7 +518,7 @@ static int status_watch(sl_nats *nc, const sl_kind *k, const char *ns, const cha
             continue;
         }
         if (!initial && sl_resource_key_parse(&id, e.key, 1) == SL_OK) {
-            Sluice__V1__Status *s = e.op == SL_KV_PUT ? sluice__v1__status__unpack(NULL, e.len, e.value) : NULL;
+            Sluice__V1__Status *s = e.op == SL_KV_PUT ? ctl_unpack(&sluice__v1__status__descriptor, e.value, e.len) : NULL;
             if (strcmp(out, "table") == 0) {
                 print_status_line(id.kind, id.ns, id.name, s);
             } else {

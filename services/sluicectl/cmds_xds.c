@@ -118,7 +118,7 @@ static int xds_print(int ti, const char *label, const char *name, uint64_t versi
 {
     const char *url = sl_xds_type_url((sl_xds_type)ti), *msg = url + strlen(SL_XDS_TYPE_PREFIX);
     const ProtobufCMessageDescriptor *d = sl_types_find(msg);
-    ProtobufCMessage *m = d ? protobuf_c_message_unpack(d, NULL, len, data) : NULL;
+    ProtobufCMessage *m = d ? ctl_unpack(d, data, len) : NULL;
     sl_codec_options o = {0};
     char *text = NULL;
     size_t tl;
@@ -233,7 +233,7 @@ static int xds_dump_commit(sl_kv *kv, const char *full, int tidx, const char *ou
     int code = 0;
     if (sl_xds_key_commit(key, sizeof key, full) != SL_OK || sl_kv_get(&ce, kv, key) != SL_OK)
         return -1;
-    if (!(cm = sluice__v1__xds_commit__unpack(NULL, ce.len, ce.value))) {
+    if (!(cm = ctl_unpack(&sluice__v1__xds_commit__descriptor, ce.value, ce.len))) {
         fprintf(stderr, "warning: %s is not a sluice.v1.XdsCommit; showing every key instead\n", key);
         sl_kv_entry_deinit(&ce);
         return -1;
@@ -249,7 +249,7 @@ static int xds_dump_commit(sl_kv *kv, const char *full, int tidx, const char *ou
             continue;
         uint8_t *v = sl_xds_key_manifest(key, sizeof key, full, ti, ref->id) == SL_OK
                          ? xds_get(kv, key, ref->revision, &len) : NULL;
-        Sluice__V1__XdsManifest *m = v ? sluice__v1__xds_manifest__unpack(NULL, len, v) : NULL;
+        Sluice__V1__XdsManifest *m = v ? ctl_unpack(&sluice__v1__xds_manifest__descriptor, v, len) : NULL;
         free(v);
         if (!m) {
             fprintf(stderr, "error: %s: not a sluice.v1.XdsManifest\n", key);

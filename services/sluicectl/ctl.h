@@ -8,6 +8,7 @@
 
 #include "sluice/kinds.h"
 #include "sluice/nats.h"
+#include "sluice/pbcheck.h"
 #include "sluice/resource.h"
 #include "sluice/v1/events.pb-c.h"
 
@@ -65,5 +66,13 @@ int ctl_cmd_run(ctl *c, int argc, char **argv);
 /* cmds_auth.c: NATS credentials and TLS certificates for deployments. */
 int ctl_cmd_nats_auth(ctl *c, int argc, char **argv);
 int ctl_cmd_certs(ctl *c, int argc, char **argv);
+
+/* data (len bytes, a packed desc, from NATS) decoded with the nesting
+ * bound of sluice/pbcheck.h; NULL when it does not decode. */
+static inline void *ctl_unpack(const ProtobufCMessageDescriptor *desc, const void *data, size_t len)
+{
+    ProtobufCMessage *m = NULL;
+    return sl_pb_unpack(&m, desc, NULL, data, len) == SL_OK ? m : NULL;
+}
 
 #endif
