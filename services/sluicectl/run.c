@@ -585,6 +585,23 @@ static void supervise(run_state *rs, bool no_nats)
 /* SIGTERM to the services (newest first), SIGKILL to those still running
  * after 15 s; then nats-server, last, so that they drain. 1 when one had
  * to be killed. */
+/* Says how a service ended after its SIGTERM; true for a clean stop (exit
+ * status 0), which is what every Sluice service owes its supervisor. */
+static bool stopped_cleanly(const child *k, int st)
+{
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+        say("%s stopped (exit status 0)", k->name);
+        return true;
+    }
+    if (WIFEXITED(st))
+        say("%s stopped with exit status %d", k->name, WEXITSTATUS(st));
+    else
+        say("%s ended by signal %d while stopping", k->name, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    return false;
+}
+
+/* SIGTERM to every service (SIGKILL after 15 s), then nats-server. 0 when
+ * every service stopped with exit status 0, else 1 (each one said). */
 static int stop_all(run_state *rs, bool no_nats)
 {
     int64_t deadline = now_ms() + 15000;
@@ -594,10 +611,13 @@ static int stop_all(run_state *rs, bool no_nats)
         if (rs->kids[i].pid > 0)
             kill(rs->kids[i].pid, SIGTERM);
     for (;;) {
-        int alive = 0;
+        int alive = 0, st;
         for (int i = 0; i < rs->n; i++) {
-            if (rs->kids[i].pid > 0 && waitpid(rs->kids[i].pid, NULL, WNOHANG) == rs->kids[i].pid)
+            if (rs->kids[i].pid > 0 && waitpid(rs->kids[i].pid, &st, WNOHANG) == rs->kids[i].pid) {
                 rs->kids[i].pid = 0;
+                if (!stopped_cleanly(&rs->kids[i], st))
+                    code = 1;
+            }
             alive += rs->kids[i].pid > 0;
         }
         if (!alive)

@@ -107,7 +107,8 @@ class System:
             try:
                 rc = self.run.wait(30)
                 if rc != 0:
-                    problems.append("sluicectl run exited %d after SIGTERM (a service had to be killed?)" % rc)
+                    problems.append("sluicectl run exited %d after SIGTERM (a service did not stop with exit "
+                                    "status 0, or had to be killed)" % rc)
             except subprocess.TimeoutExpired:
                 self.run.kill()
                 self.run.wait()
@@ -118,6 +119,10 @@ class System:
             text = open(self.log, errors="replace").read()
         except OSError:
             text = ""
+        # each service's own exit status, as sluicectl run reports it
+        for name in SERVICES:
+            if not re.search(r"run: %s stopped \(exit status 0\)" % re.escape(name), text):
+                problems.append("%s: no clean stop (exit status 0) in sluicectl run's log" % name)
         m = re.search(r"ERROR: [A-Za-z]+Sanitizer|runtime error:", text)
         if m:
             problems.append("sanitizer report in the services' output:\n" + text[max(0, m.start() - 200):m.start() + 3000])
