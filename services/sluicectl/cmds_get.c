@@ -279,43 +279,72 @@ static void print_table(ctl_item *items, size_t n, bool all_ns)
     }
 }
 
+/* The options get and status share: -n, -A, -o and up to two positionals
+ * (KIND, NAME). */
+typedef struct list_opts {
+    const char *cmd;       /* for the usage errors */
+    const char *out_error; /* the -o usage error */
+    bool wide;             /* -o wide is accepted */
+    const char *ns;        /* -n, or the caller's default */
+    bool all;              /* -A given */
+    bool all_last;         /* -A given after the last -n */
+    const char *out;       /* -o, or "table" */
+    const char *pos[2];
+    int npos;
+} list_opts;
+
+/* Takes argv[*i] (and the value of -n or -o after it) into o. Returns 0,
+ * or the usage error's exit code. */
+static int list_opt(list_opts *o, int argc, char **argv, int *i)
+{
+    const char *v;
+
+    if (ctl_opt(argc, argv, i, "-n", "--namespace", &v)) {
+        if (!v)
+            return ctl_usage_error(o->cmd, "flag needs an argument: -n");
+        o->ns = v;
+        o->all_last = false;
+    } else if (ctl_opt(argc, argv, i, "-o", "--output", &v)) {
+        if (!v || (strcmp(v, "table") && strcmp(v, "yaml") && strcmp(v, "json") &&
+                   (!o->wide || strcmp(v, "wide"))))
+            return ctl_usage_error(o->cmd, "%s", o->out_error);
+        o->out = v;
+    } else if (strcmp(argv[*i], "-A") == 0 || strcmp(argv[*i], "--all-namespaces") == 0) {
+        o->all = true;
+        o->all_last = true;
+    } else if (argv[*i][0] == '-') {
+        return ctl_usage_error(o->cmd, "unknown flag %s", argv[*i]);
+    } else if (o->npos < 2) {
+        o->pos[o->npos++] = argv[*i];
+    } else {
+        return ctl_usage_error(o->cmd, "too many arguments");
+    }
+    return 0;
+}
+
 int ctl_cmd_get(ctl *c, int argc, char **argv)
 {
-    const char *ns = SL_RESOURCE_DEFAULT_NAMESPACE, *out = "table", *pos[2] = {NULL, NULL};
-    bool all = false;
-    int npos = 0, code = 1;
+    list_opts o = {.cmd = "get", .out_error = "-o takes table, yaml or json", .wide = true,
+                   .ns = SL_RESOURCE_DEFAULT_NAMESPACE, .out = "table"};
+    int code = 1;
     sl_nats *nc = NULL;
     ctl_item *items = NULL;
     size_t n = 0;
 
     for (int i = 1; i < argc; i++) {
-        const char *v;
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             printf("Usage: sluicectl get KIND [NAME] [-n NAMESPACE | -A] [-o table|yaml|json]\n"
                    "KIND: all, gateway (gw), virtualservice (vs), routetable (rt), upstream (us),\n"
                    "upstreamgroup (ug), settings. The namespace defaults to \"default\".\n");
             return 0;
         }
-        if (ctl_opt(argc, argv, &i, "-n", "--namespace", &v)) {
-            if (!v)
-                return ctl_usage_error("get", "flag needs an argument: -n");
-            ns = v;
-        } else if (ctl_opt(argc, argv, &i, "-o", "--output", &v)) {
-            if (!v || (strcmp(v, "table") && strcmp(v, "yaml") && strcmp(v, "json") &&
-                       strcmp(v, "wide")))
-                return ctl_usage_error("get", "-o takes table, yaml or json");
-            out = v;
-        } else if (strcmp(argv[i], "-A") == 0 || strcmp(argv[i], "--all-namespaces") == 0) {
-            all = true;
-        } else if (argv[i][0] == '-') {
-            return ctl_usage_error("get", "unknown flag %s", argv[i]);
-        } else if (npos < 2) {
-            pos[npos++] = argv[i];
-        } else {
-            return ctl_usage_error("get", "too many arguments");
-        }
+        int r = list_opt(&o, argc, argv, &i);
+        if (r != 0)
+            return r;
     }
-    if (npos < 1)
+    const char *ns = o.ns, *out = o.out, *const *pos = o.pos;
+    bool all = o.all;
+    if (o.npos < 1)
         return ctl_usage_error("get", "you must specify the type of resource to get");
     const sl_kind *k = NULL;
     if (strcmp(pos[0], "all") != 0 && !(k = sl_kind_lookup(pos[0]))) {
@@ -539,15 +568,14 @@ static int status_watch(sl_nats *nc, const sl_kind *k, const char *ns, const cha
 
 int ctl_cmd_status(ctl *c, int argc, char **argv)
 {
-    const char *ns = NULL, *pos[2] = {NULL, NULL}, *out = "table";
+    list_opts o = {.cmd = "status", .out_error = "-o takes table, json or yaml", .out = "table"};
     bool watch = false;
-    int npos = 0, code = 1;
+    int code = 1, r;
     sl_nats *nc = NULL;
     ctl_item *items = NULL;
     size_t n = 0;
 
     for (int i = 1; i < argc; i++) {
-        const char *v;
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             printf("Usage: sluicectl status [KIND [NAME]] [-n NAMESPACE | -A] [-o table|json|yaml] [--watch]\n"
                    "Shows the status the reporter stored in the sluice_status KV; REASON is the\n"
@@ -556,26 +584,13 @@ int ctl_cmd_status(ctl *c, int argc, char **argv)
                    "--watch prints every change until interrupted (-o json: one object a line).\n");
             return 0;
         }
-        if (ctl_opt(argc, argv, &i, "-n", "--namespace", &v)) {
-            if (!v)
-                return ctl_usage_error("status", "flag needs an argument: -n");
-            ns = v;
-        } else if (ctl_opt(argc, argv, &i, "-o", "--output", &v)) {
-            if (!v || (strcmp(v, "table") && strcmp(v, "yaml") && strcmp(v, "json")))
-                return ctl_usage_error("status", "-o takes table, json or yaml");
-            out = v;
-        } else if (strcmp(argv[i], "-A") == 0 || strcmp(argv[i], "--all-namespaces") == 0) {
-            ns = NULL;
-        } else if (strcmp(argv[i], "-w") == 0 || strcmp(argv[i], "--watch") == 0) {
+        if (strcmp(argv[i], "-w") == 0 || strcmp(argv[i], "--watch") == 0)
             watch = true;
-        } else if (argv[i][0] == '-') {
-            return ctl_usage_error("status", "unknown flag %s", argv[i]);
-        } else if (npos < 2) {
-            pos[npos++] = argv[i];
-        } else {
-            return ctl_usage_error("status", "too many arguments");
-        }
+        else if ((r = list_opt(&o, argc, argv, &i)) != 0)
+            return r;
     }
+    /* -A, unless a later -n names one namespace. */
+    const char *ns = o.all_last ? NULL : o.ns, *out = o.out, *const *pos = o.pos;
     const sl_kind *k = NULL;
     if (pos[0] && !(k = sl_kind_lookup(pos[0]))) {
         fprintf(stderr, "error: the server doesn't have a resource type \"%s\"\n", pos[0]);
