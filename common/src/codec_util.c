@@ -197,62 +197,51 @@ static codec_num parse_integral_float(const char *s, double *out)
     return CODEC_NUM_OK;
 }
 
-codec_num codec_parse_int64(const char *s, int64_t *out)
+/* An integer: a sign and digits, or an integral float ("1e3", "-5.0"), as
+ * its sign and magnitude; RANGE past neg_max below zero or pos_max above. */
+static codec_num parse_integer(const char *s, uint64_t neg_max, uint64_t pos_max, bool *neg,
+                               uint64_t *mag)
 {
     const char *p = s;
-    bool neg = false;
-    uint64_t v;
+    double d;
     codec_num r;
 
+    *neg = false;
     if (*p == '-' || *p == '+')
-        neg = *p++ == '-';
-    r = parse_digits(p, &v);
+        *neg = *p++ == '-';
+    r = parse_digits(p, mag);
     if (r == CODEC_NUM_SYNTAX) {
-        double d;
         r = parse_integral_float(s, &d);
-        if (r == CODEC_NUM_OK)
-            *out = (int64_t)d;
-        return r;
+        if (r == CODEC_NUM_OK) {
+            *neg = d < 0;
+            *mag = (uint64_t)fabs(d);
+        }
     }
     if (r != CODEC_NUM_OK)
         return r;
-    if (neg) {
-        if (v > (uint64_t)INT64_MAX + 1)
-            return CODEC_NUM_RANGE;
-        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
-    } else {
-        if (v > (uint64_t)INT64_MAX)
-            return CODEC_NUM_RANGE;
-        *out = (int64_t)v;
-    }
-    return CODEC_NUM_OK;
+    return *mag > (*neg ? neg_max : pos_max) ? CODEC_NUM_RANGE : CODEC_NUM_OK;
+}
+
+codec_num codec_parse_int64(const char *s, int64_t *out)
+{
+    bool neg;
+    uint64_t v;
+    codec_num r = parse_integer(s, (uint64_t)INT64_MAX + 1, (uint64_t)INT64_MAX, &neg, &v);
+
+    if (r == CODEC_NUM_OK)
+        *out = !neg ? (int64_t)v : v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+    return r;
 }
 
 codec_num codec_parse_uint64(const char *s, uint64_t *out)
 {
-    const char *p = s;
-    bool neg = false;
+    bool neg;
     uint64_t v;
-    codec_num r;
+    codec_num r = parse_integer(s, 0, UINT64_MAX, &neg, &v);
 
-    if (*p == '-' || *p == '+')
-        neg = *p++ == '-';
-    r = parse_digits(p, &v);
-    if (r == CODEC_NUM_SYNTAX) {
-        double d;
-        r = parse_integral_float(s, &d);
-        if (r == CODEC_NUM_OK && d < 0)
-            r = CODEC_NUM_RANGE;
-        if (r == CODEC_NUM_OK)
-            *out = (uint64_t)d;
-        return r;
-    }
-    if (r != CODEC_NUM_OK)
-        return r;
-    if (neg && v != 0)
-        return CODEC_NUM_RANGE;
-    *out = v;
-    return CODEC_NUM_OK;
+    if (r == CODEC_NUM_OK)
+        *out = v;
+    return r;
 }
 
 static bool one_of(const char *s, const char *const *words)
