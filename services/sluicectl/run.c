@@ -204,7 +204,7 @@ static bool port_open(int port)
 typedef struct run_opts {
     const char *config_dir, *state, *conf, *nats_bin, *xds_listen, *secrets_dir;
     sl_flag_list bin_dirs, only;
-    int port, metrics_base;
+    int port, metrics_base, monitor_port;
     bool no_nats, no_auth, help;
 } run_opts;
 
@@ -240,6 +240,9 @@ static int run_parse(run_opts *o, sl_flags *fs, int argc, char **argv)
          .arg = "PORT", .help = "client port of nats-server"},
         {.name = "nats-conf", .kind = SL_FLAG_STRING, .target = &o->conf, .arg = "FILE",
          .help = "nats-server config (default deploy/nats/sluice.conf)"},
+        {.name = "nats-monitor-port", .kind = SL_FLAG_INT, .target = &o->monitor_port, .def = "0", .min = 0,
+         .max = 65535, .arg = "PORT",
+         .help = "nats-server's monitoring port instead of the config's (0: the config's, 8222)"},
         {.name = "nats-server", .kind = SL_FLAG_STRING, .target = &o->nats_bin, .def = "nats-server",
          .arg = "PATH", .help = "nats-server binary (a name is looked up on PATH)"},
         {.name = "no-nats", .kind = SL_FLAG_BOOL, .target = &o->no_nats,
@@ -443,6 +446,12 @@ static int start_nats(run_state *rs, const run_opts *o)
     const char *const args[] = {"-a", "127.0.0.1", "-p", ps, "-js", "-sd", jsdir, "-l", log};
     for (size_t i = 0; i < sizeof(args) / sizeof(args[0]); i++)
         child_arg(nats, args[i]);
+    char ms[16];
+    if (o->monitor_port > 0) { /* side by side with another nats-server on one host */
+        snprintf(ms, sizeof ms, "%d", o->monitor_port);
+        child_arg(nats, "-m");
+        child_arg(nats, ms);
+    }
     if (spawn(nats, NULL) < 0) {
         fprintf(stderr, "error: cannot start nats-server: %s\n", strerror(errno));
         return 1;

@@ -89,7 +89,7 @@ class System:
         # heartbeats (sluicectl check), so parallel tests share no port.
         self.run = subprocess.Popen(
             [self.sluicectl, "run", "--state-dir", os.path.join(self.dir, "state"), "--config-dir", self.config_dir,
-             "--nats-port", str(self.nats_port), "--metrics-base-port", "0",
+             "--nats-port", str(self.nats_port), "--nats-monitor-port", str(free_port()), "--metrics-base-port", "0",
              "--xds-listen", "127.0.0.1:%d" % self.xds_port, "--bin-dir", os.path.join(BIN, "services"),
              "--nats-conf", os.path.join(SRC, "deploy/nats/sluice.conf")] +
             (["--nats-server", os.environ["SLUICE_NATS_SERVER"]] if os.environ.get("SLUICE_NATS_SERVER") else []),
