@@ -73,13 +73,12 @@ static codec_vres out_of_range(codec_dec *d, const codec_node *n, ProtobufCType 
     return CODEC_V_ERR;
 }
 
-static codec_vres dec_signed(codec_dec *d, const codec_node *n,
-                             const ProtobufCFieldDescriptor *f, void *dst)
+/* What a number's parse means for field f: CODEC_V_SET when it parsed, else
+ * CODEC_V_ERR with the problem (not a number, or out of range) reported. */
+static codec_vres parsed(codec_dec *d, const codec_node *n, const ProtobufCFieldDescriptor *f,
+                         codec_num r)
 {
-    bool is32 = codec_elem_size(f->type) == 4;
-    int64_t v;
-
-    switch (codec_parse_int64(n->text, &v)) {
+    switch (r) {
     case CODEC_NUM_SYNTAX:
         return codec_dec_field_mismatch(d, n, f);
     case CODEC_NUM_RANGE:
@@ -87,6 +86,18 @@ static codec_vres dec_signed(codec_dec *d, const codec_node *n,
     case CODEC_NUM_OK:
         break;
     }
+    return CODEC_V_SET;
+}
+
+static codec_vres dec_signed(codec_dec *d, const codec_node *n,
+                             const ProtobufCFieldDescriptor *f, void *dst)
+{
+    bool is32 = codec_elem_size(f->type) == 4;
+    int64_t v;
+    codec_vres r = parsed(d, n, f, codec_parse_int64(n->text, &v));
+
+    if (r != CODEC_V_SET)
+        return r;
     if (is32 && (v < INT32_MIN || v > INT32_MAX))
         return out_of_range(d, n, f->type);
     if (is32)
@@ -101,15 +112,10 @@ static codec_vres dec_unsigned(codec_dec *d, const codec_node *n,
 {
     bool is32 = codec_elem_size(f->type) == 4;
     uint64_t v;
+    codec_vres r = parsed(d, n, f, codec_parse_uint64(n->text, &v));
 
-    switch (codec_parse_uint64(n->text, &v)) {
-    case CODEC_NUM_SYNTAX:
-        return codec_dec_field_mismatch(d, n, f);
-    case CODEC_NUM_RANGE:
-        return out_of_range(d, n, f->type);
-    case CODEC_NUM_OK:
-        break;
-    }
+    if (r != CODEC_V_SET)
+        return r;
     if (is32 && v > UINT32_MAX)
         return out_of_range(d, n, f->type);
     if (is32)
@@ -124,15 +130,10 @@ static codec_vres dec_floating(codec_dec *d, const codec_node *n,
 {
     double v;
     bool special;
+    codec_vres r = parsed(d, n, f, codec_parse_double(n->text, &v, &special));
 
-    switch (codec_parse_double(n->text, &v, &special)) {
-    case CODEC_NUM_SYNTAX:
-        return codec_dec_field_mismatch(d, n, f);
-    case CODEC_NUM_RANGE:
-        return out_of_range(d, n, f->type);
-    case CODEC_NUM_OK:
-        break;
-    }
+    if (r != CODEC_V_SET)
+        return r;
     if (f->type == PROTOBUF_C_TYPE_FLOAT) {
         /* Values up to half a unit in the last place past FLT_MAX still
          * round to it ("3.40282347e+38", as FLT_MAX prints, is one). */
