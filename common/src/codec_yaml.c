@@ -293,16 +293,26 @@ typedef struct key_ref {
     size_t pair;
 } key_ref;
 
-static int cmp_key(const void *a, const void *b)
+/* Scalar keys by their text: bytes, then length; 0 when the same. */
+static int cmp_key_text(const codec_node *a, const codec_node *b)
 {
-    const key_ref *x = a, *y = b;
-    size_t n = x->key->n < y->key->n ? x->key->n : y->key->n;
-    int c = memcmp(x->key->text, y->key->text, n);
+    size_t n = a->n < b->n ? a->n : b->n;
+    int c = memcmp(a->text, b->text, n);
 
     if (c)
         return c;
-    if (x->key->n != y->key->n)
-        return x->key->n < y->key->n ? -1 : 1;
+    if (a->n != b->n)
+        return a->n < b->n ? -1 : 1;
+    return 0;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    const key_ref *x = a, *y = b;
+    int c = cmp_key_text(x->key, y->key);
+
+    if (c)
+        return c;
     return x->pair < y->pair ? -1 : x->pair > y->pair;
 }
 
@@ -325,8 +335,7 @@ static bool find_dups(sl_codec_stream *s, codec_node *m)
     qsort(refs, n, sizeof(*refs), cmp_key);
     for (size_t i = 1; i < n; i++) {
         size_t first = i - 1;
-        if (refs[i].key->n != refs[first].key->n ||
-            memcmp(refs[i].key->text, refs[first].key->text, refs[i].key->n) != 0)
+        if (cmp_key_text(refs[i].key, refs[first].key) != 0)
             continue;
         if (!m->dups) {
             m->dups = sl_arena_alloc(&s->doc->arena, m->n * sizeof(*m->dups));
@@ -364,8 +373,8 @@ typedef struct merge_ref {
 
 static bool same_key(const merge_ref *x, const merge_ref *y)
 {
-    return x->key->kind == CODEC_SCALAR && y->key->kind == CODEC_SCALAR && x->key->n == y->key->n &&
-           memcmp(x->key->text, y->key->text, x->key->n) == 0;
+    return x->key->kind == CODEC_SCALAR && y->key->kind == CODEC_SCALAR &&
+           cmp_key_text(x->key, y->key) == 0;
 }
 
 /* Scalar keys by text, then precedence; other keys last. */
@@ -377,12 +386,9 @@ static int cmp_merge(const void *a, const void *b)
     if (xs != ys)
         return xs ? -1 : 1;
     if (xs) {
-        size_t n = x->key->n < y->key->n ? x->key->n : y->key->n;
-        int c = memcmp(x->key->text, y->key->text, n);
+        int c = cmp_key_text(x->key, y->key);
         if (c)
             return c;
-        if (x->key->n != y->key->n)
-            return x->key->n < y->key->n ? -1 : 1;
         if (x->prio != y->prio)
             return x->prio < y->prio ? -1 : 1;
     }
