@@ -134,6 +134,22 @@ static bool present(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f
     }
 }
 
+/* A repeated field's elements: their count, and their array through *arr. */
+static size_t repeated(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f, const char **arr)
+{
+    *arr = *(const char *const *)((const char *)m + f->offset);
+    return *(const size_t *)((const char *)m + f->quantifier_offset);
+}
+
+/* The payload of a packed field: n scalars of type t at arr. */
+static size_t packed_size(ProtobufCType t, const char *arr, size_t n)
+{
+    size_t eb = elem_bytes(t), payload = 0;
+    for (size_t j = 0; j < n; j++)
+        payload += scalar_size(t, arr + j * eb);
+    return payload;
+}
+
 static size_t msg_size(sizes *S, const ProtobufCMessage *m);
 
 /* Size of one value (no tag) of field type t at p. */
@@ -173,15 +189,12 @@ static size_t msg_size(sizes *S, const ProtobufCMessage *m)
         const char *member = (const char *)m + f->offset;
         size_t tag = sl_wire_varint_len((uint64_t)f->id << 3);
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-            size_t n = *(const size_t *)((const char *)m + f->quantifier_offset);
-            const char *arr = *(const char *const *)member;
-            size_t eb = elem_bytes(f->type);
+            const char *arr;
+            size_t n = repeated(m, f, &arr), eb = elem_bytes(f->type);
             if (!n)
                 continue;
             if (f->flags & PROTOBUF_C_FIELD_FLAG_PACKED) {
-                size_t payload = 0;
-                for (size_t j = 0; j < n; j++)
-                    payload += scalar_size(f->type, arr + j * eb);
+                size_t payload = packed_size(f->type, arr, n);
                 total += tag + sl_wire_varint_len(payload) + payload;
             } else {
                 for (size_t j = 0; j < n; j++)
@@ -245,15 +258,12 @@ static uint8_t *msg_pack(const sizes *S, size_t *idx, const ProtobufCMessage *m,
         const char *member = (const char *)m + f->offset;
         uint64_t tag = (uint64_t)f->id << 3;
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-            size_t n = *(const size_t *)((const char *)m + f->quantifier_offset);
-            const char *arr = *(const char *const *)member;
-            size_t eb = elem_bytes(f->type);
+            const char *arr;
+            size_t n = repeated(m, f, &arr), eb = elem_bytes(f->type);
             if (!n)
                 continue;
             if (f->flags & PROTOBUF_C_FIELD_FLAG_PACKED) {
-                size_t payload = 0;
-                for (size_t j = 0; j < n; j++)
-                    payload += scalar_size(f->type, arr + j * eb);
+                size_t payload = packed_size(f->type, arr, n);
                 o = sl_wire_varint_put(o, tag | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED);
                 o = sl_wire_varint_put(o, payload);
                 for (size_t j = 0; j < n; j++)
