@@ -1,5 +1,6 @@
 #include "sluice/kinds.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -48,14 +49,41 @@ const sl_kind *sl_kind_at(size_t i)
     return i < NKINDS ? &kinds[i] : NULL;
 }
 
-const sl_kind *sl_kind_by_name(const char *kind)
+/* The first kind in the table that match(k, arg) accepts; NULL for a NULL
+ * arg. */
+static const sl_kind *find(bool (*match)(const sl_kind *k, const void *arg), const void *arg)
 {
-    if (!kind)
+    if (!arg)
         return NULL;
     for (size_t i = 0; i < NKINDS; i++)
-        if (strcmp(kinds[i].kind, kind) == 0)
+        if (match(&kinds[i], arg))
             return &kinds[i];
     return NULL;
+}
+
+static bool has_name(const sl_kind *k, const void *kind)
+{
+    return strcmp(k->kind, kind) == 0;
+}
+
+static bool is_called(const sl_kind *k, const void *word)
+{
+    return strcasecmp(k->kind, word) == 0 || strcasecmp(k->plural, word) == 0 ||
+           strcasecmp(k->short_name, word) == 0;
+}
+
+/* By name: a descriptor from another copy of the generated code (a plugin,
+ * a test) describes the same type. */
+static bool is_described_by(const sl_kind *k, const void *desc)
+{
+    const char *name = ((const ProtobufCMessageDescriptor *)desc)->name;
+
+    return strcmp(k->descriptor->name, name) == 0 || strcmp(k->spec_descriptor->name, name) == 0;
+}
+
+const sl_kind *sl_kind_by_name(const char *kind)
+{
+    return find(has_name, kind);
 }
 
 const sl_kind *sl_kind_find(const char *api_version, const char *kind)
@@ -69,30 +97,12 @@ const sl_kind *sl_kind_find(const char *api_version, const char *kind)
 
 const sl_kind *sl_kind_lookup(const char *word)
 {
-    if (!word)
-        return NULL;
-    for (size_t i = 0; i < NKINDS; i++) {
-        const sl_kind *k = &kinds[i];
-        if (strcasecmp(k->kind, word) == 0 || strcasecmp(k->plural, word) == 0 ||
-            strcasecmp(k->short_name, word) == 0)
-            return k;
-    }
-    return NULL;
+    return find(is_called, word);
 }
 
 const sl_kind *sl_kind_by_descriptor(const ProtobufCMessageDescriptor *desc)
 {
-    if (!desc)
-        return NULL;
-    for (size_t i = 0; i < NKINDS; i++) {
-        const sl_kind *k = &kinds[i];
-        /* By name: a descriptor from another copy of the generated code
-         * (a plugin, a test) describes the same type. */
-        if (strcmp(k->descriptor->name, desc->name) == 0 ||
-            strcmp(k->spec_descriptor->name, desc->name) == 0)
-            return k;
-    }
-    return NULL;
+    return find(is_described_by, desc);
 }
 
 /* Edit distance (insert, delete, substitute), case folded; large for long
