@@ -416,27 +416,35 @@ sl_status sl_envelope_request_pb(natsMsg **reply, sl_nats *nc, const char *subje
     return st;
 }
 
-sl_status sl_envelope_respond(sl_nats *nc, const sl_envelope *req, sl_content_type ct,
-                              const char *proto, const void *data, size_t len, const char *source)
+/* A reply to req goes to its reply subject, with its trace id. */
+static sl_status reply_opts(sl_envelope_opts *o, const sl_envelope *req, const char *source)
 {
-    sl_envelope_opts o = {.trace_id = req->trace_id, .source = source};
-
     if (req->reply == NULL || req->reply[0] == '\0')
         return sl_error_set(SL_ERR_INVALID, "respond: message on %s has no reply subject",
                             req->subject != NULL ? req->subject : "?");
-    return sl_envelope_publish(nc, req->reply, ct, proto, data, len, &o);
+    *o = (sl_envelope_opts){.trace_id = req->trace_id, .source = source};
+    return SL_OK;
+}
+
+sl_status sl_envelope_respond(sl_nats *nc, const sl_envelope *req, sl_content_type ct,
+                              const char *proto, const void *data, size_t len, const char *source)
+{
+    sl_envelope_opts o;
+    sl_status st = reply_opts(&o, req, source);
+
+    if (st == SL_OK)
+        st = sl_envelope_publish(nc, req->reply, ct, proto, data, len, &o);
+    return st;
 }
 
 sl_status sl_envelope_respond_pb(sl_nats *nc, const sl_envelope *req, const ProtobufCMessage *m,
                                  const char *source)
 {
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    sl_status st = pack(&buf, &len, m);
+    sl_envelope_opts o;
+    sl_status st = reply_opts(&o, req, source);
 
     if (st == SL_OK)
-        st = sl_envelope_respond(nc, req, SL_CT_PROTOBUF, m->descriptor->name, buf, len, source);
-    free(buf);
+        st = sl_envelope_publish_pb(nc, req->reply, m, &o);
     return st;
 }
 
