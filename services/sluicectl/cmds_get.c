@@ -279,69 +279,79 @@ static void print_table(ctl_item *items, size_t n, bool all_ns)
     }
 }
 
-/* The options get and status share: -n, -A, -o and up to two positionals
- * (KIND, NAME). */
+/* The options get and status share: -h, -n, -A, -o and up to two
+ * positionals (KIND, NAME); -w for status. */
 typedef struct list_opts {
     const char *cmd;       /* for the usage errors */
+    const char *help;      /* printed for -h */
     const char *out_error; /* the -o usage error */
     bool wide;             /* -o wide is accepted */
+    bool watch_ok;         /* -w is accepted */
     const char *ns;        /* -n, or the caller's default */
     bool all;              /* -A given */
     bool all_last;         /* -A given after the last -n */
     const char *out;       /* -o, or "table" */
+    bool watch;            /* -w given */
     const char *pos[2];
     int npos;
 } list_opts;
 
-/* Takes argv[*i] (and the value of -n or -o after it) into o. Returns 0,
- * or the usage error's exit code. */
-static int list_opt(list_opts *o, int argc, char **argv, int *i)
+/* Parses argv into o. Returns -1 to go on, or the exit code (0 after the
+ * help, 1 after a usage error). */
+static int list_opts_parse(list_opts *o, int argc, char **argv)
 {
-    const char *v;
-
-    if (ctl_opt(argc, argv, i, "-n", "--namespace", &v)) {
-        if (!v)
-            return ctl_usage_error(o->cmd, "flag needs an argument: -n");
-        o->ns = v;
-        o->all_last = false;
-    } else if (ctl_opt(argc, argv, i, "-o", "--output", &v)) {
-        if (!v || (strcmp(v, "table") && strcmp(v, "yaml") && strcmp(v, "json") &&
-                   (!o->wide || strcmp(v, "wide"))))
-            return ctl_usage_error(o->cmd, "%s", o->out_error);
-        o->out = v;
-    } else if (strcmp(argv[*i], "-A") == 0 || strcmp(argv[*i], "--all-namespaces") == 0) {
-        o->all = true;
-        o->all_last = true;
-    } else if (argv[*i][0] == '-') {
-        return ctl_usage_error(o->cmd, "unknown flag %s", argv[*i]);
-    } else if (o->npos < 2) {
-        o->pos[o->npos++] = argv[*i];
-    } else {
-        return ctl_usage_error(o->cmd, "too many arguments");
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            fputs(o->help, stdout);
+            return 0;
+        }
+        if (ctl_opt(argc, argv, &i, "-n", "--namespace", &v)) {
+            if (!v)
+                return ctl_usage_error(o->cmd, "flag needs an argument: -n");
+            o->ns = v;
+            o->all_last = false;
+        } else if (ctl_opt(argc, argv, &i, "-o", "--output", &v)) {
+            if (!v || (strcmp(v, "table") && strcmp(v, "yaml") && strcmp(v, "json") &&
+                       (!o->wide || strcmp(v, "wide"))))
+                return ctl_usage_error(o->cmd, "%s", o->out_error);
+            o->out = v;
+        } else if (strcmp(argv[i], "-A") == 0 || strcmp(argv[i], "--all-namespaces") == 0) {
+            o->all = true;
+            o->all_last = true;
+        } else if (o->watch_ok && (strcmp(argv[i], "-w") == 0 || strcmp(argv[i], "--watch") == 0)) {
+            o->watch = true;
+        } else if (argv[i][0] == '-') {
+            return ctl_usage_error(o->cmd, "unknown flag %s", argv[i]);
+        } else if (o->npos < 2) {
+            o->pos[o->npos++] = argv[i];
+        } else {
+            return ctl_usage_error(o->cmd, "too many arguments");
+        }
     }
-    return 0;
+    return -1;
 }
 
 int ctl_cmd_get(ctl *c, int argc, char **argv)
 {
-    list_opts o = {.cmd = "get", .out_error = "-o takes table, yaml or json", .wide = true,
-                   .ns = SL_RESOURCE_DEFAULT_NAMESPACE, .out = "table"};
-    int code = 1;
+    list_opts o = {
+        .cmd = "get",
+        .help = "Usage: sluicectl get KIND [NAME] [-n NAMESPACE | -A] [-o table|yaml|json]\n"
+                "KIND: all, gateway (gw), virtualservice (vs), routetable (rt), upstream (us),\n"
+                "upstreamgroup (ug), settings. The namespace defaults to \"default\".\n",
+        .out_error = "-o takes table, yaml or json",
+        .wide = true,
+        .ns = SL_RESOURCE_DEFAULT_NAMESPACE,
+        .out = "table",
+    };
+    int code = list_opts_parse(&o, argc, argv);
     sl_nats *nc = NULL;
     ctl_item *items = NULL;
     size_t n = 0;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            printf("Usage: sluicectl get KIND [NAME] [-n NAMESPACE | -A] [-o table|yaml|json]\n"
-                   "KIND: all, gateway (gw), virtualservice (vs), routetable (rt), upstream (us),\n"
-                   "upstreamgroup (ug), settings. The namespace defaults to \"default\".\n");
-            return 0;
-        }
-        int r = list_opt(&o, argc, argv, &i);
-        if (r != 0)
-            return r;
-    }
+    if (code >= 0)
+        return code;
+    code = 1;
     const char *ns = o.ns, *out = o.out, *const *pos = o.pos;
     bool all = o.all;
     if (o.npos < 1)
@@ -568,27 +578,26 @@ static int status_watch(sl_nats *nc, const sl_kind *k, const char *ns, const cha
 
 int ctl_cmd_status(ctl *c, int argc, char **argv)
 {
-    list_opts o = {.cmd = "status", .out_error = "-o takes table, json or yaml", .out = "table"};
-    bool watch = false;
-    int code = 1, r;
+    list_opts o = {
+        .cmd = "status",
+        .help = "Usage: sluicectl status [KIND [NAME]] [-n NAMESPACE | -A] [-o table|json|yaml] [--watch]\n"
+                "Shows the status the reporter stored in the sluice_status KV; REASON is the\n"
+                "reason, or a Warning's messages joined with \"; \". -o json: an array of\n"
+                "{kind, namespace, name, status}; -o yaml: one such document each.\n"
+                "--watch prints every change until interrupted (-o json: one object a line).\n",
+        .out_error = "-o takes table, json or yaml",
+        .watch_ok = true,
+        .out = "table",
+    };
+    int code = list_opts_parse(&o, argc, argv);
+    bool watch = o.watch;
     sl_nats *nc = NULL;
     ctl_item *items = NULL;
     size_t n = 0;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            printf("Usage: sluicectl status [KIND [NAME]] [-n NAMESPACE | -A] [-o table|json|yaml] [--watch]\n"
-                   "Shows the status the reporter stored in the sluice_status KV; REASON is the\n"
-                   "reason, or a Warning's messages joined with \"; \". -o json: an array of\n"
-                   "{kind, namespace, name, status}; -o yaml: one such document each.\n"
-                   "--watch prints every change until interrupted (-o json: one object a line).\n");
-            return 0;
-        }
-        if (strcmp(argv[i], "-w") == 0 || strcmp(argv[i], "--watch") == 0)
-            watch = true;
-        else if ((r = list_opt(&o, argc, argv, &i)) != 0)
-            return r;
-    }
+    if (code >= 0)
+        return code;
+    code = 1;
     /* -A, unless a later -n names one namespace. */
     const char *ns = o.all_last ? NULL : o.ns, *out = o.out, *const *pos = o.pos;
     const sl_kind *k = NULL;
