@@ -629,37 +629,48 @@ static char to_lower(char c)
     return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
 }
 
+/* The next character of a proto name in camel case, advancing *p: an
+ * underscore is dropped and capitalises what follows (as does *cap set at
+ * the start); '\0' at the end. */
+static char next_camel(const char **p, bool *cap)
+{
+    char c;
+
+    while (**p == '_') {
+        *cap = true;
+        (*p)++;
+    }
+    if (**p == '\0')
+        return '\0';
+    c = *cap ? to_upper(**p) : **p;
+    *cap = false;
+    (*p)++;
+    return c;
+}
+
 void sl_codec_json_name(char *buf, size_t size, const char *proto_name)
 {
+    const char *p = proto_name;
     size_t n = 0;
     bool cap = false;
+    char c;
 
     if (size == 0)
         return;
-    for (const char *p = proto_name; *p && n + 1 < size; p++) {
-        if (*p == '_') {
-            cap = true;
-            continue;
-        }
-        buf[n++] = cap ? to_upper(*p) : *p;
-        cap = false;
-    }
+    while (n + 1 < size && (c = next_camel(&p, &cap)) != '\0')
+        buf[n++] = c;
     buf[n] = '\0';
 }
 
 bool codec_json_name_eq(const char *proto_name, const char *key)
 {
+    const char *p = proto_name;
     bool cap = false;
+    char c;
 
-    for (const char *p = proto_name; *p; p++) {
-        if (*p == '_') {
-            cap = true;
-            continue;
-        }
-        if (*key++ != (cap ? to_upper(*p) : *p))
+    while ((c = next_camel(&p, &cap)) != '\0')
+        if (*key++ != c)
             return false;
-        cap = false;
-    }
     return *key == '\0';
 }
 
@@ -729,8 +740,9 @@ codec_wkt codec_wkt_of(const ProtobufCMessageDescriptor *desc)
 bool codec_is_map(const ProtobufCFieldDescriptor *f)
 {
     const ProtobufCMessageDescriptor *e = f->descriptor;
-    const char *s;
+    const char *s, *p = f->name;
     bool cap = true;
+    char c;
 
     if (f->label != PROTOBUF_C_LABEL_REPEATED || f->type != PROTOBUF_C_TYPE_MESSAGE || !e ||
         e->n_fields != 2 || e->fields[0].id != 1 || strcmp(e->fields[0].name, "key") != 0 ||
@@ -740,15 +752,9 @@ bool codec_is_map(const ProtobufCFieldDescriptor *f)
         return false;
     /* protoc's MapEntryName(): CamelCase of the field name plus "Entry". */
     s = e->short_name;
-    for (const char *p = f->name; *p; p++) {
-        if (*p == '_') {
-            cap = true;
-            continue;
-        }
-        if (*s++ != (cap ? to_upper(*p) : *p))
+    while ((c = next_camel(&p, &cap)) != '\0')
+        if (*s++ != c)
             return false;
-        cap = false;
-    }
     return strcmp(s, "Entry") == 0;
 }
 
