@@ -332,6 +332,33 @@ static int list_opts_parse(list_opts *o, int argc, char **argv)
     return -1;
 }
 
+/* What get and status list: the connection and the items loaded. */
+typedef struct listing {
+    sl_nats *nc;
+    ctl_item *items;
+    size_t n;
+} listing;
+
+static void listing_free(listing *l)
+{
+    ctl_items_free(l->items, l->n);
+    ctl_close(l->nc);
+}
+
+/* Connects and loads into l (see ctl_load_items()). Returns 0, or 1 with
+ * nothing left to free. */
+static int listing_load(listing *l, ctl *c, const sl_kind *k, const char *ns, const char *name,
+                        bool keep_bad)
+{
+    if (!(l->nc = ctl_connect(c)))
+        return 1;
+    if (ctl_load_items(&l->items, &l->n, l->nc, k, ns, name, keep_bad) != 0) {
+        listing_free(l);
+        return 1;
+    }
+    return 0;
+}
+
 int ctl_cmd_get(ctl *c, int argc, char **argv)
 {
     list_opts o = {
@@ -345,13 +372,10 @@ int ctl_cmd_get(ctl *c, int argc, char **argv)
         .out = "table",
     };
     int code = list_opts_parse(&o, argc, argv);
-    sl_nats *nc = NULL;
-    ctl_item *items = NULL;
-    size_t n = 0;
+    listing l = {0};
 
     if (code >= 0)
         return code;
-    code = 1;
     const char *ns = o.ns, *out = o.out, *const *pos = o.pos;
     bool all = o.all;
     if (o.npos < 1)
@@ -366,12 +390,10 @@ int ctl_cmd_get(ctl *c, int argc, char **argv)
                 k->kind, k->bucket);
         return 1;
     }
-    if (!(nc = ctl_connect(c)))
+    if (listing_load(&l, c, k, all ? NULL : ns, pos[1], false) != 0)
         return 1;
-    if (ctl_load_items(&items, &n, nc, k, all ? NULL : ns, pos[1], false) != 0)
-        goto out;
     code = 0;
-    if (pos[1] && n == 0) {
+    if (pos[1] && l.n == 0) {
         fprintf(stderr, "Error from server (NotFound): %s \"%s\" not found\n",
                 k ? k->plural : "resources", pos[1]);
         code = 1;
@@ -382,11 +404,11 @@ int ctl_cmd_get(ctl *c, int argc, char **argv)
         bool list = json && !pos[1];
         if (list)
             printf("{\n\"apiVersion\": \"v1\",\n\"kind\": \"List\",\n\"items\": [\n");
-        for (size_t i = 0; i < n; i++) {
-            decorate(&items[i]);
-            char *text = render(&items[i], json);
+        for (size_t i = 0; i < l.n; i++) {
+            decorate(&l.items[i]);
+            char *text = render(&l.items[i], json);
             if (!text) {
-                fprintf(stderr, "error: encoding %s: %s\n", items[i].key, sl_error_msg());
+                fprintf(stderr, "error: encoding %s: %s\n", l.items[i].key, sl_error_msg());
                 code = 1;
                 continue;
             }
@@ -402,17 +424,16 @@ int ctl_cmd_get(ctl *c, int argc, char **argv)
         }
         if (list)
             printf("\n]\n}\n");
-    } else if (n == 0) {
+    } else if (l.n == 0) {
         if (all)
             fprintf(stderr, "No resources found\n");
         else
             fprintf(stderr, "No resources found in %s namespace.\n", ns);
     } else {
-        print_table(items, n, all);
+        print_table(l.items, l.n, all);
     }
 out:
-    ctl_items_free(items, n);
-    ctl_close(nc);
+    listing_free(&l);
     return code;
 }
 
@@ -591,9 +612,7 @@ int ctl_cmd_status(ctl *c, int argc, char **argv)
     };
     int code = list_opts_parse(&o, argc, argv);
     bool watch = o.watch;
-    sl_nats *nc = NULL;
-    ctl_item *items = NULL;
-    size_t n = 0;
+    listing l = {0};
 
     if (code >= 0)
         return code;
@@ -607,23 +626,20 @@ int ctl_cmd_status(ctl *c, int argc, char **argv)
     }
     if (pos[1] && !ns)
         ns = SL_RESOURCE_DEFAULT_NAMESPACE;
-    if (!(nc = ctl_connect(c)))
+    if (listing_load(&l, c, k, ns, pos[1], true) != 0)
         return 1;
-    if (ctl_load_items(&items, &n, nc, k, ns, pos[1], true) != 0)
-        goto out;
-    if (pos[1] && n == 0) {
+    if (pos[1] && l.n == 0) {
         fprintf(stderr, "Error from server (NotFound): %s \"%s\" not found\n", k->plural, pos[1]);
         goto out;
     }
-    code = print_statuses(items, n, out) == 0 ? 0 : 1;
-    for (size_t i = 0; pos[1] && i < n; i++)
-        if (items[i].status && items[i].status->state == SLUICE__V1__STATUS__STATE__Rejected)
+    code = print_statuses(l.items, l.n, out) == 0 ? 0 : 1;
+    for (size_t i = 0; pos[1] && i < l.n; i++)
+        if (l.items[i].status && l.items[i].status->state == SLUICE__V1__STATUS__STATE__Rejected)
             code = 1;
     fflush(stdout);
-    if (watch && status_watch(nc, k, ns, pos[1], out) != 0)
+    if (watch && status_watch(l.nc, k, ns, pos[1], out) != 0)
         code = 1;
 out:
-    ctl_items_free(items, n);
-    ctl_close(nc);
+    listing_free(&l);
     return code;
 }
