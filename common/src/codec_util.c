@@ -794,19 +794,6 @@ size_t codec_elem_size(ProtobufCType type)
 static bool is_zeroish(const ProtobufCFieldDescriptor *f, const void *p)
 {
     switch (f->type) {
-    case PROTOBUF_C_TYPE_INT32:
-    case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-    case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32:
-    case PROTOBUF_C_TYPE_ENUM:
-        return *(const uint32_t *)p == 0;
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-        return *(const uint64_t *)p == 0;
     case PROTOBUF_C_TYPE_FLOAT:
         return *(const float *)p == 0;
     case PROTOBUF_C_TYPE_DOUBLE:
@@ -821,8 +808,12 @@ static bool is_zeroish(const ProtobufCFieldDescriptor *f, const void *p)
         return ((const ProtobufCBinaryData *)p)->len == 0;
     case PROTOBUF_C_TYPE_MESSAGE:
         return *(void *const *)p == NULL;
+    default: {
+        /* The integers and enums, by their width. */
+        size_t w = codec_elem_size(f->type);
+        return w == 4 ? *(const uint32_t *)p == 0 : w == 8 ? *(const uint64_t *)p == 0 : true;
     }
-    return true;
+    }
 }
 
 bool codec_field_present(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
