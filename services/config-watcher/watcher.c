@@ -924,6 +924,19 @@ static Sluice__V1__ObjectRef *obj_ref(sl_arena *a, const char *kind, const char 
     return o;
 }
 
+/* The start of an apply or delete request: counted, set initialised;
+ * false (why says it) when its headers were bad. */
+static bool api_begin(cw *w, sl_cfg_set *set, sl_status st, char *why, size_t cap)
+{
+    sl_counter_inc(w->m_api);
+    sl_cfg_set_init(set);
+    if (st != SL_OK) {
+        snprintf(why, cap, "bad request headers: %s", sl_error_msg());
+        return false;
+    }
+    return true;
+}
+
 /* Decodes the request body into set; SL_OK or a request-level error in why. */
 static sl_status decode_apply(cw *w, const sl_envelope *env, natsMsg *msg, sl_cfg_set *set,
                               bool *dry_run, char *source, size_t ns, char *why, size_t nwhy)
@@ -969,12 +982,8 @@ void cw_on_apply(sl_subscription *sub, sl_status st, const sl_envelope *env, nat
     bool dry_run = false;
     (void)sub;
 
-    sl_counter_inc(w->m_api);
-    sl_cfg_set_init(&set);
-    if (st != SL_OK) {
-        snprintf(why, sizeof(why), "bad request headers: %s", sl_error_msg());
+    if (!api_begin(w, &set, st, why, sizeof(why)))
         goto reply;
-    }
     if (decode_apply(w, env, msg, &set, &dry_run, source, sizeof(source), why, sizeof(why)) != SL_OK)
         goto reply;
     validate_set(w, &set);
@@ -1098,12 +1107,8 @@ void cw_on_delete(sl_subscription *sub, sl_status st, const sl_envelope *env, na
     bool dry_run;
     (void)sub;
 
-    sl_counter_inc(w->m_api);
-    sl_cfg_set_init(&set);
-    if (st != SL_OK) {
-        snprintf(why, sizeof(why), "bad request headers: %s", sl_error_msg());
+    if (!api_begin(w, &set, st, why, sizeof(why)))
         goto reply;
-    }
     dry_run = header_true(msg, CW_HDR_DRY_RUN);
     if (env->content_type == SL_CT_YAML || env->content_type == SL_CT_JSON) {
         /* Documents: only kind, metadata.name and metadata.namespace count. */

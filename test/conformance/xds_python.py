@@ -241,9 +241,15 @@ def main():
     print("ok 8 - sluice-xds stops on SIGTERM: exit 0, no sanitizer report")
 
 
-if __name__ == "__main__":
+def run(main_fn):
+    """Runs a test's main, its processes cleaned up whatever happens (a
+    SIGTERM from ctest's timeout too)."""
     signal.signal(signal.SIGTERM, lambda *a: (cleanup(), sys.exit(1)))
     try:
-        main()
+        main_fn()
     finally:
         cleanup()
+
+
+if __name__ == "__main__":
+    run(main)

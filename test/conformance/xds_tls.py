@@ -136,7 +136,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    finally:
-        xp.cleanup()
+    xp.run(main)

@@ -202,6 +202,18 @@ static const char *expr_var(tr_ctx *tx, const char *e, size_t n)
     return s[0] ? s : NULL;
 }
 
+/* The variable of the {{ ... }} template expression at s ("{{" there),
+ * *close at its "}}"; NULL, with the error reported, when it is not one
+ * Sluice can render. */
+static const char *template_var(tr_ctx *tx, const char *s, const char **close, const char *where, const char *text)
+{
+    const char *var = NULL;
+    *close = strstr(s + 2, "}}");
+    if (!*close || !(var = expr_var(tx, s + 2, (size_t)(*close - s - 2))))
+        tr_error(tx, "%s: \"%s\": only {{ name }} and {{ default(name, ...) }} are supported by Sluice", where, text);
+    return var;
+}
+
 /* Renders an Inja template as an RE2 substitution (path) or an Envoy header
  * formatter string; NULL (reported) when stock Envoy cannot. */
 static const char *render(tr_ctx *tx, const char *text, const params *pp, enum render_mode mode, const char *where)
@@ -215,13 +227,10 @@ static const char *render(tr_ctx *tx, const char *text, const params *pp, enum r
             return NULL;
         }
         if (s[0] == '{' && s[1] == '{') {
-            const char *close = strstr(s + 2, "}}");
-            const char *var, *piece = NULL;
-            if (!close || !(var = expr_var(tx, s + 2, (size_t)(close - s - 2)))) {
-                tr_error(tx, "%s: \"%s\": only {{ name }} and {{ default(name, ...) }} are supported by Sluice", where,
-                         text);
+            const char *close, *piece = NULL;
+            const char *var = template_var(tx, s, &close, where, text);
+            if (!var)
                 return NULL;
-            }
             for (size_t i = 0; i < pp->n_vars && !piece; i++)
                 if (strcmp(pp->vars[i], var) == 0) {
                     if (mode == RENDER_HEADER) {
@@ -349,12 +358,10 @@ static const char *render_lua(tr_ctx *tx, const char *text, const params *pp, bo
             return NULL;
         }
         if (s[0] == '{' && s[1] == '{') {
-            const char *close = strstr(s + 2, "}}"), *var;
-            if (!close || !(var = expr_var(tx, s + 2, (size_t)(close - s - 2)))) {
-                tr_error(tx, "%s: \"%s\": only {{ name }} and {{ default(name, ...) }} are supported by Sluice", where,
-                         text);
+            const char *close;
+            const char *var = template_var(tx, s, &close, where, text);
+            if (!var)
                 return NULL;
-            }
             for (size_t i = 0; i < pp->n_vars && !piece; i++)
                 if (strcmp(pp->vars[i], var) == 0) {
                     piece = tr_printf(tx, "(pv[%zu] or \"\")", i + 1);
