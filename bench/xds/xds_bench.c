@@ -57,6 +57,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "xds_client.h"
 #include "sluice/kv.h"
 #include "sluice/log.h"
 #include "sluice/wire.h"
@@ -547,12 +548,7 @@ static int phase(const opts *o)
         s->call = grpc_channel_create_call(ch[c], NULL, GRPC_PROPAGATE_DEFAULTS, cqs[c % nth], method, NULL,
                                            gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         grpc_metadata_array_init(&s->md);
-        grpc_op ops[2];
-        memset(ops, 0, sizeof ops);
-        ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-        ops[1].op = GRPC_OP_RECV_INITIAL_METADATA;
-        ops[1].data.recv_initial_metadata.recv_initial_metadata = &s->md;
-        grpc_call_start_batch(s->call, ops, 2, &s->t_meta, NULL);
+        xc_start_metadata(s->call, &s->md, &s->t_meta);
         post_recv(s);
         /* As an Envoy does: CDS and LDS first (wildcard), EDS and RDS names. */
         enqueue(s, request(s, SL_XDS_CLUSTER, "", ""));

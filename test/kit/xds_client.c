@@ -38,6 +38,16 @@ static int wait_tag(xc *c, void *tag, int ms)
 
 #define TAG(n) ((void *)(uintptr_t)(n))
 
+grpc_call_error xc_start_metadata(grpc_call *call, grpc_metadata_array *md, void *tag)
+{
+    grpc_op ops[2];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[1].data.recv_initial_metadata.recv_initial_metadata = md;
+    return grpc_call_start_batch(call, ops, 2, tag, NULL);
+}
+
 xc *xc_open(int port, const char *method)
 {
     char target[64];
@@ -56,16 +66,12 @@ xc *xc_open(int port, const char *method)
     grpc_slice_unref(m);
     grpc_metadata_array_init(&c->init_md);
     grpc_metadata_array_init(&c->trail_md);
-    grpc_op ops[2];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[1].data.recv_initial_metadata.recv_initial_metadata = &c->init_md;
-    if (grpc_call_start_batch(c->call, ops, 2, TAG(1), NULL) != GRPC_CALL_OK || wait_tag(c, TAG(1), 5000) < 0) {
+    if (xc_start_metadata(c->call, &c->init_md, TAG(1)) != GRPC_CALL_OK || wait_tag(c, TAG(1), 5000) < 0) {
         xc_close(c);
         return NULL;
     }
     /* The final status is collected whenever the stream ends. */
+    grpc_op ops[1];
     memset(ops, 0, sizeof ops);
     ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
     ops[0].data.recv_status_on_client.trailing_metadata = &c->trail_md;

@@ -11,6 +11,10 @@
 
 typedef struct xc xc;
 
+/* Starts the batch every xDS stream opens with: its initial metadata sent,
+ * the server's received into md; tag completes it. */
+grpc_call_error xc_start_metadata(grpc_call *call, grpc_metadata_array *md, void *tag);
+
 /* Opens a stream on method ("/envoy.service.discovery.v3.Aggregated...")
  * of 127.0.0.1:port. NULL on failure. */
 xc *xc_open(int port, const char *method);
