@@ -12,26 +12,14 @@
 #include <cmocka.h>
 
 #include "sluice/conffile.h"
-
-static char path[64];
-
-static void write_conf(const char *text)
-{
-    FILE *f;
-    snprintf(path, sizeof(path), "/tmp/sluice-conffile-%d.conf", (int)getpid());
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
+#include "conf_test.h"
 
 static void file_flags_come_first(void **state)
 {
     sl_conffile c;
     char arg[80];
-    write_conf("# comment\nnats-url = nats://10.0.0.1:4222\nlog-level debug   # trailing\n"
-               "no-api\nqueue = \"a b\"\n");
-    snprintf(arg, sizeof(arg), "--config=%s", path);
+    write_conf_arg("# comment\nnats-url = nats://10.0.0.1:4222\nlog-level debug   # trailing\n"
+               "no-api\nqueue = \"a b\"\n", arg, sizeof(arg));
     char *argv[] = {"svc", "--dir", "x", arg, "--log-level", "warn", NULL};
     assert_int_equal(sl_conffile_load(&c, 6, argv, NULL), SL_OK);
     const char *want[] = {"svc", "--nats-url", "nats://10.0.0.1:4222", "--log-level", "debug", "--no-api",

@@ -16,6 +16,7 @@
 
 #include "sluice/flags.h"
 #include "sluice/service.h"
+#include "conf_test.h"
 
 /* The variables of a test program and its table. */
 static const char *name, *mode, *conf;
@@ -48,8 +49,6 @@ static const sl_flag table[] = {
 static const char *const env_names[] = {"TF_NAME", "TF_WORKERS", "TF_DEBOUNCE", "TF_NO_API",
                                         "TF_DIRS", "TF_LABEL",   "TF_CONFIG"};
 
-static char path[64];
-
 static int setup(void **state)
 {
     for (size_t i = 0; i < sizeof(env_names) / sizeof(env_names[0]); i++)
@@ -66,14 +65,6 @@ static int teardown(void **state)
 {
     unlink(path);
     return setup(state);
-}
-
-static void write_conf(const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
 }
 
 /* Parses argv (NULL-terminated) with the test table; fs must be deinit. */
@@ -171,9 +162,8 @@ static void config_file(void **state)
 {
     sl_flags fs;
     char arg[96];
-    write_conf("# settings\nname = from-file\nworkers 5\ndebounce=250ms   # trailing\nno-api\n"
-               "dir = /f1\ndir '/f 2'\nmode = on\n");
-    snprintf(arg, sizeof(arg), "--config=%s", path);
+    write_conf_arg("# settings\nname = from-file\nworkers 5\ndebounce=250ms   # trailing\nno-api\n"
+               "dir = /f1\ndir '/f 2'\nmode = on\n", arg, sizeof(arg));
     char *argv[] = {"prog", arg, NULL};
     assert_int_equal(parse(&fs, argv, 0), SL_OK);
     assert_string_equal(conf, path);
