@@ -19,7 +19,7 @@ static void file_flags_come_first(void **state)
     sl_conffile c;
     char arg[80];
     write_conf_arg("# comment\nnats-url = nats://10.0.0.1:4222\nlog-level debug   # trailing\n"
-               "no-api\nqueue = \"a b\"\n", arg, sizeof(arg));
+                   "no-api\nqueue = \"a b\"\n", arg, sizeof(arg));
     char *argv[] = {"svc", "--dir", "x", arg, "--log-level", "warn", NULL};
     assert_int_equal(sl_conffile_load(&c, 6, argv, NULL), SL_OK);
     const char *want[] = {"svc", "--nats-url", "nats://10.0.0.1:4222", "--log-level", "debug", "--no-api",

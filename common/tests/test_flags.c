@@ -163,7 +163,7 @@ static void config_file(void **state)
     sl_flags fs;
     char arg[96];
     write_conf_arg("# settings\nname = from-file\nworkers 5\ndebounce=250ms   # trailing\nno-api\n"
-               "dir = /f1\ndir '/f 2'\nmode = on\n", arg, sizeof(arg));
+                   "dir = /f1\ndir '/f 2'\nmode = on\n", arg, sizeof(arg));
     char *argv[] = {"prog", arg, NULL};
     assert_int_equal(parse(&fs, argv, 0), SL_OK);
     assert_string_equal(conf, path);
