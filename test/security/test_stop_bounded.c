@@ -156,12 +156,15 @@ static void one_sigterm_each_with_nats_killed(void **state)
             kill(s[i].pid, SIGKILL);
             waitpid(s[i].pid, NULL, 0);
         }
-        if (status[i] != 0 || ms[i] > DRAIN_MS + MARGIN_MS || !log_has(&s[i], "giving up on"))
+        /* one that waited on NATS says what it gave up on; one with nothing
+         * left to flush may stop at once (seen under ASan: 125 ms) */
+        if (status[i] != 0 || ms[i] > DRAIN_MS + MARGIN_MS ||
+            (ms[i] >= DRAIN_MS / 2 && !log_has(&s[i], "giving up on")))
             ok = false;
     }
+    harness_nats_free(h); /* before a failure's longjmp: nothing leaks */
     if (!ok)
         fail_msg("a service did not stop cleanly within its drain timeout (logs in %s)", tmp);
-    harness_nats_free(h);
 }
 
 /* NATS never reachable: the service is still in its start-up connect loop
