@@ -48,13 +48,22 @@ def request(role):
 
 
 def first(channel, role, metadata=None):
-    """The first response's bytes, or the status code and details."""
-    call = channel.stream_stream(ADS)(iter([request(role)]), timeout=5, metadata=metadata)
+    """The first response's bytes, or the status code and details. The
+    request stream stays open until then: a client that half-closes at once
+    may see the server end the stream (OK, no response) before answering."""
+    done = threading.Event()
+
+    def requests():
+        yield request(role)
+        done.wait(10)
+
+    call = channel.stream_stream(ADS)(requests(), timeout=5, metadata=metadata)
     try:
         return next(call)
     except grpc.RpcError as e:
         return (e.code(), e.details())
     finally:
+        done.set()
         call.cancel()
 
 
