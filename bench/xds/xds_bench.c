@@ -57,6 +57,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "sluice/xds_keys.h"
 #include "xds_client.h"
 #include "sluice/kv.h"
 #include "sluice/log.h"
@@ -432,14 +433,14 @@ static char rname[NRES][64];
 
 static sl_status put_spec(sl_kv *kv, int i)
 {
-    char esc[256], key[512];
+    char key[SL_XDS_KEY_MAX];
     size_t len;
     uint8_t *b = fx_build(specs[i], &rtype[i], rname[i], &len);
     if (!b)
         return sl_error_set(SL_ERR_INVALID, "bad spec %s", specs[i]);
-    sl_xds_key_escape(esc, sizeof esc, rname[i]);
-    snprintf(key, sizeof key, "%s.%s.%s", PROXY, sl_xds_type_token(rtype[i]), esc);
-    sl_status rc = sl_kv_put(&revs[i], kv, key, b, len);
+    sl_status rc = sl_xds_key_resource(key, sizeof key, PROXY, rtype[i], rname[i]);
+    if (rc == SL_OK)
+        rc = sl_kv_put(&revs[i], kv, key, b, len);
     free(b);
     return rc;
 }
