@@ -165,9 +165,12 @@ sl_status sl_dns_parse_srv(sl_dns_srv **out, size_t *n, sl_dns_rcode *rcode, con
         return rc;
     }
     *rcode = header_rcode(abuf[3] & 0x0f, (unsigned)nv);
-    if (!nv) {
-        free(v);
+    if (*rcode != SL_DNS_OK) {
+        /* an error response's answer section is not an answer (found by
+         * fuzz_dns: records came back with a failure code) */
+        sl_dns_srv_free(v, nv);
         v = NULL;
+        nv = 0;
     }
     *out = v;
     *n = nv;
