@@ -202,7 +202,7 @@ static bool port_open(int port)
 
 /* The flags of sluicectl run; strings belong to the sl_flags that parsed them. */
 typedef struct run_opts {
-    const char *config_dir, *state, *conf, *nats_bin, *xds_listen, *secrets_dir;
+    const char *config_dir, *state, *conf, *nats_bin, *xds_listen, *secrets_dir, *xds_certs;
     sl_flag_list bin_dirs, only;
     int port, metrics_base, monitor_port;
     bool no_nats, no_auth, help;
@@ -226,6 +226,11 @@ static const char run_usage[] =
 static const char run_notes[] =
     "\nThe global --kv-replicas N (SLUICE_KV_REPLICAS) is passed to the services; above 1\n"
     "it needs --no-nats and a NATS cluster.\n";
+
+/* sluice-xds' TLS flags and their files under --xds-certs DIR/xds/. */
+static const struct {
+    const char *flag, *file;
+} xds_cert_files[] = {{"--tls-cert", "tls.crt"}, {"--tls-key", "tls.key"}, {"--tls-client-ca", "ca.crt"}};
 
 /* Parses run's flags into o: 0, 1 when --help was printed, or the usage
  * error's exit code (printed). */
@@ -258,6 +263,9 @@ static int run_parse(run_opts *o, sl_flags *fs, int argc, char **argv)
          .help = "directory for sluice-secret-watcher (default <state-dir>/secrets)"},
         {.name = "xds-listen", .kind = SL_FLAG_STRING, .target = &o->xds_listen, .arg = "ADDR",
          .help = "sluice-xds --listen address (default: sluice-xds's, 127.0.0.1:9977)"},
+        {.name = "xds-certs", .kind = SL_FLAG_STRING, .target = &o->xds_certs, .arg = "DIR",
+         .help = "sluice-xds serves mutual TLS with DIR/xds/{tls.crt,tls.key,ca.crt}, as\n"
+                 "`sluicectl certs DIR` makes them: clients present a proxy's certificate"},
         {.name = "only", .kind = SL_FLAG_LIST, .target = &o->only, .arg = "NAME",
          .help = "start only this service"},
         {.name = "help", .shorthand = 'h', .kind = SL_FLAG_BOOL, .target = &o->help, .opts = SL_FLAG_EXIT,
@@ -286,6 +294,15 @@ static int run_parse(run_opts *o, sl_flags *fs, int argc, char **argv)
     if (!exists(o->config_dir)) {
         fprintf(stderr, "error: --config-dir %s does not exist\n", o->config_dir);
         return 1;
+    }
+    for (size_t i = 0; o->xds_certs && i < sizeof xds_cert_files / sizeof xds_cert_files[0]; i++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/xds/%s", o->xds_certs, xds_cert_files[i].file);
+        if (!exists(path)) {
+            fprintf(stderr, "error: --xds-certs: %s does not exist (make it with: sluicectl certs %s)\n", path,
+                    o->xds_certs);
+            return 2;
+        }
     }
     return 0;
 }
@@ -513,6 +530,13 @@ static void start_services(run_state *rs, const run_opts *o)
         if (o->xds_listen && strcmp(k->name, "sluice-xds") == 0) {
             child_arg(k, "--listen");
             child_arg(k, o->xds_listen);
+        }
+        for (size_t j = 0; o->xds_certs && strcmp(k->name, "sluice-xds") == 0 &&
+                           j < sizeof xds_cert_files / sizeof xds_cert_files[0]; j++) {
+            char path[PATH_MAX];
+            snprintf(path, sizeof path, "%s/xds/%s", o->xds_certs, xds_cert_files[j].file);
+            child_arg(k, xds_cert_files[j].flag);
+            child_arg(k, path);
         }
         if (o->metrics_base > 0) {
             char m[64];

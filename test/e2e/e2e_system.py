@@ -16,7 +16,10 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sluice_system import GATEWAY, SERVICES, System, until, upstream, vs  # noqa: E402
+from sluice_system import GATEWAY, PROXY_ROLE, SERVICES, System, until, upstream, vs  # noqa: E402
+from xds_tls import ads_first_response  # noqa: E402  (test/conformance, on the path sluice_system set)
+
+import grpc  # noqa: E402
 
 n_ok = 0
 
@@ -65,6 +68,35 @@ class Traffic(threading.Thread):
             time.sleep(0.01)
 
 
+def xds_refusals(sy):
+    """What sluice-xds does for clients without the proxy's certificate
+    (python3-grpcio, a CDS request on ADS): plaintext and TLS without a
+    client certificate get nothing, another proxy's certificate is refused
+    PERMISSION_DENIED."""
+    ca = sy.proxy_tls()[0]
+    rc, out = sy.ctl("certs", sy.certs, "--proxy", "default~intruder")
+    assert rc == 0, out
+    opts = (("grpc.ssl_target_name_override", "sluice-xds"),)
+    addr = "127.0.0.1:%d" % sy.xds_port
+    root = open(ca, "rb").read()
+
+    def tls(who=None):
+        pair = {}
+        if who:
+            d = os.path.join(sy.certs, "proxies", who)
+            pair = {"private_key": open(os.path.join(d, "tls.key"), "rb").read(),
+                    "certificate_chain": open(os.path.join(d, "tls.crt"), "rb").read()}
+        return grpc.secure_channel(addr, grpc.ssl_channel_credentials(root_certificates=root, **pair), options=opts)
+
+    got = {"plaintext": ads_first_response(grpc.insecure_channel(addr)),
+           "TLS without a client certificate": ads_first_response(tls()),
+           "default~intruder's certificate": ads_first_response(tls("default~intruder"))}
+    want = {"plaintext": grpc.StatusCode.UNAVAILABLE, "TLS without a client certificate": grpc.StatusCode.UNAVAILABLE,
+            "default~intruder's certificate": grpc.StatusCode.PERMISSION_DENIED}
+    assert got == want, got
+    return ", ".join("%s: %s" % (k, v.name) for k, v in got.items())
+
+
 def main():
     sy = System("e2e")
     try:
@@ -94,6 +126,8 @@ def run(sy):
     c.wait_for("echo.example.com", "alpha")
     c.wait_for("other.example.com", "beta")
     ok("applied with sluicectl: xDS client reaches alpha via echo.example.com, beta via other.example.com")
+    refused = xds_refusals(sy)
+    ok("sluice-xds over mutual TLS: the client presents %s's certificate; %s" % (PROXY_ROLE, refused))
 
     # Routes: a more specific route for the Who method, then the catch-all.
     sy.apply(base + vs("echo", "echo.example.com", ("/sluice.test.Echo/Who", "gamma"), ("/", "alpha")))

@@ -1,9 +1,16 @@
 """The whole of Sluice on loopback, for the end-to-end test and bench/e2e:
 `sluicectl run` (nats-server with JetStream + every service, supervised) on
 free ports in a temporary state directory, real gRPC back-ends, and a real
-proxyless gRPC xDS client (Debian's python3-grpcio 1.51; run with
-/usr/bin/python3). Back-ends and free ports come from the xDS conformance
-test (test/conformance/xds_python.py)."""
+proxyless gRPC xDS client. By default sluice-xds serves mutual TLS as a
+deployment does (`sluicectl certs` makes the CA, the server's certificate
+and the proxy's client certificate; `sluicectl run --xds-certs`), and the
+client is grpc-go's xDS resolver (test/conformance/grpcgo, `-calls`), whose
+bootstrap presents the proxy's certificate ("tls" channel_creds): Debian's
+python3-grpcio 1.51 and grpc-js-xds 1.14 only dial an xDS server in
+plaintext. With mtls=False (bench/e2e) sluice-xds is plaintext on loopback
+and the client is python3-grpcio (run with /usr/bin/python3). Back-ends and
+free ports come from the xDS conformance test
+(test/conformance/xds_python.py)."""
 import base64
 import json
 import os
@@ -13,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # the client's own error lines; failures say enough
@@ -72,8 +80,9 @@ def nkey_sign(seed, nonce):
 class System:
     """sluicectl run on free ports. ctl() runs sluicectl against it."""
 
-    def __init__(self, name="e2e"):
+    def __init__(self, name="e2e", mtls=True):
         self.dir = tempfile.mkdtemp(prefix="sluice-%s-" % name)
+        self.certs = os.path.join(self.dir, "certs") if mtls else None
         self.config_dir = os.path.join(self.dir, "config")
         os.mkdir(self.config_dir)
         self.nats_port = free_port()
@@ -85,13 +94,19 @@ class System:
         self.backends = {}
 
     def start(self):
+        tls = []
+        if self.certs:
+            # as an operator does: a CA, sluice-xds' certificate, the proxy's
+            rc, out = self.ctl("certs", self.certs, "--proxy", PROXY_ROLE)
+            assert rc == 0, out
+            tls = ["--xds-certs", self.certs]
         # Metrics endpoints off (port 0 base): readiness comes from the
         # heartbeats (sluicectl check), so parallel tests share no port.
         self.run = subprocess.Popen(
             [self.sluicectl, "run", "--state-dir", os.path.join(self.dir, "state"), "--config-dir", self.config_dir,
              "--nats-port", str(self.nats_port), "--nats-monitor-port", str(free_port()), "--metrics-base-port", "0",
              "--xds-listen", "127.0.0.1:%d" % self.xds_port, "--bin-dir", os.path.join(BIN, "services"),
-             "--nats-conf", os.path.join(SRC, "deploy/nats/sluice.conf")] +
+             "--nats-conf", os.path.join(SRC, "deploy/nats/sluice.conf")] + tls +
             (["--nats-server", os.environ["SLUICE_NATS_SERVER"]] if os.environ.get("SLUICE_NATS_SERVER") else []),
             stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, cwd=self.dir)
         self.wait_services()
@@ -202,20 +217,35 @@ class System:
             self.backends[n] = backend(n)
         return {n: self.backends[n][1] for n in names}
 
+    def proxy_tls(self):
+        """(CA, certificate, key) files of the proxy's client identity."""
+        d = os.path.join(self.certs, "proxies", PROXY_ROLE)
+        return tuple(os.path.join(d, f) for f in ("ca.crt", "tls.crt", "tls.key"))
+
     def client(self, node_id="e2e"):
         """A gRPC xDS client (bootstrap pointing at sluice-xds with the
-        proxy's role); returns call(domain) -> back-end name."""
+        proxy's role and, over mTLS, its certificate); returns
+        call(domain) -> back-end name."""
         boot = os.path.join(self.dir, "bootstrap-%s.json" % node_id)
+        creds = {"type": "insecure"}
+        if self.certs:
+            ca, crt, key = self.proxy_tls()
+            creds = {"type": "tls", "config": {"ca_certificate_file": ca, "certificate_file": crt,
+                                               "private_key_file": key}}
         with open(boot, "w") as f:
             json.dump({"xds_servers": [{"server_uri": "127.0.0.1:%d" % self.xds_port,
-                                        "channel_creds": [{"type": "insecure"}], "server_features": ["xds_v3"]}],
+                                        "channel_creds": [creds], "server_features": ["xds_v3"]}],
                        "node": {"id": "%s-%d" % (node_id, os.getpid()), "locality": {"zone": "local"},
                                 "metadata": {"role": PROXY_ROLE}}}, f)
+        if self.certs:
+            return GoClient(boot, self.dir)
         os.environ["GRPC_XDS_BOOTSTRAP"] = boot
         return Client()
 
 
 class Client:
+    """python3-grpcio's xDS resolver (bootstrap from GRPC_XDS_BOOTSTRAP)."""
+
     def __init__(self):
         self.channels = {}
 
@@ -238,6 +268,50 @@ class Client:
     def close(self):
         for ch, _ in self.channels.values():
             ch.close()
+
+
+def grpcgo_client(workdir):
+    """The grpc-go client binary: $GRPCGO_CLIENT (built by ctest), else
+    built into workdir from test/conformance/grpcgo."""
+    path = os.environ.get("GRPCGO_CLIENT")
+    if path:
+        return path
+    path = os.path.join(workdir, "grpcgo-client")
+    subprocess.run([os.environ.get("GO", "go"), "build", "-o", path, "."], check=True,
+                   cwd=os.path.join(SRC, "test/conformance/grpcgo"))
+    return path
+
+
+class GoClient(Client):
+    """grpc-go's xDS resolver in a child process (grpcgo-client -calls), one
+    call per line; its bootstrap may present a client certificate.
+    Thread-safe (one call at a time)."""
+
+    def __init__(self, bootstrap, workdir):
+        super().__init__()
+        self.lock = threading.Lock()
+        self.p = subprocess.Popen([grpcgo_client(workdir), "-calls"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, bufsize=1,
+                                  stderr=open(os.path.join(workdir, "grpcgo-client.log"), "a"),
+                                  env=dict(os.environ, GRPC_XDS_BOOTSTRAP=bootstrap))
+
+    def call(self, domain, timeout=3):
+        with self.lock:
+            self.p.stdin.write("xds:///%s %d\n" % (domain, int(timeout * 1000)))
+            line = self.p.stdout.readline().rstrip("\n")
+        if not line.startswith("ok "):
+            raise RuntimeError(line or "grpcgo-client exited")
+        return line[3:]
+
+    def try_call(self, domain, timeout=3):
+        try:
+            return self.call(domain, timeout)
+        except RuntimeError as e:
+            return "error: %s" % e
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait(10)
 
 
 # ---- config ---------------------------------------------------------------
