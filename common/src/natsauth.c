@@ -32,6 +32,7 @@ static const char *const sub_config_watcher[] = {"sluice.api.apply", "sluice.api
 static const sl_natsauth_kv kv_secret_watcher[] = {
     {"sluice_secrets", R | W | C, NULL}, HEARTBEAT("sluice-secret-watcher"), {NULL, 0, NULL}};
 static const char *const pub_secret_watcher[] = {"sluice.report.secret-watcher.>", NULL};
+static const char *const sub_secret_watcher[] = {"sluice.api.secret.apply", "sluice.api.secret.delete", NULL};
 
 static const sl_natsauth_kv kv_translator[] = {
     {"sluice_config", R | C, NULL},   {"sluice_secrets", R | C, NULL},
@@ -48,8 +49,10 @@ static const sl_natsauth_kv kv_endpoint_discovery[] = {
     {SL_LEASES_BUCKET, R | W | C, "endpoint-discovery"}, HEARTBEAT("sluice-endpoint-discovery"), {NULL, 0, NULL}};
 static const char *const pub_endpoint_discovery[] = {"sluice.report.endpoint-discovery.>", NULL};
 
+/* sluice_secrets read only: the credentials an aws Upstream's secretRef
+ * names, to list its Lambda functions. */
 static const sl_natsauth_kv kv_function_discovery[] = {
-    {"sluice_config", R | W, NULL}, {"sluice_endpoints", R, NULL},
+    {"sluice_config", R | W, NULL}, {"sluice_endpoints", R, NULL}, {"sluice_secrets", R, NULL},
     {SL_LEASES_BUCKET, R | W | C, "function-discovery"}, HEARTBEAT("sluice-function-discovery"), {NULL, 0, NULL}};
 static const char *const pub_function_discovery[] = {"sluice.report.function-discovery.>", NULL};
 
@@ -66,7 +69,9 @@ static const char *const pub_reporter[] = {
 static const char *const sub_reporter[] = {"_SLUICE.reports.>", NULL};
 
 /* Operators: everything but secrets is readable; changes go through the
- * apply API (validated), never straight into a bucket. `sluicectl run`
+ * apply API (validated), never straight into a bucket, and secrets
+ * through the secret API (sluice.api.secret.*: written, never read back,
+ * as sluice.api.> allows). `sluicectl run`
  * creates the reports stream before the services start. */
 static const sl_natsauth_kv kv_sluicectl[] = {
     {"sluice_config", R, NULL},   {"sluice_status", R, NULL},   {"sluice_xds", R, NULL},
@@ -92,15 +97,16 @@ static const char *const sub_config_writer[] = {"sluice.status.>", "_INBOX.>", N
 static const sl_natsauth_role roles[] = {
     {"config-watcher", "sluice-config-watcher", "config files, the apply API -> sluice_config",
      kv_config_watcher, pub_config_watcher, sub_config_watcher, true},
-    {"secret-watcher", "sluice-secret-watcher", "secret files -> sluice_secrets (the only writer)",
-     kv_secret_watcher, pub_secret_watcher, NULL, false},
+    {"secret-watcher", "sluice-secret-watcher", "secret files, the secret API -> sluice_secrets (the only writer)",
+     kv_secret_watcher, pub_secret_watcher, sub_secret_watcher, true},
     {"translator", "sluice-translator", "config, secrets, endpoints -> sluice_xds (the only writer)",
      kv_translator, pub_translator, NULL, false},
     {"xds", "sluice-xds", "sluice_xds -> Envoy; proxies' state; NACK reports", kv_xds, pub_xds, NULL, false},
     {"endpoint-discovery", "sluice-endpoint-discovery", "dns Upstreams -> sluice_endpoints (the only writer)",
      kv_endpoint_discovery, pub_endpoint_discovery, NULL, false},
-    {"function-discovery", "sluice-function-discovery", "Upstreams' OpenAPI documents -> their REST functions",
-     kv_function_discovery, pub_function_discovery, NULL, false},
+    {"function-discovery", "sluice-function-discovery",
+     "Upstreams' OpenAPI documents, gRPC reflection, AWS Lambda -> their functions", kv_function_discovery,
+     pub_function_discovery, NULL, false},
     {"reporter", "sluice-reporter", "reports -> sluice_status (the only writer)", kv_reporter, pub_reporter,
      sub_reporter, false},
     {"sluicectl", "sluicectl", "operators: read everything but secrets, apply through the API", kv_sluicectl,

@@ -1,6 +1,11 @@
-/* discovery.c - dns Upstreams -> resolutions -> EndpointSets written only when they change; Warning reports. */
+/* discovery.c - dns Upstreams -> resolutions, etcd Upstreams -> the registry's keys under their prefix ->
+ * EndpointSets written only when they change; Warning reports. */
 #include "discovery.h"
 
+#include "etcdsrc.h"
+#include "registry.h"
+
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <search.h>
@@ -17,6 +22,7 @@
 #include "sluice/kv.h"
 #include "sluice/log.h"
 #include "sluice/resource.h"
+#include "sluice/upstreams.h"
 #include "sluice/v1/endpoints.pb-c.h"
 #include "sluice/v1/events.pb-c.h"
 #include "sluice/v1/upstream.pb-c.h"
@@ -24,8 +30,8 @@
 #define COMP "discovery"
 #define SOURCE "endpoint-discovery"
 
-/* One key of the endpoints bucket, "<ns>.<name>": a dns Upstream of that
- * name, the EndpointSet stored under it, or both. */
+/* One key of the endpoints bucket, "<ns>.<name>": a dns or etcd Upstream of
+ * that name, the EndpointSet stored under it, or both. */
 typedef struct ed_entry {
     char *key, *ns, *name;
     /* the Upstream (valid when dns) */
@@ -38,6 +44,9 @@ typedef struct ed_entry {
     uint64_t epoch;   /* bumped when what to resolve changes: older results are dropped */
     bool inflight;
     int64_t due_ms;   /* monotonic: next resolution */
+    /* the Upstream (valid when etcd) */
+    bool etcd;
+    char *prefix;     /* "<spec.etcd.prefix>/" */
     bool resolved;    /* answered once since this process started */
     char *warning;    /* the Warning reported now, or NULL */
     /* the stored EndpointSet */
@@ -45,7 +54,7 @@ typedef struct ed_entry {
     uint64_t rev;
     uint8_t *content; /* packed without observed_time: what "changed" compares */
     size_t content_len;
-    bool stored_dns;  /* written by this source */
+    bool stored_ours; /* written by this service (source dns or etcd) */
     size_t n_stored;  /* endpoints in it */
     struct ed_entry *prev, *next; /* the list of every entry */
 } ed_entry;
@@ -67,11 +76,19 @@ struct ed_service {
     bool ticker_started;
     atomic_bool stop, tick_queued;
     char reporter_id[64];
-    size_t n_dns;
+    size_t n_dns, n_etcd;
+    /* the etcd registry (when --etcd-endpoints is set) */
+    ed_etcd *etcd;
+    ed_registry reg;
+    bool etcd_synced;        /* reg holds the registry (a Range came) */
+    char etcd_error[512];    /* the source failed: how ("" while it answers) */
+    char etcd_server[128];   /* the server that answered or failed last */
     uint64_t epochs; /* epochs are unique across entries: a result outlives its entry */
     sl_metric_family *f_resolutions;
     sl_counter *c_failures, *c_writes, *c_deletes, *c_unchanged, *c_errors, *c_reports;
     sl_gauge *g_upstreams;
+    sl_counter *c_etcd_events, *c_etcd_failures;
+    sl_gauge *g_etcd_revision;
 };
 
 /* A resolution's result on its way to the loop. */
@@ -141,6 +158,7 @@ static void entry_free(void *p)
     free(e->ns);
     free(e->name);
     free(e->host);
+    free(e->prefix);
     free(e->warning);
     free(e->content);
     free(e);
@@ -149,7 +167,7 @@ static void entry_free(void *p)
 /* Forgets e when neither an Upstream nor a stored set needs it. */
 static void entry_maybe_drop(ed_service *s, ed_entry *e)
 {
-    if (e->dns || e->stored || e->inflight || e->warning)
+    if (e->dns || e->etcd || e->stored || e->inflight || e->warning)
         return;
     tdelete(e, &s->tree, entry_cmp);
     if (e->prev)
@@ -234,7 +252,7 @@ static void stored_forget(ed_entry *e)
     free(e->content);
     e->content = NULL;
     e->content_len = 0;
-    e->stored_dns = false;
+    e->stored_ours = false;
     e->n_stored = 0;
 }
 
@@ -252,7 +270,8 @@ static void stored_set(ed_service *s, ed_entry *e, const uint8_t *value, size_t 
                     sl_log_q(sl_error_msg()));
     } else {
         Sluice__V1__EndpointSet *set = (Sluice__V1__EndpointSet *)pm;
-        e->stored_dns = set->spec && set->spec->source && !strcmp(set->spec->source, "dns");
+        e->stored_ours = set->spec && set->spec->source &&
+                         (!strcmp(set->spec->source, "dns") || !strcmp(set->spec->source, "etcd"));
         e->n_stored = set->spec ? set->spec->n_endpoints : 0;
         if (pack_content(&e->content, &e->content_len, set) != SL_OK)
             e->content_len = 0;
@@ -291,49 +310,19 @@ static sl_status kv_write(ed_service *s, ed_entry *e, const uint8_t *value, size
     return rc;
 }
 
-/* The EndpointSet of a result, written when its content differs from the
- * stored one. */
-static void write_set(ed_service *s, ed_entry *e, const sl_dns_result *res)
+/* The EndpointSet of these endpoints (source "dns" or "etcd"), written when
+ * its content differs from the stored one. */
+static void write_endpoints(ed_service *s, ed_entry *e, Sluice__V1__Endpoint **ptrs, size_t n, const char *source)
 {
     Sluice__V1__EndpointSet set = SLUICE__V1__ENDPOINT_SET__INIT;
     Sluice__V1__Metadata md = SLUICE__V1__METADATA__INIT;
     Sluice__V1__EndpointSetSpec spec = SLUICE__V1__ENDPOINT_SET_SPEC__INIT;
     Sluice__V1__ResourceRef ref = SLUICE__V1__RESOURCE_REF__INIT;
     Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-    size_t n = res->n_records, n_prio = 0;
-    Sluice__V1__Endpoint *eps = calloc(n ? n : 1, sizeof *eps);
-    Sluice__V1__Endpoint **ptrs = calloc(n ? n : 1, sizeof *ptrs);
-    Google__Protobuf__UInt32Value *weights = calloc(n ? n : 1, sizeof *weights);
-    uint16_t prios[64];
     uint8_t *content = NULL, *value = NULL;
     size_t content_len = 0, value_len = 0;
     struct timespec now;
 
-    if (!eps || !ptrs || !weights)
-        goto out;
-    /* SRV priorities become endpoint priorities 0, 1, ... in their order. */
-    for (size_t i = 0; i < n && e->srv; i++) {
-        size_t k = 0;
-        while (k < n_prio && prios[k] != res->records[i].priority)
-            k++;
-        if (k == n_prio && n_prio < 64)
-            prios[n_prio++] = res->records[i].priority;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const sl_dns_record *r = &res->records[i];
-        sluice__v1__endpoint__init(&eps[i]);
-        eps[i].address = (char *)r->address;
-        eps[i].port = r->port;
-        eps[i].hostname = r->hostname;
-        if (e->srv) {
-            google__protobuf__uint32_value__init(&weights[i]);
-            weights[i].value = r->weight ? r->weight : 1; /* Envoy's weights start at 1 */
-            eps[i].weight = &weights[i];
-            for (size_t k = 0; k < n_prio; k++)
-                eps[i].priority += prios[k] < r->priority;
-        }
-        ptrs[i] = &eps[i];
-    }
     md.name = e->name;
     md.namespace_ = e->ns;
     ref.name = e->name;
@@ -341,7 +330,7 @@ static void write_set(ed_service *s, ed_entry *e, const sl_dns_result *res)
     spec.upstream = &ref;
     spec.endpoints = ptrs;
     spec.n_endpoints = n;
-    spec.source = "dns";
+    spec.source = (char *)source;
     set.metadata = &md;
     set.spec = &spec;
     if (pack_content(&content, &content_len, &set) != SL_OK)
@@ -374,12 +363,51 @@ static void write_set(ed_service *s, ed_entry *e, const sl_dns_result *res)
     content = NULL;
     e->stored = true;
     e->rev = rev;
-    e->stored_dns = true;
+    e->stored_ours = true;
     e->n_stored = n;
-    sl_log_info(COMP, "endpoints written", "key=%s endpoints=%zu before=%zu rev=%" PRIu64, e->key, n, before, rev);
+    sl_log_info(COMP, "endpoints written", "key=%s source=%s endpoints=%zu before=%zu rev=%" PRIu64, e->key,
+                source, n, before, rev);
 out:
     free(value);
     free(content);
+}
+
+/* The EndpointSet of a DNS result. */
+static void write_set(ed_service *s, ed_entry *e, const sl_dns_result *res)
+{
+    size_t n = res->n_records, n_prio = 0;
+    Sluice__V1__Endpoint *eps = calloc(n ? n : 1, sizeof *eps);
+    Sluice__V1__Endpoint **ptrs = calloc(n ? n : 1, sizeof *ptrs);
+    Google__Protobuf__UInt32Value *weights = calloc(n ? n : 1, sizeof *weights);
+    uint16_t prios[64];
+
+    if (!eps || !ptrs || !weights)
+        goto out;
+    /* SRV priorities become endpoint priorities 0, 1, ... in their order. */
+    for (size_t i = 0; i < n && e->srv; i++) {
+        size_t k = 0;
+        while (k < n_prio && prios[k] != res->records[i].priority)
+            k++;
+        if (k == n_prio && n_prio < 64)
+            prios[n_prio++] = res->records[i].priority;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const sl_dns_record *r = &res->records[i];
+        sluice__v1__endpoint__init(&eps[i]);
+        eps[i].address = (char *)r->address;
+        eps[i].port = r->port;
+        eps[i].hostname = r->hostname;
+        if (e->srv) {
+            google__protobuf__uint32_value__init(&weights[i]);
+            weights[i].value = r->weight ? r->weight : 1; /* Envoy's weights start at 1 */
+            eps[i].weight = &weights[i];
+            for (size_t k = 0; k < n_prio; k++)
+                eps[i].priority += prios[k] < r->priority;
+        }
+        ptrs[i] = &eps[i];
+    }
+    write_endpoints(s, e, ptrs, n, "dns");
+out:
     free(weights);
     free(ptrs);
     free(eps);
@@ -389,7 +417,7 @@ out:
  * longer of type dns. */
 static void delete_set(ed_service *s, ed_entry *e)
 {
-    if (!e->stored || !e->stored_dns || !may_write(s))
+    if (!e->stored || !e->stored_ours || !may_write(s))
         return;
     sl_status rc = sl_kv_delete(NULL, s->kv_endpoints, e->key, e->rev);
     if (rc != SL_OK && rc != SL_ERR_NOT_FOUND) {
@@ -552,37 +580,284 @@ static void *ticker_main(void *ud)
     return NULL;
 }
 
-/* ---- the config bucket: dns Upstreams ------------------------------------------- */
+/* ---- etcd Upstreams ---------------------------------------------------------------- */
+
+/* One registry endpoint as an EndpointSet endpoint, with what it points to. */
+typedef struct etcd_ep {
+    Sluice__V1__Endpoint ep;
+    Google__Protobuf__UInt32Value weight;
+    Sluice__V1__Locality locality;
+    Sluice__V1__Endpoint__LabelsEntry labels[SL_ETCD_MAX_LABELS];
+    Sluice__V1__Endpoint__LabelsEntry *label_ptrs[SL_ETCD_MAX_LABELS];
+    int family;       /* AF_INET before AF_INET6 */
+    uint8_t addr[16]; /* the address's bytes: the order of a set */
+} etcd_ep;
+
+static int etcd_ep_cmp(const void *a, const void *b)
+{
+    const etcd_ep *x = *(etcd_ep *const *)a, *y = *(etcd_ep *const *)b;
+    int c;
+    if (x->family != y->family)
+        return x->family == AF_INET ? -1 : 1;
+    if ((c = memcmp(x->addr, y->addr, sizeof x->addr)) != 0)
+        return c;
+    return (x->ep.port > y->ep.port) - (x->ep.port < y->ep.port);
+}
+
+/* Fills out from a registry entry; false (with why) when it is no endpoint. */
+static bool etcd_ep_from(etcd_ep *out, const ed_reg_entry *r, char *why, size_t n)
+{
+    const sl_etcd_endpoint *p = &r->ep;
+    if (r->error) {
+        snprintf(why, n, "key \"%s\": %s", r->key, r->error);
+        return false;
+    }
+    memset(out, 0, sizeof *out);
+    out->family = inet_pton(AF_INET, p->address, out->addr) == 1 ? AF_INET : AF_INET6;
+    if (out->family == AF_INET6 && inet_pton(AF_INET6, p->address, out->addr) != 1) {
+        snprintf(why, n, "key \"%s\": Addr \"%s\" is not an IP address (EDS sends addresses to the proxies)",
+                 r->key, p->address);
+        return false;
+    }
+    sluice__v1__endpoint__init(&out->ep);
+    out->ep.address = (char *)p->address;
+    out->ep.port = p->port;
+    if (p->weight) {
+        google__protobuf__uint32_value__init(&out->weight);
+        out->weight.value = p->weight;
+        out->ep.weight = &out->weight;
+    }
+    out->ep.priority = p->priority;
+    out->ep.health_status = (Sluice__V1__Endpoint__HealthStatus)p->health;
+    if (p->region || p->zone || p->sub_zone) {
+        sluice__v1__locality__init(&out->locality);
+        out->locality.region = p->region ? p->region : "";
+        out->locality.zone = p->zone ? p->zone : "";
+        out->locality.sub_zone = p->sub_zone ? p->sub_zone : "";
+        out->ep.locality = &out->locality;
+    }
+    for (size_t i = 0; i < p->n_labels; i++) {
+        sluice__v1__endpoint__labels_entry__init(&out->labels[i]);
+        out->labels[i].key = p->label_keys[i];
+        out->labels[i].value = p->label_values[i];
+        out->label_ptrs[i] = &out->labels[i];
+    }
+    out->ep.labels = out->label_ptrs;
+    out->ep.n_labels = p->n_labels;
+    if (p->warning[0])
+        snprintf(why, n, "key \"%s\": %s (the endpoint is used without it)", r->key, p->warning);
+    return true;
+}
+
+/* The registry's endpoints under e's prefix: the set (written if changed)
+ * and the status; while the source fails, nothing but a Warning. */
+static void etcd_refresh(ed_service *s, ed_entry *e)
+{
+    char reason[1024], first[640] = "";
+    size_t at = 0, n, used = 0, problems = 0;
+    etcd_ep *v = NULL;
+    Sluice__V1__Endpoint **ptrs = NULL;
+    etcd_ep **order = NULL;
+
+    if (!s->loaded || !e->etcd)
+        return;
+    if (!s->etcd) {
+        report(s, e, "endpoint discovery: etcd: no etcd server is configured (--etcd-endpoints); the upstream "
+                     "has no endpoints from it");
+        return;
+    }
+    if (strncmp(e->prefix, s->o.etcd_prefix, strlen(s->o.etcd_prefix)) != 0) {
+        snprintf(reason, sizeof reason,
+                 "endpoint discovery: etcd: spec.etcd.prefix \"%s\" is outside the keys followed "
+                 "(--etcd-prefix \"%s\")",
+                 e->prefix, s->o.etcd_prefix);
+        report(s, e, reason);
+        return;
+    }
+    if (s->etcd_error[0]) {
+        snprintf(reason, sizeof reason, "endpoint discovery: etcd source %s failed: %s; keeping the last %zu endpoints",
+                 s->etcd_server, s->etcd_error, e->stored ? e->n_stored : 0);
+        report(s, e, reason);
+        return;
+    }
+    if (!s->etcd_synced)
+        return;
+    n = ed_reg_range(&s->reg, e->prefix, &at);
+    if (!(v = calloc(n ? n : 1, sizeof *v)) || !(ptrs = calloc(n ? n : 1, sizeof *ptrs)) ||
+        !(order = calloc(n ? n : 1, sizeof *order)))
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        char why[640] = "";
+        if (etcd_ep_from(&v[used], &s->reg.v[at + i], why, sizeof why))
+            order[used] = &v[used], used++;
+        if (why[0] && !problems++)
+            snprintf(first, sizeof first, "%s", why);
+    }
+    qsort(order, used, sizeof *order, etcd_ep_cmp);
+    size_t k = 0;
+    for (size_t i = 0; i < used; i++) /* one endpoint per address and port: the first key's */
+        if (!k || etcd_ep_cmp(&order[i], &order[i - 1]) != 0)
+            ptrs[k++] = &order[i]->ep;
+    write_endpoints(s, e, ptrs, k, "etcd");
+    if (problems > 1)
+        snprintf(reason, sizeof reason, "endpoint discovery: etcd (%s): %s (and %zu more)", s->etcd_server, first,
+                 problems - 1);
+    else if (problems)
+        snprintf(reason, sizeof reason, "endpoint discovery: etcd (%s): %s", s->etcd_server, first);
+    else if (!k)
+        snprintf(reason, sizeof reason,
+                 "endpoint discovery: etcd (%s): no endpoints registered under \"%s\": the upstream has no endpoints",
+                 s->etcd_server, e->prefix);
+    report(s, e, problems || !k ? reason : NULL);
+    e->resolved = true;
+out:
+    free(order);
+    free(ptrs);
+    free(v);
+}
+
+static void etcd_refresh_all(ed_service *s)
+{
+    for (ed_entry *e = s->head; e; e = e->next)
+        if (e->etcd)
+            etcd_refresh(s, e);
+}
+
+/* Whether key is one of e's endpoints. */
+static bool etcd_under(const ed_entry *e, const char *key)
+{
+    return e->etcd && !strncmp(key, e->prefix, strlen(e->prefix));
+}
+
+/* On the loop: a step of the etcd source applied to the registry, then the
+ * Upstreams it touched refreshed. */
+static void apply_etcd(void *ud)
+{
+    ed_etcd_batch *b = ud;
+    ed_service *s = b->owner;
+    bool was_failed = s->etcd_error[0] != '\0';
+
+    snprintf(s->etcd_server, sizeof s->etcd_server, "%s", b->server);
+    switch (b->step) {
+    case ED_ETCD_FAILED:
+        sl_counter_inc(s->c_etcd_failures);
+        snprintf(s->etcd_error, sizeof s->etcd_error, "%s", b->error);
+        etcd_refresh_all(s); /* Warnings; the sets stay */
+        break;
+    case ED_ETCD_RESET:
+        ed_reg_clear(&s->reg);
+        for (size_t i = 0; i < b->n_kvs; i++)
+            if (ed_reg_put(&s->reg, &b->kvs[i]) != SL_OK)
+                sl_log_error(COMP, "out of memory applying the registry", "key=%s", sl_log_q(b->kvs[i].key));
+        s->etcd_synced = true;
+        s->etcd_error[0] = '\0';
+        sl_gauge_set(s->g_etcd_revision, (double)b->revision);
+        etcd_refresh_all(s);
+        break;
+    case ED_ETCD_EVENTS:
+        s->etcd_error[0] = '\0';
+        for (size_t i = 0; i < b->n_events; i++) {
+            const sl_etcd_event *ev = &b->events[i];
+            if (ev->type == SL_ETCD_DELETE)
+                ed_reg_delete(&s->reg, ev->kv.key);
+            else if (ed_reg_put(&s->reg, &ev->kv) != SL_OK)
+                sl_log_error(COMP, "out of memory applying an etcd event", "key=%s", sl_log_q(ev->kv.key));
+        }
+        sl_counter_add(s->c_etcd_events, b->n_events);
+        sl_gauge_set(s->g_etcd_revision, (double)b->revision);
+        for (ed_entry *e = s->head; e; e = e->next) {
+            bool touched = was_failed;
+            for (size_t i = 0; i < b->n_events && !touched; i++)
+                touched = etcd_under(e, b->events[i].kv.key);
+            if (touched)
+                etcd_refresh(s, e);
+        }
+        break;
+    }
+    ed_etcd_batch_free(b);
+}
+
+static void drop_etcd(void *ud)
+{
+    ed_etcd_batch_free(ud);
+}
+
+/* On the etcd thread: hand the step to the loop. */
+static void on_etcd(ed_etcd_batch *b, void *ud)
+{
+    ed_service *s = ud;
+    b->owner = s;
+    if (atomic_load(&s->stop) || sl_loop_post(s->loop, s, apply_etcd, drop_etcd, b) != SL_OK)
+        ed_etcd_batch_free(b);
+}
+
+/* ---- the config bucket: dns and etcd Upstreams ------------------------------------ */
 
 static int64_t duration_ms(const Google__Protobuf__Duration *d)
 {
     return d ? d->seconds * 1000 + d->nanos / 1000000 : 0;
 }
 
-/* The Upstream is of type dns now (u) or not (u NULL: deleted, or another type). */
+/* e is followed in etcd under prefix (a change of prefix reads it again). */
+static void etcd_set(ed_service *s, ed_entry *e, const char *prefix)
+{
+    size_t len = strlen(prefix);
+    char *p;
+    if (e->etcd && strlen(e->prefix) == len + 1 && !strncmp(e->prefix, prefix, len))
+        return;
+    if (asprintf(&p, "%s/", prefix) < 0)
+        return;
+    free(e->prefix);
+    e->prefix = p;
+    if (!e->etcd)
+        s->n_etcd++;
+    e->etcd = true;
+    sl_log_info(COMP, "upstream followed in etcd", "upstream=%s prefix=%s", e->key, sl_log_q(p));
+    etcd_refresh(s, e);
+}
+
+/* The Upstream is of type dns or etcd now (u), or not (u NULL: deleted, or
+ * another type). */
 static void upstream_set(ed_service *s, const char *ns, const char *name, const Sluice__V1__Upstream *u)
 {
     const Sluice__V1__UpstreamSpec *sp = u ? u->spec : NULL;
     const Sluice__V1__DnsUpstreamSpec *d =
-        sp && sp->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_DNS ? sp->dns : NULL;
+        sp && sp->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_DNS && sp->dns->name[0] ? sp->dns
+                                                                                                          : NULL;
+    const Sluice__V1__EtcdUpstreamSpec *et =
+        sp && sp->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_ETCD && sp->etcd->prefix[0] &&
+                sp->etcd->prefix[strlen(sp->etcd->prefix) - 1] != '/' /* the translator refuses it */
+            ? sp->etcd
+            : NULL;
     char key[SL_RESOURCE_KEY_MAX];
     snprintf(key, sizeof key, "%s.%s", ns, name);
-    ed_entry *e = d ? entry_get(s, ns, name) : entry_find(s, key);
+    ed_entry *e = d || et ? entry_get(s, ns, name) : entry_find(s, key);
     if (!e)
         return;
-    if (!d || !d->name || !d->name[0]) {
-        if (e->dns) {
-            e->dns = false;
-            e->epoch = ++s->epochs;
-            e->inflight = false; /* its result will find another epoch */
-            s->n_dns--;
-            sl_log_info(COMP, "upstream no longer resolved", "upstream=%s", e->key);
-            if (s->loaded)
-                delete_set(s, e);
-            if (e->warning)
-                report(s, e, NULL);
-        }
+    bool followed = e->dns || e->etcd;
+    if (!d && e->dns) {
+        e->dns = false;
+        e->epoch = ++s->epochs;
+        e->inflight = false; /* its result will find another epoch */
+        s->n_dns--;
+        sl_log_info(COMP, "upstream no longer resolved", "upstream=%s", e->key);
+    }
+    if (!et && e->etcd) {
+        e->etcd = false;
+        xfree(&e->prefix);
+        s->n_etcd--;
+        sl_log_info(COMP, "upstream no longer followed in etcd", "upstream=%s", e->key);
+    }
+    if (!d && !et) {
+        if (followed && s->loaded)
+            delete_set(s, e);
+        if (followed && e->warning)
+            report(s, e, NULL);
         entry_maybe_drop(s, e);
+        return;
+    }
+    if (et) {
+        etcd_set(s, e, et->prefix);
         return;
     }
     int respect = sp->respect_dns_ttl ? (sp->respect_dns_ttl->value ? 1 : 0) : -1;
@@ -627,7 +902,7 @@ static void on_config_entry(sl_kv_watch *w, const sl_kv_entry *ke, void *ud)
     }
     upstream_set(s, id.ns, id.name, (const Sluice__V1__Upstream *)pm);
     sl_arena_reset(&s->arena);
-    sl_gauge_set(s->g_upstreams, (double)s->n_dns);
+    sl_gauge_set(s->g_upstreams, (double)(s->n_dns + s->n_etcd));
 }
 
 static void on_endpoints_entry(sl_kv_watch *w, const sl_kv_entry *ke, void *ud)
@@ -655,14 +930,16 @@ static void on_initial(sl_kv_watch *w, void *ud)
     s->loaded = true;
     for (ed_entry *e = s->head, *nx; e; e = nx) {
         nx = e->next;
-        if (!e->dns && e->stored && e->stored_dns) {
+        if (!e->dns && !e->etcd && e->stored && e->stored_ours) {
             delete_set(s, e);
             removed++;
             entry_maybe_drop(s, e);
         }
     }
-    sl_log_info(COMP, "initial values loaded", "dns_upstreams=%zu orphans_removed=%zu", s->n_dns, removed);
+    sl_log_info(COMP, "initial values loaded", "dns_upstreams=%zu etcd_upstreams=%zu orphans_removed=%zu", s->n_dns,
+                s->n_etcd, removed);
     sl_service_set_ready(s->svc, true);
+    etcd_refresh_all(s);
     tick(s);
 }
 
@@ -698,7 +975,13 @@ static sl_status register_metrics(ed_service *s)
         (rc = sl_metrics_counter(&s->c_reports, reg, "sluice_endpoint_discovery_reports_total",
                                  "Warning reports published and withdrawn.")) != SL_OK ||
         (rc = sl_metrics_gauge(&s->g_upstreams, reg, "sluice_endpoint_discovery_upstreams",
-                               "Upstreams of type dns followed.")) != SL_OK)
+                               "Upstreams of type dns and etcd followed.")) != SL_OK ||
+        (rc = sl_metrics_counter(&s->c_etcd_events, reg, "sluice_endpoint_discovery_etcd_events_total",
+                                 "etcd registry changes applied (puts and deletes).")) != SL_OK ||
+        (rc = sl_metrics_counter(&s->c_etcd_failures, reg, "sluice_endpoint_discovery_etcd_failures_total",
+                                 "Times the etcd source failed (endpoints kept).")) != SL_OK ||
+        (rc = sl_metrics_gauge(&s->g_etcd_revision, reg, "sluice_endpoint_discovery_etcd_revision",
+                               "The etcd revision the registry copy is at.")) != SL_OK)
         return rc;
     return SL_OK;
 }
@@ -721,6 +1004,10 @@ sl_status ed_service_start(ed_service **out, sl_service *svc, sl_nats *nc, sl_lo
     s->o = *o;
     if (s->o.tick_ms <= 0)
         s->o.tick_ms = 100;
+    if (!s->o.etcd_prefix)
+        s->o.etcd_prefix = "";
+    if (s->o.etcd_timeout_ms <= 0)
+        s->o.etcd_timeout_ms = 5000;
     sl_arena_init(&s->arena, 0);
     snprintf(s->reporter_id, sizeof s->reporter_id, "sluice-endpoint-discovery-%ld", (long)getpid());
     if ((rc = register_metrics(s)) != SL_OK || (rc = sl_dns_resolver_new(&s->dns, &s->o.dns)) != SL_OK)
@@ -737,6 +1024,13 @@ sl_status ed_service_start(ed_service **out, sl_service *svc, sl_nats *nc, sl_lo
     if ((rc = sl_kv_watch_start(&s->w_endpoints, s->kv_endpoints, NULL, loop, &he, s)) != SL_OK ||
         (rc = sl_kv_watch_start(&s->w_config, s->kv_config, &wo, loop, &hc, s)) != SL_OK)
         goto err;
+    if (s->o.etcd_endpoints && s->o.etcd_endpoints[0]) {
+        ed_etcd_opts eo = {.endpoints = s->o.etcd_endpoints, .prefix = s->o.etcd_prefix,
+                           .timeout_ms = s->o.etcd_timeout_ms, .retry_ms = s->o.failure_refresh_ms,
+                           .cb = on_etcd, .ud = s};
+        if ((rc = ed_etcd_start(&s->etcd, &eo)) != SL_OK)
+            goto err;
+    }
     if (pthread_create(&s->ticker, NULL, ticker_main, s) != 0) {
         rc = sl_error_set(SL_ERR_INTERNAL, "cannot start the ticker");
         goto err;
@@ -756,6 +1050,7 @@ void ed_service_free(ed_service *s)
     atomic_store(&s->stop, true);
     if (s->ticker_started)
         pthread_join(s->ticker, NULL);
+    ed_etcd_free(s->etcd); /* steps not applied are dropped (stop is set) */
     sl_kv_watch_free(s->w_config);
     sl_kv_watch_free(s->w_endpoints);
     sl_dns_resolver_free(s->dns); /* pending results are dropped (stop is set) */
@@ -763,6 +1058,7 @@ void ed_service_free(ed_service *s)
     sl_kv_free(s->kv_config);
     sl_kv_free(s->kv_endpoints);
     tdestroy(s->tree, entry_free);
+    ed_reg_free(&s->reg);
     sl_arena_deinit(&s->arena);
     free(s);
 }

@@ -1,5 +1,6 @@
-/* discovery.h - sluice-endpoint-discovery's NATS glue: dns Upstreams in sluice_config -> EndpointSets in
- * sluice_endpoints, re-resolved as their TTLs run out, with Warning reports when the source fails. */
+/* discovery.h - sluice-endpoint-discovery's NATS glue: dns and etcd Upstreams in sluice_config -> EndpointSets
+ * in sluice_endpoints, re-resolved as their TTLs run out or followed as the etcd registry changes, with
+ * Warning reports when a source fails. */
 #ifndef ED_DISCOVERY_H
 #define ED_DISCOVERY_H
 
@@ -20,6 +21,9 @@ typedef struct ed_opts {
     int64_t default_refresh_ms;   /* respectDnsTtl false and no dnsRefreshRate (Envoy's 5 s) */
     int64_t failure_refresh_ms;   /* retry after a failed source (clamped too) */
     int64_t tick_ms;              /* how often due names are looked for (default 100 ms) */
+    const char *etcd_endpoints;   /* "host:port[,...]": the etcd registry; NULL or "": none */
+    const char *etcd_prefix;      /* the keys followed (every etcd Upstream's prefix is under it; "" all) */
+    int64_t etcd_timeout_ms;      /* connect and Range (default 5 s) */
     /* Fencing: asked before every write; false -> nothing is written. NULL: always. */
     bool (*may_write)(void *ud);
     void *may_write_ud;

@@ -1,5 +1,5 @@
-/* sluice-endpoint-discovery: Upstreams of type dns -> their endpoints in the sluice_endpoints bucket,
- * kept current as DNS answers change. See docs/discovery.md. */
+/* sluice-endpoint-discovery: Upstreams of type dns and etcd -> their endpoints in the sluice_endpoints
+ * bucket, kept current as DNS answers and the etcd registry change. See docs/discovery.md. */
 #include <stdio.h>
 #include <string.h>
 
@@ -16,13 +16,17 @@
 
 static const sl_service_info info = {
     "sluice-endpoint-discovery", SLUICE_VERSION,
-    "Resolves Upstreams of type dns (A/AAAA, SRV) into EndpointSets in the endpoints bucket.",
+    "Resolves Upstreams of type dns (A/AAAA, SRV) and follows Upstreams of type etcd\n"
+    "(the naming/endpoints registry under a key prefix) into EndpointSets in the\n"
+    "endpoints bucket.",
     "Each answer is asked again when its TTL runs out (an Upstream's dnsRefreshRate\n"
     "wins unless respectDnsTtl is true), within --min-refresh and --max-refresh. A set\n"
     "is written only when it changed. A DNS server that fails (timeout, SERVFAIL,\n"
     "REFUSED, unreachable) never empties a set: the last endpoints stay and the\n"
     "Upstream gets a Warning, cleared when the server answers again. NXDOMAIN and\n"
-    "NODATA are answers: the set becomes empty, with a Warning."};
+    "NODATA are answers: the set becomes empty, with a Warning. The etcd registry is\n"
+    "read once and then watched from the next revision; an etcd that cannot be\n"
+    "reached keeps the sets as they are, with a Warning."};
 
 static ed_opts opts;
 static const char *dns_servers;
@@ -50,6 +54,16 @@ static const sl_flag own_flags[] = {
      .help = "refresh of an Upstream with respectDnsTtl false and no dnsRefreshRate"},
     {.name = "failure-refresh", .kind = SL_FLAG_DURATION, .target = &opts.failure_refresh_ms, .def = "5s",
      .min = 100, .max = 86400000, .help = "retry after the DNS server failed"},
+    {.name = "etcd-endpoints", .kind = SL_FLAG_STRING, .target = &opts.etcd_endpoints, .def = "",
+     .env = "SLUICE_ETCD_ENDPOINTS", .arg = "HOST:PORT[,...]", .opts = SL_FLAG_EMPTY_OK,
+     .help = "etcd servers holding the registry of etcd Upstreams (\"\": none; such\n"
+             "Upstreams then get a Warning)"},
+    {.name = "etcd-prefix", .kind = SL_FLAG_STRING, .target = &opts.etcd_prefix, .def = "",
+     .env = "SLUICE_ETCD_PREFIX", .arg = "PREFIX", .opts = SL_FLAG_EMPTY_OK,
+     .help = "the keys watched (one watch); every etcd Upstream's prefix must be under it\n"
+             "(\"\": every key)"},
+    {.name = "etcd-timeout", .kind = SL_FLAG_DURATION, .target = &opts.etcd_timeout_ms, .def = "5s", .min = 100,
+     .max = 600000, .help = "connecting to etcd and reading the registry"},
     {.name = "config-bucket", .kind = SL_FLAG_STRING, .target = &opts.config_bucket, .def = SL_BUCKET_CONFIG,
      .env = "SLUICE_CONFIG_BUCKET", .arg = "NAME", .help = "KV bucket of the Upstreams"},
     {.name = "endpoints-bucket", .kind = SL_FLAG_STRING, .target = &opts.endpoints_bucket,
@@ -90,8 +104,8 @@ static void start_discovery(void *ud)
         return;
     }
     sl_gauge_set(m->leader, 1);
-    sl_log_info("discovery", "started", "dns=%s min_refresh_ms=%lld max_refresh_ms=%lld", opts.dns_source,
-                (long long)opts.min_refresh_ms, (long long)opts.max_refresh_ms);
+    sl_log_info("discovery", "started", "dns=%s etcd=%s min_refresh_ms=%lld max_refresh_ms=%lld", opts.dns_source,
+                sl_log_q(opts.etcd_endpoints), (long long)opts.min_refresh_ms, (long long)opts.max_refresh_ms);
 }
 
 static void on_lease_acquired(void *ud)

@@ -1,9 +1,11 @@
-/* sluice-secret-watcher: directories of PEM files and secret YAML -> the
- * sluice_secrets KV. Never logs secret material. See docs/secrets.md. */
+/* sluice-secret-watcher: directories of PEM files and secret YAML, and the
+ * secret API (api.h) -> the sluice_secrets KV. Never logs secret material.
+ * See docs/secrets.md. */
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,13 +14,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "sluice/secrets.h"
 #include "sluice/envelope.h"
 #include "sluice/kinds.h"
 #include "sluice/kv.h"
 #include "sluice/log.h"
 #include "sluice/nats.h"
-#include "sluice/report.h"
 #include "sluice/resource.h"
 #include "sluice/service.h"
 #include "sluice/v1/events.pb-c.h"
@@ -46,6 +48,7 @@ typedef struct watcher {
     size_t n_st, cap_st;
     sl_counter *c_writes, *c_deletes, *c_invalid, *c_syncs;
     sl_gauge *g_secrets;
+    pthread_mutex_t lock; /* the sync and the API's requests, one at a time */
 } watcher;
 
 static stored *find_stored(watcher *w, const char *key, bool create)
@@ -104,15 +107,7 @@ static void report(watcher *w, const char *key, Sluice__V1__Status__State state,
     s->reported = (int)state + 1;
     free(s->reason);
     s->reason = reason ? strdup(reason) : NULL;
-
-    rep_report rr;
-    Sluice__V1__Report *r = rep_report_init(&rr, "secret-watcher", "Secret", id.ns, id.name, state, reason);
-    char subject[SL_RESOURCE_KEY_MAX + 64];
-    sl_envelope_opts o = {.source = info.name};
-    if (sl_resource_subject(subject, sizeof subject, "sluice.report.secret-watcher", "Secret", id.ns, id.name) !=
-            SL_OK ||
-        sl_envelope_publish_pb(w->nc, subject, &r->base, &o) != SL_OK)
-        sl_log_warn("report", "publish failed", "key=%s err=%s", key, sl_log_q(sl_error_msg()));
+    sw_report_publish(w->nc, key, state, reason, false);
 }
 
 static bool our_dir(watcher *w, const char *dir)
@@ -136,20 +131,13 @@ static sl_status load_stored(watcher *w)
         if (strncmp(keys[i], "Secret.", 7) || sl_kv_get(&e, w->kv, keys[i]) != SL_OK)
             continue;
         Sluice__V1__Secret *s = sluice__v1__secret__unpack(NULL, e.len, e.value);
-        bool ours = false;
-        for (size_t j = 0; s && s->metadata && j < s->metadata->n_annotations; j++)
-            if (!strcmp(s->metadata->annotations[j]->key, SEC_DIR_ANNOTATION))
-                ours = our_dir(w, s->metadata->annotations[j]->value);
-        if (ours) {
+        const char *dir = sec_secret_annotation(s, SEC_DIR_ANNOTATION);
+        if (dir && our_dir(w, dir)) {
             stored *st = find_stored(w, keys[i], true);
             if (st)
                 stored_set(st, e.value, e.len);
         }
-        if (s) {
-            if (s->spec && s->spec->kind_case == SLUICE__V1__SECRET_SPEC__KIND_TLS)
-                sec_wipe(s->spec->tls->private_key, strlen(s->spec->tls->private_key));
-            sluice__v1__secret__free_unpacked(s, NULL);
-        }
+        sec_secret_free(s);
         if (e.value)
             sec_wipe((void *)e.value, e.len);
         sl_kv_entry_deinit(&e);
@@ -275,8 +263,9 @@ static int64_t mono_ms(void)
 /* The flags' values; strings belong to the service args. */
 typedef struct sw_opts {
     sl_flag_list dirs;
-    const char *ns, *bucket;
+    const char *ns, *bucket, *queue;
     int64_t debounce_ms, resync_ms;
+    bool no_api;
 } sw_opts;
 
 /* The service's flags and the common ones (see sluice/service.h). */
@@ -294,6 +283,10 @@ static sl_status parse_flags(sl_service_args *args, sw_opts *o, int argc, char *
          .help = "wait this long after the last file event before syncing"},
         {.name = "resync", .kind = SL_FLAG_DURATION, .target = &o->resync_ms, .def = "60s",
          .help = "full rescan period even without events, 0 = never"},
+        {.name = "queue", .kind = SL_FLAG_STRING, .target = &o->queue, .def = "sluice-secret-watcher",
+         .arg = "NAME", .help = "queue group of the secret API"},
+        {.name = "no-api", .kind = SL_FLAG_BOOL, .target = &o->no_api,
+         .help = "do not serve " SW_SUBJECT_APPLY " / " SW_SUBJECT_DELETE},
     };
     return sl_service_args_parse(args, &info, own, sizeof(own) / sizeof(own[0]), argc, argv);
 }
@@ -332,7 +325,10 @@ int main(int argc, char **argv)
     sl_service_args args;
     watcher w = {0};
     sw_opts o = {0};
+    sw_api *api = NULL;
     int code = SL_EXIT_FAILURE, ifd = -1;
+
+    pthread_mutex_init(&w.lock, NULL);
 
     sl_service_args_init(&args);
     if (parse_flags(&args, &o, argc, argv) != SL_OK) {
@@ -386,7 +382,13 @@ int main(int argc, char **argv)
     add_watches(ifd, &w);
     for (size_t i = 0; i < w.n_dirs; i++)
         add_subdir_watches(ifd, w.dirs[i]);
+    pthread_mutex_lock(&w.lock);
     sync_all(&w);
+    pthread_mutex_unlock(&w.lock);
+    if (!o.no_api && sw_api_start(&api, w.nc, w.kv, &w.lock, w.ns, o.queue) != SL_OK) {
+        sl_log_error("main", "secret API", "err=%s", sl_log_q(sl_error_msg()));
+        goto out;
+    }
     sl_service_set_ready(w.svc, true);
     sl_log_info("main", "watching", "dirs=%zu namespace=%s debounce_ms=%" PRId64, w.n_dirs, w.ns, o.debounce_ms);
 
@@ -408,13 +410,16 @@ int main(int argc, char **argv)
             add_watches(ifd, &w); /* a directory may have been re-created */
             for (size_t i = 0; i < w.n_dirs; i++)
                 add_subdir_watches(ifd, w.dirs[i]);
+            pthread_mutex_lock(&w.lock);
             sync_all(&w);
+            pthread_mutex_unlock(&w.lock);
         }
     }
     code = sl_service_wait_stop(w.svc);
     sl_service_set_ready(w.svc, false);
 
 out:
+    sw_api_free(api);
     if (ifd >= 0)
         close(ifd);
     for (size_t i = 0; i < w.n_st; i++) {
@@ -425,5 +430,6 @@ out:
     sl_kv_free(w.kv);
     sl_service_free(w.svc);
     sl_service_args_deinit(&args);
+    pthread_mutex_destroy(&w.lock);
     return code;
 }

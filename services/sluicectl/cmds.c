@@ -79,10 +79,8 @@ static void free_paths(char **p, size_t n)
     free(p);
 }
 
-/* Sends one body to subject and returns the reply (or NULL, printed). */
-static natsMsg *api_request(ctl *c, sl_nats *nc, const char *subject, sl_content_type ct,
-                            const char *proto, const void *data, size_t len, const char *fname,
-                            bool dry_run)
+natsMsg *ctl_api_request(ctl *c, sl_nats *nc, const char *subject, sl_content_type ct, const char *proto,
+                         const void *data, size_t len, const char *fname, bool dry_run)
 {
     natsMsg *m = NULL, *reply = NULL;
     sl_envelope_opts eo = {NULL, "sluicectl", NULL};
@@ -97,7 +95,8 @@ static natsMsg *api_request(ctl *c, sl_nats *nc, const char *subject, sl_content
     natsStatus s = natsConnection_RequestMsg(&reply, sl_nats_conn(nc), m, c->timeout_ms);
     natsMsg_Destroy(m);
     if (s == NATS_NO_RESPONDERS) {
-        fprintf(stderr, "error: nothing answers on %s: is sluice-config-watcher running?\n", subject);
+        fprintf(stderr, "error: nothing answers on %s: is %s running?\n", subject,
+                strncmp(subject, "sluice.api.secret.", 18) == 0 ? "sluice-secret-watcher" : "sluice-config-watcher");
         return NULL;
     }
     if (s != NATS_OK) {
@@ -130,9 +129,7 @@ static void print_warnings(const Sluice__V1__ResourceResult *r)
     fflush(stderr);
 }
 
-/* Prints kubectl-style lines for the results, each followed by its
- * warnings; returns the number rejected. */
-static int print_results(Sluice__V1__ResourceResult **rs, size_t n, bool dry_run, bool deleting)
+int ctl_print_results(Sluice__V1__ResourceResult **rs, size_t n, bool dry_run, bool deleting)
 {
     int bad = 0;
     for (size_t i = 0; i < n; i++) {
@@ -214,27 +211,32 @@ int ctl_cmd_apply(ctl *c, int argc, char **argv)
         sl_content_type ct = pl > 5 && strcmp(paths[i] + pl - 5, ".json") == 0 ? SL_CT_JSON
                                                                                 : SL_CT_YAML;
         const char *fname = strcmp(paths[i], "-") == 0 ? "<stdin>" : paths[i];
-        natsMsg *reply = api_request(c, nc, "sluice.api.apply", ct, NULL, text, len, fname, dry_run);
-        free(text);
+        /* Secrets go to the secret-watcher, never through the config API;
+         * first, so that what refers to them finds them. */
+        ctl_split sp;
+        if (ctl_split_secrets(&sp, text, len, fname) != SL_OK) {
+            fprintf(stderr, "error: %s: out of memory\n", fname);
+            code = 1;
+            ctl_wipe_free(text, len);
+            continue;
+        }
+        if (sp.secrets && ctl_apply_secret_text(c, nc, sp.secrets, sp.len, ct, fname, dry_run) != 0)
+            code = 1;
+        natsMsg *reply = NULL;
+        if (!sp.secrets || sp.config)
+            reply = ctl_api_request(c, nc, "sluice.api.apply", ct, NULL, sp.config ? sp.config : text, len, fname,
+                                    dry_run);
+        bool sent = !sp.secrets || sp.config;
+        ctl_split_deinit(&sp);
+        ctl_wipe_free(text, len);
+        if (!sent)
+            continue;
         if (!reply) {
             code = 1;
             break;
         }
-        Sluice__V1__ApplyResponse *resp = ctl_unpack(
-            &sluice__v1__apply_response__descriptor, natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply));
-        natsMsg_Destroy(reply);
-        if (!resp) {
-            fprintf(stderr, "error: %s: the reply is not an ApplyResponse\n", fname);
+        if (ctl_apply_reply(reply, fname, dry_run) != 0)
             code = 1;
-            continue;
-        }
-        if (resp->error[0]) {
-            fprintf(stderr, "error: %s\n", resp->error);
-            code = 1;
-        }
-        if (print_results(resp->results, resp->n_results, dry_run, false))
-            code = 1;
-        sluice__v1__apply_response__free_unpacked(resp, NULL);
     }
 out:
     free_paths(paths, npaths);
@@ -243,21 +245,43 @@ out:
     return code;
 }
 
-static int delete_reply(natsMsg *reply, bool dry_run)
+/* A reply's request-level error and its results: 0, or 1. */
+static int print_response(const char *error, Sluice__V1__ResourceResult **rs, size_t n, bool dry_run,
+                          bool deleting)
 {
     int code = 0;
+    if (error[0]) {
+        fprintf(stderr, "error: %s\n", error);
+        code = 1;
+    }
+    if (ctl_print_results(rs, n, dry_run, deleting))
+        code = 1;
+    return code;
+}
+
+int ctl_apply_reply(natsMsg *reply, const char *fname, bool dry_run)
+{
+    Sluice__V1__ApplyResponse *resp = ctl_unpack(&sluice__v1__apply_response__descriptor, natsMsg_GetData(reply),
+                                                 (size_t)natsMsg_GetDataLength(reply));
+    natsMsg_Destroy(reply);
+    if (!resp) {
+        fprintf(stderr, "error: %s: the reply is not an ApplyResponse\n", fname);
+        return 1;
+    }
+    int code = print_response(resp->error, resp->results, resp->n_results, dry_run, false);
+    sluice__v1__apply_response__free_unpacked(resp, NULL);
+    return code;
+}
+
+static int delete_reply(natsMsg *reply, bool dry_run)
+{
     Sluice__V1__DeleteResponse *resp = ctl_unpack(
         &sluice__v1__delete_response__descriptor, natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply));
     if (!resp) {
         fprintf(stderr, "error: the reply is not a DeleteResponse\n");
         return 1;
     }
-    if (resp->error[0]) {
-        fprintf(stderr, "error: %s\n", resp->error);
-        code = 1;
-    }
-    if (print_results(resp->results, resp->n_results, dry_run, true))
-        code = 1;
+    int code = print_response(resp->error, resp->results, resp->n_results, dry_run, true);
     sluice__v1__delete_response__free_unpacked(resp, NULL);
     return code;
 }
@@ -312,7 +336,7 @@ int ctl_cmd_delete(ctl *c, int argc, char **argv)
             goto out;
         }
         size_t fl = strlen(file);
-        reply = api_request(c, nc, "sluice.api.delete",
+        reply = ctl_api_request(c, nc, "sluice.api.delete",
                             fl > 5 && strcmp(file + fl - 5, ".json") == 0 ? SL_CT_JSON : SL_CT_YAML,
                             NULL, text, len, file, dry_run);
         free(text);
@@ -330,7 +354,9 @@ int ctl_cmd_delete(ctl *c, int argc, char **argv)
         size_t len = sluice__v1__delete_request__get_packed_size(&req);
         uint8_t *buf = malloc(len ? len : 1);
         sluice__v1__delete_request__pack(&req, buf);
-        reply = api_request(c, nc, "sluice.api.delete", SL_CT_PROTOBUF,
+        /* secrets: the secret-watcher's API (cmds_secret.c) */
+        const char *subject = strcmp(k->bucket, SL_BUCKET_SECRETS) == 0 ? CTL_SECRET_DELETE : "sluice.api.delete";
+        reply = ctl_api_request(c, nc, subject, SL_CT_PROTOBUF,
                             sluice__v1__delete_request__descriptor.name, buf, len, NULL, dry_run);
         free(buf);
     }

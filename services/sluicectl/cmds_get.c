@@ -240,6 +240,9 @@ static void print_table(ctl_item *items, size_t n, bool all_ns)
             } else if (s && s->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_DNS) {
                 type = "DNS";
                 snprintf(details, sizeof(details), "name: %s:%u", s->dns->name, s->dns->port);
+            } else if (s && s->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_ETCD) {
+                type = "etcd";
+                snprintf(details, sizeof(details), "prefix: %s/", s->etcd->prefix);
             } else if (s && s->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_AWS) {
                 type = "AWS";
                 snprintf(details, sizeof(details), "region: %s", s->aws->region);

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sluice/envelope.h"
 #include "sluice/kinds.h"
 #include "sluice/nats.h"
 #include "sluice/pbcheck.h"
@@ -55,6 +56,43 @@ int ctl_load_items(ctl_item **out, size_t *nout, sl_nats *nc, const sl_kind *k, 
                    bool keep_bad);
 /* Frees what ctl_load_items() returned. */
 void ctl_items_free(ctl_item *it, size_t n);
+
+/* Sends one body to subject (headers Sluice-Filename when fname is not
+ * NULL, Sluice-Dry-Run when dry_run) and returns the reply, or NULL after
+ * printing why. Free the reply with natsMsg_Destroy(). */
+natsMsg *ctl_api_request(ctl *c, sl_nats *nc, const char *subject, sl_content_type ct, const char *proto,
+                         const void *data, size_t len, const char *fname, bool dry_run);
+
+/* Prints an ApplyResponse reply (fname names the request in errors) and
+ * destroys it: 0, or 1 when the request failed or a resource was rejected. */
+int ctl_apply_reply(natsMsg *reply, const char *fname, bool dry_run);
+
+/* Prints kubectl-style lines for an apply or delete reply's results, each
+ * followed by its warnings; returns the number rejected. */
+int ctl_print_results(Sluice__V1__ResourceResult **rs, size_t n, bool dry_run, bool deleting);
+
+/* cmds_secret.c: Secrets through the secret-watcher's API. */
+/* The Secret documents of a file's text and the rest, each as a copy of
+ * text with the other documents' lines blanked (line numbers stay). */
+typedef struct ctl_split {
+    char *secrets; /* NULL: no Secret document */
+    char *config;  /* NULL: nothing but Secrets */
+    size_t len;    /* of both */
+} ctl_split;
+/* Splits text (YAML or JSON). When it does not parse, all of it is config. */
+sl_status ctl_split_secrets(ctl_split *out, const char *text, size_t len, const char *fname);
+/* Wipes and frees the copies. */
+void ctl_split_deinit(ctl_split *s);
+/* Wipes n bytes at p (what may hold key material) and frees p. */
+void ctl_wipe_free(void *p, size_t n);
+/* Applies secrets text (YAML or JSON, ct) through sluice.api.secret.apply
+ * and prints the results; 0, or 1 when any was rejected or the request
+ * failed. */
+int ctl_apply_secret_text(ctl *c, sl_nats *nc, const char *text, size_t len, sl_content_type ct, const char *fname,
+                          bool dry_run);
+/* The secret-watcher's delete subject. */
+#define CTL_SECRET_DELETE "sluice.api.secret.delete"
+int ctl_cmd_create(ctl *c, int argc, char **argv);
 
 int ctl_cmd_apply(ctl *c, int argc, char **argv);
 int ctl_cmd_delete(ctl *c, int argc, char **argv);

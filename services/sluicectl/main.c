@@ -18,7 +18,8 @@ static const char usage[] =
     "\n"
     "Commands:\n"
     "  apply -f FILE|DIR|- [--dry-run]          create or update resources (apply API)\n"
-    "  delete KIND NAME [-n NS] | -f FILE        delete resources (apply API)\n"
+    "  delete KIND NAME [-n NS] | -f FILE        delete resources (apply API; secrets: secret API)\n"
+    "  create secret tls|aws|header NAME ...     create a Secret (secret-watcher's API)\n"
     "  get KIND [NAME] [-n NS|-A] [-o table|yaml|json]\n"
     "                                            show stored resources and their status\n"
     "  status [KIND [NAME]] [-n NS|-A] [--watch] show resource status (sluice_status KV)\n"
@@ -31,7 +32,7 @@ static const char usage[] =
     "  version                                   print the version\n"
     "\n"
     "Kinds: gateway (gw), virtualservice (vs), routetable (rt), upstream (us),\n"
-    "       upstreamgroup (ug), settings; plurals work too.\n"
+    "       upstreamgroup (ug), settings, secret (sec, delete only); plurals work too.\n"
     "\n"
     "Global flags go anywhere on the line (--flag value or --flag=value; the\n"
     "command line wins over the environment). 'sluicectl COMMAND --help' shows\n"
@@ -173,6 +174,8 @@ int main(int argc, char **argv)
         code = ctl_cmd_apply(&c, sargc, sargv);
     else if (strcmp(cmd, "delete") == 0)
         code = ctl_cmd_delete(&c, sargc, sargv);
+    else if (strcmp(cmd, "create") == 0)
+        code = ctl_cmd_create(&c, sargc, sargv);
     else if (strcmp(cmd, "get") == 0)
         code = ctl_cmd_get(&c, sargc, sargv);
     else if (strcmp(cmd, "status") == 0)

@@ -30,23 +30,11 @@ static char dir[256], endpoint[64];
 
 static void start_etcd(void)
 {
-    char data[300], curl[64], purl[64], cluster[96], logp[300];
-    snprintf(data, sizeof data, "--data-dir=%s/data", dir);
-    snprintf(curl, sizeof curl, "http://127.0.0.1:%d", client_port);
-    snprintf(purl, sizeof purl, "http://127.0.0.1:%d", peer_port);
-    snprintf(cluster, sizeof cluster, "--initial-cluster=t=%s", purl);
+    char data[300], logp[300];
+    snprintf(data, sizeof data, "%s/data", dir);
     snprintf(logp, sizeof logp, "%s/etcd.log", dir);
-    etcd = fork();
-    assert_true(etcd >= 0);
-    if (etcd == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execlp("etcd", "etcd", "--name=t", data, "--listen-client-urls", curl, "--advertise-client-urls", curl,
-               "--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl, cluster, (char *)NULL);
-        _exit(127);
-    }
+    etcd = harness_start_etcd(client_port, peer_port, data, logp);
+    assert_true(etcd > 0);
 }
 
 static void stop_etcd(int sig)

@@ -659,6 +659,25 @@ pid_t harness_start_dnsmasq(int port, const char *hosts_path, const char *const 
     return pid;
 }
 
+pid_t harness_start_etcd(int client_port, int peer_port, const char *data_dir, const char *log)
+{
+    char data[1100], curl[64], purl[64], cluster[96];
+    pid_t pid;
+    snprintf(data, sizeof data, "--data-dir=%s", data_dir);
+    snprintf(curl, sizeof curl, "http://127.0.0.1:%d", client_port);
+    snprintf(purl, sizeof purl, "http://127.0.0.1:%d", peer_port);
+    snprintf(cluster, sizeof cluster, "--initial-cluster=t=%s", purl);
+    const char *const argv[] = {"etcd", "--name=t", data, "--listen-client-urls", curl, "--advertise-client-urls",
+                                curl, "--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl, cluster,
+                                NULL};
+    pid = harness_spawn(argv, log);
+    if (pid > 0 && harness_wait_tcp(client_port, 20000) != 0) {
+        harness_stop(pid, SIGKILL);
+        pid = -1;
+    }
+    return pid;
+}
+
 const char *harness_nats_url(const harness_nats *h)
 {
     return h->url;

@@ -173,6 +173,13 @@ int harness_http_get(int port, const char *path, char *body, size_t cap);
  * and body) in buf, cut at n. */
 int harness_http(int port, const char *method, const char *path, char *buf, size_t n);
 
+/* Starts etcd (Debian's etcd-server) as a one-member cluster on loopback:
+ * clients on client_port, peers on peer_port, its data in data_dir (a
+ * restart on the same dir keeps keys and revisions), output appended to
+ * log, and waits up to 20 s until it accepts TCP. The pid, or -1 (stopped
+ * again when it did not come up): check it before kill(). */
+pid_t harness_start_etcd(int client_port, int peer_port, const char *data_dir, const char *log);
+
 /* Waits up to ms for 127.0.0.1:port to accept TCP connections: 0, or -1. */
 int harness_wait_tcp(int port, int64_t ms);
 

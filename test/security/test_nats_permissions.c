@@ -172,6 +172,9 @@ static void roles_refused_beyond_their_own(void **state)
         {"client", "_INBOX_sluice-translator.>", 1},                     /* read others' replies */
         {"config-watcher", "sluice.report.>", 1},
         {"xds", "sluice.api.apply", 1},                                  /* answer applies */
+        {"client", "sluice.api.secret.apply", 0},                        /* write secrets */
+        {"config-watcher", "sluice.api.secret.apply", 1},                /* see secrets applied */
+        {"translator", "sluice.api.secret.delete", 1},
     };
     (void)state;
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {

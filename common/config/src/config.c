@@ -52,6 +52,22 @@ static void copy_token(char *dst, size_t n, const char *src)
     snprintf(dst, n, "%s", src ? src : "");
 }
 
+/* A kind of another bucket (Secret, EndpointSet) given to a config source. */
+static void not_config_kind(sl_cfg_res *r)
+{
+    if (strcmp(r->kind->bucket, SL_BUCKET_SECRETS) == 0)
+        sl_diag_add(&r->diag, SL_DIAG_ERROR, r->file, r->line, 0, "kind",
+                    "Secrets are not stored in %s: send them to the secret-watcher "
+                    "(sluice.api.secret.apply; `sluicectl apply` and `sluicectl create secret` do), or put "
+                    "them in its directory",
+                    SL_BUCKET_CONFIG);
+    else
+        sl_diag_add(&r->diag, SL_DIAG_ERROR, r->file, r->line, 0, "kind",
+                    "%s resources are not stored in %s (they belong to %s); this source takes "
+                    "only configuration kinds",
+                    r->kind->kind, SL_BUCKET_CONFIG, r->kind->bucket);
+}
+
 sl_status sl_cfg_set_decode_text(sl_cfg_set *s, const char *data, size_t len,
                                  const char *filename)
 {
@@ -101,6 +117,8 @@ sl_status sl_cfg_set_decode_text(sl_cfg_set *s, const char *data, size_t len,
         if (sl_kind_resolve(&r->kind, av, kd) != SL_OK) {
             sl_diag_add(&r->diag, SL_DIAG_ERROR, filename, r->line, 1, kd ? "kind" : "apiVersion",
                         "%s", sl_error_msg());
+        } else if (strcmp(r->kind->bucket, SL_BUCKET_CONFIG) != 0) {
+            not_config_kind(r); /* not decoded: a Secret's material stays out of diagnostics */
         } else {
             sl_codec_options o = {0};
             o.root_name = r->kind->kind;
@@ -320,10 +338,7 @@ void sl_cfg_check(sl_cfg_res *r)
         return; /* already has an error */
     const char *root = r->kind->kind;
     if (strcmp(r->kind->bucket, SL_BUCKET_CONFIG) != 0) {
-        sl_diag_add(&r->diag, SL_DIAG_ERROR, r->file, r->line, 0, "kind",
-                    "%s resources are not stored in %s (they belong to %s); this source takes "
-                    "only configuration kinds",
-                    root, SL_BUCKET_CONFIG, r->kind->bucket);
+        not_config_kind(r);
         return;
     }
     Sluice__V1__Metadata *md = (Sluice__V1__Metadata *)sl_kind_metadata(r->msg);

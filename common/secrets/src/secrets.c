@@ -223,7 +223,8 @@ static sl_status pack_secret(sec_item *it, const char *name, const char *ns, con
     a[1].key = SEC_DIR_ANNOTATION;
     a[1].value = (char *)dir;
     ap[na++] = &a[0];
-    ap[na++] = &a[1];
+    if (dir)
+        ap[na++] = &a[1];
     for (size_t i = 0; from && i < from->n_annotations && na < 34; i++)
         if (strcmp(from->annotations[i]->key, SEC_SOURCE_ANNOTATION) &&
             strcmp(from->annotations[i]->key, SEC_DIR_ANNOTATION))
@@ -245,55 +246,71 @@ static bool has_suffix(const char *s, const char *suf)
     return a >= b && !strcmp(s + a - b, suf);
 }
 
+void sec_tls_text_deinit(sec_tls_text *t)
+{
+    free_secret_text(t->cert, t->cert_len);
+    free_secret_text(t->key, t->key_len);
+    free_secret_text(t->ca, t->ca_len);
+    memset(t, 0, sizeof *t);
+}
+
+sl_status sec_tls_read(sec_tls_text *t, const char *crt, const char *keyf, const char *caf, bool ca_if_exists,
+                       const char **bad, char *why, size_t wn)
+{
+    memset(t, 0, sizeof *t);
+    *bad = crt;
+    if (read_all(&t->cert, &t->cert_len, crt, why, wn) != SL_OK)
+        goto err;
+    *bad = keyf;
+    if (read_all(&t->key, &t->key_len, keyf, why, wn) != SL_OK)
+        goto err;
+    *bad = caf;
+    if (caf && (!ca_if_exists || access(caf, F_OK) == 0) && read_all(&t->ca, &t->ca_len, caf, why, wn) != SL_OK)
+        goto err;
+    if (sec_check_tls(t->cert, t->cert_len, t->key, t->key_len, t->ca, t->ca_len, why, wn) != SL_OK) {
+        *bad = strstr(why, "private key:") == why ? keyf : strstr(why, "CA") == why ? caf : crt;
+        goto err;
+    }
+    *bad = NULL;
+    return SL_OK;
+err:
+    sec_tls_text_deinit(t);
+    return SL_ERR_INVALID;
+}
+
 /* A tls Secret from cert, key and optional CA files. */
 static void tls_from_files(sec_set *out, const char *dir, const char *ns, const char *name, const char *label,
                            const char *crt, const char *keyf, const char *caf)
 {
     char key[SL_RESOURCE_KEY_MAX], why[512];
-    char *c = NULL, *k = NULL, *ca = NULL;
-    size_t cl = 0, kl = 0, cal = 0;
+    const char *bad = NULL;
+    sec_tls_text t;
     if (sl_kind_key(key, sizeof key, sl_kind_by_name("Secret"), ns, name) != SL_OK) {
         item_error(out, "", label, "%s", sl_error_msg());
         return;
     }
-    if (read_all(&c, &cl, crt, why, sizeof why) != SL_OK) {
-        item_error(out, key, crt, "%s", why);
-        goto out;
-    }
-    if (access(keyf, F_OK) != 0) {
+    if (access(crt, F_OK) == 0 && access(keyf, F_OK) != 0) {
         item_error(out, key, crt, "no matching key file %s", keyf);
-        goto out;
+        return;
     }
-    if (read_all(&k, &kl, keyf, why, sizeof why) != SL_OK) {
-        item_error(out, key, keyf, "%s", why);
-        goto out;
-    }
-    if (caf && access(caf, F_OK) == 0 && read_all(&ca, &cal, caf, why, sizeof why) != SL_OK) {
-        item_error(out, key, caf, "%s", why);
-        goto out;
-    }
-    if (sec_check_tls(c, cl, k, kl, ca, cal, why, sizeof why) != SL_OK) {
-        item_error(out, key, strstr(why, "private key:") == why ? keyf : strstr(why, "CA") == why ? caf : crt,
-                   "%s", why);
-        goto out;
+    if (sec_tls_read(&t, crt, keyf, caf, true, &bad, why, sizeof why) != SL_OK) {
+        item_error(out, key, bad, "%s", why);
+        return;
     }
     Sluice__V1__SecretSpec spec = SLUICE__V1__SECRET_SPEC__INIT;
     Sluice__V1__TlsSecret tls = SLUICE__V1__TLS_SECRET__INIT;
-    tls.cert_chain = c;
-    tls.private_key = k;
-    tls.root_ca = ca ? ca : "";
+    tls.cert_chain = t.cert;
+    tls.private_key = t.key;
+    tls.root_ca = t.ca ? t.ca : "";
     spec.kind_case = SLUICE__V1__SECRET_SPEC__KIND_TLS;
     spec.tls = &tls;
     sec_item *it = add_item(out, key, label);
     if (it && pack_secret(it, name, ns, dir, label, &spec, NULL) != SL_OK)
         it->error = strdup("out of memory");
-out:
-    free_secret_text(c, cl);
-    free_secret_text(k, kl);
-    free_secret_text(ca, cal);
+    sec_tls_text_deinit(&t);
 }
 
-static sl_status check_spec(const Sluice__V1__SecretSpec *spec, char *why, size_t wn)
+sl_status sec_check_spec(const Sluice__V1__SecretSpec *spec, char *why, size_t wn)
 {
     if (!spec || spec->kind_case == SLUICE__V1__SECRET_SPEC__KIND__NOT_SET) {
         snprintf(why, wn, "secret has no tls, aws or header material");
@@ -361,19 +378,99 @@ static void redact_quoted(char *buf, size_t n, const char *msg)
     buf[o < n ? o : n - 1] = 0;
 }
 
-static void yaml_file(sec_set *out, const char *dir, const char *ns, const char *path)
+/* Stores a decoded spec (checked) as the secret name/ns of src. */
+static void add_spec(sec_set *out, const char *key, const char *where, const char *name, const char *ns,
+                     const Sluice__V1__SecretSpec *spec, const Sluice__V1__Metadata *md, const sec_source *src)
 {
-    char *text = NULL, why[512];
-    size_t len = 0;
-    sl_codec_stream *st = NULL;
-    if (read_all(&text, &len, path, why, sizeof why) != SL_OK) {
-        item_error(out, "", path, "%s", why);
+    char why[512];
+    if (sec_check_spec(spec, why, sizeof why) != SL_OK) {
+        item_error(out, key, where, "%s", why);
         return;
     }
-    if (sl_codec_stream_new(&st, text, len, path) != SL_OK) {
-        item_error(out, "", path, "%s", "cannot parse");
-        free_secret_text(text, len);
+    sec_item *it = add_item(out, key, src->source);
+    if (it && pack_secret(it, name, ns, src->dir, src->source, (Sluice__V1__SecretSpec *)spec, md) != SL_OK)
+        it->error = strdup("out of memory");
+}
+
+/* Wipes the key material of a decoded spec before it is freed. */
+static void wipe_spec(Sluice__V1__SecretSpec *spec)
+{
+    if (spec && spec->kind_case == SLUICE__V1__SECRET_SPEC__KIND_TLS)
+        sec_wipe(spec->tls->private_key, strlen(spec->tls->private_key));
+    else if (spec && spec->kind_case == SLUICE__V1__SECRET_SPEC__KIND_AWS)
+        sec_wipe(spec->aws->secret_key, strlen(spec->aws->secret_key));
+}
+
+void sec_secret_free(Sluice__V1__Secret *s)
+{
+    if (!s)
         return;
+    wipe_spec(s->spec);
+    sluice__v1__secret__free_unpacked(s, NULL);
+}
+
+const char *sec_secret_annotation(const Sluice__V1__Secret *s, const char *key)
+{
+    for (size_t i = 0; s && s->metadata && i < s->metadata->n_annotations; i++)
+        if (!strcmp(s->metadata->annotations[i]->key, key))
+            return s->metadata->annotations[i]->value;
+    return NULL;
+}
+
+/* One Secret document, in Sluice's layout (spec: {tls: ...}) or Gloo's
+ * (tls: ... beside metadata). */
+static void secret_doc(sec_set *out, const sl_codec_doc *doc, const char *where, const sec_source *src)
+{
+    char why[512], key[SL_RESOURCE_KEY_MAX];
+    const char *name = sl_codec_doc_scalar(doc, "metadata.name");
+    const char *dns = sl_codec_doc_scalar(doc, "metadata.namespace");
+    if (!dns || !dns[0])
+        dns = src->ns;
+    if (sl_kind_key(key, sizeof key, sl_kind_by_name("Secret"), dns, name ? name : "") != SL_OK) {
+        redact_quoted(why, sizeof why, sl_error_msg());
+        item_error(out, "", where, "%s", why);
+        return;
+    }
+    static const char *const ign[] = {"apiVersion", "kind", NULL};
+    static const char *const ign_gloo[] = {"apiVersion", "kind", "metadata", NULL};
+    sl_codec_options o = {.root_name = "Secret", .ignore_keys = ign};
+    ProtobufCMessage *m = NULL, *spec_m = NULL;
+    sl_diag d1, d2;
+    sl_diag_init(&d1);
+    sl_diag_init(&d2);
+    Sluice__V1__SecretSpec *spec = NULL;
+    const Sluice__V1__Metadata *md = NULL;
+    if (sl_codec_decode_doc(&m, &sluice__v1__secret__descriptor, doc, &o, &d1) == SL_OK) {
+        spec = ((Sluice__V1__Secret *)m)->spec;
+        md = ((Sluice__V1__Secret *)m)->metadata;
+    } else {
+        sl_codec_options o2 = {.root_name = "Secret", .ignore_keys = ign_gloo};
+        if (sl_codec_decode_doc(&spec_m, &sluice__v1__secret_spec__descriptor, doc, &o2, &d2) == SL_OK)
+            spec = (Sluice__V1__SecretSpec *)spec_m;
+    }
+    if (!m && !spec_m) {
+        bool gloo = sl_codec_doc_scalar(doc, "tls.certChain") || sl_codec_doc_scalar(doc, "aws.accessKey");
+        diag_text(why, sizeof why, gloo ? &d2 : &d1);
+        item_error(out, key, where, "%s", why);
+    } else {
+        add_spec(out, key, where, name, dns, spec, md, src);
+    }
+    sl_diag_deinit(&d1);
+    sl_diag_deinit(&d2);
+    wipe_spec(spec); /* decoded material: wipe before freeing */
+    if (m)
+        protobuf_c_message_free_unpacked(m, NULL);
+    if (spec_m)
+        protobuf_c_message_free_unpacked(spec_m, NULL);
+}
+
+sl_status sec_parse_text(sec_set *out, const char *text, size_t len, const sec_source *src)
+{
+    char why[512];
+    sl_codec_stream *st = NULL;
+    if (sl_codec_stream_new(&st, text, len, src->label) != SL_OK) {
+        item_error(out, "", src->label, "%s", "cannot parse");
+        return SL_ERR_PARSE;
     }
     for (;;) {
         sl_codec_doc *doc = NULL;
@@ -382,7 +479,7 @@ static void yaml_file(sec_set *out, const char *dir, const char *ns, const char 
         sl_status rc = sl_codec_stream_next(st, &doc, &d);
         if (rc != SL_OK) {
             diag_text(why, sizeof why, &d);
-            item_error(out, "", path, "%s", why);
+            item_error(out, "", src->label, "%s", why);
             sl_diag_deinit(&d);
             if (rc == SL_ERR_PARSE && !doc)
                 continue; /* the stream ends by itself after a syntax error */
@@ -397,65 +494,41 @@ static void yaml_file(sec_set *out, const char *dir, const char *ns, const char 
         }
         const char *kind = sl_codec_doc_scalar(doc, "kind");
         char where[1100];
-        snprintf(where, sizeof where, "%s:%u", path, sl_codec_doc_line(doc));
-        if (!kind || strcmp(kind, "Secret") != 0) {
-            sl_codec_doc_free(doc);
-            continue; /* not a secret: not ours */
-        }
-        const char *name = sl_codec_doc_scalar(doc, "metadata.name");
-        const char *dns = sl_codec_doc_scalar(doc, "metadata.namespace");
-        if (!dns || !dns[0])
-            dns = ns;
-        char key[SL_RESOURCE_KEY_MAX];
-        if (sl_kind_key(key, sizeof key, sl_kind_by_name("Secret"), dns, name ? name : "") != SL_OK) {
-            redact_quoted(why, sizeof why, sl_error_msg());
-            item_error(out, "", where, "%s", why);
-            sl_codec_doc_free(doc);
-            continue;
-        }
-        static const char *const ign[] = {"apiVersion", "kind", NULL};
-        static const char *const ign_gloo[] = {"apiVersion", "kind", "metadata", NULL};
-        sl_codec_options o = {.root_name = "Secret", .ignore_keys = ign};
-        ProtobufCMessage *m = NULL, *spec_m = NULL;
-        sl_diag d1, d2;
-        sl_diag_init(&d1);
-        sl_diag_init(&d2);
-        Sluice__V1__SecretSpec *spec = NULL;
-        const Sluice__V1__Metadata *md = NULL;
-        if (sl_codec_decode_doc(&m, &sluice__v1__secret__descriptor, doc, &o, &d1) == SL_OK) {
-            spec = ((Sluice__V1__Secret *)m)->spec;
-            md = ((Sluice__V1__Secret *)m)->metadata;
-        } else {
-            sl_codec_options o2 = {.root_name = "Secret", .ignore_keys = ign_gloo};
-            if (sl_codec_decode_doc(&spec_m, &sluice__v1__secret_spec__descriptor, doc, &o2, &d2) == SL_OK)
-                spec = (Sluice__V1__SecretSpec *)spec_m;
-        }
-        if (!m && !spec_m) {
-            bool gloo = sl_codec_doc_scalar(doc, "tls.certChain") || sl_codec_doc_scalar(doc, "aws.accessKey");
-            diag_text(why, sizeof why, gloo ? &d2 : &d1);
-            item_error(out, key, where, "%s", why);
-        } else if (check_spec(spec, why, sizeof why) != SL_OK) {
-            item_error(out, key, where, "%s", why);
-        } else {
-            sec_item *it = add_item(out, key, path);
-            if (it && pack_secret(it, name, dns, dir, path, spec, md) != SL_OK)
-                it->error = strdup("out of memory");
-        }
-        sl_diag_deinit(&d1);
-        sl_diag_deinit(&d2);
-        /* decoded material: wipe before freeing */
-        if (spec && spec->kind_case == SLUICE__V1__SECRET_SPEC__KIND_TLS) {
-            sec_wipe(spec->tls->private_key, strlen(spec->tls->private_key));
-        } else if (spec && spec->kind_case == SLUICE__V1__SECRET_SPEC__KIND_AWS) {
-            sec_wipe(spec->aws->secret_key, strlen(spec->aws->secret_key));
-        }
-        if (m)
-            protobuf_c_message_free_unpacked(m, NULL);
-        if (spec_m)
-            protobuf_c_message_free_unpacked(spec_m, NULL);
+        snprintf(where, sizeof where, "%s:%u", src->label, sl_codec_doc_line(doc));
+        if (kind && !strcmp(kind, "Secret"))
+            secret_doc(out, doc, where, src);
+        else if (src->only_secrets) /* the kind is a scalar the user wrote: no material */
+            item_error(out, "", where, "%s", "only Secret documents are taken here");
         sl_codec_doc_free(doc);
     }
     sl_codec_stream_free(st);
+    return SL_OK;
+}
+
+void sec_add_message(sec_set *out, const Sluice__V1__Secret *s, const char *where, const sec_source *src)
+{
+    char key[SL_RESOURCE_KEY_MAX], why[512];
+    const Sluice__V1__Metadata *md = s->metadata;
+    const char *name = md && md->name ? md->name : "";
+    const char *ns = md && md->namespace_ && md->namespace_[0] ? md->namespace_ : src->ns;
+    if (sl_kind_key(key, sizeof key, sl_kind_by_name("Secret"), ns, name) != SL_OK) {
+        redact_quoted(why, sizeof why, sl_error_msg());
+        item_error(out, "", where, "%s", why);
+        return;
+    }
+    add_spec(out, key, where, name, ns, s->spec, md, src);
+}
+
+static void yaml_file(sec_set *out, const char *dir, const char *ns, const char *path)
+{
+    char *text = NULL, why[512];
+    size_t len = 0;
+    if (read_all(&text, &len, path, why, sizeof why) != SL_OK) {
+        item_error(out, "", path, "%s", why);
+        return;
+    }
+    const sec_source src = {.label = path, .ns = ns, .dir = dir, .source = path};
+    sec_parse_text(out, text, len, &src);
     free_secret_text(text, len);
 }
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "sluice/upstreams.h"
 #include "translate_internal.h"
 
 /* Builds the cluster (and its CLA when EDS) of an upstream. */
@@ -33,7 +34,12 @@ tr_up_out tr_build_upstream(tr_ctx *tx, const Sluice__V1__Upstream *up, const Sl
     }
     tr_check_fields(tx, &tx->supported, &spec->base, "spec");
 
-    if (eps || spec->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_DNS) {
+    if (spec->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_ETCD &&
+        (!spec->etcd->prefix[0] || spec->etcd->prefix[strlen(spec->etcd->prefix) - 1] == '/'))
+        tr_error(tx, "spec.etcd.prefix: the key prefix the service's endpoints register under is required, "
+                     "without a trailing \"/\" (\"%s\")",
+                 spec->etcd->prefix);
+    if (eps || sl_upstream_spec_discovered(spec)) {
         eds = true;
         tr_cla_from_endpoint_set(tx, cla, eps, spec, ns, up->metadata->name);
     } else if (spec->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_STATIC) {
@@ -51,7 +57,7 @@ tr_up_out tr_build_upstream(tr_ctx *tx, const Sluice__V1__Upstream *up, const Sl
             c->load_assignment = cla;
         }
     } else if (spec->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE__NOT_SET) {
-        tr_error(tx, "spec: one of static, dns or aws is required");
+        tr_error(tx, "spec: one of static, dns, etcd or aws is required");
     }
     /* aws: the aws plugin sets the cluster up */
     if (eds) {

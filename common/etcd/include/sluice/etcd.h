@@ -102,17 +102,46 @@ void sl_etcd_watch_free(sl_etcd_watch *w);
 
 /* ---- the naming/endpoints registry convention (pure, no network) ------ */
 
+/* Health an endpoint declares in its Metadata ("health"). */
+typedef enum sl_etcd_health {
+    SL_ETCD_HEALTH_UNKNOWN = 0, /* not said: the proxy's own checks decide */
+    SL_ETCD_HEALTH_HEALTHY = 1,
+    SL_ETCD_HEALTH_UNHEALTHY = 2,
+    SL_ETCD_HEALTH_DRAINING = 3,
+} sl_etcd_health;
+
+#define SL_ETCD_MAX_LABELS 64
+
 /* One endpoint of a registry value. */
 typedef struct sl_etcd_endpoint {
     char address[256]; /* host or IP address, without brackets */
     uint16_t port;
     char *metadata;    /* the Metadata value as compact JSON (malloc'd), or NULL when absent or null */
+    /* What Sluice reads from a Metadata object (every member optional):
+     *   {"weight": 1..4294967295, "priority": 0..127,
+     *    "health": "healthy" | "unhealthy" | "draining" | "unknown",
+     *    "region": "...", "zone": "...", "subZone": "..."
+     *      (or the same three inside "locality": {...}),
+     *    "labels": {"version": "v2", ...}}
+     * Other members are the application's and are left alone; so is a
+     * Metadata that is not an object (gRPC-Go's is any value). */
+    uint32_t weight;   /* 0: not given */
+    uint32_t priority;
+    sl_etcd_health health;
+    char *region, *zone, *sub_zone; /* malloc'd, or NULL */
+    size_t n_labels;
+    char **label_keys, **label_values; /* malloc'd, n_labels each, sorted by key */
+    /* A member above with the wrong type or range: what and where
+     * ("Metadata.weight: want an integer from 1 to 4294967295"), the first
+     * one found (the member is then not used; the endpoint still is).
+     * Empty when everything was understood. */
+    char warning[256];
 } sl_etcd_endpoint;
 
 /* Parses a registry value: a JSON object {"Addr": "host:port" (or
  * "[v6]:port"), "Metadata": any}. The key's last segment is not used.
  * SL_ERR_PARSE with context naming what is wrong (not JSON, no Addr, a bad
- * port). Free metadata with sl_etcd_endpoint_deinit(). At most 64 KiB. */
+ * port). Free with sl_etcd_endpoint_deinit(). At most 64 KiB. */
 sl_status sl_etcd_parse_endpoint(sl_etcd_endpoint *out, const uint8_t *value, size_t len);
 
 /* Frees what out holds and zeroes it. */

@@ -33,6 +33,7 @@
 #include "envoy/extensions/filters/http/grpc_json_transcoder/v3/transcoder.pb-c.h"
 #include "google/api/http.pb-c.h"
 #include "google/protobuf/descriptor.pb-c.h"
+#include "sluice/upstreams.h"
 
 #define TRANSCODER "envoy.filters.http.grpc_json_transcoder"
 #define HTTP_RULE_EXTENSION 72295728u /* google.api.http on MethodOptions */
@@ -41,16 +42,6 @@
 static const char *const fields[] = {"DestinationSpec.rest", "DestinationSpec.grpc", NULL};
 extern const sl_tr_plugin sl_tr_plugin_transcoder;
 
-static const Sluice__V1__ServiceSpec *service_spec(const Sluice__V1__Upstream *up)
-{
-    if (!up || !up->spec)
-        return NULL;
-    if (up->spec->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_STATIC)
-        return up->spec->static_->service_spec;
-    if (up->spec->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_DNS)
-        return up->spec->dns->service_spec;
-    return NULL;
-}
 
 /* ---- parameters --------------------------------------------------------- */
 
@@ -428,11 +419,12 @@ typedef struct rest_call {
 /* The template of the function the route calls, or NULL (reported). */
 static const Sluice__V1__TransformationTemplate *rest_template(tr_ctx *tx, const tr_route_in *in, rest_call *c)
 {
-    const Sluice__V1__ServiceSpec *ss = service_spec(in->upstream);
+    const Sluice__V1__ServiceSpec *ss = sl_upstream_service_spec(in->upstream);
     const Sluice__V1__TransformationTemplate *t = NULL;
     if (!ss || ss->plugin_type_case != SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_REST) {
         tr_error(tx, "%s: upstream %s.%s has no REST functions (spec.static.serviceSpec.rest or "
-                     "spec.dns.serviceSpec.rest)", c->path, c->up->metadata->namespace_, c->up->metadata->name);
+                     "spec.dns.serviceSpec.rest or spec.etcd.serviceSpec.rest)",
+                 c->path, c->up->metadata->namespace_, c->up->metadata->name);
         return NULL;
     }
     for (size_t i = 0; i < ss->rest->n_transformations; i++)
@@ -752,7 +744,7 @@ static void set_http_option(tr_ctx *tx, Google__Protobuf__MethodDescriptorProto 
 static void grpc(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
 {
     const Sluice__V1__GrpcDestinationSpec *d = in->dest_spec->grpc;
-    const Sluice__V1__ServiceSpec *ss = service_spec(in->upstream);
+    const Sluice__V1__ServiceSpec *ss = sl_upstream_service_spec(in->upstream);
     const Sluice__V1__Upstream *up = in->upstream;
     const Sluice__V1__Matcher *m = in->matcher;
     const char *path = tr_printf(tx, "%s.routeAction.single.destinationSpec.grpc", in->route_path);

@@ -5,7 +5,7 @@
 
 /* Fields the core itself implements (cluster.c, endpoint.c). */
 static const char *const core_fields[] = {
-    "UpstreamSpec.static", "UpstreamSpec.dns", "UpstreamSpec.discovery_metadata", NULL,
+    "UpstreamSpec.static", "UpstreamSpec.dns", "UpstreamSpec.etcd", "UpstreamSpec.discovery_metadata", NULL,
 };
 static const sl_tr_plugin core = {.name = "core", .fields = core_fields};
 

@@ -9,6 +9,7 @@
 
 #include "../plugin.h"
 #include "envoy/extensions/filters/http/grpc_json_transcoder/v3/transcoder.pb-c.h"
+#include "sluice/upstreams.h"
 
 #define TRANSCODER "envoy.filters.http.grpc_json_transcoder"
 
@@ -61,13 +62,7 @@ config(tr_ctx *tx, const Sluice__V1__GrpcJsonTranscoder *g, const char *path)
 
 static const Sluice__V1__GrpcJsonTranscoder *upstream_transcoder(const Sluice__V1__Upstream *up)
 {
-    const Sluice__V1__ServiceSpec *ss = NULL;
-    if (!up || !up->spec)
-        return NULL;
-    if (up->spec->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_STATIC)
-        ss = up->spec->static_->service_spec;
-    else if (up->spec->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_DNS)
-        ss = up->spec->dns->service_spec;
+    const Sluice__V1__ServiceSpec *ss = sl_upstream_service_spec(up);
     return ss && ss->plugin_type_case == SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_GRPC_JSON_TRANSCODER
                ? ss->grpc_json_transcoder
                : NULL;

@@ -8,6 +8,7 @@
 
 #include "../plugin.h"
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb-c.h"
+#include "sluice/upstreams.h"
 
 static const char *const fields[] = {
     "UpstreamSpec.circuit_breakers",       "UpstreamSpec.outlier_detection",
@@ -309,10 +310,10 @@ static void cluster(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c)
     const Sluice__V1__UpstreamSpec *s = in->up->spec;
     const Sluice__V1__SettingsSpec *st = tr_settings(tx);
     const Sluice__V1__ConnectionConfig *cc = s->connection_config;
+    const Sluice__V1__ServiceSpec *ss = sl_upstream_service_spec(in->up);
     bool http2 = (s->use_http2 && s->use_http2->value) ||
-                 (s->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_STATIC && s->static_->service_spec &&
-                  (s->static_->service_spec->plugin_type_case == SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_GRPC ||
-                   s->static_->service_spec->plugin_type_case == SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_GRPC_JSON_TRANSCODER));
+                 (ss && (ss->plugin_type_case == SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_GRPC ||
+                         ss->plugin_type_case == SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_GRPC_JSON_TRANSCODER));
     Envoy__Config__Core__V3__HttpProtocolOptions *common = NULL;
 
     if (s->circuit_breakers)

@@ -7,6 +7,7 @@
 
 #include "../plugin.h"
 #include "envoy/config/grpc_credential/v3/file_based_metadata.pb-c.h"
+#include "sluice/upstreams.h"
 
 #define SDS_DEFAULT_CLUSTER "gateway_proxy_sds" /* Gloo's */
 #define FILE_METADATA_PLUGIN "envoy.grpc_credentials.file_based_metadata"
@@ -189,10 +190,9 @@ static void cluster(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c)
             sni = st->hosts[0]->sni_addr[0] ? st->hosts[0]->sni_addr : st->hosts[0]->addr;
         else if (st->n_hosts && st->hosts[0]->sni_addr[0])
             sni = st->hosts[0]->sni_addr;
-    } else if (s->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_DNS && s->dns->use_tls &&
-               s->dns->use_tls->value) {
-        tls = true;
-        if (!s->dns->srv)
+    } else if (sl_upstream_spec_use_tls(s) && sl_upstream_spec_use_tls(s)->value) {
+        tls = true; /* dns, etcd: a name's SNI is the name; an SRV name or a registry has none */
+        if (s->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_DNS && !s->dns->srv)
             sni = s->dns->name;
     }
     if (!tls || s->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_AWS)

@@ -1,0 +1,402 @@
+/* cmds_secret.c - Secrets through the secret-watcher's API
+ * (sluice.api.secret.apply / .delete): `create secret tls|aws|header`,
+ * the Secret documents of `apply -f`, and `delete secret NAME`. Secrets
+ * never pass through the config API or sluice_config. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "sluice/codec.h"
+#include "sluice/file.h"
+#include "sluice/secrets.h"
+#include "sluice/v1/secret.pb-c.h"
+
+#define SUBJECT_APPLY "sluice.api.secret.apply"
+
+void ctl_wipe_free(void *p, size_t n)
+{
+    if (p)
+        sec_wipe(p, n);
+    free(p);
+}
+
+/* ---- apply -f: the Secret documents of a file --------------------------- */
+
+/* A YAML document marker line ("---" or "..." then a blank or the end). */
+static bool doc_marker(const char *p, const char *end)
+{
+    if (end - p < 3 || (strncmp(p, "---", 3) != 0 && strncmp(p, "...", 3) != 0))
+        return false;
+    return end - p == 3 || p[3] == ' ' || p[3] == '\t' || p[3] == '\n' || p[3] == '\r';
+}
+
+/* Empties in dst (a copy of the text) the lines of the documents whose
+ * is_secret differs from keep_secrets; docs[] are start lines, ascending. */
+static void blank_docs(char *dst, size_t len, const unsigned *line, const bool *secret, size_t n, bool keep_secrets)
+{
+    unsigned ln = 1;
+    size_t d = 0;
+    bool cur_drop = false, in_doc = false;
+    for (char *p = dst, *end = dst + len; p < end; ln++) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *eol = nl ? nl : end;
+        while (d < n && line[d] <= ln) {
+            cur_drop = secret[d] != keep_secrets;
+            in_doc = true;
+            d++;
+        }
+        if (in_doc && cur_drop && !doc_marker(p, eol))
+            memset(p, ' ', (size_t)(eol - p));
+        p = nl ? nl + 1 : end;
+    }
+}
+
+sl_status ctl_split_secrets(ctl_split *out, const char *text, size_t len, const char *fname)
+{
+    sl_codec_stream *st = NULL;
+    unsigned *line = NULL;
+    bool *secret = NULL;
+    size_t n = 0, cap = 0, n_secret = 0;
+    sl_status rc = SL_OK;
+    memset(out, 0, sizeof *out);
+    out->len = len;
+    if (sl_codec_stream_new(&st, text, len, fname) != SL_OK)
+        return SL_OK; /* the config API says what is wrong */
+    for (;;) {
+        sl_codec_doc *doc = NULL;
+        sl_diag d;
+        sl_diag_init(&d);
+        sl_status r = sl_codec_stream_next(st, &doc, &d);
+        sl_diag_deinit(&d);
+        if (r != SL_OK) {
+            n_secret = 0; /* does not parse: the config API reports it */
+            break;
+        }
+        if (!doc)
+            break;
+        if (!sl_codec_doc_empty(doc)) {
+            const char *kind = sl_codec_doc_scalar(doc, "kind");
+            if (n == cap) {
+                size_t nc = cap ? 2 * cap : 8;
+                unsigned *l2 = realloc(line, nc * sizeof *l2);
+                bool *s2 = l2 ? realloc(secret, nc * sizeof *s2) : NULL;
+                if (l2)
+                    line = l2;
+                if (s2)
+                    secret = s2;
+                if (!l2 || !s2) {
+                    sl_codec_doc_free(doc);
+                    rc = SL_ERR_NOMEM;
+                    break;
+                }
+                cap = nc;
+            }
+            line[n] = sl_codec_doc_line(doc);
+            secret[n] = kind && strcmp(kind, "Secret") == 0;
+            n_secret += secret[n];
+            n++;
+        }
+        sl_codec_doc_free(doc);
+    }
+    sl_codec_stream_free(st);
+    if (rc == SL_OK && n_secret) {
+        if (!(out->secrets = malloc(len + 1)) || (n_secret < n && !(out->config = malloc(len + 1)))) {
+            ctl_split_deinit(out);
+            rc = SL_ERR_NOMEM;
+        } else {
+            memcpy(out->secrets, text, len);
+            out->secrets[len] = 0;
+            blank_docs(out->secrets, len, line, secret, n, true);
+            if (out->config) {
+                memcpy(out->config, text, len);
+                out->config[len] = 0;
+                blank_docs(out->config, len, line, secret, n, false);
+            }
+        }
+    }
+    free(line);
+    free(secret);
+    return rc;
+}
+
+void ctl_split_deinit(ctl_split *s)
+{
+    ctl_wipe_free(s->secrets, s->len);
+    ctl_wipe_free(s->config, s->len);
+    memset(s, 0, sizeof *s);
+}
+
+int ctl_apply_secret_text(ctl *c, sl_nats *nc, const char *text, size_t len, sl_content_type ct, const char *fname,
+                          bool dry_run)
+{
+    natsMsg *reply = ctl_api_request(c, nc, SUBJECT_APPLY, ct, NULL, text, len, fname, dry_run);
+    return reply ? ctl_apply_reply(reply, fname, dry_run) : 1;
+}
+
+/* ---- create secret tls|aws|header --------------------------------------- */
+
+static const char create_usage[] =
+    "Usage: sluicectl create secret tls NAME --certchain FILE --privatekey FILE [--rootca FILE]\n"
+    "                                        [--ocspstaple FILE] [-n NS] [--dry-run]\n"
+    "       sluicectl create secret aws NAME --access-key ID --secret-key KEY [--session-token T]\n"
+    "                                        [-n NS] [--dry-run]\n"
+    "       sluicectl create secret header NAME --headers NAME=VALUE[,NAME=VALUE...] [-n NS] [--dry-run]\n"
+    "Creates or replaces a Gloo Secret (gloo.solo.io/v1) through the secret-watcher\n"
+    "(sluice.api.secret.apply), which checks it and stores it in sluice_secrets.\n"
+    "As glooctl: NAME may be given as --name; --cert, --key and --root-ca are\n"
+    "--certchain, --privatekey and --rootca. Files are PEM; the key must match the\n"
+    "first certificate of the chain.\n";
+
+/* The flags of create secret; strings are argv's. */
+typedef struct create_opts {
+    const char *type, *name, *ns;
+    const char *certchain, *privatekey, *rootca, *ocsp;
+    const char *access_key, *secret_key, *session_token;
+    const char *headers[64];
+    size_t n_headers;
+    bool dry_run;
+} create_opts;
+
+static int parse_create(create_opts *o, int argc, char **argv)
+{
+    static const struct {
+        const char *shrt, *lng, *alias;
+        size_t off;
+    } flags[] = {
+        {"-n", "--namespace", NULL, offsetof(create_opts, ns)},
+        {NULL, "--name", NULL, offsetof(create_opts, name)},
+        {NULL, "--certchain", "--cert", offsetof(create_opts, certchain)},
+        {NULL, "--privatekey", "--key", offsetof(create_opts, privatekey)},
+        {NULL, "--rootca", "--root-ca", offsetof(create_opts, rootca)},
+        {NULL, "--ocspstaple", NULL, offsetof(create_opts, ocsp)},
+        {NULL, "--access-key", NULL, offsetof(create_opts, access_key)},
+        {NULL, "--secret-key", NULL, offsetof(create_opts, secret_key)},
+        {NULL, "--session-token", NULL, offsetof(create_opts, session_token)},
+    };
+    memset(o, 0, sizeof *o);
+    for (int i = 2; i < argc; i++) { /* argv[0] "create", argv[1] "secret" */
+        const char *v = NULL;
+        bool known = false;
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            fputs(create_usage, stdout);
+            return -1;
+        }
+        if (!strcmp(argv[i], "--dry-run")) {
+            o->dry_run = true;
+            continue;
+        }
+        if (ctl_opt(argc, argv, &i, NULL, "--headers", &v)) {
+            if (!v)
+                return ctl_usage_error("create", "flag needs an argument: --headers");
+            if (o->n_headers == sizeof o->headers / sizeof o->headers[0])
+                return ctl_usage_error("create", "too many --headers");
+            o->headers[o->n_headers++] = v;
+            continue;
+        }
+        for (size_t f = 0; f < sizeof flags / sizeof flags[0] && !known; f++) {
+            if (ctl_opt(argc, argv, &i, flags[f].shrt, flags[f].lng, &v) ||
+                (flags[f].alias && ctl_opt(argc, argv, &i, NULL, flags[f].alias, &v))) {
+                if (!v)
+                    return ctl_usage_error("create", "flag needs an argument: %s", flags[f].lng);
+                *(const char **)((char *)o + flags[f].off) = v;
+                known = true;
+            }
+        }
+        if (known)
+            continue;
+        if (argv[i][0] == '-')
+            return ctl_usage_error("create", "unknown flag %s", argv[i]);
+        if (!o->type)
+            o->type = argv[i];
+        else if (!o->name)
+            o->name = argv[i];
+        else
+            return ctl_usage_error("create", "too many arguments");
+    }
+    if (!o->type)
+        return ctl_usage_error("create", "give the type of secret: tls, aws or header");
+    if (!o->name)
+        return ctl_usage_error("create", "give the secret's NAME (or --name)");
+    if (!o->ns)
+        o->ns = SL_RESOURCE_DEFAULT_NAMESPACE;
+    if (sl_resource_check_name(o->name) != SL_OK || sl_resource_check_namespace(o->ns) != SL_OK)
+        return ctl_usage_error("create", "%s", sl_error_msg());
+    return 0;
+}
+
+/* The tls material from files; on failure prints the flag, file and reason. */
+static int tls_spec(Sluice__V1__TlsSecret *tls, sec_tls_text *t, uint8_t **ocsp, size_t *ocsp_len,
+                    const create_opts *o)
+{
+    char why[512];
+    const char *bad = NULL;
+    if (!o->certchain || !o->privatekey) {
+        ctl_usage_error("create", "a tls secret needs --certchain FILE and --privatekey FILE");
+        return 1;
+    }
+    if (sec_tls_read(t, o->certchain, o->privatekey, o->rootca, false, &bad, why, sizeof why) != SL_OK) {
+        const char *flag = bad == o->privatekey ? "--privatekey" : bad == o->rootca ? "--rootca" : "--certchain";
+        if (strstr(why, "does not match")) /* the pair is at fault: name both */
+            fprintf(stderr, "error: --privatekey %s: %s in --certchain %s\n", o->privatekey, why, o->certchain);
+        else
+            fprintf(stderr, "error: %s %s: %s\n", flag, bad ? bad : "", why);
+        return 1;
+    }
+    tls->cert_chain = t->cert;
+    tls->private_key = t->key;
+    tls->root_ca = t->ca ? t->ca : "";
+    if (o->ocsp) {
+        char *b = NULL;
+        if (sl_file_read(&b, ocsp_len, o->ocsp) != SL_OK) {
+            fprintf(stderr, "error: --ocspstaple %s: %s\n", o->ocsp, sl_error_msg());
+            return 1;
+        }
+        *ocsp = (uint8_t *)b;
+        tls->ocsp_staple.data = *ocsp;
+        tls->ocsp_staple.len = *ocsp_len;
+    }
+    return 0;
+}
+
+/* --headers NAME=VALUE,...: the entries, in e (n of them at most cap). */
+static int header_spec(Sluice__V1__HeaderSecret *h, Sluice__V1__HeaderSecret__HeadersEntry *e,
+                       Sluice__V1__HeaderSecret__HeadersEntry **ep, char *buf, size_t cap, const create_opts *o)
+{
+    size_t n = 0, k = 0;
+    for (size_t i = 0; i < o->n_headers; i++) {
+        const char *p = o->headers[i];
+        while (*p) {
+            size_t l = strcspn(p, ",");
+            const char *eq = memchr(p, '=', l);
+            k++;
+            if (l && (!eq || eq == p)) {
+                /* the entry may hold a value: name only its place */
+                fprintf(stderr, "error: --headers: entry %zu is not NAME=VALUE\n", k);
+                return 1;
+            }
+            if (l && n == cap) {
+                fprintf(stderr, "error: --headers: more than %zu headers\n", cap);
+                return 1;
+            }
+            if (l) {
+                sluice__v1__header_secret__headers_entry__init(&e[n]);
+                e[n].key = buf;
+                buf += sprintf(buf, "%.*s", (int)(eq - p), p) + 1;
+                e[n].value = buf;
+                buf += sprintf(buf, "%.*s", (int)(l - (size_t)(eq - p) - 1), eq + 1) + 1;
+                ep[n] = &e[n];
+                n++;
+            }
+            p += l + (p[l] == ',');
+        }
+    }
+    if (!n) {
+        ctl_usage_error("create", "a header secret needs --headers NAME=VALUE[,NAME=VALUE...]");
+        return 1;
+    }
+    h->headers = ep;
+    h->n_headers = n;
+    return 0;
+}
+
+/* Sends secret to the secret API and prints the result: the exit code. */
+static int send_secret(ctl *c, const Sluice__V1__Secret *secret, bool dry_run)
+{
+    Sluice__V1__ApplyRequest req = SLUICE__V1__APPLY_REQUEST__INIT;
+    Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT, *anys[] = {&any};
+    size_t slen = sluice__v1__secret__get_packed_size(secret), rlen;
+    uint8_t *sbuf = malloc(slen ? slen : 1), *rbuf = NULL;
+    sl_nats *nc = NULL;
+    int code = 1;
+    if (!sbuf)
+        goto out;
+    sluice__v1__secret__pack(secret, sbuf);
+    any.type_url = "type.googleapis.com/sluice.v1.Secret";
+    any.value.data = sbuf;
+    any.value.len = slen;
+    req.resources = anys;
+    req.n_resources = 1;
+    req.dry_run = dry_run;
+    req.source = "sluicectl";
+    rlen = sluice__v1__apply_request__get_packed_size(&req);
+    if (!(rbuf = malloc(rlen ? rlen : 1)))
+        goto out;
+    sluice__v1__apply_request__pack(&req, rbuf);
+    if (!(nc = ctl_connect(c)))
+        goto out;
+    natsMsg *reply = ctl_api_request(c, nc, SUBJECT_APPLY, SL_CT_PROTOBUF, sluice__v1__apply_request__descriptor.name,
+                                     rbuf, rlen, NULL, dry_run);
+    code = reply ? ctl_apply_reply(reply, "sluicectl create secret", dry_run) : 1;
+out:
+    ctl_close(nc);
+    ctl_wipe_free(sbuf, slen);
+    ctl_wipe_free(rbuf, rlen);
+    return code;
+}
+
+int ctl_cmd_create(ctl *c, int argc, char **argv)
+{
+    create_opts o;
+    if (argc < 2 || (strcmp(argv[1], "secret") != 0 && strcmp(argv[1], "secrets") != 0 &&
+                     strcmp(argv[1], "sec") != 0)) {
+        if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+            fputs(create_usage, stdout);
+            return 0;
+        }
+        return ctl_usage_error("create", "sluicectl creates secrets only: create secret tls|aws|header NAME ...");
+    }
+    int r = parse_create(&o, argc, argv);
+    if (r != 0)
+        return r < 0 ? 0 : r;
+
+    Sluice__V1__Secret secret = SLUICE__V1__SECRET__INIT;
+    Sluice__V1__Metadata md = SLUICE__V1__METADATA__INIT;
+    Sluice__V1__SecretSpec spec = SLUICE__V1__SECRET_SPEC__INIT;
+    Sluice__V1__TlsSecret tls = SLUICE__V1__TLS_SECRET__INIT;
+    Sluice__V1__AwsSecret aws = SLUICE__V1__AWS_SECRET__INIT;
+    Sluice__V1__HeaderSecret hdr = SLUICE__V1__HEADER_SECRET__INIT;
+    Sluice__V1__HeaderSecret__HeadersEntry e[128], *ep[128];
+    sec_tls_text t = {0};
+    uint8_t *ocsp = NULL;
+    size_t ocsp_len = 0, hbuf_len = 0;
+    char *hbuf = NULL;
+    int code = 1;
+    md.name = (char *)o.name;
+    md.namespace_ = (char *)o.ns;
+    secret.metadata = &md;
+    secret.spec = &spec;
+    if (!strcmp(o.type, "tls")) {
+        if (tls_spec(&tls, &t, &ocsp, &ocsp_len, &o) != 0)
+            goto out;
+        spec.kind_case = SLUICE__V1__SECRET_SPEC__KIND_TLS;
+        spec.tls = &tls;
+    } else if (!strcmp(o.type, "aws")) {
+        if (!o.access_key || !o.access_key[0] || !o.secret_key || !o.secret_key[0]) {
+            ctl_usage_error("create", "an aws secret needs --access-key and --secret-key");
+            goto out;
+        }
+        aws.access_key = (char *)o.access_key;
+        aws.secret_key = (char *)o.secret_key;
+        aws.session_token = (char *)(o.session_token ? o.session_token : "");
+        spec.kind_case = SLUICE__V1__SECRET_SPEC__KIND_AWS;
+        spec.aws = &aws;
+    } else if (!strcmp(o.type, "header")) {
+        for (size_t i = 0; i < o.n_headers; i++)
+            hbuf_len += strlen(o.headers[i]) + 2;
+        if (!(hbuf = malloc(hbuf_len + 2 * 128 + 1)) ||
+            header_spec(&hdr, e, ep, hbuf, sizeof e / sizeof e[0], &o) != 0)
+            goto out;
+        spec.kind_case = SLUICE__V1__SECRET_SPEC__KIND_HEADER;
+        spec.header = &hdr;
+    } else {
+        ctl_usage_error("create", "unknown secret type \"%s\": tls, aws or header", o.type);
+        goto out;
+    }
+    code = send_secret(c, &secret, o.dry_run);
+out:
+    sec_tls_text_deinit(&t);
+    ctl_wipe_free(ocsp, ocsp_len);
+    ctl_wipe_free(hbuf, hbuf_len);
+    return code;
+}
