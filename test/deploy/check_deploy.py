@@ -21,8 +21,13 @@ compose and Kubernetes requires TLS (Kubernetes: cluster routes with TLS and
 authorization); sluice-xds runs with mutual TLS (--tls-cert, --tls-key,
 --tls-client-ca, never --insecure); each deployment's NATS configuration,
 with the files `sluicectl nats-auth` and `sluicectl certs` make, passes
-`nats-server -t`. With --bootstrap-json, every Envoy bootstrap found (file or
-ConfigMap) is also written there as JSON for test/deploy/bootstrapcheck.
+`nats-server -t`. Envoy's certificate for sluice-xds comes through file-based
+SDS: every SDS file a bootstrap names is there in its deployment
+(deploy/envoy/sds/, mounted by compose, in the Kubernetes ConfigMap and its
+projected volume). With --bootstrap-json, every Envoy bootstrap found (file
+or ConfigMap) and its SDS files are also written there as JSON
+(<label>-bootstrap.json, <label>-sds-<name>.json) for
+test/deploy/bootstrapcheck.
 
 Runs with Debian's python3 and python3-yaml. Prints one line per check and
 "N passed, N failed" last; exit status 1 on any failure.
@@ -46,6 +51,20 @@ HARDENING = ["NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "
              "SystemCallFilter=@system-service", "MemoryDenyWriteExecute=yes", "RestrictNamespaces=yes"]
 
 
+def sds_paths(tree):
+    """The path of every path_config_source in a bootstrap (a YAML tree)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, list):
+            todo.extend(node)
+        elif isinstance(node, dict):
+            pcs = node.get("path_config_source")
+            if isinstance(pcs, dict) and "path" in pcs:
+                yield pcs["path"]
+            todo.extend(node.values())
+
+
 class Checker:
     def __init__(self, src, bindir):
         self.src, self.bindir = src, bindir
@@ -55,6 +74,7 @@ class Checker:
         self.docs = "".join(open(p).read() for p in sorted(glob.glob(os.path.join(src, "docs", "*.md")))
                             if os.path.basename(p) != "operations.md")
         self.bootstraps = {}  # label -> dict
+        self.sds = {}  # label -> {path in the Envoy container: dict}
         self.nats_confs = {}  # label -> (directory of the main file, main file name, {file: text})
 
     def ok(self, cond, what, detail=""):
@@ -261,6 +281,9 @@ class Checker:
         envoy = [s for s in doc["services"].values() if "envoy" in str(s.get("image", ""))]
         self.ok(envoy and any(v.startswith("./envoy-bootstrap.yaml:") for v in envoy[0].get("volumes", [])),
                 f"{where0}: Envoy mounts envoy-bootstrap.yaml")
+        if self.ok(envoy and any(v.startswith("../envoy/sds:/etc/envoy/sds") for v in envoy[0].get("volumes", [])),
+                   f"{where0}: Envoy mounts deploy/envoy/sds at /etc/envoy/sds"):
+            self.sds["compose"] = self.sds_files()
 
     # ---- kubernetes -----------------------------------------------------------
     def k8s(self):
@@ -338,6 +361,17 @@ class Checker:
         b = cms.get("envoy-bootstrap", {}).get("data", {}).get("bootstrap.yaml")
         if self.ok(b is not None, "deploy/k8s: ConfigMap envoy-bootstrap has bootstrap.yaml"):
             self.bootstraps["k8s"] = yaml.safe_load(b)
+        # the ConfigMap's keys where the Envoy Deployment's projected volume puts them
+        self.sds["k8s"] = {}
+        for _, d in docs:
+            for v in d.get("spec", {}).get("template", {}).get("spec", {}).get("volumes", []):
+                for src in v.get("projected", {}).get("sources", []):
+                    if src.get("configMap", {}).get("name") != "envoy-bootstrap":
+                        continue
+                    data = cms.get("envoy-bootstrap", {}).get("data", {})
+                    for it in src["configMap"].get("items", []):
+                        if it["path"].startswith("sds/") and it["key"] in data:
+                            self.sds["k8s"]["/etc/envoy/" + it["path"]] = yaml.safe_load(data[it["key"]])
         kust = yaml.safe_load(open(os.path.join(self.src, "deploy", "k8s", "kustomization.yaml")))
         files = {os.path.basename(p) for p in glob.glob(os.path.join(self.src, "deploy", "k8s", "*.yaml"))}
         self.ok(set(kust.get("resources", [])) == files - {"kustomization.yaml"},
@@ -373,9 +407,20 @@ class Checker:
                     (p.stderr + t.stdout + t.stderr).strip()[-400:])
 
     # ---- Envoy bootstraps -------------------------------------------------------
+    def sds_files(self):
+        """deploy/envoy/sds/*.yaml as installed: /etc/envoy/sds/<name> -> dict."""
+        return {"/etc/envoy/sds/" + os.path.basename(p): yaml.safe_load(open(p))
+                for p in sorted(glob.glob(os.path.join(self.src, "deploy", "envoy", "sds", "*.yaml")))}
+
     def bootstrap_copies(self):
         main = yaml.safe_load(open(os.path.join(self.src, "deploy", "envoy", "bootstrap.yaml")))
         self.bootstraps = {"envoy": main, **self.bootstraps}
+        self.sds["envoy"] = self.sds_files()
+        for label, b in self.bootstraps.items():
+            paths = set(sds_paths(b))
+            have = set(self.sds.get(label, {}))
+            self.ok(paths and paths <= have, f"{label}: every SDS file the bootstrap names is there",
+                    f"named {sorted(paths)}, there {sorted(have)}")
 
         def strip(b):
             b = copy.deepcopy(b)
@@ -416,6 +461,10 @@ def main():
         for label, b in c.bootstraps.items():
             with open(os.path.join(out, f"{label}-bootstrap.json"), "w") as f:
                 json.dump(b, f)
+            for path, sds in c.sds.get(label, {}).items():
+                name = os.path.splitext(os.path.basename(path))[0]
+                with open(os.path.join(out, f"{label}-sds-{name}.json"), "w") as f:
+                    json.dump(sds, f)
     print(f"{c.passed} passed, {c.failed} failed")
     return 1 if c.failed else 0
 

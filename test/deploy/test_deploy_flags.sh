@@ -3,8 +3,9 @@
 # a copy with a misspelt flag, environment variable and NATS config, and with
 # each security property broken once (sluice-xds without client
 # certificates, a service given another role's NATS seed, unauthenticated
-# NATS routes, a NATS TLS block nats-server refuses), it must fail naming
-# each (so the checker itself is tested).
+# NATS routes, a NATS TLS block nats-server refuses, Envoy's SDS file for its
+# certificate missing from the Kubernetes projected volume), it must fail
+# naming each (so the checker itself is tested).
 # usage: test_deploy_flags.sh SOURCE_DIR BINARY_DIR
 set -u
 src=$1 bin=$2
@@ -27,6 +28,7 @@ sed -i 's#/etc/sluice/nats/translator.nk#/etc/sluice/nats/xds.nk#' "$tmp/src/dep
 sed -i '/authorization { user: "sluice-nats-route" }/d' "$tmp/src/deploy/k8s/nats.yaml"
 sed -i 's/secretName: sluice-nats-reporter/secretName: sluice-nats-translator/' "$tmp/src/deploy/k8s/sluice.yaml"
 sed -i 's/cert_file:/cert_fil:/' "$tmp/src/deploy/compose/nats.conf"
+sed -i '/{key: xds-client-cert.yaml, path: sds\/xds-client-cert.yaml}/d' "$tmp/src/deploy/k8s/envoy.yaml"
 "$py" "$check" "$tmp/src" "$bin" >"$tmp/out" 2>&1 && { echo "FAIL: the mutated copy passed"; exit 1; }
 fails=0
 for want in \
@@ -39,9 +41,10 @@ for want in \
   'FAIL: deploy/systemd/sluice-translator.service: NATS_NKEY is the seed of its role translator' \
   'FAIL: deploy/k8s: nats.conf cluster routes have tls and authorization' \
   'FAIL: deploy/k8s/sluice.yaml: Deployment sluice-reporter: NATS with its own role' \
-  'FAIL: compose: the NATS configuration passes nats-server -t'; do
+  'FAIL: compose: the NATS configuration passes nats-server -t' \
+  'FAIL: k8s: every SDS file the bootstrap names is there'; do
   if grep -qF -- "$want" "$tmp/out"; then echo "ok: mutation caught: $want"
   else echo "FAIL: mutation not caught: $want"; fails=$((fails + 1)); fi
 done
 [ "$fails" = 0 ] || { cat "$tmp/out"; exit 1; }
-echo "10 passed, 0 failed"
+echo "11 passed, 0 failed"

@@ -8,15 +8,21 @@
 // Envoy's protoc-gen-validate annotations), descending into every
 // google.protobuf.Any. Then Sluice's expectations: ADS over gRPC to a static
 // cluster, LDS and CDS through ADS, node.metadata.role "<ns>~<proxy>", mutual
-// TLS to the xDS server (an UpstreamTlsContext with a client certificate and
-// a trusted CA), and the admin address. Output: "<file>: ok ..." or "<file>: <error>" lines; exit
-// status 1 if any file fails.
+// TLS to the xDS server (an UpstreamTlsContext whose client certificate and
+// trusted CA come through file-based SDS, so that Envoy takes up rotated
+// files without a restart, and which checks the server's SAN), and the admin
+// address. A file named *-sds-*.json is a file-based SDS file instead
+// (a DiscoveryResponse holding one Secret): checked with the same validators,
+// and its certificate, key or CA must be files Envoy watches for renames
+// (watched_directory). Output: "<file>: ok ..." or "<file>: <error>" lines;
+// exit status 1 if any file fails.
 package main
 
 import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -26,6 +32,7 @@ import (
 
 	bootstrap "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
@@ -122,8 +129,15 @@ func sluiceRules(b *bootstrap.Bootstrap) (string, error) {
 	return fmt.Sprintf("role=%s xds=%s mtls admin=%s:%d", role, xds, admin.GetAddress(), admin.GetPortValue()), nil
 }
 
+// fileSDS: the path of a file-based SDS config, or "".
+func fileSDS(c *tlsv3.SdsSecretConfig) string {
+	return c.GetSdsConfig().GetPathConfigSource().GetPath()
+}
+
 // mtls: the xDS cluster's transport socket is TLS with the proxy's client
-// certificate (its identity for sluice-xds) and a CA to verify the server.
+// certificate (its identity for sluice-xds) and a CA to verify the server,
+// both from file-based SDS (static tls_certificates are read once, at start:
+// rotating them would need a restart).
 func mtls(a *anypb.Any) error {
 	if a == nil {
 		return errors.New("no transport_socket: sluice-xds needs mutual TLS (UpstreamTlsContext)")
@@ -133,19 +147,73 @@ func mtls(a *anypb.Any) error {
 		return fmt.Errorf("transport_socket is not an UpstreamTlsContext: %w", err)
 	}
 	ctx := tc.GetCommonTlsContext()
-	if len(ctx.GetTlsCertificates()) == 0 || ctx.GetTlsCertificates()[0].GetCertificateChain() == nil {
-		return errors.New("UpstreamTlsContext without a client certificate (tls_certificates)")
+	if len(ctx.GetTlsCertificateSdsSecretConfigs()) != 1 || fileSDS(ctx.GetTlsCertificateSdsSecretConfigs()[0]) == "" {
+		return errors.New("UpstreamTlsContext without a client certificate from file-based SDS " +
+			"(tls_certificate_sds_secret_configs with sds_config.path_config_source)")
 	}
-	if ctx.GetValidationContext().GetTrustedCa() == nil {
-		return errors.New("UpstreamTlsContext does not verify the server (validation_context.trusted_ca)")
+	cv := ctx.GetCombinedValidationContext()
+	if fileSDS(cv.GetValidationContextSdsSecretConfig()) == "" {
+		return errors.New("UpstreamTlsContext does not verify the server with a CA from file-based SDS " +
+			"(combined_validation_context.validation_context_sds_secret_config)")
+	}
+	if len(cv.GetDefaultValidationContext().GetMatchTypedSubjectAltNames()) == 0 {
+		return errors.New("UpstreamTlsContext does not check the server's name " +
+			"(combined_validation_context.default_validation_context.match_typed_subject_alt_names)")
 	}
 	return nil
+}
+
+// checkSDS: a file-based SDS file holds one Secret, a certificate and key
+// or a CA read from files in a watched directory.
+func checkSDS(data []byte) (string, error) {
+	var r discovery.DiscoveryResponse
+	if err := (protojson.UnmarshalOptions{}).Unmarshal(data, &r); err != nil {
+		return "", fmt.Errorf("does not decode as a DiscoveryResponse: %w", err)
+	}
+	if err := validate(proto.Message(&r).ProtoReflect(), "DiscoveryResponse"); err != nil {
+		return "", err
+	}
+	if len(r.GetResources()) != 1 {
+		return "", fmt.Errorf("file-based SDS needs exactly one resource, not %d", len(r.GetResources()))
+	}
+	var sec tlsv3.Secret
+	if err := r.GetResources()[0].UnmarshalTo(&sec); err != nil {
+		return "", fmt.Errorf("resources[0] is not a Secret: %w", err)
+	}
+	var files []string
+	var dir string
+	switch {
+	case sec.GetTlsCertificate() != nil:
+		tc := sec.GetTlsCertificate()
+		files = []string{tc.GetCertificateChain().GetFilename(), tc.GetPrivateKey().GetFilename()}
+		dir = tc.GetWatchedDirectory().GetPath()
+	case sec.GetValidationContext() != nil:
+		files = []string{sec.GetValidationContext().GetTrustedCa().GetFilename()}
+		dir = sec.GetValidationContext().GetWatchedDirectory().GetPath()
+	default:
+		return "", fmt.Errorf("secret %q is neither a tls_certificate nor a validation_context", sec.GetName())
+	}
+	if dir == "" {
+		return "", fmt.Errorf("secret %q has no watched_directory: a rotated file would not be taken up", sec.GetName())
+	}
+	for _, f := range files {
+		if f == "" {
+			return "", fmt.Errorf("secret %q: every part must be a file (filename)", sec.GetName())
+		}
+		if rel, err := filepath.Rel(dir, f); err != nil || strings.HasPrefix(rel, "..") {
+			return "", fmt.Errorf("secret %q: %s is not under its watched_directory %s", sec.GetName(), f, dir)
+		}
+	}
+	return fmt.Sprintf("sds secret=%s files=%s watched=%s", sec.GetName(), strings.Join(files, ","), dir), nil
 }
 
 func check(file string) (string, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return "", err
+	}
+	if strings.Contains(filepath.Base(file), "-sds-") {
+		return checkSDS(data)
 	}
 	var b bootstrap.Bootstrap
 	if err := (protojson.UnmarshalOptions{}).Unmarshal(data, &b); err != nil {
