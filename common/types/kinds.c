@@ -237,3 +237,37 @@ const char *sl_kind_annotation(const Sluice__V1__Metadata *md, const char *key)
             return md->annotations[i]->value;
     return NULL;
 }
+
+/* Whether list (namespaces separated by commas, blanks around them
+ * ignored, or "*") names ns. */
+static bool ns_listed(const char *list, const char *ns)
+{
+    size_t nl = strlen(ns);
+    for (const char *p = list; *p;) {
+        const char *end;
+        size_t len;
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        for (end = p; *end && *end != ','; end++)
+            ;
+        for (len = (size_t)(end - p); len && (p[len - 1] == ' ' || p[len - 1] == '\t'); len--)
+            ;
+        if ((len == 1 && *p == '*') || (len == nl && len && strncmp(p, ns, nl) == 0))
+            return true;
+        p = end;
+    }
+    return false;
+}
+
+bool sl_kind_secret_grants(const Sluice__V1__Metadata *md, const char *ns)
+{
+    for (size_t i = 0; md && i < md->n_annotations; i++)
+        if (md->annotations[i]->key && strcmp(md->annotations[i]->key, SL_SECRET_GRANT) == 0 &&
+            md->annotations[i]->value && ns_listed(md->annotations[i]->value, ns))
+            return true;
+    for (size_t i = 0; md && i < md->n_labels; i++)
+        if (md->labels[i]->key && strcmp(md->labels[i]->key, SL_SECRET_GRANT) == 0 && md->labels[i]->value &&
+            ns_listed(md->labels[i]->value, ns))
+            return true;
+    return false;
+}

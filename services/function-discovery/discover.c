@@ -6,13 +6,16 @@
 #include <time.h>
 
 #include "fds.h"
+#include "sluice/lambda.h"
 #include "sluice/envelope.h"
 #include "sluice/kinds.h"
 #include "sluice/log.h"
 #include "sluice/pbcheck.h"
 #include "sluice/resource.h"
+#include "sluice/secrets.h"
 #include "sluice/v1/endpoints.pb-c.h"
 #include "sluice/v1/events.pb-c.h"
+#include "sluice/v1/secret.pb-c.h"
 #include "sluice/v1/settings.pb-c.h"
 
 #define COMP "fds"
@@ -105,7 +108,8 @@ typedef struct doc_result {
 
 static sl_status fetch_parse(fd *s, fd_upstream *e, doc_result *r, const char *url)
 {
-    fd_fetch_opts o = {s->connect_timeout_ms, s->timeout_ms, (size_t)s->max_doc_kb * 1024};
+    fd_fetch_opts o = {.connect_timeout_ms = s->connect_timeout_ms, .timeout_ms = s->timeout_ms,
+                       .max_bytes = (size_t)s->max_doc_kb * 1024};
     sl_openapi_limits lim = {.max_bytes = o.max_bytes};
     char *body;
     size_t len;
@@ -224,11 +228,32 @@ static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
     return b;
 }
 
-/* Writes the functions into the upstream when they changed; *wrote_rev is
- * the revision written (0: none needed or failed). */
-static sl_status write_functions(fd *s, fd_upstream *e, const uint8_t *val, size_t len, uint64_t rev,
-                                 doc_result *r, const sl_reflect_result *grpc, const char *grpc_src, char **clashes,
-                                 uint64_t *wrote_rev)
+/* How one source's functions go into an Upstream (fd_merge, fd_merge_grpc, fd_merge_lambda). */
+typedef sl_status (*merge_fn)(Sluice__V1__Upstream *u, const void *found, const char *source, char **clashes);
+
+static sl_status merge_rest(Sluice__V1__Upstream *u, const void *found, const char *source, char **clashes)
+{
+    const doc_result *r = found;
+    (void)source;
+    return fd_merge(u, &r->doc, r->probed ? r->url : NULL, r->url[0] ? r->url : "inline", clashes);
+}
+
+static sl_status merge_grpc(Sluice__V1__Upstream *u, const void *found, const char *source, char **clashes)
+{
+    (void)clashes;
+    return fd_merge_grpc(u, found, source);
+}
+
+static sl_status merge_lambda(Sluice__V1__Upstream *u, const void *found, const char *source, char **clashes)
+{
+    return fd_merge_lambda(u, found, source, clashes);
+}
+
+/* Writes the functions found (n of them, from source) into the upstream
+ * when they changed; *wrote_rev is the revision written (0: none needed or
+ * failed). */
+static sl_status write_functions(fd *s, fd_upstream *e, const uint8_t *val, size_t len, uint64_t rev, merge_fn merge,
+                                 const void *found, size_t n, const char *source, char **clashes, uint64_t *wrote_rev)
 {
     ProtobufCMessage *m = NULL;
     uint8_t *before = NULL, *after = NULL;
@@ -239,8 +264,7 @@ static sl_status write_functions(fd *s, fd_upstream *e, const uint8_t *val, size
         return rc;
     Sluice__V1__Upstream *u = (Sluice__V1__Upstream *)m;
     before = pack(m, &lb);
-    rc = grpc ? fd_merge_grpc(u, grpc, grpc_src)
-              : fd_merge(u, &r->doc, r->probed ? r->url : NULL, r->url[0] ? r->url : "inline", clashes);
+    rc = merge(u, found, source, clashes);
     if (rc == SL_OK && before && (after = pack(m, &la)) && la == lb && !memcmp(before, after, la)) {
         sl_counter_inc(s->c_unchanged);
         goto out; /* the same functions: no write */
@@ -257,8 +281,7 @@ static sl_status write_functions(fd *s, fd_upstream *e, const uint8_t *val, size
     if (rc == SL_OK) {
         sl_counter_inc(s->c_writes);
         sl_log_info(COMP, "functions written", "key=%s rev=%" PRIu64 " functions=%zu source=%s", e->key,
-                    *wrote_rev, grpc ? grpc->n_services : r->doc.n_functions,
-                    sl_log_q(grpc ? grpc_src : r->url[0] ? r->url : "inline"));
+                    *wrote_rev, n, sl_log_q(source));
     } else if (rc == SL_ERR_CONFLICT) {
         sl_counter_inc(s->c_conflicts);
     }
@@ -269,13 +292,14 @@ out:
     return rc;
 }
 
-/* Reports the outcome of a check with a document. */
-static void report_found(fd *s, fd_upstream *e, const Sluice__V1__Upstream *u, uint64_t rev, doc_result *r,
-                         const char *clashes)
+/* Reports the outcome of a check that found functions: Accepted, or a
+ * Warning listing the nw parts (warnings w) of the source that could not
+ * be mapped ("<nw> <unmapped> could not be mapped to functions"), or the
+ * functions not written because a person's have their names. */
+static void report_found(fd *s, fd_upstream *e, const Sluice__V1__Upstream *u, uint64_t rev, char **w, size_t nw,
+                         const char *unmapped, const char *clashes)
 {
     char reason[1400] = "";
-    char **w = r->doc.warnings;
-    size_t nw = r->doc.n_warnings;
     char *extra[1] = {reason};
     if (clashes) {
         snprintf(reason, sizeof reason, "functions defined by hand are kept, the discovered ones of the same "
@@ -283,8 +307,7 @@ static void report_found(fd *s, fd_upstream *e, const Sluice__V1__Upstream *u, u
         if (!nw)
             w = extra, nw = 1;
     } else if (nw)
-        snprintf(reason, sizeof reason, "%zu part(s) of %s could not be mapped to functions", nw,
-                 r->url[0] ? r->url : "the inline document");
+        snprintf(reason, sizeof reason, "%zu %s could not be mapped to functions", nw, unmapped);
     report(s, e, u, rev, nw ? SLUICE__V1__STATUS__STATE__Warning : SLUICE__V1__STATUS__STATE__Accepted,
            reason, w, nw);
 }
@@ -319,7 +342,7 @@ static uint64_t check_grpc(fd *s, fd_upstream *e, const uint8_t *val, size_t len
         return 0;
     }
     snprintf(src, sizeof src, "grpc-reflection:%s", target);
-    sl_status rc = write_functions(s, e, val, len, rev, NULL, &res, src, NULL, &wrote);
+    sl_status rc = write_functions(s, e, val, len, rev, merge_grpc, &res, res.n_services, src, NULL, &wrote);
     if (rc != SL_OK && rc != SL_ERR_CONFLICT) {
         sl_counter_inc(s->c_failures);
         report(s, e, u, rev, SLUICE__V1__STATUS__STATE__Warning, sl_error_msg(), NULL, 0);
@@ -329,6 +352,156 @@ static uint64_t check_grpc(fd *s, fd_upstream *e, const uint8_t *val, size_t len
         report(s, e, u, wrote ? wrote : rev, SLUICE__V1__STATUS__STATE__Accepted, NULL, NULL, 0);
     }
     sl_reflect_result_deinit(&res);
+    return wrote;
+}
+
+/* AWS credentials for a listing; wiped by creds_wipe(). */
+typedef struct aws_creds {
+    char access_key[257], secret_key[257], session_token[2049];
+} aws_creds;
+
+static void creds_wipe(aws_creds *c) { sec_wipe(c, sizeof *c); }
+
+static bool creds_copy(aws_creds *c, const char *ak, const char *sk, const char *tok)
+{
+    size_t la = strlen(ak), ls = strlen(sk), lt = tok ? strlen(tok) : 0;
+    if (la >= sizeof c->access_key || ls >= sizeof c->secret_key || lt >= sizeof c->session_token)
+        return false;
+    memcpy(c->access_key, ak, la + 1);
+    memcpy(c->secret_key, sk, ls + 1);
+    memcpy(c->session_token, tok ? tok : "", lt + 1);
+    return true;
+}
+
+/* The secret a protobuf string held: gone before the memory is freed. */
+static void wipe_str(char *p)
+{
+    if (p)
+        sec_wipe(p, strlen(p));
+}
+
+/* The credentials of an aws upstream: its secretRef's Secret (spec.aws) in
+ * the secrets bucket, in its own namespace or one that grants it; without
+ * secretRef the service's own AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
+ * AWS_SESSION_TOKEN (the environment part of the credential chain Gloo's
+ * discovery uses then). false with the reason in why. */
+static bool aws_credentials(fd *s, const Sluice__V1__Upstream *u, aws_creds *c, char *why, size_t cap)
+{
+    const Sluice__V1__ResourceRef *ref = u->spec->aws->secret_ref;
+    const char *uns = u->metadata->namespace_;
+    char key[SL_RESOURCE_KEY_MAX];
+    sl_kv_entry e = {0};
+    ProtobufCMessage *m = NULL;
+    bool ok = false;
+    if (!ref || !ref->name[0]) {
+        const char *ak = getenv("AWS_ACCESS_KEY_ID"), *sk = getenv("AWS_SECRET_ACCESS_KEY");
+        if (ak && sk && ak[0] && sk[0] && creds_copy(c, ak, sk, getenv("AWS_SESSION_TOKEN")))
+            return true;
+        snprintf(why, cap, "Lambda discovery needs credentials: spec.aws.secretRef names no Secret (and "
+                           "sluice-function-discovery has no AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)");
+        return false;
+    }
+    const char *ns = ref->namespace_[0] ? ref->namespace_ : uns;
+    if (sl_resource_key(key, sizeof key, "Secret", ns, ref->name) != SL_OK) {
+        snprintf(why, cap, "spec.aws.secretRef: %s", sl_error_msg());
+        return false;
+    }
+    pthread_mutex_lock(&s->bind_mu);
+    if (!s->secrets_kv && sl_kv_bind(&s->secrets_kv, s->nc, s->secrets_bucket) != SL_OK)
+        snprintf(why, cap, "cannot read the secrets bucket %s: %s", s->secrets_bucket, sl_error_msg());
+    pthread_mutex_unlock(&s->bind_mu);
+    if (!s->secrets_kv)
+        return false;
+    sl_status rc = sl_kv_get(&e, s->secrets_kv, key);
+    if (rc != SL_OK) {
+        if (rc == SL_ERR_NOT_FOUND)
+            snprintf(why, cap, "Secret %s.%s (spec.aws.secretRef) not found", ns, ref->name);
+        else
+            snprintf(why, cap, "Secret %s.%s (spec.aws.secretRef): %s", ns, ref->name, sl_error_msg());
+        return false;
+    }
+    if (sl_pb_unpack(&m, &sluice__v1__secret__descriptor, NULL, e.value, e.len) != SL_OK) {
+        snprintf(why, cap, "Secret %s.%s (spec.aws.secretRef) does not decode", ns, ref->name);
+        goto out;
+    }
+    const Sluice__V1__Secret *sec = (const Sluice__V1__Secret *)m;
+    Sluice__V1__AwsSecret *a =
+        sec->spec && sec->spec->kind_case == SLUICE__V1__SECRET_SPEC__KIND_AWS ? sec->spec->aws : NULL;
+    /* the translator's rule: another namespace's Secret only when it grants this one */
+    if (strcmp(ns, uns) != 0 && !sl_kind_secret_grants(sec->metadata, uns))
+        snprintf(why, cap, "Secret %s.%s is in another namespace and does not grant access to namespace %s "
+                           "(annotation %s)", ns, ref->name, uns, SL_SECRET_GRANT);
+    else if (!a)
+        snprintf(why, cap, "Secret %s.%s (spec.aws.secretRef) is not an aws secret", ns, ref->name);
+    else if (!a->access_key[0] || !a->secret_key[0])
+        snprintf(why, cap, "Secret %s.%s (spec.aws.secretRef) needs accessKey and secretKey", ns, ref->name);
+    else if (!(ok = creds_copy(c, a->access_key, a->secret_key, a->session_token)))
+        snprintf(why, cap, "Secret %s.%s (spec.aws.secretRef): a key or token is too long", ns, ref->name);
+    if (a) {
+        wipe_str(a->secret_key);
+        wipe_str(a->session_token);
+    }
+out:
+    if (m)
+        protobuf_c_message_free_unpacked(m, NULL);
+    if (e.value)
+        sec_wipe((void *)e.value, e.len);
+    sl_kv_entry_deinit(&e);
+    return ok;
+}
+
+/* Lambda functions of an aws upstream: ListFunctions with its
+ * credentials. Any failure is a Warning that keeps the last functions. */
+static uint64_t check_aws(fd *s, fd_upstream *e, const uint8_t *val, size_t len, uint64_t rev,
+                          Sluice__V1__Upstream *u)
+{
+    const Sluice__V1__AwsUpstreamSpec *aws = u->spec->aws;
+    const char *env_region = getenv("AWS_REGION");
+    sl_lambda_list l = {0};
+    fd_lambda_query q = {.endpoint = s->aws_endpoint, .page_size = s->aws_page_size};
+    fd_fetch_opts o = {.connect_timeout_ms = s->connect_timeout_ms, .timeout_ms = s->timeout_ms,
+                       .max_bytes = (size_t)s->max_doc_kb * 1024};
+    aws_creds cr;
+    char reason[1600] = "", base[600], src[700], *clashes = NULL;
+    uint64_t wrote = 0;
+    sl_status rc = SL_ERR_INVALID;
+    memset(&cr, 0, sizeof cr);
+    sl_counter_inc(s->c_checks);
+    q.region = aws->region[0] ? aws->region : env_region ? env_region : "";
+    fd_lambda_endpoint(base, sizeof base, s->aws_endpoint, q.region);
+    if (!q.region[0])
+        snprintf(reason, sizeof reason, "spec.aws.region is empty (and sluice-function-discovery has no AWS_REGION)");
+    else if (aws_credentials(s, u, &cr, reason, sizeof reason)) {
+        q.access_key = cr.access_key;
+        q.secret_key = cr.secret_key;
+        q.session_token = cr.session_token;
+        if ((rc = fd_lambda_list_all(&l, &q, &o)) != SL_OK)
+            snprintf(reason, sizeof reason, "Lambda ListFunctions in %s: %s", q.region, sl_error_msg());
+    }
+    creds_wipe(&cr);
+    snprintf(src, sizeof src, "aws-lambda:%s", base);
+    if (rc == SL_OK) {
+        rc = write_functions(s, e, val, len, rev, merge_lambda, &l, l.n, src, &clashes, &wrote);
+        if (rc == SL_ERR_CONFLICT)
+            goto out; /* the new value is on its way: checked again then */
+        if (rc != SL_OK)
+            snprintf(reason, sizeof reason, "cannot write the functions: %s", sl_error_msg());
+    }
+    if (rc != SL_OK) {
+        char full[1700];
+        snprintf(full, sizeof full, "%s; the last functions are kept", reason);
+        sl_counter_inc(s->c_failures);
+        if (report(s, e, u, rev, SLUICE__V1__STATUS__STATE__Warning, full, NULL, 0))
+            sl_log_warn(COMP, "lambda discovery failed", "key=%s reason=%s", e->key, sl_log_q(reason));
+        goto out;
+    }
+    if (wrote)
+        u->metadata->generation = u->metadata->generation > 0 ? u->metadata->generation + 1 : 2;
+    report_found(s, e, u, wrote ? wrote : rev, l.warnings, l.n_warnings, "entries of the ListFunctions answers",
+                 clashes);
+out:
+    free(clashes);
+    sl_lambda_list_deinit(&l);
     return wrote;
 }
 
@@ -345,6 +518,11 @@ static uint64_t check_one(fd *s, fd_upstream *e, const uint8_t *val, size_t len,
         return 0; /* the config-watcher reports undecodable values */
     Sluice__V1__Upstream *u = (Sluice__V1__Upstream *)m;
     Sluice__V1__ServiceSpec **slot = fd_service_spec_slot(u);
+    if (u->metadata && u->spec && u->spec->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_AWS &&
+        u->spec->aws && fd_selected(mode, u)) {
+        wrote = check_aws(s, e, val, len, rev, u);
+        goto out;
+    }
     if (!u->metadata || !fd_selected(mode, u) || !slot)
         goto out; /* not ours: other types, not selected */
     bool grpc = *slot && (*slot)->plugin_type_case == SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_GRPC;
@@ -373,7 +551,8 @@ static uint64_t check_one(fd *s, fd_upstream *e, const uint8_t *val, size_t len,
             sl_log_debug(COMP, "document still unavailable", "key=%s reason=%s", e->key, sl_log_q(r.error));
         goto out;
     }
-    sl_status rc = write_functions(s, e, val, len, rev, &r, NULL, NULL, &clashes, &wrote);
+    sl_status rc = write_functions(s, e, val, len, rev, merge_rest, &r, r.doc.n_functions,
+                                   r.url[0] ? r.url : "inline", &clashes, &wrote);
     if (rc == SL_ERR_CONFLICT)
         goto out; /* the new value is on its way: checked again then */
     if (rc != SL_OK) {
@@ -384,7 +563,9 @@ static uint64_t check_one(fd *s, fd_upstream *e, const uint8_t *val, size_t len,
     }
     if (wrote)
         u->metadata->generation = u->metadata->generation > 0 ? u->metadata->generation + 1 : 2;
-    report_found(s, e, u, wrote ? wrote : rev, &r, clashes);
+    char what[1100];
+    snprintf(what, sizeof what, "part(s) of %s", r.url[0] ? r.url : "the inline document");
+    report_found(s, e, u, wrote ? wrote : rev, r.doc.warnings, r.doc.n_warnings, what, clashes);
 out:
     free(clashes);
     sl_openapi_doc_deinit(&r.doc);

@@ -9,6 +9,7 @@
 
 #include "sluice/grpc_reflect.h"
 #include "sluice/kv.h"
+#include "sluice/lambda.h"
 #include "sluice/lease.h"
 #include "sluice/metrics.h"
 #include "sluice/service.h"
@@ -30,6 +31,10 @@
 typedef struct fd_fetch_opts {
     int64_t connect_timeout_ms, timeout_ms;
     size_t max_bytes;
+    const char *const *headers; /* more request header lines (NULL-terminated), or NULL */
+    const char *aws_sigv4;      /* CURLOPT_AWS_SIGV4 ("aws:amz:<region>:<service>"): sign, no redirects; or NULL */
+    const char *userpwd;        /* with aws_sigv4: "<access key>:<secret key>" */
+    bool error_body;            /* an HTTP error status returns its body too */
 } fd_fetch_opts;
 
 /* What the last good answer for one URL was, for conditional requests.
@@ -46,10 +51,32 @@ void fd_cache_deinit(fd_cache *c);
  * document; when c holds this url's validators they are sent
  * (If-None-Match / If-Modified-Since) and a 304 answers with c's body
  * (*not_modified true). A 200 updates c. SL_ERR_IO (unreachable, timeout,
- * TLS), SL_ERR_NOT_FOUND (an HTTP status other than 200/304),
+ * TLS), SL_ERR_NOT_FOUND (an HTTP status other than 200/304; with
+ * o->error_body *body is the answer's body, or NULL when it had none),
  * SL_ERR_INVALID (over max_bytes): the message says which. c may be NULL. */
 sl_status fd_fetch(char **body, size_t *len, bool *not_modified, const char *url, fd_cache *c,
                    const fd_fetch_opts *o);
+
+/* ---- lambda.c: AWS Lambda ListFunctions (sluice/lambda.h reads the answers) */
+
+/* What to list and with which credentials (strings belong to the caller). */
+typedef struct fd_lambda_query {
+    const char *endpoint; /* e.g. "http://127.0.0.1:5000"; NULL or "": https://lambda.<region>.amazonaws.com */
+    const char *region;
+    const char *access_key, *secret_key, *session_token; /* session_token "" when none */
+    int page_size;                                       /* MaxItems */
+} fd_lambda_query;
+
+/* The base URL of the Lambda API (endpoint without a trailing '/', or AWS's
+ * for region) into out. */
+void fd_lambda_endpoint(char *out, size_t cap, const char *endpoint, const char *region);
+
+/* Every function and version (ListFunctions, FunctionVersion=ALL, Marker
+ * pagination) into l, requests signed with SigV4 (libcurl). SL_ERR_INVALID
+ * (bad region or credentials, a broken answer, too many functions),
+ * SL_ERR_IO (unreachable, timeout), SL_ERR_NOT_FOUND (an HTTP error
+ * status, with AWS's reason): the message says which. */
+sl_status fd_lambda_list_all(sl_lambda_list *l, const fd_lambda_query *q, const fd_fetch_opts *o);
 
 /* ---- merge.c: functions into an Upstream ------------------------------ */
 
@@ -73,6 +100,15 @@ sl_status fd_merge(Sluice__V1__Upstream *u, const sl_openapi_doc *doc, const cha
  * for a service spec or with a REST one. */
 sl_status fd_merge_grpc(Sluice__V1__Upstream *u, const sl_reflect_result *res, const char *source);
 
+/* Sets the discovered Lambda functions of an aws upstream to l's, named
+ * as Gloo names them (logicalName "<name>" for $LATEST, "<name>:<version>"
+ * for a version; qualifier the version) and sorted by logical name; the
+ * names in FD_ANN_FUNCTIONS are replaced, every other entry is a person's
+ * and stays first (a discovered function of the same name is not written:
+ * its name goes to *clashes, malloc'd, NULL when none).
+ * SL_ERR_UNSUPPORTED for an upstream of another type. */
+sl_status fd_merge_lambda(Sluice__V1__Upstream *u, const sl_lambda_list *l, const char *source, char **clashes);
+
 /* ---- discover.c: the worker that checks upstreams --------------------- */
 
 #define FD_MAX_WORKERS 64
@@ -95,12 +131,12 @@ typedef struct fd_upstream {
 typedef struct fd {
     sl_service *svc;
     sl_nats *nc;
-    sl_kv *config_kv, *endpoints_kv;
+    sl_kv *config_kv, *endpoints_kv, *secrets_kv; /* secrets: aws upstreams' credentials, bound on first use */
     sl_kv_watch *endpoints_w; /* endpoint changes make their upstream due */
     sl_lease *lease;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    pthread_mutex_t bind_mu; /* binding endpoints_kv on first use */
+    pthread_mutex_t bind_mu; /* binding endpoints_kv and secrets_kv on first use */
     pthread_t workers[FD_MAX_WORKERS];
     int n_workers_started;
     bool stop, loaded, leader;
@@ -109,9 +145,10 @@ typedef struct fd {
     int settings_mode; /* Settings' fdsMode (BLACKLIST when there is none) */
     char reporter_id[64];
     /* flags */
-    const char *config_bucket, *endpoints_bucket, *settings_ns, *settings_name, *mode;
+    const char *config_bucket, *endpoints_bucket, *secrets_bucket, *settings_ns, *settings_name, *mode;
+    const char *aws_endpoint; /* "" : AWS's own https://lambda.<region>.amazonaws.com */
     int64_t resync_ms, connect_timeout_ms, timeout_ms, lease_ttl_ms;
-    int max_doc_kb, n_workers;
+    int max_doc_kb, n_workers, aws_page_size;
     /* metrics */
     sl_counter *c_checks, *c_writes, *c_unchanged, *c_not_modified, *c_failures, *c_conflicts, *c_reports;
     sl_gauge *g_upstreams;

@@ -82,13 +82,20 @@ static void cache_store(fd_cache *c, const char *url, fetch_buf *b)
     }
 }
 
-static struct curl_slist *request_headers(const char *url, const fd_cache *c)
+static struct curl_slist *request_headers(const char *url, const fd_cache *c, const char *const *extra)
 {
     struct curl_slist *h = NULL, *t;
     char line[700];
     h = curl_slist_append(NULL, "Accept: application/json, application/yaml;q=0.9, */*;q=0.5");
     if (h && (t = curl_slist_append(h, "X-Sluice-Discovery: function-discovery")))
         h = t;
+    for (size_t i = 0; h && extra && extra[i]; i++) {
+        if (!(t = curl_slist_append(h, extra[i]))) {
+            curl_slist_free_all(h);
+            return NULL;
+        }
+        h = t;
+    }
     if (h && c && c->url && !strcmp(c->url, url) && c->body) {
         if (c->etag) {
             snprintf(line, sizeof line, "If-None-Match: %s", c->etag);
@@ -112,7 +119,7 @@ sl_status fd_fetch(char **body, size_t *len, bool *not_modified, const char *url
     long code = 0;
     sl_status rc = SL_OK;
     CURL *h = curl_easy_init();
-    struct curl_slist *hdr = request_headers(url, c);
+    struct curl_slist *hdr = request_headers(url, c, o->headers);
 
     *body = NULL;
     *len = 0;
@@ -138,6 +145,12 @@ sl_status fd_fetch(char **body, size_t *len, bool *not_modified, const char *url
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &b);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
+    if (o->aws_sigv4) {
+        curl_easy_setopt(h, CURLOPT_AWS_SIGV4, o->aws_sigv4);
+        curl_easy_setopt(h, CURLOPT_USERPWD, o->userpwd);
+        /* a redirect would carry the signature to another host */
+        curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    }
     CURLcode cc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
     if (b.over || cc == CURLE_FILESIZE_EXCEEDED) {
@@ -160,6 +173,11 @@ sl_status fd_fetch(char **body, size_t *len, bool *not_modified, const char *url
     }
     if (code != 200) {
         rc = sl_error_set(SL_ERR_NOT_FOUND, "GET %s: HTTP status %ld", url, code);
+        if (o->error_body && b.data) {
+            *body = b.data;
+            *len = b.len;
+            b.data = NULL;
+        }
         goto out;
     }
     if (c)

@@ -1,5 +1,6 @@
-/* sluice-function-discovery: REST functions of Upstreams from their OpenAPI/Swagger documents,
- * written into the Upstreams in sluice_config. See docs/discovery.md. */
+/* sluice-function-discovery: REST functions of Upstreams from their OpenAPI/Swagger documents, gRPC
+ * functions from server reflection, Lambda functions from AWS, written into the Upstreams in
+ * sluice_config. See docs/discovery.md. */
 #include <curl/curl.h>
 #include <grpc/grpc.h>
 #include <inttypes.h>
@@ -18,13 +19,15 @@
 
 static const sl_service_info info = {
     "sluice-function-discovery", "0.1.0",
-    "Discovers the REST functions of upstreams from their OpenAPI/Swagger documents.",
+    "Discovers the functions of upstreams: REST (OpenAPI/Swagger), gRPC (reflection), AWS Lambda.",
     "Upstreams are chosen by --mode (default: the Settings' discovery.fdsMode) and the label\n"
     "discovery.solo.io/function_discovery: enabled|disabled, as Gloo does. The document is\n"
     "serviceSpec.rest.swaggerInfo (url or inline), else found on the upstream's endpoints at\n"
     "/swagger.json, /swagger/docs/v1, /swagger/docs/v2, /v1/swagger, /v2/swagger,\n"
-    "/openapi.json and /openapi.yaml. Functions are written into the Upstream only when they\n"
-    "changed; a person's own functions are never touched. See docs/discovery.md."};
+    "/openapi.json and /openapi.yaml. aws upstreams get their Lambda functions and versions\n"
+    "(ListFunctions, signed with their secretRef's credentials). Functions are written into\n"
+    "the Upstream only when they changed; a person's own functions are never touched.\n"
+    "See docs/discovery.md."};
 
 static fd_upstream *find(fd *s, const char *key)
 {
@@ -189,6 +192,15 @@ static sl_status parse_flags(sl_service_args *args, fd *s, int argc, char **argv
         {.name = "endpoints-bucket", .kind = SL_FLAG_STRING, .target = &s->endpoints_bucket,
          .def = SL_BUCKET_ENDPOINTS, .env = "SLUICE_ENDPOINTS_BUCKET", .arg = "NAME",
          .help = "endpoints KV bucket (the endpoints of dns upstreams, for probing)"},
+        {.name = "secrets-bucket", .kind = SL_FLAG_STRING, .target = &s->secrets_bucket, .def = SL_BUCKET_SECRETS,
+         .env = "SLUICE_SECRETS_BUCKET", .arg = "NAME",
+         .help = "secrets KV bucket (read only: the credentials of aws upstreams' secretRef)"},
+        {.name = "aws-endpoint", .kind = SL_FLAG_STRING, .target = &s->aws_endpoint, .def = "",
+         .env = "SLUICE_FDS_AWS_ENDPOINT", .arg = "URL", .opts = SL_FLAG_EMPTY_OK,
+         .help = "the Lambda API to list functions at (e.g. a local moto server);\n"
+                 "default AWS's own, https://lambda.<region>.amazonaws.com"},
+        {.name = "aws-page-size", .kind = SL_FLAG_INT, .target = &s->aws_page_size, .def = "50", .min = 1,
+         .max = 10000, .help = "functions per ListFunctions page (MaxItems; AWS answers at most 50)"},
         {.name = "settings-namespace", .kind = SL_FLAG_STRING, .target = &s->settings_ns, .def = "gloo-system",
          .env = "SLUICE_SETTINGS_NAMESPACE", .arg = "NS", .help = "namespace of the Settings whose fdsMode applies"},
         {.name = "settings-name", .kind = SL_FLAG_STRING, .target = &s->settings_name, .def = "default",
@@ -334,6 +346,7 @@ out:
         fd_upstream_free(s.ups[i]);
     free(s.ups);
     sl_kv_free(s.endpoints_kv);
+    sl_kv_free(s.secrets_kv);
     sl_kv_free(s.config_kv);
     sl_loop_free(loop);
     sl_service_free(s.svc);

@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "fds.h"
+#include "sluice/lambda.h"
 #include "sluice/config.h"
 #include "sluice/kinds.h"
 #include "sluice/vec.h"
@@ -308,4 +309,106 @@ sl_status fd_merge_grpc(Sluice__V1__Upstream *u, const sl_reflect_result *res, c
         rc = sl_cfg_set_annotation(u->metadata, FD_ANN_SOURCE, source);
     free(names);
     return rc;
+}
+
+/* Gloo's naming (projects/discovery/pkg/fds/discoveries/aws): "<name>" for
+ * $LATEST, "<name>:<version>" for a published version. */
+static char *lambda_logical_name(const sl_lambda_fn *f)
+{
+    size_t n = strlen(f->name) + strlen(f->version) + 2;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, !strcmp(f->version, "$LATEST") ? "%s" : "%s:%s", f->name, f->version);
+    return s;
+}
+
+static int cmp_lambda(const void *a, const void *b)
+{
+    const Sluice__V1__LambdaFunctionSpec *x = *(Sluice__V1__LambdaFunctionSpec *const *)a,
+                                         *y = *(Sluice__V1__LambdaFunctionSpec *const *)b;
+    return strcmp(x->logical_name, y->logical_name);
+}
+
+/* The name routes use for f (the translator's rule: logicalName, else the function's name). */
+static const char *lambda_route_name(const Sluice__V1__LambdaFunctionSpec *f)
+{
+    return f->logical_name[0] ? f->logical_name : f->lambda_function_name;
+}
+
+sl_status fd_merge_lambda(Sluice__V1__Upstream *u, const sl_lambda_list *l, const char *source, char **clashes)
+{
+    Sluice__V1__AwsUpstreamSpec *aws =
+        u->spec && u->spec->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_AWS ? u->spec->aws : NULL;
+    Sluice__V1__LambdaFunctionSpec **v = NULL;
+    char *owned_list = NULL, *clash = NULL;
+    size_t n = 0, cap = 0, n_owned = 0, cap_owned = 0, n_clash = 0, cap_clash = 0;
+    sl_status rc = SL_OK;
+
+    *clashes = NULL;
+    if (!aws || !u->metadata)
+        return sl_error_set(SL_ERR_UNSUPPORTED, "only aws upstreams have Lambda functions");
+    const char *owned = sl_kind_annotation(u->metadata, FD_ANN_FUNCTIONS);
+    /* a person's functions first, in their order */
+    for (size_t i = 0; i < aws->n_lambda_functions; i++) {
+        Sluice__V1__LambdaFunctionSpec *f = aws->lambda_functions[i];
+        if (owned && name_in_list(owned, lambda_route_name(f))) {
+            protobuf_c_message_free_unpacked(&f->base, NULL);
+            continue;
+        }
+        if (SL_VEC_RESERVE(v, cap, n + 1) != SL_OK) {
+            protobuf_c_message_free_unpacked(&f->base, NULL);
+            rc = SL_ERR_NOMEM;
+            continue;
+        }
+        v[n++] = f;
+    }
+    size_t n_person = n;
+    for (size_t i = 0; i < l->n && rc == SL_OK; i++) {
+        Sluice__V1__LambdaFunctionSpec *f = malloc(sizeof *f);
+        if (!f || SL_VEC_RESERVE(v, cap, n + 1) != SL_OK) {
+            free(f);
+            rc = SL_ERR_NOMEM;
+            break;
+        }
+        sluice__v1__lambda_function_spec__init(f);
+        f->logical_name = lambda_logical_name(&l->fns[i]);
+        f->lambda_function_name = strdup(l->fns[i].name);
+        f->qualifier = strdup(l->fns[i].version);
+        if (!f->logical_name || !f->lambda_function_name || !f->qualifier) {
+            free(f->logical_name);
+            free(f->lambda_function_name);
+            free(f->qualifier);
+            free(f);
+            rc = SL_ERR_NOMEM;
+            break;
+        }
+        bool mine = true;
+        for (size_t j = 0; j < n_person && mine; j++)
+            mine = strcmp(lambda_route_name(v[j]), f->logical_name) != 0;
+        if (!mine) {
+            list_add(&clash, &n_clash, &cap_clash, f->logical_name);
+            protobuf_c_message_free_unpacked(&f->base, NULL);
+            continue;
+        }
+        v[n++] = f;
+    }
+    /* the discovered ones sorted by logical name, as Gloo writes them: a listing in another order is no change */
+    if (n > n_person)
+        qsort(v + n_person, n - n_person, sizeof *v, cmp_lambda);
+    for (size_t i = n_person; i < n; i++)
+        list_add(&owned_list, &n_owned, &cap_owned, v[i]->logical_name);
+    free(aws->lambda_functions);
+    aws->lambda_functions = v;
+    aws->n_lambda_functions = n;
+    if (rc == SL_OK)
+        rc = sl_cfg_set_annotation(u->metadata, FD_ANN_FUNCTIONS, owned_list ? owned_list : "");
+    if (rc == SL_OK)
+        rc = sl_cfg_set_annotation(u->metadata, FD_ANN_SOURCE, source);
+    free(owned_list);
+    if (rc != SL_OK) {
+        free(clash);
+        return rc == SL_ERR_NOMEM ? sl_error_set(SL_ERR_NOMEM, "out of memory") : rc;
+    }
+    *clashes = clash;
+    return SL_OK;
 }

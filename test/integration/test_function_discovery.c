@@ -50,11 +50,7 @@ static pid_t spawn(char *const argv[]) { return harness_spawn((const char *const
 
 static void wait_http(int port, const char *path)
 {
-    char buf[256];
-    int64_t end = harness_now_ms() + 30000;
-    while (harness_now_ms() < end && harness_http(port, "GET", path, buf, sizeof buf) != 200)
-        usleep(100 * 1000);
-    if (harness_http(port, "GET", path, buf, sizeof buf) != 200)
+    if (harness_wait_http(port, path, 30000) != 0)
         fail_msg("nothing serves %s on port %d (log %s)", path, port, log_path);
 }
 
@@ -157,9 +153,7 @@ static void start_discovery(void)
                     "--connect-timeout", "1s", "--lease-ttl", "2s", "--log-level", "debug", NULL};
     discovery = spawn(argv);
     char buf[512];
-    int64_t end = harness_now_ms() + 15000;
-    while (harness_now_ms() < end && harness_http(metrics_port, "GET", "/readyz", buf, sizeof buf) != 200)
-        usleep(50 * 1000);
+    harness_wait_http(metrics_port, "/readyz", 15000);
     assert_int_equal(harness_http(metrics_port, "GET", "/healthz", buf, sizeof buf), 200);
 }
 
@@ -228,13 +222,9 @@ static void put_upstream(const char *name, int port, const char *url, const char
 static Sluice__V1__Upstream *get_upstream(const char *name, uint64_t *rev)
 {
     char key[256];
-    sl_kv_entry e = {0};
     snprintf(key, sizeof key, "Upstream.default.%s", name);
-    assert_int_equal(sl_kv_get(&e, config_kv, key), SL_OK);
-    Sluice__V1__Upstream *u = sluice__v1__upstream__unpack(NULL, e.len, e.value);
-    if (rev)
-        *rev = e.revision;
-    sl_kv_entry_deinit(&e);
+    Sluice__V1__Upstream *u =
+        (Sluice__V1__Upstream *)harness_kv_get_pb_rev(config_kv, key, &sluice__v1__upstream__descriptor, rev);
     assert_non_null(u);
     return u;
 }
@@ -305,19 +295,6 @@ static void template_text(char *out, size_t n, const char *name, const char *fn,
                 snprintf(out, n, "%s", t->headers[j]->value->text);
     }
     sluice__v1__upstream__free_unpacked(u, NULL);
-}
-
-static char *run_out(const char *cmd)
-{
-    static char out[262144];
-    size_t got = 0, r;
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    while (got < sizeof out - 1 && (r = fread(out + got, 1, sizeof out - 1 - got, p)) > 0)
-        got += r;
-    out[got] = 0;
-    pclose(p);
-    return out;
 }
 
 /* ---- the scenario ------------------------------------------------------------ */
@@ -394,7 +371,8 @@ static void test_function_discovery(void **state)
 
     /* sluicectl shows them */
     snprintf(cmd, sizeof cmd, "%s/services/sluicectl/sluicectl get upstream petstore -o yaml 2>&1", bin_dir);
-    char *out = run_out(cmd);
+    static char out[262144];
+    harness_run_output(cmd, out, sizeof out);
     if (!strstr(out, "getPetById") || !strstr(out, "myFn") || !strstr(out, "/v2/pet/{{ default(petId"))
         fail_msg("sluicectl get upstream petstore -o yaml:\n%s", out);
 
@@ -414,7 +392,7 @@ static void test_function_discovery(void **state)
     snprintf(cmd, sizeof cmd, "%s/services/sluicectl/sluicectl get upstream petstore -o yaml > %s", bin_dir, up);
     assert_int_equal(system(cmd), 0);
     snprintf(cmd, sizeof cmd, "%s/test/tools/sluice-translate %s %s 2>&1 >/dev/null", bin_dir, up, vs);
-    out = run_out(cmd);
+    harness_run_output(cmd, out, sizeof out);
     if (!strstr(out, "Upstream default.petstore: Accepted") || strstr(out, "Rejected") ||
         strstr(out, "VirtualService default.pets: Warning"))
         fail_msg("sluice-translate:\n%s", out);

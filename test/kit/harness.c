@@ -240,14 +240,52 @@ int harness_http_get(int port, const char *path, char *body, size_t cap)
     return code;
 }
 
-ProtobufCMessage *harness_kv_get_pb(sl_kv *kv, const char *key, const ProtobufCMessageDescriptor *desc)
+int harness_wait_http(int port, const char *path, int64_t ms)
+{
+    char buf[512];
+    int64_t end = harness_now_ms() + ms;
+    while (harness_http(port, "GET", path, buf, sizeof buf) != 200) {
+        if (harness_now_ms() >= end)
+            return -1;
+        usleep(50 * 1000);
+    }
+    return 0;
+}
+
+int harness_run_output(const char *cmd, char *out, size_t cap)
+{
+    size_t got = 0, r;
+    FILE *p = popen(cmd, "r");
+    if (cap)
+        out[0] = 0;
+    if (!p)
+        return -1;
+    while (cap && got < cap - 1 && (r = fread(out + got, 1, cap - 1 - got, p)) > 0)
+        got += r;
+    if (cap)
+        out[got] = 0;
+    char drop[4096]; /* the rest, so that cmd never blocks on a full pipe */
+    while (fread(drop, 1, sizeof drop, p) > 0)
+        ;
+    return pclose(p);
+}
+
+ProtobufCMessage *harness_kv_get_pb_rev(sl_kv *kv, const char *key, const ProtobufCMessageDescriptor *desc,
+                                        uint64_t *rev)
 {
     sl_kv_entry e = {0};
     if (sl_kv_get(&e, kv, key) != SL_OK)
         return NULL;
     ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, e.len, e.value);
+    if (rev)
+        *rev = e.revision;
     sl_kv_entry_deinit(&e);
     return m;
+}
+
+ProtobufCMessage *harness_kv_get_pb(sl_kv *kv, const char *key, const ProtobufCMessageDescriptor *desc)
+{
+    return harness_kv_get_pb_rev(kv, key, desc, NULL);
 }
 
 sl_status harness_kv_put_yaml(sl_kv *kv, const char *key, const ProtobufCMessageDescriptor *desc, const char *yaml,

@@ -180,6 +180,15 @@ int harness_http(int port, const char *method, const char *path, char *buf, size
  * again when it did not come up): check it before kill(). */
 pid_t harness_start_etcd(int client_port, int peer_port, const char *data_dir, const char *log);
 
+/* Waits up to ms until GET path on 127.0.0.1:port answers 200 (a
+ * service's /readyz, a test server's document): 0, or -1. */
+int harness_wait_http(int port, const char *path, int64_t ms);
+
+/* Runs cmd with /bin/sh, its standard output into out (cut at cap bytes,
+ * NUL-terminated; the rest is read and dropped).
+ * The exit status as pclose() gives it, or -1 when cmd could not start. */
+int harness_run_output(const char *cmd, char *out, size_t cap);
+
 /* Waits up to ms for 127.0.0.1:port to accept TCP connections: 0, or -1. */
 int harness_wait_tcp(int port, int64_t ms);
 
@@ -194,6 +203,10 @@ Sluice__V1__Report *harness_next_report(natsSubscription *sub, const char *name,
  * protobuf_c_message_free_unpacked), or NULL when there is none or it does
  * not decode. */
 ProtobufCMessage *harness_kv_get_pb(sl_kv *kv, const char *key, const ProtobufCMessageDescriptor *desc);
+
+/* harness_kv_get_pb(), and the value's revision in *rev (may be NULL). */
+ProtobufCMessage *harness_kv_get_pb_rev(sl_kv *kv, const char *key, const ProtobufCMessageDescriptor *desc,
+                                        uint64_t *rev);
 
 /* Decodes yaml as desc (with o; NULL: the defaults), packs it and puts it
  * at key of kv. */

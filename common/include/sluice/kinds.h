@@ -24,6 +24,7 @@
 #ifndef SLUICE_KINDS_H
 #define SLUICE_KINDS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <protobuf-c/protobuf-c.h>
@@ -105,5 +106,15 @@ const Sluice__V1__Status *sl_kind_status(const ProtobufCMessage *msg);
  * key. The string belongs to md. */
 const char *sl_kind_label(const Sluice__V1__Metadata *md, const char *key);
 const char *sl_kind_annotation(const Sluice__V1__Metadata *md, const char *key);
+
+/* The grant a Secret gives to resources of other namespaces (as Gateway
+ * API's ReferenceGrant): an annotation or label whose value is a comma
+ * separated list of namespaces, or "*". */
+#define SL_SECRET_GRANT "sluice.io/allow-from-namespaces"
+
+/* Whether a Secret with metadata md grants ns (its SL_SECRET_GRANT
+ * annotation or label lists ns, or "*"). The translator and function
+ * discovery use a Secret of another namespace only then. */
+bool sl_kind_secret_grants(const Sluice__V1__Metadata *md, const char *ns);
 
 #endif

@@ -538,47 +538,13 @@ const Sluice__V1__Secret *tr_find_secret(tr_ctx *tx, const Sluice__V1__ResourceR
     return (const Sluice__V1__Secret *)find_eff(tx, "Secret", ref_ns(ref, def_ns), ref->name);
 }
 
-/* Whether list (namespaces separated by commas, blanks around them
- * ignored, or "*") names ns. */
-static bool ns_listed(const char *list, const char *ns)
-{
-    size_t nl = strlen(ns);
-    for (const char *p = list; *p;) {
-        const char *end;
-        size_t len;
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        for (end = p; *end && *end != ','; end++)
-            ;
-        for (len = (size_t)(end - p); len && (p[len - 1] == ' ' || p[len - 1] == '\t'); len--)
-            ;
-        if ((len == 1 && *p == '*') || (len == nl && len && strncmp(p, ns, nl) == 0))
-            return true;
-        p = end;
-    }
-    return false;
-}
-
-/* Whether sec's grant (annotation or label TR_SECRET_GRANT) names ns. */
-static bool secret_grants(const Sluice__V1__Secret *sec, const char *ns)
-{
-    const Sluice__V1__Metadata *md = sec->metadata;
-    for (size_t i = 0; md && i < md->n_annotations; i++)
-        if (strcmp(md->annotations[i]->key, TR_SECRET_GRANT) == 0 && ns_listed(md->annotations[i]->value, ns))
-            return true;
-    for (size_t i = 0; md && i < md->n_labels; i++)
-        if (strcmp(md->labels[i]->key, TR_SECRET_GRANT) == 0 && ns_listed(md->labels[i]->value, ns))
-            return true;
-    return false;
-}
-
 const Sluice__V1__Secret *tr_find_secret_granted(tr_ctx *tx, const Sluice__V1__ResourceRef *ref, const char *def_ns,
                                                  const char **why)
 {
     const Sluice__V1__Secret *sec = tr_find_secret(tx, ref, def_ns);
     const char *sns = ref ? ref_ns(ref, def_ns) : def_ns;
     *why = NULL;
-    if (!sec || strcmp(sns, def_ns) == 0 || secret_grants(sec, def_ns))
+    if (!sec || strcmp(sns, def_ns) == 0 || sl_kind_secret_grants(sec->metadata, def_ns))
         return sec;
     *why = tr_printf(tx, "Secret %s.%s is in another namespace and does not grant access to namespace %s "
                          "(annotation %s on the Secret lists the namespaces that may refer to it, or \"*\")",

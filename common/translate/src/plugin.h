@@ -55,6 +55,7 @@
 #include "sluice/v1/settings.pb-c.h"
 #include "sluice/v1/upstream.pb-c.h"
 #include "sluice/v1/virtual_service.pb-c.h"
+#include "sluice/kinds.h"
 
 typedef struct tr_ctx tr_ctx;
 
@@ -220,10 +221,9 @@ const Sluice__V1__Upstream *tr_find_upstream(tr_ctx *tx, const Sluice__V1__Resou
 const Sluice__V1__Secret *tr_find_secret(tr_ctx *tx, const Sluice__V1__ResourceRef *ref,
                                          const char *def_ns);
 
-/* The grant a Secret gives to resources of other namespaces (as Gateway
- * API's ReferenceGrant): an annotation or label whose value is a comma
- * separated list of namespaces, or "*". */
-#define TR_SECRET_GRANT "sluice.io/allow-from-namespaces"
+/* The grant a Secret gives to resources of other namespaces
+ * (sl_kind_secret_grants() in sluice/kinds.h). */
+#define TR_SECRET_GRANT SL_SECRET_GRANT
 
 /* tr_find_secret() for a resource of namespace def_ns: a Secret of another
  * namespace is used only when its TR_SECRET_GRANT names def_ns (or "*").

@@ -1,0 +1,300 @@
+/* sluice-function-discovery and AWS Lambda: the real binary, a real nats-server (authentication on:
+ * the service reads the secrets bucket with its own role) and moto's server (PyPI moto[server])
+ * checking every SigV4 signature against its IAM users, paged as AWS pages ListFunctions
+ * (test/integration/fds/moto_lambda.py).
+ *
+ * One scenario, in order: moto holds functions alpha (with version 1 and alias live), beta and
+ * gamma; an aws Upstream whose secretRef names the IAM user's key, listing 2 per page, gets
+ * alpha, alpha:1, beta and gamma as Gloo names them, after a function of its own (kept); the
+ * second page was asked for with the escaped marker; an upstream without secretRef and one whose
+ * Secret is another namespace's (no grant) get a Warning and nothing else; a re-check writes
+ * nothing; a route to the discovered alpha:1 translates; gamma is deleted in moto and goes; a
+ * wrong secret key is a Warning with AWS's reason (403 SignatureDoesNotMatch) that keeps the
+ * functions; SIGTERM. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "sluice/codec.h"
+#include "sluice/kinds.h"
+#include "sluice/kv.h"
+#include "sluice/nats.h"
+#include "sluice/v1/events.pb-c.h"
+#include "sluice/v1/secret.pb-c.h"
+#include "sluice/v1/upstream.pb-c.h"
+
+static harness_nats *srv;
+static sl_nats *nc;
+static sl_kv *config_kv, *secrets_kv;
+static natsSubscription *reports[3]; /* lambdas, nocreds, borrowed: the reports on each */
+static const char *const names[3] = {"lambdas", "nocreds", "borrowed"};
+static pid_t moto = -1, discovery = -1;
+static int moto_port, metrics_port;
+static char dir[256], log_path[300], endpoint[64], py[1024], helper[1024];
+static char access_key[128], secret_key[128];
+static const char *src, *bin_dir;
+
+static void start_moto(void)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", moto_port);
+    const char *argv[] = {py, helper, "serve", port, NULL};
+    moto = harness_spawn(argv, log_path);
+    if (moto < 0 || harness_wait_tcp(moto_port, 30000) != 0)
+        fail_msg("moto did not start (log %s)", log_path);
+}
+
+/* The IAM user's key, and the functions (moto_lambda.py setup). */
+static void setup_lambda(void)
+{
+    char cmd[4096];
+    char out[512];
+    snprintf(cmd, sizeof cmd, "%s %s setup %s 2>>%s", py, helper, endpoint, log_path);
+    harness_run_output(cmd, out, sizeof out);
+    if (sscanf(out, "%127s %127s", access_key, secret_key) != 2)
+        fail_msg("moto_lambda.py setup: \"%s\" (log %s)", out, log_path);
+}
+
+static void start_discovery(void)
+{
+    char bin[1024], url[256], maddr[64];
+    snprintf(bin, sizeof bin, "%s/services/function-discovery/sluice-function-discovery", bin_dir);
+    snprintf(url, sizeof url, "%s", harness_nats_url(srv));
+    snprintf(maddr, sizeof maddr, "127.0.0.1:%d", metrics_port);
+    const char *argv[] = {bin, "--nats-url", url, "--metrics-addr", maddr, "--resync", "500ms", "--fetch-timeout", "5s",
+                          "--connect-timeout", "1s", "--lease-ttl", "2s", "--log-level", "debug", "--aws-endpoint",
+                          endpoint, "--aws-page-size", "2", NULL};
+    discovery = harness_spawn(argv, log_path);
+    char buf[512];
+    harness_wait_http(metrics_port, "/readyz", 15000);
+    assert_int_equal(harness_http(metrics_port, "GET", "/healthz", buf, sizeof buf), 200);
+}
+
+/* ---- resources ------------------------------------------------------------- */
+
+static void put_secret(const char *ns, const char *name, const char *key, const char *secret)
+{
+    char yaml[1024], k[256];
+    sl_codec_options o = {.root_name = "Secret"};
+    snprintf(yaml, sizeof yaml, "metadata: {name: %s, namespace: %s}\nspec:\n  aws: {accessKey: \"%s\", secretKey: \"%s\"}\n",
+             name, ns, key, secret);
+    snprintf(k, sizeof k, "Secret.%s.%s", ns, name);
+    assert_int_equal(harness_kv_put_yaml(secrets_kv, k, &sluice__v1__secret__descriptor, yaml, &o), SL_OK);
+}
+
+/* An aws upstream default/<name>; secret_ref: "{name: .., namespace: ..}" or NULL. */
+static void put_upstream(const char *name, const char *secret_ref, const char *own_functions)
+{
+    char yaml[1024], k[256];
+    sl_codec_options o = {.root_name = "Upstream"};
+    snprintf(yaml, sizeof yaml,
+             "metadata: {name: %s, namespace: default}\nspec:\n  aws:\n    region: us-east-1\n"
+             "    awsAccountId: \"123456789012\"\n%s%s%s%s",
+             name, secret_ref ? "    secretRef: " : "", secret_ref ? secret_ref : "", secret_ref ? "\n" : "",
+             own_functions ? own_functions : "");
+    snprintf(k, sizeof k, "Upstream.default.%s", name);
+    assert_int_equal(harness_kv_put_yaml(config_kv, k, &sluice__v1__upstream__descriptor, yaml, &o), SL_OK);
+}
+
+/* " logical=name@qualifier ... " of the upstream's Lambda functions, in order; its revision in *rev. */
+static void functions(char *out, size_t n, const char *name, uint64_t *rev)
+{
+    char key[256];
+    snprintf(key, sizeof key, "Upstream.default.%s", name);
+    Sluice__V1__Upstream *u =
+        (Sluice__V1__Upstream *)harness_kv_get_pb_rev(config_kv, key, &sluice__v1__upstream__descriptor, rev);
+    assert_non_null(u);
+    size_t k = (size_t)snprintf(out, n, " ");
+    for (size_t i = 0; i < u->spec->aws->n_lambda_functions && k < n; i++) {
+        const Sluice__V1__LambdaFunctionSpec *f = u->spec->aws->lambda_functions[i];
+        k += (size_t)snprintf(out + k, n - k, "%s=%s@%s ", f->logical_name, f->lambda_function_name, f->qualifier);
+    }
+    sluice__v1__upstream__free_unpacked(u, NULL);
+}
+
+static uint64_t wait_functions(const char *name, const char *want)
+{
+    char got[4096];
+    uint64_t rev = 0;
+    int64_t end = harness_now_ms() + 20000;
+    do {
+        functions(got, sizeof got, name, &rev);
+        if (!strcmp(got, want))
+            return rev;
+        usleep(100 * 1000);
+    } while (harness_now_ms() < end);
+    fail_msg("%s: want \"%s\", got \"%s\" (log %s)", name, want, got, log_path);
+    return 0;
+}
+
+/* The next report on upstream names[i] in state whose reason holds text, or a failure. */
+static void wait_report(int i, int state, const char *text)
+{
+    Sluice__V1__Report *r;
+    const char *name = names[i];
+    for (r = harness_next_report(reports[i], name, 15000); r && (!strstr(r->reason, text) || (int)r->state != state);
+         r = harness_next_report(reports[i], name, 15000))
+        sluice__v1__report__free_unpacked(r, NULL);
+    if (!r)
+        fail_msg("%s: no report in state %d with \"%s\" (log %s)", name, state, text, log_path);
+    assert_string_equal(r->source, "function-discovery");
+    sluice__v1__report__free_unpacked(r, NULL);
+}
+
+/* A VirtualService routing to the discovered alpha:1, with the stored Upstream and its Secret,
+ * through the translator (sluice-translate): nothing Rejected. */
+static void check_route(void)
+{
+    char up[600], rest[600], cmd[3000];
+    snprintf(up, sizeof up, "%s/lambdas-upstream.yaml", dir);
+    snprintf(rest, sizeof rest, "%s/route-and-secret.yaml", dir);
+    FILE *f = fopen(rest, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: fns, namespace: default}\n"
+            "spec:\n  virtualHost:\n    domains: [fns.example.com]\n    routes:\n"
+            "    - matchers: [{prefix: /alpha}]\n      routeAction:\n        single:\n"
+            "          upstream: {name: lambdas, namespace: default}\n"
+            "          destinationSpec: {aws: {logicalName: \"alpha:1\"}}\n---\n"
+            "apiVersion: gloo.solo.io/v1\nkind: Secret\nmetadata: {name: aws-creds, namespace: default}\n"
+            "spec:\n  aws: {accessKey: \"%s\", secretKey: \"%s\"}\n",
+            access_key, secret_key);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s/services/sluicectl/sluicectl get upstream lambdas -o yaml > %s", bin_dir, up);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s/test/tools/sluice-translate %s %s 2>&1 >/dev/null", bin_dir, up, rest);
+    static char out[65536];
+    harness_run_output(cmd, out, sizeof out);
+    if (!strstr(out, "Upstream default.lambdas: Accepted") || strstr(out, "Rejected") ||
+        !strstr(out, "VirtualService default.fns: Accepted"))
+        fail_msg("sluice-translate:\n%s", out);
+}
+
+/* ---- the scenario ------------------------------------------------------------ */
+
+static void test_lambda_discovery(void **state)
+{
+    (void)state;
+    char cmd[4096];
+    const char *all = " mine=alpha@live alpha=alpha@$LATEST alpha:1=alpha@1 beta=beta@$LATEST gamma=gamma@$LATEST ";
+    start_moto();
+    setup_lambda();
+    put_secret("default", "aws-creds", access_key, secret_key);
+    put_secret("ops", "aws-creds", access_key, secret_key); /* grants no other namespace */
+    for (int i = 0; i < 3; i++) {
+        char subject[200];
+        snprintf(subject, sizeof subject, "sluice.report.function-discovery.Upstream.default.%s", names[i]);
+        assert_int_equal(natsConnection_SubscribeSync(&reports[i], sl_nats_conn(nc), subject), NATS_OK);
+    }
+    /* a function of its own: an alias, which ListFunctions does not list (nor Gloo) */
+    put_upstream("lambdas", "{name: aws-creds, namespace: default}",
+                 "    lambdaFunctions: [{logicalName: mine, lambdaFunctionName: alpha, qualifier: live}]\n");
+    put_upstream("nocreds", NULL, NULL);
+    put_upstream("borrowed", "{name: aws-creds, namespace: ops}", NULL);
+    start_discovery();
+
+    uint64_t rev = wait_functions("lambdas", all);
+    wait_report(0, SLUICE__V1__STATUS__STATE__Accepted, "");
+    /* 4 versions 2 a page: the second page was asked for with the marker escaped ('+' '/' '=';
+     * werkzeug logs %2F as '/'), and moto checked the signature of each (a 403 would be a Warning) */
+    snprintf(cmd, sizeof cmd, "grep -c 'GET /2015-03-31/functions/?FunctionVersion=ALL&Marker=%%2B.*%%3D&MaxItems=2 "
+                              "HTTP/1.1\" 200' %s", log_path);
+    char count[32];
+    harness_run_output(cmd, count, sizeof count);
+    if (atoi(count) < 1)
+        fail_msg("no second page asked for with the escaped marker (log %s)", log_path);
+    wait_report(1, SLUICE__V1__STATUS__STATE__Warning, "Lambda discovery needs credentials");
+    wait_report(2, SLUICE__V1__STATUS__STATE__Warning, "does not grant access to namespace default");
+    char got[4096];
+    functions(got, sizeof got, "nocreds", NULL);
+    assert_string_equal(got, " ");
+
+    /* Re-checks with nothing changed write nothing. */
+    double unchanged = harness_metric(metrics_port, "sluice_fds_unchanged_total");
+    int64_t end = harness_now_ms() + 10000;
+    while (harness_now_ms() < end && harness_metric(metrics_port, "sluice_fds_unchanged_total") < unchanged + 2)
+        usleep(100 * 1000);
+    assert_true(harness_metric(metrics_port, "sluice_fds_unchanged_total") >= unchanged + 2);
+    assert_int_equal(wait_functions("lambdas", all), rev);
+
+    check_route();
+
+    /* gamma is deleted in AWS: it goes, the rest stays. */
+    snprintf(cmd, sizeof cmd, "%s %s delete %s %s %s gamma >>%s 2>&1", py, helper, endpoint, access_key, secret_key,
+             log_path);
+    assert_int_equal(system(cmd), 0);
+    rev = wait_functions("lambdas", " mine=alpha@live alpha=alpha@$LATEST alpha:1=alpha@1 beta=beta@$LATEST ");
+
+    /* A wrong secret key: AWS's reason in a Warning, the functions kept. */
+    put_secret("default", "aws-creds", access_key, "not-the-secret");
+    wait_report(0, SLUICE__V1__STATUS__STATE__Warning, "SignatureDoesNotMatch");
+    put_secret("default", "aws-creds", access_key, "still-not-the-secret");
+    usleep(1000 * 1000);
+    assert_int_equal(wait_functions("lambdas", " mine=alpha@live alpha=alpha@$LATEST alpha:1=alpha@1 beta=beta@$LATEST "),
+                     rev);
+    snprintf(cmd, sizeof cmd, "grep -c 'not-the-secret' %s", log_path);
+    harness_run_output(cmd, count, sizeof count);
+    assert_int_equal(atoi(count), 0); /* never logged */
+
+    assert_int_equal(harness_stop_pid(&discovery, SIGTERM), 0);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    src = getenv("SLUICE_SOURCE_DIR") ? getenv("SLUICE_SOURCE_DIR") : ".";
+    bin_dir = getenv("SLUICE_BINARY_DIR") ? getenv("SLUICE_BINARY_DIR") : "build";
+    snprintf(dir, sizeof dir, "/tmp/sluice-fds-lambda-XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(log_path, sizeof log_path, "%s/processes.log", dir);
+    snprintf(py, sizeof py, "%s/.venv/bin/python", src);
+    snprintf(helper, sizeof helper, "%s/test/integration/fds/moto_lambda.py", src);
+    /* the credentials are the Secret's only: none from this environment */
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    unsetenv("AWS_SESSION_TOKEN");
+    unsetenv("AWS_REGION");
+    moto_port = harness_free_port();
+    metrics_port = harness_free_port();
+    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", moto_port);
+    if (harness_nats_start(&srv) != 0 || harness_connect(&nc, srv) != SL_OK)
+        return -1;
+    setenv("NATS_URL", harness_nats_url(srv), 1);
+    sl_kv_config c, cs;
+    sl_kv_config_init(&c, SL_BUCKET_CONFIG);
+    sl_kv_config_init(&cs, SL_BUCKET_SECRETS);
+    return sl_kv_open(&config_kv, nc, &c) == SL_OK && sl_kv_open(&secrets_kv, nc, &cs) == SL_OK ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    harness_stop_pid(&discovery, SIGKILL);
+    harness_stop_pid(&moto, SIGTERM);
+    for (int i = 0; i < 3; i++)
+        if (reports[i])
+            natsSubscription_Destroy(reports[i]);
+    sl_kv_free(secrets_kv);
+    sl_kv_free(config_kv);
+    sl_nats_close(nc, 1000);
+    harness_nats_free(srv);
+    harness_show_log(log_path);
+    return harness_remove_test_dir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test_setup_teardown(test_lambda_discovery, setup, teardown)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
