@@ -2,8 +2,7 @@
  * EndpointSets written only when they change; Warning reports. */
 #include "discovery.h"
 
-#include "etcdsrc.h"
-#include "registry.h"
+#include "sluice/etcd_follow.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -78,8 +77,8 @@ struct ed_service {
     char reporter_id[64];
     size_t n_dns, n_etcd;
     /* the etcd registry (when --etcd-endpoints is set) */
-    ed_etcd *etcd;
-    ed_registry reg;
+    sl_etcd_follow *etcd;
+    sl_etcd_reg reg;
     bool etcd_synced;        /* reg holds the registry (a Range came) */
     char etcd_error[512];    /* the source failed: how ("" while it answers) */
     char etcd_server[128];   /* the server that answered or failed last */
@@ -605,7 +604,7 @@ static int etcd_ep_cmp(const void *a, const void *b)
 }
 
 /* Fills out from a registry entry; false (with why) when it is no endpoint. */
-static bool etcd_ep_from(etcd_ep *out, const ed_reg_entry *r, char *why, size_t n)
+static bool etcd_ep_from(etcd_ep *out, const sl_etcd_reg_entry *r, char *why, size_t n)
 {
     const sl_etcd_endpoint *p = &r->ep;
     if (r->error) {
@@ -682,7 +681,7 @@ static void etcd_refresh(ed_service *s, ed_entry *e)
     }
     if (!s->etcd_synced)
         return;
-    n = ed_reg_range(&s->reg, e->prefix, &at);
+    n = sl_etcd_reg_range(&s->reg, e->prefix, &at);
     if (!(v = calloc(n ? n : 1, sizeof *v)) || !(ptrs = calloc(n ? n : 1, sizeof *ptrs)) ||
         !(order = calloc(n ? n : 1, sizeof *order)))
         goto out;
@@ -733,36 +732,29 @@ static bool etcd_under(const ed_entry *e, const char *key)
  * Upstreams it touched refreshed. */
 static void apply_etcd(void *ud)
 {
-    ed_etcd_batch *b = ud;
+    sl_etcd_batch *b = ud;
     ed_service *s = b->owner;
     bool was_failed = s->etcd_error[0] != '\0';
 
     snprintf(s->etcd_server, sizeof s->etcd_server, "%s", b->server);
     switch (b->step) {
-    case ED_ETCD_FAILED:
+    case SL_ETCD_FAILED:
         sl_counter_inc(s->c_etcd_failures);
         snprintf(s->etcd_error, sizeof s->etcd_error, "%s", b->error);
         etcd_refresh_all(s); /* Warnings; the sets stay */
         break;
-    case ED_ETCD_RESET:
-        ed_reg_clear(&s->reg);
-        for (size_t i = 0; i < b->n_kvs; i++)
-            if (ed_reg_put(&s->reg, &b->kvs[i]) != SL_OK)
-                sl_log_error(COMP, "out of memory applying the registry", "key=%s", sl_log_q(b->kvs[i].key));
+    case SL_ETCD_RESET:
+        if (sl_etcd_reg_apply(&s->reg, b) != SL_OK)
+            sl_log_error(COMP, "out of memory applying the registry", "revision=%lld", (long long)b->revision);
         s->etcd_synced = true;
         s->etcd_error[0] = '\0';
         sl_gauge_set(s->g_etcd_revision, (double)b->revision);
         etcd_refresh_all(s);
         break;
-    case ED_ETCD_EVENTS:
+    case SL_ETCD_EVENTS:
         s->etcd_error[0] = '\0';
-        for (size_t i = 0; i < b->n_events; i++) {
-            const sl_etcd_event *ev = &b->events[i];
-            if (ev->type == SL_ETCD_DELETE)
-                ed_reg_delete(&s->reg, ev->kv.key);
-            else if (ed_reg_put(&s->reg, &ev->kv) != SL_OK)
-                sl_log_error(COMP, "out of memory applying an etcd event", "key=%s", sl_log_q(ev->kv.key));
-        }
+        if (sl_etcd_reg_apply(&s->reg, b) != SL_OK)
+            sl_log_error(COMP, "out of memory applying etcd events", "revision=%lld", (long long)b->revision);
         sl_counter_add(s->c_etcd_events, b->n_events);
         sl_gauge_set(s->g_etcd_revision, (double)b->revision);
         for (ed_entry *e = s->head; e; e = e->next) {
@@ -774,21 +766,21 @@ static void apply_etcd(void *ud)
         }
         break;
     }
-    ed_etcd_batch_free(b);
+    sl_etcd_batch_free(b);
 }
 
 static void drop_etcd(void *ud)
 {
-    ed_etcd_batch_free(ud);
+    sl_etcd_batch_free(ud);
 }
 
 /* On the etcd thread: hand the step to the loop. */
-static void on_etcd(ed_etcd_batch *b, void *ud)
+static void on_etcd(sl_etcd_batch *b, void *ud)
 {
     ed_service *s = ud;
     b->owner = s;
     if (atomic_load(&s->stop) || sl_loop_post(s->loop, s, apply_etcd, drop_etcd, b) != SL_OK)
-        ed_etcd_batch_free(b);
+        sl_etcd_batch_free(b);
 }
 
 /* ---- the config bucket: dns and etcd Upstreams ------------------------------------ */
@@ -1025,10 +1017,10 @@ sl_status ed_service_start(ed_service **out, sl_service *svc, sl_nats *nc, sl_lo
         (rc = sl_kv_watch_start(&s->w_config, s->kv_config, &wo, loop, &hc, s)) != SL_OK)
         goto err;
     if (s->o.etcd_endpoints && s->o.etcd_endpoints[0]) {
-        ed_etcd_opts eo = {.endpoints = s->o.etcd_endpoints, .prefix = s->o.etcd_prefix,
+        sl_etcd_follow_opts eo = {.endpoints = s->o.etcd_endpoints, .prefix = s->o.etcd_prefix,
                            .timeout_ms = s->o.etcd_timeout_ms, .retry_ms = s->o.failure_refresh_ms,
                            .cb = on_etcd, .ud = s};
-        if ((rc = ed_etcd_start(&s->etcd, &eo)) != SL_OK)
+        if ((rc = sl_etcd_follow_start(&s->etcd, &eo)) != SL_OK)
             goto err;
     }
     if (pthread_create(&s->ticker, NULL, ticker_main, s) != 0) {
@@ -1050,7 +1042,7 @@ void ed_service_free(ed_service *s)
     atomic_store(&s->stop, true);
     if (s->ticker_started)
         pthread_join(s->ticker, NULL);
-    ed_etcd_free(s->etcd); /* steps not applied are dropped (stop is set) */
+    sl_etcd_follow_free(s->etcd); /* steps not applied are dropped (stop is set) */
     sl_kv_watch_free(s->w_config);
     sl_kv_watch_free(s->w_endpoints);
     sl_dns_resolver_free(s->dns); /* pending results are dropped (stop is set) */
@@ -1058,7 +1050,7 @@ void ed_service_free(ed_service *s)
     sl_kv_free(s->kv_config);
     sl_kv_free(s->kv_endpoints);
     tdestroy(s->tree, entry_free);
-    ed_reg_free(&s->reg);
+    sl_etcd_reg_free(&s->reg);
     sl_arena_deinit(&s->arena);
     free(s);
 }

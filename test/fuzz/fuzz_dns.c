@@ -1,11 +1,14 @@
-/* libFuzzer target for what endpoint discovery decodes from DNS: a response message as c-ares hands it
- * over (sl_dns_parse_srv), then the records it gives put in order (sl_dns_records_sort).
+/* libFuzzer target for what discovery decodes from DNS: a response message as c-ares hands it over, read
+ * as an SRV answer (sl_dns_parse_srv, endpoint discovery) and its records put in order
+ * (sl_dns_records_sort), and read as a PTR answer (sl_dns_parse_ptr, upstream discovery's DNS-SD).
  *
  * Input: the DNS message, as received. Invariants (abort on violation): no
  * crash or read past the input; SL_OK or SL_ERR_PARSE only; with records,
  * the outcome is SL_DNS_OK and every target is a non-empty string; the
  * sorted list has no two records with the same address and port, and
- * sorting it again changes nothing. */
+ * sorting it again changes nothing. As PTR: SL_OK or SL_ERR_PARSE; names
+ * only with SL_DNS_OK, each non-empty, strictly increasing, and sorting
+ * them again changes nothing. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +19,29 @@
 #define FUZZ_MAX_INPUT 65535
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void check_ptr(const uint8_t *msg, size_t size)
+{
+    char **names = NULL;
+    size_t n = 0;
+    uint32_t ttl;
+    sl_dns_rcode rc;
+    sl_status st = sl_dns_parse_ptr(&names, &n, &ttl, &rc, msg, size);
+    if (st != SL_OK && st != SL_ERR_PARSE)
+        abort();
+    if (st != SL_OK && (names || n))
+        abort();
+    if (n && rc != SL_DNS_OK)
+        abort();
+    for (size_t i = 0; i < n; i++)
+        if (!names[i] || !names[i][0] || (i && strcmp(names[i - 1], names[i]) >= 0))
+            abort();
+    size_t again = n;
+    sl_dns_names_sort(names, &again);
+    if (again != n)
+        abort();
+    sl_dns_names_free(names, n);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -66,6 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     free(recs);
     sl_dns_srv_free(v, n);
+    check_ptr(copy, size);
     free(copy);
     return 0;
 }

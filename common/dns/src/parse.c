@@ -1,10 +1,11 @@
-/* parse.c - the pure half of sluice/dns.h: outcome codes, SRV answers, record order. */
+/* parse.c - the pure half of sluice/dns.h: outcome codes, SRV and PTR answers, record and name order. */
 #include <arpa/inet.h>
 #include <ares.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sluice/dns.h"
+#include "sluice/vec.h"
 
 const char *sl_dns_rcode_str(sl_dns_rcode rc)
 {
@@ -55,6 +56,7 @@ void sl_dns_result_free(sl_dns_result *r)
     for (size_t i = 0; i < r->n_records; i++)
         free(r->records[i].hostname);
     free(r->records);
+    sl_dns_names_free(r->names, r->n_names);
     free(r);
 }
 
@@ -122,15 +124,16 @@ static sl_dns_rcode header_rcode(unsigned code, unsigned ancount)
     }
 }
 
-sl_status sl_dns_parse_srv(sl_dns_srv **out, size_t *n, sl_dns_rcode *rcode, const uint8_t *abuf, size_t alen)
-{
-    sl_dns_srv *v = NULL;
-    size_t nv = 0, pos = 12;
-    sl_status rc = SL_OK;
+/* Called for each answer record of the type walked: rdlen bytes at abuf[pos]. */
+typedef sl_status (*rdata_fn)(void *ud, const uint8_t *abuf, size_t alen, size_t pos, size_t rdlen, uint32_t ttl);
 
-    *out = NULL;
-    *n = 0;
-    *rcode = SL_DNS_BADRESP;
+/* Walks the answer section of a response, calling fn for every IN record
+ * of type (others are skipped); *answers gets the answer count the header
+ * claims. SL_ERR_PARSE for a truncated or malformed message, never read
+ * beyond alen; fn's errors end the walk. */
+static sl_status walk_answers(const uint8_t *abuf, size_t alen, uint16_t want, rdata_fn fn, void *ud)
+{
+    size_t pos = 12;
     if (!abuf || alen < 12 || alen > 65535)
         return sl_error_set(SL_ERR_PARSE, "DNS message of %zu bytes", alen);
     unsigned qd = rd16(abuf + 4), an = rd16(abuf + 6);
@@ -139,41 +142,145 @@ sl_status sl_dns_parse_srv(sl_dns_srv **out, size_t *n, sl_dns_rcode *rcode, con
             return sl_error_set(SL_ERR_PARSE, "truncated question %u at offset %zu", i, pos);
         pos += 4;
     }
-    if (an && !(v = calloc(an, sizeof *v)))
-        return SL_ERR_NOMEM;
-    for (unsigned i = 0; i < an && rc == SL_OK; i++) {
-        if (!skip_name(abuf, alen, &pos) || alen - pos < 10) {
-            rc = sl_error_set(SL_ERR_PARSE, "truncated answer %u at offset %zu", i, pos);
-            break;
-        }
+    for (unsigned i = 0; i < an; i++) {
+        if (!skip_name(abuf, alen, &pos) || alen - pos < 10)
+            return sl_error_set(SL_ERR_PARSE, "truncated answer %u at offset %zu", i, pos);
         uint16_t type = rd16(abuf + pos), cls = rd16(abuf + pos + 2);
         uint32_t ttl = rd32(abuf + pos + 4);
         size_t rdlen = rd16(abuf + pos + 8);
         pos += 10;
-        if (rdlen > alen - pos) {
-            rc = sl_error_set(SL_ERR_PARSE, "answer %u: %zu bytes of data past the end", i, rdlen);
-            break;
-        }
-        if (type == 33 /* SRV */ && cls == 1 /* IN */) {
-            if ((rc = parse_srv_rdata(&v[nv], abuf, alen, pos, rdlen)) == SL_OK)
-                v[nv++].ttl = ttl > 0x7fffffffu ? 0 : ttl; /* RFC 2181: a TTL with the top bit set is 0 */
+        if (rdlen > alen - pos)
+            return sl_error_set(SL_ERR_PARSE, "answer %u: %zu bytes of data past the end", i, rdlen);
+        if (type == want && cls == 1 /* IN */) {
+            sl_status rc = fn(ud, abuf, alen, pos, rdlen, ttl > 0x7fffffffu ? 0 : ttl); /* RFC 2181: top bit set is 0 */
+            if (rc != SL_OK)
+                return rc;
         }
         pos += rdlen;
     }
+    return SL_OK;
+}
+
+typedef struct srv_acc {
+    sl_dns_srv *v;
+    size_t n, cap;
+} srv_acc;
+
+static sl_status add_srv(void *ud, const uint8_t *abuf, size_t alen, size_t pos, size_t rdlen, uint32_t ttl)
+{
+    srv_acc *a = ud;
+    sl_status rc;
+    if (SL_VEC_RESERVE(a->v, a->cap, a->n + 1) != SL_OK)
+        return SL_ERR_NOMEM;
+    memset(&a->v[a->n], 0, sizeof a->v[a->n]);
+    if ((rc = parse_srv_rdata(&a->v[a->n], abuf, alen, pos, rdlen)) == SL_OK)
+        a->v[a->n++].ttl = ttl;
+    return rc;
+}
+
+sl_status sl_dns_parse_srv(sl_dns_srv **out, size_t *n, sl_dns_rcode *rcode, const uint8_t *abuf, size_t alen)
+{
+    srv_acc a = {0};
+    sl_status rc = walk_answers(abuf, alen, 33 /* SRV */, add_srv, &a);
+
+    *out = NULL;
+    *n = 0;
+    *rcode = SL_DNS_BADRESP;
     if (rc != SL_OK) {
-        sl_dns_srv_free(v, nv);
+        sl_dns_srv_free(a.v, a.n);
         return rc;
     }
-    *rcode = header_rcode(abuf[3] & 0x0f, (unsigned)nv);
+    *rcode = header_rcode(abuf[3] & 0x0f, (unsigned)a.n);
     if (*rcode != SL_DNS_OK) {
         /* an error response's answer section is not an answer (found by
          * fuzz_dns: records came back with a failure code) */
-        sl_dns_srv_free(v, nv);
-        v = NULL;
-        nv = 0;
+        sl_dns_srv_free(a.v, a.n);
+        return SL_OK;
     }
-    *out = v;
-    *n = nv;
+    *out = a.v;
+    *n = a.n;
+    return SL_OK;
+}
+
+typedef struct ptr_acc {
+    char **v;
+    size_t n, cap;
+    uint32_t ttl;
+} ptr_acc;
+
+static sl_status add_ptr(void *ud, const uint8_t *abuf, size_t alen, size_t pos, size_t rdlen, uint32_t ttl)
+{
+    ptr_acc *a = ud;
+    char *s = NULL;
+    long enclen = 0;
+    if (ares_expand_name(abuf + pos, abuf, (int)alen, &s, &enclen) != ARES_SUCCESS)
+        return sl_error_set(SL_ERR_PARSE, "bad PTR name at offset %zu", pos);
+    if (enclen <= 0 || (size_t)enclen > rdlen || !s[0]) {
+        ares_free_string(s);
+        return sl_error_set(SL_ERR_PARSE, "bad PTR name at offset %zu", pos);
+    }
+    if (SL_VEC_RESERVE(a->v, a->cap, a->n + 1) != SL_OK || !(a->v[a->n] = strdup(s))) {
+        ares_free_string(s);
+        return SL_ERR_NOMEM;
+    }
+    ares_free_string(s);
+    a->n++;
+    if (a->n == 1 || ttl < a->ttl)
+        a->ttl = ttl;
+    return SL_OK;
+}
+
+void sl_dns_names_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void sl_dns_names_sort(char **v, size_t *n)
+{
+    size_t k = 0;
+    if (!v || *n < 2)
+        return;
+    qsort(v, *n, sizeof *v, name_cmp);
+    for (size_t i = 1; i < *n; i++) {
+        if (!strcmp(v[i], v[k])) {
+            free(v[i]);
+            continue;
+        }
+        v[++k] = v[i];
+    }
+    *n = k + 1;
+}
+
+sl_status sl_dns_parse_ptr(char ***out, size_t *n, uint32_t *ttl, sl_dns_rcode *rcode, const uint8_t *abuf,
+                           size_t alen)
+{
+    ptr_acc a = {0};
+    sl_status rc = walk_answers(abuf, alen, 12 /* PTR */, add_ptr, &a);
+
+    *out = NULL;
+    *n = 0;
+    *ttl = 0;
+    *rcode = SL_DNS_BADRESP;
+    if (rc != SL_OK) {
+        sl_dns_names_free(a.v, a.n);
+        return rc;
+    }
+    *rcode = header_rcode(abuf[3] & 0x0f, (unsigned)a.n);
+    if (*rcode != SL_DNS_OK) {
+        sl_dns_names_free(a.v, a.n);
+        return SL_OK;
+    }
+    sl_dns_names_sort(a.v, &a.n);
+    *out = a.v;
+    *n = a.n;
+    *ttl = a.ttl;
     return SL_OK;
 }
 

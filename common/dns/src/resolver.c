@@ -21,7 +21,7 @@ struct job {
     sl_dns_resolver *r;
     char *name;
     uint16_t port;
-    bool srv;
+    bool srv, ptr;
     sl_dns_done_fn done;
     void *ud;
     sl_dns_result *res;
@@ -101,7 +101,7 @@ static void job_finish(job *j)
 {
     sl_dns_resolver *r = j->r;
     sl_dns_result *res = j->res;
-    const char *type = j->srv ? "SRV" : "A/AAAA";
+    const char *type = j->ptr ? "PTR" : j->srv ? "SRV" : "A/AAAA";
 
     res->elapsed_ms = mono_ms() - j->t0_ms;
     if (j->failure != SL_DNS_OK) {
@@ -111,6 +111,10 @@ static void job_finish(job *j)
         res->ttl = 0;
         res->rcode = j->failure;
         snprintf(res->message, sizeof res->message, "%s: %s: %s", j->what, type, sl_dns_rcode_str(j->failure));
+    } else if (res->n_names) {
+        res->rcode = SL_DNS_OK;
+        snprintf(res->message, sizeof res->message, "%s: %s: %zu name%s", j->name, type, res->n_names,
+                 res->n_names == 1 ? "" : "s");
     } else if (res->n_records) {
         sl_dns_records_sort(res->records, &res->n_records);
         res->rcode = SL_DNS_OK;
@@ -251,11 +255,29 @@ static void srv_cb(void *arg, int status, int timeouts, unsigned char *abuf, int
     job_step_done(j);
 }
 
+/* A PTR answer: its names are the result. */
+static void ptr_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+    job *j = arg;
+    sl_dns_rcode rc = sl_dns_rcode_from_ares(status);
+    (void)timeouts;
+    if (status == ARES_SUCCESS &&
+        sl_dns_parse_ptr(&j->res->names, &j->res->n_names, &j->res->ttl, &rc, abuf, alen > 0 ? (size_t)alen : 0) !=
+            SL_OK)
+        rc = SL_DNS_BADRESP;
+    if (rc != SL_DNS_OK)
+        job_note(j, rc, j->name);
+    job_step_done(j);
+}
+
 static void job_start(job *j)
 {
     j->r->inflight++;
     j->pending = 1; /* held while starting, so a synchronous callback cannot finish it */
-    if (j->srv) {
+    if (j->ptr) {
+        j->pending++;
+        ares_query(j->r->channel, j->name, 1 /* IN */, 12 /* PTR */, ptr_cb, j);
+    } else if (j->srv) {
         j->pending++;
         ares_query(j->r->channel, j->name, 1 /* IN */, 33 /* SRV */, srv_cb, j);
     } else {
@@ -436,6 +458,7 @@ sl_status sl_dns_resolve(sl_dns_resolver *r, const sl_dns_query *q, sl_dns_done_
     j->r = r;
     j->port = q->port;
     j->srv = q->srv;
+    j->ptr = q->ptr;
     j->done = done;
     j->ud = ud;
     j->t0_ms = mono_ms();

@@ -1,4 +1,4 @@
-/* test_dns.c - sluice/dns.h without a DNS server: SRV answers from bytes, record order, outcome codes,
+/* test_dns.c - sluice/dns.h without a DNS server: SRV and PTR answers from bytes, record order, outcome codes,
  * and the resolver's plumbing (numeric names, bad servers, a silent or closed port, cancellation). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -51,35 +51,53 @@ static void put_name(msg *m, const char *name)
     m->b[m->n++] = 0;
 }
 
-/* A response to "_http._tcp.svc.test SRV" with rcode and the SRV answers
- * (target names written in full, the owner compressed to the question). */
-static void build(msg *m, unsigned rcode, unsigned n, const uint16_t (*srv)[3], const char *const *targets,
-                  const uint32_t *ttls)
+/* A response header and the question "_http._tcp.svc.test <qtype>". */
+static void header(msg *m, unsigned rcode, unsigned answers, unsigned qtype)
 {
     memset(m, 0, sizeof *m);
     put16(m, 0x1234);
     put16(m, 0x8180 | rcode);
     put16(m, 1);
-    put16(m, n);
+    put16(m, answers);
     put16(m, 0);
     put16(m, 0);
     put_name(m, "_http._tcp.svc.test");
-    put16(m, 33);
+    put16(m, qtype);
     put16(m, 1);
+}
+
+/* Starts an answer record (owner: the question's name) of type with ttl;
+ * returns where its rdlength goes (rdata_end() fills it in). */
+static size_t rdata_begin(msg *m, unsigned type, uint32_t ttl)
+{
+    put16(m, 0xc00c); /* pointer to the question's name */
+    put16(m, type);
+    put16(m, 1);
+    put32(m, ttl);
+    put16(m, 0);
+    return m->n - 2;
+}
+
+static void rdata_end(msg *m, size_t at)
+{
+    size_t len = m->n - at - 2;
+    m->b[at] = (uint8_t)(len >> 8);
+    m->b[at + 1] = (uint8_t)len;
+}
+
+/* A response to "_http._tcp.svc.test SRV" with rcode and the SRV answers
+ * (target names written in full, the owner compressed to the question). */
+static void build(msg *m, unsigned rcode, unsigned n, const uint16_t (*srv)[3], const char *const *targets,
+                  const uint32_t *ttls)
+{
+    header(m, rcode, n, 33);
     for (unsigned i = 0; i < n; i++) {
-        put16(m, 0xc00c); /* pointer to the question's name */
-        put16(m, 33);
-        put16(m, 1);
-        put32(m, ttls[i]);
-        size_t rdlen_at = m->n;
-        put16(m, 0);
-        size_t start = m->n;
+        size_t at = rdata_begin(m, 33, ttls[i]);
         put16(m, srv[i][0]);
         put16(m, srv[i][1]);
         put16(m, srv[i][2]);
         put_name(m, targets[i]);
-        m->b[rdlen_at] = (uint8_t)((m->n - start) >> 8);
-        m->b[rdlen_at + 1] = (uint8_t)(m->n - start);
+        rdata_end(m, at);
     }
 }
 
@@ -117,6 +135,78 @@ static void test_parse_srv(void **state)
             sl_dns_srv_free(v, n);
         free(copy);
     }
+}
+
+/* A response to "_http._tcp.svc.test PTR" with the names given (each in
+ * full), an SRV record among them (skipped), and rcode. */
+static void build_ptr(msg *m, unsigned rcode, unsigned n, const char *const *names, const uint32_t *ttls)
+{
+    header(m, rcode, n + 1, 12);
+    for (unsigned i = 0; i < n; i++) {
+        size_t at = rdata_begin(m, 12, ttls[i]);
+        put_name(m, names[i]);
+        rdata_end(m, at);
+    }
+    size_t at = rdata_begin(m, 33, 1); /* an SRV record: not a PTR, skipped */
+    put16(m, 0);
+    put16(m, 0);
+    put16(m, 80);
+    put_name(m, "x.");
+    rdata_end(m, at);
+}
+
+static void test_parse_ptr(void **state)
+{
+    (void)state;
+    msg m;
+    const char *names[] = {"web._http._tcp.svc.test", "api._http._tcp.svc.test", "web._http._tcp.svc.test"};
+    const uint32_t ttls[] = {30, 7, 0x80000001u};
+    char **v;
+    size_t n;
+    uint32_t ttl;
+    sl_dns_rcode rc;
+
+    build_ptr(&m, 0, 3, names, ttls);
+    assert_int_equal(sl_dns_parse_ptr(&v, &n, &ttl, &rc, m.b, m.n), SL_OK);
+    assert_int_equal(rc, SL_DNS_OK);
+    assert_int_equal(n, 2); /* sorted, the duplicate dropped */
+    assert_string_equal(v[0], "api._http._tcp.svc.test");
+    assert_string_equal(v[1], "web._http._tcp.svc.test");
+    assert_int_equal(ttl, 0); /* the smallest; top bit set is 0 */
+    sl_dns_names_free(v, n);
+
+    /* No PTR records (only the SRV): NODATA; error codes carry no names. */
+    build_ptr(&m, 0, 0, NULL, NULL);
+    assert_int_equal(sl_dns_parse_ptr(&v, &n, &ttl, &rc, m.b, m.n), SL_OK);
+    assert_int_equal(rc, SL_DNS_NODATA);
+    assert_null(v);
+    build_ptr(&m, 3, 1, names, ttls);
+    assert_int_equal(sl_dns_parse_ptr(&v, &n, &ttl, &rc, m.b, m.n), SL_OK);
+    assert_int_equal(rc, SL_DNS_NXDOMAIN);
+    assert_int_equal(n, 0);
+    assert_null(v);
+
+    /* An empty name (the root) is not a service instance. */
+    const char *root[] = {""};
+    build_ptr(&m, 0, 1, root, ttls);
+    assert_int_equal(sl_dns_parse_ptr(&v, &n, &ttl, &rc, m.b, m.n), SL_ERR_PARSE);
+
+    /* Every truncation is an error or a shorter answer, never a read past the end. */
+    build_ptr(&m, 0, 2, names, ttls);
+    for (size_t cut = 0; cut < m.n; cut++) {
+        uint8_t *copy = malloc(cut ? cut : 1);
+        memcpy(copy, m.b, cut);
+        sl_status st = sl_dns_parse_ptr(&v, &n, &ttl, &rc, copy, cut);
+        assert_true(st == SL_ERR_PARSE || st == SL_OK);
+        if (st == SL_OK)
+            sl_dns_names_free(v, n);
+        free(copy);
+    }
+    /* A PTR name that points at itself. */
+    build_ptr(&m, 0, 1, names, ttls);
+    m.b[37] = 0xc0;
+    m.b[38] = 37;
+    assert_int_equal(sl_dns_parse_ptr(&v, &n, &ttl, &rc, m.b, m.n), SL_ERR_PARSE);
 }
 
 static void test_parse_rcodes(void **state)
@@ -285,6 +375,14 @@ static void test_resolver(void **state)
     assert_non_null(strstr(res->message, "SRV"));
     sl_dns_result_free(res);
 
+    q = (sl_dns_query){.name = "_http._tcp.svc.test", .ptr = true};
+    assert_int_equal(sl_dns_resolve(r, &q, done, &w), SL_OK);
+    res = wait_result(&w);
+    assert_int_equal(res->rcode, SL_DNS_TIMEOUT);
+    assert_non_null(strstr(res->message, "PTR"));
+    assert_int_equal(res->n_names, 0);
+    sl_dns_result_free(res);
+
     q.name = "";
     assert_int_equal(sl_dns_resolve(r, &q, done, &w), SL_ERR_INVALID);
 
@@ -313,7 +411,7 @@ static void test_resolver(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_srv), cmocka_unit_test(test_parse_rcodes), cmocka_unit_test(test_rcode_map),
+        cmocka_unit_test(test_parse_srv), cmocka_unit_test(test_parse_ptr), cmocka_unit_test(test_parse_rcodes), cmocka_unit_test(test_rcode_map),
         cmocka_unit_test(test_sort),      cmocka_unit_test(test_resolver),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

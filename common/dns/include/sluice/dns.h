@@ -12,8 +12,10 @@
  *   sl_dns_resolver_free(r);             // pending queries end SL_DNS_CANCELLED first
  *
  * A query is either an address name (A and AAAA, every record's TTL kept),
- * or an SRV name: its records' priorities, weights and ports, then the A and
- * AAAA records of each target. The outcome tells a name that does not exist
+ * an SRV name: its records' priorities, weights and ports, then the A and
+ * AAAA records of each target, or a PTR name (DNS-SD browsing: the names
+ * the records point to, e.g. "_http._tcp.example.test" ->
+ * "echo._http._tcp.example.test"). The outcome tells a name that does not exist
  * (NXDOMAIN) and a name without such records (NODATA), which are answers,
  * from a server that did not answer (timeout), answered a failure
  * (SERVFAIL, REFUSED) or could not be reached. The records come sorted by
@@ -77,10 +79,12 @@ typedef struct sl_dns_result {
     sl_dns_record *records; /* sorted by address, port (sl_dns_records_sort()) */
     size_t n_records;
     uint32_t ttl;           /* seconds: smallest TTL of every answer used; 0 when none */
+    char **names;           /* a PTR query's names, sorted, without duplicates (malloc'd) */
+    size_t n_names;
     int64_t elapsed_ms;     /* from the request to the result */
 } sl_dns_result;
 
-/* Frees r, its records and their hostnames. NULL is a no-op. */
+/* Frees r, its records and their hostnames, its names. NULL is a no-op. */
 void sl_dns_result_free(sl_dns_result *r);
 
 /* What to resolve. Strings are copied by sl_dns_resolve(). */
@@ -88,6 +92,7 @@ typedef struct sl_dns_query {
     const char *name; /* an address name, or an SRV name ("_http._tcp.petstore.example.com") */
     uint16_t port;    /* the endpoints' port for an address name; unused for SRV */
     bool srv;         /* name is an SRV name */
+    bool ptr;         /* name is a PTR name: the result has names, no records */
 } sl_dns_query;
 
 /* Resolver settings. */
@@ -146,6 +151,19 @@ sl_status sl_dns_parse_srv(sl_dns_srv **out, size_t *n, sl_dns_rcode *rcode, con
 
 /* Frees n records of sl_dns_parse_srv() and the array. */
 void sl_dns_srv_free(sl_dns_srv *v, size_t n);
+
+/* Parses the PTR records of the answer section (other types skipped) into
+ * *out (malloc'd names, sorted, without duplicates, *n of them; free with
+ * sl_dns_names_free()); *ttl gets the smallest of their TTLs. Outcomes and
+ * errors as sl_dns_parse_srv(). */
+sl_status sl_dns_parse_ptr(char ***out, size_t *n, uint32_t *ttl, sl_dns_rcode *rcode, const uint8_t *abuf,
+                           size_t alen);
+
+/* Sorts n names (strcmp) and drops (frees) later duplicates; *n is updated. */
+void sl_dns_names_sort(char **v, size_t *n);
+
+/* Frees n names and the array. NULL is a no-op. */
+void sl_dns_names_free(char **v, size_t n);
 
 /* Sorts records by address (IPv4 before IPv6, numerically), then port,
  * and drops later duplicates of an address and port (keeping the most

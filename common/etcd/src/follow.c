@@ -1,5 +1,5 @@
-/* etcdsrc.c - Range, then Watch from the next revision, resumed where it stopped (etcdsrc.h). */
-#include "etcdsrc.h"
+/* follow.c - Range, then Watch from the next revision, resumed where it stopped (sluice/etcd_follow.h). */
+#include "sluice/etcd_follow.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -14,8 +14,8 @@
 #define COMP "etcd"
 #define POLL_MS 250 /* how long a watch waits before the stop flag is looked at */
 
-struct ed_etcd {
-    ed_etcd_opts o;
+struct sl_etcd_follow {
+    sl_etcd_follow_opts o;
     char *endpoints, *prefix;
     char **list; /* the endpoints, split */
     size_t n_list;
@@ -23,7 +23,7 @@ struct ed_etcd {
     atomic_bool stop;
 };
 
-void ed_etcd_batch_free(ed_etcd_batch *b)
+void sl_etcd_batch_free(sl_etcd_batch *b)
 {
     if (!b)
         return;
@@ -32,9 +32,9 @@ void ed_etcd_batch_free(ed_etcd_batch *b)
     free(b);
 }
 
-static ed_etcd_batch *batch_new(ed_etcd_step step, const char *server)
+static sl_etcd_batch *batch_new(sl_etcd_step step, const char *server)
 {
-    ed_etcd_batch *b = calloc(1, sizeof *b);
+    sl_etcd_batch *b = calloc(1, sizeof *b);
     if (b) {
         b->step = step;
         snprintf(b->server, sizeof b->server, "%s", server);
@@ -43,7 +43,7 @@ static ed_etcd_batch *batch_new(ed_etcd_step step, const char *server)
 }
 
 /* Sleeps ms in steps, returning early when stopped. */
-static void nap(ed_etcd *s, int64_t ms)
+static void nap(sl_etcd_follow *s, int64_t ms)
 {
     struct timespec ts = {0, 50 * 1000000L};
     for (int64_t t = 0; t < ms && !atomic_load(&s->stop); t += 50)
@@ -51,13 +51,13 @@ static void nap(ed_etcd *s, int64_t ms)
 }
 
 /* Says that the source failed (once until it answers again). */
-static void failed(ed_etcd *s, const char *server, bool *said)
+static void failed(sl_etcd_follow *s, const char *server, bool *said)
 {
-    ed_etcd_batch *b;
+    sl_etcd_batch *b;
     if (*said)
         return;
     sl_log_warn(COMP, "etcd failed", "server=%s err=%s", server, sl_log_q(sl_error_msg()));
-    if (!(b = batch_new(ED_ETCD_FAILED, server)))
+    if (!(b = batch_new(SL_ETCD_FAILED, server)))
         return;
     snprintf(b->error, sizeof b->error, "%s", sl_error_msg());
     *said = true;
@@ -65,7 +65,7 @@ static void failed(ed_etcd *s, const char *server, bool *said)
 }
 
 /* Follows the watch until it ends; *rev is the last revision applied. */
-static sl_status follow(ed_etcd *s, sl_etcd_watch *w, const char *server, int64_t *rev)
+static sl_status follow(sl_etcd_follow *s, sl_etcd_watch *w, const char *server, int64_t *rev)
 {
     while (!atomic_load(&s->stop)) {
         sl_etcd_event *ev = NULL;
@@ -82,7 +82,7 @@ static sl_status follow(ed_etcd *s, sl_etcd_watch *w, const char *server, int64_
                 *rev = r;
             continue;
         }
-        ed_etcd_batch *b = batch_new(ED_ETCD_EVENTS, server);
+        sl_etcd_batch *b = batch_new(SL_ETCD_EVENTS, server);
         *rev = ev[n - 1].kv.mod_revision;
         if (!b) {
             sl_etcd_events_free(ev, n);
@@ -98,7 +98,7 @@ static sl_status follow(ed_etcd *s, sl_etcd_watch *w, const char *server, int64_
 
 static void *run(void *ud)
 {
-    ed_etcd *s = ud;
+    sl_etcd_follow *s = ud;
     sl_etcd *c = NULL;
     size_t at = 0;
     int64_t rev = 0; /* the last revision handed over */
@@ -111,9 +111,9 @@ static void *run(void *ud)
         if (!c && sl_etcd_connect(&c, server, s->o.timeout_ms) != SL_OK)
             goto fail;
         if (need_range) {
-            ed_etcd_batch *b = batch_new(ED_ETCD_RESET, server);
+            sl_etcd_batch *b = batch_new(SL_ETCD_RESET, server);
             if (!b || sl_etcd_range_prefix(c, s->prefix, &b->kvs, &b->n_kvs, &b->revision, s->o.timeout_ms) != SL_OK) {
-                ed_etcd_batch_free(b);
+                sl_etcd_batch_free(b);
                 goto fail;
             }
             rev = b->revision;
@@ -132,7 +132,7 @@ static void *run(void *ud)
         if (rc != SL_OK)
             goto fail;
         if (said) { /* it answers again: say so, with nothing changed */
-            ed_etcd_batch *b = batch_new(ED_ETCD_EVENTS, server);
+            sl_etcd_batch *b = batch_new(SL_ETCD_EVENTS, server);
             said = false;
             if (b) {
                 b->revision = rev;
@@ -159,7 +159,7 @@ static void *run(void *ud)
     return NULL;
 }
 
-static void etcd_free_fields(ed_etcd *s)
+static void etcd_free_fields(sl_etcd_follow *s)
 {
     free(s->endpoints);
     free(s->prefix);
@@ -167,9 +167,9 @@ static void etcd_free_fields(ed_etcd *s)
     free(s);
 }
 
-sl_status ed_etcd_start(ed_etcd **out, const ed_etcd_opts *o)
+sl_status sl_etcd_follow_start(sl_etcd_follow **out, const sl_etcd_follow_opts *o)
 {
-    ed_etcd *s = calloc(1, sizeof *s);
+    sl_etcd_follow *s = calloc(1, sizeof *s);
     char *save = NULL;
     *out = NULL;
     if (!s)
@@ -194,7 +194,7 @@ sl_status ed_etcd_start(ed_etcd **out, const ed_etcd_opts *o)
     return SL_OK;
 }
 
-void ed_etcd_free(ed_etcd *s)
+void sl_etcd_follow_free(sl_etcd_follow *s)
 {
     if (!s)
         return;
