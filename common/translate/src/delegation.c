@@ -76,35 +76,46 @@ static size_t tables_of(tr_ctx *tx, const tr_route_ctx *rc, const Sluice__V1__De
     return 0;
 }
 
+/* err about table e, reported on it through c (NULL: quietly) and, as
+ * Gloo's TopLevelVirtualResourceErr, on the virtual service: both are then
+ * rejected (the virtual service's last good version is served, or none). */
+static void cycle_error(tr_ctx *tx, const tr_route_ctx *rc, tr_cur *c, const tr_entry *e, const char *err)
+{
+    tr_cur *saved = tx->cur;
+    tx->cur = c;
+    tr_error(tx, "%s", err);
+    if (rc->vs_cur) {
+        tx->cur = rc->vs_cur;
+        tr_error(tx, "on sub route table %s.%s: %s", e->ns, e->name, err);
+    }
+    tx->cur = saved;
+}
+
 /* Whether reaching route table e from rc closes a cycle (or goes too
- * deep): reported. */
+ * deep): reported, as Gloo's checkForCycles, on the table that starts
+ * the cycle ("[ns.a] -> [ns.b] -> [ns.a]") and on the virtual service. */
 static bool delegation_cycle(tr_ctx *tx, const tr_route_ctx *rc, const tr_entry *e, const char *path)
 {
     char chain[1024] = "";
     size_t off = 0;
-    bool cycle = false;
+    int at = -1;
     for (int d = 0; d < rc->depth; d++)
         if (rc->visited[d] == e)
-            cycle = true;
-    if (!cycle && rc->depth < 31)
+            at = d;
+    if (at < 0 && rc->depth < 31)
         return false;
     for (int d = 0; d < rc->depth && off < sizeof chain; d++)
-        off += (size_t)snprintf(chain + off, sizeof chain - off, "%s.%s -> ", rc->visited[d]->ns, rc->visited[d]->name);
-    tr_error(tx, "%s.delegateAction: delegation cycle: %s%s.%s", path, chain, e->ns, e->name);
+        off += (size_t)snprintf(chain + off, sizeof chain - off, "[%s.%s] -> ", rc->visited[d]->ns,
+                                rc->visited[d]->name);
+    if (at < 0) {
+        tr_error(tx, "%s.delegateAction: delegation deeper than 31 route tables: %s[%s.%s]", path, chain, e->ns,
+                 e->name);
+        return true;
+    }
+    if (tx->cur) /* not while a last good version is translated quietly */
+        cycle_error(tx, rc, rc->visited_cur[at],  e,
+                    tr_printf(tx, "invalid route: delegation cycle detected: %s[%s.%s]", chain, e->ns, e->name));
     return true;
-}
-
-/* Nothing to delegate to: the invalid-route response for prefix, so that
- * it does not fall through to later routes. */
-static void delegate_nowhere(tr_ctx *tx, tr_route_ctx *rc, const char *prefix)
-{
-    tr_route_t *r = TR_NEW(tx, envoy__config__route__v3__route);
-    r->match = TR_NEW(tx, envoy__config__route__v3__route_match);
-    r->match->path_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_PREFIX;
-    r->match->prefix = tr_strdup(tx, prefix);
-    r->name = tr_printf(tx, "%s-route-%zu", rc->vh->name, rc->vh->n_routes);
-    tr_invalid_route(tx, r);
-    TR_PUSH(tx, rc->vh, routes, r);
 }
 
 /* The routes of route table e under matcher m (prefix) of the delegating
@@ -128,7 +139,6 @@ static void delegate_to(tr_ctx *tx, tr_route_ctx *rc, const Sluice__V1__Route *r
     child.options = opts;
     child.owner_ns = e->ns;
     child.path = "spec.routes";
-    child.visited[child.depth++] = e;
     *fl |= TR_SEEN;
     if (*fl & TR_REJECTED) {
         /* Already found bad on this translation: use its last good
@@ -138,6 +148,8 @@ static void delegate_to(tr_ctx *tx, tr_route_ctx *rc, const Sluice__V1__Route *r
     } else {
         tx->cur = &cur;
     }
+    child.visited_cur[child.depth] = tx->cur;
+    child.visited[child.depth++] = e;
     if (rt && rt->spec)
         tr_translate_routes(tx, &child, rt->spec->routes, rt->spec->n_routes);
     if (tx->cur == &cur && cur.errors) {
@@ -188,8 +200,7 @@ void tr_delegate(tr_ctx *tx, tr_route_ctx *rc, const Sluice__V1__Route *route, c
         }
         /* outside the parent's prefix: left out by translate_route() */
         prefix = m->path_specifier_case == SLUICE__V1__MATCHER__PATH_SPECIFIER_PREFIX ? m->prefix : "/";
-        if (nt == 0)
-            delegate_nowhere(tx, rc, prefix);
+        /* nothing to delegate to (warned): no route, as Gloo's converter */
         for (size_t t = 0; t < nt; t++)
             if (!delegation_cycle(tx, rc, tables[t], path))
                 delegate_to(tx, rc, route, m, prefix, tables[t], opts);

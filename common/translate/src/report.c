@@ -211,6 +211,7 @@ void tr_validate_unselected(tr_ctx *tx)
         rc.vh = vh;
         rc.owner_ns = b->v[i].ns;
         rc.path = "spec.routes";
+        rc.visited_cur[rc.depth] = &cur;
         rc.visited[rc.depth++] = &b->v[i];
         tx->cur = &cur;
         if (rt->spec)

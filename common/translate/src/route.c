@@ -99,10 +99,17 @@ void tr_invalid_route(tr_ctx *tx, tr_route_t *r)
     const Sluice__V1__GlooOptions__InvalidConfigPolicy *p =
         tx->settings->gloo ? tx->settings->gloo->invalid_config_policy : NULL;
     Envoy__Config__Route__V3__DirectResponseAction *d = TR_NEW(tx, envoy__config__route__v3__direct_response_action);
-    d->status = p && p->invalid_route_response_code ? p->invalid_route_response_code : 404;
-    d->body = tr_inline_string(tx, p && p->invalid_route_response_body && p->invalid_route_response_body[0]
-                                       ? p->invalid_route_response_body
-                                       : INVALID_ROUTE_BODY);
+    if (!p || !p->replace_invalid_routes) {
+        /* Gloo leaves the route to the missing cluster, which Envoy answers
+         * 503 without a body (cluster_not_found_response_code): the same
+         * answer, without naming a cluster the proxy does not have */
+        d->status = 503;
+    } else {
+        d->status = p->invalid_route_response_code ? p->invalid_route_response_code : 404;
+        d->body = tr_inline_string(tx, p->invalid_route_response_body && p->invalid_route_response_body[0]
+                                           ? p->invalid_route_response_body
+                                           : INVALID_ROUTE_BODY);
+    }
     r->action_case = ENVOY__CONFIG__ROUTE__V3__ROUTE__ACTION_DIRECT_RESPONSE;
     r->direct_response = d;
 }

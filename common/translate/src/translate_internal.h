@@ -103,6 +103,12 @@ typedef struct tr_route_ctx {
     const char *owner_ns;
     const char *path;
     const tr_entry *visited[32];
+    /* what reports about visited[d] while its routes are translated (NULL:
+     * quietly, a last good version), and about the virtual service (NULL:
+     * none, or quietly): a delegation cycle is reported on the table that
+     * starts it and on the virtual service, as Gloo does */
+    tr_cur *visited_cur[32];
+    tr_cur *vs_cur;
     int depth;
 } tr_route_ctx;
 

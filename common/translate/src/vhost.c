@@ -56,6 +56,7 @@ tr_vhost_t *tr_translate_vs(tr_ctx *tx, const tr_gateway *gw, const Sluice__V1__
     memset(&rc, 0, sizeof rc);
     rc.gw = gw;
     rc.vs = vs;
+    rc.vs_cur = tx->cur;
     rc.vh = vh;
     rc.owner_ns = ns;
     rc.path = "spec.virtualHost.routes";
@@ -130,7 +131,10 @@ static tr_vhost_t *vhost_translated(tr_ctx *tx, const tr_gateway *gw, tr_gw_vhos
         if (vh)
             tr_forget_vhost(tx, vh->name);
         vh = NULL;
-        if (e->good && e->good != e->msg) {
+        /* the last good version may be this one, rejected now for what it
+         * reaches (a delegation cycle): served quietly, with the route
+         * tables' last good versions */
+        if (e->good) {
             *fl |= TR_USED_GOOD;
             *vs = (const Sluice__V1__VirtualService *)e->good;
             tx->cur = NULL; /* its problems were reported when it was current */

@@ -431,38 +431,46 @@ static char *route_config_yaml(const sl_tr_result *res)
     return resource_yaml(SL_XDS_ROUTE, r);
 }
 
-static void rejected_resource_keeps_last_good(void **state)
+/* BASE and extra translated, then broken loaded: VirtualService b is
+ * Rejected (its reason holds why; RouteTable rt too when rt_rejected), its
+ * last good version keeps serving (the route configuration unchanged), a
+ * stays Accepted. In a store that never translated the good versions, b
+ * is left out. */
+static void check_b_keeps_last_good(const char *extra, const char *broken, const char *why, bool rt_rejected)
 {
     sl_tr_store *st;
     sl_tr_result *r1, *r2, *r3;
     char *y1, *y2;
     const sl_tr_report *rep;
-    (void)state;
     assert_int_equal(sl_tr_store_new(&st), SL_OK);
     tr_test_load(st, BASE);
+    if (extra)
+        tr_test_load(st, extra);
     assert_int_equal(sl_tr_translate(&r1, st, NULL), SL_OK);
     y1 = route_config_yaml(r1);
     assert_non_null(strstr(y1, "prefix: /b"));
 
-    /* b breaks: it is rejected, and its last good version keeps serving;
-     * a is untouched. */
-    tr_test_load(st, B_BROKEN);
+    tr_test_load(st, broken);
     assert_int_equal(sl_tr_translate(&r2, st, NULL), SL_OK);
     rep = sl_tr_result_report(r2, "VirtualService", "default", "b");
     assert_non_null(rep);
     assert_int_equal(rep->state, 2);
     assert_true(rep->serving_last_good);
-    assert_non_null(strstr(rep->reason, "lookahead"));
+    if (!strstr(rep->reason, why))
+        fail_msg("reason \"%s\" lacks \"%s\"", rep->reason, why);
+    if (rt_rejected)
+        assert_int_equal(sl_tr_result_report(r2, "RouteTable", "default", "rt")->state, 2);
     assert_int_equal(sl_tr_result_report(r2, "VirtualService", "default", "a")->state, 1);
     y2 = route_config_yaml(r2);
     assert_string_equal(y1, y2);
     free(y2);
 
-    /* Without a last good version a broken resource is left out. */
     sl_tr_store_free(st);
     assert_int_equal(sl_tr_store_new(&st), SL_OK);
     tr_test_load(st, BASE);
-    tr_test_load(st, B_BROKEN);
+    if (extra)
+        tr_test_load(st, extra);
+    tr_test_load(st, broken);
     assert_int_equal(sl_tr_translate(&r3, st, NULL), SL_OK);
     y2 = route_config_yaml(r3);
     assert_null(strstr(y2, "b.example.com"));
@@ -475,6 +483,33 @@ static void rejected_resource_keeps_last_good(void **state)
     sl_tr_result_free(r2);
     sl_tr_result_free(r3);
     sl_tr_store_free(st);
+}
+
+static void rejected_resource_keeps_last_good(void **state)
+{
+    (void)state;
+    check_b_keeps_last_good(NULL, B_BROKEN, "lookahead", false);
+}
+
+/* A delegation cycle rejects the virtual service (Gloo strips the virtual
+ * hosts of sources with errors and keeps the one it served before). */
+static const char *B_DELEGATES =
+    "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: b, namespace: default}\n"
+    "spec: {virtualHost: {domains: [b.example.com], routes: [{matchers: [{prefix: /b}], delegateAction: {ref: {name: "
+    "rt}}}]}}\n"
+    "---\napiVersion: gateway.solo.io/v1\nkind: RouteTable\nmetadata: {name: rt, namespace: default}\n"
+    "spec: {routes: [{matchers: [{prefix: /b/x}], routeAction: {single: {upstream: {name: up}}}}]}\n";
+static const char *RT_CYCLE =
+    "apiVersion: gateway.solo.io/v1\nkind: RouteTable\nmetadata: {name: rt, namespace: default}\n"
+    "spec: {routes: [{matchers: [{prefix: /b/x}], delegateAction: {ref: {name: rt}}}]}\n";
+
+static void delegation_cycle_rejects_virtual_service(void **state)
+{
+    (void)state;
+    check_b_keeps_last_good(B_DELEGATES, RT_CYCLE,
+                            "on sub route table default.rt: invalid route: delegation cycle detected: [default.rt] -> "
+                            "[default.rt]",
+                            true);
 }
 
 static void dry_run_records_nothing(void **state)
@@ -1173,6 +1208,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(table_cases),
         cmocka_unit_test(rejected_resource_keeps_last_good),
+        cmocka_unit_test(delegation_cycle_rejects_virtual_service),
         cmocka_unit_test(dry_run_records_nothing),
         cmocka_unit_test(store_replace_and_remove),
         cmocka_unit_test(endpoints_incremental),
