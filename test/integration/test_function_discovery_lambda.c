@@ -10,7 +10,7 @@
  * Secret is another namespace's (no grant) get a Warning and nothing else; a re-check writes
  * nothing; a route to the discovered alpha:1 translates; gamma is deleted in moto and goes; a
  * wrong secret key is a Warning with AWS's reason (403 SignatureDoesNotMatch) that keeps the
- * functions; SIGTERM. */
+ * functions; moto stops: a Warning (cannot connect) that keeps them too; SIGTERM. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -245,6 +245,14 @@ static void test_lambda_discovery(void **state)
     snprintf(cmd, sizeof cmd, "grep -c 'not-the-secret' %s", log_path);
     harness_run_output(cmd, count, sizeof count);
     assert_int_equal(atoi(count), 0); /* never logged */
+
+    /* AWS unreachable: a Warning saying so, the functions kept. */
+    put_secret("default", "aws-creds", access_key, secret_key);
+    harness_stop_pid(&moto, SIGTERM);
+    wait_report(0, SLUICE__V1__STATUS__STATE__Warning, "the last functions are kept");
+    wait_report(0, SLUICE__V1__STATUS__STATE__Warning, "Failed to connect");
+    assert_int_equal(wait_functions("lambdas", " mine=alpha@live alpha=alpha@$LATEST alpha:1=alpha@1 beta=beta@$LATEST "),
+                     rev);
 
     assert_int_equal(harness_stop_pid(&discovery, SIGTERM), 0);
 }
