@@ -270,16 +270,35 @@ class Client:
             ch.close()
 
 
-def grpcgo_client(workdir):
-    """The grpc-go client binary: $GRPCGO_CLIENT (built by ctest), else
-    built into workdir from test/conformance/grpcgo."""
-    path = os.environ.get("GRPCGO_CLIENT")
+def go_binary(env, workdir, name, src):
+    """A Go test program: $<env> (built by ctest), else built into workdir
+    from the module at src (relative to the source tree)."""
+    path = os.environ.get(env)
     if path:
         return path
-    path = os.path.join(workdir, "grpcgo-client")
-    subprocess.run([os.environ.get("GO", "go"), "build", "-o", path, "."], check=True,
-                   cwd=os.path.join(SRC, "test/conformance/grpcgo"))
+    path = os.path.join(workdir, name)
+    subprocess.run([os.environ.get("GO", "go"), "build", "-o", path, "."], check=True, cwd=os.path.join(SRC, src))
     return path
+
+
+def grpcgo_client(workdir):
+    """The grpc-go client binary (test/conformance/grpcgo)."""
+    return go_binary("GRPCGO_CLIENT", workdir, "grpcgo-client", "test/conformance/grpcgo")
+
+
+_n_ok = 0
+
+
+def ok(msg):
+    """One TAP-like line: "ok N - msg"."""
+    global _n_ok
+    _n_ok += 1
+    print("ok %d - %s" % (_n_ok, msg), flush=True)
+
+
+def oks():
+    """How many ok() lines so far."""
+    return _n_ok
 
 
 class GoClient(Client):
@@ -314,6 +333,33 @@ class GoClient(Client):
         self.p.wait(10)
 
 
+class Traffic(threading.Thread):
+    """Calls every domain in a loop (while services are killed, back-ends
+    come and go); counts calls, answers per back-end (seen) and failures."""
+
+    def __init__(self, client, domains):
+        super().__init__(daemon=True)
+        self.client, self.domains = client, domains
+        self.stop, self.calls, self.errors, self.last_error = False, 0, 0, None
+        self.seen = {}
+
+    def run(self):
+        while not self.stop:
+            for d in self.domains:
+                r = self.client.try_call(d)
+                self.calls += 1
+                if r.startswith("error"):
+                    self.errors += 1
+                    self.last_error = r
+                else:
+                    self.seen[r] = self.seen.get(r, 0) + 1
+            time.sleep(0.01)
+
+    def finish(self):
+        self.stop = True
+        self.join(10)
+
+
 # ---- config ---------------------------------------------------------------
 
 GATEWAY = """apiVersion: gateway.solo.io/v1
@@ -328,17 +374,18 @@ spec:
 """
 
 
-def upstream(name, port):
+def upstream(name, port=None, spec=None):
+    """An Upstream speaking HTTP/2: a static host 127.0.0.1:port, or the
+    given spec lines (e.g. "etcd: {prefix: services/echo}")."""
+    spec = spec or "static:\n    hosts:\n    - {addr: 127.0.0.1, port: %d}" % port
     return """---
 apiVersion: gloo.solo.io/v1
 kind: Upstream
 metadata: {name: %s, namespace: default}
 spec:
   useHttp2: true
-  static:
-    hosts:
-    - {addr: 127.0.0.1, port: %d}
-""" % (name, port)
+  %s
+""" % (name, spec)
 
 
 def vs(name, domain, *routes):
