@@ -34,7 +34,7 @@ typedef struct sw_api sw_api;
 /* Serves both subjects in queue group queue, on a thread of its own.
  * lock (the caller's) is held around each request and around the
  * caller's directory sync: both write kv. ns: the namespace of secrets
- * that name none. Borrowed pointers outlive the API. Stop it with
+ * that name none ("default", as the config API's). Borrowed pointers outlive the API. Stop it with
  * sw_api_free() before kv and nc. */
 sl_status sw_api_start(sw_api **out, sl_nats *nc, sl_kv *kv, pthread_mutex_t *lock, const char *ns,
                        const char *queue);

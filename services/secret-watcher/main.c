@@ -385,7 +385,8 @@ int main(int argc, char **argv)
     pthread_mutex_lock(&w.lock);
     sync_all(&w);
     pthread_mutex_unlock(&w.lock);
-    if (!o.no_api && sw_api_start(&api, w.nc, w.kv, &w.lock, w.ns, o.queue) != SL_OK) {
+    /* secrets without a namespace: "default", as the config API's */
+    if (!o.no_api && sw_api_start(&api, w.nc, w.kv, &w.lock, SL_RESOURCE_DEFAULT_NAMESPACE, o.queue) != SL_OK) {
         sl_log_error("main", "secret API", "err=%s", sl_log_q(sl_error_msg()));
         goto out;
     }

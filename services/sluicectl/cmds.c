@@ -273,7 +273,7 @@ int ctl_apply_reply(natsMsg *reply, const char *fname, bool dry_run)
     return code;
 }
 
-static int delete_reply(natsMsg *reply, bool dry_run)
+int ctl_delete_reply(natsMsg *reply, bool dry_run)
 {
     Sluice__V1__DeleteResponse *resp = ctl_unpack(
         &sluice__v1__delete_response__descriptor, natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply));
@@ -284,6 +284,27 @@ static int delete_reply(natsMsg *reply, bool dry_run)
     int code = print_response(resp->error, resp->results, resp->n_results, dry_run, true);
     sluice__v1__delete_response__free_unpacked(resp, NULL);
     return code;
+}
+
+natsMsg *ctl_delete_request(ctl *c, sl_nats *nc, const char *subject, Sluice__V1__ObjectRef **refs, size_t n,
+                           bool dry_run)
+{
+    Sluice__V1__DeleteRequest req = SLUICE__V1__DELETE_REQUEST__INIT;
+    req.resources = refs;
+    req.n_resources = n;
+    req.dry_run = dry_run;
+    req.source = "sluicectl";
+    size_t len = sluice__v1__delete_request__get_packed_size(&req);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) {
+        fprintf(stderr, "error: out of memory\n");
+        return NULL;
+    }
+    sluice__v1__delete_request__pack(&req, buf);
+    natsMsg *reply = ctl_api_request(c, nc, subject, SL_CT_PROTOBUF, sluice__v1__delete_request__descriptor.name, buf,
+                                     len, NULL, dry_run);
+    free(buf);
+    return reply;
 }
 
 int ctl_cmd_delete(ctl *c, int argc, char **argv)
@@ -336,32 +357,37 @@ int ctl_cmd_delete(ctl *c, int argc, char **argv)
             goto out;
         }
         size_t fl = strlen(file);
-        reply = ctl_api_request(c, nc, "sluice.api.delete",
-                            fl > 5 && strcmp(file + fl - 5, ".json") == 0 ? SL_CT_JSON : SL_CT_YAML,
-                            NULL, text, len, file, dry_run);
-        free(text);
+        ctl_split sp;
+        int secrets_code = 0;
+        if (ctl_split_secrets(&sp, text, len, file) != SL_OK) {
+            ctl_wipe_free(text, len);
+            goto out;
+        }
+        /* the Secret documents: by name to the secret-watcher */
+        if (sp.secrets)
+            secrets_code = ctl_delete_secret_docs(c, nc, sp.secrets, sp.len, file, dry_run);
+        if (!sp.secrets || sp.config)
+            reply = ctl_api_request(c, nc, "sluice.api.delete",
+                                    fl > 5 && strcmp(file + fl - 5, ".json") == 0 ? SL_CT_JSON : SL_CT_YAML, NULL,
+                                    sp.config ? sp.config : text, len, file, dry_run);
+        else
+            code = secrets_code;
+        ctl_split_deinit(&sp);
+        ctl_wipe_free(text, len);
+        if (reply)
+            code = ctl_delete_reply(reply, dry_run) || secrets_code;
     } else {
-        Sluice__V1__DeleteRequest req = SLUICE__V1__DELETE_REQUEST__INIT;
-        Sluice__V1__ObjectRef o = SLUICE__V1__OBJECT_REF__INIT;
-        Sluice__V1__ObjectRef *ro[] = {&o};
+        Sluice__V1__ObjectRef o = SLUICE__V1__OBJECT_REF__INIT, *ro[] = {&o};
         o.kind = (char *)k->kind;
         o.namespace_ = (char *)(ns ? ns : SL_RESOURCE_DEFAULT_NAMESPACE);
         o.name = (char *)pos[1];
-        req.resources = ro;
-        req.n_resources = 1;
-        req.dry_run = dry_run;
-        req.source = "sluicectl";
-        size_t len = sluice__v1__delete_request__get_packed_size(&req);
-        uint8_t *buf = malloc(len ? len : 1);
-        sluice__v1__delete_request__pack(&req, buf);
         /* secrets: the secret-watcher's API (cmds_secret.c) */
-        const char *subject = strcmp(k->bucket, SL_BUCKET_SECRETS) == 0 ? CTL_SECRET_DELETE : "sluice.api.delete";
-        reply = ctl_api_request(c, nc, subject, SL_CT_PROTOBUF,
-                            sluice__v1__delete_request__descriptor.name, buf, len, NULL, dry_run);
-        free(buf);
+        reply = ctl_delete_request(c, nc, strcmp(k->bucket, SL_BUCKET_SECRETS) == 0 ? CTL_SECRET_DELETE
+                                                                                    : "sluice.api.delete",
+                                   ro, 1, dry_run);
+        if (reply)
+            code = ctl_delete_reply(reply, dry_run);
     }
-    if (reply)
-        code = delete_reply(reply, dry_run);
 out:
     natsMsg_Destroy(reply);
     ctl_close(nc);

@@ -10,6 +10,7 @@
 #include "sluice/codec.h"
 #include "sluice/file.h"
 #include "sluice/secrets.h"
+#include "sluice/vec.h"
 #include "sluice/v1/secret.pb-c.h"
 
 #define SUBJECT_APPLY "sluice.api.secret.apply"
@@ -31,9 +32,15 @@ static bool doc_marker(const char *p, const char *end)
     return end - p == 3 || p[3] == ' ' || p[3] == '\t' || p[3] == '\n' || p[3] == '\r';
 }
 
-/* Empties in dst (a copy of the text) the lines of the documents whose
- * is_secret differs from keep_secrets; docs[] are start lines, ascending. */
-static void blank_docs(char *dst, size_t len, const unsigned *line, const bool *secret, size_t n, bool keep_secrets)
+/* A document of a file: its start line, whether it is a Secret. */
+typedef struct doc_kind {
+    unsigned line;
+    bool secret;
+} doc_kind;
+
+/* Blanks in dst (a copy of the text) the lines of the documents whose
+ * secret differs from keep_secrets; docs[] ascend by line. */
+static void blank_docs(char *dst, size_t len, const doc_kind *docs, size_t n, bool keep_secrets)
 {
     unsigned ln = 1;
     size_t d = 0;
@@ -41,8 +48,8 @@ static void blank_docs(char *dst, size_t len, const unsigned *line, const bool *
     for (char *p = dst, *end = dst + len; p < end; ln++) {
         char *nl = memchr(p, '\n', (size_t)(end - p));
         char *eol = nl ? nl : end;
-        while (d < n && line[d] <= ln) {
-            cur_drop = secret[d] != keep_secrets;
+        while (d < n && docs[d].line <= ln) {
+            cur_drop = docs[d].secret != keep_secrets;
             in_doc = true;
             d++;
         }
@@ -52,71 +59,77 @@ static void blank_docs(char *dst, size_t len, const unsigned *line, const bool *
     }
 }
 
-sl_status ctl_split_secrets(ctl_split *out, const char *text, size_t len, const char *fname)
+/* Calls fn for each non-empty document of text (YAML or JSON); fn returns
+ * false to stop. SL_ERR_PARSE when a document does not parse (fn has seen
+ * those before it), SL_ERR_NOMEM. */
+static sl_status each_doc(const char *text, size_t len, const char *fname, bool (*fn)(sl_codec_doc *, void *),
+                          void *ud)
 {
     sl_codec_stream *st = NULL;
-    unsigned *line = NULL;
-    bool *secret = NULL;
-    size_t n = 0, cap = 0, n_secret = 0;
-    sl_status rc = SL_OK;
-    memset(out, 0, sizeof *out);
-    out->len = len;
-    if (sl_codec_stream_new(&st, text, len, fname) != SL_OK)
-        return SL_OK; /* the config API says what is wrong */
-    for (;;) {
+    sl_status rc = sl_codec_stream_new(&st, text, len, fname);
+    for (bool go = true; rc == SL_OK && go;) {
         sl_codec_doc *doc = NULL;
         sl_diag d;
         sl_diag_init(&d);
-        sl_status r = sl_codec_stream_next(st, &doc, &d);
+        rc = sl_codec_stream_next(st, &doc, &d);
         sl_diag_deinit(&d);
-        if (r != SL_OK) {
-            n_secret = 0; /* does not parse: the config API reports it */
+        if (rc != SL_OK || !doc)
             break;
-        }
-        if (!doc)
-            break;
-        if (!sl_codec_doc_empty(doc)) {
-            const char *kind = sl_codec_doc_scalar(doc, "kind");
-            if (n == cap) {
-                size_t nc = cap ? 2 * cap : 8;
-                unsigned *l2 = realloc(line, nc * sizeof *l2);
-                bool *s2 = l2 ? realloc(secret, nc * sizeof *s2) : NULL;
-                if (l2)
-                    line = l2;
-                if (s2)
-                    secret = s2;
-                if (!l2 || !s2) {
-                    sl_codec_doc_free(doc);
-                    rc = SL_ERR_NOMEM;
-                    break;
-                }
-                cap = nc;
-            }
-            line[n] = sl_codec_doc_line(doc);
-            secret[n] = kind && strcmp(kind, "Secret") == 0;
-            n_secret += secret[n];
-            n++;
-        }
+        if (!sl_codec_doc_empty(doc))
+            go = fn(doc, ud);
         sl_codec_doc_free(doc);
     }
     sl_codec_stream_free(st);
-    if (rc == SL_OK && n_secret) {
-        if (!(out->secrets = malloc(len + 1)) || (n_secret < n && !(out->config = malloc(len + 1)))) {
+    return rc;
+}
+
+/* The documents of a file. */
+typedef struct doc_kinds {
+    doc_kind *v;
+    size_t n, cap, n_secret;
+    bool oom;
+} doc_kinds;
+
+static bool note_kind(sl_codec_doc *doc, void *ud)
+{
+    doc_kinds *k = ud;
+    const char *kind = sl_codec_doc_scalar(doc, "kind");
+    if (SL_VEC_RESERVE(k->v, k->cap, k->n + 1) != SL_OK)
+        return !(k->oom = true);
+    k->v[k->n].line = sl_codec_doc_line(doc);
+    k->v[k->n].secret = kind && strcmp(kind, "Secret") == 0;
+    k->n_secret += k->v[k->n].secret;
+    k->n++;
+    return true;
+}
+
+sl_status ctl_split_secrets(ctl_split *out, const char *text, size_t len, const char *fname)
+{
+    doc_kinds k = {0};
+    sl_status rc = SL_OK;
+    memset(out, 0, sizeof *out);
+    out->len = len;
+    sl_status parsed = each_doc(text, len, fname, note_kind, &k);
+    if (k.oom || parsed == SL_ERR_NOMEM)
+        rc = SL_ERR_NOMEM;
+    else if (parsed != SL_OK)
+        k.n_secret = 0; /* goes whole to the config API, which says why */
+    if (rc == SL_OK && k.n_secret) {
+        if (!(out->secrets = malloc(len + 1)) || (k.n_secret < k.n && !(out->config = malloc(len + 1)))) {
             ctl_split_deinit(out);
             rc = SL_ERR_NOMEM;
         } else {
             memcpy(out->secrets, text, len);
             out->secrets[len] = 0;
-            blank_docs(out->secrets, len, line, secret, n, true);
+            blank_docs(out->secrets, len, k.v, k.n, true);
             if (out->config) {
                 memcpy(out->config, text, len);
                 out->config[len] = 0;
-                blank_docs(out->config, len, line, secret, n, false);
+                blank_docs(out->config, len, k.v, k.n, false);
             }
         }
     }
-    free(line);
-    free(secret);
+    free(k.v);
     return rc;
 }
 
@@ -125,6 +138,51 @@ void ctl_split_deinit(ctl_split *s)
     ctl_wipe_free(s->secrets, s->len);
     ctl_wipe_free(s->config, s->len);
     memset(s, 0, sizeof *s);
+}
+
+/* The Secret documents' names, for a DeleteRequest. */
+typedef struct secret_refs {
+    Sluice__V1__ObjectRef refs[256], *rp[256];
+    size_t n;
+} secret_refs;
+
+static bool note_secret(sl_codec_doc *doc, void *ud)
+{
+    secret_refs *s = ud;
+    const char *kind = sl_codec_doc_scalar(doc, "kind");
+    if (!kind || strcmp(kind, "Secret") != 0)
+        return true;
+    if (s->n == sizeof s->refs / sizeof s->refs[0])
+        return false;
+    const char *name = sl_codec_doc_scalar(doc, "metadata.name");
+    const char *ns = sl_codec_doc_scalar(doc, "metadata.namespace");
+    Sluice__V1__ObjectRef *o = &s->refs[s->n];
+    sluice__v1__object_ref__init(o);
+    o->kind = "Secret";
+    o->name = strdup(name ? name : "");
+    o->namespace_ = strdup(ns && ns[0] ? ns : SL_RESOURCE_DEFAULT_NAMESPACE);
+    s->rp[s->n++] = o;
+    return o->name && o->namespace_;
+}
+
+int ctl_delete_secret_docs(ctl *c, sl_nats *nc, const char *text, size_t len, const char *fname, bool dry_run)
+{
+    secret_refs *s = calloc(1, sizeof *s);
+    int code = 1;
+    if (!s)
+        return 1;
+    each_doc(text, len, fname, note_secret, s);
+    natsMsg *reply = s->n ? ctl_delete_request(c, nc, CTL_SECRET_DELETE, s->rp, s->n, dry_run) : NULL;
+    if (reply) {
+        code = ctl_delete_reply(reply, dry_run);
+        natsMsg_Destroy(reply);
+    }
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->refs[i].name);
+        free(s->refs[i].namespace_);
+    }
+    free(s);
+    return code;
 }
 
 int ctl_apply_secret_text(ctl *c, sl_nats *nc, const char *text, size_t len, sl_content_type ct, const char *fname,
@@ -305,7 +363,7 @@ static int send_secret(ctl *c, const Sluice__V1__Secret *secret, bool dry_run)
 {
     Sluice__V1__ApplyRequest req = SLUICE__V1__APPLY_REQUEST__INIT;
     Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT, *anys[] = {&any};
-    size_t slen = sluice__v1__secret__get_packed_size(secret), rlen;
+    size_t slen = sluice__v1__secret__get_packed_size(secret), rlen = 0;
     uint8_t *sbuf = malloc(slen ? slen : 1), *rbuf = NULL;
     sl_nats *nc = NULL;
     int code = 1;

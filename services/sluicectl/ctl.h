@@ -67,6 +67,15 @@ natsMsg *ctl_api_request(ctl *c, sl_nats *nc, const char *subject, sl_content_ty
  * destroys it: 0, or 1 when the request failed or a resource was rejected. */
 int ctl_apply_reply(natsMsg *reply, const char *fname, bool dry_run);
 
+/* Prints a DeleteResponse reply (not destroyed): 0, or 1 when the request
+ * failed or a resource could not be deleted. */
+int ctl_delete_reply(natsMsg *reply, bool dry_run);
+
+/* Sends a DeleteRequest of n refs (borrowed) to subject: the reply as
+ * ctl_api_request() returns it. */
+natsMsg *ctl_delete_request(ctl *c, sl_nats *nc, const char *subject, Sluice__V1__ObjectRef **refs, size_t n,
+                            bool dry_run);
+
 /* Prints kubectl-style lines for an apply or delete reply's results, each
  * followed by its warnings; returns the number rejected. */
 int ctl_print_results(Sluice__V1__ResourceResult **rs, size_t n, bool dry_run, bool deleting);
@@ -92,6 +101,9 @@ int ctl_apply_secret_text(ctl *c, sl_nats *nc, const char *text, size_t len, sl_
                           bool dry_run);
 /* The secret-watcher's delete subject. */
 #define CTL_SECRET_DELETE "sluice.api.secret.delete"
+/* delete -f: deletes the Secret documents of text (YAML or JSON) by name
+ * through the secret-watcher (no material is sent); 0, or 1. */
+int ctl_delete_secret_docs(ctl *c, sl_nats *nc, const char *text, size_t len, const char *fname, bool dry_run);
 int ctl_cmd_create(ctl *c, int argc, char **argv);
 
 int ctl_cmd_apply(ctl *c, int argc, char **argv);

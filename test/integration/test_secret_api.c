@@ -331,6 +331,19 @@ static void apply_gloo_format_secrets(void **state)
     sec_secret_free(s);
     assert_int_equal(wait_key(config, "Secret.default.gloo-tls", false, 0, 100), 1);
 
+    /* delete -f: the Secret documents by name to the secret-watcher, the
+     * rest to the delete API */
+    char del[500];
+    snprintf(del, sizeof del, "%s/del.yaml", tmp);
+    write_file(del, "apiVersion: gloo.solo.io/v1\nkind: Secret\nmetadata:\n  name: gloo-aws\n"
+                    "aws:\n  accessKey: AKIA2\n  secretKey: glooAwsS3cretMustNotLeak\n"
+                    "---\napiVersion: gateway.solo.io/v1\nkind: VirtualService\n"
+                    "metadata: {name: plain, namespace: default}\n");
+    assert_int_equal(run_cmd(&out, "%s delete -f %s", ctl, del), 0);
+    expect_out(&out, "secret.gloo.solo.io/default/gloo-aws deleted", "virtualservice.gateway.solo.io/default/plain deleted",
+               NULL);
+    assert_null(get_secret("Secret.default.gloo-aws"));
+
     /* a Gloo-format secret whose key is not the certificate's: refused by
      * the secret-watcher, naming the document; the stored one stays */
     snprintf(text, sizeof text,
