@@ -50,7 +50,7 @@ void fd_lambda_endpoint(char *out, size_t cap, const char *endpoint, const char 
 static sl_status list_page(sl_lambda_list *l, char **next, const char *base, const char *marker,
                            const fd_lambda_query *q, const fd_fetch_opts *o)
 {
-    char url[2600], reason[420];
+    char url[4800], reason[420]; /* a marker escapes to at most 3 x SL_LAMBDA_MAX_MARKER */
     char *body = NULL, *m = NULL;
     size_t len = 0;
     bool nm;

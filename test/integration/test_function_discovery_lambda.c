@@ -7,7 +7,8 @@
  * gamma; an aws Upstream whose secretRef names the IAM user's key, listing 2 per page, gets
  * alpha, alpha:1, beta and gamma as Gloo names them, after a function of its own (kept); the
  * second page was asked for with the escaped marker; an upstream without secretRef and one whose
- * Secret is another namespace's (no grant) get a Warning and nothing else; a re-check writes
+ * Secret is another namespace's (no grant) get a Warning and nothing else; one whose Secret holds
+ * temporary credentials (a role assumed through STS) gets the functions with its session token; a re-check writes
  * nothing; a route to the discovered alpha:1 translates; gamma is deleted in moto and goes; a
  * wrong secret key is a Warning with AWS's reason (403 SignatureDoesNotMatch) that keeps the
  * functions; moto stops: a Warning (cannot connect) that keeps them too; SIGTERM. */
@@ -41,7 +42,7 @@ static const char *const names[3] = {"lambdas", "nocreds", "borrowed"};
 static pid_t moto = -1, discovery = -1;
 static int moto_port, metrics_port;
 static char dir[256], log_path[300], endpoint[64], py[1024], helper[1024];
-static char access_key[128], secret_key[128];
+static char access_key[128], secret_key[128], tmp_key[128], tmp_secret[128], tmp_token[2048];
 static const char *src, *bin_dir;
 
 static void start_moto(void)
@@ -54,14 +55,14 @@ static void start_moto(void)
         fail_msg("moto did not start (log %s)", log_path);
 }
 
-/* The IAM user's key, and the functions (moto_lambda.py setup). */
+/* The IAM user's key, temporary credentials, and the functions (moto_lambda.py setup). */
 static void setup_lambda(void)
 {
     char cmd[4096];
-    char out[512];
+    char out[4096];
     snprintf(cmd, sizeof cmd, "%s %s setup %s 2>>%s", py, helper, endpoint, log_path);
     harness_run_output(cmd, out, sizeof out);
-    if (sscanf(out, "%127s %127s", access_key, secret_key) != 2)
+    if (sscanf(out, "%127s %127s %127s %127s %2047s", access_key, secret_key, tmp_key, tmp_secret, tmp_token) != 5)
         fail_msg("moto_lambda.py setup: \"%s\" (log %s)", out, log_path);
 }
 
@@ -82,12 +83,14 @@ static void start_discovery(void)
 
 /* ---- resources ------------------------------------------------------------- */
 
-static void put_secret(const char *ns, const char *name, const char *key, const char *secret)
+/* An aws Secret ns/name; token: its sessionToken, or NULL. */
+static void put_secret(const char *ns, const char *name, const char *key, const char *secret, const char *token)
 {
-    char yaml[1024], k[256];
+    char yaml[4096], k[256];
     sl_codec_options o = {.root_name = "Secret"};
-    snprintf(yaml, sizeof yaml, "metadata: {name: %s, namespace: %s}\nspec:\n  aws: {accessKey: \"%s\", secretKey: \"%s\"}\n",
-             name, ns, key, secret);
+    snprintf(yaml, sizeof yaml,
+             "metadata: {name: %s, namespace: %s}\nspec:\n  aws: {accessKey: \"%s\", secretKey: \"%s\"%s%s%s}\n", name,
+             ns, key, secret, token ? ", sessionToken: \"" : "", token ? token : "", token ? "\"" : "");
     snprintf(k, sizeof k, "Secret.%s.%s", ns, name);
     assert_int_equal(harness_kv_put_yaml(secrets_kv, k, &sluice__v1__secret__descriptor, yaml, &o), SL_OK);
 }
@@ -189,8 +192,8 @@ static void test_lambda_discovery(void **state)
     const char *all = " mine=alpha@live alpha=alpha@$LATEST alpha:1=alpha@1 beta=beta@$LATEST gamma=gamma@$LATEST ";
     start_moto();
     setup_lambda();
-    put_secret("default", "aws-creds", access_key, secret_key);
-    put_secret("ops", "aws-creds", access_key, secret_key); /* grants no other namespace */
+    put_secret("default", "aws-creds", access_key, secret_key, NULL);
+    put_secret("ops", "aws-creds", access_key, secret_key, NULL); /* grants no other namespace */
     for (int i = 0; i < 3; i++) {
         char subject[200];
         snprintf(subject, sizeof subject, "sluice.report.function-discovery.Upstream.default.%s", names[i]);
@@ -201,9 +204,13 @@ static void test_lambda_discovery(void **state)
                  "    lambdaFunctions: [{logicalName: mine, lambdaFunctionName: alpha, qualifier: live}]\n");
     put_upstream("nocreds", NULL, NULL);
     put_upstream("borrowed", "{name: aws-creds, namespace: ops}", NULL);
+    /* temporary credentials: the session token is sent (moto checks it) */
+    put_secret("default", "temp-creds", tmp_key, tmp_secret, tmp_token);
+    put_upstream("temporary", "{name: temp-creds}", NULL);
     start_discovery();
 
     uint64_t rev = wait_functions("lambdas", all);
+    wait_functions("temporary", " alpha=alpha@$LATEST alpha:1=alpha@1 beta=beta@$LATEST gamma=gamma@$LATEST ");
     wait_report(0, SLUICE__V1__STATUS__STATE__Accepted, "");
     /* 4 versions 2 a page: the second page was asked for with the marker escaped ('+' '/' '=';
      * werkzeug logs %2F as '/'), and moto checked the signature of each (a 403 would be a Warning) */
@@ -236,9 +243,9 @@ static void test_lambda_discovery(void **state)
     rev = wait_functions("lambdas", " mine=alpha@live alpha=alpha@$LATEST alpha:1=alpha@1 beta=beta@$LATEST ");
 
     /* A wrong secret key: AWS's reason in a Warning, the functions kept. */
-    put_secret("default", "aws-creds", access_key, "not-the-secret");
+    put_secret("default", "aws-creds", access_key, "not-the-secret", NULL);
     wait_report(0, SLUICE__V1__STATUS__STATE__Warning, "SignatureDoesNotMatch");
-    put_secret("default", "aws-creds", access_key, "still-not-the-secret");
+    put_secret("default", "aws-creds", access_key, "still-not-the-secret", NULL);
     usleep(1000 * 1000);
     assert_int_equal(wait_functions("lambdas", " mine=alpha@live alpha=alpha@$LATEST alpha:1=alpha@1 beta=beta@$LATEST "),
                      rev);
@@ -247,7 +254,7 @@ static void test_lambda_discovery(void **state)
     assert_int_equal(atoi(count), 0); /* never logged */
 
     /* AWS unreachable: a Warning saying so, the functions kept. */
-    put_secret("default", "aws-creds", access_key, secret_key);
+    put_secret("default", "aws-creds", access_key, secret_key, NULL);
     harness_stop_pid(&moto, SIGTERM);
     wait_report(0, SLUICE__V1__STATUS__STATE__Warning, "the last functions are kept");
     wait_report(0, SLUICE__V1__STATUS__STATE__Warning, "Failed to connect");

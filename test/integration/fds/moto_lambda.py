@@ -1,7 +1,8 @@
 """AWS Lambda for integration_function_discovery_lambda: moto's server (PyPI moto[server]) and boto3.
 
   moto_lambda.py serve PORT                   moto on 127.0.0.1:PORT, signatures checked (see below)
-  moto_lambda.py setup ENDPOINT               an IAM user and key (printed "KEY SECRET"), a role,
+  moto_lambda.py setup ENDPOINT               an IAM user and key, temporary credentials of a role
+                                              it assumes (printed "KEY SECRET TMPKEY TMPSECRET TOKEN"),
                                               functions alpha, beta, gamma, alpha's version 1, alias live
   moto_lambda.py delete ENDPOINT KEY SECRET NAME
 
@@ -108,7 +109,13 @@ def setup(endpoint):
                             Code={"ZipFile": buf.getvalue()})
     version = lam.publish_version(FunctionName="alpha")["Version"]
     lam.create_alias(FunctionName="alpha", Name="live", FunctionVersion=version)
-    print(key, secret)
+    # temporary credentials (moto checks their session token on every request)
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:user/fds"}, "Action": "sts:AssumeRole"}]}
+    reader = iam.create_role(RoleName="fds-reader", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    iam.put_role_policy(RoleName="fds-reader", PolicyName="all", PolicyDocument=json.dumps(ALLOW_ALL))
+    tmp = client("sts", endpoint, key, secret).assume_role(RoleArn=reader, RoleSessionName="fds")["Credentials"]
+    print(key, secret, tmp["AccessKeyId"], tmp["SecretAccessKey"], tmp["SessionToken"])
 
 
 def delete(endpoint, key, secret, name):
