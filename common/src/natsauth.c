@@ -56,6 +56,11 @@ static const sl_natsauth_kv kv_function_discovery[] = {
     {SL_LEASES_BUCKET, R | W | C, "function-discovery"}, HEARTBEAT("sluice-function-discovery"), {NULL, 0, NULL}};
 static const char *const pub_function_discovery[] = {"sluice.report.function-discovery.>", NULL};
 
+/* Writes only Upstreams (reads the Settings beside them); no reports. */
+static const sl_natsauth_kv kv_upstream_discovery[] = {
+    {"sluice_config", R | W, "Upstream"}, {SL_LEASES_BUCKET, R | W | C, "upstream-discovery"},
+    HEARTBEAT("sluice-upstream-discovery"), {NULL, 0, NULL}};
+
 /* The reporter also consumes the reports stream through a durable push
  * consumer delivering on _SLUICE.reports.<durable>. */
 static const sl_natsauth_kv kv_reporter[] = {
@@ -107,6 +112,9 @@ static const sl_natsauth_role roles[] = {
     {"function-discovery", "sluice-function-discovery",
      "Upstreams' OpenAPI documents, gRPC reflection, AWS Lambda -> their functions", kv_function_discovery,
      pub_function_discovery, NULL, false},
+    {"upstream-discovery", "sluice-upstream-discovery",
+     "services in the etcd registry and DNS-SD -> Upstreams in sluice_config", kv_upstream_discovery, NULL, NULL,
+     false},
     {"reporter", "sluice-reporter", "reports -> sluice_status (the only writer)", kv_reporter, pub_reporter,
      sub_reporter, false},
     {"sluicectl", "sluicectl", "operators: read everything but secrets, apply through the API", kv_sluicectl,

@@ -10,7 +10,10 @@
 #define SLUICE_UPSTREAMS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
+#include "sluice/resource.h"
+#include "sluice/status.h"
 #include "sluice/v1/upstream.pb-c.h"
 
 /* Where the serviceSpec of u's type lives (static, dns, etcd), to read or
@@ -26,5 +29,29 @@ bool sl_upstream_spec_discovered(const Sluice__V1__UpstreamSpec *s);
 
 /* The useTls of s's type when set (static, dns, etcd), else NULL. */
 const Google__Protobuf__BoolValue *sl_upstream_spec_use_tls(const Sluice__V1__UpstreamSpec *s);
+
+/* ---- names of discovered Upstreams (sluice-upstream-discovery) --------- */
+
+/* The name of the Upstream discovered for service id by source ("etcd",
+ * "dnssd"): "<source>-" + id lowercased, every run of characters other
+ * than a-z and 0-9 turned into one '-', no '-' at the end
+ * ("services/echo" -> "etcd-services-echo", "echo._http._tcp.example.test"
+ * -> "dnssd-echo-http-tcp-example-test"). With suffixed (a collision:
+ * another service has the plain name), or when the name would be longer
+ * than SL_RESOURCE_NAME_MAX, it ends in "-" and the 8 hex digits of
+ * FNV-1a-32 over id (cut to fit). The result always passes
+ * sl_resource_check_name(). SL_ERR_INVALID when id has no letter or digit
+ * or source is not lowercase letters and digits. */
+sl_status sl_upstream_discovered_name(char out[SL_RESOURCE_NAME_MAX + 1], const char *source, const char *id,
+                                      bool suffixed);
+
+/* The service an etcd registry key belongs to (the naming/endpoints
+ * convention "<service>/<addr>"): the key without its last "/<segment>"
+ * into out (cap bytes), when the key is under root, the service reaches
+ * past root (root "services/": "services/echo/10.0.0.1:80" ->
+ * "services/echo"; "services/10.0.0.1:80" has none), has no empty last
+ * segment and the last segment is not empty. False otherwise (or it does
+ * not fit in cap). */
+bool sl_upstream_etcd_service(char *out, size_t cap, const char *root, const char *key);
 
 #endif
