@@ -378,6 +378,30 @@ static void apply_dry_run_translation(void **state)
     assert_int_equal(wait_key(kv, "VirtualService.default.thief", false, 0, 100), 1);
     assert_int_equal(wait_key(kv, "VirtualService.default.badre", false, 0, 100), 1);
     assert_true(wait_key(kv, "VirtualService.default.fine", true, 0, 100) > 0);
+
+    /* A change that makes a delegation cycle is refused (as Gloo's webhook
+     * refuses it): the table closing it is Rejected; what was stored stays */
+    r = apply_yaml("apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n  name: deleg\nspec:\n"
+                   "  virtualHost:\n    domains: [deleg.example.com]\n    routes:\n"
+                   "    - matchers: [{prefix: /a}]\n      delegateAction: {ref: {name: rt-a}}\n---\n"
+                   "apiVersion: gateway.solo.io/v1\nkind: RouteTable\nmetadata:\n  name: rt-a\nspec:\n  routes:\n"
+                   "  - matchers: [{prefix: /a/b}]\n    delegateAction: {ref: {name: rt-b}}\n---\n"
+                   "apiVersion: gateway.solo.io/v1\nkind: RouteTable\nmetadata:\n  name: rt-b\nspec:\n  routes:\n"
+                   "  - matchers: [{prefix: /a/b/c}]\n    directResponseAction: {status: 200}\n",
+                   false);
+    assert_true(r->accepted);
+    sluice__v1__apply_response__free_unpacked(r, NULL);
+    assert_true(wait_key(kv, "RouteTable.default.rt-b", true, 0, 100) > 0);
+    uint64_t rev_b = wait_key(kv, "RouteTable.default.rt-b", true, 0, 100);
+    r = apply_yaml("apiVersion: gateway.solo.io/v1\nkind: RouteTable\nmetadata:\n  name: rt-b\nspec:\n  routes:\n"
+                   "  - matchers: [{prefix: /a/b/c}]\n    delegateAction: {ref: {name: rt-a}}\n",
+                   false);
+    assert_false(r->accepted);
+    assert_int_equal(r->results[0]->state, SLUICE__V1__STATUS__STATE__Rejected);
+    assert_non_null(strstr(r->results[0]->errors[0],
+                           "closes the delegation cycle [default.rt-a] -> [default.rt-b] -> [default.rt-a]"));
+    sluice__v1__apply_response__free_unpacked(r, NULL);
+    assert_int_equal(wait_key(kv, "RouteTable.default.rt-b", true, rev_b, 200), 0); /* not rewritten */
 }
 
 /* A proposal the apply API rejects is reported (the reporter shows it as

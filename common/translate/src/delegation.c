@@ -112,9 +112,16 @@ static bool delegation_cycle(tr_ctx *tx, const tr_route_ctx *rc, const tr_entry 
                  e->name);
         return true;
     }
-    if (tx->cur) /* not while a last good version is translated quietly */
-        cycle_error(tx, rc, rc->visited_cur[at],  e,
-                    tr_printf(tx, "invalid route: delegation cycle detected: %s[%s.%s]", chain, e->ns, e->name));
+    if (!tx->cur) /* a last good version translated quietly */
+        return true;
+    const char *cyc = tr_printf(tx, "%s[%s.%s]", chain, e->ns, e->name);
+    cycle_error(tx, rc, rc->visited_cur[at], e, tr_printf(tx, "invalid route: delegation cycle detected: %s", cyc));
+    /* Sluice also rejects the table whose route closes the cycle (Gloo
+     * accepts it, but its validation webhook refuses the change that made
+     * the cycle): the apply API refuses it too, and its last good version,
+     * without the cycle, keeps serving */
+    if (tx->cur != rc->visited_cur[at])
+        tr_error(tx, "%s.delegateAction: closes the delegation cycle %s", path, cyc);
     return true;
 }
 
@@ -155,7 +162,9 @@ static void delegate_to(tr_ctx *tx, tr_route_ctx *rc, const Sluice__V1__Route *r
     if (tx->cur == &cur && cur.errors) {
         rc->vh->n_routes = before;
         *fl |= TR_REJECTED;
-        if (e->good && e->good != e->msg) {
+        /* the last good version may be this one, rejected now for what it
+         * reaches (a delegation cycle): served quietly all the same */
+        if (e->good) {
             *fl |= TR_USED_GOOD;
             tx->cur = NULL;
             rt = (const Sluice__V1__RouteTable *)e->good;

@@ -503,12 +503,31 @@ static const char *RT_CYCLE =
     "apiVersion: gateway.solo.io/v1\nkind: RouteTable\nmetadata: {name: rt, namespace: default}\n"
     "spec: {routes: [{matchers: [{prefix: /b/x}], delegateAction: {ref: {name: rt}}}]}\n";
 
+/* b -> rt -> rt2; then rt2 delegates back to rt: rt (which starts the
+ * cycle), rt2 (which closes it) and b are rejected, and what was served
+ * before is served still. */
+static const char *B_TWO_TABLES =
+    "apiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata: {name: b, namespace: default}\n"
+    "spec: {virtualHost: {domains: [b.example.com], routes: [{matchers: [{prefix: /b}], delegateAction: {ref: {name: "
+    "rt}}}]}}\n"
+    "---\napiVersion: gateway.solo.io/v1\nkind: RouteTable\nmetadata: {name: rt, namespace: default}\n"
+    "spec: {routes: [{matchers: [{prefix: /b/x}], delegateAction: {ref: {name: rt2}}}]}\n"
+    "---\napiVersion: gateway.solo.io/v1\nkind: RouteTable\nmetadata: {name: rt2, namespace: default}\n"
+    "spec: {routes: [{matchers: [{prefix: /b/x/y}], routeAction: {single: {upstream: {name: up}}}}]}\n";
+static const char *RT2_CYCLE =
+    "apiVersion: gateway.solo.io/v1\nkind: RouteTable\nmetadata: {name: rt2, namespace: default}\n"
+    "spec: {routes: [{matchers: [{prefix: /b/x/y}], delegateAction: {ref: {name: rt}}}]}\n";
+
 static void delegation_cycle_rejects_virtual_service(void **state)
 {
     (void)state;
     check_b_keeps_last_good(B_DELEGATES, RT_CYCLE,
                             "on sub route table default.rt: invalid route: delegation cycle detected: [default.rt] -> "
                             "[default.rt]",
+                            true);
+    check_b_keeps_last_good(B_TWO_TABLES, RT2_CYCLE,
+                            "on sub route table default.rt: invalid route: delegation cycle detected: [default.rt] -> "
+                            "[default.rt2] -> [default.rt]",
                             true);
 }
 
