@@ -169,19 +169,8 @@ static pid_t spawn(const char *bin, int *port, const char *a1, const char *a2)
 
 static void send_req(xc *c, const char *type_url, const char *nonce, int n, char **names)
 {
-    Envoy__Service__Discovery__V3__DiscoveryRequest r = ENVOY__SERVICE__DISCOVERY__V3__DISCOVERY_REQUEST__INIT;
-    fx_node node;
-    r.node = fx_node_init(&node, "bench-write", PROXY);
-    r.type_url = (char *)type_url;
-    r.response_nonce = (char *)(nonce ? nonce : "");
-    r.n_resource_names = (size_t)n;
-    r.resource_names = names;
-    size_t len = envoy__service__discovery__v3__discovery_request__get_packed_size(&r);
-    uint8_t *buf = malloc(len);
-    envoy__service__discovery__v3__discovery_request__pack(&r, buf);
-    if (xc_send(c, buf, len) != 0)
+    if (xc_request(c, "bench-write", PROXY, type_url, nonce, (size_t)n, names) != 0)
         die("send");
-    free(buf);
 }
 
 /* Receives responses (ACKing each) until one of type_url holds `needle` in

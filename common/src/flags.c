@@ -626,3 +626,12 @@ void sl_flags_print_help(const sl_flags *fs, FILE *f)
             print_flag(f, &fs->groups_[g].v[i]);
     }
 }
+
+bool sl_list_has(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; p && n && (p = strstr(p, name)) != NULL; p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+            return true;
+    return false;
+}

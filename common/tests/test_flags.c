@@ -476,6 +476,22 @@ static void nats_table_covers_nats_settings(void **state)
     assert_int_equal(seen, SL_NATS_FLAGS_N);
 }
 
+/* A comma separated list names an item exactly: no prefix, no suffix. */
+static void list_has_exact_items(void **state)
+{
+    (void)state;
+    assert_true(sl_list_has("a,bb,c", "bb"));
+    assert_true(sl_list_has("a,bb,c", "a"));
+    assert_true(sl_list_has("a,bb,c", "c"));
+    assert_true(sl_list_has("bb", "bb"));
+    assert_false(sl_list_has("a,bbb,c", "bb"));
+    assert_false(sl_list_has("abb,c", "bb"));
+    assert_false(sl_list_has("a,bb,c", "b"));
+    assert_false(sl_list_has("", "a"));
+    assert_false(sl_list_has(NULL, "a"));
+    assert_false(sl_list_has("a,,b", ""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -491,6 +507,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(help_lists_every_flag, setup, teardown),
         cmocka_unit_test_setup_teardown(service_help_has_every_flag, setup, teardown),
         cmocka_unit_test(nats_table_covers_nats_settings),
+        cmocka_unit_test(list_has_exact_items),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 
 #include "ctl.h"
 #include "sluice/envelope.h"
+#include "sluice/flags.h"
 #include "sluice/kv.h"
 #include "sluice/lease.h"
 #include "sluice/resource.h"
@@ -22,19 +23,26 @@
 /* Services sluicectl check expects alive and ready (--expect overrides). */
 static const char default_expected[] =
     "sluice-config-watcher,sluice-secret-watcher,sluice-reporter,sluice-translator,sluice-xds";
+/* Services a deployment may run or not (discovery): listed when they send
+ * heartbeats, a failure only when alive and not ready. */
+static const char optional_services[] = "sluice-endpoint-discovery,sluice-upstream-discovery,sluice-function-discovery";
 
 /* Liveness from the heartbeats in SL_SERVICES_BUCKET (sluice/service.h).
  * An entry older than 3 of its intervals is stale (a bucket made without
- * TTL keeps entries of crashed instances). Returns the number of failures. */
-static int check_services(sl_nats *nc, const char *expect)
+ * TTL keeps entries of crashed instances). The expected services must be
+ * alive and ready; the optional ones (those not expected) are listed when
+ * alive. Returns the number of failures. */
+static int check_services(sl_nats *nc, const char *expect, const char *optional)
 {
     sl_kv *kv = NULL;
-    char **keys = NULL, *list = strdup(expect), *save = NULL;
+    char **keys = NULL, *list = NULL, *save = NULL;
     size_t nkeys = 0;
     int fails = 0;
     struct timespec now;
 
     clock_gettime(CLOCK_REALTIME, &now);
+    if (asprintf(&list, "%s,%s", expect, optional) < 0)
+        list = NULL;
     if (sl_kv_bind(&kv, nc, SL_SERVICES_BUCKET) != SL_OK ||
         sl_kv_keys(&keys, &nkeys, kv, 3000) != SL_OK) {
         printf("FAIL  services: no heartbeats (bucket %s: %s): is any service running?\n",
@@ -46,6 +54,9 @@ static int check_services(sl_nats *nc, const char *expect)
         int alive = 0, ready = 0;
         char info[512] = "";
         size_t sl = strlen(svc);
+        bool required = svc < list + strlen(expect);
+        if (!required && sl_list_has(expect, svc))
+            continue; /* expected, checked already */
         for (size_t i = 0; i < nkeys; i++) {
             sl_kv_entry e = {0};
             if (strncmp(keys[i], svc, sl) != 0 || keys[i][sl] != '.' || sl_kv_get(&e, kv, keys[i]) != SL_OK)
@@ -66,7 +77,9 @@ static int check_services(sl_nats *nc, const char *expect)
             json_decref(o);
             sl_kv_entry_deinit(&e);
         }
-        if (alive == 0) {
+        if (alive == 0 && !required) {
+            printf("--    service %s: not running (optional)\n", svc);
+        } else if (alive == 0) {
             printf("FAIL  service %s: no heartbeat (not running, or not connected to this NATS)\n", svc);
             fails++;
         } else if (ready == 0) {
@@ -230,8 +243,9 @@ int ctl_cmd_check(ctl *c, int argc, char **argv)
                    "and ready (heartbeats in KV %s), the apply API answers, every resource\n"
                    "is Accepted and every connected proxy is on the latest revision (KV\n"
                    "sluice_proxies). Exit status 1 when something is wrong.\n"
-                   "  --expect LIST   services that must run (default %s)\n",
-                   SL_SERVICES_BUCKET, default_expected);
+                   "  --expect LIST   services that must run (default %s);\n"
+                   "                  %s are listed when they run\n",
+                   SL_SERVICES_BUCKET, default_expected, optional_services);
             return 0;
         }
         if (ctl_opt(argc, argv, &i, NULL, "--expect", &v) && v) {
@@ -260,7 +274,7 @@ int ctl_cmd_check(ctl *c, int argc, char **argv)
             fails += required;
         }
     }
-    fails += check_services(nc, expect);
+    fails += check_services(nc, expect, optional_services);
     check_leases(nc);
     {
         Sluice__V1__ApplyRequest req = SLUICE__V1__APPLY_REQUEST__INIT;

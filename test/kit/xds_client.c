@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
+#include "xds_fixtures.h"
 
 struct xc {
     grpc_channel *ch;
@@ -177,6 +178,23 @@ void xc_close(xc *c)
     grpc_completion_queue_destroy(c->cq);
     grpc_channel_destroy(c->ch);
     free(c);
+}
+
+int xc_request(xc *c, const char *node_id, const char *role, const char *type_url, const char *nonce, size_t n,
+               char **names)
+{
+    Envoy__Service__Discovery__V3__DiscoveryRequest r = ENVOY__SERVICE__DISCOVERY__V3__DISCOVERY_REQUEST__INIT;
+    fx_node node;
+    r.node = fx_node_init(&node, node_id, role);
+    r.type_url = (char *)type_url;
+    r.response_nonce = (char *)(nonce ? nonce : "");
+    r.n_resource_names = n;
+    r.resource_names = names;
+    size_t len = protobuf_c_message_get_packed_size(&r.base);
+    uint8_t *buf = malloc(len ? len : 1);
+    int rc = buf ? xc_send(c, buf, protobuf_c_message_pack(&r.base, buf)) : -1;
+    free(buf);
+    return rc;
 }
 
 uint8_t *xc_ask(int port, const char *method, const char *type_url, int timeout_ms, size_t *len)

@@ -27,6 +27,12 @@ uint8_t *xc_recv(xc *c, int timeout_ms, size_t *len, int *ended);
 grpc_status_code xc_status(xc *c, char *msg, size_t cap, int timeout_ms);
 void xc_close(xc *c);
 
+/* Sends a DiscoveryRequest for type_url naming names (n of them; 0: a
+ * wildcard), acknowledging nonce (NULL: none), from a node of id node_id
+ * whose metadata role is role. 0 on success. */
+int xc_request(xc *c, const char *node_id, const char *role, const char *type_url, const char *nonce, size_t n,
+               char **names);
+
 /* Opens a stream on method of 127.0.0.1:port, sends one DiscoveryRequest
  * for type_url and no names, and waits up to timeout_ms for the first
  * response: its bytes (malloc'd, *len set), or NULL. Closes the stream. */

@@ -138,4 +138,8 @@ sl_status sl_flags_parse(sl_flags *fs, int *argc, char **argv, unsigned mode);
  * help, variable and default. */
 void sl_flags_print_help(const sl_flags *fs, FILE *f);
 
+/* Whether list, a comma separated value ("a,b,c") such as a list flag's,
+ * names name exactly. NULL list: false. */
+bool sl_list_has(const char *list, const char *name);
+
 #endif
