@@ -8,7 +8,8 @@
  * alpha, alpha:1, beta and gamma as Gloo names them, after a function of its own (kept); the
  * second page was asked for with the escaped marker; an upstream without secretRef and one whose
  * Secret is another namespace's (no grant) get a Warning and nothing else; one whose Secret holds
- * temporary credentials (a role assumed through STS) gets the functions with its session token; a re-check writes
+ * temporary credentials (a role assumed through STS) gets the functions with its session token; one
+ * with its own "beta" keeps it, with a Warning naming the discovered one not written; a re-check writes
  * nothing; a route to the discovered alpha:1 translates; gamma is deleted in moto and goes; a
  * wrong secret key is a Warning with AWS's reason (403 SignatureDoesNotMatch) that keeps the
  * functions; moto stops: a Warning (cannot connect) that keeps them too; SIGTERM. */
@@ -37,8 +38,9 @@
 static harness_nats *srv;
 static sl_nats *nc;
 static sl_kv *config_kv, *secrets_kv;
-static natsSubscription *reports[3]; /* lambdas, nocreds, borrowed: the reports on each */
-static const char *const names[3] = {"lambdas", "nocreds", "borrowed"};
+#define N_WATCHED 4
+static natsSubscription *reports[N_WATCHED]; /* the reports on each of names */
+static const char *const names[N_WATCHED] = {"lambdas", "nocreds", "borrowed", "clash"};
 static pid_t moto = -1, discovery = -1;
 static int moto_port, metrics_port;
 static char dir[256], log_path[300], endpoint[64], py[1024], helper[1024];
@@ -194,7 +196,7 @@ static void test_lambda_discovery(void **state)
     setup_lambda();
     put_secret("default", "aws-creds", access_key, secret_key, NULL);
     put_secret("ops", "aws-creds", access_key, secret_key, NULL); /* grants no other namespace */
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < N_WATCHED; i++) {
         char subject[200];
         snprintf(subject, sizeof subject, "sluice.report.function-discovery.Upstream.default.%s", names[i]);
         assert_int_equal(natsConnection_SubscribeSync(&reports[i], sl_nats_conn(nc), subject), NATS_OK);
@@ -207,10 +209,15 @@ static void test_lambda_discovery(void **state)
     /* temporary credentials: the session token is sent (moto checks it) */
     put_secret("default", "temp-creds", tmp_key, tmp_secret, tmp_token);
     put_upstream("temporary", "{name: temp-creds}", NULL);
+    /* a person's own "beta": the discovered one of that name is not written */
+    put_upstream("clash", "{name: aws-creds}",
+                 "    lambdaFunctions: [{logicalName: beta, lambdaFunctionName: beta, qualifier: \"7\"}]\n");
     start_discovery();
 
     uint64_t rev = wait_functions("lambdas", all);
     wait_functions("temporary", " alpha=alpha@$LATEST alpha:1=alpha@1 beta=beta@$LATEST gamma=gamma@$LATEST ");
+    wait_functions("clash", " beta=beta@7 alpha=alpha@$LATEST alpha:1=alpha@1 gamma=gamma@$LATEST ");
+    wait_report(3, SLUICE__V1__STATUS__STATE__Warning, "the discovered ones of the same name are not written: beta");
     wait_report(0, SLUICE__V1__STATUS__STATE__Accepted, "");
     /* 4 versions 2 a page: the second page was asked for with the marker escaped ('+' '/' '=';
      * werkzeug logs %2F as '/'), and moto checked the signature of each (a 403 would be a Warning) */
@@ -297,7 +304,7 @@ static int teardown(void **state)
     (void)state;
     harness_stop_pid(&discovery, SIGKILL);
     harness_stop_pid(&moto, SIGTERM);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < N_WATCHED; i++)
         if (reports[i])
             natsSubscription_Destroy(reports[i]);
     sl_kv_free(secrets_kv);
