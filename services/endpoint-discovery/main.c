@@ -6,7 +6,6 @@
 #include "discovery.h"
 #include "sluice/kinds.h"
 #include "sluice/lease.h"
-#include "sluice/metrics.h"
 #include "sluice/nats.h"
 #include "sluice/service.h"
 
@@ -75,61 +74,29 @@ static const sl_flag own_flags[] = {
              "within this TTL when the holder dies (0: no lease; else at least 1s)"},
 };
 
-/* What the lease callbacks start and stop. */
-typedef struct ed_main {
-    sl_service *svc;
-    sl_nats *nc;
-    sl_loop *loop;
-    ed_service *ed;
-    sl_gauge *leader;
-    sl_lease *lease; /* NULL: no lease (--lease-ttl 0) */
-} ed_main;
-
-/* Fencing: write only while the lease is held and renewed within its TTL. */
-static bool lease_held(void *ud)
-{
-    ed_main *m = ud;
-    return !m->lease || sl_lease_held(m->lease);
-}
-
 /* On the loop: this replica holds the lease (or there is none). */
-static void start_discovery(void *ud)
+static sl_status start(void **work, const sl_leased_ctx *ctx)
 {
-    ed_main *m = ud;
-    if (m->ed)
-        return;
-    if (ed_service_start(&m->ed, m->svc, m->nc, m->loop, &opts) != SL_OK) {
-        sl_log_error("discovery", "cannot start", "err=%s", sl_log_q(sl_error_msg()));
-        sl_service_request_stop(m->svc, SL_EXIT_FAILURE);
-        return;
-    }
-    sl_gauge_set(m->leader, 1);
-    sl_log_info("discovery", "started", "dns=%s etcd=%s min_refresh_ms=%lld max_refresh_ms=%lld", opts.dns_source,
-                sl_log_q(opts.etcd_endpoints), (long long)opts.min_refresh_ms, (long long)opts.max_refresh_ms);
+    ed_service *e = NULL;
+    opts.may_write = ctx->may_write;
+    opts.may_write_ud = ctx->may_write_ud;
+    sl_status rc = ed_service_start(&e, ctx->svc, ctx->nc, ctx->loop, &opts);
+    *work = e;
+    if (rc == SL_OK)
+        sl_log_info("discovery", "started", "dns=%s etcd=%s min_refresh_ms=%lld max_refresh_ms=%lld",
+                    opts.dns_source, sl_log_q(opts.etcd_endpoints), (long long)opts.min_refresh_ms,
+                    (long long)opts.max_refresh_ms);
+    return rc;
 }
 
-static void on_lease_acquired(void *ud)
+static void stop(void *work)
 {
-    ed_main *m = ud;
-    if (sl_loop_post(m->loop, m, start_discovery, NULL, m) != SL_OK)
-        sl_service_request_stop(m->svc, SL_EXIT_FAILURE);
-}
-
-/* Another replica may be writing now: stop at once (a supervisor restarts
- * this one, which then waits for the lease). */
-static void on_lease_lost(void *ud)
-{
-    ed_main *m = ud;
-    sl_gauge_set(m->leader, 0);
-    sl_service_request_stop(m->svc, SL_EXIT_FAILURE);
+    ed_service_free(work);
 }
 
 /* Checks what the flag table cannot; a usage error otherwise. */
 static sl_status check_flags(void)
 {
-    if (lease_ttl_ms > 0 && lease_ttl_ms < 1000)
-        return sl_error_set(SL_ERR_INVALID, "--lease-ttl: %lldms is too short (0, or at least 1s)",
-                            (long long)lease_ttl_ms);
     if (opts.min_refresh_ms > opts.max_refresh_ms)
         return sl_error_set(SL_ERR_INVALID, "--min-refresh (%lldms) is above --max-refresh (%lldms)",
                             (long long)opts.min_refresh_ms, (long long)opts.max_refresh_ms);
@@ -143,49 +110,11 @@ static sl_status check_flags(void)
 
 int main(int argc, char **argv)
 {
-    sl_service_args args;
-    sl_service *svc = NULL;
-    ed_main m = {0};
-    int code = SL_EXIT_FAILURE;
-
-    sl_service_args_init(&args);
-    if (sl_service_args_parse(&args, &info, own_flags, sizeof(own_flags) / sizeof(own_flags[0]), argc, argv) !=
-        SL_OK) {
-        code = sl_service_usage_error(&info);
-        goto out;
-    }
-    if (args.exit_now) {
-        code = args.exit_code;
-        goto out;
-    }
-    if (check_flags() != SL_OK) {
-        code = sl_service_usage_error(&info);
-        goto out;
-    }
-    opts.may_write = lease_held;
-    opts.may_write_ud = &m;
-    if (sl_service_new(&svc, &info, &args) != SL_OK || sl_loop_new(&m.loop) != SL_OK ||
-        sl_service_connect(&m.nc, svc) != SL_OK ||
-        sl_metrics_gauge(&m.leader, sl_service_metrics(svc), "sluice_endpoint_discovery_leader",
-                         "1 while this replica holds the lease and resolves.") != SL_OK)
-        goto fail;
-    m.svc = svc;
-    char name[300];
-    snprintf(name, sizeof name, "endpoint-discovery.%s", opts.endpoints_bucket);
-    sl_lease_opts lo = {.name = name, .service = info.name, .ttl_ms = lease_ttl_ms,
-                        .on_acquired = on_lease_acquired, .on_lost = on_lease_lost, .ud = &m};
-    if (sl_lease_start_service(&m.lease, m.nc, svc, "discovery", &lo) != SL_OK)
-        goto fail;
-    code = sl_service_run(svc, m.loop);
-    goto out;
-fail:
-    sl_log_error("discovery", "cannot start", "err=%s", sl_log_q(sl_error_msg()));
-out:
-    /* Stop writing before another replica may take the lease over. */
-    ed_service_free(m.ed);
-    sl_lease_free(m.lease);
-    sl_loop_free(m.loop);
-    sl_service_free(svc);
-    sl_service_args_deinit(&args);
-    return code;
+    const sl_leased d = {.info = &info, .flags = own_flags, .n_flags = sizeof own_flags / sizeof own_flags[0],
+                         .comp = "discovery", .lease_prefix = "endpoint-discovery",
+                         .lease_bucket = &opts.endpoints_bucket, .lease_ttl_ms = &lease_ttl_ms,
+                         .leader_metric = "sluice_endpoint_discovery_leader",
+                         .leader_help = "1 while this replica holds the lease and resolves.", .check = check_flags,
+                         .start = start, .stop = stop};
+    return sl_lease_main(&d, argc, argv);
 }

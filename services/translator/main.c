@@ -4,7 +4,6 @@
 
 #include "service.h"
 #include "sluice/lease.h"
-#include "sluice/metrics.h"
 #include "sluice/nats.h"
 #include "sluice/service.h"
 
@@ -36,104 +35,33 @@ static const sl_flag own_flags[] = {
              "TTL when the holder dies (0: no lease, always translate; else at least 1s)"},
 };
 
-/* What the lease callbacks start and stop. */
-typedef struct tr_main {
-    sl_service *svc;
-    sl_nats *nc;
-    sl_loop *loop;
-    const tr_service_opts *o;
-    tr_service *tr;
-    sl_gauge *leader;
-    sl_lease *lease; /* NULL: no lease (--lease-ttl 0) */
-} tr_main;
-
-/* Fencing: write only while the lease is held and renewed within its TTL. */
-static bool lease_held(void *ud)
-{
-    tr_main *m = ud;
-    return !m->lease || sl_lease_held(m->lease);
-}
-
 /* On the loop: this replica holds the lease (or there is none). */
-static void start_translating(void *ud)
+static sl_status start(void **work, const sl_leased_ctx *ctx)
 {
-    tr_main *m = ud;
-    if (m->tr)
-        return;
-    if (tr_service_start(&m->tr, m->svc, m->nc, m->loop, m->o) != SL_OK) {
-        sl_log_error("translator", "cannot start", "err=%s", sl_log_q(sl_error_msg()));
-        sl_service_request_stop(m->svc, SL_EXIT_FAILURE);
-        return;
-    }
-    sl_gauge_set(m->leader, 1);
-    sl_service_set_ready(m->svc, true);
-    sl_log_info("translator", "started", "settings_namespace=%s xds_bucket=%s", m->o->settings_namespace,
-                m->o->xds_bucket);
+    tr_service *t = NULL;
+    opts.may_write = ctx->may_write;
+    opts.may_write_ud = ctx->may_write_ud;
+    sl_status rc = tr_service_start(&t, ctx->svc, ctx->nc, ctx->loop, &opts);
+    *work = t;
+    if (rc != SL_OK)
+        return rc;
+    sl_service_set_ready(ctx->svc, true);
+    sl_log_info("translator", "started", "settings_namespace=%s xds_bucket=%s", opts.settings_namespace,
+                opts.xds_bucket);
+    return SL_OK;
 }
 
-static void on_lease_acquired(void *ud)
+static void stop(void *work)
 {
-    tr_main *m = ud;
-    if (sl_loop_post(m->loop, m, start_translating, NULL, m) != SL_OK)
-        sl_service_request_stop(m->svc, SL_EXIT_FAILURE);
-}
-
-/* Another replica may be writing now: stop at once (a supervisor restarts
- * this one, which then waits for the lease). */
-static void on_lease_lost(void *ud)
-{
-    tr_main *m = ud;
-    sl_gauge_set(m->leader, 0);
-    sl_service_request_stop(m->svc, SL_EXIT_FAILURE);
+    tr_service_free(work);
 }
 
 int main(int argc, char **argv)
 {
-    sl_service_args args;
-    sl_service *svc = NULL;
-    tr_main m = {0};
-    int code = SL_EXIT_FAILURE;
-
-    sl_service_args_init(&args);
-    if (sl_service_args_parse(&args, &info, own_flags, sizeof(own_flags) / sizeof(own_flags[0]), argc, argv) !=
-        SL_OK) {
-        code = sl_service_usage_error(&info);
-        goto out;
-    }
-    if (args.exit_now) {
-        code = args.exit_code;
-        goto out;
-    }
-    if (lease_ttl_ms > 0 && lease_ttl_ms < 1000) { /* renewals every TTL/3 need room */
-        sl_error_set(SL_ERR_INVALID, "--lease-ttl: %lldms is too short (0, or at least 1s)", (long long)lease_ttl_ms);
-        code = sl_service_usage_error(&info);
-        goto out;
-    }
-    m.o = &opts;
-    opts.may_write = lease_held;
-    opts.may_write_ud = &m;
-    if (sl_service_new(&svc, &info, &args) != SL_OK || sl_loop_new(&m.loop) != SL_OK ||
-        sl_service_connect(&m.nc, svc) != SL_OK ||
-        sl_metrics_gauge(&m.leader, sl_service_metrics(svc), "sluice_translator_leader",
-                         "1 while this replica holds the lease and translates.") != SL_OK)
-        goto fail;
-    m.svc = svc;
-    char name[300];
-    snprintf(name, sizeof name, "translator.%s", opts.xds_bucket);
-    sl_lease_opts lo = {.name = name, .service = info.name, .ttl_ms = lease_ttl_ms,
-                        .on_acquired = on_lease_acquired, .on_lost = on_lease_lost, .ud = &m};
-    if (sl_lease_start_service(&m.lease, m.nc, svc, "translator", &lo) != SL_OK)
-        goto fail;
-    code = sl_service_run(svc, m.loop);
-    goto out;
-fail:
-    sl_log_error("translator", "cannot start", "err=%s", sl_log_q(sl_error_msg()));
-out:
-    /* Stop writing before another replica may take the lease over. */
-    tr_service_free(m.tr);
-    sl_lease_free(m.lease);
-    sl_loop_free(m.loop);
-    sl_service_free(svc);
-    sl_service_args_deinit(&args);
-    return code;
+    const sl_leased d = {.info = &info, .flags = own_flags, .n_flags = sizeof own_flags / sizeof own_flags[0],
+                         .comp = "translator", .lease_prefix = "translator", .lease_bucket = &opts.xds_bucket,
+                         .lease_ttl_ms = &lease_ttl_ms, .leader_metric = "sluice_translator_leader",
+                         .leader_help = "1 while this replica holds the lease and translates.", .start = start,
+                         .stop = stop};
+    return sl_lease_main(&d, argc, argv);
 }

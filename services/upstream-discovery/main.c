@@ -5,7 +5,6 @@
 
 #include "sluice/kinds.h"
 #include "sluice/lease.h"
-#include "sluice/metrics.h"
 #include "sluice/nats.h"
 #include "sluice/resource.h"
 #include "sluice/service.h"
@@ -78,62 +77,29 @@ static const sl_flag own_flags[] = {
              "within this TTL when the holder dies (0: no lease; else at least 1s)"},
 };
 
-/* What the lease callbacks start and stop. */
-typedef struct ud_main {
-    sl_service *svc;
-    sl_nats *nc;
-    sl_loop *loop;
-    ud_service *ud;
-    sl_gauge *leader;
-    sl_lease *lease; /* NULL: no lease (--lease-ttl 0) */
-} ud_main;
-
-/* Fencing: write only while the lease is held and renewed within its TTL. */
-static bool lease_held(void *ud)
-{
-    ud_main *m = ud;
-    return !m->lease || sl_lease_held(m->lease);
-}
-
 /* On the loop: this replica holds the lease (or there is none). */
-static void start_discovery(void *ud)
+static sl_status start(void **work, const sl_leased_ctx *ctx)
 {
-    ud_main *m = ud;
-    if (m->ud)
-        return;
-    if (ud_service_start(&m->ud, m->svc, m->nc, m->loop, &opts) != SL_OK) {
-        sl_log_error("uds", "cannot start", "err=%s", sl_log_q(sl_error_msg()));
-        sl_service_request_stop(m->svc, SL_EXIT_FAILURE);
-        return;
-    }
-    sl_gauge_set(m->leader, 1);
-    sl_log_info("uds", "started", "etcd=%s roots=%s dns_sd_domains=%s dns_sd_types=%s grace_ms=%lld",
-                sl_log_q(opts.etcd_endpoints), sl_log_q(opts.etcd_roots), sl_log_q(opts.dnssd_domains),
-                sl_log_q(opts.dnssd_types), (long long)opts.grace_ms);
+    ud_service *u = NULL;
+    opts.may_write = ctx->may_write;
+    opts.may_write_ud = ctx->may_write_ud;
+    sl_status rc = ud_service_start(&u, ctx->svc, ctx->nc, ctx->loop, &opts);
+    *work = u;
+    if (rc == SL_OK)
+        sl_log_info("uds", "started", "etcd=%s roots=%s dns_sd_domains=%s dns_sd_types=%s grace_ms=%lld",
+                    sl_log_q(opts.etcd_endpoints), sl_log_q(opts.etcd_roots), sl_log_q(opts.dnssd_domains),
+                    sl_log_q(opts.dnssd_types), (long long)opts.grace_ms);
+    return rc;
 }
 
-static void on_lease_acquired(void *ud)
+static void stop(void *work)
 {
-    ud_main *m = ud;
-    if (sl_loop_post(m->loop, m, start_discovery, NULL, m) != SL_OK)
-        sl_service_request_stop(m->svc, SL_EXIT_FAILURE);
-}
-
-/* Another replica may be writing now: stop at once (a supervisor restarts
- * this one, which then waits for the lease). */
-static void on_lease_lost(void *ud)
-{
-    ud_main *m = ud;
-    sl_gauge_set(m->leader, 0);
-    sl_service_request_stop(m->svc, SL_EXIT_FAILURE);
+    ud_service_free(work);
 }
 
 /* Checks what the flag table cannot; a usage error otherwise. */
 static sl_status check_flags(void)
 {
-    if (lease_ttl_ms > 0 && lease_ttl_ms < 1000)
-        return sl_error_set(SL_ERR_INVALID, "--lease-ttl: %lldms is too short (0, or at least 1s)",
-                            (long long)lease_ttl_ms);
     if (opts.namespace_ && opts.namespace_[0] && sl_resource_check_namespace(opts.namespace_) != SL_OK)
         return sl_error_set(SL_ERR_INVALID, "--discovery-namespace: %s", sl_error_msg());
     if (sl_resource_check_namespace(opts.settings_ns) != SL_OK ||
@@ -149,49 +115,10 @@ static sl_status check_flags(void)
 
 int main(int argc, char **argv)
 {
-    sl_service_args args;
-    sl_service *svc = NULL;
-    ud_main m = {0};
-    int code = SL_EXIT_FAILURE;
-
-    sl_service_args_init(&args);
-    if (sl_service_args_parse(&args, &info, own_flags, sizeof(own_flags) / sizeof(own_flags[0]), argc, argv) !=
-        SL_OK) {
-        code = sl_service_usage_error(&info);
-        goto out;
-    }
-    if (args.exit_now) {
-        code = args.exit_code;
-        goto out;
-    }
-    if (check_flags() != SL_OK) {
-        code = sl_service_usage_error(&info);
-        goto out;
-    }
-    opts.may_write = lease_held;
-    opts.may_write_ud = &m;
-    if (sl_service_new(&svc, &info, &args) != SL_OK || sl_loop_new(&m.loop) != SL_OK ||
-        sl_service_connect(&m.nc, svc) != SL_OK ||
-        sl_metrics_gauge(&m.leader, sl_service_metrics(svc), "sluice_upstream_discovery_leader",
-                         "1 while this replica holds the lease and writes.") != SL_OK)
-        goto fail;
-    m.svc = svc;
-    char name[300];
-    snprintf(name, sizeof name, "upstream-discovery.%s", opts.config_bucket);
-    sl_lease_opts lo = {.name = name, .service = info.name, .ttl_ms = lease_ttl_ms,
-                        .on_acquired = on_lease_acquired, .on_lost = on_lease_lost, .ud = &m};
-    if (sl_lease_start_service(&m.lease, m.nc, svc, "uds", &lo) != SL_OK)
-        goto fail;
-    code = sl_service_run(svc, m.loop);
-    goto out;
-fail:
-    sl_log_error("uds", "cannot start", "err=%s", sl_log_q(sl_error_msg()));
-out:
-    /* Stop writing before another replica may take the lease over. */
-    ud_service_free(m.ud);
-    sl_lease_free(m.lease);
-    sl_loop_free(m.loop);
-    sl_service_free(svc);
-    sl_service_args_deinit(&args);
-    return code;
+    const sl_leased d = {.info = &info, .flags = own_flags, .n_flags = sizeof own_flags / sizeof own_flags[0],
+                         .comp = "uds", .lease_prefix = "upstream-discovery", .lease_bucket = &opts.config_bucket,
+                         .lease_ttl_ms = &lease_ttl_ms, .leader_metric = "sluice_upstream_discovery_leader",
+                         .leader_help = "1 while this replica holds the lease and writes.",
+                         .check = check_flags, .start = start, .stop = stop};
+    return sl_lease_main(&d, argc, argv);
 }

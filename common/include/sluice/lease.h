@@ -34,6 +34,9 @@
 
 typedef struct sl_lease sl_lease;
 struct sl_service;
+struct sl_service_info;
+struct sl_flag;
+struct sl_loop;
 
 typedef struct sl_lease_opts {
     const char *name;    /* the key: a valid KV key, e.g. "translator.sluice_xds" */
@@ -66,5 +69,46 @@ bool sl_lease_held(sl_lease *l);
 /* Stops the thread and deletes the key when held (the next replica takes
  * over at once). NULL is a no-op. */
 void sl_lease_free(sl_lease *l);
+
+/* ---- the main of a service whose replicas take turns ------------------- */
+
+/* What sl_lease_main() hands the work it starts. */
+typedef struct sl_leased_ctx {
+    struct sl_service *svc;
+    sl_nats *nc;
+    struct sl_loop *loop;
+    /* Fencing: true while this replica may write (the lease held and
+     * renewed within its TTL, or no lease). Any thread. */
+    bool (*may_write)(void *ud);
+    void *may_write_ud;
+} sl_leased_ctx;
+
+/* A service with one writer among its replicas, as sl_lease_main() runs
+ * it. Pointers are the caller's and outlive the call. */
+typedef struct sl_leased {
+    const struct sl_service_info *info;
+    const struct sl_flag *flags; /* the service's own flags */
+    size_t n_flags;
+    const char *comp;               /* log component */
+    const char *lease_prefix;       /* the lease is "<lease_prefix>.<*lease_bucket>" */
+    const char *const *lease_bucket; /* a flag's target, read once the flags are parsed */
+    const int64_t *lease_ttl_ms;    /* the --lease-ttl flag's target (0: no lease; else >= 1 s) */
+    const char *leader_metric, *leader_help; /* the gauge, 1 while holding the lease */
+    /* After the flags are parsed: checks the table cannot make; an error
+     * (with its message) is a usage error (exit 2). NULL: none. */
+    sl_status (*check)(void);
+    /* On the loop once the lease is held: starts the work into *work. An
+     * error stops the process (exit 1). */
+    sl_status (*start)(void **work, const sl_leased_ctx *ctx);
+    /* Stops and frees the work, before the lease is given back. */
+    void (*stop)(void *work);
+} sl_leased;
+
+/* The whole main of such a service: flags (--help, exit 2 on a usage
+ * error), the service and its NATS connection, the leader gauge, the lease
+ * (d->start on the loop once held; losing it stops the process, exit 1,
+ * for a supervisor to restart it waiting), the loop until a signal, then
+ * d->stop and the lease given back. Returns the exit code. */
+int sl_lease_main(const sl_leased *d, int argc, char **argv);
 
 #endif
