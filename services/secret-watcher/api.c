@@ -27,6 +27,7 @@ struct sw_api {
     sl_kv *kv;
     pthread_mutex_t *lock;
     const char *ns;
+    sw_api_counters counters;
     sl_loop *loop;
     pthread_t thread;
     bool running;
@@ -49,6 +50,13 @@ void sw_report_publish(sl_nats *nc, const char *key, Sluice__V1__Status__State s
             SL_OK ||
         sl_envelope_publish_pb(nc, subject, &r->base, &o) != SL_OK)
         sl_log_warn("report", "publish failed", "key=%s err=%s", key, sl_log_q(sl_error_msg()));
+}
+
+/* Counts one in c when there is one. */
+static void count(sl_counter *c)
+{
+    if (c)
+        sl_counter_inc(c);
 }
 
 static bool header_true(natsMsg *msg, const char *name)
@@ -152,6 +160,7 @@ static void apply_item(sw_api *a, const sec_item *it, Sluice__V1__ResourceResult
     snprintf(rv, sizeof rv, "%llu", (unsigned long long)rev);
     r->resource_version = sl_arena_strdup(&a->arena, rv);
     sl_log_info("api", "secret stored", "key=%s rev=%s bytes=%zu", it->key, rv, it->len);
+    count(a->counters.writes);
     sw_report_publish(a->nc, it->key, SLUICE__V1__STATUS__STATE__Accepted, "", false);
 }
 
@@ -250,6 +259,7 @@ static void on_apply(sl_subscription *sub, sl_status st, const sl_envelope *env,
             apply_item(a, it, r, dry_run);
         if (r->state == SLUICE__V1__STATUS__STATE__Rejected) {
             resp.accepted = false;
+            count(a->counters.invalid);
             sl_log_warn("api", "secret refused", "key=%s reason=%s dry_run=%d", it->key[0] ? it->key : "-",
                         sl_log_q(r->errors && r->n_errors ? r->errors[0] : ""), dry_run);
             if (!dry_run)
@@ -305,6 +315,7 @@ static void delete_one(sw_api *a, const Sluice__V1__ObjectRef *o, Sluice__V1__Re
         return;
     }
     sl_log_info("api", "secret deleted", "key=%s", key);
+    count(a->counters.deletes);
     sw_report_publish(a->nc, key, SLUICE__V1__STATUS__STATE__Pending, NULL, true);
 }
 
@@ -355,7 +366,7 @@ static void *api_main(void *ud)
 }
 
 sl_status sw_api_start(sw_api **out, sl_nats *nc, sl_kv *kv, pthread_mutex_t *lock, const char *ns,
-                       const char *queue)
+                       const char *queue, const sw_api_counters *counters)
 {
     sw_api *a = calloc(1, sizeof *a);
     *out = NULL;
@@ -365,6 +376,8 @@ sl_status sw_api_start(sw_api **out, sl_nats *nc, sl_kv *kv, pthread_mutex_t *lo
     a->kv = kv;
     a->lock = lock;
     a->ns = ns;
+    if (counters)
+        a->counters = *counters;
     sl_arena_init(&a->arena, 0);
     sl_status rc = sl_loop_new(&a->loop);
     if (rc == SL_OK && pthread_create(&a->thread, NULL, api_main, a->loop) != 0)

@@ -22,6 +22,7 @@
 #include <pthread.h>
 
 #include "sluice/kv.h"
+#include "sluice/metrics.h"
 #include "sluice/nats.h"
 #include "sluice/status.h"
 #include "sluice/v1/core.pb-c.h"
@@ -31,13 +32,19 @@
 
 typedef struct sw_api sw_api;
 
+/* The watcher's counters the API adds to (borrowed; any may be NULL):
+ * secrets written, deleted, and refused. */
+typedef struct sw_api_counters {
+    sl_counter *writes, *deletes, *invalid;
+} sw_api_counters;
+
 /* Serves both subjects in queue group queue, on a thread of its own.
  * lock (the caller's) is held around each request and around the
  * caller's directory sync: both write kv. ns: the namespace of secrets
  * that name none ("default", as the config API's). Borrowed pointers outlive the API. Stop it with
  * sw_api_free() before kv and nc. */
 sl_status sw_api_start(sw_api **out, sl_nats *nc, sl_kv *kv, pthread_mutex_t *lock, const char *ns,
-                       const char *queue);
+                       const char *queue, const sw_api_counters *counters);
 
 /* Unsubscribes, stops the thread and frees a. NULL is fine. */
 void sw_api_free(sw_api *a);

@@ -386,7 +386,8 @@ int main(int argc, char **argv)
     sync_all(&w);
     pthread_mutex_unlock(&w.lock);
     /* secrets without a namespace: "default", as the config API's */
-    if (!o.no_api && sw_api_start(&api, w.nc, w.kv, &w.lock, SL_RESOURCE_DEFAULT_NAMESPACE, o.queue) != SL_OK) {
+    const sw_api_counters ac = {w.c_writes, w.c_deletes, w.c_invalid};
+    if (!o.no_api && sw_api_start(&api, w.nc, w.kv, &w.lock, SL_RESOURCE_DEFAULT_NAMESPACE, o.queue, &ac) != SL_OK) {
         sl_log_error("main", "secret API", "err=%s", sl_log_q(sl_error_msg()));
         goto out;
     }

@@ -30,6 +30,8 @@ static harness_nats *srv;
 static sl_nats *nc;
 static sl_kv *secrets, *config;
 static pid_t sw = -1, cw = -1, tr = -1;
+static int sw_metrics_port;
+static char sw_metrics_addr[64];
 static char tmp[300], ctl[512], dir[400], sw_log[400], cw_log[400], tr_log[400];
 
 static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -94,8 +96,10 @@ static int group_setup(void **state)
     bin_path(swexe, sizeof swexe, "secret-watcher", "sluice-secret-watcher");
     bin_path(cwexe, sizeof cwexe, "config-watcher", "sluice-config-watcher");
     bin_path(trexe, sizeof trexe, "translator", "sluice-translator");
-    const char *sw_args[] = {"--dir", dir, "--namespace", "default", "--debounce", "100ms", "--log-level", "trace",
-                             NULL};
+    sw_metrics_port = harness_free_port();
+    snprintf(sw_metrics_addr, sizeof sw_metrics_addr, "127.0.0.1:%d", sw_metrics_port);
+    const char *sw_args[] = {"--dir",       dir,   "--namespace",  "default",       "--debounce", "100ms",
+                             "--log-level", "trace", "--metrics-addr", sw_metrics_addr, NULL};
     const char *cw_args[] = {"--dir", empty, "--log-level", "debug", NULL};
     const char *tr_args[] = {"--debounce", "50ms", NULL};
     sw = start_proc(swexe, sw_args, harness_nats_url(srv), sw_log);
@@ -431,6 +435,14 @@ static void no_material_in_logs(void **state)
     free(out);
     assert_int_equal(run_cmd(&out, "grep -c 'secret stored' %s", sw_log), 0);
     free(out);
+    /* the API's writes, deletes and refusals count with the directory's */
+    double writes = 0, deletes = 0, invalid = 0;
+    assert_int_equal(harness_metric_sum(sw_metrics_port, "sluice_secret_watcher_writes_total", &writes), 0);
+    assert_int_equal(harness_metric_sum(sw_metrics_port, "sluice_secret_watcher_deletes_total", &deletes), 0);
+    assert_int_equal(harness_metric_sum(sw_metrics_port, "sluice_secret_watcher_invalid_total", &invalid), 0);
+    assert_true(writes >= 6);  /* web-tls, lambda-creds, auth-headers, gloo-tls, gloo-aws, from-dir */
+    assert_true(deletes >= 2); /* auth-headers, gloo-aws */
+    assert_true(invalid >= 3); /* a bad key, an unknown field, the directory's secret */
 }
 
 int main(void)
