@@ -440,7 +440,8 @@ static bool aws_credentials(fd *s, const Sluice__V1__Upstream *u, aws_creds *c, 
     if (a) {
         wipe_str(a->secret_key);
         wipe_str(a->session_token);
-    }
+    } else if (sec->spec && sec->spec->kind_case == SLUICE__V1__SECRET_SPEC__KIND_TLS && sec->spec->tls)
+        wipe_str(sec->spec->tls->private_key); /* a secretRef naming a TLS Secret by mistake */
 out:
     if (m)
         protobuf_c_message_free_unpacked(m, NULL);
