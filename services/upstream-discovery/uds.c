@@ -442,7 +442,7 @@ static void create_upstream(ud_service *s, const ud_found *f, const char *ns)
     char key[SL_RESOURCE_KEY_MAX];
     uint64_t rev = 0;
 
-    if (sl_resource_key(key, sizeof key, "Upstream", ns, f->name) != SL_OK || !may_write(s))
+    if (!s->enabled || sl_resource_key(key, sizeof key, "Upstream", ns, f->name) != SL_OK || !may_write(s))
         return;
     /* Annotations sorted by key, as a map is packed from YAML. */
     const char *ak[3] = {UD_ANN_BY, UD_ANN_SERVICE, UD_ANN_SOURCE};
@@ -488,7 +488,7 @@ static void create_upstream(ud_service *s, const ud_found *f, const char *ns)
 static void delete_upstream(ud_service *s, ud_stored *e)
 {
     char key[SL_RESOURCE_KEY_MAX];
-    if (sl_resource_key(key, sizeof key, "Upstream", e->ns, e->name) != SL_OK || !may_write(s))
+    if (!s->enabled || sl_resource_key(key, sizeof key, "Upstream", e->ns, e->name) != SL_OK || !may_write(s))
         return;
     sl_status rc = sl_kv_delete(NULL, s->kv, key, e->rev);
     if (rc == SL_ERR_CONFLICT) {
@@ -599,8 +599,8 @@ static void tick(void *ud)
     ud_service *s = ud;
     bool pending = false;
     atomic_store(&s->tick_queued, false);
-    if (!s->loaded || !s->enabled)
-        return;
+    if (!s->loaded)
+        return; /* disabled: reconciled all the same (the gauges), nothing written */
     for (size_t i = 0; i < s->n_st && !pending; i++)
         pending = s->st[i]->gone_ms != 0;
     if (!s->dirty && !pending)

@@ -7,7 +7,8 @@
  * person's Upstream of a discovered name is untouched; a discovered Upstream whose spec a person changed,
  * or whose annotation a person removed, is theirs (kept when its service goes); a service gone loses its
  * Upstream once the grace period has passed (etcd deregistration, an instance dropped from DNS-SD); a
- * restart with nothing changed writes nothing; kill -9, changes while down, a restart converges. */
+ * restart with nothing changed writes nothing; kill -9, changes while down, a restart converges.
+ * Settings.discovery.udsOptions: enabled false writes nothing, watchLabels select etcd services. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -104,12 +105,19 @@ static void start_uds(void)
 
 /* ---- resources ------------------------------------------------------------- */
 
+/* Registers an endpoint the way go.etcd.io/etcd/client/v3/naming/endpoints
+ * does (key "<service>/<addr>", its JSON value), with metadata (JSON) or null. */
+static void register_ep_md(const char *service, const char *addr, const char *metadata)
+{
+    char key[256], value[512];
+    snprintf(key, sizeof key, "%s/%s", service, addr);
+    snprintf(value, sizeof value, "{\"Addr\":\"%s\",\"Metadata\":%s}", addr, metadata ? metadata : "null");
+    assert_int_equal(sl_etcd_put(ec, key, value, strlen(value), NULL, 5000), SL_OK);
+}
+
 static void register_ep(const char *service, const char *addr)
 {
-    char key[256], value[256];
-    snprintf(key, sizeof key, "%s/%s", service, addr);
-    snprintf(value, sizeof value, "{\"Addr\":\"%s\",\"Metadata\":null}", addr);
-    assert_int_equal(sl_etcd_put(ec, key, value, strlen(value), NULL, 5000), SL_OK);
+    register_ep_md(service, addr, NULL);
 }
 
 static void deregister_ep(const char *service, const char *addr)
@@ -337,6 +345,43 @@ static void test_upstream_discovery(void **state)
     assert_int_equal(harness_stop_pid(&uds, SIGTERM), 0);
 }
 
+/* Settings.discovery.udsOptions: disabled writes nothing; watchLabels select
+ * etcd services by their endpoints' labels (and no DNS-SD instance). */
+static void test_settings(void **state)
+{
+    (void)state;
+    const char *settings = "metadata: {name: default, namespace: gloo-system}\n"
+                           "spec:\n  discoveryNamespace: " NS "\n"
+                           "  discovery:\n    udsOptions:\n      enabled: %s\n      watchLabels: {team: a}\n";
+    char yaml[512];
+
+    start_etcd();
+    start_dnsmasq(true);
+    snprintf(yaml, sizeof yaml, settings, "false");
+    put_yaml("Settings", &sluice__v1__settings__descriptor, "gloo-system", "default", yaml);
+    register_ep_md("services/a", "10.0.1.1:80", "{\"labels\": {\"team\": \"a\", \"tier\": \"web\"}}");
+    register_ep_md("services/b", "10.0.1.2:80", "{\"labels\": {\"team\": \"b\"}}");
+    register_ep("services/c", "10.0.1.3:80");
+    uint64_t seq = config_seq();
+    start_uds();
+    wait_metric("sluice_upstream_discovery_services", 1); /* services/a only */
+    assert_int_equal(metric("sluice_upstream_discovery_creates_total"), 0);
+    assert_int_equal(config_seq(), seq);
+
+    snprintf(yaml, sizeof yaml, settings, "true");
+    put_yaml("Settings", &sluice__v1__settings__descriptor, "gloo-system", "default", yaml);
+    wait_upstream("etcd-services-a", true);
+    check_discovered("etcd-services-a", "etcdplugin", "services/a", true);
+    wait_metric("sluice_upstream_discovery_upstreams", 1);
+    assert_int_equal(metric("sluice_upstream_discovery_creates_total"), 1);
+    uint64_t rev;
+    get_upstream("etcd-services-b", &rev);
+    assert_int_equal(rev, 0);
+    get_upstream("dnssd-web-http-tcp-example-test", &rev);
+    assert_int_equal(rev, 0);
+    assert_int_equal(harness_stop_pid(&uds, SIGTERM), 0);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -377,6 +422,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_upstream_discovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
