@@ -382,6 +382,11 @@ struct tr_ctx {
     sl_tr_options opts;
     const Sluice__V1__SettingsSpec *settings;
     tr_cur *cur;
+    /* Settings gloo.invalidConfigPolicy.replaceInvalidRoutes, while a
+     * route's action and options are translated: their errors are
+     * reported as warnings (demote_errors) and the route is replaced
+     * (demoted says one was). */
+    bool demote_errors, demoted;
     tr_map reports;   /* "Kind/ns/name" -> tr_rep* */
     tr_map supported; /* "RouteOptions.retries" -> plugin, from every plugin's fields */
     uint8_t *flags[TR_MAX_KINDS];

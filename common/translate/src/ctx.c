@@ -430,6 +430,10 @@ static void report(tr_ctx *tx, bool error, const char *fmt, va_list ap)
     if (!tx->cur)
         return;
     vsnprintf(buf, sizeof buf, fmt, ap);
+    if (error && tx->demote_errors) {
+        error = false;
+        tx->demoted = true;
+    }
     if (error)
         tx->cur->errors++;
     tr_rep_add(tx, tr_rep_get(tx, tx->cur->kind, tx->cur->ns, tx->cur->name), error, buf);

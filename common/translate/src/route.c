@@ -114,6 +114,23 @@ void tr_invalid_route(tr_ctx *tx, tr_route_t *r)
     r->direct_response = d;
 }
 
+/* Settings gloo.invalidConfigPolicy.replaceInvalidRoutes. */
+static bool replace_invalid_routes(tr_ctx *tx)
+{
+    const Sluice__V1__GlooOptions *g = tx->settings->gloo;
+    return g && g->invalid_config_policy && g->invalid_config_policy->replace_invalid_routes;
+}
+
+/* r's match and name, answering the invalid-route response. */
+static tr_route_t *replaced_route(tr_ctx *tx, const tr_route_t *r)
+{
+    tr_route_t *n = TR_NEW(tx, envoy__config__route__v3__route);
+    n->match = r->match;
+    n->name = r->name;
+    tr_invalid_route(tx, n);
+    return n;
+}
+
 /* Resolves a destination's upstream; warns and returns NULL when missing. */
 static const Sluice__V1__Upstream *dest_upstream(tr_ctx *tx, const Sluice__V1__Destination *d, const char *def_ns,
                                                  const char *path)
@@ -517,6 +534,11 @@ static void translate_route(tr_ctx *tx, tr_route_ctx *rc, const Sluice__V1__Rout
         if (rc->inherit_matchers && rc->parent_matcher && rc->parent_matcher != m)
             add_header_matchers(tx, rm, rc->parent_matcher, tr_printf(tx, "%s (inherited)", mpath));
 
+        /* Gloo's replaceInvalidRoutes: a route whose action or options
+         * fail is replaced, its errors are warnings (its matchers' are the
+         * virtual service's, as Gloo's gateway translation reports them) */
+        tx->demote_errors = replace_invalid_routes(tx);
+        tx->demoted = false;
         switch (route->action_case) {
         case SLUICE__V1__ROUTE__ACTION_ROUTE_ACTION:
             up = route_action(tx, rc, route->route_action, r, path, &invalid);
@@ -555,6 +577,9 @@ static void translate_route(tr_ctx *tx, tr_route_ctx *rc, const Sluice__V1__Rout
                 if (sl_tr_plugins[p]->route)
                     sl_tr_plugins[p]->route(tx, &in, r);
         }
+        tx->demote_errors = false;
+        if (tx->demoted) /* a fresh route: what the plugins set may be half done */
+            r = replaced_route(tx, r);
         if (tx->cur && tx->cur->errors > errors_before)
             continue;
         TR_PUSH(tx, rc->vh, routes, r);
