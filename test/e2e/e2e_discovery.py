@@ -9,8 +9,12 @@ and grpc-go's proxyless xDS client making real calls.
 A back-end registers and is reached; three instances share the calls; one
 deregisters gracefully (it keeps answering while it drains) and not one
 call fails; one is killed and its lease expiry moves the traffic; a DNS
-record changes and the traffic follows. Every wait polls with a deadline.
+record changes and the traffic follows. Function discovery reads a grpc-go
+server's reflection; a route naming the discovered method is accepted and
+the client calls it; what the translator makes of the discovered
+descriptors passes Envoy's validators. Every wait polls with a deadline.
 Run with /usr/bin/python3 (Debian's grpcio)."""
+import json
 import os
 import signal
 import socket
@@ -19,7 +23,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sluice_system import GATEWAY, PROXY_ROLE, System, Traffic, go_binary, ok, oks, until, upstream, vs  # noqa: E402
+from sluice_system import BIN, GATEWAY, PROXY_ROLE, System, Traffic, go_binary, ok, oks, until, upstream, vs  # noqa: E402
 from xds_python import free_port  # noqa: E402  (test/conformance, on the path sluice_system set)
 
 def wait_tcp(port, what, secs=20):
@@ -33,8 +37,8 @@ class Backend:
     """A registered-backend process answering with its name; registered in
     etcd under service when etcd is given (lease TTL 2 s)."""
 
-    def __init__(self, exe, log, name, listen="127.0.0.1:0", etcd=None, service=None):
-        args = [exe, "-name", name, "-listen", listen]
+    def __init__(self, exe, log, name, listen="127.0.0.1:0", etcd=None, service=None, reflection=False):
+        args = [exe, "-name", name, "-listen", listen] + (["-reflection"] if reflection else [])
         if etcd:
             args += ["-etcd", etcd, "-service", service, "-ttl", "2", "-drain", "3s"]
         self.name = name
@@ -47,6 +51,69 @@ class Backend:
         if self.p.poll() is None:
             self.p.send_signal(sig)
         return self.p.wait(20)
+
+
+FN_ROUTE = """---
+apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {name: fn, namespace: default}
+spec:
+  virtualHost:
+    domains: [%s]
+    routes:
+    - matchers: [{prefix: /sluice.test.Echo/Who}]
+      routeAction:
+        single:
+          upstream: {name: fnsvc}
+          destinationSpec: {grpc: {package: sluice.test, service: Echo, function: Who}}
+"""
+
+
+def functions(sy, c, exe, log, b):
+    """Function discovery from grpc-go's server reflection, end to end."""
+    b["fn"] = Backend(exe, log, "fn", reflection=True)
+    port = int(b["fn"].addr.split(":")[1])
+    sy.apply(upstream("fnsvc", spec="static:\n    hosts: [{addr: 127.0.0.1, port: %d}]\n    serviceSpec: {grpc: {}}"
+                      % port))
+
+    def discovered():
+        rc, out = sy.ctl("get", "upstream", "fnsvc", "-o", "json")
+        assert rc == 0, out
+        up = json.loads(out)
+        grpc = up["spec"]["static"].get("serviceSpec", {}).get("grpc", {})
+        return [(s.get("packageName"), s.get("serviceName"), s.get("functionNames")) for s in
+                grpc.get("grpcServices", [])] or None
+    got = until(discovered, "fnsvc's functions discovered from reflection", 30, 0.2)
+    assert got == [("sluice.test", "Echo", ["Who"])], got
+    ok("function discovery read grpc-go's server reflection: Upstream fnsvc lists sluice.test.Echo/Who "
+       "(reflection itself left out)")
+
+    # A route naming the discovered method: accepted, and the client calls it.
+    sy.apply(FN_ROUTE % "fn.e2e")
+    c.wait_for("fn.e2e", "fn", 30)
+    rc, out = sy.ctl("status", "vs", "fn")
+    assert rc == 0 and "Rejected" not in out, out
+    ok("a route naming the discovered function (destinationSpec.grpc sluice.test.Echo/Who) is served; the "
+       "proxyless client's calls reach it")
+
+    # What an Envoy proxy would get from the discovered descriptors (the
+    # gRPC-JSON transcoder on the route) passes Envoy's own validators: the
+    # stored Upstream and the route through sluice-translate (default
+    # gateway: a cluster, a listener, a route configuration).
+    rc, up_yaml = sy.ctl("get", "upstream", "fnsvc", "-o", "yaml")
+    assert rc == 0, up_yaml
+    doc = os.path.join(sy.dir, "fn-envoy.yaml")
+    with open(doc, "w") as f:
+        f.write(up_yaml + "\n" + FN_ROUTE % "'*'")
+    tool = os.path.join(BIN, "test/tools/sluice-translate")
+    validate = os.path.join(BIN, "test/conformance/xdsvalidate-tool")
+    out = subprocess.run([tool, "--any", doc], capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr.decode()
+    v = subprocess.run([validate, "-want", "3"], input=out.stdout, capture_output=True, timeout=60)
+    assert v.returncode == 0, (v.stdout + v.stderr).decode()
+    assert b"grpc_json_transcoder" in out.stdout, "no transcoder in the translation"
+    ok("the translation for an Envoy proxy (the gRPC-JSON transcoder with the discovered descriptors) passes "
+       "Envoy's validators (go-control-plane)")
 
 
 def main():
@@ -180,6 +247,8 @@ def run(sy, procs):
     only("dnsecho.e2e", {"d2"})
     ok("dns-echo.test moved from 127.0.0.2 to 127.0.0.3 (TTL 1 s): every call goes to the new address %.1fs "
        "later" % (time.time() - t0))
+
+    functions(sy, c, exe, log, b)
 
     rc, out = sy.ctl("check")
     assert rc == 0, out

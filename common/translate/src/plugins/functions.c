@@ -839,6 +839,13 @@ static void grpc(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
         tr_error(tx, "%s: a regex matcher needs parameters.path (the HTTP binding of the function)", path);
         return;
     }
+    if (in->gw->proxyless) {
+        /* gRPC proxyless clients run no filters, and grpc-go NACKs a route
+         * naming one it does not implement: the method is checked above,
+         * the client calls it directly. */
+        tr_warn(tx, "%s: gRPC proxyless clients call the gRPC method directly; the HTTP binding does not apply", path);
+        return;
+    }
     rule = TR_NEW(tx, google__api__http_rule);
     set_pattern(tx, rule, verb, http_path);
     if (more) {
@@ -860,8 +867,6 @@ static void grpc(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
     fc->config = tr_any(tx, &tc->base);
     tr_route_filter_config(tx, r, TRANSCODER, &fc->base);
     tr_use(tx, &sl_tr_plugin_transcoder);
-    if (in->gw->proxyless)
-        tr_warn(tx, "%s: gRPC proxyless clients call the gRPC method directly; the HTTP binding does not apply", path);
 }
 
 static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
