@@ -146,8 +146,12 @@ static void apply_item(sw_api *a, const sec_item *it, Sluice__V1__ResourceResult
     }
     r->created = !exists;
     r->unchanged = same;
-    if (dry_run || r->unchanged)
+    if (dry_run)
         return;
+    if (r->unchanged) { /* a refused attempt since may have reported Rejected */
+        sw_report_publish(a->nc, it->key, SLUICE__V1__STATUS__STATE__Accepted, "", false);
+        return;
+    }
     sl_status st = exists ? sl_kv_update(&rev, a->kv, it->key, it->value, it->len, rev)
                           : sl_kv_create(&rev, a->kv, it->key, it->value, it->len);
     if (st != SL_OK) {

@@ -418,6 +418,58 @@ static void delete_and_ownership(void **state)
     sec_secret_free(s);
 }
 
+/* Reports follow what the API did: Accepted, Rejected with the reason (no
+ * material), Accepted again when the stored secret is applied unchanged,
+ * withdrawn when deleted. */
+static void reports_follow_the_api(void **state)
+{
+    (void)state;
+    char *out = NULL, path[500], text[20000], crt[8192], key[8192];
+    natsSubscription *sub = NULL;
+    Sluice__V1__Report *r;
+    assert_int_equal(natsConnection_SubscribeSync(&sub, sl_nats_conn(nc),
+                                                  "sluice.report.secret-watcher.Secret.default.rep-tls"),
+                     NATS_OK);
+    assert_int_equal(run_cmd(&out, "cd %s && %s create secret tls rep-tls --certchain a.crt --privatekey a.key", tmp,
+                             ctl),
+                     0);
+    free(out);
+    assert_non_null(r = harness_next_report(sub, "rep-tls", 10000));
+    assert_int_equal(r->state, SLUICE__V1__STATUS__STATE__Accepted);
+    sluice__v1__report__free_unpacked(r, NULL);
+
+    indented(crt, sizeof crt, file_text("a.crt"));
+    indented(key, sizeof key, file_text("other.key"));
+    snprintf(text, sizeof text,
+             "apiVersion: gloo.solo.io/v1\nkind: Secret\nmetadata: {name: rep-tls}\ntls:\n  certChain: |\n%s"
+             "  privateKey: |\n%s",
+             crt, key);
+    snprintf(path, sizeof path, "%s/rep.yaml", tmp);
+    write_file(path, text);
+    assert_int_equal(run_cmd(&out, "%s apply -f %s", ctl, path), 1);
+    free(out);
+    assert_non_null(r = harness_next_report(sub, "rep-tls", 10000));
+    assert_int_equal(r->state, SLUICE__V1__STATUS__STATE__Rejected);
+    assert_non_null(strstr(r->reason, "does not match"));
+    assert_null(strstr(r->reason, "PRIVATE KEY"));
+    sluice__v1__report__free_unpacked(r, NULL);
+
+    assert_int_equal(run_cmd(&out, "cd %s && %s create secret tls rep-tls --certchain a.crt --privatekey a.key", tmp,
+                             ctl),
+                     0);
+    expect_out(&out, "secret.gloo.solo.io/default/rep-tls unchanged", NULL);
+    assert_non_null(r = harness_next_report(sub, "rep-tls", 10000));
+    assert_int_equal(r->state, SLUICE__V1__STATUS__STATE__Accepted);
+    sluice__v1__report__free_unpacked(r, NULL);
+
+    assert_int_equal(run_cmd(&out, "%s delete secret rep-tls", ctl), 0);
+    free(out);
+    assert_non_null(r = harness_next_report(sub, "rep-tls", 10000));
+    assert_true(r->withdrawn);
+    sluice__v1__report__free_unpacked(r, NULL);
+    natsSubscription_Destroy(sub);
+}
+
 /* No material in any log. */
 static void no_material_in_logs(void **state)
 {
@@ -453,6 +505,7 @@ int main(void)
         cmocka_unit_test(create_aws_and_header),
         cmocka_unit_test(apply_gloo_format_secrets),
         cmocka_unit_test(delete_and_ownership),
+        cmocka_unit_test(reports_follow_the_api),
         cmocka_unit_test(no_material_in_logs),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
