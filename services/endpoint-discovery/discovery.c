@@ -71,9 +71,8 @@ struct ed_service {
     int initial_pending;
     bool loaded;
     sl_arena arena;
-    pthread_t ticker;
-    bool ticker_started;
-    atomic_bool stop, tick_queued;
+    sl_ticker *ticker;
+    atomic_bool stop;
     char reporter_id[64];
     size_t n_dns, n_etcd;
     /* the etcd registry (when --etcd-endpoints is set) */
@@ -553,30 +552,11 @@ static void tick(void *ud)
 {
     ed_service *s = ud;
     int64_t now = mono_ms();
-    atomic_store(&s->tick_queued, false);
     if (!s->loaded)
         return;
     for (ed_entry *e = s->head; e; e = e->next)
         if (e->dns && !e->inflight && e->due_ms <= now)
             resolve(s, e);
-}
-
-static void tick_dropped(void *ud)
-{
-    ed_service *s = ud;
-    atomic_store(&s->tick_queued, false);
-}
-
-static void *ticker_main(void *ud)
-{
-    ed_service *s = ud;
-    while (!atomic_load(&s->stop)) {
-        usleep((useconds_t)(s->o.tick_ms * 1000));
-        if (!atomic_exchange(&s->tick_queued, true) &&
-            sl_loop_post(s->loop, s, tick, tick_dropped, s) != SL_OK)
-            atomic_store(&s->tick_queued, false);
-    }
-    return NULL;
 }
 
 /* ---- etcd Upstreams ---------------------------------------------------------------- */
@@ -1023,11 +1003,8 @@ sl_status ed_service_start(ed_service **out, sl_service *svc, sl_nats *nc, sl_lo
         if ((rc = sl_etcd_follow_start(&s->etcd, &eo)) != SL_OK)
             goto err;
     }
-    if (pthread_create(&s->ticker, NULL, ticker_main, s) != 0) {
-        rc = sl_error_set(SL_ERR_INTERNAL, "cannot start the ticker");
+    if ((rc = sl_ticker_start(&s->ticker, loop, s->o.tick_ms, tick, s)) != SL_OK)
         goto err;
-    }
-    s->ticker_started = true;
     *out = s;
     return SL_OK;
 err:
@@ -1040,8 +1017,7 @@ void ed_service_free(ed_service *s)
     if (!s)
         return;
     atomic_store(&s->stop, true);
-    if (s->ticker_started)
-        pthread_join(s->ticker, NULL);
+    sl_ticker_free(s->ticker);
     sl_etcd_follow_free(s->etcd); /* steps not applied are dropped (stop is set) */
     sl_kv_watch_free(s->w_config);
     sl_kv_watch_free(s->w_endpoints);

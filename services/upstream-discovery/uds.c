@@ -90,9 +90,8 @@ struct ud_service {
     char **dnssd_names;
     size_t n_dnssd_names;
     bool dirty;
-    pthread_t ticker;
-    bool ticker_started;
-    atomic_bool stop, tick_queued;
+    sl_ticker *ticker;
+    atomic_bool stop;
     /* metrics */
     sl_counter *c_creates, *c_deletes, *c_errors, *c_source_failures;
     sl_gauge *g_services, *g_owned, *g_left_alone, *g_pending_removal;
@@ -598,7 +597,6 @@ static void tick(void *ud)
 {
     ud_service *s = ud;
     bool pending = false;
-    atomic_store(&s->tick_queued, false);
     if (!s->loaded)
         return; /* disabled: reconciled all the same (the gauges), nothing written */
     for (size_t i = 0; i < s->n_st && !pending; i++)
@@ -607,22 +605,6 @@ static void tick(void *ud)
         return;
     s->dirty = false;
     reconcile(s);
-}
-
-static void tick_dropped(void *ud)
-{
-    atomic_store(&((ud_service *)ud)->tick_queued, false);
-}
-
-static void *ticker_main(void *ud)
-{
-    ud_service *s = ud;
-    while (!atomic_load(&s->stop)) {
-        usleep((useconds_t)(s->o.tick_ms * 1000));
-        if (!atomic_exchange(&s->tick_queued, true) && sl_loop_post(s->loop, s, tick, tick_dropped, s) != SL_OK)
-            atomic_store(&s->tick_queued, false);
-    }
-    return NULL;
 }
 
 /* ---- sources ------------------------------------------------------------------ */
@@ -835,11 +817,8 @@ sl_status ud_service_start(ud_service **out, sl_service *svc, sl_nats *nc, sl_lo
         (rc = sl_kv_watch_start(&s->w_upstreams, s->kv, &wu, loop, &hu, s)) != SL_OK ||
         (rc = start_sources(s)) != SL_OK)
         goto err;
-    if (pthread_create(&s->ticker, NULL, ticker_main, s) != 0) {
-        rc = sl_error_set(SL_ERR_INTERNAL, "cannot start the ticker");
+    if ((rc = sl_ticker_start(&s->ticker, loop, s->o.tick_ms, tick, s)) != SL_OK)
         goto err;
-    }
-    s->ticker_started = true;
     *out = s;
     return SL_OK;
 err:
@@ -852,8 +831,7 @@ void ud_service_free(ud_service *s)
     if (!s)
         return;
     atomic_store(&s->stop, true);
-    if (s->ticker_started)
-        pthread_join(s->ticker, NULL);
+    sl_ticker_free(s->ticker);
     for (size_t i = 0; i < s->n_roots; i++)
         sl_etcd_follow_free(s->roots[i].follow); /* steps not applied are dropped (stop is set) */
     ud_dnssd_free(s->dnssd);

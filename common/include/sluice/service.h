@@ -97,6 +97,18 @@ void sl_loop_stop(sl_loop *l);
 /* True when called from the thread running the loop. */
 bool sl_loop_is_current(sl_loop *l);
 
+/* A ticker: fn(ud) posted to a loop every interval_ms, at most one tick
+ * queued at a time (a slow loop skips ticks rather than piling them up). */
+typedef struct sl_ticker sl_ticker;
+
+/* Starts the ticker's thread. SL_ERR_INVALID for interval_ms <= 0,
+ * SL_ERR_INTERNAL when the thread cannot start. */
+sl_status sl_ticker_start(sl_ticker **out, sl_loop *l, int64_t interval_ms, sl_loop_fn fn, void *ud);
+
+/* Stops the thread and drops a tick queued; no fn runs after it returns
+ * (not from the loop's thread while a tick of it runs). NULL is a no-op. */
+void sl_ticker_free(sl_ticker *t);
+
 /* ---- flags ------------------------------------------------------------- */
 
 typedef struct sl_service_info {
