@@ -372,10 +372,44 @@ class Checker:
                     for it in src["configMap"].get("items", []):
                         if it["path"].startswith("sds/") and it["key"] in data:
                             self.sds["k8s"]["/etc/envoy/" + it["path"]] = yaml.safe_load(data[it["key"]])
+        self.network_policies(docs)
         kust = yaml.safe_load(open(os.path.join(self.src, "deploy", "k8s", "kustomization.yaml")))
         files = {os.path.basename(p) for p in glob.glob(os.path.join(self.src, "deploy", "k8s", "*.yaml"))}
         self.ok(set(kust.get("resources", [])) == files - {"kustomization.yaml"},
                 "deploy/k8s: kustomization.yaml lists every manifest")
+
+    def network_policies(self, docs):
+        """Ingress is denied by default; every port a pod of the namespace
+        exposes is let in by one policy, and only the gateway's listener
+        from anywhere (NATS and sluice-xds from Sluice's pods or opted-in
+        namespaces, metrics from a monitoring namespace)."""
+        pols = [d for _, d in docs if d.get("kind") == "NetworkPolicy"]
+        self.ok(any(p["spec"].get("podSelector") == {} and p["spec"].get("policyTypes") == ["Ingress"]
+                    and not p["spec"].get("ingress") for p in pols),
+                "deploy/k8s: a NetworkPolicy denies all ingress by default")
+
+        def selects(pol, labels):
+            sel = pol["spec"].get("podSelector", {})
+            if any(labels.get(k) != v for k, v in sel.get("matchLabels", {}).items()):
+                return False
+            return all(labels.get(e["key"]) in e["values"] for e in sel.get("matchExpressions", [])
+                       if e["operator"] == "In")
+
+        for where0, d in docs:
+            if d.get("kind") not in ("Deployment", "StatefulSet"):
+                continue
+            labels = d["spec"]["template"]["metadata"].get("labels", {})
+            for c in d["spec"]["template"]["spec"].get("containers", []):
+                for port in c.get("ports", []):
+                    rules = [(p, r) for p in pols if selects(p, labels) for r in p["spec"].get("ingress", [])
+                             if any(rp.get("port") in (port["containerPort"], port.get("name"))
+                                    for rp in r.get("ports", []))]
+                    open_to_all = any(not r.get("from") for _, r in rules)
+                    public = labels.get("app.kubernetes.io/name") == "gateway-proxy" and port.get("name") == "http"
+                    self.ok(rules and (public or not open_to_all) or (not rules and port.get("name") == "admin"),
+                            f"{where0}: {d['kind']} {d['metadata']['name']} port {port.get('name')} "
+                            f"({port['containerPort']}): {'let in by ' + ', '.join(p['metadata']['name'] for p, _ in rules) if rules else 'not reachable'}"
+                            f"{' from anywhere' if open_to_all else ''}")
 
     # ---- NATS configurations against nats-server -t ------------------------------
     def nats_test(self, tmp):
