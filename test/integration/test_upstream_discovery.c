@@ -7,7 +7,8 @@
  * person's Upstream of a discovered name is untouched; a discovered Upstream whose spec a person changed,
  * or whose annotation a person removed, is theirs (kept when its service goes); a service gone loses its
  * Upstream once the grace period has passed (etcd deregistration, an instance dropped from DNS-SD); a
- * restart with nothing changed writes nothing; kill -9, changes while down, a restart converges.
+ * restart with nothing changed writes nothing; kill -9, changes while down, a restart converges; a second
+ * replica waits for the lease and takes over when the holder is killed.
  * Settings.discovery.udsOptions: enabled false writes nothing, watchLabels select etcd services. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -78,29 +79,36 @@ static void start_etcd(void)
     assert_non_null(ec);
 }
 
-/* Starts the service; returns once it is ready (the config bucket loaded). */
-static void start_uds(void)
+/* Starts a replica serving metrics on mport; returns once it is ready (the
+ * config bucket loaded, or waiting for the lease). */
+static pid_t start_replica(int mport)
 {
     char bin[1024], url[256], dns[64], maddr[64];
     snprintf(bin, sizeof bin, "%s/services/upstream-discovery/sluice-upstream-discovery",
              getenv("SLUICE_BINARY_DIR") ? getenv("SLUICE_BINARY_DIR") : "build");
     snprintf(url, sizeof url, "%s", harness_nats_url(srv));
     snprintf(dns, sizeof dns, "127.0.0.1:%d", dns_port);
-    snprintf(maddr, sizeof maddr, "127.0.0.1:%d", metrics_port);
+    snprintf(maddr, sizeof maddr, "127.0.0.1:%d", mport);
     const char *argv[] = {bin, "--nats-url", url, "--metrics-addr", maddr, "--etcd-endpoints", etcd_endpoint,
                           "--etcd-roots", "services/", "--etcd-timeout", "1s", "--dns-server", dns,
                           "--dns-sd-domains", "example.test", "--dns-sd-types", "_grpc._tcp", "--dns-sd-refresh",
                           "300ms", "--dns-timeout", "500ms", "--retry", "300ms", "--removal-grace", "2s",
                           "--lease-ttl", "2s", "--log-level", "debug", NULL};
-    uds = harness_spawn(argv, log_path);
+    pid_t pid = harness_spawn(argv, log_path);
     char buf[4096];
     int64_t end = harness_now_ms() + 15000;
-    while (harness_now_ms() < end && harness_http(metrics_port, "GET", "/readyz", buf, sizeof buf) != 200)
+    while (harness_now_ms() < end && harness_http(mport, "GET", "/readyz", buf, sizeof buf) != 200)
         usleep(50 * 1000);
-    if (harness_http(metrics_port, "GET", "/readyz", buf, sizeof buf) != 200) {
+    if (harness_http(mport, "GET", "/readyz", buf, sizeof buf) != 200) {
         harness_show_log(log_path);
         fail_msg("sluice-upstream-discovery is not ready");
     }
+    return pid;
+}
+
+static void start_uds(void)
+{
+    uds = start_replica(metrics_port);
 }
 
 /* ---- resources ------------------------------------------------------------- */
@@ -342,7 +350,15 @@ static void test_upstream_discovery(void **state)
     wait_metric("sluice_upstream_discovery_upstreams", 5);
     check_discovered("etcd-services-late-x", "etcdplugin", "services/late/x", true);
 
-    assert_int_equal(harness_stop_pid(&uds, SIGTERM), 0);
+    /* A second replica waits for the lease; kill -9 of the holder: it takes over. */
+    int port2 = harness_free_port_both();
+    pid_t second = start_replica(port2);
+    assert_int_equal(harness_metric(port2, "sluice_upstream_discovery_leader"), 0);
+    assert_int_equal(WTERMSIG(harness_stop_pid(&uds, SIGKILL)), SIGKILL);
+    register_ep("services/after", "10.0.0.11:80");
+    wait_upstream("etcd-services-after", true);
+    assert_int_equal(harness_metric(port2, "sluice_upstream_discovery_leader"), 1);
+    assert_int_equal(harness_stop_pid(&second, SIGTERM), 0);
 }
 
 /* Settings.discovery.udsOptions: disabled writes nothing; watchLabels select
