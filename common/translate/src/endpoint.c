@@ -119,9 +119,38 @@ void tr_cla_from_endpoint_set(tr_ctx *tx, tr_cla_t *cla, const Sluice__V1__Endpo
     }
 }
 
+/* A static host's metadata as the endpoint's, as Gloo's static plugin
+ * copies hosts[].metadata (filter name -> Struct; "envoy.lb" is what subset
+ * load balancing matches), sorted by filter name for stable bytes. Gloo's
+ * reserved keys are skipped (Gloo logs them; Sluice warns). NULL when none. */
+static Envoy__Config__Core__V3__Metadata *host_metadata(tr_ctx *tx, const Sluice__V1__Host *h, size_t i)
+{
+    Envoy__Config__Core__V3__Metadata *md = NULL;
+    for (size_t k = 0; k < h->n_metadata; k++) {
+        const char *key = h->metadata[k]->key;
+        Envoy__Config__Core__V3__Metadata__FilterMetadataEntry *fe;
+        size_t at;
+        if (strcmp(key, "envoy.transport_socket_match") == 0 || strcmp(key, "io.solo.health_checkers.advanced_http") == 0) {
+            tr_warn(tx, "spec.static.hosts[%zu].metadata[%s]: reserved by Gloo for its own use; ignored", i, key);
+            continue;
+        }
+        if (!md)
+            md = TR_NEW(tx, envoy__config__core__v3__metadata);
+        fe = TR_NEW(tx, envoy__config__core__v3__metadata__filter_metadata_entry);
+        fe->key = tr_strdup(tx, key);
+        fe->value = h->metadata[k]->value ? h->metadata[k]->value : TR_NEW(tx, google__protobuf__struct);
+        TR_PUSH(tx, md, filter_metadata, fe);
+        for (at = md->n_filter_metadata - 1; at > 0 && strcmp(md->filter_metadata[at - 1]->key, key) > 0; at--)
+            md->filter_metadata[at] = md->filter_metadata[at - 1];
+        md->filter_metadata[at] = fe;
+    }
+    return md;
+}
+
 bool tr_cla_from_static(tr_ctx *tx, tr_cla_t *cla, const Sluice__V1__StaticUpstreamSpec *st)
 {
     bool dns = false;
+    Envoy__Config__Endpoint__V3__LbEndpoint *le;
     if (st->n_hosts == 0)
         tr_error(tx, "spec.static.hosts: at least one host is required");
     for (size_t i = 0; i < st->n_hosts; i++) {
@@ -145,11 +174,11 @@ bool tr_cla_from_static(tr_ctx *tx, tr_cla_t *cla, const Sluice__V1__StaticUpstr
             tr_warn(tx, "spec.static.hosts[%zu]: %s:%u is listed twice", i, h->addr, h->port);
             continue;
         }
-        TR_PUSH(tx, locality(tx, cla, NULL, 0), lb_endpoints,
-                lb_endpoint(tx, h->addr, h->port, NULL,
-                            h->load_balancing_weight
-                                ? (h->load_balancing_weight->value ? h->load_balancing_weight->value : 1)
-                                : 0));
+        le = lb_endpoint(tx, h->addr, h->port, NULL,
+                         h->load_balancing_weight ? (h->load_balancing_weight->value ? h->load_balancing_weight->value : 1)
+                                                  : 0);
+        le->metadata = host_metadata(tx, h, i);
+        TR_PUSH(tx, locality(tx, cla, NULL, 0), lb_endpoints, le);
     }
     return dns;
 }

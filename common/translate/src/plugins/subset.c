@@ -4,11 +4,25 @@
  * selector (fallback: any endpoint, as Gloo does); the core labels each
  * endpoint of the endpoint set (metadata "envoy.lb") and sets a
  * destination's subset.values as the route's (or weighted cluster's)
- * metadata_match. Static hosts have no labels: only endpoint sets
- * (EDS) can be selected. */
+ * metadata_match. Static hosts are matched by their hosts[].metadata
+ * "envoy.lb" (endpoint.c), as in Gloo. */
+#include <string.h>
+
 #include "../plugin.h"
 
 static const char *const fields[] = {"UpstreamSpec.subset_spec", NULL};
+
+/* Some static host of up carries subset values (metadata "envoy.lb"). */
+static bool static_labelled(const Sluice__V1__Upstream *up)
+{
+    const Sluice__V1__StaticUpstreamSpec *st =
+        up->spec->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_STATIC ? up->spec->static_ : NULL;
+    for (size_t i = 0; st && i < st->n_hosts; i++)
+        for (size_t k = 0; k < st->hosts[i]->n_metadata; k++)
+            if (strcmp(st->hosts[i]->metadata[k]->key, "envoy.lb") == 0)
+                return true;
+    return false;
+}
 
 static void cluster(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c)
 {
@@ -20,9 +34,9 @@ static void cluster(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c)
         tr_error(tx, "spec.subsetSpec.selectors: at least one selector is required");
         return;
     }
-    if (!in->eps)
-        tr_warn(tx, "spec.subsetSpec: the upstream has no endpoint set (static hosts have no labels); every subset "
-                    "falls back to any endpoint");
+    if (!in->eps && !static_labelled(in->up))
+        tr_warn(tx, "spec.subsetSpec: the upstream has no endpoint set and no static host with metadata \"envoy.lb\"; "
+                    "every subset falls back to any endpoint");
     lsc = TR_NEW(tx, envoy__config__cluster__v3__cluster__lb_subset_config);
     lsc->fallback_policy = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_SUBSET_CONFIG__LB_SUBSET_FALLBACK_POLICY__ANY_ENDPOINT;
     for (size_t i = 0; i < spec->n_selectors; i++) {
