@@ -93,7 +93,7 @@ struct ud_service {
     sl_ticker *ticker;
     atomic_bool stop;
     /* metrics */
-    sl_counter *c_creates, *c_deletes, *c_errors, *c_source_failures;
+    sl_counter *c_creates, *c_deletes, *c_errors, *c_source_failures, *c_passes;
     sl_gauge *g_services, *g_owned, *g_left_alone, *g_pending_removal;
 };
 
@@ -581,6 +581,7 @@ static void reconcile(ud_service *s)
         else
             pending++;
     }
+    sl_counter_inc(s->c_passes);
     sl_gauge_set(s->g_services, (double)n);
     sl_gauge_set(s->g_owned, (double)owned);
     sl_gauge_set(s->g_left_alone, (double)left_alone);
@@ -742,6 +743,9 @@ static sl_status register_metrics(ud_service *s)
                                  "Failed KV writes and deletes.")) != SL_OK ||
         (rc = sl_metrics_counter(&s->c_source_failures, reg, "sluice_upstream_discovery_source_failures_total",
                                  "Times a source (etcd, DNS-SD) failed (its Upstreams kept).")) != SL_OK ||
+        (rc = sl_metrics_counter(&s->c_passes, reg, "sluice_upstream_discovery_passes_total",
+                                 "Passes over what the sources hold and the Upstreams stored (after a change, "
+                                 "and while a grace runs).")) != SL_OK ||
         (rc = sl_metrics_gauge(&s->g_services, reg, "sluice_upstream_discovery_services",
                                "Services the sources hold now.")) != SL_OK ||
         (rc = sl_metrics_gauge(&s->g_owned, reg, "sluice_upstream_discovery_upstreams",

@@ -9,7 +9,8 @@
  * Upstream once the grace period has passed (etcd deregistration, an instance dropped from DNS-SD); a
  * restart with nothing changed writes nothing; kill -9, changes while down, a restart converges; a second
  * replica waits for the lease and takes over when the holder is killed.
- * Settings.discovery.udsOptions: enabled false writes nothing, watchLabels select etcd services. */
+ * Settings.discovery.udsOptions: enabled false writes nothing, watchLabels select etcd services; with
+ * etcd down at a restart nothing is removed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -395,6 +396,23 @@ static void test_settings(void **state)
     assert_int_equal(rev, 0);
     get_upstream("dnssd-web-http-tcp-example-test", &rev);
     assert_int_equal(rev, 0);
+
+    /* etcd stopped, then a restart that cannot read the registry: a source
+     * that cannot answer removes nothing, and no grace starts. */
+    harness_stop_pid(&etcd, SIGTERM);
+    assert_int_equal(harness_stop_pid(&uds, SIGTERM), 0);
+    start_uds();
+    wait_metric("sluice_upstream_discovery_source_failures_total", 1);
+    double passes = metric("sluice_upstream_discovery_passes_total");
+    put_yaml("Settings", &sluice__v1__settings__descriptor, "gloo-system", "default", yaml); /* a pass */
+    int64_t end = harness_now_ms() + 15000;
+    while (harness_now_ms() < end && metric("sluice_upstream_discovery_passes_total") <= passes)
+        usleep(50 * 1000);
+    assert_true(metric("sluice_upstream_discovery_passes_total") > passes);
+    assert_int_equal(metric("sluice_upstream_discovery_pending_removal"), 0);
+    assert_int_equal(metric("sluice_upstream_discovery_upstreams"), 1);
+    assert_int_equal(metric("sluice_upstream_discovery_deletes_total"), 0);
+    wait_upstream("etcd-services-a", true);
     assert_int_equal(harness_stop_pid(&uds, SIGTERM), 0);
 }
 
