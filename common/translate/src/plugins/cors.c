@@ -1,6 +1,8 @@
 /* cors: CorsPolicy on virtual hosts and routes -> the cors filter and its
  * per-route / per-virtual-host config. A route's policy replaces the
- * virtual host's; disableForRoute turns it off for the route. */
+ * virtual host's, except what corsPolicyMergeSettings merges (Gloo's
+ * mergeCors: exposeHeaders UNION); disableForRoute turns it off for the
+ * route. */
 #include <string.h>
 
 #include "../plugin.h"
@@ -8,7 +10,8 @@
 
 #define CORS_FILTER "envoy.filters.http.cors"
 
-static const char *const fields[] = {"RouteOptions.cors", "VirtualHostOptions.cors", NULL};
+static const char *const fields[] = {"RouteOptions.cors", "VirtualHostOptions.cors",
+                                     "VirtualHostOptions.cors_policy_merge_settings", NULL};
 const sl_tr_plugin sl_tr_plugin_cors;
 
 static char *join(tr_ctx *tx, char **v, size_t n)
@@ -56,11 +59,40 @@ static Envoy__Extensions__Filters__Http__Cors__V3__CorsPolicy *policy(tr_ctx *tx
     return p;
 }
 
+/* The route's policy c merged with its virtual host's vc as Gloo's
+ * mergeCors does: the route's fields, exposeHeaders the union (virtual
+ * host's first, no duplicates) when both have some and the strategy is
+ * UNION. */
+static const Sluice__V1__CorsPolicy *merge(tr_ctx *tx, const Sluice__V1__CorsPolicy *c, const tr_route_in *in)
+{
+    const Sluice__V1__VirtualHostOptions *vo =
+        in->vs->spec && in->vs->spec->virtual_host ? in->vs->spec->virtual_host->options : NULL;
+    const Sluice__V1__CorsPolicy *vc = vo ? vo->cors : NULL;
+    Sluice__V1__CorsPolicy *m;
+    if (!vc || !vo->cors_policy_merge_settings || !vc->n_expose_headers || !c->n_expose_headers ||
+        vo->cors_policy_merge_settings->expose_headers != SLUICE__V1__CORS_POLICY_MERGE_SETTINGS__MERGE_STRATEGY__UNION)
+        return c;
+    m = tr_alloc(tx, sizeof *m);
+    *m = *c;
+    m->expose_headers = tr_alloc(tx, (vc->n_expose_headers + c->n_expose_headers) * sizeof *m->expose_headers);
+    m->n_expose_headers = 0;
+    for (size_t i = 0; i < vc->n_expose_headers + c->n_expose_headers; i++) {
+        char *h = i < vc->n_expose_headers ? vc->expose_headers[i] : c->expose_headers[i - vc->n_expose_headers];
+        size_t k = 0;
+        while (k < m->n_expose_headers && strcmp(m->expose_headers[k], h) != 0)
+            k++;
+        if (k == m->n_expose_headers)
+            m->expose_headers[m->n_expose_headers++] = h;
+    }
+    return m;
+}
+
 static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
 {
     const Sluice__V1__CorsPolicy *c = in->route->options ? in->route->options->cors : NULL;
     if (!c)
         return; /* the virtual host's policy applies */
+    c = merge(tx, c, in);
     if (c->disable_for_route) {
         Envoy__Extensions__Filters__Http__Cors__V3__CorsPolicy *p =
             TR_NEW(tx, envoy__extensions__filters__http__cors__v3__cors_policy);
