@@ -1,5 +1,5 @@
 /* listener: Gateway options of the listener and its HTTP connection
- * manager: httpConnectionManagerSettings, healthCheck (the health_check
+ * manager: Gloo's defaults and httpConnectionManagerSettings, healthCheck (the health_check
  * filter answering on a path), accessLoggingService (file access logs),
  * perConnectionBufferLimitBytes, tracing (zipkin) with route decorators,
  * useProxyProto (the proxy_protocol listener filter, first). */
@@ -84,12 +84,32 @@ static void tracing(tr_ctx *tx, const tr_gateway *gw, const Sluice__V1__Listener
     hcm->tracing = o;
 }
 
+/* What Gloo sets on every HttpConnectionManager whatever the settings s
+ * (hcm/plugin.go ProcessHcmNetworkFilter): normalize_path true (RFC 3986;
+ * settings may turn it off) and, unless the settings name websocket
+ * upgrades, a websocket upgrade config without `enabled`, so websocket
+ * upgrades are allowed on every route. */
+static void hcm_defaults(tr_ctx *tx, const Sluice__V1__HttpConnectionManagerSettings *s, tr_hcm_t *hcm)
+{
+    bool websocket = false;
+    hcm->normalize_path = tr_bool(tx, true);
+    for (size_t i = 0; s && i < s->n_upgrades; i++)
+        websocket |= s->upgrades[i]->upgrade_type_case == SLUICE__V1__PROTOCOL_UPGRADE_CONFIG__UPGRADE_TYPE_WEBSOCKET;
+    if (!websocket) {
+        Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager__UpgradeConfig *u =
+            TR_NEW(tx, envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__upgrade_config);
+        u->upgrade_type = tr_strdup(tx, "websocket");
+        TR_PUSH(tx, hcm, upgrade_configs, u);
+    }
+}
+
 static void http_filters(tr_ctx *tx, const tr_gateway *gw, tr_hcm_t *hcm, tr_filters *f)
 {
     const Sluice__V1__HttpConnectionManagerSettings *s = hcm_settings(gw);
     const Sluice__V1__HttpGateway *hg = gw->gw->spec->http_gateway;
     const Sluice__V1__ListenerOptions *lo = gw->gw->spec->options;
     const char *p = "spec.httpGateway.options.httpConnectionManagerSettings";
+    hcm_defaults(tx, s, hcm);
     if (s) {
         hcm->skip_xff_append = s->skip_xff_append;
         hcm->via = tr_strdup(tx, s->via);
@@ -127,7 +147,7 @@ static void http_filters(tr_ctx *tx, const tr_gateway *gw, tr_hcm_t *hcm, tr_fil
             hcm->http_protocol_options->default_host_for_http_10 = tr_strdup(tx, s->default_host_for_http_10);
         }
         if (s->normalize_path)
-            hcm->normalize_path = tr_bool(tx, s->normalize_path->value);
+            hcm->normalize_path->value = s->normalize_path->value;
         if (s->merge_slashes)
             hcm->merge_slashes = s->merge_slashes->value;
         for (size_t i = 0; i < s->n_upgrades; i++) {
