@@ -31,7 +31,7 @@ secret() {
 }
 secret nats-auth --from-file=auth.conf="$dir/nats/auth.conf"
 secret nats-tls --from-file="$dir/tls/nats/"
-for role in config-watcher secret-watcher translator reporter xds; do
+for role in config-watcher secret-watcher translator reporter xds endpoint-discovery upstream-discovery function-discovery; do
   secret "sluice-nats-$role" --from-file=nats.nk="$dir/nats/$role.nk" --from-file=ca.crt="$dir/tls/ca.crt"
 done
 secret sluice-xds-tls --from-file="$dir/tls/xds/"

@@ -44,7 +44,8 @@ import sys
 
 import yaml
 
-SERVICES = ["config-watcher", "secret-watcher", "translator", "reporter", "xds"]
+SERVICES = ["config-watcher", "secret-watcher", "translator", "reporter", "xds", "endpoint-discovery",
+            "upstream-discovery", "function-discovery"]
 XDS_MTLS = ["--tls-cert", "--tls-key", "--tls-client-ca"]
 HARDENING = ["NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
              "PrivateDevices=yes", "CapabilityBoundingSet=", "RestrictAddressFamilies=AF_",
