@@ -473,8 +473,12 @@ static pid_t spawn_server(const char *bin, int peer, const char *nats_url, const
     /* The Go peer: as many threads as sluice-xds's workers. */
     snprintf(maxprocs, sizeof maxprocs, "GOMAXPROCS=%s", workers);
     const char *const peer_argv[] = {bin, "--nats-url", nats_url, "--listen", "127.0.0.1:0", NULL};
+    /* Every stream comes from 127.0.0.1 (one generator standing for many
+     * proxies): no per-address stream limit, which would refuse all but
+     * 1,000 (the peer has none). */
     const char *const xds_argv[] = {bin, "--nats-url", nats_url, "--listen", "127.0.0.1:0", "--workers", workers,
-                                    "--log-level", "warn", "--default-proxy", PROXY, NULL};
+                                    "--log-level", "warn", "--default-proxy", PROXY, "--max-streams-per-peer", "0",
+                                    NULL};
     const char *const peer_env[] = {maxprocs, NULL};
     pid_t pid = harness_spawn_piped(peer ? peer_argv : xds_argv, peer ? peer_env : NULL, &pf);
     if (pid < 0)
