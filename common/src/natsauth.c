@@ -56,9 +56,10 @@ static const sl_natsauth_kv kv_function_discovery[] = {
     {SL_LEASES_BUCKET, R | W | C, "function-discovery"}, HEARTBEAT("sluice-function-discovery"), {NULL, 0, NULL}};
 static const char *const pub_function_discovery[] = {"sluice.report.function-discovery.>", NULL};
 
-/* Writes only Upstreams (reads the Settings beside them); no reports. */
+/* Writes only Upstreams (reads the Settings beside them; creates the bucket
+ * when it starts first, as the other readers of sluice_config do); no reports. */
 static const sl_natsauth_kv kv_upstream_discovery[] = {
-    {"sluice_config", R | W, "Upstream"}, {SL_LEASES_BUCKET, R | W | C, "upstream-discovery"},
+    {"sluice_config", R | W | C, "Upstream"}, {SL_LEASES_BUCKET, R | W | C, "upstream-discovery"},
     HEARTBEAT("sluice-upstream-discovery"), {NULL, 0, NULL}};
 
 /* The reporter also consumes the reports stream through a durable push
