@@ -6,7 +6,8 @@ themselves in etcd with gRPC-Go's own registry code
 (go.etcd.io/etcd/client/v3/naming/endpoints, test/e2e/registered-backend),
 and grpc-go's proxyless xDS client making real calls.
 
-A back-end registers and is reached; three instances share the calls; one
+A back-end registers, sluice-upstream-discovery makes its Upstream, and the
+client is routed to it; three instances share the calls; one
 deregisters gracefully (it keeps answering while it drains) and not one
 call fails; one is killed and its lease expiry moves the traffic; a DNS
 record changes and the traffic follows. Function discovery reads a grpc-go
@@ -161,11 +162,16 @@ def run(sy, procs):
     procs.append(dnsmasq)
     wait_tcp(dns_port, "dnsmasq")
 
-    # sluice-endpoint-discovery (started by sluicectl run) takes them from its environment.
+    # The discovery services (started by sluicectl run) take their sources
+    # from the environment: etcd for endpoint and upstream discovery (the
+    # registry root services/), the DNS server for endpoint discovery.
     os.environ["SLUICE_ETCD_ENDPOINTS"] = "127.0.0.1:%d" % etcd_port
+    os.environ["SLUICE_UDS_ETCD_ROOTS"] = "services/"
     os.environ["SLUICE_DNS_SERVER"] = "127.0.0.1:%d" % dns_port
     sy.start()
-    sy.apply(GATEWAY + upstream("echo", spec="etcd: {prefix: services/echo}") + vs("echo", "echo.e2e", ("/", "echo")) +
+    # Routes only: the etcd service's Upstream is sluice-upstream-discovery's
+    # (etcd-services-echo in the discovery namespace, gloo-system, as Gloo).
+    sy.apply(GATEWAY + vs("echo", "echo.e2e", ("/", "gloo-system/etcd-services-echo")) +
              upstream("dnsecho", spec="dns: {name: dns-echo.test, port: %d}" % dns_backend_port) +
              vs("dnsecho", "dnsecho.e2e", ("/", "dnsecho")))
     c = sy.client()
@@ -176,8 +182,11 @@ def run(sy, procs):
     b = {"b1": Backend(exe, log, "b1", etcd=etcd, service="services/echo")}
     procs.append(b["b1"].p)
     c.wait_for("echo.e2e", "b1", 30)
-    ok("b1 registered itself in etcd (naming/endpoints, %s) and the proxyless client reaches it, %.2fs after it "
-       "started; no Upstream host typed by hand" % (b["b1"].addr, time.time() - t0))
+    rc, out = sy.ctl("get", "upstream", "etcd-services-echo", "-n", "gloo-system", "-o", "json")
+    assert rc == 0 and json.loads(out)["metadata"]["annotations"].get("discovered-by") == "upstream-discovery", out
+    ok("b1 registered itself in etcd (naming/endpoints, %s); sluice-upstream-discovery made the Upstream "
+       "gloo-system/etcd-services-echo and the proxyless client reaches b1 through it, %.2fs after b1 started; "
+       "nothing about the back-end typed by hand" % (b["b1"].addr, time.time() - t0))
 
     # Scaled to three: the calls spread.
     for n in ("b2", "b3"):

@@ -388,8 +388,15 @@ spec:
 """ % (name, spec)
 
 
+def ref(up):
+    """An upstream reference: "name" (the VirtualService's namespace) or "namespace/name"."""
+    ns, _, n = up.rpartition("/")
+    return "{name: %s, namespace: %s}" % (n, ns) if ns else "{name: %s}" % n
+
+
 def vs(name, domain, *routes):
-    """routes: (prefix, upstream) or (prefix, {upstream: weight, ...})."""
+    """routes: (prefix, upstream) or (prefix, {upstream: weight, ...}); an
+    upstream is "name" or "namespace/name"."""
     out = """---
 apiVersion: gateway.solo.io/v1
 kind: VirtualService
@@ -404,7 +411,7 @@ spec:
         if isinstance(dest, dict):
             out += "        multi:\n          destinations:\n"
             for up, w in dest.items():
-                out += "          - {weight: %d, destination: {upstream: {name: %s}}}\n" % (w, up)
+                out += "          - {weight: %d, destination: {upstream: %s}}\n" % (w, ref(up))
         else:
-            out += "        single: {upstream: {name: %s}}\n" % dest
+            out += "        single: {upstream: %s}\n" % ref(dest)
     return out
