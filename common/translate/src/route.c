@@ -131,9 +131,18 @@ static tr_route_t *replaced_route(tr_ctx *tx, const tr_route_t *r)
     return n;
 }
 
-/* Resolves a destination's upstream; warns and returns NULL when missing. */
-static const Sluice__V1__Upstream *dest_upstream(tr_ctx *tx, const Sluice__V1__Destination *d, const char *def_ns,
-                                                 const char *path)
+/* The namespace a destination's upstream reference names (def_ns when
+ * it names none). */
+static const char *dest_ns(const Sluice__V1__Destination *d, const char *def_ns)
+{
+    return d->upstream->namespace_ && d->upstream->namespace_[0] ? d->upstream->namespace_ : def_ns;
+}
+
+/* Resolves a destination's upstream; NULL when missing (a route's
+ * InvalidDestinationWarning when warn; *named whether d names an upstream
+ * at all, may be NULL). */
+static const Sluice__V1__Upstream *dest_upstream_(tr_ctx *tx, const Sluice__V1__Destination *d, const char *def_ns,
+                                                  const char *path, bool warn, bool *named)
 {
     const Sluice__V1__Upstream *up;
     if (!d || d->destination_type_case != SLUICE__V1__DESTINATION__DESTINATION_TYPE_UPSTREAM || !d->upstream ||
@@ -141,12 +150,19 @@ static const Sluice__V1__Upstream *dest_upstream(tr_ctx *tx, const Sluice__V1__D
         tr_error(tx, "%s: a destination needs upstream.name", path);
         return NULL;
     }
+    if (named)
+        *named = true;
     up = tr_find_upstream(tx, d->upstream, def_ns);
-    if (!up)
-        tr_warn(tx, "Route Warning: InvalidDestinationWarning. Reason: Upstream %s.%s not found",
-                d->upstream->namespace_ && d->upstream->namespace_[0] ? d->upstream->namespace_ : def_ns,
+    if (!up && warn)
+        tr_warn(tx, "Route Warning: InvalidDestinationWarning. Reason: Upstream %s.%s not found", dest_ns(d, def_ns),
                 d->upstream->name);
     return up;
+}
+
+static const Sluice__V1__Upstream *dest_upstream(tr_ctx *tx, const Sluice__V1__Destination *d, const char *def_ns,
+                                                 const char *path)
+{
+    return dest_upstream_(tx, d, def_ns, path, true, NULL);
 }
 
 /* The metadata_match of a destination's subset (NULL without one): the
@@ -196,7 +212,8 @@ static Envoy__Config__Core__V3__Metadata *subset_match(tr_ctx *tx, const Sluice_
 }
 
 Envoy__Config__Route__V3__WeightedCluster *tr_weighted(tr_ctx *tx, Sluice__V1__WeightedDestination *const *ds,
-                                                          size_t n, const char *def_ns, const char *path, bool *missing)
+                                                          size_t n, const char *def_ns, const char *path, bool group,
+                                                          bool *missing)
 {
     Envoy__Config__Route__V3__WeightedCluster *wc = TR_NEW(tx, envoy__config__route__v3__weighted_cluster);
     uint64_t total = 0;
@@ -206,19 +223,33 @@ Envoy__Config__Route__V3__WeightedCluster *tr_weighted(tr_ctx *tx, Sluice__V1__W
     }
     for (size_t i = 0; i < n; i++) {
         const char *p = tr_printf(tx, "%s[%zu].destination", path, i);
-        const Sluice__V1__Upstream *up = dest_upstream(tx, ds[i]->destination, def_ns, p);
+        const Sluice__V1__Destination *d = ds[i]->destination;
+        bool named = false;
+        const Sluice__V1__Upstream *up = dest_upstream_(tx, d, def_ns, p, !group, &named);
         Envoy__Config__Route__V3__WeightedCluster__ClusterWeight *cw =
             TR_NEW(tx, envoy__config__route__v3__weighted_cluster__cluster_weight);
         uint32_t w = ds[i]->weight ? ds[i]->weight->value : 0;
-        if (!up) {
+        if (!named) {
             *missing = true;
             continue;
         }
-        if (ds[i]->destination && ds[i]->destination->destination_spec)
+        if (d->destination_spec)
             tr_error(tx, "%s.destinationSpec: functions on weighted destinations are not supported by Sluice", p);
-        cw->name = tr_cluster_name(tx, up->metadata->name, tr_md_ns(up->metadata));
+        if (up) {
+            cw->name = tr_cluster_name(tx, up->metadata->name, tr_md_ns(up->metadata));
+            cw->metadata_match = subset_match(tx, d, up, p);
+        } else {
+            /* As Gloo (verifyUpstreamGroups, setWeightedClusters): the
+             * group is in error, and routes keep the missing upstream's
+             * cluster with its weight, whose share Envoy answers 503
+             * (cluster not found); the other members keep theirs. */
+            if (group)
+                tr_error(tx, "%s: destination # %zu: upstream not found: Upstream %s.%s not found", p, i + 1,
+                         dest_ns(d, def_ns), d->upstream->name);
+            *missing = true;
+            cw->name = tr_cluster_name(tx, d->upstream->name, dest_ns(d, def_ns));
+        }
         cw->weight = tr_u32(tx, w);
-        cw->metadata_match = subset_match(tx, ds[i]->destination, up, p);
         total += w;
         if (ds[i]->options) {
             const Sluice__V1__WeightedDestinationOptions *o = ds[i]->options;
@@ -238,7 +269,7 @@ Envoy__Config__Route__V3__WeightedCluster *tr_weighted(tr_ctx *tx, Sluice__V1__W
         }
         TR_PUSH(tx, wc, clusters, cw);
     }
-    if (!*missing && total == 0) {
+    if (total == 0) {
         tr_error(tx, "%s: at least one destination needs a weight above zero", path);
         return NULL;
     }
@@ -254,6 +285,16 @@ Envoy__Config__Route__V3__WeightedCluster *tr_weighted(tr_ctx *tx, Sluice__V1__W
         wc->total_weight = tr_u32(tx, (uint32_t)total);
 #pragma GCC diagnostic pop
     return wc;
+}
+
+/* Weighted clusters wc (NULL: unusable) with a missing member (missing)
+ * are replaced by the invalid-route response only under Settings
+ * replaceInvalidRoutes: true (Gloo sends that member's share to its
+ * fallback cluster; Sluice has none, so the whole route answers).
+ * Otherwise they are served as Gloo serves them (tr_weighted). */
+static bool weighted_unusable(tr_ctx *tx, const Envoy__Config__Route__V3__WeightedCluster *wc, bool missing)
+{
+    return !wc || (missing && replace_invalid_routes(tx));
 }
 
 /* Sets r's action from a Sluice route action; returns the single
@@ -278,10 +319,10 @@ static const Sluice__V1__Upstream *route_action(tr_ctx *tx, const tr_route_ctx *
         break;
     case SLUICE__V1__ROUTE_ACTION__DESTINATION_MULTI:
         ra->weighted_clusters = tr_weighted(tx, a->multi ? a->multi->destinations : NULL, a->multi ? a->multi->n_destinations : 0,
-                                         rc->owner_ns, tr_printf(tx, "%s.routeAction.multi.destinations", path), &missing);
+                                         rc->owner_ns, tr_printf(tx, "%s.routeAction.multi.destinations", path), false,
+                                         &missing);
         ra->cluster_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__CLUSTER_SPECIFIER_WEIGHTED_CLUSTERS;
-        if (!ra->weighted_clusters)
-            missing = true;
+        missing = weighted_unusable(tx, ra->weighted_clusters, missing);
         break;
     case SLUICE__V1__ROUTE_ACTION__DESTINATION_UPSTREAM_GROUP: {
         const Sluice__V1__ResourceRef *ref = a->upstream_group;
@@ -297,10 +338,10 @@ static const Sluice__V1__Upstream *route_action(tr_ctx *tx, const tr_route_ctx *
         ug = (const Sluice__V1__UpstreamGroup *)tr_bucket_of(tx, tr_kind.ug)->v[pos].msg;
         ra->weighted_clusters =
             tr_weighted(tx, ug->spec ? ug->spec->destinations : NULL, ug->spec ? ug->spec->n_destinations : 0, ns,
-                     tr_printf(tx, "%s.routeAction.upstreamGroup(%s.%s).destinations", path, ns, ref->name), &missing);
+                     tr_printf(tx, "%s.routeAction.upstreamGroup(%s.%s).destinations", path, ns, ref->name), false,
+                     &missing);
         ra->cluster_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__CLUSTER_SPECIFIER_WEIGHTED_CLUSTERS;
-        if (!ra->weighted_clusters)
-            missing = true;
+        missing = weighted_unusable(tx, ra->weighted_clusters, missing);
         break;
     }
     case SLUICE__V1__ROUTE_ACTION__DESTINATION_CLUSTER_HEADER: {
@@ -601,7 +642,7 @@ void tr_check_upstream_groups(tr_ctx *tx)
         bool missing = false;
         tx->cur = &cur;
         tr_weighted(tx, ug->spec ? ug->spec->destinations : NULL, ug->spec ? ug->spec->n_destinations : 0, b->v[i].ns,
-                    "spec.destinations", &missing);
+                    "spec.destinations", true, &missing);
         *tr_flag(tx, tr_kind.ug, i) |= TR_SEEN | (cur.errors ? TR_REJECTED : 0);
     }
     tx->cur = NULL;

@@ -117,9 +117,12 @@ void tr_translate_routes(tr_ctx *tx, tr_route_ctx *rc, Sluice__V1__Route *const 
 /* Makes r answer with the Settings' invalid-route response. */
 void tr_invalid_route(tr_ctx *tx, tr_route_t *r);
 /* The weighted clusters of n destinations (NULL when unusable); *missing
- * set when one's upstream is not found. */
+ * set when one's upstream is not found or a destination names none. A
+ * missing upstream keeps its cluster name and weight (Envoy answers its
+ * share 503, as in Gloo): reported as a route's InvalidDestinationWarning,
+ * or with group (an UpstreamGroup's own check) as Gloo's error. */
 Envoy__Config__Route__V3__WeightedCluster *tr_weighted(tr_ctx *tx, Sluice__V1__WeightedDestination *const *ds, size_t n,
-                                                       const char *def_ns, const char *path, bool *missing);
+                                                       const char *def_ns, const char *path, bool group, bool *missing);
 /* Checks every UpstreamGroup's destinations (flags and reports them). */
 void tr_check_upstream_groups(tr_ctx *tx);
 /* A delegating route (at path, its options merged opts): the routes of the
