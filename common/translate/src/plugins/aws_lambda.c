@@ -8,8 +8,9 @@
  * credentials of the upstream's secret (request signing). Without a
  * secretRef the filter has no credentials and Envoy signs with its own
  * credential chain (environment, profile, web identity with AWS_ROLE_ARN,
- * container/instance metadata), which stands in for Gloo's service
- * account (STS) credentials. Stock Envoy cannot assume a role per upstream
+ * container/instance metadata), which stands in for Gloo's credential
+ * discovery and service account (STS) credentials; as in Gloo, Settings
+ * gloo.awsOptions must allow one of them, else the upstream is Rejected. Stock Envoy cannot assume a role per upstream
  * (roleArn: a Warning), nor wrap or unwrap payloads in Gloo's formats
  * (requestTransformation, unwrapAsAlb, ...: errors naming the field; the
  * function gets the request body as is: payload_passthrough). */
@@ -46,6 +47,24 @@ static bool role_arn_ok(const char *a)
     return digits == 12 && strncmp(p, ":role/", 6) == 0 && p[6];
 }
 
+/* An aws upstream without secretRef is signed with the proxy's own
+ * credentials, which Gloo allows only when Settings gloo.awsOptions says
+ * where they come from (aws/plugin.go ProcessUpstream): otherwise the
+ * upstream is in error, with Gloo's words. */
+static void check_proxy_credentials(tr_ctx *tx)
+{
+    const Sluice__V1__GlooOptions *g = tr_settings(tx)->gloo;
+    const Sluice__V1__GlooOptions__AWSOptions *o = g ? g->aws_options : NULL;
+    if (o && o->credentials_fetcher_case ==
+                 SLUICE__V1__GLOO_OPTIONS__AWSOPTIONS__CREDENTIALS_FETCHER_SERVICE_ACCOUNT_CREDENTIALS)
+        tr_warn(tx, "spec.aws: signed with the proxy's own credential chain, whose web identity provider reads "
+                    "AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN; stock Envoy has no per-filter STS settings, so "
+                    "Settings gloo.awsOptions.serviceAccountCredentials cluster, uri, timeout and region are not used");
+    else if (!o || !o->enable_credentials_discovey)
+        tr_error(tx, "spec.aws.secretRef: no aws secret provided. consider setting enableCredentialsDiscovey to true "
+                     "or enabling service account credentials if running in EKS (Settings gloo.awsOptions)");
+}
+
 static void cluster(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c)
 {
     const Sluice__V1__UpstreamSpec *s = in->up->spec;
@@ -75,6 +94,8 @@ static void cluster(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c)
                         "proxy's AWS_ROLE_ARN environment (web identity): set AWS_ROLE_ARN=%s there",
                     aws->role_arn);
     }
+    if (!aws->secret_ref || !aws->secret_ref->name[0])
+        check_proxy_credentials(tx);
     for (size_t i = 0; i < aws->n_lambda_functions; i++)
         if (!aws->lambda_functions[i]->lambda_function_name[0])
             tr_error(tx, "spec.aws.lambdaFunctions[%zu].lambdaFunctionName: required", i);
