@@ -220,31 +220,6 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* CPU seconds and peak RSS (MB) of pid. */
-static void usage_of(pid_t pid, double *cpu_s, double *rss_mb)
-{
-    char path[64], buf[4096];
-    unsigned long ut = 0, st = 0;
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f && fgets(buf, sizeof buf, f)) {
-        char *p = strrchr(buf, ')');
-        if (p)
-            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st);
-    }
-    if (f)
-        fclose(f);
-    *cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    *rss_mb = 0;
-    if ((f = fopen(path, "r"))) {
-        while (fgets(buf, sizeof buf, f))
-            if (!strncmp(buf, "VmHWM:", 6))
-                *rss_mb = atof(buf + 6) / 1024.0;
-        fclose(f);
-    }
-}
-
 /* A restart with nothing changed: the time until every set was found
  * unchanged, and the writes it made (must be 0). */
 static double restart_unchanged(int64_t *ms)
@@ -263,7 +238,8 @@ static double restart_unchanged(int64_t *ms)
 /* Discovery's CPU seconds and peak RSS so far, then restart_unchanged(). */
 static double usage_then_restart(double *cpu_s, double *rss_mb, int64_t *restart_ms)
 {
-    usage_of(discovery, cpu_s, rss_mb);
+    *cpu_s = harness_cpu_seconds(discovery);
+    *rss_mb = (double)harness_peak_rss_kb(discovery) / 1024.0;
     return restart_unchanged(restart_ms);
 }
 
@@ -480,24 +456,13 @@ int main(int argc, char **argv)
     ttl_s = argc > 5 ? atoi(argv[5]) : 2;
     if (n_up < 1 || changes < 1)
         DIE("upstreams and changes must be at least 1");
-    signal(SIGPIPE, SIG_IGN);
-    snprintf(dir, sizeof dir, "/tmp/sluice-bench-ed-XXXXXX");
-    if (!mkdtemp(dir))
-        DIE("mkdtemp");
-    chmod(dir, 0755);
+    /* max_payload as Sluice ships it (the translator's commits of 10,000 clusters) */
+    if (harness_bench_setup(dir, sizeof dir, "ed") != 0)
+        exit(1);
     snprintf(hosts_path, sizeof hosts_path, "%s/hosts", dir);
     snprintf(log_path, sizeof log_path, "%s/processes.log", dir);
     dns_port = harness_free_port_both();
     metrics_port = harness_free_port_both();
-    /* max_payload as Sluice ships it (the translator's commits of 10,000 clusters) */
-    char conf[300];
-    snprintf(conf, sizeof conf, "%s/nats.conf", dir);
-    FILE *f = fopen(conf, "w");
-    if (!f)
-        DIE("%s", conf);
-    fputs("max_payload: 8MB\nmax_pending: 64MB\n", f);
-    fclose(f);
-    setenv("SLUICE_NATS_CONFIG", conf, 1);
     if (harness_nats_start(&srv) != 0 || harness_connect(&nc, srv) != SL_OK)
         DIE("nats-server");
     sl_kv_config c;

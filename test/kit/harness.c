@@ -410,18 +410,69 @@ Sluice__V1__Report *harness_next_report(natsSubscription *sub, const char *name,
     return NULL;
 }
 
-long harness_rss_kb(pid_t pid)
+/* A "<field>: <n> kB" line of /proc/<pid>/status, or -1. */
+static long status_kb(pid_t pid, const char *field)
 {
     char path[64], line[256];
+    size_t n = strlen(field);
     long kb = -1;
     snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
     FILE *f = fopen(path, "r");
     while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld", &kb) == 1)
+        if (!strncmp(line, field, n) && line[n] == ':' && sscanf(line + n + 1, "%ld", &kb) == 1)
             break;
     if (f)
         fclose(f);
     return kb;
+}
+
+long harness_rss_kb(pid_t pid) { return status_kb(pid, "VmRSS"); }
+
+long harness_peak_rss_kb(pid_t pid) { return status_kb(pid, "VmHWM"); }
+
+int harness_nats_config(const char *dir, const char *text)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/nats.conf", dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    int rc = fputs(text, f) < 0 ? -1 : 0;
+    if (fclose(f) != 0)
+        rc = -1;
+    if (rc == 0)
+        setenv("SLUICE_NATS_CONFIG", path, 1);
+    return rc;
+}
+
+double harness_cpu_seconds(pid_t pid)
+{
+    char path[64], buf[4096];
+    unsigned long ut = 0, st = 0;
+    double s = -1;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f && fgets(buf, sizeof buf, f)) {
+        char *p = strrchr(buf, ')'); /* the command may hold spaces and parentheses */
+        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+            s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    }
+    if (f)
+        fclose(f);
+    return s;
+}
+
+
+int harness_bench_setup(char *dir, size_t cap, const char *name)
+{
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(dir, cap, "/tmp/sluice-bench-%s-XXXXXX", name);
+    if (!mkdtemp(dir) || chmod(dir, 0755) != 0 ||
+        harness_nats_config(dir, "max_payload: 8MB\nmax_pending: 64MB\n") != 0) {
+        fprintf(stderr, "harness: cannot set up %s\n", dir);
+        return -1;
+    }
+    return 0;
 }
 
 /* A port the kernel just handed out, released again for the server. */

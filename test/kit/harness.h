@@ -239,4 +239,21 @@ double harness_metric(int metrics_port, const char *name);
  * or -1 when it cannot be read. */
 long harness_rss_kb(pid_t pid);
 
+/* The CPU seconds (user + system) process pid used so far, or -1 when
+ * /proc/<pid>/stat cannot be read. */
+double harness_cpu_seconds(pid_t pid);
+
+/* The peak resident set size of process pid in kB (VmHWM), or -1. */
+long harness_peak_rss_kb(pid_t pid);
+
+/* Writes text as <dir>/nats.conf and sets SLUICE_NATS_CONFIG to it, for the
+ * servers started after (e.g. "max_payload: 8MB\n" as Sluice ships it). 0, or -1. */
+int harness_nats_config(const char *dir, const char *text);
+
+/* A benchmark's start: SIGPIPE ignored, a fresh directory
+ * /tmp/sluice-bench-<name>-XXXXXX (mode 0755) in dir, and its nats.conf with
+ * the limits Sluice ships (max_payload 8MB, max_pending 64MB) for the servers
+ * started after. 0, or -1 (printed). */
+int harness_bench_setup(char *dir, size_t cap, const char *name);
+
 #endif
