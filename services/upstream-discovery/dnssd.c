@@ -1,6 +1,6 @@
 /* dnssd.c - DNS-SD browsing (RFC 6763) with sluice_dns: PTR _services._dns-sd._udp.<domain> gives the service
  * types of a domain, PTR <type>.<domain> the instances of a type; one browse asks them all and hands over
- * every instance name, or says it failed (uds.h). */
+ * every instance name found, with the queries that failed (uds.h). */
 #include "uds.h"
 
 #include <pthread.h>
@@ -26,8 +26,9 @@ struct ud_dnssd {
     bool stop;             /* under mu */
     /* the browse running (under mu) */
     int pending;
-    bool failed;
-    char error[384];
+    char error[384];       /* the first failure */
+    char **failed;         /* the PTR names whose query failed (copies) */
+    size_t n_failed, cap_failed;
     char **asked;          /* PTR names asked in this browse */
     size_t n_asked, cap_asked;
     char **found;          /* instance names */
@@ -37,7 +38,8 @@ struct ud_dnssd {
 /* A query's kind, carried to its callback. */
 typedef struct ask {
     ud_dnssd *d;
-    bool enumerate; /* _services._dns-sd._udp: the answers are types */
+    const char *name; /* in d->asked (valid while the browse runs) */
+    bool enumerate;   /* _services._dns-sd._udp: the answers are types */
 } ask;
 
 void ud_dnssd_result_free(ud_dnssd_result *r)
@@ -45,7 +47,20 @@ void ud_dnssd_result_free(ud_dnssd_result *r)
     if (!r)
         return;
     sl_dns_names_free(r->names, r->n);
+    sl_dns_names_free(r->failed, r->n_failed);
     free(r);
+}
+
+/* Notes that the query of name failed, and why (under mu). */
+static void note_failed(ud_dnssd *d, const char *name, const char *why)
+{
+    char *copy = strdup(name);
+    if (!d->n_failed)
+        snprintf(d->error, sizeof d->error, "%s", why);
+    if (copy && SL_VEC_RESERVE(d->failed, d->cap_failed, d->n_failed + 1) == SL_OK)
+        d->failed[d->n_failed++] = copy;
+    else
+        free(copy);
 }
 
 static size_t split(char *s, char ***out)
@@ -77,20 +92,18 @@ static void ask_ptr(ud_dnssd *d, const char *name, bool enumerate)
     if (!a || !copy || SL_VEC_RESERVE(d->asked, d->cap_asked, d->n_asked + 1) != SL_OK) {
         free(a);
         free(copy);
-        d->failed = true;
-        snprintf(d->error, sizeof d->error, "out of memory");
+        note_failed(d, name, "out of memory");
         return;
     }
     d->asked[d->n_asked++] = copy;
-    *a = (ask){d, enumerate};
+    *a = (ask){d, copy, enumerate};
     d->pending++;
     if (sl_dns_resolve(d->r, &q, done, a) != SL_OK) {
+        char why[400];
         d->pending--;
         free(a);
-        if (!d->failed) {
-            d->failed = true;
-            snprintf(d->error, sizeof d->error, "%s: %s", name, sl_error_msg());
-        }
+        snprintf(why, sizeof why, "%s: %s", name, sl_error_msg());
+        note_failed(d, name, why);
     }
 }
 
@@ -100,11 +113,11 @@ static void done(sl_dns_result *res, void *ud)
     ask *a = ud;
     ud_dnssd *d = a->d;
     pthread_mutex_lock(&d->mu);
-    if (!sl_dns_rcode_answered(res->rcode)) {
-        if (!d->failed)
-            snprintf(d->error, sizeof d->error, "%s", res->message);
-        d->failed = true;
-    } else if (!d->stop) {
+    if (d->stop) {
+        /* the browse is over: nothing of it is used */
+    } else if (!sl_dns_rcode_answered(res->rcode)) {
+        note_failed(d, a->name, res->message);
+    } else {
         for (size_t i = 0; i < res->n_names; i++) {
             if (a->enumerate) {
                 ask_ptr(d, res->names[i], false);
@@ -130,7 +143,6 @@ static ud_dnssd_result *browse(ud_dnssd *d)
     char name[512];
     ud_dnssd_result *r = calloc(1, sizeof *r);
     pthread_mutex_lock(&d->mu);
-    d->failed = false;
     d->error[0] = '\0';
     d->pending = 1; /* held while asking */
     for (size_t i = 0; i < d->n_dl; i++) {
@@ -145,16 +157,20 @@ static ud_dnssd_result *browse(ud_dnssd *d)
     while (d->pending > 0 && !d->stop)
         pthread_cond_wait(&d->cv, &d->mu);
     if (r && !d->stop) {
-        r->ok = !d->failed;
         snprintf(r->error, sizeof r->error, "%s", d->error);
-        if (r->ok) {
-            r->names = d->found;
-            r->n = d->n_found;
-            sl_dns_names_sort(r->names, &r->n);
-            d->found = NULL;
-            d->cap_found = 0;
-        }
+        r->names = d->found;
+        r->n = d->n_found;
+        sl_dns_names_sort(r->names, &r->n);
+        r->failed = d->failed;
+        r->n_failed = d->n_failed;
+        d->found = NULL;
+        d->n_found = d->cap_found = 0;
+        d->failed = NULL;
+        d->n_failed = d->cap_failed = 0;
     }
+    sl_dns_names_free(d->failed, d->n_failed);
+    d->failed = NULL;
+    d->n_failed = d->cap_failed = 0;
     sl_dns_names_free(d->found, d->n_found);
     d->found = NULL;
     d->n_found = d->cap_found = 0;
@@ -177,11 +193,12 @@ static void *run(void *arg)
         ud_dnssd_result *r = browse(d);
         if (!r)
             break;
-        int64_t wait_ms = r->ok ? d->o.refresh_ms : d->o.retry_ms;
-        if (r->ok)
+        int64_t wait_ms = !r->n_failed ? d->o.refresh_ms : d->o.retry_ms;
+        if (!r->n_failed)
             sl_log_debug(COMP, "browsed", "instances=%zu", r->n);
         else
-            sl_log_warn(COMP, "browse failed", "err=%s", sl_log_q(r->error));
+            sl_log_warn(COMP, "browse incomplete", "instances=%zu failed_queries=%zu err=%s", r->n, r->n_failed,
+                        sl_log_q(r->error));
         d->o.cb(r, d->o.ud);
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -86,7 +87,9 @@ struct ud_service {
     ud_root *roots;
     size_t n_roots;
     ud_dnssd *dnssd;
-    bool dnssd_synced, dnssd_failed;
+    bool dnssd_seen;   /* a browse came: dnssd_names holds what is known */
+    bool dnssd_synced; /* a complete browse came: an instance not found is gone */
+    bool dnssd_failed; /* the last browse was incomplete */
     char **dnssd_names;
     size_t n_dnssd_names;
     bool dirty;
@@ -365,7 +368,7 @@ static sl_status found_now(ud_service *s, ud_found **out, size_t *n_out, char **
         }
     }
     /* DNS-SD instances carry no labels: with watch labels set, none is discovered. */
-    for (size_t i = 0; s->dnssd_synced && !s->n_watch && i < s->n_dnssd_names; i++) {
+    for (size_t i = 0; s->dnssd_seen && !s->n_watch && i < s->n_dnssd_names; i++) {
         if (SL_VEC_RESERVE(v, cap, n + 1) != SL_OK)
             goto nomem;
         v[n++] = (ud_found){.src = UD_DNSSD, .id = s->dnssd_names[i]};
@@ -515,7 +518,7 @@ static bool source_knows(const ud_service *s, int src)
                 return false;
         return true; /* no roots: nothing is found, so everything is gone */
     }
-    return s->dnssd ? s->dnssd_synced && !s->dnssd_failed : true;
+    return s->dnssd ? s->dnssd_synced : true; /* what failed since is kept in dnssd_names */
 }
 
 /* Services found -> Upstreams created; discovered Upstreams whose service
@@ -645,34 +648,70 @@ static void on_etcd(sl_etcd_batch *b, void *ud)
         sl_etcd_batch_free(b);
 }
 
-/* On the loop: a DNS-SD browse ended. */
+/* Whether instance lies under a PTR query that failed: its type's
+ * ("<instance>.<type>.<domain>"), or its domain's enumeration. */
+static bool under_failed(const char *instance, const ud_dnssd_result *r)
+{
+    static const char enumeration[] = "_services._dns-sd._udp.";
+    size_t ln = strlen(instance);
+    for (size_t i = 0; i < r->n_failed; i++) {
+        const char *zone = r->failed[i];
+        if (!strncasecmp(zone, enumeration, sizeof enumeration - 1))
+            zone += sizeof enumeration - 1;
+        size_t lz = strlen(zone);
+        if (ln > lz + 1 && instance[ln - lz - 1] == '.' && !strcasecmp(instance + ln - lz, zone))
+            return true;
+    }
+    return false;
+}
+
+/* On the loop: a DNS-SD browse ended. What the queries that failed would
+ * have said is taken from the browse before, so that the answered part is
+ * followed (and its instances gone are removed) while the rest is kept. */
 static void apply_dnssd(void *ud)
 {
     ud_dnssd_result *r = ud;
     ud_service *s = r->owner;
-    if (!r->ok) {
+    if (r->n_failed) {
+        size_t cap = r->n; /* at least */
+        for (size_t i = 0; i < s->n_dnssd_names; i++) {
+            if (!under_failed(s->dnssd_names[i], r))
+                continue;
+            char *keep = strdup(s->dnssd_names[i]);
+            if (!keep || SL_VEC_RESERVE(r->names, cap, r->n + 1) != SL_OK) {
+                free(keep); /* out of memory: the browse is not used */
+                ud_dnssd_result_free(r);
+                return;
+            }
+            r->names[r->n++] = keep;
+        }
+        sl_dns_names_sort(r->names, &r->n);
         if (!s->dnssd_failed) {
             sl_counter_inc(s->c_source_failures);
-            sl_log_warn(COMP, "DNS-SD failed: its upstreams are kept", "err=%s", sl_log_q(r->error));
+            sl_log_warn(COMP, "DNS-SD failed: the instances of what did not answer are kept",
+                        "failed_queries=%zu err=%s", r->n_failed, sl_log_q(r->error));
         }
         s->dnssd_failed = true;
-    } else {
-        bool same = s->dnssd_synced && r->n == s->n_dnssd_names;
-        for (size_t i = 0; same && i < r->n; i++)
-            same = !strcmp(r->names[i], s->dnssd_names[i]);
-        if (!same) {
-            sl_dns_names_free(s->dnssd_names, s->n_dnssd_names);
-            s->dnssd_names = r->names;
-            s->n_dnssd_names = r->n;
-            r->names = NULL;
-            r->n = 0;
-            sl_log_info(COMP, "DNS-SD instances", "count=%zu", s->n_dnssd_names);
-            s->dirty = true;
-        }
-        if (s->dnssd_failed || !s->dnssd_synced)
-            s->dirty = true;
-        s->dnssd_synced = true;
+    } else if (s->dnssd_failed) {
+        sl_log_info(COMP, "DNS-SD answers again", "");
         s->dnssd_failed = false;
+    }
+    bool same = s->dnssd_seen && r->n == s->n_dnssd_names;
+    for (size_t i = 0; same && i < r->n; i++)
+        same = !strcmp(r->names[i], s->dnssd_names[i]);
+    if (!same) {
+        sl_dns_names_free(s->dnssd_names, s->n_dnssd_names);
+        s->dnssd_names = r->names;
+        s->n_dnssd_names = r->n;
+        r->names = NULL;
+        r->n = 0;
+        sl_log_info(COMP, "DNS-SD instances", "count=%zu", s->n_dnssd_names);
+        s->dirty = true;
+    }
+    s->dnssd_seen = true;
+    if (!r->n_failed && !s->dnssd_synced) {
+        s->dnssd_synced = true; /* from now on, an instance not found is gone */
+        s->dirty = true;
     }
     ud_dnssd_result_free(r);
 }

@@ -54,15 +54,17 @@ void ud_service_free(ud_service *s);
 
 /* ---- dnssd.c: DNS-SD browsing ------------------------------------------ */
 
-/* One browse: every service instance name found (sorted, unique), or the
- * failure that made it incomplete (then names is empty and the last
- * complete browse still stands). */
+/* One browse: every service instance name found (sorted, unique), and
+ * the PTR names whose query failed (a type "_http._tcp.<domain>": its
+ * instances are unknown; an enumeration "_services._dns-sd._udp.<domain>":
+ * the domain's types are); none: the browse is complete. */
 typedef struct ud_dnssd_result {
-    bool ok;
     char **names;
     size_t n;
-    char error[384];
-    void *owner; /* the consumer's */
+    char **failed;
+    size_t n_failed;
+    char error[384]; /* the first failure */
+    void *owner;     /* the consumer's */
 } ud_dnssd_result;
 
 /* Called on the browser's thread; the callee owns r (ud_dnssd_result_free()). */

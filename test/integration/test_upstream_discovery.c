@@ -4,7 +4,8 @@
  *
  * Services registered in etcd under the root, and DNS-SD instances (by service type enumeration and by a
  * configured type), become Upstreams in the Settings' discoveryNamespace, labelled and annotated; a
- * person's Upstream of a discovered name is untouched; a discovered Upstream whose spec a person changed,
+ * person's Upstream of a discovered name is untouched; a DNS-SD type that does not answer keeps its
+ * instances' Upstreams while the answered part is followed; a discovered Upstream whose spec a person changed,
  * or whose annotation a person removed, is theirs (kept when its service goes); a service gone loses its
  * Upstream once the grace period has passed (etcd deregistration, an instance dropped from DNS-SD); a
  * restart with nothing changed writes nothing; kill -9, changes while down, a restart converges; a second
@@ -20,6 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -48,17 +52,20 @@ static sl_etcd *ec;
 /* ---- processes ----------------------------------------------------------- */
 
 /* DNS-SD: example.test lists the type _http._tcp (one instance, web, and
- * api when with_api); _grpc._tcp (a type given by flag) has rpc. */
-static void start_dnsmasq(bool with_api)
+ * api when with_api); _grpc._tcp (a type given by flag) has rpc, or with
+ * silent_port its queries go to a server that never answers. */
+static void start_dnsmasq(bool with_api, int silent_port)
 {
+    char silent[128];
+    snprintf(silent, sizeof silent, "--server=/_grpc._tcp.example.test/127.0.0.1#%d", silent_port);
     const char *const args[] = {
         "--local-ttl=1",
         "--local=/example.test/",
         "--ptr-record=_services._dns-sd._udp.example.test,_http._tcp.example.test",
         "--ptr-record=_http._tcp.example.test,web._http._tcp.example.test",
-        "--ptr-record=_grpc._tcp.example.test,rpc._grpc._tcp.example.test",
         "--srv-host=web._http._tcp.example.test,localhost,8080",
         "--srv-host=rpc._grpc._tcp.example.test,localhost,9090",
+        silent_port ? silent : "--ptr-record=_grpc._tcp.example.test,rpc._grpc._tcp.example.test",
         with_api ? "--ptr-record=_http._tcp.example.test,api._http._tcp.example.test" : NULL,
         NULL};
     FILE *f = fopen(hosts_path, "w");
@@ -110,6 +117,19 @@ static pid_t start_replica(int mport)
 static void start_uds(void)
 {
     uds = start_replica(metrics_port);
+}
+
+/* A UDP socket on a loopback port that never answers. */
+static int silent_udp(int *port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t l = sizeof a;
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &l), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
 }
 
 /* ---- resources ------------------------------------------------------------- */
@@ -216,6 +236,21 @@ static void wait_metric(const char *name, double want)
     }
 }
 
+/* Waits up to 15 s for discovery's passes to go above passes. */
+static void wait_passes_above(double passes)
+{
+    int64_t end = harness_now_ms() + 15000;
+    while (harness_now_ms() < end && metric("sluice_upstream_discovery_passes_total") <= passes)
+        usleep(50 * 1000);
+    assert_true(metric("sluice_upstream_discovery_passes_total") > passes);
+}
+
+/* Waits for a pass of discovery that ends after this call. */
+static void wait_pass(void)
+{
+    wait_passes_above(metric("sluice_upstream_discovery_passes_total"));
+}
+
 /* The config bucket's last sequence: moves with every write. */
 static uint64_t config_seq(void)
 {
@@ -234,7 +269,7 @@ static void test_upstream_discovery(void **state)
     uint64_t rev;
 
     start_etcd();
-    start_dnsmasq(true);
+    start_dnsmasq(true, 0);
     put_yaml("Settings", &sluice__v1__settings__descriptor, "gloo-system", "default",
              "metadata: {name: default, namespace: gloo-system}\nspec:\n  discoveryNamespace: " NS "\n");
     /* A person's Upstream with the name billing's would get. */
@@ -315,11 +350,23 @@ static void test_upstream_discovery(void **state)
     sluice__v1__upstream__free_unpacked(get_upstream("etcd-services-deep-v2", &rev), NULL);
     assert_int_equal(rev, deep_rev);
 
-    /* DNS-SD: api leaves the type; its Upstream goes after the grace. */
+    /* DNS-SD: api leaves the type _http._tcp while the queries of _grpc._tcp
+     * time out: api's Upstream goes after the grace, rpc's stays (what did
+     * not answer is kept). */
+    uint64_t rpc_rev = wait_upstream("dnssd-rpc-grpc-tcp-example-test", true);
+    int silent_port;
+    int silent = silent_udp(&silent_port);
     harness_stop_pid(&dnsmasq, SIGTERM);
-    start_dnsmasq(false);
+    start_dnsmasq(false, silent_port);
     wait_upstream("dnssd-api-http-tcp-example-test", false);
+    wait_pass(); /* the pass that removed api is over: rpc would have gone with it */
+    assert_true(metric("sluice_upstream_discovery_source_failures_total") >= 1);
+    sluice__v1__upstream__free_unpacked(get_upstream("dnssd-rpc-grpc-tcp-example-test", &rev), NULL);
+    assert_int_equal(rev, rpc_rev);
     wait_upstream("dnssd-web-http-tcp-example-test", true);
+    harness_stop_pid(&dnsmasq, SIGTERM);
+    close(silent);
+    start_dnsmasq(false, 0);
 
     /* A restart with nothing changed writes nothing. */
     wait_metric("sluice_upstream_discovery_pending_removal", 0);
@@ -373,7 +420,7 @@ static void test_settings(void **state)
     char yaml[512];
 
     start_etcd();
-    start_dnsmasq(true);
+    start_dnsmasq(true, 0);
     snprintf(yaml, sizeof yaml, settings, "false");
     put_yaml("Settings", &sluice__v1__settings__descriptor, "gloo-system", "default", yaml);
     register_ep_md("services/a", "10.0.1.1:80", "{\"labels\": {\"team\": \"a\", \"tier\": \"web\"}}");
@@ -405,10 +452,7 @@ static void test_settings(void **state)
     wait_metric("sluice_upstream_discovery_source_failures_total", 1);
     double passes = metric("sluice_upstream_discovery_passes_total");
     put_yaml("Settings", &sluice__v1__settings__descriptor, "gloo-system", "default", yaml); /* a pass */
-    int64_t end = harness_now_ms() + 15000;
-    while (harness_now_ms() < end && metric("sluice_upstream_discovery_passes_total") <= passes)
-        usleep(50 * 1000);
-    assert_true(metric("sluice_upstream_discovery_passes_total") > passes);
+    wait_passes_above(passes);
     assert_int_equal(metric("sluice_upstream_discovery_pending_removal"), 0);
     assert_int_equal(metric("sluice_upstream_discovery_upstreams"), 1);
     assert_int_equal(metric("sluice_upstream_discovery_deletes_total"), 0);
