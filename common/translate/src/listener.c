@@ -268,6 +268,7 @@ void tr_translate_gateway(tr_ctx *tx, const tr_gw_item *g, const char *proxy, tr
     Envoy__Config__Listener__V3__FilterChain **chains = NULL;
     size_t n_chains = 0;
     tr_blob *patched = NULL;
+    tr_hcm_t *hcm;
 
     tx->cur = g->idx >= 0 ? &gcur : NULL;
     if (!gateway_valid(tx, g, bind, proxy, ports) || gcur.errors)
@@ -283,9 +284,15 @@ void tr_translate_gateway(tr_ctx *tx, const tr_gw_item *g, const char *proxy, tr
         n_chains = tr_sni_chains(tx, g, lname, &v, &chains);
     if (!(rcfg = route_config(tx, &v, rname, patched)) || (spec->ssl && n_chains == 0))
         goto out;
+    /* The gateway's own options may still fail in the plugins' HTTP
+     * filters: then nothing of it is served (as when it is invalid). */
+    tx->cur = g->idx >= 0 ? &gcur : NULL;
+    hcm = http_connection_manager(tx, &gw, rname);
+    if (gcur.errors)
+        goto out;
     route_config_add(tx, &gw, &v, patched, rcfg);
     tx->cur = g->idx >= 0 ? &gcur : NULL;
-    gateway_listener(tx, &gw, bind, http_connection_manager(tx, &gw, rname), chains, n_chains);
+    gateway_listener(tx, &gw, bind, hcm, chains, n_chains);
     if (gw.proxyless)
         grpc_api_listeners(tx, &gw, rname, &v);
 out:

@@ -107,6 +107,7 @@ typedef struct tr_upstream_in {
 
 /* Order of HTTP filters in the chain (ascending; the router is last). */
 enum tr_stage {
+    TR_STAGE_COMPRESS = 90, /* compressor: Gloo's fault stage, before fault by name */
     TR_STAGE_FAULT = 100,
     TR_STAGE_CORS = 200,
     TR_STAGE_HEALTH = 250,
@@ -117,6 +118,7 @@ enum tr_stage {
     TR_STAGE_TRANSFORM = 600, /* transcoder */
     TR_STAGE_LUA = 650,       /* lua (REST functions' method rewrite) */
     TR_STAGE_UPSTREAM = 700,  /* aws_lambda */
+    TR_STAGE_ROUTE = 800,     /* buffer, csrf: Gloo's route stage, in name order */
 };
 
 typedef struct tr_filters tr_filters;

@@ -26,6 +26,9 @@ extern const sl_tr_plugin sl_tr_plugin_extauth;
 extern const sl_tr_plugin sl_tr_plugin_subset;
 extern const sl_tr_plugin sl_tr_plugin_grpc_web;
 extern const sl_tr_plugin sl_tr_plugin_lua;
+extern const sl_tr_plugin sl_tr_plugin_gzip;
+extern const sl_tr_plugin sl_tr_plugin_buffer;
+extern const sl_tr_plugin sl_tr_plugin_csrf;
 
 const sl_tr_plugin *const sl_tr_plugins[] = {
     &core,
@@ -46,5 +49,8 @@ const sl_tr_plugin *const sl_tr_plugins[] = {
     &sl_tr_plugin_subset,
     &sl_tr_plugin_grpc_web,
     &sl_tr_plugin_lua,
+    &sl_tr_plugin_gzip,
+    &sl_tr_plugin_buffer,
+    &sl_tr_plugin_csrf,
 };
 const size_t sl_tr_plugin_count = sizeof sl_tr_plugins / sizeof sl_tr_plugins[0];
