@@ -407,8 +407,14 @@ static void assign_names(ud_service *s, ud_found *v, size_t n, const char *ns)
     char plain[SL_RESOURCE_NAME_MAX + 1];
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < n; i++) {
-            if (v[i].name[0] || sl_upstream_discovered_name(plain, src_name[v[i].src], v[i].id, false) != SL_OK)
+            if (v[i].name[0])
                 continue;
+            if (sl_upstream_discovered_name(plain, src_name[v[i].src], v[i].id, false) != SL_OK) {
+                if (pass == 1)
+                    sl_log_debug(COMP, "no Upstream name can be made of this service", "source=%s service=%s",
+                                 src_name[v[i].src], sl_log_q(v[i].id));
+                continue;
+            }
             ud_stored *e = stored_find(s, ns, plain);
             bool mine = e && e->ours && e->src == v[i].src && !strcmp(e->id, v[i].id);
             if (pass == 0 && !mine) {
@@ -543,7 +549,7 @@ static void reconcile(ud_service *s)
         s->st[i]->wanted = false;
     for (size_t i = 0; i < n; i++) {
         if (!v[i].name[0])
-            continue; /* no name can be made of it (logged by the source) */
+            continue; /* no name can be made of it: no letter or digit (assign_names said so) */
         ud_stored *e = stored_find(s, ns, v[i].name);
         if (!e) {
             create_upstream(s, &v[i], ns);
