@@ -2,11 +2,12 @@
  * manager: Gloo's defaults and httpConnectionManagerSettings, healthCheck
  * (the health_check filter answering on a path), accessLoggingService
  * (file and gRPC access logs), perConnectionBufferLimitBytes, tracing
- * (zipkin) with route decorators, useProxyProto (the proxy_protocol
+ * (zipkin, OpenTelemetry) with route decorators, useProxyProto (the proxy_protocol
  * listener filter, first). */
 #include <string.h>
 
 #include "../plugin.h"
+#include "envoy/config/trace/v3/opentelemetry.pb-c.h"
 #include "envoy/config/trace/v3/zipkin.pb-c.h"
 #include "envoy/extensions/access_loggers/file/v3/file.pb-c.h"
 #include "envoy/extensions/access_loggers/grpc/v3/als.pb-c.h"
@@ -25,64 +26,117 @@ static const Sluice__V1__HttpConnectionManagerSettings *hcm_settings(const tr_ga
     return hg && hg->options ? hg->options->http_connection_manager_settings : NULL;
 }
 
+/* A sampling percentage; Gloo's default 100 when v is not set. */
 static Envoy__Type__V3__Percent *pct(tr_ctx *tx, const Google__Protobuf__FloatValue *v, const char *what)
 {
-    Envoy__Type__V3__Percent *p;
-    if (!v)
-        return NULL;
-    if (v->value < 0 || v->value > 100)
-        tr_error(tx, "%s: %g is not between 0 and 100", what, v->value);
-    p = TR_NEW(tx, envoy__type__v3__percent);
-    p->value = v->value;
+    Envoy__Type__V3__Percent *p = TR_NEW(tx, envoy__type__v3__percent);
+    p->value = v ? v->value : 100;
+    if (p->value < 0 || p->value > 100)
+        tr_error(tx, "%s: %g is not between 0 and 100", what, p->value);
     return p;
 }
 
+/* The cluster of a tracing collector (path p names the provider): the
+ * Upstream's (reached by the proxy) or the cluster named; NULL when the
+ * Upstream is missing or neither is set (reported). */
+static const char *collector_cluster(tr_ctx *tx, const tr_gateway *gw, const Sluice__V1__ResourceRef *ref,
+                                     const char *name, const char *p)
+{
+    const char *ns = gw->gw->metadata && gw->gw->metadata->namespace_[0] ? gw->gw->metadata->namespace_ : "default";
+    const Sluice__V1__Upstream *up;
+    if (!ref) {
+        if (!name || !name[0])
+            tr_error(tx, "%s: collectorUpstreamRef or clusterName is required", p);
+        return name && name[0] ? tr_strdup(tx, name) : NULL;
+    }
+    if (!(up = tr_find_upstream(tx, ref, ns))) {
+        tr_error(tx, "%s.collectorUpstreamRef: Upstream %s.%s not found", p, ref->namespace_[0] ? ref->namespace_ : ns,
+                 ref->name);
+        return NULL;
+    }
+    return tr_cluster_name(tx, up->metadata->name, up->metadata->namespace_);
+}
+
+static Envoy__Config__Trace__V3__Tracing__Http *provider(tr_ctx *tx, const char *name, const ProtobufCMessage *config)
+{
+    Envoy__Config__Trace__V3__Tracing__Http *h = TR_NEW(tx, envoy__config__trace__v3__tracing__http);
+    h->name = tr_strdup(tx, name);
+    h->config_type_case = ENVOY__CONFIG__TRACE__V3__TRACING__HTTP__CONFIG_TYPE_TYPED_CONFIG;
+    h->typed_config = tr_any(tx, config);
+    return h;
+}
+
+static Envoy__Config__Trace__V3__Tracing__Http *zipkin(tr_ctx *tx, const tr_gateway *gw, const Sluice__V1__ZipkinConfig *z,
+                                                      const char *p)
+{
+    Envoy__Config__Trace__V3__ZipkinConfig *zc = TR_NEW(tx, envoy__config__trace__v3__zipkin_config);
+    p = tr_printf(tx, "%s.zipkinConfig", p);
+    zc->collector_cluster = (char *)collector_cluster(
+        tx, gw, z->collector_cluster_case == SLUICE__V1__ZIPKIN_CONFIG__COLLECTOR_CLUSTER_COLLECTOR_UPSTREAM_REF ? z->collector_upstream_ref : NULL,
+        z->collector_cluster_case == SLUICE__V1__ZIPKIN_CONFIG__COLLECTOR_CLUSTER_CLUSTER_NAME ? z->cluster_name : NULL, p);
+    if (!zc->collector_cluster)
+        return NULL;
+    if (!z->collector_endpoint[0]) {
+        tr_error(tx, "%s.collectorEndpoint: required", p);
+        return NULL;
+    }
+    zc->collector_endpoint = tr_strdup(tx, z->collector_endpoint);
+    if (z->trace_id_128bit)
+        zc->trace_id_128bit = z->trace_id_128bit->value;
+    if (z->shared_span_context)
+        zc->shared_span_context = tr_bool(tx, z->shared_span_context->value);
+    zc->collector_endpoint_version = z->collector_endpoint_version == SLUICE__V1__ZIPKIN_CONFIG__COLLECTOR_ENDPOINT_VERSION__HTTP_PROTO
+                                         ? ENVOY__CONFIG__TRACE__V3__ZIPKIN_CONFIG__COLLECTOR_ENDPOINT_VERSION__HTTP_PROTO
+                                         : ENVOY__CONFIG__TRACE__V3__ZIPKIN_CONFIG__COLLECTOR_ENDPOINT_VERSION__HTTP_JSON;
+    return provider(tx, "envoy.tracers.zipkin", &zc->base);
+}
+
+/* Gloo's tracing plugin processEnvoyOpenTelemetryTracing: OTLP over Envoy
+ * gRPC to the collector's cluster, service name default the Gateway's. */
+static Envoy__Config__Trace__V3__Tracing__Http *opentelemetry(tr_ctx *tx, const tr_gateway *gw,
+                                                             const Sluice__V1__OpenTelemetryConfig *c, const char *p)
+{
+    Envoy__Config__Trace__V3__OpenTelemetryConfig *oc = TR_NEW(tx, envoy__config__trace__v3__open_telemetry_config);
+    const char *cluster;
+    p = tr_printf(tx, "%s.openTelemetryConfig", p);
+    cluster = collector_cluster(
+        tx, gw, c->collector_cluster_case == SLUICE__V1__OPEN_TELEMETRY_CONFIG__COLLECTOR_CLUSTER_COLLECTOR_UPSTREAM_REF ? c->collector_upstream_ref : NULL,
+        c->collector_cluster_case == SLUICE__V1__OPEN_TELEMETRY_CONFIG__COLLECTOR_CLUSTER_CLUSTER_NAME ? c->cluster_name : NULL, p);
+    if (!cluster)
+        return NULL;
+    if (c->max_cache_size)
+        tr_warn(tx, "%s.maxCacheSize: not used: stock Envoy's OpenTelemetry tracer has no span cache limit", p);
+    oc->grpc_service = TR_NEW(tx, envoy__config__core__v3__grpc_service);
+    oc->grpc_service->target_specifier_case = ENVOY__CONFIG__CORE__V3__GRPC_SERVICE__TARGET_SPECIFIER_ENVOY_GRPC;
+    oc->grpc_service->envoy_grpc = TR_NEW(tx, envoy__config__core__v3__grpc_service__envoy_grpc);
+    oc->grpc_service->envoy_grpc->cluster_name = tr_strdup(tx, cluster);
+    if (c->service_type_case == SLUICE__V1__OPEN_TELEMETRY_CONFIG__SERVICE_TYPE_GRPC_SERVICE)
+        oc->grpc_service->envoy_grpc->authority = tr_strdup(tx, c->grpc_service->authority);
+    oc->service_name = tr_strdup(tx, c->service_name[0] ? c->service_name : gw->gw->metadata->name);
+    return provider(tx, "envoy.tracers.opentelemetry", &oc->base);
+}
+
+/* The HCM's tracing, as Gloo's tracing plugin: sampling 100% unless set,
+ * spawn_upstream_span false, the provider. */
 static void tracing(tr_ctx *tx, const tr_gateway *gw, const Sluice__V1__ListenerTracingSettings *t, tr_hcm_t *hcm)
 {
     Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager__Tracing *o =
         TR_NEW(tx, envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__tracing);
+    const Sluice__V1__TracePercentages *tp = t->trace_percentages;
     const char *p = "spec.httpGateway.options.httpConnectionManagerSettings.tracing";
     o->verbose = t->verbose;
     if (t->n_request_headers_for_tags)
         tr_error(tx, "%s.requestHeadersForTags: not supported by Sluice yet", p);
-    if (t->trace_percentages) {
-        o->client_sampling = pct(tx, t->trace_percentages->client_sample_percentage, p);
-        o->random_sampling = pct(tx, t->trace_percentages->random_sample_percentage, p);
-        o->overall_sampling = pct(tx, t->trace_percentages->overall_sample_percentage, p);
-    }
-    if (t->provider_config_case == SLUICE__V1__LISTENER_TRACING_SETTINGS__PROVIDER_CONFIG_ZIPKIN_CONFIG) {
-        const Sluice__V1__ZipkinConfig *z = t->zipkin_config;
-        Envoy__Config__Trace__V3__ZipkinConfig *zc = TR_NEW(tx, envoy__config__trace__v3__zipkin_config);
-        if (z->collector_cluster_case == SLUICE__V1__ZIPKIN_CONFIG__COLLECTOR_CLUSTER_COLLECTOR_UPSTREAM_REF) {
-            const char *ns = gw->gw->metadata && gw->gw->metadata->namespace_[0] ? gw->gw->metadata->namespace_ : "default";
-            const Sluice__V1__Upstream *up = tr_find_upstream(tx, z->collector_upstream_ref, ns);
-            if (!up) {
-                tr_error(tx, "%s.zipkinConfig.collectorUpstreamRef: Upstream %s.%s not found", p,
-                         z->collector_upstream_ref->namespace_[0] ? z->collector_upstream_ref->namespace_ : ns,
-                         z->collector_upstream_ref->name);
-                return;
-            }
-            zc->collector_cluster = tr_cluster_name(tx, up->metadata->name, up->metadata->namespace_);
-        } else if (z->collector_cluster_case == SLUICE__V1__ZIPKIN_CONFIG__COLLECTOR_CLUSTER_CLUSTER_NAME) {
-            zc->collector_cluster = tr_strdup(tx, z->cluster_name);
-        }
-        if (!zc->collector_cluster[0] || !z->collector_endpoint[0]) {
-            tr_error(tx, "%s.zipkinConfig: collectorUpstreamRef (or clusterName) and collectorEndpoint are required", p);
-            return;
-        }
-        zc->collector_endpoint = tr_strdup(tx, z->collector_endpoint);
-        if (z->trace_id_128bit)
-            zc->trace_id_128bit = z->trace_id_128bit->value;
-        if (z->shared_span_context)
-            zc->shared_span_context = tr_bool(tx, z->shared_span_context->value);
-        zc->collector_endpoint_version = z->collector_endpoint_version == SLUICE__V1__ZIPKIN_CONFIG__COLLECTOR_ENDPOINT_VERSION__HTTP_PROTO
-                                             ? ENVOY__CONFIG__TRACE__V3__ZIPKIN_CONFIG__COLLECTOR_ENDPOINT_VERSION__HTTP_PROTO
-                                             : ENVOY__CONFIG__TRACE__V3__ZIPKIN_CONFIG__COLLECTOR_ENDPOINT_VERSION__HTTP_JSON;
-        o->provider = TR_NEW(tx, envoy__config__trace__v3__tracing__http);
-        o->provider->name = tr_strdup(tx, "envoy.tracers.zipkin");
-        o->provider->config_type_case = ENVOY__CONFIG__TRACE__V3__TRACING__HTTP__CONFIG_TYPE_TYPED_CONFIG;
-        o->provider->typed_config = tr_any(tx, &zc->base);
-    }
+    o->client_sampling = pct(tx, tp ? tp->client_sample_percentage : NULL, p);
+    o->random_sampling = pct(tx, tp ? tp->random_sample_percentage : NULL, p);
+    o->overall_sampling = pct(tx, tp ? tp->overall_sample_percentage : NULL, p);
+    o->spawn_upstream_span = tr_bool(tx, false);
+    if (t->provider_config_case == SLUICE__V1__LISTENER_TRACING_SETTINGS__PROVIDER_CONFIG_ZIPKIN_CONFIG &&
+        !(o->provider = zipkin(tx, gw, t->zipkin_config, p)))
+        return;
+    if (t->provider_config_case == SLUICE__V1__LISTENER_TRACING_SETTINGS__PROVIDER_CONFIG_OPEN_TELEMETRY_CONFIG &&
+        !(o->provider = opentelemetry(tx, gw, t->open_telemetry_config, p)))
+        return;
     hcm->tracing = o;
 }
 
