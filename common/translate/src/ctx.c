@@ -209,6 +209,16 @@ void tr_route_filter_config(tr_ctx *tx, tr_route_t *r, const char *filter, const
     TR_PUSH(tx, r, typed_per_filter_config, e);
 }
 
+void tr_cluster_weight_filter_config(tr_ctx *tx, Envoy__Config__Route__V3__WeightedCluster__ClusterWeight *cw,
+                                     const char *filter, const ProtobufCMessage *m)
+{
+    Envoy__Config__Route__V3__WeightedCluster__ClusterWeight__TypedPerFilterConfigEntry *e =
+        TR_NEW(tx, envoy__config__route__v3__weighted_cluster__cluster_weight__typed_per_filter_config_entry);
+    e->key = tr_strdup(tx, filter);
+    e->value = tr_any(tx, m);
+    TR_PUSH(tx, cw, typed_per_filter_config, e);
+}
+
 void tr_vhost_filter_config(tr_ctx *tx, tr_vhost_t *vh, const char *filter, const ProtobufCMessage *m)
 {
     Envoy__Config__Route__V3__VirtualHost__TypedPerFilterConfigEntry *e =

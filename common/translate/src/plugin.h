@@ -18,6 +18,9 @@
  *                 action (route, redirect or direct response). in->options
  *                 are the route's options merged with what it inherits from
  *                 delegating routes.
+ *   weighted_destination
+ *                 for every weighted cluster of such a route, with the
+ *                 options of the destination it was made of.
  *   cluster       after the core built a Cluster from an Upstream (name,
  *                 discovery type, endpoints or EDS config).
  *   endpoints     for every ClusterLoadAssignment (EDS, and the inline
@@ -130,6 +133,11 @@ typedef struct sl_tr_plugin {
     void (*http_filters)(tr_ctx *tx, const tr_gateway *gw, tr_hcm_t *hcm, tr_filters *f);
     void (*virtual_host)(tr_ctx *tx, const tr_vhost_in *in, tr_vhost_t *vh);
     void (*route)(tr_ctx *tx, const tr_route_in *in, tr_route_t *r);
+    /* For each weighted cluster of the route (multi destinations, upstream
+     * groups), after the route hook: o is its destination's options (may be
+     * NULL), path names them. */
+    void (*weighted_destination)(tr_ctx *tx, const tr_route_in *in, const Sluice__V1__WeightedDestinationOptions *o,
+                                 const char *path, Envoy__Config__Route__V3__WeightedCluster__ClusterWeight *cw);
     void (*cluster)(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c);
     void (*endpoints)(tr_ctx *tx, const tr_upstream_in *in, tr_cla_t *cla);
     /* Drops what the virtual host named vhost added to the plugin's state
@@ -184,6 +192,8 @@ Envoy__Type__Matcher__V3__RegexMatcher *tr_regex(tr_ctx *tx, const char *re);
 /* Sets the per-filter config of a route / virtual host / weighted cluster. */
 void tr_route_filter_config(tr_ctx *tx, tr_route_t *r, const char *filter, const ProtobufCMessage *m);
 void tr_vhost_filter_config(tr_ctx *tx, tr_vhost_t *vh, const char *filter, const ProtobufCMessage *m);
+void tr_cluster_weight_filter_config(tr_ctx *tx, Envoy__Config__Route__V3__WeightedCluster__ClusterWeight *cw,
+                                     const char *filter, const ProtobufCMessage *m);
 
 /* Adds an HTTP filter to the chain at stage (see enum tr_stage); a filter
  * already added under the same name is not added twice. */

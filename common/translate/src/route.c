@@ -141,12 +141,18 @@ static const char *dest_ns(const Sluice__V1__Destination *d, const char *def_ns)
 /* Resolves a destination's upstream; NULL when missing (a route's
  * InvalidDestinationWarning when warn; *named whether d names an upstream
  * at all, may be NULL). */
+/* d names an upstream (else it is an error, and no cluster is made of it). */
+static bool dest_named(const Sluice__V1__Destination *d)
+{
+    return d && d->destination_type_case == SLUICE__V1__DESTINATION__DESTINATION_TYPE_UPSTREAM && d->upstream &&
+           d->upstream->name && d->upstream->name[0];
+}
+
 static const Sluice__V1__Upstream *dest_upstream_(tr_ctx *tx, const Sluice__V1__Destination *d, const char *def_ns,
                                                   const char *path, bool warn, bool *named)
 {
     const Sluice__V1__Upstream *up;
-    if (!d || d->destination_type_case != SLUICE__V1__DESTINATION__DESTINATION_TYPE_UPSTREAM || !d->upstream ||
-        !d->upstream->name || !d->upstream->name[0]) {
+    if (!dest_named(d)) {
         tr_error(tx, "%s: a destination needs upstream.name", path);
         return NULL;
     }
@@ -297,6 +303,54 @@ static bool weighted_unusable(tr_ctx *tx, const Envoy__Config__Route__V3__Weight
     return !wc || (missing && replace_invalid_routes(tx));
 }
 
+/* The UpstreamGroup ref names (its namespace in *ns: the reference's, else
+ * owner_ns), or NULL. */
+static const Sluice__V1__UpstreamGroup *find_group(tr_ctx *tx, const Sluice__V1__ResourceRef *ref, const char *owner_ns,
+                                                   const char **ns)
+{
+    long pos;
+    *ns = ref->namespace_ && ref->namespace_[0] ? ref->namespace_ : owner_ns;
+    pos = tr_bucket_find(tr_bucket_of(tx, tr_kind.ug), *ns, ref->name ? ref->name : "");
+    return pos >= 0 ? (const Sluice__V1__UpstreamGroup *)tr_bucket_of(tx, tr_kind.ug)->v[pos].msg : NULL;
+}
+
+/* The plugins' weighted_destination hooks for each of r's weighted
+ * clusters, with the destination (of a, the route's action) it was made
+ * of: the ones naming an upstream, in order (tr_weighted). */
+static void weighted_destinations(tr_ctx *tx, const tr_route_in *in, const tr_route_ctx *rc,
+                                  const Sluice__V1__RouteAction *a, tr_route_t *r, const char *path)
+{
+    Sluice__V1__WeightedDestination *const *ds = NULL;
+    const Envoy__Config__Route__V3__WeightedCluster *wc;
+    const char *dpath = NULL;
+    size_t n = 0, k = 0;
+    if (r->action_case != ENVOY__CONFIG__ROUTE__V3__ROUTE__ACTION_ROUTE || !(wc = r->route->weighted_clusters))
+        return;
+    if (a->destination_case == SLUICE__V1__ROUTE_ACTION__DESTINATION_MULTI && a->multi) {
+        ds = a->multi->destinations;
+        n = a->multi->n_destinations;
+        dpath = tr_printf(tx, "%s.routeAction.multi.destinations", path);
+    } else if (a->destination_case == SLUICE__V1__ROUTE_ACTION__DESTINATION_UPSTREAM_GROUP) {
+        const Sluice__V1__ResourceRef *ref = a->upstream_group;
+        const char *ns;
+        const Sluice__V1__UpstreamGroup *ug = find_group(tx, ref, rc->owner_ns, &ns);
+        if (ug && ug->spec) {
+            ds = ug->spec->destinations;
+            n = ug->spec->n_destinations;
+            dpath = tr_printf(tx, "%s.routeAction.upstreamGroup(%s.%s).destinations", path, ns, ref->name);
+        }
+    }
+    for (size_t i = 0; i < n && k < wc->n_clusters; i++) {
+        if (!dest_named(ds[i]->destination))
+            continue;
+        for (size_t p = 0; p < sl_tr_plugin_count; p++)
+            if (sl_tr_plugins[p]->weighted_destination)
+                sl_tr_plugins[p]->weighted_destination(tx, in, ds[i]->options, tr_printf(tx, "%s[%zu].options", dpath, i),
+                                                       wc->clusters[k]);
+        k++;
+    }
+}
+
 /* Sets r's action from a Sluice route action; returns the single
  * destination's upstream for the plugins. *invalid: replaced by the
  * invalid-route response. */
@@ -326,16 +380,14 @@ static const Sluice__V1__Upstream *route_action(tr_ctx *tx, const tr_route_ctx *
         break;
     case SLUICE__V1__ROUTE_ACTION__DESTINATION_UPSTREAM_GROUP: {
         const Sluice__V1__ResourceRef *ref = a->upstream_group;
-        const char *ns = ref->namespace_ && ref->namespace_[0] ? ref->namespace_ : rc->owner_ns;
-        long pos = tr_bucket_find(tr_bucket_of(tx, tr_kind.ug), ns, ref->name ? ref->name : "");
-        const Sluice__V1__UpstreamGroup *ug;
-        if (pos < 0) {
+        const char *ns;
+        const Sluice__V1__UpstreamGroup *ug = find_group(tx, ref, rc->owner_ns, &ns);
+        if (!ug) {
             tr_warn(tx, "Route Warning: InvalidDestinationWarning. Reason: UpstreamGroup %s.%s not found", ns,
                     ref->name ? ref->name : "");
             missing = true;
             break;
         }
-        ug = (const Sluice__V1__UpstreamGroup *)tr_bucket_of(tx, tr_kind.ug)->v[pos].msg;
         ra->weighted_clusters =
             tr_weighted(tx, ug->spec ? ug->spec->destinations : NULL, ug->spec ? ug->spec->n_destinations : 0, ns,
                      tr_printf(tx, "%s.routeAction.upstreamGroup(%s.%s).destinations", path, ns, ref->name), false,
@@ -617,6 +669,8 @@ static void translate_route(tr_ctx *tx, tr_route_ctx *rc, const Sluice__V1__Rout
             for (size_t p = 0; p < sl_tr_plugin_count; p++)
                 if (sl_tr_plugins[p]->route)
                     sl_tr_plugins[p]->route(tx, &in, r);
+            if (route->action_case == SLUICE__V1__ROUTE__ACTION_ROUTE_ACTION)
+                weighted_destinations(tx, &in, rc, route->route_action, r, path);
         }
         tx->demote_errors = false;
         if (tx->demoted) /* a fresh route: what the plugins set may be half done */

@@ -1,6 +1,7 @@
 /* buffer: request buffering, as Gloo's buffer plugin: the Gateway's
  * httpGateway.options.buffer -> Envoy's buffer filter (max_request_bytes);
- * bufferPerRoute on a virtual host or route -> its BufferPerRoute
+ * bufferPerRoute on a virtual host, route or weighted destination -> its
+ * BufferPerRoute
  * (disabled, or other settings). As in Gloo the filter is in the chain only
  * when the Gateway sets buffer: a bufferPerRoute served by a gateway that
  * does not has no effect, which Sluice reports (Warning) where Gloo is
@@ -11,7 +12,7 @@
 #define BUFFER_FILTER "envoy.filters.http.buffer"
 
 static const char *const fields[] = {"HttpListenerOptions.buffer", "VirtualHostOptions.buffer_per_route",
-                                     "RouteOptions.buffer_per_route", NULL};
+                                     "RouteOptions.buffer_per_route", "WeightedDestinationOptions.buffer_per_route", NULL};
 
 /* Envoy's Buffer of b; NULL (reported) without maxRequestBytes, which
  * Envoy requires. */
@@ -30,8 +31,8 @@ static Envoy__Extensions__Filters__Http__Buffer__V3__Buffer *buffer(tr_ctx *tx, 
 
 static const Sluice__V1__Buffer *listener_buffer(const tr_gateway *gw)
 {
-    const Sluice__V1__HttpListenerOptions *o = gw->gw->spec->http_gateway->options;
-    return o ? o->buffer : NULL;
+    const Sluice__V1__HttpGateway *hg = gw->gw->spec->http_gateway;
+    return hg && hg->options ? hg->options->buffer : NULL;
 }
 
 /* The BufferPerRoute of b (at p, e.g. "spec.virtualHost.options"); NULL
@@ -60,7 +61,9 @@ static Envoy__Extensions__Filters__Http__Buffer__V3__BufferPerRoute *per_route(t
         tr_error(tx, "%s.bufferPerRoute: disabled or buffer is required", p);
         return NULL;
     }
-    if (!listener_buffer(gw))
+    /* (not for the validation of virtual services no gateway selects,
+     * whose pseudo-gateway has no metadata) */
+    if (!listener_buffer(gw) && gw->gw->metadata)
         tr_warn(tx, "%s.bufferPerRoute: no effect on Gateway %s (as in Gloo): it sets no httpGateway.options.buffer, "
                     "so its listener has no buffer filter",
                 p, gw->gw->metadata->name);
@@ -83,6 +86,14 @@ static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
         tr_route_filter_config(tx, r, BUFFER_FILTER, &b->base);
 }
 
+static void weighted_destination(tr_ctx *tx, const tr_route_in *in, const Sluice__V1__WeightedDestinationOptions *o,
+                                 const char *path, Envoy__Config__Route__V3__WeightedCluster__ClusterWeight *cw)
+{
+    Envoy__Extensions__Filters__Http__Buffer__V3__BufferPerRoute *b;
+    if (o && o->buffer_per_route && (b = per_route(tx, in->gw, o->buffer_per_route, path)) != NULL)
+        tr_cluster_weight_filter_config(tx, cw, BUFFER_FILTER, &b->base);
+}
+
 static void http_filters(tr_ctx *tx, const tr_gateway *gw, tr_hcm_t *hcm, tr_filters *f)
 {
     const Sluice__V1__Buffer *b = listener_buffer(gw);
@@ -98,4 +109,5 @@ const sl_tr_plugin sl_tr_plugin_buffer = {
     .http_filters = http_filters,
     .virtual_host = virtual_host,
     .route = route,
+    .weighted_destination = weighted_destination,
 };

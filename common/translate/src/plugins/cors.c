@@ -65,8 +65,8 @@ static Envoy__Extensions__Filters__Http__Cors__V3__CorsPolicy *policy(tr_ctx *tx
  * UNION. */
 static const Sluice__V1__CorsPolicy *merge(tr_ctx *tx, const Sluice__V1__CorsPolicy *c, const tr_route_in *in)
 {
-    const Sluice__V1__VirtualHostOptions *vo =
-        in->vs->spec && in->vs->spec->virtual_host ? in->vs->spec->virtual_host->options : NULL;
+    const Sluice__V1__VirtualHostOptions *vo = /* no vs: a route table validated alone */
+        in->vs && in->vs->spec && in->vs->spec->virtual_host ? in->vs->spec->virtual_host->options : NULL;
     const Sluice__V1__CorsPolicy *vc = vo ? vo->cors : NULL;
     Sluice__V1__CorsPolicy *m;
     if (!vc || !vo->cors_policy_merge_settings || !vc->n_expose_headers || !c->n_expose_headers ||

@@ -1,16 +1,18 @@
 /* csrf: Cross-Site Request Forgery protection, as Gloo's csrf plugin: the
  * Gateway's httpGateway.options.csrf is the csrf filter's own policy, a
- * virtual host's or route's csrf its per-filter config. filterEnabled
+ * virtual host's, route's or weighted destination's csrf its per-filter
+ * config. filterEnabled
  * defaults to 0% (Gloo's default: nothing refused unless asked). The
- * filter is added when the Gateway or any of its virtual hosts or routes
- * sets csrf; Gloo (with Settings removeUnusedFilters false, its default)
+ * filter is added when the Gateway or any of its virtual hosts, routes or
+ * weighted destinations sets csrf; Gloo (with Settings removeUnusedFilters false, its default)
  * also adds it, at 0%, to listeners that do not, with the same effect. */
 #include "../plugin.h"
 #include "envoy/extensions/filters/http/csrf/v3/csrf.pb-c.h"
 
 #define CSRF_FILTER "envoy.filters.http.csrf"
 
-static const char *const fields[] = {"HttpListenerOptions.csrf", "VirtualHostOptions.csrf", "RouteOptions.csrf", NULL};
+static const char *const fields[] = {"HttpListenerOptions.csrf", "VirtualHostOptions.csrf", "RouteOptions.csrf",
+                                     "WeightedDestinationOptions.csrf", NULL};
 const sl_tr_plugin sl_tr_plugin_csrf;
 
 static Envoy__Config__Core__V3__RuntimeFractionalPercent *fraction(tr_ctx *tx,
@@ -100,10 +102,20 @@ static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
     tr_use(tx, &sl_tr_plugin_csrf);
 }
 
+static void weighted_destination(tr_ctx *tx, const tr_route_in *in, const Sluice__V1__WeightedDestinationOptions *o,
+                                 const char *path, Envoy__Config__Route__V3__WeightedCluster__ClusterWeight *cw)
+{
+    (void)in;
+    if (!o || !o->csrf)
+        return;
+    tr_cluster_weight_filter_config(tx, cw, CSRF_FILTER, &policy(tx, o->csrf, tr_printf(tx, "%s.csrf", path))->base);
+    tr_use(tx, &sl_tr_plugin_csrf);
+}
+
 static void http_filters(tr_ctx *tx, const tr_gateway *gw, tr_hcm_t *hcm, tr_filters *f)
 {
-    const Sluice__V1__HttpListenerOptions *o = gw->gw->spec->http_gateway->options;
-    const Sluice__V1__CsrfPolicy *c = o ? o->csrf : NULL;
+    const Sluice__V1__HttpGateway *hg = gw->gw->spec->http_gateway;
+    const Sluice__V1__CsrfPolicy *c = hg && hg->options ? hg->options->csrf : NULL;
     (void)hcm;
     if (c || tr_used(tx, &sl_tr_plugin_csrf))
         tr_add_filter(tx, f, TR_STAGE_ROUTE, CSRF_FILTER, &policy(tx, c, "spec.httpGateway.options.csrf")->base);
@@ -115,4 +127,5 @@ const sl_tr_plugin sl_tr_plugin_csrf = {
     .http_filters = http_filters,
     .virtual_host = virtual_host,
     .route = route,
+    .weighted_destination = weighted_destination,
 };

@@ -59,8 +59,8 @@ static bool library(tr_ctx *tx, const Sluice__V1__Gzip *g, const char *p, envoy_
 
 static void http_filters(tr_ctx *tx, const tr_gateway *gw, tr_hcm_t *hcm, tr_filters *f)
 {
-    const Sluice__V1__HttpListenerOptions *o = gw->gw->spec->http_gateway->options;
-    const Sluice__V1__Gzip *g = o ? o->gzip : NULL;
+    const Sluice__V1__HttpGateway *hg = gw->gw->spec->http_gateway;
+    const Sluice__V1__Gzip *g = hg && hg->options ? hg->options->gzip : NULL;
     const char *p = "spec.httpGateway.options.gzip";
     Envoy__Extensions__Filters__Http__Compressor__V3__Compressor *c;
     Envoy__Extensions__Filters__Http__Compressor__V3__Compressor__ResponseDirectionConfig *rd;
