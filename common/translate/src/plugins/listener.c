@@ -231,10 +231,9 @@ static Envoy__Config__Accesslog__V3__AccessLog *grpc_log(tr_ctx *tx, const Sluic
 }
 
 /* One access log of the HCM (accessLoggingService.accessLog[i] at p). */
-static void access_log(tr_ctx *tx, const tr_gateway *gw, const Sluice__V1__AccessLog *al, const char *p, tr_hcm_t *hcm)
+static void access_log(tr_ctx *tx, const Sluice__V1__AccessLog *al, const char *p, tr_hcm_t *hcm)
 {
     Envoy__Config__Accesslog__V3__AccessLog *o = NULL;
-    (void)gw;
     if (al->output_destination_case == SLUICE__V1__ACCESS_LOG__OUTPUT_DESTINATION_FILE_SINK)
         o = file_log(tx, al->file_sink, p);
     else if (al->output_destination_case == SLUICE__V1__ACCESS_LOG__OUTPUT_DESTINATION_GRPC_SERVICE)
@@ -344,7 +343,7 @@ static void http_filters(tr_ctx *tx, const tr_gateway *gw, tr_hcm_t *hcm, tr_fil
     }
     if (lo && lo->access_logging_service)
         for (size_t i = 0; i < lo->access_logging_service->n_access_log; i++)
-            access_log(tx, gw, lo->access_logging_service->access_log[i],
+            access_log(tx, lo->access_logging_service->access_log[i],
                        tr_printf(tx, "spec.options.accessLoggingService.accessLog[%zu]", i), hcm);
 }
 
