@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sluice/backoff.h"
 #include "sluice/log.h"
 #include "sluice/service.h"
 
@@ -325,14 +326,7 @@ static void on_async_error(natsConnection *c, natsSubscription *sub, natsStatus 
  * whole server list. */
 static int64_t backoff_ms(sl_nats *nc, int attempt)
 {
-    int64_t d = nc->s.reconnect_min_ms > 0 ? nc->s.reconnect_min_ms : 1;
-    int64_t cap = nc->s.reconnect_max_ms > d ? nc->s.reconnect_max_ms : d;
-
-    for (int i = 1; i < attempt && d < cap; i++)
-        d *= 2;
-    if (d > cap)
-        d = cap;
-    return d + (int64_t)(rand_r(&nc->seed) % (unsigned)(d / 4 + 1));
+    return sl_backoff_ms(nc->s.reconnect_min_ms, nc->s.reconnect_max_ms, attempt, 25, &nc->seed);
 }
 
 static int64_t reconnect_delay(natsConnection *c, int attempts, void *closure)

@@ -6,8 +6,9 @@
 #include <time.h>
 
 #include "fds.h"
-#include "sluice/lambda.h"
+#include "sluice/backoff.h"
 #include "sluice/envelope.h"
+#include "sluice/lambda.h"
 #include "sluice/kinds.h"
 #include "sluice/log.h"
 #include "sluice/pbcheck.h"
@@ -63,7 +64,7 @@ static size_t base_urls(fd *s, const Sluice__V1__Upstream *u, char out[MAX_BASES
         const Sluice__V1__StaticUpstreamSpec *st = sp->static_;
         for (size_t i = 0; i < st->n_hosts && n < MAX_BASES; i++) {
             const Sluice__V1__Host *h = st->hosts[i];
-            bool tls = st->use_tls ? st->use_tls->value : h->port == 443;
+            bool tls = sp->ssl_config || (st->use_tls ? st->use_tls->value : h->port == 443);
             bool v6 = strchr(h->addr, ':') != NULL;
             snprintf(out[n++], 512, "%s://%s%s%s:%u", tls ? "https" : "http", v6 ? "[" : "", h->addr, v6 ? "]" : "",
                      h->port);
@@ -72,7 +73,7 @@ static size_t base_urls(fd *s, const Sluice__V1__Upstream *u, char out[MAX_BASES
     }
     if (sp->upstream_type_case != SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_DNS || !sp->dns || !u->metadata)
         return 0;
-    bool tls = sp->dns->use_tls && sp->dns->use_tls->value;
+    bool tls = sp->ssl_config || (sp->dns->use_tls && sp->dns->use_tls->value);
     char key[600];
     sl_kv_entry e = {0};
     ProtobufCMessage *m = NULL;
@@ -103,13 +104,16 @@ typedef struct doc_result {
     char url[1024];   /* where it came from, "" for inline */
     bool probed;      /* found by probing (not named by the upstream) */
     bool not_found;   /* probing found nothing (not an error for an upstream that never had one) */
+    uint64_t ok_rev;  /* in: the revision checked, when the cached document was good for it (else 0) */
+    bool unchanged;   /* the server said 304 for that revision: nothing to parse, merge or write */
     char error[1100]; /* why there is no document */
 } doc_result;
 
-static sl_status fetch_parse(fd *s, fd_upstream *e, doc_result *r, const char *url)
+static sl_status fetch_parse(fd *s, fd_upstream *e, doc_result *r, const char *url, const fd_tls *t)
 {
     fd_fetch_opts o = {.connect_timeout_ms = s->connect_timeout_ms, .timeout_ms = s->timeout_ms,
-                       .max_bytes = (size_t)s->max_doc_kb * 1024};
+                       .max_bytes = (size_t)s->max_doc_kb * 1024, .ca_pem = t->ca, .cert_pem = t->cert,
+                       .key_pem = t->key, .sni = t->sni};
     sl_openapi_limits lim = {.max_bytes = o.max_bytes};
     char *body;
     size_t len;
@@ -118,6 +122,12 @@ static sl_status fetch_parse(fd *s, fd_upstream *e, doc_result *r, const char *u
     if (rc == SL_OK) {
         if (nm)
             sl_counter_inc(s->c_not_modified);
+        if (nm && r->ok_rev) {
+            r->unchanged = true;
+            free(body);
+            snprintf(r->url, sizeof r->url, "%s", url);
+            return SL_OK;
+        }
         rc = sl_openapi_parse(&r->doc, body, len, &lim);
         if (rc != SL_OK)
             sl_error_set(rc, "%s: %s", url, sl_error_msg());
@@ -130,7 +140,7 @@ static sl_status fetch_parse(fd *s, fd_upstream *e, doc_result *r, const char *u
 
 /* The upstream's document: swaggerInfo.url or inline, else probing. */
 static void get_document(fd *s, fd_upstream *e, const Sluice__V1__Upstream *u, const Sluice__V1__ServiceSpec *ss,
-                         doc_result *r)
+                         const fd_tls *t, const char *tls_why, doc_result *r)
 {
     const Sluice__V1__RestServiceSpec__SwaggerInfo *si =
         ss && ss->plugin_type_case == SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_REST && ss->rest ? ss->rest->swagger_info
@@ -143,13 +153,20 @@ static void get_document(fd *s, fd_upstream *e, const Sluice__V1__Upstream *u, c
         return;
     }
     if (si && si->swagger_spec_case == SLUICE__V1__REST_SERVICE_SPEC__SWAGGER_INFO__SWAGGER_SPEC_URL) {
-        if (fetch_parse(s, e, r, si->url) != SL_OK)
+        if (tls_why && !strncmp(si->url, "https:", 6))
+            snprintf(r->error, sizeof r->error, "GET %s: %s", si->url, tls_why);
+        else if (fetch_parse(s, e, r, si->url, t) != SL_OK)
             snprintf(r->error, sizeof r->error, "%s", sl_error_msg());
         return;
     }
     /* probing: where it was found last time first */
     r->probed = true;
-    if (e->found_url && fetch_parse(s, e, r, e->found_url) == SL_OK)
+    if (tls_why && t->on) {
+        r->not_found = true; /* a plain upstream says nothing; one whose functions were found, a Warning */
+        snprintf(r->error, sizeof r->error, "probing for a document: %s", tls_why);
+        return;
+    }
+    if (e->found_url && fetch_parse(s, e, r, e->found_url, t) == SL_OK)
         return;
     size_t nb = base_urls(s, u, bases);
     for (size_t b = 0; b < nb; b++)
@@ -157,7 +174,7 @@ static void get_document(fd *s, fd_upstream *e, const Sluice__V1__Upstream *u, c
             snprintf(url, sizeof url, "%.511s%.63s", bases[b], probe_paths[p]);
             if (e->found_url && !strcmp(url, e->found_url))
                 continue;
-            if (fetch_parse(s, e, r, url) == SL_OK) {
+            if (fetch_parse(s, e, r, url, t) == SL_OK) {
                 free(e->found_url);
                 e->found_url = strdup(url);
                 return;
@@ -312,14 +329,17 @@ static void report_found(fd *s, fd_upstream *e, const Sluice__V1__Upstream *u, u
            reason, w, nw);
 }
 
-/* gRPC functions from server reflection on the upstream's first endpoint
- * (plaintext). had_spec: the upstream asks for them (serviceSpec.grpc);
- * else it only speaks HTTP/2 and a server without reflection is no news.
- * Descriptors a person wrote (no discovery annotation) are left alone. */
+/* gRPC functions from server reflection on the upstream's first endpoint,
+ * over TLS when the upstream speaks it (t; tls_why: why its TLS settings
+ * could not be read, or NULL). had_spec: the upstream asks for them
+ * (serviceSpec.grpc); else it only speaks HTTP/2 and a server without
+ * reflection is no news. Descriptors a person wrote (no discovery
+ * annotation) are left alone. */
 static uint64_t check_grpc(fd *s, fd_upstream *e, const uint8_t *val, size_t len, uint64_t rev,
-                           Sluice__V1__Upstream *u, bool had_spec)
+                           Sluice__V1__Upstream *u, bool had_spec, const fd_tls *t, const char *tls_why,
+                           fd_outcome *out)
 {
-    char bases[MAX_BASES][512], target[600], src[700], reason[1300];
+    char bases[MAX_BASES][512], target[600], src[700], reason[1300], why[1100] = "";
     sl_reflect_result res;
     uint64_t wrote = 0;
     Sluice__V1__GrpcServiceSpec *g = had_spec ? (*fd_service_spec_slot(u))->grpc : NULL;
@@ -327,16 +347,22 @@ static uint64_t check_grpc(fd *s, fd_upstream *e, const uint8_t *val, size_t len
         return 0;
     size_t nb = base_urls(s, u, bases);
     const char *sep = nb ? strstr(bases[0], "://") : NULL;
+    bool tls = t->on || (nb && !strncmp(bases[0], "https", 5));
+    sl_reflect_tls rt = {.root_ca = t->ca, .cert_chain = t->cert, .private_key = t->key,
+                         .server_name = t->sni[0] ? t->sni : NULL};
     snprintf(target, sizeof target, "%s", sep ? sep + 3 : "");
     sl_counter_inc(s->c_checks);
-    if (!nb || !strncmp(bases[0], "https", 5) || sl_reflect_discover(&res, target, s->timeout_ms) != SL_OK) {
+    if (!nb || tls_why)
+        snprintf(why, sizeof why, "%s", !nb ? "no endpoint to ask" : tls_why);
+    else if (sl_reflect_discover(&res, target, s->timeout_ms, tls ? &rt : NULL) != SL_OK)
+        snprintf(why, sizeof why, "%s", sl_error_msg());
+    if (why[0]) {
         if (!had_spec)
             return 0;
-        snprintf(reason, sizeof reason, "gRPC reflection at %s: %s; the last functions are kept",
-                 nb ? target : "(no endpoints)",
-                 !nb ? "no endpoint to ask" : !strncmp(bases[0], "https", 5) ? "TLS is not supported yet"
-                                                                            : sl_error_msg());
+        snprintf(reason, sizeof reason, "gRPC reflection at %s%s: %s; the last functions are kept",
+                 nb ? target : "(no endpoints)", tls ? " over TLS" : "", why);
         sl_counter_inc(s->c_failures);
+        *out = FD_FAILED;
         if (report(s, e, u, rev, SLUICE__V1__STATUS__STATE__Warning, reason, NULL, 0))
             sl_log_warn(COMP, "reflection unavailable", "key=%s reason=%s", e->key, sl_log_q(reason));
         return 0;
@@ -345,8 +371,10 @@ static uint64_t check_grpc(fd *s, fd_upstream *e, const uint8_t *val, size_t len
     sl_status rc = write_functions(s, e, val, len, rev, merge_grpc, &res, res.n_services, src, NULL, &wrote);
     if (rc != SL_OK && rc != SL_ERR_CONFLICT) {
         sl_counter_inc(s->c_failures);
+        *out = FD_FAILED;
         report(s, e, u, rev, SLUICE__V1__STATUS__STATE__Warning, sl_error_msg(), NULL, 0);
     } else if (rc == SL_OK) {
+        *out = FD_OK;
         if (wrote)
             u->metadata->generation = u->metadata->generation > 0 ? u->metadata->generation + 1 : 2;
         report(s, e, u, wrote ? wrote : rev, SLUICE__V1__STATUS__STATE__Accepted, NULL, NULL, 0);
@@ -373,13 +401,6 @@ static bool creds_copy(aws_creds *c, const char *ak, const char *sk, const char 
     return true;
 }
 
-/* The secret a protobuf string held: gone before the memory is freed. */
-static void wipe_str(char *p)
-{
-    if (p)
-        sec_wipe(p, strlen(p));
-}
-
 /* The credentials of an aws upstream: its secretRef's Secret (spec.aws) in
  * the secrets bucket, in its own namespace or one that grants it; without
  * secretRef the service's own AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
@@ -388,10 +409,6 @@ static void wipe_str(char *p)
 static bool aws_credentials(fd *s, const Sluice__V1__Upstream *u, aws_creds *c, char *why, size_t cap)
 {
     const Sluice__V1__ResourceRef *ref = u->spec->aws->secret_ref;
-    const char *uns = u->metadata->namespace_;
-    char key[SL_RESOURCE_KEY_MAX];
-    sl_kv_entry e = {0};
-    ProtobufCMessage *m = NULL;
     bool ok = false;
     if (!ref || !ref->name[0]) {
         const char *ak = getenv("AWS_ACCESS_KEY_ID"), *sk = getenv("AWS_SECRET_ACCESS_KEY");
@@ -401,60 +418,26 @@ static bool aws_credentials(fd *s, const Sluice__V1__Upstream *u, aws_creds *c, 
                            "sluice-function-discovery has no AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)");
         return false;
     }
-    const char *ns = ref->namespace_[0] ? ref->namespace_ : uns;
-    if (sl_resource_key(key, sizeof key, "Secret", ns, ref->name) != SL_OK) {
-        snprintf(why, cap, "spec.aws.secretRef: %s", sl_error_msg());
+    const char *ns = ref->namespace_[0] ? ref->namespace_ : u->metadata->namespace_;
+    Sluice__V1__Secret *sec = fd_secret_get(s, ref, u->metadata->namespace_, "spec.aws.secretRef", why, cap);
+    if (!sec)
         return false;
-    }
-    pthread_mutex_lock(&s->bind_mu);
-    if (!s->secrets_kv && sl_kv_bind(&s->secrets_kv, s->nc, s->secrets_bucket) != SL_OK)
-        snprintf(why, cap, "cannot read the secrets bucket %s: %s", s->secrets_bucket, sl_error_msg());
-    pthread_mutex_unlock(&s->bind_mu);
-    if (!s->secrets_kv)
-        return false;
-    sl_status rc = sl_kv_get(&e, s->secrets_kv, key);
-    if (rc != SL_OK) {
-        if (rc == SL_ERR_NOT_FOUND)
-            snprintf(why, cap, "Secret %s.%s (spec.aws.secretRef) not found", ns, ref->name);
-        else
-            snprintf(why, cap, "Secret %s.%s (spec.aws.secretRef): %s", ns, ref->name, sl_error_msg());
-        return false;
-    }
-    if (sl_pb_unpack(&m, &sluice__v1__secret__descriptor, NULL, e.value, e.len) != SL_OK) {
-        snprintf(why, cap, "Secret %s.%s (spec.aws.secretRef) does not decode", ns, ref->name);
-        goto out;
-    }
-    const Sluice__V1__Secret *sec = (const Sluice__V1__Secret *)m;
-    Sluice__V1__AwsSecret *a =
+    const Sluice__V1__AwsSecret *a =
         sec->spec && sec->spec->kind_case == SLUICE__V1__SECRET_SPEC__KIND_AWS ? sec->spec->aws : NULL;
-    /* the translator's rule: another namespace's Secret only when it grants this one */
-    if (strcmp(ns, uns) != 0 && !sl_kind_secret_grants(sec->metadata, uns))
-        snprintf(why, cap, "Secret %s.%s is in another namespace and does not grant access to namespace %s "
-                           "(annotation %s)", ns, ref->name, uns, SL_SECRET_GRANT);
-    else if (!a)
+    if (!a)
         snprintf(why, cap, "Secret %s.%s (spec.aws.secretRef) is not an aws secret", ns, ref->name);
     else if (!a->access_key[0] || !a->secret_key[0])
         snprintf(why, cap, "Secret %s.%s (spec.aws.secretRef) needs accessKey and secretKey", ns, ref->name);
     else if (!(ok = creds_copy(c, a->access_key, a->secret_key, a->session_token)))
         snprintf(why, cap, "Secret %s.%s (spec.aws.secretRef): a key or token is too long", ns, ref->name);
-    if (a) {
-        wipe_str(a->secret_key);
-        wipe_str(a->session_token);
-    } else if (sec->spec && sec->spec->kind_case == SLUICE__V1__SECRET_SPEC__KIND_TLS && sec->spec->tls)
-        wipe_str(sec->spec->tls->private_key); /* a secretRef naming a TLS Secret by mistake */
-out:
-    if (m)
-        protobuf_c_message_free_unpacked(m, NULL);
-    if (e.value)
-        sec_wipe((void *)e.value, e.len);
-    sl_kv_entry_deinit(&e);
+    fd_secret_free(sec);
     return ok;
 }
 
 /* Lambda functions of an aws upstream: ListFunctions with its
  * credentials. Any failure is a Warning that keeps the last functions. */
 static uint64_t check_aws(fd *s, fd_upstream *e, const uint8_t *val, size_t len, uint64_t rev,
-                          Sluice__V1__Upstream *u)
+                          Sluice__V1__Upstream *u, fd_outcome *outcome)
 {
     const Sluice__V1__AwsUpstreamSpec *aws = u->spec->aws;
     const char *env_region = getenv("AWS_REGION");
@@ -492,10 +475,12 @@ static uint64_t check_aws(fd *s, fd_upstream *e, const uint8_t *val, size_t len,
         char full[1700];
         snprintf(full, sizeof full, "%s; the last functions are kept", reason);
         sl_counter_inc(s->c_failures);
+        *outcome = FD_FAILED;
         if (report(s, e, u, rev, SLUICE__V1__STATUS__STATE__Warning, full, NULL, 0))
             sl_log_warn(COMP, "lambda discovery failed", "key=%s reason=%s", e->key, sl_log_q(reason));
         goto out;
     }
+    *outcome = FD_OK;
     if (wrote)
         u->metadata->generation = u->metadata->generation > 0 ? u->metadata->generation + 1 : 2;
     report_found(s, e, u, wrote ? wrote : rev, l.warnings, l.n_warnings, "entries of the ListFunctions answers",
@@ -507,35 +492,42 @@ out:
 }
 
 /* One check of one upstream (worker thread; e is busy). Returns the
- * revision written, or 0. */
-static uint64_t check_one(fd *s, fd_upstream *e, const uint8_t *val, size_t len, uint64_t rev, int mode)
+ * revision written, or 0; *outcome says whether it failed (back-off). */
+static uint64_t check_one(fd *s, fd_upstream *e, const uint8_t *val, size_t len, uint64_t rev, int mode,
+                          fd_outcome *outcome)
 {
     ProtobufCMessage *m = NULL;
     doc_result r;
-    char *clashes = NULL;
+    fd_tls t;
+    char *clashes = NULL, tls_why[1000] = "";
     uint64_t wrote = 0;
     memset(&r, 0, sizeof r);
+    memset(&t, 0, sizeof t);
+    *outcome = FD_IDLE;
+    r.ok_rev = e->ok_rev == rev ? rev : 0;
+    e->ok_rev = 0; /* set again by a check that succeeds */
     if (sl_pb_unpack(&m, &sluice__v1__upstream__descriptor, NULL, val, len) != SL_OK)
         return 0; /* the config-watcher reports undecodable values */
     Sluice__V1__Upstream *u = (Sluice__V1__Upstream *)m;
     Sluice__V1__ServiceSpec **slot = fd_service_spec_slot(u);
     if (u->metadata && u->spec && u->spec->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_AWS &&
         u->spec->aws && fd_selected(mode, u)) {
-        wrote = check_aws(s, e, val, len, rev, u);
+        wrote = check_aws(s, e, val, len, rev, u, outcome);
         goto out;
     }
     if (!u->metadata || !fd_selected(mode, u) || !slot)
         goto out; /* not ours: other types, not selected */
     bool grpc = *slot && (*slot)->plugin_type_case == SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_GRPC;
+    bool tls_ok = fd_tls_of(s, u, &t, tls_why, sizeof tls_why);
     if (grpc || (!*slot && u->spec->use_http2 && u->spec->use_http2->value)) {
-        wrote = check_grpc(s, e, val, len, rev, u, grpc);
+        wrote = check_grpc(s, e, val, len, rev, u, grpc, &t, tls_ok ? NULL : tls_why, outcome);
         goto out;
     }
     if (*slot && (*slot)->plugin_type_case != SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE__NOT_SET &&
         (*slot)->plugin_type_case != SLUICE__V1__SERVICE_SPEC__PLUGIN_TYPE_REST)
         goto out; /* the transcoder's spec is a person's */
     sl_counter_inc(s->c_checks);
-    get_document(s, e, u, *slot, &r);
+    get_document(s, e, u, *slot, &t, tls_ok ? NULL : tls_why, &r);
     if (r.error[0]) {
         const char *owned = sl_kind_annotation(u->metadata, FD_ANN_FUNCTIONS);
         if (r.not_found && !(owned && owned[0])) {
@@ -545,11 +537,18 @@ static uint64_t check_one(fd *s, fd_upstream *e, const uint8_t *val, size_t len,
         char reason[1300];
         snprintf(reason, sizeof reason, "%s; the last functions are kept", r.error);
         sl_counter_inc(s->c_failures);
+        *outcome = FD_FAILED;
         /* logged when it becomes a new Warning, not at every re-check */
         if (report(s, e, u, rev, SLUICE__V1__STATUS__STATE__Warning, reason, NULL, 0))
             sl_log_warn(COMP, "document unavailable", "key=%s reason=%s", e->key, sl_log_q(r.error));
         else
             sl_log_debug(COMP, "document still unavailable", "key=%s reason=%s", e->key, sl_log_q(r.error));
+        goto out;
+    }
+    if (r.unchanged) {
+        sl_counter_inc(s->c_unchanged); /* the same document for the same Upstream: the same functions */
+        *outcome = FD_OK;
+        e->ok_rev = rev;
         goto out;
     }
     sl_status rc = write_functions(s, e, val, len, rev, merge_rest, &r, r.doc.n_functions,
@@ -558,10 +557,13 @@ static uint64_t check_one(fd *s, fd_upstream *e, const uint8_t *val, size_t len,
         goto out; /* the new value is on its way: checked again then */
     if (rc != SL_OK) {
         sl_counter_inc(s->c_failures);
+        *outcome = FD_FAILED;
         sl_log_warn(COMP, "cannot write functions", "key=%s err=%s", e->key, sl_log_q(sl_error_msg()));
         report(s, e, u, rev, SLUICE__V1__STATUS__STATE__Warning, sl_error_msg(), NULL, 0);
         goto out;
     }
+    *outcome = FD_OK;
+    e->ok_rev = r.url[0] ? (wrote ? wrote : rev) : 0;
     if (wrote)
         u->metadata->generation = u->metadata->generation > 0 ? u->metadata->generation + 1 : 2;
     char what[1100];
@@ -569,6 +571,7 @@ static uint64_t check_one(fd *s, fd_upstream *e, const uint8_t *val, size_t len,
     report_found(s, e, u, wrote ? wrote : rev, r.doc.warnings, r.doc.n_warnings, what, clashes);
 out:
     free(clashes);
+    fd_tls_deinit(&t);
     sl_openapi_doc_deinit(&r.doc);
     protobuf_c_message_free_unpacked(m, NULL);
     return wrote;
@@ -607,12 +610,41 @@ static fd_upstream *next_due(fd *s, uint8_t **val, size_t *len, uint64_t *rev, i
     return NULL;
 }
 
+void fd_backoff_clear(fd *s, fd_upstream *e)
+{
+    if (e->failures && s->n_backing_off > 0)
+        s->n_backing_off--;
+    e->failures = 0;
+    sl_gauge_set(s->g_backing_off, (double)s->n_backing_off);
+}
+
+/* When the upstream is checked next, after a check with this outcome. Under s->mu. */
+static int64_t next_check_in(fd *s, fd_upstream *e, fd_outcome oc)
+{
+    if (oc != FD_FAILED) {
+        if (e->failures)
+            sl_log_info(COMP, "back-off reset", "key=%s failures=%d", e->key, e->failures);
+        fd_backoff_clear(s, e);
+        return s->resync_ms;
+    }
+    if (e->failures++ == 0)
+        s->n_backing_off++;
+    sl_gauge_set(s->g_backing_off, (double)s->n_backing_off);
+    sl_counter_inc(s->c_backoffs);
+    int64_t d = sl_backoff_ms(s->backoff_initial_ms ? s->backoff_initial_ms : s->resync_ms, s->backoff_max_ms,
+                              e->failures, 25, &s->seed);
+    sl_log_info(COMP, "backing off", "key=%s failures=%d delay_ms=%" PRId64, e->key, e->failures, d);
+    return d;
+}
+
 static void drop_gone(fd *s)
 {
     size_t k = 0;
     for (size_t i = 0; i < s->n_ups; i++) {
-        if (s->ups[i]->gone && !s->ups[i]->busy)
+        if (s->ups[i]->gone && !s->ups[i]->busy) {
+            fd_backoff_clear(s, s->ups[i]);
             fd_upstream_free(s->ups[i]);
+        }
         else
             s->ups[k++] = s->ups[i];
     }
@@ -647,14 +679,17 @@ void *fd_worker_main(void *ud)
         else if (!strcmp(s->mode, "disabled"))
             mode = SLUICE__V1__DISCOVERY_OPTIONS__FDS_MODE__DISABLED;
         pthread_mutex_unlock(&s->mu);
-        uint64_t wrote = check_one(s, e, val, len, rev, mode);
+        fd_outcome oc;
+        uint64_t wrote = check_one(s, e, val, len, rev, mode, &oc);
         free(val);
         pthread_mutex_lock(&s->mu);
         e->busy = false;
         if (wrote && wrote > e->self_rev)
             e->self_rev = wrote;
-        /* a newer value that arrived meanwhile (not our own write) is checked at once */
-        e->due_ms = e->rev != rev && e->rev != e->self_rev ? 0 : fd_now_ms() + s->resync_ms;
+        /* a newer value that arrived meanwhile (not our own write) is checked at once; a failing
+         * upstream waits longer each time (back-off) */
+        int64_t next = next_check_in(s, e, oc);
+        e->due_ms = e->rev != rev && e->rev != e->self_rev ? 0 : fd_now_ms() + next;
         drop_gone(s);
     }
     pthread_mutex_unlock(&s->mu);

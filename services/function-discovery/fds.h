@@ -16,6 +16,7 @@
 
 #include "sluice/openapi.h"
 #include "sluice/status.h"
+#include "sluice/v1/secret.pb-c.h"
 #include "sluice/v1/upstream.pb-c.h"
 
 /* The label that selects upstreams (Gloo's) and its values. */
@@ -35,6 +36,10 @@ typedef struct fd_fetch_opts {
     const char *aws_sigv4;      /* CURLOPT_AWS_SIGV4 ("aws:amz:<region>:<service>"): sign, no redirects; or NULL */
     const char *userpwd;        /* with aws_sigv4: "<access key>:<secret key>" */
     bool error_body;            /* an HTTP error status returns its body too */
+    /* https: CAs that verify the server (PEM; NULL: the system's), a client certificate and its key
+     * (PEM, both or neither), the name sent as SNI and checked in the server's certificate (NULL or
+     * "": the URL's host; else the request goes to the URL's address with this name as its host) */
+    const char *ca_pem, *cert_pem, *key_pem, *sni;
 } fd_fetch_opts;
 
 /* What the last good answer for one URL was, for conditional requests.
@@ -56,6 +61,34 @@ void fd_cache_deinit(fd_cache *c);
  * SL_ERR_INVALID (over max_bytes): the message says which. c may be NULL. */
 sl_status fd_fetch(char **body, size_t *len, bool *not_modified, const char *url, fd_cache *c,
                    const fd_fetch_opts *o);
+
+/* ---- tls.c: Secrets, and TLS towards an upstream's document and reflection servers ---- */
+
+struct fd;
+
+/* How to speak TLS to an upstream (PEM strings malloc'd; fd_tls_deinit() wipes the key and frees). */
+typedef struct fd_tls {
+    bool on;                /* sslConfig, useTls, or a static host on port 443 */
+    char *ca, *cert, *key;  /* rootCa (NULL: the system's CAs), client certificate and key (NULL: none) */
+    char sni[256];          /* sslConfig.sni, else a static host's sniAddr; "" none */
+} fd_tls;
+
+void fd_tls_deinit(fd_tls *t);
+
+/* The TLS settings of u (a static or dns upstream): sslConfig's secretRef (a tls Secret of
+ * sluice_secrets, with the grant rule of another namespace's) or sslFiles (PEM files of this
+ * process's file system), sni; useTls. false with the reason in why (Secret missing, not tls, not
+ * granted, a file unreadable, a certificate without its key); *t is then empty. */
+bool fd_tls_of(struct fd *s, const Sluice__V1__Upstream *u, fd_tls *t, char *why, size_t cap);
+
+/* The Secret ref names (namespace defaulting to uns, the upstream's) from the secrets bucket, when
+ * it is in uns or grants uns (sl_kind_secret_grants); field names the reference in reasons
+ * ("spec.aws.secretRef"). NULL with the reason in why. Free with fd_secret_free(). */
+Sluice__V1__Secret *fd_secret_get(struct fd *s, const Sluice__V1__ResourceRef *ref, const char *uns,
+                                  const char *field, char *why, size_t cap);
+
+/* Wipes the key material of sec (aws secret key and token, tls private key), frees it. NULL: no-op. */
+void fd_secret_free(Sluice__V1__Secret *sec);
 
 /* ---- lambda.c: AWS Lambda ListFunctions (sluice/lambda.h reads the answers) */
 
@@ -126,7 +159,13 @@ typedef struct fd_upstream {
     char *found_url; /* where probing found the document */
     uint8_t *report; /* the last report published (packed, without time) */
     size_t report_len;
+    int failures;     /* consecutive failed checks: the next is delayed by back-off */
+    uint64_t ok_rev;  /* the revision whose last check succeeded with the cached document, 0 none: a 304 for
+                       * it is no change and needs no parsing */
 } fd_upstream;
+
+/* What one check found, for back-off: nothing to say, a success, a failure. */
+typedef enum fd_outcome { FD_IDLE, FD_OK, FD_FAILED } fd_outcome;
 
 typedef struct fd {
     sl_service *svc;
@@ -147,12 +186,18 @@ typedef struct fd {
     /* flags */
     const char *config_bucket, *endpoints_bucket, *secrets_bucket, *settings_ns, *settings_name, *mode;
     const char *aws_endpoint; /* "" : AWS's own https://lambda.<region>.amazonaws.com */
-    int64_t resync_ms, connect_timeout_ms, timeout_ms, lease_ttl_ms;
+    int64_t resync_ms, connect_timeout_ms, timeout_ms, lease_ttl_ms, backoff_initial_ms, backoff_max_ms;
     int max_doc_kb, n_workers, aws_page_size;
     /* metrics */
     sl_counter *c_checks, *c_writes, *c_unchanged, *c_not_modified, *c_failures, *c_conflicts, *c_reports;
-    sl_gauge *g_upstreams;
+    sl_counter *c_backoffs;
+    sl_gauge *g_upstreams, *g_backing_off;
+    int n_backing_off; /* upstreams whose last check failed (under mu) */
+    unsigned seed;     /* back-off jitter (under mu) */
 } fd;
+
+/* Forgets e's failures (it no longer counts as backing off). Under fd->mu. */
+void fd_backoff_clear(fd *s, fd_upstream *e);
 
 /* Frees an upstream entry and what it holds. */
 void fd_upstream_free(fd_upstream *e);

@@ -111,6 +111,53 @@ static struct curl_slist *request_headers(const char *url, const fd_cache *c, co
     return h;
 }
 
+static void set_blob(CURL *h, CURLoption opt, const char *pem)
+{
+    struct curl_blob b = {.data = (void *)pem, .len = strlen(pem), .flags = CURL_BLOB_COPY};
+    curl_easy_setopt(h, opt, &b);
+}
+
+/* The TLS options of o. With a server name (SNI) the request's URL names it and libcurl connects to
+ * the URL's own host and port (CURLOPT_CONNECT_TO), so that the name is both sent and verified;
+ * *named is that URL (curl_free), or NULL. */
+static sl_status set_tls(CURL *h, const char *url, const fd_fetch_opts *o, char **named, struct curl_slist **connect_to)
+{
+    char *host = NULL, *port = NULL, line[700];
+    CURLU *u = NULL;
+    sl_status rc = SL_OK;
+    *named = NULL;
+    if (o->ca_pem)
+        set_blob(h, CURLOPT_CAINFO_BLOB, o->ca_pem);
+    if (o->cert_pem && o->key_pem) {
+        curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+        set_blob(h, CURLOPT_SSLCERT_BLOB, o->cert_pem);
+        curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+        set_blob(h, CURLOPT_SSLKEY_BLOB, o->key_pem);
+    }
+    if (!o->sni || !o->sni[0] || strncmp(url, "https:", 6) != 0)
+        return SL_OK;
+    if (!(u = curl_url()) || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
+        curl_url_set(u, CURLUPART_HOST, o->sni, 0) != CURLUE_OK || curl_url_get(u, CURLUPART_URL, named, 0) != CURLUE_OK) {
+        rc = sl_error_set(SL_ERR_INVALID, "GET %s: cannot use the server name \"%.200s\"", url, o->sni);
+        goto out;
+    }
+    /* a redirect elsewhere is not the upstream: only the name itself goes to its address */
+    snprintf(line, sizeof line, "%s::%s:%s", o->sni, host, port);
+    if (!(*connect_to = curl_slist_append(NULL, line))) {
+        rc = sl_error_set(SL_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    curl_easy_setopt(h, CURLOPT_URL, *named);
+    curl_easy_setopt(h, CURLOPT_CONNECT_TO, *connect_to);
+out:
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return rc;
+}
+
 sl_status fd_fetch(char **body, size_t *len, bool *not_modified, const char *url, fd_cache *c,
                    const fd_fetch_opts *o)
 {
@@ -119,7 +166,8 @@ sl_status fd_fetch(char **body, size_t *len, bool *not_modified, const char *url
     long code = 0;
     sl_status rc = SL_OK;
     CURL *h = curl_easy_init();
-    struct curl_slist *hdr = request_headers(url, c, o->headers);
+    struct curl_slist *hdr = request_headers(url, c, o->headers), *connect_to = NULL;
+    char *named = NULL;
 
     *body = NULL;
     *len = 0;
@@ -151,6 +199,8 @@ sl_status fd_fetch(char **body, size_t *len, bool *not_modified, const char *url
         /* a redirect would carry the signature to another host */
         curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     }
+    if ((rc = set_tls(h, url, o, &named, &connect_to)) != SL_OK)
+        goto out;
     CURLcode cc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
     if (b.over || cc == CURLE_FILESIZE_EXCEEDED) {
@@ -191,6 +241,8 @@ sl_status fd_fetch(char **body, size_t *len, bool *not_modified, const char *url
     b.data = NULL;
 out:
     free(b.data);
+    curl_free(named);
+    curl_slist_free_all(connect_to);
     curl_slist_free_all(hdr);
     if (h)
         curl_easy_cleanup(h);

@@ -78,6 +78,7 @@ static void on_upstream(fd *s, const sl_kv_entry *e)
                     s->ups[i] = s->ups[--s->n_ups];
                     break;
                 }
+            fd_backoff_clear(s, u);
             fd_upstream_free(u);
         }
         goto out;
@@ -211,6 +212,12 @@ static sl_status parse_flags(sl_service_args *args, fd *s, int argc, char **argv
                  "or this mode whatever the Settings say"},
         {.name = "resync", .kind = SL_FLAG_DURATION, .target = &s->resync_ms, .def = "60s", .min = 100,
          .max = 86400000, .env = "SLUICE_FDS_RESYNC", .help = "how often each upstream's document is checked again"},
+        {.name = "backoff-initial", .kind = SL_FLAG_DURATION, .target = &s->backoff_initial_ms, .def = "0s",
+         .min = 0, .max = 86400000, .env = "SLUICE_FDS_BACKOFF_INITIAL",
+         .help = "an upstream whose check failed is checked again after this, doubled at each\n"
+                 "further failure (up to --backoff-max, plus up to 25% at random); 0s: --resync"},
+        {.name = "backoff-max", .kind = SL_FLAG_DURATION, .target = &s->backoff_max_ms, .def = "15m", .min = 100,
+         .max = 86400000, .env = "SLUICE_FDS_BACKOFF_MAX", .help = "the longest back-off of a failing upstream"},
         {.name = "connect-timeout", .kind = SL_FLAG_DURATION, .target = &s->connect_timeout_ms, .def = "3s",
          .min = 1, .max = 600000, .help = "connecting to a document's server"},
         {.name = "fetch-timeout", .kind = SL_FLAG_DURATION, .target = &s->timeout_ms, .def = "10s", .min = 1,
@@ -244,6 +251,10 @@ static sl_status register_metrics(fd *s)
                                  "Writes that lost a compare-and-set (the Upstream changed meanwhile).")) != SL_OK ||
         (st = sl_metrics_counter(&s->c_reports, reg, "sluice_fds_reports_total", "Reports published.")) !=
             SL_OK ||
+        (st = sl_metrics_counter(&s->c_backoffs, reg, "sluice_fds_backoffs_total",
+                                 "Failed checks after which the upstream waits longer (back-off).")) != SL_OK ||
+        (st = sl_metrics_gauge(&s->g_backing_off, reg, "sluice_fds_backing_off",
+                               "Upstreams whose last check failed, checked again with back-off.")) != SL_OK ||
         (st = sl_metrics_gauge(&s->g_upstreams, reg, "sluice_fds_upstreams", "Upstreams known.")) != SL_OK)
         sl_log_error("main", "metrics", "err=%s", sl_log_q(sl_error_msg()));
     return st;
@@ -319,6 +330,7 @@ int main(int argc, char **argv)
         goto out;
     }
     snprintf(s.reporter_id, sizeof s.reporter_id, "function-discovery-%ld", (long)getpid());
+    s.seed = (unsigned)getpid() ^ (unsigned)fd_now_ms();
     if ((rc = bind_config(&s)) != SL_OK) {
         if (rc == SL_ERR_CLOSED)
             code = sl_service_exit_code(s.svc);

@@ -431,10 +431,8 @@ static int setup(void **state)
     (void)state;
     src = getenv("SLUICE_SOURCE_DIR") ? getenv("SLUICE_SOURCE_DIR") : ".";
     bin_dir = getenv("SLUICE_BINARY_DIR") ? getenv("SLUICE_BINARY_DIR") : "build";
-    snprintf(dir, sizeof dir, "/tmp/sluice-fds-XXXXXX");
-    if (!mkdtemp(dir))
+    if (harness_test_dir(dir, sizeof dir, "fds", log_path, sizeof log_path) != 0)
         return -1;
-    snprintf(log_path, sizeof log_path, "%s/processes.log", dir);
     snprintf(cmd, sizeof cmd,
              "cp %s/test/data/openapi/petstore-swagger2.json %s/petstore.json && "
              "cp %s/test/data/openapi/petstore-swagger2.yaml %s/petstore.yaml && cp %s/petstore.json %s/swagger.json",

@@ -26,6 +26,7 @@
 
 #include <cmocka.h>
 
+#include "fds_fixture.h"
 #include "harness.h"
 #include "sluice/codec.h"
 #include "sluice/kinds.h"
@@ -35,26 +36,23 @@
 #include "sluice/v1/secret.pb-c.h"
 #include "sluice/v1/upstream.pb-c.h"
 
-static harness_nats *srv;
-static sl_nats *nc;
-static sl_kv *config_kv, *secrets_kv;
 #define N_WATCHED 4
 static natsSubscription *reports[N_WATCHED]; /* the reports on each of names */
 static const char *const names[N_WATCHED] = {"lambdas", "nocreds", "borrowed", "clash"};
-static pid_t moto = -1, discovery = -1;
-static int moto_port, metrics_port;
-static char dir[256], log_path[300], endpoint[64], py[1024], helper[1024];
+static fds_fixture fx;
+static pid_t moto = -1;
+static int moto_port;
+static char endpoint[64], py[1024], helper[1024];
 static char access_key[128], secret_key[128], tmp_key[128], tmp_secret[128], tmp_token[2048];
-static const char *src, *bin_dir;
 
 static void start_moto(void)
 {
     char port[16];
     snprintf(port, sizeof port, "%d", moto_port);
     const char *argv[] = {py, helper, "serve", port, NULL};
-    moto = harness_spawn(argv, log_path);
+    moto = harness_spawn(argv, fx.log_path);
     if (moto < 0 || harness_wait_tcp(moto_port, 30000) != 0)
-        fail_msg("moto did not start (log %s)", log_path);
+        fail_msg("moto did not start (log %s)", fx.log_path);
 }
 
 /* The IAM user's key, temporary credentials, and the functions (moto_lambda.py setup). */
@@ -62,25 +60,20 @@ static void setup_lambda(void)
 {
     char cmd[4096];
     char out[4096];
-    snprintf(cmd, sizeof cmd, "%s %s setup %s 2>>%s", py, helper, endpoint, log_path);
+    snprintf(cmd, sizeof cmd, "%s %s setup %s 2>>%s", py, helper, endpoint, fx.log_path);
     harness_run_output(cmd, out, sizeof out);
     if (sscanf(out, "%127s %127s %127s %127s %2047s", access_key, secret_key, tmp_key, tmp_secret, tmp_token) != 5)
-        fail_msg("moto_lambda.py setup: \"%s\" (log %s)", out, log_path);
+        fail_msg("moto_lambda.py setup: \"%s\" (log %s)", out, fx.log_path);
 }
 
 static void start_discovery(void)
 {
-    char bin[1024], url[256], maddr[64];
-    snprintf(bin, sizeof bin, "%s/services/function-discovery/sluice-function-discovery", bin_dir);
-    snprintf(url, sizeof url, "%s", harness_nats_url(srv));
-    snprintf(maddr, sizeof maddr, "127.0.0.1:%d", metrics_port);
-    const char *argv[] = {bin, "--nats-url", url, "--metrics-addr", maddr, "--resync", "500ms", "--fetch-timeout", "5s",
-                          "--connect-timeout", "1s", "--lease-ttl", "2s", "--log-level", "debug", "--aws-endpoint",
-                          endpoint, "--aws-page-size", "2", NULL};
-    discovery = harness_spawn(argv, log_path);
+    /* a failing upstream is checked again within 2 s (back-off), not minutes later */
+    const char *args[] = {"--resync", "500ms", "--backoff-max", "2s", "--fetch-timeout", "5s", "--connect-timeout", "1s",
+                          "--aws-endpoint", endpoint, "--aws-page-size", "2", NULL};
     char buf[512];
-    harness_wait_http(metrics_port, "/readyz", 15000);
-    assert_int_equal(harness_http(metrics_port, "GET", "/healthz", buf, sizeof buf), 200);
+    fds_fixture_start(&fx, args);
+    assert_int_equal(harness_http(fx.metrics_port, "GET", "/healthz", buf, sizeof buf), 200);
 }
 
 /* ---- resources ------------------------------------------------------------- */
@@ -94,7 +87,7 @@ static void put_secret(const char *ns, const char *name, const char *key, const 
              "metadata: {name: %s, namespace: %s}\nspec:\n  aws: {accessKey: \"%s\", secretKey: \"%s\"%s%s%s}\n", name,
              ns, key, secret, token ? ", sessionToken: \"" : "", token ? token : "", token ? "\"" : "");
     snprintf(k, sizeof k, "Secret.%s.%s", ns, name);
-    assert_int_equal(harness_kv_put_yaml(secrets_kv, k, &sluice__v1__secret__descriptor, yaml, &o), SL_OK);
+    assert_int_equal(harness_kv_put_yaml(fx.secrets_kv, k, &sluice__v1__secret__descriptor, yaml, &o), SL_OK);
 }
 
 /* An aws upstream default/<name>; secret_ref: "{name: .., namespace: ..}" or NULL. */
@@ -108,7 +101,7 @@ static void put_upstream(const char *name, const char *secret_ref, const char *o
              name, secret_ref ? "    secretRef: " : "", secret_ref ? secret_ref : "", secret_ref ? "\n" : "",
              own_functions ? own_functions : "");
     snprintf(k, sizeof k, "Upstream.default.%s", name);
-    assert_int_equal(harness_kv_put_yaml(config_kv, k, &sluice__v1__upstream__descriptor, yaml, &o), SL_OK);
+    assert_int_equal(harness_kv_put_yaml(fx.config_kv, k, &sluice__v1__upstream__descriptor, yaml, &o), SL_OK);
 }
 
 /* " logical=name@qualifier ... " of the upstream's Lambda functions, in order; its revision in *rev. */
@@ -117,7 +110,7 @@ static void functions(char *out, size_t n, const char *name, uint64_t *rev)
     char key[256];
     snprintf(key, sizeof key, "Upstream.default.%s", name);
     Sluice__V1__Upstream *u =
-        (Sluice__V1__Upstream *)harness_kv_get_pb_rev(config_kv, key, &sluice__v1__upstream__descriptor, rev);
+        (Sluice__V1__Upstream *)harness_kv_get_pb_rev(fx.config_kv, key, &sluice__v1__upstream__descriptor, rev);
     assert_non_null(u);
     size_t k = (size_t)snprintf(out, n, " ");
     for (size_t i = 0; i < u->spec->aws->n_lambda_functions && k < n; i++) {
@@ -138,7 +131,7 @@ static uint64_t wait_functions(const char *name, const char *want)
             return rev;
         usleep(100 * 1000);
     } while (harness_now_ms() < end);
-    fail_msg("%s: want \"%s\", got \"%s\" (log %s)", name, want, got, log_path);
+    fail_msg("%s: want \"%s\", got \"%s\" (log %s)", name, want, got, fx.log_path);
     return 0;
 }
 
@@ -151,7 +144,7 @@ static void wait_report(int i, int state, const char *text)
          r = harness_next_report(reports[i], name, 15000))
         sluice__v1__report__free_unpacked(r, NULL);
     if (!r)
-        fail_msg("%s: no report in state %d with \"%s\" (log %s)", name, state, text, log_path);
+        fail_msg("%s: no report in state %d with \"%s\" (log %s)", name, state, text, fx.log_path);
     assert_string_equal(r->source, "function-discovery");
     sluice__v1__report__free_unpacked(r, NULL);
 }
@@ -161,8 +154,8 @@ static void wait_report(int i, int state, const char *text)
 static void check_route(void)
 {
     char up[600], rest[600], cmd[3000];
-    snprintf(up, sizeof up, "%s/lambdas-upstream.yaml", dir);
-    snprintf(rest, sizeof rest, "%s/route-and-secret.yaml", dir);
+    snprintf(up, sizeof up, "%s/lambdas-upstream.yaml", fx.dir);
+    snprintf(rest, sizeof rest, "%s/route-and-secret.yaml", fx.dir);
     FILE *f = fopen(rest, "w");
     assert_non_null(f);
     fprintf(f,
@@ -175,9 +168,9 @@ static void check_route(void)
             "spec:\n  aws: {accessKey: \"%s\", secretKey: \"%s\"}\n",
             access_key, secret_key);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "%s/services/sluicectl/sluicectl get upstream lambdas -o yaml > %s", bin_dir, up);
+    snprintf(cmd, sizeof cmd, "%s/services/sluicectl/sluicectl get upstream lambdas -o yaml > %s", fx.bin_dir, up);
     assert_int_equal(system(cmd), 0);
-    snprintf(cmd, sizeof cmd, "%s/test/tools/sluice-translate %s %s 2>&1 >/dev/null", bin_dir, up, rest);
+    snprintf(cmd, sizeof cmd, "%s/test/tools/sluice-translate %s %s 2>&1 >/dev/null", fx.bin_dir, up, rest);
     static char out[65536];
     harness_run_output(cmd, out, sizeof out);
     if (!strstr(out, "Upstream default.lambdas: Accepted") || strstr(out, "Rejected") ||
@@ -199,7 +192,7 @@ static void test_lambda_discovery(void **state)
     for (int i = 0; i < N_WATCHED; i++) {
         char subject[200];
         snprintf(subject, sizeof subject, "sluice.report.function-discovery.Upstream.default.%s", names[i]);
-        assert_int_equal(natsConnection_SubscribeSync(&reports[i], sl_nats_conn(nc), subject), NATS_OK);
+        assert_int_equal(natsConnection_SubscribeSync(&reports[i], sl_nats_conn(fx.nc), subject), NATS_OK);
     }
     /* a function of its own: an alias, which ListFunctions does not list (nor Gloo) */
     put_upstream("lambdas", "{name: aws-creds, namespace: default}",
@@ -222,11 +215,11 @@ static void test_lambda_discovery(void **state)
     /* 4 versions 2 a page: the second page was asked for with the marker escaped ('+' '/' '=';
      * werkzeug logs %2F as '/'), and moto checked the signature of each (a 403 would be a Warning) */
     snprintf(cmd, sizeof cmd, "grep -c 'GET /2015-03-31/functions/?FunctionVersion=ALL&Marker=%%2B.*%%3D&MaxItems=2 "
-                              "HTTP/1.1\" 200' %s", log_path);
+                              "HTTP/1.1\" 200' %s", fx.log_path);
     char count[32];
     harness_run_output(cmd, count, sizeof count);
     if (atoi(count) < 1)
-        fail_msg("no second page asked for with the escaped marker (log %s)", log_path);
+        fail_msg("no second page asked for with the escaped marker (log %s)", fx.log_path);
     wait_report(1, SLUICE__V1__STATUS__STATE__Warning, "Lambda discovery needs credentials");
     wait_report(2, SLUICE__V1__STATUS__STATE__Warning, "does not grant access to namespace default");
     char got[4096];
@@ -234,18 +227,18 @@ static void test_lambda_discovery(void **state)
     assert_string_equal(got, " ");
 
     /* Re-checks with nothing changed write nothing. */
-    double unchanged = harness_metric(metrics_port, "sluice_fds_unchanged_total");
+    double unchanged = harness_metric(fx.metrics_port, "sluice_fds_unchanged_total");
     int64_t end = harness_now_ms() + 10000;
-    while (harness_now_ms() < end && harness_metric(metrics_port, "sluice_fds_unchanged_total") < unchanged + 2)
+    while (harness_now_ms() < end && harness_metric(fx.metrics_port, "sluice_fds_unchanged_total") < unchanged + 2)
         usleep(100 * 1000);
-    assert_true(harness_metric(metrics_port, "sluice_fds_unchanged_total") >= unchanged + 2);
+    assert_true(harness_metric(fx.metrics_port, "sluice_fds_unchanged_total") >= unchanged + 2);
     assert_int_equal(wait_functions("lambdas", all), rev);
 
     check_route();
 
     /* gamma is deleted in AWS: it goes, the rest stays. */
     snprintf(cmd, sizeof cmd, "%s %s delete %s %s %s gamma >>%s 2>&1", py, helper, endpoint, access_key, secret_key,
-             log_path);
+             fx.log_path);
     assert_int_equal(system(cmd), 0);
     rev = wait_functions("lambdas", " mine=alpha@live alpha=alpha@$LATEST alpha:1=alpha@1 beta=beta@$LATEST ");
 
@@ -256,63 +249,43 @@ static void test_lambda_discovery(void **state)
     usleep(1000 * 1000);
     assert_int_equal(wait_functions("lambdas", " mine=alpha@live alpha=alpha@$LATEST alpha:1=alpha@1 beta=beta@$LATEST "),
                      rev);
-    snprintf(cmd, sizeof cmd, "grep -c 'not-the-secret' %s", log_path);
+    snprintf(cmd, sizeof cmd, "grep -c 'not-the-secret' %s", fx.log_path);
     harness_run_output(cmd, count, sizeof count);
     assert_int_equal(atoi(count), 0); /* never logged */
 
     /* AWS unreachable: a Warning saying so, the functions kept. */
     put_secret("default", "aws-creds", access_key, secret_key, NULL);
     harness_stop_pid(&moto, SIGTERM);
-    wait_report(0, SLUICE__V1__STATUS__STATE__Warning, "the last functions are kept");
-    wait_report(0, SLUICE__V1__STATUS__STATE__Warning, "Failed to connect");
+    wait_report(0, SLUICE__V1__STATUS__STATE__Warning, "Failed to connect"); /* "...; the last functions are kept" */
     assert_int_equal(wait_functions("lambdas", " mine=alpha@live alpha=alpha@$LATEST alpha:1=alpha@1 beta=beta@$LATEST "),
                      rev);
 
-    assert_int_equal(harness_stop_pid(&discovery, SIGTERM), 0);
+    assert_int_equal(harness_stop_pid(&fx.discovery, SIGTERM), 0);
 }
 
 static int setup(void **state)
 {
     (void)state;
-    src = getenv("SLUICE_SOURCE_DIR") ? getenv("SLUICE_SOURCE_DIR") : ".";
-    bin_dir = getenv("SLUICE_BINARY_DIR") ? getenv("SLUICE_BINARY_DIR") : "build";
-    snprintf(dir, sizeof dir, "/tmp/sluice-fds-lambda-XXXXXX");
-    if (!mkdtemp(dir))
+    if (fds_fixture_up(&fx, "fds-lambda") != 0)
         return -1;
-    snprintf(log_path, sizeof log_path, "%s/processes.log", dir);
-    snprintf(py, sizeof py, "%s/.venv/bin/python", src);
-    snprintf(helper, sizeof helper, "%s/test/integration/fds/moto_lambda.py", src);
+    snprintf(py, sizeof py, "%s/.venv/bin/python", fx.src);
+    snprintf(helper, sizeof helper, "%s/test/integration/fds/moto_lambda.py", fx.src);
     /* the credentials are the Secret's only: none from this environment */
     unsetenv("AWS_ACCESS_KEY_ID");
     unsetenv("AWS_SECRET_ACCESS_KEY");
     unsetenv("AWS_SESSION_TOKEN");
     unsetenv("AWS_REGION");
     moto_port = harness_free_port();
-    metrics_port = harness_free_port();
     snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", moto_port);
-    if (harness_nats_start(&srv) != 0 || harness_connect(&nc, srv) != SL_OK)
-        return -1;
-    setenv("NATS_URL", harness_nats_url(srv), 1);
-    sl_kv_config c, cs;
-    sl_kv_config_init(&c, SL_BUCKET_CONFIG);
-    sl_kv_config_init(&cs, SL_BUCKET_SECRETS);
-    return sl_kv_open(&config_kv, nc, &c) == SL_OK && sl_kv_open(&secrets_kv, nc, &cs) == SL_OK ? 0 : -1;
+    return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    harness_stop_pid(&discovery, SIGKILL);
     harness_stop_pid(&moto, SIGTERM);
-    for (int i = 0; i < N_WATCHED; i++)
-        if (reports[i])
-            natsSubscription_Destroy(reports[i]);
-    sl_kv_free(secrets_kv);
-    sl_kv_free(config_kv);
-    sl_nats_close(nc, 1000);
-    harness_nats_free(srv);
-    harness_show_log(log_path);
-    return harness_remove_test_dir(dir);
+    harness_subs_free(reports, N_WATCHED);
+    return fds_fixture_down(&fx);
 }
 
 int main(void)

@@ -463,6 +463,31 @@ double harness_cpu_seconds(pid_t pid)
 }
 
 
+int harness_test_dir(char *dir, size_t cap, const char *name, char *log, size_t log_cap)
+{
+    snprintf(dir, cap, "/tmp/sluice-%s-XXXXXX", name);
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(log, log_cap, "%s/processes.log", dir);
+    return 0;
+}
+
+sl_status harness_open_kv(sl_kv **out, sl_nats *nc, const char *bucket)
+{
+    sl_kv_config c;
+    sl_kv_config_init(&c, bucket);
+    return sl_kv_open(out, nc, &c);
+}
+
+void harness_subs_free(natsSubscription **subs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (subs[i])
+            natsSubscription_Destroy(subs[i]);
+        subs[i] = NULL;
+    }
+}
+
 int harness_bench_setup(char *dir, size_t cap, const char *name)
 {
     signal(SIGPIPE, SIG_IGN);

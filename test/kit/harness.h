@@ -250,6 +250,18 @@ long harness_peak_rss_kb(pid_t pid);
  * servers started after (e.g. "max_payload: 8MB\n" as Sluice ships it). 0, or -1. */
 int harness_nats_config(const char *dir, const char *text);
 
+/* A test's temp dir /tmp/sluice-<name>-XXXXXX into dir, and the log its
+ * processes share, <dir>/processes.log, into log (both caller storage). 0,
+ * or -1. */
+int harness_test_dir(char *dir, size_t cap, const char *name, char *log, size_t log_cap);
+
+/* Opens (creating it when missing, with the defaults) the KV bucket named
+ * bucket into *out. */
+sl_status harness_open_kv(sl_kv **out, sl_nats *nc, const char *bucket);
+
+/* Destroys the n subscriptions of subs that are not NULL, and NULLs them. */
+void harness_subs_free(natsSubscription **subs, size_t n);
+
 /* A benchmark's start: SIGPIPE ignored, a fresh directory
  * /tmp/sluice-bench-<name>-XXXXXX (mode 0755) in dir, and its nats.conf with
  * the limits Sluice ships (max_payload 8MB, max_pending 64MB) for the servers

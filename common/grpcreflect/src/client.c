@@ -136,16 +136,32 @@ static sl_status run(rclient *c, sl_reflect_result *out)
     return rc;
 }
 
-sl_status sl_reflect_discover(sl_reflect_result *out, const char *target, int64_t timeout_ms)
+/* Plaintext, or TLS with the caller's roots, key pair and name. */
+static grpc_channel_credentials *credentials(const sl_reflect_tls *tls)
+{
+    if (!tls)
+        return grpc_insecure_credentials_create();
+    grpc_ssl_pem_key_cert_pair kp = {.private_key = tls->private_key, .cert_chain = tls->cert_chain};
+    return grpc_ssl_credentials_create(tls->root_ca, tls->cert_chain && tls->private_key ? &kp : NULL, NULL, NULL);
+}
+
+sl_status sl_reflect_discover(sl_reflect_result *out, const char *target, int64_t timeout_ms,
+                              const sl_reflect_tls *tls)
 {
     rclient c = {.timeout_ms = timeout_ms > 0 ? timeout_ms : 5000};
     memset(out, 0, sizeof *out);
-    grpc_channel_credentials *cr = grpc_insecure_credentials_create();
-    grpc_arg arg = {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
-                    .value.integer = (int)SL_REFLECT_MAX_BYTES};
-    grpc_channel_args args = {.num_args = 1, .args = &arg};
-    c.ch = grpc_channel_create(target, cr, &args);
-    grpc_channel_credentials_release(cr);
+    grpc_channel_credentials *cr = credentials(tls);
+    grpc_arg args[2] = {{.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+                         .value.integer = (int)SL_REFLECT_MAX_BYTES}};
+    grpc_channel_args ca = {.num_args = 1, .args = args};
+    if (tls && tls->server_name && tls->server_name[0]) {
+        args[1] = (grpc_arg){.type = GRPC_ARG_STRING, .key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
+                             .value.string = (char *)tls->server_name};
+        ca.num_args = 2;
+    }
+    c.ch = cr ? grpc_channel_create(target, cr, &ca) : NULL;
+    if (cr)
+        grpc_channel_credentials_release(cr);
     c.cq = grpc_completion_queue_create_for_pluck(NULL);
     sl_status rc = c.ch && c.cq ? run(&c, out) : sl_error_set(SL_ERR_NOMEM, "cannot create a gRPC channel");
     if (c.cq) {

@@ -1,6 +1,8 @@
 """A gRPC server with server reflection (grpcio + grpcio-reflection) for
 integration_function_discovery: the service bookstore.v1.Bookstore, defined by a file descriptor built
-here (no generated code) that depends on google/protobuf/empty.proto. Usage: grpc_server.py PORT"""
+here (no generated code) that depends on google/protobuf/empty.proto. Usage: grpc_server.py PORT
+[CERT KEY CA]: with CERT, KEY and CA (PEM files) it serves TLS and asks for a client certificate signed
+by CA (integration_function_discovery_tls)."""
 import sys
 from concurrent import futures
 
@@ -23,7 +25,15 @@ descriptor_pool.Default().Add(fdp)
 
 server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
 reflection.enable_server_reflection(["bookstore.v1.Bookstore", reflection.SERVICE_NAME], server)
-server.add_insecure_port("127.0.0.1:%s" % sys.argv[1])
+if len(sys.argv) > 4:
+    def pem(path):
+        with open(path, "rb") as f:
+            return f.read()
+    creds = grpc.ssl_server_credentials([(pem(sys.argv[3]), pem(sys.argv[2]))], root_certificates=pem(sys.argv[4]),
+                                        require_client_auth=True)
+    server.add_secure_port("127.0.0.1:%s" % sys.argv[1], creds)
+else:
+    server.add_insecure_port("127.0.0.1:%s" % sys.argv[1])
 server.start()
 print("serving", flush=True)
 server.wait_for_termination()

@@ -5,7 +5,7 @@
  * dependencies, over gRPC core:
  *
  *   sl_reflect_result r;
- *   if (sl_reflect_discover(&r, "127.0.0.1:9000", 5000) != SL_OK) ... sl_error_msg() ...
+ *   if (sl_reflect_discover(&r, "127.0.0.1:9000", 5000, NULL) != SL_OK) ... sl_error_msg() ...
  *   ... r.services, r.descriptors (a packed google.protobuf.FileDescriptorSet) ...
  *   sl_reflect_result_deinit(&r);
  *
@@ -45,12 +45,21 @@ void sl_reflect_result_deinit(sl_reflect_result *r);
 #define SL_REFLECT_MAX_FILES 512
 #define SL_REFLECT_MAX_BYTES (16u << 20)
 
-/* Asks the server at target ("host:port", plaintext) within timeout_ms per
- * call. SL_ERR_IO (unreachable, no reflection service: the message has the
- * gRPC status), SL_ERR_PARSE (a malformed answer), SL_ERR_INVALID (over a
+/* TLS towards the server; strings (PEM) belong to the caller. */
+typedef struct sl_reflect_tls {
+    const char *root_ca;                  /* CAs that verify the server; NULL: gRPC's default roots */
+    const char *cert_chain, *private_key; /* a client certificate, both or neither (NULL) */
+    const char *server_name;              /* sent as SNI and checked in the certificate; NULL: target's host */
+} sl_reflect_tls;
+
+/* Asks the server at target ("host:port") within timeout_ms per call, in
+ * plaintext (tls NULL) or over TLS. SL_ERR_IO (unreachable, a failed
+ * handshake, no reflection service: the message has the gRPC status and
+ * its details), SL_ERR_PARSE (a malformed answer), SL_ERR_INVALID (over a
  * bound, a dependency the server does not have), SL_ERR_NOMEM. On error
  * *out is zeroed. */
-sl_status sl_reflect_discover(sl_reflect_result *out, const char *target, int64_t timeout_ms);
+sl_status sl_reflect_discover(sl_reflect_result *out, const char *target, int64_t timeout_ms,
+                              const sl_reflect_tls *tls);
 
 /* ---- the codec ---------------------------------------------------------- */
 
