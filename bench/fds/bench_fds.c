@@ -2,7 +2,7 @@
  * functions, the service's CPU and RSS, one document changed -> its Upstream rewritten -> the routes
  * using it translated, and an unchanged re-check that must write nothing.
  *
- * bench_fds BUILD [upstreams [operations [changes]]] (default 1000 200 5): a nats-server (auth on,
+ * bench_fds BUILD [upstreams [operations [changes]]] (default 1000 200 10): a nats-server (auth on,
  * max_payload 8MB as shipped), one real HTTP server on loopback (bench/fds/docs_server.py, python's
  * ThreadingHTTPServer with ETags) serving upstream i's generated OpenAPI 3.0 document of <operations>
  * operations at /doc/<i>.json, <upstreams> static Upstreams "up-<i>" naming their document by
@@ -238,7 +238,7 @@ int main(int argc, char **argv)
     build_dir = argv[1];
     n_up = argc > 2 ? atoi(argv[2]) : 1000;
     n_ops = argc > 3 ? atoi(argv[3]) : 200;
-    int changes = argc > 4 ? atoi(argv[4]) : 5;
+    int changes = argc > 4 ? atoi(argv[4]) : 10;
     const char *resync = getenv("FDS_RESYNC") ? getenv("FDS_RESYNC") : "5s";
     const char *workers = getenv("FDS_WORKERS") ? getenv("FDS_WORKERS") : "4";
     const char *src = getenv("SLUICE_SOURCE_DIR") ? getenv("SLUICE_SOURCE_DIR") : ".";
@@ -293,8 +293,12 @@ int main(int argc, char **argv)
         DIE("no commit from the translator");
     fprintf(stderr, "bench_fds: the translator committed\n");
     int64_t *written = calloc((size_t)changes, sizeof *written), *translated = calloc((size_t)changes, sizeof *translated);
+    unsigned seed = 11;
     for (int r = 0; r < changes; r++) {
-        int k = (int)(((int64_t)r * 7919 + 17) % n_up);
+        /* a random upstream at a random moment of its re-check cycle (a fixed stride would keep the
+         * same phase from one change to the next) */
+        int k = (int)(rand_r(&seed) % (unsigned)n_up);
+        usleep((useconds_t)(rand_r(&seed) % 1000) * 1000);
         char path[64], key[64], buf[512];
         snprintf(path, sizeof path, "/_change/%d", k);
         snprintf(key, sizeof key, "Upstream.default.up-%d", k);

@@ -587,24 +587,28 @@ void fd_upstream_free(fd_upstream *e)
     free(e);
 }
 
-/* The next due upstream, marked busy with a copy of its value; NULL (and
- * *wait_ms) when none is due. Under s->mu. */
+/* The upstream due the longest (so that none starves when the workers
+ * fall behind), marked busy with a copy of its value; NULL (and *wait_ms)
+ * when none is due. Under s->mu. */
 static fd_upstream *next_due(fd *s, uint8_t **val, size_t *len, uint64_t *rev, int64_t *wait_ms)
 {
     int64_t now = fd_now_ms(), soonest = now + 1000;
+    fd_upstream *best = NULL;
     for (size_t i = 0; i < s->n_ups; i++) {
         fd_upstream *e = s->ups[i];
         if (e->busy || e->gone)
             continue;
-        if (e->due_ms <= now && (*val = malloc(e->len ? e->len : 1))) {
-            memcpy(*val, e->val, e->len);
-            *len = e->len;
-            *rev = e->rev;
-            e->busy = true;
-            return e;
-        }
+        if (e->due_ms <= now && (!best || e->due_ms < best->due_ms))
+            best = e;
         if (e->due_ms < soonest)
             soonest = e->due_ms;
+    }
+    if (best && (*val = malloc(best->len ? best->len : 1))) {
+        memcpy(*val, best->val, best->len);
+        *len = best->len;
+        *rev = best->rev;
+        best->busy = true;
+        return best;
     }
     *wait_ms = soonest - now;
     return NULL;
