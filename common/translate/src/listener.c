@@ -12,11 +12,7 @@
 
 static Envoy__Config__Listener__V3__Filter *hcm_filter(tr_ctx *tx, tr_hcm_t *hcm)
 {
-    Envoy__Config__Listener__V3__Filter *f = TR_NEW(tx, envoy__config__listener__v3__filter);
-    f->name = tr_strdup(tx, "envoy.filters.network.http_connection_manager");
-    f->config_type_case = ENVOY__CONFIG__LISTENER__V3__FILTER__CONFIG_TYPE_TYPED_CONFIG;
-    f->typed_config = tr_any(tx, &hcm->base);
-    return f;
+    return tr_network_filter(tx, "envoy.filters.network.http_connection_manager", &hcm->base);
 }
 
 static tr_hcm_t *new_hcm(tr_ctx *tx, const char *stat_prefix, const char *route_name)
@@ -54,18 +50,78 @@ bool tr_gw_proxyless(const Sluice__V1__Gateway *g)
 {
     return g->spec && g->spec->grpc_api_listeners && g->spec->grpc_api_listeners->value;
 }
+/* Checks HTTP gateway hg (at path p) of gateway g. */
+static void http_gateway_valid(tr_ctx *tx, const tr_gw_item *g, const Sluice__V1__HttpGateway *hg, const char *p)
+{
+    tr_bucket *vb = tr_bucket_of(tx, tr_kind.vs);
+    int ways = (hg->n_virtual_services > 0) + (hg->n_virtual_service_selector > 0) + (hg->virtual_service_expressions != NULL);
+    if (hg->options)
+        tr_check_fields(tx, &tx->supported, &hg->options->base, tr_printf(tx, "%s.options", p));
+    if (ways > 1)
+        tr_error(tx, "%s: use at most one of virtualServices, virtualServiceSelector and virtualServiceExpressions", p);
+    for (size_t i = 0; i < hg->n_virtual_services; i++) {
+        const Sluice__V1__ResourceRef *r = hg->virtual_services[i];
+        const char *ns = r->namespace_ && r->namespace_[0] ? r->namespace_ : g->ns;
+        if (tr_bucket_find(vb, ns, r->name) < 0)
+            tr_warn(tx, "%s.virtualServices[%zu]: VirtualService %s.%s not found", p, i, ns, r->name);
+    }
+}
+
+/* Checks the TCP and hybrid parts of gateway g; true when it has a TCP
+ * part. */
+static bool gateway_types_valid(tr_ctx *tx, const tr_gw_item *g)
+{
+    const Sluice__V1__GatewaySpec *spec = g->gw->spec;
+    const Sluice__V1__HybridGateway *hy = spec->hybrid_gateway;
+    bool tcp = spec->gateway_type_case == SLUICE__V1__GATEWAY_SPEC__GATEWAY_TYPE_TCP_GATEWAY;
+    switch (spec->gateway_type_case) {
+    case SLUICE__V1__GATEWAY_SPEC__GATEWAY_TYPE_HTTP_GATEWAY:
+        http_gateway_valid(tx, g, spec->http_gateway, "spec.httpGateway");
+        return false;
+    case SLUICE__V1__GATEWAY_SPEC__GATEWAY_TYPE_TCP_GATEWAY:
+        break;
+    case SLUICE__V1__GATEWAY_SPEC__GATEWAY_TYPE_HYBRID_GATEWAY:
+        if (hy->n_matched_gateways == 0) /* Gloo's EmptyHybridGatewayMessage */
+            tr_error(tx, "spec.hybridGateway.matchedGateways: hybrid gateway does not have any populated matched gateways");
+        for (size_t i = 0; i < hy->n_matched_gateways; i++) {
+            const Sluice__V1__MatchedGateway *mg = hy->matched_gateways[i];
+            const char *p = tr_printf(tx, "spec.hybridGateway.matchedGateways[%zu]", i);
+            if (mg->matcher && mg->matcher->n_passthrough_cipher_suites)
+                tr_error(tx, "%s.matcher.passthroughCipherSuites: not supported by Sluice (Gloo Enterprise matches "
+                             "TLS passthrough by cipher suite with a filter stock Envoy does not have)",
+                         p);
+            if (mg->gateway_type_case == SLUICE__V1__MATCHED_GATEWAY__GATEWAY_TYPE_HTTP_GATEWAY)
+                http_gateway_valid(tx, g, mg->http_gateway, tr_printf(tx, "%s.httpGateway", p));
+            else if (mg->gateway_type_case == SLUICE__V1__MATCHED_GATEWAY__GATEWAY_TYPE_TCP_GATEWAY)
+                tcp = true;
+            else
+                tr_error(tx, "%s: httpGateway or tcpGateway is required", p);
+        }
+        break;
+    default:
+        tr_error(tx, "spec: one of httpGateway, tcpGateway and hybridGateway is required");
+        return false;
+    }
+    if (tr_gw_proxyless(g->gw))
+        tr_error(tx, "spec.grpcApiListeners: only for an httpGateway");
+    if (spec->ssl) /* Gloo reads it only for an httpGateway */
+        tr_warn(tx, "spec.ssl: not used by a tcpGateway or hybridGateway (the hosts' and matchers' sslConfig say "
+                    "TLS); ignored, as Gloo");
+    if (tcp && spec->options && spec->options->access_logging_service)
+        tr_error(tx, "spec.options.accessLoggingService: not supported by Sluice for TCP connections yet (only "
+                     "with an httpGateway)");
+    return tcp;
+}
+
 /* Checks gateway g (bound to bind) before anything is made of it, and
  * claims its port among the proxy's (ports); false when it cannot be
  * served (reported). */
 static bool gateway_valid(tr_ctx *tx, const tr_gw_item *g, const char *bind, const char *proxy, tr_map *ports)
 {
     const Sluice__V1__GatewaySpec *spec = g->gw->spec;
-    const Sluice__V1__HttpGateway *hg;
-    tr_bucket *vb = tr_bucket_of(tx, tr_kind.vs);
     unsigned char addr[16];
     const char *port_key;
     const tr_gw_item *other;
-    int ways;
 
     if (sl_kind_annotation(g->gw->metadata, "sluice.io/grpc-api-listeners"))
         tr_warn(tx, "metadata.annotations[sluice.io/grpc-api-listeners]: ignored; set spec.grpcApiListeners: true");
@@ -75,10 +131,6 @@ static bool gateway_valid(tr_ctx *tx, const tr_gw_item *g, const char *bind, con
     }
     if (inet_pton(AF_INET6, bind, addr) != 1 && inet_pton(AF_INET, bind, addr) != 1) {
         tr_error(tx, "spec.bindAddress: \"%s\" is not an IP address", bind);
-        return false;
-    }
-    if (spec->gateway_type_case != SLUICE__V1__GATEWAY_SPEC__GATEWAY_TYPE_HTTP_GATEWAY) {
-        tr_error(tx, "spec.httpGateway: required (the only gateway type Sluice supports)");
         return false;
     }
     port_key = tr_printf(tx, "%u", spec->bind_port);
@@ -91,19 +143,7 @@ static bool gateway_valid(tr_ctx *tx, const tr_gw_item *g, const char *bind, con
     /* spec.useProxyProto: plugins/listener.c */
     if (spec->options)
         tr_check_fields(tx, &tx->supported, &spec->options->base, "spec.options");
-    if (spec->http_gateway->options)
-        tr_check_fields(tx, &tx->supported, &spec->http_gateway->options->base, "spec.httpGateway.options");
-    hg = spec->http_gateway;
-    ways = (hg->n_virtual_services > 0) + (hg->n_virtual_service_selector > 0) + (hg->virtual_service_expressions != NULL);
-    if (ways > 1)
-        tr_error(tx, "spec.httpGateway: use at most one of virtualServices, virtualServiceSelector and "
-                     "virtualServiceExpressions");
-    for (size_t i = 0; i < hg->n_virtual_services; i++) {
-        const Sluice__V1__ResourceRef *r = hg->virtual_services[i];
-        const char *ns = r->namespace_ && r->namespace_[0] ? r->namespace_ : g->ns;
-        if (tr_bucket_find(vb, ns, r->name) < 0)
-            tr_warn(tx, "spec.httpGateway.virtualServices[%zu]: VirtualService %s.%s not found", i, ns, r->name);
-    }
+    gateway_types_valid(tx, g);
     return true;
 }
 
@@ -186,11 +226,90 @@ static tr_hcm_t *http_connection_manager(tr_ctx *tx, const tr_gateway *gw, const
     return hcm;
 }
 
-/* The gateway's Listener on bind and its port: one filter chain (or, with
- * ssl, the n SNI chains behind a TLS inspector) holding hcm; then the
- * plugins' listener hooks. */
-static void gateway_listener(tr_ctx *tx, const tr_gateway *gw, const char *bind, tr_hcm_t *hcm,
-                             Envoy__Config__Listener__V3__FilterChain **chains, size_t n)
+/* The filter chains of a gateway's listener, and whether they need the
+ * tls_inspector (some match or terminate TLS). */
+typedef struct gw_chains {
+    Envoy__Config__Listener__V3__FilterChain **v;
+    size_t n;
+    bool inspect;
+} gw_chains;
+
+static void chains_add(tr_ctx *tx, gw_chains *c, Envoy__Config__Listener__V3__FilterChain **v, size_t n)
+{
+    Envoy__Config__Listener__V3__FilterChain **all = tr_alloc(tx, (c->n + n + 1) * sizeof *all);
+    if (c->n)
+        memcpy(all, c->v, c->n * sizeof *all);
+    if (n)
+        memcpy(all + c->n, v, n * sizeof *all);
+    c->v = all;
+    c->n += n;
+}
+
+/* The packed match of filter chain fc (empty when none). */
+static const uint8_t *match_bytes(tr_ctx *tx, const Envoy__Config__Listener__V3__FilterChain *fc, size_t *len)
+{
+    uint8_t *b;
+    *len = fc->filter_chain_match ? protobuf_c_message_get_packed_size(&fc->filter_chain_match->base) : 0;
+    b = tr_alloc(tx, *len + 1);
+    if (*len)
+        protobuf_c_message_pack(&fc->filter_chain_match->base, b);
+    return b;
+}
+
+/* As Gloo's CheckForFilterChainConsistency: Envoy rejects a listener two
+ * of whose filter chains have the same match. */
+static bool chains_distinct(tr_ctx *tx, const gw_chains *c)
+{
+    const uint8_t **b = tr_alloc(tx, (c->n + 1) * sizeof *b);
+    size_t *len = tr_alloc(tx, (c->n + 1) * sizeof *len);
+    for (size_t i = 0; i < c->n; i++) {
+        b[i] = match_bytes(tx, c->v[i], &len[i]);
+        for (size_t j = 0; j < i; j++)
+            if (len[i] == len[j] && memcmp(b[i], b[j], len[i]) == 0) {
+                tr_error(tx, "spec: filter chains %zu and %zu of the listener have the same match (server names, "
+                             "source ranges), which Envoy rejects: overlapping sniDomains, or more than one host or "
+                             "matched gateway without any",
+                         j, i);
+                return false;
+            }
+    }
+    return true;
+}
+
+/* A hybrid matcher m's sourcePrefixRanges (at path p) on chains v. */
+static void match_sources(tr_ctx *tx, const Sluice__V1__GatewayMatcher *m, const char *p,
+                          Envoy__Config__Listener__V3__FilterChain **v, size_t n)
+{
+    Envoy__Config__Core__V3__CidrRange **r;
+    if (!m || m->n_source_prefix_ranges == 0)
+        return;
+    r = tr_alloc(tx, m->n_source_prefix_ranges * sizeof *r);
+    for (size_t i = 0; i < m->n_source_prefix_ranges; i++) {
+        const Sluice__V1__CidrRange *in = m->source_prefix_ranges[i];
+        unsigned char a[16];
+        bool v6 = inet_pton(AF_INET6, in->address_prefix, a) == 1;
+        if (!v6 && inet_pton(AF_INET, in->address_prefix, a) != 1)
+            tr_error(tx, "%s.matcher.sourcePrefixRanges[%zu].addressPrefix: \"%s\" is not an IP address", p, i,
+                     in->address_prefix);
+        else if (in->prefix_len && in->prefix_len->value > (v6 ? 128u : 32u))
+            tr_error(tx, "%s.matcher.sourcePrefixRanges[%zu].prefixLen: %u is longer than the address", p, i,
+                     in->prefix_len->value);
+        r[i] = TR_NEW(tx, envoy__config__core__v3__cidr_range);
+        r[i]->address_prefix = tr_strdup(tx, in->address_prefix);
+        if (in->prefix_len)
+            r[i]->prefix_len = tr_u32(tx, in->prefix_len->value);
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (!v[k]->filter_chain_match)
+            v[k]->filter_chain_match = TR_NEW(tx, envoy__config__listener__v3__filter_chain_match);
+        v[k]->filter_chain_match->n_source_prefix_ranges = m->n_source_prefix_ranges;
+        v[k]->filter_chain_match->source_prefix_ranges = r;
+    }
+}
+
+/* The gateway's Listener on bind and its port holding chains c (behind a
+ * tls_inspector when they need it); then the plugins' listener hooks. */
+static void gateway_listener(tr_ctx *tx, const tr_gateway *gw, const char *bind, const gw_chains *c)
 {
     const Sluice__V1__GatewaySpec *spec = gw->gw->spec;
     tr_listener_t *l = TR_NEW(tx, envoy__config__listener__v3__listener);
@@ -203,24 +322,17 @@ static void gateway_listener(tr_ctx *tx, const tr_gateway *gw, const char *bind,
     l->address->socket_address->port_value = spec->bind_port;
     if (strcmp(bind, "::") == 0)
         l->address->socket_address->ipv4_compat = 1;
-    if (spec->ssl) {
+    if (c->inspect) {
         Envoy__Config__Listener__V3__ListenerFilter *lf = TR_NEW(tx, envoy__config__listener__v3__listener_filter);
         Envoy__Extensions__Filters__Listener__TlsInspector__V3__TlsInspector *ti =
             TR_NEW(tx, envoy__extensions__filters__listener__tls_inspector__v3__tls_inspector);
-        Envoy__Config__Listener__V3__Filter *f = hcm_filter(tx, hcm);
         lf->name = tr_strdup(tx, "envoy.filters.listener.tls_inspector");
         lf->config_type_case = ENVOY__CONFIG__LISTENER__V3__LISTENER_FILTER__CONFIG_TYPE_TYPED_CONFIG;
         lf->typed_config = tr_any(tx, &ti->base);
         TR_PUSH(tx, l, listener_filters, lf);
-        for (size_t c = 0; c < n; c++) {
-            TR_PUSH(tx, chains[c], filters, f);
-            TR_PUSH(tx, l, filter_chains, chains[c]);
-        }
-    } else {
-        Envoy__Config__Listener__V3__FilterChain *fc = TR_NEW(tx, envoy__config__listener__v3__filter_chain);
-        TR_PUSH(tx, fc, filters, hcm_filter(tx, hcm));
-        TR_PUSH(tx, l, filter_chains, fc);
     }
+    for (size_t i = 0; i < c->n; i++)
+        TR_PUSH(tx, l, filter_chains, c->v[i]);
     for (size_t p = 0; p < sl_tr_plugin_count; p++)
         if (sl_tr_plugins[p]->listener)
             sl_tr_plugins[p]->listener(tx, gw, l);
@@ -254,6 +366,97 @@ static void grpc_api_listeners(tr_ctx *tx, const tr_gateway *gw, const char *rna
     }
 }
 
+/* An HTTP gateway of a listener: the gateway it is translated as, its
+ * virtual hosts and its route configuration (added to the proxy once the
+ * whole listener is known to be served). */
+typedef struct http_part {
+    tr_gateway gw;
+    tr_gw_vhosts v;
+    tr_blob *patched;
+    Envoy__Config__Route__V3__RouteConfiguration *rcfg;
+} http_part;
+
+/* The filter chains of HTTP gateway g (hp->gw; its spec's httpGateway and
+ * ssl) into *chains: one per SNI set with ssl (named after cname, each
+ * sslConfig completed by dflt), else one, each holding its connection
+ * manager with routes rname. 0: nothing to serve (errors on gcur). */
+static size_t http_chains(tr_ctx *tx, const tr_gw_item *g, http_part *hp, const char *rname, const char *cname,
+                          const Sluice__V1__SslConfig *dflt, tr_cur *gcur,
+                          Envoy__Config__Listener__V3__FilterChain ***chains)
+{
+    const Sluice__V1__GatewaySpec *spec = g->gw->spec;
+    int before = gcur->errors;
+    Envoy__Config__Listener__V3__Filter *f;
+    size_t n = 0;
+    /* Virtual services -> virtual hosts (the unchanged ones from the
+     * gateway's memo when only virtual services changed since); domains
+     * are unique per gateway. */
+    tr_gateway_vhosts(tx, g, &hp->gw, &hp->v);
+    tr_domain_conflicts(tx, g, &hp->v);
+    memo_update(tx, &hp->gw, &hp->v, rname, &hp->patched);
+    /* TLS: one filter chain per SNI set. */
+    if (spec->ssl)
+        n = tr_sni_chains(tx, g, cname, dflt, &hp->v, chains);
+    if (!(hp->rcfg = route_config(tx, &hp->v, rname, hp->patched)) || (spec->ssl && n == 0))
+        return 0;
+    /* The gateway's own options may still fail in the plugins' HTTP
+     * filters: then nothing of it is served (as when it is invalid). */
+    tx->cur = g->idx >= 0 ? gcur : NULL;
+    f = hcm_filter(tx, http_connection_manager(tx, &hp->gw, rname));
+    if (gcur->errors > before)
+        return 0;
+    if (!spec->ssl) {
+        *chains = tr_alloc(tx, sizeof **chains);
+        (*chains)[n++] = TR_NEW(tx, envoy__config__listener__v3__filter_chain);
+    }
+    for (size_t c = 0; c < n; c++)
+        TR_PUSH(tx, (*chains)[c], filters, f);
+    return n;
+}
+
+/* The chains of hybrid gateway g (gw, routes rname-<i>) into c, each
+ * matched gateway's behind its matcher; the HTTP ones into parts. */
+static void hybrid_chains(tr_ctx *tx, const tr_gw_item *g, const tr_gateway *gw, const char *rname, tr_cur *gcur,
+                          gw_chains *c, http_part *parts, size_t *n_parts)
+{
+    const Sluice__V1__HybridGateway *hy = g->gw->spec->hybrid_gateway;
+    for (size_t i = 0; i < hy->n_matched_gateways; i++) {
+        const Sluice__V1__MatchedGateway *mg = hy->matched_gateways[i];
+        const Sluice__V1__SslConfig *msl = mg->matcher ? mg->matcher->ssl_config : NULL;
+        const char *p = tr_printf(tx, "spec.hybridGateway.matchedGateways[%zu]", i);
+        Envoy__Config__Listener__V3__FilterChain **v = NULL;
+        size_t n = 0;
+        if (mg->gateway_type_case == SLUICE__V1__MATCHED_GATEWAY__GATEWAY_TYPE_TCP_GATEWAY) {
+            n = tr_tcp_chains(tx, g, mg->tcp_gateway, msl, tr_printf(tx, "%s.tcpGateway", p), &v, &c->inspect);
+        } else {
+            /* translated as an httpGateway of its own (ssl: the matcher
+             * has sslConfig), with its own memo */
+            Sluice__V1__Gateway *sg = tr_alloc(tx, sizeof *sg);
+            Sluice__V1__GatewaySpec *ss = tr_alloc(tx, sizeof *ss);
+            tr_gw_item sgi = *g;
+            http_part *hp = &parts[*n_parts];
+            *sg = *g->gw;
+            *ss = *g->gw->spec;
+            ss->ssl = msl != NULL;
+            ss->gateway_type_case = SLUICE__V1__GATEWAY_SPEC__GATEWAY_TYPE_HTTP_GATEWAY;
+            ss->http_gateway = mg->http_gateway;
+            sg->spec = ss;
+            sgi.gw = sg;
+            memset(hp, 0, sizeof *hp);
+            hp->gw = (tr_gateway){sg, gw->proxy, tr_printf(tx, "%s~%zu", gw->listener_name, i), false};
+            n = http_chains(tx, &sgi, hp, tr_printf(tx, "%s-%zu", rname, i), tr_printf(tx, "%s-%zu", gw->listener_name, i),
+                            msl, gcur, &v);
+            *n_parts += n > 0;
+        }
+        tx->cur = g->idx >= 0 ? gcur : NULL;
+        /* Gloo's tls_inspector plugin: any matcher with sslConfig */
+        if (msl && n)
+            c->inspect = true;
+        match_sources(tx, mg->matcher, p, v, n);
+        chains_add(tx, c, v, n);
+    }
+}
+
 void tr_translate_gateway(tr_ctx *tx, const tr_gw_item *g, const char *proxy, tr_map *ports)
 {
     const Sluice__V1__GatewaySpec *spec = g->gw->spec;
@@ -263,38 +466,45 @@ void tr_translate_gateway(tr_ctx *tx, const tr_gw_item *g, const char *proxy, tr
     const char *lname = tr_printf(tx, "listener-%s-%u", bind, spec->bind_port);
     const char *rname = tr_printf(tx, "%s-routes", lname);
     tr_gateway gw = {g->gw, proxy, lname, tr_gw_proxyless(g->gw)};
-    tr_gw_vhosts v = {0};
-    Envoy__Config__Route__V3__RouteConfiguration *rcfg;
-    Envoy__Config__Listener__V3__FilterChain **chains = NULL;
-    size_t n_chains = 0;
-    tr_blob *patched = NULL;
-    tr_hcm_t *hcm;
+    Envoy__Config__Listener__V3__FilterChain **v = NULL;
+    http_part *parts = NULL;
+    size_t n = 0, n_parts = 0;
+    gw_chains c = {0};
 
     tx->cur = g->idx >= 0 ? &gcur : NULL;
     if (!gateway_valid(tx, g, bind, proxy, ports) || gcur.errors)
         goto out;
-    /* Virtual services -> virtual hosts (the unchanged ones from the
-     * gateway's memo when only virtual services changed since); domains
-     * are unique per gateway. */
-    tr_gateway_vhosts(tx, g, &gw, &v);
-    tr_domain_conflicts(tx, g, &v);
-    memo_update(tx, &gw, &v, rname, &patched);
-    /* TLS: one filter chain per SNI set. */
-    if (spec->ssl)
-        n_chains = tr_sni_chains(tx, g, lname, &v, &chains);
-    if (!(rcfg = route_config(tx, &v, rname, patched)) || (spec->ssl && n_chains == 0))
-        goto out;
-    /* The gateway's own options may still fail in the plugins' HTTP
-     * filters: then nothing of it is served (as when it is invalid). */
+    switch (spec->gateway_type_case) {
+    case SLUICE__V1__GATEWAY_SPEC__GATEWAY_TYPE_HTTP_GATEWAY:
+        parts = tr_alloc(tx, sizeof *parts);
+        memset(parts, 0, sizeof *parts);
+        parts[0].gw = gw;
+        n = http_chains(tx, g, &parts[0], rname, lname, NULL, &gcur, &v);
+        n_parts = n > 0;
+        c.inspect = spec->ssl;
+        break;
+    case SLUICE__V1__GATEWAY_SPEC__GATEWAY_TYPE_TCP_GATEWAY:
+        n = tr_tcp_chains(tx, g, spec->tcp_gateway, NULL, "spec.tcpGateway", &v, &c.inspect);
+        break;
+    default:
+        parts = tr_alloc(tx, (spec->hybrid_gateway->n_matched_gateways + 1) * sizeof *parts);
+        hybrid_chains(tx, g, &gw, rname, &gcur, &c, parts, &n_parts);
+    }
     tx->cur = g->idx >= 0 ? &gcur : NULL;
-    hcm = http_connection_manager(tx, &gw, rname);
-    if (gcur.errors)
+    chains_add(tx, &c, v, n);
+    if (gcur.errors || !chains_distinct(tx, &c))
         goto out;
-    route_config_add(tx, &gw, &v, patched, rcfg);
-    tx->cur = g->idx >= 0 ? &gcur : NULL;
-    gateway_listener(tx, &gw, bind, hcm, chains, n_chains);
+    if (c.n == 0) {
+        /* as Gloo: an httpGateway without virtual services has no listener */
+        if (spec->gateway_type_case != SLUICE__V1__GATEWAY_SPEC__GATEWAY_TYPE_HTTP_GATEWAY)
+            tr_warn(tx, "spec: nothing to serve (no TCP host or matched gateway could be served): no listener");
+        goto out;
+    }
+    for (size_t k = 0; k < n_parts; k++)
+        route_config_add(tx, &parts[k].gw, &parts[k].v, parts[k].patched, parts[k].rcfg);
+    gateway_listener(tx, &gw, bind, &c);
     if (gw.proxyless)
-        grpc_api_listeners(tx, &gw, rname, &v);
+        grpc_api_listeners(tx, &gw, rname, &parts[0].v);
 out:
     tx->cur = saved;
 }

@@ -191,7 +191,8 @@ void tr_validate_unselected(tr_ctx *tx)
         if (b->v[i].msg->descriptor && ((const Sluice__V1__VirtualService *)b->v[i].msg)->spec &&
             ((const Sluice__V1__VirtualService *)b->v[i].msg)->spec->ssl_config) {
             int before = cur.errors;
-            tr_downstream_tls(tx, ((const Sluice__V1__VirtualService *)b->v[i].msg)->spec->ssl_config, b->v[i].ns);
+            tr_downstream_tls(tx, ((const Sluice__V1__VirtualService *)b->v[i].msg)->spec->ssl_config, b->v[i].ns,
+                              "spec.sslConfig");
             if (cur.errors > before)
                 *fl |= TR_REJECTED;
         }

@@ -39,7 +39,7 @@ static const char *ssl_identity(tr_ctx *tx, const Sluice__V1__SslConfig *ssl)
 }
 
 Envoy__Config__Core__V3__TransportSocket *tr_downstream_tls(tr_ctx *tx, const Sluice__V1__SslConfig *ssl,
-                                                                const char *def_ns)
+                                                                const char *def_ns, const char *p)
 {
     Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext *dc =
         TR_NEW(tx, envoy__extensions__transport_sockets__tls__v3__downstream_tls_context);
@@ -57,21 +57,21 @@ Envoy__Config__Core__V3__TransportSocket *tr_downstream_tls(tr_ctx *tx, const Sl
                     tx->settings->gateway->validation->warn_missing_tls_secret->value;
         if (why) { /* handled as a missing secret */
             if (warn)
-                tr_warn(tx, "spec.sslConfig.secretRef: %s", why);
+                tr_warn(tx, "%s.secretRef: %s", p, why);
             else
-                tr_error(tx, "spec.sslConfig.secretRef: %s", why);
+                tr_error(tx, "%s.secretRef: %s", p, why);
             return NULL;
         }
         if (!sec) {
             if (warn)
-                tr_warn(tx, "spec.sslConfig.secretRef: Secret %s.%s not found", sns, ssl->secret_ref->name);
+                tr_warn(tx, "%s.secretRef: Secret %s.%s not found", p, sns, ssl->secret_ref->name);
             else
-                tr_error(tx, "spec.sslConfig.secretRef: Secret %s.%s not found", sns, ssl->secret_ref->name);
+                tr_error(tx, "%s.secretRef: Secret %s.%s not found", p, sns, ssl->secret_ref->name);
             return NULL;
         }
         if (sec->spec->kind_case != SLUICE__V1__SECRET_SPEC__KIND_TLS || !sec->spec->tls->cert_chain[0] ||
             !sec->spec->tls->private_key[0]) {
-            tr_error(tx, "spec.sslConfig.secretRef: Secret %s.%s is not a TLS secret with certChain and privateKey", sns,
+            tr_error(tx, "%s.secretRef: Secret %s.%s is not a TLS secret with certChain and privateKey", p, sns,
                      ssl->secret_ref->name);
             return NULL;
         }
@@ -88,7 +88,7 @@ Envoy__Config__Core__V3__TransportSocket *tr_downstream_tls(tr_ctx *tx, const Sl
     case SLUICE__V1__SSL_CONFIG__SSL_SECRETS_SSL_FILES: {
         const Sluice__V1__SslFiles *f = ssl->ssl_files;
         if (!f->tls_cert[0] || !f->tls_key[0]) {
-            tr_error(tx, "spec.sslConfig.sslFiles: tlsCert and tlsKey are required");
+            tr_error(tx, "%s.sslFiles: tlsCert and tlsKey are required", p);
             return NULL;
         }
         TR_PUSH(tx, cc, tls_certificates, tr_tls_cert_files(tx, f->tls_cert, f->tls_key));
@@ -103,23 +103,22 @@ Envoy__Config__Core__V3__TransportSocket *tr_downstream_tls(tr_ctx *tx, const Sl
     }
     case SLUICE__V1__SSL_CONFIG__SSL_SECRETS_SDS: /* plugins/upstream_ssl.c */
         if (!ssl->sds->certificates_secret_name[0]) {
-            tr_error(tx, "spec.sslConfig.sds.certificatesSecretName: required (the listener's certificate)");
+            tr_error(tx, "%s.sds.certificatesSecretName: required (the listener's certificate)", p);
             return NULL;
         }
-        if (!tr_sds_config(tx, ssl->sds, "spec.sslConfig.sds", ssl->n_verify_subject_alt_name,
+        if (!tr_sds_config(tx, ssl->sds, tr_printf(tx, "%s.sds", p), ssl->n_verify_subject_alt_name,
                            ssl->verify_subject_alt_name, cc))
             return NULL;
         if (ssl->sds->validation_context_name[0] && !(ssl->one_way_tls && ssl->one_way_tls->value))
             dc->require_client_certificate = tr_bool(tx, true);
         break;
     default:
-        tr_error(tx, "spec.sslConfig: secretRef or sslFiles is required");
+        tr_error(tx, "%s: secretRef or sslFiles is required", p);
         return NULL;
     }
     if (ssl->n_verify_subject_alt_name && ssl->ssl_secrets_case != SLUICE__V1__SSL_CONFIG__SSL_SECRETS_SDS)
-        tr_error(tx, "spec.sslConfig.verifySubjectAltName: not supported by Sluice yet (only with sds)");
-    if (ssl->transport_socket_connect_timeout)
-        tr_error(tx, "spec.sslConfig.transportSocketConnectTimeout: not supported by Sluice yet");
+        tr_error(tx, "%s.verifySubjectAltName: not supported by Sluice yet (only with sds)", p);
+    /* transportSocketConnectTimeout: on the filter chain (tr_tls_chain_timeout) */
     if (ssl->parameters)
         cc->tls_params = tr_tls_params(tx, ssl->parameters);
     if (ssl->n_alpn_protocols) {
@@ -142,6 +141,21 @@ Envoy__Config__Core__V3__TransportSocket *tr_downstream_tls(tr_ctx *tx, const Sl
     return ts;
 }
 
+void tr_tls_chain_timeout(tr_ctx *tx, const Sluice__V1__SslConfig *ssl, Envoy__Config__Listener__V3__FilterChain *fc)
+{
+    if (ssl->transport_socket_connect_timeout) /* as Gloo's newSslFilterChain */
+        fc->transport_socket_connect_timeout = tr_dur(tx, ssl->transport_socket_connect_timeout);
+}
+
+/* ssl completed by dflt where it leaves a field unset (Gloo's
+ * MergeSslConfig, a shallow merge): a hybrid gateway's matcher gives its
+ * HTTP gateway's virtual services their defaults. */
+static const Sluice__V1__SslConfig *ssl_merged(tr_ctx *tx, const Sluice__V1__SslConfig *ssl,
+                                               const Sluice__V1__SslConfig *dflt)
+{
+    return (const Sluice__V1__SslConfig *)tr_merge_options(tx, dflt ? &dflt->base : NULL, &ssl->base);
+}
+
 /* A filter chain of the gateway being translated: its SNI set, and the
  * TLS configuration (packed) of the virtual service that owns it. */
 typedef struct chain_item {
@@ -154,16 +168,16 @@ typedef struct chain_item {
 /* The filter chain of it (key: its SNI set, id: its TLS configuration),
  * with its transport socket and SNI match; NULL when the TLS
  * configuration is unusable (reported: it is dropped). */
-static chain_item *sni_chain(tr_ctx *tx, tr_vs_item *it, const char *key, const char *id)
+static chain_item *sni_chain(tr_ctx *tx, tr_vs_item *it, const Sluice__V1__SslConfig *ssl, const char *key,
+                             const char *id)
 {
-    const Sluice__V1__SslConfig *ssl = it->vs->spec->ssl_config;
     chain_item *ci = tr_alloc(tx, sizeof *ci);
     int before = tx->cur ? tx->cur->errors : 0;
     ci->sni = key;
     ci->identity = id;
     ci->owner = it;
     ci->fc = TR_NEW(tx, envoy__config__listener__v3__filter_chain);
-    ci->fc->transport_socket = tr_downstream_tls(tx, ssl, tr_md_ns(it->vs->metadata));
+    ci->fc->transport_socket = tr_downstream_tls(tx, ssl, tr_md_ns(it->vs->metadata), "spec.sslConfig");
     if (!ci->fc->transport_socket) {
         if (tx->cur && tx->cur->errors > before)
             *tr_flag(tx, tr_kind.vs, (size_t)it->idx) |= TR_REJECTED;
@@ -171,6 +185,7 @@ static chain_item *sni_chain(tr_ctx *tx, tr_vs_item *it, const char *key, const 
         tr_forget_vhost(tx, it->vh->name);
         return NULL;
     }
+    tr_tls_chain_timeout(tx, ssl, ci->fc);
     if (ssl->n_sni_domains) {
         ci->fc->filter_chain_match = TR_NEW(tx, envoy__config__listener__v3__filter_chain_match);
         for (size_t d = 0; d < ssl->n_sni_domains; d++)
@@ -179,8 +194,8 @@ static chain_item *sni_chain(tr_ctx *tx, tr_vs_item *it, const char *key, const 
     return ci;
 }
 
-size_t tr_sni_chains(tr_ctx *tx, const tr_gw_item *g, const char *lname, tr_gw_vhosts *v,
-                     Envoy__Config__Listener__V3__FilterChain ***chains)
+size_t tr_sni_chains(tr_ctx *tx, const tr_gw_item *g, const char *lname, const Sluice__V1__SslConfig *dflt,
+                     tr_gw_vhosts *v, Envoy__Config__Listener__V3__FilterChain ***chains)
 {
     tr_bucket *vb = tr_bucket_of(tx, tr_kind.vs);
     tr_map by_sni = {0};
@@ -188,12 +203,13 @@ size_t tr_sni_chains(tr_ctx *tx, const tr_gw_item *g, const char *lname, tr_gw_v
     *chains = tr_alloc(tx, (v->n_items + 1) * sizeof **chains);
     for (size_t k = 0; k < v->n_items; k++) {
         tr_vs_item *it = &v->items[k];
-        const Sluice__V1__SslConfig *ssl = it->vs->spec->ssl_config;
+        const Sluice__V1__SslConfig *ssl;
         const char *key, *id;
         chain_item *ci;
         tr_cur vcur = tr_cur_of(tr_kind.vs, &vb->v[it->idx]);
         if (it->dropped)
             continue;
+        ssl = ssl_merged(tx, it->vs->spec->ssl_config, dflt);
         key = sni_key(tx, ssl);
         id = ssl_identity(tx, ssl);
         ci = tr_map_get(&by_sni, key);
@@ -213,7 +229,7 @@ size_t tr_sni_chains(tr_ctx *tx, const tr_gw_item *g, const char *lname, tr_gw_v
             tx->cur = NULL;
             continue;
         }
-        ci = sni_chain(tx, it, key, id);
+        ci = sni_chain(tx, it, ssl, key, id);
         tx->cur = NULL;
         if (!ci)
             continue;

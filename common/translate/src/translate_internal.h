@@ -177,15 +177,27 @@ void tr_gateway_vhosts(tr_ctx *tx, const tr_gw_item *g, const tr_gateway *gw, tr
  * (marked dropped). */
 void tr_domain_conflicts(tr_ctx *tx, const tr_gw_item *g, tr_gw_vhosts *v);
 
-/* ssl as a downstream TLS transport socket (def_ns: its secrets'
- * namespace); NULL when unusable (reported). */
+/* ssl (at path p) as a downstream TLS transport socket (def_ns: its
+ * secrets' namespace); NULL when unusable (reported). */
 Envoy__Config__Core__V3__TransportSocket *tr_downstream_tls(tr_ctx *tx, const Sluice__V1__SslConfig *ssl,
-                                                            const char *def_ns);
+                                                            const char *def_ns, const char *p);
+/* ssl's transportSocketConnectTimeout on filter chain fc (terminating
+ * TLS with it). */
+void tr_tls_chain_timeout(tr_ctx *tx, const Sluice__V1__SslConfig *ssl, Envoy__Config__Listener__V3__FilterChain *fc);
 /* One filter chain per SNI set of the ssl gateway g's virtual services
- * (those that cannot have one dropped), named after listener lname, into
- * *chains; returns how many. */
-size_t tr_sni_chains(tr_ctx *tx, const tr_gw_item *g, const char *lname, tr_gw_vhosts *v,
-                     Envoy__Config__Listener__V3__FilterChain ***chains);
+ * (those that cannot have one dropped; each sslConfig completed by dflt,
+ * a hybrid matcher's, or NULL), named after lname, into *chains; returns
+ * how many. */
+size_t tr_sni_chains(tr_ctx *tx, const tr_gw_item *g, const char *lname, const Sluice__V1__SslConfig *dflt,
+                     tr_gw_vhosts *v, Envoy__Config__Listener__V3__FilterChain ***chains);
+/* A listener's network filter name with typed config m. */
+Envoy__Config__Listener__V3__Filter *tr_network_filter(tr_ctx *tx, const char *name, const ProtobufCMessage *m);
+/* tcp.c: one filter chain per host of TCP gateway tg (at path p) of
+ * gateway g, those that cannot be served left out (reported); msl: a
+ * hybrid matcher's sslConfig (its sniDomains for hosts without), or NULL.
+ * *inspect set when a host needs the tls_inspector. Returns how many. */
+size_t tr_tcp_chains(tr_ctx *tx, const tr_gw_item *g, const Sluice__V1__TcpGateway *tg, const Sluice__V1__SslConfig *msl,
+                     const char *p, Envoy__Config__Listener__V3__FilterChain ***chains, bool *inspect);
 
 /* ---- caches: between translations (vhcache.c, memo.c, upcache.c), within one (bytesmap.c) ---- */
 
