@@ -1,35 +1,107 @@
 -- Runs one Lua script the translator wrote (a LuaPerRoute source code) the
--- way Envoy's Lua filter would, against a mock request handle: the script
--- must load, define envoy_on_request (unless it is a default no-op) and run.
+-- way Envoy's Lua filter would, against mock request and response handles
+-- with the behaviour of Envoy's Lua API (headers get/replace/add/remove,
+-- body(true) with getBytes/length/setBytes, respond, streamInfo's dynamic
+-- metadata shared by both): the script must load, define envoy_on_request
+-- (unless it is a default no-op) and run.
 -- Usage: lua5.1 translator_lua_mock.lua SCRIPT PATH [header=value ...]
--- Prints the request's :method, its body ("<none>" when unset) and its
--- other headers ("name=value;..." sorted) afterwards.
-local script, path = arg[1], arg[2]
-local hdrs = {[":path"] = path, [":method"] = "GET"}
-for i = 3, #arg do
-  local k, v = string.match(arg[i], "^([^=]+)=(.*)$")
-  hdrs[k] = v
+--          [--body TEXT] [--response STATUS [header=value ...] [--body TEXT]]
+-- Prints the request's :method, its body ("<none>" when unset), its other
+-- headers ("name=value;..." sorted) and its :path afterwards; then
+-- "respond STATUS BODY" when the script answered the request itself, else
+-- with --response the response's :status, body and headers.
+local script = arg[1]
+local function message(pseudo, status)
+  return {hdrs = {[pseudo] = status}, body = nil}
 end
-local body
-local handle = {}
-function handle:headers()
-  return {
-    get = function(_, k) return hdrs[k] end,
-    replace = function(_, k, v)
-      assert(type(k) == "string" and type(v) == "string", "replace takes strings")
-      hdrs[k] = v
-    end,
-  }
+local req = message(":path", arg[2])
+req.hdrs[":method"] = "GET"
+local resp
+local cur = req
+local i = 3
+while i <= #arg do
+  if arg[i] == "--body" then
+    cur.body, i = arg[i + 1], i + 2
+  elseif arg[i] == "--response" then
+    resp = message(":status", arg[i + 1])
+    cur, i = resp, i + 2
+  else
+    local k, v = string.match(arg[i], "^([^=]+)=(.*)$")
+    cur.hdrs[k], i = v, i + 1
+  end
 end
-function handle:body(always_wrap)
-  assert(always_wrap == true, "body() without always_wrap_body returns nil for requests without a body")
-  return {setBytes = function(_, s) assert(type(s) == "string"); body = s end}
+local metadata = {}
+local responded
+local function handle(m)
+  local h = {}
+  function h:headers()
+    return {
+      get = function(_, k) return m.hdrs[k] end,
+      replace = function(_, k, v)
+        assert(type(k) == "string" and type(v) == "string", "replace takes strings")
+        m.hdrs[k] = v
+      end,
+      add = function(_, k, v)
+        assert(type(k) == "string" and type(v) == "string", "add takes strings")
+        m.hdrs[k] = m.hdrs[k] and m.hdrs[k] .. "," .. v or v
+      end,
+      remove = function(_, k) m.hdrs[k] = nil end,
+    }
+  end
+  function h:body(always_wrap)
+    assert(always_wrap == true, "body() without always_wrap_body returns nil for messages without a body")
+    local data = m.body or ""
+    return {
+      length = function() return #data end,
+      getBytes = function(_, start, n)
+        assert(start == 0 and n <= #data, "getBytes out of range")
+        return string.sub(data, 1, n)
+      end,
+      setBytes = function(_, s) assert(type(s) == "string"); m.body = s; data = s end,
+    }
+  end
+  function h:respond(hdrs, body)
+    assert(m == req, "respond() is for requests")
+    responded = {hdrs[":status"], body}
+    error("responded", 0)
+  end
+  function h:logErr(msg) io.stderr:write("logErr: ", msg, "\n") end
+  function h:streamInfo()
+    return {
+      dynamicMetadata = function()
+        return {
+          set = function(_, ns, k, v)
+            assert(type(ns) == "string" and type(k) == "string", "set takes a namespace and a key")
+            metadata[ns] = metadata[ns] or {}
+            metadata[ns][k] = v
+          end,
+          get = function(_, ns) return metadata[ns] end,
+        }
+      end,
+    }
+  end
+  return h
+end
+local function print_message(m)
+  local names = {}
+  for k in pairs(m.hdrs) do if string.sub(k, 1, 1) ~= ":" then names[#names + 1] = k end end
+  table.sort(names)
+  for n, k in ipairs(names) do names[n] = k .. "=" .. m.hdrs[k] end
+  io.write(m.body or "<none>", "\n", table.concat(names, ";"), "\n")
 end
 local chunk = assert(loadfile(script))
 chunk()
-if envoy_on_request then envoy_on_request(handle) end
-local names = {}
-for k in pairs(hdrs) do if string.sub(k, 1, 1) ~= ":" then names[#names + 1] = k end end
-table.sort(names)
-for i, k in ipairs(names) do names[i] = k .. "=" .. hdrs[k] end
-io.write(hdrs[":method"], "\n", body or "<none>", "\n", table.concat(names, ";"), "\n")
+if envoy_on_request then
+  local ok, err = pcall(envoy_on_request, handle(req))
+  if not ok and not responded then error(err, 0) end
+end
+io.write(req.hdrs[":method"], "\n")
+print_message(req)
+io.write(req.hdrs[":path"], "\n")
+if responded then
+  io.write("respond ", responded[1], " ", responded[2], "\n")
+elseif resp then
+  if envoy_on_response then envoy_on_response(handle(resp)) end
+  io.write(resp.hdrs[":status"], "\n")
+  print_message(resp)
+end

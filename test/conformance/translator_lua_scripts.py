@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 """Every Lua script in the golden outputs (test/data/translator/*/expected.yaml:
 the lua filter's default source and each route's LuaPerRoute) runs in a real
-Lua 5.1 interpreter (Envoy's LuaJIT speaks 5.1) against a mock request handle
-(translator_lua_mock.lua): it must load and run, and the scripts named in EXPECT must
-leave the request with that method, body and headers.
+Lua 5.1 interpreter (Envoy's LuaJIT speaks 5.1) against mock request and
+response handles (translator_lua_mock.lua): it must load and run, the
+scripts of REST functions named in EXPECT must leave the request with that
+method, body and headers, and the transformation scripts of the routes named
+in TRANSFORM must give, for each request (and response), what is listed.
 
 Usage: lua_scripts.py LUA TESTDATA_DIR"""
 import os
@@ -22,6 +24,69 @@ EXPECT = {
     "updatePet": ("/petstore/update/7?x=1", {"x-user": "bob"}, "PUT",
                   '{"id": 7, "owner": "bob", "note": "50% \\"done\\""}', "x-pet-id=pet-7;x-user=bob"),
 }
+
+# route name -> [(mock arguments after the path, what the mock prints)]: the
+# transformations golden case, Gloo's documented examples.
+TRANSFORM = {
+    # extract_query_params: the virtual host's extractors; a missing one
+    # renders empty, which removes the header
+    "default_httpbin-route-0": [
+        (["/get?foo=1&bar=two"], "GET\n<none>\nbar=two;foo=1\n/get?foo=1&bar=two\n"),
+        (["/get?foo=only"], "GET\n<none>\nfoo=only\n/get?foo=only\n"),
+    ],
+    # update_request_uri: {% if header("foo") == "bar" %}
+    "default_httpbin-route-1": [
+        (["/uri/x", "foo=bar"], "POST\n<none>\nfoo=bar\n/post\n"),
+        (["/uri/x", "foo=baz"], "GET\n<none>\nfoo=baz\n/uri/x\n"),
+    ],
+    # change_response_status: the JSON response body decides :status
+    "default_httpbin-route-2": [
+        (["/status", "--response", "200", "--body", '{"data": {"error": {"message": "boom"}}}'],
+         'GET\n<none>\n\n/status\n400\n{"data": {"error": {"message": "boom"}}}\n\n'),
+        (["/status", "--response", "201", "--body", '{"data": {}}'],
+         'GET\n<none>\n\n/status\n201\n{"data": {}}\n\n'),
+    ],
+    # a body template over the JSON request body, upper(), env(), exists();
+    # a body that is not JSON is Gloo's 400
+    "default_httpbin-route-4": [
+        (["/body", "--body", '{"user": {"name": "ann", "vip": true, "address": {"city": "Oslo"}}}'],
+         'GET\n{"name": "ann", "city": "Oslo", "vip": true}\nx-region=eu-west;x-user=ANN\n/body\n'),
+        (["/body", "--body", '{"user": {"name": "bo\\"b"}}'],
+         'GET\n{"name": "bo\"b", "city": "none"}\nx-region=eu-west;x-user=BO"B\n/body\n'),
+        (["/body", "--body", "not json"],
+         "GET\nnot json\n\n/body\nrespond 400 invalid JSON body: unexpected character at byte 1\n"),
+    ],
+    # mergeExtractorsToBody: body and header extractors, dotted names nest
+    "default_httpbin-route-5": [
+        (["/merge", "content-type=text/plain", "--body", "order-42;qty=3"],
+         'GET\n{"order":{"id":"42","qty":"3"},"type":"text"}\ncontent-type=text/plain\n/merge\n'),
+        (["/merge", "--body", "no order"], 'GET\n{"order":{"id":"","qty":""},"type":""}\n\n/merge\n'),
+    ],
+    # stagedTransformations: the first request match applies with its
+    # response transformation (request_header() sees the transformed
+    # request); otherwise the inherited virtual host's, and the response
+    # match on :status
+    "default_httpbin-route-6": [
+        (["/staged/json/1", ":method=POST", "content-type=application/json", "--body", '{"order": {"id": "o-7"}}',
+          "--response", "200", "server=x"],
+         'POST\n{"order": {"id": "o-7"}}\ncontent-type=application/json;x-order=o-7\n/staged/json/1\n'
+         '200\n<none>\nserver=x;x-order-echo=order o-7\n'),
+        (["/staged/other?foo=9", "--response", "404"],
+         'GET\n<none>\nfoo=9\n/staged/other?foo=9\n404\n{"error": "not found", "path": "/staged/other?foo=9"}\n'
+         'content-type=application/json\n'),
+        (["/staged/other", "--response", "200"], "GET\n<none>\n\n/staged/other\n200\n<none>\n\n"),
+    ],
+}
+
+
+def run(lua, mock, code, args):
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(code)
+    try:
+        return subprocess.run([lua, mock, f.name] + args, capture_output=True, text=True,
+                              env=dict(os.environ, SLUICE_TEST_REGION="eu-west"))
+    finally:
+        os.unlink(f.name)
 
 
 def scripts(obj):
@@ -50,16 +115,21 @@ def main():
         for section in re.split(r"^# proxy .*$", text, flags=re.M)[1:]:
             doc = yaml.safe_load(section)
             for code in scripts(doc):
+                t = re.match(r"-- Sluice: transformations of route (\S+)", code)
+                if t:
+                    for args, want in TRANSFORM.get(t.group(1), [(["/"], None)]):
+                        r = run(lua, mock, code, args)
+                        n += 1
+                        got = r.stdout if r.returncode == 0 else "error: " + r.stderr.strip()
+                        if (want is None and r.returncode != 0) or (want is not None and got != want):
+                            print("FAIL %s: route %s %s: got %r, want %r" % (case, t.group(1), args, got, want))
+                            failed += 1
+                        seen.add(t.group(1))
+                    continue
                 m = re.match(r"-- Sluice: function (\S+) ", code)
                 fn = m.group(1) if m else None
                 req, hdrs, want_method, want_body, want_hdrs = EXPECT.get(fn, ("/", {}, None, None, None))
-                with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-                    f.write(code)
-                try:
-                    r = subprocess.run([lua, mock, f.name, req] + ["%s=%s" % kv for kv in hdrs.items()],
-                                       capture_output=True, text=True)
-                finally:
-                    os.unlink(f.name)
+                r = run(lua, mock, code, [req] + ["%s=%s" % kv for kv in hdrs.items()])
                 n += 1
                 where = "%s: %s" % (case, fn or "default source")
                 if r.returncode != 0:
@@ -76,7 +146,7 @@ def main():
                         print("FAIL %s: got %r %r %r, want %r %r %r" %
                               (where, method, body, got_hdrs, want_method, want_body, want_hdrs))
                         failed += 1
-    for fn in EXPECT:
+    for fn in list(EXPECT) + list(TRANSFORM):
         if fn not in seen:
             print("FAIL no script for function %s in the golden outputs" % fn)
             failed += 1

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "../plugin.h"
+#include "luatext.h"
 #include "envoy/extensions/filters/http/grpc_json_transcoder/v3/transcoder.pb-c.h"
 #include "google/api/http.pb-c.h"
 #include "google/protobuf/descriptor.pb-c.h"
@@ -272,30 +273,6 @@ static bool literal(const char *s) { return !strstr(s, "{{") && !strstr(s, "{%")
 
 /* ---- Lua (plugins/lua.c runs it) ----------------------------------------- */
 
-/* s[0..n) as a Lua string literal: quotes, backslashes and anything but
- * printable ASCII as a \ddd escape, so no input can end the literal. */
-static const char *lua_quote_n(tr_ctx *tx, const char *s, size_t n)
-{
-    char *o = tr_alloc(tx, n * 4 + 3), *p = o;
-    *p++ = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
-            *p++ = (char)c;
-        else {
-            *p++ = '\\';
-            *p++ = (char)('0' + c / 100);
-            *p++ = (char)('0' + c / 10 % 10);
-            *p++ = (char)('0' + c % 10);
-        }
-    }
-    *p++ = '"';
-    *p = '\0';
-    return o;
-}
-
-static const char *lua_quote(tr_ctx *tx, const char *s) { return lua_quote_n(tx, s, strlen(s)); }
-
 /* The anchored Lua pattern of a path pattern ("/pets/{id}" ->
  * "^/pets/([^/]+)$"): other characters are literal (%-escaped). */
 static const char *lua_path_pattern(tr_ctx *tx, const char *pat)
@@ -360,7 +337,7 @@ static const char *render_lua(tr_ctx *tx, const char *text, const params *pp, bo
                 }
             for (size_t i = 0; i < pp->n_hdr && !piece; i++)
                 if (strcmp(pp->hdr[i].var, var) == 0)
-                    piece = tr_printf(tx, "(headers:get(%s) or \"\")", lua_quote(tx, pp->hdr[i].header));
+                    piece = tr_printf(tx, "(headers:get(%s) or \"\")", tr_lua_quote(tx, pp->hdr[i].header));
             if (!piece) {
                 *unknown = var;
                 return NULL;
@@ -370,7 +347,7 @@ static const char *render_lua(tr_ctx *tx, const char *text, const params *pp, bo
             const char *e = s + 1;
             while (*e && !(e[0] == '{' && (e[1] == '{' || e[1] == '%' || e[1] == '#')))
                 e++;
-            piece = lua_quote_n(tx, s, (size_t)(e - s));
+            piece = tr_lua_quote_n(tx, s, (size_t)(e - s));
             s = e;
         }
         out = out ? tr_printf(tx, "%s .. %s", out, piece) : piece;
@@ -389,16 +366,6 @@ static void add_method_matcher(tr_ctx *tx, tr_route_t *r, const char *method)
     hm->string_match->match_pattern_case = ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_EXACT;
     hm->string_match->exact = tr_strdup(tx, method);
     TR_PUSH(tx, r->match, headers, hm);
-}
-
-/* s with every character outside [A-Za-z0-9_.:/{}-] replaced by '?'. */
-static const char *lua_comment_safe(tr_ctx *tx, const char *s)
-{
-    char *o = tr_strdup(tx, s);
-    for (char *c = o; *c; c++)
-        if (!isalnum((unsigned char)*c) && !strchr("_.:/{}-", *c))
-            *c = '?';
-    return o;
 }
 
 /* A REST function call being translated: what its template gives. */
@@ -522,7 +489,7 @@ static void rest_header(tr_ctx *tx, const tr_route_in *in, tr_route_t *r, rest_c
             c->errors++;
             return;
         }
-        c->lua_headers = tr_printf(tx, "%s  headers:replace(%s, %s)\n", c->lua_headers, lua_quote(tx, k), e);
+        c->lua_headers = tr_printf(tx, "%s  headers:replace(%s, %s)\n", c->lua_headers, tr_lua_quote(tx, k), e);
     } else {
         const char *val = render(tx, v, &c->pp, RENDER_HEADER, hw);
         Envoy__Config__Core__V3__HeaderValueOption *o;
@@ -591,7 +558,7 @@ static void rest_lua(tr_ctx *tx, const tr_route_in *in, tr_route_t *r, const res
         code = tr_printf(tx,
                          "%s  local path = string.match(headers:get(\":path\") or \"\", \"^[^?]*\")\n"
                          "  local pv = {string.match(path, %s)}\n",
-                         code, lua_quote(tx, lua_path_pattern(tx, c->pp.path)));
+                         code, tr_lua_quote(tx, lua_path_pattern(tx, c->pp.path)));
     code = tr_printf(tx, "%s%s", code, c->lua_headers);
     if (c->lua_body)
         code = tr_printf(tx, "%s  request_handle:body(true):setBytes(%s)\n", code, c->lua_body);
@@ -603,8 +570,9 @@ static void rest_lua(tr_ctx *tx, const tr_route_in *in, tr_route_t *r, const res
                                "  local headers = request_handle:headers()\n"
                                "%s"
                                "end\n",
-                               lua_comment_safe(tx, c->d->function_name), lua_comment_safe(tx, c->up->metadata->namespace_),
-                               lua_comment_safe(tx, c->up->metadata->name), code));
+                               tr_lua_comment_safe(tx, c->d->function_name),
+                               tr_lua_comment_safe(tx, c->up->metadata->namespace_),
+                               tr_lua_comment_safe(tx, c->up->metadata->name), code));
 }
 
 /* gRPC proxyless clients run no filters: the route is restricted to

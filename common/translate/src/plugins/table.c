@@ -29,6 +29,7 @@ extern const sl_tr_plugin sl_tr_plugin_lua;
 extern const sl_tr_plugin sl_tr_plugin_gzip;
 extern const sl_tr_plugin sl_tr_plugin_buffer;
 extern const sl_tr_plugin sl_tr_plugin_csrf;
+extern const sl_tr_plugin sl_tr_plugin_transformation;
 
 const sl_tr_plugin *const sl_tr_plugins[] = {
     &core,
@@ -52,5 +53,6 @@ const sl_tr_plugin *const sl_tr_plugins[] = {
     &sl_tr_plugin_gzip,
     &sl_tr_plugin_buffer,
     &sl_tr_plugin_csrf,
+    &sl_tr_plugin_transformation,
 };
 const size_t sl_tr_plugin_count = sizeof sl_tr_plugins / sizeof sl_tr_plugins[0];

@@ -1,0 +1,10 @@
+/* transformation.h - private to plugins/transformation.c and its Lua. */
+#ifndef SLUICE_TR_TRANSFORMATION_H
+#define SLUICE_TR_TRANSFORMATION_H
+
+/* transformation_lua.c: the Lua code every transformation script starts
+ * with; it defines the local table S (JSON, regex, S.apply, S.on_request,
+ * S.on_response). */
+extern const char tr_transformation_lua[];
+
+#endif
