@@ -67,17 +67,15 @@ static void http_gateway_valid(tr_ctx *tx, const tr_gw_item *g, const Sluice__V1
     }
 }
 
-/* Checks the TCP and hybrid parts of gateway g; true when it has a TCP
- * part. */
-static bool gateway_types_valid(tr_ctx *tx, const tr_gw_item *g)
+/* Checks the gateway type of g: its HTTP, TCP or hybrid part. */
+static void gateway_types_valid(tr_ctx *tx, const tr_gw_item *g)
 {
     const Sluice__V1__GatewaySpec *spec = g->gw->spec;
     const Sluice__V1__HybridGateway *hy = spec->hybrid_gateway;
-    bool tcp = spec->gateway_type_case == SLUICE__V1__GATEWAY_SPEC__GATEWAY_TYPE_TCP_GATEWAY;
     switch (spec->gateway_type_case) {
     case SLUICE__V1__GATEWAY_SPEC__GATEWAY_TYPE_HTTP_GATEWAY:
         http_gateway_valid(tx, g, spec->http_gateway, "spec.httpGateway");
-        return false;
+        return;
     case SLUICE__V1__GATEWAY_SPEC__GATEWAY_TYPE_TCP_GATEWAY:
         break;
     case SLUICE__V1__GATEWAY_SPEC__GATEWAY_TYPE_HYBRID_GATEWAY:
@@ -92,25 +90,19 @@ static bool gateway_types_valid(tr_ctx *tx, const tr_gw_item *g)
                          p);
             if (mg->gateway_type_case == SLUICE__V1__MATCHED_GATEWAY__GATEWAY_TYPE_HTTP_GATEWAY)
                 http_gateway_valid(tx, g, mg->http_gateway, tr_printf(tx, "%s.httpGateway", p));
-            else if (mg->gateway_type_case == SLUICE__V1__MATCHED_GATEWAY__GATEWAY_TYPE_TCP_GATEWAY)
-                tcp = true;
-            else
+            else if (mg->gateway_type_case != SLUICE__V1__MATCHED_GATEWAY__GATEWAY_TYPE_TCP_GATEWAY)
                 tr_error(tx, "%s: httpGateway or tcpGateway is required", p);
         }
         break;
     default:
         tr_error(tx, "spec: one of httpGateway, tcpGateway and hybridGateway is required");
-        return false;
+        return;
     }
     if (tr_gw_proxyless(g->gw))
         tr_error(tx, "spec.grpcApiListeners: only for an httpGateway");
     if (spec->ssl) /* Gloo reads it only for an httpGateway */
         tr_warn(tx, "spec.ssl: not used by a tcpGateway or hybridGateway (the hosts' and matchers' sslConfig say "
                     "TLS); ignored, as Gloo");
-    if (tcp && spec->options && spec->options->access_logging_service)
-        tr_error(tx, "spec.options.accessLoggingService: not supported by Sluice for TCP connections yet (only "
-                     "with an httpGateway)");
-    return tcp;
 }
 
 /* Checks gateway g (bound to bind) before anything is made of it, and
@@ -427,7 +419,7 @@ static void hybrid_chains(tr_ctx *tx, const tr_gw_item *g, const tr_gateway *gw,
         Envoy__Config__Listener__V3__FilterChain **v = NULL;
         size_t n = 0;
         if (mg->gateway_type_case == SLUICE__V1__MATCHED_GATEWAY__GATEWAY_TYPE_TCP_GATEWAY) {
-            n = tr_tcp_chains(tx, g, mg->tcp_gateway, msl, tr_printf(tx, "%s.tcpGateway", p), &v, &c->inspect);
+            n = tr_tcp_chains(tx, g, gw, mg->tcp_gateway, msl, tr_printf(tx, "%s.tcpGateway", p), &v, &c->inspect);
         } else {
             /* translated as an httpGateway of its own (ssl: the matcher
              * has sslConfig), with its own memo */
@@ -484,7 +476,7 @@ void tr_translate_gateway(tr_ctx *tx, const tr_gw_item *g, const char *proxy, tr
         c.inspect = spec->ssl;
         break;
     case SLUICE__V1__GATEWAY_SPEC__GATEWAY_TYPE_TCP_GATEWAY:
-        n = tr_tcp_chains(tx, g, spec->tcp_gateway, NULL, "spec.tcpGateway", &v, &c.inspect);
+        n = tr_tcp_chains(tx, g, &gw, spec->tcp_gateway, NULL, "spec.tcpGateway", &v, &c.inspect);
         break;
     default:
         parts = tr_alloc(tx, (spec->hybrid_gateway->n_matched_gateways + 1) * sizeof *parts);

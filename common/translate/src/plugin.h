@@ -6,6 +6,8 @@
  *
  *   listener      after the core built a Gateway's Listener (address, filter
  *                 chains with the HttpConnectionManager, TLS).
+ *   tcp_proxy     for every TCP host's tcp_proxy filter (tcpGateway, or a
+ *                 hybrid gateway's), after the core set its destination.
  *   http_filters  once per HTTP listener, after its virtual hosts and routes
  *                 were translated: add HTTP filters to the chain (the core
  *                 sorts them by stage and ends the chain with the router)
@@ -50,6 +52,7 @@
 #include "envoy/config/listener/v3/listener.pb-c.h"
 #include "envoy/config/route/v3/route.pb-c.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb-c.h"
+#include "envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/tls.pb-c.h"
 #include "sluice/v1/endpoints.pb-c.h"
@@ -131,6 +134,7 @@ typedef struct sl_tr_plugin {
     const char *const *fields; /* NULL-terminated; may be NULL */
     void (*listener)(tr_ctx *tx, const tr_gateway *gw, tr_listener_t *l);
     void (*http_filters)(tr_ctx *tx, const tr_gateway *gw, tr_hcm_t *hcm, tr_filters *f);
+    void (*tcp_proxy)(tr_ctx *tx, const tr_gateway *gw, Envoy__Extensions__Filters__Network__TcpProxy__V3__TcpProxy *tp);
     void (*virtual_host)(tr_ctx *tx, const tr_vhost_in *in, tr_vhost_t *vh);
     void (*route)(tr_ctx *tx, const tr_route_in *in, tr_route_t *r);
     /* For each weighted cluster of the route (multi destinations, upstream

@@ -91,13 +91,38 @@ static void tcp_settings(tr_ctx *tx, const Sluice__V1__TcpListenerOptions *o, co
     }
     if (s->idle_timeout)
         tp->idle_timeout = tr_dur(tx, s->idle_timeout);
+    if (s->tunneling_config) {
+        const Sluice__V1__TcpTunnelingConfig *t = s->tunneling_config;
+        tp->tunneling_config = TR_NEW(tx, envoy__extensions__filters__network__tcp_proxy__v3__tcp_proxy__tunneling_config);
+        if (!t->hostname[0])
+            tr_error(tx, "%s.tcpProxySettings.tunnelingConfig.hostname: required", p);
+        tp->tunneling_config->hostname = tr_strdup(tx, t->hostname);
+        for (size_t i = 0; i < t->n_headers_to_add; i++) {
+            const char *err = tr_check_header_name(t->headers_to_add[i]->header ? t->headers_to_add[i]->header->key : "",
+                                                   false);
+            if (err)
+                tr_error(tx, "%s.tcpProxySettings.tunnelingConfig.headersToAdd[%zu].header.key: %s", p, i, err);
+            TR_PUSH(tx, tp->tunneling_config, headers_to_add, tr_header_option(tx, t->headers_to_add[i]));
+        }
+    }
+    if (s->access_log_flush_interval) {
+        const Google__Protobuf__Duration *d = s->access_log_flush_interval;
+        /* Gloo's words; set in Envoy's current field (the top-level one is
+         * deprecated) */
+        if (d->seconds < 0 || (d->seconds == 0 && d->nanos < 1000000))
+            tr_error(tx, "%s.tcpProxySettings.accessLogFlushInterval: access log flush interval must have minimum of "
+                         "1ms",
+                     p);
+        tp->access_log_options = TR_NEW(tx, envoy__extensions__filters__network__tcp_proxy__v3__tcp_proxy__tcp_access_log_options);
+        tp->access_log_options->access_log_flush_interval = tr_dur(tx, d);
+    }
 }
 
 /* The network filters of host h (at path p): sni_cluster for
- * forwardSniClusterName, then the tcp_proxy. false: the host cannot be
- * served (reported). */
-static bool host_filters(tr_ctx *tx, const tr_gw_item *g, const Sluice__V1__TcpGateway *tg, const Sluice__V1__TcpHost *h,
-                         const char *p, Envoy__Config__Listener__V3__FilterChain *fc)
+ * forwardSniClusterName, then the tcp_proxy with the gateway's settings.
+ * false: the host cannot be served (reported). */
+static bool host_filters(tr_ctx *tx, const tr_gw_item *g, const tr_gateway *gw, const tr_tcp_proxy_t *settings,
+                         const Sluice__V1__TcpHost *h, const char *p, Envoy__Config__Listener__V3__FilterChain *fc)
 {
     tr_tcp_proxy_t *tp = TR_NEW(tx, envoy__extensions__filters__network__tcp_proxy__v3__tcp_proxy);
     const Sluice__V1__TcpAction *a = h->destination;
@@ -155,7 +180,14 @@ static bool host_filters(tr_ctx *tx, const tr_gw_item *g, const Sluice__V1__TcpG
         tr_error(tx, "%s: one of single, multi, upstreamGroup or forwardSniClusterName is required", dp);
         return false;
     }
-    tcp_settings(tx, tg->options, tr_printf(tx, "%s.options", p), tp);
+    /* the gateway's settings, made once (settings) and shared */
+    tp->max_connect_attempts = settings->max_connect_attempts;
+    tp->idle_timeout = settings->idle_timeout;
+    tp->tunneling_config = settings->tunneling_config;
+    tp->access_log_options = settings->access_log_options;
+    for (size_t k = 0; k < sl_tr_plugin_count; k++)
+        if (sl_tr_plugins[k]->tcp_proxy)
+            sl_tr_plugins[k]->tcp_proxy(tx, gw, tp);
     TR_PUSH(tx, fc, filters, tr_network_filter(tx, "envoy.filters.network.tcp_proxy", &tp->base));
     return true;
 }
@@ -212,11 +244,14 @@ static void check_matcher_sni(tr_ctx *tx, const Sluice__V1__TcpGateway *tg, cons
                  bad);
 }
 
-size_t tr_tcp_chains(tr_ctx *tx, const tr_gw_item *g, const Sluice__V1__TcpGateway *tg, const Sluice__V1__SslConfig *msl,
-                     const char *p, Envoy__Config__Listener__V3__FilterChain ***chains, bool *inspect)
+size_t tr_tcp_chains(tr_ctx *tx, const tr_gw_item *g, const tr_gateway *gw, const Sluice__V1__TcpGateway *tg,
+                     const Sluice__V1__SslConfig *msl, const char *p, Envoy__Config__Listener__V3__FilterChain ***chains,
+                     bool *inspect)
 {
+    tr_tcp_proxy_t *settings = TR_NEW(tx, envoy__extensions__filters__network__tcp_proxy__v3__tcp_proxy);
     size_t n = 0;
     *chains = tr_alloc(tx, (tg->n_tcp_hosts + 1) * sizeof **chains);
+    tcp_settings(tx, tg->options, tr_printf(tx, "%s.options", p), settings);
     if (tg->n_tcp_hosts == 0)
         tr_error(tx, "%s.tcpHosts: at least one host is required", p);
     check_matcher_sni(tx, tg, msl, p);
@@ -224,7 +259,7 @@ size_t tr_tcp_chains(tr_ctx *tx, const tr_gw_item *g, const Sluice__V1__TcpGatew
         const Sluice__V1__TcpHost *h = tg->tcp_hosts[i];
         const char *hp = tr_printf(tx, "%s.tcpHosts[%zu]", p, i);
         Envoy__Config__Listener__V3__FilterChain *fc = TR_NEW(tx, envoy__config__listener__v3__filter_chain);
-        if (!host_filters(tx, g, tg, h, hp, fc) || !host_tls(tx, g, h, hp, fc))
+        if (!host_filters(tx, g, gw, settings, h, hp, fc) || !host_tls(tx, g, h, hp, fc))
             continue;
         /* Gloo's tls_inspector plugin: for any host with sslConfig or
          * forwarding by SNI */

@@ -193,11 +193,12 @@ size_t tr_sni_chains(tr_ctx *tx, const tr_gw_item *g, const char *lname, const S
 /* A listener's network filter name with typed config m. */
 Envoy__Config__Listener__V3__Filter *tr_network_filter(tr_ctx *tx, const char *name, const ProtobufCMessage *m);
 /* tcp.c: one filter chain per host of TCP gateway tg (at path p) of
- * gateway g, those that cannot be served left out (reported); msl: a
+ * gateway g (gw for the plugins' tcp_proxy hooks), those that cannot be served left out (reported); msl: a
  * hybrid matcher's sslConfig (its sniDomains for hosts without), or NULL.
  * *inspect set when a host needs the tls_inspector. Returns how many. */
-size_t tr_tcp_chains(tr_ctx *tx, const tr_gw_item *g, const Sluice__V1__TcpGateway *tg, const Sluice__V1__SslConfig *msl,
-                     const char *p, Envoy__Config__Listener__V3__FilterChain ***chains, bool *inspect);
+size_t tr_tcp_chains(tr_ctx *tx, const tr_gw_item *g, const tr_gateway *gw, const Sluice__V1__TcpGateway *tg,
+                     const Sluice__V1__SslConfig *msl, const char *p, Envoy__Config__Listener__V3__FilterChain ***chains,
+                     bool *inspect);
 
 /* ---- caches: between translations (vhcache.c, memo.c, upcache.c), within one (bytesmap.c) ---- */
 

@@ -1,7 +1,7 @@
 /* listener: Gateway options of the listener and its HTTP connection
  * manager: Gloo's defaults and httpConnectionManagerSettings, healthCheck
  * (the health_check filter answering on a path), accessLoggingService
- * (file and gRPC access logs), perConnectionBufferLimitBytes, tracing
+ * (file and gRPC access logs, also of TCP hosts' tcp_proxy), perConnectionBufferLimitBytes, tracing
  * (zipkin, OpenTelemetry) with route decorators, useProxyProto (the proxy_protocol
  * listener filter, first). */
 #include <string.h>
@@ -230,18 +230,29 @@ static Envoy__Config__Accesslog__V3__AccessLog *grpc_log(tr_ctx *tx, const Sluic
     return o;
 }
 
-/* One access log of the HCM (accessLoggingService.accessLog[i] at p). */
-static void access_log(tr_ctx *tx, const Sluice__V1__AccessLog *al, const char *p, tr_hcm_t *hcm)
+/* One access log of an HCM or a tcp_proxy (accessLoggingService.accessLog[i]
+ * at p); NULL when unusable (reported). Gloo gives TCP the same loggers
+ * (als ProcessAccessLogPlugins). */
+static Envoy__Config__Accesslog__V3__AccessLog *access_log(tr_ctx *tx, const Sluice__V1__AccessLog *al, const char *p)
 {
-    Envoy__Config__Accesslog__V3__AccessLog *o = NULL;
     if (al->output_destination_case == SLUICE__V1__ACCESS_LOG__OUTPUT_DESTINATION_FILE_SINK)
-        o = file_log(tx, al->file_sink, p);
-    else if (al->output_destination_case == SLUICE__V1__ACCESS_LOG__OUTPUT_DESTINATION_GRPC_SERVICE)
-        o = grpc_log(tx, al->grpc_service, p);
-    else
-        tr_error(tx, "%s: fileSink or grpcService is required", p);
-    if (o)
-        TR_PUSH(tx, hcm, access_log, o);
+        return file_log(tx, al->file_sink, p);
+    if (al->output_destination_case == SLUICE__V1__ACCESS_LOG__OUTPUT_DESTINATION_GRPC_SERVICE)
+        return grpc_log(tx, al->grpc_service, p);
+    tr_error(tx, "%s: fileSink or grpcService is required", p);
+    return NULL;
+}
+
+/* The access logs of listener options lo appended to the repeated field
+ * (v, n) of an HCM or a tcp_proxy. */
+static void access_logs(tr_ctx *tx, const Sluice__V1__ListenerOptions *lo, void ***v, size_t *n)
+{
+    for (size_t i = 0; lo && lo->access_logging_service && i < lo->access_logging_service->n_access_log; i++) {
+        Envoy__Config__Accesslog__V3__AccessLog *o = access_log(
+            tx, lo->access_logging_service->access_log[i], tr_printf(tx, "spec.options.accessLoggingService.accessLog[%zu]", i));
+        if (o)
+            tr_push_(tx, v, n, o);
+    }
 }
 
 /* What Gloo sets on every HttpConnectionManager whatever the settings s
@@ -341,10 +352,13 @@ static void http_filters(tr_ctx *tx, const tr_gateway *gw, tr_hcm_t *hcm, tr_fil
         TR_PUSH(tx, hc, headers, hm);
         tr_add_filter(tx, f, TR_STAGE_HEALTH, "envoy.filters.http.health_check", &hc->base);
     }
-    if (lo && lo->access_logging_service)
-        for (size_t i = 0; i < lo->access_logging_service->n_access_log; i++)
-            access_log(tx, lo->access_logging_service->access_log[i],
-                       tr_printf(tx, "spec.options.accessLoggingService.accessLog[%zu]", i), hcm);
+    access_logs(tx, lo, (void ***)(void *)&hcm->access_log, &hcm->n_access_log);
+}
+
+static void tcp_proxy(tr_ctx *tx, const tr_gateway *gw, Envoy__Extensions__Filters__Network__TcpProxy__V3__TcpProxy *tp)
+{
+    const Sluice__V1__ListenerOptions *lo = gw->gw->spec->options;
+    access_logs(tx, lo, (void ***)(void *)&tp->access_log, &tp->n_access_log);
 }
 
 static void listener(tr_ctx *tx, const tr_gateway *gw, tr_listener_t *l)
@@ -388,5 +402,6 @@ const sl_tr_plugin sl_tr_plugin_listener = {
     .fields = fields,
     .listener = listener,
     .http_filters = http_filters,
+    .tcp_proxy = tcp_proxy,
     .route = route,
 };
