@@ -688,6 +688,22 @@ Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *tr_sds_secret(tr_
     return sds;
 }
 
+Envoy__Type__V3__TokenBucket *tr_token_bucket(tr_ctx *tx, const Sluice__V1__TokenBucket *b, const char *p)
+{
+    Envoy__Type__V3__TokenBucket *t = TR_NEW(tx, envoy__type__v3__token_bucket);
+    int64_t ms = b->fill_interval ? tr_dur_to_ms(b->fill_interval) : 1000;
+    if (b->max_tokens < 1)
+        tr_error(tx, "%s.maxTokens: at least 1", p);
+    if (ms < 50)
+        tr_error(tx, "%s.fillInterval: at least 50ms", p);
+    if (b->tokens_per_fill && b->tokens_per_fill->value < 1)
+        tr_error(tx, "%s.tokensPerFill: at least 1", p);
+    t->max_tokens = b->max_tokens;
+    t->tokens_per_fill = tr_u32(tx, b->tokens_per_fill ? b->tokens_per_fill->value : 1);
+    t->fill_interval = tr_dur_ms(tx, ms);
+    return t;
+}
+
 Envoy__Config__Core__V3__HeaderValueOption *tr_header_option(tr_ctx *tx, const Sluice__V1__HeaderValueOption *h)
 {
     Envoy__Config__Core__V3__HeaderValueOption *o = TR_NEW(tx, envoy__config__core__v3__header_value_option);

@@ -53,6 +53,7 @@
 #include "envoy/config/route/v3/route.pb-c.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb-c.h"
 #include "envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.pb-c.h"
+#include "envoy/type/v3/token_bucket.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/tls.pb-c.h"
 #include "sluice/v1/endpoints.pb-c.h"
@@ -294,6 +295,11 @@ void tr_lua_route(tr_ctx *tx, tr_route_t *r, const char *code);
  * labels and route metadata_match of subset load balancing. */
 Envoy__Config__Core__V3__Metadata *tr_lb_metadata(tr_ctx *tx, size_t n, const char *const *keys,
                                                   const char *const *values);
+
+/* A local rate limit's token bucket b (at path p; problems reported):
+ * maxTokens at least 1, tokensPerFill default 1, fillInterval at least
+ * 50ms, default 1s. */
+Envoy__Type__V3__TokenBucket *tr_token_bucket(tr_ctx *tx, const Sluice__V1__TokenBucket *b, const char *p);
 
 /* Converts a Sluice header list to Envoy's. */
 Envoy__Config__Core__V3__HeaderValueOption *tr_header_option(tr_ctx *tx,

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "core.h"
+#include "envoy/extensions/filters/network/connection_limit/v3/connection_limit.pb-c.h"
+#include "envoy/extensions/filters/network/local_ratelimit/v3/local_rate_limit.pb-c.h"
 #include "envoy/extensions/filters/network/sni_cluster/v3/sni_cluster.pb-c.h"
 #include "envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.pb-c.h"
 #include "translate_internal.h"
@@ -118,16 +120,49 @@ static void tcp_settings(tr_ctx *tx, const Sluice__V1__TcpListenerOptions *o, co
     }
 }
 
+/* The network filters options o (at path p) put before every host's
+ * tcp_proxy, in Gloo's stage order: connection_limit, local_ratelimit
+ * (Gloo's connection_limit and local_ratelimit plugins, NetworkFiltersTCP). */
+static size_t tcp_network_filters(tr_ctx *tx, const Sluice__V1__TcpListenerOptions *o, const char *p,
+                                  Envoy__Config__Listener__V3__Filter **v)
+{
+    size_t n = 0;
+    if (o && o->connection_limit && o->connection_limit->max_active_connections) {
+        Envoy__Extensions__Filters__Network__ConnectionLimit__V3__ConnectionLimit *cl =
+            TR_NEW(tx, envoy__extensions__filters__network__connection_limit__v3__connection_limit);
+        if (o->connection_limit->max_active_connections->value < 1)
+            tr_error(tx, "%s.connectionLimit.maxActiveConnections: at least 1", p);
+        cl->stat_prefix = tr_strdup(tx, "connection_limit");
+        cl->max_connections = TR_NEW(tx, google__protobuf__uint64_value);
+        cl->max_connections->value = o->connection_limit->max_active_connections->value;
+        if (o->connection_limit->delay_before_close)
+            cl->delay = tr_dur(tx, o->connection_limit->delay_before_close);
+        /* Gloo names the filter by its type */
+        v[n++] = tr_network_filter(tx, "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit", &cl->base);
+    }
+    if (o && o->local_ratelimit) {
+        Envoy__Extensions__Filters__Network__LocalRatelimit__V3__LocalRateLimit *rl =
+            TR_NEW(tx, envoy__extensions__filters__network__local_ratelimit__v3__local_rate_limit);
+        rl->stat_prefix = tr_strdup(tx, "network_local_ratelimit");
+        rl->token_bucket = tr_token_bucket(tx, o->local_ratelimit, tr_printf(tx, "%s.localRatelimit", p));
+        v[n++] = tr_network_filter(tx, "envoy.filters.network.local_ratelimit", &rl->base);
+    }
+    return n;
+}
+
 /* The network filters of host h (at path p): sni_cluster for
  * forwardSniClusterName, then the tcp_proxy with the gateway's settings.
  * false: the host cannot be served (reported). */
 static bool host_filters(tr_ctx *tx, const tr_gw_item *g, const tr_gateway *gw, const tr_tcp_proxy_t *settings,
-                         const Sluice__V1__TcpHost *h, const char *p, Envoy__Config__Listener__V3__FilterChain *fc)
+                         Envoy__Config__Listener__V3__Filter *const *nf, size_t n_nf, const Sluice__V1__TcpHost *h,
+                         const char *p, Envoy__Config__Listener__V3__FilterChain *fc)
 {
     tr_tcp_proxy_t *tp = TR_NEW(tx, envoy__extensions__filters__network__tcp_proxy__v3__tcp_proxy);
     const Sluice__V1__TcpAction *a = h->destination;
     const char *dp = tr_printf(tx, "%s.destination", p);
     tp->stat_prefix = tr_strdup(tx, "tcp"); /* Gloo's DefaultTcpStatPrefix */
+    for (size_t i = 0; i < n_nf; i++)
+        TR_PUSH(tx, fc, filters, nf[i]);
     switch (a ? a->destination_case : SLUICE__V1__TCP_ACTION__DESTINATION__NOT_SET) {
     case SLUICE__V1__TCP_ACTION__DESTINATION_SINGLE: {
         const Sluice__V1__Upstream *up = tcp_upstream(tx, a->single, g->ns, tr_printf(tx, "%s.single", dp));
@@ -249,9 +284,11 @@ size_t tr_tcp_chains(tr_ctx *tx, const tr_gw_item *g, const tr_gateway *gw, cons
                      bool *inspect)
 {
     tr_tcp_proxy_t *settings = TR_NEW(tx, envoy__extensions__filters__network__tcp_proxy__v3__tcp_proxy);
-    size_t n = 0;
+    const char *op = tr_printf(tx, "%s.options", p);
+    Envoy__Config__Listener__V3__Filter *nf[2];
+    size_t n = 0, n_nf = tcp_network_filters(tx, tg->options, op, nf);
     *chains = tr_alloc(tx, (tg->n_tcp_hosts + 1) * sizeof **chains);
-    tcp_settings(tx, tg->options, tr_printf(tx, "%s.options", p), settings);
+    tcp_settings(tx, tg->options, op, settings);
     if (tg->n_tcp_hosts == 0)
         tr_error(tx, "%s.tcpHosts: at least one host is required", p);
     check_matcher_sni(tx, tg, msl, p);
@@ -259,7 +296,7 @@ size_t tr_tcp_chains(tr_ctx *tx, const tr_gw_item *g, const tr_gateway *gw, cons
         const Sluice__V1__TcpHost *h = tg->tcp_hosts[i];
         const char *hp = tr_printf(tx, "%s.tcpHosts[%zu]", p, i);
         Envoy__Config__Listener__V3__FilterChain *fc = TR_NEW(tx, envoy__config__listener__v3__filter_chain);
-        if (!host_filters(tx, g, gw, settings, h, hp, fc) || !host_tls(tx, g, h, hp, fc))
+        if (!host_filters(tx, g, gw, settings, nf, n_nf, h, hp, fc) || !host_tls(tx, g, h, hp, fc))
             continue;
         /* Gloo's tls_inspector plugin: for any host with sslConfig or
          * forwarding by SNI */

@@ -17,17 +17,7 @@ limit(tr_ctx *tx, const Sluice__V1__TokenBucket *b, const char *prefix, const ch
     Envoy__Config__Core__V3__RuntimeFractionalPercent *on[2];
     l->stat_prefix = tr_strdup(tx, prefix);
     if (b) {
-        int64_t ms = b->fill_interval ? tr_dur_to_ms(b->fill_interval) : 1000;
-        if (b->max_tokens < 1)
-            tr_error(tx, "%s.maxTokens: at least 1", path);
-        if (ms < 50)
-            tr_error(tx, "%s.fillInterval: at least 50ms", path);
-        if (b->tokens_per_fill && b->tokens_per_fill->value < 1)
-            tr_error(tx, "%s.tokensPerFill: at least 1", path);
-        l->token_bucket = TR_NEW(tx, envoy__type__v3__token_bucket);
-        l->token_bucket->max_tokens = b->max_tokens;
-        l->token_bucket->tokens_per_fill = tr_u32(tx, b->tokens_per_fill ? b->tokens_per_fill->value : 1);
-        l->token_bucket->fill_interval = tr_dur_ms(tx, ms);
+        l->token_bucket = tr_token_bucket(tx, b, path);
         for (int i = 0; i < 2; i++) {
             on[i] = TR_NEW(tx, envoy__config__core__v3__runtime_fractional_percent);
             on[i]->default_value = TR_NEW(tx, envoy__type__v3__fractional_percent);
