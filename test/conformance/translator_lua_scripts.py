@@ -62,11 +62,20 @@ TRANSFORM = {
          'GET\n{"order":{"id":"42","qty":"3"},"type":"text"}\ncontent-type=text/plain\n/merge\n'),
         (["/merge", "--body", "no order"], 'GET\n{"order":{"id":"","qty":""},"type":""}\n\n/merge\n'),
     ],
+    # the docs' extractor modes: SINGLE_REPLACE of a body subgroup (unchanged
+    # without a match), REPLACE_ALL in a header; base64 and substring
+    "default_httpbin-route-6": [
+        (["/replace", "x-words=foo, food, fo", "x-user=ann", "x-b64=Ym9iYnk=", "--body",
+          "Fruits: [apple, pear, banana, pineapple]"],
+         "GET\nFruits: [apple, pear, orange, pineapple]\n"
+         "x-b64=Ym9iYnk=;x-token=YW5u;x-user=ann;x-user-prefix=bob;x-words=bar, bard, fo\n/replace\n"),
+        (["/replace", "--body", "no fruit"], "GET\nno fruit\n\n/replace\n"),
+    ],
     # stagedTransformations: the first request match applies with its
     # response transformation (request_header() sees the transformed
     # request); otherwise the inherited virtual host's, and the response
     # match on :status
-    "default_httpbin-route-6": [
+    "default_httpbin-route-7": [
         (["/staged/json/1", ":method=POST", "content-type=application/json", "--body", '{"order": {"id": "o-7"}}',
           "--response", "200", "server=x"],
          'POST\n{"order": {"id": "o-7"}}\ncontent-type=application/json;x-order=o-7\n/staged/json/1\n'

@@ -18,16 +18,17 @@
  *    each template compiled to a Lua function, each transformation a
  *    table, the request matches as conditions. Inja's {{ expr }}, {% if %}
  *    / {% else if %} / {% else %} / {% endif %}, {# #} and the functions
- *    header, request_header, extraction, body, context, env, default,
- *    upper, lower, length, exists, raw_string, and variables of the JSON
- *    body ("a.b", "a/b" with advancedTemplates) are supported; everything
- *    else is an error naming the field. User text reaches the script only
+ *    header, request_header, extraction, body, context, env, base64_encode,
+ *    base64_decode, base64url_encode, base64url_decode, substring,
+ *    raw_string, default, upper, lower, length, exists, and variables of the
+ *    JSON body ("a.b", "a/b" with advancedTemplates) or extractors' names
+ *    are supported; everything else is an error naming the field. User text reaches the script only
  *    as quoted Lua literals (luatext.h).
  *
  * Not expressible on stock Envoy, so refused: the early and postRouting
  * stages (the Lua filter runs after authorization, before the router),
- * clearRouteCache, escapeCharacters, headerBodyTransform, extractor modes
- * other than EXTRACT, query parameter matchers and responseCodeDetails.
+ * clearRouteCache, escapeCharacters, headerBodyTransform, '$' substitutions
+ * in replacementText, query parameter matchers and responseCodeDetails.
  * gRPC proxyless clients run no filters: a Warning, nothing applied. */
 #include <ctype.h>
 #include <stdio.h>
@@ -271,9 +272,11 @@ typedef struct expr {
     const Sluice__V1__TransformationTemplate *tt; /* its extractors are variables too */
 } expr;
 
+/* A new name for a definition: a field of the script's table L, as a
+ * Lua function may have at most 200 locals. */
 static const char *name(script *sc, char kind)
 {
-    return tr_printf(sc->tx, "%c%d", kind, ++sc->n);
+    return tr_printf(sc->tx, "L.%c%d", kind, ++sc->n);
 }
 
 static void define(script *sc, const char *code)
@@ -341,30 +344,45 @@ static const char *string_lit(expr *e, const char **raw)
     return tr_lua_quote_n(e->sc->tx, out, n);
 }
 
-/* The arguments of a function call after its "(": n expressions. */
-static bool args(expr *e, const char *fn, size_t n, const char **a, const char **raw0)
+/* The arguments of a function call after its "(": at least min, at most
+ * max expressions (the first a string literal when raw0, its text there);
+ * a[] past those given are "nil". False when reported. */
+static bool args_range(expr *e, const char *fn, size_t min, size_t max, const char **a, const char **raw0)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (i && !eat(e, ",")) {
-            expr_fail(e, "%s() takes more arguments", fn);
-            return false;
-        }
-        ws(e);
-        if (i == 0 && raw0) {
-            if (e->s >= e->end || (*e->s != '"' && *e->s != '\'')) {
-                expr_fail(e, "the argument of %s() must be a string literal", fn);
+    size_t n = 0;
+    for (size_t i = 0; i < max; i++)
+        a[i] = "nil";
+    if (!eat(e, ")"))
+        for (;;) {
+            if (n == max) {
+                expr_fail(e, "%s() takes fewer arguments", fn);
                 return false;
             }
-            a[i] = string_lit(e, raw0);
-        } else {
-            a[i] = parse_or(e);
+            ws(e);
+            if (n == 0 && raw0) {
+                if (e->s >= e->end || (*e->s != '"' && *e->s != '\'')) {
+                    expr_fail(e, "the argument of %s() must be a string literal", fn);
+                    return false;
+                }
+                a[n++] = string_lit(e, raw0);
+            } else {
+                a[n++] = parse_or(e);
+            }
+            if (e->failed || eat(e, ")"))
+                break;
+            if (!eat(e, ",")) {
+                expr_fail(e, "%s(): a ',' or ')' is missing", fn);
+                return false;
+            }
         }
-    }
-    if (!eat(e, ")")) {
-        expr_fail(e, "%s() takes fewer arguments", fn);
-        return false;
-    }
+    if (!e->failed && n < min)
+        expr_fail(e, "%s() takes more arguments", fn);
     return !e->failed;
+}
+
+static bool args(expr *e, const char *fn, size_t n, const char **a, const char **raw0)
+{
+    return args_range(e, fn, n, n, a, raw0);
 }
 
 static void save_header(expr *e, const char *h)
@@ -415,8 +433,18 @@ static const char *call(expr *e, const char *fn)
         return args(e, fn, 1, a, NULL) ? tr_printf(tx, "S.length(%s)", a[0]) : "nil";
     if (strcmp(fn, "raw_string") == 0)
         return args(e, fn, 1, a, NULL) ? tr_printf(tx, "S.str(%s)", a[0]) : "nil";
+    if (strcmp(fn, "base64_encode") == 0 || strcmp(fn, "base64url_encode") == 0)
+        return args(e, fn, 1, a, NULL) ? tr_printf(tx, "S.b64enc(%s, %s)", a[0], fn[6] == 'u' ? "true" : "false")
+                                       : "nil";
+    if (strcmp(fn, "base64_decode") == 0 || strcmp(fn, "base64url_decode") == 0)
+        return args(e, fn, 1, a, NULL) ? tr_printf(tx, "S.b64dec(%s, %s)", a[0], fn[6] == 'u' ? "true" : "false")
+                                       : "nil";
+    if (strcmp(fn, "substring") == 0) /* the length is optional */
+        return args_range(e, fn, 2, 3, a, NULL) ? tr_printf(tx, "S.substring(%s, %s, %s)", a[0], a[1], a[2])
+                                                : "nil";
     expr_fail(e, "the function %s() is not supported by Sluice (header, request_header, extraction, body, context, "
-                 "env, default, upper, lower, length, exists and raw_string are)", fn);
+                 "env, base64_encode, base64_decode, base64url_encode, base64url_decode, substring, raw_string, "
+                 "default, upper, lower, length and exists are)", fn);
     return "nil";
 }
 
@@ -606,6 +634,10 @@ static const char *compile_template(script *sc, const char *text, const char *wh
             code = tr_printf(tx, "%s  end\n", code);
             depth--;
         } else {
+            while (in < in_end && isspace((unsigned char)*in))
+                in++;
+            while (in_end > in && isspace((unsigned char)in_end[-1]))
+                in_end--;
             expr_fail(&e, "the statement {%% %s %%} is not supported by Sluice (if, else if, else and endif are)",
                       tr_printf(tx, "%.*s", (int)(in_end - in), in));
             break;
@@ -618,7 +650,7 @@ static const char *compile_template(script *sc, const char *text, const char *wh
         return NULL;
     }
     *reads_body |= e.reads_body;
-    define(sc, tr_printf(tx, "local function %s(c)\n  local o = {}\n%s  return table.concat(o)\nend\n", fn, code));
+    define(sc, tr_printf(tx, "function %s(c)\n  local o = {}\n%s  return table.concat(o)\nend\n", fn, code));
     return fn;
 }
 
@@ -657,8 +689,36 @@ static const char *regex(script *sc, const char *re, const char *where, int *gro
         return NULL;
     }
     n = name(sc, 'R');
-    define(sc, tr_printf(sc->tx, "local %s = S.rx(%s)\n", n, tr_lua_quote(sc->tx, re)));
+    define(sc, tr_printf(sc->tx, "%s = S.rx(%s)\n", n, tr_lua_quote(sc->tx, re)));
     return n;
+}
+
+/* Extractor x's mode as fields of its Lua table ("" for EXTRACT), checked
+ * as Gloo's translateExtractor does; NULL (reported) when unusable. */
+static const char *extractor_mode(script *sc, const Sluice__V1__Extraction *x, const char *w)
+{
+    const char *why = NULL;
+    if (x->mode == SLUICE__V1__EXTRACTION__MODE__EXTRACT && x->replacement_text && x->replacement_text->value[0])
+        why = "replacementText: replacement text should not be set";
+    else if (x->mode == SLUICE__V1__EXTRACTION__MODE__EXTRACT)
+        return "";
+    else if (!x->replacement_text)
+        why = "replacementText: replacement text must be set";
+    else if (x->mode == SLUICE__V1__EXTRACTION__MODE__REPLACE_ALL && x->subgroup)
+        why = "subgroup: subgroup should not be set";
+    else if (strchr(x->replacement_text->value, '$'))
+        why = "replacementText: '$' substitutions are not supported by Sluice";
+    if (why) {
+        tr_error(sc->tx, "%s.%s (mode %s)", w, why,
+                 x->mode == SLUICE__V1__EXTRACTION__MODE__REPLACE_ALL ? "REPLACE_ALL"
+                 : x->mode == SLUICE__V1__EXTRACTION__MODE__SINGLE_REPLACE ? "SINGLE_REPLACE"
+                                                                         : "EXTRACT");
+        sc->errors++;
+        return NULL;
+    }
+    return tr_printf(sc->tx, ", mode = \"%s\", rep = %s",
+                     x->mode == SLUICE__V1__EXTRACTION__MODE__REPLACE_ALL ? "all" : "single",
+                     tr_lua_quote(sc->tx, x->replacement_text->value));
 }
 
 static const char *extractors(script *sc, const Sluice__V1__TransformationTemplate *tt, const char *where,
@@ -668,18 +728,15 @@ static const char *extractors(script *sc, const Sluice__V1__TransformationTempla
     const char *out = "";
     for (size_t i = 0; i < tt->n_extractors; i++) {
         const Sluice__V1__Extraction *x = tt->extractors[i]->value;
-        const char *w = tr_printf(tx, "%s.extractors[%s]", where, tt->extractors[i]->key), *re, *src;
+        const char *w = tr_printf(tx, "%s.extractors[%s]", where, tt->extractors[i]->key), *re, *src, *mode;
         int groups = 0;
         if (!x || x->source_case == SLUICE__V1__EXTRACTION__SOURCE__NOT_SET) {
             tr_error(tx, "%s: a header or body source is required", w);
             sc->errors++;
             continue;
         }
-        if (x->mode != SLUICE__V1__EXTRACTION__MODE__EXTRACT) {
-            tr_error(tx, "%s.mode: only EXTRACT is supported by Sluice", w);
-            sc->errors++;
+        if (!(mode = extractor_mode(sc, x, w)))
             continue;
-        }
         if (x->source_case == SLUICE__V1__EXTRACTION__SOURCE_HEADER && tr_check_header_name(x->header, true)) {
             tr_error(tx, "%s.header: %s", w, tr_check_header_name(x->header, true));
             sc->errors++;
@@ -687,7 +744,7 @@ static const char *extractors(script *sc, const Sluice__V1__TransformationTempla
         }
         if (!(re = regex(sc, x->regex, tr_printf(tx, "%s.regex", w), &groups)))
             continue;
-        if ((int)x->subgroup > groups) {
+        if (x->mode != SLUICE__V1__EXTRACTION__MODE__REPLACE_ALL && (int)x->subgroup > groups) {
             tr_error(tx, "%s.subgroup: group %u requested for a regex with only %d subgroups", w, x->subgroup, groups);
             sc->errors++;
             continue;
@@ -698,8 +755,8 @@ static const char *extractors(script *sc, const Sluice__V1__TransformationTempla
         } else {
             src = tr_printf(tx, "header = %s", tr_lua_quote(tx, x->header));
         }
-        out = tr_printf(tx, "%s    {name = %s, %s, re = %s, sub = %u},\n", out,
-                        tr_lua_quote(tx, tt->extractors[i]->key), src, re, x->subgroup);
+        out = tr_printf(tx, "%s    {name = %s, %s, re = %s, sub = %u%s},\n", out,
+                        tr_lua_quote(tx, tt->extractors[i]->key), src, re, x->subgroup, mode);
     }
     return out;
 }
@@ -771,7 +828,7 @@ static const char *compile_xform(script *sc, const Sluice__V1__Transformation *t
            (reads_body || sets_body);
     x = name(sc, 'X');
     define(sc, tr_printf(tx,
-                         "local %s = {\n  ex = {\n%s  },\n  hs = {%s},\n  ha = {%s},\n  hr = {%s},\n  body = %s,\n"
+                         "%s = {\n  ex = {\n%s  },\n  hs = {%s},\n  ha = {%s},\n  hr = {%s},\n  body = %s,\n"
                          "  json = %s, ignore = %s, nb = %s,\n}\n",
                          x, ex, hs, ha, hr, body ? body : "nil", json ? "true" : "false",
                          tt->ignore_error_on_parse ? "true" : "false", reads_body || sets_body ? "true" : "false"));
@@ -881,7 +938,7 @@ static const char *lua_script(tr_ctx *tx, const plan *p, const char *route_name)
         save = tr_printf(tx, "%s}", save);
     }
     code = tr_printf(tx,
-                     "-- Sluice: transformations of route %s\n%s%s"
+                     "-- Sluice: transformations of route %s\n%slocal L = {}\n%s"
                      "local REQ = {\n%s}\n"
                      "function envoy_on_request(h)\n  S.on_request(h, REQ, %s)\nend\n",
                      tr_lua_comment_safe(tx, route_name), tr_transformation_lua, sc.defs, req, save);
