@@ -67,6 +67,22 @@ static void http_gateway_valid(tr_ctx *tx, const tr_gw_item *g, const Sluice__V1
     }
 }
 
+/* Checks the sourcePrefixRanges of matcher m (at path p). */
+static void ranges_valid(tr_ctx *tx, const Sluice__V1__GatewayMatcher *m, const char *p)
+{
+    for (size_t i = 0; m && i < m->n_source_prefix_ranges; i++) {
+        const Sluice__V1__CidrRange *in = m->source_prefix_ranges[i];
+        unsigned char a[16];
+        bool v6 = inet_pton(AF_INET6, in->address_prefix, a) == 1;
+        if (!v6 && inet_pton(AF_INET, in->address_prefix, a) != 1)
+            tr_error(tx, "%s.matcher.sourcePrefixRanges[%zu].addressPrefix: \"%s\" is not an IP address", p, i,
+                     in->address_prefix);
+        else if (in->prefix_len && in->prefix_len->value > (v6 ? 128u : 32u))
+            tr_error(tx, "%s.matcher.sourcePrefixRanges[%zu].prefixLen: %u is longer than the address", p, i,
+                     in->prefix_len->value);
+    }
+}
+
 /* Checks the gateway type of g: its HTTP, TCP or hybrid part. */
 static void gateway_types_valid(tr_ctx *tx, const tr_gw_item *g)
 {
@@ -84,6 +100,7 @@ static void gateway_types_valid(tr_ctx *tx, const tr_gw_item *g)
         for (size_t i = 0; i < hy->n_matched_gateways; i++) {
             const Sluice__V1__MatchedGateway *mg = hy->matched_gateways[i];
             const char *p = tr_printf(tx, "spec.hybridGateway.matchedGateways[%zu]", i);
+            ranges_valid(tx, mg->matcher, p);
             if (mg->matcher && mg->matcher->n_passthrough_cipher_suites)
                 tr_error(tx, "%s.matcher.passthroughCipherSuites: not supported by Sluice (Gloo Enterprise matches "
                              "TLS passthrough by cipher suite with a filter stock Envoy does not have)",
@@ -268,9 +285,9 @@ static bool chains_distinct(tr_ctx *tx, const gw_chains *c)
     return true;
 }
 
-/* A hybrid matcher m's sourcePrefixRanges (at path p) on chains v. */
-static void match_sources(tr_ctx *tx, const Sluice__V1__GatewayMatcher *m, const char *p,
-                          Envoy__Config__Listener__V3__FilterChain **v, size_t n)
+/* A hybrid matcher m's sourcePrefixRanges (checked) on chains v. */
+static void match_sources(tr_ctx *tx, const Sluice__V1__GatewayMatcher *m, Envoy__Config__Listener__V3__FilterChain **v,
+                          size_t n)
 {
     Envoy__Config__Core__V3__CidrRange **r;
     if (!m || m->n_source_prefix_ranges == 0)
@@ -278,14 +295,6 @@ static void match_sources(tr_ctx *tx, const Sluice__V1__GatewayMatcher *m, const
     r = tr_alloc(tx, m->n_source_prefix_ranges * sizeof *r);
     for (size_t i = 0; i < m->n_source_prefix_ranges; i++) {
         const Sluice__V1__CidrRange *in = m->source_prefix_ranges[i];
-        unsigned char a[16];
-        bool v6 = inet_pton(AF_INET6, in->address_prefix, a) == 1;
-        if (!v6 && inet_pton(AF_INET, in->address_prefix, a) != 1)
-            tr_error(tx, "%s.matcher.sourcePrefixRanges[%zu].addressPrefix: \"%s\" is not an IP address", p, i,
-                     in->address_prefix);
-        else if (in->prefix_len && in->prefix_len->value > (v6 ? 128u : 32u))
-            tr_error(tx, "%s.matcher.sourcePrefixRanges[%zu].prefixLen: %u is longer than the address", p, i,
-                     in->prefix_len->value);
         r[i] = TR_NEW(tx, envoy__config__core__v3__cidr_range);
         r[i]->address_prefix = tr_strdup(tx, in->address_prefix);
         if (in->prefix_len)
@@ -444,7 +453,7 @@ static void hybrid_chains(tr_ctx *tx, const tr_gw_item *g, const tr_gateway *gw,
         /* Gloo's tls_inspector plugin: any matcher with sslConfig */
         if (msl && n)
             c->inspect = true;
-        match_sources(tx, mg->matcher, p, v, n);
+        match_sources(tx, mg->matcher, v, n);
         chains_add(tx, c, v, n);
     }
 }
