@@ -7,9 +7,10 @@
 -- Usage: lua5.1 translator_lua_mock.lua SCRIPT PATH [header=value ...]
 --          [--body TEXT] [--response STATUS [header=value ...] [--body TEXT]]
 -- Prints the request's :method, its body ("<none>" when unset), its other
--- headers ("name=value;..." sorted) and its :path afterwards; then
--- "respond STATUS BODY" when the script answered the request itself, else
--- with --response the response's :status, body and headers.
+-- headers ("name=value;..." sorted) and its :path afterwards, a line
+-- "metadata NAMESPACE KEY=VALUE" for each dynamic metadata value it set;
+-- then "respond STATUS BODY" when the script answered the request itself,
+-- else with --response the response's :status, body and headers.
 local script = arg[1]
 local function message(pseudo, status)
   return {hdrs = {[pseudo] = status}, body = nil}
@@ -98,6 +99,23 @@ end
 io.write(req.hdrs[":method"], "\n")
 print_message(req)
 io.write(req.hdrs[":path"], "\n")
+-- dynamic metadata the script set (but its own, which says what matched)
+local function show(v)
+  if type(v) ~= "table" then return tostring(v) end
+  local keys, o = {}, {}
+  for k in pairs(v) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  for _, k in ipairs(keys) do o[#o + 1] = tostring(k) .. ":" .. show(v[k]) end
+  return "{" .. table.concat(o, ",") .. "}"
+end
+local entries = {}
+for ns, kv in pairs(metadata) do
+  if ns ~= "sluice.transformation" then
+    for k, v in pairs(kv) do entries[#entries + 1] = "metadata " .. ns .. " " .. k .. "=" .. show(v) end
+  end
+end
+table.sort(entries)
+for _, e in ipairs(entries) do io.write(e, "\n") end
 if responded then
   io.write("respond ", responded[1], " ", responded[2], "\n")
 elseif resp then

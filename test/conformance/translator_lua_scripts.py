@@ -71,11 +71,26 @@ TRANSFORM = {
          "x-b64=Ym9iYnk=;x-token=YW5u;x-user=ann;x-user-prefix=bob;x-words=bar, bard, fo\n/replace\n"),
         (["/replace", "--body", "no fruit"], "GET\nno fruit\n\n/replace\n"),
     ],
+    # advancedTemplates: extraction(), JSON pointer variables; dynamic
+    # metadata in Gloo's namespace and, parsed as JSON, in another
+    "default_httpbin-route-7": [
+        (["/meta", "x-user=user-ann", "--body", '{"address": {"city": "Oslo"}, "order": {"id": 12}}'],
+         'GET\n{"address": {"city": "Oslo"}, "order": {"id": 12}}\nx-city=Oslo;x-user=user-ann;x-user-id=ann\n'
+         '/meta\nmetadata io.solo.transformation user=ann\nmetadata sluice.test order={id:12,tags:{1:a}}\n'),
+    ],
+    # mergeJsonKeys: renderings that parse as JSON are JSON, others strings,
+    # empty ones only with overrideEmpty; the (non-advanced) extractor is in
+    # the body too, as Gloo's context
+    "default_httpbin-route-8": [
+        (["/merge-keys", "x-user=bob", 'x-note={"a": 1}', "--body", '{"items": [1, 2, 3], "gone": 5, "keep": true}'],
+         'GET\n{"count":3,"fromHeader":"bob","gone":"","items":[1,2,3],"keep":true,"note":{"a":1},"user":"bob"}\n'
+         'x-note={"a": 1};x-user=bob\n/merge-keys\n'),
+    ],
     # stagedTransformations: the first request match applies with its
     # response transformation (request_header() sees the transformed
     # request); otherwise the inherited virtual host's, and the response
     # match on :status
-    "default_httpbin-route-7": [
+    "default_httpbin-route-9": [
         (["/staged/json/1", ":method=POST", "content-type=application/json", "--body", '{"order": {"id": "o-7"}}',
           "--response", "200", "server=x"],
          'POST\n{"order": {"id": "o-7"}}\ncontent-type=application/json;x-order=o-7\n/staged/json/1\n'

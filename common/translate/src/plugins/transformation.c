@@ -16,7 +16,9 @@
  *    enabled on the route: the runtime of transformation_lua.c (JSON, an
  *    RE2-subset regex matcher, S.apply) followed by what this file writes:
  *    each template compiled to a Lua function, each transformation a
- *    table, the request matches as conditions. Inja's {{ expr }}, {% if %}
+ *    table (extractors in all three modes, headers, dynamicMetadataValues,
+ *    body template, mergeExtractorsToBody, mergeJsonKeys), the request
+ *    matches as conditions. Inja's {{ expr }}, {% if %}
  *    / {% else if %} / {% else %} / {% endif %}, {# #} and the functions
  *    header, request_header, extraction, body, context, env, base64_encode,
  *    base64_decode, base64url_encode, base64url_decode, substring,
@@ -182,7 +184,8 @@ static bool mutation_ok(tr_ctx *tx, const Sluice__V1__Transformation *t, bool re
     if (t->transformation_type_case != SLUICE__V1__TRANSFORMATION__TRANSFORMATION_TYPE_TRANSFORMATION_TEMPLATE)
         return false;
     tt = t->transformation_template;
-    if (tt->n_extractors || (tt->escape_characters && tt->escape_characters->value) ||
+    if (tt->n_extractors || tt->n_dynamic_metadata_values ||
+        (tt->escape_characters && tt->escape_characters->value) ||
         (tt->body_transformation_case != SLUICE__V1__TRANSFORMATION_TEMPLATE__BODY_TRANSFORMATION_PASSTHROUGH &&
          tt->body_transformation_case != SLUICE__V1__TRANSFORMATION_TEMPLATE__BODY_TRANSFORMATION__NOT_SET))
         return false;
@@ -412,8 +415,14 @@ static const char *call(expr *e, const char *fn)
         save_header(e, raw);
         return tr_printf(tx, "c:request_header(%s)", a[0]);
     }
-    if (strcmp(fn, "extraction") == 0)
-        return args(e, fn, 1, a, &raw) ? tr_printf(tx, "(c.ex[%s] or \"\")", a[0]) : "nil";
+    if (strcmp(fn, "extraction") == 0) {
+        if (!args(e, fn, 1, a, &raw))
+            return "nil";
+        if (!e->advanced)
+            tr_warn(tx, "%s: extraction(\"%s\") is always empty without advancedTemplates, as in Gloo: name the "
+                        "extractor as a variable ({{ %s }})", e->where, raw, raw);
+        return e->advanced ? tr_printf(tx, "(c.ex[%s] or \"\")", a[0]) : "\"\"";
+    }
     if (strcmp(fn, "env") == 0)
         return args(e, fn, 1, a, &raw) ? tr_printf(tx, "(os.getenv(%s) or \"\")", a[0]) : "nil";
     if (strcmp(fn, "exists") == 0) {
@@ -497,9 +506,9 @@ static const char *primary(expr *e)
         while (e->s < e->end && (ident_char(*e->s) || *e->s == sep || *e->s == '-'))
             e->s++;
         v = tr_printf(tx, "%.*s", (int)(e->s - start), start);
-        for (size_t i = 0; i < e->tt->n_extractors; i++)
+        for (size_t i = 0; !e->advanced && i < e->tt->n_extractors; i++)
             if (strcmp(e->tt->extractors[i]->key, v) == 0)
-                return tr_printf(tx, "(c.ex[%s] or \"\")", tr_lua_quote(tx, v));
+                return tr_printf(tx, "c:extracted(%s)", tr_lua_quote(tx, v));
         for (const char *p = start;; p++)
             if (p == e->s || *p == sep) {
                 if (p == k) {
@@ -777,13 +786,70 @@ static const char *header_list(script *sc, const char *k, const Sluice__V1__Inja
     return fn ? tr_printf(sc->tx, "{%s, %s}, ", tr_lua_quote(sc->tx, k), fn) : "";
 }
 
+/* The template's dynamicMetadataValues as a Lua list of {namespace, key,
+ * template, json_to_proto} ("" when reported). */
+static const char *dynamic_metadata(script *sc, const Sluice__V1__TransformationTemplate *tt, const char *where,
+                                    bool response, bool *reads_body)
+{
+    const char *out = "";
+    for (size_t i = 0; i < tt->n_dynamic_metadata_values; i++) {
+        const Sluice__V1__TransformationTemplate__DynamicMetadataValue *d = tt->dynamic_metadata_values[i];
+        const char *w = tr_printf(sc->tx, "%s.dynamicMetadataValues[%zu]", where, i);
+        const char *fn = compile_template(sc, d->value ? d->value->text : "", tr_printf(sc->tx, "%s.value", w),
+                                          response, tt, reads_body);
+        if (!d->key[0]) {
+            tr_error(sc->tx, "%s.key: required", w);
+            sc->errors++;
+        }
+        if (fn)
+            out = tr_printf(sc->tx, "%s{%s, %s, %s, %s}, ", out,
+                            tr_lua_quote(sc->tx, d->metadata_namespace[0] ? d->metadata_namespace
+                                                                          : "io.solo.transformation"),
+                            tr_lua_quote(sc->tx, d->key), fn, d->json_to_proto ? "true" : "false");
+    }
+    return out;
+}
+
+/* mergeJsonKeys as a Lua list of {key, template, override_empty}, checked
+ * as Gloo's translateTransformationTemplate does; NULL when reported. */
+static const char *merge_json_keys(script *sc, const Sluice__V1__TransformationTemplate *tt, const char *where,
+                                   bool response, bool *reads_body)
+{
+    const Sluice__V1__MergeJsonKeys *mk = tt->merge_json_keys;
+    const char *w = tr_printf(sc->tx, "%s.mergeJsonKeys", where), *out = "{";
+    if (tt->advanced_templates || tt->parse_body_behavior !=
+                                      SLUICE__V1__TRANSFORMATION_TEMPLATE__REQUEST_BODY_PARSE__ParseAsJson) {
+        tr_error(sc->tx, "%s: %s", w,
+                 tt->advanced_templates ? "merge_json_keys is not supported with advanced templates"
+                                        : "merge_json_keys is only supported with parse_body_behavior set to "
+                                          "PARSE_AS_JSON");
+        sc->errors++;
+        return NULL;
+    }
+    for (size_t i = 0; mk && i < mk->n_json_keys; i++) {
+        const char *k = mk->json_keys[i]->key, *fn;
+        const Sluice__V1__MergeJsonKeys__OverridableTemplate *t = mk->json_keys[i]->value;
+        if (strchr(k, '.')) {
+            tr_error(sc->tx, "%s: merge_json_keys key %s contains a period, which is not currently supported", w, k);
+            sc->errors++;
+            continue;
+        }
+        fn = compile_template(sc, t && t->tmpl ? t->tmpl->text : "", tr_printf(sc->tx, "%s.jsonKeys[%s]", w, k),
+                              response, tt, reads_body);
+        if (fn)
+            out = tr_printf(sc->tx, "%s{%s, %s, %s}, ", out, tr_lua_quote(sc->tx, k), fn,
+                            t && t->override_empty ? "true" : "false");
+    }
+    return tr_printf(sc->tx, "%s}", out);
+}
+
 /* Transformation t as a table for S.apply, defined in the script: its
  * name, or NULL (reported). */
 static const char *compile_xform(script *sc, const Sluice__V1__Transformation *t, const char *where, bool response)
 {
     tr_ctx *tx = sc->tx;
     const Sluice__V1__TransformationTemplate *tt;
-    const char *ex, *hs = "", *ha = "", *hr = "", *body = NULL, *x;
+    const char *ex, *hs = "", *ha = "", *hr = "", *body = NULL, *md, *x;
     bool reads_body = false, sets_body = false, json;
     int errors = sc->errors;
     if (t->transformation_type_case == SLUICE__V1__TRANSFORMATION__TRANSFORMATION_TYPE_HEADER_BODY_TRANSFORM) {
@@ -812,7 +878,11 @@ static const char *compile_xform(script *sc, const Sluice__V1__Transformation *t
                                    tr_printf(tx, "%s.headersToAppend", where), tt, response, &reads_body));
     for (size_t i = 0; i < tt->n_headers_to_remove; i++)
         hr = tr_printf(tx, "%s%s, ", hr, tr_lua_quote(tx, tt->headers_to_remove[i]));
-    if (tt->body_transformation_case == SLUICE__V1__TRANSFORMATION_TEMPLATE__BODY_TRANSFORMATION_BODY) {
+    md = dynamic_metadata(sc, tt, where, response, &reads_body);
+    if (tt->body_transformation_case == SLUICE__V1__TRANSFORMATION_TEMPLATE__BODY_TRANSFORMATION_MERGE_JSON_KEYS) {
+        body = merge_json_keys(sc, tt, where, response, &reads_body);
+        sets_body = true;
+    } else if (tt->body_transformation_case == SLUICE__V1__TRANSFORMATION_TEMPLATE__BODY_TRANSFORMATION_BODY) {
         body = compile_template(sc, tt->body ? tt->body->text : "", tr_printf(tx, "%s.body", where), response, tt,
                                 &reads_body);
         sets_body = true;
@@ -828,10 +898,14 @@ static const char *compile_xform(script *sc, const Sluice__V1__Transformation *t
            (reads_body || sets_body);
     x = name(sc, 'X');
     define(sc, tr_printf(tx,
-                         "%s = {\n  ex = {\n%s  },\n  hs = {%s},\n  ha = {%s},\n  hr = {%s},\n  body = %s,\n"
-                         "  json = %s, ignore = %s, nb = %s,\n}\n",
-                         x, ex, hs, ha, hr, body ? body : "nil", json ? "true" : "false",
-                         tt->ignore_error_on_parse ? "true" : "false", reads_body || sets_body ? "true" : "false"));
+                         "%s = {\n  ex = {\n%s  },\n  hs = {%s},\n  ha = {%s},\n  hr = {%s},\n  md = {%s},\n"
+                         "  body = %s,\n  parse = %s, json = %s, ignore = %s, nb = %s, adv = %s,\n}\n",
+                         x, ex, hs, ha, hr, md, body ? body : "nil",
+                         tt->parse_body_behavior == SLUICE__V1__TRANSFORMATION_TEMPLATE__REQUEST_BODY_PARSE__ParseAsJson
+                             ? "true"
+                             : "false",
+                         json ? "true" : "false", tt->ignore_error_on_parse ? "true" : "false",
+                         reads_body || sets_body ? "true" : "false", tt->advanced_templates ? "true" : "false"));
     return x;
 }
 
