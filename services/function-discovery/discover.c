@@ -339,7 +339,7 @@ static uint64_t check_grpc(fd *s, fd_upstream *e, const uint8_t *val, size_t len
                            Sluice__V1__Upstream *u, bool had_spec, const fd_tls *t, const char *tls_why,
                            fd_outcome *out)
 {
-    char bases[MAX_BASES][512], target[600], src[700], reason[1300], why[1100] = "";
+    char bases[MAX_BASES][512], target[600], src[700], reason[1800], why[1100] = "";
     sl_reflect_result res;
     uint64_t wrote = 0;
     Sluice__V1__GrpcServiceSpec *g = had_spec ? (*fd_service_spec_slot(u))->grpc : NULL;
