@@ -33,22 +33,24 @@ while i <= #arg do
 end
 local metadata = {}
 local responded
+-- A header map: its entries are the table's own (so pairs() iterates the
+-- headers, as Envoy's map does), its methods in the metatable.
+local header_methods = {
+  get = function(t, k) return rawget(t, k) end,
+  replace = function(t, k, v)
+    assert(type(k) == "string" and type(v) == "string", "replace takes strings")
+    rawset(t, k, v)
+  end,
+  add = function(t, k, v)
+    assert(type(k) == "string" and type(v) == "string", "add takes strings")
+    rawset(t, k, rawget(t, k) and rawget(t, k) .. "," .. v or v)
+  end,
+  remove = function(t, k) rawset(t, k, nil) end,
+}
 local function handle(m)
   local h = {}
-  function h:headers()
-    return {
-      get = function(_, k) return m.hdrs[k] end,
-      replace = function(_, k, v)
-        assert(type(k) == "string" and type(v) == "string", "replace takes strings")
-        m.hdrs[k] = v
-      end,
-      add = function(_, k, v)
-        assert(type(k) == "string" and type(v) == "string", "add takes strings")
-        m.hdrs[k] = m.hdrs[k] and m.hdrs[k] .. "," .. v or v
-      end,
-      remove = function(_, k) m.hdrs[k] = nil end,
-    }
-  end
+  setmetatable(m.hdrs, {__index = header_methods})
+  function h:headers() return m.hdrs end
   function h:body(always_wrap)
     assert(always_wrap == true, "body() without always_wrap_body returns nil for messages without a body")
     local data = m.body or ""

@@ -86,6 +86,18 @@ TRANSFORM = {
          'GET\n{"count":3,"fromHeader":"bob","gone":"","items":[1,2,3],"keep":true,"note":{"a":1},"user":"bob"}\n'
          'x-note={"a": 1};x-user=bob\n/merge-keys\n'),
     ],
+    # headerBodyTransform: with addRequestMetadata on the request (query
+    # parameters percent-decoded, repeated ones in the multi-value map),
+    # without on the response
+    "default_header-body-route-0": [
+        (["/x/y?a=1&b=%20two&a=3&flag", "x-multi=v1", "--body", "raw body", "--response", "200", "server=s",
+          "--body", "resp"],
+         'GET\n{"body":"raw body","headers":{":method":"GET",":path":"/x/y?a=1&b=%20two&a=3&flag","x-multi":"v1"},'
+         '"httpMethod":"GET","multiValueHeaders":{},"multiValueQueryStringParameters":{"a":["1","3"]},'
+         '"path":"/x/y","queryString":"a=1&b=%20two&a=3&flag","queryStringParameters":{"a":"3","b":" two",'
+         '"flag":""}}\ncontent-type=application/json;x-multi=v1\n/x/y?a=1&b=%20two&a=3&flag\n'
+         '200\n{"body":"resp","headers":{":status":"200","server":"s"}}\ncontent-type=application/json;server=s\n'),
+    ],
     # stagedTransformations: the first request match applies with its
     # response transformation (request_header() sees the transformed
     # request); otherwise the inherited virtual host's, and the response

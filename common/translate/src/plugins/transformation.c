@@ -17,7 +17,8 @@
  *    RE2-subset regex matcher, S.apply) followed by what this file writes:
  *    each template compiled to a Lua function, each transformation a
  *    table (extractors in all three modes, headers, dynamicMetadataValues,
- *    body template, mergeExtractorsToBody, mergeJsonKeys), the request
+ *    body template, mergeExtractorsToBody, mergeJsonKeys; or a
+ *    headerBodyTransform), the request
  *    matches as conditions. Inja's {{ expr }}, {% if %}
  *    / {% else if %} / {% else %} / {% endif %}, {# #} and the functions
  *    header, request_header, extraction, body, context, env, base64_encode,
@@ -29,7 +30,7 @@
  *
  * Not expressible on stock Envoy, so refused: the early and postRouting
  * stages (the Lua filter runs after authorization, before the router),
- * clearRouteCache, escapeCharacters, headerBodyTransform, '$' substitutions
+ * clearRouteCache, escapeCharacters, '$' substitutions
  * in replacementText, query parameter matchers and responseCodeDetails.
  * gRPC proxyless clients run no filters: a Warning, nothing applied. */
 #include <ctype.h>
@@ -853,9 +854,10 @@ static const char *compile_xform(script *sc, const Sluice__V1__Transformation *t
     bool reads_body = false, sets_body = false, json;
     int errors = sc->errors;
     if (t->transformation_type_case == SLUICE__V1__TRANSFORMATION__TRANSFORMATION_TYPE_HEADER_BODY_TRANSFORM) {
-        tr_error(tx, "%s.headerBodyTransform: not supported by Sluice (use a transformationTemplate)", where);
-        sc->errors++;
-        return NULL;
+        x = name(sc, 'X');
+        define(sc, tr_printf(tx, "%s = {hb = {meta = %s}, nb = true}\n", x,
+                             t->header_body_transform->add_request_metadata ? "true" : "false"));
+        return x;
     }
     if (t->transformation_type_case != SLUICE__V1__TRANSFORMATION__TRANSFORMATION_TYPE_TRANSFORMATION_TEMPLATE)
         return "false";
