@@ -112,7 +112,7 @@ local function show(v)
 end
 local entries = {}
 for ns, kv in pairs(metadata) do
-  if ns ~= "sluice.transformation" then
+  if string.sub(ns, 1, 21) ~= "sluice.transformation" then
     for k, v in pairs(kv) do entries[#entries + 1] = "metadata " .. ns .. " " .. k .. "=" .. show(v) end
   end
 end

@@ -25,8 +25,9 @@ EXPECT = {
                   '{"id": 7, "owner": "bob", "note": "50% \\"done\\""}', "x-pet-id=pet-7;x-user=bob"),
 }
 
-# route name -> [(mock arguments after the path, what the mock prints)]: the
-# transformations golden case, Gloo's documented examples.
+# route name ("early <name>" for the early stage's script) -> [(mock
+# arguments, what the mock prints)]: the transformations golden case,
+# Gloo's documented examples.
 TRANSFORM = {
     # extract_query_params: the virtual host's extractors; a missing one
     # renders empty, which removes the header
@@ -98,6 +99,14 @@ TRANSFORM = {
          '"flag":""}}\ncontent-type=application/json;x-multi=v1\n/x/y?a=1&b=%20two&a=3&flag\n'
          '200\n{"body":"resp","headers":{":status":"200","server":"s"}}\ncontent-type=application/json;server=s\n'),
     ],
+    # the early stage's script (its own Lua filter, first in the chain) and
+    # the regular stage's, which sees what the early one set
+    "early default_early-route-0": [
+        (["/x", ":method=POST"], "POST\n<none>\nx-early=POST\n/x\n"),
+    ],
+    "default_early-route-0": [
+        (["/x", "x-early=POST"], "GET\n<none>\nx-early=POST;x-regular=early was POST\n/x\n"),
+    ],
     # stagedTransformations: the first request match applies with its
     # response transformation (request_header() sees the transformed
     # request); otherwise the inherited virtual host's, and the response
@@ -151,16 +160,17 @@ def main():
         for section in re.split(r"^# proxy .*$", text, flags=re.M)[1:]:
             doc = yaml.safe_load(section)
             for code in scripts(doc):
-                t = re.match(r"-- Sluice: transformations of route (\S+)", code)
+                t = re.match(r"-- Sluice: ((?:early )?)transformations of route (\S+)", code)
                 if t:
-                    for args, want in TRANSFORM.get(t.group(1), [(["/"], None)]):
+                    key = t.group(1) + t.group(2)
+                    for args, want in TRANSFORM.get(key, [(["/"], None)]):
                         r = run(lua, mock, code, args)
                         n += 1
                         got = r.stdout if r.returncode == 0 else "error: " + r.stderr.strip()
                         if (want is None and r.returncode != 0) or (want is not None and got != want):
-                            print("FAIL %s: route %s %s: got %r, want %r" % (case, t.group(1), args, got, want))
+                            print("FAIL %s: route %s %s: got %r, want %r" % (case, key, args, got, want))
                             failed += 1
-                        seen.add(t.group(1))
+                        seen.add(key)
                     continue
                 m = re.match(r"-- Sluice: function (\S+) ", code)
                 fn = m.group(1) if m else None

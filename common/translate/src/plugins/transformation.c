@@ -28,8 +28,12 @@
  *    are supported; everything else is an error naming the field. User text reaches the script only
  *    as quoted Lua literals (luatext.h).
  *
- * Not expressible on stock Envoy, so refused: the early and postRouting
- * stages (the Lua filter runs after authorization, before the router),
+ * The early stage gets its own script on a second Lua filter, first in the
+ * chain (EARLY_FILTER); the regular stage's runs in plugins/lua.c's, after
+ * authorization, before the router.
+ *
+ * Not expressible on stock Envoy, so refused: the postRouting stage (no
+ * upstream Lua filter),
  * clearRouteCache, escapeCharacters, '$' substitutions
  * in replacementText, query parameter matchers and responseCodeDetails.
  * gRPC proxyless clients run no filters: a Warning, nothing applied. */
@@ -38,11 +42,15 @@
 #include <string.h>
 
 #include "../plugin.h"
+#include "envoy/extensions/filters/http/lua/v3/lua.pb-c.h"
 #include "luatext.h"
 #include "transformation.h"
 
 #define MAX_MATCHES 32
 #define MAX_SAVED 32
+#define EARLY_FILTER "sluice.filters.http.transformation_early" /* a Lua filter */
+
+const sl_tr_plugin sl_tr_plugin_transformation;
 
 static const char *const fields[] = {
     "RouteOptions.transformations", "RouteOptions.staged_transformations",
@@ -62,11 +70,16 @@ typedef struct resp_match {
     const char *path;
 } resp_match;
 
-typedef struct plan {
+/* The transformations of one stage of a route. */
+typedef struct stage {
     req_match req[MAX_MATCHES];
     size_t n_req;
     resp_match resp[MAX_MATCHES];
     size_t n_resp;
+} stage;
+
+typedef struct plan {
+    stage regular, early;
     int errors;
 } plan;
 
@@ -76,17 +89,37 @@ static void plan_error(tr_ctx *tx, plan *p, const char *path, const char *what)
     p->errors++;
 }
 
-static void add_req(tr_ctx *tx, plan *p, const Sluice__V1__Matcher *m, const Sluice__V1__Transformation *req,
-                    const Sluice__V1__Transformation *resp, bool clear, const char *path)
+static void add_req(tr_ctx *tx, plan *p, stage *sg, const Sluice__V1__Matcher *m,
+                    const Sluice__V1__Transformation *req, const Sluice__V1__Transformation *resp, bool clear,
+                    const char *path)
 {
     if (clear)
         plan_error(tx, p, tr_printf(tx, "%s.clearRouteCache", path),
                    "not supported by Sluice (transformations run in Envoy's Lua filter, after the route was chosen)");
-    if (p->n_req == MAX_MATCHES) {
-        plan_error(tx, p, path, "at most 32 request transformations per route");
+    if (sg->n_req == MAX_MATCHES) {
+        plan_error(tx, p, path, "at most 32 request transformations per route and stage");
         return;
     }
-    p->req[p->n_req++] = (req_match){m, req, resp, path};
+    sg->req[sg->n_req++] = (req_match){m, req, resp, path};
+}
+
+/* The request and response transforms of rrt (path "...regular") into sg. */
+static void collect_stage(tr_ctx *tx, plan *p, stage *sg, const Sluice__V1__RequestResponseTransformations *rrt,
+                          const char *path)
+{
+    for (size_t i = 0; i < rrt->n_request_transforms; i++) {
+        const Sluice__V1__RequestMatch *rm = rrt->request_transforms[i];
+        add_req(tx, p, sg, rm->matcher, rm->request_transformation, rm->response_transformation,
+                rm->clear_route_cache, tr_printf(tx, "%s.requestTransforms[%zu]", path, i));
+    }
+    for (size_t i = 0; i < rrt->n_response_transforms; i++) {
+        if (sg->n_resp == MAX_MATCHES) {
+            plan_error(tx, p, path, "at most 32 response transformations per route and stage");
+            break;
+        }
+        sg->resp[sg->n_resp].m = rrt->response_transforms[i];
+        sg->resp[sg->n_resp++].path = tr_printf(tx, "%s.responseTransforms[%zu]", path, i);
+    }
 }
 
 /* The transformations of one options level (path "...options") into p. */
@@ -96,14 +129,10 @@ static void collect(tr_ctx *tx, plan *p, const Sluice__V1__Transformations *t,
     const Sluice__V1__RequestResponseTransformations *reg = st ? st->regular : NULL;
     const char *sp = tr_printf(tx, "%s.stagedTransformations", path);
     if (t && !reg)
-        add_req(tx, p, NULL, t->request_transformation, t->response_transformation, t->clear_route_cache,
-                tr_printf(tx, "%s.transformations", path));
+        add_req(tx, p, &p->regular, NULL, t->request_transformation, t->response_transformation,
+                t->clear_route_cache, tr_printf(tx, "%s.transformations", path));
     if (!st)
         return;
-    if (st->early)
-        plan_error(tx, p, tr_printf(tx, "%s.early", sp),
-                   "not supported by Sluice (its transformations run in Envoy's Lua filter, after authentication, "
-                   "authorization and rate limiting; use regular)");
     if (st->post_routing)
         plan_error(tx, p, tr_printf(tx, "%s.postRouting", sp),
                    "not supported by Sluice (stock Envoy has no upstream Lua filter; use regular)");
@@ -111,19 +140,10 @@ static void collect(tr_ctx *tx, plan *p, const Sluice__V1__Transformations *t,
         plan_error(tx, p, tr_printf(tx, "%s.escapeCharacters", sp), "not supported by Sluice");
     if (st->log_request_response_info && st->log_request_response_info->value)
         tr_warn(tx, "%s.logRequestResponseInfo: not applied by Sluice", sp);
-    for (size_t i = 0; reg && i < reg->n_request_transforms; i++) {
-        const Sluice__V1__RequestMatch *rm = reg->request_transforms[i];
-        add_req(tx, p, rm->matcher, rm->request_transformation, rm->response_transformation, rm->clear_route_cache,
-                tr_printf(tx, "%s.regular.requestTransforms[%zu]", sp, i));
-    }
-    for (size_t i = 0; reg && i < reg->n_response_transforms; i++) {
-        if (p->n_resp == MAX_MATCHES) {
-            plan_error(tx, p, sp, "at most 32 response transformations per route");
-            break;
-        }
-        p->resp[p->n_resp].m = reg->response_transforms[i];
-        p->resp[p->n_resp++].path = tr_printf(tx, "%s.regular.responseTransforms[%zu]", sp, i);
-    }
+    if (st->early)
+        collect_stage(tx, p, &p->early, st->early, tr_printf(tx, "%s.early", sp));
+    if (reg)
+        collect_stage(tx, p, &p->regular, reg, tr_printf(tx, "%s.regular", sp));
 }
 
 /* ---- header mutation ------------------------------------------------------ */
@@ -967,9 +987,11 @@ static const char *request_cond(script *sc, const Sluice__V1__Matcher *m, const 
     return cond;
 }
 
-/* The route's Lua script, or NULL (reported). */
-static const char *lua_script(tr_ctx *tx, const plan *p, const char *route_name)
+/* The route's Lua script for stage p (early or regular), or NULL
+ * (reported). */
+static const char *lua_script(tr_ctx *tx, const stage *p, const char *route_name, bool early)
 {
+    const char *ns = early ? "\"sluice.transformation.early\"" : "\"sluice.transformation\"";
     script sc = {.tx = tx, .defs = ""};
     const char *req = "", *resp = "", *save = "nil", *code;
     bool any_resp = p->n_resp > 0;
@@ -1014,19 +1036,32 @@ static const char *lua_script(tr_ctx *tx, const plan *p, const char *route_name)
         save = tr_printf(tx, "%s}", save);
     }
     code = tr_printf(tx,
-                     "-- Sluice: transformations of route %s\n%slocal L = {}\n%s"
+                     "-- Sluice: %stransformations of route %s\n%slocal L = {}\n%s"
                      "local REQ = {\n%s}\n"
-                     "function envoy_on_request(h)\n  S.on_request(h, REQ, %s)\nend\n",
-                     tr_lua_comment_safe(tx, route_name), tr_transformation_lua, sc.defs, req, save);
+                     "function envoy_on_request(h)\n  S.on_request(h, REQ, %s, %s)\nend\n",
+                     early ? "early " : "", tr_lua_comment_safe(tx, route_name), tr_transformation_lua, sc.defs,
+                     req, save, ns);
     if (any_resp)
         code = tr_printf(tx,
                          "%slocal RESP = {\n%s}\n"
-                         "function envoy_on_response(h)\n  S.on_response(h, REQ, RESP)\nend\n",
-                         code, resp);
+                         "function envoy_on_response(h)\n  S.on_response(h, REQ, RESP, %s)\nend\n",
+                         code, resp, ns);
     return code;
 }
 
 /* ---- the route ------------------------------------------------------------ */
+
+static void early_route(tr_ctx *tx, tr_route_t *r, const char *code)
+{
+    Envoy__Extensions__Filters__Http__Lua__V3__LuaPerRoute *pr =
+        TR_NEW(tx, envoy__extensions__filters__http__lua__v3__lua_per_route);
+    Envoy__Config__Route__V3__FilterConfig *fc = TR_NEW(tx, envoy__config__route__v3__filter_config);
+    pr->override_case = ENVOY__EXTENSIONS__FILTERS__HTTP__LUA__V3__LUA_PER_ROUTE__OVERRIDE_SOURCE_CODE;
+    pr->source_code = tr_inline_string(tx, code);
+    fc->config = tr_any(tx, &pr->base);
+    tr_route_filter_config(tx, r, EARLY_FILTER, &fc->base);
+    tr_use(tx, &sl_tr_plugin_transformation);
+}
 
 static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
 {
@@ -1035,6 +1070,7 @@ static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
         in->vs && in->vs->spec && in->vs->spec->virtual_host ? in->vs->spec->virtual_host->options : NULL;
     const Sluice__V1__RouteOptions *ro = in->options;
     plan *p;
+    const stage *sg;
     const char *code;
     if (ro && (ro->transformations || ro->staged_transformations)) {
         p = tr_alloc(tx, sizeof *p);
@@ -1049,31 +1085,54 @@ static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
     } else {
         return;
     }
-    if (p->errors || (p->n_req == 0 && p->n_resp == 0))
+    if (p->errors || (!p->regular.n_req && !p->regular.n_resp && !p->early.n_req && !p->early.n_resp))
         return;
     if (in->gw->proxyless) {
         tr_warn(tx, "%s: transformations are not applied for gRPC proxyless clients (they run no filters)",
                 in->route_path);
         return;
     }
-    if (p->n_req == 1 && !p->req[0].matcher && p->n_resp == 0 && mutation_ok(tx, p->req[0].req, false) &&
-        mutation_ok(tx, p->req[0].resp, true)) {
-        mutation(tx, r, p->req[0].req, false);
-        mutation(tx, r, p->req[0].resp, true);
+    sg = &p->regular;
+    if (!p->early.n_req && !p->early.n_resp && sg->n_req == 1 && !sg->req[0].matcher && sg->n_resp == 0 &&
+        mutation_ok(tx, sg->req[0].req, false) && mutation_ok(tx, sg->req[0].resp, true)) {
+        mutation(tx, r, sg->req[0].req, false);
+        mutation(tx, r, sg->req[0].resp, true);
         return;
     }
+    if ((p->early.n_req || p->early.n_resp) && (code = lua_script(tx, &p->early, r->name ? r->name : "", true)))
+        early_route(tx, r, code);
+    if (!sg->n_req && !sg->n_resp)
+        return;
     if (in->dest_spec && in->dest_spec->destination_type_case == SLUICE__V1__DESTINATION_SPEC__DESTINATION_TYPE_REST) {
         tr_error(tx, "%s: these transformations need Envoy's Lua filter, which the route's REST function "
-                     "(routeAction.single.destinationSpec.rest) already uses; Sluice cannot combine them",
+                     "(routeAction.single.destinationSpec.rest) already uses; Sluice cannot combine them "
+                     "(stagedTransformations.early can)",
                  in->route_path);
         return;
     }
-    if ((code = lua_script(tx, p, r->name ? r->name : "")))
+    if ((code = lua_script(tx, sg, r->name ? r->name : "", false)))
         tr_lua_route(tx, r, code);
+}
+
+/* The early stage's Lua filter: before every other filter of the chain
+ * (Gloo's early stage is before its fault stage), disabled, enabled per
+ * route with the early script. */
+static void http_filters(tr_ctx *tx, const tr_gateway *gw, tr_hcm_t *hcm, tr_filters *f)
+{
+    Envoy__Extensions__Filters__Http__Lua__V3__Lua *lua;
+    (void)gw;
+    (void)hcm;
+    if (!tr_used(tx, &sl_tr_plugin_transformation))
+        return;
+    lua = TR_NEW(tx, envoy__extensions__filters__http__lua__v3__lua);
+    lua->default_source_code = tr_inline_string(tx, "-- Sluice: routes enable this filter with their own code\n");
+    tr_add_filter(tx, f, TR_STAGE_COMPRESS - 10, EARLY_FILTER, &lua->base);
+    tr_disable_filter(f, EARLY_FILTER);
 }
 
 const sl_tr_plugin sl_tr_plugin_transformation = {
     .name = "transformation",
     .fields = fields,
+    .http_filters = http_filters,
     .route = route,
 };
