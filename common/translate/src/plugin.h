@@ -291,6 +291,14 @@ Envoy__Extensions__TransportSockets__Tls__V3__CertificateValidationContext *tr_c
  * disabled by default. Not for routes served to gRPC proxyless clients. */
 void tr_lua_route(tr_ctx *tx, tr_route_t *r, const char *code);
 
+/* plugins/lua.c: the same for the Lua filter named filter (another Lua
+ * filter of the chain, which its plugin adds with tr_lua_filter()). */
+void tr_lua_per_route(tr_ctx *tx, tr_route_t *r, const char *filter, const char *code);
+
+/* plugins/lua.c: adds a Lua filter named filter at stage, disabled, whose
+ * default source does nothing (routes enable it with tr_lua_per_route()). */
+void tr_lua_filter(tr_ctx *tx, tr_filters *f, int stage, const char *filter);
+
 /* Metadata {filter_metadata: {"envoy.lb": {keys[i]: values[i]}}}: endpoint
  * labels and route metadata_match of subset load balancing. */
 Envoy__Config__Core__V3__Metadata *tr_lb_metadata(tr_ctx *tx, size_t n, const char *const *keys,

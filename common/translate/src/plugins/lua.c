@@ -1,7 +1,9 @@
 /* lua: Envoy's stock Lua filter, for what only code can do with stock
- * Envoy. Today: REST functions (plugins/functions.c sets a LuaPerRoute on
- * the route that replaces :method and renders a body template over the
- * route's parameters). The filter is added only to listeners where some
+ * Envoy: REST functions (plugins/functions.c sets a LuaPerRoute on the
+ * route that replaces :method and renders a body template over the
+ * route's parameters) and transformations (plugins/transformation.c, which
+ * also adds a second Lua filter for Gloo's early stage with the helpers
+ * here). The filter is added only to listeners where some
  * route uses it, disabled by default, with a default source that defines
  * no handler (a no-op); routes enable it with their own code. Never on
  * routes served to gRPC proxyless clients (they run no HTTP filters). */
@@ -12,7 +14,7 @@
 
 const sl_tr_plugin sl_tr_plugin_lua;
 
-void tr_lua_route(tr_ctx *tx, tr_route_t *r, const char *code)
+void tr_lua_per_route(tr_ctx *tx, tr_route_t *r, const char *filter, const char *code)
 {
     Envoy__Extensions__Filters__Http__Lua__V3__LuaPerRoute *pr =
         TR_NEW(tx, envoy__extensions__filters__http__lua__v3__lua_per_route);
@@ -20,21 +22,29 @@ void tr_lua_route(tr_ctx *tx, tr_route_t *r, const char *code)
     pr->override_case = ENVOY__EXTENSIONS__FILTERS__HTTP__LUA__V3__LUA_PER_ROUTE__OVERRIDE_SOURCE_CODE;
     pr->source_code = tr_inline_string(tx, code);
     fc->config = tr_any(tx, &pr->base);
-    tr_route_filter_config(tx, r, LUA_FILTER, &fc->base);
+    tr_route_filter_config(tx, r, filter, &fc->base);
+}
+
+void tr_lua_route(tr_ctx *tx, tr_route_t *r, const char *code)
+{
+    tr_lua_per_route(tx, r, LUA_FILTER, code);
     tr_use(tx, &sl_tr_plugin_lua);
+}
+
+void tr_lua_filter(tr_ctx *tx, tr_filters *f, int stage, const char *filter)
+{
+    Envoy__Extensions__Filters__Http__Lua__V3__Lua *lua = TR_NEW(tx, envoy__extensions__filters__http__lua__v3__lua);
+    lua->default_source_code = tr_inline_string(tx, "-- Sluice: routes enable this filter with their own code\n");
+    tr_add_filter(tx, f, stage, filter, &lua->base);
+    tr_disable_filter(f, filter);
 }
 
 static void http_filters(tr_ctx *tx, const tr_gateway *gw, tr_hcm_t *hcm, tr_filters *f)
 {
-    Envoy__Extensions__Filters__Http__Lua__V3__Lua *lua;
     (void)gw;
     (void)hcm;
-    if (!tr_used(tx, &sl_tr_plugin_lua))
-        return;
-    lua = TR_NEW(tx, envoy__extensions__filters__http__lua__v3__lua);
-    lua->default_source_code = tr_inline_string(tx, "-- Sluice: routes enable this filter with their own code\n");
-    tr_add_filter(tx, f, TR_STAGE_LUA, LUA_FILTER, &lua->base);
-    tr_disable_filter(f, LUA_FILTER);
+    if (tr_used(tx, &sl_tr_plugin_lua))
+        tr_lua_filter(tx, f, TR_STAGE_LUA, LUA_FILTER);
 }
 
 const sl_tr_plugin sl_tr_plugin_lua = {

@@ -42,7 +42,6 @@
 #include <string.h>
 
 #include "../plugin.h"
-#include "envoy/extensions/filters/http/lua/v3/lua.pb-c.h"
 #include "luatext.h"
 #include "transformation.h"
 
@@ -1051,18 +1050,6 @@ static const char *lua_script(tr_ctx *tx, const stage *p, const char *route_name
 
 /* ---- the route ------------------------------------------------------------ */
 
-static void early_route(tr_ctx *tx, tr_route_t *r, const char *code)
-{
-    Envoy__Extensions__Filters__Http__Lua__V3__LuaPerRoute *pr =
-        TR_NEW(tx, envoy__extensions__filters__http__lua__v3__lua_per_route);
-    Envoy__Config__Route__V3__FilterConfig *fc = TR_NEW(tx, envoy__config__route__v3__filter_config);
-    pr->override_case = ENVOY__EXTENSIONS__FILTERS__HTTP__LUA__V3__LUA_PER_ROUTE__OVERRIDE_SOURCE_CODE;
-    pr->source_code = tr_inline_string(tx, code);
-    fc->config = tr_any(tx, &pr->base);
-    tr_route_filter_config(tx, r, EARLY_FILTER, &fc->base);
-    tr_use(tx, &sl_tr_plugin_transformation);
-}
-
 static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
 {
     /* no VirtualService when a RouteTable is checked on its own */
@@ -1099,8 +1086,10 @@ static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
         mutation(tx, r, sg->req[0].resp, true);
         return;
     }
-    if ((p->early.n_req || p->early.n_resp) && (code = lua_script(tx, &p->early, r->name ? r->name : "", true)))
-        early_route(tx, r, code);
+    if ((p->early.n_req || p->early.n_resp) && (code = lua_script(tx, &p->early, r->name ? r->name : "", true))) {
+        tr_lua_per_route(tx, r, EARLY_FILTER, code);
+        tr_use(tx, &sl_tr_plugin_transformation);
+    }
     if (!sg->n_req && !sg->n_resp)
         return;
     if (in->dest_spec && in->dest_spec->destination_type_case == SLUICE__V1__DESTINATION_SPEC__DESTINATION_TYPE_REST) {
@@ -1119,15 +1108,10 @@ static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
  * route with the early script. */
 static void http_filters(tr_ctx *tx, const tr_gateway *gw, tr_hcm_t *hcm, tr_filters *f)
 {
-    Envoy__Extensions__Filters__Http__Lua__V3__Lua *lua;
     (void)gw;
     (void)hcm;
-    if (!tr_used(tx, &sl_tr_plugin_transformation))
-        return;
-    lua = TR_NEW(tx, envoy__extensions__filters__http__lua__v3__lua);
-    lua->default_source_code = tr_inline_string(tx, "-- Sluice: routes enable this filter with their own code\n");
-    tr_add_filter(tx, f, TR_STAGE_COMPRESS - 10, EARLY_FILTER, &lua->base);
-    tr_disable_filter(f, EARLY_FILTER);
+    if (tr_used(tx, &sl_tr_plugin_transformation))
+        tr_lua_filter(tx, f, TR_STAGE_COMPRESS - 10, EARLY_FILTER);
 }
 
 const sl_tr_plugin sl_tr_plugin_transformation = {
