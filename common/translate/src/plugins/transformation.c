@@ -496,9 +496,29 @@ static const char *primary(expr *e)
         return string_lit(e, NULL);
     start = e->s;
     if (isdigit((unsigned char)*e->s) || (*e->s == '-' && e->s + 1 < e->end && isdigit((unsigned char)e->s[1]))) {
+        /* a JSON number: -?digits(.digits)?([eE][+-]?digits)?, so the Lua
+         * literal is valid */
         e->s++;
-        while (e->s < e->end && (isdigit((unsigned char)*e->s) || *e->s == '.'))
+        while (e->s < e->end && isdigit((unsigned char)*e->s))
             e->s++;
+        if (e->s + 1 < e->end && *e->s == '.' && isdigit((unsigned char)e->s[1]))
+            for (e->s++; e->s < e->end && isdigit((unsigned char)*e->s);)
+                e->s++;
+        if (e->s < e->end && (*e->s == 'e' || *e->s == 'E')) {
+            const char *x = e->s + 1;
+            if (x < e->end && (*x == '+' || *x == '-'))
+                x++;
+            if (x < e->end && isdigit((unsigned char)*x)) {
+                for (e->s = x; e->s < e->end && isdigit((unsigned char)*e->s);)
+                    e->s++;
+            }
+        }
+        if (e->s < e->end && (ident_char(*e->s) || *e->s == '.')) {
+            while (e->s < e->end && (ident_char(*e->s) || *e->s == '.'))
+                e->s++;
+            expr_fail(e, "\"%s\" is not a number", tr_printf(tx, "%.*s", (int)(e->s - start), start));
+            return "nil";
+        }
         return tr_printf(tx, "(%.*s)", (int)(e->s - start), start);
     }
     if (!isalpha((unsigned char)*e->s) && *e->s != '_') {
@@ -607,6 +627,7 @@ static const char *compile_template(script *sc, const char *text, const char *wh
     const char *lit = text;
     int depth = 0;
     bool trim_next = false;
+    unsigned long long had_else = 0; /* bit d: the if at depth d+1 had its else */
     for (const char *s = text;;) {
         const char *open = s;
         const char *close, *in, *in_end;
@@ -655,9 +676,19 @@ static const char *compile_template(script *sc, const char *text, const char *wh
             const char *v = expression(&e, e.s, e.end);
             if (!v)
                 break;
+            if ((elif && (had_else >> (depth - 1) & 1)) || (!elif && depth == 64)) {
+                expr_fail(&e, "%s", elif ? "{% else if %} after {% else %}" : "{% if %} nested too deeply");
+                break;
+            }
             code = tr_printf(tx, "%s  %s S.truth(%s) then\n", code, elif ? "elseif" : "if", v);
-            depth += !elif;
+            if (!elif)
+                had_else &= ~(1ULL << depth++);
         } else if (e.s = in, depth && eat(&e, "else") && (ws(&e), e.s == e.end)) {
+            if (had_else >> (depth - 1) & 1) {
+                expr_fail(&e, "%s", "an {% if %} has two {% else %}");
+                break;
+            }
+            had_else |= 1ULL << (depth - 1);
             code = tr_printf(tx, "%s  else\n", code);
         } else if (e.s = in, depth && eat(&e, "endif") && (ws(&e), e.s == e.end)) {
             code = tr_printf(tx, "%s  end\n", code);
