@@ -99,6 +99,12 @@ TRANSFORM = {
          '"flag":""}}\ncontent-type=application/json;x-multi=v1\n/x/y?a=1&b=%20two&a=3&flag\n'
          '200\n{"body":"resp","headers":{":status":"200","server":"s"}}\ncontent-type=application/json;server=s\n'),
     ],
+    # a regex that backtracks exponentially ((a*)*b on 40 a's: 2^40 ways)
+    # gives up after its step budget: no match, at once
+    "default_httpbin-route-10": [
+        (["/budget", "x-slow=" + "a" * 40], "GET\n<none>\nx-slow=%s;x-slow-result=none\n/budget\n" % ("a" * 40)),
+        (["/budget", "x-slow=aab"], "GET\n<none>\nx-slow=aab;x-slow-result=noneaa\n/budget\n"),
+    ],
     # the early stage's script (its own Lua filter, first in the chain) and
     # the regular stage's, which sees what the early one set
     "early default_early-route-0": [
