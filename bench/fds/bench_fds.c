@@ -294,11 +294,16 @@ int main(int argc, char **argv)
     fprintf(stderr, "bench_fds: the translator committed\n");
     int64_t *written = calloc((size_t)changes, sizeof *written), *translated = calloc((size_t)changes, sizeof *translated);
     unsigned seed = 11;
+    char *unit;
+    long resync_ms = strtol(resync, &unit, 10);
+    resync_ms *= !strcmp(unit, "ms") ? 1 : !strcmp(unit, "m") ? 60000 : 1000;
+    if (resync_ms < 1)
+        DIE("FDS_RESYNC %s: not a duration (e.g. 5s, 500ms)", resync);
     for (int r = 0; r < changes; r++) {
-        /* a random upstream at a random moment of its re-check cycle (a fixed stride would keep the
-         * same phase from one change to the next) */
+        /* a random upstream at a random moment of the re-check cycle (a fixed stride, or a fixed
+         * pause, would keep the same phase from one change to the next) */
         int k = (int)(rand_r(&seed) % (unsigned)n_up);
-        usleep((useconds_t)(rand_r(&seed) % 1000) * 1000);
+        usleep((useconds_t)(rand_r(&seed) % (unsigned)resync_ms) * 1000);
         char path[64], key[64], buf[512];
         snprintf(path, sizeof path, "/_change/%d", k);
         snprintf(key, sizeof key, "Upstream.default.up-%d", k);
