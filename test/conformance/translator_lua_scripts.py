@@ -105,6 +105,19 @@ TRANSFORM = {
         (["/budget", "x-slow=" + "a" * 40], "GET\n<none>\nx-slow=%s;x-slow-result=none\n/budget\n" % ("a" * 40)),
         (["/budget", "x-slow=aab"], "GET\n<none>\nx-slow=aab;x-slow-result=noneaa\n/budget\n"),
     ],
+    # a weighted destination's own transformations replace its route's (its
+    # script on the weighted cluster); the other destination gets the
+    # route's, now a script too (header mutation would reach every one)
+    "spec.virtualHost.routes?11?-httpbin_default": [
+        (["/weighted", "x-a=1"], "GET\n<none>\nx-a=1;x-destination=one-a\n/weighted\n"),
+        (["/weighted"], "GET\n<none>\nx-destination=one\n/weighted\n"),
+    ],
+    "early spec.virtualHost.routes?11?-httpbin2_default": [
+        (["/weighted"], "GET\n<none>\nx-destination=two\n/weighted\n"),
+    ],
+    "default_httpbin-route-11": [
+        (["/weighted", "x-destination=client"], "GET\n<none>\nx-destination=route\n/weighted\n"),
+    ],
     # the early stage's script (its own Lua filter, first in the chain) and
     # the regular stage's, which sees what the early one set
     "early default_early-route-0": [
@@ -143,7 +156,7 @@ def run(lua, mock, code, args):
 def scripts(obj):
     if isinstance(obj, dict):
         t = obj.get("@type", "")
-        if t.endswith(".LuaPerRoute"):
+        if t.endswith(".LuaPerRoute") and "sourceCode" in obj:  # not one disabling the filter
             yield obj["sourceCode"]["inlineString"]
         elif t.endswith("filters.http.lua.v3.Lua"):
             yield obj["defaultSourceCode"]["inlineString"]

@@ -291,12 +291,17 @@ Envoy__Extensions__TransportSockets__Tls__V3__CertificateValidationContext *tr_c
  * disabled by default. Not for routes served to gRPC proxyless clients. */
 void tr_lua_route(tr_ctx *tx, tr_route_t *r, const char *code);
 
-/* plugins/lua.c: the same for the Lua filter named filter (another Lua
- * filter of the chain, which its plugin adds with tr_lua_filter()). */
-void tr_lua_per_route(tr_ctx *tx, tr_route_t *r, const char *filter, const char *code);
+/* plugins/lua.c: the per-filter config (a FilterConfig) of a Lua filter
+ * that runs code on a route or weighted cluster, or, code NULL, disables
+ * the filter there. For lua's own filter (TR_LUA_FILTER), tr_lua_use()
+ * adds it to the listener; other Lua filters are added with
+ * tr_lua_filter(). */
+#define TR_LUA_FILTER "envoy.filters.http.lua"
+const ProtobufCMessage *tr_lua_config(tr_ctx *tx, const char *code);
+void tr_lua_use(tr_ctx *tx);
 
 /* plugins/lua.c: adds a Lua filter named filter at stage, disabled, whose
- * default source does nothing (routes enable it with tr_lua_per_route()). */
+ * default source does nothing (routes enable it with tr_lua_config()). */
 void tr_lua_filter(tr_ctx *tx, tr_filters *f, int stage, const char *filter);
 
 /* Metadata {filter_metadata: {"envoy.lb": {keys[i]: values[i]}}}: endpoint

@@ -10,25 +10,31 @@
 #include "../plugin.h"
 #include "envoy/extensions/filters/http/lua/v3/lua.pb-c.h"
 
-#define LUA_FILTER "envoy.filters.http.lua"
 
 const sl_tr_plugin sl_tr_plugin_lua;
 
-void tr_lua_per_route(tr_ctx *tx, tr_route_t *r, const char *filter, const char *code)
+const ProtobufCMessage *tr_lua_config(tr_ctx *tx, const char *code)
 {
     Envoy__Extensions__Filters__Http__Lua__V3__LuaPerRoute *pr =
         TR_NEW(tx, envoy__extensions__filters__http__lua__v3__lua_per_route);
     Envoy__Config__Route__V3__FilterConfig *fc = TR_NEW(tx, envoy__config__route__v3__filter_config);
-    pr->override_case = ENVOY__EXTENSIONS__FILTERS__HTTP__LUA__V3__LUA_PER_ROUTE__OVERRIDE_SOURCE_CODE;
-    pr->source_code = tr_inline_string(tx, code);
+    if (code) {
+        pr->override_case = ENVOY__EXTENSIONS__FILTERS__HTTP__LUA__V3__LUA_PER_ROUTE__OVERRIDE_SOURCE_CODE;
+        pr->source_code = tr_inline_string(tx, code);
+    } else {
+        pr->override_case = ENVOY__EXTENSIONS__FILTERS__HTTP__LUA__V3__LUA_PER_ROUTE__OVERRIDE_DISABLED;
+        pr->disabled = 1;
+    }
     fc->config = tr_any(tx, &pr->base);
-    tr_route_filter_config(tx, r, filter, &fc->base);
+    return &fc->base;
 }
+
+void tr_lua_use(tr_ctx *tx) { tr_use(tx, &sl_tr_plugin_lua); }
 
 void tr_lua_route(tr_ctx *tx, tr_route_t *r, const char *code)
 {
-    tr_lua_per_route(tx, r, LUA_FILTER, code);
-    tr_use(tx, &sl_tr_plugin_lua);
+    tr_route_filter_config(tx, r, TR_LUA_FILTER, tr_lua_config(tx, code));
+    tr_lua_use(tx);
 }
 
 void tr_lua_filter(tr_ctx *tx, tr_filters *f, int stage, const char *filter)
@@ -44,7 +50,7 @@ static void http_filters(tr_ctx *tx, const tr_gateway *gw, tr_hcm_t *hcm, tr_fil
     (void)gw;
     (void)hcm;
     if (tr_used(tx, &sl_tr_plugin_lua))
-        tr_lua_filter(tx, f, TR_STAGE_LUA, LUA_FILTER);
+        tr_lua_filter(tx, f, TR_STAGE_LUA, TR_LUA_FILTER);
 }
 
 const sl_tr_plugin sl_tr_plugin_lua = {

@@ -53,7 +53,8 @@ const sl_tr_plugin sl_tr_plugin_transformation;
 
 static const char *const fields[] = {
     "RouteOptions.transformations", "RouteOptions.staged_transformations",
-    "VirtualHostOptions.transformations", "VirtualHostOptions.staged_transformations", NULL,
+    "VirtualHostOptions.transformations", "VirtualHostOptions.staged_transformations",
+    "WeightedDestinationOptions.transformations", "WeightedDestinationOptions.staged_transformations", NULL,
 };
 
 /* ---- what a route gets -------------------------------------------------- */
@@ -80,11 +81,13 @@ typedef struct stage {
 typedef struct plan {
     stage regular, early;
     int errors;
+    bool quiet; /* already reported (a weighted destination's parent) */
 } plan;
 
 static void plan_error(tr_ctx *tx, plan *p, const char *path, const char *what)
 {
-    tr_error(tx, "%s: %s", path, what);
+    if (!p->quiet)
+        tr_error(tx, "%s: %s", path, what);
     p->errors++;
 }
 
@@ -137,7 +140,7 @@ static void collect(tr_ctx *tx, plan *p, const Sluice__V1__Transformations *t,
                    "not supported by Sluice (stock Envoy has no upstream Lua filter; use regular)");
     if (st->escape_characters && st->escape_characters->value)
         plan_error(tx, p, tr_printf(tx, "%s.escapeCharacters", sp), "not supported by Sluice");
-    if (st->log_request_response_info && st->log_request_response_info->value)
+    if (st->log_request_response_info && st->log_request_response_info->value && !p->quiet)
         tr_warn(tx, "%s.logRequestResponseInfo: not applied by Sluice", sp);
     if (st->early)
         collect_stage(tx, p, &p->early, st->early, tr_printf(tx, "%s.early", sp));
@@ -1081,44 +1084,77 @@ static const char *lua_script(tr_ctx *tx, const stage *p, const char *route_name
 
 /* ---- the route ------------------------------------------------------------ */
 
-static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
+/* The transformations of route in (its own, else its virtual host's;
+ * inheritTransformation adds the virtual host's after its own) into p.
+ * False when it has none. */
+static bool route_plan(tr_ctx *tx, const tr_route_in *in, plan *p)
 {
     /* no VirtualService when a RouteTable is checked on its own */
     const Sluice__V1__VirtualHostOptions *vo =
         in->vs && in->vs->spec && in->vs->spec->virtual_host ? in->vs->spec->virtual_host->options : NULL;
     const Sluice__V1__RouteOptions *ro = in->options;
-    plan *p;
-    const stage *sg;
-    const char *code;
     if (ro && (ro->transformations || ro->staged_transformations)) {
-        p = tr_alloc(tx, sizeof *p);
-        memset(p, 0, sizeof *p);
         collect(tx, p, ro->transformations, ro->staged_transformations, in->path);
         if (ro->staged_transformations && ro->staged_transformations->inherit_transformation && vo)
             collect(tx, p, vo->transformations, vo->staged_transformations, "spec.virtualHost.options");
-    } else if (vo && (vo->transformations || vo->staged_transformations)) {
-        p = tr_alloc(tx, sizeof *p);
-        memset(p, 0, sizeof *p);
-        collect(tx, p, vo->transformations, vo->staged_transformations, "spec.virtualHost.options");
-    } else {
-        return;
+        return true;
     }
-    if (p->errors || (!p->regular.n_req && !p->regular.n_resp && !p->early.n_req && !p->early.n_resp))
+    if (vo && (vo->transformations || vo->staged_transformations)) {
+        collect(tx, p, vo->transformations, vo->staged_transformations, "spec.virtualHost.options");
+        return true;
+    }
+    return false;
+}
+
+static bool plan_empty(const plan *p)
+{
+    return !p->regular.n_req && !p->regular.n_resp && !p->early.n_req && !p->early.n_resp;
+}
+
+/* Whether p is one unconditional template that header mutation can do. */
+static bool plan_mutation(tr_ctx *tx, const plan *p)
+{
+    const stage *sg = &p->regular;
+    return !p->early.n_req && !p->early.n_resp && sg->n_req == 1 && !sg->req[0].matcher && sg->n_resp == 0 &&
+           mutation_ok(tx, sg->req[0].req, false) && mutation_ok(tx, sg->req[0].resp, true);
+}
+
+/* Whether a weighted destination of the route has transformations of its
+ * own (then the route's cannot be header mutation, which Envoy would apply
+ * to every destination). */
+static bool weighted_transformations(const tr_route_in *in)
+{
+    const Sluice__V1__RouteAction *a = in->route ? in->route->route_action : NULL;
+    if (!a || a->destination_case != SLUICE__V1__ROUTE_ACTION__DESTINATION_MULTI || !a->multi)
+        return false;
+    for (size_t i = 0; i < a->multi->n_destinations; i++) {
+        const Sluice__V1__WeightedDestinationOptions *o = a->multi->destinations[i]->options;
+        if (o && (o->transformations || o->staged_transformations))
+            return true;
+    }
+    return false;
+}
+
+static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
+{
+    plan *p = tr_alloc(tx, sizeof *p);
+    const stage *sg = &p->regular;
+    const char *code;
+    memset(p, 0, sizeof *p);
+    if (!route_plan(tx, in, p) || p->errors || plan_empty(p))
         return;
     if (in->gw->proxyless) {
         tr_warn(tx, "%s: transformations are not applied for gRPC proxyless clients (they run no filters)",
                 in->route_path);
         return;
     }
-    sg = &p->regular;
-    if (!p->early.n_req && !p->early.n_resp && sg->n_req == 1 && !sg->req[0].matcher && sg->n_resp == 0 &&
-        mutation_ok(tx, sg->req[0].req, false) && mutation_ok(tx, sg->req[0].resp, true)) {
+    if (plan_mutation(tx, p) && !weighted_transformations(in)) {
         mutation(tx, r, sg->req[0].req, false);
         mutation(tx, r, sg->req[0].resp, true);
         return;
     }
     if ((p->early.n_req || p->early.n_resp) && (code = lua_script(tx, &p->early, r->name ? r->name : "", true))) {
-        tr_lua_per_route(tx, r, EARLY_FILTER, code);
+        tr_route_filter_config(tx, r, EARLY_FILTER, tr_lua_config(tx, code));
         tr_use(tx, &sl_tr_plugin_transformation);
     }
     if (!sg->n_req && !sg->n_resp)
@@ -1132,6 +1168,57 @@ static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
     }
     if ((code = lua_script(tx, sg, r->name ? r->name : "", false)))
         tr_lua_route(tx, r, code);
+}
+
+/* A weighted destination's transformations replace its route's (most
+ * specific per-filter config wins in Envoy, as in Gloo's filter): its own
+ * scripts on the weighted cluster, and where the route has a script of a
+ * stage the destination lacks, that filter disabled for it. */
+static void weighted_destination(tr_ctx *tx, const tr_route_in *in, const Sluice__V1__WeightedDestinationOptions *o,
+                                 const char *path, Envoy__Config__Route__V3__WeightedCluster__ClusterWeight *cw)
+{
+    plan *own, *parent;
+    const char *name;
+    if (!o || (!o->transformations && !o->staged_transformations))
+        return;
+    own = tr_alloc(tx, sizeof *own);
+    parent = tr_alloc(tx, sizeof *parent);
+    memset(own, 0, sizeof *own);
+    memset(parent, 0, sizeof *parent);
+    parent->quiet = true;
+    route_plan(tx, in, parent);
+    collect(tx, own, o->transformations, o->staged_transformations, path);
+    if (o->staged_transformations && o->staged_transformations->inherit_transformation) {
+        own->quiet = true;
+        route_plan(tx, in, own);
+    }
+    if (own->errors || in->gw->proxyless)
+        return;
+    if (!plan_empty(parent) && !parent->errors && plan_mutation(tx, parent) && !weighted_transformations(in)) {
+        tr_error(tx, "%s: the route's transformations are header mutation, which applies to every destination of "
+                     "its upstream group; Sluice cannot replace them for one (give the route a matcher-based "
+                     "stagedTransformations, or the group's destinations their own)", path);
+        return;
+    }
+    name = tr_printf(tx, "%s-%s", in->route_path, cw->name);
+    if (own->early.n_req || own->early.n_resp) {
+        const char *code = lua_script(tx, &own->early, name, true);
+        if (!code)
+            return;
+        tr_cluster_weight_filter_config(tx, cw, EARLY_FILTER, tr_lua_config(tx, code));
+        tr_use(tx, &sl_tr_plugin_transformation);
+    } else if (parent->early.n_req || parent->early.n_resp) {
+        tr_cluster_weight_filter_config(tx, cw, EARLY_FILTER, tr_lua_config(tx, NULL));
+    }
+    if (own->regular.n_req || own->regular.n_resp) {
+        const char *code = lua_script(tx, &own->regular, name, false);
+        if (!code)
+            return;
+        tr_cluster_weight_filter_config(tx, cw, TR_LUA_FILTER, tr_lua_config(tx, code));
+        tr_lua_use(tx);
+    } else if (parent->regular.n_req || parent->regular.n_resp) {
+        tr_cluster_weight_filter_config(tx, cw, TR_LUA_FILTER, tr_lua_config(tx, NULL));
+    }
 }
 
 /* The early stage's Lua filter: before every other filter of the chain
@@ -1150,4 +1237,5 @@ const sl_tr_plugin sl_tr_plugin_transformation = {
     .fields = fields,
     .http_filters = http_filters,
     .route = route,
+    .weighted_destination = weighted_destination,
 };
