@@ -1,10 +1,10 @@
 /* transformation: Gloo's transformations and stagedTransformations options
- * of virtual hosts and routes, on stock Envoy (Gloo needs its own Envoy
- * build with the transformation filter).
+ * of virtual hosts, routes and weighted destinations, on stock Envoy (Gloo
+ * needs its own Envoy build with the transformation filter).
  *
- * A route's own options replace its virtual host's (as the per-filter
- * configs of Gloo's filter do); stagedTransformations.inheritTransformation
- * on the route adds the virtual host's after the route's own. What a route
+ * A route's own options replace its virtual host's, a weighted
+ * destination's its route's (as the per-filter configs of Gloo's filter
+ * do); inheritTransformation adds the parent's after the own. What a route
  * ends up with is compiled in one of two ways:
  *
  *  - header mutation, when it is one unconditional request and/or response
@@ -15,28 +15,29 @@
  *  - otherwise a Lua script for Envoy's stock Lua filter (plugins/lua.c),
  *    enabled on the route: the runtime of transformation_lua.c (JSON, an
  *    RE2-subset regex matcher, S.apply) followed by what this file writes:
- *    each template compiled to a Lua function, each transformation a
- *    table (extractors in all three modes, headers, dynamicMetadataValues,
- *    body template, mergeExtractorsToBody, mergeJsonKeys; or a
- *    headerBodyTransform), the request
- *    matches as conditions. Inja's {{ expr }}, {% if %}
- *    / {% else if %} / {% else %} / {% endif %}, {# #} and the functions
- *    header, request_header, extraction, body, context, env, base64_encode,
- *    base64_decode, base64url_encode, base64url_decode, substring,
- *    raw_string, default, upper, lower, length, exists, and variables of the
- *    JSON body ("a.b", "a/b" with advancedTemplates) or extractors' names
- *    are supported; everything else is an error naming the field. User text reaches the script only
- *    as quoted Lua literals (luatext.h).
+ *    each template compiled to a Lua function, each transformation a table
+ *    (extractors in all three modes, headers, dynamicMetadataValues, body
+ *    template, mergeExtractorsToBody, mergeJsonKeys; or a
+ *    headerBodyTransform), the request matches as conditions. Inja's
+ *    {{ expr }}, {% if %} / {% else if %} / {% else %} / {% endif %},
+ *    {# #} and the functions header, request_header, extraction, body,
+ *    context, env, base64_encode, base64_decode, base64url_encode,
+ *    base64url_decode, substring, raw_string, default, upper, lower,
+ *    length, exists, and variables of the JSON body ("a.b", "a/b" with
+ *    advancedTemplates) or extractors' names are supported; everything
+ *    else is an error naming the field. User text reaches the script only
+ *    as quoted Lua literals (luatext.h), and what the parser accepts is
+ *    valid Lua: a bad template can never make Envoy refuse the routes.
  *
  * The early stage gets its own script on a second Lua filter, first in the
  * chain (EARLY_FILTER); the regular stage's runs in plugins/lua.c's, after
  * authorization, before the router.
  *
  * Not expressible on stock Envoy, so refused: the postRouting stage (no
- * upstream Lua filter),
- * clearRouteCache, escapeCharacters, '$' substitutions
- * in replacementText, query parameter matchers and responseCodeDetails.
- * gRPC proxyless clients run no filters: a Warning, nothing applied. */
+ * upstream Lua filter), clearRouteCache, escapeCharacters, '$'
+ * substitutions in replacementText, query parameter matchers and
+ * responseCodeDetails. gRPC proxyless clients run no filters: a Warning,
+ * nothing applied. */
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
@@ -480,10 +481,65 @@ static const char *call(expr *e, const char *fn)
     return "nil";
 }
 
+/* A JSON number at e->s (start): -?digits(.digits)?([eE][+-]?digits)?, so
+ * the Lua literal is valid. */
+static const char *number(expr *e, const char *start)
+{
+    e->s++;
+    while (e->s < e->end && isdigit((unsigned char)*e->s))
+        e->s++;
+    if (e->s + 1 < e->end && *e->s == '.' && isdigit((unsigned char)e->s[1]))
+        for (e->s++; e->s < e->end && isdigit((unsigned char)*e->s);)
+            e->s++;
+    if (e->s < e->end && (*e->s == 'e' || *e->s == 'E')) {
+        const char *x = e->s + 1;
+        if (x < e->end && (*x == '+' || *x == '-'))
+            x++;
+        if (x < e->end && isdigit((unsigned char)*x))
+            for (e->s = x; e->s < e->end && isdigit((unsigned char)*e->s);)
+                e->s++;
+    }
+    if (e->s < e->end && (ident_char(*e->s) || *e->s == '.')) {
+        while (e->s < e->end && (ident_char(*e->s) || *e->s == '.'))
+            e->s++;
+        expr_fail(e, "\"%s\" is not a number", tr_printf(e->sc->tx, "%.*s", (int)(e->s - start), start));
+        return "nil";
+    }
+    return tr_printf(e->sc->tx, "(%.*s)", (int)(e->s - start), start);
+}
+
+/* The variable starting at start: an extractor's name (without
+ * advancedTemplates), else a path in the JSON body, a.b.0.c (or a/b/0/c). */
+static const char *variable(expr *e, const char *start)
+{
+    tr_ctx *tx = e->sc->tx;
+    const char *keys = "", *k = start, *v;
+    char sep = e->advanced ? '/' : '.';
+    while (e->s < e->end && (ident_char(*e->s) || *e->s == sep || *e->s == '-'))
+        e->s++;
+    v = tr_printf(tx, "%.*s", (int)(e->s - start), start);
+    for (size_t i = 0; !e->advanced && i < e->tt->n_extractors; i++)
+        if (strcmp(e->tt->extractors[i]->key, v) == 0)
+            return tr_printf(tx, "c:extracted(%s)", tr_lua_quote(tx, v));
+    for (const char *p = start;; p++)
+        if (p == e->s || *p == sep) {
+            if (p == k) {
+                expr_fail(e, "the variable %s has an empty part", v);
+                return "nil";
+            }
+            keys = tr_printf(tx, "%s%s%s", keys, keys[0] ? ", " : "", tr_lua_quote_n(tx, k, (size_t)(p - k)));
+            k = p + 1;
+            if (p == e->s)
+                break;
+        }
+    e->reads_body = true;
+    return tr_printf(tx, "c:var({%s})", keys);
+}
+
 static const char *primary(expr *e)
 {
     tr_ctx *tx = e->sc->tx;
-    const char *start, *v;
+    const char *start, *v, *after;
     ws(e);
     if (e->s >= e->end) {
         expr_fail(e, "%s", "an expression is missing");
@@ -498,32 +554,8 @@ static const char *primary(expr *e)
     if (*e->s == '"' || *e->s == '\'')
         return string_lit(e, NULL);
     start = e->s;
-    if (isdigit((unsigned char)*e->s) || (*e->s == '-' && e->s + 1 < e->end && isdigit((unsigned char)e->s[1]))) {
-        /* a JSON number: -?digits(.digits)?([eE][+-]?digits)?, so the Lua
-         * literal is valid */
-        e->s++;
-        while (e->s < e->end && isdigit((unsigned char)*e->s))
-            e->s++;
-        if (e->s + 1 < e->end && *e->s == '.' && isdigit((unsigned char)e->s[1]))
-            for (e->s++; e->s < e->end && isdigit((unsigned char)*e->s);)
-                e->s++;
-        if (e->s < e->end && (*e->s == 'e' || *e->s == 'E')) {
-            const char *x = e->s + 1;
-            if (x < e->end && (*x == '+' || *x == '-'))
-                x++;
-            if (x < e->end && isdigit((unsigned char)*x)) {
-                for (e->s = x; e->s < e->end && isdigit((unsigned char)*e->s);)
-                    e->s++;
-            }
-        }
-        if (e->s < e->end && (ident_char(*e->s) || *e->s == '.')) {
-            while (e->s < e->end && (ident_char(*e->s) || *e->s == '.'))
-                e->s++;
-            expr_fail(e, "\"%s\" is not a number", tr_printf(tx, "%.*s", (int)(e->s - start), start));
-            return "nil";
-        }
-        return tr_printf(tx, "(%.*s)", (int)(e->s - start), start);
-    }
+    if (isdigit((unsigned char)*e->s) || (*e->s == '-' && e->s + 1 < e->end && isdigit((unsigned char)e->s[1])))
+        return number(e, start);
     if (!isalpha((unsigned char)*e->s) && *e->s != '_') {
         expr_fail(e, "'%s' is not supported by Sluice", tr_printf(tx, "%c", *e->s));
         return "nil";
@@ -535,38 +567,11 @@ static const char *primary(expr *e)
         return v;
     if (strcmp(v, "null") == 0)
         return "S.null";
-    {
-        const char *after = e->s;
-        if (eat(e, "("))
-            return call(e, v);
-        e->s = after;
-    }
-    /* an extractor's name, else a variable of the JSON body: a.b.0.c (or
-     * a/b/0/c) */
-    {
-        const char *keys = "", *k = start;
-        char sep = e->advanced ? '/' : '.';
-        while (e->s < e->end && (ident_char(*e->s) || *e->s == sep || *e->s == '-'))
-            e->s++;
-        v = tr_printf(tx, "%.*s", (int)(e->s - start), start);
-        for (size_t i = 0; !e->advanced && i < e->tt->n_extractors; i++)
-            if (strcmp(e->tt->extractors[i]->key, v) == 0)
-                return tr_printf(tx, "c:extracted(%s)", tr_lua_quote(tx, v));
-        for (const char *p = start;; p++)
-            if (p == e->s || *p == sep) {
-                if (p == k) {
-                    expr_fail(e, "the variable %s has an empty part",
-                              tr_printf(tx, "%.*s", (int)(e->s - start), start));
-                    return "nil";
-                }
-                keys = tr_printf(tx, "%s%s%s", keys, keys[0] ? ", " : "", tr_lua_quote_n(tx, k, (size_t)(p - k)));
-                k = p + 1;
-                if (p == e->s)
-                    break;
-            }
-        e->reads_body = true;
-        return tr_printf(tx, "c:var({%s})", keys);
-    }
+    after = e->s;
+    if (eat(e, "("))
+        return call(e, v);
+    e->s = after;
+    return variable(e, start);
 }
 
 static const char *comparison(expr *e)
