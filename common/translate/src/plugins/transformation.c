@@ -729,7 +729,8 @@ static const char *lua_regex_unsupported(const char *re)
 {
     for (const char *p = re; *p; p++) {
         if (*p == '\\') {
-            p++;
+            if (!*++p)
+                return "a trailing \\";
             if (isalpha((unsigned char)*p) && !strchr("dDwWsSntr", *p))
                 return "escapes other than \\d \\w \\s \\D \\W \\S \\n \\t \\r";
             if (isdigit((unsigned char)*p))
@@ -747,12 +748,10 @@ static const char *lua_regex_unsupported(const char *re)
  * number of capture groups. */
 static const char *regex(script *sc, const char *re, const char *where, int *groups)
 {
-    const char *err = tr_re2_check(sc->tx, re, groups), *n;
-    if (!err)
-        err = lua_regex_unsupported(re);
-    if (err) {
-        tr_error(sc->tx, "%s: \"%s\": %s%s", where, re,
-                 lua_regex_unsupported(re) == err ? "not supported by Sluice's Lua regex matcher: " : "", err);
+    const char *err = tr_re2_check(sc->tx, re, groups), *lua = err ? NULL : lua_regex_unsupported(re), *n;
+    if (err || lua) {
+        tr_error(sc->tx, "%s: \"%s\": %s%s", where, re, lua ? "not supported by Sluice's Lua regex matcher: " : "",
+                 err ? err : lua);
         sc->errors++;
         return NULL;
     }
