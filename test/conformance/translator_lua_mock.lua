@@ -1,6 +1,7 @@
 -- Runs one Lua script the translator wrote (a LuaPerRoute source code) the
 -- way Envoy's Lua filter would, against mock request and response handles
--- with the behaviour of Envoy's Lua API (headers get/replace/add/remove,
+-- with the behaviour of Envoy's Lua API (headers get (values joined by
+-- ","), getAtIndex, replace, add, remove),
 -- body(true) with getBytes/length/setBytes, respond, streamInfo's dynamic
 -- metadata shared by both): the script must load, define envoy_on_request
 -- (unless it is a default no-op) and run.
@@ -34,22 +35,40 @@ end
 local metadata = {}
 local responded
 -- A header map: its entries are the table's own (so pairs() iterates the
--- headers, as Envoy's map does), its methods in the metatable.
+-- headers, as Envoy's map does), its methods and the separate values of
+-- headers added more than once in the metatable.
+local function values(t) return getmetatable(t).values end
 local header_methods = {
   get = function(t, k) return rawget(t, k) end,
+  getAtIndex = function(t, k, i)
+    assert(type(i) == "number", "getAtIndex takes an index")
+    if values(t)[k] then return values(t)[k][i + 1] end
+    if i == 0 then return rawget(t, k) end
+    return nil
+  end,
   replace = function(t, k, v)
     assert(type(k) == "string" and type(v) == "string", "replace takes strings")
     rawset(t, k, v)
+    values(t)[k] = nil
   end,
   add = function(t, k, v)
     assert(type(k) == "string" and type(v) == "string", "add takes strings")
-    rawset(t, k, rawget(t, k) and rawget(t, k) .. "," .. v or v)
+    if rawget(t, k) then
+      values(t)[k] = values(t)[k] or {rawget(t, k)}
+      table.insert(values(t)[k], v)
+      rawset(t, k, rawget(t, k) .. "," .. v)
+    else
+      rawset(t, k, v)
+    end
   end,
-  remove = function(t, k) rawset(t, k, nil) end,
+  remove = function(t, k)
+    rawset(t, k, nil)
+    values(t)[k] = nil
+  end,
 }
 local function handle(m)
   local h = {}
-  setmetatable(m.hdrs, {__index = header_methods})
+  setmetatable(m.hdrs, {__index = header_methods, values = {}})
   function h:headers() return m.hdrs end
   function h:body(always_wrap)
     assert(always_wrap == true, "body() without always_wrap_body returns nil for messages without a body")
