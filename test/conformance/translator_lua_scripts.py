@@ -26,8 +26,8 @@ EXPECT = {
 }
 
 # route name ("early <name>" for the early stage's script) -> [(mock
-# arguments, what the mock prints)]: the transformations golden case,
-# Gloo's documented examples.
+# arguments, what the mock prints, or a regular expression it matches)]: the
+# transformations golden case, Gloo's documented examples.
 TRANSFORM = {
     # extract_query_params: the virtual host's extractors; a missing one
     # renders empty, which removes the header
@@ -64,13 +64,17 @@ TRANSFORM = {
         (["/merge", "--body", "no order"], 'GET\n{"order":{"id":"","qty":""},"type":""}\n\n/merge\n'),
     ],
     # the docs' extractor modes: SINGLE_REPLACE of a body subgroup (unchanged
-    # without a match), REPLACE_ALL in a header; base64 and substring
+    # without a match), REPLACE_ALL in a header; base64, substring, and
+    # replace_with_random (a regular expression: the value is random)
     "default_httpbin-route-6": [
         (["/replace", "x-words=foo, food, fo", "x-user=ann", "x-b64=Ym9iYnk=", "--body",
           "Fruits: [apple, pear, banana, pineapple]"],
-         "GET\nFruits: [apple, pear, orange, pineapple]\n"
-         "x-b64=Ym9iYnk=;x-token=YW5u;x-user=ann;x-user-prefix=bob;x-words=bar, bard, fo\n/replace\n"),
-        (["/replace", "--body", "no fruit"], "GET\nno fruit\n\n/replace\n"),
+         re.compile(r"GET\nFruits: \[apple, pear, orange, pineapple\]\n"
+                    r"x-b64=Ym9iYnk=;x-token=YW5u;"
+                    r"x-trace=([A-Za-z0-9+/]{22})\.\1\.Y;"  # one random value for the pattern
+                    r"x-user=ann;x-user-prefix=bob;x-words=bar, bard, fo\n/replace\n")),
+        (["/replace", "--body", "no fruit"],
+         re.compile(r"GET\nno fruit\nx-trace=([A-Za-z0-9+/]{22})\.\1\.Y\n/replace\n")),
     ],
     # advancedTemplates: extraction(), JSON pointer variables; dynamic
     # metadata in Gloo's namespace and, parsed as JSON, in another
@@ -186,7 +190,11 @@ def main():
                         r = run(lua, mock, code, args)
                         n += 1
                         got = r.stdout if r.returncode == 0 else "error: " + r.stderr.strip()
-                        if (want is None and r.returncode != 0) or (want is not None and got != want):
+                        if isinstance(want, re.Pattern):
+                            bad = not want.fullmatch(got)
+                        else:
+                            bad = (want is None and r.returncode != 0) or (want is not None and got != want)
+                        if bad:
                             print("FAIL %s: route %s %s: got %r, want %r" % (case, key, args, got, want))
                             failed += 1
                         seen.add(key)

@@ -22,7 +22,8 @@
  *    {{ expr }}, {% if %} / {% else if %} / {% else %} / {% endif %},
  *    {# #} and the functions header, request_header, extraction, body,
  *    context, env, base64_encode, base64_decode, base64url_encode,
- *    base64url_decode, substring, raw_string, default, upper, lower,
+ *    base64url_decode, substring, replace_with_random, raw_string,
+ *    default, upper, lower,
  *    length, exists, and variables of the JSON body ("a.b", "a/b" with
  *    advancedTemplates) or extractors' names are supported; everything
  *    else is an error naming the field. User text reaches the script only
@@ -472,12 +473,14 @@ static const char *call(expr *e, const char *fn)
     if (strcmp(fn, "base64_decode") == 0 || strcmp(fn, "base64url_decode") == 0)
         return args(e, fn, 1, a, NULL) ? tr_printf(tx, "S.b64dec(%s, %s)", a[0], fn[6] == 'u' ? "true" : "false")
                                        : "nil";
+    if (strcmp(fn, "replace_with_random") == 0)
+        return args(e, fn, 2, a, NULL) ? tr_printf(tx, "S.replace_with_random(c, %s, %s)", a[0], a[1]) : "nil";
     if (strcmp(fn, "substring") == 0) /* the length is optional */
         return args_range(e, fn, 2, 3, a, NULL) ? tr_printf(tx, "S.substring(%s, %s, %s)", a[0], a[1], a[2])
                                                 : "nil";
     expr_fail(e, "the function %s() is not supported by Sluice (header, request_header, extraction, body, context, "
-                 "env, base64_encode, base64_decode, base64url_encode, base64url_decode, substring, raw_string, "
-                 "default, upper, lower, length and exists are)", fn);
+                 "env, base64_encode, base64_decode, base64url_encode, base64url_decode, substring, "
+                 "replace_with_random, raw_string, default, upper, lower, length and exists are)", fn);
     return "nil";
 }
 
