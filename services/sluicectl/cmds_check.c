@@ -240,7 +240,7 @@ int ctl_cmd_check(ctl *c, int argc, char **argv)
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             printf("Usage: sluicectl check [--expect SVC,SVC...]\n"
                    "Checks that NATS answers, the buckets exist, every expected service is alive\n"
-                   "and ready (heartbeats in KV %s), the apply API answers, every resource\n"
+                   "and ready (heartbeats in KV %s), the apply and secret APIs answer, every resource\n"
                    "is Accepted and every connected proxy is on the latest revision (KV\n"
                    "sluice_proxies). Exit status 1 when something is wrong.\n"
                    "  --expect LIST   services that must run (default %s);\n"
@@ -276,16 +276,21 @@ int ctl_cmd_check(ctl *c, int argc, char **argv)
     }
     fails += check_services(nc, expect, optional_services);
     check_leases(nc);
-    {
+    /* The APIs answer: an empty dry run to each. */
+    static const struct {
+        const char *subject, *what, *who;
+    } apis[] = {{"sluice.api.apply", "apply API", "sluice-config-watcher"},
+                {"sluice.api.secret.apply", "secret API", "sluice-secret-watcher"}};
+    for (size_t i = 0; i < sizeof apis / sizeof apis[0]; i++) {
         Sluice__V1__ApplyRequest req = SLUICE__V1__APPLY_REQUEST__INIT;
         natsMsg *reply = NULL;
         req.dry_run = true;
         req.source = "sluicectl-check";
-        if (sl_envelope_request_pb(&reply, nc, "sluice.api.apply", &req.base, NULL, 3000) == SL_OK) {
-            printf("OK    apply API answers (sluice-config-watcher)\n");
+        if (sl_envelope_request_pb(&reply, nc, apis[i].subject, &req.base, NULL, 3000) == SL_OK) {
+            printf("OK    %s answers (%s)\n", apis[i].what, apis[i].who);
             natsMsg_Destroy(reply);
         } else {
-            printf("FAIL  apply API: %s\n", sl_error_msg());
+            printf("FAIL  %s (%s, %s): %s\n", apis[i].what, apis[i].subject, apis[i].who, sl_error_msg());
             fails++;
         }
     }
