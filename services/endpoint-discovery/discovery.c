@@ -667,8 +667,10 @@ static void etcd_refresh(ed_service *s, ed_entry *e)
         goto out;
     for (size_t i = 0; i < n; i++) {
         char why[640] = "";
-        if (etcd_ep_from(&v[used], &s->reg.v[at + i], why, sizeof why))
-            order[used] = &v[used], used++;
+        if (etcd_ep_from(&v[used], &s->reg.v[at + i], why, sizeof why)) {
+            order[used] = &v[used];
+            used++;
+        }
         if (why[0] && !problems++)
             snprintf(first, sizeof first, "%s", why);
     }
