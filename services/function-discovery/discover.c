@@ -14,6 +14,7 @@
 #include "sluice/pbcheck.h"
 #include "sluice/resource.h"
 #include "sluice/secrets.h"
+#include "sluice/upstreams.h"
 #include "sluice/v1/endpoints.pb-c.h"
 #include "sluice/v1/events.pb-c.h"
 #include "sluice/v1/secret.pb-c.h"
@@ -71,9 +72,11 @@ static size_t base_urls(fd *s, const Sluice__V1__Upstream *u, char out[MAX_BASES
         }
         return n;
     }
-    if (sp->upstream_type_case != SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_DNS || !sp->dns || !u->metadata)
+    /* dns and etcd: the endpoints discovery found */
+    if (!sl_upstream_spec_discovered(sp) || !u->metadata)
         return 0;
-    bool tls = sp->ssl_config || (sp->dns->use_tls && sp->dns->use_tls->value);
+    const Google__Protobuf__BoolValue *use_tls = sl_upstream_spec_use_tls(sp);
+    bool tls = sp->ssl_config || (use_tls && use_tls->value);
     char key[600];
     sl_kv_entry e = {0};
     ProtobufCMessage *m = NULL;

@@ -8,20 +8,12 @@
 #include "sluice/lambda.h"
 #include "sluice/config.h"
 #include "sluice/kinds.h"
+#include "sluice/upstreams.h"
 #include "sluice/vec.h"
 
 Sluice__V1__ServiceSpec **fd_service_spec_slot(Sluice__V1__Upstream *u)
 {
-    if (!u->spec)
-        return NULL;
-    switch (u->spec->upstream_type_case) {
-    case SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_STATIC:
-        return u->spec->static_ ? &u->spec->static_->service_spec : NULL;
-    case SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_DNS:
-        return u->spec->dns ? &u->spec->dns->service_spec : NULL;
-    default:
-        return NULL;
-    }
+    return sl_upstream_service_spec_slot(u); /* static, dns, etcd */
 }
 
 static bool name_in_list(const char *list, const char *name)

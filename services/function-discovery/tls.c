@@ -9,6 +9,7 @@
 #include "sluice/pbcheck.h"
 #include "sluice/resource.h"
 #include "sluice/secrets.h"
+#include "sluice/upstreams.h"
 #include "sluice/v1/secret.pb-c.h"
 
 /* PEM files and documents are small; a bigger "certificate" is a mistake. */
@@ -124,8 +125,9 @@ bool fd_tls_of(fd *s, const Sluice__V1__Upstream *u, fd_tls *t, char *why, size_
         t->on = st->use_tls ? st->use_tls->value : st->n_hosts && st->hosts[0]->port == 443;
         if (st->n_hosts && st->hosts[0]->sni_addr[0])
             snprintf(t->sni, sizeof t->sni, "%s", st->hosts[0]->sni_addr);
-    } else if (sp->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_DNS && sp->dns)
-        t->on = sp->dns->use_tls && sp->dns->use_tls->value;
+    } else if (sl_upstream_spec_use_tls(sp)) { /* dns, etcd */
+        t->on = sl_upstream_spec_use_tls(sp)->value;
+    }
     if (!sc)
         return true;
     t->on = true; /* sslConfig originates TLS, as in Gloo */
