@@ -696,7 +696,8 @@ void *fd_worker_main(void *ud)
         /* a newer value that arrived meanwhile (not our own write) is checked at once; a failing
          * upstream waits longer each time (back-off) */
         int64_t next = next_check_in(s, e, oc);
-        e->due_ms = e->rev != rev && e->rev != e->self_rev ? 0 : fd_now_ms() + next;
+        e->due_ms = (e->rev != rev && e->rev != e->self_rev) || e->recheck ? 0 : fd_now_ms() + next;
+        e->recheck = false;
         drop_gone(s);
     }
     pthread_mutex_unlock(&s->mu);

@@ -155,6 +155,7 @@ typedef struct fd_upstream {
     uint64_t rev, self_rev; /* latest revision; our own last write */
     int64_t due_ms;  /* next check (monotonic ms) */
     bool busy, gone; /* being checked; deleted meanwhile (the worker frees it) */
+    bool recheck;    /* its endpoints changed while it was being checked: check again at once */
     fd_cache cache;  /* the document's last answer (conditional requests) */
     char *found_url; /* where probing found the document */
     uint8_t *report; /* the last report published (packed, without time) */
@@ -172,6 +173,9 @@ typedef struct fd {
     sl_nats *nc;
     sl_kv *config_kv, *endpoints_kv, *secrets_kv; /* secrets: aws upstreams' credentials, bound on first use */
     sl_kv_watch *endpoints_w; /* endpoint changes make their upstream due */
+    sl_kv *endpoints_w_kv;    /* the watch's own handle of the bucket */
+    sl_ticker *endpoints_ticker; /* tries the watch every second until endpoint discovery made the bucket */
+    sl_loop *loop;
     sl_lease *lease;
     pthread_mutex_t mu;
     pthread_cond_t cv;

@@ -132,7 +132,9 @@ static void on_endpoints_entry(sl_kv_watch *w, const sl_kv_entry *e, void *ud)
     snprintf(key, sizeof key, "Upstream.%s", e->key);
     pthread_mutex_lock(&s->mu);
     fd_upstream *u = find(s, key);
-    if (u && !u->busy && s->loaded) {
+    if (u && u->busy) {
+        u->recheck = true; /* the check running may have read the endpoints before */
+    } else if (u && s->loaded) {
         u->due_ms = 0;
         pthread_cond_signal(&s->cv);
     }
@@ -280,6 +282,28 @@ static sl_status bind_config(fd *s)
     return rc;
 }
 
+/* On the loop: the watch of the endpoint sets, once the bucket is there
+ * (endpoint discovery makes it, and may start after this service): tried at
+ * start and every second until it works. Upstreams whose endpoints arrived
+ * before it are checked again. */
+static void endpoints_watch_try(void *ud)
+{
+    fd *s = ud;
+    sl_kv_watch_handlers eh = {.entry = on_endpoints_entry, .failed = on_endpoints_failed};
+    if (s->endpoints_w || sl_kv_bind(&s->endpoints_w_kv, s->nc, s->endpoints_bucket) != SL_OK)
+        return;
+    if (sl_kv_watch_start(&s->endpoints_w, s->endpoints_w_kv, NULL, s->loop, &eh, s) != SL_OK) {
+        sl_log_warn("main", "no endpoint watch", "bucket=%s err=%s", s->endpoints_bucket, sl_log_q(sl_error_msg()));
+        sl_kv_free(s->endpoints_w_kv);
+        s->endpoints_w_kv = NULL;
+        return;
+    }
+    sl_log_info("main", "following endpoint sets", "bucket=%s", s->endpoints_bucket);
+    pthread_mutex_lock(&s->mu);
+    make_all_due(s);
+    pthread_mutex_unlock(&s->mu);
+}
+
 static sl_status start(fd *s, sl_loop *loop, sl_kv_watch **w)
 {
     char lease_name[300];
@@ -294,11 +318,12 @@ static sl_status start(fd *s, sl_loop *loop, sl_kv_watch **w)
     }
     if (sl_kv_watch_start(w, s->config_kv, NULL, loop, &h, s) != SL_OK)
         return SL_ERR_NATS;
-    /* endpoint sets: the bucket belongs to endpoint discovery; without it, no watch */
-    sl_kv_watch_handlers eh = {.entry = on_endpoints_entry, .failed = on_endpoints_failed};
-    if (sl_kv_bind(&s->endpoints_kv, s->nc, s->endpoints_bucket) == SL_OK &&
-        sl_kv_watch_start(&s->endpoints_w, s->endpoints_kv, NULL, loop, &eh, s) != SL_OK)
-        sl_log_warn("main", "no endpoint watch", "bucket=%s err=%s", s->endpoints_bucket, sl_log_q(sl_error_msg()));
+    /* endpoint sets: the bucket belongs to endpoint discovery, which may
+     * not have made it yet */
+    s->loop = loop;
+    endpoints_watch_try(s);
+    if (!s->endpoints_w && sl_ticker_start(&s->endpoints_ticker, loop, 1000, endpoints_watch_try, s) != SL_OK)
+        return SL_ERR_INTERNAL;
     return sl_lease_start(&s->lease, s->nc, &lo);
 }
 
@@ -346,7 +371,9 @@ int main(int argc, char **argv)
 
 out:
     sl_kv_watch_free(w);
+    sl_ticker_free(s.endpoints_ticker);
     sl_kv_watch_free(s.endpoints_w);
+    sl_kv_free(s.endpoints_w_kv);
     pthread_mutex_lock(&s.mu);
     s.stop = true;
     pthread_cond_broadcast(&s.cv);
