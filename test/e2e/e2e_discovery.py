@@ -70,12 +70,13 @@ spec:
 """
 
 
-def functions(sy, c, exe, log, b, etcd):
+def functions(sy, c, exe, log, b, etcd, procs):
     """Function discovery from grpc-go's server reflection, end to end: the
     back-end registers in etcd, its Upstream (type etcd) names the prefix
     and asks for gRPC functions; discovery finds the endpoints in
     sluice_endpoints."""
     b["fn"] = Backend(exe, log, "fn", etcd=etcd, service="services/fn", reflection=True)
+    procs.append(b["fn"].p)
     sy.apply(upstream("fnsvc", spec="etcd:\n    prefix: services/fn\n    serviceSpec: {grpc: {}}"))
 
     def discovered():
@@ -258,7 +259,7 @@ def run(sy, procs):
     ok("dns-echo.test moved from 127.0.0.2 to 127.0.0.3 (TTL 1 s): every call goes to the new address %.1fs "
        "later" % (time.time() - t0))
 
-    functions(sy, c, exe, log, b, etcd)
+    functions(sy, c, exe, log, b, etcd, procs)
 
     rc, out = sy.ctl("check")
     assert rc == 0, out
