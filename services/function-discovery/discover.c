@@ -345,7 +345,7 @@ static uint64_t check_grpc(fd *s, fd_upstream *e, const uint8_t *val, size_t len
     char bases[MAX_BASES][512], target[600], src[700], reason[1800], why[1100] = "";
     sl_reflect_result res;
     uint64_t wrote = 0;
-    Sluice__V1__GrpcServiceSpec *g = had_spec ? (*fd_service_spec_slot(u))->grpc : NULL;
+    Sluice__V1__GrpcServiceSpec *g = had_spec ? (*sl_upstream_service_spec_slot(u))->grpc : NULL;
     if (g && g->descriptors.len && !sl_kind_annotation(u->metadata, FD_ANN_SOURCE))
         return 0;
     size_t nb = base_urls(s, u, bases);
@@ -512,7 +512,7 @@ static uint64_t check_one(fd *s, fd_upstream *e, const uint8_t *val, size_t len,
     if (sl_pb_unpack(&m, &sluice__v1__upstream__descriptor, NULL, val, len) != SL_OK)
         return 0; /* the config-watcher reports undecodable values */
     Sluice__V1__Upstream *u = (Sluice__V1__Upstream *)m;
-    Sluice__V1__ServiceSpec **slot = fd_service_spec_slot(u);
+    Sluice__V1__ServiceSpec **slot = sl_upstream_service_spec_slot(u);
     if (u->metadata && u->spec && u->spec->upstream_type_case == SLUICE__V1__UPSTREAM_SPEC__UPSTREAM_TYPE_AWS &&
         u->spec->aws && fd_selected(mode, u)) {
         wrote = check_aws(s, e, val, len, rev, u, outcome);

@@ -113,11 +113,6 @@ sl_status fd_lambda_list_all(sl_lambda_list *l, const fd_lambda_query *q, const 
 
 /* ---- merge.c: functions into an Upstream ------------------------------ */
 
-/* The service spec an upstream's functions live in (static or dns
- * upstreams), creating it when create; NULL when the upstream has none
- * (or is of another type). */
-Sluice__V1__ServiceSpec **fd_service_spec_slot(Sluice__V1__Upstream *u);
-
 /* Sets the discovered functions of u (malloc'd, as protobuf-c unpacks with
  * the default allocator) to doc's: the names in FD_ANN_FUNCTIONS are
  * replaced, every other transformation is a person's and stays (a

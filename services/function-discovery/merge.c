@@ -7,27 +7,10 @@
 #include "fds.h"
 #include "sluice/lambda.h"
 #include "sluice/config.h"
+#include "sluice/flags.h"
 #include "sluice/kinds.h"
 #include "sluice/upstreams.h"
 #include "sluice/vec.h"
-
-Sluice__V1__ServiceSpec **fd_service_spec_slot(Sluice__V1__Upstream *u)
-{
-    return sl_upstream_service_spec_slot(u); /* static, dns, etcd */
-}
-
-static bool name_in_list(const char *list, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *p = list; p && *p;) {
-        const char *e = strchr(p, ',');
-        size_t l = e ? (size_t)(e - p) : strlen(p);
-        if (l == n && !strncmp(p, name, n))
-            return true;
-        p = e ? e + 1 : NULL;
-    }
-    return false;
-}
 
 static sl_status add_header(Sluice__V1__TransformationTemplate *t, size_t *cap, const char *key, const char *text)
 {
@@ -107,7 +90,7 @@ out:
  * upstream has no place for one or serves gRPC. */
 static Sluice__V1__RestServiceSpec *rest_of(Sluice__V1__Upstream *u)
 {
-    Sluice__V1__ServiceSpec **slot = fd_service_spec_slot(u);
+    Sluice__V1__ServiceSpec **slot = sl_upstream_service_spec_slot(u);
     if (!slot) {
         sl_error_set(SL_ERR_UNSUPPORTED, "only static and dns upstreams have REST functions");
         return NULL;
@@ -179,7 +162,7 @@ sl_status fd_merge(Sluice__V1__Upstream *u, const sl_openapi_doc *doc, const cha
     /* a person's functions first, in their order */
     for (size_t i = 0; i < r->n_transformations; i++) {
         Sluice__V1__RestServiceSpec__TransformationsEntry *e = r->transformations[i];
-        if (owned && name_in_list(owned, e->key)) {
+        if (owned && sl_list_has(owned, e->key)) {
             protobuf_c_message_free_unpacked(&e->base, NULL);
             continue;
         }
@@ -255,7 +238,7 @@ static Sluice__V1__GrpcServiceSpec__GrpcService *mk_grpc_service(const sl_reflec
 
 sl_status fd_merge_grpc(Sluice__V1__Upstream *u, const sl_reflect_result *res, const char *source)
 {
-    Sluice__V1__ServiceSpec **slot = fd_service_spec_slot(u);
+    Sluice__V1__ServiceSpec **slot = sl_upstream_service_spec_slot(u);
     char *names = NULL;
     size_t n_names = 0, cap_names = 0;
     if (!slot || !u->metadata)
@@ -343,7 +326,7 @@ sl_status fd_merge_lambda(Sluice__V1__Upstream *u, const sl_lambda_list *l, cons
     /* a person's functions first, in their order */
     for (size_t i = 0; i < aws->n_lambda_functions; i++) {
         Sluice__V1__LambdaFunctionSpec *f = aws->lambda_functions[i];
-        if (owned && name_in_list(owned, lambda_route_name(f))) {
+        if (owned && sl_list_has(owned, lambda_route_name(f))) {
             protobuf_c_message_free_unpacked(&f->base, NULL);
             continue;
         }
