@@ -1,5 +1,7 @@
--- Runs one Lua script the translator wrote (a LuaPerRoute source code) the
--- way Envoy's Lua filter would, against mock request and response handles
+-- Runs one Lua script the translator wrote (a LuaPerRoute source code, or
+-- a Lua filter's shared source with the route's program in the file
+-- SLUICE_LUA_PROGRAM names, as its metadata) the way Envoy's Lua filter
+-- would, against mock request and response handles
 -- with the behaviour of Envoy's Lua API (headers get (values joined by
 -- ","), getAtIndex, replace, add, remove),
 -- body(true) with getBytes/length/setBytes, respond, streamInfo's dynamic
@@ -88,6 +90,20 @@ local function handle(m)
     error("responded", 0)
   end
   function h:logErr(msg) io.stderr:write("logErr: ", msg, "\n") end
+  -- the route's metadata in the filter's namespace: {program = the file
+  -- SLUICE_LUA_PROGRAM names}, a new string on each call as Envoy's
+  function h:metadata()
+    return {
+      get = function(_, k)
+        local path = os.getenv("SLUICE_LUA_PROGRAM")
+        if k ~= "program" or not path then return nil end
+        local f = assert(io.open(path))
+        local s = f:read("*a")
+        f:close()
+        return s
+      end,
+    }
+  end
   function h:streamInfo()
     return {
       dynamicMetadata = function()

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Every Lua script in the golden outputs (test/data/translator/*/expected.yaml:
-the lua filter's default source and each route's LuaPerRoute) runs in a real
+the Lua filters' default and shared sources, each route's LuaPerRoute, and
+each route's program in the shared source it names) runs in a real
 Lua 5.1 interpreter (Envoy's LuaJIT speaks 5.1) against mock request and
 response handles (translator_lua_mock.lua): it must load and run, the
 scripts of REST functions named in EXPECT must leave the request with that
@@ -147,28 +148,67 @@ TRANSFORM = {
 }
 
 
-def run(lua, mock, code, args):
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(code)
+def run(lua, mock, code, args, program=None):
+    files = []
+    for text in (code, program):
+        if text is not None:
+            with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+                f.write(text)
+            files.append(f.name)
+    env = dict(os.environ, SLUICE_TEST_REGION="eu-west")
+    if program is not None:
+        env["SLUICE_LUA_PROGRAM"] = files[1]
     try:
-        return subprocess.run([lua, mock, f.name] + args, capture_output=True, text=True,
-                              env=dict(os.environ, SLUICE_TEST_REGION="eu-west"))
+        return subprocess.run([lua, mock, files[0]] + args, capture_output=True, text=True, env=env)
     finally:
-        os.unlink(f.name)
+        for name in files:
+            os.unlink(name)
 
 
-def scripts(obj):
+def walk(obj):
     if isinstance(obj, dict):
-        t = obj.get("@type", "")
-        if t.endswith(".LuaPerRoute") and "sourceCode" in obj:  # not one disabling the filter
-            yield obj["sourceCode"]["inlineString"]
-        elif t.endswith("filters.http.lua.v3.Lua"):
-            yield obj["defaultSourceCode"]["inlineString"]
+        yield obj
         for v in obj.values():
-            yield from scripts(v)
+            yield from walk(v)
     elif isinstance(obj, list):
         for v in obj:
-            yield from scripts(v)
+            yield from walk(v)
+
+
+def scripts(docs):
+    """(code, program) for every script of a golden output's resources
+    (docs: (proxy, resource) pairs): a LuaPerRoute's own source code
+    (program None); for a LuaPerRoute naming a source its Lua filter shares
+    (on the proxy's listeners), that source and the route's program (its
+    metadata in the filter's namespace); each Lua filter's default source,
+    and each source it shares, run without a program."""
+    shared = {}  # (proxy, filter name, source name) -> code
+    for proxy, doc in docs:
+        for o in walk(doc):
+            t = o.get("typedConfig", {}).get("@type", "")
+            if t.endswith("filters.http.lua.v3.Lua"):
+                yield o["typedConfig"]["defaultSourceCode"]["inlineString"], None
+                for name, src in o["typedConfig"].get("sourceCodes", {}).items():
+                    code = src["inlineString"]
+                    if shared.setdefault((proxy, o["name"], name), code) != code:
+                        raise SystemExit("FAIL proxy %s: two sources %s of filter %s differ" % (proxy, name, o["name"]))
+                    yield code, None
+    for proxy, doc in docs:
+        for o in walk(doc):
+            for filt, fc in o.get("typedPerFilterConfig", {}).items():
+                c = fc.get("config", fc)
+                if not c.get("@type", "").endswith(".LuaPerRoute"):
+                    continue
+                if "sourceCode" in c:
+                    yield c["sourceCode"]["inlineString"], None
+                elif "name" in c:
+                    code = shared.get((proxy, filt, c["name"]))
+                    program = o.get("metadata", {}).get("filterMetadata", {}).get(filt, {}).get("program")
+                    if code is None or program is None:
+                        raise SystemExit("FAIL proxy %s: route %s names source %s of filter %s without %s" %
+                                         (proxy, o.get("name"), c["name"], filt,
+                                          "that source" if code is None else "a program in its metadata"))
+                    yield code, program
 
 
 def main():
@@ -180,45 +220,45 @@ def main():
         if not os.path.exists(path):
             continue
         text = open(path).read()
-        for section in re.split(r"^# proxy .*$", text, flags=re.M)[1:]:
-            doc = yaml.safe_load(section)
-            for code in scripts(doc):
-                t = re.match(r"-- Sluice: ((?:early )?)transformations of route (\S+)", code)
-                if t:
-                    key = t.group(1) + t.group(2)
-                    for args, want in TRANSFORM.get(key, [(["/"], None)]):
-                        r = run(lua, mock, code, args)
-                        n += 1
-                        got = r.stdout if r.returncode == 0 else "error: " + r.stderr.strip()
-                        if isinstance(want, re.Pattern):
-                            bad = not want.fullmatch(got)
-                        else:
-                            bad = (want is None and r.returncode != 0) or (want is not None and got != want)
-                        if bad:
-                            print("FAIL %s: route %s %s: got %r, want %r" % (case, key, args, got, want))
-                            failed += 1
-                        seen.add(key)
-                    continue
-                m = re.match(r"-- Sluice: function (\S+) ", code)
-                fn = m.group(1) if m else None
-                req, hdrs, want_method, want_body, want_hdrs = EXPECT.get(fn, ("/", {}, None, None, None))
-                r = run(lua, mock, code, [req] + ["%s=%s" % kv for kv in hdrs.items()])
-                n += 1
-                where = "%s: %s" % (case, fn or "default source")
-                if r.returncode != 0:
-                    print("FAIL %s: %s" % (where, r.stderr.strip()))
-                    failed += 1
-                    continue
-                method, body, got_hdrs = r.stdout.split("\n")[:3]
-                if not re.fullmatch(r"[A-Z_-]+", method):
-                    print("FAIL %s: :method %r is not a method" % (where, method))
-                    failed += 1
-                if want_method is not None:
-                    seen.add(fn)
-                    if (method, body, got_hdrs) != (want_method, want_body, want_hdrs):
-                        print("FAIL %s: got %r %r %r, want %r %r %r" %
-                              (where, method, body, got_hdrs, want_method, want_body, want_hdrs))
+        parts = re.split(r"^# proxy (\S+) .*$", text, flags=re.M)[1:]
+        docs = [(parts[i], yaml.safe_load(parts[i + 1])) for i in range(0, len(parts), 2)]
+        for code, program in scripts(docs):
+            t = re.match(r"-- Sluice: ((?:early )?)transformations of route (\S+)", program or code)
+            if t:
+                key = t.group(1) + t.group(2)
+                for args, want in TRANSFORM.get(key, [(["/"], None)]):
+                    r = run(lua, mock, code, args, program)
+                    n += 1
+                    got = r.stdout if r.returncode == 0 else "error: " + r.stderr.strip()
+                    if isinstance(want, re.Pattern):
+                        bad = not want.fullmatch(got)
+                    else:
+                        bad = (want is None and r.returncode != 0) or (want is not None and got != want)
+                    if bad:
+                        print("FAIL %s: route %s %s: got %r, want %r" % (case, key, args, got, want))
                         failed += 1
+                    seen.add(key)
+                continue
+            m = re.match(r"-- Sluice: function (\S+) ", code)
+            fn = m.group(1) if m else None
+            req, hdrs, want_method, want_body, want_hdrs = EXPECT.get(fn, ("/", {}, None, None, None))
+            r = run(lua, mock, code, [req] + ["%s=%s" % kv for kv in hdrs.items()])
+            n += 1
+            where = "%s: %s" % (case, fn or "default source")
+            if r.returncode != 0:
+                print("FAIL %s: %s" % (where, r.stderr.strip()))
+                failed += 1
+                continue
+            method, body, got_hdrs = r.stdout.split("\n")[:3]
+            if not re.fullmatch(r"[A-Z_-]+", method):
+                print("FAIL %s: :method %r is not a method" % (where, method))
+                failed += 1
+            if want_method is not None:
+                seen.add(fn)
+                if (method, body, got_hdrs) != (want_method, want_body, want_hdrs):
+                    print("FAIL %s: got %r %r %r, want %r %r %r" %
+                          (where, method, body, got_hdrs, want_method, want_body, want_hdrs))
+                    failed += 1
     for fn in list(EXPECT) + list(TRANSFORM):
         if fn not in seen:
             print("FAIL no script for function %s in the golden outputs" % fn)

@@ -744,28 +744,46 @@ ProtobufCMessage *tr_unpack(tr_ctx *tx, const ProtobufCMessageDescriptor *desc, 
     return m;
 }
 
+/* The Struct of namespace ns in the metadata *md, added when missing. */
+static Google__Protobuf__Struct *metadata_ns(tr_ctx *tx, Envoy__Config__Core__V3__Metadata **md, const char *ns)
+{
+    Envoy__Config__Core__V3__Metadata__FilterMetadataEntry *fe;
+    if (!*md)
+        *md = TR_NEW(tx, envoy__config__core__v3__metadata);
+    for (size_t i = 0; i < (*md)->n_filter_metadata; i++)
+        if (strcmp((*md)->filter_metadata[i]->key, ns) == 0)
+            return (*md)->filter_metadata[i]->value;
+    fe = TR_NEW(tx, envoy__config__core__v3__metadata__filter_metadata_entry);
+    fe->key = tr_strdup(tx, ns);
+    fe->value = TR_NEW(tx, google__protobuf__struct);
+    TR_PUSH(tx, *md, filter_metadata, fe);
+    return fe->value;
+}
+
+void tr_metadata_put_string(tr_ctx *tx, Envoy__Config__Core__V3__Metadata **md, const char *ns, const char *key,
+                            const char *value)
+{
+    Google__Protobuf__Struct *st = metadata_ns(tx, md, ns);
+    Google__Protobuf__Struct__FieldsEntry *e = TR_NEW(tx, google__protobuf__struct__fields_entry);
+    size_t at;
+    e->key = tr_strdup(tx, key);
+    e->value = TR_NEW(tx, google__protobuf__value);
+    e->value->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
+    e->value->string_value = tr_strdup(tx, value);
+    TR_PUSH(tx, st, fields, e);
+    /* sorted by key: the same labels give the same bytes whatever the order
+     * of the map in the input */
+    for (at = st->n_fields - 1; at > 0 && strcmp(st->fields[at - 1]->key, e->key) > 0; at--)
+        st->fields[at] = st->fields[at - 1];
+    st->fields[at] = e;
+}
+
 Envoy__Config__Core__V3__Metadata *tr_lb_metadata(tr_ctx *tx, size_t n, const char *const *keys,
                                                   const char *const *values)
 {
-    Envoy__Config__Core__V3__Metadata *md = TR_NEW(tx, envoy__config__core__v3__metadata);
-    Envoy__Config__Core__V3__Metadata__FilterMetadataEntry *fe =
-        TR_NEW(tx, envoy__config__core__v3__metadata__filter_metadata_entry);
-    fe->key = tr_strdup(tx, "envoy.lb");
-    fe->value = TR_NEW(tx, google__protobuf__struct);
-    for (size_t i = 0; i < n; i++) {
-        Google__Protobuf__Struct__FieldsEntry *e = TR_NEW(tx, google__protobuf__struct__fields_entry);
-        size_t at;
-        e->key = tr_strdup(tx, keys[i]);
-        e->value = TR_NEW(tx, google__protobuf__value);
-        e->value->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
-        e->value->string_value = tr_strdup(tx, values[i]);
-        TR_PUSH(tx, fe->value, fields, e);
-        /* sorted by key: the same labels give the same bytes whatever the
-         * order of the map in the input */
-        for (at = fe->value->n_fields - 1; at > 0 && strcmp(fe->value->fields[at - 1]->key, e->key) > 0; at--)
-            fe->value->fields[at] = fe->value->fields[at - 1];
-        fe->value->fields[at] = e;
-    }
-    TR_PUSH(tx, md, filter_metadata, fe);
+    Envoy__Config__Core__V3__Metadata *md = NULL;
+    metadata_ns(tx, &md, "envoy.lb"); /* there when n is 0 too */
+    for (size_t i = 0; i < n; i++)
+        tr_metadata_put_string(tx, &md, "envoy.lb", keys[i], values[i]);
     return md;
 }

@@ -27,6 +27,9 @@
  *                 discovery type, endpoints or EDS config).
  *   endpoints     for every ClusterLoadAssignment (EDS, and the inline
  *                 load_assignment of STATIC and STRICT_DNS clusters).
+ *   server_proxy  once per translation, after every gateway's proxy: the
+ *                 resources of a proxy that serves no gateway (the
+ *                 rate-limit server's xDS role), reports about the Settings.
  *
  * Every Envoy message a hook creates comes from the translation's arena
  * (TR_NEW, tr_strdup, tr_any, ...): nothing is freed by hand. Problems are
@@ -63,6 +66,7 @@
 #include "sluice/v1/upstream.pb-c.h"
 #include "sluice/v1/virtual_service.pb-c.h"
 #include "sluice/kinds.h"
+#include "sluice/xds.h"
 
 typedef struct tr_ctx tr_ctx;
 
@@ -151,6 +155,13 @@ typedef struct sl_tr_plugin {
      * SNI conflict), so a rejected VirtualService never leaves config in
      * the listener. Every plugin with listener state has it. */
     void (*forget)(tr_ctx *tx, const char *vhost);
+    /* Adds the resources of a proxy of the plugin's own, which no gateway
+     * has (the rate-limit server's configuration), with tr_add_resource(),
+     * and returns its name ("<namespace>~<name>", in the arena), or NULL
+     * when there is none this time. Reports are about the Settings. A
+     * gateway's proxy of the same name is an error on the Settings (the
+     * proxy is left out). */
+    const char *(*server_proxy)(tr_ctx *tx);
 } sl_tr_plugin;
 
 /* plugins/table.c */
@@ -207,6 +218,10 @@ void tr_add_filter(tr_ctx *tx, tr_filters *f, int stage, const char *name, const
 /* Marks the filter named name in the chain disabled by default (routes
  * enable it with a FilterConfig in their typed_per_filter_config). */
 void tr_disable_filter(tr_filters *f, const char *name);
+
+/* Adds resource m of type t named name to the proxy being built (only from
+ * a server_proxy hook); a second one of the same type and name is left out. */
+void tr_add_resource(tr_ctx *tx, sl_xds_type t, const char *name, const ProtobufCMessage *m);
 
 /* Marks plugin p used on the HTTP listener being translated. */
 void tr_use(tr_ctx *tx, const sl_tr_plugin *p);
@@ -301,8 +316,23 @@ const ProtobufCMessage *tr_lua_config(tr_ctx *tx, const char *code);
 void tr_lua_use(tr_ctx *tx);
 
 /* plugins/lua.c: adds a Lua filter named filter at stage, disabled, whose
- * default source does nothing (routes enable it with tr_lua_config()). */
+ * default source does nothing (routes enable it with tr_lua_config()).
+ * The first filter of a name added to a chain is the one it keeps. */
 void tr_lua_filter(tr_ctx *tx, tr_filters *f, int stage, const char *filter);
+
+/* plugins/lua.c: the same, with the Lua source code under name in its
+ * source_codes, shared by the routes that enable the filter with
+ * tr_lua_named_config(name): Envoy loads it once per filter, not once per
+ * route (a route tells it what to do through its metadata). */
+void tr_lua_filter_shared(tr_ctx *tx, tr_filters *f, int stage, const char *filter, const char *name,
+                          const char *code);
+const ProtobufCMessage *tr_lua_named_config(tr_ctx *tx, const char *name);
+
+/* Adds key (not there yet) with a string value to namespace ns of the
+ * metadata *md (created when NULL): keys in a namespace stay sorted, so
+ * the same values give the same bytes. */
+void tr_metadata_put_string(tr_ctx *tx, Envoy__Config__Core__V3__Metadata **md, const char *ns, const char *key,
+                            const char *value);
 
 /* Metadata {filter_metadata: {"envoy.lb": {keys[i]: values[i]}}}: endpoint
  * labels and route metadata_match of subset load balancing. */

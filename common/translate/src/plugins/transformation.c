@@ -12,9 +12,11 @@
  *    values made of literal text and {{ header("x") }} (request_header() in
  *    responses): the route's request/response_headers_to_add with Envoy's
  *    %REQ(x)% / %RESP(x)% formatters, and *_headers_to_remove.
- *  - otherwise a Lua script for Envoy's stock Lua filter (plugins/lua.c),
- *    enabled on the route: the runtime of transformation_lua.c (JSON, an
- *    RE2-subset regex matcher, S.apply) followed by what this file writes:
+ *  - otherwise a Lua program for Envoy's stock Lua filter (plugins/lua.c),
+ *    in the route's metadata, run by the source the filter shares among its
+ *    routes (the runtime of transformation_lua.c: JSON, an RE2-subset regex
+ *    matcher, S.apply; loaded once per filter, not per route). A program is
+ *    what this file writes for the route:
  *    each template compiled to a Lua function, each transformation a table
  *    (extractors in all three modes, headers, dynamicMetadataValues, body
  *    template, mergeExtractorsToBody, mergeJsonKeys; or a
@@ -30,8 +32,8 @@
  *    as quoted Lua literals (luatext.h), and what the parser accepts is
  *    valid Lua: a bad template can never make Envoy refuse the routes.
  *
- * The early stage gets its own script on a second Lua filter, first in the
- * chain (EARLY_FILTER); the regular stage's runs in plugins/lua.c's, after
+ * The early stage's program runs in a second Lua filter, first in the
+ * chain (EARLY_FILTER); the regular stage's in plugins/lua.c's, after
  * authorization, before the router.
  *
  * Not expressible on stock Envoy, so refused: the postRouting stage (no
@@ -52,6 +54,7 @@
 #define EARLY_FILTER "sluice.filters.http.transformation_early" /* a Lua filter */
 
 const sl_tr_plugin sl_tr_plugin_transformation;
+const sl_tr_plugin sl_tr_plugin_transformation_regular;
 
 static const char *const fields[] = {
     "RouteOptions.transformations", "RouteOptions.staged_transformations",
@@ -1033,7 +1036,7 @@ static const char *lua_script(tr_ctx *tx, const stage *p, const char *route_name
 {
     const char *ns = early ? "\"sluice.transformation.early\"" : "\"sluice.transformation\"";
     script sc = {.tx = tx, .defs = ""};
-    const char *req = "", *resp = "", *save = "nil", *code;
+    const char *req = "", *resp = "", *save = "nil";
     bool any_resp = p->n_resp > 0;
     for (size_t i = 0; i < p->n_req; i++) {
         const req_match *m = &p->req[i];
@@ -1075,18 +1078,39 @@ static const char *lua_script(tr_ctx *tx, const stage *p, const char *route_name
             save = tr_printf(tx, "%s%s%s", save, i ? ", " : "", tr_lua_quote(tx, sc.saved[i]));
         save = tr_printf(tx, "%s}", save);
     }
-    code = tr_printf(tx,
-                     "-- Sluice: %stransformations of route %s\n%slocal L = {}\n%s"
-                     "local REQ = {\n%s}\n"
-                     "function envoy_on_request(h)\n  S.on_request(h, REQ, %s, %s)\nend\n",
-                     early ? "early " : "", tr_lua_comment_safe(tx, route_name), tr_transformation_lua, sc.defs,
-                     req, save, ns);
-    if (any_resp)
-        code = tr_printf(tx,
-                         "%slocal RESP = {\n%s}\n"
-                         "function envoy_on_response(h)\n  S.on_response(h, REQ, RESP, %s)\nend\n",
-                         code, resp, ns);
-    return code;
+    return tr_printf(tx,
+                     "-- Sluice: %stransformations of route %s\nlocal S = ...\nlocal L = {}\n%s"
+                     "local REQ = {\n%s}\nlocal RESP = %s%s%s\n"
+                     "return {req = REQ, resp = RESP, save = %s, ns = %s}\n",
+                     early ? "early " : "", tr_lua_comment_safe(tx, route_name), sc.defs, req,
+                     any_resp ? "{\n" : "nil", any_resp ? resp : "", any_resp ? "}" : "", save, ns);
+}
+
+/* Where a route's programs run: in the source its stage's Lua filter
+ * shares (the runtime and the dispatcher), found through the route's
+ * metadata; weighted destinations, whose metadata Envoy's Lua filter
+ * cannot see, carry a script of their own (standalone()). */
+#define SHARED_SOURCE "sluice.transformation"
+
+static const char *shared_source(tr_ctx *tx)
+{
+    return tr_printf(tx, "-- Sluice: the transformation runtime the routes' programs run in\n%s%s",
+                     tr_transformation_lua, tr_transformation_dispatch_lua);
+}
+
+static void route_program(tr_ctx *tx, tr_route_t *r, const char *filter, const char *program)
+{
+    tr_metadata_put_string(tx, &r->metadata, filter, "program", program);
+    tr_route_filter_config(tx, r, filter, tr_lua_named_config(tx, SHARED_SOURCE));
+}
+
+/* A script that runs one program on its own: its first line (what it is),
+ * the runtime, then the program. */
+static const char *standalone(tr_ctx *tx, const char *program)
+{
+    int title = (int)(strchr(program, '\n') - program) + 1;
+    return tr_printf(tx, "%.*s%slocal P = (function(...)\n%send)(S)\nS.serve(function() return P end)\n", title,
+                     program, tr_transformation_lua, program);
 }
 
 /* ---- the route ------------------------------------------------------------ */
@@ -1161,7 +1185,7 @@ static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
         return;
     }
     if ((p->early.n_req || p->early.n_resp) && (code = lua_script(tx, &p->early, r->name ? r->name : "", true))) {
-        tr_route_filter_config(tx, r, EARLY_FILTER, tr_lua_config(tx, code));
+        route_program(tx, r, EARLY_FILTER, code);
         tr_use(tx, &sl_tr_plugin_transformation);
     }
     if (!sg->n_req && !sg->n_resp)
@@ -1173,8 +1197,11 @@ static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
                  in->route_path);
         return;
     }
-    if ((code = lua_script(tx, sg, r->name ? r->name : "", false)))
-        tr_lua_route(tx, r, code);
+    if ((code = lua_script(tx, sg, r->name ? r->name : "", false))) {
+        route_program(tx, r, TR_LUA_FILTER, code);
+        tr_use(tx, &sl_tr_plugin_transformation_regular);
+        tr_lua_use(tx);
+    }
 }
 
 /* A weighted destination's transformations replace its route's (most
@@ -1212,7 +1239,7 @@ static void weighted_destination(tr_ctx *tx, const tr_route_in *in, const Sluice
         const char *code = lua_script(tx, &own->early, name, true);
         if (!code)
             return;
-        tr_cluster_weight_filter_config(tx, cw, EARLY_FILTER, tr_lua_config(tx, code));
+        tr_cluster_weight_filter_config(tx, cw, EARLY_FILTER, tr_lua_config(tx, standalone(tx, code)));
         tr_use(tx, &sl_tr_plugin_transformation);
     } else if (parent->early.n_req || parent->early.n_resp) {
         tr_cluster_weight_filter_config(tx, cw, EARLY_FILTER, tr_lua_config(tx, NULL));
@@ -1221,7 +1248,7 @@ static void weighted_destination(tr_ctx *tx, const tr_route_in *in, const Sluice
         const char *code = lua_script(tx, &own->regular, name, false);
         if (!code)
             return;
-        tr_cluster_weight_filter_config(tx, cw, TR_LUA_FILTER, tr_lua_config(tx, code));
+        tr_cluster_weight_filter_config(tx, cw, TR_LUA_FILTER, tr_lua_config(tx, standalone(tx, code)));
         tr_lua_use(tx);
     } else if (parent->regular.n_req || parent->regular.n_resp) {
         tr_cluster_weight_filter_config(tx, cw, TR_LUA_FILTER, tr_lua_config(tx, NULL));
@@ -1230,14 +1257,30 @@ static void weighted_destination(tr_ctx *tx, const tr_route_in *in, const Sluice
 
 /* The early stage's Lua filter: before every other filter of the chain
  * (Gloo's early stage is before its fault stage), disabled, enabled per
- * route with the early script. */
+ * route with the early program. */
 static void http_filters(tr_ctx *tx, const tr_gateway *gw, tr_hcm_t *hcm, tr_filters *f)
 {
     (void)gw;
     (void)hcm;
     if (tr_used(tx, &sl_tr_plugin_transformation))
-        tr_lua_filter(tx, f, TR_STAGE_COMPRESS - 10, EARLY_FILTER);
+        tr_lua_filter_shared(tx, f, TR_STAGE_COMPRESS - 10, EARLY_FILTER, SHARED_SOURCE, shared_source(tx));
 }
+
+/* The regular stage's: lua's own filter (plugins/lua.c), added here with
+ * the shared source when a route has a regular program (this plugin comes
+ * before lua's in the table, and the first filter of a name wins). */
+static void regular_filter(tr_ctx *tx, const tr_gateway *gw, tr_hcm_t *hcm, tr_filters *f)
+{
+    (void)gw;
+    (void)hcm;
+    if (tr_used(tx, &sl_tr_plugin_transformation_regular))
+        tr_lua_filter_shared(tx, f, TR_STAGE_LUA, TR_LUA_FILTER, SHARED_SOURCE, shared_source(tx));
+}
+
+const sl_tr_plugin sl_tr_plugin_transformation_regular = {
+    .name = "transformation_regular",
+    .http_filters = regular_filter,
+};
 
 const sl_tr_plugin sl_tr_plugin_transformation = {
     .name = "transformation",

@@ -4,7 +4,11 @@
 
 /* transformation_lua.c: the Lua code every transformation script starts
  * with; it defines the local table S (JSON, regex, S.apply, S.on_request,
- * S.on_response). */
+ * S.on_response, S.serve). */
 extern const char tr_transformation_lua[];
+
+/* transformation_lua.c: what follows the runtime in the source the routes
+ * share: the handlers run the program in the route's metadata. */
+extern const char tr_transformation_dispatch_lua[];
 
 #endif

@@ -709,4 +709,36 @@ const char tr_transformation_lua[] =
     "    end\n"
     "  end\n"
     "  if x then run(h, c, x, true) end\n"
+    "end\n"
+    "-- A route's program (what the translator wrote for one route and stage:\n"
+    "-- a chunk that takes S and returns {req, resp, save, ns}) runs from Envoy's\n"
+    "-- handlers; program(h) gives that of h's route, or nil.\n"
+    "function S.serve(program)\n"
+    "  function envoy_on_request(h)\n"
+    "    local p = program(h)\n"
+    "    if p then S.on_request(h, p.req, p.save, p.ns) end\n"
+    "  end\n"
+    "  function envoy_on_response(h)\n"
+    "    local p = program(h)\n"
+    "    if p and p.resp then S.on_response(h, p.req, p.resp, p.ns) end\n"
+    "  end\n"
     "end\n";
+
+/* The source every route's program runs in: loaded once per Lua filter
+ * (and Envoy worker), it reads the program from the route's metadata
+ * (filter_metadata[<filter>].program), compiles it the first time it is
+ * seen and keeps it, up to 256 programs (a route change that leaves old
+ * programs behind starts the cache afresh). */
+const char tr_transformation_dispatch_lua[] =
+    "local programs, n_programs = {}, 0\n"
+    "S.serve(function(h)\n"
+    "  local src = h:metadata():get(\"program\")\n"
+    "  if type(src) ~= \"string\" then return nil end\n"
+    "  local p = programs[src]\n"
+    "  if not p then\n"
+    "    if n_programs == 256 then programs, n_programs = {}, 0 end\n"
+    "    p = assert(loadstring(src, \"=route program\"))(S)\n"
+    "    programs[src], n_programs = p, n_programs + 1\n"
+    "  end\n"
+    "  return p\n"
+    "end)\n";
