@@ -13,6 +13,7 @@
 
 #include "sluice/codec.h"
 #include "sluice/log.h"
+#include "sluice/natsauth.h"
 #include "sluice/v1/events.pb-c.h"
 
 #define KEY_MAX 96
@@ -21,8 +22,11 @@
 typedef enum api_kind { API_APPLY, API_DELETE } api_kind;
 
 /* The limits, in the order they are checked; the metric's label values. */
-typedef enum limit_id { LIM_BODY, LIM_PENDING, LIM_RATE, LIM_DOCUMENTS, LIM_NODES, LIM_N } limit_id;
-static const char *const limit_names[LIM_N] = {"body", "pending", "rate", "documents", "nodes"};
+typedef enum limit_id { LIM_BODY, LIM_PENDING, LIM_IDENTITY, LIM_RATE, LIM_DOCUMENTS, LIM_NODES, LIM_N } limit_id;
+static const char *const limit_names[LIM_N] = {"body", "pending", "identity", "rate", "documents", "nodes"};
+
+/* The rate bucket of every request from Sluice's own account (operators). */
+#define OPERATORS_KEY SL_NATSAUTH_ACCOUNT " (operators)"
 
 typedef struct bucket {
     char key[KEY_MAX]; /* "" : free (the table) */
@@ -34,12 +38,13 @@ typedef struct bucket {
 typedef struct api_ctx {
     cw_limits *l;
     api_kind kind;
+    bool clients; /* arrived through the CLIENTS account's import */
 } api_ctx;
 
 struct cw_limits {
     cw_limits_config c;
     cw *w;
-    api_ctx apply, del;
+    api_ctx apply, del, client_apply, client_del;
     atomic_size_t pending; /* apply and delete requests waiting for the loop */
     pthread_mutex_t lock;  /* the buckets: both delivery threads use them */
     bucket clients[CW_LIMITS_CLIENTS];
@@ -65,8 +70,10 @@ sl_status cw_limits_new(cw_limits **out, const cw_limits_config *c, cw *w, sl_me
         return sl_error_set(SL_ERR_NOMEM, "apply API limits");
     l->c = *c;
     l->w = w;
-    l->apply = (api_ctx){l, API_APPLY};
-    l->del = (api_ctx){l, API_DELETE};
+    l->apply = (api_ctx){l, API_APPLY, false};
+    l->del = (api_ctx){l, API_DELETE, false};
+    l->client_apply = (api_ctx){l, API_APPLY, true};
+    l->client_del = (api_ctx){l, API_DELETE, true};
     atomic_init(&l->pending, 0);
     pthread_mutex_init(&l->lock, NULL);
     l->shared.tokens = c->burst;
@@ -125,28 +132,19 @@ static void refuse(cw_limits *l, api_kind kind, limit_id id, const sl_envelope *
 
 /* ---- per-client rate ------------------------------------------------------ */
 
-/* The client of a request (api_limits.h): its Sluice-Client header, else its
- * reply inbox prefix; "" for the shared bucket. */
-static void client_key(char *out, size_t n, natsMsg *msg)
+/* The client of a request (api_limits.h): the account and user nats-server
+ * named for a client's request, one bucket for Sluice's own account. false
+ * with the refusal in why when a client's request names nobody. */
+static bool client_key(char *out, size_t n, const api_ctx *c, natsMsg *msg, char *why, size_t why_n)
 {
-    const char *v = NULL, *reply = natsMsg_GetReply(msg);
-    size_t len = 0;
-
-    out[0] = '\0';
-    if (natsMsgHeader_Get(msg, CW_HDR_CLIENT, &v) == NATS_OK && v != NULL && v[0] != '\0') {
-        snprintf(out, n, "%s", v);
-        return;
+    if (!c->clients) {
+        snprintf(out, n, "%s", OPERATORS_KEY);
+        return true;
     }
-    if (reply == NULL)
-        return;
-    if (strncmp(reply, "_INBOX_", 7) == 0)
-        len = strcspn(reply, ".");
-    else if (strncmp(reply, "_INBOX.", 7) == 0)
-        len = 7 + strcspn(reply + 7, ".");
-    if (len >= n)
-        len = n - 1;
-    memcpy(out, reply, len);
-    out[len] = '\0';
+    if (sl_natsauth_requester(out, n, msg) == SL_OK)
+        return true;
+    snprintf(why, why_n, "no client identity: %s", sl_error_msg());
+    return false;
 }
 
 static void refill(const cw_limits *l, bucket *b, int64_t now)
@@ -180,17 +178,15 @@ static bucket *find_bucket(cw_limits *l, const char *key, int64_t now)
     return spare;
 }
 
-/* Takes a token of the request's client: true, or false with the
+/* Takes a token of the request's client key: true, or false with the
  * refusal in why. */
-static bool take_token(cw_limits *l, natsMsg *msg, char *why, size_t n)
+static bool take_token(cw_limits *l, const char *key, char *why, size_t n)
 {
-    char key[KEY_MAX];
     int64_t now = now_ms();
     bucket *b;
     bool ok;
     double wait_ms = 0;
 
-    client_key(key, sizeof(key), msg);
     pthread_mutex_lock(&l->lock);
     b = find_bucket(l, key, now);
     refill(l, b, now);
@@ -215,7 +211,7 @@ static bool admit(sl_subscription *sub, sl_status st, const sl_envelope *env, na
 {
     api_ctx *c = ud;
     cw_limits *l = c->l;
-    char why[512];
+    char why[512], key[KEY_MAX];
     (void)sub;
     (void)st;
 
@@ -232,7 +228,11 @@ static bool admit(sl_subscription *sub, sl_status st, const sl_envelope *env, na
         refuse(l, c->kind, LIM_PENDING, env, why);
         return false;
     }
-    if (l->c.rate > 0 && !take_token(l, msg, why, sizeof(why))) {
+    if (!client_key(key, sizeof(key), c, msg, why, sizeof(why))) {
+        refuse(l, c->kind, LIM_IDENTITY, env, why);
+        return false;
+    }
+    if (l->c.rate > 0 && !take_token(l, key, why, sizeof(why))) {
         refuse(l, c->kind, LIM_RATE, env, why);
         return false;
     }
@@ -354,27 +354,34 @@ static void on_request(sl_subscription *sub, sl_status st, const sl_envelope *en
     }
 }
 
-sl_status cw_limits_subscribe(cw_limits *l, sl_subscription **apply, sl_subscription **del,
-                              const char *queue)
+sl_status cw_limits_subscribe(cw_limits *l, sl_subscription *subs[CW_LIMITS_SUBS], const char *queue)
 {
+    const struct {
+        const char *subject;
+        api_ctx *ctx;
+    } apis[CW_LIMITS_SUBS] = {
+        {"sluice.api.apply", &l->apply},
+        {"sluice.api.delete", &l->del},
+        {SL_NATSAUTH_CLIENT_API_PREFIX "apply", &l->client_apply},
+        {SL_NATSAUTH_CLIENT_API_PREFIX "delete", &l->client_del},
+    };
     sl_subscribe_opts o = {.queue = queue,
                            .max_pending = l->c.max_pending > 0 ? (size_t)l->c.max_pending : 0,
                            .pending = &l->pending,
-                           .admit = admit,
-                           .admit_ud = &l->apply};
-    sl_status st;
+                           .admit = admit};
+    sl_status st = SL_OK;
 
-    *apply = *del = NULL;
-    st = sl_envelope_subscribe_opts(apply, l->w->nc, "sluice.api.apply", &o, l->w->loop, on_request,
-                                    &l->apply);
-    if (st != SL_OK)
-        return st;
-    o.admit_ud = &l->del;
-    st = sl_envelope_subscribe_opts(del, l->w->nc, "sluice.api.delete", &o, l->w->loop, on_request,
-                                    &l->del);
-    if (st != SL_OK) {
-        sl_subscription_free(*apply);
-        *apply = NULL;
+    for (int i = 0; i < CW_LIMITS_SUBS; i++)
+        subs[i] = NULL;
+    for (int i = 0; i < CW_LIMITS_SUBS && st == SL_OK; i++) {
+        o.admit_ud = apis[i].ctx;
+        st = sl_envelope_subscribe_opts(&subs[i], l->w->nc, apis[i].subject, &o, l->w->loop, on_request,
+                                        apis[i].ctx);
     }
+    if (st != SL_OK)
+        for (int i = 0; i < CW_LIMITS_SUBS; i++) {
+            sl_subscription_free(subs[i]);
+            subs[i] = NULL;
+        }
     return st;
 }

@@ -8,6 +8,7 @@
  *     queue          at most --api-max-pending requests (apply and delete
  *                    together) wait for the loop; more are answered
  *                    "busy: N requests pending, retry" at once;
+ *     identity       a client's request names its sender (below);
  *     rate           a token bucket per client (--api-rate per second,
  *                    --api-burst at once);
  *   on the loop, before anything is decoded into resources
@@ -21,13 +22,17 @@
  * counts in sluice_config_watcher_api_refused_total{limit=...}. A limit of
  * 0 is off.
  *
- * The client of a request is, first match wins: its Sluice-Client header;
- * the prefix of its reply subject, "_INBOX_<name>" (Sluice programs with
- * their own credentials) or "_INBOX.<token>" (the per-connection token of
- * the standard NATS clients' request inbox); otherwise one bucket shared by
- * every request without either. Nothing of this is authenticated: it keeps
- * a careless or looping client from starving the others; a client that
- * makes up names is bounded by the queue.
+ * The client of a request is who nats-server says sent it, never what the
+ * request says. Users' programs are in the CLIENTS account
+ * (sluice/natsauth.h): their sluice.api.apply and sluice.api.delete arrive
+ * on SL_NATSAUTH_CLIENT_API_PREFIX "apply" / "delete" with nats-server's
+ * Nats-Request-Info header, and the client is "<account>/<user nkey>" (a
+ * request without exactly one such header naming both is refused,
+ * limit "identity"). Headers a client sets (Sluice-Client, its own
+ * Nats-Request-Info, its reply inbox) play no part. Requests on
+ * sluice.api.apply and sluice.api.delete come from Sluice's own account,
+ * where only operators (the sluicectl role) may send them: they share one
+ * bucket.
  */
 #ifndef SLUICE_CW_LIMITS_H
 #define SLUICE_CW_LIMITS_H
@@ -36,9 +41,6 @@
 #include "sluice/metrics.h"
 #include "sluice/status.h"
 #include "watcher.h"
-
-/* Optional request header naming the client for the rate limit. */
-#define CW_HDR_CLIENT "Sluice-Client"
 
 /* Clients tracked at once; more share the bucket of requests without one. */
 #define CW_LIMITS_CLIENTS 256
@@ -60,10 +62,13 @@ typedef struct cw_limits cw_limits;
 sl_status cw_limits_new(cw_limits **out, const cw_limits_config *c, cw *w, sl_metrics *m);
 void cw_limits_free(cw_limits *l);
 
-/* Subscribes sluice.api.apply and sluice.api.delete (queue group queue) to
- * w's handlers behind the limits; on error neither is subscribed. Free the
+/* The subscriptions of cw_limits_subscribe(). */
+#define CW_LIMITS_SUBS 4
+
+/* Subscribes sluice.api.apply and sluice.api.delete, and the clients'
+ * SL_NATSAUTH_CLIENT_API_PREFIX "apply" and "delete" (queue group queue),
+ * to w's handlers behind the limits; on error none is subscribed. Free the
  * subscriptions with sl_subscription_free() before l. */
-sl_status cw_limits_subscribe(cw_limits *l, sl_subscription **apply, sl_subscription **del,
-                              const char *queue);
+sl_status cw_limits_subscribe(cw_limits *l, sl_subscription *subs[CW_LIMITS_SUBS], const char *queue);
 
 #endif

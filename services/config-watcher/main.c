@@ -143,7 +143,7 @@ typedef struct app {
     cw w;
     notifier n;
     opts o;
-    sl_subscription *sub_apply, *sub_delete;
+    sl_subscription *sub_api[CW_LIMITS_SUBS];
     cw_limits *limits;
     bool failed;
 } app;
@@ -156,7 +156,7 @@ static void start_sources(void *ud)
         cw_sync_dir(w, &w->dirs[i]);
     if (!a->o.no_api &&
         (cw_limits_new(&a->limits, &a->o.lim, w, sl_service_metrics(w->svc)) != SL_OK ||
-         cw_limits_subscribe(a->limits, &a->sub_apply, &a->sub_delete, a->o.queue) != SL_OK)) {
+         cw_limits_subscribe(a->limits, a->sub_api, a->o.queue) != SL_OK)) {
         sl_log_error("api", "subscribe failed", "err=%s", sl_log_q(sl_error_msg()));
         sl_service_request_stop(w->svc, SL_EXIT_FAILURE);
         return;
@@ -282,8 +282,8 @@ out:
     }
     if (loop)
         sl_loop_cancel(loop, &a.n);
-    sl_subscription_free(a.sub_apply);
-    sl_subscription_free(a.sub_delete);
+    for (int i = 0; i < CW_LIMITS_SUBS; i++)
+        sl_subscription_free(a.sub_api[i]);
     cw_limits_free(a.limits);
     sl_kv_watch_free(watch);
     sl_kv_free(kv);

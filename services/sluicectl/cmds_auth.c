@@ -20,23 +20,28 @@
 /* ---- sluicectl nats-auth ------------------------------------------------ */
 
 static const char nats_auth_usage[] =
-    "Usage: sluicectl nats-auth DIR [--admin]\n"
+    "Usage: sluicectl nats-auth DIR [--admin] [--client NAME ...]\n"
     "Writes one NATS user nkey seed per Sluice role, DIR/<role>.nk (mode 0600,\n"
-    "DIR mode 0700), and DIR/auth.conf, the nats-server `authorization` block with\n"
-    "every role's public key and least-privilege permissions, for the server's\n"
-    "configuration to `include`. Seeds that exist are kept: to rotate a role's\n"
+    "DIR mode 0700), and DIR/auth.conf, the nats-server `accounts` block with\n"
+    "every user's public key and least-privilege permissions (Sluice's processes\n"
+    "and operators in account SLUICE, users' programs in CLIENTS, importing the\n"
+    "apply API and statuses), for the server's configuration to `include`.\n"
+    "Seeds that exist are kept: to rotate a role's\n"
     "credentials, delete DIR/<role>.nk, run this again, reload nats-server\n"
     "(SIGHUP) and restart that role's processes. Give each process its own seed\n"
     "(--nats-nkey DIR/<role>.nk or NATS_NKEY), or DIR itself (--nats-auth-dir,\n"
     "SLUICE_NATS_AUTH_DIR: a service picks the seed of its role).\n"
-    "  --admin   also an 'admin' user allowed everything (tests, recovery; never\n"
-    "            in a production deployment)\n";
+    "  --admin        also an 'admin' user allowed everything (tests, recovery;\n"
+    "                 never in a production deployment)\n"
+    "  --client NAME  also DIR/client-NAME.nk, another user of the client role:\n"
+    "                 a program of its own identity and apply rate budget\n"
+    "                 (NAME: a-z, 0-9, '-'); every DIR/client-*.nk is kept\n";
 
 int ctl_cmd_nats_auth(ctl *c, int argc, char **argv)
 {
-    const char *dir = NULL;
+    const char *dir = NULL, *clients[64];
     bool admin = false;
-    size_t n = 0;
+    size_t n = 0, nclients = 0;
     (void)c;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -45,6 +50,10 @@ int ctl_cmd_nats_auth(ctl *c, int argc, char **argv)
         }
         if (!strcmp(argv[i], "--admin"))
             admin = true;
+        else if (!strcmp(argv[i], "--client") && (i + 1 >= argc || nclients == sizeof clients / sizeof clients[0]))
+            return ctl_usage_error("nats-auth", i + 1 >= argc ? "--client needs a NAME" : "more than 64 --client");
+        else if (!strcmp(argv[i], "--client"))
+            clients[nclients++] = argv[++i];
         else if (argv[i][0] == '-' || dir)
             return ctl_usage_error("nats-auth", "unexpected argument \"%s\"", argv[i]);
         else
@@ -63,12 +72,17 @@ int ctl_cmd_nats_auth(ctl *c, int argc, char **argv)
         snprintf(path, sizeof path, "%s/%s.nk", dir, i < n ? roles[i].name : "admin");
         had[i] = access(path, F_OK) == 0;
     }
-    if (sl_natsauth_provision(dir, admin) != SL_OK) {
+    bool *made = calloc(nclients + 1, sizeof *made);
+    sl_status st = made ? SL_OK : sl_error_set(SL_ERR_NOMEM, "nats-auth");
+    for (size_t i = 0; i < nclients && st == SL_OK; i++)
+        st = sl_natsauth_client_seed(dir, clients[i], &made[i]);
+    if (st != SL_OK || sl_natsauth_provision(dir, admin) != SL_OK) {
         fprintf(stderr, "error: %s\n", sl_error_msg());
         free(had);
+        free(made);
         return 1;
     }
-    printf("%s/auth.conf: the nats-server authorization block (include it from the server's config)\n", dir);
+    printf("%s/auth.conf: the nats-server accounts block (include it from the server's config)\n", dir);
     printf("%-16s %-42s %-7s %s\n", "ROLE", "SEED", "", "FOR");
     for (size_t i = 0; i <= n; i++) {
         if (i == n && !admin)
@@ -77,7 +91,14 @@ int ctl_cmd_nats_auth(ctl *c, int argc, char **argv)
         printf("%-16s %-42s %-7s %s\n", i < n ? roles[i].name : "admin", path, had[i] ? "kept" : "created",
                i < n ? roles[i].doc : "everything (tests, recovery)");
     }
+    for (size_t i = 0; i < nclients; i++) {
+        char role[80];
+        snprintf(role, sizeof role, "client-%s", clients[i]);
+        snprintf(path, sizeof path, "%s/%s.nk", dir, role);
+        printf("%-16s %-42s %-7s %s\n", role, path, made[i] ? "created" : "kept", "a user of the client role");
+    }
     free(had);
+    free(made);
     return 0;
 }
 

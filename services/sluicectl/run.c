@@ -428,6 +428,23 @@ static int run_auth(char *conf, size_t cap, const run_opts *o)
     return 0;
 }
 
+/* JetStream keeps each account's streams in <store>/jetstream/<account>:
+ * with authentication they are Sluice's account's (sluice/natsauth.h),
+ * without it the global account's ($G). A state directory used the other
+ * way before has its buckets moved over, so nothing applied is lost. */
+static void move_store(const char *jsdir, bool auth)
+{
+    char from[PATH_MAX + 32], to[PATH_MAX + 32];
+    snprintf(from, sizeof from, "%s/jetstream/%s", jsdir, auth ? "$G" : SL_NATSAUTH_ACCOUNT);
+    snprintf(to, sizeof to, "%s/jetstream/%s", jsdir, auth ? SL_NATSAUTH_ACCOUNT : "$G");
+    if (!exists(from) || exists(to))
+        return;
+    if (rename(from, to) == 0)
+        say("JetStream store of %s moved to %s (NATS authentication %s)", from, to, auth ? "on" : "off");
+    else
+        say("warning: cannot move %s to %s: %s", from, to, strerror(errno));
+}
+
 static int start_nats(run_state *rs, const run_opts *o)
 {
     char ps[16], jsdir[PATH_MAX], log[PATH_MAX];
@@ -443,6 +460,7 @@ static int start_nats(run_state *rs, const run_opts *o)
                 o->port);
         return 1;
     }
+    move_store(jsdir, !o->no_auth);
     snprintf(ps, sizeof(ps), "%d", o->port);
     snprintf(nats->name, sizeof(nats->name), "nats-server");
     nats_binary(nats, o->nats_bin);

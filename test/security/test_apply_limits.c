@@ -7,7 +7,15 @@
  * well-formed request right after is served; a flood from one client gets
  * "rate limited" replies while another client's request is answered; a
  * flood from many clients gets "busy: N requests pending, retry" replies
- * and every request is answered; each refusal is counted by limit. */
+ * and every request is answered; each refusal is counted by limit.
+ *
+ * Clients are users of the CLIENTS account (sluice/natsauth.h), each with
+ * its own nkey: client.nk, client-b.nk and client-q<i>.nk. The rate budget
+ * is keyed on the identity nats-server gives (Nats-Request-Info): a client
+ * that forges Sluice-Client or Nats-Request-Info headers naming another
+ * client, or a new name per request, spends its own budget and nobody
+ * else's; operators (Sluice's own account) have a bucket of their own
+ * whatever their headers say. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +29,8 @@
 #include "../integration/test_config_watcher_util.h"
 #include "harness.h"
 #include "sluice/envelope.h"
+#include "sluice/natsauth.h"
+#include "sluice/nkey.h"
 #include "sluice/v1/events.pb-c.h"
 #include "sluice/v1/virtual_service.pb-c.h"
 
@@ -30,9 +40,13 @@
 #define MAX_PENDING 4
 #define RATE 10
 #define BURST 2
+#define QUEUE_CLIENTS 48
 
 static harness_nats *srv;
-static sl_nats *nc;
+static sl_nats *nc;          /* admin, in Sluice's account: an operator */
+static sl_nats *ca, *cb;     /* client.nk and client-b.nk, in CLIENTS: the rate tests */
+static sl_nats *cc;          /* client-c.nk: the other limits' requests */
+static char key_a[128], key_b[128], key_q0[128]; /* identities as the rate limit names them */
 static pid_t cw;
 static int metrics_port;
 static char log_path[300];
@@ -59,14 +73,11 @@ static void read_reply(reply *out, natsMsg *m)
     sluice__v1__apply_response__free_unpacked(r, NULL);
 }
 
-/* A request with a dry-run header, from client (the Sluice-Client header;
- * NULL: a fresh name each call, so that the rate limit stays out of the
- * way; "": no header, the client is the connection's inbox). */
-static natsMsg *request_msg(const char *subject, const char *client, sl_content_type ct,
+/* A request with a dry-run header and the extra headers hdrs (name, value,
+ * ..., NULL: what a client may claim about itself). */
+static natsMsg *request_msg(const char *subject, const char *const *hdrs, sl_content_type ct,
                             const void *body, size_t len, const char *reply_to)
 {
-    static int n;
-    char name[32];
     natsMsg *req = NULL;
     sl_envelope_opts o = {.reply = reply_to};
     const char *proto = ct != SL_CT_PROTOBUF                             ? NULL
@@ -74,29 +85,38 @@ static natsMsg *request_msg(const char *subject, const char *client, sl_content_
                                                                    : "sluice.v1.DeleteRequest";
 
     assert_int_equal(sl_envelope_msg_new(&req, subject, ct, proto, body, len, &o), SL_OK);
-    if (client == NULL) {
-        snprintf(name, sizeof name, "test-%d", ++n);
-        client = name;
-    }
-    if (client[0] != '\0')
-        natsMsgHeader_Set(req, "Sluice-Client", client);
+    for (const char *const *h = hdrs; h && h[0]; h += 2)
+        assert_int_equal(natsMsgHeader_Add(req, h[0], h[1]), NATS_OK);
     natsMsgHeader_Set(req, "Sluice-Dry-Run", "true");
     return req;
 }
 
-static void call(reply *out, const char *subject, const char *client, sl_content_type ct,
-                 const void *body, size_t len)
+/* A request as client c, answered; one refused by the rate limit is sent
+ * again after the wait it names (the limit is not what the caller tests). */
+static void call_as(reply *out, sl_nats *c, const char *subject, sl_content_type ct, const void *body,
+                    size_t len)
 {
-    natsMsg *req = request_msg(subject, client, ct, body, len, NULL), *rep = NULL;
-    assert_int_equal(natsConnection_RequestMsg(&rep, sl_nats_conn(nc), req, 10000), NATS_OK);
-    natsMsg_Destroy(req);
-    read_reply(out, rep);
-    natsMsg_Destroy(rep);
+    for (int attempt = 0;; attempt++) {
+        natsMsg *req = request_msg(subject, NULL, ct, body, len, NULL), *rep = NULL;
+        assert_int_equal(natsConnection_RequestMsg(&rep, sl_nats_conn(c), req, 10000), NATS_OK);
+        natsMsg_Destroy(req);
+        read_reply(out, rep);
+        natsMsg_Destroy(rep);
+        const char *wait = strstr(out->error, "retry in ");
+        if (!strstr(out->error, "rate limited: ") || !wait || attempt == 100)
+            return;
+        usleep((useconds_t)(atoi(wait + 9) + 5) * 1000);
+    }
+}
+
+static void call(reply *out, const char *subject, sl_content_type ct, const void *body, size_t len)
+{
+    call_as(out, cc, subject, ct, body, len);
 }
 
 static void call_yaml(reply *out, const char *subject, const char *text)
 {
-    call(out, subject, NULL, SL_CT_YAML, text, strlen(text));
+    call(out, subject, SL_CT_YAML, text, strlen(text));
 }
 
 /* One well-formed VirtualService: accepted (dry run). */
@@ -128,12 +148,48 @@ static double refused(const char *limit)
     return v;
 }
 
+/* Connects with the seed DIR/<name>.nk; its identity "CLIENTS/<nkey>" into key. */
+static sl_nats *connect_client(const char *name, char *key, size_t key_n)
+{
+    sl_nats_settings st;
+    sl_nats *c = NULL;
+    char path[300], seed[SL_NKEY_SEED_LEN + 1], pub[SL_NKEY_PUBLIC_LEN + 1];
+    snprintf(path, sizeof path, "%s/%s.nk", harness_auth_dir(), name);
+    sl_nats_settings_init(&st);
+    sl_nats_settings_set(&st, "nats-url", harness_nats_url(srv));
+    sl_nats_settings_set(&st, "nats-nkey", path);
+    if (sl_nats_connect(&c, &st) != SL_OK)
+        fprintf(stderr, "%s: %s\n", name, sl_error_msg());
+    sl_nats_settings_deinit(&st);
+    if (key && sl_nkey_read_seed(seed, path) == SL_OK && sl_nkey_public(pub, seed) == SL_OK)
+        snprintf(key, key_n, "%s/%s", SL_NATSAUTH_CLIENT_ACCOUNT, pub);
+    return c;
+}
+
 static int group_setup(void **state)
 {
-    char exe[512], dir[400], maddr[64], body[16], docs[16], nodes[16], pend[16], rate[16], burst[16];
+    char exe[512], dir[400], maddr[64], body[16], docs[16], nodes[16], pend[16], rate[16], burst[16], name[16];
+    const char *auth = harness_auth_dir();
+    bool created;
     (void)state;
-    if (harness_up(&srv, &nc) != 0)
+    if (!auth) {
+        fprintf(stderr, "authentication is off (SLUICE_TEST_NATS_AUTH=0?): no client identities to test\n");
         return -1;
+    }
+    /* further clients, each its own user (its own rate budget) */
+    if (sl_natsauth_client_seed(auth, "b", &created) != SL_OK || sl_natsauth_client_seed(auth, "c", &created) != SL_OK)
+        return -1;
+    for (int i = 0; i < QUEUE_CLIENTS; i++) {
+        snprintf(name, sizeof name, "q%d", i);
+        if (sl_natsauth_client_seed(auth, name, &created) != SL_OK)
+            return -1;
+    }
+    if (sl_natsauth_provision(auth, true) != SL_OK || harness_up(&srv, &nc) != 0)
+        return -1;
+    if (!(ca = connect_client("client", key_a, sizeof key_a)) ||
+        !(cb = connect_client("client-b", key_b, sizeof key_b)) || !(cc = connect_client("client-c", NULL, 0)))
+        return -1;
+    sl_nats_close(connect_client("client-q0", key_q0, sizeof key_q0), 0);
     snprintf(dir, sizeof dir, "%s/config", harness_nats_dir(srv));
     snprintf(log_path, sizeof log_path, "%s/config-watcher.log", harness_nats_dir(srv));
     mkdir(dir, 0755);
@@ -157,7 +213,7 @@ static int group_setup(void **state)
     int64_t end = harness_now_ms() + 20000;
     while (harness_now_ms() < end) {
         natsMsg *req = request_msg("sluice.api.apply", NULL, SL_CT_YAML, "", 0, NULL), *rep = NULL;
-        natsStatus s = natsConnection_RequestMsg(&rep, sl_nats_conn(nc), req, 1000);
+        natsStatus s = natsConnection_RequestMsg(&rep, sl_nats_conn(cc), req, 1000);
         natsMsg_Destroy(req);
         natsMsg_Destroy(rep);
         if (s == NATS_OK)
@@ -175,6 +231,9 @@ static int group_teardown(void **state)
     if (cw > 0 && stop_proc(cw) != 0)
         rc = -1;
     harness_show_log(log_path);
+    sl_nats_close(ca, 0);
+    sl_nats_close(cb, 0);
+    sl_nats_close(cc, 0);
     harness_down(srv, nc);
     return rc;
 }
@@ -241,14 +300,14 @@ static void documents(void **state)
     req.dry_run = true;
     uint8_t buf[2048];
     size_t len = sluice__v1__apply_request__pack(&req, buf);
-    call(&r, "sluice.api.apply", NULL, SL_CT_PROTOBUF, buf, len);
+    call(&r, "sluice.api.apply", SL_CT_PROTOBUF, buf, len);
     assert_refused(&r, "more than 3 documents", "(--api-max-documents)");
     assert_true(refused("documents") >= before + 3);
 
     /* Three are fine, in either form. */
     req.n_resources = MAX_DOCS;
     len = sluice__v1__apply_request__pack(&req, buf);
-    call(&r, "sluice.api.apply", NULL, SL_CT_PROTOBUF, buf, len);
+    call(&r, "sluice.api.apply", SL_CT_PROTOBUF, buf, len);
     assert_int_equal(r.error[0], '\0');
     assert_int_equal(r.n_results, MAX_DOCS);
     *strstr(text, "---\napiVersion: gateway.solo.io/v1\nkind: VirtualService\nmetadata:\n  name: doc3") = '\0';
@@ -288,38 +347,44 @@ static void nodes(void **state)
     for (int i = 0; i < 300; i++)
         n += (size_t)snprintf(text + n, sizeof text - n, "%s\"d%d\"", i ? "," : "", i);
     snprintf(text + n, sizeof text - n, "]}}}");
-    call(&r, "sluice.api.delete", NULL, SL_CT_JSON, text, strlen(text));
+    call(&r, "sluice.api.delete", SL_CT_JSON, text, strlen(text));
     assert_refused(&r, "more than 200 YAML/JSON nodes", "(--api-max-nodes)");
     assert_true(refused("nodes") >= before + 3);
     assert_served("after-nodes");
 }
 
-/* Publishes n apply requests with replies on <inbox>.<i>, each from
- * client (NULL: one client per request, "client-<i>"; "": by inbox). */
-static natsSubscription *flood(const char *inbox, int n, const char *client)
+/* Publishes n apply requests from c with replies on <inbox>.<i>; forge(i,
+ * hdrs) may add headers to request i. Subscribes the replies on c. */
+typedef void forge_fn(int i, const char **hdrs, char *buf, size_t n);
+
+static natsSubscription *flood(sl_nats *c, const char *inbox, int n, forge_fn *forge)
 {
     natsSubscription *sub = NULL;
-    char subj[128], text[512], name[32];
+    char subj[128], text[512], name[32], buf[512];
     snprintf(subj, sizeof subj, "%s.>", inbox);
-    assert_int_equal(natsConnection_SubscribeSync(&sub, sl_nats_conn(nc), subj), NATS_OK);
-    assert_int_equal(natsConnection_Flush(sl_nats_conn(nc)), NATS_OK);
+    assert_int_equal(natsConnection_SubscribeSync(&sub, sl_nats_conn(c), subj), NATS_OK);
+    assert_int_equal(natsConnection_Flush(sl_nats_conn(c)), NATS_OK);
     for (int i = 0; i < n; i++) {
+        const char *hdrs[9] = {NULL};
         snprintf(subj, sizeof subj, "%s.%d", inbox, i);
         snprintf(name, sizeof name, "flood-%d", i);
         snprintf(text, sizeof text, vs_doc, name, name);
-        snprintf(name, sizeof name, "client-%d", i);
-        natsMsg *m = request_msg("sluice.api.apply", client ? client : name, SL_CT_YAML, text,
-                                 strlen(text), subj);
-        assert_int_equal(natsConnection_PublishMsg(sl_nats_conn(nc), m), NATS_OK);
+        if (forge)
+            forge(i, hdrs, buf, sizeof buf);
+        natsMsg *m = request_msg("sluice.api.apply", hdrs, SL_CT_YAML, text, strlen(text), subj);
+        assert_int_equal(natsConnection_PublishMsg(sl_nats_conn(c), m), NATS_OK);
         natsMsg_Destroy(m);
     }
-    assert_int_equal(natsConnection_Flush(sl_nats_conn(nc)), NATS_OK);
+    assert_int_equal(natsConnection_Flush(sl_nats_conn(c)), NATS_OK);
     return sub;
 }
 
-/* Reads n replies of a flood: how many were accepted, rate limited, busy. */
-static void tally(natsSubscription *sub, int n, int *accepted, int *rate, int *busy)
+/* Reads n replies of a flood: how many were accepted, rate limited, busy.
+ * Every rate limit refusal must name the client key who (when given). */
+static void tally(natsSubscription *sub, int n, const char *who, int *accepted, int *rate, int *busy)
 {
+    char named[200];
+    snprintf(named, sizeof named, "rate limited: client '%s' is over", who ? who : "");
     *accepted = *rate = *busy = 0;
     for (int i = 0; i < n; i++) {
         natsMsg *m = NULL;
@@ -330,9 +395,11 @@ static void tally(natsSubscription *sub, int n, int *accepted, int *rate, int *b
         natsMsg_Destroy(m);
         if (r.accepted)
             (*accepted)++;
-        else if (strstr(r.error, "rate limited: client '") && strstr(r.error, "(--api-rate"))
+        else if (strstr(r.error, "rate limited: client '") && strstr(r.error, "(--api-rate")) {
+            if (who && !strstr(r.error, named))
+                fail_msg("refused as another client than '%s': %s", who, r.error);
             (*rate)++;
-        else if (strstr(r.error, "busy: ") && strstr(r.error, " requests pending, retry (--api-max-pending 4)"))
+        } else if (strstr(r.error, "busy: ") && strstr(r.error, " requests pending, retry (--api-max-pending 4)"))
             (*busy)++;
         else
             fail_msg("unexpected reply: %s", r.error);
@@ -341,45 +408,142 @@ static void tally(natsSubscription *sub, int n, int *accepted, int *rate, int *b
     printf("# %d requests: %d accepted, %d rate limited, %d busy\n", n, *accepted, *rate, *busy);
 }
 
-/* One client (keyed by its reply inbox) floods; another is answered while
- * the flood is handled, since the flood's bucket keeps it from filling the
- * queue. */
+/* One request of client c: accepted, or the refusal's text into err. */
+static bool served(sl_nats *c, const char *subject, const char *const *hdrs, char *err, size_t n)
+{
+    char text[512];
+    natsMsg *req, *rep = NULL;
+    reply r;
+    snprintf(text, sizeof text, vs_doc, "calm", "calm");
+    req = request_msg(subject, hdrs, SL_CT_YAML, text, strlen(text), NULL);
+    assert_int_equal(natsConnection_RequestMsg(&rep, sl_nats_conn(c), req, 10000), NATS_OK);
+    natsMsg_Destroy(req);
+    read_reply(&r, rep);
+    natsMsg_Destroy(rep);
+    snprintf(err, n, "%s", r.error);
+    return r.accepted;
+}
+
+/* Requests that claim to be the client forge_victim names. */
+static const char *forge_victim;
+
+static void forge_other(int i, const char **hdrs, char *buf, size_t n)
+{
+    (void)i;
+    snprintf(buf, n, "{\"acc\":\"%s\",\"user\":\"%s\"}", SL_NATSAUTH_CLIENT_ACCOUNT,
+             strchr(forge_victim, '/') + 1);
+    hdrs[0] = "Sluice-Client", hdrs[1] = forge_victim;
+    hdrs[2] = SL_NATSAUTH_REQUEST_INFO_HDR, hdrs[3] = buf;
+}
+
+/* A new name per request, in each header a client might think counts
+ * (the lower-case one too, which nats-server leaves in place). */
+static void forge_fresh(int i, const char **hdrs, char *buf, size_t n)
+{
+    static char name[32]; /* headers are copied into the request */
+    snprintf(name, sizeof name, "fresh-%d", i);
+    snprintf(buf, n, "{\"acc\":\"%s\",\"user\":\"%s\"}", SL_NATSAUTH_CLIENT_ACCOUNT, name);
+    hdrs[0] = "Sluice-Client", hdrs[1] = name;
+    hdrs[2] = SL_NATSAUTH_REQUEST_INFO_HDR, hdrs[3] = buf;
+    hdrs[4] = "nats-request-info", hdrs[5] = buf;
+}
+
+/* Client A floods; client B, another user, is answered meanwhile: each
+ * has its own budget, keyed on the identity nats-server gives. */
 static void rate_per_client(void **state)
 {
     int accepted, rate, busy;
     double before = refused("rate");
-    reply r;
-    char text[512];
+    char err[1024];
     (void)state;
 
-    natsSubscription *sub = flood("_INBOX.flood", 40, "");
-    snprintf(text, sizeof text, vs_doc, "calm", "calm");
-    call(&r, "sluice.api.apply", "", SL_CT_YAML, text, strlen(text)); /* the connection's inbox */
-    if (!r.accepted)
-        fail_msg("the other client was not served: %s", r.error);
-    tally(sub, 40, &accepted, &rate, &busy);
+    natsSubscription *sub = flood(ca, "_INBOX.flood", 40, NULL);
+    if (!served(cb, "sluice.api.apply", NULL, err, sizeof err))
+        fail_msg("the other client was not served: %s", err);
+    tally(sub, 40, key_a, &accepted, &rate, &busy);
     assert_int_equal(busy, 0);
     assert_true(accepted >= BURST);
     assert_true(rate >= 40 - BURST - 5); /* a few tokens come back while it floods */
     assert_true(refused("rate") >= before + rate);
-
-    /* A Sluice-Client header names the client instead: its own bucket. */
-    sub = flood("_INBOX.flood", 20, "named");
-    tally(sub, 20, &accepted, &rate, &busy);
-    assert_true(rate >= 20 - BURST - 5);
     assert_served("after-rate");
 }
 
-/* Many clients at once: past 4 waiting requests, "busy" at once; every
- * request is answered, and the API serves right after. */
+/* Headers a client sets do not change who it is: A claiming to be B (in
+ * Sluice-Client and Nats-Request-Info) is refused as A, and B is served;
+ * A naming itself anew in every request is still held to its one budget. */
+static void forged_identity(void **state)
+{
+    int accepted, rate, busy;
+    char err[1024];
+    (void)state;
+
+    forge_victim = key_b;
+    natsSubscription *sub = flood(ca, "_INBOX.forged", 30, forge_other);
+    tally(sub, 30, key_a, &accepted, &rate, &busy);
+    assert_true(rate >= 30 - BURST - 5);
+    if (!served(cb, "sluice.api.apply", NULL, err, sizeof err))
+        fail_msg("client B was not served after A spoke in its name: %s", err);
+
+    sub = flood(ca, "_INBOX.fresh", 30, forge_fresh);
+    tally(sub, 30, key_a, &accepted, &rate, &busy);
+    assert_true(rate >= 30 - BURST - 5);
+
+    /* Two Nats-Request-Info headers: nats-server replaces one, the other
+     * stays; the request names nobody for sure and is refused. */
+    double before = refused("identity");
+    char forged[256];
+    snprintf(forged, sizeof forged, "{\"acc\":\"%s\",\"user\":\"%s\"}", SL_NATSAUTH_CLIENT_ACCOUNT,
+             strchr(key_b, '/') + 1);
+    const char *twice[] = {SL_NATSAUTH_REQUEST_INFO_HDR, forged, SL_NATSAUTH_REQUEST_INFO_HDR, forged, NULL};
+    assert_false(served(ca, "sluice.api.apply", twice, err, sizeof err));
+    if (!strstr(err, "no client identity: 2 Nats-Request-Info headers"))
+        fail_msg("unexpected refusal: %s", err);
+    assert_true(refused("identity") >= before + 1);
+
+    /* Operators (Sluice's account) have one bucket whatever they claim;
+     * the client they name, unused so far, keeps its whole budget. */
+    forge_victim = key_q0;
+    sub = flood(nc, "_INBOX.operators", 30, forge_other);
+    tally(sub, 30, SL_NATSAUTH_ACCOUNT " (operators)", &accepted, &rate, &busy);
+    assert_true(rate >= 30 - BURST - 5);
+    sl_nats *q0 = connect_client("client-q0", NULL, 0);
+    for (int i = 0; i < BURST; i++)
+        if (!served(q0, "sluice.api.apply", NULL, err, sizeof err))
+            fail_msg("client q0 was not served after operators spoke in its name: %s", err);
+    sl_nats_close(q0, 0);
+}
+
+/* Many clients at once, each within its own budget: past 4 waiting
+ * requests, "busy" at once; every request is answered, and the API serves
+ * right after. */
 static void bounded_queue(void **state)
 {
     int accepted, rate, busy;
     double before = refused("pending");
+    sl_nats *q[QUEUE_CLIENTS];
+    natsSubscription *sub = NULL;
+    char text[512], name[32], subj[64];
     (void)state;
 
-    natsSubscription *sub = flood("_INBOX.many", 100, NULL);
-    tally(sub, 100, &accepted, &rate, &busy);
+    assert_int_equal(natsConnection_SubscribeSync(&sub, sl_nats_conn(ca), "_INBOX.many.>"), NATS_OK);
+    assert_int_equal(natsConnection_Flush(sl_nats_conn(ca)), NATS_OK);
+    for (int i = 0; i < QUEUE_CLIENTS; i++) {
+        snprintf(name, sizeof name, "client-q%d", i);
+        assert_non_null(q[i] = connect_client(name, NULL, 0));
+    }
+    for (int i = 0; i < QUEUE_CLIENTS * BURST; i++) {
+        snprintf(name, sizeof name, "many-%d", i);
+        snprintf(text, sizeof text, vs_doc, name, name);
+        snprintf(subj, sizeof subj, "_INBOX.many.%d", i);
+        natsMsg *m = request_msg("sluice.api.apply", NULL, SL_CT_YAML, text, strlen(text), subj);
+        assert_int_equal(natsConnection_PublishMsg(sl_nats_conn(q[i % QUEUE_CLIENTS]), m), NATS_OK);
+        natsMsg_Destroy(m);
+    }
+    for (int i = 0; i < QUEUE_CLIENTS; i++)
+        assert_int_equal(natsConnection_Flush(sl_nats_conn(q[i])), NATS_OK);
+    tally(sub, QUEUE_CLIENTS * BURST, NULL, &accepted, &rate, &busy);
+    for (int i = 0; i < QUEUE_CLIENTS; i++)
+        sl_nats_close(q[i], 0);
     assert_int_equal(rate, 0);
     assert_true(busy > 0);
     assert_true(accepted >= MAX_PENDING);
@@ -394,6 +558,7 @@ int main(void)
         cmocka_unit_test(documents),
         cmocka_unit_test(nodes),
         cmocka_unit_test(rate_per_client),
+        cmocka_unit_test(forged_identity),
         cmocka_unit_test(bounded_queue),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -5,7 +5,11 @@
  * each thing a role must not do is refused by the server (a permissions
  * violation reported back on that connection): config-watcher writing
  * sluice_xds, a client reading sluice_secrets, publishing reports, taking
- * the translator lease, subscribing to another service's replies. */
+ * the translator lease, subscribing to another service's replies. Users'
+ * programs (client, config-writer) are in an account of their own: they
+ * reach the apply API and statuses only through what Sluice's account
+ * exports, and a request of theirs reaches the API with nats-server's
+ * Nats-Request-Info header naming them, whatever headers they sent. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +22,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "sluice/envelope.h"
 #include "sluice/kv.h"
 #include "sluice/lease.h"
 #include "sluice/nats.h"
@@ -60,7 +65,8 @@ static sl_status connect_as(sl_nats **out, const char *role, const char *path)
     if (role) {
         snprintf(file, sizeof file, "%s/%s.nk", dir, role);
         sl_nats_settings_set(&s, "nats-nkey", file);
-        sl_nats_settings_set(&s, "nats-name", r && r->conn_name ? r->conn_name : role);
+        if (r && r->conn_name) /* users' programs: the standard _INBOX prefix */
+            sl_nats_settings_set(&s, "nats-name", r->conn_name);
     } else if (path) {
         sl_nats_settings_set(&s, "nats-nkey", path);
     }
@@ -162,6 +168,15 @@ static void roles_refused_beyond_their_own(void **state)
         {"xds", "sluice.report.translator.Upstream.default.a", 0},        /* forge another's report */
         {"client", "$JS.API.STREAM.INFO.KV_sluice_secrets", 0},           /* read secrets */
         {"client", "$JS.API.DIRECT.GET.KV_sluice_secrets.$KV.sluice_secrets.Secret.default.s", 0},
+        {"client", SL_NATSAUTH_CLIENT_JS_PREFIX ".STREAM.INFO.KV_sluice_secrets", 0},
+        {"client", SL_NATSAUTH_CLIENT_JS_PREFIX ".DIRECT.GET.KV_sluice_secrets.$KV.sluice_secrets.Secret.default.s", 0},
+        {"client", SL_NATSAUTH_CLIENT_JS_PREFIX ".CONSUMER.CREATE.KV_sluice_status", 0}, /* a consumer in SLUICE */
+        {"config-writer", "$KV.sluice_xds.p.commit", 0},
+        {"config-writer", SL_NATSAUTH_CLIENT_JS_PREFIX ".DIRECT.GET.KV_sluice_secrets.$KV.sluice_secrets.Secret.default.s", 0},
+        {"config-writer", "sluice.report.config-watcher.Upstream.default.a", 0},
+        {"config-writer", "$KV.sluice_leases.translator.sluice_xds", 0},
+        {"sluicectl", SL_NATSAUTH_CLIENT_API_PREFIX "apply", 0},         /* pass as a client */
+        {"client", SL_NATSAUTH_CLIENT_API_PREFIX "apply", 0},
         {"client", "$KV.sluice_config.Upstream.default.a", 0},            /* bypass the apply API */
         {"client", "sluice.report.xds-server.Proxy.default.p", 0},        /* forge a NACK */
         {"client", "$KV.sluice_leases.translator.sluice_xds", 0},
@@ -202,6 +217,101 @@ static void client_uses_the_api(void **state)
     sl_nats_close(nc, 0);
 }
 
+/* Reads the status the reporter wrote (roles_do_their_work) as the
+ * clients do, across the account boundary: a direct get under the
+ * clients' JetStream prefix; and a status event reaches them. */
+static void client_reads_status(void **state)
+{
+    sl_nats *cl = NULL, *rep = NULL;
+    natsMsg *m = NULL;
+    natsSubscription *sub = NULL;
+    (void)state;
+    assert_int_equal(connect_as(&cl, "client", NULL), SL_OK);
+    assert_int_equal(natsConnection_RequestString(&m, sl_nats_conn(cl),
+                                                  SL_NATSAUTH_CLIENT_JS_PREFIX
+                                                  ".DIRECT.GET.KV_sluice_status.$KV.sluice_status.Upstream.default.a",
+                                                  "", 5000),
+                     NATS_OK);
+    assert_int_equal(natsMsg_GetDataLength(m), 1);
+    assert_memory_equal(natsMsg_GetData(m), "v", 1);
+    natsMsg_Destroy(m);
+    m = NULL;
+    assert_int_equal(natsConnection_SubscribeSync(&sub, sl_nats_conn(cl), "sluice.status.>"), NATS_OK);
+    assert_int_equal(natsConnection_Flush(sl_nats_conn(cl)), NATS_OK);
+    assert_int_equal(harness_connect(&rep, srv), SL_OK); /* admin: as the reporter's bucket republishes */
+    assert_int_equal(natsConnection_PublishString(sl_nats_conn(rep), "sluice.status.Upstream.default.a", "s"), NATS_OK);
+    assert_int_equal(natsConnection_Flush(sl_nats_conn(rep)), NATS_OK);
+    assert_int_equal(natsSubscription_NextMsg(&m, sub, 5000), NATS_OK);
+    assert_string_equal(natsMsg_GetSubject(m), "sluice.status.Upstream.default.a");
+    natsMsg_Destroy(m);
+    natsSubscription_Destroy(sub);
+    sl_nats_close(rep, 0);
+    sl_nats_close(cl, 0);
+}
+
+/* A client's request reaches Sluice's account on the clients' API subject
+ * with exactly one Nats-Request-Info, nats-server's, naming the client's
+ * account and nkey, whatever the client put in its own headers (one
+ * forged: replaced; a lower-case one: left, another key for nats.c). */
+static void client_identity_from_the_server(void **state)
+{
+    sl_nats *cl = NULL, *responder = NULL;
+    natsSubscription *sub = NULL;
+    natsMsg *req = NULL, *got = NULL, *ignored = NULL;
+    const char **vals = NULL;
+    int count = 0;
+    char path[256], seed[SL_NKEY_SEED_LEN + 1], pub[SL_NKEY_PUBLIC_LEN + 1], want[128], who[128];
+    (void)state;
+
+    snprintf(path, sizeof path, "%s/client.nk", dir);
+    assert_int_equal(sl_nkey_read_seed(seed, path), SL_OK);
+    assert_int_equal(sl_nkey_public(pub, seed), SL_OK);
+    snprintf(want, sizeof want, "%s/%s", SL_NATSAUTH_CLIENT_ACCOUNT, pub);
+
+    assert_int_equal(harness_connect(&responder, srv), SL_OK); /* admin, in SLUICE */
+    assert_int_equal(natsConnection_SubscribeSync(&sub, sl_nats_conn(responder), SL_NATSAUTH_CLIENT_API_PREFIX "apply"),
+                     NATS_OK);
+    assert_int_equal(natsConnection_Flush(sl_nats_conn(responder)), NATS_OK);
+    assert_int_equal(connect_as(&cl, "client", NULL), SL_OK);
+    assert_int_equal(natsMsg_Create(&req, "sluice.api.apply", "_INBOX.id.1", "x", 1), NATS_OK);
+    natsMsgHeader_Set(req, SL_NATSAUTH_REQUEST_INFO_HDR, "{\"acc\":\"SLUICE\",\"user\":\"UFORGED\"}");
+    natsMsgHeader_Set(req, "nats-request-info", "{\"acc\":\"SLUICE\",\"user\":\"UFORGED\"}");
+    natsMsgHeader_Set(req, "Sluice-Client", "someone-else");
+    assert_int_equal(natsConnection_PublishMsg(sl_nats_conn(cl), req), NATS_OK);
+    assert_int_equal(natsConnection_Flush(sl_nats_conn(cl)), NATS_OK);
+    assert_int_equal(natsSubscription_NextMsg(&got, sub, 5000), NATS_OK);
+    assert_int_equal(natsMsgHeader_Values(got, SL_NATSAUTH_REQUEST_INFO_HDR, &vals, &count), NATS_OK);
+    assert_int_equal(count, 1);
+    assert_non_null(strstr(vals[0], pub));
+    assert_null(strstr(vals[0], "UFORGED"));
+    free((void *)vals);
+    assert_int_equal(sl_natsauth_requester(who, sizeof who, got), SL_OK);
+    assert_string_equal(who, want);
+    natsMsg_Destroy(got);
+    got = NULL;
+
+    /* Two of them: one stays, and the request names nobody for sure. */
+    natsMsgHeader_Add(req, SL_NATSAUTH_REQUEST_INFO_HDR, "{\"acc\":\"SLUICE\",\"user\":\"UFORGED2\"}");
+    assert_int_equal(natsConnection_PublishMsg(sl_nats_conn(cl), req), NATS_OK);
+    assert_int_equal(natsConnection_Flush(sl_nats_conn(cl)), NATS_OK);
+    assert_int_equal(natsSubscription_NextMsg(&got, sub, 5000), NATS_OK);
+    assert_int_not_equal(sl_natsauth_requester(who, sizeof who, got), SL_OK);
+    assert_non_null(strstr(sl_error_msg(), "2 Nats-Request-Info headers"));
+    natsMsg_Destroy(got);
+    got = NULL;
+
+    /* Sluice's own users cannot use that subject (roles_refused_beyond_their_own:
+     * sluicectl); what they send on sluice.api.apply never reaches it. */
+    assert_int_equal(natsConnection_PublishMsg(sl_nats_conn(responder), req), NATS_OK);
+    assert_int_equal(natsConnection_Flush(sl_nats_conn(responder)), NATS_OK);
+    assert_int_equal(natsSubscription_NextMsg(&ignored, sub, 300), NATS_TIMEOUT);
+
+    natsMsg_Destroy(req);
+    natsSubscription_Destroy(sub);
+    sl_nats_close(cl, 0);
+    sl_nats_close(responder, 0);
+}
+
 static void seed_files_private(void **state)
 {
     size_t n;
@@ -228,6 +338,8 @@ int main(void)
         cmocka_unit_test(roles_do_their_work),
         cmocka_unit_test(roles_refused_beyond_their_own),
         cmocka_unit_test(client_uses_the_api),
+        cmocka_unit_test(client_reads_status),
+        cmocka_unit_test(client_identity_from_the_server),
         cmocka_unit_test(seed_files_private),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

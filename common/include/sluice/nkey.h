@@ -4,7 +4,7 @@
  *
  * An nkey seed is "SU" + base32 of the 32-byte Ed25519 seed with its prefix
  * and a CRC-16 (58 characters); its public key "U" + base32 (56 characters)
- * is what nats-server's `authorization { users = [ { nkey: U... } ] }` lists.
+ * is what nats-server's `users = [ { nkey: U... } ]` lists (in auth.conf's accounts).
  * The seed is a secret: seed files are written with mode 0600, and nothing
  * here logs one.
  */

@@ -15,10 +15,11 @@
 // Credentials: the NATS user nkey seed file in env NATS_NKEY; without it,
 // <state>/nats-auth/client.nk when that file exists, <state> being
 // $SLUICE_STATE, else .state in the current directory or the repository's
-// (where `make run` provisions it: the `client` role may request
-// sluice.api.apply / sluice.api.delete, subscribe to sluice.status.> and
-// _INBOX.> and read the sluice_status bucket); with none, no credentials (a
-// NATS without authentication).
+// (where `make run` provisions it: the `client` role, in the NATS account
+// CLIENTS, may request sluice.api.apply / sluice.api.delete, subscribe to
+// sluice.status.> and _INBOX.> and read the sluice_status bucket through the
+// JetStream API prefix $JS.sluice.API); with none, no credentials (a NATS
+// without authentication).
 //
 // Protobuf decoding without generated code: protoc (Debian protobuf-compiler)
 // turns proto/sluice/v1/*.proto into a descriptor set and dynamicpb decodes
@@ -142,7 +143,9 @@ func run() error {
 	doc := strings.ReplaceAll(strings.ReplaceAll(string(raw), "NAMESPACE", *ns), "NAME", *name)
 
 	var opts []nats.Option
-	if seed := nkeySeedFile(here); seed != "" {
+	seed := nkeySeedFile(here)
+	authenticated := seed != ""
+	if authenticated {
 		fmt.Fprintf(os.Stderr, "nats: %s as the nkey in %s\n", *url, seed)
 		opt, err := nats.NkeyOptionFromSeed(seed)
 		if err != nil {
@@ -225,7 +228,12 @@ func run() error {
 		// Nothing changed, so no new status is published: read the stored one.
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		defer cancel()
+		// Sluice's JetStream API as the clients' NATS account imports it
+		// (sluice/natsauth.h); without credentials, the standard one.
 		js, err := jetstream.New(nc)
+		if authenticated {
+			js, err = jetstream.NewWithAPIPrefix(nc, "$JS.sluice.API")
+		}
 		if err != nil {
 			return err
 		}

@@ -16,10 +16,11 @@
 // Credentials: the NATS user nkey seed file in env NATS_NKEY; without it,
 // <state>/nats-auth/client.nk when that file exists, <state> being
 // $SLUICE_STATE, else .state in the current directory or the repository's
-// (where `make run` provisions it: the `client` role may request
-// sluice.api.apply / sluice.api.delete, subscribe to sluice.status.> and
-// _INBOX.> and read the sluice_status bucket); with none, no credentials (a
-// NATS without authentication).
+// (where `make run` provisions it: the `client` role, in the NATS account
+// CLIENTS, may request sluice.api.apply / sluice.api.delete, subscribe to
+// sluice.status.> and _INBOX.> and read the sluice_status bucket through the
+// JetStream API prefix $JS.sluice.API); with none, no credentials (a NATS
+// without authentication).
 //
 // protobufjs reads proto/sluice/v1/*.proto directly: no generated code, no
 // protoc. Exit status 0 when the apply was accepted and a status was seen
@@ -127,7 +128,10 @@ async function main() {
     if (!resp.results.every((r) => r.unchanged)) st = await nextEvent();
     if (!st) {
       // Nothing changed, so no new status is published: read the stored one.
-      const kv = await nc.jetstream().views.kv('sluice_status', { bindOnly: true });
+      // Sluice's JetStream API as the clients' NATS account imports it
+      // (sluice/natsauth.h); without credentials, the standard one.
+      const js = nc.jetstream(seed ? { apiPrefix: '$JS.sluice.API', checkAPI: false } : {});
+      const kv = await js.views.kv('sluice_status', { bindOnly: true });
       const e = await kv.get(`VirtualService.${a.namespace}.${a.name}`);
       if (!e || e.operation !== 'PUT') {
         console.error(`no status for VirtualService ${a.namespace}/${a.name} within ${a.timeout}s (is sluice-reporter running?)`);

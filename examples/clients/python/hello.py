@@ -7,9 +7,10 @@
 Credentials: the NATS user nkey seed file in env NATS_NKEY; without it,
 <state>/nats-auth/client.nk when that file exists, <state> being
 $SLUICE_STATE, else .state in the current directory or the repository's
-(where `make run` provisions it: the `client` role may request
-sluice.api.apply / sluice.api.delete, subscribe to sluice.status.> and
-_INBOX.> and read the sluice_status bucket); with none, no credentials
+(where `make run` provisions it: the `client` role, in the NATS account
+CLIENTS, may request sluice.api.apply / sluice.api.delete, subscribe to
+sluice.status.> and _INBOX.> and read the sluice_status bucket through the
+JetStream API prefix $JS.sluice.API); with none, no credentials
 (a NATS without authentication).
 
 1. Subscribes to sluice.status.VirtualService.<ns>.<name> (a packed
@@ -51,6 +52,12 @@ def load_messages(proto_dir):
         pool.Add(fd)
     return {n: message_factory.GetMessageClass(pool.FindMessageTypeByName("sluice.v1." + n))
             for n in ("ApplyResponse", "Status")}
+
+
+# Sluice's JetStream API as the clients' NATS account imports it
+# (sluice/natsauth.h, SL_NATSAUTH_CLIENT_JS_PREFIX); a NATS without
+# authentication has no accounts and the standard prefix.
+JS_PREFIX = "$JS.sluice.API"
 
 
 def nkey_seed_file():
@@ -140,7 +147,7 @@ async def main():
                 st = await next_event()
             if st is None:
                 # Nothing changed, so no new status is published: read the stored one.
-                kv = await nc.jetstream().key_value("sluice_status")
+                kv = await nc.jetstream(prefix=JS_PREFIX if seed else "$JS.API").key_value("sluice_status")
                 entry = await kv.get(f"VirtualService.{a.namespace}.{a.name}")
                 print(f"stored status of VirtualService {a.namespace}/{a.name}")
                 st = show_status(msgs["Status"], entry.value)
