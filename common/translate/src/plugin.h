@@ -194,6 +194,12 @@ Envoy__Config__Core__V3__ConfigSource *tr_ads(tr_ctx *tx);
 /* A RegexMatcher / StringMatcher for an RE2 regex (validated by the caller). */
 Envoy__Type__Matcher__V3__RegexMatcher *tr_regex(tr_ctx *tx, const char *re);
 
+/* route.c: Envoy's HeaderMatcher of Gloo's (Envoy-shaped) header matcher h
+ * at path, its value matched with a StringMatcher; NULL when unusable
+ * (reported: a bad name, regex or range, an empty prefix or suffix). */
+Envoy__Config__Route__V3__HeaderMatcher *tr_header_matcher(tr_ctx *tx, const Sluice__V1__EnvoyHeaderMatcher *h,
+                                                           const char *path);
+
 /* Sets the per-filter config of a route / virtual host / weighted cluster. */
 void tr_route_filter_config(tr_ctx *tx, tr_route_t *r, const char *filter, const ProtobufCMessage *m);
 void tr_vhost_filter_config(tr_ctx *tx, tr_vhost_t *vh, const char *filter, const ProtobufCMessage *m);

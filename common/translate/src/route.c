@@ -22,6 +22,65 @@ static Envoy__Type__Matcher__V3__StringMatcher *string_matcher(tr_ctx *tx, const
     return sm;
 }
 
+Envoy__Config__Route__V3__HeaderMatcher *tr_header_matcher(tr_ctx *tx, const Sluice__V1__EnvoyHeaderMatcher *h,
+                                                           const char *path)
+{
+    Envoy__Config__Route__V3__HeaderMatcher *hm = TR_NEW(tx, envoy__config__route__v3__header_matcher);
+    Envoy__Type__Matcher__V3__StringMatcher *sm = NULL;
+    const char *err = tr_check_header_name(h->name, true);
+    if (err) {
+        tr_error(tx, "%s.name: %s", path, err);
+        return NULL;
+    }
+    hm->name = tr_strdup(tx, h->name);
+    hm->invert_match = h->invert_match;
+    switch (h->header_match_specifier_case) {
+    case SLUICE__V1__ENVOY_HEADER_MATCHER__HEADER_MATCH_SPECIFIER_EXACT_MATCH:
+        sm = string_matcher(tx, h->exact_match, false);
+        break;
+    case SLUICE__V1__ENVOY_HEADER_MATCHER__HEADER_MATCH_SPECIFIER_SAFE_REGEX_MATCH:
+        if (!tr_check_regex(tx, tr_printf(tx, "%s.safeRegexMatch.regex", path), h->safe_regex_match->regex, NULL))
+            return NULL;
+        sm = string_matcher(tx, h->safe_regex_match->regex, true);
+        break;
+    case SLUICE__V1__ENVOY_HEADER_MATCHER__HEADER_MATCH_SPECIFIER_PREFIX_MATCH:
+    case SLUICE__V1__ENVOY_HEADER_MATCHER__HEADER_MATCH_SPECIFIER_SUFFIX_MATCH: {
+        bool prefix = h->header_match_specifier_case ==
+                      SLUICE__V1__ENVOY_HEADER_MATCHER__HEADER_MATCH_SPECIFIER_PREFIX_MATCH;
+        const char *v = prefix ? h->prefix_match : h->suffix_match;
+        if (!v[0]) {
+            tr_error(tx, "%s.%s: must not be empty", path, prefix ? "prefixMatch" : "suffixMatch");
+            return NULL;
+        }
+        sm = TR_NEW(tx, envoy__type__matcher__v3__string_matcher);
+        sm->match_pattern_case = prefix ? ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_PREFIX
+                                        : ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_SUFFIX;
+        *(prefix ? &sm->prefix : &sm->suffix) = tr_strdup(tx, v);
+        break;
+    }
+    case SLUICE__V1__ENVOY_HEADER_MATCHER__HEADER_MATCH_SPECIFIER_RANGE_MATCH:
+        if (h->range_match->end <= h->range_match->start) {
+            tr_error(tx, "%s.rangeMatch: end must be greater than start (the range is [start, end))", path);
+            return NULL;
+        }
+        hm->header_match_specifier_case = ENVOY__CONFIG__ROUTE__V3__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_RANGE_MATCH;
+        hm->range_match = TR_NEW(tx, envoy__type__v3__int64_range);
+        hm->range_match->start = h->range_match->start;
+        hm->range_match->end = h->range_match->end;
+        return hm;
+    default: /* presentMatch (false: the header is absent), or none: present */
+        hm->header_match_specifier_case = ENVOY__CONFIG__ROUTE__V3__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_PRESENT_MATCH;
+        hm->present_match = h->header_match_specifier_case ==
+                                    SLUICE__V1__ENVOY_HEADER_MATCHER__HEADER_MATCH_SPECIFIER_PRESENT_MATCH
+                                ? h->present_match
+                                : 1;
+        return hm;
+    }
+    hm->header_match_specifier_case = ENVOY__CONFIG__ROUTE__V3__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_STRING_MATCH;
+    hm->string_match = sm;
+    return hm;
+}
+
 static void add_header_matchers(tr_ctx *tx, Envoy__Config__Route__V3__RouteMatch *rm, const Sluice__V1__Matcher *m,
                                 const char *path)
 {

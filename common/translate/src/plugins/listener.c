@@ -1,16 +1,15 @@
 /* listener: Gateway options of the listener and its HTTP connection
  * manager: Gloo's defaults and httpConnectionManagerSettings, healthCheck
  * (the health_check filter answering on a path), accessLoggingService
- * (file and gRPC access logs, also of TCP hosts' tcp_proxy), perConnectionBufferLimitBytes, tracing
+ * (plugins/accesslog.c; also of TCP hosts' tcp_proxy), perConnectionBufferLimitBytes, tracing
  * (zipkin, OpenTelemetry) with route decorators, useProxyProto (the proxy_protocol
  * listener filter, first). */
 #include <string.h>
 
 #include "../plugin.h"
+#include "accesslog.h"
 #include "envoy/config/trace/v3/opentelemetry.pb-c.h"
 #include "envoy/config/trace/v3/zipkin.pb-c.h"
-#include "envoy/extensions/access_loggers/file/v3/file.pb-c.h"
-#include "envoy/extensions/access_loggers/grpc/v3/als.pb-c.h"
 #include "envoy/extensions/filters/http/health_check/v3/health_check.pb-c.h"
 #include "envoy/extensions/filters/listener/proxy_protocol/v3/proxy_protocol.pb-c.h"
 
@@ -140,121 +139,6 @@ static void tracing(tr_ctx *tx, const tr_gateway *gw, const Sluice__V1__Listener
     hcm->tracing = o;
 }
 
-/* A file access log (fileSink at p); NULL when unusable (reported). */
-static Envoy__Config__Accesslog__V3__AccessLog *file_log(tr_ctx *tx, const Sluice__V1__FileSink *fs, const char *p)
-{
-    Envoy__Extensions__AccessLoggers__File__V3__FileAccessLog *fl;
-    Envoy__Config__Accesslog__V3__AccessLog *o;
-    if (!fs->path[0]) {
-        tr_error(tx, "%s.fileSink.path: required", p);
-        return NULL;
-    }
-    fl = TR_NEW(tx, envoy__extensions__access_loggers__file__v3__file_access_log);
-    fl->path = tr_strdup(tx, fs->path);
-    if (fs->output_format_case == SLUICE__V1__FILE_SINK__OUTPUT_FORMAT_STRING_FORMAT) {
-        fl->access_log_format_case = ENVOY__EXTENSIONS__ACCESS_LOGGERS__FILE__V3__FILE_ACCESS_LOG__ACCESS_LOG_FORMAT_LOG_FORMAT;
-        fl->log_format = TR_NEW(tx, envoy__config__core__v3__substitution_format_string);
-        fl->log_format->format_case = ENVOY__CONFIG__CORE__V3__SUBSTITUTION_FORMAT_STRING__FORMAT_TEXT_FORMAT_SOURCE;
-        fl->log_format->text_format_source = tr_inline_string(tx, fs->string_format);
-    } else if (fs->output_format_case == SLUICE__V1__FILE_SINK__OUTPUT_FORMAT_JSON_FORMAT) {
-        fl->access_log_format_case = ENVOY__EXTENSIONS__ACCESS_LOGGERS__FILE__V3__FILE_ACCESS_LOG__ACCESS_LOG_FORMAT_LOG_FORMAT;
-        fl->log_format = TR_NEW(tx, envoy__config__core__v3__substitution_format_string);
-        fl->log_format->format_case = ENVOY__CONFIG__CORE__V3__SUBSTITUTION_FORMAT_STRING__FORMAT_JSON_FORMAT;
-        fl->log_format->json_format = fs->json_format;
-    }
-    o = TR_NEW(tx, envoy__config__accesslog__v3__access_log);
-    o->name = tr_strdup(tx, "envoy.access_loggers.file");
-    o->config_type_case = ENVOY__CONFIG__ACCESSLOG__V3__ACCESS_LOG__CONFIG_TYPE_TYPED_CONFIG;
-    o->typed_config = tr_any(tx, &fl->base);
-    return o;
-}
-
-/* The Upstream whose cluster is named cluster ("<name>_<namespace>";
- * Sluice names have no '_'), reached by the proxy; NULL when none. */
-static const Sluice__V1__Upstream *upstream_of_cluster(tr_ctx *tx, const char *cluster)
-{
-    Sluice__V1__ResourceRef ref = SLUICE__V1__RESOURCE_REF__INIT;
-    const char *us = strrchr(cluster, '_');
-    if (!us || us == cluster || !us[1])
-        return NULL;
-    ref.name = tr_printf(tx, "%.*s", (int)(us - cluster), cluster);
-    ref.namespace_ = (char *)us + 1;
-    return tr_find_upstream(tx, &ref, ref.namespace_);
-}
-
-/* A gRPC access log (grpcService at p, as Gloo's als converter
- * copyGrpcSettings); NULL when unusable (reported). */
-static Envoy__Config__Accesslog__V3__AccessLog *grpc_log(tr_ctx *tx, const Sluice__V1__GrpcService *g, const char *p)
-{
-    Envoy__Extensions__AccessLoggers__Grpc__V3__HttpGrpcAccessLogConfig *c;
-    Envoy__Extensions__AccessLoggers__Grpc__V3__CommonGrpcAccessLogConfig *cc;
-    Envoy__Config__Core__V3__GrpcService *svc;
-    Envoy__Config__Accesslog__V3__AccessLog *o;
-    const Sluice__V1__Upstream *up;
-    const char *cluster = g->service_ref_case == SLUICE__V1__GRPC_SERVICE__SERVICE_REF_STATIC_CLUSTER_NAME
-                              ? g->static_cluster_name
-                              : "";
-    if (!g->log_name[0] || !cluster[0]) {
-        tr_error(tx, "%s.grpcService: logName and staticClusterName are required", p);
-        return NULL;
-    }
-    if (!(up = upstream_of_cluster(tx, cluster)))
-        tr_warn(tx, "%s.grpcService.staticClusterName: %s is the cluster of no Upstream; the proxy's bootstrap must "
-                    "define it (as Gloo's access_log_cluster), or Envoy rejects the listener",
-                p, cluster);
-    else if (!up->spec->use_http2 || !up->spec->use_http2->value)
-        tr_warn(tx, "%s.grpcService.staticClusterName: Upstream %s.%s does not set useHttp2; gRPC needs HTTP/2", p,
-                up->metadata->namespace_, up->metadata->name);
-    svc = TR_NEW(tx, envoy__config__core__v3__grpc_service);
-    svc->target_specifier_case = ENVOY__CONFIG__CORE__V3__GRPC_SERVICE__TARGET_SPECIFIER_ENVOY_GRPC;
-    svc->envoy_grpc = TR_NEW(tx, envoy__config__core__v3__grpc_service__envoy_grpc);
-    svc->envoy_grpc->cluster_name = tr_strdup(tx, cluster);
-    cc = TR_NEW(tx, envoy__extensions__access_loggers__grpc__v3__common_grpc_access_log_config);
-    cc->log_name = tr_strdup(tx, g->log_name);
-    cc->grpc_service = svc;
-    cc->transport_api_version = ENVOY__CONFIG__CORE__V3__API_VERSION__V3;
-    cc->n_filter_state_objects_to_log = g->n_filter_state_objects_to_log;
-    cc->filter_state_objects_to_log = g->filter_state_objects_to_log;
-    c = TR_NEW(tx, envoy__extensions__access_loggers__grpc__v3__http_grpc_access_log_config);
-    c->common_config = cc;
-    c->n_additional_request_headers_to_log = g->n_additional_request_headers_to_log;
-    c->additional_request_headers_to_log = g->additional_request_headers_to_log;
-    c->n_additional_response_headers_to_log = g->n_additional_response_headers_to_log;
-    c->additional_response_headers_to_log = g->additional_response_headers_to_log;
-    c->n_additional_response_trailers_to_log = g->n_additional_response_trailers_to_log;
-    c->additional_response_trailers_to_log = g->additional_response_trailers_to_log;
-    o = TR_NEW(tx, envoy__config__accesslog__v3__access_log);
-    o->name = tr_strdup(tx, "envoy.access_loggers.http_grpc");
-    o->config_type_case = ENVOY__CONFIG__ACCESSLOG__V3__ACCESS_LOG__CONFIG_TYPE_TYPED_CONFIG;
-    o->typed_config = tr_any(tx, &c->base);
-    return o;
-}
-
-/* One access log of an HCM or a tcp_proxy (accessLoggingService.accessLog[i]
- * at p); NULL when unusable (reported). Gloo gives TCP the same loggers
- * (als ProcessAccessLogPlugins). */
-static Envoy__Config__Accesslog__V3__AccessLog *access_log(tr_ctx *tx, const Sluice__V1__AccessLog *al, const char *p)
-{
-    if (al->output_destination_case == SLUICE__V1__ACCESS_LOG__OUTPUT_DESTINATION_FILE_SINK)
-        return file_log(tx, al->file_sink, p);
-    if (al->output_destination_case == SLUICE__V1__ACCESS_LOG__OUTPUT_DESTINATION_GRPC_SERVICE)
-        return grpc_log(tx, al->grpc_service, p);
-    tr_error(tx, "%s: fileSink or grpcService is required", p);
-    return NULL;
-}
-
-/* The access logs of listener options lo appended to the repeated field
- * (v, n) of an HCM or a tcp_proxy. */
-static void access_logs(tr_ctx *tx, const Sluice__V1__ListenerOptions *lo, void ***v, size_t *n)
-{
-    for (size_t i = 0; lo && lo->access_logging_service && i < lo->access_logging_service->n_access_log; i++) {
-        Envoy__Config__Accesslog__V3__AccessLog *o = access_log(
-            tx, lo->access_logging_service->access_log[i], tr_printf(tx, "spec.options.accessLoggingService.accessLog[%zu]", i));
-        if (o)
-            tr_push_(tx, v, n, o);
-    }
-}
-
 /* What Gloo sets on every HttpConnectionManager whatever the settings s
  * (hcm/plugin.go ProcessHcmNetworkFilter): normalize_path true (RFC 3986;
  * settings may turn it off) and, unless the settings name websocket
@@ -352,13 +236,13 @@ static void http_filters(tr_ctx *tx, const tr_gateway *gw, tr_hcm_t *hcm, tr_fil
         TR_PUSH(tx, hc, headers, hm);
         tr_add_filter(tx, f, TR_STAGE_HEALTH, "envoy.filters.http.health_check", &hc->base);
     }
-    access_logs(tx, lo, (void ***)(void *)&hcm->access_log, &hcm->n_access_log);
+    tr_access_logs(tx, lo, (void ***)(void *)&hcm->access_log, &hcm->n_access_log);
 }
 
 static void tcp_proxy(tr_ctx *tx, const tr_gateway *gw, Envoy__Extensions__Filters__Network__TcpProxy__V3__TcpProxy *tp)
 {
     const Sluice__V1__ListenerOptions *lo = gw->gw->spec->options;
-    access_logs(tx, lo, (void ***)(void *)&tp->access_log, &tp->n_access_log);
+    tr_access_logs(tx, lo, (void ***)(void *)&tp->access_log, &tp->n_access_log);
 }
 
 static void listener(tr_ctx *tx, const tr_gateway *gw, tr_listener_t *l)

@@ -1,0 +1,13 @@
+/* accesslog.h - Gloo's accessLoggingService, for plugins/listener.c. */
+#ifndef SLUICE_TR_ACCESSLOG_H
+#define SLUICE_TR_ACCESSLOG_H
+
+#include "../plugin.h"
+
+/* The access logs of listener options lo (Gloo's als plugin: file and
+ * gRPC sinks, each with its filter) appended to the repeated field (v, n)
+ * of an HttpConnectionManager or a tcp_proxy; what is unusable is reported
+ * and left out. */
+void tr_access_logs(tr_ctx *tx, const Sluice__V1__ListenerOptions *lo, void ***v, size_t *n);
+
+#endif
