@@ -296,4 +296,3 @@ void tr_access_logs(tr_ctx *tx, const Sluice__V1__ListenerOptions *lo, void ***v
             tr_push_(tx, v, n, o);
     }
 }
-
