@@ -270,6 +270,8 @@ static void kind_table(void **state)
         {"gateway.solo.io/v1", "Gateway", "sluice.v1.Gateway", "sluice_config"},
         {"gateway.solo.io/v1", "VirtualService", "sluice.v1.VirtualService", "sluice_config"},
         {"gateway.solo.io/v1", "RouteTable", "sluice.v1.RouteTable", "sluice_config"},
+        {"gateway.solo.io/v1", "MatchableHttpGateway", "sluice.v1.MatchableHttpGateway", "sluice_config"},
+        {"gateway.solo.io/v1", "MatchableTcpGateway", "sluice.v1.MatchableTcpGateway", "sluice_config"},
         {"gloo.solo.io/v1", "Upstream", "sluice.v1.Upstream", "sluice_config"},
         {"gloo.solo.io/v1", "UpstreamGroup", "sluice.v1.UpstreamGroup", "sluice_config"},
         {"gloo.solo.io/v1", "Settings", "sluice.v1.Settings", "sluice_config"},

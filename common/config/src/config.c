@@ -231,23 +231,28 @@ sl_status sl_cfg_set_annotation(Sluice__V1__Metadata *md, const char *key, const
 
 /* ---- references -------------------------------------------------------- */
 
+/* The kind a ResourceRef field refers to, by its name and (where the
+ * name alone does not tell) the message holding it. */
 static const struct {
     const char *field;
     const char *kind;
+    const char *in; /* full name of the holding message; NULL: any */
 } ref_fields[] = {
-    {"upstream", "Upstream"},
-    {"upstream_ref", "Upstream"},
-    {"collector_upstream_ref", "Upstream"},
-    {"upstream_group", "UpstreamGroup"},
-    {"secret_ref", "Secret"},
-    {"virtual_services", "VirtualService"},
-    {"ref", "RouteTable"},
+    {"upstream", "Upstream", NULL},
+    {"upstream_ref", "Upstream", NULL},
+    {"collector_upstream_ref", "Upstream", NULL},
+    {"upstream_group", "UpstreamGroup", NULL},
+    {"secret_ref", "Secret", NULL},
+    {"virtual_services", "VirtualService", NULL},
+    {"ref", "MatchableHttpGateway", "sluice.v1.DelegatedHttpGateway"},
+    {"ref", "MatchableTcpGateway", "sluice.v1.DelegatedTcpGateway"},
+    {"ref", "RouteTable", NULL},
 };
 
-static const sl_kind *ref_kind(const char *field)
+static const sl_kind *ref_kind(const char *field, const char *in)
 {
     for (size_t i = 0; i < sizeof(ref_fields) / sizeof(ref_fields[0]); i++)
-        if (strcmp(field, ref_fields[i].field) == 0)
+        if (strcmp(field, ref_fields[i].field) == 0 && (!ref_fields[i].in || strcmp(in, ref_fields[i].in) == 0))
             return sl_kind_by_name(ref_fields[i].kind);
     return NULL;
 }
@@ -270,7 +275,7 @@ static void walk(const ProtobufCMessage *m, const char *own_ns, sl_cfg_ref_fn fn
         }
         const ProtobufCMessageDescriptor *fd = f->descriptor;
         const bool is_ref = strcmp(fd->name, "sluice.v1.ResourceRef") == 0;
-        const sl_kind *k = is_ref ? ref_kind(f->name) : NULL;
+        const sl_kind *k = is_ref ? ref_kind(f->name, d->name) : NULL;
         char jname[96];
         sl_codec_json_name(jname, sizeof(jname), f->name);
         size_t n = 1;

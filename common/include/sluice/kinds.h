@@ -10,6 +10,7 @@
  *   Gateway         gateway.solo.io/v1  sluice_config     Gateway.<ns>.<name>
  *   VirtualService  gateway.solo.io/v1  sluice_config     VirtualService.<ns>.<name>
  *   RouteTable      gateway.solo.io/v1  sluice_config     RouteTable.<ns>.<name>
+ *   MatchableHttpGateway, MatchableTcpGateway (gateway.solo.io/v1): as RouteTable
  *   Upstream        gloo.solo.io/v1     sluice_config     Upstream.<ns>.<name>
  *   UpstreamGroup   gloo.solo.io/v1     sluice_config     UpstreamGroup.<ns>.<name>
  *   Settings        gloo.solo.io/v1     sluice_config     Settings.<ns>.<name>

@@ -46,8 +46,9 @@ static bool kind_matches_type(const char *kind, const char *type_url)
         return !strcmp(kind, "VirtualService") || !strcmp(kind, "RouteTable");
     if (strstr(type_url, ".cluster.v3.") || strstr(type_url, ".endpoint.v3."))
         return !strcmp(kind, "Upstream") || !strcmp(kind, "UpstreamGroup");
-    if (strstr(type_url, ".listener.v3."))
-        return !strcmp(kind, "Gateway");
+    if (strstr(type_url, ".listener.v3.")) /* delegated gateways are filter chains of it */
+        return !strcmp(kind, "Gateway") || !strcmp(kind, "MatchableHttpGateway") ||
+               !strcmp(kind, "MatchableTcpGateway");
     if (strstr(type_url, ".tls.v3.Secret"))
         return !strcmp(kind, "Secret");
     return false;

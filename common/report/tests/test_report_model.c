@@ -218,6 +218,48 @@ static void test_nack_overlay(void **state)
     rep_model_free(m);
 }
 
+/* Statuses of the delegated hybrid gateway kinds: the translator's reports
+ * give them theirs, and a listener NACK naming nothing known reaches them
+ * (they are filter chains of it) as it does the Gateway, not the virtual
+ * services. */
+static void test_matchable_gateways(void **state)
+{
+    (void)state;
+    rep_model *m = ungated_model();
+    rep x;
+    rep_result res;
+    bool ch;
+    Sluice__V1__Status *st;
+    rep_model_report(m, &res, mk(&x, "translator", "Gateway", "gw", "default~gw", ACC, 1, "5", 100, ""), NULL, NULL,
+                     0);
+    rep_model_report(m, &res,
+                     mk(&x, "translator", "MatchableHttpGateway", "web", "default~gw", WRN, 1, "5", 100,
+                        "spec.httpGateway.virtualServices[0]: VirtualService default.shop not found"),
+                     NULL, NULL, 0);
+    assert_int_equal(res, REP_APPLIED);
+    rep_model_report(m, &res, mk(&x, "translator", "MatchableTcpGateway", "db", "default~gw", ACC, 1, "5", 100, ""),
+                     NULL, NULL, 0);
+    rep_model_report(m, &res, mk(&x, "translator", "VirtualService", "vs1", "default~gw", ACC, 1, "5", 100, ""),
+                     NULL, NULL, 0);
+    drain(m);
+    st = render(m, "MatchableHttpGateway.default.web", &ch, 2, NULL, NULL);
+    assert_int_equal(st->state, WRN);
+    assert_string_equal(st->reported_by, "translator");
+    sluice__v1__status__free_unpacked(st, NULL);
+    expect_state(m, "MatchableTcpGateway.default.db", ACC);
+
+    Sluice__V1__Report *n = mk(&x, "xds-server", "Proxy", "gw", "default~gw", REJ, 0, "abcd", 150,
+                               "Proto constraint validation failed: filter chain match");
+    n->type_url = "type.googleapis.com/envoy.config.listener.v3.Listener";
+    assert_int_equal(rep_model_report(m, &res, n, NULL, NULL, 0), SL_OK);
+    assert_int_equal(res, REP_APPLIED);
+    expect_state(m, "Gateway.default.gw", REJ);
+    expect_state(m, "MatchableHttpGateway.default.web", REJ);
+    expect_state(m, "MatchableTcpGateway.default.db", REJ);
+    expect_state(m, "VirtualService.default.vs1", ACC);
+    rep_model_free(m);
+}
+
 static void test_nack_all_and_rebuild(void **state)
 {
     (void)state;
@@ -463,6 +505,7 @@ int main(void)
         cmocka_unit_test(test_version_cmp),
         cmocka_unit_test(test_accept_duplicate_stale),
         cmocka_unit_test(test_nack_overlay),
+        cmocka_unit_test(test_matchable_gateways),
         cmocka_unit_test(test_nack_all_and_rebuild),
         cmocka_unit_test(test_nack_without_message_survives_load),
         cmocka_unit_test(test_nack_placeholder_survives_load),

@@ -50,8 +50,7 @@ bool tr_gw_proxyless(const Sluice__V1__Gateway *g)
 {
     return g->spec && g->spec->grpc_api_listeners && g->spec->grpc_api_listeners->value;
 }
-/* Checks HTTP gateway hg (at path p) of gateway g. */
-static void http_gateway_valid(tr_ctx *tx, const tr_gw_item *g, const Sluice__V1__HttpGateway *hg, const char *p)
+void tr_http_gateway_valid(tr_ctx *tx, const char *ns, const Sluice__V1__HttpGateway *hg, const char *p)
 {
     tr_bucket *vb = tr_bucket_of(tx, tr_kind.vs);
     int ways = (hg->n_virtual_services > 0) + (hg->n_virtual_service_selector > 0) + (hg->virtual_service_expressions != NULL);
@@ -61,17 +60,16 @@ static void http_gateway_valid(tr_ctx *tx, const tr_gw_item *g, const Sluice__V1
         tr_error(tx, "%s: use at most one of virtualServices, virtualServiceSelector and virtualServiceExpressions", p);
     for (size_t i = 0; i < hg->n_virtual_services; i++) {
         const Sluice__V1__ResourceRef *r = hg->virtual_services[i];
-        const char *ns = r->namespace_ && r->namespace_[0] ? r->namespace_ : g->ns;
-        if (tr_bucket_find(vb, ns, r->name) < 0)
-            tr_warn(tx, "%s.virtualServices[%zu]: VirtualService %s.%s not found", p, i, ns, r->name);
+        const char *rns = r->namespace_ && r->namespace_[0] ? r->namespace_ : ns;
+        if (tr_bucket_find(vb, rns, r->name) < 0)
+            tr_warn(tx, "%s.virtualServices[%zu]: VirtualService %s.%s not found", p, i, rns, r->name);
     }
 }
 
-/* Checks the sourcePrefixRanges of matcher m (at path p). */
-static void ranges_valid(tr_ctx *tx, const Sluice__V1__GatewayMatcher *m, const char *p)
+void tr_ranges_valid(tr_ctx *tx, Sluice__V1__CidrRange *const *ranges, size_t n, const char *p)
 {
-    for (size_t i = 0; m && i < m->n_source_prefix_ranges; i++) {
-        const Sluice__V1__CidrRange *in = m->source_prefix_ranges[i];
+    for (size_t i = 0; i < n; i++) {
+        const Sluice__V1__CidrRange *in = ranges[i];
         unsigned char a[16];
         bool v6 = inet_pton(AF_INET6, in->address_prefix, a) == 1;
         if (!v6 && inet_pton(AF_INET, in->address_prefix, a) != 1)
@@ -90,23 +88,25 @@ static void gateway_types_valid(tr_ctx *tx, const tr_gw_item *g)
     const Sluice__V1__HybridGateway *hy = spec->hybrid_gateway;
     switch (spec->gateway_type_case) {
     case SLUICE__V1__GATEWAY_SPEC__GATEWAY_TYPE_HTTP_GATEWAY:
-        http_gateway_valid(tx, g, spec->http_gateway, "spec.httpGateway");
+        tr_http_gateway_valid(tx, g->ns, spec->http_gateway, "spec.httpGateway");
         return;
     case SLUICE__V1__GATEWAY_SPEC__GATEWAY_TYPE_TCP_GATEWAY:
         break;
     case SLUICE__V1__GATEWAY_SPEC__GATEWAY_TYPE_HYBRID_GATEWAY:
-        if (hy->n_matched_gateways == 0) /* Gloo's EmptyHybridGatewayMessage */
+        if (hy->n_matched_gateways == 0 && !hy->delegated_http_gateways && !hy->delegated_tcp_gateways)
+            /* Gloo's EmptyHybridGatewayMessage */
             tr_error(tx, "spec.hybridGateway.matchedGateways: hybrid gateway does not have any populated matched gateways");
         for (size_t i = 0; i < hy->n_matched_gateways; i++) {
             const Sluice__V1__MatchedGateway *mg = hy->matched_gateways[i];
             const char *p = tr_printf(tx, "spec.hybridGateway.matchedGateways[%zu]", i);
-            ranges_valid(tx, mg->matcher, p);
+            if (mg->matcher)
+                tr_ranges_valid(tx, mg->matcher->source_prefix_ranges, mg->matcher->n_source_prefix_ranges, p);
             if (mg->matcher && mg->matcher->n_passthrough_cipher_suites)
                 tr_error(tx, "%s.matcher.passthroughCipherSuites: not supported by Sluice (Gloo Enterprise matches "
                              "TLS passthrough by cipher suite with a filter stock Envoy does not have)",
                          p);
             if (mg->gateway_type_case == SLUICE__V1__MATCHED_GATEWAY__GATEWAY_TYPE_HTTP_GATEWAY)
-                http_gateway_valid(tx, g, mg->http_gateway, tr_printf(tx, "%s.httpGateway", p));
+                tr_http_gateway_valid(tx, g->ns, mg->http_gateway, tr_printf(tx, "%s.httpGateway", p));
             else if (mg->gateway_type_case != SLUICE__V1__MATCHED_GATEWAY__GATEWAY_TYPE_TCP_GATEWAY)
                 tr_error(tx, "%s: httpGateway or tcpGateway is required", p);
         }
@@ -415,26 +415,32 @@ static size_t http_chains(tr_ctx *tx, const tr_gw_item *g, http_part *hp, const 
     return n;
 }
 
-/* The chains of hybrid gateway g (gw, routes rname-<i>) into c, each
- * matched gateway's behind its matcher; the HTTP ones into parts. */
+/* The chains of hybrid gateway g (gw, routes rname-<i>) into c, each of
+ * its matched gateways m[0..n) behind its matcher; the HTTP ones into
+ * parts. A delegated gateway's problems are its own: then its chains
+ * are left out. */
 static void hybrid_chains(tr_ctx *tx, const tr_gw_item *g, const tr_gateway *gw, const char *rname, tr_cur *gcur,
-                          gw_chains *c, http_part *parts, size_t *n_parts)
+                          const tr_matched *m, size_t n_m, gw_chains *c, http_part *parts, size_t *n_parts)
 {
-    const Sluice__V1__HybridGateway *hy = g->gw->spec->hybrid_gateway;
-    for (size_t i = 0; i < hy->n_matched_gateways; i++) {
-        const Sluice__V1__MatchedGateway *mg = hy->matched_gateways[i];
+    for (size_t i = 0; i < n_m; i++) {
+        const Sluice__V1__MatchedGateway *mg = m[i].mg;
         const Sluice__V1__SslConfig *msl = mg->matcher ? mg->matcher->ssl_config : NULL;
-        const char *p = tr_printf(tx, "spec.hybridGateway.matchedGateways[%zu]", i);
+        tr_cur *cur = m[i].cur ? m[i].cur : gcur;
+        int before = cur->errors;
+        tr_gw_item sgi = *g;
         Envoy__Config__Listener__V3__FilterChain **v = NULL;
+        bool inspect = false;
         size_t n = 0;
+        sgi.ns = m[i].ns; /* what its references default to */
+        tx->cur = g->idx >= 0 ? cur : NULL;
         if (mg->gateway_type_case == SLUICE__V1__MATCHED_GATEWAY__GATEWAY_TYPE_TCP_GATEWAY) {
-            n = tr_tcp_chains(tx, g, gw, mg->tcp_gateway, msl, tr_printf(tx, "%s.tcpGateway", p), &v, &c->inspect);
+            n = tr_tcp_chains(tx, &sgi, gw, mg->tcp_gateway, msl, tr_printf(tx, "%s.tcpGateway", m[i].path), &v,
+                              &inspect);
         } else {
             /* translated as an httpGateway of its own (ssl: the matcher
              * has sslConfig), with its own memo */
             Sluice__V1__Gateway *sg = tr_alloc(tx, sizeof *sg);
             Sluice__V1__GatewaySpec *ss = tr_alloc(tx, sizeof *ss);
-            tr_gw_item sgi = *g;
             http_part *hp = &parts[*n_parts];
             *sg = *g->gw;
             *ss = *g->gw->spec;
@@ -446,13 +452,20 @@ static void hybrid_chains(tr_ctx *tx, const tr_gw_item *g, const tr_gateway *gw,
             memset(hp, 0, sizeof *hp);
             hp->gw = (tr_gateway){sg, gw->proxy, tr_printf(tx, "%s~%zu", gw->listener_name, i), false};
             n = http_chains(tx, &sgi, hp, tr_printf(tx, "%s-%zu", rname, i), tr_printf(tx, "%s-%zu", gw->listener_name, i),
-                            msl, gcur, &v);
+                            msl, cur, &v);
             *n_parts += n > 0;
         }
         tx->cur = g->idx >= 0 ? gcur : NULL;
+        if (m[i].cur && cur->errors > before) {
+            *tr_flag(tx, cur->kind, (size_t)m[i].idx) |= TR_REJECTED;
+            tr_warn(tx, "spec.hybridGateway: %s %s.%s is rejected; its filter chains are left out", cur->kind->kind,
+                    cur->ns, cur->name);
+            if (mg->gateway_type_case != SLUICE__V1__MATCHED_GATEWAY__GATEWAY_TYPE_TCP_GATEWAY && n)
+                (*n_parts)--;
+            continue;
+        }
         /* Gloo's tls_inspector plugin: any matcher with sslConfig */
-        if (msl && n)
-            c->inspect = true;
+        c->inspect = c->inspect || inspect || (msl && n);
         match_sources(tx, mg->matcher, v, n);
         chains_add(tx, c, v, n);
     }
@@ -487,9 +500,17 @@ void tr_translate_gateway(tr_ctx *tx, const tr_gw_item *g, const char *proxy, tr
     case SLUICE__V1__GATEWAY_SPEC__GATEWAY_TYPE_TCP_GATEWAY:
         n = tr_tcp_chains(tx, g, &gw, spec->tcp_gateway, NULL, "spec.tcpGateway", &v, &c.inspect);
         break;
-    default:
-        parts = tr_alloc(tx, (spec->hybrid_gateway->n_matched_gateways + 1) * sizeof *parts);
-        hybrid_chains(tx, g, &gw, rname, &gcur, &c, parts, &n_parts);
+    default: {
+        tr_matched *m;
+        size_t n_m = tr_hybrid_matched(tx, g, &m);
+        if (n_m == 0 && !gcur.errors) {
+            /* as Gloo: a delegated gateway may come later; a Warning */
+            tr_warn(tx, "spec.hybridGateway: hybrid gateway does not have any populated matched gateways");
+            goto out;
+        }
+        parts = tr_alloc(tx, (n_m + 1) * sizeof *parts);
+        hybrid_chains(tx, g, &gw, rname, &gcur, m, n_m, &c, parts, &n_parts);
+    }
     }
     tx->cur = g->idx >= 0 ? &gcur : NULL;
     chains_add(tx, &c, v, n);

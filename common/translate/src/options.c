@@ -53,8 +53,43 @@ void tr_check_fields(tr_ctx *tx, tr_map *supported, const ProtobufCMessage *m, c
     }
 }
 
-const ProtobufCMessage *tr_merge_options(tr_ctx *tx, const ProtobufCMessage *parent,
-                                             const ProtobufCMessage *child)
+/* Size of the value of singular field f in its message. */
+static size_t value_size(const ProtobufCFieldDescriptor *f)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_MESSAGE: case PROTOBUF_C_TYPE_STRING: return sizeof(void *);
+    case PROTOBUF_C_TYPE_BYTES: return sizeof(ProtobufCBinaryData);
+    case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_UINT64: case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_FIXED64: case PROTOBUF_C_TYPE_SFIXED64: case PROTOBUF_C_TYPE_DOUBLE: return 8;
+    default: return 4;
+    }
+}
+
+/* Field f of from into out (its oneof case or count too). */
+static void copy_field(char *out, const ProtobufCMessage *from, const ProtobufCFieldDescriptor *f)
+{
+    const char *base = (const char *)from;
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+        memcpy(out + f->quantifier_offset, base + f->quantifier_offset, sizeof(size_t));
+        memcpy(out + f->offset, base + f->offset, sizeof(void *));
+        return;
+    }
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+        memcpy(out + f->quantifier_offset, base + f->quantifier_offset, sizeof(uint32_t));
+    memcpy(out + f->offset, base + f->offset, value_size(f));
+}
+
+/* Whether a singular message field f merges field by field: not a
+ * well-known type (wrappers, Duration) or a reference, which are values. */
+static bool merges_inside(const ProtobufCFieldDescriptor *f)
+{
+    const ProtobufCMessageDescriptor *d = f->descriptor;
+    return f->type == PROTOBUF_C_TYPE_MESSAGE && f->label != PROTOBUF_C_LABEL_REPEATED &&
+           strncmp(d->name, "google.protobuf.", 16) != 0 && strcmp(d->name, "sluice.v1.ResourceRef") != 0;
+}
+
+const ProtobufCMessage *tr_merge_fields(tr_ctx *tx, const ProtobufCMessage *parent, const ProtobufCMessage *child,
+                                        bool parent_wins, bool deep, int depth)
 {
     const ProtobufCMessageDescriptor *d;
     char *out;
@@ -67,30 +102,30 @@ const ProtobufCMessage *tr_merge_options(tr_ctx *tx, const ProtobufCMessage *par
     memcpy(out, child, d->sizeof_message);
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
+        bool in_child = field_is_set(child, f);
+        if (!field_is_set(parent, f))
+            continue;
         if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
-            uint32_t *cc = (uint32_t *)(out + f->quantifier_offset);
-            const uint32_t *pc = (const uint32_t *)((const char *)parent + f->quantifier_offset);
-            if (*cc == 0 && *pc == f->id) {
-                *cc = *pc;
-                memcpy(out + f->offset, (const char *)parent + f->offset, sizeof(void *) > 8 ? 16 : 8);
-            }
-            continue;
+            /* another member of the oneof set in the child is the child's
+             * choice of it */
+            uint32_t cc = *(const uint32_t *)((const char *)child + f->quantifier_offset);
+            if (cc != 0 && !in_child && !parent_wins)
+                continue;
         }
-        if (field_is_set(child, f) || !field_is_set(parent, f))
-            continue;
-        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-            memcpy(out + f->quantifier_offset, (const char *)parent + f->quantifier_offset, sizeof(size_t));
-            memcpy(out + f->offset, (const char *)parent + f->offset, sizeof(void *));
-        } else {
-            size_t sz = f->type == PROTOBUF_C_TYPE_MESSAGE || f->type == PROTOBUF_C_TYPE_STRING ? sizeof(void *)
-                        : f->type == PROTOBUF_C_TYPE_BYTES                                       ? sizeof(ProtobufCBinaryData)
-                        : (f->type == PROTOBUF_C_TYPE_INT64 || f->type == PROTOBUF_C_TYPE_UINT64 ||
-                           f->type == PROTOBUF_C_TYPE_DOUBLE || f->type == PROTOBUF_C_TYPE_SINT64 ||
-                           f->type == PROTOBUF_C_TYPE_FIXED64 || f->type == PROTOBUF_C_TYPE_SFIXED64)
-                            ? 8
-                            : 4;
-            memcpy(out + f->offset, (const char *)parent + f->offset, sz);
+        if (in_child && deep && merges_inside(f) && depth < SL_CODEC_MAX_DEPTH) {
+            const ProtobufCMessage *const *pm = (const void *)((const char *)parent + f->offset);
+            const ProtobufCMessage *const *cm = (const void *)((const char *)child + f->offset);
+            const ProtobufCMessage *m = tr_merge_fields(tx, *pm, *cm, parent_wins, deep, depth + 1);
+            memcpy(out + f->offset, &m, sizeof m);
+        } else if (!in_child || parent_wins) {
+            copy_field(out, parent, f);
         }
     }
     return (const ProtobufCMessage *)out;
+}
+
+const ProtobufCMessage *tr_merge_options(tr_ctx *tx, const ProtobufCMessage *parent,
+                                             const ProtobufCMessage *child)
+{
+    return tr_merge_fields(tx, parent, child, false, false, 0);
 }

@@ -77,7 +77,8 @@ static void replist_make(tr_ctx *tx, sl_tr_result *res)
 
 static sl_status finish_reports(tr_ctx *tx, sl_tr_result *res)
 {
-    const sl_kind *kinds[] = {tr_kind.gateway, tr_kind.vs, tr_kind.rt, tr_kind.upstream, tr_kind.ug, tr_kind.settings};
+    const sl_kind *kinds[] = {tr_kind.gateway, tr_kind.vs,  tr_kind.rt,  tr_kind.upstream,
+                              tr_kind.ug,      tr_kind.hgw, tr_kind.tgw, tr_kind.settings};
     size_t total = 0, borrowed = 0;
     tr_replist *kept = tx->store->replist;
     for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++)
@@ -221,6 +222,7 @@ void tr_validate_unselected(tr_ctx *tx)
             *fl |= TR_REJECTED;
     }
     tx->cur = NULL;
+    tr_validate_unselected_matchable(tx);
 }
 
 /* The end of a translation, after its resources: its reports, what no

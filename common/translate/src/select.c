@@ -110,3 +110,43 @@ bool tr_vs_selected(const Sluice__V1__HttpGateway *hg, const char *gw_ns, const 
         return false;
     return true;
 }
+
+bool tr_expressions_valid(tr_ctx *tx, Sluice__V1__LabelExpression *const *ex, size_t n, const char *p)
+{
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        size_t nv = ex[i]->n_values;
+        const char *why = NULL;
+        char *end;
+        switch (ex[i]->operator_) {
+        case SLUICE__V1__LABEL_EXPRESSION__OPERATOR__In:
+        case SLUICE__V1__LABEL_EXPRESSION__OPERATOR__NotIn:
+            why = nv == 0 ? "needs at least one value" : NULL;
+            break;
+        case SLUICE__V1__LABEL_EXPRESSION__OPERATOR__Exists:
+        case SLUICE__V1__LABEL_EXPRESSION__OPERATOR__DoesNotExist:
+            why = nv != 0 ? "takes no values" : NULL;
+            break;
+        case SLUICE__V1__LABEL_EXPRESSION__OPERATOR__GreaterThan:
+        case SLUICE__V1__LABEL_EXPRESSION__OPERATOR__LessThan:
+            if (nv != 1)
+                why = "needs exactly one value";
+            else if (strtol(ex[i]->values[0], &end, 10), end == ex[i]->values[0] || *end)
+                why = "needs an integer value";
+            break;
+        default:
+            why = nv != 1 ? "needs exactly one value" : NULL;
+        }
+        if (!ex[i]->key || !ex[i]->key[0])
+            why = "needs a key";
+        if (why) {
+            const ProtobufCEnumValue *op =
+                protobuf_c_enum_descriptor_get_value(&sluice__v1__label_expression__operator__descriptor,
+                                                     (int)ex[i]->operator_);
+            tr_error(tx, "%s.expressions[%zu]: the selector expression is invalid: operator %s %s", p, i,
+                     op ? op->name : "?", why);
+            ok = false;
+        }
+    }
+    return ok;
+}

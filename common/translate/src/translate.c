@@ -11,7 +11,7 @@
 #define DEFAULT_PROXY "gateway-proxy"
 
 struct tr_kinds tr_kind;
-struct tr_kind_idx tr_kind_idx[8];
+struct tr_kind_idx tr_kind_idx[10];
 
 void tr_init_kinds(void)
 {
@@ -24,9 +24,12 @@ void tr_init_kinds(void)
     tr_kind.secret = sl_kind_by_name("Secret");
     tr_kind.settings = sl_kind_by_name("Settings");
     tr_kind.eps = sl_kind_by_name("EndpointSet");
+    tr_kind.hgw = sl_kind_by_name("MatchableHttpGateway");
+    tr_kind.tgw = sl_kind_by_name("MatchableTcpGateway");
     {
         const sl_kind *ks[] = {tr_kind.vs,     tr_kind.rt,       tr_kind.upstream, tr_kind.ug,
-                               tr_kind.secret, tr_kind.settings, tr_kind.eps,      sl_kind_by_name("Gateway")};
+                               tr_kind.secret, tr_kind.settings, tr_kind.eps,      sl_kind_by_name("Gateway"),
+                               tr_kind.hgw,    tr_kind.tgw};
         for (size_t i = 0; i < sizeof ks / sizeof *ks; i++) {
             tr_kind_idx[i].k = ks[i];
             tr_kind_idx[i].idx = tr_kind_index(ks[i]);

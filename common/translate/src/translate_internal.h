@@ -15,7 +15,7 @@
 
 /* The kinds the rules read, filled by tr_init_kinds(). */
 extern struct tr_kinds {
-    const sl_kind *gateway, *vs, *rt, *upstream, *ug, *secret, *settings, *eps;
+    const sl_kind *gateway, *vs, *rt, *upstream, *ug, *secret, *settings, *eps, *hgw, *tgw;
 } tr_kind;
 
 /* Store indices of the kinds above: tr_kidx() is in every tr_flag() and
@@ -23,7 +23,7 @@ extern struct tr_kinds {
 extern struct tr_kind_idx {
     const sl_kind *k;
     int idx;
-} tr_kind_idx[8];
+} tr_kind_idx[10];
 
 /* Fills tr_kind and tr_kind_idx (once). */
 void tr_init_kinds(void);
@@ -77,6 +77,11 @@ void tr_ctx_free(tr_ctx *tx);
 bool tr_expressions_match(const Sluice__V1__Metadata *md, Sluice__V1__LabelExpression *const *ex, size_t n);
 /* Whether md has every label of the n map entries {key, value}. */
 bool tr_labels_match(const Sluice__V1__Metadata *md, size_t n, void *const *entries);
+/* Reports (errors) the expressions ex[0..n) at path p that select
+ * nothing sensible: as Kubernetes' label requirements, In and NotIn need
+ * values, Exists and DoesNotExist none, the others one (an integer for
+ * GreaterThan and LessThan). Returns whether all are valid. */
+bool tr_expressions_valid(tr_ctx *tx, Sluice__V1__LabelExpression *const *ex, size_t n, const char *p);
 /* Whether ns is among nss ("*" is any); none listed: only def (NULL: any). */
 bool tr_ns_selected(const char *ns, char *const *nss, size_t n, const char *def);
 /* Whether the HTTP gateway hg (of namespace gw_ns) serves VirtualService e. */
@@ -88,6 +93,13 @@ bool tr_vs_selected(const Sluice__V1__HttpGateway *hg, const char *gw_ns, const 
 void tr_check_fields(tr_ctx *tx, tr_map *supported, const ProtobufCMessage *m, const char *path);
 /* child with its unset fields taken from parent (either may be NULL). */
 const ProtobufCMessage *tr_merge_options(tr_ctx *tx, const ProtobufCMessage *parent, const ProtobufCMessage *child);
+/* The same, and with parent_wins the fields set in parent replace the
+ * child's; deep: message fields set in both (not wrappers, durations or
+ * references) merge the same way, field by field (Gloo's mergo merge of
+ * a delegating hybrid gateway's settings into its children's). The
+ * result is in the arena and may share parts with both. */
+const ProtobufCMessage *tr_merge_fields(tr_ctx *tx, const ProtobufCMessage *parent, const ProtobufCMessage *child,
+                                        bool parent_wins, bool deep, int depth);
 
 /* ---- routes (route.c) and delegation (delegation.c) ---- */
 
@@ -196,6 +208,33 @@ Envoy__Config__Listener__V3__Filter *tr_network_filter(tr_ctx *tx, const char *n
  * gateway g (gw for the plugins' tcp_proxy hooks), those that cannot be served left out (reported); msl: a
  * hybrid matcher's sslConfig (its sniDomains for hosts without), or NULL.
  * *inspect set when a host needs the tls_inspector. Returns how many. */
+/* Checks HTTP gateway hg (at path p; references default to namespace ns). */
+void tr_http_gateway_valid(tr_ctx *tx, const char *ns, const Sluice__V1__HttpGateway *hg, const char *p);
+/* Checks a matcher's sourcePrefixRanges ranges[0..n) (the matcher at p). */
+void tr_ranges_valid(tr_ctx *tx, Sluice__V1__CidrRange *const *ranges, size_t n, const char *p);
+
+/* A matched gateway of a hybrid gateway: one of its matchedGateways, or a
+ * MatchableHttpGateway or MatchableTcpGateway it delegates to, then with
+ * the parent's settings merged in (hybrid.c). */
+typedef struct tr_matched {
+    const Sluice__V1__MatchedGateway *mg;
+    const char *path; /* of the matched gateway's fields in its resource */
+    const char *ns;   /* namespace its references default to */
+    tr_cur *cur;      /* a delegated one's report target; NULL: the Gateway */
+    long idx;         /* a delegated one's position in its bucket */
+} tr_matched;
+
+/* The matched gateways of hybrid gateway g, in order, into *out (arena):
+ * its matchedGateways, else the MatchableHttpGateways and then the
+ * MatchableTcpGateways its delegatedHttpGateways and delegatedTcpGateways
+ * select. Problems of the selection are reported on the Gateway (tx->cur),
+ * a delegated gateway's own on it. */
+size_t tr_hybrid_matched(tr_ctx *tx, const tr_gw_item *g, tr_matched **out);
+
+/* Validation only, with their own reports, of the MatchableHttpGateways
+ * and MatchableTcpGateways no Gateway selected. */
+void tr_validate_unselected_matchable(tr_ctx *tx);
+
 size_t tr_tcp_chains(tr_ctx *tx, const tr_gw_item *g, const tr_gateway *gw, const Sluice__V1__TcpGateway *tg,
                      const Sluice__V1__SslConfig *msl, const char *p, Envoy__Config__Listener__V3__FilterChain ***chains,
                      bool *inspect);

@@ -93,7 +93,7 @@ ProtobufCMessage *sl_cfg_res_take(sl_cfg_res *r);
 
 /* Calls fn for every reference (ResourceRef) in msg whose kind is implied
  * by its field (upstream, upstreamGroup, secretRef, delegateAction.ref,
- * virtualServices). An empty namespace is resolved to own_ns. path is the
+ * virtualServices, delegatedHttpGateways.ref, delegatedTcpGateways.ref). An empty namespace is resolved to own_ns. path is the
  * field path ("spec.virtualHost.routes[0].routeAction.single.upstream"). */
 typedef void (*sl_cfg_ref_fn)(void *ud, const sl_kind *kind, const char *ns, const char *name,
                               const char *path);
