@@ -1,6 +1,7 @@
 /* ctx.c - the helpers plugins and the core build Envoy messages with. All
  * memory comes from the translation's arena; an allocation failure jumps
  * back to sl_tr_translate(), which fails with SL_ERR_NOMEM. */
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -786,4 +787,47 @@ Envoy__Config__Core__V3__Metadata *tr_lb_metadata(tr_ctx *tx, size_t n, const ch
     for (size_t i = 0; i < n; i++)
         tr_metadata_put_string(tx, &md, "envoy.lb", keys[i], values[i]);
     return md;
+}
+
+Envoy__Config__Core__V3__Http2ProtocolOptions *tr_http2_options(tr_ctx *tx, const Google__Protobuf__UInt32Value *stream_window,
+                                                                const Google__Protobuf__UInt32Value *conn_window,
+                                                                const Google__Protobuf__UInt32Value *max_streams,
+                                                                const char *p)
+{
+    Envoy__Config__Core__V3__Http2ProtocolOptions *h2 = TR_NEW(tx, envoy__config__core__v3__http2_protocol_options);
+    const Google__Protobuf__UInt32Value *w[] = {stream_window, conn_window};
+    for (int i = 0; i < 2; i++)
+        if (w[i] && (w[i]->value < 65535 || w[i]->value > 2147483647u))
+            tr_error(tx, "%s.%s: %u is not between 65535 and 2147483647", p,
+                     i ? "initialConnectionWindowSize" : "initialStreamWindowSize", w[i]->value);
+    if (max_streams && (max_streams->value < 1 || max_streams->value > 2147483647u))
+        tr_error(tx, "%s.maxConcurrentStreams: %u is not between 1 and 2147483647", p, max_streams->value);
+    if (stream_window)
+        h2->initial_stream_window_size = tr_u32(tx, stream_window->value);
+    if (conn_window)
+        h2->initial_connection_window_size = tr_u32(tx, conn_window->value);
+    if (max_streams)
+        h2->max_concurrent_streams = tr_u32(tx, max_streams->value);
+    return h2;
+}
+
+Envoy__Config__Core__V3__CidrRange *tr_cidr_range(tr_ctx *tx, const char *address, const Google__Protobuf__UInt32Value *len,
+                                                  const char *p)
+{
+    Envoy__Config__Core__V3__CidrRange *r;
+    unsigned char a[16];
+    bool v6 = inet_pton(AF_INET6, address, a) == 1;
+    if (!v6 && inet_pton(AF_INET, address, a) != 1) {
+        tr_error(tx, "%s.addressPrefix: \"%s\" is not an IP address", p, address);
+        return NULL;
+    }
+    if (len && len->value > (v6 ? 128u : 32u)) {
+        tr_error(tx, "%s.prefixLen: %u is longer than the address", p, len->value);
+        return NULL;
+    }
+    r = TR_NEW(tx, envoy__config__core__v3__cidr_range);
+    r->address_prefix = tr_strdup(tx, address);
+    if (len)
+        r->prefix_len = tr_u32(tx, len->value);
+    return r;
 }

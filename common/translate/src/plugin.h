@@ -194,6 +194,19 @@ Envoy__Config__Core__V3__ConfigSource *tr_ads(tr_ctx *tx);
 /* A RegexMatcher / StringMatcher for an RE2 regex (validated by the caller). */
 Envoy__Type__Matcher__V3__RegexMatcher *tr_regex(tr_ctx *tx, const char *re);
 
+/* HTTP/2 protocol options with these flow-control windows (65535 to
+ * 2147483647) and streams per connection (1 to 2147483647), each left
+ * unset when NULL; a value out of range is reported at p. */
+Envoy__Config__Core__V3__Http2ProtocolOptions *tr_http2_options(tr_ctx *tx, const Google__Protobuf__UInt32Value *stream_window,
+                                                                const Google__Protobuf__UInt32Value *conn_window,
+                                                                const Google__Protobuf__UInt32Value *max_streams,
+                                                                const char *p);
+
+/* Envoy's CidrRange of an IPv4 or IPv6 address and prefix length (NULL:
+ * the whole address); NULL when either is bad (reported at p). */
+Envoy__Config__Core__V3__CidrRange *tr_cidr_range(tr_ctx *tx, const char *address, const Google__Protobuf__UInt32Value *len,
+                                                  const char *p);
+
 /* route.c: Envoy's HeaderMatcher of Gloo's (Envoy-shaped) header matcher h
  * at path, its value matched with a StringMatcher; NULL when unusable
  * (reported: a bad name, regex or range, an empty prefix or suffix). */

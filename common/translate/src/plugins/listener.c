@@ -12,6 +12,8 @@
 #include "envoy/config/trace/v3/zipkin.pb-c.h"
 #include "envoy/extensions/filters/http/health_check/v3/health_check.pb-c.h"
 #include "envoy/extensions/filters/listener/proxy_protocol/v3/proxy_protocol.pb-c.h"
+#include "envoy/extensions/http/header_formatters/preserve_case/v3/preserve_case.pb-c.h"
+#include "envoy/extensions/request_id/uuid/v3/uuid.pb-c.h"
 
 static const char *const fields[] = {
     "ListenerOptions.access_logging_service", "ListenerOptions.per_connection_buffer_limit_bytes",
@@ -158,6 +160,139 @@ static void hcm_defaults(tr_ctx *tx, const Sluice__V1__HttpConnectionManagerSett
     }
 }
 
+/* The HTTP/1, HTTP/2 and common protocol options of settings s (at p),
+ * as Gloo's hcm plugin: each created only when a setting needs it. */
+static void protocol_options(tr_ctx *tx, const Sluice__V1__HttpConnectionManagerSettings *s, const char *p,
+                             tr_hcm_t *hcm)
+{
+    const Sluice__V1__HttpConnectionManagerSettings__Http2ProtocolOptions *h2 = s->http2_protocol_options;
+    Envoy__Config__Core__V3__Http1ProtocolOptions *h1 = NULL;
+    Envoy__Config__Core__V3__HttpProtocolOptions *common = NULL;
+    bool proper = s->header_format_case ==
+                      SLUICE__V1__HTTP_CONNECTION_MANAGER_SETTINGS__HEADER_FORMAT_PROPER_CASE_HEADER_KEY_FORMAT &&
+                  s->proper_case_header_key_format->value;
+    bool preserve = s->header_format_case ==
+                        SLUICE__V1__HTTP_CONNECTION_MANAGER_SETTINGS__HEADER_FORMAT_PRESERVE_CASE_HEADER_KEY_FORMAT &&
+                    s->preserve_case_header_key_format->value;
+    bool chunked = s->allow_chunked_length && s->allow_chunked_length->value;
+    bool trailers = s->enable_trailers && s->enable_trailers->value;
+    if (s->accept_http_10 || s->default_host_for_http_10[0] || proper || preserve || chunked || trailers) {
+        h1 = hcm->http_protocol_options = TR_NEW(tx, envoy__config__core__v3__http1_protocol_options);
+        h1->accept_http_10 = s->accept_http_10;
+        h1->default_host_for_http_10 = tr_strdup(tx, s->default_host_for_http_10);
+        h1->allow_chunked_length = chunked;
+        h1->enable_trailers = trailers;
+    }
+    if (proper || preserve) {
+        h1->header_key_format = TR_NEW(tx, envoy__config__core__v3__http1_protocol_options__header_key_format);
+        if (proper) {
+            h1->header_key_format->header_format_case =
+                ENVOY__CONFIG__CORE__V3__HTTP1_PROTOCOL_OPTIONS__HEADER_KEY_FORMAT__HEADER_FORMAT_PROPER_CASE_WORDS;
+            h1->header_key_format->proper_case_words =
+                TR_NEW(tx, envoy__config__core__v3__http1_protocol_options__header_key_format__proper_case_words);
+        } else {
+            Envoy__Extensions__Http__HeaderFormatters__PreserveCase__V3__PreserveCaseFormatterConfig *pc =
+                TR_NEW(tx, envoy__extensions__http__header_formatters__preserve_case__v3__preserve_case_formatter_config);
+            h1->header_key_format->header_format_case =
+                ENVOY__CONFIG__CORE__V3__HTTP1_PROTOCOL_OPTIONS__HEADER_KEY_FORMAT__HEADER_FORMAT_STATEFUL_FORMATTER;
+            h1->header_key_format->stateful_formatter = TR_NEW(tx, envoy__config__core__v3__typed_extension_config);
+            h1->header_key_format->stateful_formatter->name =
+                tr_strdup(tx, "envoy.http.stateful_header_formatters.preserve_case");
+            h1->header_key_format->stateful_formatter->typed_config = tr_any(tx, &pc->base);
+        }
+    }
+    if (s->idle_timeout || s->max_connection_duration || s->max_stream_duration || s->max_headers_count ||
+        s->max_requests_per_connection ||
+        s->headers_with_underscores_action != SLUICE__V1__HTTP_CONNECTION_MANAGER_SETTINGS__HEADERS_WITH_UNDERSCORE_ACTION__ALLOW) {
+        common = hcm->common_http_protocol_options = TR_NEW(tx, envoy__config__core__v3__http_protocol_options);
+        if (s->idle_timeout)
+            common->idle_timeout = tr_dur(tx, s->idle_timeout);
+        if (s->max_connection_duration)
+            common->max_connection_duration = tr_dur(tx, s->max_connection_duration);
+        if (s->max_stream_duration)
+            common->max_stream_duration = tr_dur(tx, s->max_stream_duration);
+        if (s->max_headers_count) {
+            if (s->max_headers_count->value < 1)
+                tr_error(tx, "%s.maxHeadersCount: must be at least 1", p);
+            common->max_headers_count = tr_u32(tx, s->max_headers_count->value);
+        }
+        if (s->max_requests_per_connection)
+            common->max_requests_per_connection = tr_u32(tx, s->max_requests_per_connection->value);
+        common->headers_with_underscores_action =
+            (Envoy__Config__Core__V3__HttpProtocolOptions__HeadersWithUnderscoresAction)s->headers_with_underscores_action;
+    }
+    if (h2)
+        hcm->http2_protocol_options =
+            tr_http2_options(tx, h2->initial_stream_window_size, h2->initial_connection_window_size,
+                             h2->max_concurrent_streams, tr_printf(tx, "%s.http2ProtocolOptions", p));
+    if (h2 && h2->override_stream_error_on_invalid_http_message)
+        hcm->http2_protocol_options->override_stream_error_on_invalid_http_message =
+            tr_bool(tx, h2->override_stream_error_on_invalid_http_message->value);
+}
+
+/* What settings s (at p) say about clients: their certificate's details,
+ * request ids, internal addresses, headers; as Gloo's hcm plugin. */
+static void client_settings(tr_ctx *tx, const Sluice__V1__HttpConnectionManagerSettings *s, const char *p,
+                            tr_hcm_t *hcm)
+{
+    const Sluice__V1__HttpConnectionManagerSettings__SetCurrentClientCertDetails *cc =
+        s->set_current_client_cert_details;
+    const Sluice__V1__HttpConnectionManagerSettings__InternalAddressConfig *ia = s->internal_address_config;
+    if (s->request_headers_timeout)
+        hcm->request_headers_timeout = tr_dur(tx, s->request_headers_timeout);
+    if (s->delayed_close_timeout)
+        hcm->delayed_close_timeout = tr_dur(tx, s->delayed_close_timeout);
+    if (s->strip_any_host_port && s->strip_any_host_port->value) {
+        hcm->strip_port_mode_case =
+            ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__STRIP_PORT_MODE_STRIP_ANY_HOST_PORT;
+        hcm->strip_any_host_port = 1;
+    }
+    hcm->forward_client_cert_details =
+        (Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager__ForwardClientCertDetails)
+            s->forward_client_cert_details;
+    if (cc) {
+        hcm->set_current_client_cert_details = TR_NEW(
+            tx, envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__set_current_client_cert_details);
+        if (cc->subject)
+            hcm->set_current_client_cert_details->subject = tr_bool(tx, cc->subject->value);
+        hcm->set_current_client_cert_details->cert = cc->cert && cc->cert->value;
+        hcm->set_current_client_cert_details->chain = cc->chain && cc->chain->value;
+        hcm->set_current_client_cert_details->dns = cc->dns && cc->dns->value;
+        hcm->set_current_client_cert_details->uri = cc->uri && cc->uri->value;
+    }
+    hcm->preserve_external_request_id = s->preserve_external_request_id && s->preserve_external_request_id->value;
+    hcm->append_x_forwarded_port = s->append_x_forwarded_port && s->append_x_forwarded_port->value;
+    hcm->path_with_escaped_slashes_action =
+        (Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager__PathWithEscapedSlashesAction)
+            s->path_with_escaped_slashes_action;
+    hcm->codec_type =
+        (Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager__CodecType)s->codec_type;
+    if (s->uuid_request_id_config) {
+        Envoy__Extensions__RequestId__Uuid__V3__UuidRequestIdConfig *u =
+            TR_NEW(tx, envoy__extensions__request_id__uuid__v3__uuid_request_id_config);
+        if (s->uuid_request_id_config->pack_trace_reason)
+            u->pack_trace_reason = tr_bool(tx, s->uuid_request_id_config->pack_trace_reason->value);
+        if (s->uuid_request_id_config->use_request_id_for_trace_sampling)
+            u->use_request_id_for_trace_sampling =
+                tr_bool(tx, s->uuid_request_id_config->use_request_id_for_trace_sampling->value);
+        hcm->request_id_extension =
+            TR_NEW(tx, envoy__extensions__filters__network__http_connection_manager__v3__request_idextension);
+        hcm->request_id_extension->typed_config = tr_any(tx, &u->base);
+    }
+    if (ia) {
+        hcm->internal_address_config = TR_NEW(
+            tx, envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__internal_address_config);
+        hcm->internal_address_config->unix_sockets = ia->unix_sockets && ia->unix_sockets->value;
+        for (size_t i = 0; i < ia->n_cidr_ranges; i++) {
+            Envoy__Config__Core__V3__CidrRange *r =
+                tr_cidr_range(tx, ia->cidr_ranges[i]->address_prefix, ia->cidr_ranges[i]->prefix_len,
+                              tr_printf(tx, "%s.internalAddressConfig.cidrRanges[%zu]", p, i));
+            if (r)
+                TR_PUSH(tx, hcm->internal_address_config, cidr_ranges, r);
+        }
+    }
+}
+
 static void http_filters(tr_ctx *tx, const tr_gateway *gw, tr_hcm_t *hcm, tr_filters *f)
 {
     const Sluice__V1__HttpConnectionManagerSettings *s = hcm_settings(gw);
@@ -189,18 +324,8 @@ static void http_filters(tr_ctx *tx, const tr_gateway *gw, tr_hcm_t *hcm, tr_fil
         hcm->server_header_transformation =
             (Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager__ServerHeaderTransformation)
                 s->server_header_transformation;
-        if (s->idle_timeout || s->max_connection_duration) {
-            hcm->common_http_protocol_options = TR_NEW(tx, envoy__config__core__v3__http_protocol_options);
-            if (s->idle_timeout)
-                hcm->common_http_protocol_options->idle_timeout = tr_dur(tx, s->idle_timeout);
-            if (s->max_connection_duration)
-                hcm->common_http_protocol_options->max_connection_duration = tr_dur(tx, s->max_connection_duration);
-        }
-        if (s->accept_http_10 || s->default_host_for_http_10[0]) {
-            hcm->http_protocol_options = TR_NEW(tx, envoy__config__core__v3__http1_protocol_options);
-            hcm->http_protocol_options->accept_http_10 = s->accept_http_10;
-            hcm->http_protocol_options->default_host_for_http_10 = tr_strdup(tx, s->default_host_for_http_10);
-        }
+        protocol_options(tx, s, p, hcm);
+        client_settings(tx, s, p, hcm);
         if (s->normalize_path)
             hcm->normalize_path->value = s->normalize_path->value;
         if (s->merge_slashes)

@@ -394,19 +394,9 @@ static void cluster(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c)
             po->explicit_http_config =
                 TR_NEW(tx, envoy__extensions__upstreams__http__v3__http_protocol_options__explicit_http_config);
             if (http2) {
-                Envoy__Config__Core__V3__Http2ProtocolOptions *h2 = TR_NEW(tx, envoy__config__core__v3__http2_protocol_options);
-                const Google__Protobuf__UInt32Value *w[] = {s->initial_stream_window_size, s->initial_connection_window_size};
-                for (int i = 0; i < 2; i++)
-                    if (w[i] && (w[i]->value < 65535 || w[i]->value > 2147483647u))
-                        tr_error(tx, "spec.%s: %u is not between 65535 and 2147483647",
-                                 i ? "initialConnectionWindowSize" : "initialStreamWindowSize", w[i]->value);
-                if (s->max_concurrent_streams && (s->max_concurrent_streams->value < 1 ||
-                                                   s->max_concurrent_streams->value > 2147483647u))
-                    tr_error(tx, "spec.maxConcurrentStreams: %u is not between 1 and 2147483647",
-                             s->max_concurrent_streams->value);
-                h2->initial_stream_window_size = u32(tx, s->initial_stream_window_size);
-                h2->initial_connection_window_size = u32(tx, s->initial_connection_window_size);
-                h2->max_concurrent_streams = u32(tx, s->max_concurrent_streams);
+                Envoy__Config__Core__V3__Http2ProtocolOptions *h2 =
+                    tr_http2_options(tx, s->initial_stream_window_size, s->initial_connection_window_size,
+                                     s->max_concurrent_streams, "spec");
                 po->explicit_http_config->protocol_config_case =
                     ENVOY__EXTENSIONS__UPSTREAMS__HTTP__V3__HTTP_PROTOCOL_OPTIONS__EXPLICIT_HTTP_CONFIG__PROTOCOL_CONFIG_HTTP2_PROTOCOL_OPTIONS;
                 po->explicit_http_config->http2_protocol_options = h2;
