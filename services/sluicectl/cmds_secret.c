@@ -10,6 +10,7 @@
 #include "sluice/codec.h"
 #include "sluice/file.h"
 #include "sluice/secrets.h"
+#include "sluice/types.h"
 #include "sluice/vec.h"
 #include "sluice/v1/secret.pb-c.h"
 
@@ -200,8 +201,13 @@ static const char create_usage[] =
     "       sluicectl create secret aws NAME --access-key ID --secret-key KEY [--session-token T]\n"
     "                                        [-n NS] [--dry-run]\n"
     "       sluicectl create secret header NAME --headers NAME=VALUE[,NAME=VALUE...] [-n NS] [--dry-run]\n"
+    "       ... [-o yaml|json]\n"
     "Creates or replaces a Gloo Secret (gloo.solo.io/v1) through the secret-watcher\n"
     "(sluice.api.secret.apply), which checks it and stores it in sluice_secrets.\n"
+    "--dry-run: the secret-watcher checks it and stores nothing; with -o yaml|json\n"
+    "nothing is sent: the Secret document (Gloo's format, what apply -f takes) is\n"
+    "printed instead, as glooctl's create secret --dry-run -o yaml. Without\n"
+    "--dry-run, -o prints the document once it is stored.\n"
     "As glooctl: NAME may be given as --name; --cert, --key and --root-ca are\n"
     "--certchain, --privatekey and --rootca. Files are PEM; the key must match the\n"
     "first certificate of the chain.\n";
@@ -214,6 +220,7 @@ typedef struct create_opts {
     const char *headers[64];
     size_t n_headers;
     bool dry_run;
+    const char *output; /* -o yaml|json, or NULL */
 } create_opts;
 
 static int parse_create(create_opts *o, int argc, char **argv)
@@ -231,6 +238,7 @@ static int parse_create(create_opts *o, int argc, char **argv)
         {NULL, "--access-key", NULL, offsetof(create_opts, access_key)},
         {NULL, "--secret-key", NULL, offsetof(create_opts, secret_key)},
         {NULL, "--session-token", NULL, offsetof(create_opts, session_token)},
+        {"-o", "--output", NULL, offsetof(create_opts, output)},
     };
     memset(o, 0, sizeof *o);
     for (int i = 2; i < argc; i++) { /* argv[0] "create", argv[1] "secret" */
@@ -278,6 +286,8 @@ static int parse_create(create_opts *o, int argc, char **argv)
         return ctl_usage_error("create", "give the secret's NAME (or --name)");
     if (!o->ns)
         o->ns = SL_RESOURCE_DEFAULT_NAMESPACE;
+    if (o->output && strcmp(o->output, "yaml") != 0 && strcmp(o->output, "json") != 0)
+        return ctl_usage_error("create", "-o %s: the output is yaml or json", o->output);
     if (sl_resource_check_name(o->name) != SL_OK || sl_resource_check_namespace(o->ns) != SL_OK)
         return ctl_usage_error("create", "%s", sl_error_msg());
     return 0;
@@ -393,6 +403,71 @@ out:
     return code;
 }
 
+/* text with every line but the first indented by two more spaces, into a
+ * new buffer (NULL when out of memory). */
+static char *indent_json(const char *text, size_t *len)
+{
+    size_t n = 0, o = 0;
+    char *out;
+    for (const char *p = text; *p; p++)
+        n += *p == '\n';
+    if (!(out = malloc(strlen(text) + 2 * n + 1)))
+        return NULL;
+    for (const char *p = text; *p; p++) {
+        out[o++] = *p;
+        if (*p == '\n' && p[1])
+            o += (size_t)sprintf(out + o, "  ");
+    }
+    out[o] = '\0';
+    *len = o;
+    return out;
+}
+
+/* Prints secret as the document sluicectl apply -f takes, in Gloo's
+ * format (its file and Vault storage): apiVersion, kind, metadata and the
+ * secret's tls, aws or header beside them. Buffers that held material are
+ * wiped. 0, or 1 with the reason on stderr. */
+static int print_secret(const Sluice__V1__Secret *secret, bool json)
+{
+    sl_codec_options o = {0};
+    char *md = NULL, *spec = NULL, *mdi = NULL;
+    size_t md_len = 0, spec_len = 0, mdi_len = 0;
+    int code = 1;
+    o.resolver = sl_types_find_url;
+    if ((json ? sl_codec_encode_json(&md, &md_len, &secret->metadata->base, &o)
+              : sl_codec_encode_yaml(&md, &md_len, &secret->metadata->base, &o)) != SL_OK ||
+        (json ? sl_codec_encode_json(&spec, &spec_len, &secret->spec->base, &o)
+              : sl_codec_encode_yaml(&spec, &spec_len, &secret->spec->base, &o)) != SL_OK) {
+        fprintf(stderr, "error: encoding the secret: %s\n", sl_error_msg());
+        goto out;
+    }
+    if (json) {
+        /* {"apiVersion", "kind", "metadata": {...}, then the spec's members} */
+        const char *members = strchr(spec, '{');
+        if (!(mdi = indent_json(md, &mdi_len)))
+            goto out;
+        while (mdi_len && mdi[mdi_len - 1] == '\n')
+            mdi[--mdi_len] = '\0';
+        printf("{\n  \"apiVersion\": \"gloo.solo.io/v1\",\n  \"kind\": \"Secret\",\n  \"metadata\": %s,%s",
+               mdi, members ? members + 1 : "\n}\n");
+    } else {
+        /* metadata: its fields indented under it */
+        printf("apiVersion: gloo.solo.io/v1\nkind: Secret\nmetadata:\n");
+        for (const char *p = md; *p;) {
+            size_t l = strcspn(p, "\n");
+            printf("  %.*s\n", (int)l, p);
+            p += l + (p[l] == '\n');
+        }
+        fputs(spec, stdout);
+    }
+    code = fflush(stdout) == 0 ? 0 : 1;
+out:
+    ctl_wipe_free(md, md_len);
+    ctl_wipe_free(mdi, mdi_len);
+    ctl_wipe_free(spec, spec_len);
+    return code;
+}
+
 int ctl_cmd_create(ctl *c, int argc, char **argv)
 {
     create_opts o;
@@ -451,7 +526,10 @@ int ctl_cmd_create(ctl *c, int argc, char **argv)
         ctl_usage_error("create", "unknown secret type \"%s\": tls, aws or header", o.type);
         goto out;
     }
-    code = send_secret(c, &secret, o.dry_run);
+    if (o.output && o.dry_run) /* glooctl's dry run: the document, nothing sent */
+        code = print_secret(&secret, !strcmp(o.output, "json"));
+    else if ((code = send_secret(c, &secret, o.dry_run)) == 0 && o.output)
+        code = print_secret(&secret, !strcmp(o.output, "json"));
 out:
     sec_tls_text_deinit(&t);
     ctl_wipe_free(ocsp, ocsp_len);

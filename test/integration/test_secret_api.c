@@ -283,6 +283,69 @@ static void create_aws_and_header(void **state)
     assert_null(get_secret("Secret.default.dry"));
 }
 
+/* glooctl's create secret --dry-run -o yaml|json: the document is printed
+ * and nothing is sent or stored; applied with sluicectl apply -f, it
+ * stores the same secret create would have. */
+static void dry_run_document_applies(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    Sluice__V1__Secret *s;
+    sh("%s create secret tls dry-tls --certchain a.crt --privatekey a.key --rootca a.crt -n default --dry-run "
+       "-o yaml > dry-tls.yaml",
+       ctl);
+    sh("%s create secret aws dry-aws --access-key AKIA3 --secret-key dryS3cret --session-token tok --dry-run "
+       "-o json > dry-aws.json",
+       ctl);
+    sh("%s create secret header dry-hdr --headers x-api-key=k1,x-tenant=t1 --dry-run -o yaml > dry-hdr.yaml", ctl);
+    /* the document, in Gloo's format (tls beside metadata) */
+    assert_non_null(strstr(file_text("dry-tls.yaml"), "apiVersion: gloo.solo.io/v1\nkind: Secret\nmetadata:\n"
+                                                      "  name: dry-tls\n  namespace: default\ntls:\n  certChain: "));
+    assert_non_null(strstr(file_text("dry-aws.json"), "\"aws\": {"));
+    assert_non_null(strstr(file_text("dry-aws.json"), "\"sessionToken\": \"tok\""));
+    /* nothing sent */
+    assert_null(get_secret("Secret.default.dry-tls"));
+    assert_null(get_secret("Secret.default.dry-aws"));
+    assert_null(get_secret("Secret.default.dry-hdr"));
+    /* applied: the secrets create stores */
+    assert_int_equal(run_cmd(&out, "cd %s && %s apply -f dry-tls.yaml", tmp, ctl), 0);
+    expect_out(&out, "secret.gloo.solo.io/default/dry-tls created", NULL);
+    assert_int_equal(run_cmd(&out, "cd %s && %s apply -f dry-aws.json", tmp, ctl), 0);
+    expect_out(&out, "secret.gloo.solo.io/default/dry-aws created", NULL);
+    assert_int_equal(run_cmd(&out, "cd %s && %s apply -f dry-hdr.yaml", tmp, ctl), 0);
+    expect_out(&out, "secret.gloo.solo.io/default/dry-hdr created", NULL);
+    assert_non_null(s = get_secret("Secret.default.dry-tls"));
+    assert_int_equal(s->spec->kind_case, SLUICE__V1__SECRET_SPEC__KIND_TLS);
+    assert_string_equal(s->spec->tls->cert_chain, file_text("a.crt"));
+    assert_string_equal(s->spec->tls->private_key, file_text("a.key"));
+    assert_string_equal(s->spec->tls->root_ca, file_text("a.crt"));
+    sec_secret_free(s);
+    assert_non_null(s = get_secret("Secret.default.dry-aws"));
+    assert_int_equal(s->spec->kind_case, SLUICE__V1__SECRET_SPEC__KIND_AWS);
+    assert_string_equal(s->spec->aws->access_key, "AKIA3");
+    assert_string_equal(s->spec->aws->secret_key, "dryS3cret");
+    assert_string_equal(s->spec->aws->session_token, "tok");
+    sec_secret_free(s);
+    assert_non_null(s = get_secret("Secret.default.dry-hdr"));
+    assert_int_equal(s->spec->kind_case, SLUICE__V1__SECRET_SPEC__KIND_HEADER);
+    assert_int_equal(s->spec->header->n_headers, 2);
+    sec_secret_free(s);
+    /* create of the same secret afterwards: unchanged, so the same one */
+    assert_int_equal(run_cmd(&out, "cd %s && %s create secret tls dry-tls --certchain a.crt --privatekey a.key "
+                                   "--rootca a.crt",
+                             tmp, ctl),
+                     0);
+    expect_out(&out, "secret.gloo.solo.io/default/dry-tls unchanged", NULL);
+    assert_int_equal(run_cmd(&out, "%s create secret aws dry-aws --access-key AKIA3 --secret-key dryS3cret "
+                                   "--session-token tok",
+                             ctl),
+                     0);
+    expect_out(&out, "secret.gloo.solo.io/default/dry-aws unchanged", NULL);
+    /* a bad -o is a usage error naming it */
+    assert_int_equal(run_cmd(&out, "%s create secret aws x --access-key A --secret-key B --dry-run -o table", ctl), 1);
+    expect_out(&out, "-o table", NULL);
+}
+
 /* src with every line indented by four spaces (a YAML block scalar's body). */
 static void indented(char *dst, size_t cap, const char *src)
 {
@@ -503,6 +566,7 @@ int main(void)
         cmocka_unit_test(create_tls_then_virtual_service),
         cmocka_unit_test(create_bad_input),
         cmocka_unit_test(create_aws_and_header),
+        cmocka_unit_test(dry_run_document_applies),
         cmocka_unit_test(apply_gloo_format_secrets),
         cmocka_unit_test(delete_and_ownership),
         cmocka_unit_test(reports_follow_the_api),
