@@ -761,22 +761,35 @@ static Google__Protobuf__Struct *metadata_ns(tr_ctx *tx, Envoy__Config__Core__V3
     return fe->value;
 }
 
-void tr_metadata_put_string(tr_ctx *tx, Envoy__Config__Core__V3__Metadata **md, const char *ns, const char *key,
-                            const char *value)
+void tr_metadata_put(tr_ctx *tx, Envoy__Config__Core__V3__Metadata **md, const char *ns, const char *key,
+                     Google__Protobuf__Value *value)
 {
     Google__Protobuf__Struct *st = metadata_ns(tx, md, ns);
-    Google__Protobuf__Struct__FieldsEntry *e = TR_NEW(tx, google__protobuf__struct__fields_entry);
+    Google__Protobuf__Struct__FieldsEntry *e;
     size_t at;
+    for (size_t i = 0; i < st->n_fields; i++)
+        if (strcmp(st->fields[i]->key, key) == 0) {
+            st->fields[i]->value = value;
+            return;
+        }
+    e = TR_NEW(tx, google__protobuf__struct__fields_entry);
     e->key = tr_strdup(tx, key);
-    e->value = TR_NEW(tx, google__protobuf__value);
-    e->value->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
-    e->value->string_value = tr_strdup(tx, value);
+    e->value = value;
     TR_PUSH(tx, st, fields, e);
     /* sorted by key: the same labels give the same bytes whatever the order
      * of the map in the input */
     for (at = st->n_fields - 1; at > 0 && strcmp(st->fields[at - 1]->key, e->key) > 0; at--)
         st->fields[at] = st->fields[at - 1];
     st->fields[at] = e;
+}
+
+void tr_metadata_put_string(tr_ctx *tx, Envoy__Config__Core__V3__Metadata **md, const char *ns, const char *key,
+                            const char *value)
+{
+    Google__Protobuf__Value *v = TR_NEW(tx, google__protobuf__value);
+    v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
+    v->string_value = tr_strdup(tx, value);
+    tr_metadata_put(tx, md, ns, key, v);
 }
 
 Envoy__Config__Core__V3__Metadata *tr_lb_metadata(tr_ctx *tx, size_t n, const char *const *keys,

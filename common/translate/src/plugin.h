@@ -332,9 +332,12 @@ void tr_lua_filter_shared(tr_ctx *tx, tr_filters *f, int stage, const char *filt
                           const char *code);
 const ProtobufCMessage *tr_lua_named_config(tr_ctx *tx, const char *name);
 
-/* Adds key (not there yet) with a string value to namespace ns of the
- * metadata *md (created when NULL): keys in a namespace stay sorted, so
- * the same values give the same bytes. */
+/* Sets key to value in namespace ns of the metadata *md (created when
+ * NULL; the namespace's Struct is the metadata's own, never an input's):
+ * keys in a namespace stay sorted, so the same values give the same
+ * bytes. tr_metadata_put_string() sets a string. */
+void tr_metadata_put(tr_ctx *tx, Envoy__Config__Core__V3__Metadata **md, const char *ns, const char *key,
+                     Google__Protobuf__Value *value);
 void tr_metadata_put_string(tr_ctx *tx, Envoy__Config__Core__V3__Metadata **md, const char *ns, const char *key,
                             const char *value);
 

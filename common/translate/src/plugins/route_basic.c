@@ -1,6 +1,8 @@
-/* route_basic: timeout, idleTimeout, prefixRewrite, regexRewrite,
- * hostRewrite, autoHostRewrite, retries (route and virtual host),
- * attempt-count headers. */
+/* route_basic: timeout, idleTimeout, prefixRewrite, regexRewrite, the host
+ * rewrites (hostRewrite, autoHostRewrite, hostRewriteHeader,
+ * hostRewritePathRegex; appendXForwardedHost), maxStreamDuration,
+ * envoyMetadata, retries (route and virtual host), attempt-count headers;
+ * as Gloo's basicroute and metadata plugins. */
 #include <stdint.h>
 #include <string.h>
 
@@ -11,7 +13,9 @@ static const char *const fields[] = {
     "RouteOptions.timeout",       "RouteOptions.idle_timeout",   "RouteOptions.prefix_rewrite",
     "RouteOptions.regex_rewrite", "RouteOptions.host_rewrite",   "RouteOptions.auto_host_rewrite",
     "RouteOptions.retries",       "VirtualHostOptions.retries",  "VirtualHostOptions.include_request_attempt_count",
-    "VirtualHostOptions.include_attempt_count_in_response",      NULL,
+    "VirtualHostOptions.include_attempt_count_in_response",      "RouteOptions.host_rewrite_header",
+    "RouteOptions.host_rewrite_path_regex", "RouteOptions.append_x_forwarded_host", "RouteOptions.envoy_metadata",
+    "RouteOptions.max_stream_duration", NULL,
 };
 
 static bool valid_retry_on(const char *s)
@@ -159,17 +163,96 @@ static Envoy__Config__Route__V3__RetryPolicy *retry_policy(tr_ctx *tx, const Slu
     return p;
 }
 
+/* Envoy's RegexMatchAndSubstitute of rr (at p): the pattern checked with
+ * RE2 and every \\N of the substitution naming one of its groups; NULL
+ * when unusable (reported). */
+static Envoy__Type__Matcher__V3__RegexMatchAndSubstitute *regex_substitute(tr_ctx *tx,
+                                                                           const Sluice__V1__RegexMatchAndSubstitute *rr,
+                                                                           const char *p)
+{
+    Envoy__Type__Matcher__V3__RegexMatchAndSubstitute *o;
+    int groups = 0;
+    const char *re = rr->pattern ? rr->pattern->regex : NULL;
+    if (!re || !re[0]) {
+        tr_error(tx, "%s.pattern.regex: required", p);
+        return NULL;
+    }
+    if (!tr_check_regex(tx, tr_printf(tx, "%s.pattern.regex", p), re, &groups))
+        return NULL;
+    for (const char *s = rr->substitution; s && *s; s++)
+        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '9' && s[1] - '0' > groups) {
+            tr_error(tx, "%s.substitution: \\%c refers to a group the pattern does not have (%d)", p, s[1], groups);
+            return NULL;
+        }
+    o = TR_NEW(tx, envoy__type__matcher__v3__regex_match_and_substitute);
+    o->pattern = tr_regex(tx, re);
+    o->substitution = tr_strdup(tx, rr->substitution);
+    return o;
+}
+
+/* The host rewrite of options o (at p) on route action ra, as Gloo's
+ * basicroute applyHostRewrite (appendXForwardedHost only with one). */
+static void host_rewrite(tr_ctx *tx, const Sluice__V1__RouteOptions *o, const char *p,
+                         Envoy__Config__Route__V3__RouteAction *ra)
+{
+    const char *err;
+    switch (o->host_rewrite_type_case) {
+    case SLUICE__V1__ROUTE_OPTIONS__HOST_REWRITE_TYPE_HOST_REWRITE:
+        ra->host_rewrite_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__HOST_REWRITE_SPECIFIER_HOST_REWRITE_LITERAL;
+        ra->host_rewrite_literal = tr_strdup(tx, o->host_rewrite);
+        break;
+    case SLUICE__V1__ROUTE_OPTIONS__HOST_REWRITE_TYPE_AUTO_HOST_REWRITE:
+        if (!o->auto_host_rewrite || !o->auto_host_rewrite->value)
+            return;
+        ra->host_rewrite_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__HOST_REWRITE_SPECIFIER_AUTO_HOST_REWRITE;
+        ra->auto_host_rewrite = tr_bool(tx, true);
+        break;
+    case SLUICE__V1__ROUTE_OPTIONS__HOST_REWRITE_TYPE_HOST_REWRITE_HEADER:
+        if ((err = tr_check_header_name(o->host_rewrite_header->value, false))) {
+            tr_error(tx, "%s.hostRewriteHeader: %s", p, err);
+            return;
+        }
+        ra->host_rewrite_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__HOST_REWRITE_SPECIFIER_HOST_REWRITE_HEADER;
+        ra->host_rewrite_header = tr_strdup(tx, o->host_rewrite_header->value);
+        break;
+    case SLUICE__V1__ROUTE_OPTIONS__HOST_REWRITE_TYPE_HOST_REWRITE_PATH_REGEX:
+        if (!(ra->host_rewrite_path_regex =
+                  regex_substitute(tx, o->host_rewrite_path_regex, tr_printf(tx, "%s.hostRewritePathRegex", p))))
+            return;
+        ra->host_rewrite_specifier_case =
+            ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__HOST_REWRITE_SPECIFIER_HOST_REWRITE_PATH_REGEX;
+        break;
+    default:
+        return;
+    }
+    if (o->append_x_forwarded_host)
+        ra->append_x_forwarded_host = o->append_x_forwarded_host->value;
+}
+
+/* Gloo's envoyMetadata (metadata plugin) on route r: each filter's Struct
+ * copied (the route's own arrays: plugins may add keys later). */
+static void envoy_metadata(tr_ctx *tx, const Sluice__V1__RouteOptions *o, tr_route_t *r)
+{
+    for (size_t i = 0; i < o->n_envoy_metadata; i++) {
+        const Sluice__V1__RouteOptions__EnvoyMetadataEntry *e = o->envoy_metadata[i];
+        for (size_t k = 0; e->value && k < e->value->n_fields; k++)
+            tr_metadata_put(tx, &r->metadata, e->key, e->value->fields[k]->key, e->value->fields[k]->value);
+    }
+}
+
 static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
 {
     const Sluice__V1__RouteOptions *o = in->options;
     Envoy__Config__Route__V3__RouteAction *ra;
     if (!o)
         return;
+    envoy_metadata(tx, o, r);
     if (r->action_case != ENVOY__CONFIG__ROUTE__V3__ROUTE__ACTION_ROUTE) {
         o = in->route->options; /* warn about the route's own options, not inherited ones */
         if (o && (o->timeout || o->idle_timeout || o->prefix_rewrite || o->regex_rewrite || o->retries ||
-            o->host_rewrite_type_case))
-            tr_warn(tx, "%s: timeout, retries and rewrites apply only to routes with a routeAction", in->path);
+                  o->host_rewrite_type_case || o->max_stream_duration))
+            tr_warn(tx, "%s: timeout, retries, maxStreamDuration and rewrites apply only to routes with a routeAction",
+                    in->path);
         return;
     }
     ra = r->route;
@@ -190,30 +273,24 @@ static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
             tr_error(tx, "%s.prefixRewrite: cannot be used with a regex matcher (use regexRewrite)", in->path);
         ra->prefix_rewrite = tr_strdup(tx, o->prefix_rewrite->value);
     } else if (o->regex_rewrite) {
-        int groups = 0;
-        const char *re = o->regex_rewrite->pattern ? o->regex_rewrite->pattern->regex : NULL;
-        if (!re || !re[0]) {
-            tr_error(tx, "%s.regexRewrite.pattern.regex: required", in->path);
-        } else if (tr_check_regex(tx, tr_printf(tx, "%s.regexRewrite.pattern.regex", in->path), re, &groups)) {
-            const char *s = o->regex_rewrite->substitution;
-            for (; s && *s; s++)
-                if (s[0] == '\\' && s[1] >= '0' && s[1] <= '9' && s[1] - '0' > groups) {
-                    tr_error(tx, "%s.regexRewrite.substitution: \\%c refers to a group the pattern does not have (%d)",
-                             in->path, s[1], groups);
-                    break;
-                }
-            ra->regex_rewrite = TR_NEW(tx, envoy__type__matcher__v3__regex_match_and_substitute);
-            ra->regex_rewrite->pattern = tr_regex(tx, re);
-            ra->regex_rewrite->substitution = tr_strdup(tx, o->regex_rewrite->substitution);
-        }
+        ra->regex_rewrite = regex_substitute(tx, o->regex_rewrite, tr_printf(tx, "%s.regexRewrite", in->path));
     }
-    if (o->host_rewrite_type_case == SLUICE__V1__ROUTE_OPTIONS__HOST_REWRITE_TYPE_HOST_REWRITE) {
-        ra->host_rewrite_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__HOST_REWRITE_SPECIFIER_HOST_REWRITE_LITERAL;
-        ra->host_rewrite_literal = tr_strdup(tx, o->host_rewrite);
-    } else if (o->host_rewrite_type_case == SLUICE__V1__ROUTE_OPTIONS__HOST_REWRITE_TYPE_AUTO_HOST_REWRITE &&
-               o->auto_host_rewrite && o->auto_host_rewrite->value) {
-        ra->host_rewrite_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__HOST_REWRITE_SPECIFIER_AUTO_HOST_REWRITE;
-        ra->auto_host_rewrite = tr_bool(tx, true);
+    host_rewrite(tx, o, in->path, ra);
+    if (o->max_stream_duration) {
+        const Sluice__V1__RouteOptions__MaxStreamDuration *m = o->max_stream_duration;
+        const Google__Protobuf__Duration *d[] = {m->max_stream_duration, m->grpc_timeout_header_max,
+                                                 m->grpc_timeout_header_offset};
+        static const char *const names[] = {"maxStreamDuration", "grpcTimeoutHeaderMax", "grpcTimeoutHeaderOffset"};
+        for (int i = 0; i < 3; i++)
+            if (d[i] && tr_dur_to_ms(d[i]) < 0)
+                tr_error(tx, "%s.maxStreamDuration.%s: must not be negative", in->path, names[i]);
+        ra->max_stream_duration = TR_NEW(tx, envoy__config__route__v3__route_action__max_stream_duration);
+        if (d[0])
+            ra->max_stream_duration->max_stream_duration = tr_dur(tx, d[0]);
+        if (d[1])
+            ra->max_stream_duration->grpc_timeout_header_max = tr_dur(tx, d[1]);
+        if (d[2])
+            ra->max_stream_duration->grpc_timeout_header_offset = tr_dur(tx, d[2]);
     }
     if (o->retries)
         ra->retry_policy = retry_policy(tx, o->retries, in->path);
