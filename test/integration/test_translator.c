@@ -148,6 +148,12 @@ static int has_no_other(json_t *c)
 }
 
 static int has_parts(json_t *c) { return rev_in(c, "route", "default_big-149") > 0; }
+static int has_hybrid(json_t *c) { return rev_in(c, "route", "listener-::-9443-routes-0") > 0; }
+static int has_defaults_again(json_t *c)
+{
+    return rev_in(c, "listener", "listener-::-8080") > 0 && rev_in(c, "listener", "listener-::-9443") == 0;
+}
+
 
 /* Every resource and part the commit names is in the KV at exactly that
  * revision (the chunks were checked by commit_view()). */
@@ -245,6 +251,8 @@ typedef struct {
     int n;
     char last_subject[256];
     int last_state;
+    int hgw_n; /* reports about MatchableHttpGateway default.web */
+    int hgw_state;
 } report_sink;
 
 static void on_report(sl_subscription *sub, sl_status st, const sl_envelope *env, natsMsg *msg, void *ud)
@@ -262,6 +270,10 @@ static void on_report(sl_subscription *sub, sl_status st, const sl_envelope *env
         snprintf(r->last_subject, sizeof r->last_subject, "%s", env->subject);
         r->last_state = rep->state;
         r->n++;
+    }
+    if (strcmp(env->subject, "sluice.report.translator.MatchableHttpGateway.default.web") == 0) {
+        __atomic_store_n(&r->hgw_state, rep->state, __ATOMIC_SEQ_CST);
+        __atomic_add_fetch(&r->hgw_n, 1, __ATOMIC_SEQ_CST);
     }
     sluice__v1__report__free_unpacked(rep, NULL);
 }
@@ -338,6 +350,45 @@ static json_t *eds_commit_keeping(uint64_t cluster_rev, uint64_t route_rev)
     assert_int_equal(rev_in(c, "cluster", "petstore_default"), cluster_rev);
     assert_int_equal(rev_in(c, "route", "listener-::-8080-routes"), route_rev);
     return c;
+}
+
+/* A hybrid Gateway delegating to a MatchableHttpGateway, both written to
+ * the KV as any client would: the listener is served and the delegated
+ * gateway gets its own report, Rejected when it goes bad (issue 13). */
+static void delegated_hybrid(report_sink *sink)
+{
+    json_t *c;
+    int64_t end;
+    put_yaml("Gateway", "gloo-system", "hybrid",
+             "metadata: {name: hybrid, namespace: gloo-system}\n"
+             "spec:\n  bindPort: 9443\n  hybridGateway:\n    delegatedHttpGateways:\n"
+             "      selector: {namespaces: [default], labels: {team: web}}\n");
+    put_yaml("MatchableHttpGateway", "default", "web",
+             "metadata: {name: web, namespace: default, labels: {team: web}}\n"
+             "spec:\n  matcher:\n    sourcePrefixRanges: [{addressPrefix: 10.0.0.0, prefixLen: 8}]\n"
+             "  httpGateway: {virtualServices: [{name: petstore}]}\n");
+    c = wait_commit(has_hybrid, 20000);
+    assert_true(rev_in(c, "listener", "listener-::-9443") > 0);
+    json_decref(c);
+    end = harness_now_ms() + 10000;
+    while (__atomic_load_n(&sink->hgw_state, __ATOMIC_SEQ_CST) != SLUICE__V1__STATUS__STATE__Accepted &&
+           harness_now_ms() < end)
+        usleep(50 * 1000);
+    assert_int_equal(__atomic_load_n(&sink->hgw_state, __ATOMIC_SEQ_CST), SLUICE__V1__STATUS__STATE__Accepted);
+    /* a bad source range: the delegated gateway alone is Rejected */
+    put_yaml("MatchableHttpGateway", "default", "web",
+             "metadata: {name: web, namespace: default, labels: {team: web}}\n"
+             "spec:\n  matcher:\n    sourcePrefixRanges: [{addressPrefix: 10.0.0.0, prefixLen: 40}]\n"
+             "  httpGateway: {virtualServices: [{name: petstore}]}\n");
+    end = harness_now_ms() + 10000;
+    while (__atomic_load_n(&sink->hgw_state, __ATOMIC_SEQ_CST) != SLUICE__V1__STATUS__STATE__Rejected &&
+           harness_now_ms() < end)
+        usleep(50 * 1000);
+    assert_int_equal(__atomic_load_n(&sink->hgw_state, __ATOMIC_SEQ_CST), SLUICE__V1__STATUS__STATE__Rejected);
+    assert_int_equal(sl_kv_delete(NULL, g_config, "MatchableHttpGateway.default.web", 0), SL_OK);
+    assert_int_equal(sl_kv_delete(NULL, g_config, "Gateway.gloo-system.hybrid", 0), SL_OK);
+    /* Gloo's default gateways again */
+    json_decref(wait_commit(has_defaults_again, 20000));
 }
 
 static void end_to_end(void **state)
@@ -524,6 +575,7 @@ static void end_to_end(void **state)
     }
 
     secret_rotation();
+    delegated_hybrid(&sink);
 
     /* Restart: nothing changed, so no resource is rewritten. */
     stop_translator();
