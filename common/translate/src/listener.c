@@ -309,9 +309,11 @@ static void match_sources(tr_ctx *tx, const Sluice__V1__GatewayMatcher *m, Envoy
 }
 
 /* The gateway's Listener on bind and its port holding chains c (behind a
- * tls_inspector when they need it); then the plugins' listener hooks. */
-static void gateway_listener(tr_ctx *tx, const tr_gateway *gw, const char *bind, const gw_chains *c)
+ * tls_inspector when they need it); then the plugins' listener hooks.
+ * False (nothing added) when a hook reported an error. */
+static bool gateway_listener(tr_ctx *tx, const tr_gateway *gw, const char *bind, const gw_chains *c)
 {
+    int before = tx->cur ? tx->cur->errors : 0;
     const Sluice__V1__GatewaySpec *spec = gw->gw->spec;
     tr_listener_t *l = TR_NEW(tx, envoy__config__listener__v3__listener);
     l->name = tr_strdup(tx, gw->listener_name);
@@ -337,8 +339,11 @@ static void gateway_listener(tr_ctx *tx, const tr_gateway *gw, const char *bind,
     for (size_t p = 0; p < sl_tr_plugin_count; p++)
         if (sl_tr_plugins[p]->listener)
             sl_tr_plugins[p]->listener(tx, gw, l);
+    if (tx->cur && tx->cur->errors > before)
+        return false;
     if (!tr_out_add(tx, SL_XDS_LISTENER, gw->listener_name, &l->base))
         tr_error(tx, "listener %s of proxy %s is defined twice", gw->listener_name, gw->proxy);
+    return true;
 }
 
 /* gRPC proxyless clients: a listener named as each domain of v's virtual
@@ -522,9 +527,10 @@ void tr_translate_gateway(tr_ctx *tx, const tr_gw_item *g, const char *proxy, tr
             tr_warn(tx, "spec: nothing to serve (no TCP host or matched gateway could be served): no listener");
         goto out;
     }
+    if (!gateway_listener(tx, &gw, bind, &c))
+        goto out;
     for (size_t k = 0; k < n_parts; k++)
         route_config_add(tx, &parts[k].gw, &parts[k].v, parts[k].patched, parts[k].rcfg);
-    gateway_listener(tx, &gw, bind, &c);
     if (gw.proxyless)
         grpc_api_listeners(tx, &gw, rname, &parts[0].v);
 out:

@@ -287,11 +287,11 @@ static Envoy__Config__Accesslog__V3__AccessLog *access_log(tr_ctx *tx, const Slu
     return o;
 }
 
-void tr_access_logs(tr_ctx *tx, const Sluice__V1__ListenerOptions *lo, void ***v, size_t *n)
+void tr_access_logs(tr_ctx *tx, const Sluice__V1__AccessLoggingService *als, const char *p, void ***v, size_t *n)
 {
-    for (size_t i = 0; lo && lo->access_logging_service && i < lo->access_logging_service->n_access_log; i++) {
-        Envoy__Config__Accesslog__V3__AccessLog *o = access_log(
-            tx, lo->access_logging_service->access_log[i], tr_printf(tx, "spec.options.accessLoggingService.accessLog[%zu]", i));
+    for (size_t i = 0; als && i < als->n_access_log; i++) {
+        Envoy__Config__Accesslog__V3__AccessLog *o =
+            access_log(tx, als->access_log[i], tr_printf(tx, "%s.accessLog[%zu]", p, i));
         if (o)
             tr_push_(tx, v, n, o);
     }

@@ -4,10 +4,10 @@
 
 #include "../plugin.h"
 
-/* The access logs of listener options lo (Gloo's als plugin: file and
- * gRPC sinks, each with its filter) appended to the repeated field (v, n)
- * of an HttpConnectionManager or a tcp_proxy; what is unusable is reported
- * and left out. */
-void tr_access_logs(tr_ctx *tx, const Sluice__V1__ListenerOptions *lo, void ***v, size_t *n);
+/* The access logs of als (at p; Gloo's als plugin: file and gRPC sinks,
+ * each with its filter; may be NULL) appended to the repeated field (v, n)
+ * of an HttpConnectionManager, a tcp_proxy or a Listener; what is unusable
+ * is reported and left out. */
+void tr_access_logs(tr_ctx *tx, const Sluice__V1__AccessLoggingService *als, const char *p, void ***v, size_t *n);
 
 #endif

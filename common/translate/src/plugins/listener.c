@@ -1,7 +1,8 @@
 /* listener: Gateway options of the listener and its HTTP connection
  * manager: Gloo's defaults and httpConnectionManagerSettings, healthCheck
  * (the health_check filter answering on a path), accessLoggingService
- * (plugins/accesslog.c; also of TCP hosts' tcp_proxy), perConnectionBufferLimitBytes, tracing
+ * (plugins/accesslog.c; also of TCP hosts' tcp_proxy), listenerAccessLoggingService,
+ * perConnectionBufferLimitBytes, socketOptions, connectionBalanceConfig, tcpStats, tracing
  * (zipkin, OpenTelemetry) with route decorators, useProxyProto (the proxy_protocol
  * listener filter, first). */
 #include <string.h>
@@ -14,9 +15,13 @@
 #include "envoy/extensions/filters/listener/proxy_protocol/v3/proxy_protocol.pb-c.h"
 #include "envoy/extensions/http/header_formatters/preserve_case/v3/preserve_case.pb-c.h"
 #include "envoy/extensions/request_id/uuid/v3/uuid.pb-c.h"
+#include "envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.pb-c.h"
+#include "envoy/extensions/transport_sockets/tcp_stats/v3/tcp_stats.pb-c.h"
 
 static const char *const fields[] = {
     "ListenerOptions.access_logging_service", "ListenerOptions.per_connection_buffer_limit_bytes",
+    "ListenerOptions.socket_options", "ListenerOptions.connection_balance_config",
+    "ListenerOptions.listener_access_logging_service", "ListenerOptions.tcp_stats",
     "HttpListenerOptions.http_connection_manager_settings", "HttpListenerOptions.health_check",
     "RouteOptions.tracing", NULL,
 };
@@ -361,13 +366,65 @@ static void http_filters(tr_ctx *tx, const tr_gateway *gw, tr_hcm_t *hcm, tr_fil
         TR_PUSH(tx, hc, headers, hm);
         tr_add_filter(tx, f, TR_STAGE_HEALTH, "envoy.filters.http.health_check", &hc->base);
     }
-    tr_access_logs(tx, lo, (void ***)(void *)&hcm->access_log, &hcm->n_access_log);
+    tr_access_logs(tx, lo ? lo->access_logging_service : NULL, "spec.options.accessLoggingService",
+                   (void ***)(void *)&hcm->access_log, &hcm->n_access_log);
 }
 
 static void tcp_proxy(tr_ctx *tx, const tr_gateway *gw, Envoy__Extensions__Filters__Network__TcpProxy__V3__TcpProxy *tp)
 {
     const Sluice__V1__ListenerOptions *lo = gw->gw->spec->options;
-    tr_access_logs(tx, lo, (void ***)(void *)&tp->access_log, &tp->n_access_log);
+    tr_access_logs(tx, lo ? lo->access_logging_service : NULL, "spec.options.accessLoggingService",
+                   (void ***)(void *)&tp->access_log, &tp->n_access_log);
+}
+
+/* Gloo's socketOptions (listener/plugin.go translateSocketOptions) on l. */
+static void socket_options(tr_ctx *tx, const Sluice__V1__ListenerOptions *lo, tr_listener_t *l)
+{
+    for (size_t i = 0; i < lo->n_socket_options; i++) {
+        const Sluice__V1__SocketOption *in = lo->socket_options[i];
+        Envoy__Config__Core__V3__SocketOption *o = TR_NEW(tx, envoy__config__core__v3__socket_option);
+        o->description = tr_strdup(tx, in->description);
+        o->level = in->level;
+        o->name = in->name;
+        o->state = (Envoy__Config__Core__V3__SocketOption__SocketState)in->state;
+        if (in->value_case == SLUICE__V1__SOCKET_OPTION__VALUE_INT_VALUE) {
+            o->value_case = ENVOY__CONFIG__CORE__V3__SOCKET_OPTION__VALUE_INT_VALUE;
+            o->int_value = in->int_value;
+        } else if (in->value_case == SLUICE__V1__SOCKET_OPTION__VALUE_BUF_VALUE) {
+            o->value_case = ENVOY__CONFIG__CORE__V3__SOCKET_OPTION__VALUE_BUF_VALUE;
+            o->buf_value = in->buf_value;
+        } else {
+            tr_error(tx, "spec.options.socketOptions[%zu]: intValue or bufValue is required", i);
+            continue;
+        }
+        TR_PUSH(tx, l, socket_options, o);
+    }
+}
+
+/* Gloo's tcpStats (listener/plugin.go wrapWithTcpStats): every chain's
+ * transport socket (raw_buffer when it has none, as Envoy's default)
+ * inside Envoy's tcp_stats socket. */
+static void tcp_stats(tr_ctx *tx, tr_listener_t *l)
+{
+    for (size_t i = 0; i < l->n_filter_chains; i++) {
+        Envoy__Config__Listener__V3__FilterChain *fc = l->filter_chains[i];
+        Envoy__Extensions__TransportSockets__TcpStats__V3__Config *c =
+            TR_NEW(tx, envoy__extensions__transport_sockets__tcp_stats__v3__config);
+        Envoy__Config__Core__V3__TransportSocket *ts = TR_NEW(tx, envoy__config__core__v3__transport_socket);
+        c->transport_socket = fc->transport_socket;
+        if (!c->transport_socket) {
+            Envoy__Extensions__TransportSockets__RawBuffer__V3__RawBuffer *rb =
+                TR_NEW(tx, envoy__extensions__transport_sockets__raw_buffer__v3__raw_buffer);
+            c->transport_socket = TR_NEW(tx, envoy__config__core__v3__transport_socket);
+            c->transport_socket->name = tr_strdup(tx, "envoy.transport_sockets.raw_buffer");
+            c->transport_socket->config_type_case = ENVOY__CONFIG__CORE__V3__TRANSPORT_SOCKET__CONFIG_TYPE_TYPED_CONFIG;
+            c->transport_socket->typed_config = tr_any(tx, &rb->base);
+        }
+        ts->name = tr_strdup(tx, "envoy.transport_sockets.tcp_stats");
+        ts->config_type_case = ENVOY__CONFIG__CORE__V3__TRANSPORT_SOCKET__CONFIG_TYPE_TYPED_CONFIG;
+        ts->typed_config = tr_any(tx, &c->base);
+        fc->transport_socket = ts;
+    }
 }
 
 static void listener(tr_ctx *tx, const tr_gateway *gw, tr_listener_t *l)
@@ -375,6 +432,23 @@ static void listener(tr_ctx *tx, const tr_gateway *gw, tr_listener_t *l)
     const Sluice__V1__ListenerOptions *lo = gw->gw->spec->options;
     if (lo && lo->per_connection_buffer_limit_bytes)
         l->per_connection_buffer_limit_bytes = tr_u32(tx, lo->per_connection_buffer_limit_bytes->value);
+    if (lo) {
+        socket_options(tx, lo, l);
+        if (lo->connection_balance_config && !lo->connection_balance_config->exact_balance)
+            tr_error(tx, "spec.options.connectionBalanceConfig: exactBalance is required (the only balancer)");
+        else if (lo->connection_balance_config) {
+            l->connection_balance_config =
+                TR_NEW(tx, envoy__config__listener__v3__listener__connection_balance_config);
+            l->connection_balance_config->balance_type_case =
+                ENVOY__CONFIG__LISTENER__V3__LISTENER__CONNECTION_BALANCE_CONFIG__BALANCE_TYPE_EXACT_BALANCE;
+            l->connection_balance_config->exact_balance =
+                TR_NEW(tx, envoy__config__listener__v3__listener__connection_balance_config__exact_balance);
+        }
+        tr_access_logs(tx, lo->listener_access_logging_service, "spec.options.listenerAccessLoggingService",
+                       (void ***)(void *)&l->access_log, &l->n_access_log);
+        if (lo->tcp_stats && lo->tcp_stats->value)
+            tcp_stats(tx, l);
+    }
     if (gw->gw->spec->use_proxy_proto && gw->gw->spec->use_proxy_proto->value) {
         /* The PROXY header comes before anything else on the connection,
          * TLS included: the filter goes first, before tls_inspector. */
