@@ -63,10 +63,12 @@ static const sl_natsauth_kv kv_function_discovery[] = {
 static const char *const pub_function_discovery[] = {"sluice.report.function-discovery.>", NULL};
 
 /* Writes only Upstreams (reads the Settings beside them; creates the bucket
- * when it starts first, as the other readers of sluice_config do); no reports. */
+ * when it starts first, as the other readers of sluice_config do); reports
+ * only values it quarantines. */
 static const sl_natsauth_kv kv_upstream_discovery[] = {
     {"sluice_config", R | W | C, "Upstream"}, {SL_LEASES_BUCKET, R | W | C, "upstream-discovery"},
     HEARTBEAT("sluice-upstream-discovery"), {NULL, 0, NULL}};
+static const char *const pub_upstream_discovery[] = {"sluice.report.upstream-discovery.>", NULL};
 
 /* The reporter also consumes the reports stream through a durable push
  * consumer delivering on _SLUICE.reports.<durable>. */
@@ -77,6 +79,7 @@ static const char *const pub_reporter[] = {
     "$JS.API.STREAM.UPDATE.SLUICE_REPORTS",     "$JS.API.CONSUMER.DURABLE.CREATE.SLUICE_REPORTS.>",
     "$JS.API.CONSUMER.CREATE.SLUICE_REPORTS.>", "$JS.API.CONSUMER.INFO.SLUICE_REPORTS.>",
     "$JS.ACK.SLUICE_REPORTS.>",                 "$JS.FC.SLUICE_REPORTS.>",
+    "sluice.report.reporter.>", /* quarantined statuses (sluice/quarantine.h) */
     NULL};
 static const char *const sub_reporter[] = {"_SLUICE.reports.>", NULL};
 
@@ -121,7 +124,8 @@ static const sl_natsauth_role roles[] = {
      "Upstreams' OpenAPI documents, gRPC reflection, AWS Lambda -> their functions", kv_function_discovery,
      pub_function_discovery, NULL, false, false},
     {"upstream-discovery", "sluice-upstream-discovery",
-     "services in the etcd registry and DNS-SD -> Upstreams in sluice_config", kv_upstream_discovery, NULL, NULL,
+     "services in the etcd registry and DNS-SD -> Upstreams in sluice_config", kv_upstream_discovery,
+     pub_upstream_discovery, NULL,
      false, false},
     {"reporter", "sluice-reporter", "reports -> sluice_status (the only writer)", kv_reporter, pub_reporter,
      sub_reporter, false, false},

@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static const char *const names[SL_STATUS_COUNT_] = {
     [SL_OK] = "ok",
@@ -37,10 +38,15 @@ sl_status sl_error_set_(sl_status s, const char *file, const char *func, int lin
 {
     va_list ap;
 
+    char msg[sizeof(ctx.msg)];
+
     ctx.status = s;
+    /* formatted aside first: a caller may pass sl_error_msg() itself
+     * ("...: %s", sl_error_msg()) to wrap the error it got */
     va_start(ap, fmt);
-    vsnprintf(ctx.msg, sizeof(ctx.msg), fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    memcpy(ctx.msg, msg, sizeof(msg));
     snprintf(ctx.where, sizeof(ctx.where), "%s:%d (%s)", file, line, func);
     return s;
 }

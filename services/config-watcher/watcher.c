@@ -14,6 +14,7 @@
 #include "sluice/pbcheck.h"
 #include "sluice/file.h"
 #include "sluice/log.h"
+#include "sluice/quarantine.h"
 #include "sluice/types.h"
 #include "sluice/v1/events.pb-c.h"
 #include "sluice/vec.h"
@@ -861,12 +862,16 @@ void cw_on_kv_entry(sl_kv_watch *wt, const sl_kv_entry *e, void *ud)
                             r->name, id.ns, id.name);
         }
     }
-    if (bad) {
+    if (bad && k) {
+        /* does not decode: quarantined as every service does (sluice/quarantine.h) */
+        sl_quarantine q = {w->nc, CW_REPORT_SOURCE, w->svc ? sl_service_metrics(w->svc) : NULL};
+        sl_counter_inc(w->m_kv_invalid);
+        sl_quarantine_value(&q, SL_BUCKET_CONFIG, e->key, e->revision, bad);
+    } else if (bad) {
         sl_counter_inc(w->m_kv_invalid);
         sl_log_warn("kv", "invalid value", "key=%s rev=%" PRIu64 " reason=%s", sl_log_q(e->key),
                     e->revision, sl_log_q(bad));
-        publish_report(w, k ? id.kind : NULL, id.ns, k ? id.name : NULL,
-                       SLUICE__V1__STATUS__STATE__Rejected, bad, NULL, 0, e->revision);
+        publish_report(w, NULL, id.ns, NULL, SLUICE__V1__STATUS__STATE__Rejected, bad, NULL, 0, e->revision);
     } else if (set.n) {
         sl_cfg_res *r = &set.items[0];
         size_t nw = 0;

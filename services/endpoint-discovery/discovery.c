@@ -20,6 +20,7 @@
 #include "sluice/kinds.h"
 #include "sluice/kv.h"
 #include "sluice/log.h"
+#include "sluice/quarantine.h"
 #include "sluice/resource.h"
 #include "sluice/upstreams.h"
 #include "sluice/v1/endpoints.pb-c.h"
@@ -254,6 +255,13 @@ static void stored_forget(ed_entry *e)
     e->n_stored = 0;
 }
 
+/* A value that does not decode (sluice/quarantine.h); sl_error_msg() says why. */
+static void quarantine(ed_service *s, const char *bucket, const char *key, uint64_t rev)
+{
+    sl_quarantine q = {s->nc, "endpoint-discovery", sl_service_metrics(s->svc)};
+    sl_quarantine_value(&q, bucket, key, rev, sl_error_msg());
+}
+
 /* Records what the bucket holds under e->key (value NULL: nothing). */
 static void stored_set(ed_service *s, ed_entry *e, const uint8_t *value, size_t len, uint64_t rev)
 {
@@ -264,8 +272,8 @@ static void stored_set(ed_service *s, ed_entry *e, const uint8_t *value, size_t 
     e->stored = true;
     e->rev = rev;
     if (sl_arena_unpack(&pm, &s->arena, &sluice__v1__endpoint_set__descriptor, value, len) != SL_OK) {
-        sl_log_warn(COMP, "stored EndpointSet does not decode; it will be replaced", "key=%s err=%s", e->key,
-                    sl_log_q(sl_error_msg()));
+        /* ours to write: replaced by the next resolution */
+        quarantine(s, SL_BUCKET_ENDPOINTS, e->key, rev);
     } else {
         Sluice__V1__EndpointSet *set = (Sluice__V1__EndpointSet *)pm;
         e->stored_ours = set->spec && set->spec->source &&
@@ -870,7 +878,7 @@ static void on_config_entry(sl_kv_watch *w, const sl_kv_entry *ke, void *ud)
         return;
     if (ke->op == SL_KV_PUT &&
         sl_arena_unpack(&pm, &s->arena, &sluice__v1__upstream__descriptor, ke->value, ke->len) != SL_OK) {
-        sl_log_warn(COMP, "Upstream does not decode; ignored", "key=%s err=%s", ke->key, sl_log_q(sl_error_msg()));
+        quarantine(s, SL_BUCKET_CONFIG, ke->key, ke->revision); /* the last good one stays in use */
         sl_arena_reset(&s->arena);
         return;
     }

@@ -12,6 +12,7 @@
 #include "fds.h"
 #include "sluice/kinds.h"
 #include "sluice/log.h"
+#include "sluice/quarantine.h"
 #include "sluice/pbcheck.h"
 #include "sluice/resource.h"
 #include "sluice/vec.h"
@@ -44,12 +45,10 @@ static void make_all_due(fd *s)
     pthread_cond_broadcast(&s->cv);
 }
 
-static void on_settings(fd *s, const sl_kv_entry *e)
+static void on_settings(fd *s, ProtobufCMessage *m)
 {
     int mode = SLUICE__V1__DISCOVERY_OPTIONS__FDS_MODE__BLACKLIST; /* Gloo's default */
-    ProtobufCMessage *m = NULL;
-    if (e->op == SL_KV_PUT &&
-        sl_pb_unpack(&m, &sluice__v1__settings__descriptor, NULL, e->value, e->len) == SL_OK) {
+    if (m) {
         const Sluice__V1__Settings *st = (const Sluice__V1__Settings *)m;
         if (st->spec && st->spec->discovery)
             mode = (int)st->spec->discovery->fds_mode;
@@ -117,10 +116,22 @@ static void on_config_entry(sl_kv_watch *w, const sl_kv_entry *e, void *ud)
     char settings_key[SL_RESOURCE_KEY_MAX];
     (void)w;
     snprintf(settings_key, sizeof settings_key, "Settings.%s.%s", s->settings_ns, s->settings_name);
-    if (!strncmp(e->key, "Upstream.", 9))
-        on_upstream(s, e);
-    else if (!strcmp(e->key, settings_key))
-        on_settings(s, e);
+    bool upstream = !strncmp(e->key, "Upstream.", 9), settings = !strcmp(e->key, settings_key);
+    ProtobufCMessage *m = NULL;
+    if ((upstream || settings) && e->op == SL_KV_PUT &&
+        sl_pb_unpack(&m, settings ? &sluice__v1__settings__descriptor : &sluice__v1__upstream__descriptor, NULL,
+                     e->value, e->len) != SL_OK) {
+        /* the last good value stays in use (sluice/quarantine.h) */
+        sl_quarantine q = {s->nc, "function-discovery", sl_service_metrics(s->svc)};
+        sl_quarantine_value(&q, SL_BUCKET_CONFIG, e->key, e->revision, sl_error_msg());
+        return;
+    }
+    if (upstream) {
+        on_upstream(s, e); /* keeps the bytes: decoded again when checked */
+        protobuf_c_message_free_unpacked(m, NULL);
+    } else if (settings) {
+        on_settings(s, m); /* frees m (NULL: deleted, the default) */
+    }
 }
 
 /* An endpoint set changed: its upstream ("<ns>.<name>") is checked now. */

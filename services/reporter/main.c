@@ -15,6 +15,7 @@
 #include "sluice/kinds.h"
 #include "sluice/kv.h"
 #include "sluice/log.h"
+#include "sluice/quarantine.h"
 #include "sluice/resource.h"
 #include "sluice/service.h"
 #include "sluice/types.h"
@@ -45,6 +46,7 @@ typedef struct reporter {
     sl_metric_family *f_reports;
     sl_counter *c_writes, *c_deletes, *c_conflicts, *c_errors, *c_unchanged;
     sl_gauge *g_resources;
+    sl_quarantine quarantine; /* stored statuses that do not decode */
 } reporter;
 
 static int64_t now_ns(void)
@@ -163,8 +165,10 @@ static void flush_key(reporter *r, const char *key)
         sl_counter_inc(r->c_conflicts);
         sl_kv_entry e = {0};
         rc = sl_kv_get(&e, r->status_kv, key);
-        if (rc == SL_OK)
-            rep_model_load(r->model, key, e.value, e.len, e.revision);
+        if (rc == SL_OK && rep_model_load(r->model, key, e.value, e.len, e.revision) != SL_OK) {
+            sl_quarantine_value(&r->quarantine, r->status_bucket, key, e.revision, sl_error_msg());
+            rep_model_committed(r->model, key, e.revision);
+        }
         else if (rc == SL_ERR_NOT_FOUND)
             rep_model_committed(r->model, key, 0);
         sl_kv_entry_deinit(&e);
@@ -224,9 +228,19 @@ static void on_report(sl_subscription *sub, sl_status st, const sl_envelope *env
         }
     }
     rep_result res = REP_IGNORED;
-    if (rc == SL_OK)
+    bool quarantine = rc == SL_OK && !strcmp(key, SL_QUARANTINE_SUBJECT_KEY);
+    if (quarantine) {
+        /* a KV value quarantined that names no resource (sluice/quarantine.h):
+         * nothing to fold into a status; logged and counted */
+        const Sluice__V1__Report *q = (const Sluice__V1__Report *)pm;
+        count_report(r, src[0] ? src : "unknown", "quarantine");
+        sl_log_warn("report", "quarantine", "source=%s reason=%s", sl_log_q(src), sl_log_q(q->reason));
+    } else if (rc == SL_OK) {
         rc = rep_model_report(r->model, &res, (const Sluice__V1__Report *)pm, src, key[0] ? key : NULL, now_ns());
-    if (rc != SL_OK) {
+    }
+    if (quarantine) {
+        /* counted above: neither folded nor invalid */
+    } else if (rc != SL_OK) {
         count_report(r, src[0] ? src : "unknown", "invalid");
         sl_log_warn("report", "bad report", "subject=%s trace=%s err=%s", sl_log_q(subj), env->trace_id,
                     sl_log_q(sl_error_msg()));
@@ -387,9 +401,11 @@ static void on_status_entry(sl_kv_watch *w, const sl_kv_entry *e, void *ud)
     if (e->op == SL_KV_PUT) {
         if (e->revision <= rep_model_revision(r->model, e->key))
             return; /* our own write */
-        if (rep_model_load(r->model, e->key, e->value, e->len, e->revision) != SL_OK)
-            sl_log_warn("status", "cannot load stored status", "key=%s err=%s", sl_log_q(e->key),
-                        sl_log_q(sl_error_msg()));
+        if (rep_model_load(r->model, e->key, e->value, e->len, e->revision) != SL_OK) {
+            /* the model keeps its last good state, written over the bad value */
+            sl_quarantine_value(&r->quarantine, r->status_bucket, e->key, e->revision, sl_error_msg());
+            rep_model_committed(r->model, e->key, e->revision);
+        }
     } else if (rep_model_revision(r->model, e->key) && e->revision > rep_model_revision(r->model, e->key)) {
         rep_model_forget(r->model, e->key);
     }
@@ -558,6 +574,7 @@ int main(int argc, char **argv)
         sl_log_error("main", "start failed", "err=%s", sl_log_q(sl_error_msg()));
         goto out;
     }
+    r.quarantine = (sl_quarantine){r.nc, "reporter", sl_service_metrics(r.svc)};
     if (register_metrics(&r) != SL_OK || open_status_bucket(&r) != SL_OK)
         goto out;
     rep_model_set_gating(r.model, r.config_bucket[0] != 0);

@@ -9,6 +9,7 @@
 #include "sluice/envelope.h"
 #include "sluice/kinds.h"
 #include "sluice/log.h"
+#include "sluice/quarantine.h"
 #include "sluice/pbcheck.h"
 #include "sluice/report.h"
 #include "sluice/resource.h"
@@ -108,8 +109,11 @@ static Sluice__V1__Secret *stored_secret(sw_api *a, const char *key, uint64_t *r
     if (same_as)
         *same = e.len == same_as->len && !memcmp(e.value, same_as->value, e.len);
     ProtobufCMessage *m = NULL;
-    if (sl_pb_unpack(&m, &sluice__v1__secret__descriptor, NULL, e.value, e.len) != SL_OK)
+    if (sl_pb_unpack(&m, &sluice__v1__secret__descriptor, NULL, e.value, e.len) != SL_OK) {
+        sl_quarantine q = {a->nc, "secret-watcher", NULL};
+        sl_quarantine_value(&q, sl_kv_bucket(a->kv), key, e.revision, sl_error_msg());
         m = NULL;
+    }
     sec_wipe((void *)e.value, e.len);
     sl_kv_entry_deinit(&e);
     return (Sluice__V1__Secret *)m;

@@ -20,6 +20,8 @@
 #include "sluice/kinds.h"
 #include "sluice/kv.h"
 #include "sluice/log.h"
+#include "sluice/pbcheck.h"
+#include "sluice/quarantine.h"
 #include "sluice/nats.h"
 #include "sluice/resource.h"
 #include "sluice/service.h"
@@ -130,7 +132,13 @@ static sl_status load_stored(watcher *w)
         sl_kv_entry e = {0};
         if (strncmp(keys[i], "Secret.", 7) || sl_kv_get(&e, w->kv, keys[i]) != SL_OK)
             continue;
-        Sluice__V1__Secret *s = sluice__v1__secret__unpack(NULL, e.len, e.value);
+        ProtobufCMessage *m = NULL;
+        if (sl_pb_unpack(&m, &sluice__v1__secret__descriptor, NULL, e.value, e.len) != SL_OK) {
+            /* not ours to judge, nor to overwrite: left, and said */
+            sl_quarantine q = {w->nc, "secret-watcher", sl_service_metrics(w->svc)};
+            sl_quarantine_value(&q, sl_kv_bucket(w->kv), keys[i], e.revision, sl_error_msg());
+        }
+        Sluice__V1__Secret *s = (Sluice__V1__Secret *)m;
         const char *dir = sec_secret_annotation(s, SEC_DIR_ANNOTATION);
         if (dir && our_dir(w, dir)) {
             stored *st = find_stored(w, keys[i], true);

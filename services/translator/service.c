@@ -12,6 +12,7 @@
 #include "sluice/envelope.h"
 #include "sluice/kinds.h"
 #include "sluice/log.h"
+#include "sluice/quarantine.h"
 #include "sluice/resource.h"
 #include "sluice/v1/events.pb-c.h"
 #include "sluice/translate.h"
@@ -68,6 +69,7 @@ static void tr_report_free(void *p)
 struct tr_service {
     sl_service *svc;
     sl_nats *nc;
+    sl_quarantine quarantine; /* values that do not decode */
     sl_loop *loop;
     tr_service_opts o;
     sl_kv *kv_config, *kv_secrets, *kv_endpoints, *kv_xds;
@@ -239,8 +241,9 @@ static void on_entry(sl_kv_watch *w, const sl_kv_entry *e, void *ud)
     if (e->op == SL_KV_PUT) {
         if (sl_tr_store_put_packed(s->store, k, e->value, e->len, e->revision) != SL_OK) {
             /* Bad bytes: keep the previous version (if any) serving. */
-            sl_log_warn(COMP, "ignoring a value that does not decode; the previous version stays", "key=%s err=%s",
-                        sl_log_q(e->key), sl_log_q(sl_error_msg()));
+            sl_quarantine_value(&s->quarantine,
+                                endpoints ? SL_BUCKET_ENDPOINTS : w == s->w_config ? SL_BUCKET_CONFIG : SL_BUCKET_SECRETS,
+                                e->key, e->revision, sl_error_msg());
             sl_counter_inc(s->m_bad_input);
             return;
         }
@@ -497,6 +500,7 @@ sl_status tr_service_start(tr_service **out, sl_service *svc, sl_nats *nc, sl_lo
         return SL_ERR_NOMEM;
     s->svc = svc;
     s->nc = nc;
+    s->quarantine = (sl_quarantine){nc, "translator", sl_service_metrics(svc)};
     s->loop = loop;
     s->o = *opts;
     /* The writes of one apply or one file reach the watch within a few ms

@@ -20,6 +20,7 @@
 #include "sluice/kinds.h"
 #include "sluice/kv.h"
 #include "sluice/log.h"
+#include "sluice/quarantine.h"
 #include "sluice/metrics.h"
 #include "sluice/resource.h"
 #include "sluice/upstreams.h"
@@ -226,6 +227,13 @@ static int src_of(const char *name)
     return -1;
 }
 
+/* A value of the config bucket that does not decode (sluice/quarantine.h). */
+static void quarantine(ud_service *s, const sl_kv_entry *ke)
+{
+    sl_quarantine q = {s->nc, "upstream-discovery", sl_service_metrics(s->svc)};
+    sl_quarantine_value(&q, SL_BUCKET_CONFIG, ke->key, ke->revision, sl_error_msg());
+}
+
 static void on_upstream(ud_service *s, const sl_kv_entry *ke)
 {
     sl_resource_id id;
@@ -258,7 +266,9 @@ static void on_upstream(ud_service *s, const sl_kv_entry *ke)
         if (e->ours && !(e->id = strdup(svc)))
             e->ours = false;
         e->taken_over = e->ours && !spec_is_discovery(u, e->src, e->id);
-    } /* a value that does not decode is nobody's to touch: not ours */
+    } else {
+        quarantine(s, ke); /* nobody's to touch: not ours */
+    }
     sl_arena_reset(&s->arena);
     if (stored_put(s, e) != SL_OK) {
         stored_free(e);
@@ -273,6 +283,13 @@ static void on_settings(ud_service *s, const sl_kv_entry *ke)
     const char *ns = "";
     Sluice__V1__DiscoveryOptions__UdsOptions *uo = NULL;
 
+    if (ke->op == SL_KV_PUT &&
+        sl_arena_unpack(&pm, &s->arena, &sluice__v1__settings__descriptor, ke->value, ke->len) != SL_OK) {
+        /* the last good settings stay in use */
+        quarantine(s, ke);
+        sl_arena_reset(&s->arena);
+        return;
+    }
     for (size_t i = 0; i < s->n_watch; i++) {
         free(s->watch_keys[i]);
         free(s->watch_values[i]);
@@ -281,8 +298,7 @@ static void on_settings(ud_service *s, const sl_kv_entry *ke)
     free(s->watch_values);
     s->watch_keys = s->watch_values = NULL;
     s->n_watch = 0;
-    if (ke->op == SL_KV_PUT &&
-        sl_arena_unpack(&pm, &s->arena, &sluice__v1__settings__descriptor, ke->value, ke->len) == SL_OK) {
+    if (pm) {
         const Sluice__V1__Settings *st = (const Sluice__V1__Settings *)pm;
         if (st->spec && st->spec->discovery_namespace)
             ns = st->spec->discovery_namespace;

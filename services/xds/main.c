@@ -176,7 +176,8 @@ int main(int argc, char **argv)
     if (xds_proxies_start(&proxies, g_nc, server, cache, instance, 5000) != SL_OK)
         sl_log_warn("main", "no per-proxy state", "bucket=" XDS_PROXIES_BUCKET " err=%s",
                     sl_log_q(sl_error_msg()));
-    if (sl_xds_watch_start(&watch, g_nc, loop, bucket, cache, on_ready, NULL) != SL_OK) {
+    sl_quarantine q = {g_nc, "xds-server", sl_service_metrics(g_svc)};
+    if (sl_xds_watch_start(&watch, g_nc, loop, bucket, cache, &q, on_ready, NULL) != SL_OK) {
         sl_log_error("main", "cannot watch the xds bucket", "bucket=%s err=%s", bucket, sl_log_q(sl_error_msg()));
         goto out;
     }

@@ -1030,3 +1030,15 @@ pid_t harness_start_xds(const harness_nats *h, const char *const *args, int *por
         *metrics_port = m;
     return pid;
 }
+
+bool harness_log_has(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    bool found = false;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}

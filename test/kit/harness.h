@@ -26,6 +26,7 @@
 #ifndef SLUICE_TEST_HARNESS_H
 #define SLUICE_TEST_HARNESS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -145,6 +146,10 @@ pid_t harness_spawn_piped(const char *const *argv, const char *const *env, FILE 
 /* When $SLUICE_TEST_SHOW_LOGS is set, copies the file at path to stderr
  * (a service's log, for a failing test). */
 void harness_show_log(const char *path);
+
+/* Whether a line of the file at path contains needle (false when the file
+ * cannot be read). */
+bool harness_log_has(const char *path, const char *needle);
 
 /* Unless $SLUICE_KEEP_TEST_DIR is set, removes dir and everything in it
  * (a test's temp dir, in its teardown). 0, or -1. */

@@ -70,14 +70,7 @@ static pid_t spawn(svc *s, const char *url)
 
 static bool log_has(const svc *s, const char *needle)
 {
-    FILE *f = fopen(s->log, "r");
-    char line[4096];
-    bool found = false;
-    while (f && !found && fgets(line, sizeof line, f))
-        found = strstr(line, needle) != NULL;
-    if (f)
-        fclose(f);
-    return found;
+    return harness_log_has(s->log, needle);
 }
 
 /* Waits until every process exited or deadline; fills ms and status (-1:

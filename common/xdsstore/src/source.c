@@ -103,6 +103,8 @@ struct sl_xds_source {
     pending_commit *held;
     pstate *proxies;
     uint64_t commits, refused;
+    sl_quarantine quarantine; /* values that do not decode (sluice/quarantine.h) */
+    const char *bucket;
 };
 
 static uint64_t hash(const char *s)
@@ -209,6 +211,17 @@ void sl_xds_source_free(sl_xds_source *s)
     free(s);
 }
 
+void sl_xds_source_quarantine(sl_xds_source *s, const sl_quarantine *q, const char *bucket)
+{
+    s->quarantine = q ? *q : (sl_quarantine){0};
+    s->bucket = bucket;
+}
+
+static void quarantine(const sl_xds_source *s, const char *key, uint64_t rev, const char *err)
+{
+    sl_quarantine_value(&s->quarantine, s->bucket ? s->bucket : "sluice_xds", key, rev, err);
+}
+
 uint64_t sl_xds_source_commits(const sl_xds_source *s) { return s->commits; }
 uint64_t sl_xds_source_refused(const sl_xds_source *s) { return s->refused; }
 
@@ -222,8 +235,10 @@ static blob *check_vhost(const char *key, uint64_t rev, const uint8_t *val, size
     sl_status st = sl_pb_unpack((ProtobufCMessage **)&vh, &envoy__config__route__v3__virtual_host__descriptor, NULL,
                                 val, len);
     if (st != SL_OK || !vh->name[0]) {
+        if (vh)
+            sl_error_set(SL_ERR_PARSE, "virtual host part without a name");
         sl_log_error("source", "bad virtual host part", "key=%s rev=%" PRIu64 " err=%s", sl_log_q(key), rev,
-                     vh ? "no name" : sl_log_q(sl_error_msg()));
+                     sl_log_q(sl_error_msg()));
         envoy__config__route__v3__virtual_host__free_unpacked(vh, NULL);
         return NULL;
     }
@@ -279,14 +294,17 @@ void sl_xds_source_put(sl_xds_source *s, const char *key, uint64_t rev, const ui
             return;
     } else if (k.kind == SL_XDS_KEY_VHOST) {
         kind = K_VHOST;
-        raw = check_vhost(key, rev, val, len);
+        if (!(raw = check_vhost(key, rev, val, len)))
+            quarantine(s, key, rev, sl_error_msg());
     } else {
         kind = K_RESOURCE;
         char ver[24];
         snprintf(ver, sizeof ver, "%" PRIu64, rev);
-        if (sl_xds_res_new(&r, k.type, k.name, ver, val ? val : (const uint8_t *)"", len) != SL_OK)
+        if (sl_xds_res_new(&r, k.type, k.name, ver, val ? val : (const uint8_t *)"", len) != SL_OK) {
             sl_log_error("source", "bad resource value", "key=%s rev=%" PRIu64 " err=%s", sl_log_q(key), rev,
                          sl_log_q(sl_error_msg()));
+            quarantine(s, key, rev, sl_error_msg());
+        }
     }
     entry **e = slot(s, key);
     if (!*e) {
@@ -702,6 +720,8 @@ out:
         s->refused++;
         sl_log_error("source", "commit refused; the previous revision keeps serving", "proxy=%s err=%s",
                      sl_log_q(tok), sl_log_q(sl_error_msg()));
+        if (rc == SL_ERR_PARSE) /* the commit, or a manifest it names, does not decode */
+            quarantine(s, key, kvrev, sl_error_msg());
     }
     chunks_free(chunks, nch);
     sl_xds_snapshot_unref(snap);
@@ -764,7 +784,7 @@ static void on_failed(sl_kv_watch *kw, sl_status st, const char *msg, void *ud)
 }
 
 sl_status sl_xds_watch_start(sl_xds_watch **out, sl_nats *nc, sl_loop *loop, const char *bucket,
-                             sl_xds_cache *cache, void (*ready)(void *ud), void *ud)
+                             sl_xds_cache *cache, const sl_quarantine *q, void (*ready)(void *ud), void *ud)
 {
     sl_status rc;
     sl_kv_config cfg;
@@ -785,6 +805,7 @@ sl_status sl_xds_watch_start(sl_xds_watch **out, sl_nats *nc, sl_loop *loop, con
     }
     if ((rc = sl_xds_source_new(&w->src, cache, fetch_rev, w)) != SL_OK)
         goto err;
+    sl_xds_source_quarantine(w->src, q, bucket);
     sl_kv_watch_handlers h = {on_entry, on_initial, on_failed};
     if ((rc = sl_kv_watch_start(&w->w, w->kv, NULL, loop, &h, w)) != SL_OK)
         goto err;

@@ -30,6 +30,7 @@
 
 #include "sluice/xds_cache.h"
 #include "sluice/kv.h"
+#include "sluice/quarantine.h"
 
 typedef struct sl_xds_source sl_xds_source;
 
@@ -46,14 +47,20 @@ void sl_xds_source_put(sl_xds_source *s, const char *key, uint64_t rev, const ui
 void sl_xds_source_delete(sl_xds_source *s, const char *key);
 void sl_xds_source_initial_done(sl_xds_source *s);
 /* Number of commits applied / refused so far. */
+/* Values that do not decode (a commit, a manifest it names, a resource, a
+ * virtual host part) are quarantined through q (copied; NULL: logged only)
+ * as values of bucket (kept pointed at). */
+void sl_xds_source_quarantine(sl_xds_source *s, const sl_quarantine *q, const char *bucket);
+
 uint64_t sl_xds_source_commits(const sl_xds_source *s);
 uint64_t sl_xds_source_refused(const sl_xds_source *s);
 
 /* Watches bucket (created if missing) on loop. ready(ud) is called once on
- * the loop after the initial values were applied. */
+ * the loop after the initial values were applied. q (copied; may be NULL):
+ * where values that do not decode are quarantined. */
 typedef struct sl_xds_watch sl_xds_watch;
 sl_status sl_xds_watch_start(sl_xds_watch **out, sl_nats *nc, sl_loop *loop, const char *bucket,
-                             sl_xds_cache *cache, void (*ready)(void *ud), void *ud);
+                             sl_xds_cache *cache, const sl_quarantine *q, void (*ready)(void *ud), void *ud);
 void sl_xds_watch_free(sl_xds_watch *w);
 
 #endif
