@@ -46,7 +46,7 @@ static harness_nats *srv;
 static sl_nats *nc;          /* admin, in Sluice's account: an operator */
 static sl_nats *ca, *cb;     /* client.nk and client-b.nk, in CLIENTS: the rate tests */
 static sl_nats *cc;          /* client-c.nk: the other limits' requests */
-static char key_a[128], key_b[128], key_q0[128]; /* identities as the rate limit names them */
+static char key_a[128], key_b[128], key_v[128]; /* identities as the rate limit names them */
 static pid_t cw;
 static int metrics_port;
 static char log_path[300];
@@ -177,7 +177,8 @@ static int group_setup(void **state)
         return -1;
     }
     /* further clients, each its own user (its own rate budget) */
-    if (sl_natsauth_client_seed(auth, "b", &created) != SL_OK || sl_natsauth_client_seed(auth, "c", &created) != SL_OK)
+    if (sl_natsauth_client_seed(auth, "b", &created) != SL_OK || sl_natsauth_client_seed(auth, "c", &created) != SL_OK ||
+        sl_natsauth_client_seed(auth, "v", &created) != SL_OK)
         return -1;
     for (int i = 0; i < QUEUE_CLIENTS; i++) {
         snprintf(name, sizeof name, "q%d", i);
@@ -189,7 +190,7 @@ static int group_setup(void **state)
     if (!(ca = connect_client("client", key_a, sizeof key_a)) ||
         !(cb = connect_client("client-b", key_b, sizeof key_b)) || !(cc = connect_client("client-c", NULL, 0)))
         return -1;
-    sl_nats_close(connect_client("client-q0", key_q0, sizeof key_q0), 0);
+    sl_nats_close(connect_client("client-v", key_v, sizeof key_v), 0);
     snprintf(dir, sizeof dir, "%s/config", harness_nats_dir(srv));
     snprintf(log_path, sizeof log_path, "%s/config-watcher.log", harness_nats_dir(srv));
     mkdir(dir, 0755);
@@ -502,15 +503,15 @@ static void forged_identity(void **state)
 
     /* Operators (Sluice's account) have one bucket whatever they claim;
      * the client they name, unused so far, keeps its whole budget. */
-    forge_victim = key_q0;
+    forge_victim = key_v;
     sub = flood(nc, "_INBOX.operators", 30, forge_other);
     tally(sub, 30, SL_NATSAUTH_ACCOUNT " (operators)", &accepted, &rate, &busy);
     assert_true(rate >= 30 - BURST - 5);
-    sl_nats *q0 = connect_client("client-q0", NULL, 0);
+    sl_nats *v = connect_client("client-v", NULL, 0);
     for (int i = 0; i < BURST; i++)
-        if (!served(q0, "sluice.api.apply", NULL, err, sizeof err))
-            fail_msg("client q0 was not served after operators spoke in its name: %s", err);
-    sl_nats_close(q0, 0);
+        if (!served(v, "sluice.api.apply", NULL, err, sizeof err))
+            fail_msg("client v was not served after operators spoke in its name: %s", err);
+    sl_nats_close(v, 0);
 }
 
 /* Many clients at once, each within its own budget: past 4 waiting
