@@ -124,6 +124,115 @@ static Envoy__Config__Trace__V3__Tracing__Http *opentelemetry(tr_ctx *tx, const 
 
 /* The HCM's tracing, as Gloo's tracing plugin: sampling 100% unless set,
  * spawn_upstream_span false, the provider. */
+/* A custom tag named tag (NULL when it has no name: reported at p). */
+static Envoy__Type__Tracing__V3__CustomTag *custom_tag(tr_ctx *tx, const char *tag, const char *p)
+{
+    Envoy__Type__Tracing__V3__CustomTag *c;
+    if (!tag || !tag[0]) {
+        tr_error(tx, "%s.tag: required", p);
+        return NULL;
+    }
+    c = TR_NEW(tx, envoy__type__tracing__v3__custom_tag);
+    c->tag = tr_strdup(tx, tag);
+    return c;
+}
+
+/* The span tags of settings t (at p) on o, as Gloo's tracing plugin
+ * customTags: request headers (tagged by their name), environment
+ * variables, literals, then request or endpoint metadata. */
+static void custom_tags(tr_ctx *tx, const Sluice__V1__ListenerTracingSettings *t, const char *p,
+                        Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager__Tracing *o)
+{
+    Envoy__Type__Tracing__V3__CustomTag *c;
+    const char *err;
+    for (size_t i = 0; i < t->n_request_headers_for_tags; i++) {
+        const char *where = tr_printf(tx, "%s.requestHeadersForTags[%zu]", p, i);
+        if ((err = tr_check_header_name(t->request_headers_for_tags[i], true))) {
+            tr_error(tx, "%s: %s", where, err);
+            continue;
+        }
+        c = custom_tag(tx, t->request_headers_for_tags[i], where);
+        c->type_case = ENVOY__TYPE__TRACING__V3__CUSTOM_TAG__TYPE_REQUEST_HEADER;
+        c->request_header = TR_NEW(tx, envoy__type__tracing__v3__custom_tag__header);
+        c->request_header->name = tr_strdup(tx, t->request_headers_for_tags[i]);
+        TR_PUSH(tx, o, custom_tags, c);
+    }
+    for (size_t i = 0; i < t->n_environment_variables_for_tags; i++) {
+        const Sluice__V1__TracingTagEnvironmentVariable *e = t->environment_variables_for_tags[i];
+        const char *where = tr_printf(tx, "%s.environmentVariablesForTags[%zu]", p, i);
+        if (!(c = custom_tag(tx, e->tag ? e->tag->value : NULL, where)))
+            continue;
+        if (!e->name || !e->name->value[0]) {
+            tr_error(tx, "%s.name: required", where);
+            continue;
+        }
+        c->type_case = ENVOY__TYPE__TRACING__V3__CUSTOM_TAG__TYPE_ENVIRONMENT;
+        c->environment = TR_NEW(tx, envoy__type__tracing__v3__custom_tag__environment);
+        c->environment->name = tr_strdup(tx, e->name->value);
+        c->environment->default_value = tr_strdup(tx, e->default_value ? e->default_value->value : "");
+        TR_PUSH(tx, o, custom_tags, c);
+    }
+    for (size_t i = 0; i < t->n_literals_for_tags; i++) {
+        const Sluice__V1__TracingTagLiteral *l = t->literals_for_tags[i];
+        const char *where = tr_printf(tx, "%s.literalsForTags[%zu]", p, i);
+        if (!(c = custom_tag(tx, l->tag ? l->tag->value : NULL, where)))
+            continue;
+        if (!l->value || !l->value->value[0]) {
+            tr_error(tx, "%s.value: required", where);
+            continue;
+        }
+        c->type_case = ENVOY__TYPE__TRACING__V3__CUSTOM_TAG__TYPE_LITERAL;
+        c->literal = TR_NEW(tx, envoy__type__tracing__v3__custom_tag__literal);
+        c->literal->value = tr_strdup(tx, l->value->value);
+        TR_PUSH(tx, o, custom_tags, c);
+    }
+    for (size_t i = 0; i < t->n_metadata_for_tags; i++) {
+        const Sluice__V1__TracingTagMetadata *m = t->metadata_for_tags[i];
+        const char *where = tr_printf(tx, "%s.metadataForTags[%zu]", p, i);
+        const char *delim, *key, *end;
+        Envoy__Type__Tracing__V3__CustomTag__Metadata *md;
+        if (!(c = custom_tag(tx, m->tag, where)))
+            continue;
+        if (!m->value || !m->value->namespace_[0] || !m->value->key[0]) {
+            tr_error(tx, "%s.value: namespace and key are required", where);
+            continue;
+        }
+        delim = m->value->nested_field_delimiter[0] ? m->value->nested_field_delimiter : ".";
+        md = TR_NEW(tx, envoy__type__tracing__v3__custom_tag__metadata);
+        md->kind = TR_NEW(tx, envoy__type__metadata__v3__metadata_kind);
+        if (m->kind == SLUICE__V1__TRACING_TAG_METADATA__KIND__ENDPOINT) {
+            md->kind->kind_case = ENVOY__TYPE__METADATA__V3__METADATA_KIND__KIND_HOST;
+            md->kind->host = TR_NEW(tx, envoy__type__metadata__v3__metadata_kind__host);
+        } else {
+            md->kind->kind_case = ENVOY__TYPE__METADATA__V3__METADATA_KIND__KIND_REQUEST;
+            md->kind->request = TR_NEW(tx, envoy__type__metadata__v3__metadata_kind__request);
+        }
+        md->metadata_key = TR_NEW(tx, envoy__type__metadata__v3__metadata_key);
+        md->metadata_key->key = tr_strdup(tx, m->value->namespace_);
+        for (key = m->value->key;; key = end + strlen(delim)) { /* Gloo's strings.Split */
+            Envoy__Type__Metadata__V3__MetadataKey__PathSegment *seg =
+                TR_NEW(tx, envoy__type__metadata__v3__metadata_key__path_segment);
+            end = strstr(key, delim);
+            seg->segment_case = ENVOY__TYPE__METADATA__V3__METADATA_KEY__PATH_SEGMENT__SEGMENT_KEY;
+            seg->key = end ? tr_printf(tx, "%.*s", (int)(end - key), key) : tr_strdup(tx, key);
+            if (!seg->key[0]) {
+                tr_error(tx, "%s.value.key: \"%s\" has an empty segment", where, m->value->key);
+                md = NULL;
+                break;
+            }
+            TR_PUSH(tx, md->metadata_key, path, seg);
+            if (!end)
+                break;
+        }
+        if (!md)
+            continue;
+        md->default_value = tr_strdup(tx, m->default_value);
+        c->type_case = ENVOY__TYPE__TRACING__V3__CUSTOM_TAG__TYPE_METADATA;
+        c->metadata = md;
+        TR_PUSH(tx, o, custom_tags, c);
+    }
+}
+
 static void tracing(tr_ctx *tx, const tr_gateway *gw, const Sluice__V1__ListenerTracingSettings *t, tr_hcm_t *hcm)
 {
     Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager__Tracing *o =
@@ -131,12 +240,11 @@ static void tracing(tr_ctx *tx, const tr_gateway *gw, const Sluice__V1__Listener
     const Sluice__V1__TracePercentages *tp = t->trace_percentages;
     const char *p = "spec.httpGateway.options.httpConnectionManagerSettings.tracing";
     o->verbose = t->verbose;
-    if (t->n_request_headers_for_tags)
-        tr_error(tx, "%s.requestHeadersForTags: not supported by Sluice yet", p);
+    custom_tags(tx, t, p, o);
     o->client_sampling = pct(tx, tp ? tp->client_sample_percentage : NULL, p);
     o->random_sampling = pct(tx, tp ? tp->random_sample_percentage : NULL, p);
     o->overall_sampling = pct(tx, tp ? tp->overall_sample_percentage : NULL, p);
-    o->spawn_upstream_span = tr_bool(tx, false);
+    o->spawn_upstream_span = tr_bool(tx, t->spawn_upstream_span);
     if (t->provider_config_case == SLUICE__V1__LISTENER_TRACING_SETTINGS__PROVIDER_CONFIG_ZIPKIN_CONFIG &&
         !(o->provider = zipkin(tx, gw, t->zipkin_config, p)))
         return;
