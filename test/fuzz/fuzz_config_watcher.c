@@ -45,8 +45,10 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const keys[] = {"VirtualService.default.vs1", "Upstream.default.up1", "Gateway.default.gw",
-                                   "RouteTable.default.rt1", "UpstreamGroup.default.ug", "Secret.default.tls"};
-static const char *const kinds[] = {"VirtualService", "Upstream", "Gateway", "RouteTable", "Settings", "Nope"};
+                                   "RouteTable.default.rt1",     "UpstreamGroup.default.ug", "Secret.default.tls",
+                                   "MatchableHttpGateway.default.hgw"};
+static const char *const kinds[] = {"VirtualService", "Upstream", "Gateway",            "RouteTable",
+                                    "Settings",       "Nope",     "MatchableTcpGateway"};
 
 /* A chunk: two length bytes (little endian), then the bytes; NUL-terminated copy. */
 static char *chunk(reader *r, size_t *len)
