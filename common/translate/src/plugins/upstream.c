@@ -8,6 +8,7 @@
 
 #include "../plugin.h"
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb-c.h"
+#include "envoy/extensions/health_check/event_sinks/file/v3/file.pb-c.h"
 #include "sluice/upstreams.h"
 
 static const char *const fields[] = {
@@ -43,6 +44,7 @@ static void circuit_breakers(tr_ctx *tx, const Sluice__V1__CircuitBreakerConfig 
     t->max_pending_requests = u32(tx, cb->max_pending_requests);
     t->max_requests = u32(tx, cb->max_requests);
     t->max_retries = u32(tx, cb->max_retries);
+    t->track_remaining = cb->track_remaining;
     TR_PUSH(tx, c->circuit_breakers, thresholds, t);
 }
 
@@ -55,7 +57,9 @@ static void outlier(tr_ctx *tx, const Sluice__V1__OutlierDetection *o, tr_cluste
     } pct[] = {{o->max_ejection_percent, "maxEjectionPercent"},
                {o->enforcing_consecutive_5xx, "enforcingConsecutive5xx"},
                {o->enforcing_success_rate, "enforcingSuccessRate"},
-               {o->enforcing_consecutive_gateway_failure, "enforcingConsecutiveGatewayFailure"}};
+               {o->enforcing_consecutive_gateway_failure, "enforcingConsecutiveGatewayFailure"},
+               {o->enforcing_consecutive_local_origin_failure, "enforcingConsecutiveLocalOriginFailure"},
+               {o->enforcing_local_origin_success_rate, "enforcingLocalOriginSuccessRate"}};
     for (size_t i = 0; i < sizeof pct / sizeof *pct; i++)
         if (pct[i].v && pct[i].v->value > 100)
             tr_error(tx, "spec.outlierDetection.%s: %u is above 100 (percent)", pct[i].name, pct[i].v->value);
@@ -72,6 +76,10 @@ static void outlier(tr_ctx *tx, const Sluice__V1__OutlierDetection *o, tr_cluste
     d->success_rate_stdev_factor = u32(tx, o->success_rate_stdev_factor);
     d->consecutive_gateway_failure = u32(tx, o->consecutive_gateway_failure);
     d->enforcing_consecutive_gateway_failure = u32(tx, o->enforcing_consecutive_gateway_failure);
+    d->split_external_local_origin_errors = o->split_external_local_origin_errors;
+    d->consecutive_local_origin_failure = u32(tx, o->consecutive_local_origin_failure);
+    d->enforcing_consecutive_local_origin_failure = u32(tx, o->enforcing_consecutive_local_origin_failure);
+    d->enforcing_local_origin_success_rate = u32(tx, o->enforcing_local_origin_success_rate);
     c->outlier_detection = d;
 }
 
@@ -132,6 +140,22 @@ static void health_check(tr_ctx *tx, const Sluice__V1__HealthCheck *h, size_t id
         o->no_traffic_interval = tr_dur(tx, h->no_traffic_interval);
     if (h->unhealthy_interval && positive(tx, h->unhealthy_interval, tr_printf(tx, "%s.unhealthyInterval", path)))
         o->unhealthy_interval = tr_dur(tx, h->unhealthy_interval);
+    if (h->unhealthy_edge_interval &&
+        positive(tx, h->unhealthy_edge_interval, tr_printf(tx, "%s.unhealthyEdgeInterval", path)))
+        o->unhealthy_edge_interval = tr_dur(tx, h->unhealthy_edge_interval);
+    if (h->healthy_edge_interval && positive(tx, h->healthy_edge_interval, tr_printf(tx, "%s.healthyEdgeInterval", path)))
+        o->healthy_edge_interval = tr_dur(tx, h->healthy_edge_interval);
+    o->interval_jitter_percent = h->interval_jitter_percent;
+    if (h->event_log_path[0]) { /* Envoy's event_log_path is deprecated for this sink */
+        Envoy__Extensions__HealthCheck__EventSinks__File__V3__HealthCheckEventFileSink *fs =
+            TR_NEW(tx, envoy__extensions__health_check__event_sinks__file__v3__health_check_event_file_sink);
+        Envoy__Config__Core__V3__TypedExtensionConfig *el = TR_NEW(tx, envoy__config__core__v3__typed_extension_config);
+        fs->event_log_path = tr_strdup(tx, h->event_log_path);
+        el->name = tr_strdup(tx, "envoy.health_check.event_sinks.file");
+        el->typed_config = tr_any(tx, &fs->base);
+        TR_PUSH(tx, o, event_logger, el);
+    }
+    o->always_log_health_check_failures = h->always_log_health_check_failures;
     switch (h->health_checker_case) {
     case SLUICE__V1__HEALTH_CHECK__HEALTH_CHECKER_HTTP_HEALTH_CHECK: {
         const Sluice__V1__HealthCheck__HttpHealthCheck *in = h->http_health_check;
@@ -145,8 +169,13 @@ static void health_check(tr_ctx *tx, const Sluice__V1__HealthCheck *h, size_t id
         hc->host = tr_strdup(tx, in->host);
         hc->path = tr_strdup(tx, in->path);
         hc->method = m > 0 ? (Envoy__Config__Core__V3__RequestMethod)m : ENVOY__CONFIG__CORE__V3__REQUEST_METHOD__METHOD_UNSPECIFIED;
-        if (http2)
+        if (http2 || in->use_http2)
             hc->codec_client_type = ENVOY__TYPE__V3__CODEC_CLIENT_TYPE__HTTP2;
+        if (in->service_name[0]) { /* Gloo: a prefix of the checked cluster's name */
+            hc->service_name_matcher = TR_NEW(tx, envoy__type__matcher__v3__string_matcher);
+            hc->service_name_matcher->match_pattern_case = ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_PREFIX;
+            hc->service_name_matcher->prefix = tr_strdup(tx, in->service_name);
+        }
         for (size_t i = 0; i < in->n_request_headers_to_add; i++)
             TR_PUSH(tx, hc, request_headers_to_add, tr_header_option(tx, in->request_headers_to_add[i]));
         for (size_t i = 0; i < in->n_request_headers_to_remove; i++)
@@ -180,6 +209,8 @@ static void health_check(tr_ctx *tx, const Sluice__V1__HealthCheck *h, size_t id
             TR_NEW(tx, envoy__config__core__v3__health_check__grpc_health_check);
         gc->service_name = tr_strdup(tx, h->grpc_health_check->service_name);
         gc->authority = tr_strdup(tx, h->grpc_health_check->authority);
+        for (size_t i = 0; i < h->grpc_health_check->n_initial_metadata; i++)
+            TR_PUSH(tx, gc, initial_metadata, tr_header_option(tx, h->grpc_health_check->initial_metadata[i]));
         if (!http2)
             tr_error(tx, "%s.grpcHealthCheck: needs an HTTP/2 upstream (useHttp2: true)", path);
         o->health_checker_case = ENVOY__CONFIG__CORE__V3__HEALTH_CHECK__HEALTH_CHECKER_GRPC_HEALTH_CHECK;
@@ -214,10 +245,26 @@ static Envoy__Config__Cluster__V3__Cluster__SlowStartConfig *slow_start(tr_ctx *
     return o;
 }
 
+/* closeConnectionsOnHostSetChange and useHostnameForHashing on the common
+ * LB config, as Gloo's loadbalancer plugin. */
+static void common_close_hostname(tr_ctx *tx, bool close, bool hostname,
+                                  Envoy__Config__Cluster__V3__Cluster__CommonLbConfig *common)
+{
+    if (close)
+        common->close_connections_on_host_set_change = 1;
+    if (hostname) {
+        common->consistent_hashing_lb_config =
+            TR_NEW(tx, envoy__config__cluster__v3__cluster__common_lb_config__consistent_hashing_lb_config);
+        common->consistent_hashing_lb_config->use_hostname_for_hashing = 1;
+    }
+}
+
 static void lb_config(tr_ctx *tx, const Sluice__V1__LoadBalancerConfig *l, tr_cluster_t *c)
 {
     Envoy__Config__Cluster__V3__Cluster__CommonLbConfig *common = NULL;
-    if (l->healthy_panic_threshold || l->update_merge_window || l->locality_config_case) {
+    bool close = l->close_connections_on_host_set_change && l->close_connections_on_host_set_change->value;
+    bool hostname = l->use_hostname_for_hashing && l->use_hostname_for_hashing->value;
+    if (l->healthy_panic_threshold || l->update_merge_window || l->locality_config_case || close || hostname) {
         common = TR_NEW(tx, envoy__config__cluster__v3__cluster__common_lb_config);
         c->common_lb_config = common;
     }
@@ -236,8 +283,7 @@ static void lb_config(tr_ctx *tx, const Sluice__V1__LoadBalancerConfig *l, tr_cl
         common->locality_weighted_lb_config =
             TR_NEW(tx, envoy__config__cluster__v3__cluster__common_lb_config__locality_weighted_lb_config);
     }
-    if (l->use_hostname_for_hashing && l->use_hostname_for_hashing->value)
-        tr_error(tx, "spec.loadBalancerConfig.useHostnameForHashing: not supported by Sluice yet");
+    common_close_hostname(tx, close, hostname, common);
     switch (l->type_case) {
     case SLUICE__V1__LOAD_BALANCER_CONFIG__TYPE_ROUND_ROBIN:
         c->lb_policy = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__ROUND_ROBIN;
