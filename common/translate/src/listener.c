@@ -68,17 +68,9 @@ void tr_http_gateway_valid(tr_ctx *tx, const char *ns, const Sluice__V1__HttpGat
 
 void tr_ranges_valid(tr_ctx *tx, Sluice__V1__CidrRange *const *ranges, size_t n, const char *p)
 {
-    for (size_t i = 0; i < n; i++) {
-        const Sluice__V1__CidrRange *in = ranges[i];
-        unsigned char a[16];
-        bool v6 = inet_pton(AF_INET6, in->address_prefix, a) == 1;
-        if (!v6 && inet_pton(AF_INET, in->address_prefix, a) != 1)
-            tr_error(tx, "%s.matcher.sourcePrefixRanges[%zu].addressPrefix: \"%s\" is not an IP address", p, i,
-                     in->address_prefix);
-        else if (in->prefix_len && in->prefix_len->value > (v6 ? 128u : 32u))
-            tr_error(tx, "%s.matcher.sourcePrefixRanges[%zu].prefixLen: %u is longer than the address", p, i,
-                     in->prefix_len->value);
-    }
+    for (size_t i = 0; i < n; i++)
+        tr_cidr_range(tx, ranges[i]->address_prefix, ranges[i]->prefix_len,
+                      tr_printf(tx, "%s.matcher.sourcePrefixRanges[%zu]", p, i));
 }
 
 /* Checks the gateway type of g: its HTTP, TCP or hybrid part. */
@@ -290,20 +282,19 @@ static void match_sources(tr_ctx *tx, const Sluice__V1__GatewayMatcher *m, Envoy
                           size_t n)
 {
     Envoy__Config__Core__V3__CidrRange **r;
+    size_t n_r = 0;
     if (!m || m->n_source_prefix_ranges == 0)
         return;
     r = tr_alloc(tx, m->n_source_prefix_ranges * sizeof *r);
-    for (size_t i = 0; i < m->n_source_prefix_ranges; i++) {
-        const Sluice__V1__CidrRange *in = m->source_prefix_ranges[i];
-        r[i] = TR_NEW(tx, envoy__config__core__v3__cidr_range);
-        r[i]->address_prefix = tr_strdup(tx, in->address_prefix);
-        if (in->prefix_len)
-            r[i]->prefix_len = tr_u32(tx, in->prefix_len->value);
-    }
+    for (size_t i = 0; i < m->n_source_prefix_ranges; i++)
+        if ((r[n_r] = tr_cidr_range(tx, m->source_prefix_ranges[i]->address_prefix,
+                                    m->source_prefix_ranges[i]->prefix_len,
+                                    tr_printf(tx, "matcher.sourcePrefixRanges[%zu]", i))))
+            n_r++;
     for (size_t k = 0; k < n; k++) {
         if (!v[k]->filter_chain_match)
             v[k]->filter_chain_match = TR_NEW(tx, envoy__config__listener__v3__filter_chain_match);
-        v[k]->filter_chain_match->n_source_prefix_ranges = m->n_source_prefix_ranges;
+        v[k]->filter_chain_match->n_source_prefix_ranges = n_r;
         v[k]->filter_chain_match->source_prefix_ranges = r;
     }
 }
