@@ -38,6 +38,7 @@ static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
             m->runtime_fraction->default_value = TR_NEW(tx, envoy__type__v3__fractional_percent);
             m->runtime_fraction->default_value->numerator = (uint32_t)(s->percentage * 10000.0f + 0.5f);
             m->runtime_fraction->default_value->denominator = ENVOY__TYPE__V3__FRACTIONAL_PERCENT__DENOMINATOR_TYPE__MILLION;
+            m->disable_shadow_host_suffix_append = s->disable_shadow_host_suffix_append;
             TR_PUSH(tx, ra, request_mirror_policies, m);
         }
     }
