@@ -17,13 +17,17 @@ static const struct {
     [SL_XDS_ENDPOINT] = {SL_XDS_TYPE_PREFIX "envoy.config.endpoint.v3.ClusterLoadAssignment", "endpoint", "eds"},
     [SL_XDS_LISTENER] = {SL_XDS_TYPE_PREFIX "envoy.config.listener.v3.Listener", "listener", "lds"},
     [SL_XDS_ROUTE] = {SL_XDS_TYPE_PREFIX "envoy.config.route.v3.RouteConfiguration", "route", "rds"},
+    [SL_XDS_RATELIMIT] = {SL_XDS_TYPE_PREFIX "ratelimit.config.ratelimit.v3.RateLimitConfig", "ratelimit", "rls"},
 };
 
 const char *sl_xds_type_url(sl_xds_type t) { return types[t].url; }
 const char *sl_xds_type_token(sl_xds_type t) { return types[t].token; }
 const char *sl_xds_type_short(sl_xds_type t) { return types[t].shortname; }
 
-int sl_xds_type_full_state(sl_xds_type t) { return t == SL_XDS_LISTENER || t == SL_XDS_CLUSTER; }
+int sl_xds_type_full_state(sl_xds_type t)
+{
+    return t == SL_XDS_LISTENER || t == SL_XDS_CLUSTER || t == SL_XDS_RATELIMIT;
+}
 
 sl_status sl_xds_type_from_url(sl_xds_type *out, const char *url)
 {

@@ -270,14 +270,14 @@ class Client:
             ch.close()
 
 
-def go_binary(env, workdir, name, src):
+def go_binary(env, workdir, name, src, pkg="."):
     """A Go test program: $<env> (built by ctest), else built into workdir
-    from the module at src (relative to the source tree)."""
+    from package pkg of the module at src (relative to the source tree)."""
     path = os.environ.get(env)
     if path:
         return path
     path = os.path.join(workdir, name)
-    subprocess.run([os.environ.get("GO", "go"), "build", "-o", path, "."], check=True, cwd=os.path.join(SRC, src))
+    subprocess.run([os.environ.get("GO", "go"), "build", "-o", path, pkg], check=True, cwd=os.path.join(SRC, src))
     return path
 
 

@@ -43,6 +43,7 @@
 #include "envoy/config/route/v3/route.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
+#include "ratelimit/config/ratelimit/v3/rls_conf.pb-c.h"
 #include "sluice/arena.h"
 #include "sluice/kinds.h"
 #include "sluice/log.h"
@@ -136,6 +137,7 @@ static const ProtobufCMessageDescriptor *xds_desc(sl_xds_type t)
     case SL_XDS_LISTENER: return &envoy__config__listener__v3__listener__descriptor;
     case SL_XDS_ROUTE: return &envoy__config__route__v3__route_configuration__descriptor;
     case SL_XDS_SECRET: return &envoy__extensions__transport_sockets__tls__v3__secret__descriptor;
+    case SL_XDS_RATELIMIT: return &ratelimit__config__ratelimit__v3__rate_limit_config__descriptor;
     default: return NULL;
     }
 }

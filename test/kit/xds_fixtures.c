@@ -12,6 +12,7 @@
 #include "envoy/extensions/filters/http/router/v3/router.pb-c.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
+#include "ratelimit/config/ratelimit/v3/rls_conf.pb-c.h"
 #include "sluice/wire.h"
 
 static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
@@ -272,6 +273,14 @@ uint8_t *fx_secret(size_t *len, const char *name)
     return pack(&s.base, len);
 }
 
+uint8_t *fx_ratelimit(size_t *len, const char *name)
+{
+    Ratelimit__Config__Ratelimit__V3__RateLimitConfig c = RATELIMIT__CONFIG__RATELIMIT__V3__RATE_LIMIT_CONFIG__INIT;
+    c.name = (char *)name;
+    c.domain = (char *)name;
+    return pack(&c.base, len);
+}
+
 sl_xds_res *fx_res(sl_xds_type t, const char *name, const char *ver, const char *arg)
 {
     size_t len = 0;
@@ -296,6 +305,7 @@ sl_xds_res *fx_res(sl_xds_type t, const char *name, const char *ver, const char 
         break;
     }
     case SL_XDS_SECRET: b = fx_secret(&len, name); break;
+    case SL_XDS_RATELIMIT: b = fx_ratelimit(&len, name); break;
     default: break;
     }
     if (!b || sl_xds_res_new(&r, t, name, ver, b, len) != SL_OK) {

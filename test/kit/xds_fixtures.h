@@ -42,6 +42,8 @@ uint8_t *fx_route(size_t *len, const char *name, int n, const char *const *clust
 uint8_t *fx_route_many(size_t *len, const char *name, int nroutes, int nclusters);
 /* A secret with a (fake) PEM certificate chain inline. */
 uint8_t *fx_secret(size_t *len, const char *name);
+/* A RateLimitConfig named name, of domain name. */
+uint8_t *fx_ratelimit(size_t *len, const char *name);
 
 /* A resource for tests: fixture of type t named name, with version ver.
  * Uses a per-type default shape (cluster -> EDS of same name, endpoint ->

@@ -5,6 +5,8 @@
  * The enum order is the ADS push order (make-before-break): secrets, then
  * clusters, endpoints, listeners, routes. Removals of the first three are
  * held back until every later type has been sent (services/xds/stream.c).
+ * Last, the rate-limit server's configuration (envoyproxy/ratelimit's
+ * RateLimitConfig), which only the rate-limit server's proxy holds.
  */
 #ifndef SLUICE_XDS_H
 #define SLUICE_XDS_H
@@ -20,6 +22,7 @@ typedef enum sl_xds_type {
     SL_XDS_ENDPOINT,
     SL_XDS_LISTENER,
     SL_XDS_ROUTE,
+    SL_XDS_RATELIMIT,
     SL_XDS_TYPE_COUNT
 } sl_xds_type;
 
@@ -33,10 +36,11 @@ typedef enum sl_xds_type {
 const char *sl_xds_type_url(sl_xds_type t);
 
 /* The KV key token of a type: "secret", "cluster", "endpoint", "listener",
- * "route". Static. */
+ * "route", "ratelimit". Static. */
 const char *sl_xds_type_token(sl_xds_type t);
 
-/* Short name for logs and metrics: "sds", "cds", "eds", "lds", "rds". */
+/* Short name for logs and metrics: "sds", "cds", "eds", "lds", "rds",
+ * "rls". */
 const char *sl_xds_type_short(sl_xds_type t);
 
 /* Looks a type up by URL (*out) or by KV token. SL_ERR_NOT_FOUND when
@@ -44,7 +48,9 @@ const char *sl_xds_type_short(sl_xds_type t);
 sl_status sl_xds_type_from_url(sl_xds_type *out, const char *url);
 sl_status sl_xds_type_from_token(sl_xds_type *out, const char *token);
 
-/* True for the types whose SotW responses carry the full set (LDS, CDS). */
+/* True for the types whose SotW responses carry the full set (LDS, CDS,
+ * and the rate-limit server's RateLimitConfigs: it replaces its whole
+ * configuration with each response). */
 int sl_xds_type_full_state(sl_xds_type t);
 
 /* Escapes a resource or proxy name into one NATS KV key token: bytes in

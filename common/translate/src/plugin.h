@@ -27,6 +27,9 @@
  *                 discovery type, endpoints or EDS config).
  *   endpoints     for every ClusterLoadAssignment (EDS, and the inline
  *                 load_assignment of STATIC and STRICT_DNS clusters).
+ *   server_proxy  once per translation, after every gateway's proxy: the
+ *                 resources of a proxy that serves no gateway (the
+ *                 rate-limit server's xDS role), reports about the Settings.
  *
  * Every Envoy message a hook creates comes from the translation's arena
  * (TR_NEW, tr_strdup, tr_any, ...): nothing is freed by hand. Problems are
@@ -63,6 +66,7 @@
 #include "sluice/v1/upstream.pb-c.h"
 #include "sluice/v1/virtual_service.pb-c.h"
 #include "sluice/kinds.h"
+#include "sluice/xds.h"
 
 typedef struct tr_ctx tr_ctx;
 
@@ -151,6 +155,13 @@ typedef struct sl_tr_plugin {
      * SNI conflict), so a rejected VirtualService never leaves config in
      * the listener. Every plugin with listener state has it. */
     void (*forget)(tr_ctx *tx, const char *vhost);
+    /* Adds the resources of a proxy of the plugin's own, which no gateway
+     * has (the rate-limit server's configuration), with tr_add_resource(),
+     * and returns its name ("<namespace>~<name>", in the arena), or NULL
+     * when there is none this time. Reports are about the Settings. A
+     * gateway's proxy of the same name is an error on that Gateway, and
+     * this proxy is left out. */
+    const char *(*server_proxy)(tr_ctx *tx);
 } sl_tr_plugin;
 
 /* plugins/table.c */
@@ -226,6 +237,10 @@ void tr_add_filter(tr_ctx *tx, tr_filters *f, int stage, const char *name, const
 /* Marks the filter named name in the chain disabled by default (routes
  * enable it with a FilterConfig in their typed_per_filter_config). */
 void tr_disable_filter(tr_filters *f, const char *name);
+
+/* Adds resource m of type t named name to the proxy being built (only from
+ * a server_proxy hook); a second one of the same type and name is left out. */
+void tr_add_resource(tr_ctx *tx, sl_xds_type t, const char *name, const ProtobufCMessage *m);
 
 /* Marks plugin p used on the HTTP listener being translated. */
 void tr_use(tr_ctx *tx, const sl_tr_plugin *p);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "ratelimit/config/ratelimit/v3/rls_conf.pb-c.h"
 #include "sluice/bsearch.h"
 #include "translate_internal.h"
 
@@ -367,6 +368,8 @@ const ProtobufCMessageDescriptor *sl_tr_type_descriptor(sl_xds_type t)
         return &envoy__config__listener__v3__listener__descriptor;
     case SL_XDS_ROUTE:
         return &envoy__config__route__v3__route_configuration__descriptor;
+    case SL_XDS_RATELIMIT:
+        return &ratelimit__config__ratelimit__v3__rate_limit_config__descriptor;
     default:
         return NULL;
     }

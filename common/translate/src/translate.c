@@ -156,6 +156,55 @@ static sl_status translate_proxy(tr_ctx *tx, sl_tr_proxy *op, const char *proxy,
     return tr_pack_proxy(tx, op, packed, whole);
 }
 
+void tr_add_resource(tr_ctx *tx, sl_xds_type t, const char *name, const ProtobufCMessage *m)
+{
+    (void)tr_out_add(tx, t, name, m);
+}
+
+/* The proxies that serve no gateway (plugins' server_proxy hooks: the
+ * rate-limit server's configuration) after the n gateway proxies of res,
+ * reports about the Settings. One that is also a gateway's proxy is left
+ * out, an error on those gateways. */
+static sl_status server_proxies(tr_ctx *tx, sl_tr_result *res, size_t n, tr_bytes_map *packed,
+                                const tr_gw_item *gws, size_t n_gws)
+{
+    tr_sort_cache *none[SL_XDS_TYPE_COUNT] = {0};
+    long pos = tr_bucket_find(tr_bucket_of(tx, tr_kind.settings), tx->opts.settings_namespace, "default");
+    tr_cur cur = {tr_kind.settings, tx->opts.settings_namespace, "default", 0};
+    tr_cur *saved = tx->cur;
+    sl_status rc = SL_OK;
+    for (size_t p = 0; p < sl_tr_plugin_count && rc == SL_OK; p++) {
+        const char *name;
+        bool taken = false;
+        if (!sl_tr_plugins[p]->server_proxy)
+            continue;
+        tr_reset_out(tx);
+        tx->cur = pos >= 0 ? &cur : NULL; /* the defaults: nothing to report about */
+        name = sl_tr_plugins[p]->server_proxy(tx);
+        for (size_t i = 0; name && i < res->n_proxies && !taken; i++)
+            taken = strcmp(res->proxies[i].name, name) == 0;
+        for (size_t g = 0; taken && g < n_gws; g++) {
+            tr_cur gcur = {tr_kind.gateway, gws[g].ns, gws[g].name, 0};
+            if (gws[g].idx < 0 || !gateway_of(&gws[g], name))
+                continue;
+            tx->cur = &gcur;
+            tr_error(tx, "spec.proxyNames: proxy %s is the xDS role of the rate-limit server's configuration "
+                         "(%s plugin), which is then not served: name the proxy otherwise", name,
+                     sl_tr_plugins[p]->name);
+            *tr_flag(tx, tr_kind.gateway, (size_t)gws[g].idx) |= TR_REJECTED;
+        }
+        tx->cur = saved;
+        if (!name || taken || res->n_proxies >= n + sl_tr_plugin_count)
+            continue;
+        sl_tr_proxy *op = &res->proxies[res->n_proxies++];
+        if (!(op->name = strdup(name)))
+            return SL_ERR_NOMEM;
+        rc = tr_pack_proxy(tx, op, packed, none);
+    }
+    tr_reset_out(tx);
+    return rc;
+}
+
 /* The proxies of every gateway into res, in name order. */
 static sl_status translate_proxies(tr_ctx *tx, sl_tr_result *res, const tr_up_out *built, bool up_fast)
 {
@@ -166,7 +215,7 @@ static sl_status translate_proxies(tr_ctx *tx, sl_tr_result *res, const tr_up_ou
     uint8_t *reach = tr_alloc(tx, tr_bucket_of(tx, tr_kind.upstream)->n + 1);
     sl_status rc;
     tx->reach_all = tx->settings->all_clusters_to_every_proxy;
-    res->proxies = calloc(n_p ? n_p : 1, sizeof *res->proxies);
+    res->proxies = calloc(n_p + sl_tr_plugin_count, sizeof *res->proxies);
     if (!res->proxies)
         return SL_ERR_NOMEM;
     for (size_t p = 0; p < n_p; p++) {
@@ -174,6 +223,8 @@ static sl_status translate_proxies(tr_ctx *tx, sl_tr_result *res, const tr_up_ou
         if ((rc = translate_proxy(tx, op, pnames[p], gws, n_gws, built, up_fast, &packed, reach)) != SL_OK)
             return rc;
     }
+    if ((rc = server_proxies(tx, res, n_p, &packed, gws, n_gws)) != SL_OK)
+        return rc;
     tr_sort_proxies(res);
     return SL_OK;
 }

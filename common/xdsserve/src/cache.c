@@ -13,6 +13,7 @@
 #include "envoy/config/listener/v3/listener.pb-c.h"
 #include "envoy/config/route/v3/route.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
+#include "ratelimit/config/ratelimit/v3/rls_conf.pb-c.h"
 #include "sluice/bsearch.h"
 #include "sluice/vec.h"
 #include "sluice/wire.h"
@@ -25,6 +26,7 @@ static const ProtobufCMessageDescriptor *type_desc(sl_xds_type t)
     case SL_XDS_ENDPOINT: return &envoy__config__endpoint__v3__cluster_load_assignment__descriptor;
     case SL_XDS_LISTENER: return &envoy__config__listener__v3__listener__descriptor;
     case SL_XDS_ROUTE: return &envoy__config__route__v3__route_configuration__descriptor;
+    case SL_XDS_RATELIMIT: return &ratelimit__config__ratelimit__v3__rate_limit_config__descriptor;
     default: return NULL;
     }
 }
@@ -37,7 +39,7 @@ static sl_status inspect(char **eds_name, sl_xds_type t, const char *name, const
     if (sl_pb_unpack(&m, type_desc(t), NULL, packed, len) != SL_OK)
         return sl_error_set(SL_ERR_PARSE, "%s \"%.200s\": bytes are not a valid %s: %s", sl_xds_type_token(t),
                             name, type_desc(t)->name, sl_error_msg());
-    /* Clients know a resource by the name inside it (field 1 of all five
+    /* Clients know a resource by the name inside it (field 1 of all six
      * types: name, or cluster_name); the stream matches subscriptions by
      * the name it was stored under. They must agree. */
     const ProtobufCFieldDescriptor *nf = protobuf_c_message_descriptor_get_field(type_desc(t), 1);

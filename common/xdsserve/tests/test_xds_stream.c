@@ -14,6 +14,7 @@
 #define LDS SL_XDS_LISTENER
 #define RDS SL_XDS_ROUTE
 #define SDS SL_XDS_SECRET
+#define RLS SL_XDS_RATELIMIT
 
 static int setup_ads(void **state)
 {
@@ -333,6 +334,37 @@ static void test_full_state(void **state)
     assert_string_equal(tdrain(c), "cds b c");
 }
 
+/* 12 for envoyproxy/ratelimit's RateLimitConfig (ADS, wildcard, as its
+ * xDS client asks): every response carries every config, since the server
+ * replaces its whole configuration with each, and the last one removed is
+ * an empty response, not silence; its proxy has no other type. */
+static void test_ratelimit_full_state(void **state)
+{
+    tctx *c = *state;
+    Envoy__Service__Discovery__V3__DiscoveryRequest req = ENVOY__SERVICE__DISCOVERY__V3__DISCOVERY_REQUEST__INIT;
+    sl_xds_req_info info;
+    fx_node node;
+    c->proxy = "gloo-system~ratelimit";
+    tcommit(c, 1, "ratelimit:custom:1", NULL);
+    req.node = fx_node_init(&node, "ratelimit-1", "gloo-system~ratelimit");
+    req.type_url = (char *)sl_xds_type_url(RLS);
+    assert_int_equal(sl_xds_stream_on_sotw(c->s, &req, &info), SL_OK);
+    assert_string_equal(tdrain(c), "rls custom");
+    tsotw(c, NULL, RLS, T_ACK, NULL, NULL);
+    tcommit(c, 2, "ratelimit:custom:2", "ratelimit:other:3", NULL);
+    assert_string_equal(tdrain(c), "rls custom other");
+    tsotw(c, NULL, RLS, T_ACK, NULL, NULL);
+    tcommit(c, 3, "ratelimit:other:3", NULL);
+    assert_string_equal(tdrain(c), "rls other");
+    tsotw(c, NULL, RLS, T_ACK, NULL, NULL);
+    tcommit(c, 4, NULL);
+    assert_string_equal(tdrain(c), "rls");
+    /* the gateway proxy's resources never reach the rate-limit server's stream */
+    c->proxy = "gateway-proxy";
+    gateway(c, 5);
+    assert_string_equal(tdrain(c), "");
+}
+
 /* 14: ADS make-before-break: CDS, EDS, LDS, RDS; removals last. */
 static void test_make_before_break(void **state)
 {
@@ -519,6 +551,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delta_reconnect, setup_delta, teardown),
         cmocka_unit_test_setup_teardown(test_delta_wildcard, setup_delta, teardown),
         cmocka_unit_test_setup_teardown(test_delta_make_before_break, setup_delta, teardown),
+        cmocka_unit_test_setup_teardown(test_ratelimit_full_state, setup_ads, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,10 @@
 /* ratelimit: local (per proxy) rate limiting with token buckets on routes
- * and virtual hosts, and the listener's defaults (httpLocalRatelimit). */
+ * and virtual hosts (localRatelimit, or Gloo's place for it,
+ * ratelimit.localRatelimit), and the listener's defaults
+ * (httpLocalRatelimit). */
 #include "../plugin.h"
 #include "envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.pb-c.h"
+#include "sluice/v1/ratelimit.pb-c.h"
 
 #define RL_FILTER "envoy.filters.http.local_ratelimit"
 
@@ -30,23 +33,41 @@ limit(tr_ctx *tx, const Sluice__V1__TokenBucket *b, const char *prefix, const ch
     return l;
 }
 
+/* The token bucket of an option: localRatelimit (Sluice's place), or
+ * ratelimit.localRatelimit (Gloo's); both set is an error. *sub is the
+ * field path of the one used. */
+static const Sluice__V1__TokenBucket *bucket(tr_ctx *tx, const Sluice__V1__TokenBucket *own,
+                                             const Sluice__V1__TokenBucket *gloo, const char *path, const char **sub)
+{
+    if (own && gloo)
+        tr_error(tx, "%s: both localRatelimit and ratelimit.localRatelimit set (one place for the bucket)", path);
+    *sub = own ? "localRatelimit" : "ratelimit.localRatelimit";
+    return own ? own : gloo;
+}
+
 static void route(tr_ctx *tx, const tr_route_in *in, tr_route_t *r)
 {
-    if (!in->options || !in->options->local_ratelimit)
+    const Sluice__V1__TokenBucket *b;
+    const char *sub;
+    if (!in->options ||
+        !(b = bucket(tx, in->options->local_ratelimit,
+                     in->options->ratelimit ? in->options->ratelimit->local_ratelimit : NULL, in->path, &sub)))
         return;
     tr_route_filter_config(tx, r, RL_FILTER,
-                           &limit(tx, in->options->local_ratelimit, "local_rate_limit_route",
-                                  tr_printf(tx, "%s.localRatelimit", in->path))->base);
+                           &limit(tx, b, "local_rate_limit_route", tr_printf(tx, "%s.%s", in->path, sub))->base);
     tr_use(tx, &sl_tr_plugin_ratelimit);
 }
 
 static void virtual_host(tr_ctx *tx, const tr_vhost_in *in, tr_vhost_t *vh)
 {
-    if (!in->options || !in->options->local_ratelimit)
+    const Sluice__V1__TokenBucket *b;
+    const char *sub;
+    if (!in->options ||
+        !(b = bucket(tx, in->options->local_ratelimit,
+                     in->options->ratelimit ? in->options->ratelimit->local_ratelimit : NULL, in->path, &sub)))
         return;
     tr_vhost_filter_config(tx, vh, RL_FILTER,
-                           &limit(tx, in->options->local_ratelimit, "local_rate_limit_vhost",
-                                  tr_printf(tx, "%s.localRatelimit", in->path))->base);
+                           &limit(tx, b, "local_rate_limit_vhost", tr_printf(tx, "%s.%s", in->path, sub))->base);
     tr_use(tx, &sl_tr_plugin_ratelimit);
 }
 

@@ -18,6 +18,7 @@ extern const sl_tr_plugin sl_tr_plugin_upstream;
 extern const sl_tr_plugin sl_tr_plugin_upstream_ssl;
 extern const sl_tr_plugin sl_tr_plugin_listener;
 extern const sl_tr_plugin sl_tr_plugin_ratelimit;
+extern const sl_tr_plugin sl_tr_plugin_ratelimit_global;
 extern const sl_tr_plugin sl_tr_plugin_aws_lambda;
 extern const sl_tr_plugin sl_tr_plugin_transcoder;
 extern const sl_tr_plugin sl_tr_plugin_jwt;
@@ -43,6 +44,7 @@ const sl_tr_plugin *const sl_tr_plugins[] = {
     &sl_tr_plugin_upstream_ssl,
     &sl_tr_plugin_listener,
     &sl_tr_plugin_ratelimit,
+    &sl_tr_plugin_ratelimit_global,
     &sl_tr_plugin_aws_lambda,
     &sl_tr_plugin_transcoder,
     &sl_tr_plugin_jwt,
