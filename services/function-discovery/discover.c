@@ -87,8 +87,13 @@ static size_t base_urls(fd *s, const Sluice__V1__Upstream *u, char out[MAX_BASES
     if (!s->endpoints_kv)
         return 0;
     snprintf(key, sizeof key, "%s.%s", u->metadata->namespace_, u->metadata->name);
-    if (sl_kv_get(&e, s->endpoints_kv, key) == SL_OK &&
-        sl_pb_unpack(&m, &sluice__v1__endpoint_set__descriptor, NULL, e.value, e.len) == SL_OK) {
+    if (sl_kv_get(&e, s->endpoints_kv, key) != SL_OK) {
+        sl_kv_entry_deinit(&e);
+        return 0;
+    }
+    if (sl_pb_unpack(&m, &sluice__v1__endpoint_set__descriptor, NULL, e.value, e.len) != SL_OK) {
+        fd_quarantine(s, s->endpoints_bucket, key, e.revision);
+    } else {
         const Sluice__V1__EndpointSet *es = (const Sluice__V1__EndpointSet *)m;
         for (size_t i = 0; es->spec && i < es->spec->n_endpoints && n < MAX_BASES; i++) {
             const Sluice__V1__Endpoint *ep = es->spec->endpoints[i];

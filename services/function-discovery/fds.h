@@ -195,6 +195,11 @@ typedef struct fd {
     unsigned seed;     /* back-off jitter (under mu) */
 } fd;
 
+/* main.c: the value of key at revision in bucket does not decode (the
+ * error is sl_error_msg()): quarantined as sluice/quarantine.h says, the
+ * last good state kept. */
+void fd_quarantine(fd *s, const char *bucket, const char *key, uint64_t revision);
+
 /* Forgets e's failures (it no longer counts as backing off). Under fd->mu. */
 void fd_backoff_clear(fd *s, fd_upstream *e);
 

@@ -110,6 +110,12 @@ out:
     pthread_mutex_unlock(&s->mu);
 }
 
+void fd_quarantine(fd *s, const char *bucket, const char *key, uint64_t revision)
+{
+    sl_quarantine q = {s->nc, "function-discovery", sl_service_metrics(s->svc)};
+    sl_quarantine_value(&q, bucket, key, revision, sl_error_msg());
+}
+
 static void on_config_entry(sl_kv_watch *w, const sl_kv_entry *e, void *ud)
 {
     fd *s = ud;
@@ -121,9 +127,7 @@ static void on_config_entry(sl_kv_watch *w, const sl_kv_entry *e, void *ud)
     if ((upstream || settings) && e->op == SL_KV_PUT &&
         sl_pb_unpack(&m, settings ? &sluice__v1__settings__descriptor : &sluice__v1__upstream__descriptor, NULL,
                      e->value, e->len) != SL_OK) {
-        /* the last good value stays in use (sluice/quarantine.h) */
-        sl_quarantine q = {s->nc, "function-discovery", sl_service_metrics(s->svc)};
-        sl_quarantine_value(&q, SL_BUCKET_CONFIG, e->key, e->revision, sl_error_msg());
+        fd_quarantine(s, s->config_bucket, e->key, e->revision); /* the last good value stays in use */
         return;
     }
     if (upstream) {

@@ -58,8 +58,10 @@ Sluice__V1__Secret *fd_secret_get(fd *s, const Sluice__V1__ResourceRef *ref, con
             snprintf(why, cap, "Secret %s.%s (%s): %s", ns, ref->name, field, sl_error_msg());
         return NULL;
     }
-    if (sl_pb_unpack(&m, &sluice__v1__secret__descriptor, NULL, e.value, e.len) != SL_OK)
-        snprintf(why, cap, "Secret %s.%s (%s) does not decode", ns, ref->name, field);
+    if (sl_pb_unpack(&m, &sluice__v1__secret__descriptor, NULL, e.value, e.len) != SL_OK) {
+        fd_quarantine(s, s->secrets_bucket, key, e.revision);
+        snprintf(why, cap, "Secret %s.%s (%s) does not decode (quarantined)", ns, ref->name, field);
+    }
     if (e.value)
         sec_wipe((void *)e.value, e.len);
     sl_kv_entry_deinit(&e);

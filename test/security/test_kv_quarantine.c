@@ -136,6 +136,12 @@ static void every_reader_quarantines(void **state)
                                          "routeAction: {single: {upstream: {name: u, namespace: default}}}}]}}\n",
                                          NULL),
                      SL_OK);
+    /* a dns Upstream: function discovery reads its endpoint set to probe it */
+    assert_int_equal(harness_kv_put_yaml(config, "Upstream.default.d", &sluice__v1__upstream__descriptor,
+                                         "metadata: {name: d, namespace: default}\n"
+                                         "spec: {dns: {name: quarantine.invalid, port: 80}}\n",
+                                         NULL),
+                     SL_OK);
     put(secrets, "Secret.gw.s", &rev);
 
     svc s[NSVC] = {
@@ -170,6 +176,7 @@ static void every_reader_quarantines(void **state)
     /* Garbage in every bucket a service reads. */
     put(config, "Upstream.default.u", &rev);
     put(endpoints, "default.u", &rev);
+    put(endpoints, "default.d", &rev);
     put(status, "Upstream.default.u", &rev);
     put(xds, commit_key, &rev);
 
@@ -180,6 +187,7 @@ static void every_reader_quarantines(void **state)
         {"translator", "sluice_endpoints", "default.u", false},
         {"endpoint-discovery", "sluice_config", "Upstream.default.u", false},
         {"function-discovery", "sluice_config", "Upstream.default.u", false},
+        {"function-discovery", "sluice_endpoints", "default.d", false},
         {"upstream-discovery", "sluice_config", "Upstream.default.u", false},
         {"reporter", "sluice_status", "Upstream.default.u", false},
         {"secret-watcher", "sluice_secrets", "Secret.gw.s", false},
