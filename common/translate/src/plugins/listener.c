@@ -13,6 +13,7 @@
 #include "envoy/config/trace/v3/zipkin.pb-c.h"
 #include "envoy/extensions/filters/http/health_check/v3/health_check.pb-c.h"
 #include "envoy/extensions/filters/listener/proxy_protocol/v3/proxy_protocol.pb-c.h"
+#include "envoy/extensions/http/early_header_mutation/header_mutation/v3/header_mutation.pb-c.h"
 #include "envoy/extensions/http/header_formatters/preserve_case/v3/preserve_case.pb-c.h"
 #include "envoy/extensions/request_id/uuid/v3/uuid.pb-c.h"
 #include "envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.pb-c.h"
@@ -343,6 +344,44 @@ static void protocol_options(tr_ctx *tx, const Sluice__V1__HttpConnectionManager
             tr_bool(tx, h2->override_stream_error_on_invalid_http_message->value);
 }
 
+/* Gloo's earlyHeaderManipulation (headers/plugin.go ProcessHcmNetworkFilter):
+ * one header_mutation early extension appending headersToAdd, then
+ * removing headersToRemove. */
+static void early_headers(tr_ctx *tx, const Sluice__V1__EarlyHeaderManipulation *e, const char *p, tr_hcm_t *hcm)
+{
+    Envoy__Extensions__Http__EarlyHeaderMutation__HeaderMutation__V3__HeaderMutation *hm =
+        TR_NEW(tx, envoy__extensions__http__early_header_mutation__header_mutation__v3__header_mutation);
+    Envoy__Config__Core__V3__TypedExtensionConfig *ext;
+    const char *err;
+    for (size_t i = 0; i < e->n_headers_to_add; i++) {
+        Envoy__Config__Common__MutationRules__V3__HeaderMutation *m =
+            TR_NEW(tx, envoy__config__common__mutation_rules__v3__header_mutation);
+        const Sluice__V1__HeaderValueOption *h = e->headers_to_add[i];
+        if (!h->header || (err = tr_check_header_name(h->header->key, false))) {
+            tr_error(tx, "%s.headersToAdd[%zu].header.key: %s", p, i, h->header ? err : "required");
+            continue;
+        }
+        m->action_case = ENVOY__CONFIG__COMMON__MUTATION_RULES__V3__HEADER_MUTATION__ACTION_APPEND;
+        m->append = tr_header_option(tx, h);
+        TR_PUSH(tx, hm, mutations, m);
+    }
+    for (size_t i = 0; i < e->n_headers_to_remove; i++) {
+        Envoy__Config__Common__MutationRules__V3__HeaderMutation *m =
+            TR_NEW(tx, envoy__config__common__mutation_rules__v3__header_mutation);
+        if ((err = tr_check_header_name(e->headers_to_remove[i], false))) {
+            tr_error(tx, "%s.headersToRemove[%zu]: %s", p, i, err);
+            continue;
+        }
+        m->action_case = ENVOY__CONFIG__COMMON__MUTATION_RULES__V3__HEADER_MUTATION__ACTION_REMOVE;
+        m->remove = tr_strdup(tx, e->headers_to_remove[i]);
+        TR_PUSH(tx, hm, mutations, m);
+    }
+    ext = TR_NEW(tx, envoy__config__core__v3__typed_extension_config);
+    ext->name = tr_strdup(tx, "http.early_header_mutation.header_mutation");
+    ext->typed_config = tr_any(tx, &hm->base);
+    TR_PUSH(tx, hcm, early_header_mutation_extensions, ext);
+}
+
 /* What settings s (at p) say about clients: their certificate's details,
  * request ids, internal addresses, headers; as Gloo's hcm plugin. */
 static void client_settings(tr_ctx *tx, const Sluice__V1__HttpConnectionManagerSettings *s, const char *p,
@@ -392,6 +431,8 @@ static void client_settings(tr_ctx *tx, const Sluice__V1__HttpConnectionManagerS
             TR_NEW(tx, envoy__extensions__filters__network__http_connection_manager__v3__request_idextension);
         hcm->request_id_extension->typed_config = tr_any(tx, &u->base);
     }
+    if (s->early_header_manipulation)
+        early_headers(tx, s->early_header_manipulation, tr_printf(tx, "%s.earlyHeaderManipulation", p), hcm);
     if (ia) {
         hcm->internal_address_config = TR_NEW(
             tx, envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__internal_address_config);
