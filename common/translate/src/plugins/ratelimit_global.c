@@ -114,77 +114,52 @@ metadata_key(tr_ctx *tx, const Sluice__V1__RateLimitMetaData__MetadataKey *k, co
     return mk;
 }
 
-static Envoy__Type__Matcher__V3__StringMatcher *string_match(tr_ctx *tx, int how, const char *v)
-{
-    Envoy__Type__Matcher__V3__StringMatcher *sm = TR_NEW(tx, envoy__type__matcher__v3__string_matcher);
-    sm->match_pattern_case = (Envoy__Type__Matcher__V3__StringMatcher__MatchPatternCase)how;
-    switch (how) {
-    case ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_EXACT: sm->exact = tr_strdup(tx, v); break;
-    case ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_PREFIX: sm->prefix = tr_strdup(tx, v); break;
-    case ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_SUFFIX: sm->suffix = tr_strdup(tx, v); break;
-    default: sm->safe_regex = tr_regex(tx, v); break;
-    }
-    return sm;
-}
-
-/* A headerValueMatch header condition (Gloo's convertHeader), exact,
- * regex, prefix and suffix as a string_match (Gloo writes Envoy's
- * deprecated exact_match, safe_regex_match, prefix_match and suffix_match:
- * the same match). */
+/* A headerValueMatch header condition (Gloo's convertHeader): Gloo's rate
+ * limit HeaderMatcher says regexMatch where the route one says
+ * safeRegexMatch, else the same; converted by tr_header_matcher() (value
+ * matches as a string_match, where Gloo writes Envoy's deprecated
+ * exact_match, safe_regex_match, prefix_match and suffix_match: the same
+ * match). */
 static Envoy__Config__Route__V3__HeaderMatcher *
 header_matcher(tr_ctx *tx, const Sluice__V1__RateLimitAction__HeaderValueMatch__HeaderMatcher *h, const char *p)
 {
-    Envoy__Config__Route__V3__HeaderMatcher *hm;
-    const char *why = tr_check_header_name(h->name, true);
-    if (!h->name[0] || why) {
-        tr_error(tx, "%s.name: %s", p, h->name[0] ? why : "required");
-        return NULL;
-    }
-    hm = TR_NEW(tx, envoy__config__route__v3__header_matcher);
-    hm->name = tr_strdup(tx, h->name);
-    hm->invert_match = h->invert_match;
+    Sluice__V1__EnvoyHeaderMatcher m = SLUICE__V1__ENVOY_HEADER_MATCHER__INIT;
+    Sluice__V1__RegexMatcher re = SLUICE__V1__REGEX_MATCHER__INIT;
+    Sluice__V1__Int64Range range = SLUICE__V1__INT64_RANGE__INIT;
+    m.name = h->name;
+    m.invert_match = h->invert_match;
     switch (h->header_match_specifier_case) {
     case SLUICE__V1__RATE_LIMIT_ACTION__HEADER_VALUE_MATCH__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_EXACT_MATCH:
-        hm->header_match_specifier_case = ENVOY__CONFIG__ROUTE__V3__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_STRING_MATCH;
-        hm->string_match =
-            string_match(tx, ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_EXACT, h->exact_match);
+        m.header_match_specifier_case = SLUICE__V1__ENVOY_HEADER_MATCHER__HEADER_MATCH_SPECIFIER_EXACT_MATCH;
+        m.exact_match = h->exact_match;
         break;
     case SLUICE__V1__RATE_LIMIT_ACTION__HEADER_VALUE_MATCH__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_REGEX_MATCH:
-        if (!tr_check_regex(tx, tr_printf(tx, "%s.regexMatch", p), h->regex_match, NULL))
-            return NULL;
-        hm->header_match_specifier_case = ENVOY__CONFIG__ROUTE__V3__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_STRING_MATCH;
-        hm->string_match = string_match(tx, ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_SAFE_REGEX,
-                                        h->regex_match);
+        m.header_match_specifier_case = SLUICE__V1__ENVOY_HEADER_MATCHER__HEADER_MATCH_SPECIFIER_SAFE_REGEX_MATCH;
+        re.regex = h->regex_match;
+        m.safe_regex_match = &re;
         break;
     case SLUICE__V1__RATE_LIMIT_ACTION__HEADER_VALUE_MATCH__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_RANGE_MATCH:
-        hm->header_match_specifier_case = ENVOY__CONFIG__ROUTE__V3__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_RANGE_MATCH;
-        hm->range_match = TR_NEW(tx, envoy__type__v3__int64_range);
-        hm->range_match->start = h->range_match->start;
-        hm->range_match->end = h->range_match->end;
+        m.header_match_specifier_case = SLUICE__V1__ENVOY_HEADER_MATCHER__HEADER_MATCH_SPECIFIER_RANGE_MATCH;
+        range.start = h->range_match->start;
+        range.end = h->range_match->end;
+        m.range_match = &range;
         break;
     case SLUICE__V1__RATE_LIMIT_ACTION__HEADER_VALUE_MATCH__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_PRESENT_MATCH:
-        hm->header_match_specifier_case = ENVOY__CONFIG__ROUTE__V3__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_PRESENT_MATCH;
-        hm->present_match = h->present_match;
+        m.header_match_specifier_case = SLUICE__V1__ENVOY_HEADER_MATCHER__HEADER_MATCH_SPECIFIER_PRESENT_MATCH;
+        m.present_match = h->present_match;
         break;
     case SLUICE__V1__RATE_LIMIT_ACTION__HEADER_VALUE_MATCH__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_PREFIX_MATCH:
-    case SLUICE__V1__RATE_LIMIT_ACTION__HEADER_VALUE_MATCH__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_SUFFIX_MATCH: {
-        bool prefix = h->header_match_specifier_case ==
-                      SLUICE__V1__RATE_LIMIT_ACTION__HEADER_VALUE_MATCH__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_PREFIX_MATCH;
-        const char *v = prefix ? h->prefix_match : h->suffix_match;
-        if (!v[0]) {
-            tr_error(tx, "%s.%s: empty (Envoy refuses it; use presentMatch)", p,
-                     prefix ? "prefixMatch" : "suffixMatch");
-            return NULL;
-        }
-        hm->header_match_specifier_case = ENVOY__CONFIG__ROUTE__V3__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_STRING_MATCH;
-        hm->string_match = string_match(tx, prefix ? ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_PREFIX
-                                                   : ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_SUFFIX, v);
+        m.header_match_specifier_case = SLUICE__V1__ENVOY_HEADER_MATCHER__HEADER_MATCH_SPECIFIER_PREFIX_MATCH;
+        m.prefix_match = h->prefix_match;
+        break;
+    case SLUICE__V1__RATE_LIMIT_ACTION__HEADER_VALUE_MATCH__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_SUFFIX_MATCH:
+        m.header_match_specifier_case = SLUICE__V1__ENVOY_HEADER_MATCHER__HEADER_MATCH_SPECIFIER_SUFFIX_MATCH;
+        m.suffix_match = h->suffix_match;
+        break;
+    default:
         break;
     }
-    default: /* none: the header is present (Envoy's default) */
-        break;
-    }
-    return hm;
+    return tr_header_matcher(tx, &m, p);
 }
 
 /* One action (Gloo's convertAction, its required fields checked), or NULL
