@@ -18,7 +18,8 @@ static const char *const fields[] = {
     "UpstreamSpec.protocol_selection",     "UpstreamSpec.initial_stream_window_size",
     "UpstreamSpec.initial_connection_window_size", "UpstreamSpec.max_concurrent_streams",
     "UpstreamSpec.ignore_health_on_host_removal",  "UpstreamSpec.respect_dns_ttl",
-    "UpstreamSpec.dns_refresh_rate",       NULL,
+    "UpstreamSpec.dns_refresh_rate",       "UpstreamSpec.override_stream_error_on_invalid_http_message",
+    "UpstreamSpec.preconnect_policy",      NULL,
 };
 
 static Google__Protobuf__UInt32Value *u32(tr_ctx *tx, const Google__Protobuf__UInt32Value *v)
@@ -351,6 +352,26 @@ static Google__Protobuf__UInt32Value *keepalive_seconds(tr_ctx *tx, const Google
     s = (ns + 999900000) / 1000000000; /* floor(x + 0.4999 + 0.5) = Go's math.Round(x + 0.4999) */
     return tr_u32(tx, (uint32_t)s);
 }
+/* Gloo's preconnectPolicy (translator/clusters.go getPreconnectPolicy):
+ * each ratio, when set, between 1.0 and 3.0 as Envoy requires. */
+static void preconnect(tr_ctx *tx, const Sluice__V1__PreconnectPolicy *p, tr_cluster_t *c)
+{
+    const Google__Protobuf__DoubleValue *r[] = {p->per_upstream_preconnect_ratio, p->predictive_preconnect_ratio};
+    static const char *const names[] = {"perUpstreamPreconnectRatio", "predictivePreconnectRatio"};
+    c->preconnect_policy = TR_NEW(tx, envoy__config__cluster__v3__cluster__preconnect_policy);
+    for (int i = 0; i < 2; i++) {
+        Google__Protobuf__DoubleValue *v;
+        if (!r[i])
+            continue;
+        if (!(r[i]->value >= 1.0 && r[i]->value <= 3.0))
+            tr_error(tx, "spec.preconnectPolicy.%s: %g is not between 1.0 and 3.0", names[i], r[i]->value);
+        v = TR_NEW(tx, google__protobuf__double_value);
+        v->value = r[i]->value;
+        *(i ? &c->preconnect_policy->predictive_preconnect_ratio : &c->preconnect_policy->per_upstream_preconnect_ratio) =
+            v;
+    }
+}
+
 static void cluster(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c)
 {
     const Sluice__V1__UpstreamSpec *s = in->up->spec;
@@ -377,6 +398,8 @@ static void cluster(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c)
         c->ignore_health_on_host_removal = s->ignore_health_on_host_removal->value;
     if (s->respect_dns_ttl)
         c->respect_dns_ttl = s->respect_dns_ttl->value;
+    if (s->preconnect_policy)
+        preconnect(tx, s->preconnect_policy, c);
     if (s->dns_refresh_rate) {
         if (tr_dur_to_ms(s->dns_refresh_rate) < 1)
             tr_error(tx, "spec.dnsRefreshRate: must be at least 1ms");
@@ -443,6 +466,9 @@ static void cluster(tr_ctx *tx, const tr_upstream_in *in, tr_cluster_t *c)
                 Envoy__Config__Core__V3__Http2ProtocolOptions *h2 =
                     tr_http2_options(tx, s->initial_stream_window_size, s->initial_connection_window_size,
                                      s->max_concurrent_streams, "spec");
+                if (s->override_stream_error_on_invalid_http_message)
+                    h2->override_stream_error_on_invalid_http_message =
+                        tr_bool(tx, s->override_stream_error_on_invalid_http_message->value);
                 po->explicit_http_config->protocol_config_case =
                     ENVOY__EXTENSIONS__UPSTREAMS__HTTP__V3__HTTP_PROTOCOL_OPTIONS__EXPLICIT_HTTP_CONFIG__PROTOCOL_CONFIG_HTTP2_PROTOCOL_OPTIONS;
                 po->explicit_http_config->http2_protocol_options = h2;
