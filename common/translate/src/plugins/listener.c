@@ -357,8 +357,8 @@ static void early_headers(tr_ctx *tx, const Sluice__V1__EarlyHeaderManipulation 
         Envoy__Config__Common__MutationRules__V3__HeaderMutation *m =
             TR_NEW(tx, envoy__config__common__mutation_rules__v3__header_mutation);
         const Sluice__V1__HeaderValueOption *h = e->headers_to_add[i];
-        if (!h->header || (err = tr_check_header_name(h->header->key, false))) {
-            tr_error(tx, "%s.headersToAdd[%zu].header.key: %s", p, i, h->header ? err : "required");
+        if ((err = h->header ? tr_check_header_name(h->header->key, false) : "required")) {
+            tr_error(tx, "%s.headersToAdd[%zu].header.key: %s", p, i, err);
             continue;
         }
         m->action_case = ENVOY__CONFIG__COMMON__MUTATION_RULES__V3__HEADER_MUTATION__ACTION_APPEND;
