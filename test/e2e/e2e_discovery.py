@@ -24,7 +24,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sluice_system import BIN, GATEWAY, PROXY_ROLE, System, Traffic, go_binary, ok, oks, until, upstream, vs  # noqa: E402
+from sluice_system import BIN, GATEWAY, PROXY_ROLE, Traffic, go_binary, ok, run_main, until, upstream, vs  # noqa: E402
 from xds_python import free_port  # noqa: E402  (test/conformance, on the path sluice_system set)
 
 def wait_tcp(port, what, secs=20):
@@ -119,27 +119,7 @@ def functions(sy, c, exe, log, b, etcd, procs):
        "Envoy's validators (go-control-plane)")
 
 
-def main():
-    sy = System("disc")
-    procs = []
-    try:
-        run(sy, procs)
-    except BaseException:
-        print("# sluicectl run log (tail):\n" + "\n".join("# " + l for l in sy.tail(80).splitlines()),
-              flush=True)
-        raise
-    finally:
-        problems = sy.stop()
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    assert not problems, "\n".join(problems)
-    print("ok - every service stopped on SIGTERM, no sanitizer report")
-    print("1..%d" % (oks() + 1))
-
-
-def run(sy, procs):
+def run(sy, procs, extras):
     log = os.path.join(sy.dir, "backends.log")
     exe = go_binary("REGISTERED_BACKEND", sy.dir, "registered-backend", "test/e2e/registered-backend")
 
@@ -269,4 +249,4 @@ def run(sy, procs):
 
 
 if __name__ == "__main__":
-    main()
+    run_main("disc", run)

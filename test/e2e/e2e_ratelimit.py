@@ -26,7 +26,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sluice_system import System, go_binary, ok, oks, until  # noqa: E402
+from sluice_system import go_binary, ok, run_main, until  # noqa: E402
 from xds_python import free_port  # noqa: E402  (test/conformance, on the path sluice_system set)
 
 ROLE = "gloo-system~ratelimit"
@@ -209,32 +209,7 @@ def should_rate_limit(client, port, descriptors, n=1):
     return out.stdout.split()
 
 
-def main():
-    sy = System("ratelimit")
-    procs = []
-    rls = None
-    try:
-        rls = run(sy, procs)
-    except BaseException:
-        print("# sluicectl run log (tail):\n" + "\n".join("# " + l for l in sy.tail(60).splitlines()), flush=True)
-        if rls:
-            print("# rate-limit server log (tail):\n" + "\n".join("# " + l for l in rls.tail().splitlines()),
-                  flush=True)
-        raise
-    finally:
-        if rls:
-            rls.stop()
-        problems = sy.stop()
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    assert not problems, "\n".join(problems)
-    print("ok - every service stopped on SIGTERM, no sanitizer report")
-    print("1..%d" % (oks() + 1))
-
-
-def run(sy, procs):
+def run(sy, procs, extras):
     server_exe = go_binary("RATELIMIT_SERVER", sy.dir, "ratelimit-server", "test/tools/ratelimit",
                            "github.com/envoyproxy/ratelimit/src/service_cmd")
     client = go_binary("RLCLIENT", sy.dir, "rlclient", "test/tools/ratelimit", "./rlclient")
@@ -252,6 +227,7 @@ def run(sy, procs):
     # It serves nothing until its first configuration arrives.
     rls = RateLimitServer(server_exe, sy, redis_port, os.path.join(sy.dir, "ratelimit.log"))
     procs.append(rls.p)
+    extras.append(("rate-limit server", rls))
     sy.apply(settings(3) + config(rls.grpc_port))
     wait_tcp(rls.grpc_port, "the rate-limit server's gRPC port")
     rls.wait_config("custom.generic_key_counter: unit=DAY requests_per_unit=3")
@@ -323,8 +299,7 @@ def run(sy, procs):
     assert "custom.generic_key_counter: unit=DAY requests_per_unit=6" in rls.loaded()
     ok("a descriptor without unit is refused by sluicectl apply (%s); the server keeps 6/day" %
        out[out.index("spec.ratelimit"):].splitlines()[0][:100])
-    return rls
 
 
 if __name__ == "__main__":
-    main()
+    run_main("ratelimit", run, tail=60)

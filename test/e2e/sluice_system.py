@@ -301,6 +301,37 @@ def oks():
     return _n_ok
 
 
+def run_main(name, run, tail=80):
+    """A test's main: run(sy, procs, extras) with a System(name) (run starts
+    it). procs: processes the test started (killed at the end if still
+    running); extras: (label, obj) of helpers with tail() and stop(). On a
+    failure the tails of sluicectl run's log and of each helper's are
+    printed. Then the helpers are stopped, the system is stopped (what it
+    found wrong fails the test) and the processes killed; last the TAP
+    plan."""
+    sy = System(name)
+    procs, extras = [], []
+    try:
+        run(sy, procs, extras)
+    except BaseException:
+        print("# sluicectl run log (tail):\n" + "\n".join("# " + l for l in sy.tail(tail).splitlines()),
+              flush=True)
+        for label, x in extras:
+            print("# %s log (tail):\n" % label + "\n".join("# " + l for l in x.tail().splitlines()), flush=True)
+        raise
+    finally:
+        for _, x in extras:
+            x.stop()
+        problems = sy.stop()
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert not problems, "\n".join(problems)
+    print("ok - every service stopped on SIGTERM, no sanitizer report")
+    print("1..%d" % (oks() + 1))
+
+
 class GoClient(Client):
     """grpc-go's xDS resolver in a child process (grpcgo-client -calls), one
     call per line; its bootstrap may present a client certificate.
